@@ -1,0 +1,660 @@
+"""Public entry points of the fixed-point kernels: validate, then dispatch.
+
+Every function takes time-last arrays (NumPy, torch CPU tensors, or CUDA
+arrays/tensors through ``__cuda_array_interface__``) and runs one of three
+backends that agree bit for bit:
+
+``'reference'``
+    the slow NumPy int64 spec (:mod:`.reference`);
+``'cpu'``
+    numba ``njit`` kernels (:mod:`.cpu`);
+``'cuda'``
+    numba.cuda kernels (:mod:`.cuda`).
+
+``backend='auto'`` picks ``'cuda'`` for data in GPU memory and ``'cpu'`` otherwise.
+Results come back in the library of the input (torch in, torch out; CPU torch
+tensors share memory with the kernel output, CUDA tensors stay on the device).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import ParameterError, ParameterTypeError
+from . import reference
+from ._arrays import (
+    check_integer_array,
+    dtype_kind,
+    empty_like_kind,
+    from_numpy_like,
+    host_view,
+    is_torch,
+    on_gpu,
+)
+from .params import STATE_MAX, CubaParams, SigmaDeltaParams, int_param
+
+BACKENDS = ("auto", "reference", "cpu", "cuda")
+CUBA_TRACES = ("s", "u", "v", "v_pre")
+SDNN_TRACES = ("s", "sigma", "act", "residue")
+SDNN_MODES = {"delta": 0, "sigma_delta": 1, "sigma": 2}
+_CUBA_DTYPES = {"s": np.int8, "u": np.int32, "v": np.int32, "v_pre": np.int32}
+_STATE_RANGES = {
+    "u": (-STATE_MAX, STATE_MAX + 1),
+    "v": (-STATE_MAX, STATE_MAX),
+    "rc": (0, 62),
+}
+_SDNN_STATE_RANGE = (-(1 << 62), 1 << 62)
+
+
+def _backend(backend: str, x: Any) -> str:
+    if backend not in BACKENDS:
+        raise ParameterError(f"backend = {backend!r} is not one of {BACKENDS}")
+    if backend == "auto":
+        return "cuda" if on_gpu(x) else "cpu"
+    if backend != "cuda" and on_gpu(x):
+        raise ParameterTypeError(f"input is in GPU memory but backend = {backend!r}")
+    return backend
+
+
+def _record(record: Iterable[str] | str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    names = (record,) if isinstance(record, str) else tuple(record)
+    for name in names:
+        if name not in allowed:
+            raise ParameterError(f"record: unknown trace {name!r}; allowed: {allowed}")
+    return names
+
+
+def _param_vector(name: str, arr: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    """Length-1 (shared) or per-neuron contiguous int64 vector."""
+    if arr.size == 1:
+        return arr.reshape(1).astype(np.int64)
+    try:
+        full = np.broadcast_to(arr, lead)
+    except ValueError:
+        raise ParameterError(
+            f"{name} has shape {arr.shape}, which does not broadcast to the neuron shape {lead}"
+        ) from None
+    return np.ascontiguousarray(full, dtype=np.int64).reshape(-1)
+
+
+def _segments(reset: Any, steps: int) -> list[tuple[int, int, bool]]:
+    """Split ``[0, steps)`` at reset steps: ``(start, stop, zero_state_first)``."""
+    if reset is None:
+        return [(0, steps, False)]
+    r = host_view(reset, "reset")
+    if r.shape != (steps,):
+        raise ParameterError(f"reset must be a boolean array of shape ({steps},), got {r.shape}")
+    if r.dtype.kind not in "biu":
+        raise ParameterTypeError(f"reset must be boolean, got dtype {r.dtype}")
+    marks = [int(t) for t in np.flatnonzero(r)]
+    starts = sorted(set([0] + marks))
+    stops = starts[1:] + [steps]
+    return [(a, b, bool(r[a])) for a, b in zip(starts, stops) if b > a or a == 0]
+
+
+def _shape(x: Any) -> tuple[tuple[int, ...], int]:
+    shape = tuple(int(d) for d in x.shape)
+    return shape[:-1], shape[-1]
+
+
+def _initial_state(
+    state: dict | None, names: tuple[str, ...], lead: tuple[int, ...], ranges: dict
+) -> dict[str, np.ndarray]:
+    n = math.prod(lead)
+    out = {k: np.zeros(n, np.int64) for k in names}
+    if state is None:
+        return out
+    unknown = set(state) - set(names)
+    if unknown:
+        raise ParameterError(f"state: unknown entries {sorted(unknown)}; allowed: {names}")
+    for k, value in state.items():
+        arr = int_param(f"state[{k!r}]", host_view(value, f"state[{k!r}]"), *ranges[k])
+        try:
+            out[k][:] = np.broadcast_to(arr, lead).reshape(-1)
+        except ValueError:
+            raise ParameterError(
+                f"state[{k!r}] has shape {arr.shape}, expected the neuron shape {lead}"
+            ) from None
+    return out
+
+
+def _gpu():
+    try:
+        from . import cuda as gpu
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "backend='cuda' needs numba-cuda: pip install 'loihi_slayer[cuda]'"
+        ) from exc
+    return gpu
+
+
+class _Device:
+    """Moves arrays to the GPU (or wraps GPU arrays) for one kernel call."""
+
+    def __init__(self, ref: Any):
+        from numba import cuda
+
+        self.cuda = cuda
+        self.ref = ref
+        self.torch = is_torch(ref)
+        self.stream = 0
+        if self.torch and ref.is_cuda:
+            import torch
+
+            self.stream = cuda.external_stream(torch.cuda.current_stream(ref.device).cuda_stream)
+
+    def input(self, x: Any, shape2d: tuple[int, ...]) -> Any:
+        if is_torch(x):
+            import torch
+
+            t = x.detach()
+            if t.dtype == torch.bool:
+                t = t.to(torch.uint8)
+            t = t.reshape(shape2d)
+            if t.is_cuda:
+                return self.cuda.as_cuda_array(t)
+            return self.cuda.to_device(t.numpy(), stream=self.stream)
+        if on_gpu(x):
+            return self.cuda.as_cuda_array(x).reshape(shape2d)
+        arr = np.asarray(x)
+        if arr.dtype == bool:
+            arr = arr.view(np.uint8)
+        return self.cuda.to_device(np.ascontiguousarray(arr.reshape(shape2d)), stream=self.stream)
+
+    def small(self, arr: np.ndarray) -> Any:
+        return self.cuda.to_device(np.ascontiguousarray(arr), stream=self.stream)
+
+    def output(self, shape: tuple[int, ...], dtype: Any) -> tuple[Any, Any]:
+        """(kernel view, user-facing array)."""
+        if self.torch and self.ref.is_cuda:
+            t = empty_like_kind(self.ref, shape, dtype)
+            return self.cuda.as_cuda_array(t), t
+        dev = self.cuda.to_device(np.zeros(shape, dtype), stream=self.stream)
+        return dev, dev
+
+    def finish(self, user: Any) -> Any:
+        """Bring a result to the user's side (host for host inputs)."""
+        if self.torch and self.ref.is_cuda:
+            return user
+        host = user.copy_to_host(stream=self.stream)
+        if self.stream:
+            self.stream.synchronize()
+        return from_numpy_like(self.ref, host)
+
+
+def cuba(
+    a_in: Any,
+    params: CubaParams | None = None,
+    *,
+    state: dict | None = None,
+    reset: Any = None,
+    record: Iterable[str] | str = ("s",),
+    backend: str = "auto",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""Run Loihi CUBA-LIF neurons on integer synaptic input.
+
+    .. math::
+
+        u[t] &= \operatorname{wrap}_{24}\big(\operatorname{rz}(u[t-1](4096-\mathrm{iDecay})
+                / 4096) + 2^{6}\operatorname{shift}(a[t], \mathrm{wgtExp})\big)\\
+        v[t] &= \operatorname{sat}_{24}\big(\operatorname{rz}(v[t-1](4096-\mathrm{vDecay})
+                / 4096) + u[t] + \mathrm{bias}\big)\\
+        s[t] &= v[t] > \mathrm{vThMant}\cdot 2^6,\quad v[t]\leftarrow 0 \text{ if } s[t]
+
+    Parameters
+    ----------
+    a_in
+        Integer synaptic sums :math:`a = \sum_i W_i s_i`, shape ``(*neurons, T)``.
+    params
+        :class:`CubaParams` (scalars or arrays broadcastable to ``neurons``).
+    state
+        Initial ``{'u', 'v', 'rc'}`` (current, voltage, remaining refractory steps);
+        zeros when omitted. Not modified.
+    reset
+        Boolean ``(T,)`` mask: zero the state at the start of marked steps.
+    record
+        Any of ``'s'`` (spikes, int8), ``'u'``, ``'v'`` (after the reset, as the
+        chip reports it) and ``'v_pre'`` (before the reset), int32.
+    backend
+        ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+
+    Returns
+    -------
+    traces, state
+        Recorded ``(*neurons, T)`` arrays and the final int64 state.
+    """
+    params = CubaParams() if params is None else params
+    if not isinstance(params, CubaParams):
+        raise ParameterTypeError(f"params must be CubaParams, got {type(params).__name__}")
+    check_integer_array(a_in, "a_in")
+    names = _record(record, CUBA_TRACES)
+    backend = _backend(backend, a_in)
+    lead, steps = _shape(a_in)
+    init = _initial_state(state, ("u", "v", "rc"), lead, _STATE_RANGES)
+    segments = _segments(reset, steps)
+
+    if backend == "reference":
+        x = host_view(a_in, "a_in").astype(np.int64)
+        st = {k: v.reshape(lead) for k, v in init.items()}
+        r = None if reset is None else host_view(reset, "reset").astype(bool)
+        traces, final = reference.cuba(x, params, st, r)
+        return {k: traces[k] for k in names}, final
+
+    n = math.prod(lead)
+    vecs = [
+        _param_vector("i_decay", params.array("i_decay"), lead),
+        _param_vector("v_decay", params.array("v_decay"), lead),
+        _param_vector("v_th_mant", params.v_th, lead),
+        _param_vector("ref_delay", params.array("ref_delay"), lead),
+        _param_vector("bias", params.bias, lead),
+        _param_vector("wgt_exp", params.array("wgt_exp"), lead),
+    ]
+    shapes = {k: (n, steps if k in names else 0) for k in CUBA_TRACES}
+
+    if backend == "cpu":
+        from . import cpu
+
+        x = host_view(a_in, "a_in").reshape(n, steps)
+        if x.dtype == bool:
+            x = x.view(np.uint8)
+        outs = {k: np.zeros(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
+        st = init
+        for t0, t1, zero in segments:
+            if zero:
+                for v in st.values():
+                    v[:] = 0
+            cpu.cuba_kernel(
+                x, *vecs, t0, t1, st["u"], st["v"], st["rc"],
+                outs["s"], outs["u"], outs["v"], outs["v_pre"],
+            )  # fmt: skip
+        traces = {k: from_numpy_like(a_in, outs[k].reshape(lead + (steps,))) for k in names}
+        return traces, {k: v.reshape(lead) for k, v in st.items()}
+
+    gpu = _gpu()
+    dev = _Device(a_in)
+    x = dev.input(a_in, (n, steps))
+    pv = [dev.small(v) for v in vecs]
+    st = {k: dev.small(v) for k, v in init.items()}
+    outs = {k: dev.output(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
+    launch = gpu.cuba_kernel[gpu.blocks_for(n), gpu.THREADS, dev.stream]
+    for t0, t1, zero in segments:
+        if zero:
+            st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
+        launch(
+            x, *pv, t0, t1, st["u"], st["v"], st["rc"],
+            outs["s"][0], outs["u"][0], outs["v"][0], outs["v_pre"][0],
+        )  # fmt: skip
+    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
+    final = {k: v.copy_to_host(stream=dev.stream).reshape(lead) for k, v in st.items()}
+    return traces, final
+
+
+def sigma_delta(
+    x_in: Any,
+    params: SigmaDeltaParams | None = None,
+    *,
+    mode: str = "sigma_delta",
+    state: dict | None = None,
+    reset: Any = None,
+    record: Iterable[str] | str = ("s",),
+    backend: str = "auto",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""Run Loihi sigma-delta neurons (lava-nc's legacy residue model).
+
+    .. math::
+
+        \sigma[t] &= \sigma[t-1] + x[t], \qquad
+        a[t] = \max(\sigma[t] + \mathrm{bias}\,2^{E+S}, 0)\\
+        \Delta[t] &= a[t] - a[t-1] + r[t-1], \qquad
+        s[t] = \Delta[t]\,\big[|\Delta[t]| \ge \mathrm{vThMant}\,2^{E+S}\big]\\
+        r[t] &= \Delta[t] - s[t], \qquad y[t] = \lfloor s[t] / 2^{S} \rfloor
+
+    Parameters
+    ----------
+    x_in
+        Integer input ``(*neurons, T)``: graded synaptic sums (``'sigma_delta'``,
+        ``'sigma'``) or input values with 6 fractional bits (``'delta'``, where
+        :math:`a[t] = x[t]\,2^{E+S}`).
+    params
+        :class:`SigmaDeltaParams`.
+    mode
+        ``'sigma_delta'``, ``'delta'`` (input encoder) or ``'sigma'`` (accumulator,
+        output = sigma).
+    state
+        Initial ``{'sigma', 'act', 'residue', 'error'}``; zeros when omitted.
+    reset
+        Boolean ``(T,)`` mask: zero the state at the start of marked steps.
+    record
+        Any of ``'s'`` (graded payload), ``'sigma'``, ``'act'``, ``'residue'`` (int64).
+    backend
+        ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+
+    Returns
+    -------
+    traces, state
+    """
+    params = SigmaDeltaParams() if params is None else params
+    if not isinstance(params, SigmaDeltaParams):
+        raise ParameterTypeError(f"params must be SigmaDeltaParams, got {type(params).__name__}")
+    if mode not in SDNN_MODES:
+        raise ParameterError(f"mode = {mode!r} is not one of {tuple(SDNN_MODES)}")
+    check_integer_array(x_in, "x_in")
+    names = _record(record, SDNN_TRACES)
+    backend = _backend(backend, x_in)
+    lead, steps = _shape(x_in)
+    st_names = ("sigma", "act", "residue", "error")
+    init = _initial_state(state, st_names, lead, dict.fromkeys(st_names, _SDNN_STATE_RANGE))
+    segments = _segments(reset, steps)
+
+    if backend == "reference":
+        x = host_view(x_in, "x_in").astype(np.int64)
+        st = {k: v.reshape(lead) for k, v in init.items()}
+        r = None if reset is None else host_view(reset, "reset").astype(bool)
+        traces, final = reference.sigma_delta(x, params, mode, st, r)
+        return {k: traces[k] for k in names}, final
+
+    n = math.prod(lead)
+    vth = _param_vector("v_th_mant", params.v_th, lead)
+    bias = _param_vector("bias", params.bias_scaled, lead)
+    scalars = (
+        params.shift,
+        int(params.array("state_exp")),
+        int(params.activation == "relu"),
+        int(bool(params.cum_error)),
+    )
+    code = SDNN_MODES[mode]
+    shapes = {k: (n, steps if k in names else 0) for k in SDNN_TRACES}
+
+    if backend == "cpu":
+        from . import cpu
+
+        x = host_view(x_in, "x_in").reshape(n, steps)
+        if x.dtype == bool:
+            x = x.view(np.uint8)
+        outs = {k: np.zeros(shapes[k], np.int64) for k in SDNN_TRACES}
+        st = init
+        for t0, t1, zero in segments:
+            if zero:
+                for v in st.values():
+                    v[:] = 0
+            cpu.sdnn_kernel(
+                code, x, vth, bias, *scalars, t0, t1,
+                st["sigma"], st["act"], st["residue"], st["error"],
+                outs["s"], outs["sigma"], outs["act"], outs["residue"],
+            )  # fmt: skip
+        traces = {k: from_numpy_like(x_in, outs[k].reshape(lead + (steps,))) for k in names}
+        return traces, {k: v.reshape(lead) for k, v in st.items()}
+
+    gpu = _gpu()
+    dev = _Device(x_in)
+    x = dev.input(x_in, (n, steps))
+    d_vth, d_bias = dev.small(vth), dev.small(bias)
+    st = {k: dev.small(v) for k, v in init.items()}
+    outs = {k: dev.output(shapes[k], np.int64) for k in SDNN_TRACES}
+    launch = gpu.sdnn_kernel[gpu.blocks_for(n), gpu.THREADS, dev.stream]
+    for t0, t1, zero in segments:
+        if zero:
+            st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
+        launch(
+            code, x, d_vth, d_bias, *scalars, t0, t1,
+            st["sigma"], st["act"], st["residue"], st["error"],
+            outs["s"][0], outs["sigma"][0], outs["act"][0], outs["residue"][0],
+        )  # fmt: skip
+    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
+    final = {k: v.copy_to_host(stream=dev.stream).reshape(lead) for k, v in st.items()}
+    return traces, final
+
+
+def delta(x_in: Any, params: SigmaDeltaParams | None = None, **kwargs: Any):
+    """Sigma-delta input encoder: :func:`sigma_delta` with ``mode='delta'``."""
+    return sigma_delta(x_in, params, mode="delta", **kwargs)
+
+
+def sigma(x_in: Any, params: SigmaDeltaParams | None = None, **kwargs: Any):
+    """Sigma accumulator: :func:`sigma_delta` with ``mode='sigma'``."""
+    return sigma_delta(x_in, params, mode="sigma", **kwargs)
+
+
+# ----------------------------------------------------------------------------- synapses
+
+WEIGHT_RANGES = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+
+
+def _weights(weight: Any, sign_mode: str | None, num_weight_bits: int, name: str = "weight"):
+    w = host_view(weight, name)
+    if w.dtype.kind not in "iuf":
+        raise ParameterTypeError(f"{name} must be an integer array, got dtype {w.dtype}")
+    w = int_param(name, w, -(1 << 62), 1 << 62)  # finite whole numbers
+    mode = sign_mode or reference.sign_mode_of(w)
+    if mode not in WEIGHT_RANGES:
+        raise ParameterError(f"sign_mode = {mode!r} is not one of {tuple(WEIGHT_RANGES)}")
+    lo, hi = WEIGHT_RANGES[mode]
+    int_param(f"{name} ({mode} sign mode, 8-bit mantissa)", w, lo, hi)
+    nbits = int(int_param("num_weight_bits", num_weight_bits, 1, 8))
+    return reference.quantize_weights(w, nbits, mode)
+
+
+def _latency(a: Any, latency: int) -> Any:
+    """Delay along time by ``latency`` steps with zero fill (the synaptic hop)."""
+    if latency == 0:
+        return a
+    out = a.clone() if is_torch(a) else a.copy()
+    out[..., latency:] = a[..., :-latency] if a.shape[-1] > latency else out[..., latency:]
+    out[..., :latency] = 0
+    return out
+
+
+def _check_input(x: Any, name: str) -> None:
+    check_integer_array(x, name, min_ndim=2)
+
+
+def dense(
+    x: Any,
+    weight: Any,
+    *,
+    weight_exp: int = 0,
+    num_weight_bits: int = 8,
+    sign_mode: str | None = None,
+    graded: bool = False,
+    latency: int = 1,
+    backend: str = "auto",
+) -> Any:
+    r"""Integer dense synapse (lava-nc bit-accurate Dense).
+
+    .. math::
+
+        a[o, t] = \operatorname{shift}\Big(\sum_i W'[o, i]\, x[i, t - \ell],\;
+                  \mathrm{weight\_exp}\Big)
+
+    where :math:`W'` is ``weight`` with its ``8 - num_weight_bits`` (+1 for
+    mixed sign) lowest bits cleared as the chip stores it, and :math:`\ell` the
+    synaptic latency (1 step per hop in lava-nc).
+
+    Parameters
+    ----------
+    x
+        Input ``(*batch, N_in, T)``; binary (cast to 0/1) unless ``graded``.
+    weight
+        Integer mantissas ``(N_out, N_in)`` in the sign mode's 8-bit range:
+        mixed ``[-256, 255]``, excitatory ``[0, 255]``, inhibitory ``[-255, 0]``.
+    weight_exp
+        Exponent applied to the sum (floor for negative values), ``[-8, 7]``.
+    num_weight_bits
+        Mantissa precision ``[1, 8]``.
+    sign_mode
+        ``'mixed'``, ``'excitatory'``, ``'inhibitory'`` or None (from the weights).
+    graded
+        Multiply by the input values instead of casting them to spikes.
+    latency
+        Steps of synaptic delay (``>= 0``).
+    backend
+        ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+
+    Returns
+    -------
+    int64 array ``(*batch, N_out, T)`` of the input's library.
+    """
+    _check_input(x, "x")
+    w = _weights(weight, sign_mode, num_weight_bits)
+    if w.ndim != 2:
+        raise ParameterError(f"weight must be 2-D (N_out, N_in), got shape {w.shape}")
+    if int(x.shape[-2]) != w.shape[1]:
+        raise ParameterError(
+            f"x has {int(x.shape[-2])} input neurons (axis -2 of shape {tuple(x.shape)}) but "
+            f"weight expects {w.shape[1]}"
+        )
+    exp = int(int_param("weight_exp", weight_exp, -8, 7))
+    lat = int(int_param("latency", latency, 0, 1 << 20))
+    backend = _backend(backend, x)
+    batch = tuple(int(d) for d in x.shape[:-2])
+    n_in, steps = int(x.shape[-2]), int(x.shape[-1])
+    nb = math.prod(batch)
+    out_shape = batch + (w.shape[0], steps)
+    if backend == "reference":
+        return _latency(_dense_reference(x, w, exp, graded), lat)
+    if backend == "cpu":
+        from . import cpu
+
+        xv = host_view(x, "x").reshape(nb, n_in, steps)
+        if xv.dtype == bool:
+            xv = xv.view(np.uint8)
+        out = np.zeros((nb, w.shape[0], steps), np.int64)
+        cpu.dense_kernel(xv, w, exp, bool(graded), out)
+        return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
+    gpu = _gpu()
+    dev = _Device(x)
+    xv = dev.input(x, (nb, n_in, steps))
+    kout, user = dev.output((nb, w.shape[0], steps), np.int64)
+    total = nb * w.shape[0] * steps
+    gpu.dense_kernel[gpu.blocks_for(total), gpu.THREADS, dev.stream](
+        xv, dev.small(w), exp, bool(graded), kout
+    )
+    return _latency(dev.finish(user).reshape(out_shape), lat)
+
+
+def _dense_reference(x: Any, w: np.ndarray, exp: int, graded: bool) -> np.ndarray:
+    # ``w`` is already on the chip's grid (see _weights)
+    xi = host_view(x, "x").astype(np.int64)
+    if not graded:
+        xi = (xi != 0).astype(np.int64)
+    acc = np.einsum("oi,...it->...ot", w, xi)
+    return reference.scale_by_exp(acc, np.int64(exp))
+
+
+def _pair(name: str, value: Any, lo: int) -> tuple[int, int]:
+    arr = int_param(name, value, lo, 1 << 16)
+    if arr.ndim == 0:
+        return int(arr), int(arr)
+    if arr.shape != (2,):
+        raise ParameterError(f"{name} must be an int or a pair (H, W), got {arr.tolist()}")
+    return int(arr[0]), int(arr[1])
+
+
+def conv_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    """Output length of a cross-correlation along one axis (PyTorch's formula)."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv2d(
+    x: Any,
+    weight: Any,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    weight_exp: int = 0,
+    graded: bool = False,
+    latency: int = 1,
+    backend: str = "auto",
+) -> Any:
+    r"""Integer 2-D convolution synapse (lava-nc fixed-point Conv), time-last.
+
+    .. math::
+
+        a[c_o, y, x, t] = \operatorname{wrap}_{24}\Big(\operatorname{shift}\big(
+        \sum_{c_i, k_y, k_x} W[c_o, c_i, k_y, k_x]\,
+        x[c_i, y s_h - p_h + k_y d_h, x s_w - p_w + k_x d_w, t - \ell], e\big)\Big)
+
+    PyTorch semantics (cross-correlation, weight ``(C_out, C_in/groups, kH, kW)``);
+    the sum wraps to signed 24 bit as lava-nc's Conv model does.
+
+    Parameters
+    ----------
+    x
+        ``(C, H, W, T)`` or ``(B, C, H, W, T)``; binary unless ``graded``.
+    weight
+        Integer mantissas in ``[-256, 255]``.
+    stride, padding, dilation
+        Int or ``(H, W)`` pair.
+    groups
+        Channel groups; must divide ``C_in`` and ``C_out``.
+    weight_exp, graded, latency, backend
+        As in :func:`dense`.
+
+    Returns
+    -------
+    int64 array ``(…, C_out, H_out, W_out, T)`` of the input's library.
+    """
+    check_integer_array(x, "x", min_ndim=4)
+    if len(x.shape) not in (4, 5):
+        raise ParameterError(f"x must be (C, H, W, T) or (B, C, H, W, T), got shape {x.shape}")
+    w = host_view(weight, "weight")
+    if w.dtype.kind not in "iuf":
+        raise ParameterTypeError(f"weight must be an integer array, got dtype {w.dtype}")
+    w = int_param("weight (8-bit mantissa)", w, -256, 255)
+    if w.ndim != 4:
+        raise ParameterError(f"weight must be 4-D (C_out, C_in/groups, kH, kW), got {w.shape}")
+    sh, sw = _pair("stride", stride, 1)
+    ph, pw = _pair("padding", padding, 0)
+    dh, dw = _pair("dilation", dilation, 1)
+    g = int(int_param("groups", groups, 1, 1 << 16))
+    squeeze = len(x.shape) == 4
+    b = 1 if squeeze else int(x.shape[0])
+    c_in, h, wd, steps = (int(d) for d in x.shape[-4:])
+    c_out, c_per_group, kh, kw = w.shape
+    if c_in % g or c_out % g or c_per_group * g != c_in:
+        raise ParameterError(
+            f"groups = {g} does not fit C_in = {c_in}, C_out = {c_out} and weight shape "
+            f"{w.shape} (need C_in = groups * weight.shape[1], C_out divisible by groups)"
+        )
+    h_out = conv_output_size(h, kh, sh, ph, dh)
+    w_out = conv_output_size(wd, kw, sw, pw, dw)
+    if h_out < 1 or w_out < 1:
+        raise ParameterError(f"kernel {(kh, kw)} does not fit input {(h, wd)} with this padding")
+    exp = int(int_param("weight_exp", weight_exp, -8, 7))
+    lat = int(int_param("latency", latency, 0, 1 << 20))
+    backend = _backend(backend, x)
+    out_shape = ((c_out, h_out, w_out, steps) if squeeze else (b, c_out, h_out, w_out, steps))
+    if backend == "reference":
+        res = reference.conv2d(
+            host_view(x, "x"), w, (sh, sw), (ph, pw), (dh, dw), g, exp, bool(graded)
+        )
+        return _latency(res, lat)
+    shape5 = (b, c_in, h, wd, steps)
+    if backend == "cpu":
+        from . import cpu
+
+        xv = host_view(x, "x").reshape(shape5)
+        if xv.dtype == bool:
+            xv = xv.view(np.uint8)
+        out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
+        cpu.conv2d_kernel(xv, w, sh, sw, ph, pw, dh, dw, g, exp, bool(graded), out)
+        return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
+    gpu = _gpu()
+    dev = _Device(x)
+    xv = dev.input(x, shape5)
+    kout, user = dev.output((b, c_out, h_out, w_out, steps), np.int64)
+    total = b * c_out * h_out * w_out * steps
+    gpu.conv2d_kernel[gpu.blocks_for(total), gpu.THREADS, dev.stream](
+        xv, dev.small(w), sh, sw, ph, pw, dh, dw, g, exp, bool(graded), kout
+    )
+    return _latency(dev.finish(user).reshape(out_shape), lat)
+
+
+def integer_kind(x: Any) -> bool:
+    """True if ``x`` holds integers or booleans."""
+    return dtype_kind(x) in "iub"

@@ -1,0 +1,157 @@
+"""numba.cuda kernels with the same signatures as the njit kernels in :mod:`.cpu`.
+
+One thread per neuron (neuron kernels) or per output element (synapse
+kernels). The per-step arithmetic comes from :mod:`.dynamics`, compiled here as
+device functions, so CPU and GPU cannot drift apart. Importing this module
+needs ``numba-cuda`` (``pip install loihi_slayer[cuda]``); nothing is compiled
+until a kernel is first launched. Under ``NUMBA_ENABLE_CUDASIM=1`` the kernels
+run in numba's CUDA simulator (used in CI).
+"""
+
+from __future__ import annotations
+
+from numba import cuda
+
+from . import dynamics
+
+THREADS = 128
+
+_cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
+_sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)
+
+
+def blocks_for(n: int, threads: int = THREADS) -> int:
+    """Number of blocks covering ``n`` threads (at least one)."""
+    return max(1, (n + threads - 1) // threads)
+
+
+@cuda.jit
+def cuba_kernel(
+    a_in, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp, t_start, t_stop,
+    u_st, v_st, rc_st, s_out, u_out, v_out, vp_out,
+):  # fmt: skip
+    n = cuda.grid(1)
+    if n >= a_in.shape[0]:
+        return
+    di = i_decay[n % i_decay.shape[0]]
+    dv = v_decay[n % v_decay.shape[0]]
+    th = v_th[n % v_th.shape[0]]
+    rd = ref_delay[n % ref_delay.shape[0]]
+    b = bias[n % bias.shape[0]]
+    e = wgt_exp[n % wgt_exp.shape[0]]
+    u = u_st[n]
+    v = v_st[n]
+    rc = rc_st[n]
+    for t in range(t_start, t_stop):
+        u, v, rc, s, vp = _cuba_step(u, v, rc, a_in[n, t], di, dv, th, rd, b, e)
+        if s_out.shape[1] > 0:
+            s_out[n, t] = s
+        if u_out.shape[1] > 0:
+            u_out[n, t] = u
+        if v_out.shape[1] > 0:
+            v_out[n, t] = v
+        if vp_out.shape[1] > 0:
+            vp_out[n, t] = vp
+    u_st[n] = u
+    v_st[n] = v
+    rc_st[n] = rc
+
+
+@cuda.jit
+def sdnn_kernel(
+    mode, x_in, v_th, bias, shift, state_exp, relu, cum_error, t_start, t_stop,
+    sigma_st, act_st, res_st, err_st, s_out, sigma_out, act_out, res_out,
+):  # fmt: skip
+    n = cuda.grid(1)
+    if n >= x_in.shape[0]:
+        return
+    th = v_th[n % v_th.shape[0]]
+    b = bias[n % bias.shape[0]]
+    sg = sigma_st[n]
+    ac = act_st[n]
+    rs = res_st[n]
+    er = err_st[n]
+    for t in range(t_start, t_stop):
+        sg, ac, rs, er, p = _sdnn_step(
+            mode, x_in[n, t], sg, ac, rs, er, th, b, shift, state_exp, relu, cum_error
+        )
+        if s_out.shape[1] > 0:
+            s_out[n, t] = p
+        if sigma_out.shape[1] > 0:
+            sigma_out[n, t] = sg
+        if act_out.shape[1] > 0:
+            act_out[n, t] = ac
+        if res_out.shape[1] > 0:
+            res_out[n, t] = rs
+    sigma_st[n] = sg
+    act_st[n] = ac
+    res_st[n] = rs
+    err_st[n] = er
+
+
+@cuda.jit
+def dense_kernel(x, weight, weight_exp, graded, out):
+    """One thread per output element ``(b, o, t)``."""
+    idx = cuda.grid(1)
+    batch, n_in, steps = x.shape
+    n_out = weight.shape[0]
+    if idx >= batch * n_out * steps:
+        return
+    t = idx % steps
+    o = (idx // steps) % n_out
+    b = idx // (steps * n_out)
+    acc = out[b, o, t] - out[b, o, t]  # typed int64 zero
+    for i in range(n_in):
+        xv = x[b, i, t]
+        if xv != 0:
+            if graded:
+                acc += weight[o, i] * xv
+            else:
+                acc += weight[o, i]
+    if weight_exp >= 0:
+        out[b, o, t] = acc * (1 << weight_exp)
+    else:
+        out[b, o, t] = acc >> (-weight_exp)
+
+
+@cuda.jit
+def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out):
+    """One thread per output element ``(b, co, oy, ox, t)``; 24-bit wrapped sum."""
+    idx = cuda.grid(1)
+    batch, c_in, h, wd, steps = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    h_out = out.shape[2]
+    w_out = out.shape[3]
+    if idx >= batch * c_out * h_out * w_out * steps:
+        return
+    t = idx % steps
+    rest = idx // steps
+    ox = rest % w_out
+    rest = rest // w_out
+    oy = rest % h_out
+    rest = rest // h_out
+    co = rest % c_out
+    b = rest // c_out
+    g = co // (c_out // groups)
+    acc = out[b, co, oy, ox, t] - out[b, co, oy, ox, t]
+    for cl in range(c_per_group):
+        ci = g * c_per_group + cl
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            if iy < 0 or iy >= h:
+                continue
+            for kx in range(kw):
+                ix = ox * sw - pw + kx * dw
+                if ix < 0 or ix >= wd:
+                    continue
+                xv = x[b, ci, iy, ix, t]
+                if xv != 0:
+                    if graded:
+                        acc += weight[co, cl, ky, kx] * xv
+                    else:
+                        acc += weight[co, cl, ky, kx]
+    if weight_exp >= 0:
+        acc = acc * (1 << weight_exp)
+    else:
+        acc = acc >> (-weight_exp)
+    out[b, co, oy, ox, t] = ((acc + 8388608) & 16777215) - 8388608
