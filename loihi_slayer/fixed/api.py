@@ -19,7 +19,8 @@ tensors share memory with the kernel output, CUDA tensors stay on the device).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def _segments(reset: Any, steps: int) -> list[tuple[int, int, bool]]:
     marks = [int(t) for t in np.flatnonzero(r)]
     starts = sorted(set([0] + marks))
     stops = starts[1:] + [steps]
-    return [(a, b, bool(r[a])) for a, b in zip(starts, stops) if b > a or a == 0]
+    return [(a, b, bool(r[a])) for a, b in zip(starts, stops, strict=True) if b > a or a == 0]
 
 
 def _shape(x: Any) -> tuple[tuple[int, ...], int]:
@@ -628,7 +629,7 @@ def conv2d(
     exp = int(int_param("weight_exp", weight_exp, -8, 7))
     lat = int(int_param("latency", latency, 0, 1 << 20))
     backend = _backend(backend, x)
-    out_shape = ((c_out, h_out, w_out, steps) if squeeze else (b, c_out, h_out, w_out, steps))
+    out_shape = (c_out, h_out, w_out, steps) if squeeze else (b, c_out, h_out, w_out, steps)
     if backend == "reference":
         res = reference.conv2d(
             host_view(x, "x"), w, (sh, sw), (ph, pw), (dh, dw), g, exp, bool(graded)

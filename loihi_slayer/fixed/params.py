@@ -80,8 +80,7 @@ def int_param(name: str, value: Any, lo: int, hi: int) -> np.ndarray:
             )
         if not np.all(arr == np.trunc(arr)):
             raise ParameterError(
-                f"{name} must be a whole number, got {describe(value)}; "
-                f"allowed range [{lo}, {hi}]"
+                f"{name} must be a whole number, got {describe(value)}; allowed range [{lo}, {hi}]"
             )
     out = arr.astype(np.int64)
     if out.size and (out.min() < lo or out.max() > hi):
@@ -125,6 +124,10 @@ class CubaParams:
     wgt_exp
         Weight exponent: synaptic sums are shifted by it (floor for negative
         values) before the ``<< 6`` MSB alignment.
+    integrator_only
+        Never spike (``v_th_mant`` is ignored). This is netx's default neuron for
+        a dense layer without a neuron group, whose ``vThMant = 1 << 17`` lies
+        above every saturated voltage.
     """
 
     i_decay: Any = 4096
@@ -134,6 +137,7 @@ class CubaParams:
     bias_mant: Any = 0
     bias_exp: Any = 6
     wgt_exp: Any = 0
+    integrator_only: bool = False
     _arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,7 +159,9 @@ class CubaParams:
 
     @property
     def v_th(self) -> np.ndarray:
-        """Effective threshold ``vThMant << 6``."""
+        """Effective threshold ``vThMant << 6`` (``2**23`` if ``integrator_only``)."""
+        if self.integrator_only:
+            return np.int64(1 << 23)
         return self.array("v_th_mant") << 6
 
 

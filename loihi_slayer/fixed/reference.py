@@ -22,7 +22,10 @@ def decay(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def wrap_current(u: np.ndarray) -> np.ndarray:
-    """Wrap into ``(-2**23, 2**23]`` (lava-nc: ``u > 2**23 -> u - 2**24``, ``u <= -2**23 -> u + 2**24``)."""
+    """Wrap into ``(-2**23, 2**23]``.
+
+    lava-nc: ``u > 2**23 -> u - 2**24``; ``u <= -2**23 -> u + 2**24``.
+    """
     k = -((-(u - TWO23)) // TWO24)  # ceil((u - 2**23) / 2**24)
     return u - k * TWO24
 
@@ -73,7 +76,8 @@ def cuba(
     def p(name):
         return np.broadcast_to(params.array(name), shape).astype(np.int64)
 
-    di, dv, vth, ref = p("i_decay"), p("v_decay"), p("v_th_mant") * 64, p("ref_delay")
+    di, dv, ref = p("i_decay"), p("v_decay"), p("ref_delay")
+    vth = np.broadcast_to(params.v_th, shape)
     mant, exp = p("bias_mant"), p("bias_exp")
     bias = np.where(exp >= 0, mant * 2 ** np.maximum(exp, 0), mant // 2 ** np.maximum(-exp, 0))
     wexp = p("wgt_exp")

@@ -1,0 +1,591 @@
+"""Run a netx/lava-dl network on the integer kernels and record per-layer traces.
+
+Timing follows lava-nc's fixed-point runtime (``shared/spec/netx-hdf5.md`` §6):
+
+- Trace column ``k`` holds the state after Lava step ``k + 1`` (steps are 1-based).
+- Every synaptic hop (dense, conv, recurrent) adds one step of latency: the sum a
+  layer receives at step ``t`` was computed from its input at step ``t - 1``.
+- Input is either *injected* into the first layer at the step it is given
+  (``input[..., k]`` reaches the first neuron's ``a_in`` at step ``k + 1`` if the
+  network starts with an input neuron; otherwise it enters the first synapse and
+  so reaches the first neuron one step later), or given as a constant
+  per-neuron *bias* of the input neuron (netx's ``bias_mant`` injection).
+- A reset mask ``(T,)`` per layer zeroes that layer's state at the start of the
+  marked steps (netx ``LIFReset``: step ``t`` with ``t % interval == offset``).
+
+Axonal delays (``delay`` datasets) are applied as lava-dl trains them: a layer's
+output spikes are delayed per neuron, after the neuron (spec §7.3). netx instead
+moves them onto the next layer's synapses, which differs for neurons with bias,
+resets or a non-resting start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import fixed
+from ..errors import FormatError, ParameterError, UnsupportedLayerError
+from ..fixed.api import CUBA_TRACES, SDNN_TRACES
+from ..hdf5 import (
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    DenseRecurrentLayer,
+    FlattenLayer,
+    InputLayer,
+    Network,
+    SigmaDeltaNeuron,
+    default_dense_neuron,
+    load_network,
+)
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_TYPES = ("input", "dense", "dense_rec", "conv", "flatten")
+INPUT_MODES = ("inject", "bias")
+#: netx defaults for sigma-delta neurons
+SPIKE_EXP = 6
+STATE_EXP = 6
+
+
+@dataclass
+class LayerTraces:
+    """Recorded traces of one layer: variable -> ``(neurons, T)`` int64 array.
+
+    ``neurons`` holds the flat (PyTorch C-order) indices that were recorded.
+    """
+
+    index: int
+    type_name: str
+    shape: tuple[int, ...]
+    neuron_type: str | None
+    neurons: np.ndarray
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Traces:
+    """Result of :meth:`Emulator.run`: per-layer traces, column ``k`` = Lava step ``k+1``."""
+
+    num_steps: int
+    layers: dict[int, LayerTraces]
+
+    def __getitem__(self, key: tuple[int, str]) -> np.ndarray:
+        layer, var = key
+        try:
+            return self.layers[layer].data[var]
+        except KeyError:
+            raise KeyError(f"no trace {var!r} recorded for layer {layer}") from None
+
+    def shaped(self, layer: int, var: str) -> np.ndarray:
+        """Trace in the layer's neuron shape ``(*shape, T)`` (all neurons recorded)."""
+        lt = self.layers[layer]
+        if len(lt.neurons) != math.prod(lt.shape):
+            raise ParameterError(f"layer {layer} was recorded for a neuron subset only")
+        return lt.data[var].reshape(lt.shape + (self.num_steps,))
+
+
+def netx_reset_masks(
+    network: Network, num_steps: int, interval: int, offset: int = 0
+) -> dict[int, np.ndarray]:
+    """Reset masks of netx's ``reset_interval``: the k-th neuron block resets at the
+    start of step ``t`` when ``t % interval == (offset + 1 + k) % interval``."""
+    if interval < 1:
+        raise ParameterError(f"reset_interval = {interval} must be >= 1")
+    steps = np.arange(1, num_steps + 1)
+    masks, k = {}, 0
+    for i, layer in enumerate(network.layers):
+        if _has_neuron(layer):
+            masks[i] = steps % interval == (offset + 1 + k) % interval
+            k += 1
+    return masks
+
+
+def _has_neuron(layer: Any) -> bool:
+    if isinstance(layer, InputLayer):
+        return layer.neuron is not None
+    return isinstance(layer, (DenseLayer, ConvLayer))
+
+
+def _per_channel(value: Any, shape: tuple[int, ...]) -> Any:
+    """Broadcast a per-channel (C,) parameter over a (C, H, W) neuron shape."""
+    arr = np.asarray(value)
+    if arr.ndim == 1 and len(shape) > 1 and arr.shape[0] == shape[0]:
+        return arr.reshape((-1,) + (1,) * (len(shape) - 1))
+    return arr
+
+
+class Emulator:
+    """Bit-accurate emulator of a netx HDF5 network on the fixed-point kernels.
+
+    Parameters
+    ----------
+    network
+        A :class:`~loihi_slayer.hdf5.Network` or a path to a ``.net`` file.
+    num_layers
+        Use only the first ``num_layers`` layer entries (netx's argument).
+    backend
+        Kernel backend: ``'cpu'`` (default), ``'cuda'`` or ``'reference'``.
+    spike_exp
+        ``spike_exp`` of sigma-delta neurons (netx default 6).
+
+    Examples
+    --------
+    >>> emu = Emulator("network.net")                      # doctest: +SKIP
+    >>> traces = emu.run(spikes, num_steps=2000, record=("s", "v"))  # doctest: +SKIP
+    >>> traces[1, "s"]                                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        network: Network | str | Path,
+        num_layers: int | None = None,
+        backend: str = "cpu",
+        spike_exp: int = SPIKE_EXP,
+    ) -> None:
+        if isinstance(network, (str, Path)):
+            network = load_network(network, num_layers=num_layers)
+        elif num_layers is not None:
+            network = Network(list(network.layers[:num_layers]), network.simulation)
+        if backend not in fixed.BACKENDS:
+            raise ParameterError(f"backend = {backend!r} is not one of {fixed.BACKENDS}")
+        self.network = network
+        self.backend = backend
+        self.spike_exp = int(spike_exp)
+        self.shapes = self._check_layers()
+        self.input_shape = self._first_input_shape()
+
+    # ------------------------------------------------------------------ structure
+    def _check_layers(self) -> list[tuple[int, ...]]:
+        """Validate layer types and connectivity; return each layer's output shape."""
+        shapes: list[tuple[int, ...]] = []
+        prev: tuple[int, ...] | None = None
+        for i, layer in enumerate(self.network.layers):
+            kind = layer.type_name
+            if kind not in SUPPORTED_TYPES:
+                raise UnsupportedLayerError(f"not supported yet: {kind} in layer {i}")
+            if isinstance(layer, InputLayer):
+                if i != 0:
+                    raise FormatError(f"input layer at position {i}; it must be layer 0")
+                shape = tuple(layer.shape)
+            elif isinstance(layer, FlattenLayer):
+                if prev is None:
+                    raise FormatError("flatten cannot be the first layer", group=f"layer/{i}")
+                shape = (math.prod(prev),)
+            elif isinstance(layer, DenseLayer):
+                if layer.weight_imag is not None:
+                    raise UnsupportedLayerError(
+                        f"not supported yet: complex dense (weight/real, weight/imag) in layer {i}"
+                    )
+                n_out, n_in = layer.weight.shape
+                if prev is not None and math.prod(prev) != n_in:
+                    raise FormatError(
+                        f"dense weight expects {n_in} inputs but the previous layer has "
+                        f"shape {prev}",
+                        group=f"layer/{i}",
+                        field="weight",
+                    )
+                if math.prod(layer.shape) != n_out:
+                    raise FormatError(
+                        f"shape {layer.shape} does not match weight rows {n_out}",
+                        group=f"layer/{i}",
+                        field="shape",
+                    )
+                if isinstance(layer, DenseRecurrentLayer) and layer.weight_rec.shape != (
+                    n_out,
+                    n_out,
+                ):
+                    raise FormatError(
+                        f"weight_rec shape {layer.weight_rec.shape} must be ({n_out}, {n_out})",
+                        group=f"layer/{i}",
+                        field="weight_rec",
+                    )
+                shape = (n_out,)
+            else:  # conv
+                if prev is None and i == 0:
+                    raise FormatError(
+                        "a conv first layer needs an 'input' layer giving its input shape",
+                        group="layer/0",
+                    )
+                if len(prev) != 3:
+                    raise FormatError(
+                        f"conv needs a (C, H, W) input shape, previous layer gives {prev}",
+                        group=f"layer/{i}",
+                    )
+                c_out, _, kh, kw = layer.weight.shape
+                h = fixed.conv_output_size(prev[1], kh, layer.stride[0], layer.padding[0],
+                                           layer.dilation[0])  # fmt: skip
+                w = fixed.conv_output_size(prev[2], kw, layer.stride[1], layer.padding[1],
+                                           layer.dilation[1])  # fmt: skip
+                if (c_out, h, w) != tuple(layer.shape):
+                    raise FormatError(
+                        f"shape {tuple(layer.shape)} differs from the conv output "
+                        f"{(c_out, h, w)} computed from input {prev}",
+                        group=f"layer/{i}",
+                        field="shape",
+                    )
+                shape = tuple(layer.shape)
+            self._neuron_kind(i, layer)
+            shapes.append(shape)
+            prev = shape
+        if not shapes:
+            raise FormatError("network has no layers")
+        return shapes
+
+    def _first_input_shape(self) -> tuple[int, ...]:
+        """Shape of the input stream: the input layer's, else the first synapse's input."""
+        first = self.network.layers[0]
+        if isinstance(first, InputLayer):
+            return self.shapes[0]
+        if isinstance(first, DenseLayer):
+            return (int(first.weight.shape[1]),)
+        raise FormatError(
+            f"the first layer is {first.type_name!r} without an input layer, so its input "
+            "shape is unknown; add an 'input' layer",
+            group="layer/0",
+        )
+
+    def _neuron_kind(self, i: int, layer: Any) -> str | None:
+        """'cuba', 'delta', 'sigma_delta', 'sigma' or None (no neuron)."""
+        if isinstance(layer, FlattenLayer):
+            return None
+        neuron = layer.neuron
+        if isinstance(layer, DenseLayer) and neuron is None:
+            return "cuba"
+        if neuron is None:
+            return None
+        if isinstance(neuron, CubaNeuron):
+            return "cuba"
+        if isinstance(neuron, SigmaDeltaNeuron):
+            if isinstance(layer, InputLayer):
+                return "delta"
+            return "sigma" if neuron.sigma_output else "sigma_delta"
+        raise UnsupportedLayerError(
+            f"not supported yet: neuron type {getattr(neuron, 'type', type(neuron).__name__)} "
+            f"in layer {i}"
+        )
+
+    def _cuba_params(self, i: int, layer: Any, bias: Any = None) -> fixed.CubaParams:
+        neuron = layer.neuron
+        integrator = False
+        if neuron is None:
+            neuron, integrator = default_dense_neuron(), True
+        shape = self.shapes[i]
+        if bias is None:
+            bias = getattr(layer, "bias", None)
+        bias = 0 if bias is None else _per_channel(bias, shape)
+        try:
+            return fixed.CubaParams(
+                i_decay=_per_channel(neuron.i_decay, shape),
+                v_decay=_per_channel(neuron.v_decay, shape),
+                v_th_mant=1 if integrator else _per_channel(neuron.v_th_mant, shape),
+                ref_delay=neuron.ref_delay,
+                bias_mant=bias,
+                bias_exp=6,
+                wgt_exp=neuron.wgt_exp,
+                integrator_only=integrator,
+            )
+        except ParameterError as exc:
+            raise ParameterError(f"layer {i} ({layer.type_name}): {exc}") from None
+
+    def _sdnn_params(self, i: int, layer: Any, kind: str) -> fixed.SigmaDeltaParams:
+        neuron = layer.neuron
+        if neuron.activation not in (None, "relu"):
+            log.warning(
+                "layer %d: sigma-delta activation %r is run as ReLU (netx/lava-nc support "
+                "ReLU only)", i, neuron.activation,
+            )  # fmt: skip
+        bias = getattr(layer, "bias", None)
+        vth = 0 if neuron.v_th_mant is None else _per_channel(neuron.v_th_mant, self.shapes[i])
+        try:
+            return fixed.SigmaDeltaParams(
+                v_th_mant=vth,
+                bias=0 if bias is None else _per_channel(bias, self.shapes[i]),
+                spike_exp=self.spike_exp,
+                state_exp=STATE_EXP,
+                activation="relu",
+            )
+        except ParameterError as exc:
+            raise ParameterError(f"layer {i} ({layer.type_name}): {exc}") from None
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        input: Any = None,
+        num_steps: int | None = None,
+        *,
+        input_mode: str = "inject",
+        graded_input: bool = False,
+        cyclic: bool = True,
+        resets: Mapping[int, Any] | None = None,
+        reset_interval: int | None = None,
+        reset_offset: int = 0,
+        record: Iterable[str] | Mapping[int, Iterable[str]] | str = ("s",),
+        neurons: Mapping[int, Any] | None = None,
+    ) -> Traces:
+        """Run the network for ``num_steps`` Lava steps.
+
+        Parameters
+        ----------
+        input
+            Integer array. ``input_mode='inject'``: ``(*first_layer_shape, T_in)``
+            spikes or graded values (column ``k`` is sent at step ``k + 1``);
+            ``input_mode='bias'``: per-neuron ``bias_mant`` of the input neuron,
+            shape ``input_shape`` (constant over time).
+        num_steps
+            Steps to run; default: the input length.
+        input_mode
+            ``'inject'`` or ``'bias'``.
+        graded_input
+            Send graded values through the first synapse (else they are cast to
+            binary spikes, as lava-nc does for 0-bit messages).
+        cyclic
+            Replay the input from its start when ``num_steps`` exceeds its length
+            (lava RingBuffer); when False, missing steps get zero input.
+        resets
+            ``{layer index: (T,) bool}`` masks; zero the layer's state at the start
+            of marked steps.
+        reset_interval, reset_offset
+            netx-style periodic resets (see :func:`netx_reset_masks`), merged with
+            ``resets``.
+        record
+            Variables to record for every neuron layer (CUBA: ``s, u, v, v_pre``;
+            sigma-delta: ``s, sigma, act, residue``), or ``{layer: variables}``.
+        neurons
+            ``{layer: flat neuron indices}`` to record a subset.
+
+        Returns
+        -------
+        Traces
+        """
+        layers = self.network.layers
+        first_neuron = isinstance(layers[0], InputLayer) and layers[0].neuron is not None
+        if input_mode not in INPUT_MODES:
+            raise ParameterError(f"input_mode = {input_mode!r} is not one of {INPUT_MODES}")
+        data = None if input is None else np.asarray(input)
+        if data is not None and data.dtype.kind not in "iub":
+            if (
+                data.dtype.kind == "f"
+                and np.all(np.isfinite(data))
+                and np.all(data == np.rint(data))
+            ):
+                data = data.astype(np.int64)
+            else:
+                raise ParameterError(
+                    f"input must hold integers, got dtype {data.dtype} with non-integer or "
+                    "non-finite values"
+                )
+        if input_mode == "bias":
+            if not first_neuron:
+                raise ParameterError("input_mode='bias' needs an input layer with a neuron")
+            if data is None or tuple(data.shape) != self.shapes[0]:
+                raise ParameterError(
+                    f"bias input must have the input layer shape {self.shapes[0]}, got "
+                    f"{None if data is None else data.shape}"
+                )
+            if num_steps is None:
+                raise ParameterError("num_steps is required with input_mode='bias'")
+        steps = int(num_steps if num_steps is not None else (0 if data is None else data.shape[-1]))
+        if steps < 1:
+            raise ParameterError(f"num_steps = {steps} must be >= 1")
+        masks = self._masks(steps, resets, reset_interval, reset_offset)
+        wanted = self._record_map(record)
+        subsets = dict(neurons or {})
+
+        # input stream in the shape of the first consumer
+        if input_mode == "inject":
+            x = self._input_stream(data, self.input_shape, steps, cyclic)
+        out: dict[int, LayerTraces] = {}
+        stream: np.ndarray | None = None  # output of the previous layer, (*shape, T)
+        graded = graded_input
+        for i, layer in enumerate(layers):
+            shape = self.shapes[i]
+            kind = self._neuron_kind(i, layer)
+            if isinstance(layer, InputLayer):
+                if kind is None:
+                    stream = x if input_mode == "inject" else None
+                    continue
+                if input_mode == "bias":
+                    a_in = np.zeros(shape + (steps,), np.int64)
+                    bias = data
+                else:
+                    a_in, bias = x, None
+            elif isinstance(layer, FlattenLayer):
+                stream = stream.reshape(shape + (steps,))
+                continue
+            else:
+                if stream is None:
+                    stream = x if i == 0 else None
+                if stream is None:
+                    raise ParameterError(f"layer {i} has no input: pass input=...")
+                a_in = self._synapse(i, layer, stream, graded)
+                bias = None
+            if kind == "cuba":
+                params = self._cuba_params(i, layer, bias)
+                var_names = CUBA_TRACES
+            else:
+                params = self._sdnn_params(i, layer, kind)
+                var_names = SDNN_TRACES
+            rec = tuple(wanted.get(i, ()))
+            for v in rec:
+                if v not in var_names:
+                    raise ParameterError(
+                        f"record: layer {i} ({kind}) has no variable {v!r}; allowed {var_names}"
+                    )
+            need = tuple(dict.fromkeys(("s",) + rec))
+            if isinstance(layer, DenseRecurrentLayer):
+                traces = self._run_recurrent(
+                    i, layer, a_in, params, kind, masks.get(i), need, graded
+                )
+            elif kind == "cuba":
+                traces, _ = fixed.cuba(a_in, params, reset=masks.get(i), record=need,
+                                       backend=self.backend)  # fmt: skip
+            else:
+                traces, _ = fixed.sigma_delta(a_in, params, mode=kind, reset=masks.get(i),
+                                              record=need, backend=self.backend)  # fmt: skip
+            traces = {k: np.asarray(v).astype(np.int64) for k, v in traces.items()}
+            stream = self._output_delay(i, layer, traces["s"])
+            graded = kind != "cuba"
+            sel = self._subset(i, subsets.get(i), math.prod(shape))
+            neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
+            lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel)
+            for v in rec:
+                lt.data[v] = traces[v].reshape(-1, steps)[sel]
+            out[i] = lt
+        return Traces(steps, out)
+
+    def _masks(self, steps, resets, interval, offset) -> dict[int, np.ndarray]:
+        masks: dict[int, np.ndarray] = {}
+        if interval is not None:
+            masks.update(netx_reset_masks(self.network, steps, int(interval), int(offset)))
+        for i, m in (resets or {}).items():
+            arr = np.asarray(m, dtype=bool)
+            if not 0 <= int(i) < len(self.network.layers):
+                raise ParameterError(f"resets: layer {i} does not exist")
+            if arr.shape != (steps,):
+                raise ParameterError(
+                    f"resets[{i}] must have shape ({steps},) (one flag per step), got {arr.shape}"
+                )
+            masks[int(i)] = masks[int(i)] | arr if int(i) in masks else arr
+        return masks
+
+    def _record_map(self, record) -> dict[int, tuple[str, ...]]:
+        if isinstance(record, str):
+            record = (record,)
+        if isinstance(record, Mapping):
+            return {int(k): tuple(v) for k, v in record.items()}
+        names = tuple(record)
+        result = {}
+        for i, layer in enumerate(self.network.layers):
+            kind = self._neuron_kind(i, layer)
+            if kind is None:
+                continue
+            allowed = CUBA_TRACES if kind == "cuba" else SDNN_TRACES
+            result[i] = tuple(n for n in names if n in allowed)
+            unknown = [n for n in names if n not in CUBA_TRACES + SDNN_TRACES]
+            if unknown:
+                raise ParameterError(f"record: unknown variables {unknown}")
+        return result
+
+    @staticmethod
+    def _subset(i: int, sel: Any, n: int) -> np.ndarray:
+        if sel is None:
+            return np.arange(n)
+        idx = np.asarray(sel, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ParameterError(f"neurons[{i}]: indices must lie in [0, {n - 1}]")
+        return idx
+
+    @staticmethod
+    def _input_stream(data, shape, steps, cyclic) -> np.ndarray:
+        if data is None:
+            return np.zeros(shape + (steps,), np.int64)
+        if tuple(data.shape[:-1]) != tuple(shape):
+            if data.ndim >= 2 and math.prod(data.shape[:-1]) == math.prod(shape):
+                data = data.reshape(tuple(shape) + (data.shape[-1],))
+            else:
+                raise ParameterError(f"input has shape {data.shape}; expected (*{tuple(shape)}, T)")
+        length = data.shape[-1]
+        if length == 0:
+            raise ParameterError("input has no time steps")
+        if cyclic:
+            idx = np.arange(steps) % length
+            return np.ascontiguousarray(data[..., idx]).astype(np.int64)
+        out = np.zeros(tuple(shape) + (steps,), np.int64)
+        n = min(length, steps)
+        out[..., :n] = data[..., :n]
+        return out
+
+    def _synapse(self, i: int, layer: Any, x: np.ndarray, graded: bool) -> np.ndarray:
+        steps = x.shape[-1]
+        if isinstance(layer, DenseLayer):
+            xin = x.reshape(-1, steps)
+            return np.asarray(
+                fixed.dense(xin, layer.weight, graded=graded, latency=1, backend=self.backend)
+            )
+        return np.asarray(
+            fixed.conv2d(
+                x,
+                layer.weight,
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                groups=layer.groups,
+                graded=graded,
+                latency=1,
+                backend=self.backend,
+            )
+        )
+
+    def _run_recurrent(self, i, layer, a_ff, params, kind, mask, need, graded) -> dict:
+        """Step-by-step run of a dense_rec layer: its own output returns one step later."""
+        from ..fixed.api import _weights
+
+        w_rec = _weights(layer.weight_rec, None, 8, name=f"layer {i} weight_rec")
+        n, steps = a_ff.shape
+        outs = {k: np.zeros((n, steps), np.int64) for k in need}
+        state = None
+        prev = np.zeros(n, np.int64)
+        for t in range(steps):
+            fb = prev if graded or kind != "cuba" else (prev != 0).astype(np.int64)
+            a_t = (a_ff[:, t] + w_rec @ fb)[:, None]
+            reset = None if mask is None else mask[t : t + 1]
+            if kind == "cuba":
+                tr, state = fixed.cuba(a_t, params, state=state, reset=reset, record=need,
+                                       backend=self.backend)  # fmt: skip
+            else:
+                tr, state = fixed.sigma_delta(a_t, params, mode=kind, state=state, reset=reset,
+                                              record=need, backend=self.backend)  # fmt: skip
+            for k in need:
+                outs[k][:, t] = np.asarray(tr[k])[:, 0]
+            prev = outs["s"][:, t]
+        return outs
+
+    def _output_delay(self, i: int, layer: Any, s: np.ndarray) -> np.ndarray:
+        delay = getattr(layer, "delay", None)
+        if delay is None:
+            return s
+        d = np.asarray(delay, dtype=np.int64).reshape(-1)
+        shape, steps = s.shape[:-1], s.shape[-1]
+        chan = shape[0]
+        if d.size not in (1, chan):
+            raise FormatError(
+                f"delay has {d.size} entries, expected 1 or {chan} (one per output channel)",
+                group=f"layer/{i}",
+                field="delay",
+            )
+        if d.size and (d.min() < 0 or d.max() > 62):
+            raise ParameterError(f"layer {i}: delay values must lie in [0, 62], got {d.tolist()}")
+        d = np.broadcast_to(d, (chan,))
+        out = np.zeros_like(s)
+        for c in range(chan):
+            if d[c] < steps:
+                out[c, ..., d[c] :] = s[c, ..., : steps - d[c]]
+        return out
