@@ -1,0 +1,32 @@
+"""Test configuration.
+
+numba.cuda reads ``NUMBA_ENABLE_CUDASIM`` once, at import: without an NVIDIA
+driver on the machine the CUDA kernels run in numba's simulator, with one they
+run on the GPU. An explicit ``NUMBA_ENABLE_CUDASIM`` in the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is None:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+SHARED_GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden-ext"
+
+
+@pytest.fixture(scope="session")
+def shared_golden() -> Path:
+    """``shared/golden-ext`` beside the project (skip when absent)."""
+    if not SHARED_GOLDEN.is_dir():
+        pytest.skip("shared/golden-ext is not beside the project")
+    return SHARED_GOLDEN
+
+
+def pytest_report_header(config):
+    sim = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+    return f"numba.cuda: {'simulator' if sim else 'real GPU'}"
