@@ -458,7 +458,8 @@ class Emulator:
             lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel)
             for v in rec:
                 lt.data[v] = traces[v].reshape(-1, steps)[sel]
-            out[i] = lt
+            if rec:
+                out[i] = lt
         return Traces(steps, out)
 
     def _masks(self, steps, resets, interval, offset) -> dict[int, np.ndarray]:

@@ -69,16 +69,17 @@ def _record(record: Iterable[str] | str, allowed: tuple[str, ...]) -> tuple[str,
 
 
 def _param_vector(name: str, arr: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
-    """Length-1 (shared) or per-neuron contiguous int64 vector."""
+    """Length-1 (shared) or per-neuron int64 vector: always a fresh, writable,
+    C-contiguous array, so numba compiles one kernel signature for all cases."""
     if arr.size == 1:
-        return arr.reshape(1).astype(np.int64)
+        return np.array(arr, dtype=np.int64).reshape(1)
     try:
         full = np.broadcast_to(arr, lead)
     except ValueError:
         raise ParameterError(
             f"{name} has shape {arr.shape}, which does not broadcast to the neuron shape {lead}"
         ) from None
-    return np.ascontiguousarray(full, dtype=np.int64).reshape(-1)
+    return np.array(full, dtype=np.int64, order="C").reshape(-1)
 
 
 def _segments(reset: Any, steps: int) -> list[tuple[int, int, bool]]:
@@ -94,6 +95,16 @@ def _segments(reset: Any, steps: int) -> list[tuple[int, int, bool]]:
     starts = sorted(set([0] + marks))
     stops = starts[1:] + [steps]
     return [(a, b, bool(r[a])) for a, b in zip(starts, stops, strict=True) if b > a or a == 0]
+
+
+def _kernel_input(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """C-contiguous integer view for the njit kernels (a copy only when needed:
+    strided, readonly or bool input), so each dtype compiles one signature."""
+    if x.dtype == bool:
+        x = x.view(np.uint8)
+    if not x.flags.writeable:
+        x = x.copy()
+    return np.ascontiguousarray(x).reshape(shape)
 
 
 def _shape(x: Any) -> tuple[tuple[int, ...], int]:
@@ -258,9 +269,7 @@ def cuba(
     if backend == "cpu":
         from . import cpu
 
-        x = host_view(a_in, "a_in").reshape(n, steps)
-        if x.dtype == bool:
-            x = x.view(np.uint8)
+        x = _kernel_input(host_view(a_in, "a_in"), (n, steps))
         outs = {k: np.zeros(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
         st = init
         for t0, t1, zero in segments:
@@ -280,7 +289,7 @@ def cuba(
     pv = [dev.small(v) for v in vecs]
     st = {k: dev.small(v) for k, v in init.items()}
     outs = {k: dev.output(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
-    launch = gpu.cuba_kernel[gpu.blocks_for(n), gpu.THREADS, dev.stream]
+    launch = gpu.cuba_kernel[(*gpu.launch(n), dev.stream)]
     for t0, t1, zero in segments:
         if zero:
             st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
@@ -372,9 +381,7 @@ def sigma_delta(
     if backend == "cpu":
         from . import cpu
 
-        x = host_view(x_in, "x_in").reshape(n, steps)
-        if x.dtype == bool:
-            x = x.view(np.uint8)
+        x = _kernel_input(host_view(x_in, "x_in"), (n, steps))
         outs = {k: np.zeros(shapes[k], np.int64) for k in SDNN_TRACES}
         st = init
         for t0, t1, zero in segments:
@@ -395,7 +402,7 @@ def sigma_delta(
     d_vth, d_bias = dev.small(vth), dev.small(bias)
     st = {k: dev.small(v) for k, v in init.items()}
     outs = {k: dev.output(shapes[k], np.int64) for k in SDNN_TRACES}
-    launch = gpu.sdnn_kernel[gpu.blocks_for(n), gpu.THREADS, dev.stream]
+    launch = gpu.sdnn_kernel[(*gpu.launch(n), dev.stream)]
     for t0, t1, zero in segments:
         if zero:
             st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
@@ -519,9 +526,7 @@ def dense(
     if backend == "cpu":
         from . import cpu
 
-        xv = host_view(x, "x").reshape(nb, n_in, steps)
-        if xv.dtype == bool:
-            xv = xv.view(np.uint8)
+        xv = _kernel_input(host_view(x, "x"), (nb, n_in, steps))
         out = np.zeros((nb, w.shape[0], steps), np.int64)
         cpu.dense_kernel(xv, w, exp, bool(graded), out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
@@ -530,9 +535,7 @@ def dense(
     xv = dev.input(x, (nb, n_in, steps))
     kout, user = dev.output((nb, w.shape[0], steps), np.int64)
     total = nb * w.shape[0] * steps
-    gpu.dense_kernel[gpu.blocks_for(total), gpu.THREADS, dev.stream](
-        xv, dev.small(w), exp, bool(graded), kout
-    )
+    gpu.dense_kernel[(*gpu.launch(total), dev.stream)](xv, dev.small(w), exp, bool(graded), kout)
     return _latency(dev.finish(user).reshape(out_shape), lat)
 
 
@@ -639,9 +642,7 @@ def conv2d(
     if backend == "cpu":
         from . import cpu
 
-        xv = host_view(x, "x").reshape(shape5)
-        if xv.dtype == bool:
-            xv = xv.view(np.uint8)
+        xv = _kernel_input(host_view(x, "x"), shape5)
         out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
         cpu.conv2d_kernel(xv, w, sh, sw, ph, pw, dh, dw, g, exp, bool(graded), out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
@@ -650,7 +651,7 @@ def conv2d(
     xv = dev.input(x, shape5)
     kout, user = dev.output((b, c_out, h_out, w_out, steps), np.int64)
     total = b * c_out * h_out * w_out * steps
-    gpu.conv2d_kernel[gpu.blocks_for(total), gpu.THREADS, dev.stream](
+    gpu.conv2d_kernel[(*gpu.launch(total), dev.stream)](
         xv, dev.small(w), sh, sw, ph, pw, dh, dw, g, exp, bool(graded), kout
     )
     return _latency(dev.finish(user).reshape(out_shape), lat)

@@ -10,7 +10,7 @@ run in numba's CUDA simulator (used in CI).
 
 from __future__ import annotations
 
-from numba import cuda
+from numba import config, cuda
 
 from . import dynamics
 
@@ -20,9 +20,16 @@ _cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
 _sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)
 
 
-def blocks_for(n: int, threads: int = THREADS) -> int:
-    """Number of blocks covering ``n`` threads (at least one)."""
-    return max(1, (n + threads - 1) // threads)
+def launch(n: int) -> tuple[int, int]:
+    """(blocks, threads per block) covering ``n`` work items.
+
+    The simulator runs every thread of a block as a Python thread, so there a
+    block is no larger than the work (CI runs the CUDA tests simulated).
+    """
+    threads = THREADS
+    if config.ENABLE_CUDASIM:
+        threads = max(1, min(n, 32))
+    return max(1, (n + threads - 1) // threads), threads
 
 
 @cuda.jit
