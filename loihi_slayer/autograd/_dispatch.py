@@ -1,0 +1,64 @@
+"""Backend selection and array plumbing shared by the training ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+
+
+def resolve_backend(backend: str, x: torch.Tensor) -> str:
+    """``'auto'`` -> ``'cuda'`` for CUDA tensors, else ``'cpu'``."""
+    if backend not in BACKENDS:
+        raise ParameterError(f"backend = {backend!r} is not one of {BACKENDS}")
+    if backend == "auto":
+        return "cuda" if x.is_cuda else "cpu"
+    if x.is_cuda and backend != "cuda":
+        raise ParameterError(f"tensor is on {x.device} but backend = {backend!r}")
+    return backend
+
+
+def empty2d(rows: int, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A ``(rows, 0)`` placeholder meaning "not recorded / not given"."""
+    return torch.empty((rows, 0), dtype=dtype or like.dtype, device=like.device)
+
+
+def kernel_array(t: torch.Tensor | np.ndarray, backend: str):
+    """What a kernel receives: a NumPy view (cpu, simulator) or a CUDA array view."""
+    if isinstance(t, np.ndarray):
+        return t
+    if t.is_cuda:
+        from numba import cuda
+
+        return cuda.as_cuda_array(t.detach())
+    return t.detach().numpy()
+
+
+def launch(kernel, rows: int, *args) -> None:
+    """Launch a numba.cuda kernel with one thread per row on torch's current stream."""
+    from . import _cuda
+
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    on_gpu = any(t.is_cuda for t in tensors)
+    conv = [kernel_array(a, "cuda") if isinstance(a, torch.Tensor) else a for a in args]
+    if on_gpu:
+        from numba import cuda
+
+        stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+        kernel[_cuda.blocks_for(rows), _cuda.THREADS, stream](*conv)
+    else:
+        kernel[_cuda.blocks_for(rows), _cuda.THREADS](*conv)
+
+
+def param_vector(values: np.ndarray | torch.Tensor, per_neuron: int) -> np.ndarray:
+    """Length-1 or per-neuron contiguous int64/float64 vector for the kernels."""
+    arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    arr = np.ascontiguousarray(arr).reshape(-1)
+    if arr.size == 1 or arr.size == per_neuron:
+        return arr
+    raise ParameterError(  # pragma: no cover - guarded by the callers
+        f"parameter of size {arr.size} does not match {per_neuron} neurons"
+    )

@@ -1,0 +1,100 @@
+r"""Spike functions and the one-step time shift (lava-dl ``slayer.spike`` / ``utils.time``).
+
+:func:`spike` is lava-dl's spike function with Loihi's strict compare
+:math:`s = [v > \vartheta]` (``v`` and ``θ`` on the state grid, so the compare
+is exact in float) and the surrogate derivative (spec §5.4)
+
+.. math::
+
+    \frac{\partial s}{\partial v} = \frac{\rho}{2\tau} e^{-|v-\vartheta|/\tau}
+    \quad\text{(binary)}, \qquad
+    \rho\, e^{\min(v-\vartheta, 0)/\tau}\quad\text{(graded: } s = [v>\vartheta]\,v).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ParameterError
+
+
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, threshold, tau_rho, scale_rho, graded):
+        ctx.save_for_backward(v)
+        ctx.cfg = (threshold, tau_rho, scale_rho, graded)
+        s = (v > threshold).to(v.dtype)
+        return s * v if graded else s
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        th, tau, rho, graded = ctx.cfg
+        if graded:
+            d = rho * torch.exp(torch.clamp(v - th, max=0) / tau)
+        else:
+            d = rho / (2 * tau) * torch.exp(-torch.abs(v - th) / tau)
+        return g * d, None, None, None, None
+
+
+def spike(
+    voltage: torch.Tensor,
+    threshold: float,
+    tau_rho: float = 1.0,
+    scale_rho: float = 1.0,
+    graded: bool = False,
+) -> torch.Tensor:
+    """Binary (or graded) spikes ``v > threshold`` with the lava-dl surrogate gradient."""
+    if tau_rho <= 0:
+        raise ParameterError(f"spike: tau_rho must be > 0, got {tau_rho}")
+    return _Spike.apply(voltage, float(threshold), float(tau_rho), float(scale_rho), bool(graded))
+
+
+def binary(voltage: torch.Tensor, threshold: float, tau_rho: float = 1.0, scale_rho: float = 1.0):
+    """Binary spikes (see :func:`spike`)."""
+    return spike(voltage, threshold, tau_rho, scale_rho, False)
+
+
+def graded(voltage: torch.Tensor, threshold: float, tau_rho: float = 1.0, scale_rho: float = 1.0):
+    """Graded spikes ``[v > θ]·v`` (see :func:`spike`)."""
+    return spike(voltage, threshold, tau_rho, scale_rho, True)
+
+
+def shift(x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+    """Delay by one time step: ``y[..., 0] = last`` (zeros if None), ``y[..., t] = x[..., t-1]``.
+
+    This is the per-layer synaptic latency of Loihi (spec §7); the gradient
+    is the inverse shift.
+    """
+    if x.dim() < 2:
+        raise ParameterError(f"shift: expected a time-last tensor, found shape {tuple(x.shape)}")
+    first = torch.zeros_like(x[..., :1]) if last is None else last.reshape(x[..., :1].shape)
+    return torch.cat([first.to(x.dtype), x[..., :-1]], dim=-1)
+
+
+class StepDelay(torch.nn.Module):
+    """One-step delay module; with ``persistent_state`` the last bin carries to the next call."""
+
+    def __init__(self, persistent_state: bool = False) -> None:
+        super().__init__()
+        self.persistent_state = persistent_state
+        self._last: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shifted ``x`` (zero fill, or the previous call's last bin)."""
+        last = None
+        prev = self._last
+        if self.persistent_state and prev is not None and prev.shape == x[..., -1].shape:
+            last = prev
+        y = shift(x, last)
+        if self.persistent_state:
+            self._last = x[..., -1].detach().clone()
+        return y
+
+
+def step_delay(x: torch.Tensor, state: StepDelay | None = None) -> torch.Tensor:
+    """lava-dl ``step_delay``: shift by one bin, using ``state`` to persist the last bin."""
+    return shift(x) if state is None else state(x)
+
+
+__all__ = ["StepDelay", "binary", "graded", "shift", "spike", "step_delay"]

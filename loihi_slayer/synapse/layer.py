@@ -1,0 +1,333 @@
+"""Synapse layers (lava-dl ``slayer.synapse`` API), time-last tensors.
+
+Weights are 5-D ``(out, in/groups, kH, kW, 1)`` and applied with ``conv3d``
+(a 1-long time kernel), as lava-dl does; ``Dense`` is the 1x1 case. The
+forward uses ``pre_hook_fx(weight)`` — set it to the neuron's
+``quantize_8bit`` so that the weights seen in training are exactly the
+exported mantissas divided by the scale.
+
+``exact=True`` accumulates in float64 and returns float64. This is what a
+sigma-delta neuron needs for bit exactness (payloads have 12 fractional bits,
+weights 5, so float32 partial sums are exact only below about 2**6); for
+binary spikes into CUBA neurons float32 is exact while ``|Σ W·s| < 2**24``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ParameterError, ParameterTypeError
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        v = (v, v)
+    try:
+        a, b = (int(x) for x in v)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    return a, b
+
+
+def _check_finite(module: str, what: str, t: torch.Tensor) -> None:
+    if not torch.isfinite(t.detach()).all():
+        raise ParameterError(f"{module}: {what} contains NaN/inf")
+
+
+class _Synapse:
+    """Mixin: pre-hook, mask, exact accumulation, checks."""
+
+    pre_hook_fx: Callable | None
+    exact: bool
+
+    def _init_common(self, weight_scale, weight_norm, pre_hook_fx, mask, exact) -> None:
+        self.weight_scale = weight_scale
+        self.pre_hook_fx = pre_hook_fx
+        self.exact = bool(exact)
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.float32)
+            try:
+                mask = mask.reshape(self.weight.shape)
+            except RuntimeError:
+                raise ParameterError(
+                    f"{type(self).__name__}: mask of shape {tuple(mask.shape)} does not match "
+                    f"the weight shape {tuple(self.weight.shape)}"
+                ) from None
+            self.register_buffer("mask", mask)
+        else:
+            self.mask = None
+        self._weight_norm = False
+        if weight_norm:
+            self.enable_weight_norm()
+
+    def enable_weight_norm(self) -> None:
+        """Reparametrize the weight as ``g * v / |v|`` (per output channel)."""
+        if not self._weight_norm:
+            torch.nn.utils.parametrizations.weight_norm(self, name="weight", dim=0)
+            self._weight_norm = True
+
+    def disable_weight_norm(self) -> None:
+        """Fold the weight norm back into a plain weight."""
+        if self._weight_norm:
+            torch.nn.utils.parametrize.remove_parametrizations(self, "weight")
+            self._weight_norm = False
+
+    @property
+    def pre_hook_weight(self) -> torch.Tensor:
+        """The weight the forward uses: ``pre_hook_fx(weight * mask)``."""
+        w = self.weight if self.mask is None else self.weight * self.mask
+        _check_finite(type(self).__name__, "weight", w)
+        return w if self.pre_hook_fx is None else self.pre_hook_fx(w)
+
+    def _prepare(self, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
+        name = f"synapse.{type(self).__name__}"
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ParameterTypeError(f"{name}: input must be a float tensor, got {type(x)}")
+        if x.dim() == 3:
+            if x.shape[1] != channels:
+                raise ParameterError(
+                    f"{name}: expected input (N, {channels}, T), found {tuple(x.shape)}"
+                )
+            squeeze = True
+            x = x.reshape(x.shape[0], x.shape[1], 1, 1, x.shape[2])
+        elif x.dim() == 5:
+            if x.shape[1] != channels:
+                raise ParameterError(
+                    f"{name}: expected input (N, {channels}, H, W, T), found {tuple(x.shape)}"
+                )
+            squeeze = False
+        else:
+            raise ParameterError(
+                f"{name}: expected input (N, {channels}, T) or (N, {channels}, H, W, T), "
+                f"found {tuple(x.shape)}"
+            )
+        _check_finite(name, "input", x)
+        if self.exact:
+            x = x.to(torch.float64)
+        return x, squeeze
+
+    def _weight(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.pre_hook_weight
+        return w.to(x.dtype)
+
+
+class Dense(_Synapse, torch.nn.Conv3d):
+    """Dense synapse ``y[n, o, t] = Σ_i w[o, i] x[n, i, t]`` (no bias).
+
+    Parameters
+    ----------
+    in_neurons
+        Input neurons (int, or a shape tuple that is flattened).
+    out_neurons
+        Output neurons.
+    weight_scale
+        Initial weight scale factor.
+    weight_norm
+        Use weight normalization.
+    pre_hook_fx
+        Weight quantizer (e.g. ``neuron.quantize_8bit``).
+    mask
+        Optional 0/1 connectivity mask of shape ``(out, in)``.
+    exact
+        float64 accumulation (for sigma-delta layers).
+    """
+
+    def __init__(
+        self,
+        in_neurons: int | Sequence[int],
+        out_neurons: int,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        mask: torch.Tensor | None = None,
+        *,
+        exact: bool = False,
+    ) -> None:
+        n_in = in_neurons if isinstance(in_neurons, int) else math.prod(in_neurons)
+        super().__init__(n_in, out_neurons, (1, 1, 1), bias=False)
+        if weight_scale != 1:
+            with torch.no_grad():
+                self.weight.mul_(weight_scale)
+        self.in_neurons = n_in
+        self.out_neurons = out_neurons
+        self._init_common(weight_scale, weight_norm, pre_hook_fx, mask, exact)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, in, T)`` or ``(N, C, H, W, T)`` with ``C*H*W = in`` -> ``(N, out, T)``."""
+        if x.dim() == 5 and x.shape[1] * x.shape[2] * x.shape[3] == self.in_neurons:
+            x = x.reshape(x.shape[0], self.in_neurons, x.shape[-1])
+        x5, _ = self._prepare(x, self.in_neurons)
+        y = F.conv3d(x5, self._weight(x5))
+        return y.reshape(y.shape[0], y.shape[1], y.shape[-1])
+
+
+class Conv(_Synapse, torch.nn.Conv3d):
+    """2-D convolution synapse over ``(N, C, H, W, T)`` (time kernel 1, no bias)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        mask: torch.Tensor | None = None,
+        *,
+        exact: bool = False,
+    ) -> None:
+        kh, kw = _pair(kernel_size, "kernel_size")
+        sh, sw = _pair(stride, "stride")
+        ph, pw = _pair(padding, "padding")
+        dh, dw = _pair(dilation, "dilation")
+        super().__init__(
+            in_features, out_features, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (dh, dw, 1),
+            groups, bias=False,
+        )  # fmt: skip
+        if weight_scale != 1:
+            with torch.no_grad():
+                self.weight.mul_(weight_scale)
+        self._init_common(weight_scale, weight_norm, pre_hook_fx, mask, exact)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, H, W, T)`` -> ``(N, C_out, H', W', T)``."""
+        if x.dim() != 5:
+            raise ParameterError(
+                f"synapse.Conv: expected input (N, {self.in_channels}, H, W, T), "
+                f"found {tuple(x.shape)}"
+            )
+        x5, _ = self._prepare(x, self.in_channels)
+        return F.conv3d(
+            x5, self._weight(x5), None, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class ConvTranspose(_Synapse, torch.nn.ConvTranspose3d):
+    """Transposed 2-D convolution synapse (time kernel 1, no bias)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        mask: torch.Tensor | None = None,
+        *,
+        exact: bool = False,
+    ) -> None:
+        kh, kw = _pair(kernel_size, "kernel_size")
+        sh, sw = _pair(stride, "stride")
+        ph, pw = _pair(padding, "padding")
+        dh, dw = _pair(dilation, "dilation")
+        super().__init__(
+            in_features, out_features, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (0, 0, 0),
+            groups, bias=False, dilation=(dh, dw, 1),
+        )  # fmt: skip
+        if weight_scale != 1:
+            with torch.no_grad():
+                self.weight.mul_(weight_scale)
+        self._init_common(weight_scale, weight_norm, pre_hook_fx, mask, exact)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, H, W, T)`` -> ``(N, C_out, H', W', T)``."""
+        if x.dim() != 5:
+            raise ParameterError(
+                f"synapse.ConvTranspose: expected input (N, {self.in_channels}, H, W, T), "
+                f"found {tuple(x.shape)}"
+            )
+        x5, _ = self._prepare(x, self.in_channels)
+        return F.conv_transpose3d(
+            x5, self._weight(x5), None, self.stride, self.padding, 0, self.groups, self.dilation
+        )
+
+
+class Pool(_Synapse, torch.nn.Conv3d):
+    """Sum pooling per channel with a fixed weight ``weight_scale`` (quantized by the hook)."""
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        dilation=1,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        *,
+        exact: bool = False,
+    ) -> None:
+        kh, kw = _pair(kernel_size, "kernel_size")
+        sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
+        ph, pw = _pair(padding, "padding")
+        dh, dw = _pair(dilation, "dilation")
+        super().__init__(1, 1, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (dh, dw, 1), bias=False)
+        with torch.no_grad():
+            self.weight.fill_(float(weight_scale))
+        self.weight.requires_grad_(False)
+        self._init_common(weight_scale, weight_norm, pre_hook_fx, None, exact)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W, T)`` -> ``(N, C, H', W', T)``, channels pooled independently."""
+        if x.dim() != 5:
+            raise ParameterError(
+                f"synapse.Pool: expected input (N, C, H, W, T), found {tuple(x.shape)}"
+            )
+        n, c = x.shape[:2]
+        x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1)
+        y = F.conv3d(x5, self._weight(x5), None, self.stride, self.padding, self.dilation)
+        return y.reshape(n, c, *y.shape[2:])
+
+
+class Unpool(_Synapse, torch.nn.ConvTranspose3d):
+    """Sum unpooling per channel (transposed pool) with a fixed weight ``weight_scale``."""
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        dilation=1,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        *,
+        exact: bool = False,
+    ) -> None:
+        kh, kw = _pair(kernel_size, "kernel_size")
+        sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
+        ph, pw = _pair(padding, "padding")
+        dh, dw = _pair(dilation, "dilation")
+        super().__init__(
+            1, 1, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), bias=False, dilation=(dh, dw, 1)
+        )
+        with torch.no_grad():
+            self.weight.fill_(float(weight_scale))
+        self.weight.requires_grad_(False)
+        self._init_common(weight_scale, weight_norm, pre_hook_fx, None, exact)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W, T)`` -> ``(N, C, H', W', T)``."""
+        if x.dim() != 5:
+            raise ParameterError(
+                f"synapse.Unpool: expected input (N, C, H, W, T), found {tuple(x.shape)}"
+            )
+        n, c = x.shape[:2]
+        x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1)
+        y = F.conv_transpose3d(
+            x5, self._weight(x5), None, self.stride, self.padding, 0, 1, self.dilation
+        )
+        return y.reshape(n, c, *y.shape[2:])
