@@ -120,7 +120,7 @@ def test_dense_missing_weight(tmp_path: Path) -> None:
 def test_unknown_type(tmp_path: Path) -> None:
     def edit(g: h5py.Group) -> None:
         del g["type"]
-        g.create_dataset("type", data=np.array([b"kwta"], dtype="S10"))
+        g.create_dataset("type", data=np.array([b"concat"], dtype="S10"))
 
     _raises(_dense_file(tmp_path / "unk.net", edit), "layer/0", "type")
 

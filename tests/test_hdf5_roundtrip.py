@@ -93,7 +93,7 @@ def _random_layer(cls: type, rng: np.random.Generator) -> Any:
     out_ch, in_ch = _ints(rng, 1, 6), _ints(rng, 1, 6)
     groups = int(rng.choice([g for g in (1, 2, 3) if out_ch % g == 0 and in_ch % g == 0]))
     k = (_ints(rng, 1, 4), _ints(rng, 1, 4))
-    needs_neuron = cls in (ConvLayer, DenseRecurrentLayer)
+    needs_neuron = cls is ConvLayer or issubclass(cls, DenseRecurrentLayer)
     if issubclass(cls, DenseLayer):
         weight = _ints(rng, -256, 255, (out_ch, in_ch))
     elif cls is ConvTransposeLayer:
@@ -125,6 +125,8 @@ def _random_layer(cls: type, rng: np.random.Generator) -> Any:
         "dilation": lambda: pair(1),
         "kernel_size": lambda: k,
         "groups": lambda: groups,
+        "input_bias": lambda: None if rng.random() < 0.3 else _ints(rng, -512, 512, (out_ch,)),
+        "factor": lambda: int(rng.choice([1, 2, 4, 8])),
         "extra": lambda: _extra(rng),
     }
     if cls is InputLayer:

@@ -43,11 +43,13 @@ from loihi_slayer.hdf5.schema import (
     FlattenLayer,
     GenericNeuron,
     InputLayer,
+    KWTALayer,
     Layer,
     Network,
     PoolLayer,
     SigmaDeltaNeuron,
     Simulation,
+    TimeDecimationLayer,
     UnpoolLayer,
 )
 
@@ -370,7 +372,7 @@ def _read_layer(g: _Group, kind: str) -> Layer:
             affine[name] = None if arr is None else int(arr.reshape(-1)[0])
         neuron = _read_neuron(g, required=False)
         layer = InputLayer(shape, neuron=neuron, **affine, extra={})
-    elif kind in ("dense", "dense_rec"):
+    elif kind in ("dense", "dense_rec", "kwta"):
         weight, weight_imag = _dense_weight(g, shape)
         _check_info(g, "inFeatures", weight.shape[1])
         _check_info(g, "outFeatures", weight.shape[0])
@@ -379,12 +381,20 @@ def _read_layer(g: _Group, kind: str) -> Layer:
         if kind == "dense":
             neuron = _read_neuron(g, required=False)
             layer = DenseLayer(shape, weight, neuron, bias, delay, weight_imag=weight_imag)
-        else:
+        elif kind == "dense_rec":
             weight_rec = g.ints("weight_rec")
             neuron = _read_neuron(g, required=True)
             layer = DenseRecurrentLayer(
                 shape, weight, neuron, bias, delay, weight_rec, weight_imag=weight_imag
             )
+        else:
+            weight_rec = g.ints("weight_rec")
+            input_bias = g.ints("input_bias", required=False)
+            neuron = _read_neuron(g, required=True)
+            layer = KWTALayer(
+                shape, weight, neuron, bias, delay, weight_rec, input_bias,
+                weight_imag=weight_imag,
+            )  # fmt: skip
     elif kind in ("conv", "convT"):
         cls = ConvLayer if kind == "conv" else ConvTransposeLayer
         weight = _conv_weight(g, "(out, in/groups, kH, kW)" if kind == "conv" else "(in, ...)")
@@ -416,6 +426,10 @@ def _read_layer(g: _Group, kind: str) -> Layer:
         layer = FlattenLayer(shape)
     elif kind == "average":
         layer = AverageLayer(shape)
+    elif kind == "decimate":
+        factor = g.int_scalar("factor")
+        assert factor is not None
+        layer = TimeDecimationLayer(shape, factor)
     else:  # pragma: no cover - dispatch guarantees a known type
         raise g.error(f"unknown layer type {kind!r}", "type")
     extra = g.rest()
@@ -712,6 +726,8 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
                 raise ParameterError(f"{where}: a dense_rec layer needs a neuron")
             rec = _check_weight(layer.weight_rec, f"{where} weight_rec", 2)
             plan.add(f"{base}/weight_rec", rec.astype(np.float32))
+        if isinstance(layer, KWTALayer):
+            opt_f32("input_bias", layer.input_bias)
         opt_f32("bias", layer.bias)
         opt_f32("delay", layer.delay)
         _plan_neuron(plan, f"{base}/neuron", layer.neuron, where)
@@ -750,6 +766,8 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
         _plan_neuron(plan, f"{base}/neuron", layer.neuron, where)
     elif isinstance(layer, (FlattenLayer, AverageLayer)):
         pass
+    elif isinstance(layer, TimeDecimationLayer):
+        plan.add(f"{base}/factor", _i64(layer.factor))
     else:
         raise ParameterTypeError(f"{where}: not a layer record: {type(layer)!r}")
     _plan_extra(plan, base, layer.extra, where)

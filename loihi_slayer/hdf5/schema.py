@@ -610,6 +610,59 @@ class AverageLayer(Layer):
         self.extra = _extra(self.extra)
 
 
+@dataclass(eq=False)
+class KWTALayer(DenseRecurrentLayer):
+    """``kwta`` layer: k-winners-take-all (loihi_slayer's layout; netx cannot run it).
+
+    A dense layer whose neurons also receive their own spikes of the previous
+    step through ``weight_rec`` (self excitation on the diagonal, inhibition
+    elsewhere) and a constant ``input_bias`` added to the synaptic sum every
+    step (lava-dl's ``alpha (N - 2K)`` recurrent bias).
+
+    Parameters
+    ----------
+    shape, weight, neuron, bias, delay, weight_rec
+        As :class:`DenseRecurrentLayer`.
+    input_bias
+        int64 (out,) or (1,) constant synaptic input in weight-mantissa units, or None.
+    """
+
+    input_bias: np.ndarray | None = None
+
+    type_name: ClassVar[str] = "kwta"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.input_bias = _opt_int_array(self.input_bias, "input_bias")
+
+
+@dataclass(eq=False)
+class TimeDecimationLayer(Layer):
+    """``decimate`` layer: sums ``factor`` consecutive steps into one (loihi_slayer's
+    layout for lava-dl's ``TimeDecimation`` block, which netx cannot run).
+
+    Parameters
+    ----------
+    shape
+        Neuron shape (unchanged by the layer).
+    factor
+        Steps per output step (a power of two, as lava-dl requires).
+    """
+
+    shape: tuple[int, ...]
+    factor: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
+
+    type_name: ClassVar[str] = "decimate"
+
+    def __post_init__(self) -> None:
+        self.shape = _shape(self.shape)
+        self.factor = _int(self.factor, "factor")
+        if self.factor < 1 or self.factor & (self.factor - 1):
+            raise ParameterError(f"factor = {self.factor} must be a power of two >= 1")
+        self.extra = _extra(self.extra)
+
+
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.type_name: cls
     for cls in (
@@ -622,6 +675,8 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         ConvTransposeLayer,
         UnpoolLayer,
         AverageLayer,
+        KWTALayer,
+        TimeDecimationLayer,
     )
 }
 
