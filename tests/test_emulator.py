@@ -133,12 +133,20 @@ def test_record_subset_and_flatten(shared_golden):
 
 
 def test_unsupported_layer_types_name_type_and_index():
-    net = Network([InputLayer((2, 4, 4)), PoolLayer((2, 2, 2), np.ones((1, 1, 2, 2)), (2, 2),
-                                                    (2, 2), (0, 0), (1, 1))])  # fmt: skip
-    with pytest.raises(UnsupportedLayerError, match="not supported yet: pool in layer 1"):
+    from loihi_slayer.hdf5 import GenericNeuron
+
+    rf = GenericNeuron("RF_PHASE", {"sinDecay": np.int64(10)})
+    net = Network([InputLayer((4,)), DenseLayer((2,), np.ones((2, 4), np.int64), neuron=rf)])
+    with pytest.raises(UnsupportedLayerError, match="not supported yet: neuron type RF_PHASE"):
         Emulator(net)
-    with pytest.raises(UnsupportedLayerError, match="not supported yet: average in layer 1"):
-        Emulator(Network([InputLayer((4,)), AverageLayer((1,))]))
+    net = Network(
+        [
+            InputLayer((4,)),
+            DenseLayer((2,), np.ones((2, 4), np.int64), weight_imag=np.ones((2, 4), np.int64)),
+        ]
+    )
+    with pytest.raises(UnsupportedLayerError, match="not supported yet: complex dense"):
+        Emulator(net)
 
 
 def test_bad_inputs_are_reported():
@@ -167,3 +175,106 @@ def test_backends_agree_on_golden_network(shared_golden):
     for i in cpu.layers:
         for v in ("s", "u", "v"):
             np.testing.assert_array_equal(cpu[i, v], ref[i, v])
+
+
+# ----------------------------------------------------------------- layers beyond netx
+
+
+def run_neuron_ref(a, params):
+    return fixed.cuba(a, params, backend="reference")[0]["s"]
+
+
+def shift1(x):
+    """One step of synaptic latency (zero fill)."""
+    out = np.zeros_like(x)
+    out[..., 1:] = x[..., :-1]
+    return out
+
+
+def test_pool_convt_unpool_layers_match_reference_pipeline():
+    from loihi_slayer.hdf5 import ConvTransposeLayer, UnpoolLayer
+
+    rng = np.random.default_rng(8)
+    n = CubaNeuron(2048, 1024, 3)
+    params = fixed.CubaParams(i_decay=2048, v_decay=1024, v_th_mant=3)
+    k = rng.integers(1, 6, (1, 1, 2, 2)) * 2
+    wt = rng.integers(-40, 80, (4, 3, 3, 3)) * 2  # convT (in, out, kH, kW)
+    net = Network([
+        InputLayer((4, 6, 6)),
+        PoolLayer((4, 3, 3), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+        ConvTransposeLayer((3, 5, 5), wt, (1, 1), (1, 1), (2, 2), 1, neuron=n),
+        UnpoolLayer((3, 10, 10), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+    ])  # fmt: skip
+    x = (rng.random((4, 6, 6, 12)) < 0.4).astype(np.int64)
+    tr = Emulator(net).run(x, 12, record=("s",))
+    ref = fixed.reference
+    s1 = run_neuron_ref(shift1(ref.conv2d(x, np.repeat(k, 4, 0), (2, 2), (0, 0), (1, 1), 4)),
+                        params)  # fmt: skip
+    s2 = run_neuron_ref(shift1(ref.conv_transpose2d(s1, wt, (1, 1), (1, 1), (2, 2), 1)), params)
+    s3 = run_neuron_ref(shift1(ref.conv_transpose2d(s2, np.repeat(k, 3, 0), (2, 2), (0, 0),
+                                                    (1, 1), 3)), params)  # fmt: skip
+    for i, s in ((1, s1), (2, s2), (3, s3)):
+        np.testing.assert_array_equal(tr.shaped(i, "s"), s)
+    assert s3.sum() > 0
+
+
+def test_average_and_decimate_are_integer_sums():
+    from loihi_slayer.hdf5 import TimeDecimationLayer
+
+    rng = np.random.default_rng(9)
+    w = rng.integers(20, 120, (6, 4)) * 2
+    net = Network([
+        InputLayer((4,)),
+        DenseLayer((6,), w, neuron=CubaNeuron(4096, 4096, 2)),
+        AverageLayer((3, 1, 1)),
+        TimeDecimationLayer((3, 1, 1), factor=4),
+    ])  # fmt: skip
+    x = (rng.random((4, 22)) < 0.5).astype(np.int64)
+    tr = Emulator(net).run(x, 22, record=("s",))
+    s = tr[1, "s"]
+    avg = s.reshape(3, 2, 22).sum(1)  # groups of 2 neurons
+    np.testing.assert_array_equal(tr[2, "s"], avg)
+    padded = np.zeros((3, 24), np.int64)
+    padded[:, :22] = avg
+    np.testing.assert_array_equal(tr[3, "s"], padded.reshape(3, 6, 4).sum(2))
+    assert tr.layers[3].num_steps == 6
+
+
+def test_kwta_is_recurrent_dense_with_constant_input():
+    from loihi_slayer.hdf5 import KWTALayer
+
+    rng = np.random.default_rng(10)
+    w = rng.integers(0, 100, (5, 4)) * 2
+    r = np.full((5, 5), -64) + np.eye(5, dtype=np.int64) * 96  # a = 0.5 on the diagonal
+    ib = np.full(5, 38)
+    neuron = CubaNeuron(i_decay=4096, v_decay=1024, v_th_mant=60)
+    net = Network([KWTALayer((5,), w, neuron=neuron, weight_rec=r, input_bias=ib)])
+    x = (rng.random((4, 40)) < 0.6).astype(np.int64)
+    got = Emulator(net).run(x, 40)[0, "s"]
+    params = fixed.CubaParams(i_decay=4096, v_decay=1024, v_th_mant=60)
+    s_prev_in, s_prev, state = np.zeros(4, np.int64), np.zeros(5, np.int64), None
+    want = np.zeros((5, 40), np.int64)
+    for t in range(40):
+        a = w @ s_prev_in + r @ s_prev + ib
+        tr, state = fixed.cuba(a[:, None], params, state=state, backend="reference")
+        want[:, t] = tr["s"][:, 0]
+        s_prev_in, s_prev = x[:, t], want[:, t]
+    np.testing.assert_array_equal(got, want)
+    assert 0 < want.sum() < want.size
+
+
+def test_new_layer_types_round_trip_through_a_file(tmp_path):
+    from loihi_slayer.hdf5 import KWTALayer, TimeDecimationLayer, save_network
+
+    net = Network([
+        InputLayer((4,)),
+        KWTALayer((3,), np.ones((3, 4), np.int64) * 2, neuron=CubaNeuron(4096, 0, 1),
+                  weight_rec=np.eye(3, dtype=np.int64), input_bias=np.array([4, 4, 4])),
+        TimeDecimationLayer((3,), factor=2),
+    ])  # fmt: skip
+    save_network(net, tmp_path / "n.net")
+    x = np.ones((4, 8), np.int64)
+    a = Emulator(net).run(x, record="s")
+    b = Emulator(tmp_path / "n.net").run(x, record="s")
+    for i in a.layers:
+        np.testing.assert_array_equal(a[i, "s"], b[i, "s"])

@@ -305,3 +305,90 @@ def test_torch_in_torch_out_zero_copy_input():
     np.testing.assert_array_equal(
         fixed.dense(s, w).numpy(), fixed.dense(s.numpy(), w.numpy(), backend="reference")
     )
+
+
+def conv_transpose_oracle(x, w, stride, padding, dilation, groups, exp, graded):
+    """Independent oracle: torch's float64 conv_transpose2d, then shift and wrap."""
+    xin = x if graded else (x != 0)
+    xt = torch.from_numpy(np.moveaxis(np.asarray(xin, np.float64), -1, 1))
+    b, t = xt.shape[:2]
+    out = torch.nn.functional.conv_transpose2d(
+        xt.reshape((b * t,) + tuple(xt.shape[2:])),
+        torch.from_numpy(w.astype(np.float64)),
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )  # fmt: skip
+    acc = np.moveaxis(out.reshape((b, t) + tuple(out.shape[1:])).numpy().astype(np.int64), 1, -1)
+    acc = acc << exp if exp >= 0 else acc >> -exp
+    return (acc + 2**23) % 2**24 - 2**23
+
+
+@st.composite
+def conv_t_cases(draw, small=False):
+    groups = draw(st.sampled_from([1, 2]))
+    c_in = groups * draw(st.integers(1, 2))
+    out_per_group = draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h, wd = draw(st.integers(1, 3 if small else 4)), draw(st.integers(1, 3 if small else 4))
+    # padding must leave a positive output size
+    ph = draw(st.integers(0, max(0, ((h - 1) * sh + dh * (kh - 1)) // 2)))
+    pw = draw(st.integers(0, max(0, ((wd - 1) * sw + dw * (kw - 1)) // 2)))
+    t = draw(st.integers(1, 3))
+    graded = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-(2**14), 2**14, (2, c_in, h, wd, t)) if graded else rng.integers(
+        0, 2, (2, c_in, h, wd, t))  # fmt: skip
+    w = rng.integers(-256, 256, (c_in, out_per_group, kh, kw))
+    return x, w, (sh, sw), (ph, pw), (dh, dw), groups, draw(st.integers(-8, 7)), graded
+
+
+@SETTINGS
+@given(conv_t_cases())
+def test_conv_transpose_backends_equal_torch(case):
+    x, w, s, p, d, g, exp, graded = case
+    want = conv_transpose_oracle(x, w, s, p, d, g, exp, graded)
+    for backend in ("reference", "cpu"):
+        got = fixed.conv_transpose2d(x, w, stride=s, padding=p, dilation=d, groups=g,
+                                     weight_exp=exp, graded=graded, latency=0,
+                                     backend=backend)  # fmt: skip
+        np.testing.assert_array_equal(got, want)
+
+
+@needs_cuda
+@pytest.mark.cuda
+@CUDA_SETTINGS
+@given(conv_t_cases(small=True))
+def test_conv_transpose_cuda_equals_torch(case):
+    x, w, s, p, d, g, exp, graded = case
+    got = fixed.conv_transpose2d(
+        x,
+        w,
+        stride=s,
+        padding=p,
+        dilation=d,
+        groups=g,
+        weight_exp=exp,
+        graded=graded,
+        latency=0,
+        backend="cuda",
+    )
+    np.testing.assert_array_equal(got, conv_transpose_oracle(x, w, s, p, d, g, exp, graded))
+
+
+def test_pool_and_unpool_are_per_channel():
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 2, (3, 6, 6, 4))
+    k = np.array([[[[2, 4], [6, 8]]]])
+    pooled = fixed.pool2d(x, k, latency=0)  # stride defaults to the kernel
+    # oracle: sum of each 2x2 window times the kernel, channel by channel
+    want = np.zeros((3, 3, 3, 4), np.int64)
+    for c in range(3):
+        for i in range(3):
+            for j in range(3):
+                want[c, i, j] = np.einsum("yxt,yx->t", x[c, 2 * i:2 * i + 2, 2 * j:2 * j + 2],
+                                          k[0, 0])  # fmt: skip
+    np.testing.assert_array_equal(pooled, want)
+    up = fixed.unpool2d(x, k, latency=0)
+    assert up.shape == (3, 12, 12, 4)
+    np.testing.assert_array_equal(up[:, 1::2, 0::2], x * 6)  # kernel entry (1, 0) = 6

@@ -13,6 +13,15 @@ Timing follows lava-nc's fixed-point runtime (``shared/spec/netx-hdf5.md`` §6):
 - A reset mask ``(T,)`` per layer zeroes that layer's state at the start of the
   marked steps (netx ``LIFReset``: step ``t`` with ``t % interval == offset``).
 
+Layers beyond netx (lava-dl blocks that netx cannot load; same timing rules):
+``pool`` (every channel cross-correlated with one shared kernel), ``unpool``
+(per-channel transposed convolution), ``convT`` (PyTorch ``conv_transpose2d``),
+``kwta`` (dense + recurrent synapse + constant synaptic input), ``average``
+(integer sum over ``num_outputs`` contiguous groups; lava-dl's mean is this sum
+divided by the group size) and ``decimate`` (integer sum over ``factor``
+consecutive steps; later layers run on the shorter time axis). ``average`` and
+``decimate`` have no neuron and no latency; their output is recorded as ``s``.
+
 Axonal delays (``delay`` datasets) are applied as lava-dl trains them: a layer's
 output spikes are delayed per neuron, after the neuron (spec §7.3). netx instead
 moves them onto the next layer's synapses, which differs for neurons with bias,
@@ -34,21 +43,32 @@ from .. import fixed
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
 from ..fixed.api import CUBA_TRACES, SDNN_TRACES
 from ..hdf5 import (
+    AverageLayer,
     ConvLayer,
+    ConvTransposeLayer,
     CubaNeuron,
     DenseLayer,
     DenseRecurrentLayer,
     FlattenLayer,
     InputLayer,
+    KWTALayer,
     Network,
+    PoolLayer,
     SigmaDeltaNeuron,
+    TimeDecimationLayer,
+    UnpoolLayer,
     default_dense_neuron,
     load_network,
 )
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_TYPES = ("input", "dense", "dense_rec", "conv", "flatten")
+SUPPORTED_TYPES = (
+    "input", "dense", "dense_rec", "conv", "flatten", "pool", "convT", "unpool", "average",
+    "kwta", "decimate",
+)  # fmt: skip
+#: layers without a neuron whose output (an integer sum) can still be recorded as 's'
+_SUM_LAYERS = (AverageLayer, TimeDecimationLayer)
 INPUT_MODES = ("inject", "bias")
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
@@ -68,6 +88,8 @@ class LayerTraces:
     neuron_type: str | None
     neurons: np.ndarray
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    #: steps of this layer's traces (fewer than the run's after a ``decimate`` layer)
+    num_steps: int = 0
 
 
 @dataclass
@@ -89,7 +111,7 @@ class Traces:
         lt = self.layers[layer]
         if len(lt.neurons) != math.prod(lt.shape):
             raise ParameterError(f"layer {layer} was recorded for a neuron subset only")
-        return lt.data[var].reshape(lt.shape + (self.num_steps,))
+        return lt.data[var].reshape(lt.shape + (lt.num_steps,))
 
 
 def netx_reset_masks(
@@ -111,7 +133,7 @@ def netx_reset_masks(
 def _has_neuron(layer: Any) -> bool:
     if isinstance(layer, InputLayer):
         return layer.neuron is not None
-    return isinstance(layer, (DenseLayer, ConvLayer))
+    return isinstance(layer, (DenseLayer, ConvLayer, PoolLayer))
 
 
 def _per_channel(value: Any, shape: tuple[int, ...]) -> Any:
@@ -208,36 +230,87 @@ class Emulator:
                         field="weight_rec",
                     )
                 shape = (n_out,)
-            else:  # conv
-                if prev is None and i == 0:
+            elif isinstance(layer, AverageLayer):
+                if prev is None:
+                    raise FormatError("average cannot be the first layer", group=f"layer/{i}")
+                n_out = math.prod(layer.shape)
+                if n_out < 1 or math.prod(prev) % n_out:
                     raise FormatError(
-                        "a conv first layer needs an 'input' layer giving its input shape",
-                        group="layer/0",
-                    )
-                if len(prev) != 3:
-                    raise FormatError(
-                        f"conv needs a (C, H, W) input shape, previous layer gives {prev}",
-                        group=f"layer/{i}",
-                    )
-                c_out, _, kh, kw = layer.weight.shape
-                h = fixed.conv_output_size(prev[1], kh, layer.stride[0], layer.padding[0],
-                                           layer.dilation[0])  # fmt: skip
-                w = fixed.conv_output_size(prev[2], kw, layer.stride[1], layer.padding[1],
-                                           layer.dilation[1])  # fmt: skip
-                if (c_out, h, w) != tuple(layer.shape):
-                    raise FormatError(
-                        f"shape {tuple(layer.shape)} differs from the conv output "
-                        f"{(c_out, h, w)} computed from input {prev}",
+                        f"{math.prod(prev)} inputs cannot be split into {n_out} equal groups",
                         group=f"layer/{i}",
                         field="shape",
                     )
                 shape = tuple(layer.shape)
+            elif isinstance(layer, TimeDecimationLayer):
+                if prev is None:
+                    raise FormatError("decimate cannot be the first layer", group=f"layer/{i}")
+                if math.prod(layer.shape) != math.prod(prev):
+                    raise FormatError(
+                        f"shape {tuple(layer.shape)} differs from its input {prev}",
+                        group=f"layer/{i}",
+                        field="shape",
+                    )
+                shape = prev
+            else:  # conv, convT, pool, unpool
+                shape = self._spatial_shape(i, layer, prev)
             self._neuron_kind(i, layer)
             shapes.append(shape)
             prev = shape
         if not shapes:
             raise FormatError("network has no layers")
         return shapes
+
+    def _spatial_shape(self, i: int, layer: Any, prev: tuple[int, ...] | None) -> tuple:
+        """Output shape of a conv/convT/pool/unpool layer, checked against the file."""
+        kind = layer.type_name
+        if prev is None and i == 0:
+            raise FormatError(
+                f"a {kind} first layer needs an 'input' layer giving its input shape",
+                group="layer/0",
+            )
+        if len(prev) != 3:
+            raise FormatError(
+                f"{kind} needs a (C, H, W) input shape, previous layer gives {prev}",
+                group=f"layer/{i}",
+            )
+        kh, kw = layer.weight.shape[2:]
+        if isinstance(layer, PoolLayer):
+            c_out = prev[0]
+        elif isinstance(layer, ConvTransposeLayer):
+            c_out = layer.weight.shape[1] * layer.groups
+            if layer.weight.shape[0] != prev[0]:
+                raise FormatError(
+                    f"convT weight expects {layer.weight.shape[0]} input channels, previous "
+                    f"layer has {prev[0]}",
+                    group=f"layer/{i}",
+                    field="weight",
+                )
+        else:
+            c_out = layer.weight.shape[0]
+        size = (
+            fixed.conv_transpose_output_size
+            if isinstance(layer, (ConvTransposeLayer, UnpoolLayer))
+            else fixed.conv_output_size
+        )
+        h = size(prev[1], kh, layer.stride[0], layer.padding[0], layer.dilation[0])
+        w = size(prev[2], kw, layer.stride[1], layer.padding[1], layer.dilation[1])
+        if (c_out, h, w) != tuple(layer.shape):
+            raise FormatError(
+                f"shape {tuple(layer.shape)} differs from the {kind} output {(c_out, h, w)} "
+                f"computed from input {prev}",
+                group=f"layer/{i}",
+                field="shape",
+            )
+        return tuple(layer.shape)
+
+    def layer_steps(self, num_steps: int) -> list[int]:
+        """Number of steps each layer runs for (``decimate`` layers shorten time)."""
+        out, steps = [], num_steps
+        for layer in self.network.layers:
+            if isinstance(layer, TimeDecimationLayer):
+                steps = -(-steps // layer.factor)
+            out.append(steps)
+        return out
 
     def _first_input_shape(self) -> tuple[int, ...]:
         """Shape of the input stream: the input layer's, else the first synapse's input."""
@@ -254,11 +327,11 @@ class Emulator:
 
     def _neuron_kind(self, i: int, layer: Any) -> str | None:
         """'cuba', 'delta', 'sigma_delta', 'sigma' or None (no neuron)."""
-        if isinstance(layer, FlattenLayer):
+        if isinstance(layer, (FlattenLayer, AverageLayer, TimeDecimationLayer)):
             return None
         neuron = layer.neuron
-        if isinstance(layer, DenseLayer) and neuron is None:
-            return "cuba"
+        if not isinstance(layer, InputLayer) and neuron is None:
+            return "cuba"  # netx's default integrator
         if neuron is None:
             return None
         if isinstance(neuron, CubaNeuron):
@@ -405,9 +478,24 @@ class Emulator:
         out: dict[int, LayerTraces] = {}
         stream: np.ndarray | None = None  # output of the previous layer, (*shape, T)
         graded = graded_input
+        layer_steps = self.layer_steps(steps)
         for i, layer in enumerate(layers):
             shape = self.shapes[i]
             kind = self._neuron_kind(i, layer)
+            steps = layer_steps[i]
+            if isinstance(layer, _SUM_LAYERS):
+                stream = self._sum_layer(layer, stream, shape)
+                rec = tuple(wanted.get(i, ()))
+                if any(v != "s" for v in rec):
+                    raise ParameterError(
+                        f"record: layer {i} ({layer.type_name}) has only the variable 's'"
+                    )
+                if rec:
+                    sel = self._subset(i, subsets.get(i), math.prod(shape))
+                    lt = LayerTraces(i, layer.type_name, shape, None, sel, num_steps=steps)
+                    lt.data["s"] = stream.reshape(-1, steps)[sel]
+                    out[i] = lt
+                continue
             if isinstance(layer, InputLayer):
                 if kind is None:
                     stream = x if input_mode == "inject" else None
@@ -455,24 +543,40 @@ class Emulator:
             graded = kind != "cuba"
             sel = self._subset(i, subsets.get(i), math.prod(shape))
             neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
-            lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel)
+            lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
             for v in rec:
                 lt.data[v] = traces[v].reshape(-1, steps)[sel]
             if rec:
                 out[i] = lt
-        return Traces(steps, out)
+        return Traces(layer_steps[0] if layer_steps else steps, out)
+
+    @staticmethod
+    def _sum_layer(layer: Any, stream: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Integer output of an ``average`` or ``decimate`` layer."""
+        steps = stream.shape[-1]
+        if isinstance(layer, AverageLayer):
+            groups = math.prod(shape)
+            return stream.reshape(groups, -1, steps).sum(axis=1).reshape(shape + (steps,))
+        f = layer.factor
+        padded = -(-steps // f) * f
+        flat = np.zeros((math.prod(stream.shape[:-1]), padded), np.int64)
+        flat[:, :steps] = stream.reshape(-1, steps)
+        return flat.reshape(-1, padded // f, f).sum(axis=2).reshape(shape + (padded // f,))
 
     def _masks(self, steps, resets, interval, offset) -> dict[int, np.ndarray]:
         masks: dict[int, np.ndarray] = {}
+        per_layer = self.layer_steps(steps)
         if interval is not None:
             masks.update(netx_reset_masks(self.network, steps, int(interval), int(offset)))
+            masks = {i: m[: per_layer[i]] for i, m in masks.items()}
         for i, m in (resets or {}).items():
             arr = np.asarray(m, dtype=bool)
             if not 0 <= int(i) < len(self.network.layers):
                 raise ParameterError(f"resets: layer {i} does not exist")
-            if arr.shape != (steps,):
+            n = per_layer[int(i)]
+            if arr.shape != (n,):
                 raise ParameterError(
-                    f"resets[{i}] must have shape ({steps},) (one flag per step), got {arr.shape}"
+                    f"resets[{i}] must have shape ({n},) (one flag per step), got {arr.shape}"
                 )
             masks[int(i)] = masks[int(i)] | arr if int(i) in masks else arr
         return masks
@@ -486,6 +590,9 @@ class Emulator:
         result = {}
         for i, layer in enumerate(self.network.layers):
             kind = self._neuron_kind(i, layer)
+            if isinstance(layer, _SUM_LAYERS):
+                result[i] = tuple(n for n in names if n == "s")
+                continue
             if kind is None:
                 continue
             allowed = CUBA_TRACES if kind == "cuba" else SDNN_TRACES
@@ -531,6 +638,18 @@ class Emulator:
             return np.asarray(
                 fixed.dense(xin, layer.weight, graded=graded, latency=1, backend=self.backend)
             )
+        geometry = dict(
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+            graded=graded, latency=1, backend=self.backend,
+        )  # fmt: skip
+        if isinstance(layer, UnpoolLayer):
+            return np.asarray(fixed.unpool2d(x, layer.weight, **geometry))
+        if isinstance(layer, PoolLayer):
+            return np.asarray(fixed.pool2d(x, layer.weight, **geometry))
+        if isinstance(layer, ConvTransposeLayer):
+            return np.asarray(
+                fixed.conv_transpose2d(x, layer.weight, groups=layer.groups, **geometry)
+            )
         return np.asarray(
             fixed.conv2d(
                 x,
@@ -551,12 +670,22 @@ class Emulator:
 
         w_rec = _weights(layer.weight_rec, None, 8, name=f"layer {i} weight_rec")
         n, steps = a_ff.shape
+        const = np.zeros(n, np.int64)
+        if isinstance(layer, KWTALayer) and layer.input_bias is not None:
+            ib = np.asarray(layer.input_bias, np.int64).reshape(-1)
+            if ib.size not in (1, n):
+                raise FormatError(
+                    f"input_bias has {ib.size} entries, expected 1 or {n}",
+                    group=f"layer/{i}",
+                    field="input_bias",
+                )
+            const = np.broadcast_to(ib, (n,))
         outs = {k: np.zeros((n, steps), np.int64) for k in need}
         state = None
         prev = np.zeros(n, np.int64)
         for t in range(steps):
             fb = prev if graded or kind != "cuba" else (prev != 0).astype(np.int64)
-            a_t = (a_ff[:, t] + w_rec @ fb)[:, None]
+            a_t = (a_ff[:, t] + w_rec @ fb + const)[:, None]
             reset = None if mask is None else mask[t : t + 1]
             if kind == "cuba":
                 tr, state = fixed.cuba(a_t, params, state=state, reset=reset, record=need,

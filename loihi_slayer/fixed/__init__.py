@@ -1,11 +1,25 @@
 """The hardware model: Loihi fixed-point integer dynamics, one source of truth.
 
 Public entry points (see :mod:`.api`): :func:`cuba`, :func:`sigma_delta`,
-:func:`delta`, :func:`sigma`, :func:`dense`, :func:`conv2d`, with parameter
+:func:`delta`, :func:`sigma`, :func:`dense`, :func:`conv2d`,
+:func:`conv_transpose2d`, :func:`pool2d`, :func:`unpool2d`, with parameter
 sets :class:`CubaParams` and :class:`SigmaDeltaParams`.
 """
 
-from .api import BACKENDS, conv2d, conv_output_size, cuba, delta, dense, sigma, sigma_delta
+from .api import (
+    BACKENDS,
+    conv2d,
+    conv_output_size,
+    conv_transpose2d,
+    conv_transpose_output_size,
+    cuba,
+    delta,
+    dense,
+    pool2d,
+    sigma,
+    sigma_delta,
+    unpool2d,
+)
 from .params import CubaParams, SigmaDeltaParams
 
 __all__ = [
@@ -14,9 +28,13 @@ __all__ = [
     "SigmaDeltaParams",
     "conv2d",
     "conv_output_size",
+    "conv_transpose2d",
+    "conv_transpose_output_size",
     "cuba",
     "delta",
     "dense",
+    "pool2d",
     "sigma",
     "sigma_delta",
+    "unpool2d",
 ]

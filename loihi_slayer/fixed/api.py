@@ -603,15 +603,103 @@ def conv2d(
     -------
     int64 array ``(…, C_out, H_out, W_out, T)`` of the input's library.
     """
+    return _conv(False, x, weight, stride, padding, dilation, groups, weight_exp, graded,
+                 latency, backend)  # fmt: skip
+
+
+def conv_transpose2d(
+    x: Any,
+    weight: Any,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    weight_exp: int = 0,
+    graded: bool = False,
+    latency: int = 1,
+    backend: str = "auto",
+) -> Any:
+    r"""Integer 2-D transposed convolution synapse, time-last.
+
+    .. math::
+
+        a[c_o, y, x, t] = \operatorname{wrap}_{24}\Big(\operatorname{shift}\big(
+        \sum_{\substack{c_i, k_y, k_x:\ y = i_y s_h - p_h + k_y d_h\\
+        x = i_x s_w - p_w + k_x d_w}} W[c_i, c_o, k_y, k_x]\, x[c_i, i_y, i_x, t - \ell],
+        e\big)\Big)
+
+    PyTorch ``conv_transpose2d`` semantics (output_padding 0), weight
+    ``(C_in, C_out/groups, kH, kW)``; output size ``(H-1) s - 2p + d (k-1) + 1``.
+    Parameters as :func:`conv2d`.
+    """
+    return _conv(True, x, weight, stride, padding, dilation, groups, weight_exp, graded,
+                 latency, backend)  # fmt: skip
+
+
+def _depthwise(weight: Any, channels: int, name: str) -> np.ndarray:
+    w = host_view(weight, name)
+    w = int_param(f"{name} (8-bit mantissa)", w, -256, 255)
+    if w.ndim == 2:
+        w = w[None, None]
+    if w.ndim != 4 or w.shape[:2] != (1, 1):
+        raise ParameterError(f"{name} must be (kH, kW) or (1, 1, kH, kW), got shape {w.shape}")
+    return np.ascontiguousarray(np.broadcast_to(w, (channels, 1) + w.shape[2:]))
+
+
+def pool2d(
+    x: Any, weight: Any, *, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    **kwargs: Any,
+) -> Any:  # fmt: skip
+    """Pooling synapse: every channel cross-correlated with one shared kernel.
+
+    ``weight`` is the ``(1, 1, kH, kW)`` (or ``(kH, kW)``) mantissa kernel of a
+    lava-dl ``Pool`` layer; ``stride`` defaults to the kernel size. Other keyword
+    arguments as :func:`conv2d`.
+    """
+    check_integer_array(x, "x", min_ndim=4)
+    c = int(x.shape[-4])
+    w = _depthwise(weight, c, "weight")
+    if stride is None:
+        stride = tuple(w.shape[2:])
+    return conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=c, **kwargs)
+
+
+def unpool2d(
+    x: Any, weight: Any, *, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    **kwargs: Any,
+) -> Any:  # fmt: skip
+    """Unpooling synapse: per-channel transposed convolution with one shared kernel.
+
+    ``stride`` defaults to the kernel size. Other keyword arguments as
+    :func:`conv_transpose2d`.
+    """
+    check_integer_array(x, "x", min_ndim=4)
+    c = int(x.shape[-4])
+    w = _depthwise(weight, c, "weight")
+    if stride is None:
+        stride = tuple(w.shape[2:])
+    return conv_transpose2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=c,
+                            **kwargs)  # fmt: skip
+
+
+def conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    """Output length of a transposed convolution along one axis (output_padding 0)."""
+    return (size - 1) * s - 2 * p + d * (k - 1) + 1
+
+
+def _conv(transpose, x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
+          backend):  # fmt: skip
     check_integer_array(x, "x", min_ndim=4)
     if len(x.shape) not in (4, 5):
         raise ParameterError(f"x must be (C, H, W, T) or (B, C, H, W, T), got shape {x.shape}")
     w = host_view(weight, "weight")
     if w.dtype.kind not in "iuf":
         raise ParameterTypeError(f"weight must be an integer array, got dtype {w.dtype}")
-    w = int_param("weight (8-bit mantissa)", w, -256, 255)
+    w = np.ascontiguousarray(int_param("weight (8-bit mantissa)", w, -256, 255))
+    layout = "(C_in, C_out/groups, kH, kW)" if transpose else "(C_out, C_in/groups, kH, kW)"
     if w.ndim != 4:
-        raise ParameterError(f"weight must be 4-D (C_out, C_in/groups, kH, kW), got {w.shape}")
+        raise ParameterError(f"weight must be 4-D {layout}, got {w.shape}")
     sh, sw = _pair("stride", stride, 1)
     ph, pw = _pair("padding", padding, 0)
     dh, dw = _pair("dilation", dilation, 1)
@@ -619,41 +707,49 @@ def conv2d(
     squeeze = len(x.shape) == 4
     b = 1 if squeeze else int(x.shape[0])
     c_in, h, wd, steps = (int(d) for d in x.shape[-4:])
-    c_out, c_per_group, kh, kw = w.shape
-    if c_in % g or c_out % g or c_per_group * g != c_in:
+    kh, kw = w.shape[2:]
+    if transpose:
+        c_out = w.shape[1] * g
+        ok = w.shape[0] == c_in and c_in % g == 0
+        h_out = conv_transpose_output_size(h, kh, sh, ph, dh)
+        w_out = conv_transpose_output_size(wd, kw, sw, pw, dw)
+    else:
+        c_out = w.shape[0]
+        ok = c_in % g == 0 and c_out % g == 0 and w.shape[1] * g == c_in
+        h_out = conv_output_size(h, kh, sh, ph, dh)
+        w_out = conv_output_size(wd, kw, sw, pw, dw)
+    if not ok:
         raise ParameterError(
-            f"groups = {g} does not fit C_in = {c_in}, C_out = {c_out} and weight shape "
-            f"{w.shape} (need C_in = groups * weight.shape[1], C_out divisible by groups)"
+            f"groups = {g} does not fit C_in = {c_in} and weight shape {w.shape} "
+            f"(weight layout {layout})"
         )
-    h_out = conv_output_size(h, kh, sh, ph, dh)
-    w_out = conv_output_size(wd, kw, sw, pw, dw)
     if h_out < 1 or w_out < 1:
         raise ParameterError(f"kernel {(kh, kw)} does not fit input {(h, wd)} with this padding")
     exp = int(int_param("weight_exp", weight_exp, -8, 7))
     lat = int(int_param("latency", latency, 0, 1 << 20))
     backend = _backend(backend, x)
     out_shape = (c_out, h_out, w_out, steps) if squeeze else (b, c_out, h_out, w_out, steps)
+    geometry = ((sh, sw), (ph, pw), (dh, dw), g, exp, bool(graded))
     if backend == "reference":
-        res = reference.conv2d(
-            host_view(x, "x"), w, (sh, sw), (ph, pw), (dh, dw), g, exp, bool(graded)
-        )
-        return _latency(res, lat)
+        op = reference.conv_transpose2d if transpose else reference.conv2d
+        return _latency(op(host_view(x, "x"), w, *geometry), lat)
     shape5 = (b, c_in, h, wd, steps)
+    flat = (sh, sw, ph, pw, dh, dw, g, exp, bool(graded))
     if backend == "cpu":
         from . import cpu
 
         xv = _kernel_input(host_view(x, "x"), shape5)
         out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
-        cpu.conv2d_kernel(xv, w, sh, sw, ph, pw, dh, dw, g, exp, bool(graded), out)
+        kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
+        kernel(xv, w, *flat, out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
     dev = _Device(x)
     xv = dev.input(x, shape5)
     kout, user = dev.output((b, c_out, h_out, w_out, steps), np.int64)
     total = b * c_out * h_out * w_out * steps
-    gpu.conv2d_kernel[(*gpu.launch(total), dev.stream)](
-        xv, dev.small(w), sh, sw, ph, pw, dh, dw, g, exp, bool(graded), kout
-    )
+    kernel = gpu.conv_transpose2d_kernel if transpose else gpu.conv2d_kernel
+    kernel[(*gpu.launch(total), dev.stream)](xv, dev.small(w), *flat, kout)
     return _latency(dev.finish(user).reshape(out_shape), lat)
 
 

@@ -200,3 +200,49 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
                     else:
                         val = acc[t] >> (-weight_exp)
                     out[b, co, oy, ox, t] = ((val + 8388608) & 16777215) - 8388608
+
+
+@njit(parallel=True, cache=True)
+def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out):
+    """Integer transposed convolution as a gather, time-last; wrapped to 24 bit."""
+    batch, c_in, h, wd, steps = x.shape
+    _, out_per_group, kh, kw = weight.shape
+    c_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3]
+    in_per_group = c_in // groups
+    for job in prange(batch * c_out):
+        b = job // c_out
+        co = job % c_out
+        g = co // out_per_group
+        col = co % out_per_group
+        acc = np.zeros(steps, np.int64)
+        for oy in range(h_out):
+            for ox in range(w_out):
+                acc[:] = 0
+                for cl in range(in_per_group):
+                    ci = g * in_per_group + cl
+                    for ky in range(kh):
+                        ny = oy + ph - ky * dh
+                        if ny < 0 or ny % sh != 0 or ny // sh >= h:
+                            continue
+                        iy = ny // sh
+                        for kx in range(kw):
+                            nx = ox + pw - kx * dw
+                            if nx < 0 or nx % sw != 0 or nx // sw >= wd:
+                                continue
+                            ix = nx // sw
+                            w = np.int64(weight[ci, col, ky, kx])
+                            if w == 0:
+                                continue
+                            if graded:
+                                for t in range(steps):
+                                    acc[t] += w * x[b, ci, iy, ix, t]
+                            else:
+                                for t in range(steps):
+                                    if x[b, ci, iy, ix, t] != 0:
+                                        acc[t] += w
+                for t in range(steps):
+                    if weight_exp >= 0:
+                        val = acc[t] * (1 << weight_exp)
+                    else:
+                        val = acc[t] >> (-weight_exp)
+                    out[b, co, oy, ox, t] = ((val + 8388608) & 16777215) - 8388608

@@ -162,3 +162,53 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
     else:
         acc = acc >> (-weight_exp)
     out[b, co, oy, ox, t] = ((acc + 8388608) & 16777215) - 8388608
+
+
+@cuda.jit
+def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out):
+    """One thread per output element; gather form of the transposed convolution."""
+    idx = cuda.grid(1)
+    batch, c_in, h, wd, steps = x.shape
+    out_per_group = weight.shape[1]
+    kh = weight.shape[2]
+    kw = weight.shape[3]
+    c_out = out.shape[1]
+    h_out = out.shape[2]
+    w_out = out.shape[3]
+    if idx >= batch * c_out * h_out * w_out * steps:
+        return
+    t = idx % steps
+    rest = idx // steps
+    ox = rest % w_out
+    rest = rest // w_out
+    oy = rest % h_out
+    rest = rest // h_out
+    co = rest % c_out
+    b = rest // c_out
+    g = co // out_per_group
+    col = co % out_per_group
+    in_per_group = c_in // groups
+    acc = out[b, co, oy, ox, t] - out[b, co, oy, ox, t]
+    for cl in range(in_per_group):
+        ci = g * in_per_group + cl
+        for ky in range(kh):
+            ny = oy + ph - ky * dh
+            if ny < 0 or ny % sh != 0 or ny // sh >= h:
+                continue
+            iy = ny // sh
+            for kx in range(kw):
+                nx = ox + pw - kx * dw
+                if nx < 0 or nx % sw != 0 or nx // sw >= wd:
+                    continue
+                ix = nx // sw
+                xv = x[b, ci, iy, ix, t]
+                if xv != 0:
+                    if graded:
+                        acc += weight[ci, col, ky, kx] * xv
+                    else:
+                        acc += weight[ci, col, ky, kx]
+    if weight_exp >= 0:
+        acc = acc * (1 << weight_exp)
+    else:
+        acc = acc >> (-weight_exp)
+    out[b, co, oy, ox, t] = ((acc + 8388608) & 16777215) - 8388608

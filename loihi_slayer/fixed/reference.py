@@ -262,3 +262,48 @@ def conv2d(
     out = scale_by_exp(out, np.int64(weight_exp))
     out = (out + TWO23) % TWO24 - TWO23  # lava-nc Conv: wrap to signed 24 bit
     return out[0] if squeeze else out
+
+
+def conv_transpose2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups: int = 1,
+    weight_exp: int = 0,
+    graded: bool = False,
+) -> np.ndarray:
+    """Integer 2-D transposed convolution (PyTorch ``conv_transpose2d``, output_padding 0).
+
+    ``weight`` is ``(C_in, C_out / groups, kH, kW)``; each input pixel scatters
+    ``w * x`` to ``(iy * s - p + ky * d, ix * s - p + kx * d)``. The sum is shifted
+    by ``weight_exp`` and wrapped to signed 24 bit.
+    """
+    xi = np.asarray(x).astype(np.int64)
+    squeeze = xi.ndim == 4
+    if squeeze:
+        xi = xi[None]
+    if not graded:
+        xi = (xi != 0).astype(np.int64)
+    w = np.asarray(weight).astype(np.int64)
+    b, c_in, h, wd, steps = xi.shape
+    _, out_per_group, kh, kw = w.shape
+    in_per_group = c_in // groups
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    full_h = (h - 1) * sh + dh * (kh - 1) + 1
+    full_w = (wd - 1) * sw + dw * (kw - 1) + 1
+    full = np.zeros((b, out_per_group * groups, full_h, full_w, steps), np.int64)
+    for ci in range(c_in):
+        g = ci // in_per_group
+        for col in range(out_per_group):
+            co = g * out_per_group + col
+            for ky in range(kh):
+                for kx in range(kw):
+                    rows = slice(ky * dh, ky * dh + sh * (h - 1) + 1, sh)
+                    cols = slice(kx * dw, kx * dw + sw * (wd - 1) + 1, sw)
+                    full[:, co, rows, cols] += w[ci, col, ky, kx] * xi[:, ci]
+    out = full[:, :, ph : full_h - ph, pw : full_w - pw]
+    out = scale_by_exp(out, np.int64(weight_exp))
+    out = (out + TWO23) % TWO24 - TWO23
+    return out[0] if squeeze else out
