@@ -28,9 +28,7 @@ def quantize(x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
     return _RoundSTE.apply(x, step)
 
 
-def quantize_8bit(
-    weight: torch.Tensor, scale: int = 1 << 6, descale: bool = False
-) -> torch.Tensor:
+def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = False) -> torch.Tensor:
     r"""Quantize to the Loihi 8-bit MIXED weight grid.
 
     .. math::

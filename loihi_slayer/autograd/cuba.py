@@ -366,9 +366,7 @@ class CubaFunction(torch.autograd.Function):
         return g_x.reshape(shape), g_i_param, g_v_param, None, None, None, None
 
 
-def surrogate_spike(
-    voltage: torch.Tensor, spec: CubaSpec
-) -> torch.Tensor:
+def surrogate_spike(voltage: torch.Tensor, spec: CubaSpec) -> torch.Tensor:
     """Spike function on a (pre-reset) voltage with the exact integer compare.
 
     Forward: ``s = v * s_scale > v_th_mant << 6`` (graded: ``s * v``); backward:
@@ -393,8 +391,10 @@ class _SpikeFunction(torch.autograd.Function):
         if spec.graded:
             d = spec.scale_rho * torch.exp(torch.clamp(v - spec.theta, max=0) / spec.tau_rho)
         else:
-            d = spec.scale_rho / (2 * spec.tau_rho) * torch.exp(
-                -torch.abs(v - spec.theta) / spec.tau_rho
+            d = (
+                spec.scale_rho
+                / (2 * spec.tau_rho)
+                * torch.exp(-torch.abs(v - spec.theta) / spec.tau_rho)
             )
         return g * d, None
 

@@ -99,8 +99,7 @@ class Neuron(torch.nn.Module):
             raise ParameterTypeError(f"{name}: input must be a float tensor, got {x.dtype}")
         if x.dim() < 3:
             raise ParameterError(
-                f"{name}: expected input (N, C, T) or (N, C, H, W, T), found shape "
-                f"{tuple(x.shape)}"
+                f"{name}: expected input (N, C, T) or (N, C, H, W, T), found shape {tuple(x.shape)}"
             )
         if self.shape is None:
             if not self.shared_param:

@@ -272,9 +272,13 @@ class Neuron(base.Neuron):
             return None
         if self.training and self.norm.update:
             return BatchMean()
-        return -torch.round(self.norm.pre_hook_fx(self.norm.running_mean, descale=True)).to(
-            torch.int64
-        ).cpu().numpy() << 6
+        return (
+            -torch.round(self.norm.pre_hook_fx(self.norm.running_mean, descale=True))
+            .to(torch.int64)
+            .cpu()
+            .numpy()
+            << 6
+        )
 
     def _run(self, x: torch.Tensor, want_trace: bool):
         self._check_input(x)
