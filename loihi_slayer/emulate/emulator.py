@@ -157,6 +157,10 @@ class Emulator:
         Kernel backend: ``'cpu'`` (default), ``'cuda'`` or ``'reference'``.
     spike_exp
         ``spike_exp`` of sigma-delta neurons (netx default 6).
+    input_shape
+        Input shape ``(C, H, W)`` or ``(N,)`` for networks without an ``input``
+        layer (netx's ``input_shape`` argument); required when the first layer
+        is spatial.
 
     Examples
     --------
@@ -171,6 +175,7 @@ class Emulator:
         num_layers: int | None = None,
         backend: str = "cpu",
         spike_exp: int = SPIKE_EXP,
+        input_shape: tuple[int, ...] | None = None,
     ) -> None:
         if isinstance(network, (str, Path)):
             network = load_network(network, num_layers=num_layers)
@@ -181,6 +186,9 @@ class Emulator:
         self.network = network
         self.backend = backend
         self.spike_exp = int(spike_exp)
+        self._given_input_shape = (
+            None if input_shape is None else tuple(int(v) for v in input_shape)
+        )
         self.shapes = self._check_layers()
         self.input_shape = self._first_input_shape()
 
@@ -188,7 +196,7 @@ class Emulator:
     def _check_layers(self) -> list[tuple[int, ...]]:
         """Validate layer types and connectivity; return each layer's output shape."""
         shapes: list[tuple[int, ...]] = []
-        prev: tuple[int, ...] | None = None
+        prev: tuple[int, ...] | None = self._given_input_shape
         for i, layer in enumerate(self.network.layers):
             kind = layer.type_name
             if kind not in SUPPORTED_TYPES:
@@ -265,7 +273,8 @@ class Emulator:
         kind = layer.type_name
         if prev is None and i == 0:
             raise FormatError(
-                f"a {kind} first layer needs an 'input' layer giving its input shape",
+                f"a {kind} first layer needs an 'input' layer or Emulator(input_shape=...) "
+                "giving its input shape",
                 group="layer/0",
             )
         if len(prev) != 3:
@@ -317,6 +326,8 @@ class Emulator:
         first = self.network.layers[0]
         if isinstance(first, InputLayer):
             return self.shapes[0]
+        if self._given_input_shape is not None:
+            return self._given_input_shape
         if isinstance(first, DenseLayer):
             return (int(first.weight.shape[1]),)
         raise FormatError(
