@@ -1,0 +1,56 @@
+"""The ``loihi-slayer demo`` job with a tiny budget: exit 0, zero gap, files written."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+
+from loihi_slayer import cli, demo
+from loihi_slayer.golden import load_case, verify_case
+from loihi_slayer.hdf5 import load_network
+
+
+def test_demo_cli_two_epochs(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = cli.main(["demo", "--out", str(out), "--epochs", "2", "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "gap: ZERO" in text and str(out / "network.net") in text
+    net = load_network(out / "network.net")
+    assert [layer.type_name for layer in net.layers] == ["dense", "dense"]
+    assert net.layers[0].weight.shape == (256, 200)
+    assert net.layers[0].neuron.v_th_mant == 6 and net.layers[0].neuron.i_decay == 4096
+    assert (out / "raster.png").stat().st_size > 1000
+    case = load_case(out / "golden.h5")
+    assert case.num_steps == 2000
+    assert verify_case(out / "golden.h5").ok
+
+
+def test_run_demo_without_matplotlib(tmp_path, monkeypatch, caplog):
+    real_import = builtins.__import__
+
+    def no_mpl(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    res = demo.run_demo(tmp_path, epochs=1, seconds=None, progress=False)
+    assert res.ok and res.plot is None
+    assert "matplotlib is not installed" in caplog.text
+    assert res.gap.compared == {0: 256 * 2000, 1: 200 * 2000}
+    assert res.epochs == 1 and len(res.losses) == 1 and np.isfinite(res.losses[0])
+
+
+def test_oxford_data_shapes():
+    x, y = demo.oxford_data()
+    assert x.shape == (1, 200, 2000) and y.shape == (1, 200, 2000)
+    assert not x[..., 0].any()
+    assert 1800 < int(x.sum()) <= 1881
+
+
+def test_train_needs_a_budget():
+    with pytest.raises(ValueError):
+        demo.train(demo.Network(), *demo.oxford_data(50), epochs=None, seconds=None)
