@@ -278,3 +278,16 @@ def test_new_layer_types_round_trip_through_a_file(tmp_path):
     b = Emulator(tmp_path / "n.net").run(x, record="s")
     for i in a.layers:
         np.testing.assert_array_equal(a[i, "s"], b[i, "s"])
+
+
+def test_threshold_beyond_17_bits_in_a_file_never_fires(tmp_path):
+    """lava-dl's Affine writes vThMant 262143: vThMant << 6 >= 2**23 lies above every
+    saturated voltage, so the neuron integrates and never fires (netx passes it on)."""
+    from loihi_slayer.hdf5 import save_network
+
+    w = np.full((2, 3), 254, np.int64)
+    net = Network([InputLayer((3,)), DenseLayer((2,), w, neuron=CubaNeuron(0, 0, 262143))])
+    save_network(net, tmp_path / "affine.net")
+    tr = Emulator(tmp_path / "affine.net").run(np.ones((3, 50), np.int64), record=("s", "v"))
+    assert tr[1, "s"].sum() == 0
+    assert tr[1, "v"].max() == 2**23 - 1  # saturated, still no spike

@@ -1388,7 +1388,12 @@ def compare_with_emulator(
     items = _blocks(blocks)
     if network is None:
         network = network_record(items)
-    emu = Emulator(network, backend=backend)
+    # a network starting with a spatial block has no input layer: give the emulator
+    # the shape that init_shapes recorded (netx's input_shape argument)
+    first_shape = (
+        getattr(items[0], "input_shape", None) if isinstance(items[0], _SpatialBlock) else None
+    )
+    emu = Emulator(network, backend=backend, input_shape=first_shape)
     outs = _eval_outputs(items, x)
     report = GapReport()
     first = items[0]

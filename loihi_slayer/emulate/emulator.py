@@ -20,7 +20,9 @@ Layers beyond netx (lava-dl blocks that netx cannot load; same timing rules):
 (integer sum over ``num_outputs`` contiguous groups; lava-dl's mean is this sum
 divided by the group size) and ``decimate`` (integer sum over ``factor``
 consecutive steps; later layers run on the shorter time axis). ``average`` and
-``decimate`` have no neuron and no latency; their output is recorded as ``s``.
+``decimate`` have no neuron and no latency; their output is recorded as ``s`` and
+travels to a following synapse as graded integer sums (lava-dl's mean, the sum
+divided by the group size or factor, has no exact integer form on the chip).
 
 Axonal delays (``delay`` datasets) are applied as lava-dl trains them: a layer's
 output spikes are delayed per neuron, after the neuron (spec §7.3). netx instead
@@ -361,6 +363,10 @@ class Emulator:
         integrator = False
         if neuron is None:
             neuron, integrator = default_dense_neuron(), True
+        elif np.all(np.asarray(neuron.v_th_mant) >= 1 << 17):
+            # vThMant << 6 >= 2**23 lies above every saturated voltage: the neuron never
+            # fires (lava-dl's Affine writes 262143, netx's default neuron 131072)
+            integrator = True
         shape = self.shapes[i]
         if bias is None:
             bias = getattr(layer, "bias", None)
@@ -496,6 +502,7 @@ class Emulator:
             steps = layer_steps[i]
             if isinstance(layer, _SUM_LAYERS):
                 stream = self._sum_layer(layer, stream, shape)
+                graded = True  # integer sums travel on as graded values
                 rec = tuple(wanted.get(i, ()))
                 if any(v != "s" for v in rec):
                     raise ParameterError(
