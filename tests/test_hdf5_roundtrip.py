@@ -127,6 +127,7 @@ def _random_layer(cls: type, rng: np.random.Generator) -> Any:
         "groups": lambda: groups,
         "input_bias": lambda: None if rng.random() < 0.3 else _ints(rng, -512, 512, (out_ch,)),
         "factor": lambda: int(rng.choice([1, 2, 4, 8])),
+        "latency": lambda: int(rng.integers(0, 2)),
         "extra": lambda: _extra(rng),
     }
     if cls is InputLayer:

@@ -10,8 +10,9 @@ with a neuron gets ``rint(64 * Q(x))`` injected (its index ``n`` = column
 ``n``). A block without ``delay_shift`` moves every later layer one step
 later on the chip (exact without bias). Axonal delays shift each channel by
 ``floor(d)`` after the one-step shift. Average/decimation outputs are the
-integer sums (training mean × group size / factor); a decimation is exact when
-its input block has ``delay_shift=False``.
+integer sums (training mean × group size / factor); a decimation is exported with
+``latency`` 1 after a block with ``delay_shift`` (0 otherwise) so the chip groups
+the same steps as training.
 """
 
 from __future__ import annotations
@@ -122,6 +123,22 @@ def test_input_neuron_kwta_and_decimation():
     )
     train_steps(net, x)
     assert_zero_gap(net, x, min_events=10)
+
+
+def test_decimation_after_shifted_block_is_exact():
+    """The CUBA default (delay_shift=True) before a decimation: compared, not skipped."""
+    x = spikes((2, 12, T), p=0.5)
+    x[..., 0] = 0
+    net = torch.nn.Sequential(
+        cuba.Dense(params(), 12, 10, weight_scale=3),
+        cuba.Dense(params(), 10, 8, weight_scale=3),
+        cuba.TimeDecimation(4),
+    )
+    train_steps(net, x)
+    rec = block.network_record(net)
+    assert rec.layers[2].latency == 1
+    rep = block.compare_with_emulator(net, x, rec)
+    assert rep.ok and 2 not in rep.skipped and rep.compared[2] > 0, rep
 
 
 def test_gap_detector_sees_a_changed_weight():

@@ -19,7 +19,8 @@ Layers beyond netx (lava-dl blocks that netx cannot load; same timing rules):
 ``kwta`` (dense + recurrent synapse + constant synaptic input), ``average``
 (integer sum over ``num_outputs`` contiguous groups; lava-dl's mean is this sum
 divided by the group size) and ``decimate`` (integer sum over ``factor``
-consecutive steps; later layers run on the shorter time axis). ``average`` and
+consecutive steps, after delaying the input by the layer's ``latency``; later
+layers run on the shorter time axis). ``average`` and
 ``decimate`` have no neuron and no latency; their output is recorded as ``s`` and
 travels to a following synapse as graded integer sums (lava-dl's mean, the sum
 divided by the group size or factor, has no exact integer form on the chip).
@@ -575,10 +576,10 @@ class Emulator:
         if isinstance(layer, AverageLayer):
             groups = math.prod(shape)
             return stream.reshape(groups, -1, steps).sum(axis=1).reshape(shape + (steps,))
-        f = layer.factor
+        f, lat = layer.factor, layer.latency
         padded = -(-steps // f) * f
         flat = np.zeros((math.prod(stream.shape[:-1]), padded), np.int64)
-        flat[:, :steps] = stream.reshape(-1, steps)
+        flat[:, lat:steps] = stream.reshape(-1, steps)[:, : steps - lat]
         return flat.reshape(-1, padded // f, f).sum(axis=2).reshape(shape + (padded // f,))
 
     def _masks(self, steps, resets, interval, offset) -> dict[int, np.ndarray]:

@@ -429,7 +429,8 @@ def _read_layer(g: _Group, kind: str) -> Layer:
     elif kind == "decimate":
         factor = g.int_scalar("factor")
         assert factor is not None
-        layer = TimeDecimationLayer(shape, factor)
+        latency = g.int_scalar("latency", required=False)
+        layer = TimeDecimationLayer(shape, factor, 0 if latency is None else latency)
     else:  # pragma: no cover - dispatch guarantees a known type
         raise g.error(f"unknown layer type {kind!r}", "type")
     extra = g.rest()
@@ -768,6 +769,7 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
         pass
     elif isinstance(layer, TimeDecimationLayer):
         plan.add(f"{base}/factor", _i64(layer.factor))
+        plan.add(f"{base}/latency", _i64(layer.latency))
     else:
         raise ParameterTypeError(f"{where}: not a layer record: {type(layer)!r}")
     _plan_extra(plan, base, layer.extra, where)

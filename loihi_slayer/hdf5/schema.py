@@ -647,10 +647,16 @@ class TimeDecimationLayer(Layer):
         Neuron shape (unchanged by the layer).
     factor
         Steps per output step (a power of two, as lava-dl requires).
+    latency
+        Steps by which the input is delayed before grouping (0 or 1): output
+        ``k`` sums input steps ``k*factor - latency`` .. ``(k+1)*factor - 1 - latency``.
+        lava-dl blocks with ``delay_shift`` deliver their output one step early
+        relative to the chip, so a decimation after such a block uses 1.
     """
 
     shape: tuple[int, ...]
     factor: int = 1
+    latency: int = 0
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     type_name: ClassVar[str] = "decimate"
@@ -658,6 +664,9 @@ class TimeDecimationLayer(Layer):
     def __post_init__(self) -> None:
         self.shape = _shape(self.shape)
         self.factor = _int(self.factor, "factor")
+        self.latency = _int(self.latency, "latency")
+        if self.latency not in (0, 1):
+            raise ParameterError(f"latency = {self.latency} must be 0 or 1")
         if self.factor < 1 or self.factor & (self.factor - 1):
             raise ParameterError(f"factor = {self.factor} must be a power of two >= 1")
         self.extra = _extra(self.extra)
