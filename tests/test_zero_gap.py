@@ -141,6 +141,19 @@ def test_decimation_after_shifted_block_is_exact():
     assert rep.ok and 2 not in rep.skipped and rep.compared[2] > 0, rep
 
 
+def test_affine_readout_voltage_is_exact():
+    """Affine (lava-dl's vThMant 262143 'never fires' integrator): voltages compared."""
+    x = spikes((2, 12, T), p=0.5)
+    x[..., 0] = 0
+    net = torch.nn.Sequential(
+        cuba.Dense(params(), 12, 10, weight_scale=3),
+        cuba.Affine(params(), 10, 4, weight_scale=3),
+    )
+    train_steps(net, x)
+    rep = block.compare_with_emulator(net, x)
+    assert rep.ok and not rep.skipped and rep.compared[1] > 0, rep.summary()
+
+
 def test_gap_detector_sees_a_changed_weight():
     x = spikes((1, 12, T), p=0.5)
     x[..., 0] = 0
