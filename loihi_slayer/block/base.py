@@ -36,6 +36,7 @@ at step ``n + 1``.
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import os
@@ -120,7 +121,7 @@ def _decay_int(param: torch.Tensor) -> int | np.ndarray:
 # =============================================================================== base
 
 
-class Block(torch.nn.Module):
+class Block(torch.nn.Module, metaclass=abc.ABCMeta):
     """Common base: naming, neuron construction, input checks, shift/delay, export.
 
     Subclass modules (:mod:`loihi_slayer.block.cuba`, :mod:`.sigma_delta`) set
@@ -195,13 +196,13 @@ class Block(torch.nn.Module):
         return x
 
     # ------------------------------------------------------------------- shapes
+    @abc.abstractmethod
     def init_shapes(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Fix the block's shapes from its input shape (no batch, no time).
 
         Returns the output shape. Call once before training (or pass the
         shape at construction); see the module docstring.
         """
-        raise NotImplementedError
 
     @property
     def shape(self) -> tuple[int, ...] | None:
@@ -210,9 +211,9 @@ class Block(torch.nn.Module):
         return None if n is None or n.shape is None else tuple(n.shape)
 
     # ------------------------------------------------------------------- export
+    @abc.abstractmethod
     def to_layer(self) -> hdf5.Layer:
         """The :mod:`loihi_slayer.hdf5` schema record of this block (block unchanged)."""
-        raise NotImplementedError
 
     def export_hdf5(self, handle) -> None:
         """Write this block as one netx layer into the h5py group ``handle``."""
@@ -926,8 +927,9 @@ class _SpatialBlock(_SynapseBlock):
         if input_shape is not None:
             self.init_shapes(input_shape)
 
+    @abc.abstractmethod
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        raise NotImplementedError
+        """Output (H, W) of the synapse for an (h, w) input."""
 
     def init_shapes(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         shp = tuple(int(s) for s in input_shape)
