@@ -132,6 +132,35 @@ def sdnn_kernel(
         err_st[n] = er
 
 
+@njit(inline="always", cache=True)
+def _shifted(acc, weight_exp):
+    """The synaptic sum scaled by ``2**weight_exp`` (floor for a negative exponent)."""
+    if weight_exp >= 0:
+        return acc * (1 << weight_exp)
+    return acc >> (-weight_exp)
+
+
+@njit(inline="always", cache=True)
+def _add_pixel(acc, w, x, b, ci, iy, ix, graded):
+    """``acc[:] += w * x[b, ci, iy, ix, :]`` (0/1 spikes unless ``graded``)."""
+    if w == 0:
+        return
+    if graded:
+        for t in range(acc.shape[0]):
+            acc[t] += w * x[b, ci, iy, ix, t]
+    else:
+        for t in range(acc.shape[0]):
+            if x[b, ci, iy, ix, t] != 0:
+                acc[t] += w
+
+
+@njit(inline="always", cache=True)
+def _store_wrapped(out, acc, b, co, oy, ox, weight_exp):
+    """Shift by the exponent and wrap to signed 24 bit (lava-nc's Conv)."""
+    for t in range(acc.shape[0]):
+        out[b, co, oy, ox, t] = ((_shifted(acc[t], weight_exp) + 8388608) & 16777215) - 8388608
+
+
 @njit(parallel=True, cache=True)
 def dense_kernel(x, weight, weight_exp, graded, out):
     """``out[b, o, t] = shift(sum_i weight[o, i] * x[b, i, t], weight_exp)``."""
@@ -153,10 +182,7 @@ def dense_kernel(x, weight, weight_exp, graded, out):
                     if x[b, i, t] != 0:
                         acc[t] += w
         for t in range(steps):
-            if weight_exp >= 0:
-                out[b, o, t] = acc[t] * (1 << weight_exp)
-            else:
-                out[b, o, t] = acc[t] >> (-weight_exp)
+            out[b, o, t] = _shifted(acc[t], weight_exp)
 
 
 @njit(parallel=True, cache=True)
@@ -185,21 +211,8 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
                             if ix < 0 or ix >= wd:
                                 continue
                             w = np.int64(weight[co, cl, ky, kx])
-                            if w == 0:
-                                continue
-                            if graded:
-                                for t in range(steps):
-                                    acc[t] += w * x[b, ci, iy, ix, t]
-                            else:
-                                for t in range(steps):
-                                    if x[b, ci, iy, ix, t] != 0:
-                                        acc[t] += w
-                for t in range(steps):
-                    if weight_exp >= 0:
-                        val = acc[t] * (1 << weight_exp)
-                    else:
-                        val = acc[t] >> (-weight_exp)
-                    out[b, co, oy, ox, t] = ((val + 8388608) & 16777215) - 8388608
+                            _add_pixel(acc, w, x, b, ci, iy, ix, graded)
+                _store_wrapped(out, acc, b, co, oy, ox, weight_exp)
 
 
 @njit(parallel=True, cache=True)
@@ -231,18 +244,5 @@ def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_ex
                                 continue
                             ix = nx // sw
                             w = np.int64(weight[ci, col, ky, kx])
-                            if w == 0:
-                                continue
-                            if graded:
-                                for t in range(steps):
-                                    acc[t] += w * x[b, ci, iy, ix, t]
-                            else:
-                                for t in range(steps):
-                                    if x[b, ci, iy, ix, t] != 0:
-                                        acc[t] += w
-                for t in range(steps):
-                    if weight_exp >= 0:
-                        val = acc[t] * (1 << weight_exp)
-                    else:
-                        val = acc[t] >> (-weight_exp)
-                    out[b, co, oy, ox, t] = ((val + 8388608) & 16777215) - 8388608
+                            _add_pixel(acc, w, x, b, ci, iy, ix, graded)
+                _store_wrapped(out, acc, b, co, oy, ox, weight_exp)

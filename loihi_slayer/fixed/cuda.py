@@ -20,6 +20,28 @@ _cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
 _sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)
 
 
+@cuda.jit(device=True)
+def _shift_wrap24(acc, weight_exp):
+    """Scale by ``2**weight_exp`` (floor if negative) and wrap to signed 24 bit."""
+    if weight_exp >= 0:
+        acc = acc * (1 << weight_exp)
+    else:
+        acc = acc >> (-weight_exp)
+    return ((acc + 8388608) & 16777215) - 8388608
+
+
+@cuda.jit(device=True)
+def _unravel5(idx, d1, d2, d3, d4):
+    """Split a flat index over ``(·, d1, d2, d3, d4)`` (C order)."""
+    i4 = idx % d4
+    rest = idx // d4
+    i3 = rest % d3
+    rest = rest // d3
+    i2 = rest % d2
+    rest = rest // d2
+    return rest // d1, rest % d1, i2, i3, i4
+
+
 def launch(n: int) -> tuple[int, int]:
     """(blocks, threads per block) covering ``n`` work items.
 
@@ -131,14 +153,7 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
     w_out = out.shape[3]
     if idx >= batch * c_out * h_out * w_out * steps:
         return
-    t = idx % steps
-    rest = idx // steps
-    ox = rest % w_out
-    rest = rest // w_out
-    oy = rest % h_out
-    rest = rest // h_out
-    co = rest % c_out
-    b = rest // c_out
+    b, co, oy, ox, t = _unravel5(idx, c_out, h_out, w_out, steps)
     g = co // (c_out // groups)
     acc = out[b, co, oy, ox, t] - out[b, co, oy, ox, t]
     for cl in range(c_per_group):
@@ -157,11 +172,7 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
                         acc += weight[co, cl, ky, kx] * xv
                     else:
                         acc += weight[co, cl, ky, kx]
-    if weight_exp >= 0:
-        acc = acc * (1 << weight_exp)
-    else:
-        acc = acc >> (-weight_exp)
-    out[b, co, oy, ox, t] = ((acc + 8388608) & 16777215) - 8388608
+    out[b, co, oy, ox, t] = _shift_wrap24(acc, weight_exp)
 
 
 @cuda.jit
@@ -177,14 +188,7 @@ def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_ex
     w_out = out.shape[3]
     if idx >= batch * c_out * h_out * w_out * steps:
         return
-    t = idx % steps
-    rest = idx // steps
-    ox = rest % w_out
-    rest = rest // w_out
-    oy = rest % h_out
-    rest = rest // h_out
-    co = rest % c_out
-    b = rest // c_out
+    b, co, oy, ox, t = _unravel5(idx, c_out, h_out, w_out, steps)
     g = co // out_per_group
     col = co % out_per_group
     in_per_group = c_in // groups
@@ -207,8 +211,4 @@ def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_ex
                         acc += weight[ci, col, ky, kx] * xv
                     else:
                         acc += weight[ci, col, ky, kx]
-    if weight_exp >= 0:
-        acc = acc * (1 << weight_exp)
-    else:
-        acc = acc >> (-weight_exp)
-    out[b, co, oy, ox, t] = ((acc + 8388608) & 16777215) - 8388608
+    out[b, co, oy, ox, t] = _shift_wrap24(acc, weight_exp)
