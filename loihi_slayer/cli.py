@@ -85,6 +85,18 @@ def _load_input(path: Path) -> np.ndarray:
         raise FormatError(f"cannot read input array: {exc}", file=path) from None
 
 
+def _shape_arg(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise FormatError(f"--input-shape {text!r}: expected integers like 2,34,34") from None
+    if not shape or min(shape) < 1:
+        raise FormatError(f"--input-shape {text!r}: expected positive integers like 2,34,34")
+    return shape
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from .golden import record_case, save_case
 
@@ -96,6 +108,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         args.steps,
         record=record,
         num_layers=args.num_layers,
+        input_shape=_shape_arg(args.input_shape),
         input_mode=args.input_mode,
         graded_input=args.graded,
         cyclic=not args.no_cycle,
@@ -218,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-cycle", action="store_true", help="do not replay a short input")
     e.add_argument("--record", default="s", help="comma-separated variables, e.g. s,u,v")
     e.add_argument("--num-layers", type=int, default=None)
+    e.add_argument("--input-shape", default=None,
+                   help="C,H,W input shape when the network has no input layer")  # fmt: skip
     e.add_argument("--reset-interval", type=int, default=None)
     e.add_argument("--reset-offset", type=int, default=0)
     e.add_argument("--backend", default="cpu", choices=("cpu", "cuda", "reference"))

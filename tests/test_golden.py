@@ -179,3 +179,34 @@ def test_cli_inspect(capsys):
 def test_console_script_runs():
     proc = subprocess.run(["loihi-slayer", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "verify" in proc.stdout
+
+
+def test_cli_emulate_network_without_input_layer(tmp_path, capsys):
+    """A network whose first layer is spatial needs netx's input_shape; the case keeps it."""
+    from loihi_slayer.hdf5 import (
+        CubaNeuron,
+        DenseLayer,
+        FlattenLayer,
+        Network,
+        PoolLayer,
+        save_network,
+    )
+
+    n = CubaNeuron(1024, 256, 2)
+    net = Network([
+        PoolLayer((2, 3, 3), np.full((1, 1, 2, 2), 4), (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+        FlattenLayer((18, 1, 1)),
+        DenseLayer((4,), np.full((4, 18), 6), neuron=n),
+    ])  # fmt: skip
+    save_network(net, tmp_path / "pool.net")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", (rng.random((2, 6, 6, 30)) < 0.3).astype(np.int64))
+    out = tmp_path / "case.h5"
+    args = ["emulate", str(tmp_path / "pool.net"), str(tmp_path / "x.npy"), "-o", str(out)]
+    assert main(args) == 2  # no input layer, no --input-shape
+    assert "input_shape" in capsys.readouterr().err
+    assert main(args + ["--input-shape", "2,6,6"]) == 0
+    case = load_case(out)
+    assert case.input_shape == (2, 6, 6)
+    assert sum(int(e.data.sum()) for e in case.expectations) > 0
+    assert main(["verify", str(out)]) == 0

@@ -486,7 +486,7 @@ class Emulator:
         steps = int(num_steps if num_steps is not None else (0 if data is None else data.shape[-1]))
         if steps < 1:
             raise ParameterError(f"num_steps = {steps} must be >= 1")
-        masks = self._masks(steps, resets, reset_interval, reset_offset)
+        masks = self.reset_masks(steps, resets, reset_interval, reset_offset)
         wanted = self._record_map(record)
         subsets = dict(neurons or {})
 
@@ -582,7 +582,16 @@ class Emulator:
         flat[:, lat:steps] = stream.reshape(-1, steps)[:, : steps - lat]
         return flat.reshape(-1, padded // f, f).sum(axis=2).reshape(shape + (padded // f,))
 
-    def _masks(self, steps, resets, interval, offset) -> dict[int, np.ndarray]:
+    def reset_masks(
+        self,
+        num_steps: int,
+        resets: Mapping[int, Any] | None = None,
+        interval: int | None = None,
+        offset: int = 0,
+    ) -> dict[int, np.ndarray]:
+        """Per-layer reset masks (start of step) from explicit masks and/or netx's
+        ``reset_interval``/``reset_offset``; each has the layer's number of steps."""
+        steps = num_steps
         masks: dict[int, np.ndarray] = {}
         per_layer = self.layer_steps(steps)
         if interval is not None:

@@ -108,6 +108,9 @@ class GoldenCase:
         Path of a referenced ``.net`` file, relative to the case file (or None).
     num_layers
         Use only the first ``num_layers`` layers (netx's argument), or None.
+    input_shape
+        Input shape for a network without an ``input`` layer whose first layer is
+        spatial (netx's ``input_shape`` argument), or None.
     num_steps
         Lava steps to run.
     input_mode
@@ -137,6 +140,7 @@ class GoldenCase:
     network_bytes: bytes | None = None
     network_path: str | None = None
     num_layers: int | None = None
+    input_shape: tuple[int, ...] | None = None
     input_mode: str = "inject"
     input: np.ndarray | None = None
     graded_input: bool = False
@@ -224,6 +228,8 @@ def save_case(case: GoldenCase, path: str | os.PathLike[str]) -> Path:
                 _put(net, "path", str(case.network_path))
             if case.num_layers is not None:
                 net.create_dataset("num_layers", data=np.int64(case.num_layers))
+            if case.input_shape is not None:
+                net.create_dataset("input_shape", data=np.asarray(case.input_shape, np.int64))
             for key, value in case.checks.items():
                 net.create_dataset(f"checks/{key}", data=np.asarray(value))
             inp = f.create_group("input")
@@ -441,6 +447,7 @@ def _load(r: _Reader) -> GoldenCase:
         network_bytes=net_bytes,
         network_path=net_path,
         num_layers=r.integer("network", "num_layers", required=False),
+        input_shape=_opt_shape(r.int_array("network", "input_shape", required=False)),
         input_mode=mode,
         input=data,
         graded_input=r.flag("input", "graded", False),
@@ -452,6 +459,10 @@ def _load(r: _Reader) -> GoldenCase:
         description=r.text("/", "description", required=False) or "",
         source=r.text("/", "source", required=False) or "",
     )
+
+
+def _opt_shape(arr: np.ndarray | None) -> tuple[int, ...] | None:
+    return None if arr is None else tuple(int(v) for v in np.asarray(arr).reshape(-1))
 
 
 def read_network_bytes(path: str | os.PathLike[str]) -> bytes:

@@ -93,7 +93,9 @@ class Report:
 
 def run_case(case: GoldenCase, backend: str = "cpu") -> Traces:
     """Run a case's network on the emulator, recording what its expectations need."""
-    emu = Emulator(case.network(), backend=backend, spike_exp=case.spike_exp)
+    emu = Emulator(
+        case.network(), backend=backend, spike_exp=case.spike_exp, input_shape=case.input_shape
+    )
     record: dict[int, list[str]] = {}
     for e in case.expectations:
         if not 0 <= e.layer < len(emu.network.layers):
@@ -194,6 +196,7 @@ def record_case(
     *,
     record: Iterable[str] | Mapping[int, Iterable[str]] = ("s",),
     num_layers: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
     input_mode: str = "inject",
     graded_input: bool = False,
     cyclic: bool = True,
@@ -208,10 +211,11 @@ def record_case(
     """Run a network and capture its traces as a new golden case (network embedded)."""
     from .case import read_network_bytes
 
-    emu = Emulator(network, num_layers=num_layers, backend=backend, spike_exp=spike_exp)
+    emu = Emulator(network, num_layers=num_layers, backend=backend, spike_exp=spike_exp,
+                   input_shape=input_shape)  # fmt: skip
     data = None if input is None else np.asarray(input)
     steps = int(num_steps if num_steps is not None else data.shape[-1])
-    masks = emu._masks(steps, resets, reset_interval, reset_offset)
+    masks = emu.reset_masks(steps, resets, reset_interval, reset_offset)
     traces = emu.run(
         data, steps, input_mode=input_mode, graded_input=graded_input, cyclic=cyclic,
         resets=masks, record=record,
@@ -225,6 +229,7 @@ def record_case(
         num_steps=steps,
         network_bytes=read_network_bytes(network),
         num_layers=num_layers,
+        input_shape=None if input_shape is None else tuple(int(v) for v in input_shape),
         input_mode=input_mode if data is not None else "none",
         input=data,
         graded_input=graded_input,
