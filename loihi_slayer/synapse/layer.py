@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +116,27 @@ class _Synapse:
         return w.to(x.dtype)
 
 
+def _geometry_3d(kernel_size, stride, padding, dilation) -> dict:
+    """PyTorch 3-D conv geometry for a 2-D kernel over (H, W) with a 1-long time kernel."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    return {
+        "kernel_size": (kh, kw, 1),
+        "stride": (sh, sw, 1),
+        "padding": (ph, pw, 0),
+        "dilation": (dh, dw, 1),
+    }
+
+
+def _require_5d(x: torch.Tensor, name: str, channels: Any) -> None:
+    if x.dim() != 5:
+        raise ParameterError(
+            f"synapse.{name}: expected input (N, {channels}, H, W, T), found {tuple(x.shape)}"
+        )
+
+
 class Dense(_Synapse, torch.nn.Conv3d):
     """Dense synapse ``y[n, o, t] = Σ_i w[o, i] x[n, i, t]`` (no bias).
 
@@ -184,14 +206,8 @@ class Conv(_Synapse, torch.nn.Conv3d):
         *,
         exact: bool = False,
     ) -> None:
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(stride, "stride")
-        ph, pw = _pair(padding, "padding")
-        dh, dw = _pair(dilation, "dilation")
-        super().__init__(
-            in_features, out_features, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (dh, dw, 1),
-            groups, bias=False,
-        )  # fmt: skip
+        geometry = _geometry_3d(kernel_size, stride, padding, dilation)
+        super().__init__(in_features, out_features, groups=groups, bias=False, **geometry)
         if weight_scale != 1:
             with torch.no_grad():
                 self.weight.mul_(weight_scale)
@@ -199,11 +215,7 @@ class Conv(_Synapse, torch.nn.Conv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, H, W, T)`` -> ``(N, C_out, H', W', T)``."""
-        if x.dim() != 5:
-            raise ParameterError(
-                f"synapse.Conv: expected input (N, {self.in_channels}, H, W, T), "
-                f"found {tuple(x.shape)}"
-            )
+        _require_5d(x, "Conv", self.in_channels)
         x5, _ = self._prepare(x, self.in_channels)
         return F.conv3d(
             x5, self._weight(x5), None, self.stride, self.padding, self.dilation, self.groups
@@ -229,14 +241,8 @@ class ConvTranspose(_Synapse, torch.nn.ConvTranspose3d):
         *,
         exact: bool = False,
     ) -> None:
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(stride, "stride")
-        ph, pw = _pair(padding, "padding")
-        dh, dw = _pair(dilation, "dilation")
-        super().__init__(
-            in_features, out_features, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (0, 0, 0),
-            groups, bias=False, dilation=(dh, dw, 1),
-        )  # fmt: skip
+        geometry = _geometry_3d(kernel_size, stride, padding, dilation)
+        super().__init__(in_features, out_features, groups=groups, bias=False, **geometry)
         if weight_scale != 1:
             with torch.no_grad():
                 self.weight.mul_(weight_scale)
@@ -244,11 +250,7 @@ class ConvTranspose(_Synapse, torch.nn.ConvTranspose3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, H, W, T)`` -> ``(N, C_out, H', W', T)``."""
-        if x.dim() != 5:
-            raise ParameterError(
-                f"synapse.ConvTranspose: expected input (N, {self.in_channels}, H, W, T), "
-                f"found {tuple(x.shape)}"
-            )
+        _require_5d(x, "ConvTranspose", self.in_channels)
         x5, _ = self._prepare(x, self.in_channels)
         return F.conv_transpose3d(
             x5, self._weight(x5), None, self.stride, self.padding, 0, self.groups, self.dilation
@@ -270,11 +272,7 @@ class Pool(_Synapse, torch.nn.Conv3d):
         *,
         exact: bool = False,
     ) -> None:
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
-        ph, pw = _pair(padding, "padding")
-        dh, dw = _pair(dilation, "dilation")
-        super().__init__(1, 1, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), (dh, dw, 1), bias=False)
+        super().__init__(1, 1, bias=False, **_geometry_3d(kernel_size, stride, padding, dilation))
         with torch.no_grad():
             self.weight.fill_(float(weight_scale))
         self.weight.requires_grad_(False)
@@ -282,10 +280,7 @@ class Pool(_Synapse, torch.nn.Conv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W, T)`` -> ``(N, C, H', W', T)``, channels pooled independently."""
-        if x.dim() != 5:
-            raise ParameterError(
-                f"synapse.Pool: expected input (N, C, H, W, T), found {tuple(x.shape)}"
-            )
+        _require_5d(x, "Pool", "C")
         n, c = x.shape[:2]
         x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1)
         y = F.conv3d(x5, self._weight(x5), None, self.stride, self.padding, self.dilation)
@@ -307,13 +302,7 @@ class Unpool(_Synapse, torch.nn.ConvTranspose3d):
         *,
         exact: bool = False,
     ) -> None:
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
-        ph, pw = _pair(padding, "padding")
-        dh, dw = _pair(dilation, "dilation")
-        super().__init__(
-            1, 1, (kh, kw, 1), (sh, sw, 1), (ph, pw, 0), bias=False, dilation=(dh, dw, 1)
-        )
+        super().__init__(1, 1, bias=False, **_geometry_3d(kernel_size, stride, padding, dilation))
         with torch.no_grad():
             self.weight.fill_(float(weight_scale))
         self.weight.requires_grad_(False)
@@ -321,10 +310,7 @@ class Unpool(_Synapse, torch.nn.ConvTranspose3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W, T)`` -> ``(N, C, H', W', T)``."""
-        if x.dim() != 5:
-            raise ParameterError(
-                f"synapse.Unpool: expected input (N, C, H, W, T), found {tuple(x.shape)}"
-            )
+        _require_5d(x, "Unpool", "C")
         n, c = x.shape[:2]
         x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1)
         y = F.conv_transpose3d(
