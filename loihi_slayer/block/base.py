@@ -52,6 +52,7 @@ from .. import hdf5
 from ..axon import MAX_DELAY, Delay
 from ..dendrite import Sigma
 from ..errors import LoihiSlayerError, ParameterError, ParameterTypeError
+from ..fixed.api import conv_output_size, conv_transpose_output_size
 from ..spike import shift
 from ..synapse import Conv as _ConvSyn
 from ..synapse import ConvTranspose as _ConvTSyn
@@ -102,14 +103,6 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise ParameterTypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
     return a, b
-
-
-def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _convt_out(size: int, k: int, s: int, p: int, d: int) -> int:
-    return (size - 1) * s - 2 * p + d * (k - 1) + 1
 
 
 def _decay_int(param: torch.Tensor) -> int | np.ndarray:
@@ -927,9 +920,17 @@ class _SpatialBlock(_SynapseBlock):
         if input_shape is not None:
             self.init_shapes(input_shape)
 
-    @abc.abstractmethod
+    #: output length along one axis: ``(size, kernel, stride, padding, dilation) -> int``
+    _out_size = staticmethod(conv_output_size)
+
     def _out_hw(self, h: int, w: int) -> tuple[int, int]:
         """Output (H, W) of the synapse for an (h, w) input."""
+        s = self.synapse
+        kh, kw = s.kernel_size[:2]
+        return (
+            self._out_size(h, kh, s.stride[0], s.padding[0], s.dilation[0]),
+            self._out_size(w, kw, s.stride[1], s.padding[1], s.dilation[1]),
+        )
 
     def init_shapes(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         shp = tuple(int(s) for s in input_shape)
@@ -1036,17 +1037,11 @@ class AbstractConv(_SpatialBlock):
             norm.init_features(self.out_channels)
         self._setup_spatial(input_shape)
 
-    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        s = self.synapse
-        kh, kw = s.kernel_size[:2]
-        return (
-            _conv_out(h, kh, s.stride[0], s.padding[0], s.dilation[0]),
-            _conv_out(w, kw, s.stride[1], s.padding[1], s.dilation[1]),
-        )
+    _layer_class = hdf5.ConvLayer
 
     def to_layer(self) -> hdf5.ConvLayer:
         w = self._mantissa(self.synapse, "weight")
-        return hdf5.ConvLayer(
+        return self._layer_class(
             self._need_shape(), w[..., 0], groups=self.synapse.groups,
             neuron=self._neuron_record(), bias=self._bias_record(), delay=self._delay_record(),
             **self._syn_geometry(),
@@ -1061,21 +1056,9 @@ class AbstractConvT(AbstractConv):
 
     _synapse_class = _ConvTSyn
 
-    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        s = self.synapse
-        kh, kw = s.kernel_size[:2]
-        return (
-            _convt_out(h, kh, s.stride[0], s.padding[0], s.dilation[0]),
-            _convt_out(w, kw, s.stride[1], s.padding[1], s.dilation[1]),
-        )
+    _out_size = staticmethod(conv_transpose_output_size)
 
-    def to_layer(self) -> hdf5.ConvTransposeLayer:
-        w = self._mantissa(self.synapse, "weight")
-        return hdf5.ConvTransposeLayer(
-            self._need_shape(), w[..., 0], groups=self.synapse.groups,
-            neuron=self._neuron_record(), bias=self._bias_record(), delay=self._delay_record(),
-            **self._syn_geometry(),
-        )  # fmt: skip
+    _layer_class = hdf5.ConvTransposeLayer
 
 
 class AbstractPool(_SpatialBlock):
@@ -1126,20 +1109,11 @@ class AbstractPool(_SpatialBlock):
             )
         self._setup_spatial(input_shape)
 
-    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        s = self.synapse
-        kh, kw = s.kernel_size[:2]
-        return (
-            _conv_out(h, kh, s.stride[0], s.padding[0], s.dilation[0]),
-            _conv_out(w, kw, s.stride[1], s.padding[1], s.dilation[1]),
-        )
-
-    def _record_class(self):
-        return hdf5.PoolLayer
+    _layer_class = hdf5.PoolLayer
 
     def to_layer(self) -> hdf5.Layer:
         w = self._mantissa(self.synapse, "weight")
-        return self._record_class()(
+        return self._layer_class(
             self._need_shape(), w[..., 0], kernel_size=tuple(self.synapse.kernel_size[:2]),
             neuron=self._neuron_record(), delay=self._delay_record(), **self._syn_geometry(),
         )  # fmt: skip
@@ -1150,16 +1124,9 @@ class AbstractUnpool(AbstractPool):
 
     _synapse_class = _UnpoolSyn
 
-    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
-        s = self.synapse
-        kh, kw = s.kernel_size[:2]
-        return (
-            _convt_out(h, kh, s.stride[0], s.padding[0], s.dilation[0]),
-            _convt_out(w, kw, s.stride[1], s.padding[1], s.dilation[1]),
-        )
+    _out_size = staticmethod(conv_transpose_output_size)
 
-    def _record_class(self):
-        return hdf5.UnpoolLayer
+    _layer_class = hdf5.UnpoolLayer
 
 
 # ============================================================================ network
