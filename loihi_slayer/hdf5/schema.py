@@ -345,6 +345,21 @@ def default_dense_neuron() -> CubaNeuron:
     return CubaNeuron(i_decay=0, v_decay=4096, v_th_mant=1 << 17, ref_delay=1, type="CUBA")
 
 
+def _normalize_spatial(layer: Any, layout: str) -> None:
+    """Shape, 4-D weight (a legacy trailing singleton 5th axis dropped) and the
+    stride/padding/dilation pairs of a conv-like record."""
+    layer.shape = _shape(layer.shape)
+    weight = _int_array(layer.weight, "weight")
+    if weight.ndim == 5 and weight.shape[4] == 1:
+        weight = weight[..., 0]
+    if weight.ndim != 4:
+        raise ParameterTypeError(f"weight must be 4-D {layout}, got {weight.shape}")
+    layer.weight = weight
+    layer.stride = _pair(layer.stride, "stride", minimum=1)
+    layer.padding = _pair(layer.padding, "padding", minimum=0)
+    layer.dilation = _pair(layer.dilation, "dilation", minimum=1)
+
+
 def _check_neuron(value: Any) -> None:
     if value is not None and not isinstance(value, (CubaNeuron, SigmaDeltaNeuron, GenericNeuron)):
         raise ParameterTypeError(f"neuron must be a neuron record or None, got {type(value)!r}")
@@ -502,16 +517,7 @@ class ConvLayer(Layer):
     type_name: ClassVar[str] = "conv"
 
     def __post_init__(self) -> None:
-        self.shape = _shape(self.shape)
-        weight = _int_array(self.weight, "weight")
-        if weight.ndim == 5 and weight.shape[4] == 1:
-            weight = weight[..., 0]
-        if weight.ndim != 4:
-            raise ParameterTypeError(f"weight must be 4-D (out, in/g, kH, kW), got {weight.shape}")
-        self.weight = weight
-        self.stride = _pair(self.stride, "stride", minimum=1)
-        self.padding = _pair(self.padding, "padding", minimum=0)
-        self.dilation = _pair(self.dilation, "dilation", minimum=1)
+        _normalize_spatial(self, "(out, in/g, kH, kW)")
         self.groups = _int(self.groups, "groups")
         if self.groups < 1:
             raise ParameterError(f"groups must be >= 1, got {self.groups}")
@@ -573,17 +579,8 @@ class PoolLayer(Layer):
     type_name: ClassVar[str] = "pool"
 
     def __post_init__(self) -> None:
-        self.shape = _shape(self.shape)
-        weight = _int_array(self.weight, "weight")
-        if weight.ndim == 5 and weight.shape[4] == 1:
-            weight = weight[..., 0]
-        if weight.ndim != 4:
-            raise ParameterTypeError(f"weight must be 4-D (1, 1, kH, kW), got {weight.shape}")
-        self.weight = weight
+        _normalize_spatial(self, "(1, 1, kH, kW)")
         self.kernel_size = _pair(self.kernel_size, "kernel_size", minimum=1)
-        self.stride = _pair(self.stride, "stride", minimum=1)
-        self.padding = _pair(self.padding, "padding", minimum=0)
-        self.dilation = _pair(self.dilation, "dilation", minimum=1)
         _check_neuron(self.neuron)
         self.delay = _opt_int_array(self.delay, "delay")
         self.extra = _extra(self.extra)
