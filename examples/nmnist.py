@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from loihi_slayer import classifier, loss, stats
-from loihi_slayer.block import cuba
-from loihi_slayer.block.base import compare_with_emulator, export_network, init_shapes
+from loihi_slayer.block import compare_with_emulator, cuba, export_network, init_shapes
 from loihi_slayer.io import read_2d_spikes
 
 ROOT = Path(__file__).resolve().parents[1]

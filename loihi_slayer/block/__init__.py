@@ -4,23 +4,19 @@
 fixes the shapes of a whole sequence of blocks before training;
 :func:`export_network` writes a netx ``.net`` file atomically (through the
 :mod:`loihi_slayer.hdf5` schema); :func:`network_record` returns the schema
-record without writing.
+record without writing. :func:`compare_with_emulator` (from
+:mod:`loihi_slayer.gap`) is loaded on first use, so importing the blocks does
+not import the emulator.
 """
 
+from typing import Any
+
 from . import base, cuba, sigma_delta
-from .base import (
-    Block,
-    GapReport,
-    compare_with_emulator,
-    export_network,
-    init_shapes,
-    network_record,
-)
+from .core import Block
+from .network import export_network, init_shapes, network_record
 
 __all__ = [
     "Block",
-    "GapReport",
-    "compare_with_emulator",
     "base",
     "cuba",
     "export_network",
@@ -28,3 +24,11 @@ __all__ = [
     "network_record",
     "sigma_delta",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GapReport", "compare_with_emulator"):
+        from .. import gap
+
+        return getattr(gap, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

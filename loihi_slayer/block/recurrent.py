@@ -1,0 +1,166 @@
+"""Blocks with a recurrent synapse: Recurrent and KWTA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import hdf5
+from ..errors import ParameterError
+from ..synapse import Dense as _DenseSyn
+from .dense import AbstractDense
+
+# ========================================================================== recurrent
+
+
+class _StepLoop:
+    """Mixin: run the neuron one step at a time with feedback of its own spikes."""
+
+    persistent_state: bool
+
+    def _loop(self, z: torch.Tensor, feedback: Callable[[torch.Tensor], torch.Tensor]):
+        neuron = self.neuron
+        if not self.persistent_state:
+            neuron.reset_state()
+        spike = z.new_zeros(z.shape[:-1])
+        outs = []
+        for t in range(z.shape[-1]):
+            a = z[..., t] + feedback(spike)
+            spike = neuron(a.unsqueeze(-1))[..., 0]
+            outs.append(spike)
+        return torch.stack(outs, dim=-1)
+
+
+class AbstractRecurrent(_StepLoop, AbstractDense):
+    r"""Recurrent dense block: :math:`s[t] = f(W s_{in}[t] + R s[t-1])`.
+
+    The neuron runs one step at a time with its state carried between steps
+    (reset at every call unless ``neuron_params['persistent_state']``).
+    ``requires_grad`` makes the recurrent weight learnable. Exported as
+    ``dense_rec`` with ``weight_rec`` (out, out).
+    """
+
+    def __init__(
+        self,
+        neuron_params: dict,
+        in_neurons: int | Sequence[int],
+        out_neurons: int,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        requires_grad: bool = True,
+        delay: bool = False,
+        delay_shift: bool | None = None,
+        count_log: bool = False,
+    ) -> None:
+        self.persistent_state = bool((neuron_params or {}).get("persistent_state", False))
+        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
+                         pre_hook_fx, delay, delay_shift, None, count_log)  # fmt: skip
+        self.recurrent_synapse = _DenseSyn(
+            out_neurons, out_neurons, weight_scale, weight_norm, self._hook(pre_hook_fx),
+            exact=self._exact(),
+        )  # fmt: skip
+        self.recurrent_synapse.weight.requires_grad_(bool(requires_grad))
+
+    @property
+    def input_synapse(self) -> torch.nn.Module:
+        """lava-dl name of the feed-forward synapse."""
+        return self.synapse
+
+    def _neuron_force(self) -> dict:
+        return {"persistent_state": True}
+
+    def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[1]
+        return self._loop(z, lambda s: self.recurrent_synapse(s.reshape(s.shape[0], n, 1))[..., 0])
+
+    def to_layer(self) -> hdf5.DenseRecurrentLayer:
+        w = self._dense_matrix(self.synapse, "weight")
+        r = self._dense_matrix(self.recurrent_synapse, "weight_rec")
+        return hdf5.DenseRecurrentLayer(
+            self._need_shape(), w.reshape(w.shape[:2]), neuron=self._neuron_record(),
+            bias=self._bias_record(), delay=self._delay_record(), weight_rec=r.reshape(r.shape[:2]),
+        )  # fmt: skip
+
+
+class AbstractKWTA(_StepLoop, AbstractDense):
+    r"""k-winners-take-all block (lava-dl semantics).
+
+    .. math::
+
+        s[t] = f\big(W s_{in}[t] + Q(R)\, s[t-1] + Q(b)\big),\qquad
+        R = (1 + a) I - 1,\qquad b = \vartheta (N - 2K) / N / \mathrm{scale}
+
+    with ``Q`` the neuron's ``quantize_8bit`` and ``a`` the learnable
+    ``self_excitation`` clamped to [0, 1]. (lava-dl divides the bias by the
+    weight scale, so it usually quantizes to 0.) Exported as ``kwta`` with
+    ``weight_rec = Q(R)·scale`` and ``input_bias = Q(b)·scale`` per neuron.
+    """
+
+    def __init__(
+        self,
+        neuron_params: dict,
+        in_neurons: int | Sequence[int],
+        out_neurons: int,
+        num_winners: int,
+        self_excitation: float = 0.5,
+        weight_scale: float = 1,
+        weight_norm: bool = False,
+        pre_hook_fx: Callable | None = None,
+        delay_shift: bool | None = None,
+        requires_grad: bool = True,
+        count_log: bool = False,
+    ) -> None:
+        self.persistent_state = bool((neuron_params or {}).get("persistent_state", False))
+        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
+                         pre_hook_fx, False, delay_shift, None, count_log)  # fmt: skip
+        if not 0 <= int(num_winners) <= int(out_neurons):
+            raise ParameterError(
+                f"{self.block_name}: num_winners = {num_winners} outside [0, {out_neurons}]"
+            )
+        self.num_neurons = int(out_neurons)
+        self.num_winners = int(num_winners)
+        self.requires_grad = bool(requires_grad)
+        self.self_excitation = torch.nn.Parameter(
+            torch.tensor([float(self_excitation)]), requires_grad=self.requires_grad
+        )
+
+    def _neuron_force(self) -> dict:
+        return {"persistent_state": True}
+
+    def clamp(self) -> None:
+        """Clamp the self excitation to [0, 1]."""
+        with torch.no_grad():
+            self.self_excitation.data.clamp_(0, 1)
+
+    def recurrent_weight(self) -> torch.Tensor:
+        """Quantized ``R = (1 + a) I - 1``."""
+        eye = torch.eye(self.num_neurons, device=self.self_excitation.device)
+        return self.neuron.quantize_8bit((1 + self.self_excitation) * eye - 1)
+
+    def recurrent_bias(self) -> torch.Tensor:
+        """Quantized ``θ (N - 2K) / N / scale`` (lava-dl's formula)."""
+        th = float(self.neuron.threshold)
+        b = th * (self.num_neurons - 2 * self.num_winners) / self.num_neurons / self.neuron.w_scale
+        return self.neuron.quantize_8bit(torch.tensor([b], device=self.self_excitation.device))
+
+    def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.clamp()
+        r = self.recurrent_weight().to(z.dtype)
+        b = self.recurrent_bias().to(z.dtype)
+        return self._loop(z, lambda s: F.linear(s, r) + b)
+
+    def to_layer(self) -> hdf5.Layer:
+        w = self._dense_matrix(self.synapse, "weight")
+        with torch.no_grad():
+            r = self.recurrent_weight().double().cpu().numpy() * self.neuron.w_scale
+            b = self.recurrent_bias().double().cpu().numpy() * self.neuron.w_scale
+        r = self._grid(r, "weight_rec")
+        b = np.repeat(self._grid(b, "input_bias"), self.num_neurons)
+        return hdf5.KWTALayer(
+            self._need_shape(), w.reshape(w.shape[:2]), neuron=self._neuron_record(),
+            weight_rec=r, input_bias=b,
+        )  # fmt: skip
