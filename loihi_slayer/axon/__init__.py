@@ -13,7 +13,7 @@ MAX_DELAY = 62
 
 
 class Delta(torch.nn.Module):
-    r"""Input delta encoder on the integer kernel (netx ``Delta``; spec §4.1).
+    r"""Delta encoder on the integer kernel (netx ``Delta``; spec §4.1), lava-dl ``axon.Delta``.
 
     .. math::
 
@@ -22,30 +22,89 @@ class Delta(torch.nn.Module):
         s[t] = \Delta[t]\,[|\Delta[t]| \ge 2^{12}\vartheta_{mant}],\quad
         y[t] = \lfloor s[t]/2^6 \rfloor / 4096
 
-    Gradient straight through (``g[t] - g[t+1]``) plus lava-dl's threshold gradient.
+    with :math:`\vartheta_{mant} = \operatorname{trunc}(64\vartheta)`. Gradient
+    straight through (``g[t] - g[t+1]``) plus lava-dl's threshold gradient.
+
+    Parameters
+    ----------
+    threshold
+        Delta threshold :math:`\vartheta` (the parameter ``threshold``).
+    scale
+        lava-dl's quantization step ``1/scale``: the threshold is clamped to
+        ``[1/scale, inf)``. The payload grid is always the chip's
+        (:math:`2^{-12}`), which is lava-dl's for ``scale = 4096`` (the value
+        its sigma-delta neuron passes).
+    tau_grad, scale_grad
+        Threshold-gradient relaxation and scale.
+    cum_error
+        Accumulate the error before thresholding.
+    shared_param
+        One threshold (True) or one per channel (False; created on the first
+        input or by :meth:`init_shape`, shaped ``(C, 1, ...)`` as lava-dl).
+    persistent_state
+        Keep the encoder state across calls.
+    requires_grad
+        Learn the threshold.
+    min_threshold
+        Keyword only (older lava-dl releases): lower clamp of the threshold,
+        overriding ``1/scale``.
+    backend
+        Keyword only: kernel backend (``'auto'``, ``'cpu'``, ``'cuda'``, ``'reference'``).
     """
 
     def __init__(
         self,
         threshold: float,
-        min_threshold: float = 0,
+        scale: int = 1 << 6,
         tau_grad: float = 1,
         scale_grad: float = 1,
         cum_error: bool = False,
         shared_param: bool = True,
         persistent_state: bool = False,
         requires_grad: bool = False,
+        *,
+        min_threshold: float | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
-        self.min_threshold = max(float(min_threshold), 1.0 / 4096)
+        if isinstance(scale, bool) or not float(scale) > 0:
+            raise ParameterError(f"axon.Delta: scale must be > 0, got {scale!r}")
+        self.scale = scale
+        lo = 1.0 / float(scale) if min_threshold is None else float(min_threshold)
+        self.min_threshold = max(lo, 1.0 / 4096)
         self.tau_grad, self.scale_grad = float(tau_grad), float(scale_grad)
         self.cum_error = bool(cum_error)
-        self.shared_param = shared_param
-        self.persistent_state = persistent_state
+        self.shared_param = bool(shared_param)
+        self.persistent_state = bool(persistent_state)
+        self.requires_grad = bool(requires_grad)
+        self.backend = backend
+        self.shape: tuple[int, ...] | None = None
         self.threshold = torch.nn.Parameter(
-            torch.tensor([float(threshold)]), requires_grad=requires_grad
+            torch.tensor([float(threshold)]), requires_grad=self.requires_grad
         )
         self._state: SdnnState | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the threshold."""
+        return self.threshold.device
+
+    def init_shape(self, shape: Sequence[int]) -> None:
+        """Fix the encoder shape (no batch, no time); per-channel thresholds if not shared."""
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shared_param and self.threshold.numel() != self.shape[0]:
+            with torch.no_grad():
+                t = self.threshold.data.reshape(-1)[:1].repeat(self.shape[0])
+                self.threshold.data = t.reshape(self.shape[0], *([1] * (len(self.shape) - 1)))
+
+    def clamp(self) -> None:
+        """Clamp the threshold to ``[min_threshold, inf)`` (lava-dl ``clamp``)."""
+        with torch.no_grad():
+            self.threshold.data.clamp_(min=self.min_threshold)
+
+    def reset_state(self) -> None:
+        """Forget the persistent state."""
+        self._state = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Graded delta payload of ``x`` ``(N, C, ..., T)``."""
@@ -53,8 +112,14 @@ class Delta(torch.nn.Module):
             raise ParameterError(
                 f"axon.Delta: expected input (N, C, ..., T), found {tuple(x.shape)}"
             )
-        with torch.no_grad():
-            self.threshold.data.clamp_(min=self.min_threshold)
+        if self.shape is None:
+            self.init_shape(x.shape[1:-1])
+        elif tuple(x.shape[1:-1]) != self.shape:
+            raise ParameterError(
+                f"axon.Delta: expected input (N, {', '.join(map(str, self.shape))}, T), "
+                f"found {tuple(x.shape)}"
+            )
+        self.clamp()
         rows = x.numel() // x.shape[-1]
         st = self._state
         if not self.persistent_state or st is None or st.sigma.numel() != rows:
@@ -63,8 +128,8 @@ class Delta(torch.nn.Module):
                 self._state = st
         c = x.shape[1]
         spec = SdnnSpec("delta", False, self.cum_error, self.tau_grad, self.scale_grad, c,
-                        rows // (x.shape[0] * c))  # fmt: skip
-        return SigmaDeltaFunction.apply(x, self.threshold, None, spec, st)
+                        rows // (x.shape[0] * c), self.backend)  # fmt: skip
+        return SigmaDeltaFunction.apply(x, self.threshold.reshape(-1), None, spec, st)
 
 
 class _DelayFn(torch.autograd.Function):

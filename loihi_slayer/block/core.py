@@ -90,10 +90,6 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
         if drop_norm and params.get("norm") is not None:
             log.debug("%s: norm removed (pool-type blocks have no bias)", self.block_name)
             params["norm"] = None
-        if self.family == "sigma_delta" and "norm" in params:
-            if params["norm"] is not None:
-                raise ParameterError(f"{self.block_name}: sigma-delta neurons take no norm")
-            del params["norm"]
         params.update(force)
         assert self.neuron_class is not None
         try:

@@ -2,6 +2,14 @@
 
 from . import cuba, dropout, norm, sigma_delta
 from .dropout import Dropout
-from .norm import MeanOnlyBatchNorm
+from .norm import MeanOnlyBatchNorm, WgtScaleBatchNorm
 
-__all__ = ["Dropout", "MeanOnlyBatchNorm", "cuba", "dropout", "norm", "sigma_delta"]
+__all__ = [
+    "Dropout",
+    "MeanOnlyBatchNorm",
+    "WgtScaleBatchNorm",
+    "cuba",
+    "dropout",
+    "norm",
+    "sigma_delta",
+]

@@ -86,3 +86,89 @@ class MeanOnlyBatchNorm(torch.nn.Module):
             mean = self.running_mean
         view = (1, -1) + (1,) * (x.dim() - 2)
         return x - self.pre_hook_fx(mean.reshape(view))
+
+
+class WgtScaleBatchNorm(MeanOnlyBatchNorm):
+    r"""Batch norm whose variance scale is a power of two (lava-dl semantics).
+
+    .. math::
+
+        y = \frac{x - Q(\mu_c)}{2^{k}}, \qquad
+        k = \operatorname{clamp}\!\big(\lceil \log_2 \sqrt{v + \epsilon}\,\rceil,
+        -B, B\big)
+
+    with :math:`\mu_c` and the layer-wide variance :math:`v` tracked with
+    momentum ``m`` (the batch variance is weighted by ``n / (n + 1)``, ``n``
+    the number of values per channel, as lava-dl does). The shift by ``k``
+    would be a weight exponent on the chip; the sigma-delta neuron trains with
+    it but refuses to export it (see :mod:`loihi_slayer.neuron.sigma_delta`).
+    lava-dl builds ``2^k`` with ``torch.ones(1) << k`` on float tensors, which
+    PyTorch rejects; here it is ``2.0 ** k``.
+
+    Parameters
+    ----------
+    num_features
+        Number of channels; may be set later with :meth:`init_features`.
+    momentum
+        Running-statistics momentum ``m``.
+    weight_exp_bits
+        Bound ``B`` of the exponent.
+    eps
+        :math:`\epsilon`.
+    pre_hook_fx
+        Quantizer applied to the mean.
+    """
+
+    def __init__(
+        self,
+        num_features: int | None = None,
+        momentum: float = 0.1,
+        weight_exp_bits: int = 3,
+        eps: float = 1e-5,
+        pre_hook_fx: Callable | None = None,
+    ) -> None:
+        super().__init__(num_features, momentum, pre_hook_fx)
+        if int(weight_exp_bits) < 0:
+            raise ParameterError(f"WgtScaleBatchNorm: weight_exp_bits = {weight_exp_bits} < 0")
+        self.weight_exp_bits = int(weight_exp_bits)
+        self.eps = float(eps)
+        self.register_buffer("running_var", torch.zeros(1))
+
+    def reset_parameters(self) -> None:
+        """Zero the running statistics."""
+        super().reset_parameters()
+        if hasattr(self, "running_var"):
+            self.running_var.zero_()
+
+    def std(self, var: torch.Tensor) -> torch.Tensor:
+        """The power-of-two scale :math:`2^k` of a variance."""
+        k = torch.ceil(torch.log2(torch.sqrt(var + self.eps)))
+        return 2.0 ** k.clamp(-self.weight_exp_bits, self.weight_exp_bits)
+
+    @property
+    def weight_exp(self) -> torch.Tensor:
+        """Equivalent weight exponent :math:`\\lceil\\log_2\\sqrt{v+\\epsilon}\\rceil`."""
+        return torch.ceil(torch.log2(torch.sqrt(self.running_var + self.eps)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - Q(mean)) / 2^k``."""
+        if self.num_features is None:
+            self.init_features(x.shape[1])
+        if self.training and self.update:
+            mean = x.reshape(x.shape[0], x.shape[1], -1).mean(dim=(0, 2))
+            var = torch.var(x, unbiased=False)
+            n = x.numel() / x.shape[1]
+            self.update_running_mean(mean)
+            with torch.no_grad():
+                self.running_var.mul_(1 - self.momentum).add_(
+                    self.momentum * var.detach() * n / (n + 1)
+                )
+        else:
+            mean, var = self.running_mean, self.running_var
+        view = (1, -1) + (1,) * (x.dim() - 2)
+        return (x - self.pre_hook_fx(mean.reshape(view))) / self.std(var)
+
+
+def maps_to_bias(norm: torch.nn.Module | None) -> bool:
+    """Whether ``norm`` is exactly a neuron bias on the chip (mean-only, no scale)."""
+    return isinstance(norm, MeanOnlyBatchNorm) and not isinstance(norm, WgtScaleBatchNorm)

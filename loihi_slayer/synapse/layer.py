@@ -64,6 +64,7 @@ class _Synapse:
         self._weight_norm = False
         if weight_norm:
             self.enable_weight_norm()
+        self._register_load_state_dict_pre_hook(_weight_norm_keys, with_module=True)
 
     def enable_weight_norm(self) -> None:
         """Reparametrize the weight as ``g * v / |v|`` (per output channel)."""
@@ -76,6 +77,14 @@ class _Synapse:
         if self._weight_norm:
             torch.nn.utils.parametrize.remove_parametrizations(self, "weight")
             self._weight_norm = False
+
+    @property
+    def grad_norm(self) -> float:
+        """lava-dl's gradient monitor: ``|grad| / numel`` of the weight (its norm ``g`` with
+        weight norm), 0 before the first backward."""
+        p = self.parametrizations.weight.original0 if self._weight_norm else self.weight
+        g = p.grad
+        return 0.0 if g is None else float(torch.linalg.vector_norm(g)) / g.numel()
 
     @property
     def pre_hook_weight(self) -> torch.Tensor:
@@ -114,6 +123,19 @@ class _Synapse:
     def _weight(self, x: torch.Tensor) -> torch.Tensor:
         w = self.pre_hook_weight
         return w.to(x.dtype)
+
+
+#: lava-dl's weight-norm names (``torch.nn.utils.weight_norm``) -> the parametrization's.
+_LAVA_WEIGHT_NORM = {"weight_g": "parametrizations.weight.original0",
+                     "weight_v": "parametrizations.weight.original1"}  # fmt: skip
+
+
+def _weight_norm_keys(module, state_dict, prefix, *_) -> None:
+    """Accept a lava-dl state dict (``weight_g``/``weight_v``) with ``strict=True``."""
+    if module._weight_norm:
+        for old, new in _LAVA_WEIGHT_NORM.items():
+            if prefix + old in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 def _geometry_3d(kernel_size, stride, padding, dilation) -> dict:
