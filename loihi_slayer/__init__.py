@@ -1,7 +1,44 @@
-"""loihi_slayer: bit-accurate Loihi fixed-point kernels, emulator and SNN training."""
+"""loihi_slayer: bit-accurate Loihi fixed-point kernels, emulator and SNN training.
+
+``import loihi_slayer as slayer`` is lava-dl's ``lava.lib.dl.slayer``: the
+subpackages ``slayer.block``, ``neuron``, ``synapse``, ``axon``, ``dendrite``,
+``spike``, ``utils``, ``io``, ``loss``, ``classifier`` and ``auto`` are imported
+on first access (module ``__getattr__``), so ``import loihi_slayer`` itself
+stays cheap (no torch, no numba).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: lava-dl's ``slayer`` subpackages, loaded on first attribute access.
+SUBMODULES = (
+    "auto",
+    "axon",
+    "block",
+    "classifier",
+    "dendrite",
+    "io",
+    "loss",
+    "neuron",
+    "spike",
+    "synapse",
+    "utils",
+)
+
+__all__ = ["__version__", *SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(SUBMODULES))

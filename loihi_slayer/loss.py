@@ -19,8 +19,10 @@ import torch.nn.functional as F
 
 from .classifier import MovingWindow, Rate, causal_filter
 from .errors import ParameterError, ParameterTypeError
+from .utils.filter import FIR
 
 __all__ = [
+    "SparsityEnforcer",
     "SpikeTime",
     "SpikeRate",
     "SpikeMax",
@@ -174,9 +176,8 @@ class SpikeTime(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = _check_reduction(reduction)
-        self.register_buffer(
-            "filter", exponential_kernel(time_constant, length, filter_order), persistent=False
-        )
+        #: the low-pass filter, a callable module (lava-dl: ``loss.filter(x)``)
+        self.filter = FIR(fir_response=exponential_kernel(time_constant, length, filter_order))
 
     def forward(self, input: torch.Tensor, desired: torch.Tensor) -> torch.Tensor:
         """Loss between output spikes ``input`` and ``desired`` spikes (same shape)."""
@@ -187,8 +188,8 @@ class SpikeTime(torch.nn.Module):
             )
         desired = desired.to(dtype=input.dtype)
         return F.mse_loss(
-            causal_filter(input, self.filter).flatten(),
-            causal_filter(desired, self.filter).flatten(),
+            self.filter(input).flatten(),
+            self.filter(desired).flatten(),
             reduction=self.reduction,
         )
 
@@ -545,3 +546,37 @@ class NumSpikes(torch.nn.Module):
                 f"or ({spike_out.shape[0]},) class indices; got {tuple(desired_class.shape)}"
             )
         return desired_class != 0
+
+
+class SparsityEnforcer:
+    r"""Event-rate penalty (lava-dl ``loss.SparsityEnforcer``).
+
+    Each :meth:`append` adds :math:`\operatorname{relu}(\overline{|x|} - r_{max})^2`
+    (``mean |x|`` over the whole tensor); :attr:`loss` is ``lam`` times their sum.
+
+    Parameters
+    ----------
+    max_rate
+        Event rate above which events are penalized.
+    lam
+        Scale of the loss.
+    """
+
+    def __init__(self, max_rate: float = 0.01, lam: float = 1.0) -> None:
+        self.max_rate = float(max_rate)
+        self.lam = float(lam)
+        self.loss_list: list[torch.Tensor] = []
+
+    def clear(self) -> None:
+        """Forget the gathered terms."""
+        self.loss_list = []
+
+    @property
+    def loss(self) -> torch.Tensor | float:
+        """``lam * sum`` of the gathered terms (0 when none)."""
+        return self.lam * sum(self.loss_list)
+
+    def append(self, x: torch.Tensor) -> None:
+        """Add the penalty of the events in ``x``."""
+        rate = torch.mean(torch.abs(x))
+        self.loss_list.append(torch.relu(rate - self.max_rate) ** 2)

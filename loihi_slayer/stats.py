@@ -7,9 +7,16 @@ accumulates the loss and the number of correct samples during an epoch;
 values. :class:`Assistant` bundles the train / validate / test steps as
 lava-dl's ``slayer.utils.Assistant``.
 
-Nothing here writes to stdout: summaries go through :mod:`logging` (logger
-``loihi_slayer.stats``) and are also returned as strings; the progress bar is
+:meth:`LearningStats.print` shows the statistics the way lava-dl users see
+them, through the object's own ``printer`` (stdout by default; ``None``
+silences it), and also logs the one-line summary through :mod:`logging`
+(logger ``loihi_slayer.stats``) and returns it; the progress bar is
 :mod:`tqdm` (stderr by default).
+
+**Paths.** lava-dl builds file names by string concatenation
+(``path + 'loss.txt'``), so ``save('run')`` writes ``runloss.txt``; that is
+kept (code relying on it works), and a ``path`` that is an existing directory
+or ends with a separator is joined as a directory.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,9 +32,23 @@ import torch
 
 from .errors import FormatError, ParameterError
 
-__all__ = ["LearningStat", "LearningStats", "Assistant", "progress"]
+__all__ = ["LearningStat", "LearningStats", "Assistant", "progress", "stdout_printer"]
 
 logger = logging.getLogger(__name__)
+
+
+def stdout_printer(text: str) -> None:
+    """Default printer of the statistics: one line (or block of lines) to ``sys.stdout``."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _target(path: str | os.PathLike, name: str) -> str:
+    """lava-dl's ``path + name``; an existing directory (or ``'.../'``) is joined instead."""
+    path = os.fspath(path)
+    if path and (os.path.isdir(path) or path.endswith(("/", os.sep))):
+        return os.path.join(path, name)
+    return path + name
 
 
 class LearningStat:
@@ -47,9 +69,19 @@ class LearningStat:
         per-epoch values (``None`` for an epoch without data).
     best_loss, best_accuracy : bool
         whether the last finished epoch set a new best value.
+    loss_str, loss_unit, accuracy_str, accuracy_unit : str
+        names and units shown in the summary (lava-dl).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        loss_str: str = "loss",
+        loss_unit: str = "",
+        accuracy_str: str = "accuracy",
+        accuracy_unit: str = "",
+    ) -> None:
+        self.loss_str, self.loss_unit = loss_str, loss_unit
+        self.accuracy_str, self.accuracy_unit = accuracy_str, accuracy_unit
         self.loss_sum = 0.0
         self.num_samples = 0
         self._correct_samples = 0
@@ -123,19 +155,32 @@ class LearningStat:
         loss = self.loss
         if loss is None:
             return ""
-        text = f"loss = {loss:11.5f}"
+        text = f"{self.loss_str} = {loss:11.5f}"
         if self.min_loss is not None:
             text += f" (min = {self.min_loss:11.5f})"
+        if self.loss_unit:
+            text += f" {self.loss_unit}"
         accuracy = self.accuracy
         if accuracy is not None:
-            text += f"    accuracy = {accuracy:7.5f}"
+            text += f"    {self.accuracy_str} = {accuracy:7.5f}"
             if self.max_accuracy is not None:
                 text += f" (max = {self.max_accuracy:7.5f})"
+            if self.accuracy_unit:
+                text += f" {self.accuracy_unit}"
         return text
 
 
 class LearningStats:
     """Training, validation and testing statistics.
+
+    Parameters
+    ----------
+    loss_str, loss_unit, accuracy_str, accuracy_unit
+        names and units of the loss and accuracy (lava-dl); ``loss_str`` and
+        ``accuracy_str`` also name the files of :meth:`save`.
+    printer
+        Keyword only: callable receiving the text :meth:`print` shows
+        (default :func:`stdout_printer`; ``None`` prints nothing).
 
     Attributes
     ----------
@@ -144,17 +189,28 @@ class LearningStats:
 
     Examples
     --------
-    >>> stats = LearningStats()
+    >>> stats = LearningStats(printer=None)
     >>> stats.training.loss_sum += 2.0; stats.training.num_samples += 4
     >>> stats.print(0)
     'Epoch    0 | Train loss =     0.50000'
     >>> stats.update()
     """
 
-    def __init__(self) -> None:
-        self.training = LearningStat()
-        self.validation = LearningStat()
-        self.testing = LearningStat()
+    def __init__(
+        self,
+        loss_str: str = "loss",
+        loss_unit: str = "",
+        accuracy_str: str = "accuracy",
+        accuracy_unit: str = "",
+        *,
+        printer: Callable[[str], None] | None = stdout_printer,
+    ) -> None:
+        names = (loss_str, loss_unit, accuracy_str, accuracy_unit)
+        self.training = LearningStat(*names)
+        self.validation = LearningStat(*names)
+        self.testing = LearningStat(*names)
+        self.printer = printer
+        self.lines_printed = 0
 
     @property
     def phases(self) -> dict[str, LearningStat]:
@@ -168,7 +224,8 @@ class LearningStats:
             stat.reset()
 
     def new_line(self) -> None:
-        """Kept for lava-dl compatibility; lines are never overwritten here."""
+        """Start the next :meth:`print` on new lines (instead of overwriting on a terminal)."""
+        self.lines_printed = 0
 
     def __str__(self) -> str:
         parts = [f"Train {self.training}"]
@@ -204,9 +261,15 @@ class LearningStats:
         iter: int | None = None,  # noqa: A002 - lava-dl argument name
         time_elapsed: float | None = None,
         header: Iterable[Any] | None = None,
+        dataloader: Any = None,
         level: int = logging.INFO,
     ) -> str:
-        """Log the one-line summary through :mod:`logging` and return it.
+        """Show the statistics (lava-dl layout) through ``printer``, log and return one line.
+
+        The printer receives the header lines, the epoch line (with
+        ``samples/total (percent)`` when ``dataloader`` and ``iter`` are given)
+        and one line per phase; on a terminal the previous block is
+        overwritten, as lava-dl does.
 
         Parameters
         ----------
@@ -217,22 +280,47 @@ class LearningStats:
         time_elapsed
             elapsed time in seconds, or ``None``.
         header
-            extra items placed before the statistics.
+            extra items shown before the statistics.
+        dataloader
+            a ``DataLoader`` (``len(dataset)``, ``batch_size``) to show the
+            progress in the epoch, or ``None``.
         level
-            logging level.
+            logging level of the one-line summary.
 
         Returns
         -------
         str
-            the summary line.
+            the one-line summary.
         """
+        header = None if header is None else [str(h) for h in header]
         line = self.summary(epoch, iter, time_elapsed, header)
         logger.log(level, "%s", line)
+        if self.printer is not None:
+            self.printer(self._block(epoch, iter, time_elapsed, header or [], dataloader))
         return line
 
+    def _block(self, epoch, iter, time_elapsed, header: list[str], dataloader) -> str:  # noqa: A002
+        head = f"Epoch {epoch:4d}"
+        if dataloader is not None and iter is not None:
+            total = len(dataloader.dataset)
+            digits = max(1, math.ceil(math.log10(max(total, 2))))
+            done = min(iter * (dataloader.batch_size or 1), total)
+            head += f": {done:{digits}d}/{total} ({100.0 * iter / max(len(dataloader), 1):.0f}%)"
+        elif iter is not None:
+            head += f": i = {iter:5d}"
+        if time_elapsed is not None:
+            head += f", {time_elapsed * 1000:12.4f} ms elapsed"
+        lines = [*header, head, *str(self).split(" | ")]
+        prefix = ""
+        if self.lines_printed and getattr(sys.stdout, "isatty", lambda: False)():
+            prefix = f"\033[{self.lines_printed}A"  # move up over the previous block
+            lines = ["\033[2K" + ln for ln in lines]
+        self.lines_printed = len(lines)
+        return prefix + "\n".join(lines)
+
     # -------------------------------------------------------------- files
-    def save(self, path: str | os.PathLike = ".") -> None:
-        """Write ``loss.txt`` and (if any accuracy was logged) ``accuracy.txt``.
+    def save(self, path: str | os.PathLike = "") -> None:
+        """Write ``<loss_str>.txt`` and (if any accuracy was logged) ``<accuracy_str>.txt``.
 
         Each file has a ``#`` header naming the columns (``Epoch``, then
         ``Train``/``Valid``/``Test`` for the phases with data) and one row per
@@ -241,9 +329,9 @@ class LearningStats:
         Parameters
         ----------
         path
-            directory (created if needed).
+            prefix of the file names (lava-dl: ``path + 'loss.txt'``), or a
+            directory (see the module docstring); its directory is created.
         """
-        os.makedirs(path, exist_ok=True)
         for kind in ("loss", "accuracy"):
             logs = {
                 name.capitalize(): getattr(stat, f"{kind}_log")
@@ -260,14 +348,22 @@ class LearningStats:
                     f"{epoch:7d} "
                     + " ".join("         nan" if v is None else f"{v:12.6f}" for v in values)
                 )
-            with open(os.path.join(path, f"{kind}.txt"), "w", encoding="utf-8") as fh:
+            file = _target(path, self._file_name(kind))
+            os.makedirs(os.path.dirname(file) or ".", exist_ok=True)
+            with open(file, "w", encoding="utf-8") as fh:
                 fh.write("\n".join(lines) + "\n")
 
-    def load(self, path: str | os.PathLike = ".") -> None:
-        """Read back logs written by :meth:`save` (replaces the current logs)."""
+    def _file_name(self, kind: str) -> str:
+        return f"{getattr(self.training, f'{kind}_str')}.txt"
+
+    def load(self, path: str | os.PathLike = "") -> None:
+        """Read back logs written by :meth:`save` (replaces the current logs).
+
+        lava-dl's ``load`` does nothing; this one restores the logs and best values.
+        """
         names = {"Train": self.training, "Valid": self.validation, "Test": self.testing}
         for kind in ("loss", "accuracy"):
-            file = os.path.join(path, f"{kind}.txt")
+            file = _target(path, self._file_name(kind))
             if not os.path.exists(file):
                 if kind == "loss":
                     raise FileNotFoundError(file)
@@ -303,9 +399,9 @@ class LearningStats:
 
     def plot(
         self,
-        path: str | os.PathLike | None = None,
         figures: tuple[int, int] = (1, 2),
         figsize: tuple[float, float] | None = None,
+        path: str | os.PathLike | None = None,
     ) -> list[Any]:
         """Plot the learning curves (loss on a log scale, accuracy).
 
@@ -313,13 +409,13 @@ class LearningStats:
 
         Parameters
         ----------
-        path
-            directory to save ``loss.png`` and ``accuracy.png`` into; when
-            ``None`` pyplot figures ``figures`` are drawn for interactive use.
         figures
             pyplot figure numbers used when ``path`` is ``None``.
         figsize
             figure size.
+        path
+            prefix (or directory) of ``loss.png`` and ``accuracy.png``; when
+            ``None`` pyplot figures ``figures`` are drawn for interactive use.
 
         Returns
         -------
@@ -356,12 +452,16 @@ class LearningStats:
                     ax.semilogy(values, label=label)
                 else:
                     ax.plot(values, label=label)
+            stat = self.training
+            label = getattr(stat, f"{kind}_str").capitalize()
+            unit = getattr(stat, f"{kind}_unit")
             ax.set_xlabel("Epoch")
-            ax.set_ylabel(kind.capitalize())
+            ax.set_ylabel(f"{label} {unit}".strip())
             ax.legend()
             if path is not None:
-                os.makedirs(path, exist_ok=True)
-                fig.savefig(os.path.join(path, f"{kind}.png"))
+                file = _target(path, f"{kind}.png")
+                os.makedirs(os.path.dirname(file) or ".", exist_ok=True)
+                fig.savefig(file)
             out.append(fig)
         return out
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numba import njit
 
 from ..errors import ParameterError
+from ..utils import filter as _filter
+from ..utils.time import shift as _time_shift
 
 __all__ = [
     "alpha_kernel",
@@ -68,63 +69,18 @@ def alpha_kernel(
 
 
 def causal_conv(x: torch.Tensor, kernel: torch.Tensor, ts: float = 1.0) -> torch.Tensor:
-    """``out[..., t] = Ts * sum_k kernel[k] * x[..., t - k]`` (zeros before 0). Differentiable."""
-    kernel = kernel.detach().flatten().to(dtype=x.dtype, device=x.device)
-    shape = x.shape
-    rows = math.prod(shape[:-1])
-    # depthwise form (rows as channels): much faster on the CPU than a batch of 1-channel rows
-    flat = x.reshape(1, rows, shape[-1])
-    weight = torch.flip(kernel, dims=[0]).reshape(1, 1, -1).expand(rows, 1, -1).contiguous()
-    y = F.conv1d(F.pad(flat, (kernel.numel() - 1, 0)), weight, groups=rows)
-    return (y * ts).reshape(shape)
+    """Causal convolution in time (:func:`loihi_slayer.utils.filter.conv`)."""
+    return _filter.conv(x, kernel, ts)
 
 
 def causal_corr(x: torch.Tensor, kernel: torch.Tensor, ts: float = 1.0) -> torch.Tensor:
-    """``out[..., t] = Ts * sum_k kernel[k] * x[..., t + k]`` (adjoint of :func:`causal_conv`)."""
-    return torch.flip(causal_conv(torch.flip(x, dims=[-1]), kernel, ts), dims=[-1])
+    """Anti-causal correlation in time (:func:`loihi_slayer.utils.filter.corr`)."""
+    return _filter.corr(x, kernel, ts)
 
 
 def shift(x: torch.Tensor, delay: Any, ts: float = 1.0) -> torch.Tensor:
-    """Delay ``x`` along time by ``trunc(delay / Ts)`` bins, zero fill.
-
-    Parameters
-    ----------
-    x
-        tensor, time last.
-    delay
-        scalar, or tensor broadcastable to ``x.shape[1:-1]`` (per neuron, shared
-        over the batch) or ``x.shape[:-1]``. Negative delays shift earlier.
-    ts
-        sampling time of ``delay``.
-
-    Returns
-    -------
-    torch.Tensor
-        shifted tensor (same shape).
-    """
-    steps = x.shape[-1]
-    if not torch.is_tensor(delay) or delay.numel() == 1:
-        d = float(delay.item() if torch.is_tensor(delay) else delay)
-        n = int(d / ts)
-        if n == 0:
-            return x.clone()
-        out = torch.zeros_like(x)
-        if abs(n) >= steps:
-            return out
-        if n > 0:
-            out[..., n:] = x[..., : steps - n]
-        else:
-            out[..., : steps + n] = x[..., -n:]
-        return out
-    d = delay.detach().to(x.device)
-    n = torch.trunc(d / ts).to(torch.long)
-    if n.dim() == x.dim() - 2:
-        n = n.unsqueeze(0)
-    n = n.expand(x.shape[:-1])
-    idx = torch.arange(steps, device=x.device) - n[..., None]
-    valid = (idx >= 0) & (idx < steps)
-    out = torch.gather(x, -1, idx.clamp(0, steps - 1))
-    return out * valid.to(x.dtype)
+    """Delay along time by ``trunc(delay / Ts)`` bins (:func:`loihi_slayer.utils.time.shift`)."""
+    return _time_shift(x, delay, ts)
 
 
 @njit(cache=True)

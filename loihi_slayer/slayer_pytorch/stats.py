@@ -1,12 +1,15 @@
 """slayerPytorch's ``learningStats`` names over :class:`loihi_slayer.stats.LearningStats`.
 
-Nothing is printed: :meth:`learningStats.print` logs through :mod:`logging`
-(logger ``loihi_slayer.stats``) and returns the line.
+:meth:`learningStats.print` shows slayerPytorch's progress block through the
+wrapped statistics' printer (``stats.printer``, stdout by default), logs the
+one-line summary through :mod:`logging` (logger ``loihi_slayer.stats``) and
+returns it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,8 @@ import numpy as np
 from ..stats import LearningStat, LearningStats
 
 __all__ = ["learningStat", "learningStats"]
+
+logger = logging.getLogger("loihi_slayer.stats")
 
 
 def _alias(name: str, doc: str) -> property:
@@ -97,10 +102,38 @@ class learningStats:  # noqa: N801 - slayerPytorch name
         epoch: int,
         iter: int | None = None,  # noqa: A002
         timeElapsed: float | None = None,  # noqa: N803
+        header: list[Any] | None = None,
+        footer: list[Any] | None = None,
         level: int = logging.INFO,
     ) -> str:
-        """Log the statistics line (logger ``loihi_slayer.stats``) and return it."""
-        return self.stats.print(epoch, iter, timeElapsed, level=level)
+        """Show slayerPytorch's progress block through ``stats.printer``; log and return a line.
+
+        The block is the header lines, ``Epoch : <epoch>(i = <iter>), <ms> ms
+        elapsed``, the training and (if any) testing statistics and the footer
+        lines; on a terminal it overwrites the previous block.
+        """
+        line = self.stats.summary(epoch, iter, timeElapsed, header)
+        logger.log(level, "%s", line)
+        printer = self.stats.printer
+        if printer is None:
+            return line
+        head = f"Epoch : {epoch:10d}"
+        if iter is not None:
+            head += f"(i = {iter:7d})"
+        if timeElapsed is not None:
+            head += f", {timeElapsed * 1000:12.4f} ms elapsed"
+        lines = [str(h) for h in header or []] + [head]
+        lines.append(self.training.displayString() or "")
+        if self.testing.displayString() is not None:
+            lines.append(self.testing.displayString())
+        lines += [str(f) for f in footer or []]
+        prefix = ""
+        if self.linesPrinted and getattr(sys.stdout, "isatty", lambda: False)():
+            prefix = f"\033[{self.linesPrinted}A"
+            lines = ["\033[2K" + ln for ln in lines]
+        self.linesPrinted = len(lines)
+        printer(prefix + "\n".join(lines))
+        return line
 
     def plot(self, figures: tuple[int, int] = (1, 2), saveFig: bool = False, path: str = "") -> Any:  # noqa: N803
         """Plot loss and accuracy curves; ``saveFig`` writes ``loss.png``/``accuracy.png`` to ``path``."""  # noqa: E501
