@@ -8,6 +8,7 @@ import torch
 
 from ..autograd.sigma_delta import SdnnSpec, SdnnState, SigmaDeltaFunction
 from ..errors import ParameterError
+from ..utils.time import shift as time_shift
 
 MAX_DELAY = 62
 
@@ -171,7 +172,7 @@ class Delay(torch.nn.Module):
     sampling_time
         Kept for API compatibility; must be 1.
     max_delay
-        Upper clamp (at most 62).
+        Upper clamp (at most 62, the chip's; lava-dl's default None means 62 here).
     grad_scale
         Multiplier of the delay gradient.
     shape
@@ -182,7 +183,7 @@ class Delay(torch.nn.Module):
     def __init__(
         self,
         sampling_time: float = 1,
-        max_delay: int = MAX_DELAY,
+        max_delay: int | None = MAX_DELAY,
         grad_scale: float = 1,
         *,
         shape: Sequence[int] | None = None,
@@ -190,8 +191,10 @@ class Delay(torch.nn.Module):
         super().__init__()
         if sampling_time != 1:
             raise ParameterError(f"axon.Delay: sampling_time must be 1, got {sampling_time}")
+        max_delay = MAX_DELAY if max_delay is None else max_delay
         if not 0 <= int(max_delay) <= MAX_DELAY:
             raise ParameterError(f"axon.Delay: max_delay = {max_delay} outside [0, {MAX_DELAY}]")
+        self.sampling_time = sampling_time
         self.max_delay = int(max_delay)
         self.grad_scale = float(grad_scale)
         self.delay = torch.nn.Parameter(torch.zeros(0))
@@ -200,9 +203,18 @@ class Delay(torch.nn.Module):
             self.init_shape(shape)
 
     def init_shape(self, shape: Sequence[int]) -> None:
-        """Create the delays, uniform in [0, 1) (lava-dl initialization)."""
+        """Create the delays, uniform in [0, 1) (lava-dl initialization).
+
+        The parameter object is kept (its data replaced), so an optimizer built
+        before still updates it.
+        """
         self.shape = tuple(int(s) for s in shape)
-        self.delay = torch.nn.Parameter(torch.rand(self.shape))
+        self.delay.data = torch.rand(self.shape, device=self.delay.device)
+
+    def clamp(self) -> None:
+        """Clamp the delays to ``[0, max_delay]`` (done before every forward)."""
+        with torch.no_grad():
+            self.delay.data.clamp_(0, self.max_delay)
 
     @property
     def device_params(self) -> dict:
@@ -217,20 +229,42 @@ class Delay(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Delay each neuron of ``x`` ``(N, *shape, T)`` by its integer delay."""
         if self.shape is None:
-            raise ParameterError(
-                "axon.Delay: the delay shape is unknown; pass shape=... or call init_shape()"
-            )
+            if x.dim() < 3:
+                raise ParameterError(
+                    f"axon.Delay: expected input (N, C, ..., T), found {tuple(x.shape)}"
+                )
+            self.init_shape((x.shape[1],))  # lava-dl: one delay per channel on first use
         if tuple(x.shape[1 : 1 + len(self.shape)]) != self.shape or x.dim() < 3:
             raise ParameterError(
                 f"axon.Delay: expected input (N, {', '.join(map(str, self.shape))}, ..., T), "
                 f"found {tuple(x.shape)}"
             )
-        with torch.no_grad():
-            self.delay.data.clamp_(0, self.max_delay)
+        self.clamp()
         d = self.delay
         if self.grad_scale != 1:
             d = d * self.grad_scale - (d * (self.grad_scale - 1)).detach()
         return _DelayFn.apply(x, d, tuple(x.shape[1:-1]))
 
 
-__all__ = ["Delay", "Delta", "MAX_DELAY"]
+def delay(input: torch.Tensor, delay_val: int = 1, sampling_time: float = 1) -> torch.Tensor:
+    """Delay ``input`` by ``delay_val / sampling_time`` steps, zero fill (lava-dl ``axon.delay``).
+
+    ``delay_val`` is a scalar or one value per neuron (see
+    :func:`loihi_slayer.utils.time.shift`); the gradient is the inverse shift.
+    """
+    return _FixedDelay.apply(input, delay_val, sampling_time)
+
+
+class _FixedDelay(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, delay_val, sampling_time):
+        ctx.cfg = (delay_val, sampling_time)
+        return time_shift(x, delay_val, sampling_time)
+
+    @staticmethod
+    def backward(ctx, g):
+        d, ts = ctx.cfg
+        return time_shift(g, -d, ts), None, None
+
+
+__all__ = ["Delay", "Delta", "MAX_DELAY", "delay"]

@@ -59,6 +59,7 @@ from .input import AbstractInput
 from .network import export_network, init_shapes, network_record
 from .recurrent import AbstractKWTA, AbstractRecurrent
 from .reduce import AbstractAverage, AbstractFlatten, AbstractTimeDecimation
+from .residual import AbstractResidual, step_delay
 from .spatial import AbstractConv, AbstractConvT, AbstractPool, AbstractUnpool
 
 __all__ = [
@@ -80,12 +81,14 @@ __all__ = [
     "AbstractOutput",
     "AbstractPool",
     "AbstractRecurrent",
+    "AbstractResidual",
     "AbstractTimeDecimation",
     "AbstractUnpool",
     "Block",
     "export_network",
     "init_shapes",
     "network_record",
+    "step_delay",
 ]
 
 _GAP_NAMES = ("GapReport", "compare_with_emulator", "_eval_outputs")

@@ -72,6 +72,36 @@ def shift(x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
     return torch.cat([first.to(x.dtype), x[..., :-1]], dim=-1)
 
 
+class Spike(torch.autograd.Function):
+    r"""lava-dl's spike function object: ``Spike.apply(v, th, tau_rho, scale_rho, graded_spike,
+    voltage_last, scale)``.
+
+    Forward :math:`s = [v > \vartheta]` (graded: :math:`[v > \vartheta]\,v/\mathrm{scale}`);
+    backward as :func:`spike`. lava-dl compares :math:`v \ge \vartheta`, which fires one
+    step early on the ties Loihi's CUBA neuron does not fire on (spec §5.6); the chip's
+    strict compare is used here. ``voltage_last`` is accepted and unused (as lava-dl's
+    forward, it only shapes the graded previous voltage).
+    """
+
+    @staticmethod
+    def forward(ctx, voltage, threshold, tau_rho, scale_rho, graded_spike, voltage_last, scale):
+        th = torch.as_tensor(threshold, dtype=voltage.dtype, device=voltage.device)
+        fire = (voltage > th).to(voltage.dtype)
+        ctx.save_for_backward(voltage, th)
+        ctx.cfg = (float(tau_rho), float(scale_rho), bool(graded_spike))
+        return fire * voltage / scale if graded_spike else fire
+
+    @staticmethod
+    def backward(ctx, g):
+        v, th = ctx.saved_tensors
+        tau, rho, graded = ctx.cfg
+        if graded:
+            d = rho * torch.exp(torch.clamp(v - th, max=0) / tau)
+        else:
+            d = rho / (2 * tau) * torch.exp(-torch.abs(v - th) / tau)
+        return g * d, None, None, None, None, None, None
+
+
 class StepDelay(torch.nn.Module):
     """One-step delay module; with ``persistent_state`` the last bin carries to the next call."""
 
@@ -97,4 +127,6 @@ def step_delay(x: torch.Tensor, state: StepDelay | None = None) -> torch.Tensor:
     return shift(x) if state is None else state(x)
 
 
-__all__ = ["StepDelay", "binary", "graded", "shift", "spike", "step_delay"]
+from . import complex  # noqa: E402  (lava-dl's slayer.spike.complex)
+
+__all__ = ["Spike", "StepDelay", "binary", "complex", "graded", "shift", "spike", "step_delay"]
