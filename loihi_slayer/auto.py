@@ -179,7 +179,8 @@ class SequentialNetwork(torch.nn.Module):
         blk = fam.Conv(
             params, w.shape[1] * layer.groups, w.shape[0], tuple(w.shape[2:]), layer.stride,
             layer.padding, layer.dilation, layer.groups, delay=layer.delay is not None,
-            delay_shift=True, count_log=self.count_log, input_shape=None if shape is None else shape[1:],
+            delay_shift=True, count_log=self.count_log,
+            input_shape=None if shape is None else shape[1:],
         )  # fmt: skip
         return self._finish(blk, layer)
 
