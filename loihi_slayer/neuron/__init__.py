@@ -1,6 +1,6 @@
 """Training neurons: forward on Loihi's integer kernels, surrogate-gradient backward."""
 
-from . import cuba, dropout, norm, sigma_delta
+from . import cuba, dropout, dynamics, norm, sigma_delta
 from .dropout import Dropout
 from .norm import MeanOnlyBatchNorm, WgtScaleBatchNorm
 
@@ -10,6 +10,7 @@ __all__ = [
     "WgtScaleBatchNorm",
     "cuba",
     "dropout",
+    "dynamics",
     "norm",
     "sigma_delta",
 ]
