@@ -379,12 +379,12 @@ class Event:
                 raise ParameterError("cannot infer dim for an empty event stream; pass dim")
             t_len = int(np.round(self.t.max() / sampling_time)) + 1
             if self.dim == 1:
-                dim = (int(self.c.max()) + 1, int(self.x.max()) + 1, t_len)
+                dim = (_top(self.c), _top(self.x), t_len)
             else:
                 dim = (
-                    int(self.c.max()) + 1,
-                    int(self.y.max()) + 1,
-                    int(self.x.max()) + 1,
+                    _top(self.c),
+                    _top(self.y),
+                    _top(self.x),
                     t_len,
                 )
         dim = tuple(int(d) for d in dim)
@@ -434,7 +434,13 @@ class Event:
         -------
         numpy.ndarray or torch.Tensor
             ``tensor`` itself, filled. Events whose indices fall outside the
-            tensor (including times past its end) are dropped.
+            tensor (negative ones, and times past its end) are dropped.
+
+        Notes
+        -----
+        Coordinates changed after construction (lava-dl's augmentations assign
+        ``event.x = event.x * cos + ...``) may be floats or negative: they are
+        rounded half to even and, outside the tensor, dropped.
         """
         _check_sampling_time(sampling_time)
         shape = tuple(tensor.shape)
@@ -460,10 +466,14 @@ class Event:
                 t_max = int(self.t.max() / sampling_time)
                 high = max(t_min, t_max - n_t, n_t - t_max, 1)
                 t_start = int(gen.integers(high))
-        t_idx = np.round(self.t / sampling_time).astype(np.int64) - t_start
-        x, c = self.x, self.c
-        y = np.zeros_like(x) if self.dim == 1 else self.y
-        valid = (x < n_w) & (y < n_h) & (c < n_c) & (t_idx < n_t) & (t_idx >= 0)
+        t_idx, ok_t = _bin_coords(np.asarray(self.t, np.float64) / sampling_time)
+        t_idx = t_idx - t_start
+        x, ok_x = _bin_coords(self.x)
+        c, ok_c = _bin_coords(self.c)
+        y, ok_y = (np.zeros_like(x), ok_x) if self.dim == 1 else _bin_coords(self.y)
+        valid = ok_t & ok_x & ok_y & ok_c
+        for idx, size in ((x, n_w), (y, n_h), (c, n_c), (t_idx, n_t)):
+            valid &= (idx >= 0) & (idx < size)  # outside the tensor: dropped, never wrapped
         x, y, c, t_idx = x[valid], y[valid], c[valid], t_idx[valid]
         if self.graded:
             values = np.asarray(self.p[valid], dtype=np.float64)
@@ -512,6 +522,22 @@ class Event:
         from . import plot
 
         return plot.anim(self, path=path, **kwargs)
+
+
+def _bin_coords(value: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Integer indices (floats rounded half to even) and the mask of finite entries."""
+    arr = np.asarray(value)
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        return arr.astype(np.int64), np.ones(arr.shape, bool)
+    arr = np.asarray(arr, np.float64)
+    ok = np.isfinite(arr) & (np.abs(arr) < 2.0**62)
+    return np.where(ok, np.round(arr), 0).astype(np.int64), ok
+
+
+def _top(coords: Any) -> int:
+    """Extent of a coordinate array: ``round(max) + 1`` (at least 1)."""
+    idx, ok = _bin_coords(coords)
+    return max(int(idx[ok].max()) + 1, 1) if ok.any() else 1
 
 
 def _check_sampling_time(sampling_time: float) -> None:

@@ -9,22 +9,29 @@
 ``snn.io``             spike file IO and event plotting
 ``snn.learningStats``  learning statistics with slayerPytorch's names
 ``snn.quantize``       weight quantization (``quantize(w, step)``, ``quantize.apply``)
-``snn.optimizer``      ``Nadam`` (= :class:`torch.optim.NAdam`)
-``snn.utils``          kernels and time-shift helpers
+``snn.optimizer``      slayerPytorch's ``Nadam`` (``amsgrad``, ``lr = 1e-3``)
+``snn.utils``          kernels and time-shift helpers; ``utils.optim``, ``utils.stats``
+``snn.auto``           ``dataset`` (SlayerDataset) and ``assistant`` (Assistant)
 =====================  ==========================================================
+
+slayerSNN's module names resolve as submodules too (``slayerParams``,
+``slayerLoihi``, ``spikeLoss``, ``spikeClassifier``, ``spikeFileIO``,
+``learningStats``, ``quantizeParams``, ``optimizer``, ``slayer``), so
+``from spikeFileIO import *`` becomes
+``from loihi_slayer.slayer_pytorch.spikeFileIO import *``.
 
 Tensors are ``NCHWT`` (time last); CPU and CUDA tensors are supported.
 """
 
 from __future__ import annotations
 
-from ..params import Params as params
-from . import io, optimizer, utils
+from . import auto, io, optimizer, utils
 from .loihi import loihi
 from .loss import loss
 from .predict import spikeClassifier as predict
 from .quantize import quantize, quantizeWeights
 from .slayer import layer, spikeLayer
+from .slayerParams import yamlParams as params
 from .stats import learningStat, learningStats
 
 __all__ = [
@@ -41,4 +48,5 @@ __all__ = [
     "quantizeWeights",
     "optimizer",
     "utils",
+    "auto",
 ]

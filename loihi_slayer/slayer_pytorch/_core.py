@@ -126,7 +126,7 @@ def srm_spikes(u: torch.Tensor, ref_kernel: torch.Tensor, theta: float, ts: floa
         spikes = np.zeros_like(work)
         ref = ref_kernel.detach().cpu().numpy().astype(np.float32)
         _srm_spike_kernel(work, spikes, ref, np.float32(theta), np.float32(1.0 / ts))
-        u.detach().copy_(torch.from_numpy(work).reshape(shape).to(u.dtype))
+        _write_back(u, torch.from_numpy(work).reshape(shape))
         return torch.from_numpy(spikes).reshape(shape).to(u.dtype)
     flat = u.detach().reshape(-1, steps).clone()
     ref = ref_kernel.detach().to(device=u.device, dtype=u.dtype)
@@ -137,5 +137,14 @@ def srm_spikes(u: torch.Tensor, ref_kernel: torch.Tensor, theta: float, ts: floa
         spikes[:, t] = fired.to(u.dtype) / ts
         stop = min(k, steps - t)
         flat[:, t : t + stop] += fired[:, None].to(u.dtype) * ref[:stop]
-    u.detach().copy_(flat.reshape(shape))
+    _write_back(u, flat.reshape(shape))
     return spikes.reshape(shape)
+
+
+def _write_back(u: torch.Tensor, values: torch.Tensor) -> None:
+    """Store the refractory-updated potential into ``u``'s memory, as slayerPytorch's kernel.
+
+    Through ``u.data``: the write must not bump autograd's version counter, or a
+    ``u`` that is a view (or saved for backward) breaks the backward pass.
+    """
+    u.data.copy_(values.to(device=u.device, dtype=u.dtype))

@@ -1,0 +1,5 @@
+"""slayerPytorch's ``slayerLoihi`` module (``snn.loihi``)."""
+
+from .loihi import spikeLayer
+
+__all__ = ["spikeLayer"]
