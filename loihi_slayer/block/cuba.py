@@ -17,12 +17,13 @@ Examples
 
 from __future__ import annotations
 
-import torch  # noqa: F401  (doctest namespace)
+import torch
 
 from ..neuron import cuba as _cuba
 from . import base
 
 __all__ = [
+    "AbstractCuba",
     "Affine",
     "Average",
     "Conv",
@@ -38,55 +39,57 @@ __all__ = [
 ]
 
 
-class _Cuba:
+class AbstractCuba(torch.nn.Module):
+    """Base of the CUBA blocks: neuron family, neuron class and default ``delay_shift``."""
+
     family = "cuba"
     neuron_class = _cuba.Neuron
     default_delay_shift = True
 
 
-class Input(_Cuba, base.AbstractInput):
+class Input(AbstractCuba, base.AbstractInput):
     __doc__ = base.AbstractInput.__doc__
 
 
-class Flatten(_Cuba, base.AbstractFlatten):
+class Flatten(AbstractCuba, base.AbstractFlatten):
     __doc__ = base.AbstractFlatten.__doc__
 
 
-class Average(_Cuba, base.AbstractAverage):
+class Average(AbstractCuba, base.AbstractAverage):
     __doc__ = base.AbstractAverage.__doc__
 
 
-class TimeDecimation(_Cuba, base.AbstractTimeDecimation):
+class TimeDecimation(AbstractCuba, base.AbstractTimeDecimation):
     __doc__ = base.AbstractTimeDecimation.__doc__
 
 
-class Dense(_Cuba, base.AbstractDense):
+class Dense(AbstractCuba, base.AbstractDense):
     __doc__ = base.AbstractDense.__doc__
 
 
-class Affine(_Cuba, base.AbstractAffine):
+class Affine(AbstractCuba, base.AbstractAffine):
     __doc__ = base.AbstractAffine.__doc__
 
 
-class Recurrent(_Cuba, base.AbstractRecurrent):
+class Recurrent(AbstractCuba, base.AbstractRecurrent):
     __doc__ = base.AbstractRecurrent.__doc__
 
 
-class KWTA(_Cuba, base.AbstractKWTA):
+class KWTA(AbstractCuba, base.AbstractKWTA):
     __doc__ = base.AbstractKWTA.__doc__
 
 
-class Conv(_Cuba, base.AbstractConv):
+class Conv(AbstractCuba, base.AbstractConv):
     __doc__ = base.AbstractConv.__doc__
 
 
-class ConvT(_Cuba, base.AbstractConvT):
+class ConvT(AbstractCuba, base.AbstractConvT):
     __doc__ = base.AbstractConvT.__doc__
 
 
-class Pool(_Cuba, base.AbstractPool):
+class Pool(AbstractCuba, base.AbstractPool):
     __doc__ = base.AbstractPool.__doc__
 
 
-class Unpool(_Cuba, base.AbstractUnpool):
+class Unpool(AbstractCuba, base.AbstractUnpool):
     __doc__ = base.AbstractUnpool.__doc__

@@ -14,10 +14,13 @@ is a dense synapse into a sigma accumulator (float64 output, exact).
 
 from __future__ import annotations
 
+import torch
+
 from ..neuron import sigma_delta as _sd
 from . import base
 
 __all__ = [
+    "AbstractSDRelu",
     "Average",
     "Conv",
     "ConvT",
@@ -30,46 +33,48 @@ __all__ = [
 ]
 
 
-class _SD:
+class AbstractSDRelu(torch.nn.Module):
+    """Base of the sigma-delta blocks: neuron family, neuron class and default ``delay_shift``."""
+
     family = "sigma_delta"
     neuron_class = _sd.Neuron
     default_delay_shift = False
 
 
-class Input(_SD, base.AbstractInput):
+class Input(AbstractSDRelu, base.AbstractInput):
     __doc__ = base.AbstractInput.__doc__
 
     def _run_neuron(self, z):
         return self.neuron.delta(z)
 
 
-class Output(_SD, base.AbstractOutput):
+class Output(AbstractSDRelu, base.AbstractOutput):
     __doc__ = base.AbstractOutput.__doc__
 
 
-class Flatten(_SD, base.AbstractFlatten):
+class Flatten(AbstractSDRelu, base.AbstractFlatten):
     __doc__ = base.AbstractFlatten.__doc__
 
 
-class Average(_SD, base.AbstractAverage):
+class Average(AbstractSDRelu, base.AbstractAverage):
     __doc__ = base.AbstractAverage.__doc__
 
 
-class Dense(_SD, base.AbstractDense):
+class Dense(AbstractSDRelu, base.AbstractDense):
     __doc__ = base.AbstractDense.__doc__
 
 
-class Conv(_SD, base.AbstractConv):
+class Conv(AbstractSDRelu, base.AbstractConv):
     __doc__ = base.AbstractConv.__doc__
 
 
-class ConvT(_SD, base.AbstractConvT):
+class ConvT(AbstractSDRelu, base.AbstractConvT):
     __doc__ = base.AbstractConvT.__doc__
 
 
-class Pool(_SD, base.AbstractPool):
+class Pool(AbstractSDRelu, base.AbstractPool):
     __doc__ = base.AbstractPool.__doc__
 
 
-class Unpool(_SD, base.AbstractUnpool):
+class Unpool(AbstractSDRelu, base.AbstractUnpool):
     __doc__ = base.AbstractUnpool.__doc__

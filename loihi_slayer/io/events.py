@@ -21,6 +21,7 @@ structured arrays (fields ``x``, ``y``, ``t``, ``p``) is provided by
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -495,13 +496,29 @@ class Event:
         return tensor
 
     # ---------------------------------------------------------------- plotting
-    def show(self, path: Any = None, **kwargs: Any) -> Any:
-        """Raster plot (1-D) or accumulated frame (2-D) of the events.
+    def show(
+        self,
+        fig: Any = None,
+        frame_rate: float = 24,
+        pre_compute_frames: bool = True,
+        repeat: bool = False,
+        *,
+        path: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Raster plot (1-D) or accumulated frame (2-D) of the events (lava-dl argument order).
 
         Parameters
         ----------
+        fig
+            matplotlib figure to draw into (cleared), or None for a new one. A
+            path (str or os.PathLike) here is taken as ``path`` (this
+            package's earlier order).
+        frame_rate, pre_compute_frames, repeat
+            lava-dl's animation arguments; the plot here is static, use
+            :meth:`anim` for an animation.
         path
-            if given, the figure is saved there and closed.
+            Keyword only: save the figure there.
         **kwargs
             passed to :func:`loihi_slayer.io.plot.raster` /
             :func:`loihi_slayer.io.plot.frame`.
@@ -513,15 +530,42 @@ class Event:
         """
         from . import plot
 
-        if self.dim == 1:
-            return plot.raster(self, path=path, **kwargs)
-        return plot.frame(self, path=path, **kwargs)
+        fig, path = _figure_or_path(fig, path)
+        if fig is not None:
+            fig.clf()
+            kwargs["ax"] = fig.add_subplot(1, 1, 1)
+        draw = plot.raster if self.dim == 1 else plot.frame
+        return draw(self, path=path, **kwargs)
 
-    def anim(self, path: Any = None, **kwargs: Any) -> Any:
-        """Animation of the events (see :func:`loihi_slayer.io.plot.anim`)."""
+    def anim(
+        self,
+        fig: Any = None,
+        frame_rate: float = 24,
+        pre_compute_frames: bool = True,
+        repeat: bool = True,
+        *,
+        path: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Animation of the events (lava-dl argument order; see :func:`loihi_slayer.io.plot.anim`).
+
+        ``fig`` is a matplotlib figure to draw into, or None; a path there is
+        taken as ``path`` (this package's earlier order). Frames are always
+        computed ahead (``pre_compute_frames`` is accepted for lava-dl).
+        """
         from . import plot
 
-        return plot.anim(self, path=path, **kwargs)
+        fig, path = _figure_or_path(fig, path)
+        return plot.anim(self, path, fig=fig, frame_rate=frame_rate, repeat=repeat, **kwargs)
+
+
+def _figure_or_path(fig: Any, path: Any) -> tuple[Any, Any]:
+    """lava-dl passes a figure first; this package used to pass a save path first."""
+    if isinstance(fig, str | os.PathLike):
+        if path is not None:
+            raise ParameterError("pass the save path once: as path=..., not also as fig")
+        return None, fig
+    return fig, path
 
 
 def _bin_coords(value: Any) -> tuple[np.ndarray, np.ndarray]:

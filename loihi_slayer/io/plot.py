@@ -184,6 +184,7 @@ def anim(
     event: Event,
     path: Any = None,
     *,
+    fig: Any = None,
     frame_rate: float = 24,
     interval: float | None = None,
     repeat: bool = False,
@@ -199,6 +200,8 @@ def anim(
     path
         if given, the animation is saved there: ``.gif`` uses Pillow, other
         extensions (e.g. ``.mp4``) use ffmpeg (must be installed).
+    fig
+        matplotlib figure to draw into (cleared first); a new one when None.
     frame_rate
         frames per second of the animation.
     interval
@@ -225,7 +228,10 @@ def anim(
     step = 1e3 / frame_rate if interval is None else float(interval)
     if not step > 0:
         raise ParameterError(f"interval must be > 0 ms, got {interval!r}")
-    fig = new_figure(path, figsize)
+    if fig is None:
+        fig = new_figure(path, figsize)
+    else:
+        fig.clf()
     ax = fig.add_subplot(1, 1, 1)
 
     if event.dim == 2:

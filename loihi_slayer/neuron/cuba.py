@@ -148,7 +148,10 @@ class Neuron(base.Neuron):
         else:
             self.norm = None
         self.drop = dropout
-        self._state: CubaState | None = None
+        # persistent state (lava-dl buffers): u / s_scale and the post-reset v / s_scale,
+        # (N, *shape); exact in float32 (|u|, |v| <= 2**23, s_scale a power of two)
+        self.register_buffer("current_state", torch.zeros(1), persistent=False)
+        self.register_buffer("voltage_state", torch.zeros(1), persistent=False)
         self.clamp()
         if shape is not None:
             self.init_shape(shape)
@@ -235,37 +238,28 @@ class Neuron(base.Neuron):
 
     # ----------------------------------------------------------------- state
     def reset_state(self) -> None:
-        """Forget the persistent state."""
-        self._state = None
-
-    @property
-    def current_state(self) -> torch.Tensor | None:
-        """Persistent current ``u / s_scale`` (float), or None."""
-        if self._state is None:
-            return None
-        return self._state.u.reshape(-1, *self.shape).to(torch.float32) / self.s_scale
-
-    @property
-    def voltage_state(self) -> torch.Tensor | None:
-        """Persistent (post-reset) voltage ``v / s_scale``, or None."""
-        if self._state is None:
-            return None
-        return self._state.v.reshape(-1, *self.shape).to(torch.float32) / self.s_scale
+        """Forget the persistent state (the buffers ``current_state``/``voltage_state``)."""
+        self.current_state = self.current_state.new_zeros(1)
+        self.voltage_state = self.voltage_state.new_zeros(1)
 
     def _get_state(self, x: torch.Tensor) -> CubaState:
+        """Integer state from the buffers (zeros unless persistent with a matching shape)."""
         rows = x.numel() // x.shape[-1]
-        st = self._state
-        if (
-            not self.persistent_state
-            or st is None
-            or st.u.numel() != rows
-            or st.u.device != x.device
-        ):
-            z = torch.zeros(rows, dtype=torch.int64, device=x.device)
-            st = CubaState(z, z.clone())
-            if self.persistent_state:
-                self._state = st
-        return st
+        if self.persistent_state and self.current_state.numel() == rows:
+
+            def to_int(buf: torch.Tensor) -> torch.Tensor:
+                buf = buf.detach().to(device=x.device, dtype=torch.float64).reshape(rows)
+                return torch.round(buf * self.s_scale).to(torch.int64)
+
+            return CubaState(to_int(self.current_state), to_int(self.voltage_state))
+        z = torch.zeros(rows, dtype=torch.int64, device=x.device)
+        return CubaState(z, z.clone())
+
+    def _keep_state(self, st: CubaState, x: torch.Tensor) -> None:
+        if self.persistent_state:
+            shape = x.shape[:-1]
+            self.current_state = st.u.reshape(shape).to(torch.float32) / self.s_scale
+            self.voltage_state = st.v.reshape(shape).to(torch.float32) / self.s_scale
 
     def _bias_arg(self):
         if self.norm is None:
@@ -291,6 +285,7 @@ class Neuron(base.Neuron):
         )
         if isinstance(bias, BatchMean):
             self.norm.update_running_mean(bias.mean)
+        self._keep_state(st, x)
         return out
 
     # ---------------------------------------------------------------- forward
