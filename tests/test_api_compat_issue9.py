@@ -211,7 +211,8 @@ def test_grad_norm_and_residual_and_step_delay():
 
 
 def test_auto_sequential_network_reproduces_exported_net(tmp_path):
-    from loihi_slayer.block import cuba, sigma_delta as sd
+    from loihi_slayer.block import cuba
+    from loihi_slayer.block import sigma_delta as sd
     from loihi_slayer.neuron import MeanOnlyBatchNorm
 
     torch.manual_seed(0)
