@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
                 learning.testing.num_samples += len(idx)
                 learning.testing.loss_sum += error(out, label).item()
                 learning.testing.correct_samples += int((rate.predict(out) == label).sum())
+        learning.print(epoch)  # stdout (its printer) and the log
         learning.update()
-        logging.info(learning.print(epoch))
     accuracy = learning.testing.accuracy_log[-1]  # last epoch
     best = learning.testing.max_accuracy
     elapsed = time.time() - t0
