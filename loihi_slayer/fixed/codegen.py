@@ -79,7 +79,7 @@ def _loop_body(model: NeuronModel, indent: str) -> list[str]:
     ns, nk = len(model.states), len(model.traces)
     s, p, r = _names("s", ns), _names("p", len(model.params)), _names("r", nk)
     xs = [f"x{i}[n, t]" for i in range(len(model.inputs))]
-    lines = [f"k = n % p.shape[1]"]
+    lines = ["k = n % p.shape[1]"]
     lines += [f"{v} = p[{i}, k]" for i, v in enumerate(p)]
     lines += [f"{v} = st[{i}, n]" for i, v in enumerate(s)]
     lines.append("for t in range(t_start, t_stop):")
