@@ -37,7 +37,7 @@ class _SynapseBlock(Block):
         return self.neuron.quantize_8bit if pre_hook_fx is None else pre_hook_fx
 
     def _exact(self) -> bool:
-        return self.family == "sigma_delta"
+        return self.exact_synapse
 
     def _make_delay(self, channels: int) -> None:
         if self._want_delay:

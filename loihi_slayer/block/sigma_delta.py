@@ -32,6 +32,7 @@ __all__ = [
 
 class _SD:
     family = "sigma_delta"
+    exact_synapse = True
     neuron_class = _sd.Neuron
     default_delay_shift = False
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import FormatError, ParameterError
 from ..fixed.params import int_param
 
 __all__ = ["ModelParams", "NeuronModel", "Param"]
@@ -53,6 +53,9 @@ class Param:
         Value when omitted; None makes the parameter required.
     doc
         One line for the documentation.
+    optional
+        A file may omit the field (it then takes ``default``); other fields are
+        required in a netx neuron group.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Param:
     hi: int
     default: int | None = None
     doc: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class NeuronModel:
         The scalar integer step (see the module docstring).
     reference
         ``reference(inputs, params, state) -> (traces, state)``: the NumPy int64
-        reference over ``(N, T)`` inputs, ``(N,)`` parameter and state vectors.
+        reference over ``(N, T)`` inputs, ``(N,)`` parameter and state vectors
+        (models with their own ``runner`` keep theirs in :mod:`loihi_slayer.fixed.reference`).
     init_state
         ``init_state(params) -> {state: (N,) int64}`` from the ``(N,)`` parameter
         vectors; default all zeros (an adaptive threshold starts at its base value).
@@ -114,7 +119,7 @@ class NeuronModel:
     inputs: tuple[str, ...]
     traces: tuple[str, ...]
     step: Callable[..., tuple]
-    reference: Callable[..., tuple[dict, dict]]
+    reference: Callable[..., tuple[dict, dict]] | None
     init_state: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     graded: bool = False
     state_range: tuple[int, int] = (-(1 << 23) + 1, (1 << 23) - 1)
@@ -128,6 +133,8 @@ class NeuronModel:
             raise ValueError(f"model {self.name!r}: traces must start with 's'")
         if not self.inputs:
             raise ValueError(f"model {self.name!r}: at least one input")
+        if self.runner is None and self.reference is None:
+            raise ValueError(f"model {self.name!r}: a generated-kernel model needs a reference")
 
     @property
     def netx_type(self) -> str:
@@ -142,6 +149,44 @@ class NeuronModel:
     def make_params(self, **values: Any) -> ModelParams:
         """Validated parameters of this model (see :class:`ModelParams`)."""
         return ModelParams(self, values)
+
+    def params_from_record(self, neuron: Any, ctx: Any) -> Any:
+        """The runner's parameters from a :mod:`loihi_slayer.hdf5` neuron record.
+
+        Uses the model's ``from_record`` hook, else maps the record's netx fields
+        (``neuron.params``) onto :attr:`params`, per channel over ``ctx.shape``.
+
+        Raises
+        ------
+        FormatError
+            A required field is missing (names the layer group and the field).
+        ParameterError
+            A value lies outside its hardware range.
+        """
+        if self.from_record is not None:
+            return self.from_record(neuron, ctx)
+        from ._context import per_channel
+
+        fields = getattr(neuron, "params", {})
+        values = {}
+        for p in self.params:
+            if p.field in fields:
+                values[p.name] = per_channel(fields[p.field], ctx.shape)
+            elif not p.optional:
+                raise FormatError(
+                    f"{self.netx_type} neuron needs field {p.field!r}",
+                    group=f"layer/{ctx.index}/neuron",
+                    field=p.field,
+                )
+        return ModelParams(self, values, context=ctx.where)
+
+    def run(self, inputs: Any, params: Any, **kwargs: Any) -> tuple[dict, dict]:
+        """Run the model: its own ``runner`` or :func:`loihi_slayer.fixed.run`."""
+        if self.runner is not None:
+            return self.runner(inputs, params, **kwargs)
+        from ..fixed.run import run
+
+        return run(self, inputs, params, **kwargs)
 
     def initial_state(self, params: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         """``(n,)`` int64 initial state vectors for per-neuron parameter vectors."""

@@ -1,0 +1,82 @@
+r"""CUBA-LIF, Loihi's current-based leaky integrate-and-fire neuron (spec §2).
+
+.. math::
+
+    u[t] &= \operatorname{wrap}_{24}\big(\operatorname{rz}(u[t-1](4096-\mathrm{iDecay})/4096)
+            + 2^{6}\operatorname{shift}(a[t], \mathrm{wgtExp})\big)\\
+    v[t] &= \operatorname{sat}_{24}\big(\operatorname{rz}(v[t-1](4096-\mathrm{vDecay})/4096)
+            + u[t] + \mathrm{bias}\big)\\
+    s[t] &= v[t] > \mathrm{vThMant}\cdot 2^6,\quad v[t]\leftarrow 0 \text{ if } s[t]
+
+It runs on a hand-tuned kernel (:func:`loihi_slayer.fixed.cuba`: four neurons
+interleaved per thread, measured faster than a generated kernel), from the same
+step :func:`loihi_slayer.fixed.dynamics.cuba_step`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..fixed import api
+from ..fixed.dynamics import cuba_step
+from ..fixed.params import CUBA_RANGES, CubaParams
+from ._context import LayerContext, per_channel
+from .base import NeuronModel, Param
+
+#: netx's default neuron of a dense layer without a neuron group never fires:
+#: vThMant << 6 >= 2**23 lies above every saturated voltage
+NEVER_FIRES_V_TH_MANT = 1 << 17
+
+
+def _run(inputs, params: CubaParams, *, state=None, reset=None, record=("s",), backend="auto"):
+    (a,) = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    return api.cuba(a, params, state=state, reset=reset, record=record, backend=backend)
+
+
+def from_record(neuron: Any, ctx: LayerContext) -> CubaParams:
+    """:class:`CubaParams` of a ``CubaNeuron`` record (None: netx's default integrator)."""
+    from ..hdf5 import default_dense_neuron
+
+    integrator = False
+    if neuron is None:
+        neuron, integrator = default_dense_neuron(), True
+    elif np.all(np.asarray(neuron.v_th_mant) >= NEVER_FIRES_V_TH_MANT):
+        # lava-dl's Affine writes 262143, netx's default neuron 131072: never fires
+        integrator = True
+    bias = 0 if ctx.bias is None else per_channel(ctx.bias, ctx.shape)
+    try:
+        return CubaParams(
+            i_decay=per_channel(neuron.i_decay, ctx.shape),
+            v_decay=per_channel(neuron.v_decay, ctx.shape),
+            v_th_mant=1 if integrator else per_channel(neuron.v_th_mant, ctx.shape),
+            ref_delay=neuron.ref_delay,
+            bias_mant=bias,
+            bias_exp=6,
+            wgt_exp=neuron.wgt_exp,
+            integrator_only=integrator,
+        )
+    except ParameterError as exc:
+        raise ParameterError(f"{ctx.where}: {exc}") from None
+
+
+_FIELDS = {
+    "i_decay": "iDecay", "v_decay": "vDecay", "v_th_mant": "vThMant", "ref_delay": "refDelay",
+    "bias_mant": "biasMant", "bias_exp": "biasExp", "wgt_exp": "wgtExp",
+}  # fmt: skip
+
+MODEL = NeuronModel(
+    name="cuba",
+    netx_types=("CUBA", "LOIHI"),
+    params=tuple(Param(k, _FIELDS[k], lo, hi) for k, (lo, hi) in CUBA_RANGES.items()),
+    states=("u", "v", "rc"),
+    inputs=("a",),
+    traces=api.CUBA_TRACES,
+    step=cuba_step,
+    reference=None,
+    runner=_run,
+    from_record=from_record,
+    doc="current-based leaky integrate-and-fire",
+)
