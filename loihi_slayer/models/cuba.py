@@ -13,8 +13,9 @@ The kernels are generated from :func:`loihi_slayer.fixed.dynamics.cuba_step`
 interleaved) measured no faster than the generated one, which interleaves the
 same way (hand/generated = 0.89 and 0.91, medians of 7 and 9 alternating runs
 at N=5e4, T=1000, on the shared 2-core machine). The step takes the *effective*
-threshold ``vThMant << 6`` and bias ``biasMant << biasExp``, which :func:`loihi_slayer.fixed.cuba` derives from
-:class:`~loihi_slayer.fixed.CubaParams` (the validated device parameters).
+threshold ``vThMant << 6`` and bias ``biasMant << biasExp``, which
+:func:`loihi_slayer.fixed.cuba` derives from :class:`~loihi_slayer.fixed.CubaParams`
+(the validated device parameters).
 """
 
 from __future__ import annotations
