@@ -70,6 +70,8 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
     neuron_class: type | None = None
     #: the synapse computes in float64 (sigma-delta: graded payloads need the exact sum)
     exact_synapse: bool = False
+    #: chip integer per unit of the block's float output (graded payloads: 4096)
+    payload_scale: int = 1
     default_delay_shift: bool = True
 
     neuron: torch.nn.Module | None

@@ -33,6 +33,7 @@ __all__ = [
 class _SD:
     family = "sigma_delta"
     exact_synapse = True
+    payload_scale = 4096
     neuron_class = _sd.Neuron
     default_delay_shift = False
 
