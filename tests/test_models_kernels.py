@@ -481,3 +481,17 @@ def test_rotation_gain_above_4096_is_refused(name):
 def test_unknown_parameter_is_named():
     with pytest.raises(ParameterError, match=r"no parameter\(s\) \['i_decay'\]"):
         models.get("rf").make_params(sin_decay=1, cos_decay=0, i_decay=1)
+
+
+def test_alif_refractory_state_saturates_below():
+    """A negative initial threshold drives r = r + 2 th below -(2**23 - 1): it saturates,
+    so the returned state is a valid initial state again (split runs)."""
+    a = np.zeros((1, 2), np.int64)
+    p = {"v_th_mant": 0, "th_decay": 0, "ref_decay": 0, "v_decay": 0}
+    state = {"th": [-STATE_MAX], "r": [-STATE_MAX]}
+    for backend in ("reference", "cpu"):
+        # t0: v = 0 >= th + r = -2 (2**23 - 1) -> s = 1; r = sat(-3 (2**23 - 1)) = -(2**23 - 1)
+        tr, st_ = fixed.run("alif", a, p, state=state, record=("s", "r"), backend=backend)
+        np.testing.assert_array_equal(tr["s"][0], [1, 1])
+        assert int(st_["r"][0]) == -STATE_MAX
+        fixed.run("alif", a, p, state=st_, backend=backend)
