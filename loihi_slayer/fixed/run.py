@@ -114,6 +114,11 @@ def run(
         torch out) and the final int64 state (``(*neurons,)`` per name).
     """
     model = _model(model)
+    if model.step is None or model.reference is None:
+        raise ParameterTypeError(
+            f"model {model.name!r} runs on its own kernel: use model.run(...) "
+            f"(e.g. loihi_slayer.fixed.{model.name})"
+        )
     if params is None:
         params = model.make_params()
     elif isinstance(params, Mapping):

@@ -91,7 +91,8 @@ class NeuronModel:
     state_traces
         Traces that record a state after the step (no extra step output).
     step
-        The scalar integer step (see the module docstring).
+        The scalar integer step (see the module docstring); None only for a model
+        with its own ``runner`` whose step does not follow the convention.
     reference
         ``reference(inputs, params, state) -> (traces, state)``: the NumPy int64
         reference over ``(N, T)`` inputs, ``(N,)`` parameter and state vectors
@@ -126,7 +127,7 @@ class NeuronModel:
     states: tuple[str, ...]
     inputs: tuple[str, ...]
     traces: tuple[str, ...]
-    step: Callable[..., tuple]
+    step: Callable[..., tuple] | None
     reference: Callable[..., tuple[dict, dict]] | None
     init_state: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     state_traces: tuple[str, ...] = ()
@@ -145,8 +146,8 @@ class NeuronModel:
             raise ValueError(f"model {self.name!r}: at least one input")
         if not set(self.state_traces) <= set(self.states) & set(self.traces):
             raise ValueError(f"model {self.name!r}: state_traces must name states and traces")
-        if self.runner is None and self.reference is None:
-            raise ValueError(f"model {self.name!r}: a generated-kernel model needs a reference")
+        if self.runner is None and (self.reference is None or self.step is None):
+            raise ValueError(f"model {self.name!r}: without a runner it needs step and reference")
 
     @property
     def step_traces(self) -> tuple[str, ...]:

@@ -36,6 +36,28 @@ from .base import NeuronModel, Param
 NEVER_FIRES_V_TH_MANT = 1 << 17
 
 
+class _EffectiveParams:
+    """The kernel's effective parameters seen through :class:`CubaParams`' interface."""
+
+    def __init__(self, p):
+        self._p = p
+        self.v_th = p["v_th"]
+        self.bias = p["bias"]
+
+    def array(self, name: str):
+        if name in ("bias_mant", "bias_exp"):  # bias is already effective
+            return self._p["bias"] if name == "bias_mant" else 0
+        return self._p[name]
+
+
+def _reference(inputs, p, state):
+    """:func:`loihi_slayer.fixed.reference.cuba` (the spec as code) on the kernel parameters."""
+    from ..fixed import reference
+
+    (a,) = inputs
+    return reference.cuba(a, _EffectiveParams(p), state)
+
+
 def _run(inputs, params: CubaParams, *, state=None, reset=None, record=("s",), backend="auto"):
     (a,) = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     return api.cuba(a, params, state=state, reset=reset, record=record, backend=backend)
@@ -87,7 +109,7 @@ MODEL = NeuronModel(
     traces=api.CUBA_TRACES,
     state_traces=("u", "v"),
     step=cuba_step,
-    reference=None,
+    reference=_reference,
     runner=_run,
     from_record=from_record,
     doc="current-based leaky integrate-and-fire",

@@ -9,8 +9,9 @@ r"""Sigma-delta neuron, lava-nc's legacy residue model (spec §4).
 
 One record type runs in three modes, chosen by the layer: an ``input`` layer
 delta-encodes its input, a ``sigma_output`` neuron only accumulates, every other
-layer is a full sigma-delta neuron. Hand-tuned kernel:
-:func:`loihi_slayer.fixed.sigma_delta`.
+layer is a full sigma-delta neuron. It runs on its own kernel
+(:func:`loihi_slayer.fixed.sigma_delta`, over :func:`loihi_slayer.fixed.dynamics.sdnn_step`,
+which takes the mode before the state, outside the generated-kernel convention).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 
 from ..errors import ParameterError
 from ..fixed import api
-from ..fixed.dynamics import sdnn_step
 from ..fixed.params import SDNN_RANGES, SigmaDeltaParams
 from ._context import LayerContext, per_channel
 from .base import NeuronModel, Param
@@ -77,7 +77,7 @@ MODEL = NeuronModel(
     states=("sigma", "act", "residue", "error"),
     inputs=("a",),
     traces=api.SDNN_TRACES,
-    step=sdnn_step,
+    step=None,  # sdnn_step takes the mode first: it runs on its own kernel, not a generated one
     reference=None,
     graded=True,
     runner=_run,
