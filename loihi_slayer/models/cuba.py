@@ -92,12 +92,12 @@ def from_record(neuron: Any, ctx: LayerContext) -> CubaParams:
 #: the step's parameters: device decays, effective threshold and bias (an integrator
 #: gets 2**23, above every saturated voltage), refractory delay, weight exponent
 _KERNEL_PARAMS = (
-    Param("i_decay", "iDecay", 0, CUBA_RANGES["i_decay"][1]),
-    Param("v_decay", "vDecay", 0, CUBA_RANGES["v_decay"][1]),
-    Param("v_th", "vThMant", 0, 1 << 23, doc="vThMant << 6"),
-    Param("ref_delay", "refDelay", *CUBA_RANGES["ref_delay"]),
-    Param("bias", "bias", -(1 << 23), 1 << 23, doc="biasMant << biasExp"),
-    Param("wgt_exp", "wgtExp", *CUBA_RANGES["wgt_exp"]),
+    Param("i_decay", "iDecay", 0, CUBA_RANGES["i_decay"][1], default=4096),
+    Param("v_decay", "vDecay", 0, CUBA_RANGES["v_decay"][1], default=4096),
+    Param("v_th", "vThMant", 0, 1 << 23, default=64, doc="vThMant << 6"),
+    Param("ref_delay", "refDelay", *CUBA_RANGES["ref_delay"], default=1),
+    Param("bias", "bias", -(1 << 23), 1 << 23, default=0, doc="biasMant << biasExp"),
+    Param("wgt_exp", "wgtExp", *CUBA_RANGES["wgt_exp"], default=0),
 )
 
 MODEL = NeuronModel(

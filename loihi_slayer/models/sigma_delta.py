@@ -69,11 +69,14 @@ def from_record(neuron: Any, ctx: LayerContext) -> ModeParams:
 
 
 _FIELDS = {"v_th_mant": "vThMant", "bias": "bias", "spike_exp": "spikeExp", "state_exp": "stateExp"}
+_DEFAULTS = {"v_th_mant": 0, "bias": 0, "spike_exp": 6, "state_exp": STATE_EXP}
 
 MODEL = NeuronModel(
     name="sigma_delta",
     netx_types=("SDNN",),
-    params=tuple(Param(k, _FIELDS[k], lo, hi) for k, (lo, hi) in SDNN_RANGES.items()),
+    params=tuple(
+        Param(k, _FIELDS[k], lo, hi, default=_DEFAULTS[k]) for k, (lo, hi) in SDNN_RANGES.items()
+    ),
     states=("sigma", "act", "residue", "error"),
     inputs=("a",),
     traces=api.SDNN_TRACES,
