@@ -261,3 +261,15 @@ def test_bad_alif_files_are_refused(tmp_path):
         f["layer/0/neuron/vThStep"] = 200000
     with pytest.raises(ParameterError, match="layer 0.*v_th_step = 200000.*\\[0, 131071\\]"):
         Emulator(path)
+
+
+@pytest.mark.parametrize("family", [cuba, alif])
+def test_input_block_norm_is_refused_at_export(family):
+    """A netx input layer has no neuron bias: exporting an input norm would be a silent gap."""
+    p = (
+        {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
+        if family is cuba else params()
+    )  # fmt: skip
+    b = family.Input(dict(p, norm=MeanOnlyBatchNorm), shape=(12,))
+    with pytest.raises(ParameterError, match=f"block.{family.__name__.split('.')[-1]}.Input.*norm"):
+        b.to_layer()
