@@ -56,9 +56,10 @@ def reference_run(n: alif.Neuron, a: np.ndarray, bias=None):
     ref_delay=st.sampled_from([1, 2, 5]),
     amp=st.sampled_from([3, 40, 1 << 17]),
     backend=st.sampled_from(["cpu", "reference"]),
+    shared=st.booleans(),
 )
 def test_forward_bit_exact_with_model_reference(
-    data, spatial, th_mant, step_mant, decays, ref_delay, amp, backend
+    data, spatial, th_mant, step_mant, decays, ref_delay, amp, backend, shared
 ):
     """Spikes and every trace equal the model's reference, incl. ties (threshold 0,
     small integer inputs) and saturation (|a| up to 2**17 without decay)."""
@@ -66,9 +67,14 @@ def test_forward_bit_exact_with_model_reference(
     steps = data.draw(st.integers(1, 20))
     seed = data.draw(st.integers(0, 2**16))
     a = np.random.default_rng(seed).integers(-amp, amp + 1, size=(2, *shape, steps))
-    di, dv, dth, dref = (d / 4096 for d in decays)
+    if shared:
+        di, dv, dth, dref = (d / 4096 for d in decays)
+    else:  # per-channel decays drawn from (min, max) ranges
+        di, dv, dth, dref = ((d / 4096, min(d + 700, 4096) / 4096) for d in decays)
     n = make(th_mant / 64, step_mant / 64, di, dv, dth, dref, ref_delay=ref_delay,
-             shape=shape, backend=backend)  # fmt: skip
+             shape=shape, backend=backend, shared_param=shared)  # fmt: skip
+    if not shared:
+        assert np.asarray(n.cx_current_decay).shape == (shape[0],)
     x = torch.tensor(a / 64.0, dtype=torch.float64)
     cur, vol, thr, ref = n.dynamics(x)
     s = n(x)
