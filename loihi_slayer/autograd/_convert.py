@@ -34,6 +34,17 @@ def _scaled_sum(a, b, inv, out):
         out[i] = v * inv
 
 
+def _to_int_torch(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
+    f = x.to(torch.float64) * scale
+    ok = f.abs() < limit
+    return torch.round(torch.where(ok, f, 0.0)).to(torch.int64), int((~ok).sum())
+
+
+def _scaled_sum_torch(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype):
+    s = a if b is None else a + b
+    return (s.to(torch.float64) * inv).to(dtype)
+
+
 def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
     """``(rne(x * scale) as int64, number of entries that are NaN/inf or reach limit)``.
 
@@ -41,10 +52,7 @@ def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, i
     """
     x = x.detach()
     if x.is_cuda:
-        f = x.to(torch.float64) * scale
-        ok = f.abs() < limit
-        bad = int((~ok).sum())
-        return torch.round(torch.where(ok, f, 0.0)).to(torch.int64), bad
+        return _to_int_torch(x, scale, limit)
     src = x.contiguous()
     out = torch.empty(src.shape, dtype=torch.int64)
     bad = _rint(src.reshape(-1).numpy(), float(scale), float(limit), out.reshape(-1).numpy())
@@ -54,8 +62,7 @@ def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, i
 def scaled_sum(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype: torch.dtype):
     """``(a + b) * inv`` (``b`` optional) of int64 tensors, as ``dtype``."""
     if a.is_cuda:
-        s = a if b is None else a + b
-        return (s.to(torch.float64) * inv).to(dtype)
+        return _scaled_sum_torch(a, b, inv, dtype)
     a = a.contiguous()
     out = torch.empty(a.shape, dtype=dtype)
     bb = np.zeros(0, np.int64) if b is None else b.contiguous().reshape(-1).numpy()
