@@ -1,7 +1,7 @@
 """Training neurons: forward on Loihi's integer kernels, surrogate-gradient backward."""
 
-from . import cuba, dropout, norm, sigma_delta
+from . import alif, cuba, dropout, norm, sigma_delta
 from .dropout import Dropout
 from .norm import MeanOnlyBatchNorm
 
-__all__ = ["Dropout", "MeanOnlyBatchNorm", "cuba", "dropout", "norm", "sigma_delta"]
+__all__ = ["Dropout", "MeanOnlyBatchNorm", "alif", "cuba", "dropout", "norm", "sigma_delta"]
