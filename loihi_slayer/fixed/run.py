@@ -91,8 +91,9 @@ def run(
     model
         A :class:`~loihi_slayer.models.base.NeuronModel` or its registry name.
     inputs
-        The ``(*neurons, T)`` integer synaptic input, already scaled to state units
-        (``a << (6 + wgtExp)``); a tuple ``(re, im)`` for complex-input models.
+        The ``(*neurons, T)`` integer synaptic sums (after the weight exponent; the
+        model's step applies the ``<< 6``); a tuple ``(re, im)`` for complex-input
+        models.
     params
         :class:`~loihi_slayer.models.base.ModelParams` or a dict of device
         parameters (scalars or arrays broadcastable to ``neurons``).

@@ -22,7 +22,8 @@ threshold instead); ``th`` starts at :math:`\theta_0`. The reported ``th`` and
 ``r`` are the values *before* a spike's update, as lava-dl reports them.
 ``sat`` saturates to :math:`\pm(2^{23}-1)`, a 24-bit register: lava-dl computes in
 int64 without a bound, so the two agree while the states stay within 24 bits.
-``th`` and ``r`` saturate the same way after a spike's update.
+``th`` and ``r`` saturate the same way after a spike's update (so a returned
+state is always a valid initial state).
 
 ``refDelay`` (R, default 1 = none, lava-dl's only value) is ours: after a spike
 the neuron holds ``v`` at 0 and cannot spike for R - 1 steps, as Loihi's
@@ -33,9 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fixed.params import STATE_MAX
 from .base import NeuronModel, Param
-
-STATE_MAX = 8388607  # 2**23 - 1
 
 
 def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v_th_step,
@@ -68,6 +68,8 @@ def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v
         th = th + v_th_step * 64
         if r > STATE_MAX:
             r = STATE_MAX
+        elif r < -STATE_MAX:  # th < 0 only from a user-given initial state
+            r = -STATE_MAX
         if th > STATE_MAX:
             th = STATE_MAX
         if ref_delay > 1:
@@ -98,7 +100,7 @@ def reference(inputs, p, state):
         s = ~refr & (v >= th + r)
         out["u"][:, t], out["v"][:, t], out["th"][:, t], out["r"][:, t] = u, v, th, r
         out["s"][:, t] = s
-        r = np.where(s, np.minimum(r + 2 * th, STATE_MAX), r)
+        r = np.where(s, np.clip(r + 2 * th, -STATE_MAX, STATE_MAX), r)
         th = np.where(s, np.minimum(th + p["v_th_step"] * 64, STATE_MAX), th)
         hold = s & (p["ref_delay"] > 1)
         rc = np.where(refr, rc - 1, np.where(hold, p["ref_delay"] - 1, 0))

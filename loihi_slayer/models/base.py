@@ -108,6 +108,10 @@ class NeuronModel:
         from a :mod:`loihi_slayer.hdf5` neuron record (``ctx``: layer index, neuron
         shape, bias, whether it is an input layer); None means the generic mapping
         of the record's netx fields onto :attr:`params`.
+    check
+        ``check(values, where)``: cross-parameter validation after the range checks
+        (``values``: name -> int64 array; ``where``: error-message prefix); raises
+        :class:`~loihi_slayer.errors.ParameterError`. None when the ranges suffice.
     doc
         Short description for tables and errors.
     """
@@ -125,6 +129,7 @@ class NeuronModel:
     state_range: tuple[int, int] = (-(1 << 23) + 1, (1 << 23) - 1)
     runner: Callable[..., tuple[dict, dict]] | None = None
     from_record: Callable[..., Any] | None = None
+    check: Callable[[Mapping[str, np.ndarray], str], None] | None = None
     doc: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -235,6 +240,8 @@ class ModelParams:
             if value is None:
                 raise ParameterError(f"{where}{model.name} needs parameter {p.name!r}")
             arrays[p.name] = int_param(f"{where}{p.name}", value, p.lo, p.hi)
+        if model.check is not None:
+            model.check(arrays, where)
         self._arrays = arrays
 
     def __getitem__(self, name: str) -> np.ndarray:
