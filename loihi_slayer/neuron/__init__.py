@@ -1,6 +1,6 @@
 """Training neurons: forward on Loihi's integer kernels, surrogate-gradient backward."""
 
-from . import adrf, adrf_iz, cuba, dropout, norm, rf, rf_iz, sigma_delta
+from . import adrf, adrf_iz, alif, cuba, dropout, norm, rf, rf_iz, sigma_delta
 from .dropout import Dropout
 from .norm import MeanOnlyBatchNorm
 
@@ -9,6 +9,7 @@ __all__ = [
     "MeanOnlyBatchNorm",
     "adrf",
     "adrf_iz",
+    "alif",
     "cuba",
     "dropout",
     "norm",
