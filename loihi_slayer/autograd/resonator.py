@@ -1,14 +1,14 @@
 r"""Resonator training op (RF, RF_IZ, ADRF, ADRF_IZ): integer forward, surrogate backward.
 
-**Forward.** The complex synaptic input ``(x_re, x_im)`` (float, weight units)
-becomes the integer sums :math:`A = \operatorname{rint}(\mathrm{scale}\cdot x)`
-and runs through the model's integer kernels,
-:func:`loihi_slayer.fixed.run` (njit, numba.cuda or the NumPy reference), the
-same code the emulator runs. The float outputs are the integer traces divided
-by ``s_scale = 64 * scale``: ``re``, ``im`` (pre-reset), the effective
-threshold ``th + r`` of the adaptive models, and the spikes (graded: the
-payload ``re`` for the phase models, ``im`` for the Izhikevich models, as
-lava-dl).
+**Forward.** The neuron turns the complex synaptic input ``(x_re, x_im)``
+(float, weight units) into the integer sums
+:math:`A = \operatorname{rint}(\mathrm{scale}\cdot x)` and runs the model's
+integer kernels, :func:`loihi_slayer.fixed.run` (njit, numba.cuda or the NumPy
+reference; the same code the emulator runs); this op wraps the traces. Its
+float outputs are the integer traces divided by ``s_scale = 64 * scale``:
+``re``, ``im`` (pre-reset), the adaptive threshold ``th`` and refractory state
+``r``, and the spikes (graded: the payload ``re`` for the phase models, ``im``
+for the Izhikevich models, as lava-dl).
 
 *Exactness.* :math:`\mathrm{scale}\cdot x` is the exact integer sum when the
 weights lie on the ``quantize_8bit`` grid, the inputs are binary spikes and the
@@ -35,20 +35,15 @@ omits the factor 1/4096 and ignores the initial state).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..fixed.run import run as fixed_run
-from ..models.base import ModelParams
 from . import _resonator_bwd, _resonator_ref
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
-
-#: Input sums at or above this magnitude are refused (they would leave int64 headroom).
-INPUT_LIMIT = float(1 << 31)
 
 #: Spike-condition families: 0 = phase threshold on ``re`` (RF, ADRF), 1 = ``im >= θ``.
 PHASE, IMAG = 0, 1
@@ -76,10 +71,6 @@ class ResonatorSpec:
         The model has the Izhikevich reset (``rf_iz``).
     channels, per_channel
         Neuron layout ``C`` and ``H*W`` (per-channel parameters are expanded over ``H*W``).
-    extra
-        Further integer device parameters (``th_decay``, ``ref_decay``, ``v_th_step``).
-    where
-        Prefix for error messages (the neuron's name).
     backend
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'reference'``.
     """
@@ -94,8 +85,6 @@ class ResonatorSpec:
     reset: bool
     channels: int
     per_channel: int
-    extra: dict = field(default_factory=dict)
-    where: str = ""
     backend: str = "auto"
 
     @property
@@ -114,72 +103,9 @@ class ResonatorSpec:
         return "th" in self.model.states
 
 
-@dataclass
-class ResonatorState:
-    """Integer state of the neurons: ``name -> (N, C, H*W)`` int64 tensor (``model.states``)."""
-
-    values: dict[str, torch.Tensor]
-
-
 def rotation_int(param: torch.Tensor) -> np.ndarray:
     """``rne(p)`` of a stored rotation parameter (sin/cos decay ×4096) as int64."""
     return torch.round(param.detach()).to(torch.int64).cpu().numpy().reshape(-1)
-
-
-def _channel_param(values: Any, spec: ResonatorSpec) -> np.ndarray:
-    """A scalar, or a per-channel array shaped ``(C, 1)`` (broadcasts over ``(N, C, HW)``)."""
-    arr = np.asarray(values, np.int64).reshape(-1)
-    if arr.size == 1:
-        return arr.reshape(())
-    if arr.size != spec.channels:
-        raise ParameterError(
-            f"{spec.where}: per-channel parameter has {arr.size} values, expected "
-            f"{spec.channels} channels"
-        )
-    return arr.reshape(spec.channels, 1)
-
-
-def _integer_input(x: torch.Tensor, spec: ResonatorSpec, part: str) -> torch.Tensor:
-    a = torch.round(x.detach().to(torch.float64) * spec.scale)
-    bad = ~(a.abs() < INPUT_LIMIT)
-    if bool(bad.any()):
-        raise ParameterError(
-            f"{spec.where}: {part} input contains NaN/inf or values whose integer synaptic sum "
-            f"|rint(x * scale)| reaches 2**31 ({int(bad.sum())} values)"
-        )
-    return a.to(torch.int64)
-
-
-def _to_torch(a: Any, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
-    return t.to(device=like.device, dtype=dtype)
-
-
-def run_forward(x_re, x_im, sin_q, cos_q, spec: ResonatorSpec, state: ResonatorState | None):
-    """Integer forward on ``(N, C, HW, T)`` float inputs.
-
-    Returns ``(traces, final_state)``: the model's traces as int64 (``s`` int8)
-    torch tensors on the input's device, and the final integer state.
-    """
-    backend = resolve_backend(spec.backend, x_re)
-    a_re = _integer_input(x_re, spec, "real")
-    a_im = _integer_input(x_im, spec, "imaginary")
-    values = {"sin_decay": _channel_param(sin_q, spec), "cos_decay": _channel_param(cos_q, spec),
-              "v_th_mant": spec.v_th_mant}  # fmt: skip
-    for k, v in spec.extra.items():
-        values[k] = _channel_param(v, spec)
-    params = ModelParams(spec.model, values, context=spec.where)
-    st = None if state is None else {k: v.detach() for k, v in state.values.items()}
-    if backend != "cuda":
-        a_re, a_im = a_re.cpu(), a_im.cpu()
-        st = None if st is None else {k: v.cpu() for k, v in st.items()}
-    traces, final = fixed_run(
-        spec.model, (a_re, a_im), params, state=st, record=spec.model.traces, backend=backend
-    )
-    traces = {k: _to_torch(v, x_re, torch.int8 if k == "s" else torch.int64)
-              for k, v in traces.items()}  # fmt: skip
-    final = {k: _to_torch(v, x_re, torch.int64) for k, v in final.items()}
-    return traces, final
 
 
 def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, cos_q,
@@ -251,56 +177,43 @@ def _reduce(g_rows: torch.Tensor, n_values: int, spec: ResonatorSpec) -> torch.T
 
 
 class ResonatorFunction(torch.autograd.Function):
-    """``(x_re, x_im, sin_decay, cos_decay) -> (spike, re, im, th, r)`` on the kernels.
+    """``(x_re, x_im, sin_decay, cos_decay) -> (spike, re, im, th, r)``.
 
-    ``x_re``/``x_im`` are ``(N, *neuron_shape, T)``; ``holder`` is a
-    :class:`ResonatorState` (initial state) or None (rest); ``persist`` a
-    :class:`ResonatorState` that receives the final state, or None. ``th`` and
-    ``r`` are the adaptive threshold and refractory state ``/ s_scale`` of the
-    adaptive models (non-differentiable; empty for RF/RF_IZ).
+    ``x_re``/``x_im`` are ``(N, *neuron_shape, T)``; ``traces`` are the integer
+    traces the model's kernels computed from them (``s, re, im[, th, r]``, torch
+    tensors) and ``init`` the initial integer state (``name -> array``). ``th``
+    and ``r`` are the adaptive threshold and refractory state ``/ s_scale``
+    (non-differentiable; empty for RF/RF_IZ).
     """
 
     @staticmethod
-    def forward(ctx, x_re, x_im, sin_decay, cos_decay, spec, holder, persist):
+    def forward(ctx, x_re, x_im, sin_decay, cos_decay, spec, traces, init):
         ctx.set_materialize_grads(False)
-        if x_re.shape != x_im.shape:
-            raise ParameterError(
-                f"{spec.where}: real input {tuple(x_re.shape)} and imaginary input "
-                f"{tuple(x_im.shape)} differ in shape"
-            )
         backend = resolve_backend(spec.backend, x_re)
         shape = x_re.shape
         steps = shape[-1]
-        lead = (-1, spec.channels, spec.per_channel, steps)
         sin_q, cos_q = rotation_int(sin_decay), rotation_int(cos_decay)
-        state = None if holder is None else ResonatorState(dict(holder.values))
-        tr, final = run_forward(x_re.reshape(lead), x_im.reshape(lead), sin_q, cos_q, spec, state)
-        if persist is not None:
-            persist.values = final
         dt = x_re.dtype
         inv = 1.0 / spec.s_scale
-        re = tr["re"].reshape(-1, steps).to(dt) * inv
-        im = tr["im"].reshape(-1, steps).to(dt) * inv
-        spk = tr["s"].reshape(-1, steps)
+        re = traces["re"].reshape(-1, steps).to(dt) * inv
+        im = traces["im"].reshape(-1, steps).to(dt) * inv
+        spk = traces["s"].reshape(-1, steps)
         s = spk.to(dt)
         if spec.graded:
             s = s * (re if spec.mode == PHASE else im)
         thr = None
         out_th = out_r = x_re.new_empty(0)
         if spec.adaptive:
-            th_i, r_i = tr["th"].reshape(-1, steps), tr["r"].reshape(-1, steps)
+            th_i, r_i = traces["th"].reshape(-1, steps), traces["r"].reshape(-1, steps)
             thr = (th_i + r_i).to(dt) * inv
             out_th, out_r = (th_i.to(dt) * inv).reshape(shape), (r_i.to(dt) * inv).reshape(shape)
         want_p = sin_decay.requires_grad or cos_decay.requires_grad
         re0 = im0 = None
         if want_p:
-            rows = re.shape[0]
-            if state is None:
-                re0 = torch.zeros(rows, dtype=torch.float64, device=re.device)
-                im0 = re0
-            else:
-                re0 = state.values["re"].reshape(-1).to(torch.float64) * inv
-                im0 = state.values["im"].reshape(-1).to(torch.float64) * inv
+            re0, im0 = (
+                torch.as_tensor(np.asarray(init[k], np.float64).reshape(-1) * inv, device=re.device)
+                for k in ("re", "im")
+            )
         ctx.spec, ctx.backend, ctx.shape = spec, backend, shape
         ctx.rot = (sin_q, cos_q, sin_decay.numel(), cos_decay.numel(), want_p)
         ctx.save_for_backward(re, im, thr, spk if (spec.reset and want_p) else None, re0, im0)

@@ -14,10 +14,12 @@ clamped to a gain :math:`\sqrt{S^2 + C^2} \le 4095`, :math:`S \ge 1` and
 construction. The integers are used as they are by the kernels, the export and
 the emulator (never recomputed through float trigonometry, §6.6).
 
-The forward runs the integer kernels of the model declared in
-:mod:`loihi_slayer.models` (class attribute ``model``) through
-:class:`loihi_slayer.autograd.resonator.ResonatorFunction`; see there for the
-exactness condition and the surrogate gradient.
+The neurons are :class:`~loihi_slayer.neuron._family.FamilyNeuron` subclasses
+(threshold and decay checks, input conversion, persistent integer state): the
+forward runs the integer kernels of the model declared in
+:mod:`loihi_slayer.models` (class attribute ``model``) and
+:class:`loihi_slayer.autograd.resonator.ResonatorFunction` gives the surrogate
+gradient; see there for the exactness condition.
 """
 
 from __future__ import annotations
@@ -29,17 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..autograd.resonator import (
-    PHASE,
-    ResonatorFunction,
-    ResonatorSpec,
-    ResonatorState,
-    rotation_int,
-    surrogate_tau,
-)
+from .. import fixed
+from ..autograd.resonator import PHASE, ResonatorFunction, ResonatorSpec, rotation_int
 from ..errors import ParameterError
-from ..fixed.params import VTH_MANT_MAX
 from . import base
+from ._family import Decay, FamilyNeuron
 
 #: Smallest period: a rotation within the first quadrant (cos >= 0).
 MIN_PERIOD = 4.0
@@ -109,14 +105,14 @@ class ImagSpike(torch.autograd.Function):
         return g * sd, None, None, None, None
 
 
-class ResonatorNeuron(base.Neuron):
+class ResonatorNeuron(FamilyNeuron):
     """Base of the four resonator neurons (see the module docstring).
 
     Subclasses set ``model`` (a :mod:`loihi_slayer.models` declaration),
-    ``TAU_RHO_MULT``, ``SCALE_RHO_MULT`` and ``mode`` (phase spike or ``im >= θ``).
+    ``TAU_RHO_MULT``, ``SCALE_RHO_MULT``, ``mode`` (phase spike or ``im >= θ``)
+    and ``decays`` (the adaptive threshold and refractory decays of ADRF/ADRF_IZ).
     """
 
-    model: Any = None
     TAU_RHO_MULT: float = 100.0
     SCALE_RHO_MULT: float = 0.1
     mode: int = PHASE
@@ -138,19 +134,20 @@ class ResonatorNeuron(base.Neuron):
         log_init: bool,
         shape: Sequence[int] | None,
         backend: str,
+        decays: dict[str, Any] | None = None,
     ) -> None:
-        base.Neuron.__init__(
+        FamilyNeuron.__init__(
             self, threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
-            requires_grad, None, backend,
+            requires_grad, decays or {}, None, backend,
         )  # fmt: skip
-        where = self.where
-        if self.v_th_mant > VTH_MANT_MAX:
-            raise ParameterError(
-                f"{where}: threshold = {threshold} gives vThMant = {self.v_th_mant}, outside the "
-                f"hardware range [0, {VTH_MANT_MAX}]"
-            )
-        self.tau_rho = surrogate_tau(self._threshold, self.tau_grad, 1.0, where)
+        where = self._name
+        self.tau_rho = self.tau_grad * self._threshold
         self.scale_rho = self.scale_grad
+        if not (math.isfinite(self.tau_rho) and self.tau_rho > 0):
+            raise ParameterError(
+                f"{where}: threshold * tau_grad must be positive for the surrogate gradient, got "
+                f"threshold = {self._threshold}, tau_grad = {self.tau_grad}"
+            )
         if norm is not None:
             raise ParameterError(
                 f"{where}: norm = {norm!r} is not supported: a complex synapse has no bias on the "
@@ -174,57 +171,47 @@ class ResonatorNeuron(base.Neuron):
         self.cos_decay = torch.nn.Parameter(
             torch.tensor([cos0], dtype=torch.float32), requires_grad=self.requires_grad
         )
-        self._state: ResonatorState | None = None
         self._imag_before: torch.Tensor | None = None
-        self._shape_arg = shape
-
-    def _finish(self) -> None:
-        """Clamp and fix the shape (call at the end of the subclass ``__init__``)."""
         self.clamp()
-        if self._shape_arg is not None:
-            self.init_shape(self._shape_arg)
-        del self._shape_arg
-
-    @property
-    def where(self) -> str:
-        """``neuron.<name>.Neuron``: the prefix of error messages."""
-        return f"neuron.{self.model.name}.Neuron"
+        if shape is not None:
+            self.init_shape(shape)
 
     def _rotation(self, period, decay):
         """Float ``(4096(1-α) sin(2π/P), 4096(1-α) cos(2π/P))``."""
-        if isinstance(period, torch.Tensor):
-            w = 2 * math.pi / period
-            return self.p_scale * (1 - decay) * torch.sin(w), self.p_scale * (
-                1 - decay
-            ) * torch.cos(w)
+        lib = torch if isinstance(period, torch.Tensor) else math
         w = 2 * math.pi / period
-        return self.p_scale * (1 - decay) * math.sin(w), self.p_scale * (1 - decay) * math.cos(w)
+        gain = self.p_scale * (1 - decay)
+        return gain * lib.sin(w), gain * lib.cos(w)
 
     # ------------------------------------------------------------------ shape
-    def _draw(self, c: int, device) -> None:
-        """Per-channel rotation (lava-dl: log-spaced or uniform frequencies, uniform decays)."""
-        p_lo, p_hi = self._period_range
-        d_lo, d_hi = self._decay_range
-        if self.log_init:
-            freq = torch.logspace(-math.log10(p_hi), -math.log10(p_lo), steps=c)
-        else:
-            freq = 1 / p_hi + (1 / p_lo - 1 / p_hi) * torch.rand(c)
-        decay = d_lo + (d_hi - d_lo) * torch.rand(c)
-        sin_v, cos_v = self._rotation(1 / freq, decay)
-        self.sin_decay.data = sin_v.to(device=device, dtype=torch.float32)
-        self.cos_decay.data = cos_v.to(device=device, dtype=torch.float32)
-
     def init_shape(self, shape: Sequence[int]) -> None:
-        """Fix the neuron shape; draws per-channel parameters when ``shared_param=False``."""
+        """Fix the neuron shape; draws per-channel parameters when ``shared_param=False``.
+
+        The rotation: frequencies log-spaced (``log_init``) or uniform between
+        the period bounds, decays uniform (lava-dl).
+        """
         super().init_shape(shape)
         c = self.shape[0]
         if not self.shared_param and self.sin_decay.numel() != c:
+            p_lo, p_hi = self._period_range
+            d_lo, d_hi = self._decay_range
+            if self.log_init:
+                freq = torch.logspace(-math.log10(p_hi), -math.log10(p_lo), steps=c)
+            else:
+                freq = 1 / p_hi + (1 / p_lo - 1 / p_hi) * torch.rand(c)
+            decay = d_lo + (d_hi - d_lo) * torch.rand(c)
+            sin_v, cos_v = self._rotation(1 / freq, decay)
             with torch.no_grad():
-                self._draw(c, self.sin_decay.device)
+                self.sin_decay.data = sin_v.to(self.sin_decay.device, torch.float32)
+                self.cos_decay.data = cos_v.to(self.cos_decay.device, torch.float32)
             self.clamp()
 
     def clamp(self) -> None:
-        """Clamp the rotation to a gain <= 4095 with ``sin_decay >= 1``, ``cos_decay >= 0``."""
+        """Clamp the rotation to a gain <= 4095 with ``sin_decay >= 1``, ``cos_decay >= 0``
+        (lava-dl; a zero gain becomes ``(1, 0)``), and the decays (:class:`FamilyNeuron`)."""
+        super().clamp()
+        if "sin_decay" not in self._parameters:
+            return
         with torch.no_grad():
             s, c = self.sin_decay.data, self.cos_decay.data
             gain = torch.sqrt(s * s + c * c)
@@ -276,77 +263,61 @@ class ResonatorNeuron(base.Neuron):
         """Oscillation period ``1 / frequency``."""
         return 1 / self.frequency
 
-    def _extra_params(self) -> dict[str, Any]:
-        """Further integer device parameters of the model (adaptive models)."""
-        return {}
+    def _device_values(self) -> dict[str, Any]:
+        """Integer device parameters (model parameter name -> value) beyond the decays."""
+        return {
+            "sin_decay": self.cx_sin_decay,
+            "cos_decay": self.cx_cos_decay,
+            "v_th_mant": self.v_th_mant,
+        }
 
     @property
     def device_params(self) -> dict:
         """Device parameters with netx field names (and ``type``, ``gradedSpike``)."""
-        out = {
-            "type": self.model.netx_type,
-            "sinDecay": self.cx_sin_decay,
-            "cosDecay": self.cx_cos_decay,
-            "vThMant": self.v_th_mant,
-        }
-        fields = {p.name: p.field for p in self.model.params}
-        for k, v in self._extra_params().items():
-            out[fields[k]] = v
+        values = self._device_values()
+        for d in self.decays:
+            values[d.param] = self.decay_int(d.arg)
+        out = {"type": self.model.netx_type}
+        out.update({p.field: values[p.name] for p in self.model.params})
         out["gradedSpike"] = self.graded_spike
         return out
 
     # ----------------------------------------------------------------- state
-    def reset_state(self) -> None:
-        """Forget the persistent state."""
-        self._state = None
-
-    def _state_values(self, name: str) -> torch.Tensor | None:
-        if self._state is None:
-            return None
-        v = self._state.values[name]
-        return v.reshape(-1, *self.shape).to(torch.float32) / self.s_scale
-
     @property
     def real_state(self) -> torch.Tensor | None:
         """Persistent real state ``re / s_scale`` (after the last step), or None."""
-        return self._state_values("re")
+        return self._state_float("re")
 
     @property
     def imag_state(self) -> torch.Tensor | None:
         """Persistent imaginary state ``im / s_scale`` (after the last step), or None."""
-        return self._state_values("im")
-
-    def _holder(self, x: torch.Tensor) -> ResonatorState | None:
-        st = self._state
-        if not self.persistent_state:
-            return None
-        rows = x.numel() // x.shape[-1]
-        if st is None or st.values["re"].numel() != rows or st.values["re"].device != x.device:
-            self._state = None
-            return None
-        return st
+        return self._state_float("im")
 
     def spec(self) -> ResonatorSpec:
         """The op configuration for the current parameters."""
         c, hw = self._channels(self.shape) if self.shape else (1, 1)
-        extra = self._extra_params()
         return ResonatorSpec(
             model=self.model, scale=self.w_scale, v_th_mant=self.v_th_mant,
             tau_rho=self.tau_rho * self.TAU_RHO_MULT,
             scale_rho=self.scale_rho * self.SCALE_RHO_MULT, graded=self.graded_spike,
             mode=self.mode, reset=self.model.name == "rf_iz", channels=c, per_channel=hw,
-            extra=extra, where=self.where, backend=self.backend,
+            backend=self.backend,
         )  # fmt: skip
 
     def _split(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(x, (tuple, list)):
             if len(x) != 2:
                 raise ParameterError(
-                    f"{self.where}: expected a complex input (real, imag), got {len(x)} tensors"
+                    f"{self._name}: expected a complex input (real, imag), got {len(x)} tensors"
                 )
             re, im = x
             self._check_input(re)
             self._check_input(im)
+            if re.shape != im.shape:
+                raise ParameterError(
+                    f"{self._name}: real input {tuple(re.shape)} and imaginary input "
+                    f"{tuple(im.shape)} differ in shape"
+                )
             return re, im
         self._check_input(x)  # a real input drives the real part (an input block)
         return x, torch.zeros_like(x)
@@ -355,24 +326,29 @@ class ResonatorNeuron(base.Neuron):
         re, im = self._split(x)
         if self.requires_grad:
             self.clamp()
-        holder = self._holder(re)
-        # the phase condition of spike() compares with im before this call's first step
-        self._imag_before = None
-        if holder is not None:
-            im0 = holder.values["im"].reshape(re.shape[:-1]).to(re.dtype) / self.s_scale
-            self._imag_before = im0
-        box = None
-        if self.persistent_state:
-            box = ResonatorState({})
-        out = ResonatorFunction.apply(re, im, self.sin_decay, self.cos_decay, self.spec(),
-                                      holder, box)  # fmt: skip
-        if box is not None:
-            self._state = box
-        return out
+        spatial = (1,) * (len(self.shape) - 1)
+        values = {
+            k: (v if np.isscalar(v) else np.asarray(v).reshape((-1,) + spatial))
+            for k, v in self._device_values().items()
+        }
+        params = self.model_params(**values)
+        lead = tuple(re.shape[:-1])
+        state = self._get_state(lead, params)
+        # spike() compares the phase with im before this call's first step
+        self._imag_before = torch.as_tensor(state["im"], dtype=re.dtype) / self.s_scale
+        traces, final = fixed.run(
+            self.model, (self.int_input(re), self.int_input(im)), params, state=state,
+            record=self.model.traces, backend=self.backend,
+        )  # fmt: skip
+        traces = {k: torch.as_tensor(v).to(re.device) for k, v in traces.items()}
+        self._keep_state(final)
+        return ResonatorFunction.apply(
+            re, im, self.sin_decay, self.cos_decay, self.spec(), traces, state
+        )
 
     # ---------------------------------------------------------------- forward
     def forward(self, x: Any) -> torch.Tensor:
-        """Spikes ``(N, *shape, T)`` of a complex input ``(real, imag)`` (fused kernel)."""
+        """Spikes ``(N, *shape, T)`` of a complex input ``(real, imag)``."""
         s = self._run(x)[0]
         return self.drop(s) if self.drop is not None else s
 
@@ -388,46 +364,16 @@ class AdaptiveResonatorNeuron(ResonatorNeuron):
     gradient: the threshold dynamics are not differentiated.
     """
 
-    def _setup_adaptive(self, threshold_step: Any, threshold_decay: Any,
-                        refractory_decay: Any) -> None:  # fmt: skip
-        where = self.where
-        step = base.check_finite_float(f"{where}: threshold_step", threshold_step)
+    decays = (
+        Decay("threshold_decay", "th_decay", jitter=False, learnable=False),
+        Decay("refractory_decay", "ref_decay", jitter=False, learnable=False),
+    )
+
+    def _setup_step(self, threshold_step: Any) -> None:
+        step = base.check_finite_float(f"{self._name}: threshold_step", threshold_step)
         mant = int(step * self.w_scale)
-        if not 0 <= mant <= VTH_MANT_MAX:
-            raise ParameterError(
-                f"{where}: threshold_step = {step} gives vThStep = {mant}, outside the hardware "
-                f"range [0, {VTH_MANT_MAX}]"
-            )
+        self._check_device("threshold_step", "v_th_step", mant, "trunc(threshold_step * scale)")
         self.threshold_step = mant / self.w_scale
-        self._th_decay_range = param_range(
-            "threshold_decay", threshold_decay, self.shared_param, where, _check_unit, None
-        )
-        self._ref_decay_range = param_range(
-            "refractory_decay", refractory_decay, self.shared_param, where, _check_unit, None
-        )
-        self.threshold_decay = torch.nn.Parameter(
-            torch.tensor([self.p_scale * self._th_decay_range[0]], dtype=torch.float32),
-            requires_grad=self.requires_grad,
-        )
-        self.refractory_decay = torch.nn.Parameter(
-            torch.tensor([self.p_scale * self._ref_decay_range[0]], dtype=torch.float32),
-            requires_grad=self.requires_grad,
-        )
-
-    def _draw(self, c: int, device) -> None:
-        super()._draw(c, device)
-        for p, (lo, hi) in (
-            (self.threshold_decay, self._th_decay_range),
-            (self.refractory_decay, self._ref_decay_range),
-        ):
-            p.data = (self.p_scale * (lo + (hi - lo) * torch.rand(c))).to(device)
-
-    def clamp(self) -> None:
-        """Clamp the rotation (see :class:`ResonatorNeuron`) and the decays to ``[0, 4096]``."""
-        super().clamp()
-        with torch.no_grad():
-            self.threshold_decay.data.clamp_(0, self.p_scale)
-            self.refractory_decay.data.clamp_(0, self.p_scale)
 
     @property
     def v_th_step(self) -> int:
@@ -437,31 +383,27 @@ class AdaptiveResonatorNeuron(ResonatorNeuron):
     @property
     def cx_threshold_decay(self):
         """Hardware ``thDecay`` (int, or int array per channel)."""
-        self.clamp()
-        return self._scalar_or_array(rotation_int(self.threshold_decay))
+        return self.decay_int("threshold_decay")
 
     @property
     def cx_refractory_decay(self):
         """Hardware ``refDecay`` (int, or int array per channel)."""
-        self.clamp()
-        return self._scalar_or_array(rotation_int(self.refractory_decay))
+        return self.decay_int("refractory_decay")
 
-    def _extra_params(self) -> dict[str, Any]:
-        return {
-            "th_decay": self.cx_threshold_decay,
-            "ref_decay": self.cx_refractory_decay,
-            "v_th_step": self.v_th_step,
-        }
+    def _device_values(self) -> dict[str, Any]:
+        out = super()._device_values()
+        out["v_th_step"] = self.v_th_step
+        return out
 
     @property
     def threshold_state(self) -> torch.Tensor | None:
         """Persistent adaptive threshold ``th / s_scale``, or None."""
-        return self._state_values("th")
+        return self._state_float("th")
 
     @property
     def refractory_state(self) -> torch.Tensor | None:
         """Persistent refractory state ``r / s_scale``, or None."""
-        return self._state_values("r")
+        return self._state_float("r")
 
     def dynamics(self, input: Any):
         """``(real, imag, threshold, refractory)``, each ``(N, *shape, T)``.

@@ -128,9 +128,9 @@ class Neuron(AdaptiveResonatorNeuron):
     ) -> None:
         self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
                     shared_param, persistent_state, requires_grad, graded_spike, log_init,
-                    shape, backend)  # fmt: skip
-        self._setup_adaptive(threshold_step, threshold_decay, refractory_decay)
-        self._finish()
+                    shape, backend, {"threshold_decay": threshold_decay,
+                                     "refractory_decay": refractory_decay})  # fmt: skip
+        self._setup_step(threshold_step)
 
     def spike(self, real: torch.Tensor, imag: torch.Tensor, threshold: torch.Tensor,
               refractory: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -109,7 +109,6 @@ class Neuron(ResonatorNeuron):
         self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
                     shared_param, persistent_state, requires_grad, graded_spike, log_init,
                     shape, backend)  # fmt: skip
-        self._finish()
 
     def dynamics(self, input: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Real and imaginary responses ``(N, *shape, T)`` (advances the persistent state)."""
