@@ -263,6 +263,11 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
             self._check_range(f"neuron/{p.field}", value, p.lo, p.hi)
             params[p.field] = value.astype(np.int64)
         if "gradedSpike" in dev:
+            if bool(dev["gradedSpike"]) and not model.graded:
+                raise ParameterError(
+                    f"{self.block_name}: field 'neuron/gradedSpike' = True, but the chip's "
+                    f"{model.netx_type} neuron sends binary spikes; train with graded_spike=False"
+                )
             params["gradedSpike"] = np.int64(bool(dev["gradedSpike"]))
         return hdf5.GenericNeuron(type=model.netx_type, params=params)
 

@@ -516,7 +516,8 @@ class Emulator:
                     a_in = np.zeros(shape + (steps,), np.int64)
                     bias = data
                 else:
-                    a_in, bias = x, None
+                    # netx stores the input layer's affine weight/bias but never applies them
+                    a_in, bias = x, 0
                 if len(model.inputs) == 2:
                     a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
             elif isinstance(layer, FlattenLayer):
