@@ -15,7 +15,7 @@ complex synapse is refused at export with an
 complex weights only for dense layers (it cannot read them for conv, lava-dl
 raises on a complex recurrent layer and writes nothing for KWTA), and the
 emulator runs complex synapses only in dense layers. A graded-spike resonator
-is refused too: the chip models emit binary spikes.
+is refused by the generic neuron record (the chip models emit binary spikes).
 
 **Recurrent and KWTA.** The feedback of the last step's spikes enters both
 parts: through the complex recurrent synapse (``Recurrent``) or, for ``KWTA``,
@@ -52,26 +52,12 @@ class _Complex:
     def _refuse(self, why: str):
         return UnsupportedLayerError(f"{self.block_name}: cannot be exported: {why}")
 
-    def _check_binary(self) -> None:
-        if getattr(self.neuron, "graded_spike", False):
-            raise self._refuse(
-                "graded_spike=True, but the chip's resonator models emit binary spikes"
-            )
-
     def to_layer(self) -> hdf5.Layer:
         raise self._refuse(self._not_exportable)
 
 
 class Input(base.AbstractInput):
     """Input block; a resonator neuron gets the (affine-transformed) input as its real part."""
-
-    def to_layer(self) -> hdf5.InputLayer:
-        if self.neuron is not None and self.neuron.graded_spike:
-            raise UnsupportedLayerError(
-                f"{self.block_name}: cannot be exported: graded_spike=True, but the chip's "
-                f"resonator models emit binary spikes"
-            )
-        return super().to_layer()
 
 
 class Dense(_Complex, base.AbstractDense):
@@ -80,7 +66,6 @@ class Dense(_Complex, base.AbstractDense):
     _synapse_class = complex_synapse.Dense
 
     def to_layer(self) -> hdf5.DenseLayer:
-        self._check_binary()
         re = self._dense_matrix(self.synapse.real, "weight/real")
         im = self._dense_matrix(self.synapse.imag, "weight/imag")
         return hdf5.DenseLayer(
