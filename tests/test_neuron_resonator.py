@@ -24,7 +24,7 @@ from helpers import cuda_available
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loihi_slayer import fixed, models
+from loihi_slayer import fixed
 from loihi_slayer.autograd import _resonator_bwd, _resonator_ref
 from loihi_slayer.errors import ParameterError, ParameterTypeError
 from loihi_slayer.neuron import adrf, adrf_iz, rf, rf_iz
@@ -260,8 +260,8 @@ def test_gradients_equal_plain_torch_loop(name, backend, graded):
         (xr.grad, yr.grad), (xi.grad, yi.grad),
         (n.sin_decay.grad, ref.sin_decay.grad), (n.cos_decay.grad, ref.cos_decay.grad),
     ):  # fmt: skip
-        np.testing.assert_allclose(got.double().numpy(), want.double().numpy(),
-                                   rtol=2e-4, atol=1e-6 * float(want.abs().max()) + 1e-9)  # fmt: skip
+        tol = 1e-6 * float(want.abs().max()) + 1e-9
+        np.testing.assert_allclose(got.double().numpy(), want.double().numpy(), rtol=2e-4, atol=tol)
 
 
 def test_adaptive_decays_get_no_gradient():
