@@ -145,6 +145,21 @@ def test_zero_gap_with_input_neuron(name, tmp_path):
     assert_zero_gap(net, x, tmp_path)
 
 
+@pytest.mark.parametrize("name", ["rf", "adrf_iz"])
+def test_zero_gap_per_channel_parameters(name, tmp_path):
+    p = neuron_params(name, 0.25, (5.0, 30.0), (0.0, 0.1))
+    if name.startswith("adrf"):
+        p.update(threshold_decay=(0.0, 0.5), refractory_decay=(0.1, 0.9))
+    p["shared_param"] = False
+    mod = MODULES[name]
+    net = torch.nn.Sequential(mod.Dense(p, 16, 12), mod.Dense(p, 12, 8, delay=True))
+    gen = torch.Generator().manual_seed(9)
+    for b in net:
+        random_weights(b.synapse, 60, gen)
+    assert np.unique(np.asarray(net[0].neuron.cx_sin_decay)).size > 1
+    assert_zero_gap(net, spikes((2, 16, 40), 0.3, 10), tmp_path)
+
+
 def _text(v) -> str:
     v = np.asarray(v).reshape(-1)[0] if np.ndim(v) else v
     return v.decode() if isinstance(v, bytes) else str(v)

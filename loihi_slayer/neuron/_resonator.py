@@ -335,7 +335,8 @@ class ResonatorNeuron(FamilyNeuron):
         lead = tuple(re.shape[:-1])
         state = self._get_state(lead, params)
         # spike() compares the phase with im before this call's first step
-        self._imag_before = torch.as_tensor(state["im"], dtype=re.dtype) / self.s_scale
+        self._imag_before = torch.as_tensor(state["im"], dtype=re.dtype, device=re.device)
+        self._imag_before = self._imag_before / self.s_scale
         traces, final = fixed.run(
             self.model, (self.int_input(re), self.int_input(im)), params, state=state,
             record=self.model.traces, backend=self.backend,
