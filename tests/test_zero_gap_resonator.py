@@ -228,6 +228,20 @@ def test_every_block_type_runs_and_non_dense_export_is_refused(name):
         assert re.shape == im.shape == (2, 3, 6)
 
 
+@pytest.mark.parametrize(
+    "name, bad, match",
+    [
+        ("rf", {"period": 3.5}, r"block\.rf\.Dense: .*period = 3.5 is outside .*\[4, inf\)"),
+        ("rf_iz", {"decay": 1.25}, r"block\.rf_iz\.Dense: .*decay = 1.25 .*\[0, 1\]"),
+        ("adrf", {"threshold": 3000.0}, r"block\.adrf\.Dense: .*vThMant = 192000.*131071"),
+        ("adrf_iz", {"threshold_step": -1.0}, r"block\.adrf_iz\.Dense: .*vThStep = -64"),
+    ],
+)
+def test_block_construction_errors_name_the_block(name, bad, match):
+    with pytest.raises(ParameterError, match=match):
+        MODULES[name].Dense(dict(family_params(name), **bad), 4, 3)
+
+
 def test_graded_export_refused():
     net = torch.nn.Sequential(rf.Dense(dict(P, graded_spike=True), 4, 3))
     net(torch.rand(1, 4, 5))
