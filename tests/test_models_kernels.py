@@ -481,3 +481,47 @@ def test_rotation_gain_above_4096_is_refused(name):
 def test_unknown_parameter_is_named():
     with pytest.raises(ParameterError, match=r"no parameter\(s\) \['i_decay'\]"):
         models.get("rf").make_params(sin_decay=1, cos_decay=0, i_decay=1)
+
+
+def test_alif_refractory_state_saturates_below():
+    """A negative initial threshold drives r = r + 2 th below -(2**23 - 1): it saturates,
+    so the returned state is a valid initial state again (split runs)."""
+    a = np.zeros((1, 2), np.int64)
+    p = {"v_th_mant": 0, "th_decay": 0, "ref_decay": 0, "v_decay": 0}
+    state = {"th": [-STATE_MAX], "r": [-STATE_MAX]}
+    for backend in ("reference", "cpu"):
+        # t0: v = 0 >= th + r = -2 (2**23 - 1) -> s = 1; r = sat(-3 (2**23 - 1)) = -(2**23 - 1)
+        tr, st_ = fixed.run("alif", a, p, state=state, record=("s", "r"), backend=backend)
+        np.testing.assert_array_equal(tr["s"][0], [1, 1])
+        assert int(st_["r"][0]) == -STATE_MAX
+        fixed.run("alif", a, p, state=st_, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_per_channel_parameters_broadcast_over_neuron_shape(backend):
+    """Parameters of shape (C, 1) over (C, W) neurons equal C separate runs."""
+    rng = np.random.default_rng(3)
+    x = tuple(rng.integers(-500, 500, (2, 3, 12)) for _ in range(2))
+    p = {"sin_decay": np.array([[300], [4000]]), "cos_decay": np.array([[4000], [0]]),
+         "v_th_mant": np.array([[2], [40]]), "v_th_step": 3}  # fmt: skip
+    traces = models.get("adrf").traces
+    tr, st_ = fixed.run("adrf", x, p, record=traces, backend=backend)
+    for c in range(2):
+        pc = {k: (v[c, 0] if np.ndim(v) else v) for k, v in p.items()}
+        tc, sc = fixed.run("adrf", (x[0][c], x[1][c]), pc, record=traces, backend=backend)
+        for k in traces:
+            np.testing.assert_array_equal(tr[k][c], tc[k])
+        for k in sc:
+            np.testing.assert_array_equal(st_[k][c], sc[k])
+
+
+def test_torch_in_torch_out():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = tuple(rng.integers(-3000, 3000, (4, 20)) for _ in range(2))
+    p = {"sin_decay": 1000, "cos_decay": 3500, "v_th_mant": 20}
+    ref, _ = fixed.run("rf_iz", x, p, record=("s", "im"), backend="reference")
+    got, _ = fixed.run("rf_iz", tuple(torch.from_numpy(a) for a in x), p, record=("s", "im"))
+    assert isinstance(got["s"], torch.Tensor)
+    np.testing.assert_array_equal(got["s"].numpy(), ref["s"])
+    np.testing.assert_array_equal(got["im"].numpy(), ref["im"])
