@@ -23,7 +23,8 @@ and :math:`u[-1], v^{post}[-1]` the initial state. The threshold
 :math:`\vartheta[t]` is a constant of the scan (no gradient flows into it), and
 spikes do not enter the recursion (resets and holds are ignored, as lava-dl).
 
-Arrays are 2-D ``(rows, T)`` float64; ``(rows, 0)`` means "not given". Decays are
+Arrays are 2-D ``(rows, T)`` float (the scans accumulate in float64); ``(rows, 0)``
+means "not given". Decays are
 int64 vectors of length 1 or ``rows`` (indexed ``row % len``); ``g_di``/``g_dv``
 have length ``rows`` when wanted, else 0.
 """
@@ -138,16 +139,16 @@ def backward(
 
     Tensors are ``(rows, T)`` (``None`` for gradients that do not arrive and for
     ``u_rec``/``v_post`` when the decay gradients are not wanted); ``u0``/``v0``
-    are ``(rows,)``. Returns float64 ``(g_x, g_di, g_dv)`` on ``v``'s device, the
-    decay gradients per row or None.
+    are ``(rows,)``. Returns ``g_x`` in ``v``'s dtype (the scans run in float64) and
+    the float64 per-row decay gradients (or None), on ``v``'s device.
     """
     rows, steps = v.shape
-    dev = v.device
+    dev, dt = v.device, v.dtype
 
-    def f64(t):
-        return empty2d(rows, v, torch.float64) if t is None else t.to(torch.float64).contiguous()
+    def same(t):
+        return empty2d(rows, v) if t is None else t.to(dt).contiguous()
 
-    args = [f64(t) for t in (g_s, g_v, g_u, v, theta, u_rec, v_post)]
+    args = [same(t) for t in (g_s, g_v, g_u, v, theta, u_rec, v_post)]
     u0 = u0.to(device=dev, dtype=torch.float64).contiguous()
     v0 = v0.to(device=dev, dtype=torch.float64).contiguous()
     if backend == "reference":
@@ -160,8 +161,8 @@ def backward(
         def back(a):
             return None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(dev)
 
-        return back(g_x), back(g_di), back(g_dv)
-    g_x = torch.empty((rows, steps), dtype=torch.float64, device=dev)
+        return back(g_x).to(dt), back(g_di), back(g_dv)
+    g_x = torch.empty((rows, steps), dtype=dt, device=dev)
     g_di = torch.zeros(rows if want_di else 0, dtype=torch.float64, device=dev)
     g_dv = torch.zeros(rows if want_dv else 0, dtype=torch.float64, device=dev)
     full = (*args, float(inv_tau), float(amp), bool(graded),

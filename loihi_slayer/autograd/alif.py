@@ -79,44 +79,53 @@ class AlifOp:
         Surrogate parameters.
     want_di, want_dv
         Whether the current/voltage decays want a gradient.
+    need_grad
+        Whether any gradient can be asked for (else only the spikes are recorded).
     n_decay
         Sizes of the current and voltage decay parameters (1 or C).
     """
 
     def __init__(self, neuron: Any, params: Any, state: dict, surrogate: Surrogate,
-                 want_di: bool, want_dv: bool, n_decay: tuple[int, int]) -> None:  # fmt: skip
+                 want_di: bool, want_dv: bool, n_decay: tuple[int, int],
+                 need_grad: bool = True) -> None:  # fmt: skip
         self.neuron = neuron
         self.params = params
         self.state = state
         self.sur = surrogate
         self.want = (want_di, want_dv)
         self.n_decay = n_decay
+        self.need_grad = need_grad
 
     def forward(self, x: torch.Tensor, want_trace: bool):
         n = self.neuron
         shape, steps = x.shape, x.shape[-1]
         rows = x.numel() // steps
+        dt = x.dtype  # integer states / s_scale are exact in float32 (|value| < 2**24)
         a = n.int_input(x)
-        tr, final = n.run_model(a, self.params, self.state, TRACES)
+        keep = self.need_grad or want_trace
+        record = TRACES if keep else (("s", "v") if self.sur.graded else ("s",))
+        tr, final = n.run_model(a, self.params, self.state, record)
         n._keep_state(final)
         inv = 1.0 / n.s_scale
-        s_int = tr["s"].to(torch.bool)
-        v = tr["v"].to(torch.float64) * inv
-        s = s_int.to(x.dtype)
+        s = tr["s"].to(dt)
         if self.sur.graded:
-            s = s * v.to(x.dtype)
+            s = s * (tr["v"].to(dt) * inv)
+        if not keep:
+            empty = x.new_empty(0)
+            return (s, empty, empty, empty, empty), None
         want_di, want_dv = self.want
-        ref_delay = np.asarray(self.params["ref_delay"])
+        v = tr["v"].to(dt) * inv
         v_post = None
         if want_dv:
-            # the voltage a decay multiplies: 0 after a spike that starts a hold
-            held = s_int & torch.as_tensor(ref_delay > 1, device=v.device)
-            v_post = torch.where(held, torch.zeros_like(v), v).reshape(rows, steps)
+            v_post = v.reshape(rows, steps)
+            if np.any(np.asarray(self.params["ref_delay"]) > 1):
+                # the voltage a decay multiplies: 0 after a spike that starts a hold
+                v_post = torch.where(tr["s"].reshape(rows, steps) != 0, 0.0, v_post)
         saved = {
             "shape": shape,
             "v": v.reshape(rows, steps),
-            "theta": ((tr["th"] + tr["r"]).to(torch.float64) * inv).reshape(rows, steps),
-            "u": (tr["u"].to(torch.float64) * inv).reshape(rows, steps) if want_di else None,
+            "theta": ((tr["th"] + tr["r"]).to(dt) * inv).reshape(rows, steps),
+            "u": (tr["u"].to(dt) * inv).reshape(rows, steps) if want_di else None,
             "v_post": v_post,
             "u0": torch.from_numpy(self.state["u"].reshape(-1) * inv),
             "v0": torch.from_numpy(self.state["v"].reshape(-1) * inv),
@@ -125,7 +134,7 @@ class AlifOp:
         if not want_trace:
             empty = x.new_empty(0)
             return (s, empty, empty, empty, empty), saved
-        traces = tuple((tr[k].to(torch.float64) * inv).to(x.dtype) for k in ("u", "v", "th", "r"))
+        traces = tuple(tr[k].to(dt) * inv for k in ("u", "v", "th", "r"))
         return (s, *traces), saved
 
     def backward(self, saved: dict, grads: tuple):

@@ -104,6 +104,8 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
             raise type(exc)(f"{self.block_name}: {exc}") from None
         except TypeError as exc:
             raise ParameterTypeError(f"{self.block_name}: bad neuron_params: {exc}") from None
+        except ParameterError as exc:
+            raise ParameterError(f"{self.block_name}: {exc}") from None
 
     def _resolve_delay_shift(self, delay_shift: bool | None) -> bool:
         return self.default_delay_shift if delay_shift is None else bool(delay_shift)

@@ -264,12 +264,15 @@ class FamilyNeuron(base.Neuron):
     # ------------------------------------------------------------------ input
     def int_input(self, x: torch.Tensor) -> torch.Tensor:
         """``rne(scale * x)`` as int64 on ``x``'s device (see the module docstring)."""
-        f = x.detach().to(torch.float64) * self.w_scale
-        bad = ~(f.abs() < INPUT_LIMIT)
-        if bool(bad.any()):
+        f = x.detach()
+        if f.dtype != torch.float32 or self.w_scale & (self.w_scale - 1):
+            f = f.to(torch.float64)  # float32 products are exact for power-of-two scales only
+        f = f * self.w_scale
+        if f.numel() and not bool(f.abs().max() < INPUT_LIMIT):  # NaN compares False
+            bad = int((~(f.abs() < INPUT_LIMIT)).sum())
             raise ParameterError(
                 f"{self._name}: input holds NaN/inf or values whose integer synaptic sum "
-                f"|rne(x * scale)| reaches 2**31 ({int(bad.sum())} value(s))"
+                f"|rne(x * scale)| reaches 2**31 ({bad} value(s))"
             )
         return torch.round(f).to(torch.int64)
 
