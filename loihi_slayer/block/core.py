@@ -100,8 +100,6 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
         assert self.neuron_class is not None
         try:
             return self.neuron_class(**params)
-        except ParameterError as exc:  # name the block, not only the neuron
-            raise type(exc)(f"{self.block_name}: {exc}") from None
         except TypeError as exc:
             raise ParameterTypeError(f"{self.block_name}: bad neuron_params: {exc}") from None
         except ParameterError as exc:
