@@ -34,14 +34,12 @@ omits the factor 1/4096 and ignores the initial state).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ParameterError
 from . import _resonator_bwd, _resonator_ref
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
 
@@ -241,14 +239,3 @@ class ResonatorFunction(torch.autograd.Function):
             gs = _reduce(g_sin, n_sin, spec).to(re.dtype)
             gc = _reduce(g_cos, n_cos, spec).to(re.dtype)
         return g_xre.reshape(shape), g_xim.reshape(shape), gs, gc, None, None, None
-
-
-def surrogate_tau(threshold: float, tau_grad: float, mult: float, where: str) -> float:
-    """``tau_rho = tau_grad * θ * mult``, checked positive (a zero threshold has no surrogate)."""
-    tau = tau_grad * threshold * mult
-    if not math.isfinite(tau) or tau <= 0:
-        raise ParameterError(
-            f"{where}: threshold * tau_grad must be positive for the surrogate gradient, got "
-            f"threshold = {threshold}, tau_grad = {tau_grad}"
-        )
-    return tau

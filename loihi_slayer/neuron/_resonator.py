@@ -322,7 +322,9 @@ class ResonatorNeuron(FamilyNeuron):
         self._check_input(x)  # a real input drives the real part (an input block)
         return x, torch.zeros_like(x)
 
-    def _run(self, x: Any):
+    def _run(self, x: Any, want_trace: bool = True):
+        """Kernel forward; the op's outputs, or ``(spikes,)`` when neither traces nor a
+        gradient can be asked for (eval: only the spikes are recorded)."""
         re, im = self._split(x)
         if self.requires_grad:
             self.clamp()
@@ -337,12 +339,18 @@ class ResonatorNeuron(FamilyNeuron):
         # spike() compares the phase with im before this call's first step
         self._imag_before = torch.as_tensor(state["im"], dtype=re.dtype, device=re.device)
         self._imag_before = self._imag_before / self.s_scale
+        grad = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (re, im, self.sin_decay, self.cos_decay)
+        )
+        record = self.model.traces if (grad or want_trace or self.graded_spike) else ("s",)
         traces, final = fixed.run(
             self.model, (self.int_input(re), self.int_input(im)), params, state=state,
-            record=self.model.traces, backend=self.backend,
+            record=record, backend=self.backend,
         )  # fmt: skip
         traces = {k: torch.as_tensor(v).to(re.device) for k, v in traces.items()}
         self._keep_state(final)
+        if len(record) == 1:
+            return (traces["s"].to(re.dtype),)
         return ResonatorFunction.apply(
             re, im, self.sin_decay, self.cos_decay, self.spec(), traces, state
         )
@@ -350,7 +358,7 @@ class ResonatorNeuron(FamilyNeuron):
     # ---------------------------------------------------------------- forward
     def forward(self, x: Any) -> torch.Tensor:
         """Spikes ``(N, *shape, T)`` of a complex input ``(real, imag)``."""
-        s = self._run(x)[0]
+        s = self._run(x, want_trace=False)[0]
         return self.drop(s) if self.drop is not None else s
 
 
