@@ -428,7 +428,9 @@ def _range_cases():
 def test_out_of_range_parameter_is_named(name, param, bad, lo, hi):
     model = models.get(name)
     names = {p.name for p in model.params}
-    values = {k: 100 for k in ("sin_decay", "cos_decay") if k in names}
+    # every other parameter valid (required ones without a default at their lower bound)
+    values = {p.name: p.lo if p.default is None else p.default for p in model.params}
+    values.update({k: 100 for k in ("sin_decay", "cos_decay") if k in names})
     values[param] = bad
     with pytest.raises(ParameterError) as err:
         model.make_params(**values)
