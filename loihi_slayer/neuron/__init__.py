@@ -1,7 +1,19 @@
 """Training neurons: forward on Loihi's integer kernels, surrogate-gradient backward."""
 
-from . import alif, cuba, dropout, norm, sigma_delta
+from . import adrf, adrf_iz, alif, cuba, dropout, norm, rf, rf_iz, sigma_delta
 from .dropout import Dropout
 from .norm import MeanOnlyBatchNorm
 
-__all__ = ["Dropout", "MeanOnlyBatchNorm", "alif", "cuba", "dropout", "norm", "sigma_delta"]
+__all__ = [
+    "Dropout",
+    "MeanOnlyBatchNorm",
+    "adrf",
+    "adrf_iz",
+    "alif",
+    "cuba",
+    "dropout",
+    "norm",
+    "rf",
+    "rf_iz",
+    "sigma_delta",
+]

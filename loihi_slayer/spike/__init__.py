@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
+from . import complex as complex
 
 
 class _Spike(torch.autograd.Function):

@@ -1,0 +1,95 @@
+"""Resonate-and-fire Izhikevich blocks (lava-dl ``slayer.block.rf_iz`` API) on Loihi's
+integer kernels.
+
+Every block builds a :class:`loihi_slayer.neuron.rf_iz.Neuron` from
+``neuron_params`` (a dict of its constructor arguments, not modified), feeds it
+through a complex synapse (:mod:`loihi_slayer.synapse.complex`) whose default
+``pre_hook_fx`` is the neuron's ``quantize_8bit``, and shifts its output by one
+step (``delay_shift=True``), so that training sees exactly what the chip
+computes. The block types are the ones lava-dl's block reference lists for
+``rf_iz``. Export: see :mod:`loihi_slayer.block._complex` (``Dense`` and
+``Input`` are written; blocks with a complex conv, pool, recurrent or KWTA
+synapse are refused with a message naming the block).
+
+Examples
+--------
+>>> from loihi_slayer.block import rf_iz
+>>> params = {"threshold": 0.1, "period": 10, "decay": 0.1}
+>>> net = torch.nn.Sequential(rf_iz.Dense(params, 20, 16), rf_iz.Dense(params, 16, 4))
+"""
+
+from __future__ import annotations
+
+import torch  # noqa: F401  (doctest namespace)
+
+from ..neuron import rf_iz as _neuron
+from . import _complex, base
+
+__all__ = [
+    "Affine",
+    "Average",
+    "Conv",
+    "ConvT",
+    "Dense",
+    "Flatten",
+    "Input",
+    "KWTA",
+    "Pool",
+    "Recurrent",
+    "TimeDecimation",
+    "Unpool",
+]
+
+
+class _RFIz:
+    family = "rf_iz"
+    neuron_class = _neuron.Neuron
+    default_delay_shift = True
+
+
+class Input(_RFIz, _complex.Input):
+    __doc__ = _complex.Input.__doc__
+
+
+class Flatten(_RFIz, base.AbstractFlatten):
+    __doc__ = base.AbstractFlatten.__doc__
+
+
+class Average(_RFIz, base.AbstractAverage):
+    __doc__ = base.AbstractAverage.__doc__
+
+
+class TimeDecimation(_RFIz, base.AbstractTimeDecimation):
+    __doc__ = base.AbstractTimeDecimation.__doc__
+
+
+class Dense(_RFIz, _complex.Dense):
+    __doc__ = _complex.Dense.__doc__
+
+
+class Affine(_RFIz, _complex.Affine):
+    __doc__ = _complex.Affine.__doc__
+
+
+class Recurrent(_RFIz, _complex.Recurrent):
+    __doc__ = _complex.Recurrent.__doc__
+
+
+class KWTA(_RFIz, _complex.KWTA):
+    __doc__ = _complex.KWTA.__doc__
+
+
+class Conv(_RFIz, _complex.Conv):
+    __doc__ = _complex.Conv.__doc__
+
+
+class ConvT(_RFIz, _complex.ConvT):
+    __doc__ = _complex.ConvT.__doc__
+
+
+class Pool(_RFIz, _complex.Pool):
+    __doc__ = _complex.Pool.__doc__
+
+
+class Unpool(_RFIz, _complex.Unpool):
+    __doc__ = _complex.Unpool.__doc__
