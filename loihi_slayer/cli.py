@@ -138,31 +138,47 @@ def _fmt(value) -> str:
     return f"[{arr.min()}..{arr.max()}]"
 
 
+#: the common neuron columns: header -> record attribute (generic records: the netx field)
+_NEURON_COLUMNS = {"iDecay": "i_decay", "vDecay": "v_decay", "vThMant": "v_th_mant",
+                   "refDelay": "ref_delay"}  # fmt: skip
+
+
+def _neuron_fields(neuron) -> tuple[list[str], str]:
+    """The common neuron columns, and every other field of a generic (registry) record."""
+    if neuron is None:
+        return ["-"] * len(_NEURON_COLUMNS), "-"
+    generic = getattr(neuron, "params", None)
+    if not isinstance(generic, dict):
+        return [_fmt(getattr(neuron, a, None)) for a in _NEURON_COLUMNS.values()], "-"
+    common = [_fmt(generic.get(f)) for f in _NEURON_COLUMNS]
+    other = [f"{k}={_fmt(v)}" for k, v in generic.items() if k not in _NEURON_COLUMNS]
+    return common, " ".join(other) or "-"
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .hdf5 import load_network
 
     net = load_network(args.network, num_layers=args.num_layers)
-    header = ("#", "type", "shape", "neuron", "iDecay", "vDecay", "vThMant", "refDelay",
-              "weight", "w range", "bias", "delay")  # fmt: skip
+    header = ("#", "type", "shape", "neuron", *_NEURON_COLUMNS, "weight", "w range", "bias",
+              "delay", "other neuron fields")  # fmt: skip
     rows = []
     for i, layer in enumerate(net.layers):
         neuron = getattr(layer, "neuron", None)
         w = getattr(layer, "weight", None)
         w_arr = None if w is None else np.asarray(w)
+        common, other = _neuron_fields(neuron)
         rows.append(
             (
                 str(i),
                 layer.type_name,
                 "x".join(str(d) for d in layer.shape),
                 "-" if neuron is None else str(getattr(neuron, "type", "?")),
-                _fmt(getattr(neuron, "i_decay", None)),
-                _fmt(getattr(neuron, "v_decay", None)),
-                _fmt(getattr(neuron, "v_th_mant", None)),
-                _fmt(getattr(neuron, "ref_delay", None)),
+                *common,
                 "-" if w_arr is None else "x".join(str(d) for d in w_arr.shape) or "scalar",
                 "-" if w_arr is None or w_arr.size == 0 else f"{w_arr.min()}..{w_arr.max()}",
                 _fmt(getattr(layer, "bias", None)),
                 _fmt(getattr(layer, "delay", None)),
+                other,
             )
         )
     widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]

@@ -168,7 +168,6 @@ def compare_with_emulator(
     outs = _eval_outputs(items, x)
     report = GapReport()
     first = items[0]
-    sd = first.family == "sigma_delta"
     xin = x.detach().to(torch.float64).cpu()
     if isinstance(first, AbstractInput) and first.neuron is not None:
         with torch.no_grad():
@@ -176,8 +175,8 @@ def compare_with_emulator(
         # the input neuron rounds its input to the integer sum (half to even), as here
         data, a0, graded = np.rint(data.numpy()).astype(np.int64), 0, False
     else:
-        graded = sd
-        data = _as_int(xin * (4096 if sd else 1), "the input")
+        graded = first.payload_scale != 1  # graded input, in payload units
+        data = _as_int(xin * first.payload_scale, "the input")
         if isinstance(first, AbstractInput):
             a0 = 0 if first.delay_shift else 1
         elif not np.any(data[..., 0]):
@@ -200,7 +199,7 @@ def compare_with_emulator(
             lt = tr.layers.get(i)
             if isinstance(b, AbstractInput):
                 if b.neuron is not None:
-                    scale = 4096 if sd else 1
+                    scale = b.payload_scale
                     pred, valid = _aligned(lt.data["s"].reshape(y.shape), 0, t_len)
                     pred, valid = _shift_delay(pred, valid, b.delay_shift, None)
                     _tally(report, i, y * scale, pred, valid)
@@ -230,7 +229,7 @@ def compare_with_emulator(
                 if i in report.skipped:
                     continue
                 pred, valid = _aligned(lt.data["s"].reshape(y.shape[:-1] + (-1,)), shift_a, t_len)
-                payload = 4096 if b.family == "sigma_delta" else 1
+                payload = b.payload_scale
                 got = y * factor * payload  # mean × group size (× payload scale): the sum
                 r = np.rint(got)
                 got = np.where(np.abs(got - r) < 1e-3, r, got)
@@ -250,7 +249,7 @@ def compare_with_emulator(
                 pred, valid = _aligned(lt.data["s"].reshape(y.shape), a, t_len)
                 _tally(report, i, y * (1 << 18), pred, valid)
             else:
-                scale = 4096 if b.family == "sigma_delta" else 1
+                scale = b.payload_scale
                 pred, valid = _aligned(lt.data["s"].reshape(y.shape), a, t_len)
                 d = None if b.delay is None else b.delay.integer_delay.cpu().numpy().reshape(-1)
                 pred, valid = _shift_delay(pred, valid, b.delay_shift, d)

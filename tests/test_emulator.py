@@ -135,9 +135,9 @@ def test_record_subset_and_flatten(shared_golden):
 def test_unsupported_layer_types_name_type_and_index():
     from loihi_slayer.hdf5 import GenericNeuron
 
-    rf = GenericNeuron("RF_PHASE", {"sinDecay": np.int64(10)})
-    net = Network([InputLayer((4,)), DenseLayer((2,), np.ones((2, 4), np.int64), neuron=rf)])
-    with pytest.raises(UnsupportedLayerError, match="not supported yet: neuron type RF_PHASE"):
+    odd = GenericNeuron("HH_NEURON", {"gNa": np.int64(10)})
+    net = Network([InputLayer((4,)), DenseLayer((2,), np.ones((2, 4), np.int64), neuron=odd)])
+    with pytest.raises(UnsupportedLayerError, match="not supported: neuron type 'HH_NEURON'"):
         Emulator(net)
     net = Network(
         [
@@ -145,7 +145,7 @@ def test_unsupported_layer_types_name_type_and_index():
             DenseLayer((2,), np.ones((2, 4), np.int64), weight_imag=np.ones((2, 4), np.int64)),
         ]
     )
-    with pytest.raises(UnsupportedLayerError, match="not supported yet: complex dense"):
+    with pytest.raises(FormatError, match="CUBA neurons take .* complex synapse"):
         Emulator(net)
 
 

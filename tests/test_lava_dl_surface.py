@@ -65,25 +65,8 @@ NAMES = {
     "utils.quantize": ["quantize", "MODE"],
 }  # fmt: skip
 
-#: families whose neurons the integer-kernel work of issue 7 adds
-MISSING = {"rf", "rf_iz", "alif", "adrf", "adrf_iz"}
-
-
 def _module(path: str):
     return importlib.import_module(f"loihi_slayer.{path}")
-
-
-def _has_family(name: str) -> bool:
-    try:
-        importlib.import_module(f"loihi_slayer.block.{name}")
-    except ImportError:
-        return False
-    return True
-
-
-def _xfail_missing(family: str):
-    if family in MISSING and not _has_family(family):
-        pytest.xfail("issue 7")
 
 
 def test_import_is_cheap_and_lazy():
@@ -103,7 +86,6 @@ def test_subpackages_are_attributes(name):
     "family,name", [(f, n) for f, names in BLOCKS.items() for n in names]
 )  # fmt: skip
 def test_block_names(family, name):
-    _xfail_missing(family)
     assert hasattr(getattr(slayer.block, family), name)
 
 
@@ -149,7 +131,6 @@ REQUIRED = {
      if not n.startswith("Abstract")],
 )  # fmt: skip
 def test_blocks_construct_with_lava_dl_defaults(family, name):
-    _xfail_missing(family)
     cls = getattr(getattr(slayer.block, family), name)
     blk = cls(*REQUIRED[name](NEURON_PARAMS[family]))
     assert isinstance(blk, torch.nn.Module)
@@ -161,12 +142,9 @@ def test_blocks_construct_with_lava_dl_defaults(family, name):
         assert blk.delay_shift is expected
 
 
-@pytest.mark.parametrize("family", ["cuba", "sigma_delta", *sorted(MISSING)])
+@pytest.mark.parametrize("family", ["cuba", "sigma_delta", "alif", "rf", "rf_iz", "adrf", "adrf_iz"])
 def test_neurons_construct_with_lava_dl_defaults(family):
-    try:
-        mod = importlib.import_module(f"loihi_slayer.neuron.{family}")
-    except ImportError:
-        pytest.xfail("issue 7")
+    mod = importlib.import_module(f"loihi_slayer.neuron.{family}")
     n = mod.Neuron(**NEURON_PARAMS[family])
     assert n.persistent_state is False and n.shared_param is True
     assert n.requires_grad is False

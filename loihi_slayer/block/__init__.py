@@ -1,6 +1,7 @@
 """SLAYER blocks (lava-dl ``slayer.block`` API) whose forward is the deployed chip.
 
-:mod:`.cuba` and :mod:`.sigma_delta` hold the blocks; :func:`init_shapes`
+:mod:`.cuba`, :mod:`.alif`, :mod:`.rf`, :mod:`.rf_iz`, :mod:`.adrf`, :mod:`.adrf_iz` and
+:mod:`.sigma_delta` hold the blocks; :func:`init_shapes`
 fixes the shapes of a whole sequence of blocks before training;
 :func:`export_network` writes a netx ``.net`` file atomically (through the
 :mod:`loihi_slayer.hdf5` schema); :func:`network_record` returns the schema
@@ -11,17 +12,22 @@ not import the emulator.
 
 from typing import Any
 
-from . import base, cuba, sigma_delta
+from . import adrf, adrf_iz, alif, base, cuba, rf, rf_iz, sigma_delta
 from .core import Block
 from .network import export_network, init_shapes, network_record
 
 __all__ = [
     "Block",
+    "adrf",
+    "adrf_iz",
+    "alif",
     "base",
     "cuba",
     "export_network",
     "init_shapes",
     "network_record",
+    "rf",
+    "rf_iz",
     "sigma_delta",
 ]
 

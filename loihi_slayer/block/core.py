@@ -68,6 +68,10 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
 
     family: str = ""
     neuron_class: type | None = None
+    #: the synapse computes in float64 (sigma-delta: graded payloads need the exact sum)
+    exact_synapse: bool = False
+    #: chip integer per unit of the block's float output (graded payloads: 4096)
+    payload_scale: int = 1
     default_delay_shift: bool = True
 
     neuron: torch.nn.Module | None
@@ -96,6 +100,8 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
             return self.neuron_class(**params)
         except TypeError as exc:
             raise ParameterTypeError(f"{self.block_name}: bad neuron_params: {exc}") from None
+        except ParameterError as exc:
+            raise ParameterError(f"{self.block_name}: {exc}") from None
 
     def _resolve_delay_shift(self, delay_shift: bool | None) -> bool:
         return self.default_delay_shift if delay_shift is None else bool(delay_shift)
@@ -207,34 +213,63 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
         return value
 
     def _neuron_record(self, *, sigma_output: bool = False, v_th_mant: int | None = None):
+        """The :mod:`loihi_slayer.hdf5` neuron record of this block's neuron.
+
+        CUBA and sigma-delta have dedicated record classes; every other registered
+        model (:mod:`loihi_slayer.models`) is written generically from its
+        declaration. ``v_th_mant`` overrides the threshold (Affine's never-firing
+        262143).
+        """
+        build = _NEURON_RECORDS.get(self.family, Block._model_record)
+        return build(self, sigma_output=sigma_output, v_th_mant=v_th_mant)
+
+    def _cuba_record(self, *, sigma_output: bool = False, v_th_mant: int | None = None):
         n = self.neuron
-        if self.family == "cuba":
-            # not neuron.device_params: its decay getters clamp the parameters in place
-            p = {
-                "iDecay": _decay_int(n.current_decay),
-                "vDecay": _decay_int(n.voltage_decay),
-                "vThMant": n.v_th_mant,
-                "refDelay": n.ref_delay,
-                "gradedSpike": n.graded_spike,
-            }
-        else:
-            p = n.device_params
-        if self.family == "cuba":
-            i_dec = self._check_range("neuron/iDecay", p["iDecay"], 0, DECAY_MAX)
-            v_dec = self._check_range("neuron/vDecay", p["vDecay"], 0, DECAY_MAX)
-            vth = p["vThMant"] if v_th_mant is None else v_th_mant
-            if v_th_mant is None:
-                self._check_range("neuron/vThMant", vth, 0, V_TH_MANT_MAX)
-            return hdf5.CubaNeuron(
-                i_decay=i_dec, v_decay=v_dec, v_th_mant=vth, ref_delay=p["refDelay"],
-                graded_spike=bool(p["gradedSpike"]),
-            )  # fmt: skip
+        # not neuron.device_params: its decay getters clamp the parameters in place
+        i_dec = self._check_range("neuron/iDecay", _decay_int(n.current_decay), 0, DECAY_MAX)
+        v_dec = self._check_range("neuron/vDecay", _decay_int(n.voltage_decay), 0, DECAY_MAX)
+        vth = n.v_th_mant if v_th_mant is None else v_th_mant
+        if v_th_mant is None:
+            self._check_range("neuron/vThMant", vth, 0, V_TH_MANT_MAX)
+        return hdf5.CubaNeuron(
+            i_decay=i_dec, v_decay=v_dec, v_th_mant=vth, ref_delay=n.ref_delay,
+            graded_spike=bool(n.graded_spike),
+        )  # fmt: skip
+
+    def _sdnn_record(self, *, sigma_output: bool = False, v_th_mant: int | None = None):
+        p = self.neuron.device_params
         vth = None if sigma_output else p["vThMant"]
         if vth is not None:
             self._check_range("neuron/vThMant", vth, 0, V_TH_MANT_MAX)
         return hdf5.SigmaDeltaNeuron(
             v_th_mant=vth, activation=p["activation"], sigma_output=sigma_output
         )
+
+    def _model_record(self, *, sigma_output: bool = False, v_th_mant: int | None = None):
+        """Generic record of a registered model from the neuron's netx ``device_params``."""
+        n = self.neuron
+        model = n.model
+        dev = n.device_params
+        params = {}
+        for p in model.params:
+            if p.field == "vThMant" and v_th_mant is not None:
+                params[p.field] = np.int64(v_th_mant)
+                continue
+            if p.field not in dev:
+                if p.optional:
+                    continue
+                raise ParameterError(f"{self.block_name}: device_params lack {p.field!r}")
+            value = np.asarray(dev[p.field])
+            self._check_range(f"neuron/{p.field}", value, p.lo, p.hi)
+            params[p.field] = value.astype(np.int64)
+        if "gradedSpike" in dev:
+            if bool(dev["gradedSpike"]) and not model.graded:
+                raise ParameterError(
+                    f"{self.block_name}: field 'neuron/gradedSpike' = True, but the chip's "
+                    f"{model.netx_type} neuron sends binary spikes; train with graded_spike=False"
+                )
+            params["gradedSpike"] = np.int64(bool(dev["gradedSpike"]))
+        return hdf5.GenericNeuron(type=model.netx_type, params=params)
 
     def _bias_record(self) -> np.ndarray | None:
         n = self.neuron
@@ -244,7 +279,7 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
                 return None
             b = np.asarray(b, np.int64).reshape(-1)
             return self._check_range("bias", b, *CUBA_BIAS_RANGE)
-        b = n.bias_mant
+        b = getattr(n, "bias_mant", None)
         if b is None:
             return None
         b = np.asarray(b, np.int64).reshape(-1)
@@ -266,3 +301,7 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
             raise ParameterError(f"{self.block_name}: field 'delay' holds NaN/inf")
         d = np.floor(np.clip(d, 0, self.delay.max_delay)).astype(np.int64).reshape(-1)
         return self._check_range("delay", d, 0, MAX_DELAY)
+
+
+#: neuron families with a dedicated record class; every other one uses Block._model_record
+_NEURON_RECORDS = {"cuba": Block._cuba_record, "sigma_delta": Block._sdnn_record}

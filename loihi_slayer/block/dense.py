@@ -37,7 +37,7 @@ class _SynapseBlock(Block):
         return self.neuron.quantize_8bit if pre_hook_fx is None else pre_hook_fx
 
     def _exact(self) -> bool:
-        return self.family == "sigma_delta"
+        return self.exact_synapse
 
     def _make_delay(self, channels: int) -> None:
         if self._want_delay:
@@ -90,12 +90,15 @@ class AbstractDense(_SynapseBlock):
     ) -> None:
         super().__init__()
         self._init_common(neuron_params, delay, delay_shift, count_log, **self._neuron_force())
-        self.synapse = _DenseSyn(
+        self.synapse = self._synapse_class(
             in_neurons, out_neurons, weight_scale, weight_norm, self._hook(pre_hook_fx), mask,
             exact=self._exact(),
         )  # fmt: skip
         self.neuron.init_shape((int(out_neurons),))
         self._make_delay(int(out_neurons))
+
+    #: the synapse module (a complex one for the resonator families)
+    _synapse_class = _DenseSyn
 
     def _neuron_force(self) -> dict:
         return {}

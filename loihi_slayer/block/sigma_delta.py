@@ -37,6 +37,8 @@ class AbstractSDRelu(torch.nn.Module):
     """Base of the sigma-delta blocks: neuron family, neuron class and default ``delay_shift``."""
 
     family = "sigma_delta"
+    exact_synapse = True
+    payload_scale = 4096
     neuron_class = _sd.Neuron
     default_delay_shift = False
 

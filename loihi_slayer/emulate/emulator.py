@@ -42,14 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import fixed
+from .. import fixed, models
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
-from ..fixed.api import CUBA_TRACES, SDNN_TRACES
 from ..hdf5 import (
     AverageLayer,
     ConvLayer,
     ConvTransposeLayer,
-    CubaNeuron,
     DenseLayer,
     DenseRecurrentLayer,
     FlattenLayer,
@@ -57,12 +55,12 @@ from ..hdf5 import (
     KWTALayer,
     Network,
     PoolLayer,
-    SigmaDeltaNeuron,
     TimeDecimationLayer,
     UnpoolLayer,
-    default_dense_neuron,
     load_network,
 )
+from ..models import NeuronModel
+from ..models._context import LayerContext, per_channel
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +137,6 @@ def _has_neuron(layer: Any) -> bool:
     return isinstance(layer, (DenseLayer, ConvLayer, PoolLayer))
 
 
-def _per_channel(value: Any, shape: tuple[int, ...]) -> Any:
-    """Broadcast a per-channel (C,) parameter over a (C, H, W) neuron shape."""
-    arr = np.asarray(value)
-    if arr.ndim == 1 and len(shape) > 1 and arr.shape[0] == shape[0]:
-        return arr.reshape((-1,) + (1,) * (len(shape) - 1))
-    return arr
-
-
 class Emulator:
     """Bit-accurate emulator of a netx HDF5 network on the fixed-point kernels.
 
@@ -213,10 +203,6 @@ class Emulator:
                     raise FormatError("flatten cannot be the first layer", group=f"layer/{i}")
                 shape = (math.prod(prev),)
             elif isinstance(layer, DenseLayer):
-                if layer.weight_imag is not None:
-                    raise UnsupportedLayerError(
-                        f"not supported yet: complex dense (weight/real, weight/imag) in layer {i}"
-                    )
                 n_out, n_in = layer.weight.shape
                 if prev is not None and math.prod(prev) != n_in:
                     raise FormatError(
@@ -264,8 +250,12 @@ class Emulator:
                 shape = prev
             else:  # conv, convT, pool, unpool
                 shape = self._spatial_shape(i, layer, prev)
-            self._neuron_kind(i, layer)
+            model = self._neuron_model(i, layer)
+            self._check_synapse_kind(i, layer, model)
             shapes.append(shape)
+            if model is not None:
+                # refuse missing fields and out-of-range values now, not at run time
+                self._neuron_params(i, layer, model, None, shape)
             prev = shape
         if not shapes:
             raise FormatError("network has no layers")
@@ -339,74 +329,77 @@ class Emulator:
             group="layer/0",
         )
 
-    def _neuron_kind(self, i: int, layer: Any) -> str | None:
-        """'cuba', 'delta', 'sigma_delta', 'sigma' or None (no neuron)."""
+    def _neuron_model(self, i: int, layer: Any) -> NeuronModel | None:
+        """The registered model of the layer's neuron, or None (no neuron)."""
         if isinstance(layer, (FlattenLayer, AverageLayer, TimeDecimationLayer)):
             return None
         neuron = layer.neuron
-        if not isinstance(layer, InputLayer) and neuron is None:
-            return "cuba"  # netx's default integrator
         if neuron is None:
-            return None
-        if isinstance(neuron, CubaNeuron):
-            return "cuba"
-        if isinstance(neuron, SigmaDeltaNeuron):
-            if isinstance(layer, InputLayer):
-                return "delta"
-            return "sigma" if neuron.sigma_output else "sigma_delta"
-        raise UnsupportedLayerError(
-            f"not supported yet: neuron type {getattr(neuron, 'type', type(neuron).__name__)} "
-            f"in layer {i}"
+            # a synapse layer without a neuron group runs netx's default integrator
+            return None if isinstance(layer, InputLayer) else models.get("cuba")
+        model = models.by_netx_type(neuron.type)
+        if model is None:
+            raise UnsupportedLayerError(
+                f"not supported: neuron type {neuron.type!r} in layer {i}; known types: "
+                f"{sorted(t for m in models.all_models() for t in m.netx_types)}"
+            )
+        return model
+
+    @staticmethod
+    def _check_synapse_kind(i: int, layer: Any, model: NeuronModel | None) -> None:
+        """A complex synapse (weight/real, weight/imag) feeds exactly the two-input models."""
+        if model is None or isinstance(layer, InputLayer):
+            return
+        has_imag = getattr(layer, "weight_imag", None) is not None
+        if has_imag != (len(model.inputs) == 2):
+            what = "a real synapse" if not has_imag else "a complex synapse (weight/real, imag)"
+            raise FormatError(
+                f"{model.netx_type} neurons take {model.inputs} input(s) but the layer has {what}",
+                group=f"layer/{i}",
+                field="weight",
+            )
+        complex_ok = isinstance(layer, DenseLayer) and not isinstance(layer, DenseRecurrentLayer)
+        if has_imag and not complex_ok:
+            raise UnsupportedLayerError(
+                f"not supported: complex {layer.type_name} synapse in layer {i}"
+            )
+
+    def _neuron_params(
+        self, i: int, layer: Any, model: NeuronModel, bias: Any, shape: tuple | None = None
+    ) -> Any:
+        ctx = LayerContext(
+            index=i,
+            type_name=layer.type_name,
+            shape=self.shapes[i] if shape is None else shape,
+            bias=getattr(layer, "bias", None) if bias is None else bias,
+            is_input=isinstance(layer, InputLayer),
+            spike_exp=self.spike_exp,
         )
+        return model.params_from_record(layer.neuron, ctx)
 
-    def _cuba_params(self, i: int, layer: Any, bias: Any = None) -> fixed.CubaParams:
-        neuron = layer.neuron
-        integrator = False
-        if neuron is None:
-            neuron, integrator = default_dense_neuron(), True
-        elif np.all(np.asarray(neuron.v_th_mant) >= 1 << 17):
-            # vThMant << 6 >= 2**23 lies above every saturated voltage: the neuron never
-            # fires (lava-dl's Affine writes 262143, netx's default neuron 131072)
-            integrator = True
-        shape = self.shapes[i]
-        if bias is None:
-            bias = getattr(layer, "bias", None)
-        bias = 0 if bias is None else _per_channel(bias, shape)
-        try:
-            return fixed.CubaParams(
-                i_decay=_per_channel(neuron.i_decay, shape),
-                v_decay=_per_channel(neuron.v_decay, shape),
-                v_th_mant=1 if integrator else _per_channel(neuron.v_th_mant, shape),
-                ref_delay=neuron.ref_delay,
-                bias_mant=bias,
-                bias_exp=6,
-                wgt_exp=neuron.wgt_exp,
-                integrator_only=integrator,
+    def _inputs(self, i: int, layer: Any, model: NeuronModel, a_in: Any, bias: Any) -> Any:
+        """The model's synaptic inputs: a tuple ``(re, im)`` for complex models.
+
+        A generated-kernel model takes a layer bias on its (real) input, where
+        lava-dl's norm adds it (before the current integrator).
+        """
+        if model.runner is not None:
+            return a_in
+        if len(model.inputs) == 1:
+            if bias is None:
+                bias = getattr(layer, "bias", None)
+            if bias is not None:
+                b = np.asarray(per_channel(bias, self.shapes[i]), np.int64)
+                a_in = np.asarray(a_in).reshape(self.shapes[i] + (-1,)) + b[..., None]
+            return a_in
+        if getattr(layer, "bias", None) is not None:
+            raise FormatError(
+                f"{model.netx_type} neurons take no bias", group=f"layer/{i}", field="bias"
             )
-        except ParameterError as exc:
-            raise ParameterError(f"layer {i} ({layer.type_name}): {exc}") from None
+        return a_in
 
-    def _sdnn_params(self, i: int, layer: Any, kind: str) -> fixed.SigmaDeltaParams:
-        neuron = layer.neuron
-        if neuron.activation not in (None, "relu"):
-            log.warning(
-                "layer %d: sigma-delta activation %r is run as ReLU (netx/lava-nc support "
-                "ReLU only)", i, neuron.activation,
-            )  # fmt: skip
-        bias = getattr(layer, "bias", None)
-        vth = 0 if neuron.v_th_mant is None else _per_channel(neuron.v_th_mant, self.shapes[i])
-        try:
-            return fixed.SigmaDeltaParams(
-                v_th_mant=vth,
-                bias=0 if bias is None else _per_channel(bias, self.shapes[i]),
-                spike_exp=self.spike_exp,
-                state_exp=STATE_EXP,
-                activation="relu",
-            )
-        except ParameterError as exc:
-            raise ParameterError(f"layer {i} ({layer.type_name}): {exc}") from None
+        # ------------------------------------------------------------------ running
 
-    # ------------------------------------------------------------------ running
     def run(
         self,
         input: Any = None,
@@ -499,7 +492,7 @@ class Emulator:
         layer_steps = self.layer_steps(steps)
         for i, layer in enumerate(layers):
             shape = self.shapes[i]
-            kind = self._neuron_kind(i, layer)
+            model = self._neuron_model(i, layer)
             steps = layer_steps[i]
             if isinstance(layer, _SUM_LAYERS):
                 stream = self._sum_layer(layer, stream, shape)
@@ -516,14 +509,17 @@ class Emulator:
                     out[i] = lt
                 continue
             if isinstance(layer, InputLayer):
-                if kind is None:
+                if model is None:
                     stream = x if input_mode == "inject" else None
                     continue
                 if input_mode == "bias":
                     a_in = np.zeros(shape + (steps,), np.int64)
                     bias = data
                 else:
-                    a_in, bias = x, None
+                    # netx stores the input layer's affine weight/bias but never applies them
+                    a_in, bias = x, 0
+                if len(model.inputs) == 2:
+                    a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
             elif isinstance(layer, FlattenLayer):
                 stream = stream.reshape(shape + (steps,))
                 continue
@@ -532,34 +528,27 @@ class Emulator:
                     stream = x if i == 0 else None
                 if stream is None:
                     raise ParameterError(f"layer {i} has no input: pass input=...")
-                a_in = self._synapse(i, layer, stream, graded)
+                a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
                 bias = None
-            if kind == "cuba":
-                params = self._cuba_params(i, layer, bias)
-                var_names = CUBA_TRACES
-            else:
-                params = self._sdnn_params(i, layer, kind)
-                var_names = SDNN_TRACES
+            params = self._neuron_params(i, layer, model, bias)
+            a_in = self._inputs(i, layer, model, a_in, bias)
             rec = tuple(wanted.get(i, ()))
             for v in rec:
-                if v not in var_names:
+                if v not in model.traces:
                     raise ParameterError(
-                        f"record: layer {i} ({kind}) has no variable {v!r}; allowed {var_names}"
+                        f"record: layer {i} ({model.name}) has no variable {v!r}; "
+                        f"allowed {model.traces}"
                     )
             need = tuple(dict.fromkeys(("s",) + rec))
             if isinstance(layer, DenseRecurrentLayer):
-                traces = self._run_recurrent(
-                    i, layer, a_in, params, kind, masks.get(i), need, graded
-                )
-            elif kind == "cuba":
-                traces, _ = fixed.cuba(a_in, params, reset=masks.get(i), record=need,
-                                       backend=self.backend)  # fmt: skip
+                traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
             else:
-                traces, _ = fixed.sigma_delta(a_in, params, mode=kind, reset=masks.get(i),
-                                              record=need, backend=self.backend)  # fmt: skip
+                traces, _ = model.run(
+                    a_in, params, reset=masks.get(i), record=need, backend=self.backend
+                )
             traces = {k: np.asarray(v).astype(np.int64) for k, v in traces.items()}
             stream = self._output_delay(i, layer, traces["s"])
-            graded = kind != "cuba"
+            graded = model.graded
             sel = self._subset(i, subsets.get(i), math.prod(shape))
             neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
             lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
@@ -617,17 +606,17 @@ class Emulator:
         names = tuple(record)
         result = {}
         for i, layer in enumerate(self.network.layers):
-            kind = self._neuron_kind(i, layer)
+            model = self._neuron_model(i, layer)
             if isinstance(layer, _SUM_LAYERS):
                 result[i] = tuple(n for n in names if n == "s")
                 continue
-            if kind is None:
+            if model is None:
                 continue
-            allowed = CUBA_TRACES if kind == "cuba" else SDNN_TRACES
-            result[i] = tuple(n for n in names if n in allowed)
-            unknown = [n for n in names if n not in CUBA_TRACES + SDNN_TRACES]
-            if unknown:
-                raise ParameterError(f"record: unknown variables {unknown}")
+            result[i] = tuple(n for n in names if n in model.traces)
+        known = {t for m in models.all_models() for t in m.traces}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ParameterError(f"record: unknown variables {unknown}; known: {sorted(known)}")
         return result
 
     @staticmethod
@@ -659,7 +648,22 @@ class Emulator:
         out[..., :n] = data[..., :n]
         return out
 
-    def _synapse(self, i: int, layer: Any, x: np.ndarray, graded: bool) -> np.ndarray:
+    def _synapse(
+        self, i: int, layer: Any, x: np.ndarray, graded: bool, complex_: bool = False
+    ) -> Any:
+        """The layer's integer synaptic sums; ``(re, im)`` for a complex synapse."""
+        imag = getattr(layer, "weight_imag", None) if complex_ else None
+        if imag is not None:
+            if not isinstance(layer, DenseLayer):
+                raise UnsupportedLayerError(f"layer {i}: complex {layer.type_name} synapse")
+            xin = x.reshape(-1, x.shape[-1])
+            return tuple(
+                np.asarray(fixed.dense(xin, w, graded=graded, latency=1, backend=self.backend))
+                for w in (layer.weight, imag)
+            )
+        return self._real_synapse(layer, x, graded)
+
+    def _real_synapse(self, layer: Any, x: np.ndarray, graded: bool) -> np.ndarray:
         steps = x.shape[-1]
         if isinstance(layer, DenseLayer):
             xin = x.reshape(-1, steps)
@@ -692,11 +696,17 @@ class Emulator:
             )
         )
 
-    def _run_recurrent(self, i, layer, a_ff, params, kind, mask, need, graded) -> dict:
+    def _run_recurrent(self, i, layer, a_ff, params, model, mask, need) -> dict:
         """Step-by-step run of a dense_rec layer: its own output returns one step later."""
         from ..fixed.api import _weights
 
+        if len(model.inputs) != 1:
+            raise UnsupportedLayerError(
+                f"layer {i}: a recurrent {model.netx_type} layer (complex recurrent weights) "
+                "is not supported"
+            )
         w_rec = _weights(layer.weight_rec, None, 8, name=f"layer {i} weight_rec")
+        a_ff = np.asarray(a_ff).reshape(w_rec.shape[0], -1)
         n, steps = a_ff.shape
         const = np.zeros(n, np.int64)
         if isinstance(layer, KWTALayer) and layer.input_bias is not None:
@@ -712,15 +722,13 @@ class Emulator:
         state = None
         prev = np.zeros(n, np.int64)
         for t in range(steps):
-            fb = prev if graded or kind != "cuba" else (prev != 0).astype(np.int64)
+            # binary spikes reach the synapse as 0/1, graded payloads as they are
+            fb = prev if model.graded else (prev != 0).astype(np.int64)
             a_t = (a_ff[:, t] + w_rec @ fb + const)[:, None]
             reset = None if mask is None else mask[t : t + 1]
-            if kind == "cuba":
-                tr, state = fixed.cuba(a_t, params, state=state, reset=reset, record=need,
-                                       backend=self.backend)  # fmt: skip
-            else:
-                tr, state = fixed.sigma_delta(a_t, params, mode=kind, state=state, reset=reset,
-                                              record=need, backend=self.backend)  # fmt: skip
+            tr, state = model.run(
+                a_t, params, state=state, reset=reset, record=need, backend=self.backend
+            )
             for k in need:
                 outs[k][:, t] = np.asarray(tr[k])[:, 0]
             prev = outs["s"][:, t]

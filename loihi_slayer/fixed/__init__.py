@@ -3,7 +3,9 @@
 Public entry points (see :mod:`.api`): :func:`cuba`, :func:`sigma_delta`,
 :func:`delta`, :func:`sigma`, :func:`dense`, :func:`conv2d`,
 :func:`conv_transpose2d`, :func:`pool2d`, :func:`unpool2d`, with parameter
-sets :class:`CubaParams` and :class:`SigmaDeltaParams`.
+sets :class:`CubaParams` and :class:`SigmaDeltaParams`; :func:`run` runs any
+registered neuron model (:mod:`loihi_slayer.models`) on kernels generated from
+its step function.
 """
 
 from .api import (
@@ -21,6 +23,7 @@ from .api import (
     unpool2d,
 )
 from .params import CubaParams, SigmaDeltaParams
+from .run import run
 
 __all__ = [
     "BACKENDS",
@@ -34,6 +37,7 @@ __all__ = [
     "delta",
     "dense",
     "pool2d",
+    "run",
     "sigma",
     "sigma_delta",
     "unpool2d",

@@ -264,42 +264,50 @@ def cuba(
         _param_vector("bias", params.bias, lead),
         _param_vector("wgt_exp", params.array("wgt_exp"), lead),
     ]
+    m = max(v.size for v in vecs)
+    table = np.stack([np.broadcast_to(v, (m,)) for v in vecs])  # (P, 1 or n)
+    state = np.stack([init[k] for k in ("u", "v", "rc")])
     shapes = {k: (n, steps if k in names else 0) for k in CUBA_TRACES}
+    model = _cuba_model()
 
     if backend == "cpu":
-        from . import cpu
+        from .codegen import PARALLEL_MIN_WORK, kernel_module
 
+        mod = kernel_module(model, "cpu")
+        kern = mod.kernel if n * steps >= PARALLEL_MIN_WORK and n > 1 else mod.kernel_serial
         x = _kernel_input(host_view(a_in, "a_in"), (n, steps))
         outs = {k: np.zeros(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
-        st = init
         for t0, t1, zero in segments:
             if zero:
-                for v in st.values():
-                    v[:] = 0
-            cpu.cuba_kernel(
-                x, *vecs, t0, t1, st["u"], st["v"], st["rc"],
-                outs["s"], outs["u"], outs["v"], outs["v_pre"],
-            )  # fmt: skip
+                state[:] = 0
+            kern(x, table, t0, t1, state, *(outs[k] for k in CUBA_TRACES))
         traces = {k: from_numpy_like(a_in, outs[k].reshape(lead + (steps,))) for k in names}
-        return traces, {k: v.reshape(lead) for k, v in st.items()}
+        return traces, {k: state[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
 
     gpu = _gpu()
+    from .codegen import kernel_module
+
+    mod = kernel_module(model, "cuda")
     dev = _Device(a_in)
     x = dev.input(a_in, (n, steps))
-    pv = [dev.small(v) for v in vecs]
-    st = {k: dev.small(v) for k, v in init.items()}
+    pk = dev.small(table)
+    st = dev.small(state)
     outs = {k: dev.output(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
-    launch = gpu.cuba_kernel[(*gpu.launch(n), dev.stream)]
+    launch = mod.kernel[(*gpu.launch(n), dev.stream)]
     for t0, t1, zero in segments:
         if zero:
-            st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
-        launch(
-            x, *pv, t0, t1, st["u"], st["v"], st["rc"],
-            outs["s"][0], outs["u"][0], outs["v"][0], outs["v_pre"][0],
-        )  # fmt: skip
+            st = dev.small(np.zeros_like(state))
+        launch(x, pk, t0, t1, st, *(outs[k][0] for k in CUBA_TRACES))
     traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
-    final = {k: v.copy_to_host(stream=dev.stream).reshape(lead) for k, v in st.items()}
-    return traces, final
+    final = st.copy_to_host(stream=dev.stream)
+    return traces, {k: final[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
+
+
+def _cuba_model():
+    """CUBA's registry declaration (imported late: :mod:`loihi_slayer.models` imports us)."""
+    from ..models.cuba import MODEL
+
+    return MODEL
 
 
 def sigma_delta(

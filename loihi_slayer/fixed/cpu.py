@@ -1,7 +1,9 @@
 """numba ``njit`` CPU kernels: parallel over neurons, time loop inside.
 
-The per-step arithmetic comes from :mod:`.dynamics` (shared with the CUDA
-kernels). Arrays are time-last 2-D views ``(neurons, T)``; parameter arrays
+The neuron kernels of registered models (CUBA included) are generated from
+their step functions (:mod:`.codegen`); this module holds the sigma-delta
+kernel and the synapses. The per-step arithmetic comes from :mod:`.dynamics`
+(shared with the CUDA kernels). Arrays are time-last 2-D views ``(neurons, T)``; parameter arrays
 have length 1 (shared) or ``neurons``. Record arrays of shape ``(neurons, 0)``
 mean "not recorded". State arrays are updated in place to the final state.
 Compilation is lazy and cached on disk (``cache=True``).
@@ -14,87 +16,7 @@ from numba import njit, prange
 
 from . import dynamics
 
-_cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _sdnn_step = njit(inline="always", cache=True)(dynamics.sdnn_step)
-
-
-@njit(inline="always", cache=True)
-def _cuba_params(n, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp):
-    return (
-        i_decay[n % i_decay.shape[0]],
-        v_decay[n % v_decay.shape[0]],
-        v_th[n % v_th.shape[0]],
-        ref_delay[n % ref_delay.shape[0]],
-        bias[n % bias.shape[0]],
-        wgt_exp[n % wgt_exp.shape[0]],
-    )
-
-
-@njit(inline="always", cache=True)
-def _cuba_advance(n, t, u, v, rc, a_in, p, rec, s_out, u_out, v_out, vp_out):
-    u, v, rc, s, vp = _cuba_step(u, v, rc, a_in[n, t], p[0], p[1], p[2], p[3], p[4], p[5])
-    if rec[0]:
-        s_out[n, t] = s
-    if rec[1]:
-        u_out[n, t] = u
-    if rec[2]:
-        v_out[n, t] = v
-    if rec[3]:
-        vp_out[n, t] = vp
-    return u, v, rc
-
-
-@njit(parallel=True, cache=True)
-def cuba_kernel(
-    a_in, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp, t_start, t_stop,
-    u_st, v_st, rc_st, s_out, u_out, v_out, vp_out,
-):  # fmt: skip
-    # Four neurons advance together in the time loop: one neuron's step is a
-    # ~13-cycle dependency chain, and interleaving independent chains lets the
-    # CPU overlap them (+35% on the 2-core dev machine). Periodic resets are
-    # handled by the caller, which runs the steps between resets as segments
-    # [t_start, t_stop) and zeroes the state in between: no branch per step.
-    n_neurons = a_in.shape[0]
-    rec = (s_out.shape[1] > 0, u_out.shape[1] > 0, v_out.shape[1] > 0, vp_out.shape[1] > 0)
-    n_blocks = (n_neurons + 3) // 4
-    for blk in prange(n_blocks):
-        n0 = blk * 4
-        if n0 + 4 <= n_neurons:
-            n1, n2, n3 = n0 + 1, n0 + 2, n0 + 3
-            p0 = _cuba_params(n0, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp)
-            p1 = _cuba_params(n1, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp)
-            p2 = _cuba_params(n2, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp)
-            p3 = _cuba_params(n3, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp)
-            u0, v0, r0 = u_st[n0], v_st[n0], rc_st[n0]
-            u1, v1, r1 = u_st[n1], v_st[n1], rc_st[n1]
-            u2, v2, r2 = u_st[n2], v_st[n2], rc_st[n2]
-            u3, v3, r3 = u_st[n3], v_st[n3], rc_st[n3]
-            for t in range(t_start, t_stop):
-                u0, v0, r0 = _cuba_advance(
-                    n0, t, u0, v0, r0, a_in, p0, rec, s_out, u_out, v_out, vp_out
-                )
-                u1, v1, r1 = _cuba_advance(
-                    n1, t, u1, v1, r1, a_in, p1, rec, s_out, u_out, v_out, vp_out
-                )
-                u2, v2, r2 = _cuba_advance(
-                    n2, t, u2, v2, r2, a_in, p2, rec, s_out, u_out, v_out, vp_out
-                )
-                u3, v3, r3 = _cuba_advance(
-                    n3, t, u3, v3, r3, a_in, p3, rec, s_out, u_out, v_out, vp_out
-                )
-            u_st[n0], v_st[n0], rc_st[n0] = u0, v0, r0
-            u_st[n1], v_st[n1], rc_st[n1] = u1, v1, r1
-            u_st[n2], v_st[n2], rc_st[n2] = u2, v2, r2
-            u_st[n3], v_st[n3], rc_st[n3] = u3, v3, r3
-        else:
-            for n in range(n0, n_neurons):
-                p = _cuba_params(n, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp)
-                u, v, rc = u_st[n], v_st[n], rc_st[n]
-                for t in range(t_start, t_stop):
-                    u, v, rc = _cuba_advance(
-                        n, t, u, v, rc, a_in, p, rec, s_out, u_out, v_out, vp_out
-                    )
-                u_st[n], v_st[n], rc_st[n] = u, v, rc
 
 
 @njit(parallel=True, cache=True)

@@ -16,7 +16,6 @@ from . import dynamics
 
 THREADS = 128
 
-_cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
 _sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)
 
 
@@ -52,38 +51,6 @@ def launch(n: int) -> tuple[int, int]:
     if config.ENABLE_CUDASIM:
         threads = max(1, min(n, 32))
     return max(1, (n + threads - 1) // threads), threads
-
-
-@cuda.jit
-def cuba_kernel(
-    a_in, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp, t_start, t_stop,
-    u_st, v_st, rc_st, s_out, u_out, v_out, vp_out,
-):  # fmt: skip
-    n = cuda.grid(1)
-    if n >= a_in.shape[0]:
-        return
-    di = i_decay[n % i_decay.shape[0]]
-    dv = v_decay[n % v_decay.shape[0]]
-    th = v_th[n % v_th.shape[0]]
-    rd = ref_delay[n % ref_delay.shape[0]]
-    b = bias[n % bias.shape[0]]
-    e = wgt_exp[n % wgt_exp.shape[0]]
-    u = u_st[n]
-    v = v_st[n]
-    rc = rc_st[n]
-    for t in range(t_start, t_stop):
-        u, v, rc, s, vp = _cuba_step(u, v, rc, a_in[n, t], di, dv, th, rd, b, e)
-        if s_out.shape[1] > 0:
-            s_out[n, t] = s
-        if u_out.shape[1] > 0:
-            u_out[n, t] = u
-        if v_out.shape[1] > 0:
-            v_out[n, t] = v
-        if vp_out.shape[1] > 0:
-            vp_out[n, t] = vp
-    u_st[n] = u
-    v_st[n] = v
-    rc_st[n] = rc
 
 
 @cuda.jit

@@ -1,6 +1,6 @@
 """Training neurons: forward on Loihi's integer kernels, surrogate-gradient backward."""
 
-from . import cuba, dropout, dynamics, norm, sigma_delta
+from . import adrf, adrf_iz, alif, cuba, dropout, dynamics, norm, rf, rf_iz, sigma_delta
 from .dropout import Dropout
 from .norm import MeanOnlyBatchNorm, WgtScaleBatchNorm
 
@@ -8,9 +8,14 @@ __all__ = [
     "Dropout",
     "MeanOnlyBatchNorm",
     "WgtScaleBatchNorm",
+    "adrf",
+    "adrf_iz",
+    "alif",
     "cuba",
     "dropout",
     "dynamics",
     "norm",
+    "rf",
+    "rf_iz",
     "sigma_delta",
 ]

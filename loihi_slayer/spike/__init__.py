@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
+from . import complex as complex
 
 
 class _Spike(torch.autograd.Function):
@@ -126,7 +127,5 @@ def step_delay(x: torch.Tensor, state: StepDelay | None = None) -> torch.Tensor:
     """lava-dl ``step_delay``: shift by one bin, using ``state`` to persist the last bin."""
     return shift(x) if state is None else state(x)
 
-
-from . import complex  # noqa: E402  (lava-dl's slayer.spike.complex)
 
 __all__ = ["Spike", "StepDelay", "binary", "complex", "graded", "shift", "spike", "step_delay"]

@@ -1,0 +1,128 @@
+r"""Surrogate-gradient backward of the resonator neurons: one row function, compiled twice.
+
+:func:`backward_row` is plain scalar Python: the njit kernel :func:`backward`
+(``prange`` over rows) here and the ``numba.cuda`` kernel in
+:mod:`._resonator_cuda` (one thread per row) both compile it, so the two
+cannot drift apart; :mod:`._resonator_ref` is an independent vectorised NumPy
+writing of the same formulas, against which the tests check both.
+
+Per row (one neuron of one sample), in float64, with :math:`c = C/4096`,
+:math:`s = S/4096` and the spike gradient :math:`g_s[t]`:
+
+.. math::
+
+    G_{re}[t] &= g_s[t]\,\partial s/\partial \mathrm{re}[t] + g_{re}[t],\qquad
+    G_{im}[t] = g_s[t]\,\partial s/\partial \mathrm{im}[t] + g_{im}[t]\\
+    \bar{\mathrm{re}}[t] &= G_{re}[t] + c\,\bar{\mathrm{re}}[t+1] + s\,\bar{\mathrm{im}}[t+1]\\
+    \bar{\mathrm{im}}[t] &= G_{im}[t] - s\,\bar{\mathrm{re}}[t+1] + c\,\bar{\mathrm{im}}[t+1]
+
+(the transposed rotation; resets are ignored, as lava-dl does), and
+:math:`\partial L/\partial x_{re}[t] = \bar{\mathrm{re}}[t]`,
+:math:`\partial L/\partial x_{im}[t] = \bar{\mathrm{im}}[t]`. The surrogate is
+the phase spike of :mod:`loihi_slayer.spike.complex` (``mode`` 0: RF, ADRF) or
+lava-dl's real spike on ``im`` (``mode`` 1: RF_IZ, ADRF_IZ). With ``want_p`` the
+rotation-parameter gradients (per row, parameters stored ×4096) are
+
+.. math::
+
+    \frac{\partial L}{\partial S} &= \frac{1}{4096}\sum_t\big(
+        \bar{\mathrm{im}}[t]\,\mathrm{re}^+[t-1] - \bar{\mathrm{re}}[t]\,\mathrm{im}^+[t-1]\big)\\
+    \frac{\partial L}{\partial C} &= \frac{1}{4096}\sum_t\big(
+        \bar{\mathrm{re}}[t]\,\mathrm{re}^+[t-1] + \bar{\mathrm{im}}[t]\,\mathrm{im}^+[t-1]\big)
+
+where :math:`\mathrm{re}^+, \mathrm{im}^+` are the states the rotation really
+multiplies (after an Izhikevich reset; the initial state at :math:`t = 0`).
+
+Array conventions: ``(rows, T)`` time-last; a ``(rows, 0)`` array means "not
+given" (no spike gradient, no external state gradient, no adaptive threshold,
+no reset); parameter vectors have length 1 or ``rows`` (indexed ``n % len``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+
+def backward_row(n, g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
+                 sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos):  # fmt: skip
+    """Backward of row ``n`` (see the module docstring); writes ``g_x*[n]`` and ``g_sin/cos[n]``."""
+    steps = re.shape[1]
+    s = sin_d[n % sin_d.shape[0]]
+    c = cos_d[n % cos_d.shape[0]]
+    has_gs = g_s.shape[1] > 0
+    has_gre = g_re.shape[1] > 0
+    has_gim = g_im.shape[1] > 0
+    adaptive = thr.shape[1] > 0
+    resets = spk.shape[1] > 0
+    want_p = g_sin.shape[0] > 0
+    inv2tau = 0.5 / tau
+    gre_n = 0.0
+    gim_n = 0.0
+    acc_s = 0.0
+    acc_c = 0.0
+    for k in range(steps):
+        t = steps - 1 - k
+        gr = 0.0
+        gi = 0.0
+        if has_gs:
+            g = g_s[n, t] * 1.0
+            if g != 0.0:
+                th = thr[n, t] * 1.0 if adaptive else theta
+                if mode == 0:
+                    d = re[n, t] - th
+                    if graded:
+                        dr = math.exp(-max(-d, 0.0) / tau)
+                    else:
+                        dr = inv2tau * math.exp(-abs(d) / tau)
+                    x_im = im[n, t] * 1.0
+                    di = inv2tau * math.exp(-abs(x_im) / tau)
+                    sgn_d = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
+                    step = 0.5 * (1.0 + sgn_d * (1.0 - 2.0 * tau * dr))
+                    sgn_i = 1.0 if x_im > 0.0 else (-1.0 if x_im < 0.0 else 0.0)
+                    gr = g * rho * dr * di
+                    gi = -g * rho / tau * sgn_i * di * step
+                else:
+                    d = im[n, t] - th
+                    if graded:
+                        gi = g * rho * math.exp(min(d, 0.0) / tau)
+                    else:
+                        gi = g * rho * inv2tau * math.exp(-abs(d) / tau)
+        if has_gre:
+            gr += g_re[n, t]
+        if has_gim:
+            gi += g_im[n, t]
+        gre = gr + c * gre_n + s * gim_n
+        gim = gi - s * gre_n + c * gim_n
+        g_xre[n, t] = gre
+        g_xim[n, t] = gim
+        if want_p:
+            if t == 0:
+                rp = re0[n] * 1.0
+                ip = im0[n] * 1.0
+            elif resets and spk[n, t - 1] != 0:
+                rp = 0.0
+                ip = im_reset
+            else:
+                rp = re[n, t - 1] * 1.0
+                ip = im[n, t - 1] * 1.0
+            acc_s += gim * rp - gre * ip
+            acc_c += gre * rp + gim * ip
+        gre_n = gre
+        gim_n = gim
+    if want_p:
+        g_sin[n] = acc_s / 4096.0
+        g_cos[n] = acc_c / 4096.0
+
+
+_row = njit(inline="always", cache=True)(backward_row)
+
+
+@njit(parallel=True, cache=True)
+def backward(g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
+             sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos):  # fmt: skip
+    """All rows of :func:`backward_row` (njit, ``prange`` over rows)."""
+    for n in prange(re.shape[0]):
+        _row(n, g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
+             sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos)  # fmt: skip

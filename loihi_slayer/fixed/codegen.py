@@ -1,0 +1,208 @@
+"""Kernels generated from a neuron model's scalar step function.
+
+A :class:`~loihi_slayer.models.base.NeuronModel` declares its integer step once.
+This module writes, for each model, a small Python module holding an ``njit``
+kernel (``prange`` over neurons, time loop inside, state in registers) and a
+``numba.cuda`` kernel (one thread per neuron) that call that step, then imports
+it. The source is generated because numba cannot cache a kernel that receives
+its step as a closure or argument; a real file can be cached (``cache=True``),
+so a second process reuses the compiled code.
+
+Generated files live in the user's cache directory
+(``$LOIHI_SLAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME/loihi_slayer``, else
+``~/.cache/loihi_slayer``; a temporary directory if none is writable), named
+by a hash of the template and the step's source, so a changed step gets a new
+file. Nothing is compiled or written before a kernel is first used.
+
+Kernel signature (CPU and CUDA alike)::
+
+    kernel(x_0, ..., x_{I-1}, p, t_start, t_stop, st, o_0, ..., o_{K-1})
+
+``x_i`` are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
+table (column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
+``o_k`` the ``(N, T)`` trace outputs, or ``(N, 0)`` for traces not recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models.base import NeuronModel
+
+__all__ = ["cache_dir", "kernel_module", "render"]
+
+_TEMPLATE_VERSION = "3"
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str], ModuleType] = {}
+
+#: below this many neuron-steps the serial kernel runs: a parallel region costs more
+#: than it saves on small work, and its spinning workers hurt when the CPU is shared
+PARALLEL_MIN_WORK = 1 << 16
+
+
+def cache_dir() -> Path:
+    """The directory holding generated kernel modules (created on demand)."""
+    env = os.environ.get("LOIHI_SLAYER_CACHE_DIR")
+    if env:
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "loihi_slayer"
+    path = base / "kernels"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError:
+        path = Path(tempfile.gettempdir()) / f"loihi_slayer-{os.getuid()}" / "kernels"
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(count)]
+
+
+def _loop_body(model: NeuronModel, indent: str, lanes: int = 1) -> list[str]:
+    """The body stepping neurons ``n + j`` (``j < lanes``) through time together.
+
+    With ``lanes > 1`` the independent per-neuron dependency chains interleave in
+    one time loop, which lets the CPU overlap them (CUBA's step is a ~13-cycle
+    chain; four lanes measured +35 % on the 2-core dev machine).
+    """
+    ns, npar = len(model.states), len(model.params)
+    lines: list[str] = []
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        lines.append(f"k{j} = ({nj}) % p.shape[1]")
+        lines += [f"p{i}_{j} = p[{i}, k{j}]" for i in range(npar)]
+        lines += [f"s{i}_{j} = st[{i}, {nj}]" for i in range(ns)]
+    lines.append("for t in range(t_start, t_stop):")
+    step_traces = model.step_traces
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        s = [f"s{i}_{j}" for i in range(ns)]
+        r = [f"r{i}_{j}" for i in range(len(step_traces))]
+        xs = [f"x{i}[{nj}, t]" for i in range(len(model.inputs))]
+        p = [f"p{i}_{j}" for i in range(npar)]
+        lines.append(f"    {', '.join(s + r)} = _step({', '.join(s + xs + p)})")
+        for i, name in enumerate(model.traces):
+            src = (
+                f"s{model.states.index(name)}_{j}"
+                if name in model.state_traces
+                else f"r{step_traces.index(name)}_{j}"
+            )
+            lines.append(f"    if rec{i}:")
+            lines.append(f"        o{i}[{nj}, t] = {src}")
+    for j in range(lanes):
+        nj = "n" if lanes == 1 else f"n + {j}"
+        lines += [f"st[{i}, {nj}] = s{i}_{j}" for i in range(ns)]
+    return [indent + line for line in lines]
+
+
+#: neurons interleaved per thread in the CPU kernel
+LANES = 4
+
+
+def render(model: NeuronModel, target: str) -> str:
+    """Source text of the ``'cpu'`` or ``'cuda'`` kernel module of ``model``."""
+    step = model.step
+    nk = len(model.traces)
+    xs = _names("x", len(model.inputs))
+    outs = _names("o", nk)
+    args = ", ".join(xs + ["p", "t_start", "t_stop", "st"] + outs)
+    rec = [f"    rec{i} = o{i}.shape[1] > 0" for i in range(nk)]
+    head = [
+        f'"""Generated by loihi_slayer.fixed.codegen for model {model.name!r} ({target}).',
+        "",
+        f"Step: {step.__module__}.{step.__qualname__}. Do not edit: regenerated on change.",
+        '"""',
+        "",
+        f"from {step.__module__} import {step.__name__} as _py_step",
+    ]
+    if target == "cpu":
+        body = [
+            "from numba import njit, prange",
+            "",
+            '_step = njit(inline="always", cache=True)(_py_step)',
+            "",
+            "",
+        ]
+        for name, deco, loop in (
+            ("kernel", "@njit(parallel=True, cache=True)", "prange"),
+            ("kernel_serial", "@njit(cache=True)", "range"),
+        ):
+            body += [deco, f"def {name}({args}):"] + rec
+            body += [
+                "    n_neurons = x0.shape[0]",
+                f"    for blk in {loop}((n_neurons + {LANES - 1}) // {LANES}):",
+                f"        n = blk * {LANES}",
+                f"        if n + {LANES} <= n_neurons:",
+            ]
+            body += _loop_body(model, "            ", LANES)
+            body += ["        else:", f"            for n in range(blk * {LANES}, n_neurons):"]
+            body += _loop_body(model, "                ")
+            body += ["", ""]
+    elif target == "cuda":
+        body = [
+            "from numba import cuda",
+            "",
+            "_step = cuda.jit(device=True)(_py_step)",
+            "",
+            "",
+            "@cuda.jit",
+            f"def kernel({args}):",
+        ]
+        body += rec
+        body += ["    n = cuda.grid(1)", "    if n < x0.shape[0]:"]
+        body += _loop_body(model, "        ")
+        body += [""]
+    else:
+        raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
+    return "\n".join(head + body).rstrip() + "\n"
+
+
+def _digest(model: NeuronModel, target: str) -> str:
+    h = hashlib.sha256()
+    for part in (_TEMPLATE_VERSION, target, render(model, target), inspect.getsource(model.step)):
+        h.update(part.encode())
+    return h.hexdigest()[:16]
+
+
+def kernel_module(model: NeuronModel, target: str = "cpu") -> ModuleType:
+    """The generated kernel module of ``model`` for ``target`` (written and imported once).
+
+    The module has ``kernel`` (and ``kernel_serial`` on CPU).
+    """
+    key = (model.name, target)
+    mod = _loaded.get(key)
+    if mod is not None:
+        return mod
+    with _lock:
+        mod = _loaded.get(key)
+        if mod is not None:
+            return mod
+        name = f"_loihi_slayer_gen_{model.name}_{target}_{_digest(model, target)}"
+        path = cache_dir() / f"{name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(render(model, target))
+            os.replace(tmp, path)  # atomic: concurrent processes see a whole file
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        _loaded[key] = mod
+        return mod

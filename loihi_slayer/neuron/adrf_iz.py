@@ -1,0 +1,142 @@
+r"""Adaptive resonate-and-fire, Izhikevich spike (lava-dl ``slayer.neuron.adrf_iz``,
+``ADRF_IZHIKEVICH``).
+
+.. math::
+
+    \mathrm{re}[t] &= \operatorname{rz}(C\,\mathrm{re}[t-1]/4096)
+        - \operatorname{rz}(S\,\mathrm{im}[t-1]/4096) + 2^6 A_{re}[t]\\
+    \mathrm{im}[t] &= \operatorname{rz}(S\,\mathrm{re}[t-1]/4096)
+        + \operatorname{rz}(C\,\mathrm{im}[t-1]/4096) + 2^6 A_{im}[t]\\
+    r[t] &= \operatorname{rz}(r[t-1](4096-\mathrm{refDecay})/4096)\\
+    \vartheta[t] &= \operatorname{rz}\big((\vartheta[t-1]-\vartheta_0)(4096-\mathrm{thDecay})
+        /4096\big) + \vartheta_0\\
+    s[t] &= \mathrm{im}[t] \ge \vartheta[t] + r[t];\qquad
+        \text{if } s[t]:\ r \mathrel{+}= 2\vartheta[t],\ \vartheta \mathrel{+}= 2^6\mathrm{vThStep}
+
+(integer, saturated to 24 bits: :mod:`loihi_slayer.models.adrf_iz`; no reset of ``re``, ``im``;
+:math:`\vartheta_0 = 2^6\mathrm{vThMant}`), with
+:math:`A = \operatorname{rint}(\mathrm{scale}\cdot x)` the complex synaptic sums,
+:math:`S, C` the integer rotation of :mod:`loihi_slayer.neuron._resonator`
+(spec §6.2) and float outputs in units of ``s_scale = 64 * scale``. Surrogate:
+lava-dl's real spike function on the spike condition's variable ``im`` against
+the effective threshold ``θ[t] + r[t]`` (``τ = 100·tau_grad·θ``,
+``ρ = 0.1·scale_grad``), through the transposed rotation
+(:mod:`loihi_slayer.autograd.resonator`); no gradient through ``θ``, ``r``.
+
+lava-dl's ``adrf_iz`` has no ``device_params`` and no ``neuron_params``; both
+are provided here (type ``ADRF_IZHIKEVICH``, the netx fields of spec
+``netx-hdf5.md`` §4.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import models
+from ..autograd.resonator import IMAG
+from ._resonator import AdaptiveResonatorNeuron, ImagSpike
+
+TAU_RHO_MULT = 100.0
+SCALE_RHO_MULT = 0.1
+
+
+def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 12) -> dict:
+    """Constructor arguments from exported device parameters."""
+    s = np.asarray(device_params["sinDecay"], np.float64) / p_scale
+    c = np.asarray(device_params["cosDecay"], np.float64) / p_scale
+    return {
+        "threshold": device_params["vThMant"] / scale,
+        "period": 2 * np.pi / np.arctan2(s, c),
+        "decay": 1 - np.sqrt(s * s + c * c),
+        "threshold_step": device_params["vThStep"] / scale,
+        "threshold_decay": device_params["thDecay"] / p_scale,
+        "refractory_decay": device_params["refDecay"] / p_scale,
+    }
+
+
+class Neuron(AdaptiveResonatorNeuron):
+    r"""ADRF_IZ neuron (adaptive threshold on ``im``); forward on the integer kernels.
+
+    Parameters
+    ----------
+    threshold
+        Base threshold :math:`\vartheta_0` (quantized to ``trunc(θ·scale)/scale``;
+        ``vThMant`` must fit 17 bits).
+    threshold_step
+        Threshold increase per spike (``vThStep = trunc(step·scale)``, 17 bits).
+    period
+        Oscillation period :math:`P \ge 4` (with ``shared_param=False``: a scalar
+        spreads ±1 % per channel, or a ``(min, max)`` pair).
+    decay
+        Decay :math:`\alpha \in [0, 1]` (scalar or ``(min, max)``, as ``period``).
+    threshold_decay, refractory_decay
+        Fractions in ``[0, 1]`` per step (``thDecay``, ``refDecay`` ×4096); with
+        ``shared_param=False`` a ``(min, max)`` pair draws per channel.
+    tau_grad, scale_grad
+        Surrogate width and scale: ``τ = 100·tau_grad·θ``, ``ρ = 0.1·scale_grad``.
+    scale
+        Weight scale (``w_scale``); the state scale is ``64·scale``.
+    norm
+        Must be None: a complex synapse has no bias on the chip.
+    dropout
+        Optional module applied to the spikes.
+    shared_param
+        One rotation for all neurons (True) or one per channel (False).
+    persistent_state
+        Keep the state across calls (reset when the batch size changes).
+    requires_grad
+        Learn ``sin_decay`` and ``cos_decay`` (the threshold decays get no gradient).
+    graded_spike
+        Emit the imaginary part as payload instead of 1.
+    log_init
+        Per-channel frequencies log-spaced (True) or uniform (False).
+    shape, backend
+        Keyword only: neuron shape ``(C,)`` or ``(C, H, W)``; kernel backend
+        (``'auto'``, ``'cpu'``, ``'cuda'``, ``'reference'``).
+    """
+
+    model = models.get("adrf_iz")
+    TAU_RHO_MULT = TAU_RHO_MULT
+    SCALE_RHO_MULT = SCALE_RHO_MULT
+    mode = IMAG
+
+    def __init__(
+        self,
+        threshold: float,
+        threshold_step: float,
+        period: float | Sequence[float],
+        decay: float | Sequence[float],
+        threshold_decay: float | Sequence[float],
+        refractory_decay: float | Sequence[float],
+        tau_grad: float = 1,
+        scale_grad: float = 1,
+        scale: int = 1 << 6,
+        norm: Any = None,
+        dropout: torch.nn.Module | None = None,
+        shared_param: bool = True,
+        persistent_state: bool = False,
+        requires_grad: bool = False,
+        graded_spike: bool = False,
+        log_init: bool = True,
+        *,
+        shape: Sequence[int] | None = None,
+        backend: str = "auto",
+    ) -> None:
+        self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
+                    shared_param, persistent_state, requires_grad, graded_spike, log_init,
+                    shape, backend, {"threshold_decay": threshold_decay,
+                                     "refractory_decay": refractory_decay})  # fmt: skip
+        self._setup_step(threshold_step)
+
+    def spike(self, real: torch.Tensor, imag: torch.Tensor, threshold: torch.Tensor,
+              refractory: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Spikes ``imag >= threshold + refractory`` (``real`` is not used, as lava-dl)."""
+        s = ImagSpike.apply(
+            imag, threshold + refractory, self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT, self.graded_spike,
+        )  # fmt: skip
+        return self.drop(s) if self.drop is not None else s
