@@ -142,7 +142,10 @@ def test_blocks_construct_with_lava_dl_defaults(family, name):
         assert blk.delay_shift is expected
 
 
-@pytest.mark.parametrize("family", ["cuba", "sigma_delta", "alif", "rf", "rf_iz", "adrf", "adrf_iz"])
+FAMILIES = ["cuba", "sigma_delta", "alif", "rf", "rf_iz", "adrf", "adrf_iz"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_neurons_construct_with_lava_dl_defaults(family):
     mod = importlib.import_module(f"loihi_slayer.neuron.{family}")
     n = mod.Neuron(**NEURON_PARAMS[family])
