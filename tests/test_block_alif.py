@@ -70,6 +70,7 @@ def test_block_types_are_lava_dls_alif_list():
     # lava-dl's block reference lists these for alif (no Affine, no Output)
     assert sorted(alif.__all__) == sorted(
         [
+            "AbstractALIF",
             "Average",
             "Conv",
             "ConvT",
