@@ -40,7 +40,8 @@ NAMES = {
     "neuron": ["cuba", "sigma_delta", "norm", "dropout", "dynamics"],
     "neuron.norm": ["MeanOnlyBatchNorm", "WgtScaleBatchNorm"],
     "neuron.dropout": ["Dropout"],
-    "neuron.dynamics": ["leaky_integrator"],
+    "neuron.dynamics": ["leaky_integrator", "resonator"],
+    "neuron.dynamics.resonator": ["dynamics", "persistent_real_state", "persistent_imag_state"],
     "neuron.dynamics.leaky_integrator": ["dynamics", "persistent_state"],
     "neuron.cuba": ["Neuron", "neuron_params"],
     "neuron.sigma_delta": ["Neuron", "neuron_params"],
@@ -64,6 +65,7 @@ NAMES = {
     "utils.utils": ["dotdict", "staticproperty", "diagonal_mask", "event_rate"],
     "utils.quantize": ["quantize", "MODE"],
 }  # fmt: skip
+
 
 def _module(path: str):
     return importlib.import_module(f"loihi_slayer.{path}")

@@ -64,3 +64,69 @@ def test_bad_scale_and_persistent_state():
         li.dynamics(torch.zeros(1, 1, 3), torch.tensor([0.0]), torch.zeros(1), 100)
     s = li.persistent_state(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0]))
     assert s.tolist() == [1.0, 0.0]
+
+
+def rz(p):
+    return np.sign(p) * (np.abs(p) // 4096)
+
+
+def resonator_reference(a_re, a_im, s, c, re0, im0, v_th):
+    """Re' = rz(C re) - rz(S im) + x_re, Im' = rz(S re) + rz(C im) + x_im (saturated);
+    Izhikevich reset re = 0, im = v_th - 1 where Im' >= v_th; pre-reset outputs."""
+    re, im = re0.copy(), im0.copy()
+    out_re, out_im = np.zeros_like(a_re), np.zeros_like(a_im)
+    lim = 2**23 - 1
+    for t in range(a_re.shape[-1]):
+        nre = np.clip(rz(c * re) - rz(s * im) + a_re[..., t], -lim, lim)
+        nim = np.clip(rz(s * re) + rz(c * im) + a_im[..., t], -lim, lim)
+        out_re[..., t], out_im[..., t] = nre, nim
+        if v_th is not None:
+            spk = nim >= v_th
+            nre = np.where(spk, 0, nre)
+            nim = np.where(spk, v_th - 1, nim)
+        re, im = nre, nim
+    return out_re, out_im
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    rot=st.sampled_from([(1, 4095), (2896, 2896), (4095, 0), (1000, 3000)]),
+    threshold=st.sampled_from([None, 0.5, 3.0]),
+    per_channel=st.booleans(),
+)
+def test_resonator_matches_reference(seed, rot, threshold, per_channel):
+    from loihi_slayer.neuron.dynamics import resonator
+
+    rng = np.random.default_rng(seed)
+    a_re = rng.integers(-200, 200, size=(2, 3, 25))
+    a_im = rng.integers(-200, 200, size=(2, 3, 25))
+    s = np.array([rot[0], 1, 3000]) if per_channel else np.array([rot[0]])
+    c = np.array([rot[1], 4000, 1000]) if per_channel else np.array([rot[1]])
+    re0 = rng.integers(-300, 300, size=(2, 3)) * 64
+    im0 = rng.integers(-300, 300, size=(2, 3)) * 64
+    re, im = resonator.dynamics(
+        torch.tensor(a_re / 1.0), torch.tensor(a_im / 1.0), torch.tensor(s, dtype=torch.float64),
+        torch.tensor(c, dtype=torch.float64), torch.tensor(re0 / 64), torch.tensor(im0 / 64),
+        64, threshold,
+    )  # fmt: skip
+    v_th = None if threshold is None else int(threshold) * 64
+    sc = s.reshape(1, -1) if per_channel else s
+    cc = c.reshape(1, -1) if per_channel else c
+    ref_re, ref_im = resonator_reference(64 * a_re, 64 * a_im, sc[..., None][..., 0],
+                                         cc[..., None][..., 0], re0, im0, v_th)  # fmt: skip
+    assert np.array_equal(re.double().numpy() * 64, ref_re)
+    assert np.array_equal(im.double().numpy() * 64, ref_im)
+
+
+def test_resonator_gradient_is_transposed_rotation():
+    from loihi_slayer.neuron.dynamics import resonator
+
+    x_re = torch.zeros(1, 1, 3, requires_grad=True)
+    x_im = torch.zeros(1, 1, 3, requires_grad=True)
+    re, im = resonator.dynamics(x_re, x_im, torch.tensor([2048.0]), torch.tensor([2048.0]),
+                                torch.zeros(1), torch.zeros(1), 64)  # fmt: skip
+    re[..., -1].sum().backward()
+    # g_re[t] = C g_re[t+1] + S g_im[t+1] + g[t], g_im[t] = -S g_re[t+1] + C g_im[t+1]
+    assert x_re.grad.flatten().tolist() == [0.0, 0.5, 1.0]
+    assert x_im.grad.flatten().tolist() == [-0.5, -0.5, 0.0]

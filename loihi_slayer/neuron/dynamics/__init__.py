@@ -1,11 +1,12 @@
 """Neuron dynamics as functions (lava-dl ``slayer.neuron.dynamics``).
 
-``leaky_integrator`` runs on the CUBA integer kernel. The resonator and
-adaptive dynamics (``resonator``, ``adaptive_threshold``, ``adaptive_phase_th``,
-``adaptive_resonator``) need the integer kernels of the RF/ALIF/ADRF families,
-which are not in this package yet.
+``leaky_integrator`` runs on the CUBA integer kernel, ``resonator`` on the
+RF / RF_IZ kernels of :func:`loihi_slayer.fixed.run`. lava-dl's
+``adaptive_threshold``, ``adaptive_phase_th`` and ``adaptive_resonator``
+functions are not provided yet (the ALIF/ADRF kernels exist; the functional
+wrappers are to be written over them).
 """
 
-from . import leaky_integrator
+from . import leaky_integrator, resonator
 
-__all__ = ["leaky_integrator"]
+__all__ = ["leaky_integrator", "resonator"]
