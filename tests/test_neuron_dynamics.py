@@ -130,3 +130,39 @@ def test_resonator_gradient_is_transposed_rotation():
     # g_re[t] = C g_re[t+1] + S g_im[t+1] + g[t], g_im[t] = -S g_re[t+1] + C g_im[t+1]
     assert x_re.grad.flatten().tolist() == [0.0, 0.5, 1.0]
     assert x_im.grad.flatten().tolist() == [-0.5, -0.5, 0.0]
+
+
+def adaptive_reference(v, th0, step, th_decay, ref_decay, th_init, r_init):
+    """lava-dl's documented recursion on integers: r, th decay; s = v >= th + r;
+    reported th, r before the spike update; r += 2 th, th += step on a spike."""
+    th, r = th_init.copy(), r_init.copy()
+    out_th, out_r = np.zeros_like(v), np.zeros_like(v)
+    for t in range(v.shape[-1]):
+        r = rz(r * (4096 - ref_decay))
+        th = rz((th - th0) * (4096 - th_decay)) + th0
+        out_th[..., t], out_r[..., t] = th, r
+        s = v[..., t] >= th + r
+        r = np.where(s, r + 2 * th, r)
+        th = np.where(s, th + step, th)
+    return out_th, out_r
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), th_decay=st.sampled_from([0, 100, 4096]),
+       ref_decay=st.sampled_from([0, 500, 4096]))  # fmt: skip
+def test_adaptive_threshold_matches_reference(seed, th_decay, ref_decay):
+    from loihi_slayer.neuron.dynamics import adaptive_threshold
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 40, size=(2, 3, 30))  # voltage in weight units (x 1/64)
+    th0, step = 10.0, 2.0
+    th, r = adaptive_threshold.dynamics(
+        torch.tensor(a / 1.0), torch.zeros(1), torch.tensor([float(ref_decay)]),
+        torch.tensor(th0), torch.tensor([float(th_decay)]), step, th0, 64,
+    )  # fmt: skip
+    init = np.full((2, 3), 640)
+    ref_th, ref_r = adaptive_reference(64 * a, 640, 128, th_decay, ref_decay, init,
+                                       np.zeros((2, 3), np.int64))  # fmt: skip
+    assert np.array_equal(th.double().numpy() * 64, ref_th)
+    assert np.array_equal(r.double().numpy() * 64, ref_r)
+    assert (64 * a >= 640).any()  # the input crosses the resting threshold
