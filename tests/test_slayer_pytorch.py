@@ -453,7 +453,9 @@ def test_params_and_optimizer(tmp_path):
     path.write_text("simulation: {Ts: 1, tSample: 20}\nneuron: {theta: 10}\n")
     net = snn.params(str(path))
     assert net["simulation"]["tSample"] == 20
-    assert snn.optimizer.Nadam is torch.optim.NAdam
+    # slayerPytorch's own Nadam (amsgrad, lr 1e-3), not torch's NAdam (lr 2e-3)
+    opt = snn.optimizer.Nadam([torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(opt, torch.optim.Optimizer) and opt.defaults["lr"] == 1e-3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
