@@ -166,3 +166,43 @@ def test_adaptive_threshold_matches_reference(seed, th_decay, ref_decay):
     assert np.array_equal(th.double().numpy() * 64, ref_th)
     assert np.array_equal(r.double().numpy() * 64, ref_r)
     assert (64 * a >= 640).any()  # the input crosses the resting threshold
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), rot=st.sampled_from([(2896, 2896), (1000, 3000)]),
+       th_decay=st.sampled_from([0, 300]), ref_decay=st.sampled_from([0, 700]))  # fmt: skip
+def test_adaptive_resonator_matches_reference(seed, rot, th_decay, ref_decay):
+    from loihi_slayer.neuron.dynamics import adaptive_resonator
+
+    rng = np.random.default_rng(seed)
+    a_re = rng.integers(-60, 60, size=(2, 3, 30))
+    a_im = rng.integers(-60, 60, size=(2, 3, 30))
+    s, c = rot
+    re, im, th, r = adaptive_resonator.dynamics(
+        torch.tensor(a_re / 1.0), torch.tensor(a_im / 1.0), torch.tensor([float(s)]),
+        torch.tensor([float(c)]), torch.tensor([float(ref_decay)]),
+        torch.tensor([float(th_decay)]), torch.zeros(1), torch.zeros(1), torch.zeros(1),
+        torch.tensor(1.0), 1.0, 1.0, 64,
+    )  # fmt: skip
+    # independent rendering of the documented ADRF_IZ recursion (docs/neuron-models.md)
+    lim = 2**23 - 1
+    zre = np.zeros((2, 3), np.int64)
+    zim = np.zeros((2, 3), np.int64)
+    t_th, t_r = np.full((2, 3), 64), np.zeros((2, 3), np.int64)
+    spikes = 0
+    for t in range(30):
+        t_r = rz(t_r * (4096 - ref_decay))
+        t_th = rz((t_th - 64) * (4096 - th_decay)) + 64
+        zre, zim = (
+            np.clip(rz(c * zre) - rz(s * zim) + 64 * a_re[..., t], -lim, lim),
+            np.clip(rz(s * zre) + rz(c * zim) + 64 * a_im[..., t], -lim, lim),
+        )
+        assert np.array_equal(re[..., t].double().numpy() * 64, zre)
+        assert np.array_equal(im[..., t].double().numpy() * 64, zim)
+        assert np.array_equal(th[..., t].double().numpy() * 64, t_th)
+        assert np.array_equal(r[..., t].double().numpy() * 64, t_r)
+        fire = zim >= t_th + t_r
+        spikes += int(fire.sum())
+        t_r = np.where(fire, np.clip(t_r + 2 * t_th, -lim, lim), t_r)
+        t_th = np.where(fire, np.clip(t_th + 64, -lim, lim), t_th)
+    assert spikes > 0
