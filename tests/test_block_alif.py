@@ -243,3 +243,33 @@ def test_export_refusals_and_block_errors():
     assert "block.alif.Dense" in msg and "threshold_decay" in msg and "[0, 4096]" in msg
     with pytest.raises(ParameterError, match="block.alif.Conv: .*ref_delay.*\\[1, 63\\]"):
         alif.Conv(params(ref_delay=99), 2, 2, 3)
+
+
+def test_bad_alif_files_are_refused(tmp_path):
+    import h5py
+
+    from loihi_slayer.emulate import Emulator
+    from loihi_slayer.errors import FormatError
+
+    path = tmp_path / "bad.net"
+    block.export_network(torch.nn.Sequential(alif.Dense(params(), 12, 10)), path)
+    with h5py.File(path, "a") as f:
+        del f["layer/0/neuron/vThStep"]
+    with pytest.raises(FormatError, match="layer/0/neuron.*vThStep"):
+        Emulator(path)
+    with h5py.File(path, "a") as f:
+        f["layer/0/neuron/vThStep"] = 200000
+    with pytest.raises(ParameterError, match="layer 0.*v_th_step = 200000.*\\[0, 131071\\]"):
+        Emulator(path)
+
+
+@pytest.mark.parametrize("family", [cuba, alif])
+def test_input_block_norm_is_refused_at_export(family):
+    """A netx input layer has no neuron bias: exporting an input norm would be a silent gap."""
+    p = (
+        {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
+        if family is cuba else params()
+    )  # fmt: skip
+    b = family.Input(dict(p, norm=MeanOnlyBatchNorm), shape=(12,))
+    with pytest.raises(ParameterError, match=f"block.{family.__name__.split('.')[-1]}.Input.*norm"):
+        b.to_layer()

@@ -56,9 +56,10 @@ def reference_run(n: alif.Neuron, a: np.ndarray, bias=None):
     ref_delay=st.sampled_from([1, 2, 5]),
     amp=st.sampled_from([3, 40, 1 << 17]),
     backend=st.sampled_from(["cpu", "reference"]),
+    shared=st.booleans(),
 )
 def test_forward_bit_exact_with_model_reference(
-    data, spatial, th_mant, step_mant, decays, ref_delay, amp, backend
+    data, spatial, th_mant, step_mant, decays, ref_delay, amp, backend, shared
 ):
     """Spikes and every trace equal the model's reference, incl. ties (threshold 0,
     small integer inputs) and saturation (|a| up to 2**17 without decay)."""
@@ -66,9 +67,14 @@ def test_forward_bit_exact_with_model_reference(
     steps = data.draw(st.integers(1, 20))
     seed = data.draw(st.integers(0, 2**16))
     a = np.random.default_rng(seed).integers(-amp, amp + 1, size=(2, *shape, steps))
-    di, dv, dth, dref = (d / 4096 for d in decays)
+    if shared:
+        di, dv, dth, dref = (d / 4096 for d in decays)
+    else:  # per-channel decays drawn from (min, max) ranges
+        di, dv, dth, dref = ((d / 4096, min(d + 700, 4096) / 4096) for d in decays)
     n = make(th_mant / 64, step_mant / 64, di, dv, dth, dref, ref_delay=ref_delay,
-             shape=shape, backend=backend)  # fmt: skip
+             shape=shape, backend=backend, shared_param=shared)  # fmt: skip
+    if not shared:
+        assert np.asarray(n.cx_current_decay).shape == (shape[0],)
     x = torch.tensor(a / 64.0, dtype=torch.float64)
     cur, vol, thr, ref = n.dynamics(x)
     s = n(x)
@@ -287,3 +293,30 @@ def test_bad_input_is_refused():
         n(torch.zeros(1, 4, 4))
     with pytest.raises(ParameterError, match="MeanOnlyBatchNorm"):
         make(norm=lambda: torch.nn.Identity())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [64, 3])
+def test_conversions_njit_equal_torch_forms(dtype, scale):
+    """The njit conversions (CPU) equal the torch forms the CUDA path runs: ties at .5
+    round half to even, NaN/inf/too-large entries are counted and zeroed."""
+    from loihi_slayer.autograd import _convert
+
+    rng = np.random.default_rng(9)
+    ties = rng.integers(-500, 500, 200) / 2 / scale  # many land on .5 after * scale
+    bad_vals = [np.nan, np.inf, -np.inf, 2.0**40]
+    vals = np.concatenate([ties, rng.normal(0, 100, 200), bad_vals])
+    x = torch.tensor(vals, dtype=dtype).reshape(4, -1)
+    got, bad = _convert.to_int(x, scale, 2.0**31)
+    exp, bad_t = _convert._to_int_torch(x, scale, 2.0**31)
+    assert bad == bad_t == 4
+    torch.testing.assert_close(got, exp, rtol=0, atol=0)
+    half = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5], dtype=dtype) / 64
+    assert _convert.to_int(half, 64, 2.0**31)[0].tolist() == [0, 2, 2, 0, -2]
+    a = torch.tensor(rng.integers(-(2**23), 2**23, (3, 50)))
+    b = torch.tensor(rng.integers(-(2**23), 2**23, (3, 50)))
+    for bb in (None, b):
+        torch.testing.assert_close(
+            _convert.scaled_sum(a, bb, 1 / 4096, dtype),
+            _convert._scaled_sum_torch(a, bb, 1 / 4096, dtype), rtol=0, atol=0,
+        )  # fmt: skip

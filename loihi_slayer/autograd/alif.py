@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import _li_scan
+from ._convert import scaled_sum
 from ._dispatch import resolve_backend
 
 __all__ = ["SCALE_RHO_MULT", "TAU_RHO_MULT", "AlifOp", "spike"]
@@ -109,12 +110,12 @@ class AlifOp:
         inv = 1.0 / n.s_scale
         s = tr["s"].to(dt)
         if self.sur.graded:
-            s = s * (tr["v"].to(dt) * inv)
+            s = s * scaled_sum(tr["v"], None, inv, dt)
         if not keep:
             empty = x.new_empty(0)
             return (s, empty, empty, empty, empty), None
         want_di, want_dv = self.want
-        v = tr["v"].to(dt) * inv
+        v = scaled_sum(tr["v"], None, inv, dt)
         v_post = None
         if want_dv:
             v_post = v.reshape(rows, steps)
@@ -124,8 +125,8 @@ class AlifOp:
         saved = {
             "shape": shape,
             "v": v.reshape(rows, steps),
-            "theta": ((tr["th"] + tr["r"]).to(dt) * inv).reshape(rows, steps),
-            "u": (tr["u"].to(dt) * inv).reshape(rows, steps) if want_di else None,
+            "theta": scaled_sum(tr["th"], tr["r"], inv, dt).reshape(rows, steps),
+            "u": scaled_sum(tr["u"], None, inv, dt).reshape(rows, steps) if want_di else None,
             "v_post": v_post,
             "u0": torch.from_numpy(self.state["u"].reshape(-1) * inv),
             "v0": torch.from_numpy(self.state["v"].reshape(-1) * inv),
@@ -134,7 +135,7 @@ class AlifOp:
         if not want_trace:
             empty = x.new_empty(0)
             return (s, empty, empty, empty, empty), saved
-        traces = tuple(tr[k].to(dt) * inv for k in ("u", "v", "th", "r"))
+        traces = tuple(scaled_sum(tr[k], None, inv, dt) for k in ("u", "v", "th", "r"))
         return (s, *traces), saved
 
     def backward(self, saved: dict, grads: tuple):

@@ -109,6 +109,12 @@ class AbstractInput(Block):
         shape = self._need_shape()
         if self.neuron is None:
             return hdf5.InputLayer(shape)
+        if getattr(self.neuron, "norm", None) is not None:
+            # a netx input layer has no neuron bias (its weight/bias are never applied)
+            raise ParameterError(
+                f"{self.block_name}: the input neuron's norm has no chip equivalent (a netx "
+                f"input layer carries no neuron bias); build the Input block without 'norm'"
+            )
 
         def scalar(p: torch.nn.Parameter | None, field: str) -> int | None:
             if p is None:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import fixed
+from ..autograd._convert import to_int
 from ..errors import ParameterError
 from ..models.base import ModelParams, NeuronModel
 from . import base
@@ -264,17 +265,13 @@ class FamilyNeuron(base.Neuron):
     # ------------------------------------------------------------------ input
     def int_input(self, x: torch.Tensor) -> torch.Tensor:
         """``rne(scale * x)`` as int64 on ``x``'s device (see the module docstring)."""
-        f = x.detach()
-        if f.dtype != torch.float32 or self.w_scale & (self.w_scale - 1):
-            f = f.to(torch.float64)  # float32 products are exact for power-of-two scales only
-        f = f * self.w_scale
-        if f.numel() and not bool(f.abs().max() < INPUT_LIMIT):  # NaN compares False
-            bad = int((~(f.abs() < INPUT_LIMIT)).sum())
+        a, bad = to_int(x, self.w_scale, INPUT_LIMIT)
+        if bad:
             raise ParameterError(
                 f"{self._name}: input holds NaN/inf or values whose integer synaptic sum "
                 f"|rne(x * scale)| reaches 2**31 ({bad} value(s))"
             )
-        return torch.round(f).to(torch.int64)
+        return a
 
     def run_model(
         self, a: torch.Tensor, params: ModelParams, state: Mapping[str, np.ndarray],

@@ -285,7 +285,9 @@ class Neuron(FamilyNeuron):
             self, params, self._get_state(lead, params), self._surrogate(),
             self.current_decay.requires_grad, self.voltage_decay.requires_grad,
             (self.current_decay.numel(), self.voltage_decay.numel()),
-            torch.is_grad_enabled() and (x.requires_grad or self.requires_grad),
+            torch.is_grad_enabled()
+            and (x.requires_grad or self.current_decay.requires_grad
+                 or self.voltage_decay.requires_grad),
         )  # fmt: skip
         return _family.apply(op, x, want_trace, self.current_decay, self.voltage_decay)
 

@@ -1,0 +1,70 @@
+"""Float <-> integer conversions of the family ops, one parallel pass each.
+
+On CPU tensors they run as ``njit`` loops (one pass over memory instead of a chain
+of torch operations); on CUDA tensors as torch operations. Both give the same
+values: ``rne`` of a float64 product, and int64 sums scaled in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+__all__ = ["scaled_sum", "to_int"]
+
+
+@njit(parallel=True, cache=True)
+def _rint(x, scale, limit, out):
+    bad = 0
+    for i in prange(x.shape[0]):
+        f = np.float64(x[i]) * scale
+        if not (abs(f) < limit):
+            bad += 1
+            f = 0.0
+        out[i] = np.int64(np.rint(f))
+    return bad
+
+
+@njit(parallel=True, cache=True)
+def _scaled_sum(a, b, inv, out):
+    with_b = b.shape[0] > 0
+    for i in prange(a.shape[0]):
+        v = a[i] + b[i] if with_b else a[i]
+        out[i] = v * inv
+
+
+def _to_int_torch(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
+    f = x.to(torch.float64) * scale
+    ok = f.abs() < limit
+    return torch.round(torch.where(ok, f, 0.0)).to(torch.int64), int((~ok).sum())
+
+
+def _scaled_sum_torch(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype):
+    s = a if b is None else a + b
+    return (s.to(torch.float64) * inv).to(dtype)
+
+
+def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
+    """``(rne(x * scale) as int64, number of entries that are NaN/inf or reach limit)``.
+
+    The product is taken in float64; refused entries become 0.
+    """
+    x = x.detach()
+    if x.is_cuda:
+        return _to_int_torch(x, scale, limit)
+    src = x.contiguous()
+    out = torch.empty(src.shape, dtype=torch.int64)
+    bad = _rint(src.reshape(-1).numpy(), float(scale), float(limit), out.reshape(-1).numpy())
+    return out, int(bad)
+
+
+def scaled_sum(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype: torch.dtype):
+    """``(a + b) * inv`` (``b`` optional) of int64 tensors, as ``dtype``."""
+    if a.is_cuda:
+        return _scaled_sum_torch(a, b, inv, dtype)
+    a = a.contiguous()
+    out = torch.empty(a.shape, dtype=dtype)
+    bb = np.zeros(0, np.int64) if b is None else b.contiguous().reshape(-1).numpy()
+    _scaled_sum(a.reshape(-1).numpy(), bb, float(inv), out.reshape(-1).numpy())
+    return out
