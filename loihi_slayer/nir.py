@@ -401,13 +401,13 @@ class LayerQuantization:
     exact
         True when the integer view came from loihi_slayer metadata.
     weight_error
-        max |W_chip - W| / max |W| over the layer's (gain-folded) weights.
+        ``max|W_chip - W| / max|W|`` over the layer's (gain-folded) weights.
     threshold_error
         max relative error of the threshold.
     decay_error
-        max |decay_chip/4096 - dt/tau| over both decays.
+        ``max|decay_chip/4096 - dt/tau|`` over both decays.
     bias_error
-        max |b_chip - b| / max(|b|, threshold) of the per-step voltage bias.
+        ``max|b_chip - b| / max(|b|, threshold)`` of the per-step voltage bias.
     notes
         Approximations made (e.g. an Affine bias folded into the voltage bias).
     """
