@@ -71,7 +71,9 @@ from typing import Any
 import numpy as np
 
 from . import hdf5
+from .block.base import AFFINE_V_TH_MANT
 from .errors import LoihiSlayerError, ParameterError, UnsupportedLayerError
+from .fixed.params import CUBA_RANGES, DECAY_MAX, VTH_MANT_MAX
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +95,18 @@ __all__ = [
 DEFAULT_DT = 1e-4
 #: Metadata key holding the exact integer view.
 META = "loihi_slayer"
-#: Decay unit (4096 = full decay per step) and float <-> chip state scale.
-DECAY_UNIT = 4096
+#: Float <-> chip scale: weights and thresholds are mantissas / 64 (lava-dl's w_scale).
 W_SCALE = 64
 #: Steps written as the time constant of a zero decay (rounds back to 0).
 ZERO_DECAY_TAU_STEPS = 1 << 16
-#: A threshold mantissa no 24-bit saturated voltage can exceed (never spikes).
-NEVER_SPIKE_V_TH_MANT = (1 << 18) - 1
-_SPIKE_LIMIT = 1 << 17  # vThMant >= this: v (saturated at 2**23 - 1) never exceeds vThMant << 6
-_V_TH_MANT_MAX = (1 << 17) - 1
+#: Threshold written for a never-spiking (LI) neuron: lava-dl's Affine value.
+NEVER_SPIKE_V_TH_MANT = AFFINE_V_TH_MANT
+#: vThMant at or above this never fires: v saturates at 2**23 - 1 < vThMant << 6.
+_SPIKE_LIMIT = VTH_MANT_MAX + 1
 #: Largest vThMant import aims for: the 24-bit current and voltage keep 32x the
 #: threshold as headroom before they wrap or saturate.
 V_TH_MANT_TARGET = 1 << 12
-_WGT_EXP_RANGE = (-8, 7)
 _WEIGHT_MAX = hdf5.WEIGHT_RANGE[1]
-_BIAS_RANGE = (-(1 << 12), (1 << 12) - 1)
 
 
 def _nir():
@@ -134,7 +133,7 @@ def _as_network(net: Any) -> hdf5.Network:
 
 def _tau(decay: np.ndarray, dt: float) -> np.ndarray:
     d = np.asarray(decay, np.float64)
-    return np.where(d > 0, DECAY_UNIT * dt / np.maximum(d, 1), ZERO_DECAY_TAU_STEPS * dt)
+    return np.where(d > 0, DECAY_MAX * dt / np.maximum(d, 1), ZERO_DECAY_TAU_STEPS * dt)
 
 
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -652,11 +651,17 @@ class _Importer:
             self.report.layers.append(LayerQuantization(idx, (name,), True))
             return
         fn = NEURON_IMPORTERS[type(node).__name__](node, self.dt)
-        w = np.ones((1, 1)) * fn.gain.reshape(-1)[0]
-        neuron, q = self._quantize(fn, w, None, idx, (name,), shape)
-        if not np.allclose(fn.gain, fn.gain.reshape(-1)[0]):
-            q.notes.append("per-neuron input gain of an input neuron not representable: mean used")
-        self.layers.append(hdf5.InputLayer(shape, neuron=neuron))
+        # injected input x adds x << 6 to the current: the scale is fixed by the input gain
+        g = float(np.mean(fn.gain))
+        q = LayerQuantization(idx, (name,), False)
+        if not np.allclose(fn.gain, g):
+            q.notes.append("per-neuron gain of an input neuron varies: mean used")
+        neuron, bias = self._neuron(fn, None, W_SCALE / g, 0, shape, q)
+        if bias is not None:  # an input layer has one scalar bias
+            if not np.all(bias == bias[0]):
+                q.notes.append("per-neuron bias of an input neuron varies: mean used")
+            bias = int(np.rint(bias.mean()))
+        self.layers.append(hdf5.InputLayer(shape, neuron=neuron, bias=bias))
         self.report.layers.append(q)
 
     def _exact_neuron(self, m: dict) -> hdf5.CubaNeuron:
@@ -748,109 +753,110 @@ class _Importer:
     # -------------------------------------------------------------- quantization
     def _quantize_layer(self, fn: _FloatNeuron, w, aff_b, idx, names, out_shape, kind):
         c = out_shape[0]
-        # fold the per-neuron gain into the weight rows; spatial layers need one gain per channel
+        # fold the per-neuron gain into the weight rows; the chip has one gain per channel
         gain = fn.gain.reshape(c, -1)
         notes = []
         if not np.allclose(gain, gain[:, :1]):
             notes.append("per-neuron gain varies within a channel: channel mean used")
         g = gain.mean(1)
-        if kind in ("SumPool2d", "AvgPool2d"):
+        pool = kind in ("SumPool2d", "AvgPool2d")
+        if pool:  # one kernel shared by every channel
             if not np.allclose(g, g[0]):
                 notes.append("pool gain varies across channels: mean used")
             w_eff = w * g.mean()
         else:
             w_eff = w * g.reshape((c,) + (1,) * (w.ndim - 1))
-        neuron, q = self._quantize(fn, w_eff, aff_b, idx, names, out_shape)
-        q.notes[:0] = notes
-        w_int = self._w_int
-        bias = self._bias
-        if kind in ("SumPool2d", "AvgPool2d") and bias is not None and np.any(bias):
+        w_max = float(np.max(np.abs(w_eff))) if np.size(w_eff) else 0.0
+        if w_max == 0:
+            raise ParameterError(f"NIR import: node {names[0]!r} has all-zero weights")
+        exp = self._weight_exp(fn, w_max, out_shape)
+        scale = _WEIGHT_MAX * W_SCALE * 2.0**exp / w_max  # chip units per float voltage unit
+        q = LayerQuantization(idx, names, False, notes=notes)
+        w_int = np.rint(scale * w_eff / (W_SCALE * 2.0**exp)).astype(np.int64)
+        q.weight_error = float(np.max(np.abs(w_int * W_SCALE * 2.0**exp / scale - w_eff)) / w_max)
+        neuron, bias = self._neuron(fn, aff_b, scale, exp, out_shape, q)
+        if pool and bias is not None:
             raise UnsupportedLayerError(
                 f"NIR import: {names[1]!r} after a pool node has a bias (v_leak); a Loihi pool "
                 f"layer has none"
             )
-        if kind in ("SumPool2d", "AvgPool2d"):
-            bias = None
         return neuron, w_int, bias, q
 
-    def _quantize(self, fn: _FloatNeuron, w_eff, aff_b, idx, names, shape):
-        """Choose exponent and scale, round everything, and measure the error."""
-        q = LayerQuantization(idx, names, False)
+    @staticmethod
+    def _weight_exp(fn: _FloatNeuron, w_max: float, shape) -> int:
+        """Largest weight exponent keeping vThMant <= V_TH_MANT_TARGET (0 without threshold)."""
+        if fn.v_th is None:
+            return 0
+        ratio = float(np.max(fn.v_th)) / w_max
+        lo, hi = CUBA_RANGES["wgt_exp"]
+        for e in range(hi, lo - 1, -1):
+            if _WEIGHT_MAX * 2.0**e * ratio <= V_TH_MANT_TARGET:
+                return e
+        return lo
+
+    def _neuron(self, fn: _FloatNeuron, aff_b, scale: float, exp: int, shape, q):
+        """The CUBA record and bias mantissas at ``scale`` chip units per float unit."""
+        name = q.nodes[1] if len(q.nodes) > 1 else q.nodes[0]
         if fn.v_reset is not None and np.any(np.asarray(fn.v_reset) != 0):
             raise UnsupportedLayerError(
-                f"NIR import: neuron node {names[-1]!r} resets to v_reset = "
+                f"NIR import: neuron node {name!r} resets to v_reset = "
                 f"{np.asarray(fn.v_reset).reshape(-1)[0]!r}; Loihi resets to 0"
             )
-        w_max = float(np.max(np.abs(w_eff))) if np.size(w_eff) else 0.0
-        if w_max == 0:
-            raise ParameterError(f"NIR import: node {names[0]!r} has all-zero weights")
-        v_th = None if fn.v_th is None else fn.v_th.reshape(shape[0], -1)
-        if v_th is not None:
+        c = shape[0]
+
+        def per_channel(a: np.ndarray, what: str) -> np.ndarray:
+            a = np.asarray(a, np.float64).reshape(c, -1)
+            if not np.allclose(a, a[:, :1]):
+                q.notes.append(f"{what} varies within a channel: channel mean used")
+            return a.mean(1)
+
+        def compact(a: np.ndarray) -> int | np.ndarray:
+            return int(a[0]) if np.all(a == a[0]) else a
+
+        vth_f = None
+        vth_out: int | np.ndarray = NEVER_SPIKE_V_TH_MANT
+        if fn.v_th is not None:
+            v_th = per_channel(fn.v_th, "threshold")
             if np.any(v_th <= 0):
-                raise ParameterError(f"NIR import: {names[-1]!r} has a threshold <= 0")
-            if not np.allclose(v_th, v_th[:, :1]):
-                q.notes.append("threshold varies within a channel: channel mean used")
-            v_th = v_th.mean(1)
-            ratio = float(np.max(v_th)) / w_max
-            exp = _WGT_EXP_RANGE[0]
-            for e in range(_WGT_EXP_RANGE[1], _WGT_EXP_RANGE[0] - 1, -1):
-                if _WEIGHT_MAX * 2.0**e * ratio <= V_TH_MANT_TARGET:
-                    exp = e
-                    break
-        else:
-            exp = 0
-        k = _WEIGHT_MAX * W_SCALE * 2.0**exp / w_max
-        w_int = np.rint(k * w_eff / (W_SCALE * 2.0**exp)).astype(np.int64)
-        q.weight_error = float(np.max(np.abs(w_int * W_SCALE * 2.0**exp / k - w_eff)) / w_max)
-        if v_th is not None:
-            vth_f = k * v_th / W_SCALE
+                raise ParameterError(f"NIR import: {name!r} has a threshold <= 0")
+            vth_f = scale * v_th / W_SCALE
             vth_int = np.rint(vth_f).astype(np.int64)
-            if np.any(vth_int > _V_TH_MANT_MAX) or np.any(vth_int < 1):
+            if vth_int.max() > VTH_MANT_MAX or vth_int.min() < 1:
                 raise ParameterError(
-                    f"NIR import: {names[-1]!r}: threshold/weight ratio {v_th.max() / w_max:.3g} "
-                    f"cannot be represented (vThMant {vth_int.max()} outside [1, {_V_TH_MANT_MAX}])"
+                    f"NIR import: {name!r}: vThMant {vth_int.min()}..{vth_int.max()} outside "
+                    f"[1, {VTH_MANT_MAX}] (threshold/weight ratio out of the chip's range)"
                 )
             q.threshold_error = float(np.max(np.abs(vth_int - vth_f) / vth_f))
-            vth_out = int(vth_int[0]) if np.all(vth_int == vth_int[0]) else vth_int
-        else:
-            vth_out = NEVER_SPIKE_V_TH_MANT
+            vth_out = compact(vth_int)
         decays = []
-        for d in (fn.i_decay, fn.v_decay):
-            per_c = np.clip(d.reshape(shape[0], -1).mean(1), 0, 1)
-            di = np.rint(per_c * DECAY_UNIT).astype(np.int64)
-            q.decay_error = max(q.decay_error, float(np.max(np.abs(di / DECAY_UNIT - d.reshape(
-                shape[0], -1).mean(1)))))  # fmt: skip
-            decays.append(int(di[0]) if np.all(di == di[0]) else di)
-        # per-step voltage bias (float) -> 13-bit mantissa << 6
-        vb = fn.v_bias.reshape(shape[0], -1)
+        for d, what in ((fn.i_decay, "current decay"), (fn.v_decay, "voltage decay")):
+            d = np.clip(per_channel(d, what), 0, 1)
+            di = np.rint(d * DECAY_MAX).astype(np.int64)
+            q.decay_error = max(q.decay_error, float(np.max(np.abs(di / DECAY_MAX - d))))
+            decays.append(compact(di))
+        # per-step voltage bias: v_leak drive plus an Affine bias's steady-state current
+        vb = np.asarray(fn.v_bias, np.float64)
         if aff_b is not None and np.any(aff_b):
-            vb = vb + (fn.bias_gain * np.broadcast_to(aff_b, fn.bias_gain.shape)).reshape(
-                shape[0], -1
-            )
+            vb = vb + fn.bias_gain * np.broadcast_to(aff_b, fn.bias_gain.shape)
             if np.any(fn.i_decay < 1):
                 q.notes.append("Affine bias mapped to the voltage bias of its steady-state current")
-        self._bias = None
+        bias = None
         if np.any(vb):
-            b_f = k * vb / W_SCALE
+            b_f = scale * per_channel(vb, "bias") / W_SCALE
             b_int = np.rint(b_f).astype(np.int64)
-            lo, hi = _BIAS_RANGE
+            lo, hi = CUBA_RANGES["bias_mant"]
             if b_int.min() < lo or b_int.max() > hi:
                 raise ParameterError(
-                    f"NIR import: {names[-1]!r}: bias mantissa {b_int.min()}..{b_int.max()} "
-                    f"outside [{lo}, {hi}]"
+                    f"NIR import: {name!r}: bias mantissa {b_int.min()}..{b_int.max()} outside "
+                    f"[{lo}, {hi}]"
                 )
-            ref = max(float(np.max(np.abs(b_f))), float(np.max(vth_f)) if v_th is not None else 0)
+            ref = max(float(np.max(np.abs(b_f))), 0.0 if vth_f is None else float(vth_f.max()))
             q.bias_error = float(np.max(np.abs(b_int - b_f)) / ref)
-            if len(shape) == 3:
-                if not np.all(b_int == b_int[:, :1]):
-                    q.notes.append("bias varies within a channel: channel mean used")
-                b_int = np.rint(b_int.mean(1)).astype(np.int64)
-            self._bias = b_int.reshape(-1)
-        self._w_int = w_int
+            bias = b_int
         neuron = hdf5.CubaNeuron(
             i_decay=decays[0], v_decay=decays[1], v_th_mant=vth_out, ref_delay=1, wgt_exp=exp
         )
-        return neuron, q
+        return neuron, bias
 
 
 def import_(graph: Any, *, dt: float | None = None) -> ImportResult:

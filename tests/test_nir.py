@@ -226,3 +226,26 @@ def test_import_refuses_bad_graphs():
         lnir.import_(nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2, 3))), lif), dt=0)
     with pytest.raises(ParameterError, match="NIRGraph"):
         lnir.import_({"nodes": 1})
+
+
+def test_foreign_input_neuron_uses_the_input_gain():
+    """Input -> LIF: injected integers x add x << 6 to the current, so the threshold mantissa
+    is v_threshold / gain with gain = (dt / tau) r (NIR LIF, forward Euler)."""
+    dt = 1e-3
+    lif_in = nir.LIF(tau=np.full(3, 4e-3), r=np.full(3, 8.0), v_leak=np.full(3, 40.0),
+                     v_threshold=np.full(3, 6.0))  # fmt: skip
+    lif = nir.LIF(tau=np.full(2, 2e-3), r=np.full(2, 2.0), v_leak=np.zeros(2),
+                  v_threshold=np.ones(2))  # fmt: skip
+    graph = nir.NIRGraph.from_list(lif_in, nir.Linear(weight=np.ones((2, 3))), lif)
+    res = lnir.import_(graph, dt=dt)
+    inp = res.network.layers[0]
+    assert isinstance(inp, hdf5.InputLayer)
+    gain = dt / 4e-3 * 8.0  # 2
+    assert inp.neuron.v_th_mant == round(6.0 / gain) == 3
+    assert inp.neuron.v_decay == 1024 and inp.neuron.i_decay == 4096
+    # v_leak drives dt/tau * v_leak = 10 per step; in chip units 64/gain per float unit,
+    # and bias mantissas count units of 64
+    assert inp.bias == round(10 / gain) == 5
+    x = np.ones((3, 12), np.int64)
+    tr = Emulator(res.network).run(x, 12, record={0: ("s",)})
+    assert tr.layers[0].data["s"].sum() > 0
