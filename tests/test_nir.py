@@ -249,3 +249,56 @@ def test_foreign_input_neuron_uses_the_input_gain():
     x = np.ones((3, 12), np.int64)
     tr = Emulator(res.network).run(x, 12, record={0: ("s",)})
     assert tr.layers[0].data["s"].sum() > 0
+
+
+def _records():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def network(draw):
+        n_in = draw(st.integers(1, 6))
+        layers, shape = [], n_in
+        if draw(st.booleans()):
+            layers.append(hdf5.InputLayer((n_in,)))
+        for _ in range(draw(st.integers(1, 3))):
+            n = draw(st.integers(1, 5))
+            ints = st.integers
+            decays = st.integers(0, 4096)
+            if draw(st.booleans()):  # per-neuron decays
+                decays = st.lists(decays, min_size=n, max_size=n).map(np.array)
+            neuron = hdf5.CubaNeuron(
+                i_decay=draw(decays), v_decay=draw(decays),
+                v_th_mant=draw(st.sampled_from([draw(ints(0, (1 << 17) - 1)), (1 << 18) - 1])),
+                ref_delay=draw(ints(1, 5)), graded_spike=draw(st.booleans()),
+                wgt_exp=draw(ints(-8, 7)),
+            )  # fmt: skip
+            w = np.array(draw(st.lists(ints(-256, 255), min_size=n * shape, max_size=n * shape)))
+            bias = np.array(draw(st.lists(ints(-4096, 4095), min_size=n, max_size=n)))
+            delay = np.array(draw(st.lists(ints(0, 62), min_size=n, max_size=n)))
+            layers.append(hdf5.DenseLayer(
+                (n,), w.reshape(n, shape), neuron=neuron,
+                bias=bias if draw(st.booleans()) else None,
+                delay=delay if draw(st.booleans()) else None,
+            ))  # fmt: skip
+            shape = n
+        return hdf5.Network(layers)
+
+    return network()
+
+
+def test_random_records_roundtrip_exactly(tmp_path):
+    """Any integer CUBA dense network (extreme decays, never-spiking thresholds, per-neuron
+    decays, exponents, biases, delays) comes back field for field through a NIR file."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+    @given(_records())
+    def check(net):
+        path = tmp_path / "r.nir"
+        lnir.write(path, net)
+        res = lnir.read(path)
+        assert res.report.exact
+        assert res.network == net
+
+    check()
