@@ -234,30 +234,33 @@ def _dense(layer: hdf5.DenseLayer, in_shape) -> _Counts:
     return _Counts(math.prod(layer.shape), syn, fan_in, fan_out, w)
 
 
+def _reach(kernel: tuple[int, int], stride: tuple[int, int]) -> int:
+    """Output positions one input pixel reaches (or input positions one output sees
+    through a transposed kernel): ``ceil(k/s)`` per axis."""
+    return math.ceil(kernel[0] / stride[0]) * math.ceil(kernel[1] / stride[1])
+
+
 def _conv(layer: hdf5.ConvLayer, in_shape) -> _Counts:
     w = np.asarray(layer.weight)
     n = math.prod(layer.shape)
-    taps = int(np.count_nonzero(w[0])) if w.shape[0] else 0
-    per_out = max((int(np.count_nonzero(w[o])) for o in range(w.shape[0])), default=0)
+    reach = _reach(w.shape[2:], layer.stride)
+    # nonzero taps per leading-axis channel: output channel (conv) or input channel (convT)
+    taps = max((int(np.count_nonzero(w[o])) for o in range(w.shape[0])), default=0)
     if isinstance(layer, hdf5.ConvTransposeLayer):  # weight (in, out/g, kH, kW)
-        per_in = per_out
-        fan_in = max(1, math.ceil(per_in / max(1, layer.stride[0] * layer.stride[1])))
-        syn = math.prod(in_shape) * per_in
-        return _Counts(n, syn, fan_in, per_in, w)
-    # one input pixel reaches out/groups channels at ceil(k/stride) positions per axis
-    reach = math.ceil(w.shape[2] / layer.stride[0]) * math.ceil(w.shape[3] / layer.stride[1])
+        fan_in = (w.shape[0] // layer.groups) * reach
+        return _Counts(n, math.prod(in_shape) * taps, fan_in, taps, w)
     fan_out = (w.shape[0] // layer.groups) * reach if taps else 0
-    return _Counts(n, n * per_out, per_out, fan_out, w)
+    return _Counts(n, n * taps, taps, fan_out, w)
 
 
 def _pool(layer: hdf5.PoolLayer, in_shape) -> _Counts:
     k = layer.kernel_size[0] * layer.kernel_size[1]
     n = math.prod(layer.shape)
-    stride = layer.stride[0] * layer.stride[1]
+    reach = _reach(layer.kernel_size, layer.stride)
+    w = np.asarray(layer.weight)
     if isinstance(layer, hdf5.UnpoolLayer):
-        return _Counts(n, math.prod(in_shape) * k, max(1, math.ceil(k / stride)), k,
-                       np.asarray(layer.weight))  # fmt: skip
-    return _Counts(n, n * k, k, max(1, math.ceil(k / stride)), np.asarray(layer.weight))
+        return _Counts(n, math.prod(in_shape) * k, reach, k, w)
+    return _Counts(n, n * k, k, reach, w)
 
 
 def _input(layer: hdf5.InputLayer, in_shape) -> _Counts:

@@ -91,7 +91,7 @@ def test_project_metadata():
     lic = (ROOT / "LICENSE").read_text()
     assert "BSD 3-Clause" in lic and "loihi_slayer developers" in lic
     assert (ROOT / "loihi_slayer" / "py.typed").exists()
-    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{loihi_slayer.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
 
 
 @pytest.mark.slow

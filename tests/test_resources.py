@@ -113,3 +113,26 @@ def test_export_logs_the_resource_report(tmp_path, caplog):
     with caplog.at_level("INFO", logger="loihi_slayer.block.base"):
         block.export_network(net, tmp_path / "n.net")
     assert "Loihi 2: 1 of 128 cores (lower bound): fits" in caplog.text
+
+
+def test_spatial_counts_follow_the_geometry():
+    """Fan-in/out of conv, convT, pool and unpool from kernel and stride (independent
+    arithmetic: an input pixel reaches ceil(k/s) outputs per axis)."""
+    neuron = cuba_neuron()
+    w = np.ones((4, 2, 3, 3), np.int64)  # conv: (out, in, kH, kW)
+    conv = hdf5.ConvLayer((4, 4, 4), w, stride=2, padding=1, dilation=1, groups=1,
+                          neuron=neuron)  # fmt: skip
+    wt = np.ones((2, 4, 3, 3), np.int64)  # convT: (in, out, kH, kW)
+    conv_t = hdf5.ConvTransposeLayer((4, 9, 9), wt, stride=2, padding=0, dilation=1,
+                                     groups=1, neuron=neuron)  # fmt: skip
+    pool = hdf5.PoolLayer((2, 4, 4), np.ones((1, 1, 2, 2), np.int64), kernel_size=2,
+                          stride=2, padding=0, dilation=1, neuron=neuron)  # fmt: skip
+    net = hdf5.Network([hdf5.InputLayer((2, 8, 8)), conv])
+    c = resource_report(net).layers[1]
+    assert (c.fan_in, c.fan_out, c.synapses) == (2 * 9, 4 * 2 * 2, 4 * 4 * 4 * 18)
+    net = hdf5.Network([hdf5.InputLayer((2, 4, 4)), conv_t])
+    t = resource_report(net).layers[1]
+    assert (t.fan_in, t.fan_out, t.synapses) == (2 * 2 * 2, 4 * 9, 2 * 4 * 4 * 36)
+    net = hdf5.Network([hdf5.InputLayer((2, 8, 8)), pool])
+    p = resource_report(net).layers[1]
+    assert (p.fan_in, p.fan_out, p.synapses, p.weight_bits) == (4, 1, 2 * 4 * 4 * 4, 2)
