@@ -209,6 +209,12 @@ def test_unsupported_layers_are_refused_by_name():
     sd = sigma_delta.Dense({"threshold": 0.1, "activation": torch.nn.functional.relu}, 6, 4)
     with pytest.raises(UnsupportedLayerError, match="layer 0 .*SDNN"):
         lnir.export(torch.nn.Sequential(sd))
+    # neuron families without a converter yet (adaptive, resonators) are refused by name
+    for kind in ("ALIF", "RF_IZHIKEVICH"):
+        rec = hdf5.Network([hdf5.DenseLayer((2,), np.ones((2, 3), np.int64),
+                                            neuron=hdf5.GenericNeuron(kind))])  # fmt: skip
+        with pytest.raises(UnsupportedLayerError, match=f"layer 0 .*{kind}"):
+            lnir.export(rec)
     # a neuron family NIR import does not know (e.g. a Threshold node after a synapse)
     graph = nir.NIRGraph.from_list(
         nir.Linear(weight=np.ones((2, 3))), nir.Threshold(threshold=np.ones(2))
