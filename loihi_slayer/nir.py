@@ -1,6 +1,8 @@
-r"""Exchange networks with other SNN libraries through NIR (Neuromorphic Intermediate Repr.).
+r"""Exchange networks with other SNN libraries through NIR.
 
-Needs the optional ``nir`` package (``pip install loihi_slayer[nir]``), imported lazily.
+NIR, the Neuromorphic Intermediate Representation, is the graph format snnTorch,
+Norse, Sinabs, SpikingJelly, Rockpool and others read and write. This module needs
+the optional ``nir`` package (``pip install loihi_slayer[nir]``), imported lazily.
 
 :func:`export` turns a network (blocks, a :class:`~loihi_slayer.hdf5.Network`
 record or a ``.net`` file) into a :class:`nir.NIRGraph`; :func:`import_` turns a
@@ -41,7 +43,7 @@ units per float voltage unit) and weight exponent ``e``:
     \mathrm{vThMant} = \operatorname{rint}\!\Big(\frac{K\,v_{th}}{64}\Big),\qquad
     b_{mant} = \operatorname{rint}\Big(\frac{K\,(dt/\tau_{mem})\,(v_{leak} + r\,w_{in}\,b)}{64}\Big)
 
-``K = 255 \cdot 64 \cdot 2^{e} / \max|W'|`` puts the largest weight on the
+:math:`K = 255\cdot 64\cdot 2^{e} / \max|W'|` puts the largest weight on the
 8-bit limit, and ``e`` is the largest exponent in [-8, 7] that keeps
 ``vThMant`` at most :data:`V_TH_MANT_TARGET` (4096), so that the 24-bit
 current and voltage keep 32 times the threshold as headroom before they wrap
@@ -49,6 +51,10 @@ or saturate. ``b`` is an Affine node's bias: it enters the
 synaptic current, which Loihi cannot bias, so it becomes the voltage bias of
 its steady-state current (exact when ``tau_syn = dt``). The per-layer
 relative errors are returned in :class:`QuantizationReport`.
+
+**Timing.** The chip delivers a spike to the next layer one step after it was
+sent (one step of latency per synaptic hop); NIR's graphs have no such latency,
+so chip layer ``k`` lags the float model by ``k`` steps.
 
 Supported: CUBA-LIF (``CubaLIF``; ``LIF``, ``IF`` on import), never-spiking
 CUBA (``CubaLI``; ``LI`` on import), ``Affine``/``Linear``, ``Conv2d``,
@@ -61,7 +67,6 @@ naming the layer; new ones are added as entries of :data:`LAYER_EXPORTERS`,
 from __future__ import annotations
 
 import importlib
-import logging
 import math
 import os
 from collections.abc import Callable
@@ -74,8 +79,6 @@ from . import hdf5
 from .block.base import AFFINE_V_TH_MANT
 from .errors import LoihiSlayerError, ParameterError, UnsupportedLayerError
 from .fixed.params import CUBA_RANGES, DECAY_MAX, VTH_MANT_MAX
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_DT",
@@ -555,6 +558,20 @@ def _chain(graph: Any) -> list[str]:
         name = nxt[0]
 
 
+def _float_view_matches(snode: Any, nnode: Any, smeta: dict, nmeta: dict) -> bool:
+    """Whether a node pair's float weights and threshold still equal their integer metadata
+    (another tool may have changed the floats and kept the metadata)."""
+    scale = 2.0 ** int(nmeta.get("wgtExp", 0)) / W_SCALE
+    if hasattr(snode, "weight") and not np.allclose(
+        np.asarray(snode.weight, np.float64), np.asarray(smeta["weight"]) * scale
+    ):
+        return False
+    if hasattr(nnode, "v_threshold"):
+        v_th = _full(nmeta["vThMant"], np.shape(nnode.v_threshold)) / W_SCALE
+        return bool(np.allclose(nnode.v_threshold, v_th))
+    return True
+
+
 def _spatial_out(size: tuple[int, int], k, s, p, d=(1, 1)) -> tuple[int, int]:
     from .fixed.api import conv_output_size
 
@@ -581,7 +598,7 @@ class _Importer:
 
     def run(self) -> ImportResult:
         nir = _nir()
-        chain = self._chain = _chain(self.graph)
+        chain = _chain(self.graph)
         nodes = self.graph.nodes
         first = nodes[chain[0]]
         shape = tuple(int(s) for s in np.asarray(first.input_type["input"]).reshape(-1))
@@ -680,7 +697,8 @@ class _Importer:
         dnode = self.graph.nodes[dname] if dname else None
         exact = smeta is not None and nmeta is not None and (dnode is None or _meta(dnode))
         geom, out_shape, w = self._geometry(kind, snode, shape, sname)
-        if exact:
+        stale = exact and not _float_view_matches(snode, nnode, smeta, nmeta)
+        if exact and not stale:
             neuron = self._exact_neuron(nmeta)
             w_int = np.asarray(smeta["weight"], np.int64)
             bias = _int_or_array(nmeta["bias"]) if "bias" in nmeta else None
@@ -708,6 +726,9 @@ class _Importer:
                 if np.any(np.abs(np.rint(d) - d) > 1e-6):
                     q.notes.append("delays rounded to whole steps")
             rec_shape = tuple(out_shape)
+            if stale:
+                q.notes.append("loihi_slayer metadata no longer matches the float view (edited "
+                               "elsewhere?): quantized from the floats")  # fmt: skip
         self.layers.append(self._record(kind, rec_shape, w_int, geom, neuron, bias, delay))
         self.report.layers.append(q)
         return tuple(out_shape)

@@ -308,3 +308,19 @@ def test_random_records_roundtrip_exactly(tmp_path):
         assert res.network == net
 
     check()
+
+
+def test_stale_metadata_falls_back_to_the_floats():
+    """A tool that edits the float weights but keeps our metadata: the floats win."""
+    net = hdf5.Network([hdf5.DenseLayer((3,), np.arange(-6, 6).reshape(3, 4) * 20,
+                                        neuron=hdf5.CubaNeuron(1024, 512, 100))])  # fmt: skip
+    g = lnir.export(net, dt=1e-3)
+    assert lnir.import_(g).report.exact
+    g.nodes["0_linear"].weight = g.nodes["0_linear"].weight * 2  # edited elsewhere
+    res = lnir.import_(g)
+    (q,) = res.report.layers
+    assert not q.exact and "no longer matches" in q.notes[0]
+    # same ratios of weight to threshold as the edited float graph: 2x the original
+    layer = res.network.layers[0]
+    ratio = layer.weight * 2.0**layer.neuron.wgt_exp / layer.neuron.v_th_mant
+    np.testing.assert_allclose(ratio, 2 * net.layers[0].weight / 100, atol=0.02)
