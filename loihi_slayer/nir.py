@@ -174,6 +174,8 @@ def _export_cuba(neuron: hdf5.CubaNeuron, layer: hdf5.Layer, dt: float, gain: An
         "wgtExp": int(neuron.wgt_exp),
         "neuronType": neuron.type,
     }
+    if neuron.extra:
+        meta["neuronExtra"] = _pack_extra(neuron.extra)
     if bias is not None:
         meta["bias"] = _int_or_array(bias)
     common = dict(
@@ -220,8 +222,39 @@ def _delay_node(layer: hdf5.Layer, dt: float, shape: tuple[int, ...]):
     return _nir().Delay(delay=_full(d, shape) * dt, metadata={META: {"delay": d}})
 
 
+def _pack_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``extra`` datasets as NIR metadata: keys joined by newlines (they may hold
+    '/'), values as ``v<i>`` (at least 1-D: NIR's writer compresses every array), ndims."""
+    keys = sorted(extra)
+    out: dict[str, Any] = {"keys": "\n".join(keys)}
+    ndim = []
+    for i, k in enumerate(keys):
+        v = extra[k]
+        if isinstance(v, str):
+            out[f"v{i}"], n = v, -1
+        else:
+            out[f"v{i}"], n = np.atleast_1d(np.asarray(v)), np.ndim(v)
+        ndim.append(n)
+    out["ndim"] = np.asarray(ndim, np.int64)
+    return out
+
+
+def _unpack_extra(packed: dict[str, Any] | None) -> dict[str, Any]:
+    if not packed:
+        return {}
+    keys = str(packed["keys"]).split("\n")
+    out = {}
+    for i, (k, n) in enumerate(zip(keys, np.asarray(packed["ndim"]).reshape(-1), strict=True)):
+        v = packed[f"v{i}"]
+        out[k] = str(v) if n < 0 else np.asarray(v).reshape(np.shape(v) if n else ())
+    return out
+
+
 def _layer_meta(layer: hdf5.Layer) -> dict:
-    return {"layerType": layer.type_name, "shape": np.asarray(layer.shape, np.int64)}
+    meta = {"layerType": layer.type_name, "shape": np.asarray(layer.shape, np.int64)}
+    if layer.extra:
+        meta["layerExtra"] = _pack_extra(layer.extra)
+    return meta
 
 
 def _export_input(i: int, layer: hdf5.InputLayer, dt: float, in_shape) -> list:
@@ -372,7 +405,12 @@ def export(net: Any, *, dt: float = DEFAULT_DT, input_shape: Any = None):
     nodes["output"] = nir.Output(output_type={"output": np.asarray(shape)})
     names = list(nodes)
     edges = list(zip(names[:-1], names[1:], strict=True))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: {"dt": float(dt)}})
+    gmeta: dict[str, Any] = {"dt": float(dt)}
+    if network.simulation is not None:
+        sim = network.simulation
+        gmeta["simulation"] = {"ts": sim.ts} | ({} if sim.t_sample is None else
+                                                {"tSample": sim.t_sample})  # fmt: skip
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: gmeta})
 
 
 def write(path: str | os.PathLike, net: Any, **kwargs: Any) -> Any:
@@ -614,7 +652,8 @@ class _Importer:
                 continue
             if isinstance(node, nir.Flatten):
                 shape = (math.prod(shape),)
-                self.layers.append(hdf5.FlattenLayer(self._flat_shape(node, shape)))
+                self.layers.append(hdf5.FlattenLayer(self._flat_shape(node, shape),
+                                                     extra=self._flat_extra(node)))  # fmt: skip
                 k += 1
                 continue
             if kind in NEURON_IMPORTERS and not self.layers and pending_input_layer is not False:
@@ -645,7 +684,11 @@ class _Importer:
                 delay = chain[k + 2]
             shape = self._synapse_layer(name, node, nname, nodes[nname], delay, shape)
             k += 3 if delay else 2
-        return ImportResult(hdf5.Network(self.layers), self.report, in_shape)
+        sim = (_meta(self.graph) or {}).get("simulation")
+        if sim is not None:
+            t_sample = sim.get("tSample")
+            sim = hdf5.Simulation(int(sim["ts"]), None if t_sample is None else int(t_sample))
+        return ImportResult(hdf5.Network(self.layers, sim), self.report, in_shape)
 
     # ------------------------------------------------------------------ pieces
     @staticmethod
@@ -655,6 +698,10 @@ class _Importer:
             return tuple(int(s) for s in np.asarray(m["shape"]).reshape(-1))
         return (shape[0], 1, 1)
 
+    @staticmethod
+    def _flat_extra(node: Any) -> dict[str, Any]:
+        return _unpack_extra((_meta(node) or {}).get("layerExtra"))
+
     def _input_layer(self, name: str, node: Any, shape: tuple[int, ...]) -> None:
         m = _meta(node)
         idx = len(self.layers)
@@ -663,6 +710,7 @@ class _Importer:
             layer = hdf5.InputLayer(
                 tuple(int(s) for s in np.asarray(m["shape"]).reshape(-1)), neuron=neuron,
                 weight=m.get("inputWeight"), bias=m.get("bias"),
+                extra=_unpack_extra(m.get("layerExtra")),
             )  # fmt: skip
             self.layers.append(layer)
             self.report.layers.append(LayerQuantization(idx, (name,), True))
@@ -686,7 +734,7 @@ class _Importer:
             i_decay=_int_or_array(m["iDecay"]), v_decay=_int_or_array(m["vDecay"]),
             v_th_mant=_int_or_array(m["vThMant"]), ref_delay=int(m["refDelay"]),
             graded_spike=bool(m["gradedSpike"]), wgt_exp=int(m["wgtExp"]),
-            type=str(m["neuronType"]),
+            type=str(m["neuronType"]), extra=_unpack_extra(m.get("neuronExtra")),
         )  # fmt: skip
 
     def _synapse_layer(self, sname, snode, nname, nnode, dname, shape) -> tuple[int, ...]:
@@ -698,12 +746,14 @@ class _Importer:
         exact = smeta is not None and nmeta is not None and (dnode is None or _meta(dnode))
         geom, out_shape, w = self._geometry(kind, snode, shape, sname)
         stale = exact and not _float_view_matches(snode, nnode, smeta, nmeta)
+        extra: dict[str, Any] = {}  # the record's other datasets, kept only when exact
         if exact and not stale:
             neuron = self._exact_neuron(nmeta)
             w_int = np.asarray(smeta["weight"], np.int64)
             bias = _int_or_array(nmeta["bias"]) if "bias" in nmeta else None
             delay = np.asarray(_meta(dnode)["delay"], np.int64) if dnode is not None else None
             rec_shape = tuple(int(s) for s in np.asarray(nmeta["shape"]).reshape(-1))
+            extra = _unpack_extra(nmeta.get("layerExtra"))
             q = LayerQuantization(idx, names, True)
         else:
             fn = NEURON_IMPORTERS[type(nnode).__name__](nnode, self.dt)
@@ -729,7 +779,9 @@ class _Importer:
             if stale:
                 q.notes.append("loihi_slayer metadata no longer matches the float view (edited "
                                "elsewhere?): quantized from the floats")  # fmt: skip
-        self.layers.append(self._record(kind, rec_shape, w_int, geom, neuron, bias, delay))
+        layer = self._record(kind, rec_shape, w_int, geom, neuron, bias, delay)
+        layer.extra = extra
+        self.layers.append(layer)
         self.report.layers.append(q)
         return tuple(out_shape)
 

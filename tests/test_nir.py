@@ -324,3 +324,15 @@ def test_stale_metadata_falls_back_to_the_floats():
     layer = res.network.layers[0]
     ratio = layer.weight * 2.0**layer.neuron.wgt_exp / layer.neuron.v_th_mant
     np.testing.assert_allclose(ratio, 2 * net.layers[0].weight / 100, atol=0.02)
+
+
+@pytest.mark.parametrize("name", ["tiny.net", "network.net"])
+def test_shipped_netx_files_roundtrip_exactly(tmp_path, name):
+    """lava-dl files (legacy 'LOIHI' neurons with theta/tauRho/scaleRho extras, a simulation
+    group) come back field for field."""
+    from helpers import ROOT
+
+    net = hdf5.load_network(ROOT / "tests" / "data" / name)
+    lnir.write(tmp_path / "f.nir", net)
+    res = lnir.read(tmp_path / "f.nir")
+    assert res.report.exact and res.network == net
