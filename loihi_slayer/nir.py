@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from . import hdf5
+from ._network import as_network
 from .block.base import AFFINE_V_TH_MANT
 from .errors import LoihiSlayerError, ParameterError, UnsupportedLayerError
 from .fixed.params import CUBA_RANGES, DECAY_MAX, VTH_MANT_MAX
@@ -122,16 +123,6 @@ def _nir():
 
 
 # ============================================================================ export
-
-
-def _as_network(net: Any) -> hdf5.Network:
-    if isinstance(net, hdf5.Network):
-        return net
-    if isinstance(net, (str, os.PathLike)):
-        return hdf5.load_network(net)
-    from .block import network_record
-
-    return network_record(net)
 
 
 def _tau(decay: np.ndarray, dt: float) -> np.ndarray:
@@ -381,7 +372,7 @@ def export(net: Any, *, dt: float = DEFAULT_DT, input_shape: Any = None):
     nir = _nir()
     if not dt > 0:
         raise ParameterError(f"NIR export: dt must be > 0 seconds, got {dt!r}")
-    network = _as_network(net)
+    network = as_network(net)
     if not network.layers:
         raise ParameterError("NIR export: the network has no layers")
     shape = _input_shape(network, input_shape)

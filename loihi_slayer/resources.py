@@ -9,10 +9,12 @@ r"""Chip resource report: does a network fit Loihi 1 / Loihi 2, and on how many 
 * **fan-in**: most inputs of one neuron; **fan-out**: most targets of one input;
 * **weight bits**: two's-complement bits of the weight mantissas;
 * **delay range**: axonal delays (min, max);
-* **cores** per chip: the larger of ``ceil(neurons / neurons_per_core)`` and
-  ``ceil(synapse bits / synaptic memory per core)``, with synapse bits = synapses x
-  weight bits. This is a *lower bound*: real synapse encodings add index and
-  format bits, and the compiler may split layers further.
+* **cores** per chip: the largest of ``ceil(neurons / neurons_per_core)``,
+  ``ceil(synapses x weight bits / synaptic memory per core)`` and
+  ``ceil(neurons x min(next layer's fan-out, its cores) / output axons per core)``
+  (a neuron needs one output axon per core it reaches). This is a *lower bound*:
+  real synapse encodings add index and format bits, and a compiler may split
+  layers further.
 
 A layer that cannot map at all (a neuron with more inputs than a core has input
 axons, weights wider than the synapse, a delay beyond the axon's range) is
@@ -26,7 +28,6 @@ figures are approximations) are in ``docs/resources.md``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import hdf5
+from ._network import as_network
 from .errors import LoihiSlayerError, UnsupportedLayerError
 
 __all__ = [
@@ -300,16 +302,6 @@ def _counter(i: int, layer: hdf5.Layer):
     )
 
 
-def _as_network(net: Any) -> hdf5.Network:
-    if isinstance(net, hdf5.Network):
-        return net
-    if isinstance(net, (str, os.PathLike)):
-        return hdf5.load_network(net)
-    from .block import network_record
-
-    return network_record(net)
-
-
 def _first_input_shape(net: hdf5.Network) -> tuple[int, ...]:
     first = net.layers[0] if net.layers else None
     if isinstance(first, hdf5.InputLayer):
@@ -334,7 +326,7 @@ def resource_report(net: Any) -> ResourceReport:
     ResourceReport
         Per-layer counts, cores per chip, and every refusal (empty when it fits).
     """
-    network = _as_network(net)
+    network = as_network(net)
     layers: list[LayerResources] = []
     refusals: list[ResourceRefusal] = []
     shape = _first_input_shape(network)
@@ -358,6 +350,15 @@ def resource_report(net: Any) -> ResourceReport:
         if not isinstance(layer, hdf5.TimeDecimationLayer):
             shape = tuple(layer.shape)
     for key, lim in CHIP_LIMITS.items():
+        # output axons: a neuron needs one per core of the next layer it reaches, at most
+        # min(fan-out, cores); a core has fan_out_axons of them
+        src = None
+        for rec in layers:
+            if src is not None and rec.fan_out:
+                axons = src.neurons * min(rec.fan_out, rec.cores[key])
+                src.cores[key] = max(src.cores[key], math.ceil(axons / lim.fan_out_axons))
+            if rec.neurons:
+                src = rec
         total = sum(r.cores[key] for r in layers)
         if total > lim.cores:
             refusals.append(ResourceRefusal(key, None, "cores", total, lim.cores))

@@ -136,3 +136,18 @@ def test_spatial_counts_follow_the_geometry():
     net = hdf5.Network([hdf5.InputLayer((2, 8, 8)), pool])
     p = resource_report(net).layers[1]
     assert (p.fan_in, p.fan_out, p.synapses, p.weight_bits) == (4, 1, 2 * 4 * 4 * 4, 2)
+
+
+def test_output_axons_split_the_source_layer():
+    """A neuron needs one output axon per core of the next layer it reaches: 1024 conv
+    neurons feeding a layer spread over 16 Loihi 1 cores need 1024 * 16 / 4096 = 4 cores."""
+    neuron = cuba_neuron()
+    a = hdf5.ConvLayer((4, 16, 16), np.ones((4, 2, 3, 3), np.int64), stride=1, padding=1,
+                       dilation=1, groups=1, neuron=neuron)  # fmt: skip
+    b = hdf5.ConvLayer((64, 16, 16), np.ones((64, 4, 3, 3), np.int64), stride=1, padding=1,
+                       dilation=1, groups=1, neuron=neuron)  # fmt: skip
+    rep = resource_report(hdf5.Network([hdf5.InputLayer((2, 16, 16)), a, b]))
+    la, lb = rep.layers[1], rep.layers[2]
+    assert lb.fan_out == 64 * 9 and lb.neurons == 16384
+    assert lb.cores == {"loihi1": 16, "loihi2": 2}  # by neurons: 16384 / 1024, / 8192
+    assert la.cores == {"loihi1": 1024 * 16 // 4096, "loihi2": 1}  # 2048 axons fit one core
