@@ -499,6 +499,16 @@ class ImportResult:
     report: QuantizationReport
     input_shape: tuple[int, ...]
 
+    def emulator(self, **kwargs: Any):
+        """A :class:`~loihi_slayer.emulate.Emulator` of :attr:`network` (keyword arguments
+        passed on), given :attr:`input_shape` when the network has no input layer."""
+        from .emulate import Emulator
+
+        first = self.network.layers[0] if self.network.layers else None
+        if not isinstance(first, hdf5.InputLayer):
+            kwargs.setdefault("input_shape", self.input_shape)
+        return Emulator(self.network, **kwargs)
+
 
 @dataclass
 class _FloatNeuron:

@@ -82,6 +82,7 @@ def test_conv_pool_flatten_roundtrip_is_bit_exact(tmp_path):
     exported = block.network_record(net)
     res = roundtrip(net, tmp_path)
     assert res.report.exact and res.network == exported
+    assert res.input_shape == (2, 8, 8)
     # the HDF5 files written from both records are byte-for-byte the same network
     hdf5.save_network(exported, tmp_path / "a.net")
     hdf5.save_network(res.network, tmp_path / "b.net")
@@ -198,7 +199,7 @@ def test_foreign_conv_lif_sumpool_graph():
     assert res.network.layers[4].neuron.v_th_mant == lnir.NEVER_SPIKE_V_TH_MANT
     assert len(res.report.layers) == 3
     x = (rng.random((2, 6, 6, 30)) < 0.4).astype(np.int64)
-    tr = Emulator(res.network).run(x, 30)
+    tr = res.emulator().run(x, 30)
     assert tr.layers  # runs on the integer kernels
 
 
