@@ -1,72 +1,7 @@
-r"""Exchange networks with other SNN libraries through NIR.
-
-NIR, the Neuromorphic Intermediate Representation, is the graph format snnTorch,
-Norse, Sinabs, SpikingJelly, Rockpool and others read and write. This module needs
-the optional ``nir`` package (``pip install loihi_slayer[nir]``), imported lazily.
-
-:func:`export` turns a network (blocks, a :class:`~loihi_slayer.hdf5.Network`
-record or a ``.net`` file) into a :class:`nir.NIRGraph`; :func:`import_` turns a
-NIR graph back into a :class:`~loihi_slayer.hdf5.Network` that the emulator runs
-and :func:`~loihi_slayer.hdf5.save_network` writes.
-
-**Two views in one graph.** Every node carries the float parameters other
-libraries read (``tau``, ``r``, ``v_threshold``, weights) *and*, under
-``metadata["loihi_slayer"]``, the exact integer view (weight mantissas,
-``iDecay``, ``vDecay``, ``vThMant``, ``refDelay``, bias mantissas, delays). A
-graph written by :func:`export` therefore imports bit-exactly; a graph from
-another library is quantized as below and :func:`import_` reports the error.
-
-**Float view** (one Loihi step = ``dt`` seconds; forward-Euler NIR dynamics
-with ``r = tau_mem/dt`` and ``w_in = tau_syn/dt``, the convention snnTorch uses):
-
-.. math::
-
-    \tau_{syn} = \frac{4096\,dt}{\mathrm{iDecay}},\quad
-    \tau_{mem} = \frac{4096\,dt}{\mathrm{vDecay}},\quad
-    v_{th} = \frac{\mathrm{vThMant}}{64},\quad
-    W = \frac{m\,2^{\mathrm{wgtExp}}}{64},\quad
-    v_{leak} = \frac{b_{mant}/64}{\mathrm{vDecay}/4096}
-
-(a decay of 0 is written as ``tau = 65536 dt``, which rounds back to 0). One
-float unit of voltage is 4096 chip units, lava-dl's float convention.
-
-**Quantization of foreign graphs** (no metadata). Decays are
-``iDecay = rint(4096 dt / tau_syn)``, ``vDecay = rint(4096 dt / tau_mem)``
-(LIF/LI: ``iDecay = 4096``, IF: ``vDecay = 0``). The per-neuron input gain
-``g = (dt/tau_mem) r (dt/tau_syn) w_in`` (LIF/LI: ``(dt/tau) r``; IF: ``dt r``) is
-folded into the weight rows, ``W' = diag(g) W``. With the chip scale ``K`` (chip
-units per float voltage unit) and weight exponent ``e``:
-
-.. math::
-
-    m = \operatorname{rint}\!\Big(\frac{K\,W'}{64\cdot 2^{e}}\Big),\qquad
-    \mathrm{vThMant} = \operatorname{rint}\!\Big(\frac{K\,v_{th}}{64}\Big),\qquad
-    b_{mant} = \operatorname{rint}\Big(\frac{K\,(dt/\tau_{mem})\,(v_{leak} + r\,w_{in}\,b)}{64}\Big)
-
-:math:`K = 255\cdot 64\cdot 2^{e} / \max|W'|` puts the largest weight on the
-8-bit limit, and ``e`` is the largest exponent in [-8, 7] that keeps
-``vThMant`` at most :data:`V_TH_MANT_TARGET` (4096), so that the 24-bit
-current and voltage keep 32 times the threshold as headroom before they wrap
-or saturate. ``b`` is an Affine node's bias: it enters the
-synaptic current, which Loihi cannot bias, so it becomes the voltage bias of
-its steady-state current (exact when ``tau_syn = dt``). The per-layer
-relative errors are returned in :class:`QuantizationReport`.
-
-**Timing.** The chip delivers a spike to the next layer one step after it was
-sent (one step of latency per synaptic hop); NIR's graphs have no such latency,
-so chip layer ``k`` lags the float model by ``k`` steps.
-
-Supported: CUBA-LIF (``CubaLIF``; ``LIF``, ``IF`` on import), never-spiking
-CUBA (``CubaLI``; ``LI`` on import), ``Affine``/``Linear``, ``Conv2d``,
-``SumPool2d``/``AvgPool2d``, ``Flatten`` and ``Delay``, in a chain. Other
-layers and neuron families are refused with :class:`~loihi_slayer.errors.UnsupportedLayerError`
-naming the layer; new ones are added as entries of :data:`LAYER_EXPORTERS`,
-:data:`NEURON_EXPORTERS` and :data:`NEURON_IMPORTERS`.
-"""
+"""NIR -> loihi_slayer: exact layers from metadata, quantized layers from float nodes."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable
@@ -75,348 +10,22 @@ from typing import Any
 
 import numpy as np
 
-from . import hdf5
-from ._network import as_network
-from .block.base import AFFINE_V_TH_MANT
-from .errors import LoihiSlayerError, ParameterError, UnsupportedLayerError
-from .fixed.params import CUBA_RANGES, DECAY_MAX, VTH_MANT_MAX
-
-__all__ = [
-    "DEFAULT_DT",
-    "LAYER_EXPORTERS",
-    "NEURON_EXPORTERS",
-    "NEURON_IMPORTERS",
-    "ImportResult",
-    "LayerQuantization",
-    "QuantizationReport",
-    "export",
-    "import_",
-    "read",
-    "write",
-]
-
-#: Seconds per Loihi step in the float view (snnTorch's NIR default).
-DEFAULT_DT = 1e-4
-#: Metadata key holding the exact integer view.
-META = "loihi_slayer"
-#: Float <-> chip scale: weights and thresholds are mantissas / 64 (lava-dl's w_scale).
-W_SCALE = 64
-#: Steps written as the time constant of a zero decay (rounds back to 0).
-ZERO_DECAY_TAU_STEPS = 1 << 16
-#: Threshold written for a never-spiking (LI) neuron: lava-dl's Affine value.
-NEVER_SPIKE_V_TH_MANT = AFFINE_V_TH_MANT
-#: vThMant at or above this never fires: v saturates at 2**23 - 1 < vThMant << 6.
-_SPIKE_LIMIT = VTH_MANT_MAX + 1
-#: Largest vThMant import aims for: the 24-bit current and voltage keep 32x the
-#: threshold as headroom before they wrap or saturate.
-V_TH_MANT_TARGET = 1 << 12
-_WEIGHT_MAX = hdf5.WEIGHT_RANGE[1]
-
-
-def _nir():
-    try:
-        return importlib.import_module("nir")
-    except ImportError:
-        raise ImportError(
-            "NIR support needs the optional 'nir' package: pip install loihi_slayer[nir]"
-        ) from None
-
-
-# ============================================================================ export
-
-
-def _tau(decay: np.ndarray, dt: float) -> np.ndarray:
-    d = np.asarray(decay, np.float64)
-    return np.where(d > 0, DECAY_MAX * dt / np.maximum(d, 1), ZERO_DECAY_TAU_STEPS * dt)
-
-
-def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """A scalar, per-channel (C,) or full array broadcast to the neuron shape."""
-    a = np.asarray(value, np.float64)
-    if a.ndim == 1 and len(shape) > 1 and a.size == shape[0]:
-        a = a.reshape((-1,) + (1,) * (len(shape) - 1))
-    return np.broadcast_to(a, shape).astype(np.float64)
-
-
-def _neuron_shape(layer: hdf5.Layer) -> tuple[int, ...]:
-    """The NIR node shape: dense layers are 1-D even when the record says (N, 1, 1)."""
-    shape = tuple(layer.shape)
-    if isinstance(layer, (hdf5.DenseLayer, hdf5.InputLayer)) and len(shape) == 3:
-        if shape[1:] == (1, 1):
-            return (shape[0],)
-    return shape
-
-
-def _export_cuba(neuron: hdf5.CubaNeuron, layer: hdf5.Layer, dt: float, gain: Any = 1.0):
-    """CubaLIF (or CubaLI for a never-spiking threshold) with the integer view as metadata."""
-    nir = _nir()
-    shape = _neuron_shape(layer)
-    i_dec, v_dec = _full(neuron.i_decay, shape), _full(neuron.v_decay, shape)
-    tau_syn, tau_mem = _tau(i_dec, dt), _tau(v_dec, dt)
-    bias = getattr(layer, "bias", None)
-    b = np.zeros(shape) if bias is None else _full(bias, shape) / W_SCALE
-    v_leak = b * tau_mem / dt
-    meta = {
-        "iDecay": _int_or_array(neuron.i_decay),
-        "vDecay": _int_or_array(neuron.v_decay),
-        "vThMant": _int_or_array(neuron.v_th_mant),
-        "refDelay": int(neuron.ref_delay),
-        "gradedSpike": int(neuron.graded_spike),
-        "wgtExp": int(neuron.wgt_exp),
-        "neuronType": neuron.type,
-    }
-    if neuron.extra:
-        meta["neuronExtra"] = _pack_extra(neuron.extra)
-    if bias is not None:
-        meta["bias"] = _int_or_array(bias)
-    common = dict(
-        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=v_leak,
-        w_in=tau_syn / dt * np.asarray(gain, np.float64),
-    )  # fmt: skip
-    if np.all(np.asarray(neuron.v_th_mant) >= _SPIKE_LIMIT):
-        return nir.CubaLI(**common, metadata={META: meta})
-    v_th = _full(neuron.v_th_mant, shape) / W_SCALE
-    return nir.CubaLIF(**common, v_threshold=v_th, v_reset=np.zeros(shape), metadata={META: meta})
-
-
-#: neuron record type -> converter ``(neuron, layer, dt, gain) -> NIR node``
-NEURON_EXPORTERS: dict[type, Callable[..., Any]] = {hdf5.CubaNeuron: _export_cuba}
-
-
-def _neuron_node(i: int, layer: hdf5.Layer, dt: float, gain: Any = 1.0):
-    neuron = layer.neuron
-    if neuron is None:
-        raise UnsupportedLayerError(
-            f"NIR export: layer {i} ({layer.type_name}) has no neuron (netx's default "
-            f"integrator), which NIR cannot describe"
-        )
-    conv = NEURON_EXPORTERS.get(type(neuron))
-    if conv is None:
-        kind = getattr(neuron, "type", type(neuron).__name__)
-        raise UnsupportedLayerError(
-            f"NIR export: layer {i} ({layer.type_name}) has neuron type {kind!r}, which has no "
-            f"NIR converter (supported: {', '.join(t.__name__ for t in NEURON_EXPORTERS)})"
-        )
-    return conv(neuron, layer, dt, gain)
-
-
-def _weight_float(w: np.ndarray, layer: hdf5.Layer) -> np.ndarray:
-    exp = int(getattr(layer.neuron, "wgt_exp", 0) or 0)
-    return np.asarray(w, np.float64) * 2.0**exp / W_SCALE
-
-
-def _delay_node(layer: hdf5.Layer, dt: float, shape: tuple[int, ...]):
-    delay = getattr(layer, "delay", None)
-    if delay is None:
-        return None
-    d = np.asarray(delay, np.int64)
-    return _nir().Delay(delay=_full(d, shape) * dt, metadata={META: {"delay": d}})
-
-
-def _pack_extra(extra: dict[str, Any]) -> dict[str, Any]:
-    """A record's ``extra`` datasets as NIR metadata: keys joined by newlines (they may hold
-    '/'), values as ``v<i>`` (at least 1-D: NIR's writer compresses every array), ndims."""
-    keys = sorted(extra)
-    out: dict[str, Any] = {"keys": "\n".join(keys)}
-    ndim = []
-    for i, k in enumerate(keys):
-        v = extra[k]
-        if isinstance(v, str):
-            out[f"v{i}"], n = v, -1
-        else:
-            out[f"v{i}"], n = np.atleast_1d(np.asarray(v)), np.ndim(v)
-        ndim.append(n)
-    out["ndim"] = np.asarray(ndim, np.int64)
-    return out
-
-
-def _unpack_extra(packed: dict[str, Any] | None) -> dict[str, Any]:
-    if not packed:
-        return {}
-    keys = str(packed["keys"]).split("\n")
-    out = {}
-    for i, (k, n) in enumerate(zip(keys, np.asarray(packed["ndim"]).reshape(-1), strict=True)):
-        v = packed[f"v{i}"]
-        out[k] = str(v) if n < 0 else np.asarray(v).reshape(np.shape(v) if n else ())
-    return out
-
-
-def _layer_meta(layer: hdf5.Layer) -> dict:
-    meta = {"layerType": layer.type_name, "shape": np.asarray(layer.shape, np.int64)}
-    if layer.extra:
-        meta["layerExtra"] = _pack_extra(layer.extra)
-    return meta
-
-
-def _export_input(i: int, layer: hdf5.InputLayer, dt: float, in_shape) -> list:
-    if layer.neuron is None:
-        return []  # the graph's Input node carries the shape
-    node = _neuron_node(i, layer, dt)
-    node.metadata[META].update(_layer_meta(layer))
-    if layer.weight is not None:  # the input transform's scale (its bias is the neuron's)
-        node.metadata[META]["inputWeight"] = int(layer.weight)
-    return [("neuron", node)]
-
-
-def _export_dense(i: int, layer: hdf5.DenseLayer, dt: float, in_shape) -> list:
-    nir = _nir()
-    w = np.asarray(layer.weight, np.int64)
-    syn = nir.Linear(weight=_weight_float(w, layer), metadata={META: {"weight": w}})
-    neuron = _neuron_node(i, layer, dt)
-    neuron.metadata[META].update(_layer_meta(layer))
-    out = [("linear", syn), ("neuron", neuron)]
-    delay = _delay_node(layer, dt, _neuron_shape(layer))
-    return out + ([("delay", delay)] if delay is not None else [])
-
-
-def _export_conv(i: int, layer: hdf5.ConvLayer, dt: float, in_shape) -> list:
-    nir = _nir()
-    w = np.asarray(layer.weight, np.int64)
-    syn = nir.Conv2d(
-        input_shape=tuple(int(s) for s in in_shape[-2:]), weight=_weight_float(w, layer),
-        stride=tuple(layer.stride), padding=tuple(layer.padding),
-        dilation=tuple(layer.dilation), groups=int(layer.groups),
-        bias=np.zeros(w.shape[0]), metadata={META: {"weight": w}},
-    )  # fmt: skip
-    neuron = _neuron_node(i, layer, dt)
-    neuron.metadata[META].update(_layer_meta(layer))
-    out = [("conv", syn), ("neuron", neuron)]
-    delay = _delay_node(layer, dt, _neuron_shape(layer))
-    return out + ([("delay", delay)] if delay is not None else [])
-
-
-def _export_pool(i: int, layer: hdf5.PoolLayer, dt: float, in_shape) -> list:
-    nir = _nir()
-    w = np.asarray(layer.weight, np.int64)
-    if tuple(layer.dilation) != (1, 1) or np.unique(w).size != 1:
-        raise UnsupportedLayerError(
-            f"NIR export: layer {i} (pool) has dilation {tuple(layer.dilation)} or a non-uniform "
-            f"kernel; NIR's SumPool2d has neither"
-        )
-    syn = nir.SumPool2d(
-        kernel_size=np.asarray(layer.kernel_size), stride=np.asarray(layer.stride),
-        padding=np.asarray(layer.padding), metadata={META: {"weight": w}},
-    )  # fmt: skip
-    # the fixed pooling weight is the neuron's input gain w_in
-    neuron = _neuron_node(i, layer, dt, gain=_weight_float(w.reshape(-1)[0], layer))
-    neuron.metadata[META].update(_layer_meta(layer))
-    out = [("sumpool", syn), ("neuron", neuron)]
-    delay = _delay_node(layer, dt, _neuron_shape(layer))
-    return out + ([("delay", delay)] if delay is not None else [])
-
-
-def _export_flatten(i: int, layer: hdf5.FlattenLayer, dt: float, in_shape) -> list:
-    node = _nir().Flatten(
-        input_type={"input": np.asarray(in_shape)}, start_dim=0, end_dim=-1,
-        metadata={META: _layer_meta(layer)},
-    )  # fmt: skip
-    return [("flatten", node)]
-
-
-#: layer record type (exact type) -> converter ``(index, layer, dt, input shape) -> [(name, node)]``
-LAYER_EXPORTERS: dict[type, Callable[..., list]] = {
-    hdf5.InputLayer: _export_input,
-    hdf5.DenseLayer: _export_dense,
-    hdf5.ConvLayer: _export_conv,
-    hdf5.PoolLayer: _export_pool,
-    hdf5.FlattenLayer: _export_flatten,
-}
-
-
-def _input_shape(net: hdf5.Network, input_shape: Any) -> tuple[int, ...]:
-    first = net.layers[0]
-    if isinstance(first, hdf5.InputLayer):
-        return _neuron_shape(first)
-    if input_shape is not None:
-        return tuple(int(s) for s in input_shape)
-    if isinstance(first, hdf5.DenseLayer):
-        return (int(first.weight.shape[1]),)
-    raise ParameterError(
-        f"NIR export: the first layer is {first.type_name!r} without an input layer; pass "
-        f"input_shape=(C, H, W)"
-    )
-
-
-def _output_shape(layer: hdf5.Layer) -> tuple[int, ...]:
-    if isinstance(layer, hdf5.FlattenLayer):
-        return (math.prod(layer.shape),)
-    return _neuron_shape(layer)
-
-
-def export(net: Any, *, dt: float = DEFAULT_DT, input_shape: Any = None):
-    """Convert a network to a :class:`nir.NIRGraph` (float view + exact integer metadata).
-
-    Parameters
-    ----------
-    net
-        Blocks (as for :func:`loihi_slayer.block.export_network`), a
-        :class:`~loihi_slayer.hdf5.Network` record or a ``.net`` path. Blocks
-        and records are not modified.
-    dt
-        Seconds per Loihi step in the float view (:data:`DEFAULT_DT`).
-    input_shape
-        ``(C, H, W)`` when the first layer is spatial and there is no input
-        layer (as the emulator's ``input_shape``).
-
-    Returns
-    -------
-    nir.NIRGraph
-        A chain ``input -> layer nodes -> output``; node names start with the
-        layer index (``"2_conv"``, ``"2_neuron"``, ``"2_delay"``).
-
-    Raises
-    ------
-    UnsupportedLayerError
-        A layer or neuron type has no NIR converter (the message names it).
-    """
-    nir = _nir()
-    if not dt > 0:
-        raise ParameterError(f"NIR export: dt must be > 0 seconds, got {dt!r}")
-    network = as_network(net)
-    if not network.layers:
-        raise ParameterError("NIR export: the network has no layers")
-    shape = _input_shape(network, input_shape)
-    has_input_layer = isinstance(network.layers[0], hdf5.InputLayer)
-    nodes: dict[str, Any] = {
-        "input": nir.Input(
-            input_type={"input": np.asarray(shape)},
-            metadata={META: {"inputLayer": int(has_input_layer), "dt": float(dt)}},
-        )
-    }
-    for i, layer in enumerate(network.layers):
-        conv = LAYER_EXPORTERS.get(type(layer))
-        if conv is None:
-            raise UnsupportedLayerError(
-                f"NIR export: layer {i} ({layer.type_name}) has no NIR converter (supported: "
-                f"{', '.join(sorted(t.type_name for t in LAYER_EXPORTERS))})"
-            )
-        for name, node in conv(i, layer, dt, shape):
-            nodes[f"{i}_{name}"] = node
-        shape = _output_shape(layer)
-    nodes["output"] = nir.Output(output_type={"output": np.asarray(shape)})
-    names = list(nodes)
-    edges = list(zip(names[:-1], names[1:], strict=True))
-    gmeta: dict[str, Any] = {"dt": float(dt)}
-    if network.simulation is not None:
-        sim = network.simulation
-        gmeta["simulation"] = {"ts": sim.ts} | ({} if sim.t_sample is None else
-                                                {"tSample": sim.t_sample})  # fmt: skip
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: gmeta})
-
-
-def write(path: str | os.PathLike, net: Any, **kwargs: Any) -> Any:
-    """:func:`export` ``net`` and write it with :func:`nir.write`; returns the graph."""
-    graph = export(net, **kwargs)
-    _nir().write(os.fspath(path), graph)
-    return graph
-
-
-def read(path: str | os.PathLike, **kwargs: Any) -> ImportResult:
-    """Read a NIR file with :func:`nir.read` and :func:`import_` it."""
-    return import_(_nir().read(os.fspath(path)), **kwargs)
-
-
-# ============================================================================ import
+from .. import hdf5
+from ..errors import LoihiSlayerError, ParameterError, UnsupportedLayerError
+from ..fixed.api import conv_output_size
+from ..fixed.params import CUBA_RANGES, DECAY_MAX, VTH_MANT_MAX
+from ._common import (
+    _WEIGHT_MAX,
+    DEFAULT_DT,
+    NEVER_SPIKE_V_TH_MANT,
+    V_TH_MANT_TARGET,
+    W_SCALE,
+    _full,
+    _int_or_array,
+    _meta,
+    _nir,
+    _unpack_extra,
+)
 
 
 @dataclass
@@ -502,7 +111,7 @@ class ImportResult:
     def emulator(self, **kwargs: Any):
         """A :class:`~loihi_slayer.emulate.Emulator` of :attr:`network` (keyword arguments
         passed on), given :attr:`input_shape` when the network has no input layer."""
-        from .emulate import Emulator
+        from ..emulate import Emulator
 
         first = self.network.layers[0] if self.network.layers else None
         if not isinstance(first, hdf5.InputLayer):
@@ -563,16 +172,6 @@ NEURON_IMPORTERS: dict[str, Callable[[Any, float], _FloatNeuron]] = {
 _SYNAPSES = ("Affine", "Linear", "Conv2d", "SumPool2d", "AvgPool2d")
 
 
-def _meta(node: Any) -> dict | None:
-    m = getattr(node, "metadata", None) or {}
-    return m.get(META) if isinstance(m.get(META), dict) else None
-
-
-def _int_or_array(v: Any) -> int | np.ndarray:
-    a = np.asarray(v, np.int64)
-    return int(a) if a.ndim == 0 else a
-
-
 def _chain(graph: Any) -> list[str]:
     """Node names from the single Input to the end, refusing branches."""
     nir = _nir()
@@ -612,8 +211,6 @@ def _float_view_matches(snode: Any, nnode: Any, smeta: dict, nmeta: dict) -> boo
 
 
 def _spatial_out(size: tuple[int, int], k, s, p, d=(1, 1)) -> tuple[int, int]:
-    from .fixed.api import conv_output_size
-
     return tuple(conv_output_size(size[j], int(k[j]), int(s[j]), int(p[j]), int(d[j]))
                  for j in range(2))  # fmt: skip
 
@@ -964,3 +561,8 @@ def import_(graph: Any, *, dt: float | None = None) -> ImportResult:
         raise
     except (KeyError, AttributeError) as exc:
         raise ParameterError(f"NIR import: malformed node or metadata: {exc!r}") from None
+
+
+def read(path: str | os.PathLike, **kwargs: Any) -> ImportResult:
+    """Read a NIR file with :func:`nir.read` and :func:`import_` it."""
+    return import_(_nir().read(os.fspath(path)), **kwargs)
