@@ -337,3 +337,11 @@ def test_shipped_netx_files_roundtrip_exactly(tmp_path, name):
     lnir.write(tmp_path / "f.nir", net)
     res = lnir.read(tmp_path / "f.nir")
     assert res.report.exact and res.network == net
+
+
+def test_missing_nir_package_is_named(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nir", None)  # as if the [nir] extra were not installed
+    with pytest.raises(ImportError, match=r"pip install loihi_slayer\[nir\]"):
+        lnir.export(hdf5.Network([hdf5.InputLayer((3,))]))
