@@ -9,8 +9,12 @@ verify CASE...
 emulate NETWORK INPUT -o OUT
     Run a netx ``.net`` file on an integer input (``.npy``) and write the
     recorded traces as a golden case (so ``verify OUT`` re-checks them).
-inspect NETWORK
-    Print a table of layers, shapes and neuron parameters.
+inspect NETWORK [--resources]
+    Print a table of layers, shapes and neuron parameters; with ``--resources``
+    the chip resource report (exit status 1 when the network does not fit).
+doctor
+    Versions, numba threading and cache, CUDA, and a kernel self-test (exit
+    status 1 when a kernel differs from the reference).
 demo [--out DIR] [--epochs N] [--seconds S]
     Train the Oxford CUBA network briefly, export it, emulate it and check that
     the train-to-chip gap is zero. Exit status 0 only if it is.
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .errors import FormatError, LoihiSlayerError
 
 log = logging.getLogger("loihi_slayer.cli")
@@ -155,8 +160,22 @@ def _neuron_fields(neuron) -> tuple[list[str], str]:
     return common, " ".join(other) or "-"
 
 
+def cmd_resources(args: argparse.Namespace) -> int:
+    """``inspect --resources``: the chip resource report of a network file."""
+    from .hdf5 import load_network
+    from .resources import resource_report
+
+    report = resource_report(load_network(args.network, num_layers=args.num_layers))
+    _out(f"{args.network}: chip resources")
+    _out(report.table())
+    return EXIT_OK if all(report.fits(c) for c in ("loihi1", "loihi2")) else EXIT_MISMATCH
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .hdf5 import load_network
+
+    if getattr(args, "resources", False):
+        return cmd_resources(args)
 
     net = load_network(args.network, num_layers=args.num_layers)
     header = ("#", "type", "shape", "neuron", *_NEURON_COLUMNS, "weight", "w range", "bias",
@@ -220,6 +239,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_MISMATCH
 
 
+# ---------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose
+
+    diag = diagnose(run_self_test=not args.no_self_test)
+    for line in diag.lines():
+        _out(line)
+    return EXIT_OK if diag.ok else EXIT_MISMATCH
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -230,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bit-accurate Loihi emulation, golden-trace verification and SNN training.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("verify", help="check golden cases bit for bit")
@@ -257,7 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print layers and neuron parameters")
     i.add_argument("network", help="netx .net file")
     i.add_argument("--num-layers", type=int, default=None)
+    i.add_argument("--resources", action="store_true",
+                   help="chip resources per layer and cores under Loihi 1/2 limits")  # fmt: skip
     i.set_defaults(func=cmd_inspect)
+
+    dr = sub.add_parser("doctor", help="versions, numba/CUDA setup and a kernel self-test")
+    dr.add_argument("--no-self-test", action="store_true", help="skip the kernel self-test")
+    dr.set_defaults(func=cmd_doctor)
 
     d = sub.add_parser("demo", help="train, export, emulate, check the train-to-chip gap")
     d.add_argument("--out", default="demo_out", help="output directory (default ./demo_out)")

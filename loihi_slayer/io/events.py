@@ -315,7 +315,10 @@ class Event:
                 )
             p = (p > 0).astype(np.int64)
         y = arr["y"] if "y" in names else None
-        t = np.asarray(arr["t"], dtype=np.float64) * factor
+        t = np.asarray(arr["t"], dtype=np.float64)
+        # sub-ms units: divide by the whole number of units per ms, as the binary readers
+        # do (t_us / 1000), so the same event gets the same float time either way
+        t = t / round(1 / factor) if factor < 1 else t * factor
         return cls(arr["x"], y, p, t, sensor_size=sensor_size)
 
     def to_structured(self, t_unit: str = "us", t_dtype: Any = np.int64) -> np.ndarray:
