@@ -36,14 +36,15 @@ the raw bit values (then ``read(write(ev)) == ev`` exactly).
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import FormatError, ParameterError, ParameterTypeError, describe
+from ..safety.atomic import atomic_write_bytes
 from .events import Event
 
 __all__ = [
@@ -157,23 +158,6 @@ def _time_us(t_ms: np.ndarray, name: str = "t") -> np.ndarray:
     return t_us.astype(np.int64)
 
 
-def _atomic_write(filename: PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``filename`` and rename it."""
-    path = Path(filename)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _require_event(td_event: Any, dim: int, func: str) -> Event:
     if not isinstance(td_event, Event):
         raise ParameterTypeError(f"{func} expects an Event, got {type(td_event).__name__}")
@@ -243,7 +227,7 @@ def encode_1d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.x, "x (neuron id)", 16)
     _check_fits(ev.c, "c (polarity)", 1)
     _check_fits(t_us, "t", 23, " us")
-    _atomic_write(filename, _pack([(ev.x, 16), (ev.c, 1), (t_us, 23)], _BS1))
+    atomic_write_bytes(filename, _pack([(ev.x, 16), (ev.c, 1), (t_us, 23)], _BS1))
 
 
 # ------------------------------------------------------------------- .bs2
@@ -295,7 +279,7 @@ def encode_2d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.y, "y", 8)
     _check_fits(ev.c, "c (polarity)", 1)
     _check_fits(t_us, "t", 23, " us")
-    _atomic_write(filename, _pack([(ev.x, 8), (ev.y, 8), (ev.c, 1), (t_us, 23)], _BS2))
+    atomic_write_bytes(filename, _pack([(ev.x, 8), (ev.y, 8), (ev.c, 1), (t_us, 23)], _BS2))
 
 
 # ------------------------------------------------------------------- .bs3
@@ -347,7 +331,7 @@ def encode_3d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.y, "y", 12)
     _check_fits(ev.c, "c (channel)", 8)
     _check_fits(t_us, "t", 24, " us")
-    _atomic_write(filename, _pack([(ev.x, 12), (ev.y, 12), (ev.c, 8), (t_us, 24)], _BS3))
+    atomic_write_bytes(filename, _pack([(ev.x, 12), (ev.y, 12), (ev.c, 8), (t_us, 24)], _BS3))
 
 
 # ------------------------------------------------------------------- .bsn
@@ -454,7 +438,7 @@ def encode_nd_spikes(
             f"t_end must be >= t_start; region {int(bad[0])} has t_start="
             f"{arrays[1][bad[0]]!r} ms, t_end={arrays[2][bad[0]]!r} ms"
         )
-    _atomic_write(filename, _pack([(nid, 16), (t0, 24), (t1, 24), (count, 16)], _BSN))
+    atomic_write_bytes(filename, _pack([(nid, 16), (t0, 24), (t1, 24), (count, 16)], _BSN))
 
 
 def _int_values(a: np.ndarray, name: str) -> np.ndarray:
@@ -550,20 +534,12 @@ def encode_np_spikes(
         arr = np.stack([td_event.x, td_event.c, t], axis=1).astype(np.float64)
     else:
         arr = np.stack([td_event.x, td_event.y, td_event.c, t], axis=1).astype(np.float64)
-    path = str(filename)
+    path = os.fspath(filename)
     if not path.endswith(".npy"):
         path += ".npy"
-    fd, tmp = tempfile.mkstemp(
-        prefix=".np_spikes.", suffix=".npy", dir=os.path.dirname(path) or "."
-    )
-    os.close(fd)
-    try:
-        np.save(tmp, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 # ------------------------------------------------------------- dispatching
