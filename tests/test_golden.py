@@ -203,7 +203,7 @@ def test_cli_emulate_network_without_input_layer(tmp_path, capsys):
     np.save(tmp_path / "x.npy", (rng.random((2, 6, 6, 30)) < 0.3).astype(np.int64))
     out = tmp_path / "case.h5"
     args = ["emulate", str(tmp_path / "pool.net"), str(tmp_path / "x.npy"), "-o", str(out)]
-    assert main(args) == 2  # no input layer, no --input-shape
+    assert main(args) == 3  # no input layer, no --input-shape: the file cannot run
     assert "input_shape" in capsys.readouterr().err
     assert main(args + ["--input-shape", "2,6,6"]) == 0
     case = load_case(out)
