@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError, LoihiSlayerError
+from .safety.npy import load_array
 
 log = logging.getLogger("loihi_slayer.cli")
 
@@ -125,18 +126,7 @@ def _load_input(path: Path) -> np.ndarray:
         raise FileNotFoundError(2, "No such input file", str(path))
     if path.is_dir():
         raise FormatError("is a directory, not an input array file", file=path)
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if "input" not in z:
-                    raise FormatError("an .npz input needs an array named 'input'", file=path)
-                data = z["input"]
-        else:
-            data = np.load(path, allow_pickle=False)
-    except FormatError:
-        raise
-    except Exception as exc:
-        raise FormatError(f"cannot read input array: {_one_line(exc)}", file=path) from None
+    data = load_array(path, "input" if path.suffix == ".npz" else None)
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
         raise FormatError(f"input must be a numeric array, got dtype {data.dtype}", file=path)
     if data.ndim == 0 or data.shape[-1] == 0:
@@ -307,10 +297,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seconds = None
     elif args.seconds is None:
         seconds = 60.0
-    result = run_demo(
-        args.out, epochs=args.epochs, seconds=seconds, lr=args.lr, seed=args.seed,
-        plot=not args.no_plot, progress=not args.no_progress,
-    )  # fmt: skip
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"file {args.out!r}: --out must be a directory, found a file")
+    with _about(args.out):
+        result = run_demo(
+            args.out, epochs=args.epochs, seconds=seconds, lr=args.lr, seed=args.seed,
+            plot=not args.no_plot, progress=not args.no_progress,
+        )  # fmt: skip
     _out(f"trained {result.epochs} epoch(s) in {result.seconds:.1f} s; "
          f"final loss {result.losses[-1]:.2f}")  # fmt: skip
     _out(f"output spikes {result.output_spikes} (target {result.target_spikes})")

@@ -52,6 +52,7 @@ from loihi_slayer.hdf5.schema import (
 )
 from loihi_slayer.safety.atomic import atomic_write_bytes, h5py_bytes
 from loihi_slayer.safety.hdf5_guard import check_hdf5_file
+from loihi_slayer.safety.memory import check_allocation
 
 __all__ = ["load_network", "save_network", "WEIGHT_RANGE"]
 
@@ -232,6 +233,10 @@ class _Group:
                 f"{_MAX_DATASET_BYTES}-byte limit",
                 name,
             )
+        try:  # read, then converted to int64: the memory budget must hold both
+            check_allocation(f"dataset of shape {ds.shape}", [ds.shape] * 2, 8)
+        except ParameterError as exc:
+            raise self.error(str(exc), name) from None
 
     def _extra_value(self, ds: h5py.Dataset, key: str) -> Any:
         self._check_size(ds, key)

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..errors import FormatError, ParameterError, ParameterTypeError, describe
 from ..safety.atomic import atomic_write_bytes
+from ..safety.npy import load_array
 from .events import Event
 
 __all__ = [
@@ -491,20 +492,22 @@ def read_np_spikes(
         raise ParameterError(f"fmt must be 'xypt', got {fmt!r}")
     if not time_unit > 0:
         raise ParameterError(f"time_unit must be > 0 seconds, got {time_unit!r}")
-    try:
-        arr = np.load(filename, allow_pickle=False)
-    except ValueError as exc:
-        raise FormatError(f"not a plain numpy array file: {exc}", file=filename) from exc
+    arr = load_array(filename)
     if arr.ndim != 2 or arr.shape[1] not in (3, 4):
         raise FormatError(
             f"expected an (n_events, 3) [x, c, t] or (n_events, 4) [x, y, c, t] array, "
             f"got shape {arr.shape}",
             file=filename,
         )
+    if arr.dtype.kind not in "biuf":
+        raise FormatError(f"expected a numeric array, got dtype {arr.dtype}", file=filename)
     t = arr[:, -1].astype(np.float64) * (time_unit * 1e3)
-    if arr.shape[1] == 3:
-        return Event(arr[:, 0], None, arr[:, 1], t, sensor_size=sensor_size)
-    return Event(arr[:, 0], arr[:, 1], arr[:, 2], t, sensor_size=sensor_size)
+    try:
+        if arr.shape[1] == 3:
+            return Event(arr[:, 0], None, arr[:, 1], t, sensor_size=sensor_size)
+        return Event(arr[:, 0], arr[:, 1], arr[:, 2], t, sensor_size=sensor_size)
+    except (ParameterError, ParameterTypeError) as exc:
+        raise FormatError(f"invalid events: {exc}", file=filename) from None
 
 
 def encode_np_spikes(

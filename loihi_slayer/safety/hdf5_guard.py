@@ -111,6 +111,8 @@ def _walk(name: str) -> None:  # pragma: no cover - runs in the forked child
     import h5py
     import numpy as np
 
+    from .memory import memory_limit
+
     with h5py.File(name, "r") as f:
         seen: set[int] = set()
         stack = [f]
@@ -139,7 +141,7 @@ def _walk(name: str) -> None:  # pragma: no cover - runs in the forked child
                         nbytes = int(np.prod(obj.shape or (), dtype=np.float64)) * int(
                             obj.dtype.itemsize
                         )
-                        if nbytes <= MAX_DATASET_BYTES:
+                        if nbytes <= min(MAX_DATASET_BYTES, memory_limit()):
                             obj[()]
                     except Exception:
                         continue
