@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -148,6 +149,24 @@ def _shape_arg(text: str) -> tuple[int, ...]:
             f"{text!r}: expected 1 or 3 positive integers like 2,34,34"
         )
     return shape
+
+
+def _float_arg(minimum: float, *, open_min: bool = False):
+    """argparse type: a finite real number >= ``minimum`` (> when ``open_min``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum or (open_min and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"{text} must be a finite number {'>' if open_min else '>='} {minimum:g}"
+            )
+        return value
+
+    parse.__name__ = f"number >= {minimum:g}"
+    return parse
 
 
 def _int_arg(minimum: int):
@@ -375,9 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=_int_arg(1), default=None,
                    help="training epochs (default: time)")  # fmt: skip
     d.add_argument(
-        "--seconds", type=float, default=None, help="training time budget (default 60; 0: none)"
+        "--seconds",
+        type=_float_arg(0.0),
+        default=None,
+        help="training time budget (default 60; 0: none)",
     )
-    d.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    d.add_argument("--lr", type=_float_arg(0.0, open_min=True), default=0.001,
+                   help="Adam learning rate")  # fmt: skip
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-plot", action="store_true", help="skip the raster plot")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -483,6 +506,9 @@ def main(argv: Sequence[str] | None = None, *, supervise: bool | None = None) ->
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted: loihi-slayer stopped")
+        return EXIT_INTERRUPTED
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
