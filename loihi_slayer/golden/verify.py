@@ -254,6 +254,9 @@ def record_case(
         resets=masks,
         spike_exp=spike_exp,
         expectations=exps,
+        # the layer count is part of the case: a network file that lost a layer group
+        # cannot pass as a shorter network
+        checks={"num_layers": np.int64(len(emu.network.layers))},
         description=description,
         source=source or f"recorded by loihi_slayer from {os.fspath(network)}",
     )

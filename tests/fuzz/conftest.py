@@ -1,8 +1,26 @@
-"""Fuzz suite: print the inputs tried per target and their outcomes."""
+"""Fuzz suite: warm the library up once, print the figures at the end.
+
+The inputs run in forked children of this process, so everything imported and
+compiled here (torch, numba kernels) is inherited instead of paid per input.
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import fuzzlib
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_library():
+    for module in ("torch", "loihi_slayer.cli", "loihi_slayer.slayer_pytorch"):
+        importlib.import_module(module)  # once here, inherited by every child
+    from loihi_slayer.golden import verify_case
+
+    for name in ("tinynet_sdnn_input.h5", "tinynet_sdnn_conv.h5", "tinynet_conv_block.h5"):
+        verify_case(Path(__file__).resolve().parents[2] / "golden" / name)  # compiles kernels
 
 
 def pytest_terminal_summary(terminalreporter):
