@@ -154,11 +154,15 @@ class Params:
             self.parameters = copy.deepcopy(dict(source))
         elif isinstance(source, str | os.PathLike):
             self.path = os.fspath(source)
-            with open(source, encoding="utf-8") as fh:
-                try:
-                    loaded = yaml.safe_load(fh)
-                except yaml.YAMLError as exc:
-                    raise FormatError(f"invalid YAML: {exc}", file=source) from exc
+            if os.path.isdir(self.path):
+                raise FormatError("is a directory, not a YAML file", file=source)
+            try:
+                with open(source, "rb") as fh:
+                    loaded = yaml.safe_load(fh.read().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"not UTF-8 text: {exc}", file=source) from None
+            except (yaml.YAMLError, RecursionError) as exc:
+                raise FormatError(f"invalid YAML: {exc}", file=source) from None
             if loaded is None:
                 loaded = {}
             if not isinstance(loaded, dict):

@@ -10,7 +10,13 @@ import importlib
 from pathlib import Path
 
 import fuzzlib
+import numba
 import pytest
+
+# Inputs run in forked children. numba's OpenMP layer refuses to run in a child
+# forked after the parent used it (SIGTERM); its workqueue layer is fork-safe.
+# The layer is chosen at the first parallel launch, which comes after collection.
+numba.config.THREADING_LAYER = "workqueue"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -118,6 +118,17 @@ def _child(fn: Callable[[], Any], names: tuple[str, ...], write_fd: int) -> None
     os._exit(0)
 
 
+def _check_fork_safe() -> None:
+    """Skip when numba's OpenMP layer already ran here (children could not use it)."""
+    import numba
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False) and numba.threading_layer() == "omp":
+        import pytest
+
+        pytest.skip("numba's OpenMP threading layer was started before forking the fuzz inputs")
+
+
 def run_isolated(fn: Callable[[], Any], names: tuple[str, ...] = ()) -> Outcome:
     """Run ``fn()`` in a forked child; classify the outcome.
 
@@ -128,6 +139,7 @@ def run_isolated(fn: Callable[[], Any], names: tuple[str, ...] = ()) -> Outcome:
     names
         Strings a clean error message must contain (file name, parameter).
     """
+    _check_fork_safe()
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
