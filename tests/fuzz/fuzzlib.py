@@ -88,6 +88,11 @@ class CheckFailed(AssertionError):
     """A target's own correctness check failed (counts as ``raw``)."""
 
 
+class Refused(Exception):
+    """A target refused its input as the contract says (counts as ``clean``),
+    e.g. a CLI exit status 2 or 3 with the file named on stderr."""
+
+
 def _child(fn: Callable[[], Any], names: tuple[str, ...], write_fd: int) -> None:
     kind, detail = "ok", ""
     try:
@@ -104,6 +109,8 @@ def _child(fn: Callable[[], Any], names: tuple[str, ...], write_fd: int) -> None
         kind, detail = "memory", traceback.format_exc(limit=-3)
     except CheckFailed as exc:
         kind, detail = "raw", f"wrong result: {exc}"
+    except Refused as exc:
+        kind, detail = "clean", str(exc)
     except (LoihiSlayerError, FileNotFoundError) as exc:
         msg = str(exc)
         missing = [n for n in names if n not in msg]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from fuzzlib import CheckFailed, fuzz_settings, record, run_isolated
+from fuzzlib import CheckFailed, Refused, fuzz_settings, record, run_isolated
 from hypothesis import given
 from hypothesis import strategies as st
 from mutations import (
@@ -55,6 +55,12 @@ def _cli(argv: list[str], allowed: set[int], files: list[str], workdir: Path) ->
     return code
 
 
+def _refused(code: int, argv: list[str], workdir: Path) -> None:
+    """Count a usage error or an invalid file as a clean refusal."""
+    if code in (2, 3):
+        raise Refused(f"exit {code}: {(workdir / 'stderr.txt').read_text()[-300:]}")
+
+
 @fuzz_settings(12)
 @given(src=st.sampled_from(CASES), spec=st.one_of(hdf5_mutation(), byte_mutation()))
 def test_cli_verify(tmp_path_factory, src, spec):
@@ -67,7 +73,8 @@ def test_cli_verify(tmp_path_factory, src, spec):
             apply_hdf5(str(path), spec)
         else:
             path.write_bytes(apply_bytes(path.read_bytes(), spec))
-        _cli(["verify", str(path)], {0, 1, 3}, [str(path)], work)
+        argv = ["verify", str(path)]
+        _refused(_cli(argv, {0, 1, 3}, [str(path)], work), argv, work)
 
     record("cli verify", run_isolated(target))
 
@@ -104,6 +111,7 @@ def test_cli_emulate(tmp_path_factory, what, net_spec, arr_spec, args):
         code = _cli(argv, {0, 2, 3}, [str(net), str(inp), str(out)], work)
         if code == 0 and _cli(["verify", str(out)], {0, 1, 3}, [str(out)], work) != 0:
             raise CheckFailed("a case written by emulate does not verify")
+        _refused(code, argv, work)
 
     record("cli emulate", run_isolated(target))
 
@@ -120,7 +128,8 @@ def test_cli_inspect(tmp_path_factory, spec):
             apply_hdf5(str(net), spec)
         else:
             net.write_bytes(apply_bytes(net.read_bytes(), spec))
-        _cli(["inspect", str(net)], {0, 3}, [str(net)], work)
+        argv = ["inspect", str(net)]
+        _refused(_cli(argv, {0, 3}, [str(net)], work), argv, work)
 
     record("cli inspect", run_isolated(target))
 
@@ -156,6 +165,7 @@ def test_cli_demo_refuses(tmp_path_factory, args, out_is_file):
                     {2, 3}, [str(out)], work)  # fmt: skip
         if code != 2:
             raise CheckFailed(f"{args}: expected a usage error, got exit {code}")
+        _refused(code, args, work)
 
     record("cli demo", run_isolated(target))
 
@@ -165,6 +175,7 @@ def test_cli_demo_output_is_a_file(tmp_path):
     out.write_text("a file, not a directory")
 
     def target() -> None:
-        _cli(["demo", "--out", str(out), "--epochs", "1", "--no-plot"], {3}, [str(out)], tmp_path)
+        argv = ["demo", "--out", str(out), "--epochs", "1", "--no-plot"]
+        _refused(_cli(argv, {3}, [str(out)], tmp_path), argv, tmp_path)
 
     record("cli demo", run_isolated(target))
