@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError, describe
+from ..safety.memory import check_allocation
 
 __all__ = ["Event", "tensor_to_event", "TIME_UNITS"]
 
@@ -393,6 +394,7 @@ class Event:
         dim = tuple(int(d) for d in dim)
         if any(d < 0 for d in dim):
             raise ParameterError(f"dim entries must be >= 0, got {dim}")
+        check_allocation(f"Event.to_tensor dim = {dim}", [dim], np.dtype(np.float32).itemsize)
         if self.dim == 1:
             if len(dim) == 2:
                 frame = np.zeros((1, 1, dim[0], dim[1]), dtype=np.float32)

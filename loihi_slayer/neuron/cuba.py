@@ -39,6 +39,7 @@ import torch
 
 from ..autograd.cuba import BatchMean, CubaFunction, CubaState, make_spec, surrogate_spike
 from ..errors import ParameterError
+from ..safety.clamp import warn_clamped
 from . import base
 from .norm import MeanOnlyBatchNorm
 
@@ -57,6 +58,7 @@ def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 
 def _decay_range(name: str, value, shared: bool) -> tuple[float, float]:
     if np.isscalar(value):
         v = base.check_finite_float(name, value)
+        warn_clamped(logger, name, v, 0.0, 1.0)  # lava-dl clamps the decay; so do we
         return (v, v) if shared else (v * 0.99, v * 1.01)
     if shared:
         raise ParameterError(f"{name} must be a scalar when shared_param=True, got {value!r}")
