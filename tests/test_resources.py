@@ -110,7 +110,7 @@ def test_export_logs_the_resource_report(tmp_path, caplog):
 
     net = torch.nn.Sequential(cuba.Dense({"threshold": 0.5, "current_decay": 0.2,
                                           "voltage_decay": 0.1}, 4, 3))  # fmt: skip
-    with caplog.at_level("INFO", logger="loihi_slayer.block.base"):
+    with caplog.at_level("INFO", logger="loihi_slayer.block"):
         block.export_network(net, tmp_path / "n.net")
     assert "Loihi 2: 1 of 128 cores (lower bound): fits" in caplog.text
 
