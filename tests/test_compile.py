@@ -12,6 +12,7 @@ from loihi_slayer.autograd.sigma_delta import MODES, sdnn_op
 from loihi_slayer.autograd.spike import spike_op
 from loihi_slayer.block import cuba, sigma_delta
 from loihi_slayer.errors import ParameterError
+from loihi_slayer.neuron.norm import MeanOnlyBatchNorm
 
 # all of opcheck's checks, including dynamic-shape AOT dispatch of forward and backward
 OPCHECK = (
@@ -99,6 +100,8 @@ def _compare_eager_and_compiled(make_net, x, target):
     out_e, grads_e = _train_step(eager_net, x, target, False)
     out_c, grads_c = _train_step(comp_net, x, target, True)
     torch.testing.assert_close(out_c, out_e, rtol=0, atol=0)
+    for (k, b_e), b_c in zip(eager_net.named_buffers(), comp_net.buffers(), strict=True):
+        torch.testing.assert_close(b_c, b_e, rtol=0, atol=0, msg=k)  # e.g. norm running means
     assert grads_e and grads_e.keys() == grads_c.keys()
     for k in grads_e:
         torch.testing.assert_close(grads_c[k], grads_e[k], rtol=1e-6, atol=1e-7)
@@ -117,6 +120,28 @@ def test_cuba_network_fullgraph_same_outputs_and_gradients(ref_delay):
     _compare_eager_and_compiled(make, x, torch.rand(3, 8, 16))
 
 
+@pytest.mark.slow
+def test_mixed_cuba_blocks_fullgraph_same_outputs_and_gradients():
+    """Input, Conv with norm and delay, Pool, Flatten, Dense, Recurrent, KWTA, Affine."""
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "requires_grad": True}
+    pn = dict(p, norm=MeanOnlyBatchNorm)
+
+    def make():
+        return torch.nn.Sequential(
+            cuba.Input(p, weight=1.5),
+            cuba.Conv(pn, 2, 3, 3, weight_scale=3, delay=True, input_shape=(6, 6)),
+            cuba.Pool(p, 2, weight_scale=2),
+            cuba.Flatten(),
+            cuba.Dense(pn, 12, 10, weight_scale=4, delay=True),
+            cuba.Recurrent(p, 10, 8, weight_scale=4),
+            cuba.KWTA(p, 8, 6, num_winners=2, weight_scale=4),
+            cuba.Affine(p, 6, 4, weight_scale=4),
+        )
+
+    x = torch.rand(2, 2, 6, 6, 6)  # short: Recurrent and KWTA unroll over time when traced
+    _compare_eager_and_compiled(make, x, torch.rand(2, 4, 6))
+
+
 def test_sigma_delta_network_fullgraph_same_outputs_and_gradients():
     p = {"threshold": 0.05, "activation": F.relu, "requires_grad": True}
 
@@ -126,10 +151,11 @@ def test_sigma_delta_network_fullgraph_same_outputs_and_gradients():
             sigma_delta.Conv(p, 2, 4, 3, weight_scale=3, input_shape=(8, 8)),
             sigma_delta.Flatten(),
             sigma_delta.Dense(p, 4 * 6 * 6, 5, weight_scale=3),
+            sigma_delta.Output(p, 5, 3, weight_scale=2),
         )
 
     x = torch.rand(2, 2, 8, 8, 12, dtype=torch.float64)
-    _compare_eager_and_compiled(make, x, torch.rand(2, 5, 12, dtype=torch.float64))
+    _compare_eager_and_compiled(make, x, torch.rand(2, 3, 12, dtype=torch.float64))
 
 
 def test_no_graph_breaks_and_finite_check_survives_compilation():

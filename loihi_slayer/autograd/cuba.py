@@ -219,8 +219,8 @@ def run_forward(
     args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
             state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
     if backend == "cpu":
-        _cpu.cuba_forward(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a
-                            for a in args])  # fmt: skip
+        kernel = _cpu.cuba_forward_refractory if rec_r else _cpu.cuba_forward
+        kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
     else:
         from . import _cuda
 
@@ -466,7 +466,7 @@ def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState
     )  # fmt: skip
     state.assign(st_end)
     if batch_mean:
-        bias.mean = mean.to(x.dtype)
+        bias.mean = mean.detach().to(x.dtype)
         bias_t = batch_mean_bias(mean, spec.scale)[0]
     if not want_trace:
         empty = x.new_empty(0)
