@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from loihi_slayer.autograd.cuba import CubaState, batch_mean_bias, cuba_op, make_spec
+from loihi_slayer.autograd.cuba import CubaState, batch_mean_bias, cuba_op, make_spec, op_config
 from loihi_slayer.autograd.op import check_finite
-from loihi_slayer.autograd.sigma_delta import MODES, sdnn_op
+from loihi_slayer.autograd.sigma_delta import SdnnSpec, sdnn_op
+from loihi_slayer.autograd.sigma_delta import op_config as sd_op_config
 from loihi_slayer.autograd.spike import spike_op
 from loihi_slayer.block import cuba, sigma_delta
 from loihi_slayer.errors import ParameterError
@@ -33,11 +34,9 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
     spec = make_spec(0.5, 64, 1.0, 1.0, False, x.shape[1], 1, "cpu", ref_delay)
     bias = torch.zeros(1, dtype=torch.int64) if bias is None else bias
     state = CubaState(*(torch.zeros(rows, dtype=torch.int64) for _ in range(3))).stacked()
-    return (
-        x, torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True),
-        bias, state, spec.scale, spec.v_th_mant, spec.ref_delay, spec.graded, spec.channels,
-        spec.per_channel, spec.tau_rho, spec.scale_rho, batch_mean, rec_u, spec.backend,
-    )  # fmt: skip
+    config, rho = op_config(spec, batch_mean, rec_u)
+    decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
+    return (x, *decays, bias, state, config, rho, spec.backend)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +61,8 @@ def test_sigma_delta_op_opcheck(mode, with_bias):
     th = torch.tensor([0.05, 0.1, 0.02], requires_grad=True)
     bias = torch.tensor([0.25], requires_grad=True) if with_bias else None
     state = torch.zeros(4, 6, dtype=torch.int64)
-    args = (x, th, bias, state, MODES[mode], True, False, 3, 1, True, 1.0, 1.0, "cpu")
+    spec = SdnnSpec(mode, True, False, 1.0, 1.0, 3, 1, "cpu")
+    args = (x, th, bias, state, *sd_op_config(spec, True), spec.backend)
     torch.library.opcheck(sdnn_op, args, test_utils=OPCHECK)
 
 
@@ -175,3 +175,23 @@ def test_check_finite_eager():
     check_finite(torch.ones(3), "fine")
     with pytest.raises(ParameterError, match="bad thing"):
         check_finite(torch.tensor([1.0, float("inf")]), "bad thing")
+
+
+def test_persistent_state_with_refractory_carries_across_compiled_calls():
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "persistent_state": True,
+         "ref_delay": 3}  # fmt: skip
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))
+    comp = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))
+    comp.load_state_dict(eager.state_dict())
+    model = torch.compile(comp, fullgraph=True, backend="aot_eager")
+    x = _spikes(2, 6, 8, p=0.5)
+    events = 0
+    for _ in range(3):
+        y = eager(x)
+        assert torch.equal(model(x), y)
+        events += int(y.sum())
+        st_e, st_c = eager[0].neuron._state, comp[0].neuron._state
+        for k in ("u", "v", "rc"):
+            assert torch.equal(getattr(st_c, k), getattr(st_e, k))
+    assert events >= 5

@@ -48,6 +48,7 @@ The pair runs as the custom op ``loihi_slayer::cuba`` (:func:`.op.kernel_op`);
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,29 +302,40 @@ def _reduce_param_grad(g_rows: torch.Tensor, n_values: int, spec: CubaSpec, batc
 
 
 # ---------------------------------------------------------------- the custom op
-# Forward outputs: s (shape of x), v_pre (rows, T), u (rows, T | 0), refractory
+# Arguments: tensors, then the configuration packed in two lists (few schema
+# arguments keep the per-call dispatch overhead small):
+#   config = [scale, v_th_mant, ref_delay, graded, channels, per_channel, batch_mean, rec_u]
+#   rho = [tau_rho, scale_rho]
+# Outputs: s (shape of x), v_pre (rows, T), u (rows, T | 0), refractory
 # (rows, T | 0, uint8), state (3, rows) int64, batch mean (channels | 0, float64).
 
 
-def _op_spec(scale, v_th_mant, ref_delay, graded, channels, per_channel, tau_rho, scale_rho,
-             backend) -> CubaSpec:  # fmt: skip
-    return CubaSpec(scale, v_th_mant, tau_rho, scale_rho, graded, channels, per_channel, backend,
-                    ref_delay)  # fmt: skip
+def op_config(spec: CubaSpec, batch_mean: bool, rec_u: bool) -> tuple[list[int], list[float]]:
+    """The ``config`` and ``rho`` arguments of ``loihi_slayer::cuba`` for ``spec``."""
+    ints = [spec.scale, spec.v_th_mant, spec.ref_delay, int(spec.graded), spec.channels,
+            spec.per_channel, int(batch_mean), int(rec_u)]  # fmt: skip
+    return ints, [spec.tau_rho, spec.scale_rho]
+
+
+def _op_spec(config: Sequence[int], rho: Sequence[float], backend: str) -> CubaSpec:
+    scale, v_th_mant, ref_delay, graded, channels, per_channel = config[:6]
+    return CubaSpec(scale, v_th_mant, rho[0], rho[1], bool(graded), channels, per_channel,
+                    backend, ref_delay)  # fmt: skip
 
 
 def _cuba_forward(
     x: Tensor, current_decay: Tensor, voltage_decay: Tensor, bias: Tensor, state: Tensor,
-    scale: int, v_th_mant: int, ref_delay: int, graded: bool, channels: int, per_channel: int,
-    tau_rho: float, scale_rho: float, batch_mean: bool, rec_u: bool, backend: str,
+    config: list[int], rho: list[float], backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    spec = _op_spec(scale, v_th_mant, ref_delay, graded, channels, per_channel, tau_rho,
-                    scale_rho, backend)  # fmt: skip
+    spec = _op_spec(config, rho, backend)
+    batch_mean, rec_u = bool(config[6]), bool(config[7])
     backend = resolve_backend(backend, x)
     steps = x.shape[-1]
     x2 = x.detach().reshape(-1, steps)
     if not x2.is_contiguous():
         x2 = x2.contiguous()
     rows = x2.shape[0]
+    channels, per_channel = spec.channels, spec.per_channel
     batch = rows // (channels * per_channel)
     i_dec = _expand(decay_int(current_decay), spec)
     v_dec = _expand(decay_int(voltage_decay), spec)
@@ -336,7 +348,7 @@ def _cuba_forward(
         mean = (
             u_pre.to(torch.float64).reshape(batch, channels, per_channel * steps).mean(dim=(0, 2))
         )
-        bias = batch_mean_bias(mean, scale)[0]
+        bias = batch_mean_bias(mean, spec.scale)[0]
     bias_vec = _expand(bias.detach().cpu().numpy().astype(np.int64), spec)
     state_end = state.clone()
     s, vp, u, refr = run_forward(x2, spec, i_dec, v_dec, bias_vec, state_end, True, rec_u, backend)
@@ -345,10 +357,8 @@ def _cuba_forward(
     return s.reshape(x.shape), vp, u, refr, state_end, mean
 
 
-def _cuba_forward_fake(
-    x, current_decay, voltage_decay, bias, state, scale, v_th_mant, ref_delay, graded, channels,
-    per_channel, tau_rho, scale_rho, batch_mean, rec_u, backend,
-):  # fmt: skip
+def _cuba_forward_fake(x, current_decay, voltage_decay, bias, state, config, rho, backend):
+    _, _, ref_delay, _, channels, _, batch_mean, rec_u = config
     steps = x.shape[-1]
     rows = x.numel() // steps
     return (
@@ -362,12 +372,11 @@ def _cuba_forward_fake(
 
 
 def _cuba_save(inputs, output):
-    (x, current_decay, voltage_decay, _bias, state, scale, v_th_mant, _ref, graded, channels,
-     per_channel, tau_rho, scale_rho, batch_mean, _rec_u, backend) = inputs  # fmt: skip
+    x, current_decay, voltage_decay, _bias, state, config, rho, backend = inputs
     _, vp, u, refr, _, mean = output
-    config = (list(x.shape), scale, v_th_mant, graded, channels, per_channel, tau_rho, scale_rho,
-              batch_mean, backend)  # fmt: skip
-    return (vp, u, refr, state, current_decay, voltage_decay, mean), config
+    return (vp, u, refr, state, current_decay, voltage_decay, mean), (
+        list(x.shape), config, rho, backend,
+    )  # fmt: skip
 
 
 def _cuba_backward(
@@ -375,11 +384,11 @@ def _cuba_backward(
     g_state: Tensor | None, g_mean: Tensor | None,
     vp: Tensor, u: Tensor, refr: Tensor, state: Tensor, current_decay: Tensor,
     voltage_decay: Tensor, mean: Tensor,
-    shape: list[int], scale: int, v_th_mant: int, graded: bool, channels: int, per_channel: int,
-    tau_rho: float, scale_rho: float, batch_mean: bool, backend: str, needs: list[bool],
+    shape: list[int], config: list[int], rho: list[float], backend: str, needs: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    spec = _op_spec(scale, v_th_mant, 1, graded, channels, per_channel, tau_rho, scale_rho,
-                    backend)  # fmt: skip
+    spec = _op_spec(config, rho, backend)
+    batch_mean = bool(config[6])
+    channels, per_channel = spec.channels, spec.per_channel
     backend = resolve_backend(backend, vp)
     rows, steps = vp.shape
     batch = rows // (channels * per_channel)
@@ -405,7 +414,7 @@ def _cuba_backward(
             g_s, g_vp, g_u, vp, None, spec, i_dec, v_dec, u0, v0,
             True, False, False, want_dv, backend, refr,
         )  # fmt: skip
-        clamp_ok = batch_mean_bias(mean, scale)[1].to(g_c.dtype)
+        clamp_ok = batch_mean_bias(mean, spec.scale)[1].to(g_c.dtype)
         gc = g_c.reshape(batch, channels, per_channel * steps)
         gc = gc - clamp_ok.reshape(1, -1, 1) * gc.mean(dim=(0, 2), keepdim=True)
         g_x, g_di, _ = run_backward(
@@ -428,8 +437,8 @@ def _cuba_backward(
 
 
 def _cuba_backward_fake(g_s, g_vp, g_u, g_refr, g_state, g_mean, vp, u, refr, state,
-                        current_decay, voltage_decay, mean, shape, *rest):  # fmt: skip
-    needs = rest[-1]
+                        current_decay, voltage_decay, mean, shape, config, rho, backend,
+                        needs):  # fmt: skip
     return (
         vp.new_empty(shape),
         current_decay.new_empty(current_decay.shape if needs[1] else (0,)),
@@ -458,12 +467,10 @@ def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState
         bias_t = torch.zeros(1, dtype=torch.int64, device=x.device)
     else:
         bias_t = torch.as_tensor(bias, dtype=torch.int64, device=x.device).reshape(-1)
-    rec_u = want_trace or current_decay.requires_grad
+    config, rho = op_config(spec, batch_mean, want_trace or current_decay.requires_grad)
     s, vp, u, _, st_end, mean = cuba_op(
-        x, current_decay, voltage_decay, bias_t, state.stacked(), spec.scale, spec.v_th_mant,
-        spec.ref_delay, spec.graded, spec.channels, spec.per_channel, spec.tau_rho,
-        spec.scale_rho, batch_mean, rec_u, spec.backend,
-    )  # fmt: skip
+        x, current_decay, voltage_decay, bias_t, state.stacked(), config, rho, spec.backend
+    )
     state.assign(st_end)
     if batch_mean:
         bias.mean = mean.detach().to(x.dtype)

@@ -105,13 +105,26 @@ def bias_int(bias: torch.Tensor) -> np.ndarray:
     return torch.round(bias.detach().to(torch.float64) * 64).to(torch.int64).cpu().numpy() << 12
 
 
+# Op arguments: tensors, then the configuration packed in two lists (few schema
+# arguments keep the per-call dispatch overhead small):
+#   config = [mode, relu, cum_error, channels, per_channel, want_th]
+#   grad = [tau_grad, scale_grad]
+
+
+def op_config(spec: SdnnSpec, want_th: bool) -> tuple[list[int], list[float]]:
+    """The ``config`` and ``grad`` arguments of ``loihi_slayer::sigma_delta`` for ``spec``."""
+    ints = [MODES[spec.mode], int(spec.relu), int(spec.cum_error), spec.channels,
+            spec.per_channel, int(want_th)]  # fmt: skip
+    return ints, [spec.tau_grad, spec.scale_grad]
+
+
 def _sdnn_forward(
-    x: Tensor, threshold: Tensor, bias: Tensor | None, state: Tensor, mode: int, relu: bool,
-    cum_error: bool, channels: int, per_channel: int, want_th: bool, tau_grad: float,
-    scale_grad: float, backend: str,
+    x: Tensor, threshold: Tensor, bias: Tensor | None, state: Tensor, config: list[int],
+    grad: list[float], backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    spec = SdnnSpec(next(k for k, v in MODES.items() if v == mode), relu, cum_error, tau_grad,
-                    scale_grad, channels, per_channel, backend)  # fmt: skip
+    mode, relu, cum_error, channels, per_channel, want_th = config
+    spec = SdnnSpec(next(k for k, v in MODES.items() if v == mode), bool(relu), bool(cum_error),
+                    grad[0], grad[1], channels, per_channel, backend)  # fmt: skip
     backend = resolve_backend(backend, x)
     shape = x.shape
     steps = shape[-1]
@@ -164,8 +177,8 @@ def _sdnn_forward(
     return y.reshape(shape), mask, d, state_end
 
 
-def _sdnn_forward_fake(x, threshold, bias, state, mode, relu, cum_error, channels, per_channel,
-                       want_th, tau_grad, scale_grad, backend):  # fmt: skip
+def _sdnn_forward_fake(x, threshold, bias, state, config, grad, backend):
+    mode, relu, _, _, _, want_th = config
     steps = x.shape[-1]
     rows = x.numel() // steps
     relu_i = relu and mode == 1
@@ -178,18 +191,19 @@ def _sdnn_forward_fake(x, threshold, bias, state, mode, relu, cum_error, channel
 
 
 def _sdnn_save(inputs, output):
-    (x, threshold, bias, _, mode, _, _, channels, per_channel, _, tau_grad, scale_grad,
-     backend) = inputs  # fmt: skip
+    x, threshold, bias, _, config, grad, backend = inputs
     _, mask, d, _ = output
     n_b = 0 if bias is None else bias.numel()
-    return (mask, d, threshold), (mode, channels, per_channel, tau_grad, scale_grad, n_b, backend)
+    return (mask, d, threshold), (config, grad, n_b, backend)
 
 
 def _sdnn_backward(
     g: Tensor | None, g_mask: Tensor | None, g_d: Tensor | None, g_state: Tensor | None,
-    mask: Tensor, d: Tensor, threshold: Tensor, mode: int, channels: int, per_channel: int,
-    tau_grad: float, scale_grad: float, n_b: int, backend: str, needs: list[bool],
+    mask: Tensor, d: Tensor, threshold: Tensor, config: list[int], grad: list[float], n_b: int,
+    backend: str, needs: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    mode, _, _, channels, per_channel, _ = config
+    tau_grad, scale_grad = grad
     backend = resolve_backend(backend, threshold)
     shape = g.shape
     steps = shape[-1]
@@ -243,8 +257,8 @@ def _sdnn_backward(
     )
 
 
-def _sdnn_backward_fake(g, g_mask, g_d, g_state, mask, d, threshold, mode, channels, per_channel,
-                        tau_grad, scale_grad, n_b, backend, needs):  # fmt: skip
+def _sdnn_backward_fake(g, g_mask, g_d, g_state, mask, d, threshold, config, grad, n_b, backend,
+                        needs):  # fmt: skip
     return (
         g.new_empty(g.shape),
         threshold.new_empty(threshold.shape if needs[1] else (0,)),
@@ -263,11 +277,8 @@ def sdnn_apply(x, threshold, bias, spec: SdnnSpec, state: SdnnState):
 
     ``state`` is advanced. Runs as the custom op ``loihi_slayer::sigma_delta``.
     """
-    y, _, _, st_end = sdnn_op(
-        x, threshold, bias, state.stacked(), MODES[spec.mode], spec.relu, spec.cum_error,
-        spec.channels, spec.per_channel, threshold.requires_grad, spec.tau_grad,
-        spec.scale_grad, spec.backend,
-    )  # fmt: skip
+    config, grad = op_config(spec, threshold.requires_grad)
+    y, _, _, st_end = sdnn_op(x, threshold, bias, state.stacked(), config, grad, spec.backend)
     state.assign(st_end)
     return y
 
