@@ -123,7 +123,9 @@ class Neuron(base.Neuron):
         self.threshold_param = torch.nn.Parameter(
             torch.tensor([self._threshold], dtype=torch.float32), requires_grad=self.requires_grad
         )
-        self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=self.requires_grad)
+        # learnable only once set_bias() gives it a value: an unused parameter that
+        # requires grad would stop DistributedDataParallel
+        self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
         self.bias_is_set = False
         self._state: SdnnState | None = None
         if shape is not None:
@@ -171,6 +173,7 @@ class Neuron(base.Neuron):
         if not torch.isfinite(b).all():
             raise ParameterError("sigma_delta.Neuron.set_bias: bias contains NaN/inf")
         self.bias.data = b.to(self.bias.device)
+        self.bias.requires_grad_(self.requires_grad)
         self.bias_is_set = True
 
     def reset_state(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..autograd.op import check_finite
 from ..errors import ParameterError, ParameterTypeError
 from ..safety.arguments import check_layer_size, conv_args, int_pair, neurons_arg, size_arg
 
@@ -35,8 +36,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 def _check_finite(module: str, what: str, t: torch.Tensor) -> None:
-    if not torch.isfinite(t.detach()).all():
-        raise ParameterError(f"{module}: {what} contains NaN/inf")
+    check_finite(t, f"{module}: {what} contains NaN/inf")
 
 
 class _Synapse:
