@@ -60,8 +60,9 @@ class Neuron(torch.nn.Module):
             raise ParameterError(f"threshold must be >= 0, got {thr}")
         if int(thr * self.w_scale) > VTH_MANT_MAX:  # refuse at construction, not at export
             raise ParameterError(
-                f"threshold = {thr!r} gives vThMant = trunc(threshold * scale) = "
-                f"{int(thr * self.w_scale)}, outside the 17-bit mantissa range [0, {VTH_MANT_MAX}] "
+                f"{type(self).__module__.replace('loihi_slayer.', '')}.{type(self).__name__}: "
+                f"threshold = {thr!r} gives vThMant = {int(thr * self.w_scale)} "
+                f"(trunc(threshold * scale)), outside the 17-bit range [0, {VTH_MANT_MAX}] "
                 f"(largest threshold at scale {self.w_scale}: {VTH_MANT_MAX / self.w_scale:g})"
             )
         self._threshold = int(thr * self.w_scale) / self.w_scale
