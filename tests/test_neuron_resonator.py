@@ -77,10 +77,10 @@ def reference_run(neuron, re, im, state=None):
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
-@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("backend", ["cpu", "reference", pytest.param("cuda", marks=needs_cuda)])
 def test_forward_equals_reference(name, backend):
     n = make(name, shape=(6,), backend=backend)
-    re, im = grid_input((3, 6, 80), seed=1)
+    re, im = grid_input((3, 6, 80 if backend != "cuda" else 24), seed=1)
     s = n((re, im))
     tr, _ = reference_run(n, re, im)
     assert s.sum() > 0
@@ -88,6 +88,31 @@ def test_forward_equals_reference(name, backend):
     traces = n.dynamics((re, im))
     for k, got in zip(("re", "im", "th", "r"), traces, strict=False):
         np.testing.assert_array_equal((got.double() * 4096).numpy(), tr[k])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(list(FAMILIES)),
+    period=st.one_of(st.just(4.0), st.floats(4.0, 1e4)),
+    decay=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)),
+    mant=st.one_of(st.sampled_from([1, 2, 131071]), st.integers(1, 4096)),
+    hi=st.sampled_from([2, 20, 127]),
+    seed=st.integers(0, 2**16),
+)
+def test_forward_equals_reference_over_parameters(name, period, decay, mant, hi, seed):
+    """Extreme periods and decays (gain clamp, period 4), thresholds up to 17 bits, ties."""
+    mod, args = FAMILIES[name]
+    args = list(args)
+    args[0] = mant / 64
+    idx = 2 if name.startswith("adrf") else 1
+    args[idx], args[idx + 1] = period, decay
+    n = mod.Neuron(*args, shape=(4,))
+    re, im = grid_input((2, 4, 40), seed=seed, hi=hi)
+    s = n((re, im))
+    tr, _ = reference_run(n, re, im)
+    np.testing.assert_array_equal(s.numpy(), tr["s"].astype(np.float32))
+    s_int, c_int = n.cx_sin_decay, n.cx_cos_decay
+    assert 1 <= s_int <= 4095 and 0 <= c_int <= 4095 and s_int**2 + c_int**2 <= 4096**2
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

@@ -213,6 +213,12 @@ def test_every_block_type_runs_and_non_dense_export_is_refused(name):
     for kind, (b, x) in cases.items():
         y = b(x)
         assert y.shape[0] == 2 and y.shape[-1] == 6
+        learnable = [p for p in b.synapse.parameters() if p.requires_grad]
+        if kind in ("Pool", "Unpool"):  # a fixed kernel, as lava-dl
+            assert not learnable
+        else:  # trains: a gradient reaches both weight parts
+            (y * torch.rand_like(y)).sum().backward()
+            assert len(learnable) == 2 and all(p.grad is not None for p in learnable), kind
         with pytest.raises(
             UnsupportedLayerError, match=rf"block\.{name}\.{kind}: cannot be exported"
         ):

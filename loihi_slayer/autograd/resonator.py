@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from . import _resonator_bwd, _resonator_ref
+from ._convert import scaled_sum
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
 
 #: Spike-condition families: 0 = phase threshold on ``re`` (RF, ADRF), 1 = ``im >= θ``.
@@ -193,8 +194,8 @@ class ResonatorFunction(torch.autograd.Function):
         sin_q, cos_q = rotation_int(sin_decay), rotation_int(cos_decay)
         dt = x_re.dtype
         inv = 1.0 / spec.s_scale
-        re = traces["re"].reshape(-1, steps).to(dt) * inv
-        im = traces["im"].reshape(-1, steps).to(dt) * inv
+        re = scaled_sum(traces["re"].reshape(-1, steps), None, inv, dt)
+        im = scaled_sum(traces["im"].reshape(-1, steps), None, inv, dt)
         spk = traces["s"].reshape(-1, steps)
         s = spk.to(dt)
         if spec.graded:
@@ -203,8 +204,9 @@ class ResonatorFunction(torch.autograd.Function):
         out_th = out_r = x_re.new_empty(0)
         if spec.adaptive:
             th_i, r_i = traces["th"].reshape(-1, steps), traces["r"].reshape(-1, steps)
-            thr = (th_i + r_i).to(dt) * inv
-            out_th, out_r = (th_i.to(dt) * inv).reshape(shape), (r_i.to(dt) * inv).reshape(shape)
+            thr = scaled_sum(th_i, r_i, inv, dt)
+            out_th = scaled_sum(th_i, None, inv, dt).reshape(shape)
+            out_r = scaled_sum(r_i, None, inv, dt).reshape(shape)
         want_p = sin_decay.requires_grad or cos_decay.requires_grad
         re0 = im0 = None
         if want_p:
