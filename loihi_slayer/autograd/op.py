@@ -14,7 +14,9 @@ Adopting the pattern for a neuron family (see :mod:`.cuba`, :mod:`.sigma_delta`)
    kernel updates in place goes in as a tensor and comes out as a new one
    (clone it inside, let the kernel write the clone); the Python wrapper
    stores the returned state. Configuration the backward needs but the
-   forward does not can be extra scalar arguments.
+   forward does not can be extra scalar arguments. Keep the argument count
+   small (pack scalars into ``list[int]``/``list[float]``): torch's autograd
+   wrapper walks the schema on every call, at a cost that grows with it.
 2. **Fake**: same signature, returns ``new_empty`` tensors of the output
    shapes (shapes may only depend on input shapes and scalar arguments).
 3. **Backward**: ``backward(*grads, *saved, *config, needs)`` where ``grads``
