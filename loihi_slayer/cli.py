@@ -282,8 +282,10 @@ def _range_problems(net) -> list[str]:
             # any other registered model: its declared fields and ranges
             for prm in model.params:
                 arr = np.asarray(neuron.params.get(prm.field, prm.lo))
-                if arr.dtype.kind in "iuf" and arr.size and (
-                    arr.min() < prm.lo or arr.max() > prm.hi
+                if (
+                    arr.dtype.kind in "iuf"
+                    and arr.size
+                    and (arr.min() < prm.lo or arr.max() > prm.hi)
                 ):
                     bad = arr[(arr < prm.lo) | (arr > prm.hi)].reshape(-1)[0]
                     problems.append(
