@@ -10,6 +10,12 @@ Usage::
 
     python examples/nmnist.py [--data ../shared/datasets/nmnist-small] [--epochs 4]
                               [--out nmnist_out] [--quick]
+    python examples/nmnist.py --source tonic [--tonic-root DIR]   # extra [data]
+
+``--source tonic`` reads the full N-MNIST through ``tonic.datasets.NMNIST``
+(downloaded into ``--tonic-root`` on first use) and trains on a random subset of
+the same size (1000 train / 100 test samples), converting tonic's event arrays
+with :func:`loihi_slayer.io.from_tonic`.
 
 Trains a 2x2 pool -> 128 -> 10 CUBA network (lava-dl's N-MNIST neuron: threshold
 1.25, current decay 0.25, voltage decay 0.03) with weight normalization,
@@ -28,7 +34,7 @@ import torch
 
 from loihi_slayer import classifier, loss, stats
 from loihi_slayer.block import compare_with_emulator, cuba, export_network, init_shapes
-from loihi_slayer.io import read_2d_spikes
+from loihi_slayer.io import from_tonic, read_2d_spikes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "nmnist-small"
@@ -55,6 +61,32 @@ def load_split(data: Path, listing: str, steps: int, sampling_time: float, limit
         x[k] = ev.to_tensor(sampling_time=sampling_time, dim=(*SENSOR, steps)) > 0
         y[k] = label
     return x, y
+
+
+def load_tonic_split(dataset, steps: int, sampling_time: float, limit: int | None,
+                     rng: np.random.Generator):  # fmt: skip
+    """As :func:`load_split`, from a tonic dataset (items ``(events, label)``)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    pick = np.sort(rng.choice(len(dataset), n, replace=False))
+    x = np.zeros((n, *SENSOR, steps), np.uint8)
+    y = np.zeros(n, np.int64)
+    sensor = getattr(dataset, "sensor_size", None)
+    for k, i in enumerate(pick):
+        events, label = dataset[int(i)]
+        ev = from_tonic(events, sensor_size=sensor)
+        x[k] = ev.to_tensor(sampling_time=sampling_time, dim=(*SENSOR, steps)) > 0
+        y[k] = int(label)
+    return x, y
+
+
+def tonic_datasets(root: Path):
+    """tonic's N-MNIST train and test sets (the optional extra ``[data]``)."""
+    try:
+        import tonic
+    except ImportError:
+        raise SystemExit("--source tonic needs tonic: pip install loihi_slayer[data]") from None
+    return (tonic.datasets.NMNIST(save_to=str(root), train=True),
+            tonic.datasets.NMNIST(save_to=str(root), train=False))  # fmt: skip
 
 
 def build(hidden: int) -> torch.nn.Sequential:
@@ -85,6 +117,10 @@ def batches(n: int, size: int, rng: np.random.Generator | None):
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--source", choices=("bs2", "tonic"), default="bs2",
+                    help="the shipped .bs2 subset, or tonic's N-MNIST (extra [data])")  # fmt: skip
+    ap.add_argument("--tonic-root", type=Path, default=Path("data"),
+                    help="where tonic keeps (and downloads) N-MNIST")  # fmt: skip
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--steps", type=int, default=60, help="time bins per sample")
     ap.add_argument("--sampling-time", type=float, default=5.0, help="ms per bin")
@@ -96,15 +132,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not (args.data / "train1K.txt").exists():
+    if args.source == "bs2" and not (args.data / "train1K.txt").exists():
         raise SystemExit(f"N-MNIST subset not found at {args.data} (pass --data DIR)")
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     n_train, n_test = (64, 32) if args.quick else (None, None)
     epochs = 1 if args.quick else args.epochs
     t0 = time.time()
-    x_tr, y_tr = load_split(args.data, "train1K.txt", args.steps, args.sampling_time, n_train)
-    x_te, y_te = load_split(args.data, "test100.txt", args.steps, args.sampling_time, n_test)
+    if args.source == "tonic":
+        train_set, test_set = tonic_datasets(args.tonic_root)
+        x_tr, y_tr = load_tonic_split(train_set, args.steps, args.sampling_time, n_train or 1000,
+                                      rng)  # fmt: skip
+        x_te, y_te = load_tonic_split(test_set, args.steps, args.sampling_time, n_test or 100, rng)
+    else:
+        x_tr, y_tr = load_split(args.data, "train1K.txt", args.steps, args.sampling_time, n_train)
+        x_te, y_te = load_split(args.data, "test100.txt", args.steps, args.sampling_time, n_test)
     logging.info("loaded %d train / %d test samples in %.1f s", len(y_tr), len(y_te),
                  time.time() - t0)  # fmt: skip
 

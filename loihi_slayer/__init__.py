@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: lava-dl's ``slayer`` subpackages, loaded on first attribute access.
 SUBMODULES = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ParameterError
+from .autograd.op import check_finite
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -53,8 +53,7 @@ def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = Fal
     ParameterError
         If the weight contains NaN/inf.
     """
-    if not torch.isfinite(weight.detach()).all():
-        raise ParameterError("quantize_8bit: weight contains NaN/inf")
+    check_finite(weight, "quantize_8bit: weight contains NaN/inf")
     q = quantize(weight, 2.0 / scale).clamp(-256.0 / scale, 254.0 / scale)
     return q * scale if descale else q
 

@@ -151,9 +151,9 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     assert "FAIL" in out and "first divergence" in out
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"\x00" * 100)
-    assert main(["verify", str(garbage)]) == 2
+    assert main(["verify", str(garbage)]) == 3  # invalid input file
     assert "not an HDF5 file" in capsys.readouterr().err
-    assert main(["verify", str(tmp_path / "missing.h5")]) == 2
+    assert main(["verify", str(tmp_path / "missing.h5")]) == 3
 
 
 def test_cli_emulate_then_verify(tmp_path, capsys):
@@ -166,7 +166,7 @@ def test_cli_emulate_then_verify(tmp_path, capsys):
                  "--record", "s,v"]) == 0  # fmt: skip
     assert "traces written" in capsys.readouterr().out
     assert main(["verify", str(out)]) == 0
-    assert main(["emulate", str(net), str(tmp_path / "nope.npy"), "-o", str(out)]) == 2
+    assert main(["emulate", str(net), str(tmp_path / "nope.npy"), "-o", str(out)]) == 3
 
 
 def test_cli_inspect(capsys):
@@ -203,7 +203,7 @@ def test_cli_emulate_network_without_input_layer(tmp_path, capsys):
     np.save(tmp_path / "x.npy", (rng.random((2, 6, 6, 30)) < 0.3).astype(np.int64))
     out = tmp_path / "case.h5"
     args = ["emulate", str(tmp_path / "pool.net"), str(tmp_path / "x.npy"), "-o", str(out)]
-    assert main(args) == 2  # no input layer, no --input-shape
+    assert main(args) == 3  # no input layer, no --input-shape: the file cannot run
     assert "input_shape" in capsys.readouterr().err
     assert main(args + ["--input-shape", "2,6,6"]) == 0
     case = load_case(out)

@@ -6,10 +6,17 @@ inline and run the shared :mod:`loihi_slayer.fixed.dynamics` step functions
 surrogate gradients and reverse-time scans in three forms that the tests keep
 equal: NumPy reference (:mod:`.reference`), njit (:mod:`._cpu`) and numba.cuda
 (:mod:`._cuda`, imported lazily).
+
+Each forward/backward kernel pair is registered as a ``torch.library`` custom
+op (``loihi_slayer::cuba``, ``loihi_slayer::sigma_delta``,
+``loihi_slayer::spike``) through :func:`.op.kernel_op`, so that networks
+compile with ``torch.compile(fullgraph=True)``; new neuron families use the
+same helper (its module docstring describes the pattern).
 """
 
-from .cuba import CubaFunction, CubaSpec, CubaState, make_spec, surrogate_spike
-from .sigma_delta import SdnnSpec, SdnnState, SigmaDeltaFunction
+from .cuba import CubaFunction, CubaSpec, CubaState, cuba_apply, make_spec, surrogate_spike
+from .op import check_finite, kernel_op
+from .sigma_delta import SdnnSpec, SdnnState, SigmaDeltaFunction, sdnn_apply
 
 __all__ = [
     "CubaFunction",
@@ -18,6 +25,10 @@ __all__ = [
     "SdnnSpec",
     "SdnnState",
     "SigmaDeltaFunction",
+    "check_finite",
+    "cuba_apply",
+    "kernel_op",
     "make_spec",
+    "sdnn_apply",
     "surrogate_spike",
 ]

@@ -71,10 +71,12 @@ def _vexp_neg(arg, out, ibuf):
 
 
 @njit(inline="always", cache=True)
-def _cuba_row(n, x, in_scale, out_scale, di, dv, vth, b, u, v, graded, s_out, vp_out, u_out, bad):
+def _cuba_row(n, x, in_scale, out_scale, di, dv, vth, ref, b, u, v, rc, graded, s_out, vp_out,
+              u_out, r_out, bad, refractory):  # fmt: skip
     steps = x.shape[1]
     rec_v = vp_out.shape[1] > 0
     rec_u = u_out.shape[1] > 0
+    rec_r = r_out.shape[1] > 0
     flag = 0
     for t in range(steps):
         f = x[n, t] * in_scale
@@ -82,7 +84,9 @@ def _cuba_row(n, x, in_scale, out_scale, di, dv, vth, b, u, v, graded, s_out, vp
             flag = 1
             f = 0.0
         a = np.int64(np.rint(f))
-        u, v, _rc, s, vp = _cuba_step(u, v, 0, a, di, dv, vth, 1, b, 0)
+        if rec_r:
+            r_out[n, t] = rc > 0
+        u, v, rc, s, vp = _cuba_step(u, v, rc if refractory else 0, a, di, dv, vth, ref, b, 0)
         if graded:
             s_out[n, t] = vp * out_scale if s else 0.0
         else:
@@ -93,102 +97,136 @@ def _cuba_row(n, x, in_scale, out_scale, di, dv, vth, b, u, v, graded, s_out, vp
             u_out[n, t] = u * out_scale
     if flag:
         bad[n] = 1
-    return u, v
+    return u, v, rc
+
+
+@njit(inline="always", cache=True)
+def _cuba_block(
+    blk, x, in_scale, out_scale, i_decay, v_decay, v_th, ref, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad, refractory,
+):  # fmt: skip
+    """Rows ``4 blk .. 4 blk + 3`` of :func:`cuba_forward`; ``refractory`` is a constant
+    at each call site, so without a refractory period the counter is 0 and its branch
+    in the step folds away."""
+    rows = x.shape[0]
+    ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
+    n0 = blk * 4
+    if n0 + 4 <= rows:
+        # four independent neurons interleaved: hides the step latency
+        n1, n2, n3 = n0 + 1, n0 + 2, n0 + 3
+        u0, v0, r0 = u_st[n0], v_st[n0], rc_st[n0]
+        u1, v1, r1 = u_st[n1], v_st[n1], rc_st[n1]
+        u2, v2, r2 = u_st[n2], v_st[n2], rc_st[n2]
+        u3, v3, r3 = u_st[n3], v_st[n3], rc_st[n3]
+        di0, dv0, th0, b0 = i_decay[n0 % ni], v_decay[n0 % nv], v_th[n0 % nt], bias[n0 % nb]
+        di1, dv1, th1, b1 = i_decay[n1 % ni], v_decay[n1 % nv], v_th[n1 % nt], bias[n1 % nb]
+        di2, dv2, th2, b2 = i_decay[n2 % ni], v_decay[n2 % nv], v_th[n2 % nt], bias[n2 % nb]
+        di3, dv3, th3, b3 = i_decay[n3 % ni], v_decay[n3 % nv], v_th[n3 % nt], bias[n3 % nb]
+        rec_v = vp_out.shape[1] > 0
+        rec_u = u_out.shape[1] > 0
+        rec_r = r_out.shape[1] > 0
+        flag = 0
+        for t in range(x.shape[1]):
+            f0 = x[n0, t] * in_scale
+            f1 = x[n1, t] * in_scale
+            f2 = x[n2, t] * in_scale
+            f3 = x[n3, t] * in_scale
+            if not (
+                abs(f0) < INPUT_LIMIT
+                and abs(f1) < INPUT_LIMIT
+                and abs(f2) < INPUT_LIMIT
+                and abs(f3) < INPUT_LIMIT
+            ):
+                flag = 1
+                f0 = f0 if abs(f0) < INPUT_LIMIT else 0.0
+                f1 = f1 if abs(f1) < INPUT_LIMIT else 0.0
+                f2 = f2 if abs(f2) < INPUT_LIMIT else 0.0
+                f3 = f3 if abs(f3) < INPUT_LIMIT else 0.0
+            if rec_r:
+                r_out[n0, t] = r0 > 0
+                r_out[n1, t] = r1 > 0
+                r_out[n2, t] = r2 > 0
+                r_out[n3, t] = r3 > 0
+            u0, v0, r0, s0, vp0 = _cuba_step(
+                u0, v0, r0 if refractory else 0, np.int64(np.rint(f0)), di0, dv0,
+                th0, ref, b0, 0,
+            )  # fmt: skip
+            u1, v1, r1, s1, vp1 = _cuba_step(
+                u1, v1, r1 if refractory else 0, np.int64(np.rint(f1)), di1, dv1,
+                th1, ref, b1, 0,
+            )  # fmt: skip
+            u2, v2, r2, s2, vp2 = _cuba_step(
+                u2, v2, r2 if refractory else 0, np.int64(np.rint(f2)), di2, dv2,
+                th2, ref, b2, 0,
+            )  # fmt: skip
+            u3, v3, r3, s3, vp3 = _cuba_step(
+                u3, v3, r3 if refractory else 0, np.int64(np.rint(f3)), di3, dv3,
+                th3, ref, b3, 0,
+            )  # fmt: skip
+            if graded:
+                s_out[n0, t] = vp0 * out_scale if s0 else 0.0
+                s_out[n1, t] = vp1 * out_scale if s1 else 0.0
+                s_out[n2, t] = vp2 * out_scale if s2 else 0.0
+                s_out[n3, t] = vp3 * out_scale if s3 else 0.0
+            else:
+                s_out[n0, t] = s0
+                s_out[n1, t] = s1
+                s_out[n2, t] = s2
+                s_out[n3, t] = s3
+            if rec_v:
+                vp_out[n0, t] = vp0 * out_scale
+                vp_out[n1, t] = vp1 * out_scale
+                vp_out[n2, t] = vp2 * out_scale
+                vp_out[n3, t] = vp3 * out_scale
+            if rec_u:
+                u_out[n0, t] = u0 * out_scale
+                u_out[n1, t] = u1 * out_scale
+                u_out[n2, t] = u2 * out_scale
+                u_out[n3, t] = u3 * out_scale
+        if flag:
+            bad[n0] = 1
+        u_st[n0], v_st[n0], rc_st[n0] = u0, v0, r0
+        u_st[n1], v_st[n1], rc_st[n1] = u1, v1, r1
+        u_st[n2], v_st[n2], rc_st[n2] = u2, v2, r2
+        u_st[n3], v_st[n3], rc_st[n3] = u3, v3, r3
+    else:
+        for n in range(n0, rows):
+            u, v, rc = _cuba_row(
+                n, x, in_scale, out_scale, i_decay[n % ni], v_decay[n % nv],
+                v_th[n % nt], ref, bias[n % nb], u_st[n], v_st[n], rc_st[n], graded,
+                s_out, vp_out, u_out, r_out, bad, refractory,
+            )  # fmt: skip
+            u_st[n], v_st[n], rc_st[n] = u, v, rc
 
 
 @njit(parallel=True, cache=True)
 def cuba_forward(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_st, graded,
-    s_out, vp_out, u_out, bad,
+    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad,
 ):  # fmt: skip
     """Fused CUBA forward: ``A = rint(x * in_scale)``, integer step, float outputs.
 
     ``s_out`` gets spikes (0/1, or the graded payload ``v * out_scale``),
     ``vp_out`` the pre-reset voltage and ``u_out`` the current, both times
-    ``out_scale``. ``u_st``/``v_st`` hold the integer state (updated in
-    place). ``bad[row]`` is set when an input is NaN/inf or too large.
+    ``out_scale``; ``r_out`` (uint8) marks refractory steps. ``u_st``/``v_st``/
+    ``rc_st`` hold the integer state (updated in place). ``bad[row]`` is set
+    when an input is NaN/inf or too large. ``ref_delay`` is the hardware refDelay
+    (here 1: no refractory period; see :func:`cuba_forward_refractory`).
     """
-    rows = x.shape[0]
-    ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
-    n_blocks = (rows + 3) // 4
-    for blk in prange(n_blocks):
-        n0 = blk * 4
-        if n0 + 4 <= rows:
-            # four independent neurons interleaved: hides the step latency
-            n1, n2, n3 = n0 + 1, n0 + 2, n0 + 3
-            u0, v0 = u_st[n0], v_st[n0]
-            u1, v1 = u_st[n1], v_st[n1]
-            u2, v2 = u_st[n2], v_st[n2]
-            u3, v3 = u_st[n3], v_st[n3]
-            di0, dv0, th0, b0 = i_decay[n0 % ni], v_decay[n0 % nv], v_th[n0 % nt], bias[n0 % nb]
-            di1, dv1, th1, b1 = i_decay[n1 % ni], v_decay[n1 % nv], v_th[n1 % nt], bias[n1 % nb]
-            di2, dv2, th2, b2 = i_decay[n2 % ni], v_decay[n2 % nv], v_th[n2 % nt], bias[n2 % nb]
-            di3, dv3, th3, b3 = i_decay[n3 % ni], v_decay[n3 % nv], v_th[n3 % nt], bias[n3 % nb]
-            rec_v = vp_out.shape[1] > 0
-            rec_u = u_out.shape[1] > 0
-            flag = 0
-            for t in range(x.shape[1]):
-                f0 = x[n0, t] * in_scale
-                f1 = x[n1, t] * in_scale
-                f2 = x[n2, t] * in_scale
-                f3 = x[n3, t] * in_scale
-                if not (
-                    abs(f0) < INPUT_LIMIT
-                    and abs(f1) < INPUT_LIMIT
-                    and abs(f2) < INPUT_LIMIT
-                    and abs(f3) < INPUT_LIMIT
-                ):
-                    flag = 1
-                    f0 = f0 if abs(f0) < INPUT_LIMIT else 0.0
-                    f1 = f1 if abs(f1) < INPUT_LIMIT else 0.0
-                    f2 = f2 if abs(f2) < INPUT_LIMIT else 0.0
-                    f3 = f3 if abs(f3) < INPUT_LIMIT else 0.0
-                u0, v0, _r, s0, vp0 = _cuba_step(
-                    u0, v0, 0, np.int64(np.rint(f0)), di0, dv0, th0, 1, b0, 0
-                )
-                u1, v1, _r, s1, vp1 = _cuba_step(
-                    u1, v1, 0, np.int64(np.rint(f1)), di1, dv1, th1, 1, b1, 0
-                )
-                u2, v2, _r, s2, vp2 = _cuba_step(
-                    u2, v2, 0, np.int64(np.rint(f2)), di2, dv2, th2, 1, b2, 0
-                )
-                u3, v3, _r, s3, vp3 = _cuba_step(
-                    u3, v3, 0, np.int64(np.rint(f3)), di3, dv3, th3, 1, b3, 0
-                )
-                if graded:
-                    s_out[n0, t] = vp0 * out_scale if s0 else 0.0
-                    s_out[n1, t] = vp1 * out_scale if s1 else 0.0
-                    s_out[n2, t] = vp2 * out_scale if s2 else 0.0
-                    s_out[n3, t] = vp3 * out_scale if s3 else 0.0
-                else:
-                    s_out[n0, t] = s0
-                    s_out[n1, t] = s1
-                    s_out[n2, t] = s2
-                    s_out[n3, t] = s3
-                if rec_v:
-                    vp_out[n0, t] = vp0 * out_scale
-                    vp_out[n1, t] = vp1 * out_scale
-                    vp_out[n2, t] = vp2 * out_scale
-                    vp_out[n3, t] = vp3 * out_scale
-                if rec_u:
-                    u_out[n0, t] = u0 * out_scale
-                    u_out[n1, t] = u1 * out_scale
-                    u_out[n2, t] = u2 * out_scale
-                    u_out[n3, t] = u3 * out_scale
-            if flag:
-                bad[n0] = 1
-            u_st[n0], v_st[n0] = u0, v0
-            u_st[n1], v_st[n1] = u1, v1
-            u_st[n2], v_st[n2] = u2, v2
-            u_st[n3], v_st[n3] = u3, v3
-        else:
-            for n in range(n0, rows):
-                u, v = _cuba_row(
-                    n, x, in_scale, out_scale, i_decay[n % ni], v_decay[n % nv],
-                    v_th[n % nt], bias[n % nb], u_st[n], v_st[n], graded,
-                    s_out, vp_out, u_out, bad,
-                )  # fmt: skip
-                u_st[n], v_st[n] = u, v
+    for blk in prange((x.shape[0] + 3) // 4):
+        _cuba_block(blk, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st, v_st,
+                    rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def cuba_forward_refractory(
+    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad,
+):  # fmt: skip
+    """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
+    for blk in prange((x.shape[0] + 3) // 4):
+        _cuba_block(blk, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st,
+                    v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
 
 
 @njit(inline="always", fastmath=True, cache=True)
@@ -211,7 +249,7 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf):
 
 @njit(parallel=True, fastmath=False, cache=True)
 def cuba_backward(
-    g_s, g_v, g_u, vp, u_rec, theta, v_th, s_scale, inv_tau, amp, graded,
+    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
     i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
 ):  # fmt: skip
     """Surrogate gradient and reverse-time leaky-integrator scans.
@@ -222,7 +260,9 @@ def cuba_backward(
         gu[t] = gv[t] + g_u[t] + ai * gu[t+1]                        (ai = 1 - iDecay/4096)
         g_x[t] = gu[t]
 
-    Resets are ignored (lava-dl). With ``do_v = False`` the voltage scan is
+    Resets are ignored (lava-dl). Refractory steps (``refr[t] != 0``, given when
+    ``refr`` has ``T`` columns) hold ``v = 0`` whatever the input: ``gv[t] = 0``
+    there. With ``do_v = False`` the voltage scan is
     skipped (``gv = 0``); with ``do_u = False`` the current scan is skipped
     (``g_x[t] = gv[t] + g_u[t]``). When ``g_di``/``g_dv`` have length
     ``rows``, the analytic decay gradients are accumulated per row:
@@ -238,6 +278,7 @@ def cuba_backward(
     has_u = g_u.shape[1] > 0
     want_dv = g_dv.shape[0] > 0
     want_di = g_di.shape[0] > 0
+    has_r = refr.shape[1] > 0
     ni, nv, nt = i_decay.shape[0], v_decay.shape[0], v_th.shape[0]
     nth, ntau = theta.shape[0], inv_tau.shape[0]
     n_chunks = min(rows, 256)
@@ -265,6 +306,8 @@ def cuba_backward(
                     if has_v:
                         gt = gt + g_v[n, t]
                     gv = gt + av * gv
+                    if has_r and refr[n, t] != 0:
+                        gv = np.float32(0.0)
                 gut = gv
                 if has_u:
                     gut = gut + g_u[n, t]

@@ -28,8 +28,8 @@ def blocks_for(n: int, threads: int = THREADS) -> int:
 
 @cuda.jit
 def cuba_forward(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_st, graded,
-    s_out, vp_out, u_out, bad,
+    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad,
 ):  # fmt: skip
     n = cuda.grid(1)
     if n >= x.shape[0]:
@@ -40,6 +40,7 @@ def cuba_forward(
     b = bias[n % bias.shape[0]]
     u = u_st[n]
     v = v_st[n]
+    rc = rc_st[n]
     for t in range(x.shape[1]):
         f = x[n, t] * in_scale
         if not (abs(f) < INPUT_LIMIT):
@@ -48,7 +49,9 @@ def cuba_forward(
         a = u - u + int(math.floor(f + 0.5))
         if f - math.floor(f) == 0.5 and (a & 1) == 1:
             a -= 1  # round half to even, as np.rint
-        u, v, rc, s, vp = _cuba_step(u, v, 0, a, di, dv, th, 1, b, 0)
+        if r_out.shape[1] > 0:
+            r_out[n, t] = 1 if rc > 0 else 0
+        u, v, rc, s, vp = _cuba_step(u, v, rc, a, di, dv, th, ref_delay, b, 0)
         if graded:
             s_out[n, t] = vp * out_scale if s else 0.0
         else:
@@ -59,11 +62,12 @@ def cuba_forward(
             u_out[n, t] = u * out_scale
     u_st[n] = u
     v_st[n] = v
+    rc_st[n] = rc
 
 
 @cuda.jit
 def cuba_backward(
-    g_s, g_v, g_u, vp, u_rec, theta, v_th, s_scale, inv_tau, amp, graded,
+    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
     i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
 ):  # fmt: skip
     n = cuda.grid(1)
@@ -97,6 +101,8 @@ def cuba_backward(
             if has_v:
                 gt = gt + g_v[n, t]
             gv = gt + av * gv
+            if refr.shape[1] > 0 and refr[n, t] != 0:
+                gv = 0.0
         gut = gv
         if has_u:
             gut = gut + g_u[n, t]

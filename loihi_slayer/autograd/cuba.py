@@ -11,8 +11,11 @@ Forward (per neuron, integer hardware units, ``S = s_scale = 64 * scale``):
             + u[t] + b\big) \\
     s[t] &= v[t] > \vartheta_{mant} \cdot 2^6, \qquad v[t] \leftarrow 0 \text{ if } s[t]
 
-i.e. exactly :func:`loihi_slayer.fixed.dynamics.cuba_step`; the float outputs are
-``u/S`` (current), the pre-reset ``v/S`` (voltage) and the spikes.
+i.e. exactly :func:`loihi_slayer.fixed.dynamics.cuba_step`, including the
+hardware refractory period: with ``refDelay = R > 1`` a spike holds ``v`` at 0
+(no spike) for the next ``R - 1`` steps while ``u`` keeps integrating. The float
+outputs are ``u/S`` (current), the pre-reset ``v/S`` (voltage, 0 on refractory
+steps) and the spikes.
 
 Backward (lava-dl's surrogate, spec §5.4; resets ignored):
 
@@ -26,6 +29,10 @@ Backward (lava-dl's surrogate, spec §5.4; resets ignored):
     g_u[t] = g_v[t] + (1 - D_u/4096)\, g_u[t+1], \qquad
     \frac{\partial L}{\partial x[t]} = g_u[t]
 
+On a refractory step ``v`` does not depend on anything, so :math:`g_v[t] = 0`
+there (no surrogate, no voltage-trace gradient, no carry to :math:`t-1`); the
+current scan is unchanged. With ``R = 1`` this is lava-dl's backward.
+
 Decay gradients (parameter ``p = 4096 * decay``; the rounding of ``p`` is
 straight-through) are the analytic ones of this recursion,
 :math:`\partial L/\partial p_v = -\frac{1}{4096}\sum_t g_v[t]\, v^{post}[t-1]` and
@@ -33,19 +40,26 @@ straight-through) are the analytic ones of this recursion,
 ``v_post`` is the post-reset voltage (the value the decay really multiplies).
 lava-dl instead returns :math:`\sum_t g[t+1]\, y[t]` with the *pre-reset*
 output ``y`` and without the factor :math:`-1/4096` (wrong sign and scale).
+
+The pair runs as the custom op ``loihi_slayer::cuba`` (:func:`.op.kernel_op`);
+:func:`cuba_apply` is the entry point (``CubaFunction.apply`` is kept as an alias).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..errors import ParameterError
 from . import _cpu, reference
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
+from .op import kernel_op
+from .spike import spike_op
 
 TAU_RHO_MULT = 100.0
 SCALE_RHO_MULT = 0.1
@@ -70,6 +84,9 @@ class CubaSpec:
         Neuron layout ``C`` and ``H*W`` used to expand per-channel parameters.
     backend
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'reference'``.
+    ref_delay
+        Hardware ``refDelay`` ``R``: a spike holds ``v`` at 0 for ``R - 1``
+        further steps (1: no refractory period).
     """
 
     scale: int
@@ -80,6 +97,7 @@ class CubaSpec:
     channels: int
     per_channel: int
     backend: str = "auto"
+    ref_delay: int = 1
 
     @property
     def s_scale(self) -> int:
@@ -94,10 +112,21 @@ class CubaSpec:
 
 @dataclass
 class CubaState:
-    """Integer neuron state ``u, v`` (post-reset), int64 vectors of length ``rows``."""
+    """Integer neuron state (length-``rows`` int64 vectors): current ``u``, post-reset
+    voltage ``v`` and remaining refractory steps ``rc`` (``None``: zeros)."""
 
     u: torch.Tensor
     v: torch.Tensor
+    rc: torch.Tensor | None = None
+
+    def stacked(self) -> torch.Tensor:
+        """``(3, rows)`` int64: ``u, v, rc`` (a new tensor)."""
+        rc = torch.zeros_like(self.u) if self.rc is None else self.rc
+        return torch.stack((self.u, self.v, rc))
+
+    def assign(self, stacked: torch.Tensor) -> None:
+        """Take the state from a ``(3, rows)`` tensor (rows of it, no copy)."""
+        self.u, self.v, self.rc = stacked[0], stacked[1], stacked[2]
 
 
 @dataclass
@@ -115,6 +144,13 @@ def decay_int(param: torch.Tensor) -> np.ndarray:
     """``rne(clamp(p, 0, 4096))`` as int64 (``p`` is the decay stored x4096)."""
     d = torch.round(param.detach().clamp(0, 4096)).to(torch.int64).cpu().numpy()
     return d.reshape(-1)
+
+
+def batch_mean_bias(mean: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hardware bias ``-quantize_8bit(mean) << 6`` (int64) and where the clamp passes gradient."""
+    q = torch.round(mean * scale / 2) * 2
+    ok = (q >= -256) & (q <= 254)
+    return (-q.clamp(-256, 254)).to(torch.int64) * 64, ok
 
 
 def _expand(values: np.ndarray, spec: CubaSpec) -> np.ndarray:
@@ -143,57 +179,72 @@ def run_forward(
     i_dec: np.ndarray,
     v_dec: np.ndarray,
     bias: np.ndarray,
-    state: CubaState,
+    state: torch.Tensor,
     rec_v: bool,
     rec_u: bool,
     backend: str,
 ):
-    """Run the fused forward kernel on a ``(rows, T)`` tensor; updates ``state``."""
+    """Run the fused forward kernel on a ``(rows, T)`` tensor; updates ``state`` ``(3, rows)``.
+
+    Returns ``(s, v_pre, u, refractory)``; ``v_pre``/``u`` are None unless
+    recorded, ``refractory`` (uint8) is ``(rows, 0)`` when ``ref_delay == 1``.
+    """
     rows, steps = x2.shape
     v_th = np.array([spec.v_th_mant << 6], np.int64)
     in_scale = float(spec.scale)
     out_scale = 1.0 / spec.s_scale
+    rec_r = spec.ref_delay > 1
     if backend == "reference":
-        s, vp, u, u_end, v_end = reference.cuba_forward(
+        s, vp, u, refr, *end = reference.cuba_forward(
             x2.detach().cpu().numpy(), in_scale, out_scale, i_dec, v_dec, v_th, bias,
-            state.u.cpu().numpy(), state.v.cpu().numpy(), spec.graded,
+            state[0].cpu().numpy(), state[1].cpu().numpy(), spec.graded, spec.ref_delay,
+            state[2].cpu().numpy(),
         )  # fmt: skip
         if not np.all(np.isfinite(x2.detach().cpu().numpy())):
             _check_bad(np.ones(1))
-        state.u.copy_(torch.from_numpy(u_end))
-        state.v.copy_(torch.from_numpy(v_end))
+        state.copy_(torch.from_numpy(np.stack(end)))
 
         def conv(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(x2.dtype)
 
-        return conv(s), (conv(vp) if rec_v else None), (conv(u) if rec_u else None)
+        r_out = torch.from_numpy(refr.astype(np.uint8)) if rec_r else empty2d(rows, x2, torch.uint8)
+        return conv(s), (conv(vp) if rec_v else None), (conv(u) if rec_u else None), r_out
     s_out = torch.empty_like(x2)
     vp_out = torch.empty_like(x2) if rec_v else empty2d(rows, x2)
     u_out = torch.empty_like(x2) if rec_u else empty2d(rows, x2)
+    r_out = (
+        torch.empty((rows, steps), dtype=torch.uint8, device=x2.device)
+        if rec_r else empty2d(rows, x2, torch.uint8)
+    )  # fmt: skip
     bad = torch.zeros(rows, dtype=torch.int8, device=x2.device)
-    args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, bias, state.u, state.v,
-            spec.graded, s_out, vp_out, u_out, bad)  # fmt: skip
+    args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
+            state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
     if backend == "cpu":
-        _cpu.cuba_forward(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a
-                            for a in args])  # fmt: skip
+        kernel = _cpu.cuba_forward_refractory if rec_r else _cpu.cuba_forward
+        kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
     else:
         from . import _cuda
 
         launch(_cuda.cuba_forward, rows, *args)
     _check_bad(bad)
-    return s_out, (vp_out if rec_v else None), (u_out if rec_u else None)
+    return s_out, (vp_out if rec_v else None), (u_out if rec_u else None), r_out
 
 
 def run_backward(
     g_s, g_v, g_u, vp, u_rec, spec: CubaSpec, i_dec, v_dec, u0, v0,
-    do_v: bool, do_u: bool, want_di: bool, want_dv: bool, backend: str,
+    do_v: bool, do_u: bool, want_di: bool, want_dv: bool, backend: str, refr=None,
 ):  # fmt: skip
-    """Surrogate + reverse scans on ``(rows, T)`` tensors. Returns ``(g_x, g_di, g_dv)``."""
+    """Surrogate + reverse scans on ``(rows, T)`` tensors. Returns ``(g_x, g_di, g_dv)``.
+
+    ``refr`` (uint8 ``(rows, T)``, or ``(rows, 0)``/None without refractory)
+    marks the refractory steps, which carry no voltage gradient.
+    """
     rows, steps = vp.shape
     theta = np.array([spec.theta], np.float64)
     tau = np.array([spec.tau_rho], np.float64)
     amp = spec.scale_rho if spec.graded else spec.scale_rho / (2.0 * spec.tau_rho)
     v_th = np.array([spec.v_th_mant << 6], np.int64)
+    has_r = refr is not None and refr.shape[1] > 0
     if backend == "reference":
 
         def np_or_none(t):
@@ -203,7 +254,7 @@ def run_backward(
             np_or_none(g_s), np_or_none(g_v), np_or_none(g_u), vp.cpu().numpy(),
             np_or_none(u_rec), theta, tau, spec.scale_rho, spec.graded, i_dec, v_dec,
             u0.cpu().numpy() / spec.s_scale, v0.cpu().numpy() / spec.s_scale, spec.s_scale,
-            v_th, do_v, do_u,
+            v_th, do_v, do_u, np_or_none(refr) if has_r else None,
         )  # fmt: skip
         return (
             torch.from_numpy(g_x).to(vp.dtype),
@@ -212,7 +263,7 @@ def run_backward(
         )
     g_x = torch.empty_like(vp)
     if (
-        backend == "cpu" and g_s is not None and g_v is None and g_u is None
+        backend == "cpu" and g_s is not None and g_v is None and g_u is None and not has_r
         and do_v and do_u and not want_di and not want_dv and vp.dtype == torch.float32
     ):  # fmt: skip
         _cpu.cuba_backward_fast(
@@ -225,12 +276,13 @@ def run_backward(
     g_v_ = g_v.contiguous().to(dt) if g_v is not None else empty2d(rows, vp)
     g_u_ = g_u.contiguous().to(dt) if g_u is not None else empty2d(rows, vp)
     u_rec_ = u_rec if (u_rec is not None and want_di) else empty2d(rows, vp)
+    refr_ = refr if has_r else empty2d(rows, vp, torch.uint8)
     g_di = torch.zeros(rows if want_di else 0, dtype=torch.float64, device=vp.device)
     g_dv = torch.zeros(rows if want_dv else 0, dtype=torch.float64, device=vp.device)
     u0f = u0.to(torch.float64) / spec.s_scale
     v0f = v0.to(torch.float64) / spec.s_scale
-    args = (g_s_, g_v_, g_u_, vp, u_rec_, theta, v_th, float(spec.s_scale), 1.0 / tau, amp,
-            spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
+    args = (g_s_, g_v_, g_u_, vp, u_rec_, refr_, theta, v_th, float(spec.s_scale), 1.0 / tau,
+            amp, spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
     if backend == "cpu":
         _cpu.cuba_backward(
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
@@ -249,159 +301,209 @@ def _reduce_param_grad(g_rows: torch.Tensor, n_values: int, spec: CubaSpec, batc
     return g.sum(dim=(0, 2))
 
 
-class CubaFunction(torch.autograd.Function):
+# ---------------------------------------------------------------- the custom op
+# Arguments: tensors, then the configuration packed in two lists (few schema
+# arguments keep the per-call dispatch overhead small):
+#   config = [scale, v_th_mant, ref_delay, graded, channels, per_channel, batch_mean, rec_u]
+#   rho = [tau_rho, scale_rho]
+# Outputs: s (shape of x), v_pre (rows, T), u (rows, T | 0), refractory
+# (rows, T | 0, uint8), state (3, rows) int64, batch mean (channels | 0, float64).
+
+
+def op_config(spec: CubaSpec, batch_mean: bool, rec_u: bool) -> tuple[list[int], list[float]]:
+    """The ``config`` and ``rho`` arguments of ``loihi_slayer::cuba`` for ``spec``."""
+    ints = [spec.scale, spec.v_th_mant, spec.ref_delay, int(spec.graded), spec.channels,
+            spec.per_channel, int(batch_mean), int(rec_u)]  # fmt: skip
+    return ints, [spec.tau_rho, spec.scale_rho]
+
+
+def _op_spec(config: Sequence[int], rho: Sequence[float], backend: str) -> CubaSpec:
+    scale, v_th_mant, ref_delay, graded, channels, per_channel = config[:6]
+    return CubaSpec(scale, v_th_mant, rho[0], rho[1], bool(graded), channels, per_channel,
+                    backend, ref_delay)  # fmt: skip
+
+
+def _cuba_forward(
+    x: Tensor, current_decay: Tensor, voltage_decay: Tensor, bias: Tensor, state: Tensor,
+    config: list[int], rho: list[float], backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    spec = _op_spec(config, rho, backend)
+    batch_mean, rec_u = bool(config[6]), bool(config[7])
+    backend = resolve_backend(backend, x)
+    steps = x.shape[-1]
+    x2 = x.detach().reshape(-1, steps)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    rows = x2.shape[0]
+    channels, per_channel = spec.channels, spec.per_channel
+    batch = rows // (channels * per_channel)
+    i_dec = _expand(decay_int(current_decay), spec)
+    v_dec = _expand(decay_int(voltage_decay), spec)
+    mean = torch.empty(0, dtype=torch.float64, device=x.device)
+    if batch_mean:
+        tmp = state.clone()
+        _, _, u_pre, _ = run_forward(
+            x2, spec, i_dec, v_dec, np.zeros(1, np.int64), tmp, False, True, backend
+        )
+        mean = (
+            u_pre.to(torch.float64).reshape(batch, channels, per_channel * steps).mean(dim=(0, 2))
+        )
+        bias = batch_mean_bias(mean, spec.scale)[0]
+    bias_vec = _expand(bias.detach().cpu().numpy().astype(np.int64), spec)
+    state_end = state.clone()
+    s, vp, u, refr = run_forward(x2, spec, i_dec, v_dec, bias_vec, state_end, True, rec_u, backend)
+    if u is None:
+        u = empty2d(rows, x2)
+    return s.reshape(x.shape), vp, u, refr, state_end, mean
+
+
+def _cuba_forward_fake(x, current_decay, voltage_decay, bias, state, config, rho, backend):
+    _, _, ref_delay, _, channels, _, batch_mean, rec_u = config
+    steps = x.shape[-1]
+    rows = x.numel() // steps
+    return (
+        x.new_empty(x.shape),
+        x.new_empty((rows, steps)),
+        x.new_empty((rows, steps if rec_u else 0)),
+        x.new_empty((rows, steps if ref_delay > 1 else 0), dtype=torch.uint8),
+        state.new_empty(state.shape),
+        x.new_empty((channels if batch_mean else 0,), dtype=torch.float64),
+    )
+
+
+def _cuba_save(inputs, output):
+    x, current_decay, voltage_decay, _bias, state, config, rho, backend = inputs
+    _, vp, u, refr, _, mean = output
+    return (vp, u, refr, state, current_decay, voltage_decay, mean), (
+        list(x.shape), config, rho, backend,
+    )  # fmt: skip
+
+
+def _cuba_backward(
+    g_s: Tensor | None, g_vp: Tensor | None, g_u: Tensor | None, g_refr: Tensor | None,
+    g_state: Tensor | None, g_mean: Tensor | None,
+    vp: Tensor, u: Tensor, refr: Tensor, state: Tensor, current_decay: Tensor,
+    voltage_decay: Tensor, mean: Tensor,
+    shape: list[int], config: list[int], rho: list[float], backend: str, needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    spec = _op_spec(config, rho, backend)
+    batch_mean = bool(config[6])
+    channels, per_channel = spec.channels, spec.per_channel
+    backend = resolve_backend(backend, vp)
+    rows, steps = vp.shape
+    batch = rows // (channels * per_channel)
+
+    def flat(g):
+        return None if g is None or g.numel() == 0 else g.reshape(rows, steps)
+
+    g_s, g_vp, g_u = flat(g_s), flat(g_vp), flat(g_u)
+    _, want_di, want_dv = needs
+    i_dec = _expand(decay_int(current_decay), spec)
+    v_dec = _expand(decay_int(voltage_decay), spec)
+    u_rec = u if u.shape[1] else None
+    u0, v0 = state[0], state[1]
+    if g_s is None and g_vp is None and g_u is None:
+        g_x, g_di, g_dv = torch.zeros_like(vp), None, None
+    elif not batch_mean:
+        g_x, g_di, g_dv = run_backward(
+            g_s, g_vp, g_u, vp, u_rec, spec, i_dec, v_dec, u0, v0,
+            True, True, want_di, want_dv, backend, refr,
+        )  # fmt: skip
+    else:
+        g_c, _, g_dv = run_backward(
+            g_s, g_vp, g_u, vp, None, spec, i_dec, v_dec, u0, v0,
+            True, False, False, want_dv, backend, refr,
+        )  # fmt: skip
+        clamp_ok = batch_mean_bias(mean, spec.scale)[1].to(g_c.dtype)
+        gc = g_c.reshape(batch, channels, per_channel * steps)
+        gc = gc - clamp_ok.reshape(1, -1, 1) * gc.mean(dim=(0, 2), keepdim=True)
+        g_x, g_di, _ = run_backward(
+            None, None, gc.reshape(rows, steps), vp, u_rec, spec, i_dec, v_dec, u0, v0,
+            False, True, want_di, False, backend,
+        )  # fmt: skip
+
+    def param_grad(g, p, want):
+        if not want:
+            return p.new_empty(0)
+        if g is None:
+            return torch.zeros_like(p)
+        return _reduce_param_grad(g, p.numel(), spec, batch).to(p.dtype)
+
+    return (
+        g_x.reshape(shape),
+        param_grad(g_di, current_decay, want_di),
+        param_grad(g_dv, voltage_decay, want_dv),
+    )
+
+
+def _cuba_backward_fake(g_s, g_vp, g_u, g_refr, g_state, g_mean, vp, u, refr, state,
+                        current_decay, voltage_decay, mean, shape, config, rho, backend,
+                        needs):  # fmt: skip
+    return (
+        vp.new_empty(shape),
+        current_decay.new_empty(current_decay.shape if needs[1] else (0,)),
+        voltage_decay.new_empty(voltage_decay.shape if needs[2] else (0,)),
+    )
+
+
+cuba_op = kernel_op(
+    "cuba", _cuba_forward, _cuba_forward_fake, _cuba_backward, _cuba_backward_fake,
+    save=_cuba_save, grad_inputs=("x", "current_decay", "voltage_decay"),
+)  # fmt: skip
+
+
+def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState, bias,
+               want_trace: bool):  # fmt: skip
     """``(x, current_decay, voltage_decay) -> (spike, current, voltage)`` on the kernels.
 
     ``x`` is ``(N, *neuron_shape, T)``. ``current``/``voltage`` are only
     computed when ``want_trace`` is true (otherwise empty tensors).
-    ``bias`` is ``None``, a per-channel int64 array of hardware biases
-    (``bias_mant << 6``), or a :class:`BatchMean` request.
+    ``bias`` is ``None``, a per-channel int64 tensor/array of hardware biases
+    (``bias_mant << 6``), or a :class:`BatchMean` request (its ``mean`` is
+    set). ``state`` is advanced. Runs as the custom op ``loihi_slayer::cuba``.
     """
+    batch_mean = isinstance(bias, BatchMean)
+    if batch_mean or bias is None:
+        bias_t = torch.zeros(1, dtype=torch.int64, device=x.device)
+    else:
+        bias_t = torch.as_tensor(bias, dtype=torch.int64, device=x.device).reshape(-1)
+    config, rho = op_config(spec, batch_mean, want_trace or current_decay.requires_grad)
+    s, vp, u, _, st_end, mean = cuba_op(
+        x, current_decay, voltage_decay, bias_t, state.stacked(), config, rho, spec.backend
+    )
+    state.assign(st_end)
+    if batch_mean:
+        bias.mean = mean.detach().to(x.dtype)
+        bias_t = batch_mean_bias(mean, spec.scale)[0]
+    if not want_trace:
+        empty = x.new_empty(0)
+        return s, empty, empty
+    current = u
+    if bias is not None:
+        b = (bias_t.to(x.dtype) / spec.s_scale).reshape(1, -1, 1)
+        current = u.reshape(-1, spec.channels, spec.per_channel * x.shape[-1]) + b
+    return s, current.reshape(x.shape), vp.reshape(x.shape)
 
-    @staticmethod
-    def forward(ctx, x, current_decay, voltage_decay, spec, state, bias, want_trace):
-        ctx.set_materialize_grads(False)
-        backend = resolve_backend(spec.backend, x)
-        shape = x.shape
-        steps = shape[-1]
-        x2 = x.detach().reshape(-1, steps)
-        if not x2.is_contiguous():
-            x2 = x2.contiguous()
-        rows = x2.shape[0]
-        batch = rows // (spec.channels * spec.per_channel)
-        i_dec = _expand(decay_int(current_decay), spec)
-        v_dec = _expand(decay_int(voltage_decay), spec)
-        want_di = current_decay.requires_grad
-        want_dv = voltage_decay.requires_grad
-        u0 = state.u.clone() if (want_di or want_dv) else state.u
-        v0 = state.v.clone() if (want_di or want_dv) else state.v
-        clamp_ok = None
-        if isinstance(bias, BatchMean):
-            tmp = CubaState(state.u.clone(), state.v.clone())
-            _, _, u_pre = run_forward(
-                x2, spec, i_dec, v_dec, np.zeros(1, np.int64), tmp, False, True, backend
-            )
-            mean = (
-                u_pre.to(torch.float64)
-                .reshape(batch, spec.channels, spec.per_channel * steps)
-                .mean(dim=(0, 2))
-            )
-            q = torch.round(mean * spec.scale / 2) * 2
-            clamp_ok = ((q >= -256) & (q <= 254)).to(x.dtype)
-            q = q.clamp(-256, 254)
-            bias.mean = mean.to(x.dtype)
-            bias_int = (-q).to(torch.int64).cpu().numpy() << 6
-            bias_vec = _expand(bias_int, spec)
-        elif bias is None:
-            bias_vec = np.zeros(1, np.int64)
-        else:
-            bias_vec = _expand(np.asarray(bias, np.int64), spec)
-        rec_u = want_trace or want_di
-        s, vp, u = run_forward(x2, spec, i_dec, v_dec, bias_vec, state, True, rec_u, backend)
-        ctx.spec = spec
-        ctx.backend = backend
-        ctx.shape = shape
-        ctx.batch = batch
-        ctx.dec = (i_dec, v_dec, current_decay.numel(), voltage_decay.numel())
-        ctx.flags = (want_di, want_dv, isinstance(bias, BatchMean))
-        ctx.save_for_backward(
-            vp,
-            u if want_di else None,
-            u0 if (want_di or want_dv) else None,
-            v0 if (want_di or want_dv) else None,
-            clamp_ok,
-        )
-        if want_trace:
-            current = u
-            if bias_vec.size > 1 or bias_vec[0] != 0:
-                b = torch.from_numpy(bias_vec.astype(np.float64) / spec.s_scale)
-                b = b.to(device=x.device, dtype=x.dtype).reshape(1, -1, 1)
-                current = u.reshape(batch, -1, steps) + b
-            current = current.reshape(shape)
-            voltage = vp.reshape(shape)
-        else:
-            current = voltage = x.new_empty(0)
-        ctx.mark_non_differentiable(*(() if want_trace else (current, voltage)))
-        return s.reshape(shape), current, voltage
 
-    @staticmethod
-    def backward(ctx, g_s, g_cur, g_vol):
-        vp, u, u0, v0, clamp_ok = ctx.saved_tensors
-        spec, backend, shape = ctx.spec, ctx.backend, ctx.shape
-        i_dec, v_dec, n_i, n_v = ctx.dec
-        want_di, want_dv, batch_norm = ctx.flags
-        steps = shape[-1]
+class CubaFunction:
+    """Compatibility name: ``CubaFunction.apply(...)`` is :func:`cuba_apply`."""
 
-        def flat(g):
-            return None if g is None or g.numel() == 0 else g.reshape(-1, steps)
-
-        g_s, g_cur, g_vol = flat(g_s), flat(g_cur), flat(g_vol)
-        rows = vp.shape[0]
-        if u0 is None:
-            u0 = torch.zeros(rows, dtype=torch.int64, device=vp.device)
-            v0 = u0
-        if g_s is None and g_cur is None and g_vol is None:
-            return None, None, None, None, None, None, None
-        if not batch_norm:
-            g_x, g_di, g_dv = run_backward(
-                g_s, g_vol, g_cur, vp, u, spec, i_dec, v_dec, u0, v0,
-                True, True, want_di, want_dv, backend,
-            )  # fmt: skip
-        else:
-            g_c, _, g_dv = run_backward(
-                g_s, g_vol, g_cur, vp, None, spec, i_dec, v_dec, u0, v0,
-                True, False, False, want_dv, backend,
-            )  # fmt: skip
-            gc = g_c.reshape(ctx.batch, spec.channels, spec.per_channel * steps)
-            gc = gc - clamp_ok.reshape(1, -1, 1) * gc.mean(dim=(0, 2), keepdim=True)
-            g_x, g_di, _ = run_backward(
-                None, None, gc.reshape(rows, steps), vp, u, spec, i_dec, v_dec, u0, v0,
-                False, True, want_di, False, backend,
-            )  # fmt: skip
-        g_i_param = g_v_param = None
-        if want_di and g_di is not None:
-            g_i_param = _reduce_param_grad(g_di, n_i, spec, ctx.batch).to(vp.dtype)
-        if want_dv and g_dv is not None:
-            g_v_param = _reduce_param_grad(g_dv, n_v, spec, ctx.batch).to(vp.dtype)
-        return g_x.reshape(shape), g_i_param, g_v_param, None, None, None, None
+    apply = staticmethod(cuba_apply)
 
 
 def surrogate_spike(voltage: torch.Tensor, spec: CubaSpec) -> torch.Tensor:
     """Spike function on a (pre-reset) voltage with the exact integer compare.
 
-    Forward: ``s = v * s_scale > v_th_mant << 6`` (graded: ``s * v``); backward:
-    the surrogate of :class:`CubaFunction` (no scan).
+    Forward: ``s = rint(v * s_scale) > v_th_mant << 6`` (graded: ``s * v``); backward:
+    the surrogate of :func:`cuba_apply` (no scan). Runs as the op ``loihi_slayer::spike``.
     """
-    return _SpikeFunction.apply(voltage, spec)
-
-
-class _SpikeFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, spec):
-        vi = torch.round(v.detach().to(torch.float64) * spec.s_scale)
-        spk = (vi > (spec.v_th_mant << 6)).to(v.dtype)
-        ctx.save_for_backward(v)
-        ctx.spec = spec
-        return spk * v if spec.graded else spk
-
-    @staticmethod
-    def backward(ctx, g):
-        (v,) = ctx.saved_tensors
-        spec = ctx.spec
-        if spec.graded:
-            d = spec.scale_rho * torch.exp(torch.clamp(v - spec.theta, max=0) / spec.tau_rho)
-        else:
-            d = (
-                spec.scale_rho
-                / (2 * spec.tau_rho)
-                * torch.exp(-torch.abs(v - spec.theta) / spec.tau_rho)
-            )
-        return g * d, None
+    return spike_op(voltage, float(spec.v_th_mant << 6), spec.s_scale, spec.theta, spec.tau_rho,
+                    spec.scale_rho, spec.graded)  # fmt: skip
 
 
 def make_spec(
     threshold: float, scale: int, tau_grad: float, scale_grad: float, graded: bool,
-    channels: int, per_channel: int, backend: str = "auto",
+    channels: int, per_channel: int, backend: str = "auto", ref_delay: int = 1,
 ) -> CubaSpec:  # fmt: skip
     """Build a :class:`CubaSpec` from lava-dl neuron arguments."""
     v_th_mant = int(threshold * scale)
@@ -413,4 +515,4 @@ def make_spec(
             f"threshold = {theta} (vThMant {v_th_mant}), tau_grad = {tau_grad}"
         )
     return CubaSpec(scale, v_th_mant, tau_rho, scale_grad * SCALE_RHO_MULT, bool(graded),
-                    channels, per_channel, backend)  # fmt: skip
+                    channels, per_channel, backend, int(ref_delay))  # fmt: skip

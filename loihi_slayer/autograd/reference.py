@@ -20,10 +20,16 @@ def _per_row(arr: np.ndarray, rows: int) -> np.ndarray:
     return np.resize(arr, rows) if arr.size > 1 else np.broadcast_to(arr.reshape(-1), (rows,))
 
 
-def cuba_forward(x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_st, graded):
-    """Returns ``(s, v_pre, u, u_state, v_state)`` as float64/int64 arrays."""
+def cuba_forward(x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_st, graded,
+                 ref_delay=1, rc_st=None):  # fmt: skip
+    """Returns ``(s, v_pre, u, refractory, u_state, v_state, rc_state)``.
+
+    ``refractory`` (bool, ``(rows, T)``) is derived from the spikes, independently
+    of the kernels' counter: step ``t`` is refractory when ``t < rc0`` or a spike
+    happened in steps ``t - R + 1 .. t - 1``.
+    """
     x = np.asarray(x, dtype=np.float64)
-    rows = x.shape[0]
+    rows, steps = x.shape
     a = np.rint(x * in_scale).astype(np.int64)
     th = _per_row(v_th, rows)
     params = CubaParams(
@@ -32,14 +38,20 @@ def cuba_forward(x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_s
         v_th_mant=th >> 6,
         bias_mant=_per_row(bias, rows) >> 6,
         bias_exp=6,
+        ref_delay=ref_delay,
     )
     assert np.all((th & 63) == 0) and np.all((_per_row(bias, rows) & 63) == 0)
-    tr, st = fixed_reference.cuba(a, params, state={"u": u_st, "v": v_st, "rc": np.zeros(rows)})
+    rc0 = np.zeros(rows, np.int64) if rc_st is None else np.asarray(rc_st, np.int64)
+    tr, st = fixed_reference.cuba(a, params, state={"u": u_st, "v": v_st, "rc": rc0})
+    spikes = tr["s"].astype(bool)
+    refr = np.arange(steps)[None, :] < rc0[:, None]
+    for lag in range(1, min(ref_delay, steps)):
+        refr[:, lag:] |= spikes[:, :-lag]
     vp = tr["v_pre"] * out_scale
     s = tr["s"].astype(np.float64)
     if graded:
         s = s * vp
-    return s, vp, tr["u"] * out_scale, st["u"], st["v"]
+    return s, vp, tr["u"] * out_scale, refr, st["u"], st["v"], st["rc"]
 
 
 def surrogate(vp, theta, tau_rho, scale_rho, graded):
@@ -51,11 +63,13 @@ def surrogate(vp, theta, tau_rho, scale_rho, graded):
 
 
 def cuba_backward(g_s, g_v, g_u, vp, u_rec, theta, tau_rho, scale_rho, graded,
-                  i_decay, v_decay, u0, v0, s_scale, v_th, do_v=True, do_u=True):  # fmt: skip
+                  i_decay, v_decay, u0, v0, s_scale, v_th, do_v=True, do_u=True,
+                  refr=None):  # fmt: skip
     """Returns ``(g_x, g_i_decay_per_row, g_v_decay_per_row)``; ``None`` grads are zero.
 
     ``do_v = False`` skips the voltage scan (no spike/voltage gradient),
-    ``do_u = False`` skips the current scan (``g_x = g_v + g_u``).
+    ``do_u = False`` skips the current scan (``g_x = g_v + g_u``). On refractory
+    steps (``refr``) the voltage gradient is zero (``v`` is held at 0).
     """
     vp = np.asarray(vp, dtype=np.float64)
     rows, steps = vp.shape
@@ -82,8 +96,9 @@ def cuba_backward(g_s, g_v, g_u, vp, u_rec, theta, tau_rho, scale_rho, graded,
         av = np.zeros(rows)
     if not do_u:
         ai = np.zeros(rows)
+    held = np.zeros((rows, steps), bool) if refr is None else np.asarray(refr, bool)
     for t in range(steps - 1, -1, -1):
-        gv = g[:, t] + av * gv
+        gv = np.where(held[:, t], 0.0, g[:, t] + av * gv)
         gu = gv + gu_ext[:, t] + ai * gu
         g_x[:, t] = gu
         v_prev = v_post[:, t - 1] if t > 0 else np.asarray(v0, np.float64)

@@ -26,10 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..errors import ParameterError
 from . import _cpu, reference
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
+from .op import kernel_op
 
 MODES = {"delta": 0, "sigma_delta": 1}
 
@@ -48,6 +50,9 @@ class SdnnSpec:
     backend: str = "auto"
 
 
+STATE_NAMES = ("sigma", "act", "residue", "error")
+
+
 @dataclass
 class SdnnState:
     """Integer state vectors (length ``rows``): sigma, act, residue, error."""
@@ -56,6 +61,15 @@ class SdnnState:
     act: torch.Tensor
     residue: torch.Tensor
     error: torch.Tensor
+
+    def stacked(self) -> torch.Tensor:
+        """``(4, rows)`` int64 in :data:`STATE_NAMES` order (a new tensor)."""
+        return torch.stack([getattr(self, k) for k in STATE_NAMES])
+
+    def assign(self, stacked: torch.Tensor) -> None:
+        """Take the state from a ``(4, rows)`` tensor (rows of it, no copy)."""
+        for i, k in enumerate(STATE_NAMES):
+            setattr(self, k, stacked[i])
 
     @classmethod
     def zeros(cls, rows: int, device=None) -> SdnnState:
@@ -91,117 +105,185 @@ def bias_int(bias: torch.Tensor) -> np.ndarray:
     return torch.round(bias.detach().to(torch.float64) * 64).to(torch.int64).cpu().numpy() << 12
 
 
-class SigmaDeltaFunction(torch.autograd.Function):
-    """``(x, threshold, bias) -> y`` on the integer kernels (see module docstring)."""
+# Op arguments: tensors, then the configuration packed in two lists (few schema
+# arguments keep the per-call dispatch overhead small):
+#   config = [mode, relu, cum_error, channels, per_channel, want_th]
+#   grad = [tau_grad, scale_grad]
 
-    @staticmethod
-    def forward(ctx, x, threshold, bias, spec, state):
-        ctx.set_materialize_grads(False)
-        backend = resolve_backend(spec.backend, x)
-        shape = x.shape
-        steps = shape[-1]
-        x2 = x.detach().reshape(-1, steps).contiguous()
-        rows = x2.shape[0]
-        mode = MODES[spec.mode]
-        in_scale = 64.0 if mode == 0 else float(1 << 18)
-        v_th = _expand(threshold_mant(threshold), spec) << 12
-        b = _expand(bias_int(bias), spec) if bias is not None else np.zeros(1, np.int64)
-        want_th = threshold.requires_grad
-        relu = 1 if (spec.relu and mode == 1) else 0
-        if backend == "reference":
-            st = {k: getattr(state, k).cpu().numpy() for k in ("sigma", "act", "residue", "error")}
-            y, mask, d, st = reference.sdnn_forward(
-                mode, x2.cpu().numpy(), in_scale, v_th, b, relu, spec.cum_error, st
+
+def op_config(spec: SdnnSpec, want_th: bool) -> tuple[list[int], list[float]]:
+    """The ``config`` and ``grad`` arguments of ``loihi_slayer::sigma_delta`` for ``spec``."""
+    ints = [MODES[spec.mode], int(spec.relu), int(spec.cum_error), spec.channels,
+            spec.per_channel, int(want_th)]  # fmt: skip
+    return ints, [spec.tau_grad, spec.scale_grad]
+
+
+def _sdnn_forward(
+    x: Tensor, threshold: Tensor, bias: Tensor | None, state: Tensor, config: list[int],
+    grad: list[float], backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    mode, relu, cum_error, channels, per_channel, want_th = config
+    spec = SdnnSpec(next(k for k, v in MODES.items() if v == mode), bool(relu), bool(cum_error),
+                    grad[0], grad[1], channels, per_channel, backend)  # fmt: skip
+    backend = resolve_backend(backend, x)
+    shape = x.shape
+    steps = shape[-1]
+    x2 = x.detach().reshape(-1, steps).contiguous()
+    rows = x2.shape[0]
+    in_scale = 64.0 if mode == 0 else float(1 << 18)
+    v_th = _expand(threshold_mant(threshold), spec) << 12
+    b = _expand(bias_int(bias), spec) if bias is not None else np.zeros(1, np.int64)
+    relu_i = 1 if (relu and mode == 1) else 0
+    state_end = state.clone()
+    if backend == "reference":
+        st = {k: state_end[i].cpu().numpy() for i, k in enumerate(STATE_NAMES)}
+        y, mask, d, st = reference.sdnn_forward(
+            mode, x2.cpu().numpy(), in_scale, v_th, b, relu_i, cum_error, st
+        )
+        if not np.all(np.isfinite(x2.cpu().numpy())):
+            raise ParameterError("sigma-delta neuron: input contains NaN/inf")
+        state_end.copy_(torch.from_numpy(np.stack([np.asarray(st[k]) for k in STATE_NAMES])))
+        y = torch.from_numpy(y).to(x.dtype)
+        mask = torch.from_numpy(np.asarray(mask, np.uint8).reshape(rows, steps))
+        mask = mask if relu_i else empty2d(rows, x2, torch.uint8)
+        d = torch.from_numpy(d).to(torch.float32) if want_th else empty2d(rows, x2, torch.float32)
+    else:
+        # y in the input dtype (payloads are exact in float32 and float64): no cast copy
+        y = torch.empty((rows, steps), dtype=x.dtype, device=x.device)
+        mask = (
+            torch.empty((rows, steps), dtype=torch.uint8, device=x.device)
+            if relu_i else empty2d(rows, x2, torch.uint8)
+        )  # fmt: skip
+        d = (
+            torch.empty((rows, steps), dtype=torch.float32, device=x.device)
+            if want_th else empty2d(rows, x2, torch.float32)
+        )  # fmt: skip
+        bad = torch.zeros(rows, dtype=torch.int8, device=x.device)
+        args = (mode, x2, in_scale, v_th, b, relu_i, int(cum_error), state_end[0], state_end[1],
+                state_end[2], state_end[3], y, mask, d, bad)  # fmt: skip
+        if backend == "cpu":
+            _cpu.sdnn_forward(
+                *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
             )
-            if not np.all(np.isfinite(x2.cpu().numpy())):
-                raise ParameterError("sigma-delta neuron: input contains NaN/inf")
-            for k, v in st.items():
-                getattr(state, k).copy_(torch.from_numpy(np.asarray(v)))
-            y = torch.from_numpy(y).to(torch.float32)
-            mask = torch.from_numpy(np.asarray(mask, np.uint8).reshape(rows, steps))
-            d = torch.from_numpy(d).to(torch.float32)
         else:
-            y = torch.empty((rows, steps), dtype=torch.float32, device=x.device)
-            mask = (
-                torch.empty((rows, steps), dtype=torch.uint8, device=x.device)
-                if relu else empty2d(rows, x2, torch.uint8)
-            )  # fmt: skip
-            d = (
-                torch.empty((rows, steps), dtype=torch.float32, device=x.device)
-                if want_th else empty2d(rows, x2, torch.float32)
-            )  # fmt: skip
-            bad = torch.zeros(rows, dtype=torch.int8, device=x.device)
-            args = (mode, x2, in_scale, v_th, b, relu, int(spec.cum_error), state.sigma,
-                    state.act, state.residue, state.error, y, mask, d, bad)  # fmt: skip
-            if backend == "cpu":
-                _cpu.sdnn_forward(
-                    *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
-                )
-            else:
-                from . import _cuda
+            from . import _cuda
 
-                launch(_cuda.sdnn_forward, rows, *args)
-            if bool(bad.any()):
-                raise ParameterError(
-                    "sigma-delta neuron: input contains NaN/inf or values too large for the "
-                    "integer state (|x| * 2**18 >= 2**41)"
-                )
-        ctx.spec = spec
-        ctx.backend = backend
-        ctx.shape = shape
-        ctx.mode = mode
-        ctx.n_th = threshold.numel()
-        ctx.n_b = None if bias is None else bias.numel()
-        ctx.theta = np.maximum(_expand(threshold.detach().double().cpu().numpy(), spec), 1 / 4096)
-        ctx.save_for_backward(mask if relu else None, d if want_th else None)
-        return y.reshape(shape).to(x.dtype) if x.dtype != torch.float32 else y.reshape(shape)
+            launch(_cuda.sdnn_forward, rows, *args)
+        if bool(bad.any()):
+            raise ParameterError(
+                "sigma-delta neuron: input contains NaN/inf or values too large for the "
+                "integer state (|x| * 2**18 >= 2**41)"
+            )
+    return y.reshape(shape), mask, d, state_end
 
-    @staticmethod
-    def backward(ctx, g):
-        if g is None:
-            return None, None, None, None, None
-        mask, d = ctx.saved_tensors
-        spec, shape = ctx.spec, ctx.shape
-        steps = shape[-1]
-        g2 = g.reshape(-1, steps).contiguous()
-        rows = g2.shape[0]
-        want_b = ctx.n_b is not None and ctx.needs_input_grad[2]
-        want_th = d is not None
-        if ctx.backend == "reference":
-            gx, gb, gth = reference.sdnn_backward(
-                g2.cpu().numpy(), None if mask is None else mask.cpu().numpy(),
-                None if d is None else d.cpu().numpy().astype(np.float64), ctx.theta,
-                spec.tau_grad, spec.scale_grad, ctx.mode,
-            )  # fmt: skip
-            gx = torch.from_numpy(np.ascontiguousarray(gx)).to(g.dtype)
-            gb = torch.from_numpy(gb)
-            gth = None if gth is None else torch.from_numpy(gth)
+
+def _sdnn_forward_fake(x, threshold, bias, state, config, grad, backend):
+    mode, relu, _, _, _, want_th = config
+    steps = x.shape[-1]
+    rows = x.numel() // steps
+    relu_i = relu and mode == 1
+    return (
+        x.new_empty(x.shape),
+        x.new_empty((rows, steps if relu_i else 0), dtype=torch.uint8),
+        x.new_empty((rows, steps if want_th else 0), dtype=torch.float32),
+        state.new_empty(state.shape),
+    )
+
+
+def _sdnn_save(inputs, output):
+    x, threshold, bias, _, config, grad, backend = inputs
+    _, mask, d, _ = output
+    n_b = 0 if bias is None else bias.numel()
+    return (mask, d, threshold), (config, grad, n_b, backend)
+
+
+def _sdnn_backward(
+    g: Tensor | None, g_mask: Tensor | None, g_d: Tensor | None, g_state: Tensor | None,
+    mask: Tensor, d: Tensor, threshold: Tensor, config: list[int], grad: list[float], n_b: int,
+    backend: str, needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    mode, _, _, channels, per_channel, _ = config
+    tau_grad, scale_grad = grad
+    backend = resolve_backend(backend, threshold)
+    shape = g.shape
+    steps = shape[-1]
+    g2 = g.reshape(-1, steps).contiguous()
+    rows = g2.shape[0]
+    want_b = n_b > 0 and needs[2]
+    want_th = d.shape[1] > 0 and needs[1]
+    spec = SdnnSpec("sigma_delta", True, False, tau_grad, scale_grad, channels, per_channel)
+    theta = np.maximum(_expand(threshold.detach().double().cpu().numpy(), spec), 1 / 4096)
+    if backend == "reference":
+        gx, gb, gth = reference.sdnn_backward(
+            g2.cpu().numpy(), mask.cpu().numpy() if mask.shape[1] else None,
+            d.cpu().numpy().astype(np.float64) if want_th else None, theta,
+            tau_grad, scale_grad, mode,
+        )  # fmt: skip
+        gx = torch.from_numpy(np.ascontiguousarray(gx)).to(g.dtype)
+        gb = torch.from_numpy(gb)
+        gth = None if gth is None else torch.from_numpy(gth)
+    else:
+        gx = torch.empty_like(g2)
+        gb = torch.zeros(rows if want_b else 0, dtype=torch.float64, device=g.device)
+        gth = torch.zeros(rows if want_th else 0, dtype=torch.float64, device=g.device)
+        dd = d if want_th else empty2d(rows, g2, torch.float32)
+        args = (g2, mask, dd, theta, float(tau_grad), float(scale_grad), mode, gx, gb, gth)
+        if backend == "cpu":
+            _cpu.sdnn_backward(
+                *[kernel_array(a, "cpu") if isinstance(a, torch.Tensor) else a for a in args]
+            )
         else:
-            gx = torch.empty_like(g2)
-            gb = torch.zeros(rows if want_b else 0, dtype=torch.float64, device=g.device)
-            gth = torch.zeros(rows if want_th else 0, dtype=torch.float64, device=g.device)
-            m = mask if mask is not None else empty2d(rows, g2, torch.uint8)
-            dd = d if d is not None else empty2d(rows, g2, torch.float32)
-            args = (g2, m, dd, ctx.theta, float(spec.tau_grad), float(spec.scale_grad), ctx.mode,
-                    gx, gb, gth)  # fmt: skip
-            if ctx.backend == "cpu":
-                _cpu.sdnn_backward(
-                    *[kernel_array(a, "cpu") if isinstance(a, torch.Tensor) else a for a in args]
-                )
-            else:
-                from . import _cuda
+            from . import _cuda
 
-                launch(_cuda.sdnn_backward, rows, *args)
-        batch = rows // (spec.channels * spec.per_channel)
+            launch(_cuda.sdnn_backward, rows, *args)
+    batch = rows // (channels * per_channel)
 
-        def reduce(vals, n):
-            v = vals.reshape(batch, spec.channels, spec.per_channel)
-            if n == 1:
-                return v.sum().reshape(1)
-            if n == spec.channels:
-                return v.sum(dim=(0, 2))
-            return v.sum(dim=0).reshape(-1)
+    def reduce(vals, n):
+        v = vals.reshape(batch, channels, per_channel)
+        if n == 1:
+            return v.sum().reshape(1)
+        if n == channels:
+            return v.sum(dim=(0, 2))
+        return v.sum(dim=0).reshape(-1)
 
-        g_th = reduce(gth, ctx.n_th).float() if want_th else None
-        g_b = reduce(gb, ctx.n_b).float() if want_b else None
-        return gx.reshape(shape), g_th, g_b, None, None
+    g_th = reduce(gth, threshold.numel()).to(threshold.dtype) if want_th else None
+    g_b = reduce(gb, n_b).to(threshold.dtype) if want_b else None
+    if g_th is None and needs[1]:
+        g_th = torch.zeros_like(threshold)
+    return (
+        gx.reshape(shape),
+        g_th if g_th is not None else threshold.new_empty(0),
+        g_b if g_b is not None else threshold.new_empty(n_b if needs[2] else 0),
+    )
+
+
+def _sdnn_backward_fake(g, g_mask, g_d, g_state, mask, d, threshold, config, grad, n_b, backend,
+                        needs):  # fmt: skip
+    return (
+        g.new_empty(g.shape),
+        threshold.new_empty(threshold.shape if needs[1] else (0,)),
+        threshold.new_empty((n_b if needs[2] else 0,)),
+    )
+
+
+sdnn_op = kernel_op(
+    "sigma_delta", _sdnn_forward, _sdnn_forward_fake, _sdnn_backward, _sdnn_backward_fake,
+    save=_sdnn_save, grad_inputs=("x", "threshold", "bias"),
+)  # fmt: skip
+
+
+def sdnn_apply(x, threshold, bias, spec: SdnnSpec, state: SdnnState):
+    """``(x, threshold, bias) -> y`` on the integer kernels (see module docstring).
+
+    ``state`` is advanced. Runs as the custom op ``loihi_slayer::sigma_delta``.
+    """
+    config, grad = op_config(spec, threshold.requires_grad)
+    y, _, _, st_end = sdnn_op(x, threshold, bias, state.stacked(), config, grad, spec.backend)
+    state.assign(st_end)
+    return y
+
+
+class SigmaDeltaFunction:
+    """Compatibility name: ``SigmaDeltaFunction.apply(...)`` is :func:`sdnn_apply`."""
+
+    apply = staticmethod(sdnn_apply)

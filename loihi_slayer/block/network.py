@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 
@@ -118,4 +119,8 @@ def export_network(blocks, path: str | os.PathLike[str],
         raise PermissionError(exc.errno, f"cannot export network: {directory!r} is not writable",
                               target) from None  # fmt: skip
     log.info("exported %d layers to %s", len(net.layers), target)
+    if log.isEnabledFor(logging.INFO):  # the chip resource report, only when someone listens
+        from ..resources import resource_report
+
+        log.info("chip resources:\n%s", resource_report(net).table())
     return net

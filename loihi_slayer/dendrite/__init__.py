@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..autograd.op import check_finite
 from ..errors import ParameterError
 
 
@@ -32,8 +33,7 @@ class Sigma(torch.nn.Module):
             raise ParameterError(
                 f"dendrite.Sigma: expected input (N, C, ..., T), found {tuple(x.shape)}"
             )
-        if not torch.isfinite(x.detach()).all():
-            raise ParameterError("dendrite.Sigma: input contains NaN/inf")
+        check_finite(x, "dendrite.Sigma: input contains NaN/inf")
         y = torch.cumsum(x.to(torch.float64), dim=-1)
         if self.persistent_state:
             if self.pre_state is not None and self.pre_state.shape == x.shape[:-1]:

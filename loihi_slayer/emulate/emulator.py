@@ -61,6 +61,7 @@ from ..hdf5 import (
 )
 from ..models import NeuronModel
 from ..models._context import LayerContext, per_channel
+from ..safety.memory import check_run_memory
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +480,7 @@ class Emulator:
         steps = int(num_steps if num_steps is not None else (0 if data is None else data.shape[-1]))
         if steps < 1:
             raise ParameterError(f"num_steps = {steps} must be >= 1")
+        check_run_memory(self, steps)  # before any (num_steps,)-sized allocation
         masks = self.reset_masks(steps, resets, reset_interval, reset_offset)
         wanted = self._record_map(record)
         subsets = dict(neurons or {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,12 @@ import h5py
 import numpy as np
 
 from ..errors import FormatError, ParameterError
+from ..fixed.api import CUBA_TRACES, SDNN_TRACES
+from ..fixed.params import SDNN_RANGES
 from ..hdf5 import Network, load_network
+from ..safety.atomic import atomic_write_bytes, h5py_bytes
+from ..safety.hdf5_guard import check_hdf5_file
+from ..safety.memory import check_allocation
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +168,13 @@ class GoldenCase:
         if int(self.num_steps) < 1:
             raise ParameterError(f"num_steps = {self.num_steps} must be >= 1")
         self.num_steps = int(self.num_steps)
+        if self.input_shape is not None:
+            shape = tuple(int(v) for v in self.input_shape)
+            if len(shape) not in (1, 3) or min(shape) < 1:
+                raise ParameterError(
+                    f"input_shape = {self.input_shape} must be (C,) or (C, H, W) with sizes >= 1"
+                )
+            self.input_shape = shape
         for layer, mask in list(self.resets.items()):
             m = np.asarray(mask, dtype=bool)
             if m.shape != (self.num_steps,):
@@ -205,7 +218,10 @@ def _put(g: h5py.Group, name: str, value: Any) -> None:
 
 
 def save_case(case: GoldenCase, path: str | os.PathLike[str]) -> Path:
-    """Write a golden case atomically (temporary file, then rename).
+    """Write a golden case atomically (built in memory, temporary file, rename).
+
+    A failed write raises :class:`~loihi_slayer.safety.WriteError` and leaves
+    neither a temporary file nor a damaged old file.
 
     Returns
     -------
@@ -213,59 +229,68 @@ def save_case(case: GoldenCase, path: str | os.PathLike[str]) -> Path:
         The written path.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            _put(f, "format", FORMAT_NAME)
-            f.create_dataset("version", data=np.int64(FORMAT_VERSION))
-            _put(f, "description", case.description)
-            _put(f, "source", case.source)
-            net = f.create_group("network")
-            if case.network_bytes is not None:
-                net.create_dataset("file", data=np.frombuffer(case.network_bytes, np.uint8))
-            else:
-                _put(net, "path", str(case.network_path))
-            if case.num_layers is not None:
-                net.create_dataset("num_layers", data=np.int64(case.num_layers))
-            if case.input_shape is not None:
-                net.create_dataset("input_shape", data=np.asarray(case.input_shape, np.int64))
-            for key, value in case.checks.items():
-                net.create_dataset(f"checks/{key}", data=np.asarray(value))
-            inp = f.create_group("input")
-            _put(inp, "mode", case.input_mode)
-            if case.input is not None:
-                inp.create_dataset("data", data=case.input.astype(np.int64), compression="gzip")
-            inp.create_dataset("graded", data=bool(case.graded_input))
-            inp.create_dataset("cyclic", data=bool(case.cyclic))
-            run = f.create_group("run")
-            run.create_dataset("num_steps", data=np.int64(case.num_steps))
-            run.create_dataset("spike_exp", data=np.int64(case.spike_exp))
-            if case.resets:
-                layers = sorted(case.resets)
-                run.create_dataset("reset_layers", data=np.asarray(layers, np.int64))
-                run.create_dataset("reset_masks", data=np.stack([case.resets[k] for k in layers]))
-            exp = f.create_group("expect")
-            for k, e in enumerate(case.expectations):
-                g = exp.create_group(str(k))
-                _put(g, "name", e.name)
-                g.create_dataset("layer", data=np.int64(e.layer))
-                _put(g, "variable", e.variable)
-                g.create_dataset("first_step", data=np.int64(e.first_step))
-                g.create_dataset("data", data=e.data, compression="gzip")
-                if e.neurons is not None:
-                    g.create_dataset("neurons", data=e.neurons)
-                if e.mask is not None:
-                    g.create_dataset("mask", data=e.mask, compression="gzip")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(path, h5py_bytes(lambda f: _write(f, case)))
     return path
 
 
+def _write(f: h5py.File, case: GoldenCase) -> None:
+    _put(f, "format", FORMAT_NAME)
+    f.create_dataset("version", data=np.int64(FORMAT_VERSION))
+    _put(f, "description", case.description)
+    _put(f, "source", case.source)
+    net = f.create_group("network")
+    if case.network_bytes is not None:
+        net.create_dataset("file", data=np.frombuffer(case.network_bytes, np.uint8))
+    else:
+        _put(net, "path", str(case.network_path))
+    if case.num_layers is not None:
+        net.create_dataset("num_layers", data=np.int64(case.num_layers))
+    if case.input_shape is not None:
+        net.create_dataset("input_shape", data=np.asarray(case.input_shape, np.int64))
+    for key, value in case.checks.items():
+        net.create_dataset(f"checks/{key}", data=np.asarray(value))
+    inp = f.create_group("input")
+    _put(inp, "mode", case.input_mode)
+    if case.input is not None:
+        inp.create_dataset("data", data=case.input.astype(np.int64), compression="gzip")
+    inp.create_dataset("graded", data=bool(case.graded_input))
+    inp.create_dataset("cyclic", data=bool(case.cyclic))
+    run = f.create_group("run")
+    run.create_dataset("num_steps", data=np.int64(case.num_steps))
+    run.create_dataset("spike_exp", data=np.int64(case.spike_exp))
+    if case.resets:
+        layers = sorted(case.resets)
+        run.create_dataset("reset_layers", data=np.asarray(layers, np.int64))
+        run.create_dataset("reset_masks", data=np.stack([case.resets[k] for k in layers]))
+    exp = f.create_group("expect")
+    for k, e in enumerate(case.expectations):
+        g = exp.create_group(str(k))
+        _put(g, "name", e.name)
+        g.create_dataset("layer", data=np.int64(e.layer))
+        _put(g, "variable", e.variable)
+        g.create_dataset("first_step", data=np.int64(e.first_step))
+        g.create_dataset("data", data=e.data, compression="gzip")
+        if e.neurons is not None:
+            g.create_dataset("neurons", data=e.neurons)
+        if e.mask is not None:
+            g.create_dataset("mask", data=e.mask, compression="gzip")
+
+
 # ---------------------------------------------------------------------------- reading
+
+
+#: Groups and fields a golden case may hold (``expect/*``: every expectation);
+#: anything else is refused, so that no field is silently ignored.
+LAYOUT: dict[str, frozenset[str]] = {
+    "/": frozenset({"format", "version", "description", "source", "network", "input", "run",
+                    "expect"}),
+    "network": frozenset({"file", "path", "num_layers", "input_shape", "checks"}),
+    "input": frozenset({"mode", "data", "graded", "cyclic"}),
+    "run": frozenset({"num_steps", "spike_exp", "reset_layers", "reset_masks"}),
+    "expect/*": frozenset({"name", "layer", "variable", "first_step", "data", "neurons", "mask"}),
+}  # fmt: skip
+#: Variables an expectation may name (CUBA and sigma-delta traces).
+VARIABLES = tuple(dict.fromkeys(CUBA_TRACES + SDNN_TRACES))
 
 
 class _Reader:
@@ -288,6 +313,10 @@ class _Reader:
         node = g[name]
         if not isinstance(node, h5py.Dataset):
             raise self.err("expected a dataset, found a group", group, name)
+        try:
+            check_allocation(f"dataset of shape {node.shape}", [node.shape], node.dtype.itemsize)
+        except ParameterError as exc:
+            raise self.err(str(exc), group, name) from None
         try:
             value = node[()]
         except Exception as exc:
@@ -338,6 +367,11 @@ class _Reader:
 def load_case(path: str | os.PathLike[str]) -> GoldenCase:
     """Read a golden case file.
 
+    Every field is checked (type, shape, range), also fields the case does not
+    use; unknown groups and fields are refused. The file's HDF5 structure is
+    checked first (:func:`~loihi_slayer.safety.check_hdf5_file`) so that a
+    corrupt file cannot hang the reader.
+
     Raises
     ------
     FileNotFoundError
@@ -355,6 +389,7 @@ def load_case(path: str | os.PathLike[str]) -> GoldenCase:
         ok = False
     if not ok:
         raise FormatError("not an HDF5 file", file=name, group="/")
+    check_hdf5_file(name)
     try:
         with h5py.File(name, "r") as f:
             case = _load(_Reader(f, name))
@@ -368,7 +403,26 @@ def load_case(path: str | os.PathLike[str]) -> GoldenCase:
     return case
 
 
+def _check_layout(r: _Reader) -> None:
+    """Refuse groups and fields that are not part of the format."""
+    eg = r.f.get("expect")
+    groups = dict.fromkeys(k for k in LAYOUT if k != "expect/*")
+    if isinstance(eg, h5py.Group):
+        groups.update(dict.fromkeys(f"expect/{k}" for k in eg))
+    for gname in groups:
+        g = r.f if gname == "/" else r.f.get(gname)
+        if not isinstance(g, h5py.Group):
+            continue
+        allowed = LAYOUT.get(gname, LAYOUT["expect/*"] if gname.startswith("expect/") else None)
+        if gname == "expect":
+            allowed = None  # numbered groups, checked by _load
+        for key in g:
+            if allowed is not None and key not in allowed:
+                raise r.err(f"unexpected field; allowed: {', '.join(sorted(allowed))}", gname, key)
+
+
 def _load(r: _Reader) -> GoldenCase:
+    _check_layout(r)
     fmt = r.text("/", "format")
     if fmt != FORMAT_NAME:
         raise r.err(
@@ -397,7 +451,12 @@ def _load(r: _Reader) -> GoldenCase:
 
         def visit(key, node):
             if isinstance(node, h5py.Dataset):
-                checks[key] = np.asarray(node[()])
+                checks[key] = np.asarray(
+                    r.get(
+                        f"network/checks/{posixpath.dirname(key)}".rstrip("/"),
+                        posixpath.basename(key),
+                    )
+                )
 
         cg.visititems(visit)
     mode = r.text("input", "mode")
@@ -407,12 +466,31 @@ def _load(r: _Reader) -> GoldenCase:
     if mode != "none" and data is None:
         raise r.err(f"input mode {mode!r} needs data", "input", "data")
     num_steps = r.integer("run", "num_steps")
+    if num_steps < 1:
+        raise r.err(f"num_steps = {num_steps} must be >= 1", "run", "num_steps")
+    spike_exp = r.integer("run", "spike_exp", required=False)
+    lo, hi = SDNN_RANGES["spike_exp"]
+    if spike_exp is not None and not lo <= spike_exp <= hi:
+        raise r.err(f"spike_exp = {spike_exp} is outside [{lo}, {hi}]", "run", "spike_exp")
+    num_layers = r.integer("network", "num_layers", required=False)
+    if num_layers is not None and num_layers < 1:
+        raise r.err(f"num_layers = {num_layers} must be >= 1", "network", "num_layers")
+    input_shape = _input_shape(r)
     resets = {}
     layers = r.int_array("run", "reset_layers", required=False)
     if layers is not None:
+        if layers.ndim != 1 or (layers.size and layers.min() < 0):
+            raise r.err("reset_layers must be a 1-D array of layer indices >= 0", "run",
+                        "reset_layers")  # fmt: skip
+        if len(set(layers.tolist())) != layers.size:
+            raise r.err(f"reset_layers has duplicates: {layers.tolist()}", "run", "reset_layers")
         masks = r.get("run", "reset_masks")
         masks = np.asarray(masks)
-        if masks.dtype.kind not in "biu" or masks.shape != (len(layers), num_steps):
+        if (
+            masks.dtype.kind not in "biu"
+            or masks.shape != (len(layers), num_steps)
+            or (masks.size and (masks.min() < 0 or masks.max() > 1))
+        ):
             raise r.err(
                 f"reset_masks must be boolean ({len(layers)}, {num_steps}), got "
                 f"{masks.dtype} {masks.shape}",
@@ -428,15 +506,29 @@ def _load(r: _Reader) -> GoldenCase:
         gname = f"expect/{k}"
         if str(k) not in eg:
             raise r.err(f"expectations must be numbered 0..{len(eg) - 1}", gname)
+        if not isinstance(eg[str(k)], h5py.Group):
+            raise r.err("expected a group, found a dataset", gname)
+        layer = r.integer(gname, "layer")
+        if layer < 0:
+            raise r.err(f"layer = {layer} must be >= 0", gname, "layer")
+        variable = r.text(gname, "variable")
+        if variable not in VARIABLES:
+            raise r.err(f"unknown variable {variable!r}; allowed {VARIABLES}", gname, "variable")
+        neurons = r.int_array(gname, "neurons", required=False)
+        if neurons is not None and (neurons.ndim != 1 or (neurons.size and neurons.min() < 0)):
+            raise r.err("neurons must be a 1-D array of indices >= 0", gname, "neurons")
+        mask = r.int_array(gname, "mask", required=False)
+        if mask is not None and mask.size and (mask.min() < 0 or mask.max() > 1):
+            raise r.err("mask must hold booleans (0/1)", gname, "mask")
         try:
             expectations.append(
                 Expectation(
-                    layer=r.integer(gname, "layer"),
-                    variable=r.text(gname, "variable"),
+                    layer=layer,
+                    variable=variable,
                     data=r.int_array(gname, "data"),
                     first_step=r.integer(gname, "first_step"),
-                    neurons=r.int_array(gname, "neurons", required=False),
-                    mask=r.get(gname, "mask", required=False),
+                    neurons=neurons,
+                    mask=mask,
                     name=r.text(gname, "name", required=False) or "",
                 )
             )
@@ -446,14 +538,14 @@ def _load(r: _Reader) -> GoldenCase:
         num_steps=num_steps,
         network_bytes=net_bytes,
         network_path=net_path,
-        num_layers=r.integer("network", "num_layers", required=False),
-        input_shape=_opt_shape(r.int_array("network", "input_shape", required=False)),
+        num_layers=num_layers,
+        input_shape=input_shape,
         input_mode=mode,
         input=data,
         graded_input=r.flag("input", "graded", False),
         cyclic=r.flag("input", "cyclic", True),
         resets=resets,
-        spike_exp=r.integer("run", "spike_exp", required=False) or 6,
+        spike_exp=6 if spike_exp is None else spike_exp,
         expectations=expectations,
         checks=checks,
         description=r.text("/", "description", required=False) or "",
@@ -461,8 +553,18 @@ def _load(r: _Reader) -> GoldenCase:
     )
 
 
-def _opt_shape(arr: np.ndarray | None) -> tuple[int, ...] | None:
-    return None if arr is None else tuple(int(v) for v in np.asarray(arr).reshape(-1))
+def _input_shape(r: _Reader) -> tuple[int, ...] | None:
+    """``network/input_shape``: 1 to 3 positive sizes (C,) or (C, H, W), or absent."""
+    arr = r.int_array("network", "input_shape", required=False)
+    if arr is None:
+        return None
+    if arr.ndim != 1 or arr.size not in (1, 3) or arr.min() < 1:
+        raise r.err(
+            f"input_shape must be (C,) or (C, H, W) with sizes >= 1, got {arr.tolist()}",
+            "network",
+            "input_shape",
+        )
+    return tuple(int(v) for v in arr)
 
 
 def read_network_bytes(path: str | os.PathLike[str]) -> bytes:

@@ -13,7 +13,8 @@ import h5py
 import numpy as np
 
 from ..emulate import Emulator, Traces
-from ..errors import FormatError
+from ..errors import FormatError, ParameterError
+from ..safety.memory import check_run_memory
 from .case import Expectation, GoldenCase, load_case
 
 
@@ -96,6 +97,14 @@ def run_case(case: GoldenCase, backend: str = "cpu") -> Traces:
     emu = Emulator(
         case.network(), backend=backend, spike_exp=case.spike_exp, input_shape=case.input_shape
     )
+    if case.input_shape is not None and tuple(case.input_shape) != tuple(emu.input_shape):
+        raise FormatError(
+            f"input_shape {case.input_shape} differs from the network's input shape "
+            f"{emu.input_shape}",
+            file=case.origin,
+            group="network",
+            field="input_shape",
+        )
     record: dict[int, list[str]] = {}
     for e in case.expectations:
         if not 0 <= e.layer < len(emu.network.layers):
@@ -214,7 +223,15 @@ def record_case(
     emu = Emulator(network, num_layers=num_layers, backend=backend, spike_exp=spike_exp,
                    input_shape=input_shape)  # fmt: skip
     data = None if input is None else np.asarray(input)
+    if num_steps is None and (data is None or data.ndim == 0 or data.shape[-1] == 0):
+        raise ParameterError(
+            "the input has no time axis (or it is empty); pass num_steps or an input of "
+            f"shape (*input_shape, T) with T >= 1, got {None if data is None else data.shape}"
+        )
     steps = int(num_steps if num_steps is not None else data.shape[-1])
+    if steps < 1:
+        raise ParameterError(f"num_steps = {steps} must be >= 1")
+    check_run_memory(emu, steps)
     masks = emu.reset_masks(steps, resets, reset_interval, reset_offset)
     traces = emu.run(
         data, steps, input_mode=input_mode, graded_input=graded_input, cyclic=cyclic,
@@ -237,6 +254,9 @@ def record_case(
         resets=masks,
         spike_exp=spike_exp,
         expectations=exps,
+        # the layer count is part of the case: a network file that lost a layer group
+        # cannot pass as a shorter network
+        checks={"num_layers": np.int64(len(emu.network.layers))},
         description=description,
         source=source or f"recorded by loihi_slayer from {os.fspath(network)}",
     )

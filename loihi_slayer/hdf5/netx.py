@@ -22,10 +22,8 @@ Format decisions taken here (the spec leaves them open):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 from typing import Any
 
 import h5py
@@ -52,6 +50,9 @@ from loihi_slayer.hdf5.schema import (
     TimeDecimationLayer,
     UnpoolLayer,
 )
+from loihi_slayer.safety.atomic import atomic_write_bytes, h5py_bytes
+from loihi_slayer.safety.hdf5_guard import check_hdf5_file
+from loihi_slayer.safety.memory import check_allocation
 
 __all__ = ["load_network", "save_network", "WEIGHT_RANGE"]
 
@@ -232,6 +233,10 @@ class _Group:
                 f"{_MAX_DATASET_BYTES}-byte limit",
                 name,
             )
+        try:  # read, then converted to int64: the memory budget must hold both
+            check_allocation(f"dataset of shape {ds.shape}", [ds.shape] * 2, 8)
+        except ParameterError as exc:
+            raise self.error(str(exc), name) from None
 
     def _extra_value(self, ds: h5py.Dataset, key: str) -> Any:
         self._check_size(ds, key)
@@ -536,6 +541,7 @@ def load_network(path: str | os.PathLike[str], num_layers: int | None = None) ->
         is_hdf5 = False
     if not is_hdf5:
         raise FormatError("not an HDF5 file", file=name, group="/")
+    check_hdf5_file(name)  # corrupt structures must not hang h5py below
     try:
         with h5py.File(name, "r") as file:
             return _load(file, name, num_layers)
@@ -809,15 +815,6 @@ def _write_plan(file: h5py.File, plan: _Plan) -> None:
             file.create_dataset(path, data=value)
 
 
-def _creation_mode(path: str) -> int:
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def save_network(network: Network, path: str | os.PathLike[str]) -> None:
     """Write a network as a netx HDF5 file, atomically.
 
@@ -843,23 +840,13 @@ def save_network(network: Network, path: str | os.PathLike[str]) -> None:
     ``S10`` array of shape (1,); ``neuron/type`` as a variable-length str scalar;
     int64 scalars; float32 weight/bias/delay arrays holding integers; info
     fields (``inFeatures`` ...) derived from the weights; ``simulation/Ts`` and
-    ``tSample`` when ``network.simulation`` is set. The file is written to a
-    temporary file in the same directory and moved into place with
-    :func:`os.replace`; on any error the temporary file is removed.
+    ``tSample`` when ``network.simulation`` is set. The file is built in memory
+    and written with :func:`loihi_slayer.safety.atomic_write_bytes` (temporary
+    file, then :func:`os.replace`); a failed write raises
+    :class:`~loihi_slayer.safety.WriteError` and leaves no temporary file and
+    the old file unchanged.
     """
     plan = _plan_network(network)
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    mode = _creation_mode(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as file:
-            _write_plan(file, plan)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _LOG.debug("wrote %d layers to %s", len(network.layers), target)
+    # built in memory, then written atomically: a failing disk never reaches HDF5
+    atomic_write_bytes(path, h5py_bytes(lambda file: _write_plan(file, plan)))
+    _LOG.debug("wrote %d layers to %s", len(network.layers), os.fspath(path))

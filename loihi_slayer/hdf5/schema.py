@@ -223,7 +223,8 @@ class CubaNeuron(_Record):
     v_th_mant
         Threshold mantissa (spike when ``v > v_th_mant << 6``); int or array.
     ref_delay
-        Refractory delay (``refDelay``, always 1 in slayer files).
+        Refractory delay (``refDelay``; 1 = none, as lava-dl always writes; a
+        ``neuron.cuba.Neuron(ref_delay=R)`` writes R).
     graded_spike
         ``gradedSpike`` flag (ignored by netx).
     wgt_exp

@@ -1,5 +1,6 @@
 """Spike event input/output: the :class:`Event` container, binary spike files
-(``.bs1``, ``.bs2``, ``.bs3``, ``.bsn``), numpy event arrays and plotting.
+(``.bs1``, ``.bs2``, ``.bs3``, ``.bsn``), numpy and tonic event arrays
+(:mod:`loihi_slayer.io.tonic`) and plotting.
 
 Plotting (:mod:`loihi_slayer.io.plot`) needs the optional ``matplotlib``
 (``pip install loihi_slayer[plot]``) and is imported lazily.
@@ -25,11 +26,15 @@ from .binary import (
     read_spikes,
 )
 from .events import TIME_UNITS, Event, tensor_to_event
+from .tonic import TONIC_DTYPE, from_tonic, to_tonic
 
 __all__ = [
     "Event",
     "tensor_to_event",
     "TIME_UNITS",
+    "TONIC_DTYPE",
+    "from_tonic",
+    "to_tonic",
     "SpikeCountRegions",
     "read_1d_spikes",
     "encode_1d_spikes",

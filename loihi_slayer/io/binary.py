@@ -36,14 +36,16 @@ the raw bit values (then ``read(write(ev)) == ev`` exactly).
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import FormatError, ParameterError, ParameterTypeError, describe
+from ..safety.atomic import atomic_write_bytes
+from ..safety.npy import load_array
 from .events import Event
 
 __all__ = [
@@ -157,23 +159,6 @@ def _time_us(t_ms: np.ndarray, name: str = "t") -> np.ndarray:
     return t_us.astype(np.int64)
 
 
-def _atomic_write(filename: PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``filename`` and rename it."""
-    path = Path(filename)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _require_event(td_event: Any, dim: int, func: str) -> Event:
     if not isinstance(td_event, Event):
         raise ParameterTypeError(f"{func} expects an Event, got {type(td_event).__name__}")
@@ -243,7 +228,7 @@ def encode_1d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.x, "x (neuron id)", 16)
     _check_fits(ev.c, "c (polarity)", 1)
     _check_fits(t_us, "t", 23, " us")
-    _atomic_write(filename, _pack([(ev.x, 16), (ev.c, 1), (t_us, 23)], _BS1))
+    atomic_write_bytes(filename, _pack([(ev.x, 16), (ev.c, 1), (t_us, 23)], _BS1))
 
 
 # ------------------------------------------------------------------- .bs2
@@ -295,7 +280,7 @@ def encode_2d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.y, "y", 8)
     _check_fits(ev.c, "c (polarity)", 1)
     _check_fits(t_us, "t", 23, " us")
-    _atomic_write(filename, _pack([(ev.x, 8), (ev.y, 8), (ev.c, 1), (t_us, 23)], _BS2))
+    atomic_write_bytes(filename, _pack([(ev.x, 8), (ev.y, 8), (ev.c, 1), (t_us, 23)], _BS2))
 
 
 # ------------------------------------------------------------------- .bs3
@@ -347,7 +332,7 @@ def encode_3d_spikes(filename: PathLike, td_event: Event) -> None:
     _check_fits(ev.y, "y", 12)
     _check_fits(ev.c, "c (channel)", 8)
     _check_fits(t_us, "t", 24, " us")
-    _atomic_write(filename, _pack([(ev.x, 12), (ev.y, 12), (ev.c, 8), (t_us, 24)], _BS3))
+    atomic_write_bytes(filename, _pack([(ev.x, 12), (ev.y, 12), (ev.c, 8), (t_us, 24)], _BS3))
 
 
 # ------------------------------------------------------------------- .bsn
@@ -454,7 +439,7 @@ def encode_nd_spikes(
             f"t_end must be >= t_start; region {int(bad[0])} has t_start="
             f"{arrays[1][bad[0]]!r} ms, t_end={arrays[2][bad[0]]!r} ms"
         )
-    _atomic_write(filename, _pack([(nid, 16), (t0, 24), (t1, 24), (count, 16)], _BSN))
+    atomic_write_bytes(filename, _pack([(nid, 16), (t0, 24), (t1, 24), (count, 16)], _BSN))
 
 
 def _int_values(a: np.ndarray, name: str) -> np.ndarray:
@@ -507,20 +492,22 @@ def read_np_spikes(
         raise ParameterError(f"fmt must be 'xypt', got {fmt!r}")
     if not time_unit > 0:
         raise ParameterError(f"time_unit must be > 0 seconds, got {time_unit!r}")
-    try:
-        arr = np.load(filename, allow_pickle=False)
-    except ValueError as exc:
-        raise FormatError(f"not a plain numpy array file: {exc}", file=filename) from exc
+    arr = load_array(filename)
     if arr.ndim != 2 or arr.shape[1] not in (3, 4):
         raise FormatError(
             f"expected an (n_events, 3) [x, c, t] or (n_events, 4) [x, y, c, t] array, "
             f"got shape {arr.shape}",
             file=filename,
         )
+    if arr.dtype.kind not in "biuf":
+        raise FormatError(f"expected a numeric array, got dtype {arr.dtype}", file=filename)
     t = arr[:, -1].astype(np.float64) * (time_unit * 1e3)
-    if arr.shape[1] == 3:
-        return Event(arr[:, 0], None, arr[:, 1], t, sensor_size=sensor_size)
-    return Event(arr[:, 0], arr[:, 1], arr[:, 2], t, sensor_size=sensor_size)
+    try:
+        if arr.shape[1] == 3:
+            return Event(arr[:, 0], None, arr[:, 1], t, sensor_size=sensor_size)
+        return Event(arr[:, 0], arr[:, 1], arr[:, 2], t, sensor_size=sensor_size)
+    except (ParameterError, ParameterTypeError) as exc:
+        raise FormatError(f"invalid events: {exc}", file=filename) from None
 
 
 def encode_np_spikes(
@@ -550,20 +537,12 @@ def encode_np_spikes(
         arr = np.stack([td_event.x, td_event.c, t], axis=1).astype(np.float64)
     else:
         arr = np.stack([td_event.x, td_event.y, td_event.c, t], axis=1).astype(np.float64)
-    path = str(filename)
+    path = os.fspath(filename)
     if not path.endswith(".npy"):
         path += ".npy"
-    fd, tmp = tempfile.mkstemp(
-        prefix=".np_spikes.", suffix=".npy", dir=os.path.dirname(path) or "."
-    )
-    os.close(fd)
-    try:
-        np.save(tmp, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 # ------------------------------------------------------------- dispatching

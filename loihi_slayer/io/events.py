@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError, describe
+from ..safety.memory import check_allocation
 
 __all__ = ["Event", "tensor_to_event", "TIME_UNITS"]
 
@@ -316,7 +317,10 @@ class Event:
                 )
             p = (p > 0).astype(np.int64)
         y = arr["y"] if "y" in names else None
-        t = np.asarray(arr["t"], dtype=np.float64) * factor
+        t = np.asarray(arr["t"], dtype=np.float64)
+        # sub-ms units: divide by the whole number of units per ms, as the binary readers
+        # do (t_us / 1000), so the same event gets the same float time either way
+        t = t / round(1 / factor) if factor < 1 else t * factor
         return cls(arr["x"], y, p, t, sensor_size=sensor_size)
 
     def to_structured(self, t_unit: str = "us", t_dtype: Any = np.int64) -> np.ndarray:
@@ -391,6 +395,7 @@ class Event:
         dim = tuple(int(d) for d in dim)
         if any(d < 0 for d in dim):
             raise ParameterError(f"dim entries must be >= 0, got {dim}")
+        check_allocation(f"Event.to_tensor dim = {dim}", [dim], np.dtype(np.float32).itemsize)
         if self.dim == 1:
             if len(dim) == 2:
                 frame = np.zeros((1, 1, dim[0], dim[1]), dtype=np.float32)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import ParameterError, ParameterTypeError
+from ..fixed.params import VTH_MANT_MAX
 from ..quantize import quantize_8bit
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,13 @@ class Neuron(torch.nn.Module):
         thr = check_finite_float("threshold", threshold)
         if thr < 0:
             raise ParameterError(f"threshold must be >= 0, got {thr}")
+        if int(thr * self.w_scale) > VTH_MANT_MAX:  # refuse at construction, not at export
+            raise ParameterError(
+                f"{type(self).__module__.replace('loihi_slayer.', '')}.{type(self).__name__}: "
+                f"threshold = {thr!r} gives vThMant = {int(thr * self.w_scale)} "
+                f"(trunc(threshold * scale)), outside the 17-bit range [0, {VTH_MANT_MAX}] "
+                f"(largest threshold at scale {self.w_scale}: {VTH_MANT_MAX / self.w_scale:g})"
+            )
         self._threshold = int(thr * self.w_scale) / self.w_scale
         self.tau_grad = check_finite_float("tau_grad", tau_grad)
         self.scale_grad = check_finite_float("scale_grad", scale_grad)

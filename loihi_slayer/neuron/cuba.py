@@ -13,6 +13,10 @@ kernel step :func:`loihi_slayer.fixed.dynamics.cuba_step`:
     s[t] &= \big[v[t] > 2^6\,\vartheta_{mant}\big], \qquad v[t] \leftarrow 0
             \text{ if } s[t]
 
+and, with ``ref_delay = R > 1`` (hardware ``refDelay``), a spike holds ``v`` at 0
+for the ``R - 1`` following steps (no spike there) while ``u`` keeps integrating
+(spec §2.2-2.3, :func:`~loihi_slayer.fixed.dynamics.cuba_step`).
+
 with :math:`D = \operatorname{rne}(\operatorname{clamp}(4096\,\alpha, 0, 4096))`,
 :math:`\vartheta_{mant} = \operatorname{trunc}(\vartheta\cdot\mathrm{scale})` and
 ``b`` the bias mantissa from a :class:`~loihi_slayer.neuron.norm.MeanOnlyBatchNorm`.
@@ -26,7 +30,9 @@ rounded to the nearest integer (half to even); float32 synapse sums are exact
 while ``|A| < 2**24``.
 
 The backward pass is lava-dl's surrogate gradient (spec §5.4) as compiled
-kernels; see :mod:`loihi_slayer.autograd.cuba`.
+kernels; see :mod:`loihi_slayer.autograd.cuba`. Refractory steps carry no
+voltage gradient: ``v`` is constant (0) there, so neither the surrogate nor the
+voltage scan passes through them; the current scan is unchanged.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..autograd.cuba import BatchMean, CubaFunction, CubaState, make_spec, surrogate_spike
+from ..autograd.cuba import BatchMean, CubaState, cuba_apply, make_spec, surrogate_spike
 from ..errors import ParameterError
+from ..fixed.params import CUBA_RANGES, int_param
+from ..safety.clamp import warn_clamped
 from . import base
 from .norm import MeanOnlyBatchNorm
 
@@ -57,6 +65,7 @@ def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 
 def _decay_range(name: str, value, shared: bool) -> tuple[float, float]:
     if np.isscalar(value):
         v = base.check_finite_float(name, value)
+        warn_clamped(logger, name, v, 0.0, 1.0)  # lava-dl clamps the decay; so do we
         return (v, v) if shared else (v * 0.99, v * 1.01)
     if shared:
         raise ParameterError(f"{name} must be a scalar when shared_param=True, got {value!r}")
@@ -102,6 +111,10 @@ class Neuron(base.Neuron):
     backend
         ``'auto'`` (njit for CPU tensors, numba.cuda for CUDA tensors), ``'cpu'``,
         ``'cuda'`` or ``'reference'``.
+    ref_delay
+        Keyword only: hardware refractory delay ``refDelay`` ``R`` in ``[1, 63]``
+        (:data:`loihi_slayer.fixed.params.CUBA_RANGES`); a spike holds ``v`` at 0
+        for ``R - 1`` further steps. 1 (default, lava-dl) means no refractory period.
     """
 
     def __init__(
@@ -121,12 +134,20 @@ class Neuron(base.Neuron):
         *,
         shape: Sequence[int] | None = None,
         backend: str = "auto",
+        ref_delay: int = 1,
     ) -> None:
         super().__init__(
             threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
             requires_grad, None, backend,
         )  # fmt: skip
         self.graded_spike = bool(graded_spike)
+        ref = int_param("neuron.cuba.Neuron: ref_delay", ref_delay, *CUBA_RANGES["ref_delay"])
+        if ref.ndim:
+            raise ParameterError(
+                f"neuron.cuba.Neuron: ref_delay must be one integer in "
+                f"{list(CUBA_RANGES['ref_delay'])}, got {ref_delay!r}"
+            )
+        self._ref_delay = int(ref)
         self._i_range = _decay_range("current_decay", current_decay, self.shared_param)
         self._v_range = _decay_range("voltage_decay", voltage_decay, self.shared_param)
         self.current_decay = torch.nn.Parameter(
@@ -152,6 +173,9 @@ class Neuron(base.Neuron):
         # (N, *shape); exact in float32 (|u|, |v| <= 2**23, s_scale a power of two)
         self.register_buffer("current_state", torch.zeros(1), persistent=False)
         self.register_buffer("voltage_state", torch.zeros(1), persistent=False)
+        self.register_buffer(  # remaining refractory steps (int64), same layout
+            "refractory_state", torch.zeros(1, dtype=torch.int64), persistent=False
+        )
         self.clamp()
         if shape is not None:
             self.init_shape(shape)
@@ -164,7 +188,7 @@ class Neuron(base.Neuron):
         self._spec = make_spec(
             self._threshold if self._threshold > 0 else 1.0 / self.w_scale,
             self.w_scale, self.tau_grad, self.scale_grad, self.graded_spike, c, hw,
-            self.backend,
+            self.backend, self._ref_delay,
         )  # fmt: skip
         if self._threshold == 0:
             self._spec.v_th_mant = 0
@@ -214,8 +238,8 @@ class Neuron(base.Neuron):
 
     @property
     def ref_delay(self) -> int:
-        """Refractory delay (always 1: no refractory period)."""
-        return 1
+        """Hardware refractory delay ``refDelay`` (1: no refractory period)."""
+        return self._ref_delay
 
     @property
     def bias(self):
@@ -238,9 +262,11 @@ class Neuron(base.Neuron):
 
     # ----------------------------------------------------------------- state
     def reset_state(self) -> None:
-        """Forget the persistent state (the buffers ``current_state``/``voltage_state``)."""
+        """Forget the persistent state (the buffers ``current_state``, ``voltage_state``,
+        ``refractory_state``)."""
         self.current_state = self.current_state.new_zeros(1)
         self.voltage_state = self.voltage_state.new_zeros(1)
+        self.refractory_state = self.refractory_state.new_zeros(1)
 
     def _get_state(self, x: torch.Tensor) -> CubaState:
         """Integer state from the buffers (zeros unless persistent with a matching shape)."""
@@ -251,28 +277,27 @@ class Neuron(base.Neuron):
                 buf = buf.detach().to(device=x.device, dtype=torch.float64).reshape(rows)
                 return torch.round(buf * self.s_scale).to(torch.int64)
 
-            return CubaState(to_int(self.current_state), to_int(self.voltage_state))
+            rc = self.refractory_state.detach().to(device=x.device, dtype=torch.int64)
+            rc = rc.reshape(rows).clone() if rc.numel() == rows else rc.new_zeros(rows)
+            return CubaState(to_int(self.current_state), to_int(self.voltage_state), rc)
         z = torch.zeros(rows, dtype=torch.int64, device=x.device)
-        return CubaState(z, z.clone())
+        return CubaState(z, z.clone(), z.clone())
 
     def _keep_state(self, st: CubaState, x: torch.Tensor) -> None:
         if self.persistent_state:
             shape = x.shape[:-1]
             self.current_state = st.u.reshape(shape).to(torch.float32) / self.s_scale
             self.voltage_state = st.v.reshape(shape).to(torch.float32) / self.s_scale
+            if st.rc is not None:
+                self.refractory_state = st.rc.reshape(shape).clone()
 
     def _bias_arg(self):
         if self.norm is None:
             return None
         if self.training and self.norm.update:
             return BatchMean()
-        return (
-            -torch.round(self.norm.pre_hook_fx(self.norm.running_mean, descale=True))
-            .to(torch.int64)
-            .cpu()
-            .numpy()
-            << 6
-        )
+        mant = torch.round(self.norm.pre_hook_fx(self.norm.running_mean, descale=True))
+        return -mant.to(torch.int64) * 64
 
     def _run(self, x: torch.Tensor, want_trace: bool):
         self._check_input(x)
@@ -280,7 +305,7 @@ class Neuron(base.Neuron):
             self.clamp()
         st = self._get_state(x)
         bias = self._bias_arg()
-        out = CubaFunction.apply(
+        out = cuba_apply(
             x, self.current_decay, self.voltage_decay, self._spec, st, bias, want_trace
         )
         if isinstance(bias, BatchMean):

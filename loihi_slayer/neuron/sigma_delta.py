@@ -164,7 +164,9 @@ class Neuron(base.Neuron):
             self._threshold, self.s_scale, tau_grad, scale_grad, cum_error, self.shared_param,
             self.persistent_state, self.requires_grad, backend=backend,
         )  # fmt: skip
-        self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=self.requires_grad)
+        # learnable only once set_bias() gives it a value: an unused parameter that
+        # requires grad would stop DistributedDataParallel
+        self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
         self.bias_is_set = False
         self.norm = None if norm is None else norm()
         if self.norm is not None and hasattr(self.norm, "pre_hook_fx"):
@@ -253,6 +255,7 @@ class Neuron(base.Neuron):
         if not torch.isfinite(b).all():
             raise ParameterError("sigma_delta.Neuron.set_bias: bias contains NaN/inf")
         self.bias.data = b.to(self.bias.device)
+        self.bias.requires_grad_(self.requires_grad)
         self.bias_is_set = True
 
     def reset_state(self) -> None:

@@ -31,6 +31,7 @@ import torch
 from .. import fixed
 from ..errors import ParameterError, ParameterTypeError
 from ..fixed.params import DECAY_MAX, VTH_MANT_MAX, int_param
+from ..params import check_descriptors
 from . import slayer
 from ._core import causal_corr
 from .quantize import quantizeWeights
@@ -155,6 +156,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
     """
 
     def __init__(self, neuronDesc: Any, simulationDesc: Any, backend: str = "auto") -> None:  # noqa: N803
+        check_descriptors(neuronDesc, simulationDesc)  # also keys this layer derives (theta)
         neuron = dict(neuronDesc)
         ints = {}
         for key, lo, hi, default in (

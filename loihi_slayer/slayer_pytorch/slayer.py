@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, ParameterTypeError
+from ..params import check_descriptors
 from ._core import alpha_kernel, causal_conv, shift, srm_spikes
 
 __all__ = ["spikeLayer", "layer"]
@@ -392,6 +393,7 @@ class spikeLayer(nn.Module):  # noqa: N801 - slayerPytorch name
 
     def __init__(self, neuronDesc: Any, simulationDesc: Any, fullRefKernel: bool = False) -> None:  # noqa: N803
         super().__init__()
+        check_descriptors(neuronDesc, simulationDesc)  # refuse bad yaml values at the door
         self.neuron = neuronDesc
         self.simulation = simulationDesc
         self.fullRefKernel = fullRefKernel

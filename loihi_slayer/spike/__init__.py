@@ -15,27 +15,9 @@ from __future__ import annotations
 
 import torch
 
+from ..autograd.spike import spike_op
 from ..errors import ParameterError
 from . import complex as complex
-
-
-class _Spike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, threshold, tau_rho, scale_rho, graded):
-        ctx.save_for_backward(v)
-        ctx.cfg = (threshold, tau_rho, scale_rho, graded)
-        s = (v > threshold).to(v.dtype)
-        return s * v if graded else s
-
-    @staticmethod
-    def backward(ctx, g):
-        (v,) = ctx.saved_tensors
-        th, tau, rho, graded = ctx.cfg
-        if graded:
-            d = rho * torch.exp(torch.clamp(v - th, max=0) / tau)
-        else:
-            d = rho / (2 * tau) * torch.exp(-torch.abs(v - th) / tau)
-        return g * d, None, None, None, None
 
 
 def spike(
@@ -48,7 +30,8 @@ def spike(
     """Binary (or graded) spikes ``v > threshold`` with the lava-dl surrogate gradient."""
     if tau_rho <= 0:
         raise ParameterError(f"spike: tau_rho must be > 0, got {tau_rho}")
-    return _Spike.apply(voltage, float(threshold), float(tau_rho), float(scale_rho), bool(graded))
+    th = float(threshold)
+    return spike_op(voltage, th, 0, th, float(tau_rho), float(scale_rho), bool(graded))
 
 
 def binary(voltage: torch.Tensor, threshold: float, tau_rho: float = 1.0, scale_rho: float = 1.0):

@@ -14,14 +14,15 @@ binary spikes into CUBA neurons float32 is exact while ``|Σ W·s| < 2**24``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..autograd.op import check_finite
 from ..errors import ParameterError, ParameterTypeError
+from ..safety.arguments import check_layer_size, conv_args, int_pair, neurons_arg, size_arg
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -35,8 +36,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 def _check_finite(module: str, what: str, t: torch.Tensor) -> None:
-    if not torch.isfinite(t.detach()).all():
-        raise ParameterError(f"{module}: {what} contains NaN/inf")
+    check_finite(t, f"{module}: {what} contains NaN/inf")
 
 
 class _Synapse:
@@ -115,6 +115,8 @@ class _Synapse:
                 f"{name}: expected input (N, {channels}, T) or (N, {channels}, H, W, T), "
                 f"found {tuple(x.shape)}"
             )
+        if x.shape[-1] == 0:
+            raise ParameterError(f"{name}: the input's time axis is empty, shape {tuple(x.shape)}")
         _check_finite(name, "input", x)
         if self.exact:
             x = x.to(torch.float64)
@@ -140,10 +142,10 @@ def _weight_norm_keys(module, state_dict, prefix, *_) -> None:
 
 def _geometry_3d(kernel_size, stride, padding, dilation) -> dict:
     """PyTorch 3-D conv geometry for a 2-D kernel over (H, W) with a 1-long time kernel."""
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+    kh, kw = int_pair("synapse", "kernel_size", kernel_size, 1)
+    sh, sw = int_pair("synapse", "stride", stride if stride is not None else kernel_size, 1)
+    ph, pw = int_pair("synapse", "padding", padding, 0)
+    dh, dw = int_pair("synapse", "dilation", dilation, 1)
     return {
         "kernel_size": (kh, kw, 1),
         "stride": (sh, sw, 1),
@@ -191,7 +193,9 @@ class Dense(_Synapse, torch.nn.Conv3d):
         *,
         exact: bool = False,
     ) -> None:
-        n_in = in_neurons if isinstance(in_neurons, int) else math.prod(in_neurons)
+        n_in = neurons_arg("synapse.Dense", "in_neurons", in_neurons)
+        size_arg("synapse.Dense", "out_neurons", out_neurons)
+        check_layer_size("synapse.Dense", (out_neurons, n_in))
         super().__init__(n_in, out_neurons, (1, 1, 1), bias=False)
         if weight_scale != 1:
             with torch.no_grad():
@@ -229,6 +233,7 @@ class Conv(_Synapse, torch.nn.Conv3d):
         exact: bool = False,
     ) -> None:
         geometry = _geometry_3d(kernel_size, stride, padding, dilation)
+        conv_args(type(self).__name__, in_features, out_features, groups, geometry["kernel_size"])
         super().__init__(in_features, out_features, groups=groups, bias=False, **geometry)
         if weight_scale != 1:
             with torch.no_grad():
@@ -264,6 +269,7 @@ class ConvTranspose(_Synapse, torch.nn.ConvTranspose3d):
         exact: bool = False,
     ) -> None:
         geometry = _geometry_3d(kernel_size, stride, padding, dilation)
+        conv_args(type(self).__name__, in_features, out_features, groups, geometry["kernel_size"])
         super().__init__(in_features, out_features, groups=groups, bias=False, **geometry)
         if weight_scale != 1:
             with torch.no_grad():

@@ -1,0 +1,149 @@
+r"""Kernel ops: a compiled forward/backward kernel pair as one ``torch.library`` custom op.
+
+``torch.compile`` cannot trace numba kernels (or the NumPy glue around them);
+wrapped as a custom op, a kernel is one opaque node of the graph, with a fake
+(shape-only) implementation for tracing and a registered autograd formula, so
+a network of blocks compiles with ``fullgraph=True``. In eager mode the op
+calls the same Python function directly on the caller's tensors: no copies.
+
+Adopting the pattern for a neuron family (see :mod:`.cuba`, :mod:`.sigma_delta`):
+
+1. **Forward**: a function of tensors and scalars (``int``, ``float``,
+   ``bool``, ``str``, ``list[bool]``...) with type annotations, returning a
+   tuple of *new* tensors: never an input or a view of one. State that the
+   kernel updates in place goes in as a tensor and comes out as a new one
+   (clone it inside, let the kernel write the clone); the Python wrapper
+   stores the returned state. Configuration the backward needs but the
+   forward does not can be extra scalar arguments. Keep the argument count
+   small (pack scalars into ``list[int]``/``list[float]``): torch's autograd
+   wrapper walks the schema on every call, at a cost that grows with it.
+2. **Fake**: same signature, returns ``new_empty`` tensors of the output
+   shapes (shapes may only depend on input shapes and scalar arguments).
+3. **Backward**: ``backward(*grads, *saved, *config, needs)`` where ``grads``
+   holds one ``Tensor | None`` per forward output (``None``: no gradient
+   flows into that output), ``saved``/``config`` are what ``save`` returns,
+   and ``needs`` is a ``list[bool]``, one per name in ``grad_inputs``. It
+   returns one tensor per ``grad_inputs`` entry (any tensor, e.g. an empty
+   one, where ``needs`` is False: it is dropped). Plus its fake.
+4. ``op = kernel_op(name, forward, forward_fake, backward, backward_fake,
+   save=..., grad_inputs=(...))`` where ``save(inputs, output)`` returns
+   ``(tensors, config)``: the tensors (inputs or outputs, ``None`` allowed)
+   and the non-tensor values the backward receives.
+
+Call the op as ``op(...)`` (or ``torch.ops.loihi_slayer.<name>``); test it with
+``torch.library.opcheck``. The backward op is itself not differentiable
+(no double backward), as the kernels it wraps.
+
+:func:`check_finite` raises a :class:`~loihi_slayer.errors.ParameterError`
+for NaN/inf in eager mode and keeps the check (as an ordered side-effect op)
+in compiled graphs, where a data-dependent ``if`` would break the graph.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ParameterError
+
+NAMESPACE = "loihi_slayer"
+
+
+def kernel_op(
+    name: str,
+    forward: Callable,
+    forward_fake: Callable,
+    backward: Callable | None = None,
+    backward_fake: Callable | None = None,
+    *,
+    save: Callable[[tuple, Any], tuple[Sequence[Tensor | None], Sequence[Any]]] | None = None,
+    grad_inputs: Sequence[str] = (),
+) -> torch.library.CustomOpDef:
+    """Register ``forward`` (and ``backward``) as the custom op ``loihi_slayer::<name>``.
+
+    Parameters
+    ----------
+    name
+        Op name; the backward op is ``<name>_backward``.
+    forward, forward_fake
+        Annotated implementation and its shape-only fake (see the module docstring).
+    backward, backward_fake
+        Backward implementation and fake; ``None`` for an op without gradient.
+    save
+        ``save(inputs, output) -> (tensors, config)``: what the backward receives
+        after the output gradients.
+    grad_inputs
+        Names of the forward parameters the backward returns gradients for, in order.
+
+    Returns
+    -------
+    torch.library.CustomOpDef
+        The forward op (callable).
+    """
+    op = torch.library.custom_op(f"{NAMESPACE}::{name}", forward, mutates_args=())
+    op.register_fake(forward_fake)
+    if backward is None:
+        return op
+    if save is None or backward_fake is None:
+        raise TypeError(f"kernel_op {name!r}: a backward needs save= and backward_fake")
+    bop = torch.library.custom_op(f"{NAMESPACE}::{name}_backward", backward, mutates_args=())
+    bop.register_fake(backward_fake)
+    params = list(inspect.signature(forward).parameters)
+    grad_pos = [params.index(n) for n in grad_inputs]
+
+    def setup_context(ctx, inputs, output):
+        tensors, config = save(inputs, output)
+        ctx.save_for_backward(*tensors)
+        ctx.config = tuple(config)
+        ctx.set_materialize_grads(False)
+
+    def backward_fn(ctx, *grads):
+        needs = [bool(ctx.needs_input_grad[i]) for i in grad_pos]
+        out: list[Tensor | None] = [None] * len(params)
+        if not any(needs) or all(g is None for g in grads):
+            return tuple(out)
+        res = bop(*grads, *ctx.saved_tensors, *ctx.config, needs)
+        for i, need, g in zip(grad_pos, needs, res, strict=True):
+            if need:
+                out[i] = g
+        return tuple(out)
+
+    op.register_autograd(backward_fn, setup_context=setup_context)
+    return op
+
+
+# ------------------------------------------------------------------ finite check
+
+
+def _check_finite_impl(x: Tensor, message: str) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise ParameterError(message)
+
+
+def _check_finite_fake(x: Tensor, message: str) -> None:
+    return None
+
+
+_check_finite_op = torch.library.custom_op(
+    f"{NAMESPACE}::check_finite", _check_finite_impl, mutates_args=()
+)
+_check_finite_op.register_fake(_check_finite_fake)
+# an op without outputs is dead code to the compiler unless it is marked effectful
+# (private torch API; without it compiled graphs rely on the kernels' own input checks)
+_register_effectful = getattr(torch.library, "_register_effectful_op", None)
+if _register_effectful is not None:  # pragma: no branch
+    from torch._higher_order_ops.effects import EffectType
+
+    _register_effectful(_check_finite_op._opoverload, EffectType.ORDERED)
+
+
+def check_finite(x: Tensor, message: str) -> None:
+    """Raise :class:`ParameterError` ``message`` if ``x`` holds NaN/inf (also when compiled)."""
+    if torch.compiler.is_compiling():
+        _check_finite_op(x.detach(), message)
+    elif not bool(torch.isfinite(x.detach()).all()):
+        raise ParameterError(message)

@@ -1,0 +1,36 @@
+"""Fuzz suite: warm the library up once, print the figures at the end.
+
+The inputs run in forked children of this process, so everything imported and
+compiled here (torch, numba kernels) is inherited instead of paid per input.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import fuzzlib
+import numba
+import pytest
+
+# Inputs run in forked children. numba's OpenMP layer refuses to run in a child
+# forked after the parent used it (SIGTERM); its workqueue layer is fork-safe.
+# The layer is chosen at the first parallel launch, which comes after collection.
+numba.config.THREADING_LAYER = "workqueue"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_library():
+    for module in ("torch", "loihi_slayer.cli", "loihi_slayer.slayer_pytorch"):
+        importlib.import_module(module)  # once here, inherited by every child
+    from loihi_slayer.golden import verify_case
+
+    for name in ("tinynet_sdnn_input.h5", "tinynet_sdnn_conv.h5", "tinynet_conv_block.h5"):
+        verify_case(Path(__file__).resolve().parents[2] / "golden" / name)  # compiles kernels
+
+
+def pytest_terminal_summary(terminalreporter):
+    if fuzzlib.TALLY:
+        terminalreporter.section("fuzz: inputs per target and outcomes")
+        for line in fuzzlib.report_lines():
+            terminalreporter.write_line(line)

@@ -1,0 +1,197 @@
+"""torch.compile: the kernels as custom ops (opcheck) and whole networks with fullgraph=True."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from loihi_slayer.autograd.cuba import CubaState, batch_mean_bias, cuba_op, make_spec, op_config
+from loihi_slayer.autograd.op import check_finite
+from loihi_slayer.autograd.sigma_delta import SdnnSpec, sdnn_op
+from loihi_slayer.autograd.sigma_delta import op_config as sd_op_config
+from loihi_slayer.autograd.spike import spike_op
+from loihi_slayer.block import cuba, sigma_delta
+from loihi_slayer.errors import ParameterError
+from loihi_slayer.neuron.norm import MeanOnlyBatchNorm
+
+# all of opcheck's checks, including dynamic-shape AOT dispatch of forward and backward
+OPCHECK = (
+    "test_schema",
+    "test_autograd_registration",
+    "test_faketensor",
+    "test_aot_dispatch_dynamic",
+)
+
+
+def _spikes(*shape, p=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=g) < p).to(torch.float32)
+
+
+def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
+    rows = x.numel() // x.shape[-1]
+    spec = make_spec(0.5, 64, 1.0, 1.0, False, x.shape[1], 1, "cpu", ref_delay)
+    bias = torch.zeros(1, dtype=torch.int64) if bias is None else bias
+    state = CubaState(*(torch.zeros(rows, dtype=torch.int64) for _ in range(3))).stacked()
+    config, rho = op_config(spec, batch_mean, rec_u)
+    decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
+    return (x, *decays, bias, state, config, rho, spec.backend)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"ref_delay": 4},
+        {"batch_mean": True},
+        {"rec_u": False},
+        {"bias": torch.tensor([64, -128, 0], dtype=torch.int64)},
+    ],  # fmt: skip
+)
+def test_cuba_op_opcheck(kw):
+    x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
+    torch.library.opcheck(cuba_op, _cuba_args(x, **kw), test_utils=OPCHECK)
+
+
+@pytest.mark.parametrize("mode", ["delta", "sigma_delta"])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_sigma_delta_op_opcheck(mode, with_bias):
+    x = (torch.rand(2, 3, 12, dtype=torch.float64) * 0.1).requires_grad_()
+    th = torch.tensor([0.05, 0.1, 0.02], requires_grad=True)
+    bias = torch.tensor([0.25], requires_grad=True) if with_bias else None
+    state = torch.zeros(4, 6, dtype=torch.int64)
+    spec = SdnnSpec(mode, True, False, 1.0, 1.0, 3, 1, "cpu")
+    args = (x, th, bias, state, *sd_op_config(spec, True), spec.backend)
+    torch.library.opcheck(sdnn_op, args, test_utils=OPCHECK)
+
+
+@pytest.mark.parametrize("s_scale", [0, 4096])
+@pytest.mark.parametrize("graded", [False, True])
+def test_spike_op_opcheck(s_scale, graded):
+    v = (torch.rand(3, 4, 5) * 2).requires_grad_()
+    torch.library.opcheck(spike_op, (v, 1.0, s_scale, 1.0, 0.5, 0.1, graded), test_utils=OPCHECK)
+
+
+def test_batch_mean_bias_is_quantize_8bit_of_the_mean():
+    """bias = -(2 * rne(64 * mean / 2)) << 6, clamped to the 8-bit grid [-256, 254]."""
+    mean = torch.tensor([0.0, 1 / 64, 3 / 64, -5.0, 5.0], dtype=torch.float64)
+    bias, ok = batch_mean_bias(mean, 64)
+    assert bias.tolist() == [0, 0, -4 * 64, 256 * 64, -254 * 64]
+    assert ok.tolist() == [True, True, True, False, False]
+
+
+def _train_step(net, x, target, compiled):
+    model = torch.compile(net, fullgraph=True, backend="aot_eager") if compiled else net
+    out = model(x)
+    loss = F.mse_loss(out, target)
+    loss.backward()
+    return out.detach(), {
+        n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None
+    }
+
+
+def _compare_eager_and_compiled(make_net, x, target):
+    torch.manual_seed(0)
+    eager_net = make_net()
+    torch.manual_seed(0)
+    comp_net = make_net()
+    comp_net.load_state_dict(eager_net.state_dict())
+    out_e, grads_e = _train_step(eager_net, x, target, False)
+    out_c, grads_c = _train_step(comp_net, x, target, True)
+    torch.testing.assert_close(out_c, out_e, rtol=0, atol=0)
+    for (k, b_e), b_c in zip(eager_net.named_buffers(), comp_net.buffers(), strict=True):
+        torch.testing.assert_close(b_c, b_e, rtol=0, atol=0, msg=k)  # e.g. norm running means
+    assert grads_e and grads_e.keys() == grads_c.keys()
+    for k in grads_e:
+        torch.testing.assert_close(grads_c[k], grads_e[k], rtol=1e-6, atol=1e-7)
+    assert any(g.abs().sum() > 0 for g in grads_e.values())
+
+
+@pytest.mark.parametrize("ref_delay", [1, 3])
+def test_cuba_network_fullgraph_same_outputs_and_gradients(ref_delay):
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "ref_delay": ref_delay,
+         "requires_grad": True}  # fmt: skip
+
+    def make():
+        return torch.nn.Sequential(cuba.Dense(p, 20, 16, weight_scale=2), cuba.Dense(p, 16, 8))
+
+    x = _spikes(3, 20, 16)
+    _compare_eager_and_compiled(make, x, torch.rand(3, 8, 16))
+
+
+@pytest.mark.slow
+def test_mixed_cuba_blocks_fullgraph_same_outputs_and_gradients():
+    """Input, Conv with norm and delay, Pool, Flatten, Dense, Recurrent, KWTA, Affine."""
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "requires_grad": True}
+    pn = dict(p, norm=MeanOnlyBatchNorm)
+
+    def make():
+        return torch.nn.Sequential(
+            cuba.Input(p, weight=1.5),
+            cuba.Conv(pn, 2, 3, 3, weight_scale=3, delay=True, input_shape=(6, 6)),
+            cuba.Pool(p, 2, weight_scale=2),
+            cuba.Flatten(),
+            cuba.Dense(pn, 12, 10, weight_scale=4, delay=True),
+            cuba.Recurrent(p, 10, 8, weight_scale=4),
+            cuba.KWTA(p, 8, 6, num_winners=2, weight_scale=4),
+            cuba.Affine(p, 6, 4, weight_scale=4),
+        )
+
+    x = torch.rand(2, 2, 6, 6, 6)  # short: Recurrent and KWTA unroll over time when traced
+    _compare_eager_and_compiled(make, x, torch.rand(2, 4, 6))
+
+
+def test_sigma_delta_network_fullgraph_same_outputs_and_gradients():
+    p = {"threshold": 0.05, "activation": F.relu, "requires_grad": True}
+
+    def make():
+        return torch.nn.Sequential(
+            sigma_delta.Input(p),
+            sigma_delta.Conv(p, 2, 4, 3, weight_scale=3, input_shape=(8, 8)),
+            sigma_delta.Flatten(),
+            sigma_delta.Dense(p, 4 * 6 * 6, 5, weight_scale=3),
+            sigma_delta.Output(p, 5, 3, weight_scale=2),
+        )
+
+    x = torch.rand(2, 2, 8, 8, 12, dtype=torch.float64)
+    _compare_eager_and_compiled(make, x, torch.rand(2, 3, 12, dtype=torch.float64))
+
+
+def test_no_graph_breaks_and_finite_check_survives_compilation():
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1}
+    net = torch.nn.Sequential(cuba.Dense(p, 6, 5), cuba.Dense(p, 5, 4))
+    x = _spikes(2, 6, 8)
+    assert torch._dynamo.explain(net)(x).graph_break_count == 0
+    model = torch.compile(net, fullgraph=True, backend="aot_eager")
+    model(x)
+    with torch.no_grad():
+        net[0].synapse.weight[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ParameterError, match="NaN/inf"):
+        model(x)
+
+
+def test_check_finite_eager():
+    check_finite(torch.ones(3), "fine")
+    with pytest.raises(ParameterError, match="bad thing"):
+        check_finite(torch.tensor([1.0, float("inf")]), "bad thing")
+
+
+def test_persistent_state_with_refractory_carries_across_compiled_calls():
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "persistent_state": True,
+         "ref_delay": 3}  # fmt: skip
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))
+    comp = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))
+    comp.load_state_dict(eager.state_dict())
+    model = torch.compile(comp, fullgraph=True, backend="aot_eager")
+    x = _spikes(2, 6, 8, p=0.5)
+    events = 0
+    for _ in range(3):
+        y = eager(x)
+        assert torch.equal(model(x), y)
+        events += int(y.sum())
+        st_e, st_c = eager[0].neuron._state, comp[0].neuron._state
+        for k in ("u", "v", "rc"):
+            assert torch.equal(getattr(st_c, k), getattr(st_e, k))
+    assert events >= 5
