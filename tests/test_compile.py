@@ -191,7 +191,7 @@ def test_persistent_state_with_refractory_carries_across_compiled_calls():
         y = eager(x)
         assert torch.equal(model(x), y)
         events += int(y.sum())
-        st_e, st_c = eager[0].neuron._state, comp[0].neuron._state
-        for k in ("u", "v", "rc"):
-            assert torch.equal(getattr(st_c, k), getattr(st_e, k))
+        n_e, n_c = eager[0].neuron, comp[0].neuron  # the state buffers (issue 9)
+        for k in ("current_state", "voltage_state", "refractory_state"):
+            assert torch.equal(getattr(n_c, k), getattr(n_e, k))
     assert events >= 5
