@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError, ParameterTypeError
-from ..safety.arguments import check_layer_size, conv_args, int_pair, neurons_arg, size_arg
+from ..safety.arguments import (
+    check_conv_memory,
+    check_layer_size,
+    conv_args,
+    int_pair,
+    neurons_arg,
+    size_arg,
+)
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -109,6 +116,7 @@ class _Synapse:
         if x.shape[-1] == 0:
             raise ParameterError(f"{name}: the input's time axis is empty, shape {tuple(x.shape)}")
         _check_finite(name, "input", x)
+        check_conv_memory(name, self, x.shape)  # before PyTorch unfolds a huge kernel
         if self.exact:
             x = x.to(torch.float64)
         return x, squeeze
@@ -173,7 +181,8 @@ class Dense(_Synapse, torch.nn.Conv3d):
     ) -> None:
         n_in = neurons_arg("synapse.Dense", "in_neurons", in_neurons)
         size_arg("synapse.Dense", "out_neurons", out_neurons)
-        check_layer_size("synapse.Dense", (out_neurons, n_in))
+        given = f"in_neurons = {in_neurons}, out_neurons = {out_neurons}"
+        check_layer_size("synapse.Dense", (out_neurons, n_in), given)
         super().__init__(n_in, out_neurons, (1, 1, 1), bias=False)
         if weight_scale != 1:
             with torch.no_grad():

@@ -49,7 +49,7 @@ from loihi_slayer.errors import LoihiSlayerError
 LONG = os.environ.get("LOIHI_SLAYER_FUZZ", "") == "long"
 SCALE = int(os.environ.get("LOIHI_SLAYER_FUZZ_SCALE", "20")) if LONG else 1
 #: Wall-clock limit of one input (seconds) and its address-space headroom.
-TIME_LIMIT = 60.0
+TIME_LIMIT = 120.0
 MEMORY_HEADROOM = 3 << 30
 #: The HDF5 watchdog's own limit inside the children (a hang must be caught by it).
 os.environ.setdefault("LOIHI_SLAYER_HDF5_TIMEOUT", "5")
