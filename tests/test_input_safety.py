@@ -184,6 +184,15 @@ def test_writers_use_the_umask_and_refuse_directories(tmp_path, writer):
     assert _leftovers(tmp_path) == []
 
 
+def test_save_network_refuses_int64_min_in_a_float32_field(tmp_path):
+    # found by the fuzz suite: abs(-2**63) overflows, so the range check passed and
+    # the file written could not be read back
+    layer = DenseLayer((2,), np.ones((2, 2), int), CubaNeuron(0, 4096, 5), bias=[-(2**63), 0])
+    with pytest.raises(ParameterError, match="range a float32 dataset stores exactly"):
+        save_network(Network([layer]), tmp_path / "n.net")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------ bounded memory
 
 
