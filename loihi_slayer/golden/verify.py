@@ -130,7 +130,10 @@ def run_case(case: GoldenCase, backend: str = "cpu") -> Traces:
 
 def compare_expectation(e: Expectation, traces: Traces) -> ExpectationResult:
     """Compare one expectation with recorded traces."""
-    got_all = traces[e.layer, e.variable]
+    try:
+        got_all = traces[e.layer, e.variable]
+    except KeyError as exc:  # e.g. the layer has no neuron, so records nothing
+        raise FormatError(f"expectation {e.label}: {exc.args[0]}", group="expect") from None
     lt = traces.layers[e.layer]
     rows = np.arange(got_all.shape[0]) if e.neurons is None else e.neurons
     n = len(lt.neurons)

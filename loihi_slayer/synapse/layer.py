@@ -132,6 +132,7 @@ def _geometry_3d(kernel_size, stride, padding, dilation) -> dict:
     sh, sw = int_pair("synapse", "stride", stride if stride is not None else kernel_size, 1)
     ph, pw = int_pair("synapse", "padding", padding, 0)
     dh, dw = int_pair("synapse", "dilation", dilation, 1)
+    check_layer_size("synapse", (kh, kw), f"kernel_size = {(kh, kw)}")  # pool weights too
     return {
         "kernel_size": (kh, kw, 1),
         "stride": (sh, sw, 1),
