@@ -588,7 +588,8 @@ def _i64(value: Any) -> np.ndarray:
 
 def _f32(value: np.ndarray | int, where: str) -> np.ndarray:
     arr = np.asarray(value, dtype=np.int64)
-    if arr.size and int(np.max(np.abs(arr))) > _FLOAT32_EXACT:
+    # min/max, not abs: abs(-2**63) overflows int64 and would pass the check
+    if arr.size and (int(arr.min()) < -_FLOAT32_EXACT or int(arr.max()) > _FLOAT32_EXACT):
         raise ParameterError(
             f"{where} = {describe(arr)} is outside [-{_FLOAT32_EXACT}, {_FLOAT32_EXACT}], "
             "the range a float32 dataset stores exactly"
