@@ -125,7 +125,8 @@ class _Synapse:
         if x.shape[-1] == 0:
             raise ParameterError(f"{name}: the input's time axis is empty, shape {tuple(x.shape)}")
         _check_finite(name, "input", x)
-        check_conv_memory(name, self, x.shape)  # before PyTorch unfolds a huge kernel
+        if not torch.compiler.is_compiling():  # a traced graph has fixed, checked shapes
+            check_conv_memory(name, self, x.shape)  # before PyTorch unfolds a huge kernel
         if self.exact:
             x = x.to(torch.float64)
         return x, squeeze
