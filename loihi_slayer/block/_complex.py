@@ -30,6 +30,7 @@ the saturated phase state cannot cross.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -163,25 +164,41 @@ def _complex_loop(block, z, feedback):
     return torch.stack(outs, dim=-1)
 
 
-class Conv(_Complex, base.AbstractConv):
-    """Convolution block with a complex synapse (training only; not exportable)."""
+class _Spatial:
+    """Conv, ConvT, Pool and Unpool with a complex synapse: exported by the real block's
+    ``to_layer``, ``weight`` holding the real and ``weight_imag`` the imaginary part."""
+
+    def _layer_weights(self) -> dict[str, np.ndarray]:
+        syn = self.synapse
+        return {
+            "weight": self._mantissa(syn.real, "weight/real")[..., 0],
+            "weight_imag": self._mantissa(syn.imag, "weight/imag")[..., 0],
+        }
+
+
+class Conv(_Spatial, base.AbstractConv):
+    """Convolution block with a complex synapse; exported as ``conv`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Conv
 
 
-class ConvT(_Complex, base.AbstractConvT):
-    """Transposed convolution block with a complex synapse (training only; not exportable)."""
+class ConvT(_Spatial, base.AbstractConvT):
+    """Transposed convolution block with a complex synapse; exported as ``convT`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.ConvTranspose
 
 
-class Pool(_Complex, base.AbstractPool):
-    """Sum-pooling block with a complex synapse (training only; not exportable)."""
+class Pool(_Spatial, base.AbstractPool):
+    """Sum-pooling block with a complex synapse; exported as ``pool`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Pool
 
 
-class Unpool(_Complex, base.AbstractUnpool):
-    """Sum-unpooling block with a complex synapse (training only; not exportable)."""
+class Unpool(_Spatial, base.AbstractUnpool):
+    """Sum-unpooling block with a complex synapse; exported as ``unpool`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Unpool
