@@ -9,7 +9,9 @@ spike condition (``re == θ`` at an upward zero crossing of ``im`` for the phase
 models, ``im == θ`` for the Izhikevich models; ``θ`` includes ``th + r`` for the
 adaptive ones) and 24-bit saturation; the test checks that they did, from the
 neuron traces. With and without axonal delays, with an input block with a
-neuron. Blocks whose complex synapse netx cannot hold are refused at export.
+neuron. Trained complex ``Conv -> Pool`` and ``ConvT -> Unpool`` chains (``weight/real``,
+``weight/imag``) keep a zero gap, and a changed imaginary weight in the file is detected;
+complex ``Recurrent``, ``KWTA`` and ``Affine`` are refused at export.
 """
 
 from __future__ import annotations
