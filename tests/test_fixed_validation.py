@@ -105,3 +105,16 @@ def test_mixed_odd_weights_floor_to_the_chip_grid():
     # inhibitory weights are truncated in magnitude: 7 bits, -3 -> -2
     got = fixed.dense(x, np.array([[-3, 0]]), num_weight_bits=7, latency=0)
     assert got.ravel().tolist() == [-2]
+
+
+def test_scalar_neuron_with_one_element_parameter_arrays_agrees_on_every_backend():
+    """A neuron shape of () (input (T,)) with length-1 parameter arrays: the reference
+    broadcast them like the kernels instead of raising (found by the fuzz suite)."""
+    a = np.arange(6, dtype=np.int64) * 100
+    params = fixed.CubaParams(bias_exp=[0], v_th_mant=[1], i_decay=[0])
+    ref = fixed.cuba(a, params, backend="reference", record=("s", "u"))[0]
+    cpu = fixed.cuba(a, params, backend="cpu", record=("s", "u"))[0]
+    # by hand: iDecay 0 keeps u = 64 * sum(a); v > 64 from the second step on
+    np.testing.assert_array_equal(ref["u"], 64 * np.cumsum(a))
+    for k in ("s", "u"):
+        np.testing.assert_array_equal(ref[k], cpu[k])

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from loihi_slayer.errors import FormatError, ParameterTypeError
 from loihi_slayer.hdf5 import (
     LAYER_TYPES,
     ConvLayer,
@@ -24,6 +25,7 @@ from loihi_slayer.hdf5 import (
     PoolLayer,
     SigmaDeltaNeuron,
     Simulation,
+    UnpoolLayer,
     load_network,
     save_network,
     values_equal,
@@ -255,3 +257,36 @@ def test_dense_without_neuron_round_trip(tmp_path: Path) -> None:
     back = load_network(tmp_path / "d.net")
     assert back.layers[0].neuron is None
     assert back == net
+
+
+@pytest.mark.parametrize("cls", [ConvLayer, ConvTransposeLayer, PoolLayer, UnpoolLayer])
+def test_complex_spatial_weight_real_imag(tmp_path: Path, cls: type) -> None:
+    # lava-dl's complex conv layout (spec netx-hdf5.md): a group weight/{real, imag}
+    rng = np.random.default_rng(0)
+    shape = (1, 1, 2, 3) if issubclass(cls, PoolLayer) else (4, 2, 2, 3)
+    real, imag = (_ints(rng, -128, 127, shape) * 2 for _ in range(2))
+    geometry = {"stride": 1, "padding": 0, "dilation": 1}
+    neuron = GenericNeuron(type="RF_PHASE", params={"vThMant": np.asarray(7)})
+
+    def make(re: np.ndarray, im: np.ndarray) -> Any:
+        if issubclass(cls, PoolLayer):
+            return cls((2, 3, 3), re, (2, 3), **geometry, neuron=neuron, weight_imag=im)
+        return cls((4, 3, 3), re, **geometry, groups=1, neuron=neuron, weight_imag=im)
+
+    layer = make(real, imag[..., None])  # legacy trailing 5th axis, as for weight
+    assert np.array_equal(layer.weight_imag, imag) and layer.weight_imag.dtype == np.int64
+    with pytest.raises(ParameterTypeError, match=r"weight_imag shape \(4, 1, 1, 1\) differs"):
+        make(real, imag.reshape(-1)[:4].reshape(4, 1, 1, 1))
+    save_network(Network([layer]), tmp_path / "c.net")
+    with h5py.File(tmp_path / "c.net", "r") as f:
+        group = f["layer/0/weight"]
+        assert isinstance(group, h5py.Group) and set(group) == {"real", "imag"}
+        assert group["real"].dtype == np.float32 and group["imag"].dtype == np.float32
+        assert np.array_equal(group["real"][()], real) and np.array_equal(group["imag"][()], imag)
+    back = load_network(tmp_path / "c.net").layers[0]
+    assert type(back) is cls and back == layer
+    with h5py.File(tmp_path / "c.net", "r+") as f:
+        del f["layer/0/weight/imag"]
+        f["layer/0/weight/imag"] = np.zeros((2, 3), np.float32)
+    with pytest.raises(FormatError, match=r"layer/0.*weight/imag|weight/imag.*layer/0"):
+        load_network(tmp_path / "c.net")

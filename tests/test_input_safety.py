@@ -9,6 +9,7 @@ the door with a message naming the key or field, and the CLI exit-code contract.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -82,6 +83,22 @@ def test_truncated_hdf5_refused_by_the_superblock_check(tmp_path):
         check_hdf5_file(bad)
     with pytest.raises(FormatError, match=str(bad)):
         load_network(bad)
+
+
+@pytest.mark.parametrize(("walk", "message"), [
+    (lambda name: os.kill(os.getpid(), signal.SIGSEGV), "crashed reading this file (SIGSEGV)"),
+    (lambda name: time.sleep(3600), "did not finish within 1 s"),
+])  # fmt: skip
+def test_watchdog_turns_crashes_and_hangs_into_format_errors(tmp_path, monkeypatch, walk, message):
+    from loihi_slayer.safety import hdf5_guard
+
+    path = tmp_path / "net.net"
+    shutil.copyfile(TINY, path)
+    monkeypatch.setattr(hdf5_guard, "_walk", walk)  # what a corrupt file does inside h5py
+    monkeypatch.setenv("LOIHI_SLAYER_HDF5_TIMEOUT", "1")
+    with pytest.raises(FormatError, match=re.escape(message)) as info:
+        load_network(path)
+    assert str(path) in str(info.value)
 
 
 # ------------------------------------------------------------------ full disk, atomic writes
@@ -165,6 +182,15 @@ def test_writers_use_the_umask_and_refuse_directories(tmp_path, writer):
     with pytest.raises(WriteError, match="directory"):
         write(tmp_path / "dir.npy")
     assert _leftovers(tmp_path) == []
+
+
+def test_save_network_refuses_int64_min_in_a_float32_field(tmp_path):
+    # found by the fuzz suite: abs(-2**63) overflows, so the range check passed and
+    # the file written could not be read back
+    layer = DenseLayer((2,), np.ones((2, 2), int), CubaNeuron(0, 4096, 5), bias=[-(2**63), 0])
+    with pytest.raises(ParameterError, match="range a float32 dataset stores exactly"):
+        save_network(Network([layer]), tmp_path / "n.net")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------ bounded memory

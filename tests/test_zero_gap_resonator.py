@@ -9,7 +9,9 @@ spike condition (``re == θ`` at an upward zero crossing of ``im`` for the phase
 models, ``im == θ`` for the Izhikevich models; ``θ`` includes ``th + r`` for the
 adaptive ones) and 24-bit saturation; the test checks that they did, from the
 neuron traces. With and without axonal delays, with an input block with a
-neuron. Blocks whose complex synapse netx cannot hold are refused at export.
+neuron. Trained complex ``Conv -> Pool`` and ``ConvT -> Unpool`` chains (``weight/real``,
+``weight/imag``) keep a zero gap, and a changed imaginary weight in the file is detected;
+complex ``Recurrent``, ``KWTA`` and ``Affine`` are refused at export.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def family_params(name):
 
 
 @pytest.mark.parametrize("name", list(MODULES))
-def test_every_block_type_runs_and_non_dense_export_is_refused(name):
+def test_every_block_type_runs_and_recurrent_export_is_refused(name):
     mod = MODULES[name]
     p = family_params(name)
     expected = {"Average", "Conv", "ConvT", "Dense", "Flatten", "Input", "KWTA", "Pool",
@@ -222,17 +224,24 @@ def test_every_block_type_runs_and_non_dense_export_is_refused(name):
         else:  # trains: a gradient reaches both weight parts
             (y * torch.rand_like(y)).sum().backward()
             assert len(learnable) == 2 and all(p.grad is not None for p in learnable), kind
-        with pytest.raises(
-            UnsupportedLayerError, match=rf"block\.{name}\.{kind}: cannot be exported"
-        ):
-            b.to_layer()
+        if kind in ("Recurrent", "KWTA"):  # no netx record for complex feedback
+            with pytest.raises(
+                UnsupportedLayerError, match=rf"block\.{name}\.{kind}: cannot be exported"
+            ):
+                b.to_layer()
+        else:  # the spatial blocks export weight/real and weight/imag
+            layer = b.to_layer()
+            assert layer.weight_imag is not None and layer.weight_imag.shape == layer.weight.shape
     y = mod.Flatten()(img)
     assert mod.Average(2)(mod.Dense(p, 4, 4)(vec)).shape == (2, 2, 6)
     assert mod.TimeDecimation(2)(vec).shape == (2, 4, 3)
     assert y.shape == (2, 72, 6)
     if "Affine" in expected:
-        re, im = mod.Affine(p, 4, 3)(vec)
+        b = mod.Affine(p, 4, 3)
+        re, im = b(vec)
         assert re.shape == im.shape == (2, 3, 6)
+        with pytest.raises(UnsupportedLayerError, match=rf"block\.{name}\.Affine: cannot be"):
+            b.to_layer()
 
 
 @pytest.mark.parametrize(
@@ -268,3 +277,99 @@ def test_training_moves_weights_and_keeps_zero_gap(tmp_path):
         opt.step()
     assert not torch.equal(before, net[0].synapse.real.weight)
     assert_zero_gap(net, x, tmp_path)
+
+
+# ------------------------------------------------------ complex conv, convT, pool, unpool
+
+
+def spatial_network(name, transpose=False, seed=0):
+    """``Conv -> Pool -> Flatten -> Dense`` (``transpose``: ``ConvT -> Unpool -> ...``) on a
+    (2, 6, 6) input, weights on the 8-bit grid (mid regime, bound 60)."""
+    th, period, decay, bound = REGIMES["mid"]
+    p = neuron_params(name, th, period, decay)
+    mod = MODULES[name]
+    if transpose:  # (2, 6, 6) -> (3, 8, 8) -> (3, 16, 16)
+        conv, pool = mod.ConvT(p, 2, 3, 3, stride=1, padding=1, dilation=2), mod.Unpool(p, 2)
+        n = 3 * 16 * 16
+    else:  # (2, 6, 6) -> (4, 6, 6) -> (4, 3, 3)
+        conv, pool = mod.Conv(p, 2, 4, 3, padding=1, delay=True), mod.Pool(p, 2)
+        n = 4 * 3 * 3
+    net = torch.nn.Sequential(conv, pool, mod.Flatten(), mod.Dense(p, n, 5))
+    gen = torch.Generator().manual_seed(seed)
+    for b in (conv, net[3]):
+        random_weights(b.synapse, bound, gen)
+    if not transpose:
+        with torch.no_grad():
+            conv.delay.delay.copy_(torch.randint(0, 4, (4,), generator=gen).float())
+    return net
+
+
+def train(net, x, steps=3):
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    before = [p.detach().clone() for p in net.parameters()]
+    for _ in range(steps):
+        loss = ((net(x) - 0.5) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def layer_events(net, x):
+    return [int((o != 0).sum()) for o in gap._eval_outputs(list(net), x)]
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_zero_gap_trained_conv_pool_dense(name, tmp_path):
+    net = spatial_network(name, seed=11)
+    x = spikes((2, 2, 6, 6, 30), 0.3, 12)
+    train(net, x)
+    path = assert_zero_gap(net, x, tmp_path)
+    assert all(e > 0 for e in layer_events(net, x)), layer_events(net, x)
+    with h5py.File(path, "r") as f:
+        assert [_text(f[f"layer/{i}/type"][()]) for i in range(4)] == [
+            "conv", "pool", "flatten", "dense",
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["rf", "adrf_iz"])
+def test_zero_gap_trained_convT_unpool_dense(name, tmp_path):
+    net = spatial_network(name, transpose=True, seed=13)
+    x = spikes((2, 2, 6, 6, 30), 0.3, 14)
+    train(net, x)
+    path = assert_zero_gap(net, x, tmp_path)
+    assert all(e > 0 for e in layer_events(net, x)), layer_events(net, x)
+    with h5py.File(path, "r") as f:
+        assert _text(f["layer/0/type"][()]) == "convT"
+        assert _text(f["layer/1/type"][()]) == "unpool"
+
+
+def test_exported_conv_pool_fields(tmp_path):
+    # independent reference: the grid weights set above, times 64 (quantize_8bit is exact there)
+    net = spatial_network("rf", seed=15)
+    x = spikes((1, 2, 6, 6, 20), 0.3, 16)
+    net(x)  # sets the spatial shapes
+    path = assert_zero_gap(net, x, tmp_path)
+    with h5py.File(path, "r") as f:
+        for i, blk in ((0, net[0]), (1, net[1])):
+            for part_name, part in (("real", blk.synapse.real), ("imag", blk.synapse.imag)):
+                got = f[f"layer/{i}/weight/{part_name}"][()]
+                want = np.rint(part.weight[..., 0].detach().double().numpy() * 64)
+                if i == 1:  # fixed pool kernel: weight_scale 1 -> mantissa 64
+                    want = np.full_like(want, 64)
+                np.testing.assert_array_equal(got, want, err_msg=f"layer {i} {part_name}")
+
+
+@pytest.mark.parametrize("layer_index", [0, 1])
+def test_changed_imag_weight_fails_the_checker(layer_index, tmp_path):
+    net = spatial_network("adrf", seed=17)
+    x = spikes((2, 2, 6, 6, 30), 0.3, 18)
+    net(x)
+    path = assert_zero_gap(net, x, tmp_path)
+    with h5py.File(path, "r+") as f:
+        imag = f[f"layer/{layer_index}/weight/imag"]
+        w = imag[()]
+        w.reshape(-1)[0] = 254 if w.reshape(-1)[0] < 0 else -254
+        imag[...] = w
+    rep = gap.compare_with_emulator(net, x, network=hdf5.load_network(path))
+    assert rep.compared and not rep.ok, rep.summary()

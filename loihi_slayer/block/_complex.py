@@ -6,16 +6,18 @@ A resonator neuron takes the pair :math:`(W_{re} s, W_{im} s)` of a
 into the generic blocks of :mod:`loihi_slayer.block.base` (a family module adds
 ``family`` and ``neuron_class``, as :mod:`loihi_slayer.block.cuba` does).
 
-**Export.** ``Dense`` is written as netx writes a complex dense layer: type
-``dense`` with ``weight/real`` and ``weight/imag`` (each on the 8-bit grid) and
-the neuron's netx fields; the emulator runs it. The input block with a neuron
-(its real input drives ``re``) is written as usual. Every other block with a
-complex synapse is refused at export with an
-:class:`~loihi_slayer.errors.UnsupportedLayerError` naming the block: netx reads
-complex weights only for dense layers (it cannot read them for conv, lava-dl
-raises on a complex recurrent layer and writes nothing for KWTA), and the
-emulator runs complex synapses only in dense layers. A graded-spike resonator
-is refused by the generic neuron record (the chip models emit binary spikes).
+**Export.** A block with a complex synapse is written as lava-dl writes it:
+``Dense``, ``Conv``, ``ConvT``, ``Pool`` and ``Unpool`` as their real-valued
+records (type ``dense``, ``conv``, ``convT``, ``pool``, ``unpool``; the same
+geometry and neuron fields) with the group ``weight/real`` and ``weight/imag``
+in place of ``weight``, each holding the 8-bit-grid mantissas the forward uses
+(no bias). The emulator computes :math:`(W_{re} * s, W_{im} * s)` by running the
+layer's real synapse with each part. The input block with a neuron (its real
+input drives ``re``) is written as usual. ``Recurrent``, ``KWTA`` and ``Affine``
+are refused at export with an :class:`~loihi_slayer.errors.UnsupportedLayerError`
+naming the block: lava-dl raises on a complex recurrent layer, writes nothing
+for KWTA, and no model runs complex feedback. A graded-spike resonator is
+refused by the generic neuron record (the chip models emit binary spikes).
 
 **Recurrent and KWTA.** The feedback of the last step's spikes enters both
 parts: through the complex recurrent synapse (``Recurrent``) or, for ``KWTA``,
@@ -30,6 +32,7 @@ the saturated phase state cannot cross.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,10 +47,7 @@ class _Complex:
     """Export checks shared by the complex blocks."""
 
     #: why the block cannot be exported (blocks that can override ``to_layer``)
-    _not_exportable = (
-        "netx and the emulator read complex synapses (weight/real, weight/imag) only in "
-        "dense layers"
-    )
+    _not_exportable = "netx has no record for it"
 
     def _refuse(self, why: str):
         return UnsupportedLayerError(f"{self.block_name}: cannot be exported: {why}")
@@ -78,6 +78,10 @@ class Affine(_Complex, base.AbstractAffine):
     """Affine block with a complex synapse: returns ``(real, imag)`` (see the module docstring)."""
 
     _synapse_class = complex_synapse.Dense
+    _not_exportable = (
+        "its output is the resonator state, which netx cannot express (no 'never fire' "
+        "threshold: vThMant is 17 bits)"
+    )
 
     def __init__(self, neuron_params, in_neurons, out_neurons, weight_scale=1,
                  weight_norm=False, pre_hook_fx=None, dynamics=True, mask=None,
@@ -102,7 +106,7 @@ class Recurrent(_Complex, base.AbstractRecurrent):
     _synapse_class = complex_synapse.Dense
     _not_exportable = (
         "a complex recurrent synapse has no netx record (lava-dl raises on it) and the emulator "
-        "runs complex synapses only in plain dense layers"
+        "runs no complex feedback"
     )
 
     def __init__(self, neuron_params, in_neurons, out_neurons, weight_scale=1,
@@ -128,10 +132,7 @@ class KWTA(_Complex, base.AbstractKWTA):
     training only)."""
 
     _synapse_class = complex_synapse.Dense
-    _not_exportable = (
-        "lava-dl writes no KWTA record and the emulator runs complex synapses only in plain "
-        "dense layers"
-    )
+    _not_exportable = "lava-dl writes no KWTA record and the emulator runs no complex feedback"
 
     def _neuron_forward(self, z):
         self.clamp()
@@ -163,25 +164,41 @@ def _complex_loop(block, z, feedback):
     return torch.stack(outs, dim=-1)
 
 
-class Conv(_Complex, base.AbstractConv):
-    """Convolution block with a complex synapse (training only; not exportable)."""
+class _Spatial:
+    """Conv, ConvT, Pool and Unpool with a complex synapse: exported by the real block's
+    ``to_layer``, ``weight`` holding the real and ``weight_imag`` the imaginary part."""
+
+    def _layer_weights(self) -> dict[str, np.ndarray]:
+        syn = self.synapse
+        return {
+            "weight": self._mantissa(syn.real, "weight/real")[..., 0],
+            "weight_imag": self._mantissa(syn.imag, "weight/imag")[..., 0],
+        }
+
+
+class Conv(_Spatial, base.AbstractConv):
+    """Convolution block with a complex synapse; exported as ``conv`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Conv
 
 
-class ConvT(_Complex, base.AbstractConvT):
-    """Transposed convolution block with a complex synapse (training only; not exportable)."""
+class ConvT(_Spatial, base.AbstractConvT):
+    """Transposed convolution block with a complex synapse; exported as ``convT`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.ConvTranspose
 
 
-class Pool(_Complex, base.AbstractPool):
-    """Sum-pooling block with a complex synapse (training only; not exportable)."""
+class Pool(_Spatial, base.AbstractPool):
+    """Sum-pooling block with a complex synapse; exported as ``pool`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Pool
 
 
-class Unpool(_Complex, base.AbstractUnpool):
-    """Sum-unpooling block with a complex synapse (training only; not exportable)."""
+class Unpool(_Spatial, base.AbstractUnpool):
+    """Sum-unpooling block with a complex synapse; exported as ``unpool`` with
+    ``weight/real``/``imag``."""
 
     _synapse_class = complex_synapse.Unpool

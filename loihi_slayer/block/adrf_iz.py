@@ -7,9 +7,9 @@ through a complex synapse (:mod:`loihi_slayer.synapse.complex`) whose default
 ``pre_hook_fx`` is the neuron's ``quantize_8bit``, and shifts its output by one
 step (``delay_shift=True``), so that training sees exactly what the chip
 computes. The block types are the ones lava-dl's block reference lists for
-``adrf_iz``. Export: see :mod:`loihi_slayer.block._complex` (``Dense`` and
-``Input`` are written; blocks with a complex conv, pool, recurrent or KWTA
-synapse are refused with a message naming the block).
+``adrf_iz``. Export: see :mod:`loihi_slayer.block._complex` (``Dense``,
+``Conv``, ``ConvT``, ``Pool``, ``Unpool`` and ``Input`` are written; blocks with
+a complex recurrent or KWTA synapse are refused with a message naming the block).
 
 Examples
 --------

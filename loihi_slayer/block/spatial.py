@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from .. import hdf5
@@ -93,6 +94,11 @@ class _SpatialBlock(_SynapseBlock):
             raise self._shape_error(f"(N, {', '.join(map(str, self.input_shape))}, T)", x)
         return x
 
+    def _layer_weights(self) -> dict[str, np.ndarray]:
+        """The record's weight fields: the kernel mantissas as the forward sees them (a block
+        with a complex synapse adds ``weight_imag``)."""
+        return {"weight": self._mantissa(self.synapse, "weight")[..., 0]}
+
     def _syn_geometry(self) -> dict:
         s = self.synapse
         return {
@@ -150,10 +156,9 @@ class AbstractConv(_SpatialBlock):
     _layer_class = hdf5.ConvLayer
 
     def to_layer(self) -> hdf5.ConvLayer:
-        w = self._mantissa(self.synapse, "weight")
         return self._layer_class(
-            self._need_shape(), w[..., 0], groups=self.synapse.groups,
-            neuron=self._neuron_record(), bias=self._bias_record(), delay=self._delay_record(),
+            self._need_shape(), groups=self.synapse.groups, neuron=self._neuron_record(),
+            bias=self._bias_record(), delay=self._delay_record(), **self._layer_weights(),
             **self._syn_geometry(),
         )  # fmt: skip
 
@@ -222,10 +227,10 @@ class AbstractPool(_SpatialBlock):
     _layer_class = hdf5.PoolLayer
 
     def to_layer(self) -> hdf5.Layer:
-        w = self._mantissa(self.synapse, "weight")
         return self._layer_class(
-            self._need_shape(), w[..., 0], kernel_size=tuple(self.synapse.kernel_size[:2]),
-            neuron=self._neuron_record(), delay=self._delay_record(), **self._syn_geometry(),
+            self._need_shape(), kernel_size=tuple(self.synapse.kernel_size[:2]),
+            neuron=self._neuron_record(), delay=self._delay_record(), **self._layer_weights(),
+            **self._syn_geometry(),
         )  # fmt: skip
 
 

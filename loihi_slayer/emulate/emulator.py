@@ -359,7 +359,8 @@ class Emulator:
                 group=f"layer/{i}",
                 field="weight",
             )
-        complex_ok = isinstance(layer, DenseLayer) and not isinstance(layer, DenseRecurrentLayer)
+        # a complex recurrent or KWTA layer would need complex feedback, which no model runs
+        complex_ok = not isinstance(layer, DenseRecurrentLayer)
         if has_imag and not complex_ok:
             raise UnsupportedLayerError(
                 f"not supported: complex {layer.type_name} synapse in layer {i}"
@@ -653,50 +654,37 @@ class Emulator:
     def _synapse(
         self, i: int, layer: Any, x: np.ndarray, graded: bool, complex_: bool = False
     ) -> Any:
-        """The layer's integer synaptic sums; ``(re, im)`` for a complex synapse."""
+        r"""The layer's integer synaptic sums; ``(re, im)`` for a complex synapse.
+
+        A complex synapse is the same real synapse run with each weight part:
+
+        .. math::
+
+            (a_{re}, a_{im}) = (W_{re} * x,\; W_{im} * x)
+        """
         imag = getattr(layer, "weight_imag", None) if complex_ else None
         if imag is not None:
-            if not isinstance(layer, DenseLayer):
-                raise UnsupportedLayerError(f"layer {i}: complex {layer.type_name} synapse")
-            xin = x.reshape(-1, x.shape[-1])
-            return tuple(
-                np.asarray(fixed.dense(xin, w, graded=graded, latency=1, backend=self.backend))
-                for w in (layer.weight, imag)
-            )
-        return self._real_synapse(layer, x, graded)
+            return tuple(self._real_synapse(layer, w, x, graded) for w in (layer.weight, imag))
+        return self._real_synapse(layer, layer.weight, x, graded)
 
-    def _real_synapse(self, layer: Any, x: np.ndarray, graded: bool) -> np.ndarray:
-        steps = x.shape[-1]
+    def _real_synapse(self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool) -> Any:
+        """Integer sums of ``layer``'s synapse (type and geometry) with the kernel ``weight``."""
         if isinstance(layer, DenseLayer):
-            xin = x.reshape(-1, steps)
+            xin = x.reshape(-1, x.shape[-1])
             return np.asarray(
-                fixed.dense(xin, layer.weight, graded=graded, latency=1, backend=self.backend)
+                fixed.dense(xin, weight, graded=graded, latency=1, backend=self.backend)
             )
         geometry = dict(
             stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
             graded=graded, latency=1, backend=self.backend,
         )  # fmt: skip
         if isinstance(layer, UnpoolLayer):
-            return np.asarray(fixed.unpool2d(x, layer.weight, **geometry))
+            return np.asarray(fixed.unpool2d(x, weight, **geometry))
         if isinstance(layer, PoolLayer):
-            return np.asarray(fixed.pool2d(x, layer.weight, **geometry))
+            return np.asarray(fixed.pool2d(x, weight, **geometry))
         if isinstance(layer, ConvTransposeLayer):
-            return np.asarray(
-                fixed.conv_transpose2d(x, layer.weight, groups=layer.groups, **geometry)
-            )
-        return np.asarray(
-            fixed.conv2d(
-                x,
-                layer.weight,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                groups=layer.groups,
-                graded=graded,
-                latency=1,
-                backend=self.backend,
-            )
-        )
+            return np.asarray(fixed.conv_transpose2d(x, weight, groups=layer.groups, **geometry))
+        return np.asarray(fixed.conv2d(x, weight, groups=layer.groups, **geometry))
 
     def _run_recurrent(self, i, layer, a_ff, params, model, mask, need) -> dict:
         """Step-by-step run of a dense_rec layer: its own output returns one step later."""

@@ -261,7 +261,7 @@ def cuba(
         _param_vector("v_decay", params.array("v_decay"), lead),
         _param_vector("v_th_mant", params.v_th, lead),
         _param_vector("ref_delay", params.array("ref_delay"), lead),
-        _param_vector("bias", params.bias, lead),
+        _param_vector("bias (bias_mant << bias_exp)", params.bias, lead),
         _param_vector("wgt_exp", params.array("wgt_exp"), lead),
     ]
     m = max(v.size for v in vecs)

@@ -82,6 +82,8 @@ def int_param(name: str, value: Any, lo: int, hi: int) -> np.ndarray:
             raise ParameterError(
                 f"{name} must be a whole number, got {describe(value)}; allowed range [{lo}, {hi}]"
             )
+    if arr.ndim and arr.size == 0:  # an empty array would broadcast to nothing
+        raise ParameterError(f"{name} is an empty array; allowed range [{lo}, {hi}]")
     out = arr.astype(np.int64)
     if out.size and (out.min() < lo or out.max() > hi):
         bad = out[(out < lo) | (out > hi)].ravel()[0]

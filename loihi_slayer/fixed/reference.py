@@ -73,11 +73,16 @@ def cuba(
     a = np.asarray(a_in).astype(np.int64)
     shape, steps = a.shape[:-1], a.shape[-1]
 
+    def full(arr):
+        arr = np.asarray(arr)
+        # a one-element parameter is shared, whatever its rank (also for a scalar neuron)
+        return np.broadcast_to(arr.reshape(()) if arr.size == 1 else arr, shape).astype(np.int64)
+
     def p(name):
-        return np.broadcast_to(params.array(name), shape).astype(np.int64)
+        return full(params.array(name))
 
     di, dv, ref = p("i_decay"), p("v_decay"), p("ref_delay")
-    vth = np.broadcast_to(params.v_th, shape)
+    vth = full(params.v_th)
     mant, exp = p("bias_mant"), p("bias_exp")
     bias = np.where(exp >= 0, mant * 2 ** np.maximum(exp, 0), mant // 2 ** np.maximum(-exp, 0))
     wexp = p("wgt_exp")

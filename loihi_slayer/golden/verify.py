@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from ..emulate import Emulator, Traces
-from ..errors import FormatError, ParameterError
+from ..errors import FormatError, ParameterError, ParameterTypeError, UnsupportedLayerError
 from ..safety.memory import check_run_memory
 from .case import Expectation, GoldenCase, load_case
 
@@ -130,7 +130,10 @@ def run_case(case: GoldenCase, backend: str = "cpu") -> Traces:
 
 def compare_expectation(e: Expectation, traces: Traces) -> ExpectationResult:
     """Compare one expectation with recorded traces."""
-    got_all = traces[e.layer, e.variable]
+    try:
+        got_all = traces[e.layer, e.variable]
+    except KeyError as exc:  # e.g. the layer has no neuron, so records nothing
+        raise FormatError(f"expectation {e.label}: {exc.args[0]}", group="expect") from None
     lt = traces.layers[e.layer]
     rows = np.arange(got_all.shape[0]) if e.neurons is None else e.neurons
     n = len(lt.neurons)
@@ -192,9 +195,17 @@ def verify_case(case: GoldenCase | str | os.PathLike[str], backend: str = "cpu")
     if not isinstance(case, GoldenCase):
         case = load_case(case)
     name = str(case.origin) if case.origin is not None else "<case>"
-    report = Report(name, check_failures=run_checks(case))
-    traces = run_case(case, backend)
-    report.results = [compare_expectation(e, traces) for e in case.expectations]
+    try:
+        report = Report(name, check_failures=run_checks(case))
+        traces = run_case(case, backend)
+        report.results = [compare_expectation(e, traces) for e in case.expectations]
+    except FormatError as exc:
+        if exc.file is not None:
+            raise
+        raise FormatError(str(exc), file=case.origin, group=exc.group, field=exc.field) from None
+    except (ParameterError, ParameterTypeError, UnsupportedLayerError) as exc:
+        # the case's network, input or settings cannot run: an invalid case file
+        raise FormatError(f"the case cannot run: {exc}", file=case.origin) from None
     return report
 
 

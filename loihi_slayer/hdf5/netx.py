@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -323,17 +324,11 @@ def _check_info(g: _Group, name: str, expected: tuple[int, ...] | int) -> None:
         )
 
 
-def _dense_weight(g: _Group, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
-    def fix(w: np.ndarray, field: str) -> np.ndarray:
-        if w.ndim == 1:
-            n = int(np.prod(shape)) if shape else 0
-            if n <= 0 or w.size % n:
-                raise g.error(f"1-D weight of size {w.size} cannot be reshaped to ({n}, -1)", field)
-            return w.reshape(n, -1)
-        if w.ndim != 2:
-            raise g.error(f"expected a 2-D (out, in) weight, found shape {w.shape}", field)
-        return w
-
+def _read_weights(
+    g: _Group, fix: Callable[[np.ndarray, str], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(weight, None)`` from a plain ``weight`` dataset, ``(real, imag)`` from a complex
+    synapse's ``weight/real`` and ``weight/imag``; ``fix(w, field)`` checks and reshapes each."""
     if g.has("weight") and isinstance(g.group["weight"], h5py.Group):
         wg = g.child("weight")
         real = wg.ints("real")
@@ -349,20 +344,29 @@ def _dense_weight(g: _Group, shape: tuple[int, ...]) -> tuple[np.ndarray, np.nda
     return fix(weight, "weight"), None
 
 
-def _conv_weight(g: _Group, layout: str) -> np.ndarray:
-    if g.has("weight") and isinstance(g.group["weight"], h5py.Group):
-        raise g.error(
-            "complex conv weights (weight/real, weight/imag) are not supported; "
-            "netx expects a plain weight dataset",
-            "weight",
-        )
-    w = g.ints("weight")
-    assert w is not None
-    if w.ndim == 5 and w.shape[4] == 1:
-        w = w[..., 0]
-    if w.ndim != 4:
-        raise g.error(f"expected a 4-D {layout} weight, found shape {w.shape}", "weight")
-    return w
+def _dense_weight(g: _Group, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    def fix(w: np.ndarray, field: str) -> np.ndarray:
+        if w.ndim == 1:
+            n = int(np.prod(shape)) if shape else 0
+            if n <= 0 or w.size % n:
+                raise g.error(f"1-D weight of size {w.size} cannot be reshaped to ({n}, -1)", field)
+            return w.reshape(n, -1)
+        if w.ndim != 2:
+            raise g.error(f"expected a 2-D (out, in) weight, found shape {w.shape}", field)
+        return w
+
+    return _read_weights(g, fix)
+
+
+def _conv_weight(g: _Group, layout: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def fix(w: np.ndarray, field: str) -> np.ndarray:
+        if w.ndim == 5 and w.shape[4] == 1:
+            w = w[..., 0]
+        if w.ndim != 4:
+            raise g.error(f"expected a 4-D {layout} weight, found shape {w.shape}", field)
+        return w
+
+    return _read_weights(g, fix)
 
 
 def _read_layer(g: _Group, kind: str) -> Layer:
@@ -402,7 +406,8 @@ def _read_layer(g: _Group, kind: str) -> Layer:
             )  # fmt: skip
     elif kind in ("conv", "convT"):
         cls = ConvLayer if kind == "conv" else ConvTransposeLayer
-        weight = _conv_weight(g, "(out, in/groups, kH, kW)" if kind == "conv" else "(in, ...)")
+        layout = "(out, in/groups, kH, kW)" if kind == "conv" else "(in, out/groups, kH, kW)"
+        weight, weight_imag = _conv_weight(g, layout)
         stride, padding, dilation = (g.pair(n) for n in ("stride", "padding", "dilation"))
         groups = g.int_scalar("groups")
         assert groups is not None
@@ -416,17 +421,23 @@ def _read_layer(g: _Group, kind: str) -> Layer:
         bias = g.ints("bias", required=False)
         delay = g.ints("delay", required=False)
         neuron = _read_neuron(g, required=kind == "conv")
-        layer = cls(shape, weight, stride, padding, dilation, groups, neuron, bias, delay)
+        layer = cls(
+            shape, weight, stride, padding, dilation, groups, neuron, bias, delay,
+            weight_imag=weight_imag,
+        )  # fmt: skip
     elif kind in ("pool", "unpool"):
         pcls = PoolLayer if kind == "pool" else UnpoolLayer
-        weight = _conv_weight(g, "(1, 1, kH, kW)")
+        weight, weight_imag = _conv_weight(g, "(1, 1, kH, kW)")
         kernel = g.pair("kernelSize", required=False) or tuple(weight.shape[2:])
         stride = g.pair("stride", required=False) or kernel
         padding = g.pair("padding", required=False) or (0, 0)
         dilation = g.pair("dilation", required=False) or (1, 1)
         delay = g.ints("delay", required=False)
         neuron = _read_neuron(g, required=False)
-        layer = pcls(shape, weight, kernel, stride, padding, dilation, neuron, delay)
+        layer = pcls(
+            shape, weight, kernel, stride, padding, dilation, neuron, delay,
+            weight_imag=weight_imag,
+        )  # fmt: skip
     elif kind == "flatten":
         layer = FlattenLayer(shape)
     elif kind == "average":
@@ -588,7 +599,8 @@ def _i64(value: Any) -> np.ndarray:
 
 def _f32(value: np.ndarray | int, where: str) -> np.ndarray:
     arr = np.asarray(value, dtype=np.int64)
-    if arr.size and int(np.max(np.abs(arr))) > _FLOAT32_EXACT:
+    # min/max, not abs: abs(-2**63) overflows int64 and would pass the check
+    if arr.size and (int(arr.min()) < -_FLOAT32_EXACT or int(arr.max()) > _FLOAT32_EXACT):
         raise ParameterError(
             f"{where} = {describe(arr)} is outside [-{_FLOAT32_EXACT}, {_FLOAT32_EXACT}], "
             "the range a float32 dataset stores exactly"
@@ -695,6 +707,24 @@ def _plan_neuron(plan: _Plan, base: str, neuron: Any, where: str) -> None:
         raise ParameterTypeError(f"{where}: not a neuron record: {type(neuron)!r}")
 
 
+def _plan_weights(
+    plan: _Plan, base: str, where: str, layer: Any, check: Callable[[Any, str], np.ndarray]
+) -> None:
+    """A plain ``weight`` dataset, or ``weight/real`` and ``weight/imag`` for a complex
+    synapse (``layer.weight_imag`` set); ``check(value, label)`` validates each part."""
+    weight = check(layer.weight, f"{where} weight")
+    if layer.weight_imag is None:
+        plan.add(f"{base}/weight", _f32(weight, f"{where} weight"))
+        return
+    imag = check(layer.weight_imag, f"{where} weight_imag")
+    if imag.shape != weight.shape:
+        raise ParameterTypeError(
+            f"{where}: weight_imag shape {imag.shape} differs from weight shape {weight.shape}"
+        )
+    plan.add(f"{base}/weight/real", _f32(weight, f"{where} weight"))
+    plan.add(f"{base}/weight/imag", _f32(imag, f"{where} weight_imag"))
+
+
 def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
     base = f"layer/{index}"
     where = f"layer {index} ({layer.type_name})"
@@ -720,14 +750,7 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
         weight = _check_weight(layer.weight, f"{where} weight", 2)
         plan.add(f"{base}/inFeatures", _i64(weight.shape[1]))
         plan.add(f"{base}/outFeatures", _i64(weight.shape[0]))
-        if layer.weight_imag is None:
-            plan.add(f"{base}/weight", weight.astype(np.float32))
-        else:
-            imag = _check_weight(layer.weight_imag, f"{where} weight_imag", 2)
-            if imag.shape != weight.shape:
-                raise ParameterTypeError(f"{where}: weight_imag and weight shapes differ")
-            plan.add(f"{base}/weight/real", weight.astype(np.float32))
-            plan.add(f"{base}/weight/imag", imag.astype(np.float32))
+        _plan_weights(plan, base, where, layer, lambda v, label: _check_weight(v, label, 2))
         if isinstance(layer, DenseRecurrentLayer):
             if layer.neuron is None:
                 raise ParameterError(f"{where}: a dense_rec layer needs a neuron")
@@ -753,14 +776,18 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
         for name in ("stride", "padding", "dilation"):
             plan.add(f"{base}/{name}", _pair_field(getattr(layer, name), f"{where} {name}"))
         plan.add(f"{base}/groups", groups)
-        plan.add(f"{base}/weight", weight.astype(np.float32))
+        _plan_weights(plan, base, where, layer, lambda v, label: _check_weight(v, label, 4))
         opt_f32("bias", layer.bias)
         opt_f32("delay", layer.delay)
         _plan_neuron(plan, f"{base}/neuron", layer.neuron, where)
     elif isinstance(layer, PoolLayer):
-        weight = _int_field(layer.weight, f"{where} weight")
-        if weight.ndim != 4:
-            raise ParameterTypeError(f"{where} weight must be 4-D (1, 1, kH, kW)")
+
+        def pool_weight(value: Any, label: str) -> np.ndarray:
+            w = _int_field(value, label)
+            if w.ndim != 4:
+                raise ParameterTypeError(f"{label} must be 4-D (1, 1, kH, kW)")
+            return w
+
         for name, attr in (
             ("kernelSize", "kernel_size"),
             ("stride", "stride"),
@@ -768,7 +795,7 @@ def _plan_layer(plan: _Plan, index: int, layer: Layer) -> None:
             ("dilation", "dilation"),
         ):
             plan.add(f"{base}/{name}", _pair_field(getattr(layer, attr), f"{where} {attr}"))
-        plan.add(f"{base}/weight", _f32(weight, f"{where} weight"))
+        _plan_weights(plan, base, where, layer, pool_weight)
         opt_f32("delay", layer.delay)
         _plan_neuron(plan, f"{base}/neuron", layer.neuron, where)
     elif isinstance(layer, (FlattenLayer, AverageLayer)):

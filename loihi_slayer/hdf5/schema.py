@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -346,16 +346,34 @@ def default_dense_neuron() -> CubaNeuron:
     return CubaNeuron(i_decay=0, v_decay=4096, v_th_mant=1 << 17, ref_delay=1, type="CUBA")
 
 
-def _normalize_spatial(layer: Any, layout: str) -> None:
-    """Shape, 4-D weight (a legacy trailing singleton 5th axis dropped) and the
-    stride/padding/dilation pairs of a conv-like record."""
-    layer.shape = _shape(layer.shape)
-    weight = _int_array(layer.weight, "weight")
+def _spatial_weight(value: Any, name: str, layout: str) -> np.ndarray:
+    """4-D int64 kernel of a conv-like record (a legacy trailing singleton 5th axis dropped)."""
+    weight = _int_array(value, name)
     if weight.ndim == 5 and weight.shape[4] == 1:
         weight = weight[..., 0]
     if weight.ndim != 4:
-        raise ParameterTypeError(f"weight must be 4-D {layout}, got {weight.shape}")
-    layer.weight = weight
+        raise ParameterTypeError(f"{name} must be 4-D {layout}, got {weight.shape}")
+    return weight
+
+
+def _normalize_imag(layer: Any, normalize: Callable[[Any, str], np.ndarray]) -> None:
+    """``weight_imag`` (None: a real synapse) normalised as ``weight`` is, same shape."""
+    if layer.weight_imag is None:
+        return
+    imag = normalize(layer.weight_imag, "weight_imag")
+    if imag.shape != layer.weight.shape:
+        raise ParameterTypeError(
+            f"weight_imag shape {imag.shape} differs from weight shape {layer.weight.shape}"
+        )
+    layer.weight_imag = imag
+
+
+def _normalize_spatial(layer: Any, layout: str) -> None:
+    """Shape, 4-D weight and ``weight_imag`` (:func:`_spatial_weight`) and the
+    stride/padding/dilation pairs of a conv-like record."""
+    layer.shape = _shape(layer.shape)
+    layer.weight = _spatial_weight(layer.weight, "weight", layout)
+    _normalize_imag(layer, lambda v, name: _spatial_weight(v, name, layout))
     layer.stride = _pair(layer.stride, "stride", minimum=1)
     layer.padding = _pair(layer.padding, "padding", minimum=0)
     layer.dilation = _pair(layer.dilation, "dilation", minimum=1)
@@ -449,13 +467,7 @@ class DenseLayer(Layer):
         _check_neuron(self.neuron)
         self.bias = _opt_int_array(self.bias, "bias")
         self.delay = _opt_int_array(self.delay, "delay")
-        if self.weight_imag is not None:
-            self.weight_imag = _int_array(self.weight_imag, "weight_imag", ndim=2)
-            if self.weight_imag.shape != self.weight.shape:
-                raise ParameterTypeError(
-                    f"weight_imag shape {self.weight_imag.shape} differs from weight shape "
-                    f"{self.weight.shape}"
-                )
+        _normalize_imag(self, lambda v, name: _int_array(v, name, ndim=2))
         self.extra = _extra(self.extra)
 
 
@@ -500,6 +512,9 @@ class ConvLayer(Layer):
         Number of groups.
     neuron, bias, delay
         As :class:`DenseLayer` (netx ignores a conv delay).
+    weight_imag
+        Keyword only: int64 imaginary part of a complex synapse, laid out as
+        ``weight`` (file group ``weight/{real,imag}``), or None.
     extra
         Other datasets of the layer group (keyword only).
     """
@@ -513,6 +528,7 @@ class ConvLayer(Layer):
     neuron: Neuron | None = None
     bias: np.ndarray | None = None
     delay: np.ndarray | None = None
+    weight_imag: np.ndarray | None = field(default=None, kw_only=True)
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     type_name: ClassVar[str] = "conv"
@@ -563,6 +579,9 @@ class PoolLayer(Layer):
         (H, W) pairs; a scalar expands to (v, v).
     neuron, delay
         Neuron record and (out,) delay, or None.
+    weight_imag
+        Keyword only: int64 (1, 1, kH, kW) imaginary part of a complex synapse
+        (file group ``weight/{real,imag}``), or None.
     extra
         Other datasets of the layer group (keyword only).
     """
@@ -575,6 +594,7 @@ class PoolLayer(Layer):
     dilation: tuple[int, int]
     neuron: Neuron | None = None
     delay: np.ndarray | None = None
+    weight_imag: np.ndarray | None = field(default=None, kw_only=True)
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     type_name: ClassVar[str] = "pool"

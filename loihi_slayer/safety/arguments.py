@@ -16,7 +16,14 @@ from typing import Any
 from ..errors import ParameterError, ParameterTypeError
 from .memory import check_allocation
 
-__all__ = ["check_layer_size", "conv_args", "int_pair", "neurons_arg", "size_arg"]
+__all__ = [
+    "check_conv_memory",
+    "check_layer_size",
+    "conv_args",
+    "int_pair",
+    "neurons_arg",
+    "size_arg",
+]
 
 
 def size_arg(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -70,9 +77,13 @@ def int_pair(owner: str, name: str, value: Any, minimum: int) -> tuple[int, int]
     return a, b
 
 
-def check_layer_size(owner: str, shape: Sequence[int], itemsize: int = 4) -> None:
-    """Refuse a weight of ``shape`` that would not fit the memory budget."""
-    check_allocation(f"{owner}: a weight of shape {tuple(shape)}", [tuple(shape)], itemsize)
+def check_layer_size(owner: str, shape: Sequence[int], given: str = "", itemsize: int = 4) -> None:
+    """Refuse a weight of ``shape`` that would not fit the memory budget.
+
+    ``given`` names the arguments that size it (``"in_neurons = 10, ..."``).
+    """
+    what = f"{owner}: {given + ' give ' if given else ''}a weight of shape {tuple(shape)}"
+    check_allocation(what, [tuple(shape)], itemsize)
 
 
 def conv_args(
@@ -87,4 +98,32 @@ def conv_args(
             f"{owner}: in_features = {cin} and out_features = {cout} must both be divisible by "
             f"groups = {g}"
         )
-    check_layer_size(owner, (cout, cin // g, *kernel))
+    given = (f"in_features = {cin}, out_features = {cout}, groups = {g}, "
+             f"kernel_size = {tuple(kernel[:2])}")  # fmt: skip
+    check_layer_size(owner, (cout, cin // g, *kernel), given)
+
+
+def check_conv_memory(owner: str, module: Any, shape: Sequence[int], itemsize: int = 8) -> None:
+    """Refuse a (transposed) convolution whose working arrays would not fit memory.
+
+    For an input ``(N, C, H, W, T)`` PyTorch unfolds ``C * kH * kW`` values per
+    output position (H', W', T), so a huge kernel, padding or dilation needs
+    memory far beyond the input's. ``module`` is a ``torch.nn.Conv3d`` or
+    ``ConvTranspose3d`` (``kernel_size``, ``stride``, ``padding``, ``dilation``).
+    """
+    n, c, *spatial = (int(v) for v in shape)
+    k = module.kernel_size
+    transposed = bool(getattr(module, "transposed", False))
+    out = []
+    for axis, size in enumerate(spatial):
+        s, p, d = module.stride[axis], module.padding[axis], module.dilation[axis]
+        if transposed:
+            out.append(max((size - 1) * s - 2 * p + d * (k[axis] - 1) + 1, 0))
+        else:
+            out.append(max((size + 2 * p - d * (k[axis] - 1) - 1) // s + 1, 0))
+    unfold = (n, c * math.prod(k), *out)
+    given = ", ".join(
+        f"{a} = {tuple(getattr(module, a)[:2])}"
+        for a in ("kernel_size", "stride", "padding", "dilation")
+    )
+    check_allocation(f"{owner}: {given} on an input of shape {tuple(shape)}", [unfold], itemsize)

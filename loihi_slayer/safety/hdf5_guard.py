@@ -26,6 +26,7 @@ Environment
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import select
 import signal
@@ -170,6 +171,7 @@ def _watchdog(name: str, size: int) -> None:
         try:
             os.close(read_fd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            faulthandler.disable()  # a crash here is expected and reported by the parent
             _limit_child_memory()
             _walk(name)
             os.write(write_fd, b"ok")

@@ -22,7 +22,14 @@ import torch.nn.functional as F
 
 from ..autograd.op import check_finite
 from ..errors import ParameterError, ParameterTypeError
-from ..safety.arguments import check_layer_size, conv_args, int_pair, neurons_arg, size_arg
+from ..safety.arguments import (
+    check_conv_memory,
+    check_layer_size,
+    conv_args,
+    int_pair,
+    neurons_arg,
+    size_arg,
+)
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -118,6 +125,8 @@ class _Synapse:
         if x.shape[-1] == 0:
             raise ParameterError(f"{name}: the input's time axis is empty, shape {tuple(x.shape)}")
         _check_finite(name, "input", x)
+        if not torch.compiler.is_compiling():  # a traced graph has fixed, checked shapes
+            check_conv_memory(name, self, x.shape)  # before PyTorch unfolds a huge kernel
         if self.exact:
             x = x.to(torch.float64)
         return x, squeeze
@@ -146,6 +155,7 @@ def _geometry_3d(kernel_size, stride, padding, dilation) -> dict:
     sh, sw = int_pair("synapse", "stride", stride if stride is not None else kernel_size, 1)
     ph, pw = int_pair("synapse", "padding", padding, 0)
     dh, dw = int_pair("synapse", "dilation", dilation, 1)
+    check_layer_size("synapse", (kh, kw), f"kernel_size = {(kh, kw)}")  # pool weights too
     return {
         "kernel_size": (kh, kw, 1),
         "stride": (sh, sw, 1),
@@ -195,7 +205,8 @@ class Dense(_Synapse, torch.nn.Conv3d):
     ) -> None:
         n_in = neurons_arg("synapse.Dense", "in_neurons", in_neurons)
         size_arg("synapse.Dense", "out_neurons", out_neurons)
-        check_layer_size("synapse.Dense", (out_neurons, n_in))
+        given = f"in_neurons = {in_neurons}, out_neurons = {out_neurons}"
+        check_layer_size("synapse.Dense", (out_neurons, n_in), given)
         super().__init__(n_in, out_neurons, (1, 1, 1), bias=False)
         if weight_scale != 1:
             with torch.no_grad():

@@ -6,11 +6,13 @@ compiled here (torch, numba kernels) is inherited instead of paid per input.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 
 import fuzzlib
 import numba
+import numpy as np
 import pytest
 
 # Inputs run in forked children. numba's OpenMP layer refuses to run in a child
@@ -27,6 +29,12 @@ def warm_library():
 
     for name in ("tinynet_sdnn_input.h5", "tinynet_sdnn_conv.h5", "tinynet_conv_block.h5"):
         verify_case(Path(__file__).resolve().parents[2] / "golden" / name)  # compiles kernels
+    from loihi_slayer import fixed
+
+    for dtype in ("i8", "i2", "?", "f8"):  # kernel specializations the fuzz inputs reach
+        for run in (fixed.cuba, fixed.sigma_delta):
+            with contextlib.suppress(Exception):
+                run(np.zeros((2, 3), dtype), backend="cpu")
 
 
 def pytest_terminal_summary(terminalreporter):
