@@ -30,35 +30,19 @@ are provided here (type ``ADRF_IZHIKEVICH``, the netx fields of spec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
 import torch
 
 from .. import models
 from ..autograd.resonator import IMAG
-from ._resonator import AdaptiveResonatorNeuron, ImagSpike
+from . import adrf as _phase
+from ._resonator import ImagSpike
+from .adrf import neuron_params as neuron_params  # the same mapping
 
 TAU_RHO_MULT = 100.0
 SCALE_RHO_MULT = 0.1
 
 
-def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 12) -> dict:
-    """Constructor arguments from exported device parameters."""
-    s = np.asarray(device_params["sinDecay"], np.float64) / p_scale
-    c = np.asarray(device_params["cosDecay"], np.float64) / p_scale
-    return {
-        "threshold": device_params["vThMant"] / scale,
-        "period": 2 * np.pi / np.arctan2(s, c),
-        "decay": 1 - np.sqrt(s * s + c * c),
-        "threshold_step": device_params["vThStep"] / scale,
-        "threshold_decay": device_params["thDecay"] / p_scale,
-        "refractory_decay": device_params["refDecay"] / p_scale,
-    }
-
-
-class Neuron(AdaptiveResonatorNeuron):
+class Neuron(_phase.Neuron):
     r"""ADRF_IZ neuron (adaptive threshold on ``im``); forward on the integer kernels.
 
     Parameters
@@ -103,34 +87,6 @@ class Neuron(AdaptiveResonatorNeuron):
     TAU_RHO_MULT = TAU_RHO_MULT
     SCALE_RHO_MULT = SCALE_RHO_MULT
     mode = IMAG
-
-    def __init__(
-        self,
-        threshold: float,
-        threshold_step: float,
-        period: float | Sequence[float],
-        decay: float | Sequence[float],
-        threshold_decay: float | Sequence[float],
-        refractory_decay: float | Sequence[float],
-        tau_grad: float = 1,
-        scale_grad: float = 1,
-        scale: int = 1 << 6,
-        norm: Any = None,
-        dropout: torch.nn.Module | None = None,
-        shared_param: bool = True,
-        persistent_state: bool = False,
-        requires_grad: bool = False,
-        graded_spike: bool = False,
-        log_init: bool = True,
-        *,
-        shape: Sequence[int] | None = None,
-        backend: str = "auto",
-    ) -> None:
-        self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
-                    shared_param, persistent_state, requires_grad, graded_spike, log_init,
-                    shape, backend, {"threshold_decay": threshold_decay,
-                                     "refractory_decay": refractory_decay})  # fmt: skip
-        self._setup_step(threshold_step)
 
     def spike(self, real: torch.Tensor, imag: torch.Tensor, threshold: torch.Tensor,
               refractory: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -24,32 +24,19 @@ ignored, as lava-dl (:mod:`loihi_slayer.autograd.resonator`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
 import torch
 
 from .. import models
 from ..autograd.resonator import IMAG
-from ._resonator import ImagSpike, ResonatorNeuron
+from . import rf as _phase
+from ._resonator import ImagSpike
+from .rf import neuron_params as neuron_params  # the same mapping
 
 TAU_RHO_MULT = 100.0
 SCALE_RHO_MULT = 0.1
 
 
-def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 12) -> dict:
-    """Constructor arguments ``threshold, period, decay`` from exported device parameters."""
-    s = np.asarray(device_params["sinDecay"], np.float64) / p_scale
-    c = np.asarray(device_params["cosDecay"], np.float64) / p_scale
-    return {
-        "threshold": device_params["vThMant"] / scale,
-        "period": 2 * np.pi / np.arctan2(s, c),
-        "decay": 1 - np.sqrt(s * s + c * c),
-    }
-
-
-class Neuron(ResonatorNeuron):
+class Neuron(_phase.Neuron):
     r"""RF_IZ neuron (Izhikevich reset); forward on the integer kernels.
 
     Parameters
@@ -89,34 +76,6 @@ class Neuron(ResonatorNeuron):
     TAU_RHO_MULT = TAU_RHO_MULT
     SCALE_RHO_MULT = SCALE_RHO_MULT
     mode = IMAG
-
-    def __init__(
-        self,
-        threshold: float,
-        period: float | Sequence[float],
-        decay: float | Sequence[float],
-        tau_grad: float = 1,
-        scale_grad: float = 1,
-        scale: int = 1 << 6,
-        norm: Any = None,
-        dropout: torch.nn.Module | None = None,
-        shared_param: bool = True,
-        persistent_state: bool = False,
-        requires_grad: bool = False,
-        graded_spike: bool = False,
-        log_init: bool = True,
-        *,
-        shape: Sequence[int] | None = None,
-        backend: str = "auto",
-    ) -> None:
-        self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
-                    shared_param, persistent_state, requires_grad, graded_spike, log_init,
-                    shape, backend)  # fmt: skip
-
-    def dynamics(self, input: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real and imaginary responses ``(N, *shape, T)`` (advances the persistent state)."""
-        _, re, im, _, _ = self._run(input)
-        return re, im
 
     def spike(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         """Spikes ``imag >= θ`` of given responses (``real`` is not used, as lava-dl)."""
