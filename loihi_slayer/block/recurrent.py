@@ -16,12 +16,65 @@ from .dense import AbstractDense
 # ========================================================================== recurrent
 
 
+#: run the time loop of Recurrent/KWTA blocks in one fused kernel where one is
+#: registered and applies (False: always the step-by-step loop, e.g. to time it)
+FUSED = True
+
+
+def _fused_cuba(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+    """The fused CUBA recurrence, or None where it would not reproduce the loop."""
+    from ..autograd import recurrent as fused
+
+    if not fused.supports(neuron, z) or w.dtype != z.dtype:
+        return None
+    grid = fused.feedback_grid(w, b, neuron.w_scale)
+    if grid is None:
+        return None
+    return fused.cuba_recurrent(neuron, z, w, b, grid)
+
+
+def _fused_loops() -> dict[type, Callable]:
+    from ..neuron import cuba
+
+    return {cuba.Neuron: _fused_cuba}
+
+
+#: fused time loops by neuron class (exact class: a subclass may change the dynamics);
+#: each returns the spikes, or None to fall back to the step-by-step loop
+FUSED_LOOPS: dict[type, Callable] = {}
+
+
 class _StepLoop:
-    """Mixin: run the neuron one step at a time with feedback of its own spikes."""
+    """Mixin: run the neuron with feedback of its own spikes, fused or one step at a time."""
 
     persistent_state: bool
 
-    def _loop(self, z: torch.Tensor, feedback: Callable[[torch.Tensor], torch.Tensor]):
+    def _loop(
+        self,
+        z: torch.Tensor,
+        feedback: Callable[[torch.Tensor], torch.Tensor],
+        weights: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+    ) -> torch.Tensor:
+        """Spikes of :math:`s[t] = f(z[t] + \mathrm{feedback}(s[t-1]))`, :math:`s[-1] = 0`.
+
+        ``weights()`` gives the feedback as ``(W, b)`` (``feedback(s) = W s + b``) for
+        a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
+        """
+        if FUSED:
+            if not FUSED_LOOPS:
+                FUSED_LOOPS.update(_fused_loops())
+            run = FUSED_LOOPS.get(type(self.neuron))
+            if run is not None:
+                if not self.persistent_state:
+                    self.neuron.reset_state()
+                w, b = weights()
+                s = run(self.neuron, z, w, b)
+                if s is not None:
+                    return s
+        return self._step_loop(z, feedback)
+
+    def _step_loop(self, z: torch.Tensor, feedback: Callable[[torch.Tensor], torch.Tensor]):
+        """The reference: one neuron call per time step."""
         neuron = self.neuron
         if not self.persistent_state:
             neuron.reset_state()
@@ -75,7 +128,15 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
 
     def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
         n = z.shape[1]
-        return self._loop(z, lambda s: self.recurrent_synapse(s.reshape(s.shape[0], n, 1))[..., 0])
+        syn = self.recurrent_synapse
+        return self._loop(
+            z,
+            lambda s: syn(s.reshape(s.shape[0], n, 1))[..., 0],
+            lambda: (
+                syn.pre_hook_weight.reshape(n, n).to(torch.float64 if syn.exact else z.dtype),
+                None,
+            ),
+        )
 
     def to_layer(self) -> hdf5.DenseRecurrentLayer:
         w = self._dense_matrix(self.synapse, "weight")
@@ -151,7 +212,7 @@ class AbstractKWTA(_StepLoop, AbstractDense):
         self.clamp()
         r = self.recurrent_weight().to(z.dtype)
         b = self.recurrent_bias().to(z.dtype)
-        return self._loop(z, lambda s: F.linear(s, r) + b)
+        return self._loop(z, lambda s: F.linear(s, r) + b, lambda: (r, b))
 
     def to_layer(self) -> hdf5.Layer:
         w = self._dense_matrix(self.synapse, "weight")
