@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _recurrent_cpu as _kern
-from .cuba import BatchMean, CubaState, decay_int
+from .cuba import BatchMean, decay_int
 from .op import kernel_op
 
 __all__ = ["cuba_recurrent", "feedback_grid", "supports"]

@@ -55,7 +55,7 @@ class _StepLoop:
         feedback: Callable[[torch.Tensor], torch.Tensor],
         weights: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
     ) -> torch.Tensor:
-        """Spikes of :math:`s[t] = f(z[t] + \mathrm{feedback}(s[t-1]))`, :math:`s[-1] = 0`.
+        r"""Spikes of :math:`s[t] = f(z[t] + \mathrm{feedback}(s[t-1]))`, :math:`s[-1] = 0`.
 
         ``weights()`` gives the feedback as ``(W, b)`` (``feedback(s) = W s + b``) for
         a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
@@ -129,6 +129,7 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
     def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
         n = z.shape[1]
         syn = self.recurrent_synapse
+        fb_dtype = torch.float64 if syn.exact else z.dtype  # the dtype the synapse returns
         return self._loop(
             z,
             lambda s: syn(s.reshape(s.shape[0], n, 1))[..., 0],
