@@ -133,10 +133,7 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
         return self._loop(
             z,
             lambda s: syn(s.reshape(s.shape[0], n, 1))[..., 0],
-            lambda: (
-                syn.pre_hook_weight.reshape(n, n).to(torch.float64 if syn.exact else z.dtype),
-                None,
-            ),
+            lambda: (syn.pre_hook_weight.reshape(n, n).to(fb_dtype), None),
         )
 
     def to_layer(self) -> hdf5.DenseRecurrentLayer:
