@@ -51,6 +51,40 @@ INPUT_LIMIT = float(1 << 31)
 GROUP = 4
 
 
+@njit(cache=True)
+def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
+    """``acc = fb_bias + sum_q m_t[idx[q]]`` (int32, vectorized over neurons)."""
+    n = acc.shape[0]
+    for j in range(n):
+        acc[j] = fb_bias
+    for q in range(nspk):
+        row = m_t[idx[q]]
+        for j in range(n):
+            acc[j] += row[j]
+
+
+@njit(fastmath=True, cache=True)
+def _matvec_group(gfb, ga, w_t):
+    """``gfb[k, i] = sum_o w_t[i, o] ga[k, o]`` for the ``GROUP`` rows of ``ga``: each
+    row of ``w_t`` is read once for the group (vectorized dot products)."""
+    n = w_t.shape[0]
+    zero = np.zeros(1, ga.dtype)[0]
+    g0, g1, g2, g3 = ga[0], ga[1], ga[2], ga[3]
+    for i in range(n):
+        row = w_t[i]
+        s0 = s1 = s2 = s3 = zero
+        for o in range(n):
+            w = row[o]
+            s0 += g0[o] * w
+            s1 += g1[o] * w
+            s2 += g2[o] * w
+            s3 += g3[o] * w
+        gfb[0, i] = s0
+        gfb[1, i] = s1
+        gfb[2, i] = s2
+        gfb[3, i] = s3
+
+
 @njit(inline="always", cache=True)
 def _forward_item(
     b, z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
@@ -75,12 +109,7 @@ def _forward_item(
     flag = 0
     base = b * n
     for t in range(steps):
-        for j in range(n):
-            acc[j] = fb_bias
-        for q in range(nspk):
-            row = m_t[idx[q]]
-            for j in range(n):
-                acc[j] += row[j]
+        _feedback_sum(acc, m_t, idx, nspk, fb_bias)
         for j in range(n):
             fb[j] = acc[j] * grid
         nspk = 0
@@ -118,15 +147,16 @@ def _backward_chunk(c, g_s, s, vp, r_in, pre, w_t, theta, inv_tau, amp, g_z, g_w
     ``g_s``, ``s``, ``vp`` ``(B, T, n)``; ``r_in`` refractory flags (or ``(B, 0, n)``);
     ``pre`` the state before each step (or empty); ``w_t`` ``(n, n)`` with
     ``w_t[i, o] = W_fb[o, i]``. Outputs: ``g_z`` ``(B, T, n)``; ``g_wt`` ``(C, n, n)``
-    per-chunk partial sums of ``dL/dW_fb`` transposed; ``g_dec`` ``(C, 2, n)``
+    per-chunk partial sums of ``dL/dW_fb`` transposed (``(C, 0, 0)``: not computed here);
+    ``g_dec`` ``(C, 2, n)``
     per-chunk sums of ``g_a * u_prev`` and ``g_a * v_prev`` (when ``pre`` is given).
     """
     batch, steps, n = vp.shape
     chunks = g_wt.shape[0]
     has_r = r_in.shape[1] > 0
     has_p = pre.shape[2] > 0
+    want_w = g_wt.shape[1] > 0
     groups = (batch + GROUP - 1) // GROUP
-    zero = np.zeros(1, g_s.dtype)[0]
     ga = np.zeros((GROUP, n), g_s.dtype)
     gfb = np.zeros((GROUP, n), g_s.dtype)
     for grp in range(c, groups, chunks):
@@ -136,20 +166,7 @@ def _backward_chunk(c, g_s, s, vp, r_in, pre, w_t, theta, inv_tau, amp, g_z, g_w
         gfb[:, :] = 0
         for t in range(steps - 1, -1, -1):
             if t < steps - 1:
-                # gfb[k] = W_fb^T ga[k] for the group: each w_t row read once
-                for i in range(n):
-                    row = w_t[i]
-                    s0 = s1 = s2 = s3 = zero
-                    for o in range(n):
-                        w = row[o]
-                        s0 += ga[0, o] * w
-                        s1 += ga[1, o] * w
-                        s2 += ga[2, o] * w
-                        s3 += ga[3, o] * w
-                    gfb[0, i] = s0
-                    gfb[1, i] = s1
-                    gfb[2, i] = s2
-                    gfb[3, i] = s3
+                _matvec_group(gfb, ga, w_t)
             for k in range(m):
                 b = b0 + k
                 gk = ga[k]
@@ -165,7 +182,7 @@ def _backward_chunk(c, g_s, s, vp, r_in, pre, w_t, theta, inv_tau, amp, g_z, g_w
                     for j in range(n):
                         g_dec[c, 0, j] += gk[j] * pre[0, b, t, j]
                         g_dec[c, 1, j] += gk[j] * pre[1, b, t, j]
-                if t > 0:
+                if want_w and t > 0:
                     for i in range(n):
                         if s[b, t - 1, i] != 0:
                             acc = g_wt[c, i]

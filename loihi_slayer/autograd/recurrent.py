@@ -36,6 +36,9 @@ from .op import kernel_op
 
 __all__ = ["cuba_recurrent", "feedback_grid", "supports"]
 
+#: spike density up to which the recurrent weight gradient is scattered per spike
+_SPARSE_SPIKES = 1 / 16
+
 #: significand bits of the dtypes the fused feedback is exact in
 _EXACT_BITS = {torch.float32: 24, torch.float64: 53}
 
@@ -149,7 +152,10 @@ def _backward(
     chunks = min(numba.get_num_threads(), (batch + _kern.GROUP - 1) // _kern.GROUP)
     chunks = max(chunks, 1) if parallel else 1
     g_z = torch.empty_like(vp)
-    g_wt = torch.zeros((chunks, n, n), dtype=vp.dtype)
+    # dL/dW = sum_t g_a[t] s[t-1]^T: scattered per spike in the kernel when spikes are
+    # sparse, one BLAS product here when they are not
+    w_sparse = needs[1] and float(s.sum()) <= _SPARSE_SPIKES * s.numel()
+    g_wt = torch.zeros((chunks, n, n) if w_sparse else (chunks, 0, 0), dtype=vp.dtype)
     want_dec = needs[2] or needs[3]
     g_dec = torch.zeros((chunks, 2, n if want_dec else 0), dtype=torch.float64)
     pre_in = pre if want_dec else pre[:, :, :0]
@@ -159,7 +165,12 @@ def _backward(
         g_s.numpy(), s.numpy(), vp.numpy(), r_out.numpy(), pre_in.numpy(), w_t.numpy(),
         theta, 1.0 / tau, amp, g_z.numpy(), g_wt.numpy(), g_dec.numpy(),
     )  # fmt: skip
-    g_w = g_wt.sum(0).t().to(w.dtype) if needs[1] else w.new_empty(0)
+    if not needs[1]:
+        g_w = w.new_empty(0)
+    elif w_sparse:
+        g_w = g_wt.sum(0).t().to(w.dtype)
+    else:
+        g_w = (g_z[:, 1:].reshape(-1, n).t() @ s[:, :-1].reshape(-1, n)).to(w.dtype)
     dec = -g_dec.sum(0) / (4096.0 * 64 * scale)
     return (
         g_z.transpose(1, 2),
