@@ -152,8 +152,7 @@ def test_fused_norm_in_eval_mode(kind, fused_calls):
 def test_fused_persistent_state_over_calls(kind, fused_calls):
     """State carried across forwards (and reset when the batch size changes)."""
     x = spikes((2, 10, 15), p=0.5, seed=2)
-    make = lambda: CASES[kind](params(persistent_state=True, requires_grad=True), 10, 8)  # noqa: E731
-    blk_f = make()
+    blk_f = CASES[kind](params(persistent_state=True, requires_grad=True), 10, 8)
     blk_s = copy.deepcopy(blk_f)
     for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
         y_f, g_f = run(blk_f, xi, True, grad_seed=i)
