@@ -69,13 +69,13 @@ def feedback_grid(w: Tensor, b: Tensor | None, scale: int) -> tuple[np.ndarray, 
 def supports(neuron, z: Tensor) -> bool:
     """Whether :func:`cuba_recurrent` reproduces the step-by-step loop for ``neuron`` on ``z``."""
     return (
-        not z.is_cuda
+        not torch.compiler.is_compiling()
+        and not z.is_cuda
         and z.dtype in _EXACT_BITS
         and neuron.backend in ("auto", "cpu")
         and not neuron.graded_spike
         and neuron.drop is None
         and not isinstance(neuron._bias_arg(), BatchMean)
-        and not torch.compiler.is_compiling()
     )
 
 

@@ -60,7 +60,7 @@ class _StepLoop:
         ``weights()`` gives the feedback as ``(W, b)`` (``feedback(s) = W s + b``) for
         a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
         """
-        if FUSED:
+        if FUSED and not torch.compiler.is_compiling():  # traced: the loop unrolls
             if not FUSED_LOOPS:
                 FUSED_LOOPS.update(_fused_loops())
             run = FUSED_LOOPS.get(type(self.neuron))
