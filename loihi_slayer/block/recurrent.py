@@ -1,4 +1,17 @@
-"""Blocks with a recurrent synapse: Recurrent and KWTA."""
+"""Blocks with a recurrent synapse: Recurrent and KWTA.
+
+**Time loop.** The neuron sees, at each step, its feed-forward input plus the
+feedback of its own spikes of the previous step, its state carried from step to
+step without gradient (the gradient flows back in time through the spike
+feedback only). The reference implementation calls the neuron once per step
+(:meth:`_StepLoop._step_loop`). Where a fused kernel is registered for the
+neuron class (:data:`FUSED_LOOPS`: CUBA, :mod:`loihi_slayer.autograd.recurrent`)
+and applies, the whole loop, recurrent matmul included, runs in one compiled
+call, forward and backward, with the same spikes bit for bit and the same
+gradients; otherwise (other neuron families, CUDA tensors, graded spikes,
+dropout, batch-statistics norm, weights off the ``1/scale`` grid, ``torch.compile``
+tracing) the step-by-step loop runs. :data:`FUSED` ``= False`` forces the loop.
+"""
 
 from __future__ import annotations
 
@@ -90,8 +103,9 @@ class _StepLoop:
 class AbstractRecurrent(_StepLoop, AbstractDense):
     r"""Recurrent dense block: :math:`s[t] = f(W s_{in}[t] + R s[t-1])`.
 
-    The neuron runs one step at a time with its state carried between steps
-    (reset at every call unless ``neuron_params['persistent_state']``).
+    The neuron's state is carried between steps (reset at every call unless
+    ``neuron_params['persistent_state']``); the time loop is fused where it can
+    be (see the module docstring).
     ``requires_grad`` makes the recurrent weight learnable. Exported as
     ``dense_rec`` with ``weight_rec`` (out, out).
     """
