@@ -1,4 +1,4 @@
-r"""numba kernels of the fused CUBA recurrence (CPU): the whole time loop of a
+r"""numba kernels of the fused recurrence (CPU): the whole time loop of a CUBA or ALIF
 Recurrent/KWTA block, recurrent matmul included, in one compiled call.
 
 Layout: batch-major, neuron-last ``(B, T, n)`` arrays (the op transposes the
@@ -13,7 +13,7 @@ contiguous memory. The integer state ``u_st, v_st, rc_st`` has ``B * n`` rows
     F[t] &= b_{fb} + \sum_{i:\,s_i[t-1] = 1} M_{:, i}
         \qquad (\text{int32, } M = 2^k W_{fb} \text{ integer}) \\
     a[t] &= z[t] \oplus 2^{-k} F[t] \qquad (\oplus: \text{addition in } z\text{'s dtype}) \\
-    u, v, s[t] &= \mathrm{cuba\_step}(\operatorname{rint}(\mathrm{scale}\cdot a[t]), \dots)
+    u, v, s[t] &= \mathrm{step}(\operatorname{rint}(\mathrm{scale}\cdot a[t]), \dots)
 
 The caller guarantees :math:`2^{-k}F` is exactly the float feedback PyTorch
 computes (every partial sum is exact in the dtype), so the result is bit-exact
@@ -26,12 +26,16 @@ between steps without gradient, the time dependence is the spike feedback):
 
     g_s[t] &= \frac{\partial L}{\partial s[t]} + W_{fb}^\top g_a[t+1] \\
     g_a[t] &= g_s[t]\,\frac{\rho}{2\tau}e^{-|v[t]-\vartheta|/\tau}
-        \quad (0 \text{ on refractory steps}) \\
+        \quad (\text{CUBA: 0 on refractory steps}) \\
     \frac{\partial L}{\partial W_{fb}} &= \sum_t g_a[t]\, s[t-1]^\top, \qquad
     \frac{\partial L}{\partial z[t]} = g_a[t]
 
 and, per neuron, :math:`\sum_t g_a[t]\,u[t-1]` and :math:`\sum_t g_a[t]\,v[t-1]`
-(the state before each step) for the decay gradients.
+(the state before each step) for the decay gradients. ``step`` is
+:func:`loihi_slayer.fixed.dynamics.cuba_step` or :func:`loihi_slayer.models.alif.step`;
+for ALIF the kernel stores :math:`v - \vartheta[t] - r[t]` and the backward runs with
+:math:`\vartheta = 0` (the adaptive threshold and refractory state are constants of
+the gradient, as in the ALIF training neuron).
 """
 
 from __future__ import annotations
@@ -40,8 +44,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
+from ..models import alif as _alif_model
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
+_alif_step = njit(inline="always", cache=True)(_alif_model.step)
+
+#: rows of the ALIF parameter table (the arguments of ``models.alif.step`` after ``a``)
+ALIF_PARAMS = ("i_decay", "v_decay", "th_decay", "ref_decay", "v_th_mant", "v_th_step",
+               "ref_delay")  # fmt: skip
 
 #: inputs whose integer conversion reaches this magnitude are rejected (as the neuron op)
 INPUT_LIMIT = float(1 << 31)
@@ -140,6 +150,56 @@ def _forward_item(
         bad[b] = 1
 
 
+@njit(inline="always", cache=True)
+def _alif_item(
+    b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad,
+):  # fmt: skip
+    """ALIF forward of the fused recurrence for batch item ``b`` (as :func:`_forward_item`).
+
+    ``p`` ``(7, M)`` int64 parameter table (rows :data:`ALIF_PARAMS`, column ``j % M``),
+    ``st`` ``(5, B * n)`` state ``u, v, th, r, rc``. ``d_out`` gets the surrogate's
+    argument ``(v - th - r) * out_scale`` (reported voltage, threshold and refractory
+    state before a spike's update).
+    """
+    steps, n = z.shape[1], z.shape[2]
+    m = p.shape[1]
+    rec_p = pre_out.shape[2] > 0
+    acc = np.empty(n, np.int32)
+    fb = np.empty(n, z.dtype)
+    idx = np.empty(n, np.int64)
+    nspk = 0
+    flag = 0
+    base = b * n
+    for t in range(steps):
+        _feedback_sum(acc, m_t, idx, nspk, fb_bias)
+        for j in range(n):
+            fb[j] = acc[j] * grid
+        nspk = 0
+        for j in range(n):
+            a = z[b, t, j] + fb[j]  # in z's dtype, as the step-by-step block adds
+            f = a * in_scale
+            if not (abs(f) < INPUT_LIMIT):
+                flag = 1
+                f = 0.0
+            r = base + j
+            c = j % m
+            if rec_p:
+                pre_out[0, b, t, j] = st[0, r]
+                pre_out[1, b, t, j] = st[1, r]
+            u, v, th, rf, rc, s, v_rep, th_pre, r_pre = _alif_step(
+                st[0, r], st[1, r], st[2, r], st[3, r], st[4, r], np.int64(np.rint(f)),
+                p[0, c], p[1, c], p[2, c], p[3, c], p[4, c], p[5, c], p[6, c],
+            )  # fmt: skip
+            st[0, r], st[1, r], st[2, r], st[3, r], st[4, r] = u, v, th, rf, rc
+            s_out[b, t, j] = s
+            d_out[b, t, j] = (v_rep - th_pre - r_pre) * out_scale
+            if s:
+                idx[nspk] = j
+                nspk += 1
+    if flag:
+        bad[b] = 1
+
+
 @njit(inline="always", fastmath=True, cache=True)
 def _backward_chunk(c, g_s, s, vp, r_in, pre, w_t, theta, inv_tau, amp, g_z, g_wt, g_dec):
     """Backward of the fused recurrence for the batch groups of chunk ``c``.
@@ -210,6 +270,22 @@ def forward_serial(
     for b in range(z.shape[0]):
         _forward_item(b, z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
                       u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad)  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def alif_parallel(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad):
+    """The fused ALIF forward, batch items in parallel (see :func:`_alif_item`)."""
+    for b in prange(z.shape[0]):
+        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out,
+                   bad)  # fmt: skip
+
+
+@njit(cache=True)
+def alif_serial(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad):
+    """The fused ALIF forward on one thread (small work)."""
+    for b in range(z.shape[0]):
+        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out,
+                   bad)  # fmt: skip
 
 
 @njit(parallel=True, fastmath=True, cache=True)

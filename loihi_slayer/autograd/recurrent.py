@@ -1,5 +1,6 @@
-r"""Fused recurrence of the CUBA Recurrent and KWTA blocks: one custom op for the whole
-time loop (:mod:`._recurrent_cpu` kernels), forward and backward.
+r"""Fused recurrence of the Recurrent and KWTA blocks (CUBA and ALIF neurons): one custom
+op per family for the whole time loop (:mod:`._recurrent_cpu` kernels), forward and
+backward.
 
 A Recurrent/KWTA block computes, step by step,
 
@@ -7,18 +8,20 @@ A Recurrent/KWTA block computes, step by step,
 
     a[t] = z[t] + \big(W_{fb}\, s[t-1] + b_{fb}\big), \qquad s[t] = f(a[t])
 
-with ``f`` the CUBA training neuron (state carried between steps, no gradient
-through it) and :math:`s[-1] = 0`. :func:`cuba_recurrent` runs that loop in one
-kernel call and returns exactly the spikes of the step-by-step loop, and the same
-gradients (to float rounding) for ``z``, :math:`W_{fb}` and the decays.
+with ``f`` the training neuron (state carried between steps, no gradient
+through it) and :math:`s[-1] = 0`. :func:`cuba_recurrent` (CUBA) and
+:func:`alif_recurrent` (ALIF) run that loop in one kernel call and return exactly
+the spikes and end state of the step-by-step loop, and the same gradients (to
+float rounding) for ``z``, :math:`W_{fb}` and the current/voltage decays.
 
 **When it applies** (:func:`feedback_grid`): the feedback must be *exact* in the
 block's dtype, so that its value does not depend on the order PyTorch sums in:
 :math:`2^k W_{fb}` and :math:`2^k b_{fb}` integers for ``2**k = scale`` (the
 ``quantize_8bit`` grid) with every row's :math:`\sum_i |2^k W_{oi}| + |2^k b|`
 below :math:`2^{24}` (float32) or :math:`2^{53}` (float64). Binary spikes, no
-dropout, no batch-statistics norm, CPU tensors, eager mode: the caller checks
-these (:func:`supports`) and otherwise keeps the step-by-step loop.
+dropout, CPU tensors, eager mode (:func:`supports`); CUBA: no batch-statistics
+norm; ALIF: no norm (the entry points return None). Otherwise the caller keeps the
+step-by-step loop.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from . import _recurrent_cpu as _kern
 from .cuba import BatchMean, decay_int
 from .op import kernel_op
 
-__all__ = ["cuba_recurrent", "feedback_grid", "supports"]
+__all__ = ["alif_recurrent", "cuba_recurrent", "feedback_grid", "supports"]
 
 #: spike density up to which the recurrent weight gradient is scattered per spike
 _SPARSE_SPIKES = 1 / 16
@@ -75,7 +78,6 @@ def supports(neuron, z: Tensor) -> bool:
         and neuron.backend in ("auto", "cpu")
         and not neuron.graded_spike
         and neuron.drop is None
-        and not isinstance(neuron._bias_arg(), BatchMean)
     )
 
 
@@ -107,11 +109,7 @@ def _forward(
         ref_delay, bias.numpy(), st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
         vp.numpy(), 1.0 / (64 * scale), r_out.numpy(), pre.numpy(), bad.numpy(),
     )  # fmt: skip
-    if bool(bad.any()):
-        raise ParameterError(
-            f"CUBA neuron: input contains NaN/inf or values whose integer synaptic sum "
-            f"|rint(x * scale)| reaches 2**31 ({int(bad.sum())} batch items affected)"
-        )
+    _check_bad(bad, "CUBA")
     return s, vp, r_out, pre, st
 
 
@@ -139,15 +137,23 @@ def _backward(
     current_decay: Tensor, voltage_decay: Tensor, config: list[int], rho: list[float],
     needs: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    scale = config[0]
-    v_th_mant = config[1]
+    scale, v_th_mant = config[0], config[1]
+    tau = rho[0]
+    sur = (v_th_mant / scale, 1.0 / tau, rho[1] / (2.0 * tau))
+    return _backward_common(
+        g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale, sur, needs
+    )
+
+
+def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale: int,
+                     sur: tuple[float, float, float], needs: list[bool]):  # fmt: skip
+    """Run the backward kernel; ``sur = (theta, 1 / tau, amp)`` of the surrogate
+    ``amp * exp(-|vp - theta| / tau)``. Returns ``(g_z, g_w, g_current_decay,
+    g_voltage_decay)`` (empty where not needed)."""
     batch, steps, n = vp.shape
     if g_s is None:
         g_s = torch.zeros_like(vp)
     g_s = g_s.to(vp.dtype).contiguous()
-    theta = v_th_mant / scale
-    tau = rho[0]
-    amp = rho[1] / (2.0 * tau)
     parallel = _parallel(batch, n, steps)
     chunks = min(numba.get_num_threads(), (batch + _kern.GROUP - 1) // _kern.GROUP)
     chunks = max(chunks, 1) if parallel else 1
@@ -163,7 +169,7 @@ def _backward(
     kern = _kern.backward_parallel if parallel else _kern.backward_serial
     kern(
         g_s.numpy(), s.numpy(), vp.numpy(), r_out.numpy(), pre_in.numpy(), w_t.numpy(),
-        theta, 1.0 / tau, amp, g_z.numpy(), g_wt.numpy(), g_dec.numpy(),
+        sur[0], sur[1], sur[2], g_z.numpy(), g_wt.numpy(), g_dec.numpy(),
     )  # fmt: skip
     if not needs[1]:
         g_w = w.new_empty(0)
@@ -206,7 +212,86 @@ cuba_recurrent_op = kernel_op(
 )  # fmt: skip
 
 
-# ---------------------------------------------------------------- entry point
+# ---------------------------------------------------------------------- ALIF op
+# config = [scale, fb_bias_mant], rho = [tau, amp]
+# Outputs: s (B, T, n), d = (v - th - r) / s_scale (B, T, n), state before each step
+# (2, B, T | 0, n) int32, end state (5, B * n) int64 (u, v, th, r, rc).
+
+_ALIF_STATE = ("u", "v", "th", "r", "rc")
+
+
+def _alif_forward(
+    z: Tensor, w: Tensor, m_t: Tensor, current_decay: Tensor, voltage_decay: Tensor,
+    table: Tensor, state: Tensor, config: list[int], rho: list[float], rec_pre: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    scale, fb_bias = config
+    batch, n, steps = z.shape
+    zt = z.detach().transpose(1, 2).contiguous()
+    s = torch.empty_like(zt)
+    d = torch.empty_like(zt)
+    pre = torch.empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32)
+    st = state.clone()
+    bad = torch.zeros(batch, dtype=torch.int8)
+    kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
+    kern(
+        zt.numpy(), m_t.numpy(), fb_bias, 1.0 / scale, float(scale), table.numpy(), st.numpy(),
+        s.numpy(), d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
+    )  # fmt: skip
+    _check_bad(bad, "ALIF")
+    return s, d, pre, st
+
+
+def _alif_forward_fake(z, w, m_t, current_decay, voltage_decay, table, state, config, rho,
+                       rec_pre):  # fmt: skip
+    batch, n, steps = z.shape
+    return (
+        z.new_empty((batch, steps, n)),
+        z.new_empty((batch, steps, n)),
+        z.new_empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32),
+        state.new_empty(state.shape),
+    )
+
+
+def _alif_save(inputs, output):
+    z, w, _m_t, current_decay, voltage_decay, _table, _state, config, rho, _rec = inputs
+    s, d, pre, _ = output
+    return (s, d, pre, w, current_decay, voltage_decay), (config, rho)
+
+
+def _alif_backward(
+    g_s: Tensor | None, g_d: Tensor | None, g_pre: Tensor | None, g_st: Tensor | None,
+    s: Tensor, d: Tensor, pre: Tensor, w: Tensor, current_decay: Tensor, voltage_decay: Tensor,
+    config: list[int], rho: list[float], needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    batch, steps, n = d.shape
+    no_refractory = torch.empty((batch, 0, n), dtype=torch.uint8)  # the hold passes gradient
+    return _backward_common(
+        g_s, s, d, no_refractory, pre, w, current_decay, voltage_decay, config[0],
+        (0.0, 1.0 / rho[0], rho[1]), needs,
+    )  # fmt: skip
+
+
+def _alif_backward_fake(g_s, g_d, g_pre, g_st, s, d, pre, w, current_decay, voltage_decay,
+                        config, rho, needs):  # fmt: skip
+    return _backward_fake(None, None, None, None, None, s, d, None, pre, w, current_decay,
+                          voltage_decay, config, rho, needs)  # fmt: skip
+
+
+alif_recurrent_op = kernel_op(
+    "alif_recurrent", _alif_forward, _alif_forward_fake, _alif_backward, _alif_backward_fake,
+    save=_alif_save, grad_inputs=("z", "w", "current_decay", "voltage_decay"),
+)  # fmt: skip
+
+
+def _check_bad(bad: Tensor, family: str) -> None:
+    if bool(bad.any()):
+        raise ParameterError(
+            f"{family} neuron: input contains NaN/inf or values whose integer synaptic sum "
+            f"|rint(x * scale)| reaches 2**31 ({int(bad.sum())} batch items affected)"
+        )
+
+
+# ---------------------------------------------------------------- entry points
 
 
 def cuba_recurrent(
@@ -226,7 +311,11 @@ def cuba_recurrent(
         into it) and feedback bias (constant) or None.
     grid
         ``feedback_grid(w, b, neuron.w_scale)`` (must not be None).
+
+    Returns None (nothing run) when the norm computes batch statistics.
     """
+    if isinstance(neuron._bias_arg(), BatchMean):
+        return None
     neuron._check_input(z)
     if neuron.requires_grad:
         neuron.clamp()
@@ -245,4 +334,40 @@ def cuba_recurrent(
     )  # fmt: skip
     st.assign(st_end)
     neuron._keep_state(st, z)
+    return s.transpose(1, 2)
+
+
+def alif_recurrent(
+    neuron, z: Tensor, w: Tensor, b: Tensor | None, grid: tuple[np.ndarray, int]
+) -> Tensor | None:
+    """:func:`cuba_recurrent` for :class:`loihi_slayer.neuron.alif.Neuron` (the model's
+    integer step, :func:`loihi_slayer.models.alif.step`; the surrogate at ``v - θ - r``).
+
+    Returns None (nothing run) for a neuron with a norm (applied to the input of
+    every step; not fused).
+    """
+    if neuron.norm is not None:
+        return None
+    neuron._check_input(z)
+    if neuron.requires_grad:
+        neuron.clamp()
+    batch, n, steps = z.shape
+    params = neuron.model_params(
+        v_th_mant=neuron.v_th_mant, v_th_step=neuron.v_th_step, ref_delay=neuron.ref_delay
+    )
+    lead = (batch, n)
+    state = neuron._get_state(lead, params)
+    st = np.stack([np.asarray(state[k], np.int64).reshape(-1) for k in _ALIF_STATE])
+    names = [p.name for p in neuron.model.params]
+    table = params.vectors((n,))[[names.index(k) for k in _kern.ALIF_PARAMS]]
+    sur = neuron._surrogate()
+    m_t, fb_bias = grid
+    s, _, _, st_end = alif_recurrent_op(
+        z, w, torch.from_numpy(m_t), neuron.current_decay, neuron.voltage_decay,
+        torch.from_numpy(np.ascontiguousarray(table)), torch.from_numpy(st),
+        [int(neuron.w_scale), int(fb_bias)], [float(sur.tau), float(sur.amp)],
+        bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad),
+    )  # fmt: skip
+    end = st_end.numpy()
+    neuron._keep_state({k: end[i].reshape(lead) for i, k in enumerate(_ALIF_STATE)})
     return s.transpose(1, 2)

@@ -5,7 +5,7 @@ feedback of its own spikes of the previous step, its state carried from step to
 step without gradient (the gradient flows back in time through the spike
 feedback only). The reference implementation calls the neuron once per step
 (:meth:`_StepLoop._step_loop`). Where a fused kernel is registered for the
-neuron class (:data:`FUSED_LOOPS`: CUBA, :mod:`loihi_slayer.autograd.recurrent`)
+neuron class (:data:`FUSED_LOOPS`: CUBA and ALIF, :mod:`loihi_slayer.autograd.recurrent`)
 and applies, the whole loop, recurrent matmul included, runs in one compiled
 call, forward and backward, with the same spikes bit for bit and the same
 gradients; otherwise (other neuron families, CUDA tensors, graded spikes,
@@ -34,22 +34,27 @@ from .dense import AbstractDense
 FUSED = True
 
 
-def _fused_cuba(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
-    """The fused CUBA recurrence, or None where it would not reproduce the loop."""
-    from ..autograd import recurrent as fused
+def _fused(name: str) -> Callable:
+    """The fused loop ``autograd.recurrent.<name>`` behind the checks every family shares;
+    None where it would not reproduce the step-by-step loop."""
 
-    if not fused.supports(neuron, z) or w.dtype != z.dtype:
-        return None
-    grid = fused.feedback_grid(w, b, neuron.w_scale)
-    if grid is None:
-        return None
-    return fused.cuba_recurrent(neuron, z, w, b, grid)
+    def run(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+        from ..autograd import recurrent as fused
+
+        if not fused.supports(neuron, z) or w.dtype != z.dtype:
+            return None
+        grid = fused.feedback_grid(w, b, neuron.w_scale)
+        if grid is None:
+            return None
+        return getattr(fused, name)(neuron, z, w, b, grid)
+
+    return run
 
 
 def _fused_loops() -> dict[type, Callable]:
-    from ..neuron import cuba
+    from ..neuron import alif, cuba
 
-    return {cuba.Neuron: _fused_cuba}
+    return {cuba.Neuron: _fused("cuba_recurrent"), alif.Neuron: _fused("alif_recurrent")}
 
 
 #: fused time loops by neuron class (exact class: a subclass may change the dynamics);
