@@ -406,3 +406,19 @@ def test_step_switch_reaches_the_reference(fused_calls):
     blk(x)
     assert len(fused_calls) == 1
     assert np.isfinite(blk.neuron.voltage_state.numpy()).all()
+
+
+def test_registry_is_keyed_by_exact_neuron_class(fused_calls, monkeypatch):
+    """A neuron subclass (possibly other dynamics) keeps the step loop unless registered."""
+    from loihi_slayer.neuron import cuba as cuba_neuron
+
+    class Sub(cuba_neuron.Neuron):
+        pass
+
+    class SubRecurrent(cuba.Recurrent):
+        neuron_class = Sub
+
+    x = spikes((2, 6, 10), p=0.6)
+    compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=False)
+    monkeypatch.setitem(rec.FUSED_LOOPS, Sub, rec.FUSED_LOOPS[cuba_neuron.Neuron])
+    compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=True)

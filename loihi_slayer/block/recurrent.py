@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 from .. import hdf5
 from ..errors import ParameterError
+from ..neuron import alif as _alif_neuron
+from ..neuron import cuba as _cuba_neuron
 from ..synapse import Dense as _DenseSyn
 from .dense import AbstractDense
 
@@ -51,15 +53,13 @@ def _fused(name: str) -> Callable:
     return run
 
 
-def _fused_loops() -> dict[type, Callable]:
-    from ..neuron import alif, cuba
-
-    return {cuba.Neuron: _fused("cuba_recurrent"), alif.Neuron: _fused("alif_recurrent")}
-
-
 #: fused time loops by neuron class (exact class: a subclass may change the dynamics);
-#: each returns the spikes, or None to fall back to the step-by-step loop
-FUSED_LOOPS: dict[type, Callable] = {}
+#: each ``run(neuron, z, W, b)`` returns the spikes, or None to fall back to the
+#: step-by-step loop
+FUSED_LOOPS: dict[type, Callable] = {
+    _cuba_neuron.Neuron: _fused("cuba_recurrent"),
+    _alif_neuron.Neuron: _fused("alif_recurrent"),
+}
 
 
 class _StepLoop:
@@ -79,8 +79,6 @@ class _StepLoop:
         a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
         """
         if FUSED and not torch.compiler.is_compiling():  # traced: the loop unrolls
-            if not FUSED_LOOPS:
-                FUSED_LOOPS.update(_fused_loops())
             run = FUSED_LOOPS.get(type(self.neuron))
             if run is not None:
                 if not self.persistent_state:
