@@ -1,4 +1,17 @@
-"""Blocks with a recurrent synapse: Recurrent and KWTA."""
+"""Blocks with a recurrent synapse: Recurrent and KWTA.
+
+**Time loop.** The neuron sees, at each step, its feed-forward input plus the
+feedback of its own spikes of the previous step, its state carried from step to
+step without gradient (the gradient flows back in time through the spike
+feedback only). The reference implementation calls the neuron once per step
+(:meth:`_StepLoop._step_loop`). Where a fused kernel is registered for the
+neuron class (:data:`FUSED_LOOPS`: CUBA and ALIF, :mod:`loihi_slayer.autograd.recurrent`)
+and applies, the whole loop, recurrent matmul included, runs in one compiled
+call, forward and backward, with the same spikes bit for bit and the same
+gradients; otherwise (other neuron families, CUDA tensors, graded spikes,
+dropout, batch-statistics norm, weights off the ``1/scale`` grid, ``torch.compile``
+tracing) the step-by-step loop runs. :data:`FUSED` ``= False`` forces the loop.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +23,74 @@ import torch.nn.functional as F
 
 from .. import hdf5
 from ..errors import ParameterError
+from ..neuron import alif as _alif_neuron
+from ..neuron import cuba as _cuba_neuron
 from ..synapse import Dense as _DenseSyn
 from .dense import AbstractDense
 
 # ========================================================================== recurrent
 
 
+#: run the time loop of Recurrent/KWTA blocks in one fused kernel where one is
+#: registered and applies (False: always the step-by-step loop, e.g. to time it)
+FUSED = True
+
+
+def _fused(name: str) -> Callable:
+    """The fused loop ``autograd.recurrent.<name>`` behind the checks every family shares;
+    None where it would not reproduce the step-by-step loop."""
+
+    def run(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+        from ..autograd import recurrent as fused
+
+        if not fused.supports(neuron, z) or w.dtype != z.dtype:
+            return None
+        grid = fused.feedback_grid(w, b, neuron.w_scale)
+        if grid is None:
+            return None
+        return getattr(fused, name)(neuron, z, w, b, grid)
+
+    return run
+
+
+#: fused time loops by neuron class (exact class: a subclass may change the dynamics);
+#: each ``run(neuron, z, W, b)`` returns the spikes, or None to fall back to the
+#: step-by-step loop
+FUSED_LOOPS: dict[type, Callable] = {
+    _cuba_neuron.Neuron: _fused("cuba_recurrent"),
+    _alif_neuron.Neuron: _fused("alif_recurrent"),
+}
+
+
 class _StepLoop:
-    """Mixin: run the neuron one step at a time with feedback of its own spikes."""
+    """Mixin: run the neuron with feedback of its own spikes, fused or one step at a time."""
 
     persistent_state: bool
 
-    def _loop(self, z: torch.Tensor, feedback: Callable[[torch.Tensor], torch.Tensor]):
+    def _loop(
+        self,
+        z: torch.Tensor,
+        feedback: Callable[[torch.Tensor], torch.Tensor],
+        weights: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+    ) -> torch.Tensor:
+        r"""Spikes of :math:`s[t] = f(z[t] + \mathrm{feedback}(s[t-1]))`, :math:`s[-1] = 0`.
+
+        ``weights()`` gives the feedback as ``(W, b)`` (``feedback(s) = W s + b``) for
+        a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
+        """
+        if FUSED and not torch.compiler.is_compiling():  # traced: the loop unrolls
+            run = FUSED_LOOPS.get(type(self.neuron))
+            if run is not None:
+                if not self.persistent_state:
+                    self.neuron.reset_state()
+                w, b = weights()
+                s = run(self.neuron, z, w, b)
+                if s is not None:
+                    return s
+        return self._step_loop(z, feedback)
+
+    def _step_loop(self, z: torch.Tensor, feedback: Callable[[torch.Tensor], torch.Tensor]):
+        """The reference: one neuron call per time step."""
         neuron = self.neuron
         if not self.persistent_state:
             neuron.reset_state()
@@ -37,8 +106,9 @@ class _StepLoop:
 class AbstractRecurrent(_StepLoop, AbstractDense):
     r"""Recurrent dense block: :math:`s[t] = f(W s_{in}[t] + R s[t-1])`.
 
-    The neuron runs one step at a time with its state carried between steps
-    (reset at every call unless ``neuron_params['persistent_state']``).
+    The neuron's state is carried between steps (reset at every call unless
+    ``neuron_params['persistent_state']``); the time loop is fused where it can
+    be (see the module docstring).
     ``requires_grad`` makes the recurrent weight learnable. Exported as
     ``dense_rec`` with ``weight_rec`` (out, out).
     """
@@ -75,7 +145,13 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
 
     def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
         n = z.shape[1]
-        return self._loop(z, lambda s: self.recurrent_synapse(s.reshape(s.shape[0], n, 1))[..., 0])
+        syn = self.recurrent_synapse
+        fb_dtype = torch.float64 if syn.exact else z.dtype  # the dtype the synapse returns
+        return self._loop(
+            z,
+            lambda s: syn(s.reshape(s.shape[0], n, 1))[..., 0],
+            lambda: (syn.pre_hook_weight.reshape(n, n).to(fb_dtype), None),
+        )
 
     def to_layer(self) -> hdf5.DenseRecurrentLayer:
         w = self._dense_matrix(self.synapse, "weight")
@@ -151,7 +227,7 @@ class AbstractKWTA(_StepLoop, AbstractDense):
         self.clamp()
         r = self.recurrent_weight().to(z.dtype)
         b = self.recurrent_bias().to(z.dtype)
-        return self._loop(z, lambda s: F.linear(s, r) + b)
+        return self._loop(z, lambda s: F.linear(s, r) + b, lambda: (r, b))
 
     def to_layer(self) -> hdf5.Layer:
         w = self._dense_matrix(self.synapse, "weight")

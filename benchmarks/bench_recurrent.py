@@ -1,0 +1,81 @@
+"""Fused recurrence against the step-by-step loop: Recurrent and KWTA forward + backward.
+
+``block.cuba.Recurrent(512 -> 512)`` and ``block.cuba.KWTA(512 -> 512)`` at batch 32,
+T = 200 (issue 8, item 4; target >= 10x): one training step (forward, backward of a
+sum-of-spikes loss) with the fused kernel and with the step-by-step loop, timed
+alternately in the same run, median of ``--repeat`` runs. The two results are
+checked equal first (spikes bit for bit, gradients to float tolerance).
+
+Run: ``PYTHONPATH=$PWD python3 benchmarks/bench_recurrent.py [--repeat 5] [--batch 32]
+[--steps 200] [--neurons 512]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from loihi_slayer.block import cuba
+from loihi_slayer.block import recurrent as rec
+
+PARAMS = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
+
+
+def make(kind: str, n: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "Recurrent":
+        return cuba.Recurrent(PARAMS, n, n, weight_scale=2)
+    return cuba.KWTA(PARAMS, n, n, num_winners=n // 8, weight_scale=2)
+
+
+def step(net: torch.nn.Module, x: torch.Tensor, fused: bool):
+    rec.FUSED = fused
+    net.zero_grad(set_to_none=True)
+    y = net(x)
+    y.sum().backward()
+    return y.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+
+def timed(net, x, fused) -> float:
+    t0 = time.perf_counter()
+    step(net, x, fused)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--neurons", type=int, default=512)
+    args = ap.parse_args()
+    n = args.neurons
+    for kind in ("Recurrent", "KWTA"):
+        net = make(kind, n)
+        g = torch.Generator().manual_seed(1)
+        x = (torch.rand(args.batch, n, args.steps, generator=g) < 0.2).float()
+        y_f, g_f = step(net, x, True)  # also compiles the kernels
+        y_s, g_s = step(net, x, False)
+        same = torch.equal(y_f, y_s)
+        close = len(g_f) == len(g_s) and all(
+            torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(g_f, g_s, strict=True)
+        )
+        fused, loop = [], []
+        for _ in range(args.repeat):
+            fused.append(timed(net, x, True))
+            loop.append(timed(net, x, False))
+        tf, ts = statistics.median(fused), statistics.median(loop)
+        rate = float(y_f.mean())
+        print(
+            f"{kind:9s} {n} -> {n}, batch {args.batch}, T {args.steps}, spike rate {rate:.3f}: "
+            f"fused {tf * 1e3:8.1f} ms  step-by-step {ts * 1e3:8.1f} ms  ratio {ts / tf:5.1f}x  "
+            f"(spikes equal: {same}, gradients close: {close})"
+        )
+    rec.FUSED = True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+r"""Fused recurrence of the Recurrent and KWTA blocks (CUBA and ALIF neurons): one custom
+op per family for the whole time loop (:mod:`._recurrent_cpu` kernels), forward and
+backward.
+
+A Recurrent/KWTA block computes, step by step,
+
+.. math::
+
+    a[t] = z[t] + \big(W_{fb}\, s[t-1] + b_{fb}\big), \qquad s[t] = f(a[t])
+
+with ``f`` the training neuron (state carried between steps, no gradient
+through it) and :math:`s[-1] = 0`. :func:`cuba_recurrent` (CUBA) and
+:func:`alif_recurrent` (ALIF) run that loop in one kernel call and return exactly
+the spikes and end state of the step-by-step loop, and the same gradients (to
+float rounding) for ``z``, :math:`W_{fb}` and the current/voltage decays.
+
+**When it applies** (:func:`feedback_grid`): the feedback must be *exact* in the
+block's dtype, so that its value does not depend on the order PyTorch sums in:
+:math:`2^k W_{fb}` and :math:`2^k b_{fb}` integers for ``2**k = scale`` (the
+``quantize_8bit`` grid) with every row's :math:`\sum_i |2^k W_{oi}| + |2^k b|`
+below :math:`2^{24}` (float32) or :math:`2^{53}` (float64). Binary spikes, no
+dropout, CPU tensors, eager mode (:func:`supports`); CUBA: no batch-statistics
+norm; ALIF: no norm (the entry points return None). Otherwise the caller keeps the
+step-by-step loop.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ParameterError
+from ..fixed.codegen import PARALLEL_MIN_WORK
+from . import _recurrent_cpu as _kern
+from .cuba import BatchMean, decay_int
+from .op import kernel_op
+
+__all__ = ["alif_recurrent", "cuba_recurrent", "feedback_grid", "supports"]
+
+#: spike density up to which the recurrent weight gradient is scattered per spike
+_SPARSE_SPIKES = 1 / 16
+
+#: significand bits of the dtypes the fused feedback is exact in
+_EXACT_BITS = {torch.float32: 24, torch.float64: 53}
+
+
+def feedback_grid(w: Tensor, b: Tensor | None, scale: int) -> tuple[np.ndarray, int] | None:
+    """Integer feedback mantissas ``(m_t, b_mant)`` if the feedback is exact, else None.
+
+    ``m_t[i, o] = scale * w[o, i]`` (int32, transposed for the kernel) and
+    ``b_mant = scale * b``. None when ``scale`` is not a power of two, a value is
+    off the ``1/scale`` grid, or a row's absolute sum reaches the dtype's exact range.
+    """
+    if scale < 1 or scale & (scale - 1) or w.dtype not in _EXACT_BITS:
+        return None
+    m = w.detach().to(torch.float64).cpu().numpy() * scale
+    bm = 0.0 if b is None else float(b.detach().to(torch.float64).reshape(-1)[0]) * scale
+    if b is not None and b.numel() != 1:
+        return None
+    if not (np.all(np.isfinite(m)) and np.isfinite(bm)):
+        return None
+    if not (np.all(np.rint(m) == m) and np.rint(bm) == bm):
+        return None
+    limit = float(1 << _EXACT_BITS[w.dtype])
+    if m.size and float(np.abs(m).sum(axis=1).max()) + abs(bm) >= min(limit, 2.0**31):
+        return None
+    return np.ascontiguousarray(m.T).astype(np.int32), int(bm)
+
+
+def supports(neuron, z: Tensor) -> bool:
+    """Whether :func:`cuba_recurrent` reproduces the step-by-step loop for ``neuron`` on ``z``."""
+    return (
+        not torch.compiler.is_compiling()
+        and not z.is_cuda
+        and z.dtype in _EXACT_BITS
+        and neuron.backend in ("auto", "cpu")
+        and not neuron.graded_spike
+        and neuron.drop is None
+    )
+
+
+# ---------------------------------------------------------------- the custom op
+# config = [scale, v_th_mant, ref_delay, fb_bias_mant], rho = [tau_rho, scale_rho]
+# Outputs: s (B, T, n), vp (B, T, n), refractory (B, T | 0, n) uint8,
+# state before each step (2, B, T | 0, n) int32, end state (3, B * n) int64.
+
+
+def _forward(
+    z: Tensor, w: Tensor, m_t: Tensor, current_decay: Tensor, voltage_decay: Tensor,
+    bias: Tensor, state: Tensor, config: list[int], rho: list[float], rec_pre: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    scale, v_th_mant, ref_delay, fb_bias = config
+    batch, n, steps = z.shape
+    zt = z.detach().transpose(1, 2).contiguous()
+    s = torch.empty_like(zt)
+    vp = torch.empty_like(zt)
+    r_out = torch.empty((batch, steps if ref_delay > 1 else 0, n), dtype=torch.uint8)
+    pre = torch.empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32)
+    st = state.clone()
+    bad = torch.zeros(batch, dtype=torch.int8)
+    grid = 1.0 / scale
+    i_dec = decay_int(current_decay)
+    v_dec = decay_int(voltage_decay)
+    kern = _kern.forward_parallel if _parallel(batch, n, steps) else _kern.forward_serial
+    kern(
+        zt.numpy(), m_t.numpy(), fb_bias, grid, float(scale), i_dec, v_dec, v_th_mant << 6,
+        ref_delay, bias.numpy(), st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
+        vp.numpy(), 1.0 / (64 * scale), r_out.numpy(), pre.numpy(), bad.numpy(),
+    )  # fmt: skip
+    _check_bad(bad, "CUBA")
+    return s, vp, r_out, pre, st
+
+
+def _forward_fake(z, w, m_t, current_decay, voltage_decay, bias, state, config, rho, rec_pre):
+    batch, n, steps = z.shape
+    ref_delay = config[2]
+    return (
+        z.new_empty((batch, steps, n)),
+        z.new_empty((batch, steps, n)),
+        z.new_empty((batch, steps if ref_delay > 1 else 0, n), dtype=torch.uint8),
+        z.new_empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32),
+        state.new_empty(state.shape),
+    )
+
+
+def _save(inputs, output):
+    z, w, _m_t, current_decay, voltage_decay, _bias, _state, config, rho, _rec = inputs
+    s, vp, r_out, pre, _ = output
+    return (s, vp, r_out, pre, w, current_decay, voltage_decay), (config, rho)
+
+
+def _backward(
+    g_s: Tensor | None, g_vp: Tensor | None, g_r: Tensor | None, g_pre: Tensor | None,
+    g_st: Tensor | None, s: Tensor, vp: Tensor, r_out: Tensor, pre: Tensor, w: Tensor,
+    current_decay: Tensor, voltage_decay: Tensor, config: list[int], rho: list[float],
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    scale, v_th_mant = config[0], config[1]
+    tau = rho[0]
+    sur = (v_th_mant / scale, 1.0 / tau, rho[1] / (2.0 * tau))
+    return _backward_common(
+        g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale, sur, needs
+    )
+
+
+def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale: int,
+                     sur: tuple[float, float, float], needs: list[bool]):  # fmt: skip
+    """Run the backward kernel; ``sur = (theta, 1 / tau, amp)`` of the surrogate
+    ``amp * exp(-|vp - theta| / tau)``. Returns ``(g_z, g_w, g_current_decay,
+    g_voltage_decay)`` (empty where not needed)."""
+    batch, steps, n = vp.shape
+    if g_s is None:
+        g_s = torch.zeros_like(vp)
+    g_s = g_s.to(vp.dtype).contiguous()
+    parallel = _parallel(batch, n, steps)
+    chunks = min(numba.get_num_threads(), (batch + _kern.GROUP - 1) // _kern.GROUP)
+    chunks = max(chunks, 1) if parallel else 1
+    g_z = torch.empty_like(vp)
+    # dL/dW = sum_t g_a[t] s[t-1]^T: scattered per spike in the kernel when spikes are
+    # sparse, one BLAS product here when they are not
+    w_sparse = needs[1] and float(s.sum()) <= _SPARSE_SPIKES * s.numel()
+    g_wt = torch.zeros((chunks, n, n) if w_sparse else (chunks, 0, 0), dtype=vp.dtype)
+    want_dec = needs[2] or needs[3]
+    g_dec = torch.zeros((chunks, 2, n if want_dec else 0), dtype=torch.float64)
+    pre_in = pre if want_dec else pre[:, :, :0]
+    w_t = w.detach().to(vp.dtype).t().contiguous()
+    kern = _kern.backward_parallel if parallel else _kern.backward_serial
+    kern(
+        g_s.numpy(), s.numpy(), vp.numpy(), r_out.numpy(), pre_in.numpy(), w_t.numpy(),
+        sur[0], sur[1], sur[2], g_z.numpy(), g_wt.numpy(), g_dec.numpy(),
+    )  # fmt: skip
+    if not needs[1]:
+        g_w = w.new_empty(0)
+    elif w_sparse:
+        g_w = g_wt.sum(0).t().to(w.dtype)
+    else:
+        g_w = (g_z[:, 1:].reshape(-1, n).t() @ s[:, :-1].reshape(-1, n)).to(w.dtype)
+    dec = -g_dec.sum(0) / (4096.0 * 64 * scale)
+    return (
+        g_z.transpose(1, 2),
+        g_w,
+        _decay_grad(dec[0], current_decay) if needs[2] else current_decay.new_empty(0),
+        _decay_grad(dec[1], voltage_decay) if needs[3] else voltage_decay.new_empty(0),
+    )
+
+
+def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:
+    g = per_neuron.sum().reshape(1) if p.numel() == 1 else per_neuron
+    return g.to(p.dtype).reshape(p.shape)
+
+
+def _backward_fake(g_s, g_vp, g_r, g_pre, g_st, s, vp, r_out, pre, w, current_decay,
+                   voltage_decay, config, rho, needs):  # fmt: skip
+    batch, steps, n = vp.shape
+    return (
+        vp.new_empty((batch, n, steps)),
+        w.new_empty(w.shape if needs[1] else (0,)),
+        current_decay.new_empty(current_decay.shape if needs[2] else (0,)),
+        voltage_decay.new_empty(voltage_decay.shape if needs[3] else (0,)),
+    )
+
+
+def _parallel(batch: int, n: int, steps: int) -> bool:
+    return batch > 1 and batch * n * steps >= PARALLEL_MIN_WORK
+
+
+cuba_recurrent_op = kernel_op(
+    "cuba_recurrent", _forward, _forward_fake, _backward, _backward_fake,
+    save=_save, grad_inputs=("z", "w", "current_decay", "voltage_decay"),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------- ALIF op
+# config = [scale, fb_bias_mant], rho = [tau, amp]
+# Outputs: s (B, T, n), d = (v - th - r) / s_scale (B, T, n), state before each step
+# (2, B, T | 0, n) int32, end state (5, B * n) int64 (u, v, th, r, rc).
+
+_ALIF_STATE = ("u", "v", "th", "r", "rc")
+
+
+def _alif_forward(
+    z: Tensor, w: Tensor, m_t: Tensor, current_decay: Tensor, voltage_decay: Tensor,
+    table: Tensor, state: Tensor, config: list[int], rho: list[float], rec_pre: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    scale, fb_bias = config
+    batch, n, steps = z.shape
+    zt = z.detach().transpose(1, 2).contiguous()
+    s = torch.empty_like(zt)
+    d = torch.empty_like(zt)
+    pre = torch.empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32)
+    st = state.clone()
+    bad = torch.zeros(batch, dtype=torch.int8)
+    kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
+    kern(
+        zt.numpy(), m_t.numpy(), fb_bias, 1.0 / scale, float(scale), table.numpy(), st.numpy(),
+        s.numpy(), d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
+    )  # fmt: skip
+    _check_bad(bad, "ALIF")
+    return s, d, pre, st
+
+
+def _alif_forward_fake(z, w, m_t, current_decay, voltage_decay, table, state, config, rho,
+                       rec_pre):  # fmt: skip
+    batch, n, steps = z.shape
+    return (
+        z.new_empty((batch, steps, n)),
+        z.new_empty((batch, steps, n)),
+        z.new_empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32),
+        state.new_empty(state.shape),
+    )
+
+
+def _alif_save(inputs, output):
+    z, w, _m_t, current_decay, voltage_decay, _table, _state, config, rho, _rec = inputs
+    s, d, pre, _ = output
+    return (s, d, pre, w, current_decay, voltage_decay), (config, rho)
+
+
+def _alif_backward(
+    g_s: Tensor | None, g_d: Tensor | None, g_pre: Tensor | None, g_st: Tensor | None,
+    s: Tensor, d: Tensor, pre: Tensor, w: Tensor, current_decay: Tensor, voltage_decay: Tensor,
+    config: list[int], rho: list[float], needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    batch, steps, n = d.shape
+    no_refractory = torch.empty((batch, 0, n), dtype=torch.uint8)  # the hold passes gradient
+    return _backward_common(
+        g_s, s, d, no_refractory, pre, w, current_decay, voltage_decay, config[0],
+        (0.0, 1.0 / rho[0], rho[1]), needs,
+    )  # fmt: skip
+
+
+def _alif_backward_fake(g_s, g_d, g_pre, g_st, s, d, pre, w, current_decay, voltage_decay,
+                        config, rho, needs):  # fmt: skip
+    return _backward_fake(None, None, None, None, None, s, d, None, pre, w, current_decay,
+                          voltage_decay, config, rho, needs)  # fmt: skip
+
+
+alif_recurrent_op = kernel_op(
+    "alif_recurrent", _alif_forward, _alif_forward_fake, _alif_backward, _alif_backward_fake,
+    save=_alif_save, grad_inputs=("z", "w", "current_decay", "voltage_decay"),
+)  # fmt: skip
+
+
+def _check_bad(bad: Tensor, family: str) -> None:
+    if bool(bad.any()):
+        raise ParameterError(
+            f"{family} neuron: input contains NaN/inf or values whose integer synaptic sum "
+            f"|rint(x * scale)| reaches 2**31 ({int(bad.sum())} batch items affected)"
+        )
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def cuba_recurrent(
+    neuron, z: Tensor, w: Tensor, b: Tensor | None, grid: tuple[np.ndarray, int]
+) -> Tensor:
+    """Spikes ``(B, n, T)`` of the CUBA recurrence :math:`s[t] = f(z[t] + W s[t-1] + b)`.
+
+    Parameters
+    ----------
+    neuron
+        The block's :class:`loihi_slayer.neuron.cuba.Neuron` (persistent state is
+        read from and written back to its buffers, as the step-by-step loop does).
+    z
+        Feed-forward synaptic input ``(B, n, T)``.
+    w, b
+        Feedback weight ``(n, n)`` (weight units, in ``z``'s dtype; gradient flows
+        into it) and feedback bias (constant) or None.
+    grid
+        ``feedback_grid(w, b, neuron.w_scale)`` (must not be None).
+
+    Returns None (nothing run) when the norm computes batch statistics.
+    """
+    if isinstance(neuron._bias_arg(), BatchMean):
+        return None
+    neuron._check_input(z)
+    if neuron.requires_grad:
+        neuron.clamp()
+    batch, n, steps = z.shape
+    st = neuron._get_state(z)
+    bias = neuron._bias_arg()
+    bias_t = torch.zeros(1, dtype=torch.int64) if bias is None else bias.reshape(-1).cpu()
+    spec = neuron._spec
+    m_t, fb_bias = grid
+    config = [int(spec.scale), int(spec.v_th_mant), int(spec.ref_delay), int(fb_bias)]
+    rho = [float(spec.tau_rho), float(spec.scale_rho)]
+    rec_pre = bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad)
+    s, _, _, _, st_end = cuba_recurrent_op(
+        z, w, torch.from_numpy(m_t), neuron.current_decay, neuron.voltage_decay, bias_t,
+        st.stacked(), config, rho, rec_pre,
+    )  # fmt: skip
+    st.assign(st_end)
+    neuron._keep_state(st, z)
+    return s.transpose(1, 2)
+
+
+def alif_recurrent(
+    neuron, z: Tensor, w: Tensor, b: Tensor | None, grid: tuple[np.ndarray, int]
+) -> Tensor | None:
+    """:func:`cuba_recurrent` for :class:`loihi_slayer.neuron.alif.Neuron` (the model's
+    integer step, :func:`loihi_slayer.models.alif.step`; the surrogate at ``v - θ - r``).
+
+    Returns None (nothing run) for a neuron with a norm (applied to the input of
+    every step; not fused).
+    """
+    if neuron.norm is not None:
+        return None
+    neuron._check_input(z)
+    if neuron.requires_grad:
+        neuron.clamp()
+    batch, n, steps = z.shape
+    params = neuron.model_params(
+        v_th_mant=neuron.v_th_mant, v_th_step=neuron.v_th_step, ref_delay=neuron.ref_delay
+    )
+    lead = (batch, n)
+    state = neuron._get_state(lead, params)
+    st = np.stack([np.asarray(state[k], np.int64).reshape(-1) for k in _ALIF_STATE])
+    names = [p.name for p in neuron.model.params]
+    table = params.vectors((n,))[[names.index(k) for k in _kern.ALIF_PARAMS]]
+    sur = neuron._surrogate()
+    m_t, fb_bias = grid
+    s, _, _, st_end = alif_recurrent_op(
+        z, w, torch.from_numpy(m_t), neuron.current_decay, neuron.voltage_decay,
+        torch.from_numpy(np.ascontiguousarray(table)), torch.from_numpy(st),
+        [int(neuron.w_scale), int(fb_bias)], [float(sur.tau), float(sur.amp)],
+        bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad),
+    )  # fmt: skip
+    end = st_end.numpy()
+    neuron._keep_state({k: end[i].reshape(lead) for i, k in enumerate(_ALIF_STATE)})
+    return s.transpose(1, 2)

@@ -1,0 +1,424 @@
+"""Fused recurrence (``autograd.recurrent``) against the step-by-step loop it replaces.
+
+The reference is the block's own step-by-step loop (``block.recurrent.FUSED = False``:
+one neuron call per time step, feedback through the recurrent synapse), which the
+zero-gap tests tie to the chip. Spikes and the persistent state must be equal bit for
+bit; gradients (input, feed-forward and recurrent weight, self excitation, decays)
+equal to float rounding. Every comparison also checks that the fused kernel really ran
+(or, for the cases it does not cover, that it did not).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer import block, gap
+from loihi_slayer.autograd import recurrent as fused_mod
+from loihi_slayer.block import alif, cuba
+from loihi_slayer.block import recurrent as rec
+from loihi_slayer.errors import ParameterError
+from loihi_slayer.neuron.dropout import Dropout
+from loihi_slayer.neuron.norm import MeanOnlyBatchNorm
+
+
+def params(th=0.5, di=0.25, dv=0.03, **kw):
+    return {"threshold": th, "current_decay": di, "voltage_decay": dv, **kw}
+
+
+def alif_params(th=0.5, **kw):
+    extra = {"threshold_step": 0.1, "threshold_decay": 0.1, "refractory_decay": 0.2}
+    return params(th, **{**extra, **kw})
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Counts the fused kernel runs (calls of a fused loop that did not decline)."""
+    calls = []
+
+    def spy_on(name):
+        real = getattr(fused_mod, name)
+
+        def spy(*args, **kwargs):
+            try:
+                out = real(*args, **kwargs)
+            except ParameterError:
+                calls.append(name)
+                raise
+            if out is not None:
+                calls.append(name)
+            return out
+
+        monkeypatch.setattr(fused_mod, name, spy)
+
+    spy_on("cuba_recurrent")
+    spy_on("alif_recurrent")
+    return calls
+
+
+def spikes(shape, p=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < p).float()
+
+
+def run(blk, x, fused: bool, grad_seed=7):
+    """Block output and every gradient (parameters and input) of a random linear loss."""
+    old = rec.FUSED
+    rec.FUSED = fused
+    try:
+        blk.zero_grad(set_to_none=True)
+        x = x.detach().clone().requires_grad_()
+        y = blk(x)
+        g = torch.rand(y.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=y.dtype)
+        (y * g).sum().backward()
+    finally:
+        rec.FUSED = old
+    grads = {n: p.grad.clone() for n, p in blk.named_parameters() if p.grad is not None}
+    grads["input"] = x.grad.clone()
+    return y.detach(), grads
+
+
+def assert_grads_close(ga: dict, gb: dict) -> None:
+    assert ga.keys() == gb.keys()
+    for name in gb:
+        a, b = ga[name], gb[name]
+        tol = 1e-5 * max(float(b.abs().max()), 1e-30)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=tol, msg=name)
+
+
+def compare(make, x, fused_calls, expect_fused=True, calls=1):
+    """Fused and step-by-step copies of the same block on ``x`` (``calls`` forwards)."""
+    blk_f = make()
+    blk_s = copy.deepcopy(blk_f)
+    for i in range(calls):
+        n0 = len(fused_calls)
+        y_f, g_f = run(blk_f, x, True, grad_seed=i)
+        assert (len(fused_calls) > n0) == expect_fused
+        y_s, g_s = run(blk_s, x, False, grad_seed=i)
+        assert y_f.dtype == y_s.dtype
+        assert torch.equal(y_f, y_s), f"call {i}: spikes differ"
+        assert_grads_close(g_f, g_s)
+        for name in ("current_state", "voltage_state", "refractory_state"):
+            a, b = getattr(blk_f.neuron, name), getattr(blk_s.neuron, name)
+            assert (a is None and b is None) or torch.equal(a, b), name
+    return y_f
+
+
+# ------------------------------------------------------------------ forward + grads
+
+_MAKERS = {
+    "recurrent": lambda fam, p, n_in, n: fam.Recurrent(p, n_in, n, weight_scale=3),
+    "kwta": lambda fam, p, n_in, n: fam.KWTA(
+        p, n_in, n, num_winners=max(1, n // 3), weight_scale=3
+    ),
+}
+_FAMILIES = {"cuba": (cuba, params), "alif": (alif, alif_params)}
+
+
+def _case(family: str, kind: str):
+    fam, par = _FAMILIES[family]
+    return lambda p, n_in, n: _MAKERS[kind](fam, par(**p), n_in, n)
+
+
+#: "<family>_<kind>" -> (neuron parameter overrides, n_in, n) -> block
+CASES = {f"{f}_{k}": _case(f, k) for f in _FAMILIES for k in _MAKERS}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+@pytest.mark.parametrize(
+    ("batch", "n_in", "n", "steps"),
+    [(1, 7, 5, 9), (3, 12, 10, 24), (5, 16, 33, 17)],
+)
+def test_fused_equals_step_loop(kind, batch, n_in, n, steps, fused_calls):
+    x = spikes((batch, n_in, steps), p=0.4, seed=batch)
+    y = compare(lambda: CASES[kind]({"requires_grad": True}, n_in, n), x, fused_calls)
+    assert y.sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["cuba_recurrent", "alif_kwta"])
+def test_fused_parallel_kernels(kind, fused_calls):
+    """Work above PARALLEL_MIN_WORK: batch items on threads, an incomplete last group."""
+    x = spikes((11, 40, 100), p=0.4, seed=11)
+    compare(lambda: CASES[kind]({"requires_grad": True}, 40, 64), x, fused_calls)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"ref_delay": 3},
+        {"shared_param": False, "requires_grad": True},
+        {"threshold": 0.0},
+        {"scale": 16},
+    ],
+    ids=["refractory", "per_channel", "zero_threshold", "scale16"],
+)
+def test_fused_neuron_variants(kind, extra, fused_calls):
+    x = spikes((3, 10, 30), p=0.5, seed=3)
+    compare(lambda: CASES[kind](extra, 10, 8), x, fused_calls)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_fused_float64_input(kind, fused_calls):
+    x = spikes((2, 9, 20), p=0.5).double()
+    compare(lambda: CASES[kind]({"requires_grad": True}, 9, 7).double(), x, fused_calls)
+
+
+@pytest.mark.parametrize("kind", ["cuba_recurrent", "cuba_kwta"])
+def test_fused_norm_in_eval_mode(kind, fused_calls):
+    """A trained mean-only batch norm is a constant bias in eval mode: fused (CUBA)."""
+    x = spikes((3, 10, 25), p=0.5, seed=1)
+
+    def make():
+        torch.manual_seed(0)
+        blk = CASES[kind]({"norm": MeanOnlyBatchNorm}, 10, 8)
+        with torch.no_grad():
+            blk.neuron.norm.running_mean.uniform_(-0.3, 0.3)
+        return blk.eval()
+
+    compare(make, x, fused_calls)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_fused_persistent_state_over_calls(kind, fused_calls):
+    """State carried across forwards (and reset when the batch size changes)."""
+    x = spikes((2, 10, 15), p=0.5, seed=2)
+    blk_f = CASES[kind]({"persistent_state": True, "requires_grad": True}, 10, 8)
+    blk_s = copy.deepcopy(blk_f)
+    for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
+        y_f, g_f = run(blk_f, xi, True, grad_seed=i)
+        y_s, g_s = run(blk_s, xi, False, grad_seed=i)
+        assert torch.equal(y_f, y_s), i
+        assert_grads_close(g_f, g_s)
+        assert torch.equal(blk_f.neuron.voltage_state, blk_s.neuron.voltage_state)
+        assert torch.equal(blk_f.neuron.current_state, blk_s.neuron.current_state)
+    assert len(fused_calls) == 4
+    assert blk_f.neuron.current_state.abs().sum() > 0  # the state really was carried
+
+
+def test_weight_gradient_sparse_and_dense_spikes(fused_calls):
+    """Both ways of the recurrent weight gradient (per-spike scatter, BLAS product)."""
+
+    def make(th):
+        torch.manual_seed(0)
+        return cuba.Recurrent(params(th=th), 10, 12, weight_scale=3)
+
+    sparse = compare(lambda: make(8.0), spikes((4, 10, 40), p=0.1), fused_calls)
+    dense = compare(lambda: make(0.05), spikes((4, 10, 40), p=0.8), fused_calls)
+    assert 0 < sparse.mean() < fused_mod._SPARSE_SPIKES < dense.mean()
+
+
+# --------------------------------------------------------- property tests at the edges
+
+
+@st.composite
+def recurrence(draw):
+    """A neuron, integer inputs/weights on the grid, reaching ties and saturation."""
+    scale = draw(st.sampled_from([16, 64]))
+    n = draw(st.integers(1, 6))
+    batch = draw(st.integers(1, 3))
+    steps = draw(st.integers(1, 12))
+    th_mant = draw(st.integers(0, 12))
+    big = draw(st.booleans())  # saturation / wrap-around of the 24-bit state
+    lim = (1 << 20) if big else 16
+    a_ff = draw(st.lists(st.integers(-lim, lim), min_size=batch * n * steps,
+                         max_size=batch * n * steps))  # fmt: skip
+    w = draw(st.lists(st.integers(-128, 127), min_size=n * n, max_size=n * n))
+    neuron = {
+        "threshold": th_mant / scale,
+        "threshold_step": draw(st.integers(0, 6)) / scale,
+        "threshold_decay": draw(st.sampled_from([0, 1, 2048, 4096])) / 4096,
+        "refractory_decay": draw(st.sampled_from([0, 1, 2048, 4096])) / 4096,
+        "current_decay": draw(st.sampled_from([0, 1, 2048, 4096])) / 4096,
+        "voltage_decay": draw(st.sampled_from([0, 1, 410, 4096])) / 4096,
+        "scale": scale,
+        "ref_delay": draw(st.integers(1, 3)),
+        "requires_grad": True,
+    }
+    z = torch.tensor(a_ff, dtype=torch.float32).reshape(batch, n, steps) / scale
+    w_m = torch.tensor(w, dtype=torch.float32).reshape(n, n) * 2  # even mantissas
+    return neuron, z, w_m, scale, draw(st.floats(0, 1)), draw(st.integers(0, n))
+
+
+def neuron_run(blk, z, fused: bool):
+    old = rec.FUSED
+    rec.FUSED = fused
+    try:
+        blk.zero_grad(set_to_none=True)
+        z = z.detach().clone().requires_grad_()
+        s = blk._neuron_forward(z)
+        g = torch.rand(s.shape, generator=torch.Generator().manual_seed(1))
+        (s * g).sum().backward()
+    finally:
+        rec.FUSED = old
+    grads = {n: p.grad.clone() for n, p in blk.named_parameters() if p.grad is not None}
+    grads["z"] = z.grad.clone()
+    return s.detach(), grads
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=recurrence(), kwta=st.booleans(), family=st.sampled_from(["cuba", "alif"]))
+def test_property_ties_and_saturation(case, kwta, family, fused_calls):
+    neuron, z, w_m, scale, excitation, winners = case
+    n = z.shape[1]
+    fam = {"cuba": cuba, "alif": alif}[family]
+    if family == "cuba":
+        neuron = {k: v for k, v in neuron.items() if not k.startswith(("threshold_", "refr"))}
+    if kwta:
+        blk = fam.KWTA(neuron, n, n, num_winners=winners, self_excitation=excitation)
+    else:
+        blk = fam.Recurrent(neuron, n, n)
+        with torch.no_grad():
+            blk.recurrent_synapse.weight.copy_(w_m.reshape(n, n, 1, 1, 1) / scale)
+    ref = copy.deepcopy(blk)
+    n0 = len(fused_calls)
+    s_f, g_f = neuron_run(blk, z, True)
+    assert len(fused_calls) == n0 + 1
+    s_s, g_s = neuron_run(ref, z, False)
+    assert torch.equal(s_f, s_s)
+    assert_grads_close(g_f, g_s)
+
+
+def test_ties_at_threshold_do_not_spike(fused_calls):
+    """Integrate-and-fire with the input exactly at the threshold: strict compare, no spike;
+    one unit more spikes, and the feedback of that spike lifts its neighbour to a spike."""
+    p = params(th=10 / 64, di=1.0, dv=1.0)  # u = 64 A, v = u: v > 64 vThMant <=> A > 10
+    blk = cuba.Recurrent(p, 2, 2)
+    with torch.no_grad():
+        blk.recurrent_synapse.weight.copy_(
+            torch.tensor([[0, 0], [2 / 64, 0]]).reshape(2, 2, 1, 1, 1)
+        )
+    z = torch.zeros(1, 2, 3)
+    z[0, 0, 0] = 11 / 64  # neuron 0 spikes at t = 0
+    z[0, 1, :] = 10 / 64  # neuron 1 sits at the threshold; the feedback (+2) lifts it at t = 1
+    for fused in (True, False):
+        rec.FUSED = fused
+        try:
+            s = blk._neuron_forward(z)
+        finally:
+            rec.FUSED = True
+        assert s[0].tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert len(fused_calls) == 1
+
+
+def test_too_large_input_is_refused_in_both_paths(fused_calls):
+    blk = cuba.Recurrent(params(), 3, 3)
+    z = torch.full((1, 3, 4), 2.0**32 / 64)
+    for fused in (True, False):
+        rec.FUSED = fused
+        try:
+            with pytest.raises(ParameterError, match="2\\*\\*31"):
+                blk._neuron_forward(z)
+        finally:
+            rec.FUSED = True
+    assert len(fused_calls) == 1
+
+
+# ------------------------------------------------------------------------ fallbacks
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cuba.Recurrent(params(graded_spike=True), 6, 5),
+        lambda: cuba.Recurrent(params(dropout=Dropout(p=0.0)), 6, 5),
+        lambda: cuba.Recurrent(params(norm=MeanOnlyBatchNorm), 6, 5),  # training statistics
+        lambda: cuba.Recurrent(params(), 6, 5, pre_hook_fx=lambda w: w),  # off the 8-bit grid
+        lambda: cuba.Recurrent(params(scale=48), 6, 5),  # grid 1/48: not exact in binary
+        lambda: alif.Recurrent(alif_params(norm=MeanOnlyBatchNorm), 6, 5),
+        lambda: alif.KWTA(alif_params(graded_spike=True), 6, 5, 2),
+    ],
+    ids=[
+        "graded",
+        "dropout",
+        "norm_training",
+        "unquantized",
+        "scale48",
+        "alif_norm",
+        "alif_graded",
+    ],
+)
+def test_uncovered_cases_keep_the_step_loop(make, fused_calls):
+    x = spikes((2, 6, 12), p=0.6)
+    compare(make, x, fused_calls, expect_fused=False)
+
+
+def test_feedback_grid_bounds():
+    w = torch.tensor([[1.0, -0.5], [0.25, 0.0]])
+    m_t, b = fused_mod.feedback_grid(w, torch.tensor([0.125]), 64)
+    assert m_t.tolist() == [[64, 16], [-32, 0]] and b == 8  # transposed mantissas
+    assert fused_mod.feedback_grid(w / 128, None, 64) is None  # off the 1/64 grid
+    assert fused_mod.feedback_grid(w, None, 48) is None  # scale not a power of two
+    big = torch.full((1, 2**12), 2.0**12 / 64)  # row sum 2**24: float32 sums inexact
+    assert fused_mod.feedback_grid(big, None, 64) is None
+    assert fused_mod.feedback_grid(big.double(), None, 64) is not None
+    assert fused_mod.feedback_grid(big[:, :-1], None, 64) is not None
+
+
+# ------------------------------------------------------------------ chip equivalence
+
+
+def train_steps(net, x, steps=3, seed=0):
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(steps):
+        y = net(x)
+        loss = ((y - torch.rand_like(y)) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_fused_blocks_have_zero_gap_with_the_emulator(kind, fused_calls):
+    """Trained with the fused kernel, exported, emulated: the chip's spikes exactly."""
+    x = spikes((2, 12, 40), p=0.4)
+    x[..., 0] = 0
+    fam, par = _FAMILIES[kind.split("_")[0]]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(fam.Dense(par(), 12, 10, weight_scale=3), CASES[kind]({}, 10, 8))
+    train_steps(net, x)
+    assert len(fused_calls) >= 3
+    rep = block.compare_with_emulator(net, x)
+    assert rep.compared and rep.ok and not rep.skipped, rep.summary()
+    outs = gap._eval_outputs(list(net), x)
+    assert int((outs[-1] != 0).sum()) >= 10
+
+
+def test_step_switch_reaches_the_reference(fused_calls):
+    blk = cuba.Recurrent(params(), 4, 4)
+    x = spikes((1, 4, 6))
+    rec.FUSED = False
+    try:
+        blk(x)
+    finally:
+        rec.FUSED = True
+    assert not fused_calls
+    blk(x)
+    assert len(fused_calls) == 1
+    assert np.isfinite(blk.neuron.voltage_state.numpy()).all()
+
+
+def test_registry_is_keyed_by_exact_neuron_class(fused_calls, monkeypatch):
+    """A neuron subclass (possibly other dynamics) keeps the step loop unless registered."""
+    from loihi_slayer.neuron import cuba as cuba_neuron
+
+    class Sub(cuba_neuron.Neuron):
+        pass
+
+    class SubRecurrent(cuba.Recurrent):
+        neuron_class = Sub
+
+    x = spikes((2, 6, 10), p=0.6)
+    compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=False)
+    monkeypatch.setitem(rec.FUSED_LOOPS, Sub, rec.FUSED_LOOPS[cuba_neuron.Neuron])
+    compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=True)
