@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,10 @@ import numpy as np
 
 from .. import fixed, models
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
+from ..fixed import synapse_fast
+from ..fixed._arrays import host_view
+from ..fixed.api import _depthwise, _kernel_input, _pair, _weights
+from ..fixed.params import int_param
 from ..hdf5 import (
     AverageLayer,
     ConvLayer,
@@ -155,6 +160,11 @@ class Emulator:
         Input shape ``(C, H, W)`` or ``(N,)`` for networks without an ``input``
         layer (netx's ``input_shape`` argument); required when the first layer
         is spatial.
+    fast_synapse
+        With the ``'cpu'`` backend, compute synaptic sums by a floating-point
+        GEMM wherever a per-layer bound proves it bit-exact
+        (:mod:`loihi_slayer.fixed.synapse_fast`), the integer kernels elsewhere.
+        False runs the integer kernels throughout (same results, slower).
 
     Examples
     --------
@@ -170,6 +180,7 @@ class Emulator:
         backend: str = "cpu",
         spike_exp: int = SPIKE_EXP,
         input_shape: tuple[int, ...] | None = None,
+        fast_synapse: bool = True,
     ) -> None:
         if isinstance(network, (str, Path)):
             network = load_network(network, num_layers=num_layers)
@@ -180,6 +191,8 @@ class Emulator:
         self.network = network
         self.backend = backend
         self.spike_exp = int(spike_exp)
+        self.fast_synapse = bool(fast_synapse) and backend == "cpu"
+        self._fast_weights: dict[tuple[int, int], np.ndarray] = {}
         self._given_input_shape = (
             None if input_shape is None else tuple(int(v) for v in input_shape)
         )
@@ -415,6 +428,7 @@ class Emulator:
         reset_offset: int = 0,
         record: Iterable[str] | Mapping[int, Iterable[str]] | str = ("s",),
         neurons: Mapping[int, Any] | None = None,
+        timings: dict[int, dict[str, float]] | None = None,
     ) -> Traces:
         """Run the network for ``num_steps`` Lava steps.
 
@@ -446,6 +460,9 @@ class Emulator:
             sigma-delta: ``s, sigma, act, residue``), or ``{layer: variables}``.
         neurons
             ``{layer: flat neuron indices}`` to record a subset.
+        timings
+            Optional dict filled with ``{layer: {'synapse': s, 'neuron': s}}``,
+            the wall-clock seconds spent in each layer's synapse and neuron kernels.
 
         Returns
         -------
@@ -531,7 +548,10 @@ class Emulator:
                     stream = x if i == 0 else None
                 if stream is None:
                     raise ParameterError(f"layer {i} has no input: pass input=...")
+                t0 = time.perf_counter()
                 a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
+                if timings is not None:
+                    timings.setdefault(i, {})["synapse"] = time.perf_counter() - t0
                 bias = None
             params = self._neuron_params(i, layer, model, bias)
             a_in = self._inputs(i, layer, model, a_in, bias)
@@ -543,20 +563,23 @@ class Emulator:
                         f"allowed {model.traces}"
                     )
             need = tuple(dict.fromkeys(("s",) + rec))
+            t0 = time.perf_counter()
             if isinstance(layer, DenseRecurrentLayer):
                 traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
             else:
                 traces, _ = model.run(
                     a_in, params, reset=masks.get(i), record=need, backend=self.backend
                 )
-            traces = {k: np.asarray(v).astype(np.int64) for k, v in traces.items()}
-            stream = self._output_delay(i, layer, traces["s"])
+            if timings is not None:
+                timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
+            # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64
+            stream = self._output_delay(i, layer, np.asarray(traces["s"]))
             graded = model.graded
             sel = self._subset(i, subsets.get(i), math.prod(shape))
             neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
             lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
             for v in rec:
-                lt.data[v] = traces[v].reshape(-1, steps)[sel]
+                lt.data[v] = np.asarray(traces[v]).reshape(-1, steps)[sel].astype(np.int64)
             if rec:
                 out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
@@ -663,11 +686,51 @@ class Emulator:
             (a_{re}, a_{im}) = (W_{re} * x,\; W_{im} * x)
         """
         imag = getattr(layer, "weight_imag", None) if complex_ else None
+        synapse = self._fast_synapse if self.fast_synapse else self._real_synapse
         if imag is not None:
-            return tuple(self._real_synapse(layer, w, x, graded) for w in (layer.weight, imag))
-        return self._real_synapse(layer, layer.weight, x, graded)
+            return tuple(
+                synapse(layer, w, x, graded, (i, k)) for k, w in enumerate((layer.weight, imag))
+            )
+        return synapse(layer, layer.weight, x, graded, (i, 0))
 
-    def _real_synapse(self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool) -> Any:
+    def _fast_synapse(
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, key: tuple[int, int]
+    ) -> np.ndarray:
+        """As :meth:`_real_synapse` through :mod:`~loihi_slayer.fixed.synapse_fast`
+        (validated weights cached per layer); int32 sums where they fit."""
+        steps = x.shape[-1]
+        w = self._fast_weights.get(key)
+        if w is None:
+            w = self._fast_weights[key] = self._checked_weight(layer, weight, x.shape)
+        if isinstance(layer, DenseLayer):
+            xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
+            return synapse_fast.dense(xin, w, 0, graded, 1)
+        _, h_out, w_out = self.shapes[key[0]]
+        depthwise = isinstance(layer, (PoolLayer, UnpoolLayer))
+        geometry = (
+            _pair("stride", layer.stride, 1),
+            _pair("padding", layer.padding, 0),
+            _pair("dilation", layer.dilation, 1),
+            x.shape[0] if depthwise else int(layer.groups),
+        )
+        return synapse_fast.conv2d(
+            _kernel_input(x, x.shape), w, *geometry, 0, graded, 1, (h_out, w_out),
+            transpose=isinstance(layer, (ConvTransposeLayer, UnpoolLayer)),
+        )  # fmt: skip
+
+    @staticmethod
+    def _checked_weight(layer: Any, weight: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        """The weight as the integer kernels use it (range-checked, quantized for dense)."""
+        if isinstance(layer, DenseLayer):
+            return np.ascontiguousarray(_weights(weight, None, 8), np.int64)
+        if isinstance(layer, (PoolLayer, UnpoolLayer)):
+            return _depthwise(weight, x_shape[0], "weight").astype(np.int64)
+        w = int_param("weight (8-bit mantissa)", host_view(weight, "weight"), -256, 255)
+        return np.ascontiguousarray(w, np.int64)
+
+    def _real_synapse(
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, key: Any = None
+    ) -> Any:
         """Integer sums of ``layer``'s synapse (type and geometry) with the kernel ``weight``."""
         if isinstance(layer, DenseLayer):
             xin = x.reshape(-1, x.shape[-1])
@@ -688,8 +751,6 @@ class Emulator:
 
     def _run_recurrent(self, i, layer, a_ff, params, model, mask, need) -> dict:
         """Step-by-step run of a dense_rec layer: its own output returns one step later."""
-        from ..fixed.api import _weights
-
         if len(model.inputs) != 1:
             raise UnsupportedLayerError(
                 f"layer {i}: a recurrent {model.netx_type} layer (complex recurrent weights) "

@@ -1,0 +1,297 @@
+r"""Exact fast synapses: integer sums through a floating-point GEMM where a bound proves it exact.
+
+A synapse's sum :math:`a = \sum_k w_k x_k` over integer weights and inputs has
+integer partial sums, whatever order a GEMM adds them in, all bounded by
+
+.. math::
+
+    B = \max_o \sum_k |w_{ok}| \cdot \max |x|
+
+(:math:`\max|x| = 1` for binary spikes). A binary floating-point format with a
+``p``-bit significand holds every integer of magnitude :math:`\le 2^p`, so
+when :math:`B \le 2^p` every product, partial sum and fused multiply-add of the
+GEMM is an exact integer: float32 (:math:`p = 24`) or float64 (:math:`p = 53`)
+gives the integer result bit for bit. :func:`exact_float_dtype` picks the
+narrowest exact format for a bound; beyond :math:`2^{53}` the callers fall back
+to the integer kernels of :mod:`.cpu`.
+
+Convolutions run as ``im2col`` + GEMM on the time-last layout: for a tile of
+output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
+the synaptic latency applied and spikes cast to 0/1), multiplied by the
+``(C_out, C_in k_H k_W)`` weight matrix of each group, and the float sums are
+shifted by the weight exponent and wrapped to 24 bit in integer arithmetic, so
+the result lands in the time-last output without a transpose. Tiles are sized
+to stay in cache; memory beyond the output is bounded by the tile.
+
+The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``; threads as set by
+``torch.set_num_threads``) while PyTorch keeps full float32 matmul precision,
+else NumPy's BLAS, which never lowers it. The gather and store kernels are
+serial: they are memory-bound, and a parallel region costs more than it saves
+when the CPU is shared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit
+
+from . import cpu
+
+__all__ = [
+    "FLOAT_EXACT_LIMITS",
+    "conv2d",
+    "dense",
+    "exact_float_dtype",
+    "input_magnitude",
+    "sum_bound",
+]
+
+#: (dtype, largest integer magnitude B such that all integers in [-B, B] are exact)
+FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 << 53))
+#: elements of one im2col tile (float32: 1 MiB), so that tile and GEMM stay in cache
+TILE_ELEMENTS = 1 << 18
+_WRAP_HALF = 1 << 23
+_WRAP_MASK = (1 << 24) - 1
+
+
+def exact_float_dtype(bound: int) -> np.dtype | None:
+    """The narrowest float dtype in which a sum with partial sums bounded by ``bound``
+    is exact, or None if neither float32 nor float64 is."""
+    for dtype, limit in FLOAT_EXACT_LIMITS:
+        if bound <= limit:
+            return dtype
+    return None
+
+
+def input_magnitude(x: np.ndarray, graded: bool) -> int:
+    """:math:`\\max|x|` as a Python int (1 for binary spikes: they are cast to 0/1)."""
+    if not graded or x.size == 0:
+        return 1
+    return max(int(x.max()), -int(x.min()), 0)
+
+
+def sum_bound(weight_rows: np.ndarray, x_max: int) -> int:
+    """:math:`\\max_o \\sum_k |w_{ok}| \\cdot \\max|x|` (Python int, no overflow) for a
+    ``(rows, fan_in)`` weight matrix."""
+    if weight_rows.size == 0:
+        return 0
+    row_sums = np.abs(weight_rows.astype(np.int64)).sum(axis=1)
+    return int(row_sums.max()) * int(x_max)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@njit(inline="always", cache=True)
+def _tap(o, k, stride, pad, dil, size, transpose):
+    """Input index feeding output ``o`` through kernel tap ``k`` (-1 if none)."""
+    if transpose:
+        m = o + pad - k * dil
+        if m < 0 or m % stride != 0:
+            return -1
+        i = m // stride
+    else:
+        i = o * stride - pad + k * dil
+    if i < 0 or i >= size:
+        return -1
+    return i
+
+
+@njit(nogil=True, cache=True)
+def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, binary, cols):
+    """``cols[(c, ky, kx), (p - p0) T + t] = x[c0 + c, iy, ix, t - lat]`` (0 outside).
+
+    ``x`` is ``(C, H, W, T)``; rows cover channels ``c0 .. c0 + rows / (kh kw)``,
+    columns the output pixels ``p0 ..`` (row-major over ``(H_out, W_out)``).
+    """
+    _, h, wd, steps = x.shape
+    rows, ncols = cols.shape
+    npix = ncols // steps
+    lag = min(lat, steps)
+    khw = kh * kw
+    for k in range(rows):
+        ci = c0 + k // khw
+        ky = (k // kw) % kh
+        kx = k % kw
+        for q in range(npix):
+            p = p0 + q
+            iy = _tap(p // w_out, ky, sh, ph, dh, h, transpose)
+            ix = _tap(p % w_out, kx, sw, pw, dw, wd, transpose)
+            base = q * steps
+            if iy < 0 or ix < 0:
+                for t in range(steps):
+                    cols[k, base + t] = 0
+                continue
+            for t in range(lag):
+                cols[k, base + t] = 0
+            if binary:
+                for t in range(lag, steps):
+                    cols[k, base + t] = x[ci, iy, ix, t - lag] != 0
+            else:
+                for t in range(lag, steps):
+                    cols[k, base + t] = x[ci, iy, ix, t - lag]
+
+
+@njit(nogil=True, cache=True)
+def _delayed(x, lat, binary, out):
+    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1."""
+    n, steps = x.shape
+    lag = min(lat, steps)
+    for i in range(n):
+        for t in range(lag):
+            out[i, t] = 0
+        if binary:
+            for t in range(lag, steps):
+                out[i, t] = x[i, t - lag] != 0
+        else:
+            for t in range(lag, steps):
+                out[i, t] = x[i, t - lag]
+
+
+@njit(nogil=True, cache=True)
+def _store(acc, weight_exp, wrap, out, r0, c0):
+    """``out[r0 + r, c0 + c] = wrap24?(shift(acc[r, c], weight_exp))`` in int64 arithmetic."""
+    rows, ncols = acc.shape
+    for r in range(rows):
+        for c in range(ncols):
+            v = cpu._shifted(np.int64(acc[r, c]), weight_exp)
+            if wrap:
+                v = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
+            out[r0 + r, c0 + c] = v
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+def _full_precision_torch() -> bool:
+    """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    matmul = getattr(mkldnn, "matmul", None)
+    return getattr(matmul, "fp32_precision", "ieee") in ("ieee", "none")
+
+
+def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out = a @ b`` for C-contiguous float arrays of one dtype (exact inputs)."""
+    if _full_precision_torch():
+        torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+    else:
+        np.matmul(a, b, out=out)
+
+
+def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
+    """int32 when the shifted (or 24-bit wrapped) sums fit it, else int64."""
+    if wrap or bound << max(weight_exp, 0) < (1 << 31):
+        return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
+def dense(
+    x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int
+) -> np.ndarray:
+    """Exact dense synaptic sums of validated ``(N_in, T)`` input and on-grid weights.
+
+    Same result as :func:`loihi_slayer.fixed.dense` (``backend='cpu'``):
+    ``out[o, t] = shift(sum_i W[o, i] x[i, t - latency], weight_exp)``, as int32
+    when it fits (int64 otherwise). Runs a float GEMM when
+    :func:`exact_float_dtype` allows it, else the integer kernel.
+    """
+    n_in, steps = x.shape
+    n_out = weight.shape[0]
+    bound = sum_bound(weight, input_magnitude(x, graded))
+    dtype = exact_float_dtype(bound)
+    if dtype is None:
+        return _dense_integer(x, weight, weight_exp, graded, latency)
+    xf = np.empty((n_in, steps), dtype)
+    _delayed(x, latency, not graded, xf)
+    acc = np.empty((n_out, steps), dtype)
+    _gemm(np.ascontiguousarray(weight, dtype), xf, acc)
+    out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
+    _store(acc, weight_exp, False, out, 0, 0)
+    return out
+
+
+def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
+    out = np.zeros((1, weight.shape[0], x.shape[1]), np.int64)
+    cpu.dense_kernel(x[None], np.ascontiguousarray(weight, np.int64), weight_exp, graded, out)
+    return _delay_int(out[0], latency)
+
+
+def _delay_int(a: np.ndarray, latency: int) -> np.ndarray:
+    if latency == 0:
+        return a
+    out = np.zeros_like(a)
+    out[..., latency:] = a[..., : a.shape[-1] - latency] if a.shape[-1] > latency else 0
+    return out
+
+
+def _group_matrices(weight: np.ndarray, groups: int, transpose: bool) -> np.ndarray:
+    """``(groups, C_out/groups, C_in/groups * kH * kW)`` weight matrices of a conv."""
+    kh, kw = weight.shape[2:]
+    if transpose:  # (C_in, C_out/g, kH, kW) -> per group (C_out/g, C_in/g, kH, kW)
+        c_in, out_g = weight.shape[:2]
+        w = weight.reshape(groups, c_in // groups, out_g, kh, kw).transpose(0, 2, 1, 3, 4)
+        return np.ascontiguousarray(w).reshape(groups, out_g, -1)
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    weight_exp: int,
+    graded: bool,
+    latency: int,
+    out_hw: tuple[int, int],
+    transpose: bool = False,
+) -> np.ndarray:
+    """Exact (transposed) convolution sums of validated ``(C, H, W, T)`` input.
+
+    Same result as :func:`loihi_slayer.fixed.conv2d` / ``conv_transpose2d``
+    (``backend='cpu'``, geometry already checked; ``out_hw`` the output size):
+    the sum shifted by ``weight_exp`` and wrapped to signed 24 bit, delayed by
+    ``latency``; ``(C_out, H_out, W_out, T)`` int32. Runs tiled ``im2col`` +
+    float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel.
+    """
+    c_in, _, _, steps = x.shape
+    mats = _group_matrices(weight, groups, transpose)
+    g_out, fan_in = mats.shape[1:]
+    c_out = groups * g_out
+    h_out, w_out = out_hw
+    bound = sum_bound(mats.reshape(c_out, fan_in), input_magnitude(x, graded))
+    dtype = exact_float_dtype(bound)
+    if dtype is None:
+        return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
+                             latency, out_hw, transpose)  # fmt: skip
+    npix = h_out * w_out
+    out = np.empty((c_out, npix * steps), np.int32)
+    mats_f = mats.astype(dtype)
+    tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
+    cols_buf = np.empty(fan_in * min(tile, npix) * steps, dtype)
+    acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
+    c_per_group = c_in // groups
+    geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
+    for p0 in range(0, npix, tile):
+        ncols = (min(npix, p0 + tile) - p0) * steps
+        cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
+        acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
+        for g in range(groups):
+            _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
+            _gemm(mats_f[g], cols, acc)
+            _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
+    return out.reshape(c_out, h_out, w_out, steps)
+
+
+def _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
+                  out_hw, transpose) -> np.ndarray:  # fmt: skip
+    c_out = weight.shape[1] * groups if transpose else weight.shape[0]
+    out = np.zeros((1, c_out, *out_hw, x.shape[-1]), np.int64)
+    kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
+    kernel(x[None], np.ascontiguousarray(weight, np.int64), *stride, *padding, *dilation, groups,
+           weight_exp, graded, out)  # fmt: skip
+    return _delay_int(out[0], latency)
