@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError
-from . import reference
+from . import dynamics, reference
 from ._arrays import (
     check_integer_array,
     dtype_kind,
@@ -35,6 +35,7 @@ from ._arrays import (
     is_torch,
     on_gpu,
 )
+from .codegen import KernelSpec
 from .params import STATE_MAX, CubaParams, SigmaDeltaParams, int_param
 
 BACKENDS = ("auto", "reference", "cpu", "cuda")
@@ -48,6 +49,19 @@ _STATE_RANGES = {
     "rc": (0, 62),
 }
 _SDNN_STATE_RANGE = (-(1 << 62), 1 << 62)
+
+#: sigma-delta's kernel: ``sdnn_step`` takes the mode first, so it is a spec, not a model
+SDNN_KERNEL = KernelSpec(
+    name="sigma_delta",
+    step=dynamics.sdnn_step,
+    states=("sigma", "act", "residue", "error"),
+    inputs=("x",),
+    params=("mode", "v_th", "bias", "shift", "state_exp", "relu", "cum_error"),
+    traces=SDNN_TRACES,
+    state_traces=("sigma", "act", "residue"),
+    step_args=("mode", "x", "sigma", "act", "residue", "error", "v_th", "bias", "shift",
+               "state_exp", "relu", "cum_error"),
+)  # fmt: skip
 
 
 def _backend(backend: str, x: Any) -> str:
@@ -197,6 +211,52 @@ class _Device:
         return from_numpy_like(self.ref, host)
 
 
+def _run_kernels(
+    spec: Any, xs: list[Any], table: np.ndarray, st: np.ndarray, rest: np.ndarray,
+    segments: list[tuple[int, int, bool]], names: tuple[str, ...], dtypes: dict[str, Any],
+    backend: str, label: str = "input",
+) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
+    """Run the generated kernels of ``spec`` (a model or :class:`.codegen.KernelSpec`).
+
+    ``xs``: the ``(*neurons, T)`` inputs; ``table``: the ``(P, 1 or N)`` int64
+    parameter table; ``st``: the ``(S, N)`` int64 initial state (updated in place on
+    the CPU); ``rest``: the state a reset returns to. Returns the recorded traces
+    (in the inputs' library, ``(*neurons, T)``) and the final ``(S, N)`` state.
+    """
+    from .codegen import PARALLEL_MIN_WORK, kernel_module
+
+    lead, steps = _shape(xs[0])
+    n = math.prod(lead)
+    shapes = {k: (n, steps if k in names else 0) for k in spec.traces}
+    if backend == "cpu":
+        mod = kernel_module(spec, "cpu")
+        kern = mod.kernel if n * steps >= PARALLEL_MIN_WORK and n > 1 else mod.kernel_serial
+        xk = [_kernel_input(host_view(a, label), (n, steps)) for a in xs]
+        outs = [np.zeros(shapes[k], dtypes[k]) for k in spec.traces]
+        for t0, t1, zero in segments:
+            if zero:
+                st[:] = rest
+            kern(*xk, table, t0, t1, st, *outs)
+        by_name = dict(zip(spec.traces, outs, strict=True))
+        traces = {k: from_numpy_like(xs[0], by_name[k].reshape(lead + (steps,))) for k in names}
+        return traces, st
+
+    gpu = _gpu()
+    mod = kernel_module(spec, "cuda")
+    dev = _Device(xs[0])
+    xk = [dev.input(a, (n, steps)) for a in xs]
+    pk = dev.small(table)
+    sk = dev.small(st)
+    outs = {k: dev.output(shapes[k], dtypes[k]) for k in spec.traces}
+    launch = mod.kernel[(*gpu.launch(n), dev.stream)]
+    for t0, t1, zero in segments:
+        if zero:
+            sk = dev.small(rest)
+        launch(*xk, pk, t0, t1, sk, *(outs[k][0] for k in spec.traces))
+    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
+    return traces, sk.copy_to_host(stream=dev.stream)
+
+
 def cuba(
     a_in: Any,
     params: CubaParams | None = None,
@@ -255,7 +315,6 @@ def cuba(
         traces, final = reference.cuba(x, params, st, r)
         return {k: traces[k] for k in names}, final
 
-    n = math.prod(lead)
     vecs = [
         _param_vector("i_decay", params.array("i_decay"), lead),
         _param_vector("v_decay", params.array("v_decay"), lead),
@@ -267,39 +326,10 @@ def cuba(
     m = max(v.size for v in vecs)
     table = np.stack([np.broadcast_to(v, (m,)) for v in vecs])  # (P, 1 or n)
     state = np.stack([init[k] for k in ("u", "v", "rc")])
-    shapes = {k: (n, steps if k in names else 0) for k in CUBA_TRACES}
-    model = _cuba_model()
-
-    if backend == "cpu":
-        from .codegen import PARALLEL_MIN_WORK, kernel_module
-
-        mod = kernel_module(model, "cpu")
-        kern = mod.kernel if n * steps >= PARALLEL_MIN_WORK and n > 1 else mod.kernel_serial
-        x = _kernel_input(host_view(a_in, "a_in"), (n, steps))
-        outs = {k: np.zeros(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
-        for t0, t1, zero in segments:
-            if zero:
-                state[:] = 0
-            kern(x, table, t0, t1, state, *(outs[k] for k in CUBA_TRACES))
-        traces = {k: from_numpy_like(a_in, outs[k].reshape(lead + (steps,))) for k in names}
-        return traces, {k: state[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
-
-    gpu = _gpu()
-    from .codegen import kernel_module
-
-    mod = kernel_module(model, "cuda")
-    dev = _Device(a_in)
-    x = dev.input(a_in, (n, steps))
-    pk = dev.small(table)
-    st = dev.small(state)
-    outs = {k: dev.output(shapes[k], _CUBA_DTYPES[k]) for k in CUBA_TRACES}
-    launch = mod.kernel[(*gpu.launch(n), dev.stream)]
-    for t0, t1, zero in segments:
-        if zero:
-            st = dev.small(np.zeros_like(state))
-        launch(x, pk, t0, t1, st, *(outs[k][0] for k in CUBA_TRACES))
-    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
-    final = st.copy_to_host(stream=dev.stream)
+    traces, final = _run_kernels(
+        _cuba_model(), [a_in], table, state, np.zeros_like(state), segments, names,
+        _CUBA_DTYPES, backend, "a_in",
+    )  # fmt: skip
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
 
 
@@ -374,7 +404,6 @@ def sigma_delta(
         traces, final = reference.sigma_delta(x, params, mode, st, r)
         return {k: traces[k] for k in names}, final
 
-    n = math.prod(lead)
     vth = _param_vector("v_th_mant", params.v_th, lead)
     bias = _param_vector("bias", params.bias_scaled, lead)
     scalars = (
@@ -383,45 +412,15 @@ def sigma_delta(
         int(params.activation == "relu"),
         int(bool(params.cum_error)),
     )
-    code = SDNN_MODES[mode]
-    shapes = {k: (n, steps if k in names else 0) for k in SDNN_TRACES}
-
-    if backend == "cpu":
-        from . import cpu
-
-        x = _kernel_input(host_view(x_in, "x_in"), (n, steps))
-        outs = {k: np.zeros(shapes[k], np.int64) for k in SDNN_TRACES}
-        st = init
-        for t0, t1, zero in segments:
-            if zero:
-                for v in st.values():
-                    v[:] = 0
-            cpu.sdnn_kernel(
-                code, x, vth, bias, *scalars, t0, t1,
-                st["sigma"], st["act"], st["residue"], st["error"],
-                outs["s"], outs["sigma"], outs["act"], outs["residue"],
-            )  # fmt: skip
-        traces = {k: from_numpy_like(x_in, outs[k].reshape(lead + (steps,))) for k in names}
-        return traces, {k: v.reshape(lead) for k, v in st.items()}
-
-    gpu = _gpu()
-    dev = _Device(x_in)
-    x = dev.input(x_in, (n, steps))
-    d_vth, d_bias = dev.small(vth), dev.small(bias)
-    st = {k: dev.small(v) for k, v in init.items()}
-    outs = {k: dev.output(shapes[k], np.int64) for k in SDNN_TRACES}
-    launch = gpu.sdnn_kernel[(*gpu.launch(n), dev.stream)]
-    for t0, t1, zero in segments:
-        if zero:
-            st = {k: dev.small(np.zeros(n, np.int64)) for k in st}
-        launch(
-            code, x, d_vth, d_bias, *scalars, t0, t1,
-            st["sigma"], st["act"], st["residue"], st["error"],
-            outs["s"][0], outs["sigma"][0], outs["act"][0], outs["residue"][0],
-        )  # fmt: skip
-    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
-    final = {k: v.copy_to_host(stream=dev.stream).reshape(lead) for k, v in st.items()}
-    return traces, final
+    m = max(vth.size, bias.size)
+    rows = [SDNN_MODES[mode], vth, bias, *scalars]
+    table = np.stack([np.broadcast_to(np.asarray(r, np.int64), (m,)) for r in rows])
+    state = np.stack([init[k] for k in st_names])
+    traces, final = _run_kernels(
+        SDNN_KERNEL, [x_in], table, state, np.zeros_like(state), segments, names,
+        dict.fromkeys(SDNN_TRACES, np.int64), backend, "x_in",
+    )  # fmt: skip
+    return traces, {k: final[i].reshape(lead) for i, k in enumerate(st_names)}
 
 
 def delta(x_in: Any, params: SigmaDeltaParams | None = None, **kwargs: Any):

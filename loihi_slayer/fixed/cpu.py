@@ -1,57 +1,14 @@
-"""numba ``njit`` CPU kernels: parallel over neurons, time loop inside.
+"""numba ``njit`` CPU synapse kernels: parallel over output rows, time innermost.
 
-The neuron kernels of registered models (CUBA included) are generated from
-their step functions (:mod:`.codegen`); this module holds the sigma-delta
-kernel and the synapses. The per-step arithmetic comes from :mod:`.dynamics`
-(shared with the CUDA kernels). Arrays are time-last 2-D views ``(neurons, T)``; parameter arrays
-have length 1 (shared) or ``neurons``. Record arrays of shape ``(neurons, 0)``
-mean "not recorded". State arrays are updated in place to the final state.
-Compilation is lazy and cached on disk (``cache=True``).
+The neuron kernels (CUBA and sigma-delta included) are generated from their
+step functions (:mod:`.codegen`); this module holds the synapses. Arrays are
+time-last; compilation is lazy and cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-
-from . import dynamics
-
-_sdnn_step = njit(inline="always", cache=True)(dynamics.sdnn_step)
-
-
-@njit(parallel=True, cache=True)
-def sdnn_kernel(
-    mode, x_in, v_th, bias, shift, state_exp, relu, cum_error, t_start, t_stop,
-    sigma_st, act_st, res_st, err_st, s_out, sigma_out, act_out, res_out,
-):  # fmt: skip
-    n_neurons = x_in.shape[0]
-    rec_s = s_out.shape[1] > 0
-    rec_sigma = sigma_out.shape[1] > 0
-    rec_act = act_out.shape[1] > 0
-    rec_res = res_out.shape[1] > 0
-    for n in prange(n_neurons):
-        th = v_th[n % v_th.shape[0]]
-        b = bias[n % bias.shape[0]]
-        sg = sigma_st[n]
-        ac = act_st[n]
-        rs = res_st[n]
-        er = err_st[n]
-        for t in range(t_start, t_stop):
-            sg, ac, rs, er, p = _sdnn_step(
-                mode, x_in[n, t], sg, ac, rs, er, th, b, shift, state_exp, relu, cum_error
-            )
-            if rec_s:
-                s_out[n, t] = p
-            if rec_sigma:
-                sigma_out[n, t] = sg
-            if rec_act:
-                act_out[n, t] = ac
-            if rec_res:
-                res_out[n, t] = rs
-        sigma_st[n] = sg
-        act_st[n] = ac
-        res_st[n] = rs
-        err_st[n] = er
 
 
 @njit(inline="always", cache=True)

@@ -54,38 +54,6 @@ def launch(n: int) -> tuple[int, int]:
 
 
 @cuda.jit
-def sdnn_kernel(
-    mode, x_in, v_th, bias, shift, state_exp, relu, cum_error, t_start, t_stop,
-    sigma_st, act_st, res_st, err_st, s_out, sigma_out, act_out, res_out,
-):  # fmt: skip
-    n = cuda.grid(1)
-    if n >= x_in.shape[0]:
-        return
-    th = v_th[n % v_th.shape[0]]
-    b = bias[n % bias.shape[0]]
-    sg = sigma_st[n]
-    ac = act_st[n]
-    rs = res_st[n]
-    er = err_st[n]
-    for t in range(t_start, t_stop):
-        sg, ac, rs, er, p = _sdnn_step(
-            mode, x_in[n, t], sg, ac, rs, er, th, b, shift, state_exp, relu, cum_error
-        )
-        if s_out.shape[1] > 0:
-            s_out[n, t] = p
-        if sigma_out.shape[1] > 0:
-            sigma_out[n, t] = sg
-        if act_out.shape[1] > 0:
-            act_out[n, t] = ac
-        if res_out.shape[1] > 0:
-            res_out[n, t] = rs
-    sigma_st[n] = sg
-    act_st[n] = ac
-    res_st[n] = rs
-    err_st[n] = er
-
-
-@cuda.jit
 def dense_kernel(x, weight, weight_exp, graded, out):
     """One thread per output element ``(b, o, t)``."""
     idx = cuda.grid(1)

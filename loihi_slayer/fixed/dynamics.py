@@ -33,26 +33,22 @@ def cuba_step(u, v, rc, a, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp):
     Returns ``(u, v, rc, spike, v_pre)``: new current, new (post-reset) voltage,
     remaining refractory steps, spike (0/1) and the voltage before the reset
     (0 during refractory steps).
+
+    Written without branches (selects only) so that the compiler can step many
+    neurons at once in vector registers (:mod:`.codegen`'s lane loop).
     """
     # synaptic input: exponent on the sum (floor if negative), then << 6
-    if wgt_exp >= 0:
-        syn = a * (1 << wgt_exp) * 64
-    else:
-        syn = (a >> (-wgt_exp)) * 64
+    syn = ((a << max(wgt_exp, 0)) >> max(-wgt_exp, 0)) * 64
     du = u * (4096 - i_decay)
     u = ((((du + ((du >> 63) & 4095)) >> 12) + syn + STATE_MAX) & MASK24) - STATE_MAX
-    if rc > 0:
-        # refractory: u keeps integrating, v is held at 0 and cannot spike
-        return u, 0, rc - 1, 0, 0
     dv = v * (4096 - v_decay)
-    v = ((dv + ((dv >> 63) & 4095)) >> 12) + u + bias
-    if v > STATE_MAX:
-        v = STATE_MAX
-    elif v < -STATE_MAX:
-        v = -STATE_MAX
-    if v > v_th:
-        return u, 0, ref_delay - 1, 1, v
-    return u, v, 0, 0, v
+    v_pre = min(max(((dv + ((dv >> 63) & 4095)) >> 12) + u + bias, -STATE_MAX), STATE_MAX)
+    # refractory: u keeps integrating, v is held at 0 and cannot spike
+    refractory = rc > 0
+    v_pre = 0 if refractory else v_pre
+    spike = 0 if refractory else (1 if v_pre > v_th else 0)
+    rc = rc - 1 if refractory else (ref_delay - 1 if spike != 0 else 0)
+    return u, 0 if spike != 0 else v_pre, rc, spike, v_pre
 
 
 # sigma-delta modes
@@ -65,26 +61,25 @@ def sdnn_step(mode, x, sigma, act, residue, error, v_th, bias, shift, state_exp,
     """One sigma-delta step (lava-nc's legacy residue model).
 
     Returns ``(sigma, act, residue, error, payload)`` where ``payload`` is the
-    graded output ``floor(s / 2**state_exp)`` (``sigma`` itself in sigma mode).
+    graded output ``floor(s / 2**state_exp)`` (``sigma`` itself in sigma mode,
+    where ``act``, ``residue`` and ``error`` stay as they are). Written with
+    selects only, like :func:`cuba_step`, so that lanes of neurons vectorise.
     """
-    if mode == 2:
-        sigma = sigma + x
-        return sigma, act, residue, error, sigma
-    if mode == 0:
-        a = x * (1 << shift)
-    else:
-        sigma = sigma + x
-        a = sigma + bias
-        if relu != 0 and a < 0:
-            a = 0
+    accumulate = mode == MODE_SIGMA
+    new_sigma = sigma if mode == MODE_DELTA else sigma + x
+    a = new_sigma + bias
+    a = max(a, 0) if relu != 0 else a
+    a = x << shift if mode == MODE_DELTA else a
     d = a - act + residue
-    s = d - d  # typed zero
-    if cum_error != 0:
-        error = error + d
-        if (error if error >= 0 else -error) >= v_th:
-            s = d
-        if s != 0:
-            error = error - error
-    elif (d if d >= 0 else -d) >= v_th:
-        s = d
-    return sigma, a, d - s, error, s >> state_exp
+    # cumulative error: the accumulated error decides, and is cleared by a spike
+    acc_error = error + d if cum_error != 0 else error
+    level = acc_error if cum_error != 0 else d
+    s = d if max(level, -level) >= v_th else 0
+    acc_error = 0 if (cum_error != 0 and s != 0) else acc_error
+    return (
+        new_sigma,
+        act if accumulate else a,
+        residue if accumulate else d - s,
+        error if accumulate else acc_error,
+        new_sigma if accumulate else s >> state_exp,
+    )

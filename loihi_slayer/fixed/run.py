@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError
-from ._arrays import check_integer_array, from_numpy_like, host_view
-from .api import _backend, _Device, _gpu, _kernel_input, _record, _segments, _shape
-from .codegen import PARALLEL_MIN_WORK, kernel_module
+from ._arrays import check_integer_array, host_view
+from .api import _backend, _record, _run_kernels, _segments, _shape
 from .params import int_param
 
 if TYPE_CHECKING:
@@ -153,32 +152,7 @@ def run(
         traces = {k: outs[k].reshape(lead + (steps,)) for k in names}
         return traces, {k: np.asarray(v, np.int64).reshape(lead) for k, v in cur.items()}
 
-    table = params.vectors(lead)
-    shapes = {k: (n, steps if k in names else 0) for k in model.traces}
-    if backend == "cpu":
-        mod = kernel_module(model, "cpu")
-        kern = mod.kernel if n * steps >= PARALLEL_MIN_WORK and n > 1 else mod.kernel_serial
-        xk = [_kernel_input(host_view(a, "input"), (n, steps)) for a in xs]
-        outs = {k: np.zeros(shapes[k], dtypes[k]) for k in model.traces}
-        for t0, t1, zero in segments:
-            if zero:
-                st[:] = rest
-            kern(*xk, table, t0, t1, st, *(outs[k] for k in model.traces))
-        traces = {k: from_numpy_like(xs[0], outs[k].reshape(lead + (steps,))) for k in names}
-        return traces, {k: st[i].reshape(lead) for i, k in enumerate(model.states)}
-
-    gpu = _gpu()
-    mod = kernel_module(model, "cuda")
-    dev = _Device(xs[0])
-    xk = [dev.input(a, (n, steps)) for a in xs]
-    pk = dev.small(table)
-    sk = dev.small(st)
-    outs = {k: dev.output(shapes[k], dtypes[k]) for k in model.traces}
-    launch = mod.kernel[(*gpu.launch(n), dev.stream)]
-    for t0, t1, zero in segments:
-        if zero:
-            sk = dev.small(rest)
-        launch(*xk, pk, t0, t1, sk, *(outs[k][0] for k in model.traces))
-    traces = {k: dev.finish(outs[k][1]).reshape(lead + (steps,)) for k in names}
-    final = sk.copy_to_host(stream=dev.stream)
+    traces, final = _run_kernels(
+        model, xs, params.vectors(lead), st, rest, segments, names, dtypes, backend
+    )
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(model.states)}
