@@ -77,6 +77,9 @@ SUPPORTED_TYPES = (
 #: layers without a neuron whose output (an integer sum) can still be recorded as 's'
 _SUM_LAYERS = (AverageLayer, TimeDecimationLayer)
 INPUT_MODES = ("inject", "bias")
+#: input dtypes the kernels take as they are (others are converted to int64)
+_STREAM_DTYPES = tuple(np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32,
+                                             np.int64))  # fmt: skip
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -579,7 +582,8 @@ class Emulator:
             neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
             lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
             for v in rec:
-                lt.data[v] = np.asarray(traces[v]).reshape(-1, steps)[sel].astype(np.int64)
+                flat = np.asarray(traces[v]).reshape(-1, steps)
+                lt.data[v] = (flat if i not in subsets else flat[sel]).astype(np.int64)
             if rec:
                 out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
@@ -666,6 +670,8 @@ class Emulator:
         length = data.shape[-1]
         if length == 0:
             raise ParameterError("input has no time steps")
+        if cyclic and length >= steps and data.dtype in _STREAM_DTYPES:
+            return np.ascontiguousarray(data[..., :steps])  # no replay: no copy if contiguous
         if cyclic:
             idx = np.arange(steps) % length
             return np.ascontiguousarray(data[..., idx]).astype(np.int64)

@@ -23,14 +23,18 @@ shifted by the weight exponent and wrapped to 24 bit in integer arithmetic, so
 the result lands in the time-last output without a transpose. Tiles are sized
 to stay in cache; memory beyond the output is bounded by the tile.
 
-The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``; threads as set by
-``torch.set_num_threads``) while PyTorch keeps full float32 matmul precision,
-else NumPy's BLAS, which never lowers it. The gather and store kernels are
-serial: they are memory-bound, and a parallel region costs more than it saves
-when the CPU is shared.
+The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``) while PyTorch keeps full
+float32 matmul precision, else NumPy's BLAS, which never lowers it. Everything
+runs on one thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
+millisecond, and a parallel region per tile cost more than it saved when
+other processes shared the CPU (PilotNet-size network on 2 shared cores:
+5.8 ms per step on one thread, 11-23 ms on two).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -51,6 +55,8 @@ __all__ = [
 FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 << 53))
 #: elements of one im2col tile (float32: 1 MiB), so that tile and GEMM stay in cache
 TILE_ELEMENTS = 1 << 18
+#: torch threads of the GEMMs (set for the duration of a synapse call, then restored)
+GEMM_THREADS = 1
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
 
@@ -98,6 +104,20 @@ def _tap(o, k, stride, pad, dil, size, transpose):
     return i
 
 
+@njit(inline="always", cache=True)
+def _copy_delayed(dst, base, src, lag, binary):
+    """``dst[base + t] = src[t - lag]`` for ``t < len(src)`` (0 before ``lag``; 0/1 spikes)."""
+    for t in range(lag):
+        dst[base + t] = 0
+    start = base + lag
+    if binary:
+        for t in range(src.shape[0] - lag):
+            dst[start + t] = 1 if src[t] != 0 else 0
+    else:
+        for t in range(src.shape[0] - lag):
+            dst[start + t] = src[t]
+
+
 @njit(nogil=True, cache=True)
 def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, binary, cols):
     """``cols[(c, ky, kx), (p - p0) T + t] = x[c0 + c, iy, ix, t - lat]`` (0 outside).
@@ -110,27 +130,28 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
     npix = ncols // steps
     lag = min(lat, steps)
     khw = kh * kw
+    y0 = p0 // w_out
+    y1 = (p0 + npix - 1) // w_out + 1
+    iys = np.empty(y1 - y0, np.int64)
+    ixs = np.empty(w_out, np.int64)
     for k in range(rows):
         ci = c0 + k // khw
         ky = (k // kw) % kh
         kx = k % kw
+        for oy in range(y0, y1):
+            iys[oy - y0] = _tap(oy, ky, sh, ph, dh, h, transpose)
+        for ox in range(w_out):
+            ixs[ox] = _tap(ox, kx, sw, pw, dw, wd, transpose)
+        row = cols[k]
         for q in range(npix):
             p = p0 + q
-            iy = _tap(p // w_out, ky, sh, ph, dh, h, transpose)
-            ix = _tap(p % w_out, kx, sw, pw, dw, wd, transpose)
+            iy = iys[p // w_out - y0]
+            ix = ixs[p % w_out]
             base = q * steps
             if iy < 0 or ix < 0:
-                for t in range(steps):
-                    cols[k, base + t] = 0
-                continue
-            for t in range(lag):
-                cols[k, base + t] = 0
-            if binary:
-                for t in range(lag, steps):
-                    cols[k, base + t] = x[ci, iy, ix, t - lag] != 0
+                row[base : base + steps] = 0
             else:
-                for t in range(lag, steps):
-                    cols[k, base + t] = x[ci, iy, ix, t - lag]
+                _copy_delayed(row, base, x[ci, iy, ix], lag, binary)
 
 
 @njit(nogil=True, cache=True)
@@ -139,14 +160,7 @@ def _delayed(x, lat, binary, out):
     n, steps = x.shape
     lag = min(lat, steps)
     for i in range(n):
-        for t in range(lag):
-            out[i, t] = 0
-        if binary:
-            for t in range(lag, steps):
-                out[i, t] = x[i, t - lag] != 0
-        else:
-            for t in range(lag, steps):
-                out[i, t] = x[i, t - lag]
+        _copy_delayed(out[i], 0, x[i], lag, binary)
 
 
 @njit(nogil=True, cache=True)
@@ -154,11 +168,13 @@ def _store(acc, weight_exp, wrap, out, r0, c0):
     """``out[r0 + r, c0 + c] = wrap24?(shift(acc[r, c], weight_exp))`` in int64 arithmetic."""
     rows, ncols = acc.shape
     for r in range(rows):
+        src = acc[r]
+        dst = out[r0 + r, c0 : c0 + ncols]
         for c in range(ncols):
-            v = cpu._shifted(np.int64(acc[r, c]), weight_exp)
+            v = cpu._shifted(np.int64(src[c]), weight_exp)
             if wrap:
                 v = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
-            out[r0 + r, c0 + c] = v
+            dst[c] = v
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -166,19 +182,35 @@ def _store(acc, weight_exp, wrap, out, r0, c0):
 
 def _full_precision_torch() -> bool:
     """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
-    if torch.get_float32_matmul_precision() != "highest":
+    mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    backend = getattr(mkldnn, "fp32_precision", "none")
+    if backend != "none":
+        return backend == "ieee"
+    try:
+        return torch.get_float32_matmul_precision() == "highest"
+    except RuntimeError:  # legacy and new precision APIs mixed: do not guess
         return False
-    mkldnn = getattr(torch.backends, "mkldnn", None)
-    matmul = getattr(mkldnn, "matmul", None)
-    return getattr(matmul, "fp32_precision", "ieee") in ("ieee", "none")
 
 
-def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out = a @ b`` for C-contiguous float arrays of one dtype (exact inputs)."""
-    if _full_precision_torch():
-        torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
-    else:
-        np.matmul(a, b, out=out)
+def _torch_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+@contextmanager
+def _gemm() -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
+    """``mm(a, b, out)``: ``out = a @ b`` on :data:`GEMM_THREADS` threads, exact for
+    exact inputs (torch while it keeps full float32 precision, else NumPy)."""
+    if not _full_precision_torch():
+        yield np.matmul
+        return
+    before = torch.get_num_threads()
+    if before != GEMM_THREADS:
+        torch.set_num_threads(GEMM_THREADS)
+    try:
+        yield _torch_mm
+    finally:
+        if before != GEMM_THREADS:
+            torch.set_num_threads(before)
 
 
 def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
@@ -207,7 +239,8 @@ def dense(
     xf = np.empty((n_in, steps), dtype)
     _delayed(x, latency, not graded, xf)
     acc = np.empty((n_out, steps), dtype)
-    _gemm(np.ascontiguousarray(weight, dtype), xf, acc)
+    with _gemm() as mm:
+        mm(np.ascontiguousarray(weight, dtype), xf, acc)
     out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
     _store(acc, weight_exp, False, out, 0, 0)
     return out
@@ -276,14 +309,15 @@ def conv2d(
     acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
-    for p0 in range(0, npix, tile):
-        ncols = (min(npix, p0 + tile) - p0) * steps
-        cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
-        acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
-        for g in range(groups):
-            _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
-            _gemm(mats_f[g], cols, acc)
-            _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
+    with _gemm() as mm:
+        for p0 in range(0, npix, tile):
+            ncols = (min(npix, p0 + tile) - p0) * steps
+            cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
+            acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
+            for g in range(groups):
+                _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
+                mm(mats_f[g], cols, acc)
+                _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
     return out.reshape(c_out, h_out, w_out, steps)
 
 
