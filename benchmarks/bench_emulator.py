@@ -187,6 +187,17 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
         print(f"  {key:5s}: {t / steps * 1e3:8.2f} ms/step  {neurons * steps / t:10.3e} "
               f"neuron-steps/s  {synops * steps / t:10.3e} synaptic-ops/s")  # fmt: skip
     print(f"  speed-up new/today: {rates['new'] / rates['today']:.2f}x")
+    for key in emus:
+        parts = {
+            part: statistics.median(
+                sum(t.get(part, 0.0) for t in tm.values()) for tm in layer_t[key]
+            )
+            for part in ("synapse", "neuron")
+        }
+        other = statistics.median(times[key]) - parts["synapse"] - parts["neuron"]
+        print(f"  {key:5s} ms/step: synapses {parts['synapse'] / steps * 1e3:6.2f}, neurons "
+              f"{parts['neuron'] / steps * 1e3:6.2f}, other (input, delays, int64 traces) "
+              f"{other / steps * 1e3:6.2f}")  # fmt: skip
     print(
         "  per layer, ms/step (median)      today: synapse  neuron |   new: synapse  neuron"
         "   spike rate"
@@ -225,6 +236,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.nets.split(","):
             build, steps, shape = builders[name]
+            torch.manual_seed(0)  # the same weights whichever networks run before
             bench(name, build(), steps, args.repeat, folder, shape)
 
 

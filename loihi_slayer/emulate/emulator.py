@@ -37,6 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -513,79 +514,82 @@ class Emulator:
         stream: np.ndarray | None = None  # output of the previous layer, (*shape, T)
         graded = graded_input
         layer_steps = self.layer_steps(steps)
-        for i, layer in enumerate(layers):
-            shape = self.shapes[i]
-            model = self._neuron_model(i, layer)
-            steps = layer_steps[i]
-            if isinstance(layer, _SUM_LAYERS):
-                stream = self._sum_layer(layer, stream, shape)
-                graded = True  # integer sums travel on as graded values
-                rec = tuple(wanted.get(i, ()))
-                if any(v != "s" for v in rec):
-                    raise ParameterError(
-                        f"record: layer {i} ({layer.type_name}) has only the variable 's'"
-                    )
-                if rec:
-                    sel = self._subset(i, subsets.get(i), math.prod(shape))
-                    lt = LayerTraces(i, layer.type_name, shape, None, sel, num_steps=steps)
-                    lt.data["s"] = stream.reshape(-1, steps)[sel]
-                    out[i] = lt
-                continue
-            if isinstance(layer, InputLayer):
-                if model is None:
-                    stream = x if input_mode == "inject" else None
+        # one GEMM thread setting for the whole run (see synapse_fast.GEMM_THREADS)
+        threads = synapse_fast.gemm_threads() if self.fast_synapse else nullcontext()
+        with threads:
+            for i, layer in enumerate(layers):
+                shape = self.shapes[i]
+                model = self._neuron_model(i, layer)
+                steps = layer_steps[i]
+                if isinstance(layer, _SUM_LAYERS):
+                    stream = self._sum_layer(layer, stream, shape)
+                    graded = True  # integer sums travel on as graded values
+                    rec = tuple(wanted.get(i, ()))
+                    if any(v != "s" for v in rec):
+                        raise ParameterError(
+                            f"record: layer {i} ({layer.type_name}) has only the variable 's'"
+                        )
+                    if rec:
+                        sel = self._subset(i, subsets.get(i), math.prod(shape))
+                        lt = LayerTraces(i, layer.type_name, shape, None, sel, num_steps=steps)
+                        lt.data["s"] = stream.reshape(-1, steps)[sel]
+                        out[i] = lt
                     continue
-                if input_mode == "bias":
-                    a_in = np.zeros(shape + (steps,), np.int64)
-                    bias = data
+                if isinstance(layer, InputLayer):
+                    if model is None:
+                        stream = x if input_mode == "inject" else None
+                        continue
+                    if input_mode == "bias":
+                        a_in = np.zeros(shape + (steps,), np.int64)
+                        bias = data
+                    else:
+                        # netx stores the input layer's affine weight/bias but never applies them
+                        a_in, bias = x, 0
+                    if len(model.inputs) == 2:
+                        a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
+                elif isinstance(layer, FlattenLayer):
+                    stream = stream.reshape(shape + (steps,))
+                    continue
                 else:
-                    # netx stores the input layer's affine weight/bias but never applies them
-                    a_in, bias = x, 0
-                if len(model.inputs) == 2:
-                    a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
-            elif isinstance(layer, FlattenLayer):
-                stream = stream.reshape(shape + (steps,))
-                continue
-            else:
-                if stream is None:
-                    stream = x if i == 0 else None
-                if stream is None:
-                    raise ParameterError(f"layer {i} has no input: pass input=...")
+                    if stream is None:
+                        stream = x if i == 0 else None
+                    if stream is None:
+                        raise ParameterError(f"layer {i} has no input: pass input=...")
+                    t0 = time.perf_counter()
+                    a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
+                    if timings is not None:
+                        timings.setdefault(i, {})["synapse"] = time.perf_counter() - t0
+                    bias = None
+                params = self._neuron_params(i, layer, model, bias)
+                a_in = self._inputs(i, layer, model, a_in, bias)
+                rec = tuple(wanted.get(i, ()))
+                for v in rec:
+                    if v not in model.traces:
+                        raise ParameterError(
+                            f"record: layer {i} ({model.name}) has no variable {v!r}; "
+                            f"allowed {model.traces}"
+                        )
+                need = tuple(dict.fromkeys(("s",) + rec))
                 t0 = time.perf_counter()
-                a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
-                if timings is not None:
-                    timings.setdefault(i, {})["synapse"] = time.perf_counter() - t0
-                bias = None
-            params = self._neuron_params(i, layer, model, bias)
-            a_in = self._inputs(i, layer, model, a_in, bias)
-            rec = tuple(wanted.get(i, ()))
-            for v in rec:
-                if v not in model.traces:
-                    raise ParameterError(
-                        f"record: layer {i} ({model.name}) has no variable {v!r}; "
-                        f"allowed {model.traces}"
+                if isinstance(layer, DenseRecurrentLayer):
+                    traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
+                else:
+                    traces, _ = model.run(
+                        a_in, params, reset=masks.get(i), record=need, backend=self.backend
                     )
-            need = tuple(dict.fromkeys(("s",) + rec))
-            t0 = time.perf_counter()
-            if isinstance(layer, DenseRecurrentLayer):
-                traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
-            else:
-                traces, _ = model.run(
-                    a_in, params, reset=masks.get(i), record=need, backend=self.backend
-                )
-            if timings is not None:
-                timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
-            # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64
-            stream = self._output_delay(i, layer, np.asarray(traces["s"]))
-            graded = model.graded
-            sel = self._subset(i, subsets.get(i), math.prod(shape))
-            neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
-            lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
-            for v in rec:
-                flat = np.asarray(traces[v]).reshape(-1, steps)
-                lt.data[v] = (flat if i not in subsets else flat[sel]).astype(np.int64)
-            if rec:
-                out[i] = lt
+                if timings is not None:
+                    timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
+                # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64
+                stream = self._output_delay(i, layer, np.asarray(traces["s"]))
+                graded = model.graded
+                sel = self._subset(i, subsets.get(i), math.prod(shape))
+                neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
+                lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
+                for v in rec:
+                    flat = np.asarray(traces[v]).reshape(-1, steps)
+                    lt.data[v] = (flat if i not in subsets else flat[sel]).astype(np.int64)
+                if rec:
+                    out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
 
     @staticmethod

@@ -44,9 +44,11 @@ from . import cpu
 
 __all__ = [
     "FLOAT_EXACT_LIMITS",
+    "GEMM_THREADS",
     "conv2d",
     "dense",
     "exact_float_dtype",
+    "gemm_threads",
     "input_magnitude",
     "sum_bound",
 ]
@@ -197,20 +199,28 @@ def _torch_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 
 
 @contextmanager
+def gemm_threads() -> Iterator[None]:
+    """Run the enclosed GEMMs on :data:`GEMM_THREADS` torch threads (restored on exit)."""
+    before = torch.get_num_threads()
+    if before == GEMM_THREADS:
+        yield
+        return
+    torch.set_num_threads(GEMM_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def _gemm() -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
     """``mm(a, b, out)``: ``out = a @ b`` on :data:`GEMM_THREADS` threads, exact for
     exact inputs (torch while it keeps full float32 precision, else NumPy)."""
     if not _full_precision_torch():
         yield np.matmul
         return
-    before = torch.get_num_threads()
-    if before != GEMM_THREADS:
-        torch.set_num_threads(GEMM_THREADS)
-    try:
+    with gemm_threads():
         yield _torch_mm
-    finally:
-        if before != GEMM_THREADS:
-            torch.set_num_threads(before)
 
 
 def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
