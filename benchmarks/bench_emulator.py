@@ -188,12 +188,10 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
               f"neuron-steps/s  {synops * steps / t:10.3e} synaptic-ops/s")  # fmt: skip
     print(f"  speed-up new/today: {rates['new'] / rates['today']:.2f}x")
     for key in emus:
-        parts = {
-            part: statistics.median(
-                sum(t.get(part, 0.0) for t in tm.values()) for tm in layer_t[key]
-            )
-            for part in ("synapse", "neuron")
-        }
+        parts = {}
+        for part in ("synapse", "neuron"):
+            sums = [sum(t.get(part, 0.0) for t in tm.values()) for tm in layer_t[key]]
+            parts[part] = statistics.median(sums)
         other = statistics.median(times[key]) - parts["synapse"] - parts["neuron"]
         print(f"  {key:5s} ms/step: synapses {parts['synapse'] / steps * 1e3:6.2f}, neurons "
               f"{parts['neuron'] / steps * 1e3:6.2f}, other (input, delays, int64 traces) "
