@@ -167,6 +167,23 @@ def test_each_path_is_taken_and_exact(monkeypatch, mag, path):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("graded", [False, True])
+def test_pooling_direct_kernel_matches_reference(transpose, graded):
+    """pool2d / unpool2d: one output channel per group runs the direct integer kernel."""
+    rng = np.random.default_rng(9)
+    k = rng.integers(-256, 256, (1, 1, 2, 3))
+    x = rng.integers(-(2**40), 2**40, (5, 6, 7, 4)) * (rng.random((5, 6, 7, 4)) < 0.5)
+    op = fixed.unpool2d if transpose else fixed.pool2d
+    ref = op(x, k, stride=(2, 1), padding=(1, 0), weight_exp=2, graded=graded,
+             backend="reference")  # fmt: skip
+    size = fixed.conv_transpose_output_size if transpose else fixed.conv_output_size
+    out_hw = (size(6, 2, 2, 1, 1), size(7, 3, 1, 0, 1))
+    w = np.repeat(k, 5, axis=0)
+    got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 5, 2, graded, 1, out_hw, transpose)
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_small_tiles_give_the_same_sums(monkeypatch):
     rng = np.random.default_rng(4)
     w = rng.integers(-256, 256, (6, 2, 3, 3))

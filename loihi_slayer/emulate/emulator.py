@@ -168,7 +168,9 @@ class Emulator:
         With the ``'cpu'`` backend, compute synaptic sums by a floating-point
         GEMM wherever a per-layer bound proves it bit-exact
         (:mod:`loihi_slayer.fixed.synapse_fast`), the integer kernels elsewhere.
-        False runs the integer kernels throughout (same results, slower).
+        False runs the integer kernels throughout (same results, slower). During
+        :meth:`run` the GEMMs use ``synapse_fast.GEMM_THREADS`` torch threads
+        (``torch.set_num_threads`` is restored afterwards).
 
     Examples
     --------

@@ -57,7 +57,7 @@ __all__ = [
 FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 << 53))
 #: elements of one im2col tile (float32: 1 MiB), so that tile and GEMM stay in cache
 TILE_ELEMENTS = 1 << 18
-#: torch threads of the GEMMs (set for the duration of a synapse call, then restored)
+#: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
 GEMM_THREADS = 1
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
@@ -177,6 +177,47 @@ def _store(acc, weight_exp, wrap, out, r0, c0):
             if wrap:
                 v = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
             dst[c] = v
+
+
+@njit(nogil=True, cache=True)
+def _direct_conv(x, w, sh, sw, ph, pw, dh, dw, groups, transpose, lat, binary, weight_exp, out):
+    """Integer (transposed) convolution, time innermost: for grouped convolutions
+    with one output channel per group (pooling), where a GEMM would be a GEMV.
+
+    ``w`` is ``(C_out, C_in / groups, kH, kW)`` in both cases (a transposed
+    convolution's weight regrouped by :func:`_group_matrices`); ``out`` is
+    ``(C_out, H_out, W_out, T)``; sums accumulate in int64.
+    """
+    _, h, wd, steps = x.shape
+    c_out, c_per_group, kh, kw = w.shape
+    _, h_out, w_out, _ = out.shape
+    g_out = c_out // groups
+    lag = min(lat, steps)
+    acc = np.zeros(steps, np.int64)
+    for co in range(c_out):
+        c0 = (co // g_out) * c_per_group
+        for oy in range(h_out):
+            for ox in range(w_out):
+                acc[:] = 0
+                for cl in range(c_per_group):
+                    for ky in range(kh):
+                        iy = _tap(oy, ky, sh, ph, dh, h, transpose)
+                        for kx in range(kw):
+                            ix = _tap(ox, kx, sw, pw, dw, wd, transpose)
+                            wv = np.int64(w[co, cl, ky, kx])
+                            if iy < 0 or ix < 0 or wv == 0:
+                                continue
+                            src = x[c0 + cl, iy, ix]
+                            if binary:
+                                for t in range(steps - lag):
+                                    acc[lag + t] += wv if src[t] != 0 else 0
+                            else:
+                                for t in range(steps - lag):
+                                    acc[lag + t] += wv * src[t]
+                dst = out[co, oy, ox]
+                for t in range(steps):
+                    v = cpu._shifted(acc[t], weight_exp)
+                    dst[t] = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -299,7 +340,8 @@ def conv2d(
     (``backend='cpu'``, geometry already checked; ``out_hw`` the output size):
     the sum shifted by ``weight_exp`` and wrapped to signed 24 bit, delayed by
     ``latency``; ``(C_out, H_out, W_out, T)`` int32. Runs tiled ``im2col`` +
-    float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel.
+    float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel;
+    pooling (one output channel per group) runs a direct integer kernel.
     """
     c_in, _, _, steps = x.shape
     mats = _group_matrices(weight, groups, transpose)
@@ -307,6 +349,12 @@ def conv2d(
     c_out = groups * g_out
     h_out, w_out = out_hw
     bound = sum_bound(mats.reshape(c_out, fan_in), input_magnitude(x, graded))
+    if groups > 1 and g_out == 1:  # pooling: one output per group, a GEMV each
+        out4 = np.empty((c_out, h_out, w_out, steps), np.int32)
+        w4 = mats.reshape(c_out, c_in // groups, *weight.shape[2:])
+        _direct_conv(x, w4, *stride, *padding, *dilation, groups, transpose, latency,
+                     not graded, weight_exp, out4)  # fmt: skip
+        return out4
     dtype = exact_float_dtype(bound)
     if dtype is None:
         return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
