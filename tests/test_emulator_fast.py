@@ -43,18 +43,28 @@ def test_exactness_limits_follow_the_significands():
     assert float(np.float64(2**53 + 1)) != 2**53 + 1
 
 
-def test_bound_counts_every_weight_magnitude():
+def test_bound_weighs_each_column_by_its_input_magnitude():
     w = np.array([[3, -4, 0], [-1, -1, -1]])
-    assert synapse_fast.sum_bound(w, 5) == 35
-    assert synapse_fast.input_magnitude(np.array([[2, -9]]), graded=True) == 9
-    assert synapse_fast.input_magnitude(np.array([[2, -9]]), graded=False) == 1
+    assert synapse_fast.sum_bound(w, np.array([5, 5, 5])) == 35
+    assert synapse_fast.sum_bound(w, np.array([1, 10, 7])) == 43
+    x = np.array([[2, -9, 0], [4, 1, 3]])
+    assert synapse_fast.input_magnitudes(x, graded=True).tolist() == [9, 4]
+    assert synapse_fast.input_magnitudes(x, graded=False).tolist() == [1, 1]
+    assert synapse_fast.input_magnitudes(np.array([[1, -(2**62)]]), graded=True) is None
+
+
+def test_inputs_beyond_the_bound_arithmetic_run_the_integer_kernel():
+    x = np.array([[2**62, -(2**61), 5]])
+    w = np.array([[1]])
+    np.testing.assert_array_equal(synapse_fast.dense(x, w, -1, True, 1),
+                                  _ref_dense(x, w, -1, True, 1))  # fmt: skip
 
 
 def test_a_sum_that_float32_rounds_takes_the_float64_path():
     """2**24 + 1 is not a float32: the bound must send this dense sum to float64."""
     w = np.array([[256, 1]])
     x = np.array([[2**16], [1]])
-    assert synapse_fast.sum_bound(w, 2**16) > 2**24
+    assert synapse_fast.sum_bound(w, np.array([2**16, 1])) == 2**24 + 1
     naive = np.float32(w) @ np.float32(x)  # what an unchecked float32 GEMM gives
     assert int(naive[0, 0]) != 2**24 + 1
     got = synapse_fast.dense(x, w, 0, True, 0)
@@ -65,7 +75,7 @@ def test_a_sum_at_the_float32_limit_is_exact():
     """Bound exactly 2**24 (float32 path); the first column sums to 2**24 itself."""
     w = np.array([[256, -256], [3, 1]])
     x = np.array([[32768, 32768, -32768], [-32768, 32768, 5]])
-    assert synapse_fast.sum_bound(w, 32768) == 2**24
+    assert synapse_fast.sum_bound(w, np.array([32768, 32768])) == 2**24
     assert synapse_fast.exact_float_dtype(2**24) == np.float32
     got = synapse_fast.dense(x, w, 0, True, 0)
     np.testing.assert_array_equal(got, w @ x)

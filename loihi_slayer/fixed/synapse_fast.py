@@ -5,15 +5,16 @@ integer partial sums, whatever order a GEMM adds them in, all bounded by
 
 .. math::
 
-    B = \max_o \sum_k |w_{ok}| \cdot \max |x|
+    B = \max_o \sum_k |w_{ok}|\, m_k
 
-(:math:`\max|x| = 1` for binary spikes). A binary floating-point format with a
-``p``-bit significand holds every integer of magnitude :math:`\le 2^p`, so
-when :math:`B \le 2^p` every product, partial sum and fused multiply-add of the
-GEMM is an exact integer: float32 (:math:`p = 24`) or float64 (:math:`p = 53`)
-gives the integer result bit for bit. :func:`exact_float_dtype` picks the
-narrowest exact format for a bound; beyond :math:`2^{53}` the callers fall back
-to the integer kernels of :mod:`.cpu`.
+where :math:`m_k` is the largest :math:`|x|` of the input neuron (dense) or
+channel (convolution) that column :math:`k` reads (1 for binary spikes). A
+binary floating-point format with a ``p``-bit significand holds every integer
+of magnitude :math:`\le 2^p`, so when :math:`B \le 2^p` every product, partial
+sum and fused multiply-add of the GEMM is an exact integer: float32
+(:math:`p = 24`) or float64 (:math:`p = 53`) gives the integer result bit for bit.
+:func:`exact_float_dtype` picks the narrowest exact format for a bound; beyond
+:math:`2^{53}` the callers fall back to the integer kernels of :mod:`.cpu`.
 
 Convolutions run as ``im2col`` + GEMM on the time-last layout: for a tile of
 output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
@@ -49,7 +50,7 @@ __all__ = [
     "dense",
     "exact_float_dtype",
     "gemm_threads",
-    "input_magnitude",
+    "input_magnitudes",
     "sum_bound",
 ]
 
@@ -61,6 +62,7 @@ TILE_ELEMENTS = 1 << 18
 GEMM_THREADS = 1
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
+_HUGE = 1 << 62
 
 
 def exact_float_dtype(bound: int) -> np.dtype | None:
@@ -72,23 +74,50 @@ def exact_float_dtype(bound: int) -> np.dtype | None:
     return None
 
 
-def input_magnitude(x: np.ndarray, graded: bool) -> int:
-    """:math:`\\max|x|` as a Python int (1 for binary spikes: they are cast to 0/1)."""
-    if not graded or x.size == 0:
-        return 1
-    return max(int(x.max()), -int(x.min()), 0)
+def input_magnitudes(x: np.ndarray, graded: bool) -> np.ndarray | None:
+    r""":math:`\max|x|` of each row (axis 0: input neuron or channel) as int64; ones for
+    binary spikes (cast to 0/1); None when some :math:`|x| \ge 2^{62}` (no float path)."""
+    rows = x.shape[0]
+    if not graded:
+        return np.ones(rows, np.int64)
+    hi = np.zeros(rows, np.int64)
+    lo = np.zeros(rows, np.int64)
+    _row_extrema(x.reshape(rows, -1), hi, lo)
+    if rows and (int(hi.max()) >= _HUGE or int(lo.min()) <= -_HUGE):
+        return None
+    return np.maximum(hi, -lo)
 
 
-def sum_bound(weight_rows: np.ndarray, x_max: int) -> int:
-    """:math:`\\max_o \\sum_k |w_{ok}| \\cdot \\max|x|` (Python int, no overflow) for a
-    ``(rows, fan_in)`` weight matrix."""
+def sum_bound(weight_rows: np.ndarray, magnitudes: np.ndarray) -> int:
+    r""":math:`\max_o \sum_k |w_{ok}|\, m_k` (Python int) for a ``(rows, fan_in)`` weight
+    matrix and the input magnitudes :math:`m_k \ge 0` of its columns.
+
+    Exact in int64 when the cruder :math:`\max_o \sum_k |w_{ok}| \cdot \max_k m_k`
+    stays below :math:`2^{62}`, else that cruder (larger) bound.
+    """
     if weight_rows.size == 0:
         return 0
-    row_sums = np.abs(weight_rows.astype(np.int64)).sum(axis=1)
-    return int(row_sums.max()) * int(x_max)
+    w_abs = np.abs(weight_rows.astype(np.int64))
+    crude = int(w_abs.sum(axis=1).max()) * int(magnitudes.max())
+    if crude >= _HUGE:
+        return crude
+    return int((w_abs @ magnitudes.astype(np.int64)).max())
 
 
 # ----------------------------------------------------------------------------- kernels
+
+
+@njit(nogil=True, cache=True)
+def _row_extrema(x, hi, lo):
+    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` in one pass."""
+    for r in range(x.shape[0]):
+        a = np.int64(0)
+        b = np.int64(0)
+        for v in x[r]:
+            a = max(a, np.int64(v))
+            b = min(b, np.int64(v))
+        hi[r] = a
+        lo[r] = b
 
 
 @njit(inline="always", cache=True)
@@ -283,8 +312,9 @@ def dense(
     """
     n_in, steps = x.shape
     n_out = weight.shape[0]
-    bound = sum_bound(weight, input_magnitude(x, graded))
-    dtype = exact_float_dtype(bound)
+    mags = input_magnitudes(x, graded)
+    bound = None if mags is None else sum_bound(weight, mags)
+    dtype = None if bound is None else exact_float_dtype(bound)
     if dtype is None:
         return _dense_integer(x, weight, weight_exp, graded, latency)
     xf = np.empty((n_in, steps), dtype)
@@ -309,6 +339,16 @@ def _delay_int(a: np.ndarray, latency: int) -> np.ndarray:
     out = np.zeros_like(a)
     out[..., latency:] = a[..., : a.shape[-1] - latency] if a.shape[-1] > latency else 0
     return out
+
+
+def _conv_bound(mats: np.ndarray, channel_mags: np.ndarray | None, taps: int) -> int | None:
+    """:func:`sum_bound` of each group's matrix, column ``(c, k_y, k_x)`` taking the
+    magnitude of its input channel ``c``; None without magnitudes."""
+    if channel_mags is None:
+        return None
+    groups = mats.shape[0]
+    cols = np.repeat(channel_mags.reshape(groups, -1), taps, axis=1)
+    return max(sum_bound(mats[g], cols[g]) for g in range(groups))
 
 
 def _group_matrices(weight: np.ndarray, groups: int, transpose: bool) -> np.ndarray:
@@ -348,14 +388,14 @@ def conv2d(
     g_out, fan_in = mats.shape[1:]
     c_out = groups * g_out
     h_out, w_out = out_hw
-    bound = sum_bound(mats.reshape(c_out, fan_in), input_magnitude(x, graded))
     if groups > 1 and g_out == 1:  # pooling: one output per group, a GEMV each
         out4 = np.empty((c_out, h_out, w_out, steps), np.int32)
         w4 = mats.reshape(c_out, c_in // groups, *weight.shape[2:])
         _direct_conv(x, w4, *stride, *padding, *dilation, groups, transpose, latency,
                      not graded, weight_exp, out4)  # fmt: skip
         return out4
-    dtype = exact_float_dtype(bound)
+    bound = _conv_bound(mats, input_magnitudes(x, graded), fan_in // (c_in // groups))
+    dtype = None if bound is None else exact_float_dtype(bound)
     if dtype is None:
         return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
                              latency, out_hw, transpose)  # fmt: skip
