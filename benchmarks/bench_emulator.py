@@ -28,7 +28,8 @@ Figures, for the whole network:
 Usage::
 
     python benchmarks/bench_emulator.py [--nets nmnist,pilotnet-cuba,pilotnet-sdnn]
-        [--steps-nmnist 300] [--steps-pilotnet 32] [--repeat 5] [--threads N]
+        [--steps-nmnist 300] [--steps-pilotnet 32] [--repeat 5] [--record all|last]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folder: str,
-          input_shape: tuple | None) -> None:  # fmt: skip
+          input_shape: tuple | None, record_all: bool) -> None:  # fmt: skip
     path = os.path.join(folder, f"{name}.net")
     export_network(blocks, path)
     emus = {
@@ -163,9 +164,10 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
     emu = emus["new"]
     rng = np.random.default_rng(0)
     x, graded = make_input(name, emu, steps, rng)
-    kw = {"graded_input": graded}
-    ref = emus["today"].run(x, steps, **kw)
-    got = emu.run(x, steps, **kw)  # compiles the kernels on a first run
+    last = len(emu.network.layers) - 1
+    kw = {"graded_input": graded, "record": ("s",) if record_all else {last: ("s",)}}
+    ref = emus["today"].run(x, steps, graded_input=graded)  # every layer's spikes
+    got = emu.run(x, steps, graded_input=graded)  # compiles the kernels on a first run
     for i in ref.layers:
         assert np.array_equal(ref[i, "s"], got[i, "s"]), f"{name}: layer {i} differs"
     times: dict[str, list[float]] = {k: [] for k in emus}
@@ -218,13 +220,20 @@ def main() -> None:
     ap.add_argument("--steps-nmnist", type=int, default=300)
     ap.add_argument("--steps-pilotnet", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--record",
+        choices=("all", "last"),
+        default="all",
+        help="record the spikes of every layer (default) or of the last only",
+    )
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of the float GEMM (default: torch's)")  # fmt: skip
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(f"torch threads {torch.get_num_threads()}, load average "
+    print(f"recording spikes of {args.record} layers; torch threads "
+          f"{torch.get_num_threads()}, load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")  # fmt: skip
     builders = {
         "nmnist": (nmnist_blocks, args.steps_nmnist, NMNIST_SHAPE),
@@ -235,7 +244,7 @@ def main() -> None:
         for name in args.nets.split(","):
             build, steps, shape = builders[name]
             torch.manual_seed(0)  # the same weights whichever networks run before
-            bench(name, build(), steps, args.repeat, folder, shape)
+            bench(name, build(), steps, args.repeat, folder, shape, args.record == "all")
 
 
 if __name__ == "__main__":
