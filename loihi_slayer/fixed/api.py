@@ -19,7 +19,7 @@ tensors share memory with the kernel output, CUDA tensors stay on the device).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -211,34 +211,75 @@ class _Device:
         return from_numpy_like(self.ref, host)
 
 
+def _out_arrays(
+    out: Mapping[str, Any] | None, names: tuple[str, ...], shape: tuple[int, ...],
+    dtypes: dict[str, Any], backend: str,
+) -> dict[str, tuple[Any, np.ndarray]]:  # fmt: skip
+    """Check caller-owned trace arrays: ``{name: (as given, writable NumPy view)}``.
+
+    Each must be a recorded trace's exact shape and dtype, C-contiguous and writable
+    (NumPy or a CPU torch tensor), so the kernel writes into it without a copy.
+    Reusing them across calls skips allocating and first-touching fresh memory.
+    """
+    if not out:
+        return {}
+    if backend != "cpu":
+        raise ParameterError(f"out= is supported on the 'cpu' backend, not {backend!r}")
+    views = {}
+    for k, arr in out.items():
+        if k not in names:
+            raise ParameterError(f"out[{k!r}]: {k!r} is not recorded (record = {names})")
+        view = host_view(arr, f"out[{k!r}]")
+        want = np.dtype(dtypes[k])
+        if view.shape != shape or view.dtype != want:
+            raise ParameterError(
+                f"out[{k!r}] has shape {view.shape} and dtype {view.dtype}; "
+                f"expected shape {shape} and dtype {want}"
+            )
+        if not (view.flags.c_contiguous and view.flags.writeable):
+            raise ParameterError(f"out[{k!r}] must be C-contiguous and writable")
+        views[k] = (arr, view)
+    return views
+
+
 def _run_kernels(
     spec: Any, xs: list[Any], table: np.ndarray, st: np.ndarray, rest: np.ndarray,
     segments: list[tuple[int, int, bool]], names: tuple[str, ...], dtypes: dict[str, Any],
-    backend: str, label: str = "input",
+    backend: str, label: str = "input", out: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
     """Run the generated kernels of ``spec`` (a model or :class:`.codegen.KernelSpec`).
 
     ``xs``: the ``(*neurons, T)`` inputs; ``table``: the ``(P, 1 or N)`` int64
     parameter table; ``st``: the ``(S, N)`` int64 initial state (updated in place on
-    the CPU); ``rest``: the state a reset returns to. Returns the recorded traces
+    the CPU); ``rest``: the state a reset returns to; ``out``: caller-owned trace
+    arrays to write into (see :func:`_out_arrays`). Returns the recorded traces
     (in the inputs' library, ``(*neurons, T)``) and the final ``(S, N)`` state.
     """
-    from .codegen import PARALLEL_MIN_WORK, kernel_module
+    from .codegen import LANES, PARALLEL_MIN_WORK, kernel_module
 
     lead, steps = _shape(xs[0])
     n = math.prod(lead)
     shapes = {k: (n, steps if k in names else 0) for k in spec.traces}
+    given = _out_arrays(out, names, lead + (steps,), dtypes, backend)
     if backend == "cpu":
         mod = kernel_module(spec, "cpu")
-        kern = mod.kernel if n * steps >= PARALLEL_MIN_WORK and n > 1 else mod.kernel_serial
+        # a parallel region pays only with work for more than one lane block
+        parallel = n * steps >= PARALLEL_MIN_WORK and n > LANES
+        kern = mod.kernel if parallel else mod.kernel_serial
         xk = [_kernel_input(host_view(a, label), (n, steps)) for a in xs]
-        outs = [np.zeros(shapes[k], dtypes[k]) for k in spec.traces]
+        outs = {
+            k: given[k][1].reshape(n, steps) if k in given else np.zeros(shapes[k], dtypes[k])
+            for k in spec.traces
+        }
         for t0, t1, zero in segments:
             if zero:
                 st[:] = rest
-            kern(*xk, table, t0, t1, st, *outs)
-        by_name = dict(zip(spec.traces, outs, strict=True))
-        traces = {k: from_numpy_like(xs[0], by_name[k].reshape(lead + (steps,))) for k in names}
+            kern(*xk, table, t0, t1, st, *outs.values())
+        full = lead + (steps,)
+        traces = {
+            k: given[k][0] if k in given else from_numpy_like(xs[0], outs[k].reshape(full))
+            for k in names
+        }
         return traces, st
 
     gpu = _gpu()
@@ -265,6 +306,7 @@ def cuba(
     reset: Any = None,
     record: Iterable[str] | str = ("s",),
     backend: str = "auto",
+    out: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     r"""Run Loihi CUBA-LIF neurons on integer synaptic input.
 
@@ -292,6 +334,10 @@ def cuba(
         chip reports it) and ``'v_pre'`` (before the reset), int32.
     backend
         ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+    out
+        Optional ``{trace: array}`` to write recorded traces into instead of new
+        arrays (``'cpu'`` backend; exact shape and dtype, C-contiguous, writable).
+        Reusing them across calls saves allocating fresh memory each time.
 
     Returns
     -------
@@ -308,6 +354,7 @@ def cuba(
     init = _initial_state(state, ("u", "v", "rc"), lead, _STATE_RANGES)
     segments = _segments(reset, steps)
 
+    _out_arrays(out, names, lead + (steps,), _CUBA_DTYPES, backend)  # refuse before work
     if backend == "reference":
         x = host_view(a_in, "a_in").astype(np.int64)
         st = {k: v.reshape(lead) for k, v in init.items()}
@@ -328,7 +375,7 @@ def cuba(
     state = np.stack([init[k] for k in ("u", "v", "rc")])
     traces, final = _run_kernels(
         _cuba_model(), [a_in], table, state, np.zeros_like(state), segments, names,
-        _CUBA_DTYPES, backend, "a_in",
+        _CUBA_DTYPES, backend, "a_in", out,
     )  # fmt: skip
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
 
@@ -349,6 +396,7 @@ def sigma_delta(
     reset: Any = None,
     record: Iterable[str] | str = ("s",),
     backend: str = "auto",
+    out: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     r"""Run Loihi sigma-delta neurons (lava-nc's legacy residue model).
 
@@ -379,6 +427,10 @@ def sigma_delta(
         Any of ``'s'`` (graded payload), ``'sigma'``, ``'act'``, ``'residue'`` (int64).
     backend
         ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+    out
+        Optional ``{trace: array}`` to write recorded traces into instead of new
+        arrays (``'cpu'`` backend; exact shape and dtype, C-contiguous, writable).
+        Reusing them across calls saves allocating fresh memory each time.
 
     Returns
     -------
@@ -397,6 +449,7 @@ def sigma_delta(
     init = _initial_state(state, st_names, lead, dict.fromkeys(st_names, _SDNN_STATE_RANGE))
     segments = _segments(reset, steps)
 
+    _out_arrays(out, names, lead + (steps,), dict.fromkeys(SDNN_TRACES, np.int64), backend)
     if backend == "reference":
         x = host_view(x_in, "x_in").astype(np.int64)
         st = {k: v.reshape(lead) for k, v in init.items()}
@@ -418,7 +471,7 @@ def sigma_delta(
     state = np.stack([init[k] for k in st_names])
     traces, final = _run_kernels(
         SDNN_KERNEL, [x_in], table, state, np.zeros_like(state), segments, names,
-        dict.fromkeys(SDNN_TRACES, np.int64), backend, "x_in",
+        dict.fromkeys(SDNN_TRACES, np.int64), backend, "x_in", out,
     )  # fmt: skip
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(st_names)}
 

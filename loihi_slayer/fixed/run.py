@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError
 from ._arrays import check_integer_array, host_view
-from .api import _backend, _record, _run_kernels, _segments, _shape
+from .api import _backend, _out_arrays, _record, _run_kernels, _segments, _shape
 from .params import int_param
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def run(
     reset: Any = None,
     record: Iterable[str] | str = ("s",),
     backend: str = "auto",
+    out: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a neuron model's integer dynamics over time-last integer input.
 
@@ -105,6 +106,9 @@ def run(
         Names from ``model.traces``.
     backend
         ``'auto'``, ``'reference'``, ``'cpu'`` or ``'cuda'``.
+    out
+        Optional ``{trace: array}`` to write recorded traces into (``'cpu'``
+        backend; exact shape and dtype, C-contiguous, writable).
 
     Returns
     -------
@@ -137,6 +141,7 @@ def run(
     s_dtype = np.int64 if model.graded else np.int8
     dtypes = {k: (s_dtype if k == "s" else np.int64) for k in model.traces}
 
+    _out_arrays(out, names, lead + (steps,), dtypes, backend)  # refuse before work
     if backend == "reference":
         xr = [host_view(a, "input").astype(np.int64).reshape(n, steps) for a in xs]
         vec = params.vectors(lead)
@@ -153,6 +158,6 @@ def run(
         return traces, {k: np.asarray(v, np.int64).reshape(lead) for k, v in cur.items()}
 
     traces, final = _run_kernels(
-        model, xs, params.vectors(lead), st, rest, segments, names, dtypes, backend
+        model, xs, params.vectors(lead), st, rest, segments, names, dtypes, backend, out=out
     )
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(model.states)}

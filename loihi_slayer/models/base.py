@@ -106,8 +106,9 @@ class NeuronModel:
         Inclusive range accepted for user-given initial states.
     runner
         ``runner(inputs, params, *, state, reset, record, backend)`` for models
-        with a hand-tuned kernel (CUBA, sigma-delta); None means the generated
-        kernels through :func:`loihi_slayer.fixed.run`.
+        with their own entry point and parameter class (CUBA: :func:`loihi_slayer.fixed.cuba`,
+        sigma-delta: :func:`loihi_slayer.fixed.sigma_delta`, both on generated
+        kernels too); None means the generated kernels through :func:`loihi_slayer.fixed.run`.
     from_record
         ``from_record(neuron, ctx) -> params`` building the runner's parameters
         from a :mod:`loihi_slayer.hdf5` neuron record (``ctx``: layer index, neuron

@@ -1,0 +1,116 @@
+"""The numba.cuda neuron kernels against the GPU's memory bandwidth (issue 8, item 8).
+
+Runs the generated CUBA and sigma-delta CUDA kernels on device-resident input
+(N neurons, T steps, int32 synaptic sums, ~20 % non-zero; spikes recorded) and
+prints neuron-steps/s, the bytes the kernel must move (input read + traces
+written) per second, and that as a fraction of the device's peak DRAM bandwidth
+(``2 * memory clock * bus width``, from the driver). Results are first checked
+against the CPU kernel on a slice. Needs a CUDA GPU (``status`` of the device
+tool says whether one is lent); under ``NUMBA_ENABLE_CUDASIM=1`` it runs a tiny
+size for a smoke test only, and its times mean nothing.
+
+Usage::
+
+    python benchmarks/bench_cuda.py [--neurons 1000000] [--steps 1000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from numba import config, cuda
+
+from loihi_slayer import fixed, models
+from loihi_slayer.fixed import codegen
+from loihi_slayer.fixed.api import SDNN_KERNEL, SDNN_MODES
+from loihi_slayer.fixed.cuda import launch
+
+
+def peak_bandwidth() -> float | None:
+    """Peak DRAM bandwidth in bytes/s from the driver's attributes (None if unknown)."""
+    try:
+        dev = cuda.get_current_device()
+        return 2.0 * dev.MEMORY_CLOCK_RATE * 1e3 * dev.GLOBAL_MEMORY_BUS_WIDTH / 8
+    except Exception:  # the simulator has no such attributes
+        return None
+
+
+def device_input(n: int, t: int, rng: np.random.Generator):
+    """``(n, t)`` int32 input on the device, generated in slices to bound host memory."""
+    d = cuda.device_array((n, t), np.int32)
+    rows = max(1, (1 << 26) // max(t, 1))
+    for i in range(0, n, rows):
+        j = min(n, i + rows)
+        h = (rng.integers(0, 41, (j - i, t)) * (rng.random((j - i, t)) < 0.2)).astype(np.int32)
+        d[i:j] = h
+    return d
+
+
+def time_kernel(run, runs: int) -> float:
+    run()
+    cuda.synchronize()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        cuda.synchronize()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--neurons", type=int, default=1_000_000)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    n, t = args.neurons, args.steps
+    if config.ENABLE_CUDASIM:
+        n, t = min(n, 40), min(t, 20)
+        print(f"CUDA simulator: smoke test at N={n}, T={t}; the times mean nothing")
+    rng = np.random.default_rng(0)
+    a = device_input(n, t, rng)
+    peak = peak_bandwidth()
+    print(f"N={n}, T={t}, median of {args.runs}; peak DRAM bandwidth "
+          f"{'unknown' if peak is None else f'{peak / 1e9:.0f} GB/s'}")  # fmt: skip
+
+    cuba = models.get("cuba")
+    p = fixed.CubaParams(i_decay=411, v_decay=205, v_th_mant=200)
+    table = np.array([[411], [205], [int(p.v_th)], [1], [0], [0]], np.int64)
+    _case("CUBA record s", codegen.kernel_module(cuba, "cuda").kernel, a, table, 3,
+          [np.int8, np.int32, np.int32, np.int32], 1, args.runs, peak,
+          lambda x: fixed.cuba(x, p, record=("s",), backend="cpu")[0]["s"])  # fmt: skip
+
+    sp = fixed.SigmaDeltaParams(v_th_mant=1)
+    rows = [SDNN_MODES["sigma_delta"], int(sp.v_th), 0, sp.shift, 6, 1, 0]
+    table = np.array(rows, np.int64).reshape(-1, 1)
+    _case("sigma-delta record s", codegen.kernel_module(SDNN_KERNEL, "cuda").kernel, a, table,
+          4, [np.int64] * 4, 8, args.runs, peak,
+          lambda x: fixed.sigma_delta(x, sp, record=("s",), backend="cpu")[0]["s"])  # fmt: skip
+
+
+def _case(name, kernel, a, table, n_states, dtypes, s_bytes, runs, peak, cpu_spikes) -> None:
+    n, t = a.shape
+    d_table = cuda.to_device(table)
+    s_out = cuda.device_array((n, t), dtypes[0])
+    rest = [cuda.device_array((n, 0), d) for d in dtypes[1:]]
+    blocks, threads = launch(n)
+
+    def run():
+        st = cuda.to_device(np.zeros((n_states, n), np.int64))
+        kernel[blocks, threads](a, d_table, 0, t, st, s_out, *rest)
+
+    sec = time_kernel(run, runs)
+    k = min(n, 2048)
+    if not np.array_equal(s_out[:k].copy_to_host(), cpu_spikes(a[:k].copy_to_host())):
+        raise SystemExit(f"{name}: the CUDA kernel disagrees with the CPU kernel")
+    moved = n * t * (a.dtype.itemsize + s_bytes)
+    frac = "" if peak is None else f", {moved / sec / peak:.0%} of peak"
+    print(f"  {name:<22} {n * t / sec:9.3g} neuron-steps/s, {moved / sec / 1e9:7.1f} GB/s{frac}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The CPU kernels' lane blocks and time tiles: every boundary, equal to the reference.
+
+The generated CPU kernels step 16 neurons per lane loop and pass time through
+64-step tiles (:mod:`loihi_slayer.fixed.codegen`). The property strategies of
+``test_fixed_properties`` and ``test_models_kernels`` (ties at threshold,
+saturation, extreme decays, per-neuron parameters, resets, initial states) draw
+small cases; here each case is tiled over neurons and time so that it crosses
+lane-block and tile boundaries (including partial last blocks and tiles, and a
+reset inside a tile), then compared bit for bit with the independent NumPy
+reference. ``out=`` (caller-owned trace arrays) is checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fixed_properties import ALL_CUBA, ALL_SDNN, cuba_cases, sdnn_cases
+from test_models_kernels import PROPERTY_MODELS, cases
+
+from loihi_slayer import fixed, models
+from loihi_slayer.errors import ParameterError
+from loihi_slayer.fixed import codegen
+
+SETTINGS = settings(
+    max_examples=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
+REPS = st.tuples(st.integers(1, 7), st.integers(1, 6))
+
+
+def tile_neurons(value, n: int, reps: int):
+    """Tile a per-neuron vector (length ``n``) ``reps`` times; scalars stay."""
+    arr = np.asarray(value)
+    if arr.ndim >= 1 and arr.shape[0] == n and n > 1:
+        return np.tile(arr, reps)
+    if arr.ndim >= 1 and arr.shape[0] == n == 1:
+        return np.tile(arr, reps)
+    return value
+
+
+def tile_params(params, n: int, reps: int):
+    if isinstance(params, dict):
+        return {k: tile_neurons(v, n, reps) for k, v in params.items()}
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+              if not f.name.startswith("_")}  # fmt: skip
+    return type(params)(**{k: tile_neurons(v, n, reps) for k, v in fields.items()})
+
+
+def tile_case(x, state, reset, reps):
+    rn, rt = reps
+    n = x.shape[0]
+    big = np.tile(x, (rn, rt))
+    if state is not None:
+        state = {k: np.tile(np.asarray(v), rn) for k, v in state.items()}
+    if reset is not None:
+        reset = np.tile(reset, rt)
+    return big, state, reset, n
+
+
+def assert_same(ref, got):
+    (rt, rs), (gt, gs) = ref, got
+    assert rt.keys() == gt.keys()
+    for k in rt:
+        np.testing.assert_array_equal(np.asarray(gt[k]), rt[k], err_msg=f"trace {k}")
+    for k in rs:
+        np.testing.assert_array_equal(np.asarray(gs[k]), rs[k], err_msg=f"state {k}")
+
+
+@SETTINGS
+@given(cuba_cases(max_n=9, max_t=40), REPS)
+def test_cuba_tiles_equal_reference(case, reps):
+    a, params, state, reset = case
+    a, state, reset, n = tile_case(a, state, reset, reps)
+    params = tile_params(params, n, reps[0])
+    kw = dict(state=state, reset=reset, record=ALL_CUBA)
+    assert_same(fixed.cuba(a, params, backend="reference", **kw),
+                fixed.cuba(a, params, backend="cpu", **kw))  # fmt: skip
+
+
+@SETTINGS
+@given(sdnn_cases(max_n=7, max_t=30), REPS)
+def test_sigma_delta_tiles_equal_reference(case, reps):
+    x, params, mode, reset = case
+    x, _, reset, n = tile_case(x, None, reset, reps)
+    params = tile_params(params, n, reps[0])
+    kw = dict(mode=mode, reset=reset, record=ALL_SDNN)
+    assert_same(fixed.sigma_delta(x, params, backend="reference", **kw),
+                fixed.sigma_delta(x, params, backend="cpu", **kw))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PROPERTY_MODELS)
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(data=st.data())
+def test_model_tiles_equal_reference(name, data):
+    model = models.get(name)
+    xs, params, state, reset = data.draw(cases(model, max_n=6, max_t=20))
+    reps = data.draw(REPS)
+    n = xs[0].shape[0]
+    big = [tile_case(x, None, None, reps)[0] for x in xs]
+    _, state, reset, _ = tile_case(xs[0], state, reset, reps)
+    params = tile_params(params, n, reps[0])
+    inputs = big[0] if len(big) == 1 else tuple(big)
+    kw = dict(state=state, reset=reset, record=model.traces)
+    assert_same(fixed.run(model, inputs, params, backend="reference", **kw),
+                fixed.run(model, inputs, params, backend="cpu", **kw))  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [(15, 63), (16, 64), (17, 65), (33, 129), (700, 100)])
+def test_parallel_and_serial_kernels_agree_at_block_edges(shape):
+    """Both generated variants (the parallel one runs above PARALLEL_MIN_WORK)."""
+    n, t = shape
+    rng = np.random.default_rng(n * t)
+    a = (rng.integers(-300, 3000, (n, t)) * (rng.random((n, t)) < 0.4)).astype(np.int32)
+    params = fixed.CubaParams(i_decay=rng.integers(0, 4097, n), v_decay=1024, v_th_mant=100,
+                              ref_delay=3, wgt_exp=-1)  # fmt: skip
+    ref, rst = fixed.cuba(a, params, record=ALL_CUBA, backend="reference")
+    table = np.stack([np.asarray(v, np.int64).reshape(-1) * np.ones(n, np.int64) for v in (
+        params.array("i_decay"), params.array("v_decay"), params.v_th, params.array("ref_delay"),
+        params.bias, params.array("wgt_exp"))])  # fmt: skip
+    mod = codegen.kernel_module(models.get("cuba"), "cpu")
+    dtypes = {"s": np.int8, "u": np.int32, "v": np.int32, "v_pre": np.int32}
+    for kern in (mod.kernel, mod.kernel_serial):
+        st_ = np.zeros((3, n), np.int64)
+        outs = [np.zeros((n, t), dtypes[k]) for k in ALL_CUBA]
+        kern(a, table, 0, t, st_, *outs)
+        for k, o in zip(ALL_CUBA, outs, strict=True):
+            np.testing.assert_array_equal(o, ref[k], err_msg=k)
+        np.testing.assert_array_equal(st_[0], rst["u"])
+
+
+# ------------------------------------------------------------------------ out=
+
+
+def test_out_arrays_receive_the_traces():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 400, (3, 50, 70)).astype(np.int16)
+    params = fixed.CubaParams(i_decay=300, v_decay=500, v_th_mant=30)
+    ref, _ = fixed.cuba(a, params, record=("s", "v"), backend="reference")
+    out = {"s": np.full(a.shape, 7, np.int8), "v": torch.full(a.shape, 7, dtype=torch.int32)}
+    got, _ = fixed.cuba(a, params, record=("s", "v"), backend="cpu", out=out)
+    assert got["s"] is out["s"] and got["v"] is out["v"]
+    np.testing.assert_array_equal(out["s"], ref["s"])
+    np.testing.assert_array_equal(out["v"].numpy(), ref["v"])
+    # again into the same arrays: overwritten, not accumulated
+    fixed.cuba(a, params, record=("s", "v"), backend="cpu", out=out)
+    np.testing.assert_array_equal(out["s"], ref["s"])
+
+    x = rng.integers(-5000, 5000, (40, 90))
+    sp = fixed.SigmaDeltaParams(v_th_mant=3)
+    sref, _ = fixed.sigma_delta(x, sp, record=("s",), backend="reference")
+    sout = {"s": np.empty(x.shape, np.int64)}
+    fixed.sigma_delta(x, sp, record=("s",), backend="cpu", out=sout)
+    np.testing.assert_array_equal(sout["s"], sref["s"])
+
+    alif = models.get("alif")
+    mref, _ = fixed.run(alif, x, None, record=("s",), backend="reference")
+    mout = {"s": np.empty(x.shape, np.int8)}
+    fixed.run(alif, x, None, record=("s",), backend="cpu", out=mout)
+    np.testing.assert_array_equal(mout["s"], mref["s"])
+
+
+@pytest.mark.parametrize(
+    "out, match",
+    [
+        ({"u": np.zeros((4, 9), np.int32)}, "'u' is not recorded"),
+        ({"s": np.zeros((4, 9), np.int32)}, "dtype int8"),
+        ({"s": np.zeros((4, 8), np.int8)}, r"expected shape \(4, 9\)"),
+        ({"s": np.zeros((9, 4), np.int8).T}, "C-contiguous"),
+    ],
+)
+def test_bad_out_arrays_are_refused(out, match):
+    a = np.ones((4, 9), np.int32)
+    with pytest.raises(ParameterError, match=match):
+        fixed.cuba(a, record=("s",), backend="cpu", out=out)
+
+
+def test_out_is_refused_on_the_reference_backend():
+    with pytest.raises(ParameterError, match="'cpu' backend"):
+        fixed.cuba(np.ones((2, 3), np.int32), backend="reference",
+                   out={"s": np.zeros((2, 3), np.int8)})  # fmt: skip
