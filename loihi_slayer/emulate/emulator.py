@@ -198,7 +198,6 @@ class Emulator:
         self.backend = backend
         self.spike_exp = int(spike_exp)
         self.fast_synapse = bool(fast_synapse) and backend == "cpu"
-        self._fast_weights: dict[tuple[int, int], np.ndarray] = {}
         self._given_input_shape = (
             None if input_shape is None else tuple(int(v) for v in input_shape)
         )
@@ -700,24 +699,20 @@ class Emulator:
         imag = getattr(layer, "weight_imag", None) if complex_ else None
         synapse = self._fast_synapse if self.fast_synapse else self._real_synapse
         if imag is not None:
-            return tuple(
-                synapse(layer, w, x, graded, (i, k)) for k, w in enumerate((layer.weight, imag))
-            )
-        return synapse(layer, layer.weight, x, graded, (i, 0))
+            return tuple(synapse(layer, w, x, graded, i) for w in (layer.weight, imag))
+        return synapse(layer, layer.weight, x, graded, i)
 
     def _fast_synapse(
-        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, key: tuple[int, int]
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, i: int
     ) -> np.ndarray:
         """As :meth:`_real_synapse` through :mod:`~loihi_slayer.fixed.synapse_fast`
-        (validated weights cached per layer); int32 sums where they fit."""
+        (weights checked as the integer kernels check them); int32 sums where they fit."""
         steps = x.shape[-1]
-        w = self._fast_weights.get(key)
-        if w is None:
-            w = self._fast_weights[key] = self._checked_weight(layer, weight, x.shape)
+        w = self._checked_weight(layer, weight, x.shape)
         if isinstance(layer, DenseLayer):
             xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
             return synapse_fast.dense(xin, w, 0, graded, 1)
-        _, h_out, w_out = self.shapes[key[0]]
+        _, h_out, w_out = self.shapes[i]
         depthwise = isinstance(layer, (PoolLayer, UnpoolLayer))
         geometry = (
             _pair("stride", layer.stride, 1),
@@ -741,7 +736,7 @@ class Emulator:
         return np.ascontiguousarray(w, np.int64)
 
     def _real_synapse(
-        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, key: Any = None
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, i: int | None = None
     ) -> Any:
         """Integer sums of ``layer``'s synapse (type and geometry) with the kernel ``weight``."""
         if isinstance(layer, DenseLayer):
