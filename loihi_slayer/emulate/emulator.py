@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,10 @@ import numpy as np
 
 from .. import fixed, models
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
+from ..fixed import synapse_fast
+from ..fixed._arrays import host_view
+from ..fixed.api import _depthwise, _kernel_input, _pair, _weights
+from ..fixed.params import int_param
 from ..hdf5 import (
     AverageLayer,
     ConvLayer,
@@ -72,6 +78,9 @@ SUPPORTED_TYPES = (
 #: layers without a neuron whose output (an integer sum) can still be recorded as 's'
 _SUM_LAYERS = (AverageLayer, TimeDecimationLayer)
 INPUT_MODES = ("inject", "bias")
+#: input dtypes the kernels take as they are (others are converted to int64)
+_STREAM_DTYPES = tuple(np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32,
+                                             np.int64))  # fmt: skip
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -155,6 +164,13 @@ class Emulator:
         Input shape ``(C, H, W)`` or ``(N,)`` for networks without an ``input``
         layer (netx's ``input_shape`` argument); required when the first layer
         is spatial.
+    fast_synapse
+        With the ``'cpu'`` backend, compute synaptic sums by a floating-point
+        GEMM wherever a per-layer bound proves it bit-exact
+        (:mod:`loihi_slayer.fixed.synapse_fast`), the integer kernels elsewhere.
+        False runs the integer kernels throughout (same results, slower). During
+        :meth:`run` the GEMMs use ``synapse_fast.GEMM_THREADS`` torch threads
+        (``torch.set_num_threads`` is restored afterwards).
 
     Examples
     --------
@@ -170,6 +186,7 @@ class Emulator:
         backend: str = "cpu",
         spike_exp: int = SPIKE_EXP,
         input_shape: tuple[int, ...] | None = None,
+        fast_synapse: bool = True,
     ) -> None:
         if isinstance(network, (str, Path)):
             network = load_network(network, num_layers=num_layers)
@@ -180,6 +197,7 @@ class Emulator:
         self.network = network
         self.backend = backend
         self.spike_exp = int(spike_exp)
+        self.fast_synapse = bool(fast_synapse) and backend == "cpu"
         self._given_input_shape = (
             None if input_shape is None else tuple(int(v) for v in input_shape)
         )
@@ -415,6 +433,7 @@ class Emulator:
         reset_offset: int = 0,
         record: Iterable[str] | Mapping[int, Iterable[str]] | str = ("s",),
         neurons: Mapping[int, Any] | None = None,
+        timings: dict[int, dict[str, float]] | None = None,
     ) -> Traces:
         """Run the network for ``num_steps`` Lava steps.
 
@@ -446,6 +465,9 @@ class Emulator:
             sigma-delta: ``s, sigma, act, residue``), or ``{layer: variables}``.
         neurons
             ``{layer: flat neuron indices}`` to record a subset.
+        timings
+            Optional dict filled with ``{layer: {'synapse': s, 'neuron': s}}``,
+            the wall-clock seconds spent in each layer's synapse and neuron kernels.
 
         Returns
         -------
@@ -493,72 +515,82 @@ class Emulator:
         stream: np.ndarray | None = None  # output of the previous layer, (*shape, T)
         graded = graded_input
         layer_steps = self.layer_steps(steps)
-        for i, layer in enumerate(layers):
-            shape = self.shapes[i]
-            model = self._neuron_model(i, layer)
-            steps = layer_steps[i]
-            if isinstance(layer, _SUM_LAYERS):
-                stream = self._sum_layer(layer, stream, shape)
-                graded = True  # integer sums travel on as graded values
-                rec = tuple(wanted.get(i, ()))
-                if any(v != "s" for v in rec):
-                    raise ParameterError(
-                        f"record: layer {i} ({layer.type_name}) has only the variable 's'"
-                    )
-                if rec:
-                    sel = self._subset(i, subsets.get(i), math.prod(shape))
-                    lt = LayerTraces(i, layer.type_name, shape, None, sel, num_steps=steps)
-                    lt.data["s"] = stream.reshape(-1, steps)[sel]
-                    out[i] = lt
-                continue
-            if isinstance(layer, InputLayer):
-                if model is None:
-                    stream = x if input_mode == "inject" else None
+        # one GEMM thread setting for the whole run (see synapse_fast.GEMM_THREADS)
+        threads = synapse_fast.gemm_threads() if self.fast_synapse else nullcontext()
+        with threads:
+            for i, layer in enumerate(layers):
+                shape = self.shapes[i]
+                model = self._neuron_model(i, layer)
+                steps = layer_steps[i]
+                if isinstance(layer, _SUM_LAYERS):
+                    stream = self._sum_layer(layer, stream, shape)
+                    graded = True  # integer sums travel on as graded values
+                    rec = tuple(wanted.get(i, ()))
+                    if any(v != "s" for v in rec):
+                        raise ParameterError(
+                            f"record: layer {i} ({layer.type_name}) has only the variable 's'"
+                        )
+                    if rec:
+                        sel = self._subset(i, subsets.get(i), math.prod(shape))
+                        lt = LayerTraces(i, layer.type_name, shape, None, sel, num_steps=steps)
+                        lt.data["s"] = stream.reshape(-1, steps)[sel]
+                        out[i] = lt
                     continue
-                if input_mode == "bias":
-                    a_in = np.zeros(shape + (steps,), np.int64)
-                    bias = data
+                if isinstance(layer, InputLayer):
+                    if model is None:
+                        stream = x if input_mode == "inject" else None
+                        continue
+                    if input_mode == "bias":
+                        a_in = np.zeros(shape + (steps,), np.int64)
+                        bias = data
+                    else:
+                        # netx stores the input layer's affine weight/bias but never applies them
+                        a_in, bias = x, 0
+                    if len(model.inputs) == 2:
+                        a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
+                elif isinstance(layer, FlattenLayer):
+                    stream = stream.reshape(shape + (steps,))
+                    continue
                 else:
-                    # netx stores the input layer's affine weight/bias but never applies them
-                    a_in, bias = x, 0
-                if len(model.inputs) == 2:
-                    a_in = (a_in, np.zeros_like(a_in))  # real input into a resonator
-            elif isinstance(layer, FlattenLayer):
-                stream = stream.reshape(shape + (steps,))
-                continue
-            else:
-                if stream is None:
-                    stream = x if i == 0 else None
-                if stream is None:
-                    raise ParameterError(f"layer {i} has no input: pass input=...")
-                a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
-                bias = None
-            params = self._neuron_params(i, layer, model, bias)
-            a_in = self._inputs(i, layer, model, a_in, bias)
-            rec = tuple(wanted.get(i, ()))
-            for v in rec:
-                if v not in model.traces:
-                    raise ParameterError(
-                        f"record: layer {i} ({model.name}) has no variable {v!r}; "
-                        f"allowed {model.traces}"
+                    if stream is None:
+                        stream = x if i == 0 else None
+                    if stream is None:
+                        raise ParameterError(f"layer {i} has no input: pass input=...")
+                    t0 = time.perf_counter()
+                    a_in = self._synapse(i, layer, stream, graded, complex_=len(model.inputs) == 2)
+                    if timings is not None:
+                        timings.setdefault(i, {})["synapse"] = time.perf_counter() - t0
+                    bias = None
+                params = self._neuron_params(i, layer, model, bias)
+                a_in = self._inputs(i, layer, model, a_in, bias)
+                rec = tuple(wanted.get(i, ()))
+                for v in rec:
+                    if v not in model.traces:
+                        raise ParameterError(
+                            f"record: layer {i} ({model.name}) has no variable {v!r}; "
+                            f"allowed {model.traces}"
+                        )
+                need = tuple(dict.fromkeys(("s",) + rec))
+                t0 = time.perf_counter()
+                if isinstance(layer, DenseRecurrentLayer):
+                    traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
+                else:
+                    traces, _ = model.run(
+                        a_in, params, reset=masks.get(i), record=need, backend=self.backend
                     )
-            need = tuple(dict.fromkeys(("s",) + rec))
-            if isinstance(layer, DenseRecurrentLayer):
-                traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
-            else:
-                traces, _ = model.run(
-                    a_in, params, reset=masks.get(i), record=need, backend=self.backend
-                )
-            traces = {k: np.asarray(v).astype(np.int64) for k, v in traces.items()}
-            stream = self._output_delay(i, layer, traces["s"])
-            graded = model.graded
-            sel = self._subset(i, subsets.get(i), math.prod(shape))
-            neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
-            lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
-            for v in rec:
-                lt.data[v] = traces[v].reshape(-1, steps)[sel]
-            if rec:
-                out[i] = lt
+                if timings is not None:
+                    timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
+                # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64
+                stream = self._output_delay(i, layer, np.asarray(traces["s"]))
+                graded = model.graded
+                sel = self._subset(i, subsets.get(i), math.prod(shape))
+                neuron_type = layer.neuron.type if layer.neuron is not None else "CUBA"
+                lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
+                for v in rec:
+                    flat = np.asarray(traces[v]).reshape(-1, steps)
+                    lt.data[v] = (flat if i not in subsets else flat[sel]).astype(np.int64)
+                if rec:
+                    out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
 
     @staticmethod
@@ -643,6 +675,8 @@ class Emulator:
         length = data.shape[-1]
         if length == 0:
             raise ParameterError("input has no time steps")
+        if cyclic and length >= steps and data.dtype in _STREAM_DTYPES:
+            return np.ascontiguousarray(data[..., :steps])  # no replay: no copy if contiguous
         if cyclic:
             idx = np.arange(steps) % length
             return np.ascontiguousarray(data[..., idx]).astype(np.int64)
@@ -663,11 +697,47 @@ class Emulator:
             (a_{re}, a_{im}) = (W_{re} * x,\; W_{im} * x)
         """
         imag = getattr(layer, "weight_imag", None) if complex_ else None
+        synapse = self._fast_synapse if self.fast_synapse else self._real_synapse
         if imag is not None:
-            return tuple(self._real_synapse(layer, w, x, graded) for w in (layer.weight, imag))
-        return self._real_synapse(layer, layer.weight, x, graded)
+            return tuple(synapse(layer, w, x, graded, i) for w in (layer.weight, imag))
+        return synapse(layer, layer.weight, x, graded, i)
 
-    def _real_synapse(self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool) -> Any:
+    def _fast_synapse(
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, i: int
+    ) -> np.ndarray:
+        """As :meth:`_real_synapse` through :mod:`~loihi_slayer.fixed.synapse_fast`
+        (weights checked as the integer kernels check them); int32 sums where they fit."""
+        steps = x.shape[-1]
+        w = self._checked_weight(layer, weight, x.shape)
+        if isinstance(layer, DenseLayer):
+            xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
+            return synapse_fast.dense(xin, w, 0, graded, 1)
+        _, h_out, w_out = self.shapes[i]
+        depthwise = isinstance(layer, (PoolLayer, UnpoolLayer))
+        geometry = (
+            _pair("stride", layer.stride, 1),
+            _pair("padding", layer.padding, 0),
+            _pair("dilation", layer.dilation, 1),
+            x.shape[0] if depthwise else int(layer.groups),
+        )
+        return synapse_fast.conv2d(
+            _kernel_input(x, x.shape), w, *geometry, 0, graded, 1, (h_out, w_out),
+            transpose=isinstance(layer, (ConvTransposeLayer, UnpoolLayer)),
+        )  # fmt: skip
+
+    @staticmethod
+    def _checked_weight(layer: Any, weight: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        """The weight as the integer kernels use it (range-checked, quantized for dense)."""
+        if isinstance(layer, DenseLayer):
+            return np.ascontiguousarray(_weights(weight, None, 8), np.int64)
+        if isinstance(layer, (PoolLayer, UnpoolLayer)):
+            return _depthwise(weight, x_shape[0], "weight").astype(np.int64)
+        w = int_param("weight (8-bit mantissa)", host_view(weight, "weight"), -256, 255)
+        return np.ascontiguousarray(w, np.int64)
+
+    def _real_synapse(
+        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, i: int | None = None
+    ) -> Any:
         """Integer sums of ``layer``'s synapse (type and geometry) with the kernel ``weight``."""
         if isinstance(layer, DenseLayer):
             xin = x.reshape(-1, x.shape[-1])
@@ -688,8 +758,6 @@ class Emulator:
 
     def _run_recurrent(self, i, layer, a_ff, params, model, mask, need) -> dict:
         """Step-by-step run of a dense_rec layer: its own output returns one step later."""
-        from ..fixed.api import _weights
-
         if len(model.inputs) != 1:
             raise UnsupportedLayerError(
                 f"layer {i}: a recurrent {model.netx_type} layer (complex recurrent weights) "

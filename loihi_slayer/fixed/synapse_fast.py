@@ -1,0 +1,429 @@
+r"""Exact fast synapses: integer sums through a floating-point GEMM where a bound proves it exact.
+
+A synapse's sum :math:`a = \sum_k w_k x_k` over integer weights and inputs has
+integer partial sums, whatever order a GEMM adds them in, all bounded by
+
+.. math::
+
+    B = \max_o \sum_k |w_{ok}|\, m_k
+
+where :math:`m_k` is the largest :math:`|x|` of the input neuron (dense) or
+channel (convolution) that column :math:`k` reads (1 for binary spikes). A
+binary floating-point format with a ``p``-bit significand holds every integer
+of magnitude :math:`\le 2^p`, so when :math:`B \le 2^p` every product, partial
+sum and fused multiply-add of the GEMM is an exact integer: float32
+(:math:`p = 24`) or float64 (:math:`p = 53`) gives the integer result bit for bit.
+:func:`exact_float_dtype` picks the narrowest exact format for a bound; beyond
+:math:`2^{53}` the callers fall back to the integer kernels of :mod:`.cpu`.
+
+Convolutions run as ``im2col`` + GEMM on the time-last layout: for a tile of
+output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
+the synaptic latency applied and spikes cast to 0/1), multiplied by the
+``(C_out, C_in k_H k_W)`` weight matrix of each group, and the float sums are
+shifted by the weight exponent and wrapped to 24 bit in integer arithmetic, so
+the result lands in the time-last output without a transpose. Tiles are sized
+to stay in cache; memory beyond the output is bounded by the tile.
+
+The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``) while PyTorch keeps full
+float32 matmul precision, else NumPy's BLAS, which never lowers it. Everything
+runs on one thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
+millisecond, and a parallel region per tile cost more than it saved when
+other processes shared the CPU (PilotNet-size network on 2 shared cores:
+5.8 ms per step on one thread, 11-23 ms on two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from numba import njit
+
+from . import cpu
+
+__all__ = [
+    "FLOAT_EXACT_LIMITS",
+    "GEMM_THREADS",
+    "conv2d",
+    "dense",
+    "exact_float_dtype",
+    "gemm_threads",
+    "input_magnitudes",
+    "sum_bound",
+]
+
+#: (dtype, largest integer magnitude B such that all integers in [-B, B] are exact)
+FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 << 53))
+#: elements of one im2col tile (float32: 1 MiB), so that tile and GEMM stay in cache
+TILE_ELEMENTS = 1 << 18
+#: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
+GEMM_THREADS = 1
+_WRAP_HALF = 1 << 23
+_WRAP_MASK = (1 << 24) - 1
+_HUGE = 1 << 62
+
+
+def exact_float_dtype(bound: int) -> np.dtype | None:
+    """The narrowest float dtype in which a sum with partial sums bounded by ``bound``
+    is exact, or None if neither float32 nor float64 is."""
+    for dtype, limit in FLOAT_EXACT_LIMITS:
+        if bound <= limit:
+            return dtype
+    return None
+
+
+def input_magnitudes(x: np.ndarray, graded: bool) -> np.ndarray | None:
+    r""":math:`\max|x|` of each row (axis 0: input neuron or channel) as int64; ones for
+    binary spikes (cast to 0/1); None when some :math:`|x| \ge 2^{62}` (no float path)."""
+    rows = x.shape[0]
+    if not graded:
+        return np.ones(rows, np.int64)
+    hi = np.zeros(rows, np.int64)
+    lo = np.zeros(rows, np.int64)
+    _row_extrema(x.reshape(rows, -1), hi, lo)
+    if rows and (int(hi.max()) >= _HUGE or int(lo.min()) <= -_HUGE):
+        return None
+    return np.maximum(hi, -lo)
+
+
+def sum_bound(weight_rows: np.ndarray, magnitudes: np.ndarray) -> int:
+    r""":math:`\max_o \sum_k |w_{ok}|\, m_k` (Python int) for a ``(rows, fan_in)`` weight
+    matrix and the input magnitudes :math:`m_k \ge 0` of its columns.
+
+    Exact in int64 when the cruder :math:`\max_o \sum_k |w_{ok}| \cdot \max_k m_k`
+    stays below :math:`2^{62}`, else that cruder (larger) bound.
+    """
+    if weight_rows.size == 0:
+        return 0
+    w_abs = np.abs(weight_rows.astype(np.int64))
+    crude = int(w_abs.sum(axis=1).max()) * int(magnitudes.max())
+    if crude >= _HUGE:
+        return crude
+    return int((w_abs @ magnitudes.astype(np.int64)).max())
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@njit(nogil=True, cache=True)
+def _row_extrema(x, hi, lo):
+    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` in one pass."""
+    for r in range(x.shape[0]):
+        a = np.int64(0)
+        b = np.int64(0)
+        for v in x[r]:
+            a = max(a, np.int64(v))
+            b = min(b, np.int64(v))
+        hi[r] = a
+        lo[r] = b
+
+
+@njit(inline="always", cache=True)
+def _tap(o, k, stride, pad, dil, size, transpose):
+    """Input index feeding output ``o`` through kernel tap ``k`` (-1 if none)."""
+    if transpose:
+        m = o + pad - k * dil
+        if m < 0 or m % stride != 0:
+            return -1
+        i = m // stride
+    else:
+        i = o * stride - pad + k * dil
+    if i < 0 or i >= size:
+        return -1
+    return i
+
+
+@njit(inline="always", cache=True)
+def _copy_delayed(dst, base, src, lag, binary):
+    """``dst[base + t] = src[t - lag]`` for ``t < len(src)`` (0 before ``lag``; 0/1 spikes)."""
+    for t in range(lag):
+        dst[base + t] = 0
+    start = base + lag
+    if binary:
+        for t in range(src.shape[0] - lag):
+            dst[start + t] = 1 if src[t] != 0 else 0
+    else:
+        for t in range(src.shape[0] - lag):
+            dst[start + t] = src[t]
+
+
+@njit(nogil=True, cache=True)
+def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, binary, cols):
+    """``cols[(c, ky, kx), (p - p0) T + t] = x[c0 + c, iy, ix, t - lat]`` (0 outside).
+
+    ``x`` is ``(C, H, W, T)``; rows cover channels ``c0 .. c0 + rows / (kh kw)``,
+    columns the output pixels ``p0 ..`` (row-major over ``(H_out, W_out)``).
+    """
+    _, h, wd, steps = x.shape
+    rows, ncols = cols.shape
+    npix = ncols // steps
+    lag = min(lat, steps)
+    khw = kh * kw
+    y0 = p0 // w_out
+    y1 = (p0 + npix - 1) // w_out + 1
+    iys = np.empty(y1 - y0, np.int64)
+    ixs = np.empty(w_out, np.int64)
+    for k in range(rows):
+        ci = c0 + k // khw
+        ky = (k // kw) % kh
+        kx = k % kw
+        for oy in range(y0, y1):
+            iys[oy - y0] = _tap(oy, ky, sh, ph, dh, h, transpose)
+        for ox in range(w_out):
+            ixs[ox] = _tap(ox, kx, sw, pw, dw, wd, transpose)
+        row = cols[k]
+        for q in range(npix):
+            p = p0 + q
+            iy = iys[p // w_out - y0]
+            ix = ixs[p % w_out]
+            base = q * steps
+            if iy < 0 or ix < 0:
+                row[base : base + steps] = 0
+            else:
+                _copy_delayed(row, base, x[ci, iy, ix], lag, binary)
+
+
+@njit(nogil=True, cache=True)
+def _delayed(x, lat, binary, out):
+    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1."""
+    n, steps = x.shape
+    lag = min(lat, steps)
+    for i in range(n):
+        _copy_delayed(out[i], 0, x[i], lag, binary)
+
+
+@njit(nogil=True, cache=True)
+def _store(acc, weight_exp, wrap, out, r0, c0):
+    """``out[r0 + r, c0 + c] = wrap24?(shift(acc[r, c], weight_exp))`` in int64 arithmetic."""
+    rows, ncols = acc.shape
+    for r in range(rows):
+        src = acc[r]
+        dst = out[r0 + r, c0 : c0 + ncols]
+        for c in range(ncols):
+            v = cpu._shifted(np.int64(src[c]), weight_exp)
+            if wrap:
+                v = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
+            dst[c] = v
+
+
+@njit(nogil=True, cache=True)
+def _direct_conv(x, w, sh, sw, ph, pw, dh, dw, groups, transpose, lat, binary, weight_exp, out):
+    """Integer (transposed) convolution, time innermost: for grouped convolutions
+    with one output channel per group (pooling), where a GEMM would be a GEMV.
+
+    ``w`` is ``(C_out, C_in / groups, kH, kW)`` in both cases (a transposed
+    convolution's weight regrouped by :func:`_group_matrices`); ``out`` is
+    ``(C_out, H_out, W_out, T)``; sums accumulate in int64.
+    """
+    _, h, wd, steps = x.shape
+    c_out, c_per_group, kh, kw = w.shape
+    _, h_out, w_out, _ = out.shape
+    g_out = c_out // groups
+    lag = min(lat, steps)
+    acc = np.zeros(steps, np.int64)
+    for co in range(c_out):
+        c0 = (co // g_out) * c_per_group
+        for oy in range(h_out):
+            for ox in range(w_out):
+                acc[:] = 0
+                for cl in range(c_per_group):
+                    for ky in range(kh):
+                        iy = _tap(oy, ky, sh, ph, dh, h, transpose)
+                        for kx in range(kw):
+                            ix = _tap(ox, kx, sw, pw, dw, wd, transpose)
+                            wv = np.int64(w[co, cl, ky, kx])
+                            if iy < 0 or ix < 0 or wv == 0:
+                                continue
+                            src = x[c0 + cl, iy, ix]
+                            if binary:
+                                for t in range(steps - lag):
+                                    acc[lag + t] += wv if src[t] != 0 else 0
+                            else:
+                                for t in range(steps - lag):
+                                    acc[lag + t] += wv * src[t]
+                dst = out[co, oy, ox]
+                for t in range(steps):
+                    v = cpu._shifted(acc[t], weight_exp)
+                    dst[t] = ((v + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+def _full_precision_torch() -> bool:
+    """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
+    mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    backend = getattr(mkldnn, "fp32_precision", "none")
+    if backend != "none":
+        return backend == "ieee"
+    try:
+        return torch.get_float32_matmul_precision() == "highest"
+    except RuntimeError:  # legacy and new precision APIs mixed: do not guess
+        return False
+
+
+def _torch_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+@contextmanager
+def gemm_threads() -> Iterator[None]:
+    """Run the enclosed GEMMs on :data:`GEMM_THREADS` torch threads (restored on exit)."""
+    before = torch.get_num_threads()
+    if before == GEMM_THREADS:
+        yield
+        return
+    torch.set_num_threads(GEMM_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _gemm() -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
+    """``mm(a, b, out)``: ``out = a @ b`` on :data:`GEMM_THREADS` threads, exact for
+    exact inputs (torch while it keeps full float32 precision, else NumPy)."""
+    if not _full_precision_torch():
+        yield np.matmul
+        return
+    with gemm_threads():
+        yield _torch_mm
+
+
+def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
+    """int32 when the shifted (or 24-bit wrapped) sums fit it, else int64."""
+    if wrap or bound << max(weight_exp, 0) < (1 << 31):
+        return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
+def dense(
+    x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int
+) -> np.ndarray:
+    """Exact dense synaptic sums of validated ``(N_in, T)`` input and on-grid weights.
+
+    Same result as :func:`loihi_slayer.fixed.dense` (``backend='cpu'``):
+    ``out[o, t] = shift(sum_i W[o, i] x[i, t - latency], weight_exp)``, as int32
+    when it fits (int64 otherwise). Runs a float GEMM when
+    :func:`exact_float_dtype` allows it, else the integer kernel.
+    """
+    n_in, steps = x.shape
+    n_out = weight.shape[0]
+    mags = input_magnitudes(x, graded)
+    bound = None if mags is None else sum_bound(weight, mags)
+    dtype = None if bound is None else exact_float_dtype(bound)
+    if dtype is None:
+        return _dense_integer(x, weight, weight_exp, graded, latency)
+    xf = np.empty((n_in, steps), dtype)
+    _delayed(x, latency, not graded, xf)
+    acc = np.empty((n_out, steps), dtype)
+    with _gemm() as mm:
+        mm(np.ascontiguousarray(weight, dtype), xf, acc)
+    out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
+    _store(acc, weight_exp, False, out, 0, 0)
+    return out
+
+
+def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
+    out = np.zeros((1, weight.shape[0], x.shape[1]), np.int64)
+    cpu.dense_kernel(x[None], np.ascontiguousarray(weight, np.int64), weight_exp, graded, out)
+    return _delay_int(out[0], latency)
+
+
+def _delay_int(a: np.ndarray, latency: int) -> np.ndarray:
+    if latency == 0:
+        return a
+    out = np.zeros_like(a)
+    out[..., latency:] = a[..., : a.shape[-1] - latency] if a.shape[-1] > latency else 0
+    return out
+
+
+def _conv_bound(mats: np.ndarray, channel_mags: np.ndarray | None, taps: int) -> int | None:
+    """:func:`sum_bound` of each group's matrix, column ``(c, k_y, k_x)`` taking the
+    magnitude of its input channel ``c``; None without magnitudes."""
+    if channel_mags is None:
+        return None
+    groups = mats.shape[0]
+    cols = np.repeat(channel_mags.reshape(groups, -1), taps, axis=1)
+    return max(sum_bound(mats[g], cols[g]) for g in range(groups))
+
+
+def _group_matrices(weight: np.ndarray, groups: int, transpose: bool) -> np.ndarray:
+    """``(groups, C_out/groups, C_in/groups * kH * kW)`` weight matrices of a conv."""
+    kh, kw = weight.shape[2:]
+    if transpose:  # (C_in, C_out/g, kH, kW) -> per group (C_out/g, C_in/g, kH, kW)
+        c_in, out_g = weight.shape[:2]
+        w = weight.reshape(groups, c_in // groups, out_g, kh, kw).transpose(0, 2, 1, 3, 4)
+        return np.ascontiguousarray(w).reshape(groups, out_g, -1)
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    weight_exp: int,
+    graded: bool,
+    latency: int,
+    out_hw: tuple[int, int],
+    transpose: bool = False,
+) -> np.ndarray:
+    """Exact (transposed) convolution sums of validated ``(C, H, W, T)`` input.
+
+    Same result as :func:`loihi_slayer.fixed.conv2d` / ``conv_transpose2d``
+    (``backend='cpu'``, geometry already checked; ``out_hw`` the output size):
+    the sum shifted by ``weight_exp`` and wrapped to signed 24 bit, delayed by
+    ``latency``; ``(C_out, H_out, W_out, T)`` int32. Runs tiled ``im2col`` +
+    float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel;
+    pooling (one output channel per group) runs a direct integer kernel.
+    """
+    c_in, _, _, steps = x.shape
+    mats = _group_matrices(weight, groups, transpose)
+    g_out, fan_in = mats.shape[1:]
+    c_out = groups * g_out
+    h_out, w_out = out_hw
+    if groups > 1 and g_out == 1:  # pooling: one output per group, a GEMV each
+        out4 = np.empty((c_out, h_out, w_out, steps), np.int32)
+        w4 = mats.reshape(c_out, c_in // groups, *weight.shape[2:])
+        _direct_conv(x, w4, *stride, *padding, *dilation, groups, transpose, latency,
+                     not graded, weight_exp, out4)  # fmt: skip
+        return out4
+    bound = _conv_bound(mats, input_magnitudes(x, graded), fan_in // (c_in // groups))
+    dtype = None if bound is None else exact_float_dtype(bound)
+    if dtype is None:
+        return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
+                             latency, out_hw, transpose)  # fmt: skip
+    npix = h_out * w_out
+    out = np.empty((c_out, npix * steps), np.int32)
+    mats_f = mats.astype(dtype)
+    tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
+    cols_buf = np.empty(fan_in * min(tile, npix) * steps, dtype)
+    acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
+    c_per_group = c_in // groups
+    geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
+    with _gemm() as mm:
+        for p0 in range(0, npix, tile):
+            ncols = (min(npix, p0 + tile) - p0) * steps
+            cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
+            acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
+            for g in range(groups):
+                _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
+                mm(mats_f[g], cols, acc)
+                _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
+    return out.reshape(c_out, h_out, w_out, steps)
+
+
+def _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
+                  out_hw, transpose) -> np.ndarray:  # fmt: skip
+    c_out = weight.shape[1] * groups if transpose else weight.shape[0]
+    out = np.zeros((1, c_out, *out_hw, x.shape[-1]), np.int64)
+    kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
+    kernel(x[None], np.ascontiguousarray(weight, np.int64), *stride, *padding, *dilation, groups,
+           weight_exp, graded, out)  # fmt: skip
+    return _delay_int(out[0], latency)

@@ -1,0 +1,280 @@
+"""Exact float-GEMM synapses (fixed/synapse_fast.py) against the NumPy int64 reference.
+
+The expected sums come from ``loihi_slayer.fixed`` with ``backend='reference'``
+(the slow NumPy spec); float exactness limits from IEEE 754 (a p-bit significand
+holds every integer up to 2**p).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer import fixed
+from loihi_slayer.emulate import Emulator
+from loihi_slayer.fixed import reference, synapse_fast
+from loihi_slayer.hdf5 import (
+    ConvLayer,
+    ConvTransposeLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    InputLayer,
+    Network,
+    PoolLayer,
+    SigmaDeltaNeuron,
+    UnpoolLayer,
+)
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_exactness_limits_follow_the_significands():
+    assert synapse_fast.exact_float_dtype(0) == np.float32
+    assert synapse_fast.exact_float_dtype(2**24) == np.float32
+    assert synapse_fast.exact_float_dtype(2**24 + 1) == np.float64
+    assert synapse_fast.exact_float_dtype(2**53) == np.float64
+    assert synapse_fast.exact_float_dtype(2**53 + 1) is None
+    # the limits are tight: the next integer is not representable
+    assert float(np.float32(2**24 + 1)) != 2**24 + 1
+    assert float(np.float64(2**53 + 1)) != 2**53 + 1
+
+
+def test_bound_weighs_each_column_by_its_input_magnitude():
+    w = np.array([[3, -4, 0], [-1, -1, -1]])
+    assert synapse_fast.sum_bound(w, np.array([5, 5, 5])) == 35
+    assert synapse_fast.sum_bound(w, np.array([1, 10, 7])) == 43
+    x = np.array([[2, -9, 0], [4, 1, 3]])
+    assert synapse_fast.input_magnitudes(x, graded=True).tolist() == [9, 4]
+    assert synapse_fast.input_magnitudes(x, graded=False).tolist() == [1, 1]
+    assert synapse_fast.input_magnitudes(np.array([[1, -(2**62)]]), graded=True) is None
+
+
+def test_inputs_beyond_the_bound_arithmetic_run_the_integer_kernel():
+    x = np.array([[2**62, -(2**61), 5]])
+    w = np.array([[1]])
+    np.testing.assert_array_equal(synapse_fast.dense(x, w, -1, True, 1),
+                                  _ref_dense(x, w, -1, True, 1))  # fmt: skip
+
+
+def test_a_sum_that_float32_rounds_takes_the_float64_path():
+    """2**24 + 1 is not a float32: the bound must send this dense sum to float64."""
+    w = np.array([[256, 1]])
+    x = np.array([[2**16], [1]])
+    assert synapse_fast.sum_bound(w, np.array([2**16, 1])) == 2**24 + 1
+    naive = np.float32(w) @ np.float32(x)  # what an unchecked float32 GEMM gives
+    assert int(naive[0, 0]) != 2**24 + 1
+    got = synapse_fast.dense(x, w, 0, True, 0)
+    assert int(got[0, 0]) == 2**24 + 1
+
+
+def test_a_sum_at_the_float32_limit_is_exact():
+    """Bound exactly 2**24 (float32 path); the first column sums to 2**24 itself."""
+    w = np.array([[256, -256], [3, 1]])
+    x = np.array([[32768, 32768, -32768], [-32768, 32768, 5]])
+    assert synapse_fast.sum_bound(w, np.array([32768, 32768])) == 2**24
+    assert synapse_fast.exact_float_dtype(2**24) == np.float32
+    got = synapse_fast.dense(x, w, 0, True, 0)
+    np.testing.assert_array_equal(got, w @ x)
+    assert int(got[0, 0]) == 2**24
+
+
+def _ref_dense(x, w, exp, graded, latency):
+    return fixed.dense(x, w, weight_exp=exp, graded=graded, latency=latency,
+                       backend="reference")  # fmt: skip
+
+
+# magnitudes of graded inputs: small, around the float32 limit, around float64's, beyond
+MAGNITUDES = st.sampled_from([1, 7, 2**15, 2**16 + 3, 2**20, 2**44, 2**46, 2**52])
+
+
+@SETTINGS
+@given(
+    n_in=st.integers(1, 40),
+    n_out=st.integers(1, 12),
+    steps=st.integers(1, 9),
+    exp=st.integers(-8, 7),
+    latency=st.integers(0, 3),
+    graded=st.booleans(),
+    mag=MAGNITUDES,
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_dense_matches_reference(n_in, n_out, steps, exp, latency, graded, mag, seed):
+    rng = np.random.default_rng(seed)
+    w = reference.quantize_weights(rng.integers(-256, 256, (n_out, n_in)), 8)
+    x = rng.integers(-mag, mag + 1, (n_in, steps)) * (rng.random((n_in, steps)) < 0.6)
+    got = synapse_fast.dense(x, w, exp, graded, latency)
+    np.testing.assert_array_equal(got, _ref_dense(x, w, exp, graded, latency))
+
+
+@st.composite
+def conv_cases(draw):
+    transpose = draw(st.booleans())
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    size = fixed.conv_transpose_output_size if transpose else fixed.conv_output_size
+    out_hw = tuple(size(n, k, s, p, d) for n, k, s, p, d in
+                   zip((h, w), (kh, kw), stride, padding, dilation, strict=True))  # fmt: skip
+    if min(out_hw) < 1:
+        out_hw = None
+    return transpose, groups, c_in, c_out, (kh, kw), stride, padding, dilation, (h, w), out_hw
+
+
+@SETTINGS
+@given(
+    case=conv_cases(),
+    steps=st.integers(1, 6),
+    exp=st.integers(-8, 7),
+    latency=st.integers(0, 2),
+    graded=st.booleans(),
+    mag=MAGNITUDES,
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_conv_and_transposed_conv_match_reference(case, steps, exp, latency, graded, mag, seed):
+    transpose, groups, c_in, c_out, k, stride, padding, dilation, hw, out_hw = case
+    if out_hw is None:
+        return
+    rng = np.random.default_rng(seed)
+    wshape = (c_in, c_out // groups, *k) if transpose else (c_out, c_in // groups, *k)
+    w = rng.integers(-256, 256, wshape)
+    shape = (c_in, *hw, steps)
+    x = rng.integers(-mag, mag + 1, shape) * (rng.random(shape) < 0.6)
+    op = fixed.conv_transpose2d if transpose else fixed.conv2d
+    ref = op(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+             weight_exp=exp, graded=graded, latency=latency, backend="reference")  # fmt: skip
+    got = synapse_fast.conv2d(x, w, stride, padding, dilation, groups, exp, graded, latency,
+                              out_hw, transpose)  # fmt: skip
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize(("mag", "path"), [(1, "float32"), (2**20, "float64"), (2**50, "int")])
+def test_each_path_is_taken_and_exact(monkeypatch, mag, path):
+    """Binary-size, float64-size and integer-only sums, checking which path ran."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-256, 256, (4, 3, 3, 3))
+    x = rng.integers(-mag, mag + 1, (3, 6, 5, 4))
+    taken = []
+    real_dtype = synapse_fast.exact_float_dtype
+
+    def spy(bound):
+        dt = real_dtype(bound)
+        taken.append("int" if dt is None else str(np.dtype(dt)))
+        return dt
+
+    monkeypatch.setattr(synapse_fast, "exact_float_dtype", spy)
+    got = synapse_fast.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, -3, True, 1, (6, 5))
+    ref = fixed.conv2d(x, w, padding=1, weight_exp=-3, graded=True, backend="reference")
+    assert taken == [path]
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("graded", [False, True])
+def test_pooling_direct_kernel_matches_reference(transpose, graded):
+    """pool2d / unpool2d: one output channel per group runs the direct integer kernel."""
+    rng = np.random.default_rng(9)
+    k = rng.integers(-256, 256, (1, 1, 2, 3))
+    x = rng.integers(-(2**40), 2**40, (5, 6, 7, 4)) * (rng.random((5, 6, 7, 4)) < 0.5)
+    op = fixed.unpool2d if transpose else fixed.pool2d
+    ref = op(x, k, stride=(2, 1), padding=(1, 0), weight_exp=2, graded=graded,
+             backend="reference")  # fmt: skip
+    size = fixed.conv_transpose_output_size if transpose else fixed.conv_output_size
+    out_hw = (size(6, 2, 2, 1, 1), size(7, 3, 1, 0, 1))
+    w = np.repeat(k, 5, axis=0)
+    got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 5, 2, graded, 1, out_hw, transpose)
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_small_tiles_give_the_same_sums(monkeypatch):
+    rng = np.random.default_rng(4)
+    w = rng.integers(-256, 256, (6, 2, 3, 3))
+    x = (rng.random((4, 9, 11, 7)) < 0.3).astype(np.int8)
+    ref = fixed.conv2d(x, w, stride=(2, 1), padding=(1, 0), groups=2, backend="reference")
+    monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", 64)  # one pixel per tile
+    got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 2, 0, False, 1, (5, 9))
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_reduced_torch_precision_falls_back_to_numpy(monkeypatch):
+    """With bf16/TF32 matmuls allowed, torch.mm is not exact: NumPy's BLAS runs."""
+    matmul = torch.backends.mkldnn.matmul
+    monkeypatch.setattr(matmul, "fp32_precision", "bf16")
+    assert not synapse_fast._full_precision_torch()
+    rng = np.random.default_rng(5)
+    w = reference.quantize_weights(rng.integers(-256, 256, (5, 30)), 8)
+    x = rng.integers(-(2**15), 2**15, (30, 6))
+    np.testing.assert_array_equal(synapse_fast.dense(x, w, 0, True, 1),
+                                  _ref_dense(x, w, 0, True, 1))  # fmt: skip
+
+
+def test_torch_threads_are_restored():
+    before = torch.get_num_threads()
+    rng = np.random.default_rng(6)
+    w = rng.integers(-256, 256, (3, 2, 2, 2))
+    synapse_fast.conv2d(rng.integers(0, 2, (2, 4, 4, 3)), w, (1, 1), (0, 0), (1, 1), 1, 0,
+                        False, 1, (3, 3))  # fmt: skip
+    assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------------------- emulator
+
+
+def _mixed_network(kind: str, big: bool) -> Network:
+    rng = np.random.default_rng(7)
+    scale = 64 if big else 1
+    if kind == "cuba":
+        n = CubaNeuron(2048, 1024, 3 * scale)
+    else:
+        n = SigmaDeltaNeuron(v_th_mant=5)
+    k = rng.integers(1, 6, (1, 1, 2, 2)) * 2
+    return Network([
+        InputLayer((2, 8, 8), neuron=n),
+        ConvLayer((4, 4, 4), rng.integers(-60, 120, (4, 2, 3, 3)) * 2, (2, 2), (1, 1), (1, 1),
+                  1, neuron=n),
+        PoolLayer((4, 2, 2), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+        ConvTransposeLayer((4, 4, 4), rng.integers(-40, 90, (4, 2, 2, 2)) * 2, (2, 2), (0, 0),
+                           (1, 1), 2, neuron=n),
+        UnpoolLayer((4, 8, 8), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+        FlattenLayer((256,)),
+        DenseLayer((10,), rng.integers(-100, 120, (10, 256)) * 2, neuron=n),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "big"), [("cuba", False), ("sdnn", False), ("sdnn", True)])
+def test_emulator_fast_path_equals_integer_path_and_reference(kind, big):
+    """Every layer's traces agree: fast float synapses, integer kernels, NumPy reference."""
+    net = _mixed_network(kind, big)
+    rng = np.random.default_rng(8)
+    mag = 2**18 if big else 40
+    x = rng.integers(0, mag, (2, 8, 8, 10))
+    record = ("s",) if kind == "cuba" else ("s", "sigma")
+    runs = [
+        Emulator(net, fast_synapse=True).run(x, 12, graded_input=True, record=record),
+        Emulator(net, fast_synapse=False).run(x, 12, graded_input=True, record=record),
+        Emulator(net, backend="reference").run(x, 12, graded_input=True, record=record),
+    ]
+    total = 0
+    for i in runs[2].layers:
+        for var in record:
+            for other in runs[:2]:
+                np.testing.assert_array_equal(other[i, var], runs[2][i, var])
+        total += int(np.abs(runs[2][i, "s"]).sum())
+    assert total > 0
+
+
+def test_emulator_timings_cover_synapse_and_neuron():
+    net = _mixed_network("cuba", False)
+    timings: dict = {}
+    Emulator(net).run(np.ones((2, 8, 8, 4), np.int64), 4, timings=timings)
+    assert set(timings) == {0, 1, 2, 3, 4, 6}
+    assert set(timings[1]) == {"synapse", "neuron"} and set(timings[0]) == {"neuron"}
+    assert all(v >= 0 for t in timings.values() for v in t.values())
