@@ -67,136 +67,131 @@ def _vexp_neg(arg, out, ibuf):
         out[t] = out[t] * scale[t]
 
 
+# ------------------------------------------------------------------ SIMD tiles
+# The kernels step LANES neurons together, lanes innermost: with a branch-free
+# step LLVM turns the lane loop into vector code (int64 multiplies, compares and
+# selects across neurons). The (rows, T) time-last arrays are moved through small
+# (TILE, LANES) tiles, transposed on the way in and out; with both trip counts
+# fixed LLVM unrolls the transposes, which then cost about as much as a copy.
+# The state and parameters of a block live in 2-D (k, LANES) arrays and the
+# tile outputs in one (k, TILE, LANES) array: few distinct arrays keep LLVM's
+# runtime alias checks within its limits, so the lane loop still vectorises.
+
+#: neurons stepped together (two AVX-512 / four AVX2 int64 vectors)
+LANES = 16
+#: time steps per tile
+TILE = 16
+#: parallel chunks per call at most (each allocates its own small tiles)
+MAX_CHUNKS = 256
+
+
+@njit(inline="always", cache=True)
+def _tile_in(x, n0, m, t0, tl, buf):
+    """``buf[tt, j] = x[n0 + j, t0 + tt]`` for ``j < m``, ``tt < tl``; lanes ``>= m`` get 0."""
+    if m == LANES and tl == TILE:
+        for tt in range(TILE):
+            for j in range(LANES):
+                buf[tt, j] = x[n0 + j, t0 + tt]
+    else:
+        for tt in range(tl):
+            for j in range(m):
+                buf[tt, j] = x[n0 + j, t0 + tt]
+            for j in range(m, LANES):
+                buf[tt, j] = 0
+
+
+@njit(inline="always", cache=True)
+def _tile_out(out, tiles, k, n0, m, t0, tl):
+    """``out[n0 + j, t0 + tt] = tiles[k, tt, j]`` for ``j < m``, ``tt < tl``."""
+    if m == LANES and tl == TILE:
+        for j in range(LANES):
+            for tt in range(TILE):
+                out[n0 + j, t0 + tt] = tiles[k, tt, j]
+    else:
+        for j in range(m):
+            for tt in range(tl):
+                out[n0 + j, t0 + tt] = tiles[k, tt, j]
+
+
+@njit(cache=True)
+def n_chunks(rows):
+    """Parallel chunks for ``rows`` neurons (blocks of :data:`LANES`)."""
+    return max(1, min((rows + LANES - 1) // LANES, MAX_CHUNKS))
+
+
 # --------------------------------------------------------------------------- CUBA
 
 
 @njit(inline="always", cache=True)
-def _cuba_row(n, x, in_scale, out_scale, di, dv, vth, ref, b, u, v, rc, graded, s_out, vp_out,
-              u_out, r_out, bad, refractory):  # fmt: skip
-    steps = x.shape[1]
+def _cuba_chunk(
+    c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, ref, bias, u_st, v_st, rc_st,
+    graded, s_out, vp_out, u_out, r_out, bad, refractory,
+):  # fmt: skip
+    """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`cuba_forward`.
+
+    ``refractory`` is a constant at each call site: without a refractory period
+    the counter is the constant 0 and its branch in the step folds away.
+    """
+    rows, steps = x.shape
+    ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
     rec_v = vp_out.shape[1] > 0
     rec_u = u_out.shape[1] > 0
     rec_r = r_out.shape[1] > 0
-    flag = 0
-    for t in range(steps):
-        f = x[n, t] * in_scale
-        if not (abs(f) < INPUT_LIMIT):
-            flag = 1
-            f = 0.0
-        a = np.int64(np.rint(f))
-        if rec_r:
-            r_out[n, t] = rc > 0
-        u, v, rc, s, vp = _cuba_step(u, v, rc if refractory else 0, a, di, dv, vth, ref, b, 0)
-        if graded:
-            s_out[n, t] = vp * out_scale if s else 0.0
-        else:
-            s_out[n, t] = s
-        if rec_v:
-            vp_out[n, t] = vp * out_scale
-        if rec_u:
-            u_out[n, t] = u * out_scale
-    if flag:
-        bad[n] = 1
-    return u, v, rc
-
-
-@njit(inline="always", cache=True)
-def _cuba_block(
-    blk, x, in_scale, out_scale, i_decay, v_decay, v_th, ref, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad, refractory,
-):  # fmt: skip
-    """Rows ``4 blk .. 4 blk + 3`` of :func:`cuba_forward`; ``refractory`` is a constant
-    at each call site, so without a refractory period the counter is 0 and its branch
-    in the step folds away."""
-    rows = x.shape[0]
-    ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
-    n0 = blk * 4
-    if n0 + 4 <= rows:
-        # four independent neurons interleaved: hides the step latency
-        n1, n2, n3 = n0 + 1, n0 + 2, n0 + 3
-        u0, v0, r0 = u_st[n0], v_st[n0], rc_st[n0]
-        u1, v1, r1 = u_st[n1], v_st[n1], rc_st[n1]
-        u2, v2, r2 = u_st[n2], v_st[n2], rc_st[n2]
-        u3, v3, r3 = u_st[n3], v_st[n3], rc_st[n3]
-        di0, dv0, th0, b0 = i_decay[n0 % ni], v_decay[n0 % nv], v_th[n0 % nt], bias[n0 % nb]
-        di1, dv1, th1, b1 = i_decay[n1 % ni], v_decay[n1 % nv], v_th[n1 % nt], bias[n1 % nb]
-        di2, dv2, th2, b2 = i_decay[n2 % ni], v_decay[n2 % nv], v_th[n2 % nt], bias[n2 % nb]
-        di3, dv3, th3, b3 = i_decay[n3 % ni], v_decay[n3 % nv], v_th[n3 % nt], bias[n3 % nb]
-        rec_v = vp_out.shape[1] > 0
-        rec_u = u_out.shape[1] > 0
-        rec_r = r_out.shape[1] > 0
-        flag = 0
-        for t in range(x.shape[1]):
-            f0 = x[n0, t] * in_scale
-            f1 = x[n1, t] * in_scale
-            f2 = x[n2, t] * in_scale
-            f3 = x[n3, t] * in_scale
-            if not (
-                abs(f0) < INPUT_LIMIT
-                and abs(f1) < INPUT_LIMIT
-                and abs(f2) < INPUT_LIMIT
-                and abs(f3) < INPUT_LIMIT
-            ):
-                flag = 1
-                f0 = f0 if abs(f0) < INPUT_LIMIT else 0.0
-                f1 = f1 if abs(f1) < INPUT_LIMIT else 0.0
-                f2 = f2 if abs(f2) < INPUT_LIMIT else 0.0
-                f3 = f3 if abs(f3) < INPUT_LIMIT else 0.0
-            if rec_r:
-                r_out[n0, t] = r0 > 0
-                r_out[n1, t] = r1 > 0
-                r_out[n2, t] = r2 > 0
-                r_out[n3, t] = r3 > 0
-            u0, v0, r0, s0, vp0 = _cuba_step(
-                u0, v0, r0 if refractory else 0, np.int64(np.rint(f0)), di0, dv0,
-                th0, ref, b0, 0,
-            )  # fmt: skip
-            u1, v1, r1, s1, vp1 = _cuba_step(
-                u1, v1, r1 if refractory else 0, np.int64(np.rint(f1)), di1, dv1,
-                th1, ref, b1, 0,
-            )  # fmt: skip
-            u2, v2, r2, s2, vp2 = _cuba_step(
-                u2, v2, r2 if refractory else 0, np.int64(np.rint(f2)), di2, dv2,
-                th2, ref, b2, 0,
-            )  # fmt: skip
-            u3, v3, r3, s3, vp3 = _cuba_step(
-                u3, v3, r3 if refractory else 0, np.int64(np.rint(f3)), di3, dv3,
-                th3, ref, b3, 0,
-            )  # fmt: skip
-            if graded:
-                s_out[n0, t] = vp0 * out_scale if s0 else 0.0
-                s_out[n1, t] = vp1 * out_scale if s1 else 0.0
-                s_out[n2, t] = vp2 * out_scale if s2 else 0.0
-                s_out[n3, t] = vp3 * out_scale if s3 else 0.0
-            else:
-                s_out[n0, t] = s0
-                s_out[n1, t] = s1
-                s_out[n2, t] = s2
-                s_out[n3, t] = s3
+    xt = np.zeros((TILE, LANES), x.dtype)
+    ot = np.zeros((4, TILE, LANES), s_out.dtype)  # spike, v_pre, u, refractory
+    sv = np.zeros((3, LANES), np.int64)  # u, v, rc
+    pb = np.zeros((4, LANES), np.int64)  # iDecay, vDecay, threshold, bias
+    nbad = np.zeros(LANES, np.int64)
+    one = 1.0
+    for blk in range(c, (rows + LANES - 1) // LANES, chunks):
+        n0 = blk * LANES
+        m = min(LANES, rows - n0)
+        for j in range(LANES):
+            n = n0 + min(j, m - 1)
+            pb[0, j] = i_decay[n % ni]
+            pb[1, j] = v_decay[n % nv]
+            pb[2, j] = v_th[n % nt]
+            pb[3, j] = bias[n % nb]
+            live = j < m
+            sv[0, j] = u_st[n] if live else 0
+            sv[1, j] = v_st[n] if live else 0
+            sv[2, j] = rc_st[n] if (live and refractory) else 0
+            nbad[j] = 0
+        for t0 in range(0, steps, TILE):
+            tl = min(TILE, steps - t0)
+            _tile_in(x, n0, m, t0, tl, xt)
+            for tt in range(tl):
+                for j in range(LANES):
+                    f = xt[tt, j] * in_scale
+                    ok = abs(f) < INPUT_LIMIT
+                    nbad[j] += not ok
+                    a = np.int64(np.rint(f if ok else 0.0))
+                    rc0 = sv[2, j] if refractory else 0
+                    u, v, rc, s, vp = _cuba_step(
+                        sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
+                    )
+                    vpf = vp * out_scale
+                    ot[0, tt, j] = (vpf if graded else one) if s != 0 else 0.0
+                    ot[1, tt, j] = vpf
+                    ot[2, tt, j] = u * out_scale
+                    if refractory:
+                        ot[3, tt, j] = 1.0 if rc0 > 0 else 0.0
+                        sv[2, j] = rc
+                    sv[0, j] = u
+                    sv[1, j] = v
+            _tile_out(s_out, ot, 0, n0, m, t0, tl)
             if rec_v:
-                vp_out[n0, t] = vp0 * out_scale
-                vp_out[n1, t] = vp1 * out_scale
-                vp_out[n2, t] = vp2 * out_scale
-                vp_out[n3, t] = vp3 * out_scale
+                _tile_out(vp_out, ot, 1, n0, m, t0, tl)
             if rec_u:
-                u_out[n0, t] = u0 * out_scale
-                u_out[n1, t] = u1 * out_scale
-                u_out[n2, t] = u2 * out_scale
-                u_out[n3, t] = u3 * out_scale
-        if flag:
-            bad[n0] = 1
-        u_st[n0], v_st[n0], rc_st[n0] = u0, v0, r0
-        u_st[n1], v_st[n1], rc_st[n1] = u1, v1, r1
-        u_st[n2], v_st[n2], rc_st[n2] = u2, v2, r2
-        u_st[n3], v_st[n3], rc_st[n3] = u3, v3, r3
-    else:
-        for n in range(n0, rows):
-            u, v, rc = _cuba_row(
-                n, x, in_scale, out_scale, i_decay[n % ni], v_decay[n % nv],
-                v_th[n % nt], ref, bias[n % nb], u_st[n], v_st[n], rc_st[n], graded,
-                s_out, vp_out, u_out, r_out, bad, refractory,
-            )  # fmt: skip
-            u_st[n], v_st[n], rc_st[n] = u, v, rc
+                _tile_out(u_out, ot, 2, n0, m, t0, tl)
+            if rec_r:
+                _tile_out(r_out, ot, 3, n0, m, t0, tl)
+        for j in range(m):
+            u_st[n0 + j] = sv[0, j]
+            v_st[n0 + j] = sv[1, j]
+            rc_st[n0 + j] = sv[2, j]
+            if nbad[j] != 0:
+                bad[n0 + j] = 1
 
 
 @njit(parallel=True, cache=True)
@@ -212,10 +207,23 @@ def cuba_forward(
     ``rc_st`` hold the integer state (updated in place). ``bad[row]`` is set
     when an input is NaN/inf or too large. ``ref_delay`` is the hardware refDelay
     (here 1: no refractory period; see :func:`cuba_forward_refractory`).
+    Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
+    is the same on the calling thread (for small work).
     """
-    for blk in prange((x.shape[0] + 3) // 4):
-        _cuba_block(blk, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st, v_st,
-                    rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
+    chunks = n_chunks(x.shape[0])
+    for c in prange(chunks):
+        _cuba_chunk(c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st,
+                    v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
+
+
+@njit(cache=True)
+def cuba_forward_serial(
+    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad,
+):  # fmt: skip
+    """:func:`cuba_forward` on the calling thread."""
+    _cuba_chunk(0, 1, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st, v_st,
+                rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
@@ -224,9 +232,20 @@ def cuba_forward_refractory(
     s_out, vp_out, u_out, r_out, bad,
 ):  # fmt: skip
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
-    for blk in prange((x.shape[0] + 3) // 4):
-        _cuba_block(blk, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st,
-                    v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
+    chunks = n_chunks(x.shape[0])
+    for c in prange(chunks):
+        _cuba_chunk(c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias,
+                    u_st, v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
+
+
+@njit(cache=True)
+def cuba_forward_refractory_serial(
+    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
+    s_out, vp_out, u_out, r_out, bad,
+):  # fmt: skip
+    """:func:`cuba_forward_refractory` on the calling thread."""
+    _cuba_chunk(0, 1, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st,
+                v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
 
 
 @njit(inline="always", fastmath=True, cache=True)
