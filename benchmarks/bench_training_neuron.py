@@ -192,10 +192,31 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
     def alloc():
         return torch.empty(rows, steps), torch.empty(rows, steps)
 
+    # sigma-delta kernels on the same input (x * 2**18 = 256 A)
+    x_sd = x2 * np.float32(256 / 64)
+    y = np.empty((rows, steps), np.float32)
+    mask = np.empty((rows, steps), np.uint8)
+    sd_state = np.zeros((4, rows), np.int64)
+
+    def k_sd_fwd(rec_mask: bool):
+        def run():
+            sd_state[:] = 0
+            _cpu.sdnn_forward(1, x_sd, float(1 << 18), i1(1 << 12), i1(0), 1, 0, *sd_state, y,
+                              mask if rec_mask else nil_r, nil_f, bad)  # fmt: skip
+
+        return run
+
+    def k_sd_bwd():
+        _cpu.sdnn_backward(gs, mask, nil_f, np.ones(1), 1.0, 1.0, 1, gx, np.empty(0),
+                           np.empty(0))  # fmt: skip
+
     return {
         "  kernel cuba_forward (spikes)": k_fwd(False),
         "  kernel cuba_forward (spikes, v)": k_fwd(True),
         "  kernel cuba_backward_fast": k_bwd,
+        "  kernel sdnn_forward (y)": k_sd_fwd(False),
+        "  kernel sdnn_forward (y, mask)": k_sd_fwd(True),
+        "  kernel sdnn_backward": k_sd_bwd,
         "  torch.empty x2 (13 MB each)": alloc,
     }
 

@@ -416,6 +416,71 @@ def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g
 # --------------------------------------------------------------------- sigma-delta
 
 
+@njit(inline="always", cache=True)
+def _sdnn_chunk(
+    c, chunks, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
+    y_out, mask_out, d_out, bad,
+):  # fmt: skip
+    """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`sdnn_forward`."""
+    rows, steps = x.shape
+    rec_mask = mask_out.shape[1] > 0
+    rec_d = d_out.shape[1] > 0
+    nt, nb = v_th.shape[0], bias.shape[0]
+    xt = np.zeros((TILE, LANES), x.dtype)
+    ot = np.zeros((3, TILE, LANES), y_out.dtype)  # payload, mask, delta
+    sv = np.zeros((4, LANES), np.int64)  # sigma, act, residue, error
+    pb = np.zeros((2, LANES), np.int64)  # threshold, bias
+    nbad = np.zeros(LANES, np.int64)
+    limit = INPUT_LIMIT * 1024.0
+    for blk in range(c, (rows + LANES - 1) // LANES, chunks):
+        n0 = blk * LANES
+        m = min(LANES, rows - n0)
+        for j in range(LANES):
+            n = n0 + min(j, m - 1)
+            pb[0, j] = v_th[n % nt]
+            pb[1, j] = bias[n % nb]
+            live = j < m
+            sv[0, j] = sigma_st[n] if live else 0
+            sv[1, j] = act_st[n] if live else 0
+            sv[2, j] = res_st[n] if live else 0
+            sv[3, j] = err_st[n] if live else 0
+            nbad[j] = 0
+        for t0 in range(0, steps, TILE):
+            tl = min(TILE, steps - t0)
+            _tile_in(x, n0, m, t0, tl, xt)
+            for tt in range(tl):
+                for j in range(LANES):
+                    f = xt[tt, j] * in_scale
+                    ok = abs(f) < limit
+                    nbad[j] += not ok
+                    a = np.int64(np.rint(f if ok else 0.0))
+                    d_prev = sv[1, j] - sv[2, j]
+                    sg, ac, rs, er, p = _sdnn_step(
+                        mode, a, sv[0, j], sv[1, j], sv[2, j], sv[3, j], pb[0, j], pb[1, j], 12, 6,
+                        relu, cum_error,
+                    )  # fmt: skip
+                    ot[0, tt, j] = p * (1.0 / 4096.0)
+                    ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
+                    # d = act - act_prev + residue_prev; residue = d - s
+                    ot[2, tt, j] = (ac - d_prev) * (1.0 / 262144.0)
+                    sv[0, j] = sg
+                    sv[1, j] = ac
+                    sv[2, j] = rs
+                    sv[3, j] = er
+            _tile_out(y_out, ot, 0, n0, m, t0, tl)
+            if rec_mask:
+                _tile_out(mask_out, ot, 1, n0, m, t0, tl)
+            if rec_d:
+                _tile_out(d_out, ot, 2, n0, m, t0, tl)
+        for j in range(m):
+            sigma_st[n0 + j] = sv[0, j]
+            act_st[n0 + j] = sv[1, j]
+            res_st[n0 + j] = sv[2, j]
+            err_st[n0 + j] = sv[3, j]
+            if nbad[j] != 0:
+                bad[n0 + j] = 1
+
+
 @njit(parallel=True, cache=True)
 def sdnn_forward(
     mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
@@ -428,35 +493,23 @@ def sdnn_forward(
     step) and the 18-fraction-bit sigma increment for sigma-delta. Outputs:
     ``y_out`` payload / 4096, ``mask_out`` the ReLU derivative (1 where
     ``sigma + bias > 0``), ``d_out`` the delta ``d / 2**18`` (for the threshold
-    gradient).
+    gradient). Parallel over blocks of :data:`LANES` neurons;
+    :func:`sdnn_forward_serial` is the same on the calling thread.
     """
-    rows, steps = x.shape
-    rec_mask = mask_out.shape[1] > 0
-    rec_d = d_out.shape[1] > 0
-    nt, nb = v_th.shape[0], bias.shape[0]
-    for n in prange(rows):
-        th = v_th[n % nt]
-        b = bias[n % nb]
-        sg, ac, rs, er = sigma_st[n], act_st[n], res_st[n], err_st[n]
-        flag = 0
-        for t in range(steps):
-            f = x[n, t] * in_scale
-            if not (abs(f) < INPUT_LIMIT * 1024.0):
-                flag = 1
-                f = 0.0
-            a = np.int64(np.rint(f))
-            if rec_d:
-                d_prev = ac - rs
-            sg, ac, rs, er, p = _sdnn_step(mode, a, sg, ac, rs, er, th, b, 12, 6, relu, cum_error)
-            y_out[n, t] = p * (1.0 / 4096.0)
-            if rec_mask:
-                mask_out[n, t] = 1 if (ac > 0 or relu == 0) else 0
-            if rec_d:
-                # d = act - act_prev + residue_prev; residue = d - s
-                d_out[n, t] = (ac - d_prev) * (1.0 / 262144.0)
-        if flag:
-            bad[n] = 1
-        sigma_st[n], act_st[n], res_st[n], err_st[n] = sg, ac, rs, er
+    chunks = n_chunks(x.shape[0])
+    for c in prange(chunks):
+        _sdnn_chunk(c, chunks, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st,
+                    res_st, err_st, y_out, mask_out, d_out, bad)  # fmt: skip
+
+
+@njit(cache=True)
+def sdnn_forward_serial(
+    mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
+    y_out, mask_out, d_out, bad,
+):  # fmt: skip
+    """:func:`sdnn_forward` on the calling thread."""
+    _sdnn_chunk(0, 1, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st,
+                err_st, y_out, mask_out, d_out, bad)  # fmt: skip
 
 
 @njit(parallel=True, fastmath=True, cache=True)
