@@ -231,3 +231,100 @@ def test_sdnn_bad_input_flags_its_rows_only(parallel):
     SDNN_KERNELS[parallel](1, x, float(1 << 18), one, 0 * one, 1, 0, st[0], st[1], st[2], st[3],
                            y, nil_m, nil_d, bad)  # fmt: skip
     assert np.flatnonzero(bad).tolist() == [3, 16]
+
+
+# ------------------------------------------------------------------- backward kernels
+CUBA_BACKWARD = {
+    (True, True): _cpu.cuba_backward_fast,
+    (True, False): _cpu.cuba_backward_fast_serial,
+    (False, True): _cpu.cuba_backward,
+    (False, False): _cpu.cuba_backward_serial,
+}
+SDNN_BACKWARD = {True: _cpu.sdnn_backward, False: _cpu.sdnn_backward_serial}
+
+
+def _close(a, b):
+    """float32 kernels against the float64 reference: relative to the gradient's scale."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.allclose(a, b, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(b).max(initial=0.0)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 23),
+    steps=st.integers(1, 37),
+    graded=st.booleans(),
+    fast=st.booleans(),
+    parallel=st.booleans(),
+    ref_delay=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref_delay, seed):
+    rng = np.random.default_rng(seed)
+    if fast:
+        ref_delay = 1  # the fast path has no refractory steps, traces or decay gradients
+    i_dec = rng.choice([0, 411, 4096], size=rows).astype(np.int64)
+    v_dec = rng.choice([0, 205, 4096], size=rows).astype(np.int64)
+    vth = np.array([30 << 6], np.int64)
+    a = rng.integers(-10, 60, size=(rows, steps))
+    x = (a / 64).astype(np.float32)
+    zeros = np.zeros(rows, np.int64)
+    u0 = rng.integers(-5000, 5000, size=rows)
+    v0 = rng.integers(-1000, 1900, size=rows)
+    _, vp, u, refr, *_ = reference.cuba_forward(
+        x, 64.0, 1 / 4096, i_dec, v_dec, vth, np.zeros(1, np.int64), u0, v0, graded, ref_delay,
+        zeros,
+    )  # fmt: skip
+    vp, u = vp.astype(np.float32), u.astype(np.float32)
+    theta, tau, rho = 30 / 64, 100 * 30 / 64, 0.1
+    amp = rho if graded else rho / (2 * tau)
+    g_s = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_x = np.full((rows, steps), np.nan, np.float32)
+    kernel = CUBA_BACKWARD[fast, parallel]
+    one = np.ones(1)
+    if fast:
+        kernel(g_s, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x)
+        e_x, _, _ = reference.cuba_backward(
+            g_s, None, None, vp, None, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096,
+            v0 / 4096, 4096, vth,
+        )  # fmt: skip
+        assert _close(g_x, e_x)
+        return
+    g_v = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_u = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_di, g_dv = np.zeros(rows), np.zeros(rows)
+    r = refr.astype(np.uint8) if ref_delay > 1 else np.empty((rows, 0), np.uint8)
+    kernel(g_s, g_v, g_u, vp, u, r, theta * one, vth, 4096.0, one / tau, amp, graded, i_dec,
+           v_dec, u0 / 4096, v0 / 4096, True, True, g_x, g_di, g_dv)  # fmt: skip
+    e_x, e_di, e_dv = reference.cuba_backward(
+        g_s, g_v, g_u, vp, u, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096, v0 / 4096, 4096,
+        vth, True, True, refr if ref_delay > 1 else None,
+    )  # fmt: skip
+    assert _close(g_x, e_x) and _close(g_di, e_di) and _close(g_dv, e_dv)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 23),
+    steps=st.integers(1, 37),
+    mode=st.sampled_from([0, 1]),
+    masked=st.booleans(),
+    parallel=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_sdnn_backward_equals_reference(rows, steps, mode, masked, parallel, seed):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((rows, steps)).astype(np.float32)
+    mask = (rng.random((rows, steps)) < 0.6).astype(np.uint8)
+    d = (rng.standard_normal((rows, steps)) * 0.1).astype(np.float32)
+    theta = rng.uniform(0.01, 0.2, size=rows)
+    g_x = np.full((rows, steps), np.nan, np.float32)
+    g_b, g_th = np.zeros(rows), np.zeros(rows)
+    m = mask if masked else np.empty((rows, 0), np.uint8)
+    SDNN_BACKWARD[parallel](g, m, d, theta, 0.5, 0.7, mode, g_x, g_b, g_th)
+    e_x, e_b, e_th = reference.sdnn_backward(
+        g, mask if masked else None, d.astype(np.float64), theta, 0.5, 0.7, mode
+    )
+    assert _close(g_x, e_x) and _close(g_th, e_th)
+    if mode == 1:
+        assert _close(g_b, e_b)

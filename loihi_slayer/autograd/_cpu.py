@@ -266,6 +266,73 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf):
         sur[t] = sur[t] * a * g_s[n, t]
 
 
+@njit(inline="always", cache=True)
+def _cuba_backward_chunk(
+    c, chunks, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
+    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
+):  # fmt: skip
+    """Rows ``c, c + chunks, ...`` of :func:`cuba_backward`."""
+    rows, steps = g_x.shape
+    has_s = g_s.shape[1] > 0
+    has_v = g_v.shape[1] > 0
+    has_u = g_u.shape[1] > 0
+    want_dv = g_dv.shape[0] > 0
+    want_di = g_di.shape[0] > 0
+    has_r = refr.shape[1] > 0
+    ni, nv, nt = i_decay.shape[0], v_decay.shape[0], v_th.shape[0]
+    nth, ntau = theta.shape[0], inv_tau.shape[0]
+    arg = np.empty(steps, np.float32)
+    sur = np.empty(steps, np.float32)
+    ibuf = np.empty(steps, np.int32)
+    for n in range(c, rows, chunks):
+        if has_s and do_v:
+            _surrogate_row(
+                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded, arg, sur, ibuf
+            )
+        av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
+        ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
+        gv = np.float32(0.0)
+        gu = np.float32(0.0)
+        acc_v = 0.0
+        acc_i = 0.0
+        th_int = v_th[n % nt]
+        for t in range(steps - 1, -1, -1):
+            if do_v:
+                gt = np.float32(0.0)
+                if has_s:
+                    gt = sur[t]
+                if has_v:
+                    gt = gt + g_v[n, t]
+                gv = gt + av * gv
+                if has_r and refr[n, t] != 0:
+                    gv = np.float32(0.0)
+            gut = gv
+            if has_u:
+                gut = gut + g_u[n, t]
+            if do_u:
+                gu = gut + ai * gu
+                g_x[n, t] = gu
+            else:
+                g_x[n, t] = gut
+            if want_dv:
+                if t > 0:
+                    vprev = vp[n, t - 1]
+                    if np.int64(np.rint(vprev * s_scale)) > th_int:
+                        vprev = np.float32(0.0)
+                    acc_v += gv * vprev
+                else:
+                    acc_v += gv * v0[n]
+            if want_di:
+                if t > 0:
+                    acc_i += gu * u_rec[n, t - 1]
+                else:
+                    acc_i += gu * u0[n]
+        if want_dv:
+            g_dv[n] = -acc_v / 4096.0
+        if want_di:
+            g_di[n] = -acc_i / 4096.0
+
+
 @njit(parallel=True, fastmath=False, cache=True)
 def cuba_backward(
     g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
@@ -291,126 +358,95 @@ def cuba_backward(
         g_dv = -1/4096 * sum_t gv[t] * v_post[t-1]    (v_post: post-reset voltage, v_post[-1] = v0)
         g_di = -1/4096 * sum_t gu[t] * u[t-1]         (u[-1] = u0)
     """
+    chunks = max(1, min(g_x.shape[0], MAX_CHUNKS))
+    for c in prange(chunks):
+        _cuba_backward_chunk(c, chunks, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale,
+                             inv_tau, amp, graded, i_decay, v_decay, u0, v0, do_v, do_u, g_x,
+                             g_di, g_dv)  # fmt: skip
+
+
+@njit(fastmath=False, cache=True)
+def cuba_backward_serial(
+    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
+    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
+):  # fmt: skip
+    """:func:`cuba_backward` on the calling thread."""
+    _cuba_backward_chunk(0, 1, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau,
+                         amp, graded, i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di,
+                         g_dv)  # fmt: skip
+
+
+@njit(inline="always", cache=True)
+def _cuba_backward_fast_chunk(c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay,
+                              g_x):  # fmt: skip
+    """Row quads ``c, c + chunks, ...`` of :func:`cuba_backward_fast`."""
     rows, steps = g_x.shape
-    has_s = g_s.shape[1] > 0
-    has_v = g_v.shape[1] > 0
-    has_u = g_u.shape[1] > 0
-    want_dv = g_dv.shape[0] > 0
-    want_di = g_di.shape[0] > 0
-    has_r = refr.shape[1] > 0
-    ni, nv, nt = i_decay.shape[0], v_decay.shape[0], v_th.shape[0]
+    ni, nv = i_decay.shape[0], v_decay.shape[0]
     nth, ntau = theta.shape[0], inv_tau.shape[0]
-    n_chunks = min(rows, 256)
-    for c in prange(n_chunks):
-        arg = np.empty(steps, np.float32)
-        sur = np.empty(steps, np.float32)
-        ibuf = np.empty(steps, np.int32)
-        for n in range(c, rows, n_chunks):
-            if has_s and do_v:
-                _surrogate_row(
-                    n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded, arg, sur, ibuf
-                )
-            av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
-            ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
-            gv = np.float32(0.0)
-            gu = np.float32(0.0)
-            acc_v = 0.0
-            acc_i = 0.0
-            th_int = v_th[n % nt]
+    n_quads = (rows + 3) // 4
+    arg = np.empty(steps, np.float32)
+    ibuf = np.empty(steps, np.int32)
+    sur = np.empty((4, steps), np.float32)
+    for q in range(c, n_quads, chunks):
+        n0 = q * 4
+        m = min(4, rows - n0)
+        for k in range(m):
+            n = n0 + k
+            _surrogate_row(
+                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded,
+                arg, sur[k], ibuf,
+            )  # fmt: skip
+        if m == 4:
+            av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
+            av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
+            av2 = np.float32(1.0 - v_decay[(n0 + 2) % nv] / 4096.0)
+            av3 = np.float32(1.0 - v_decay[(n0 + 3) % nv] / 4096.0)
+            ai0 = np.float32(1.0 - i_decay[n0 % ni] / 4096.0)
+            ai1 = np.float32(1.0 - i_decay[(n0 + 1) % ni] / 4096.0)
+            ai2 = np.float32(1.0 - i_decay[(n0 + 2) % ni] / 4096.0)
+            ai3 = np.float32(1.0 - i_decay[(n0 + 3) % ni] / 4096.0)
+            gv0 = gv1 = gv2 = gv3 = np.float32(0.0)
+            gu0 = gu1 = gu2 = gu3 = np.float32(0.0)
             for t in range(steps - 1, -1, -1):
-                if do_v:
-                    gt = np.float32(0.0)
-                    if has_s:
-                        gt = sur[t]
-                    if has_v:
-                        gt = gt + g_v[n, t]
-                    gv = gt + av * gv
-                    if has_r and refr[n, t] != 0:
-                        gv = np.float32(0.0)
-                gut = gv
-                if has_u:
-                    gut = gut + g_u[n, t]
-                if do_u:
-                    gu = gut + ai * gu
+                gv0 = sur[0, t] + av0 * gv0
+                gv1 = sur[1, t] + av1 * gv1
+                gv2 = sur[2, t] + av2 * gv2
+                gv3 = sur[3, t] + av3 * gv3
+                gu0 = gv0 + ai0 * gu0
+                gu1 = gv1 + ai1 * gu1
+                gu2 = gv2 + ai2 * gu2
+                gu3 = gv3 + ai3 * gu3
+                g_x[n0, t] = gu0
+                g_x[n0 + 1, t] = gu1
+                g_x[n0 + 2, t] = gu2
+                g_x[n0 + 3, t] = gu3
+        else:
+            for k in range(m):
+                n = n0 + k
+                av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
+                ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
+                gv = np.float32(0.0)
+                gu = np.float32(0.0)
+                for t in range(steps - 1, -1, -1):
+                    gv = sur[k, t] + av * gv
+                    gu = gv + ai * gu
                     g_x[n, t] = gu
-                else:
-                    g_x[n, t] = gut
-                if want_dv:
-                    if t > 0:
-                        vprev = vp[n, t - 1]
-                        if np.int64(np.rint(vprev * s_scale)) > th_int:
-                            vprev = np.float32(0.0)
-                        acc_v += gv * vprev
-                    else:
-                        acc_v += gv * v0[n]
-                if want_di:
-                    if t > 0:
-                        acc_i += gu * u_rec[n, t - 1]
-                    else:
-                        acc_i += gu * u0[n]
-            if want_dv:
-                g_dv[n] = -acc_v / 4096.0
-            if want_di:
-                g_di[n] = -acc_i / 4096.0
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x):
     """:func:`cuba_backward` specialised to the common case (spike gradient only,
     both scans, no decay gradients), with four rows interleaved in the scan."""
-    rows, steps = g_x.shape
-    ni, nv = i_decay.shape[0], v_decay.shape[0]
-    nth, ntau = theta.shape[0], inv_tau.shape[0]
-    n_quads = (rows + 3) // 4
-    n_chunks = min(n_quads, 256)
-    for c in prange(n_chunks):
-        arg = np.empty(steps, np.float32)
-        ibuf = np.empty(steps, np.int32)
-        sur = np.empty((4, steps), np.float32)
-        for q in range(c, n_quads, n_chunks):
-            n0 = q * 4
-            m = min(4, rows - n0)
-            for k in range(m):
-                n = n0 + k
-                _surrogate_row(
-                    n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded,
-                    arg, sur[k], ibuf,
-                )  # fmt: skip
-            if m == 4:
-                av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
-                av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
-                av2 = np.float32(1.0 - v_decay[(n0 + 2) % nv] / 4096.0)
-                av3 = np.float32(1.0 - v_decay[(n0 + 3) % nv] / 4096.0)
-                ai0 = np.float32(1.0 - i_decay[n0 % ni] / 4096.0)
-                ai1 = np.float32(1.0 - i_decay[(n0 + 1) % ni] / 4096.0)
-                ai2 = np.float32(1.0 - i_decay[(n0 + 2) % ni] / 4096.0)
-                ai3 = np.float32(1.0 - i_decay[(n0 + 3) % ni] / 4096.0)
-                gv0 = gv1 = gv2 = gv3 = np.float32(0.0)
-                gu0 = gu1 = gu2 = gu3 = np.float32(0.0)
-                for t in range(steps - 1, -1, -1):
-                    gv0 = sur[0, t] + av0 * gv0
-                    gv1 = sur[1, t] + av1 * gv1
-                    gv2 = sur[2, t] + av2 * gv2
-                    gv3 = sur[3, t] + av3 * gv3
-                    gu0 = gv0 + ai0 * gu0
-                    gu1 = gv1 + ai1 * gu1
-                    gu2 = gv2 + ai2 * gu2
-                    gu3 = gv3 + ai3 * gu3
-                    g_x[n0, t] = gu0
-                    g_x[n0 + 1, t] = gu1
-                    g_x[n0 + 2, t] = gu2
-                    g_x[n0 + 3, t] = gu3
-            else:
-                for k in range(m):
-                    n = n0 + k
-                    av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
-                    ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
-                    gv = np.float32(0.0)
-                    gu = np.float32(0.0)
-                    for t in range(steps - 1, -1, -1):
-                        gv = sur[k, t] + av * gv
-                        gu = gv + ai * gu
-                        g_x[n, t] = gu
+    chunks = max(1, min((g_x.shape[0] + 3) // 4, MAX_CHUNKS))
+    for c in prange(chunks):
+        _cuba_backward_fast_chunk(c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay,
+                                  v_decay, g_x)  # fmt: skip
+
+
+@njit(fastmath=True, cache=True)
+def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x):
+    """:func:`cuba_backward_fast` on the calling thread."""
+    _cuba_backward_fast_chunk(0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x)
 
 
 # --------------------------------------------------------------------- sigma-delta
@@ -512,6 +548,46 @@ def sdnn_forward_serial(
                 err_st, y_out, mask_out, d_out, bad)  # fmt: skip
 
 
+@njit(inline="always", cache=True)
+def _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
+    """Row ``n`` of :func:`sdnn_backward`."""
+    steps = g.shape[1]
+    has_mask = mask.shape[1] > 0
+    want_b = g_b.shape[0] > 0
+    want_th = g_th.shape[0] > 0
+    nth = theta.shape[0]
+    gnext = np.float32(0.0)
+    acc = np.float32(0.0)
+    gb = 0.0
+    for t in range(steps - 1, -1, -1):
+        gt = g[n, t]
+        ga = gt - gnext
+        gnext = gt
+        if mode == 0:
+            g_x[n, t] = ga
+            continue
+        if has_mask and mask[n, t] == 0:
+            ga = np.float32(0.0)
+        acc = acc + ga
+        gb += ga
+        g_x[n, t] = acc
+    if want_b:
+        g_b[n] = gb
+    if want_th:
+        th = theta[n % nth]
+        gth = 0.0
+        for t in range(steps):
+            dv = np.float64(d[n, t])
+            sub = abs(dv) - th
+            if sub > 0:
+                gth += -dv * scale_grad * np.exp(-sub / tau_grad) / th * g[n, t]
+            elif dv > 0:
+                gth -= g[n, t]
+            elif dv < 0:
+                gth += g[n, t]
+        g_th[n] = gth
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
     """Straight-through sigma-delta backward.
@@ -524,39 +600,12 @@ def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
         g_b   += sum_t gz[t]
         g_th  += sum_t g[t] * (|d| > th ? -d*scale_grad*exp(-(|d|-th)/tau_grad)/th : -sign(d))
     """
-    rows, steps = g.shape
-    has_mask = mask.shape[1] > 0
-    want_b = g_b.shape[0] > 0
-    want_th = g_th.shape[0] > 0
-    nth = theta.shape[0]
-    for n in prange(rows):
-        gnext = np.float32(0.0)
-        acc = np.float32(0.0)
-        gb = 0.0
-        for t in range(steps - 1, -1, -1):
-            gt = g[n, t]
-            ga = gt - gnext
-            gnext = gt
-            if mode == 0:
-                g_x[n, t] = ga
-                continue
-            if has_mask and mask[n, t] == 0:
-                ga = np.float32(0.0)
-            acc = acc + ga
-            gb += ga
-            g_x[n, t] = acc
-        if want_b:
-            g_b[n] = gb
-        if want_th:
-            th = theta[n % nth]
-            gth = 0.0
-            for t in range(steps):
-                dv = np.float64(d[n, t])
-                sub = abs(dv) - th
-                if sub > 0:
-                    gth += -dv * scale_grad * np.exp(-sub / tau_grad) / th * g[n, t]
-                elif dv > 0:
-                    gth -= g[n, t]
-                elif dv < 0:
-                    gth += g[n, t]
-            g_th[n] = gth
+    for n in prange(g.shape[0]):
+        _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
+
+
+@njit(fastmath=True, cache=True)
+def sdnn_backward_serial(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
+    """:func:`sdnn_backward` on the calling thread."""
+    for n in range(g.shape[0]):
+        _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)

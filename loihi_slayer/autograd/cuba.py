@@ -73,6 +73,18 @@ _CPU_FORWARD = {
     (True, True): _cpu.cuba_forward_refractory,
     (True, False): _cpu.cuba_forward_refractory_serial,
 }
+#: CPU backward kernels by (fast path, parallel)
+_CPU_BACKWARD = {
+    (True, True): _cpu.cuba_backward_fast,
+    (True, False): _cpu.cuba_backward_fast_serial,
+    (False, True): _cpu.cuba_backward,
+    (False, False): _cpu.cuba_backward_serial,
+}
+
+
+def _parallel(rows: int, steps: int) -> bool:
+    """Whether a kernel call is big enough for a parallel region."""
+    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -234,7 +246,7 @@ def run_forward(
     args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
             state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
     if backend == "cpu":
-        kernel = _CPU_FORWARD[rec_r, rows * steps >= PARALLEL_MIN_WORK and rows > 1]
+        kernel = _CPU_FORWARD[rec_r, _parallel(rows, steps)]
         kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
     else:
         from . import _cuda
@@ -280,7 +292,7 @@ def run_backward(
         backend == "cpu" and g_s is not None and g_v is None and g_u is None and not has_r
         and do_v and do_u and not want_di and not want_dv and vp.dtype == torch.float32
     ):  # fmt: skip
-        _cpu.cuba_backward_fast(
+        _CPU_BACKWARD[True, _parallel(rows, steps)](
             g_s.contiguous().numpy(), vp.numpy(), theta, 1.0 / tau, amp, spec.graded,
             i_dec, v_dec, g_x.numpy(),
         )  # fmt: skip
@@ -298,7 +310,7 @@ def run_backward(
     args = (g_s_, g_v_, g_u_, vp, u_rec_, refr_, theta, v_th, float(spec.s_scale), 1.0 / tau,
             amp, spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
     if backend == "cpu":
-        _cpu.cuba_backward(
+        _CPU_BACKWARD[False, _parallel(rows, steps)](
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
         )
     else:

@@ -36,8 +36,14 @@ from .op import kernel_op
 
 MODES = {"delta": 0, "sigma_delta": 1}
 
-#: CPU forward kernels by parallel (see ``fixed.codegen.PARALLEL_MIN_WORK``)
+#: CPU kernels by parallel (a parallel region costs more than it saves below
+#: ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps)
 _CPU_FORWARD = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
+_CPU_BACKWARD = {True: _cpu.sdnn_backward, False: _cpu.sdnn_backward_serial}
+
+
+def _parallel(rows: int, steps: int) -> bool:
+    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -174,7 +180,7 @@ def _sdnn_forward(
         args = (mode, x2, in_scale, v_th, b, relu_i, int(cum_error), state_end[0], state_end[1],
                 state_end[2], state_end[3], y, mask, d, bad)  # fmt: skip
         if backend == "cpu":
-            kernel = _CPU_FORWARD[rows * steps >= PARALLEL_MIN_WORK and rows > 1]
+            kernel = _CPU_FORWARD[_parallel(rows, steps)]
             kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
         else:
             from . import _cuda
@@ -240,7 +246,7 @@ def _sdnn_backward(
         dd = d if want_th else empty2d(rows, g2, torch.float32)
         args = (g2, mask, dd, theta, float(tau_grad), float(scale_grad), mode, gx, gb, gth)
         if backend == "cpu":
-            _cpu.sdnn_backward(
+            _CPU_BACKWARD[_parallel(rows, steps)](
                 *[kernel_array(a, "cpu") if isinstance(a, torch.Tensor) else a for a in args]
             )
         else:
