@@ -11,6 +11,13 @@ Layout: 2-D time-last views ``(rows, T)`` where ``rows = batch * neurons``;
 parameter vectors have length 1 (shared) or ``neurons`` and are indexed with
 ``row % len``. Arrays of shape ``(rows, 0)`` (or ``(0,)``) mean "not used".
 
+The forward kernels step :data:`LANES` neurons together through
+:data:`TILE`-step tiles (see the section "SIMD tiles"), so that the shared step
+compiles to vector code across neurons. Every kernel has a parallel version
+(``prange`` over blocks of rows) and a ``*_serial`` one for the calling thread;
+the callers pick the serial one below ``fixed.codegen.PARALLEL_MIN_WORK``
+neuron-steps, where a parallel region costs more than it saves.
+
 The surrogate gradient needs ``exp``; numba has no vector ``exp`` without
 Intel SVML, so :func:`_vexp_neg` computes it on a row buffer with a
 branch-free Cody-Waite reduction and a degree-6 polynomial, which LLVM
