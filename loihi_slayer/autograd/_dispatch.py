@@ -26,6 +26,18 @@ def empty2d(rows: int, like: torch.Tensor, dtype: torch.dtype | None = None) -> 
     return torch.empty((rows, 0), dtype=dtype or like.dtype, device=like.device)
 
 
+def copy_small(t: torch.Tensor) -> torch.Tensor:
+    """A copy of a small (state) tensor; on CPU a single-threaded NumPy copy.
+
+    ``Tensor.clone`` of more than torch's grain size (32768 elements) opens a
+    parallel region, whose barrier waits for a descheduled worker when other
+    processes share the cores.
+    """
+    if t.is_cuda or t.requires_grad:
+        return t.clone()
+    return torch.from_numpy(t.numpy().copy())
+
+
 def kernel_array(t: torch.Tensor | np.ndarray, backend: str):
     """What a kernel receives: a NumPy view (cpu, simulator) or a CUDA array view."""
     if isinstance(t, np.ndarray):

@@ -56,13 +56,35 @@ import torch
 from torch import Tensor
 
 from ..errors import ParameterError
+from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _cpu, reference
-from ._dispatch import empty2d, kernel_array, launch, resolve_backend
+from ._dispatch import copy_small, empty2d, kernel_array, launch, resolve_backend
 from .op import kernel_op
 from .spike import spike_op
 
 TAU_RHO_MULT = 100.0
 SCALE_RHO_MULT = 0.1
+
+#: CPU forward kernels by (refractory period, parallel): a parallel region costs more
+#: than it saves below ``PARALLEL_MIN_WORK`` neuron-steps
+_CPU_FORWARD = {
+    (False, True): _cpu.cuba_forward,
+    (False, False): _cpu.cuba_forward_serial,
+    (True, True): _cpu.cuba_forward_refractory,
+    (True, False): _cpu.cuba_forward_refractory_serial,
+}
+#: CPU backward kernels by (fast path, parallel)
+_CPU_BACKWARD = {
+    (True, True): _cpu.cuba_backward_fast,
+    (True, False): _cpu.cuba_backward_fast_serial,
+    (False, True): _cpu.cuba_backward,
+    (False, False): _cpu.cuba_backward_serial,
+}
+
+
+def _parallel(rows: int, steps: int) -> bool:
+    """Whether a kernel call is big enough for a parallel region."""
+    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -122,7 +144,11 @@ class CubaState:
     def stacked(self) -> torch.Tensor:
         """``(3, rows)`` int64: ``u, v, rc`` (a new tensor)."""
         rc = torch.zeros_like(self.u) if self.rc is None else self.rc
-        return torch.stack((self.u, self.v, rc))
+        parts = (self.u, self.v, rc)
+        if any(t.is_cuda or t.requires_grad for t in parts):
+            return torch.stack(parts)
+        # NumPy: single-threaded (see _dispatch.copy_small)
+        return torch.from_numpy(np.stack([t.numpy() for t in parts]))
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(3, rows)`` tensor (rows of it, no copy)."""
@@ -220,7 +246,7 @@ def run_forward(
     args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
             state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
     if backend == "cpu":
-        kernel = _cpu.cuba_forward_refractory if rec_r else _cpu.cuba_forward
+        kernel = _CPU_FORWARD[rec_r, _parallel(rows, steps)]
         kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
     else:
         from . import _cuda
@@ -266,7 +292,7 @@ def run_backward(
         backend == "cpu" and g_s is not None and g_v is None and g_u is None and not has_r
         and do_v and do_u and not want_di and not want_dv and vp.dtype == torch.float32
     ):  # fmt: skip
-        _cpu.cuba_backward_fast(
+        _CPU_BACKWARD[True, _parallel(rows, steps)](
             g_s.contiguous().numpy(), vp.numpy(), theta, 1.0 / tau, amp, spec.graded,
             i_dec, v_dec, g_x.numpy(),
         )  # fmt: skip
@@ -284,7 +310,7 @@ def run_backward(
     args = (g_s_, g_v_, g_u_, vp, u_rec_, refr_, theta, v_th, float(spec.s_scale), 1.0 / tau,
             amp, spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
     if backend == "cpu":
-        _cpu.cuba_backward(
+        _CPU_BACKWARD[False, _parallel(rows, steps)](
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
         )
     else:
@@ -304,16 +330,23 @@ def _reduce_param_grad(g_rows: torch.Tensor, n_values: int, spec: CubaSpec, batc
 # ---------------------------------------------------------------- the custom op
 # Arguments: tensors, then the configuration packed in two lists (few schema
 # arguments keep the per-call dispatch overhead small):
-#   config = [scale, v_th_mant, ref_delay, graded, channels, per_channel, batch_mean, rec_u]
+#   config = [scale, v_th_mant, ref_delay, graded, channels, per_channel, batch_mean, rec_u,
+#             rec_v]
 #   rho = [tau_rho, scale_rho]
-# Outputs: s (shape of x), v_pre (rows, T), u (rows, T | 0), refractory
+# Outputs: s (shape of x), v_pre (rows, T | 0), u (rows, T | 0), refractory
 # (rows, T | 0, uint8), state (3, rows) int64, batch mean (channels | 0, float64).
 
 
-def op_config(spec: CubaSpec, batch_mean: bool, rec_u: bool) -> tuple[list[int], list[float]]:
-    """The ``config`` and ``rho`` arguments of ``loihi_slayer::cuba`` for ``spec``."""
+def op_config(
+    spec: CubaSpec, batch_mean: bool, rec_u: bool, rec_v: bool = True
+) -> tuple[list[int], list[float]]:
+    """The ``config`` and ``rho`` arguments of ``loihi_slayer::cuba`` for ``spec``.
+
+    ``rec_v = False`` (no gradient and no trace wanted) skips the voltage record:
+    the ``v_pre`` output is then ``(rows, 0)``.
+    """
     ints = [spec.scale, spec.v_th_mant, spec.ref_delay, int(spec.graded), spec.channels,
-            spec.per_channel, int(batch_mean), int(rec_u)]  # fmt: skip
+            spec.per_channel, int(batch_mean), int(rec_u), int(rec_v)]  # fmt: skip
     return ints, [spec.tau_rho, spec.scale_rho]
 
 
@@ -328,7 +361,7 @@ def _cuba_forward(
     config: list[int], rho: list[float], backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     spec = _op_spec(config, rho, backend)
-    batch_mean, rec_u = bool(config[6]), bool(config[7])
+    batch_mean, rec_u, rec_v = bool(config[6]), bool(config[7]), bool(config[8])
     backend = resolve_backend(backend, x)
     steps = x.shape[-1]
     x2 = x.detach().reshape(-1, steps)
@@ -341,7 +374,7 @@ def _cuba_forward(
     v_dec = _expand(decay_int(voltage_decay), spec)
     mean = torch.empty(0, dtype=torch.float64, device=x.device)
     if batch_mean:
-        tmp = state.clone()
+        tmp = copy_small(state)
         _, _, u_pre, _ = run_forward(
             x2, spec, i_dec, v_dec, np.zeros(1, np.int64), tmp, False, True, backend
         )
@@ -350,20 +383,22 @@ def _cuba_forward(
         )
         bias = batch_mean_bias(mean, spec.scale)[0]
     bias_vec = _expand(bias.detach().cpu().numpy().astype(np.int64), spec)
-    state_end = state.clone()
-    s, vp, u, refr = run_forward(x2, spec, i_dec, v_dec, bias_vec, state_end, True, rec_u, backend)
+    state_end = copy_small(state)
+    s, vp, u, refr = run_forward(x2, spec, i_dec, v_dec, bias_vec, state_end, rec_v, rec_u, backend)
     if u is None:
         u = empty2d(rows, x2)
+    if vp is None:
+        vp = empty2d(rows, x2)
     return s.reshape(x.shape), vp, u, refr, state_end, mean
 
 
 def _cuba_forward_fake(x, current_decay, voltage_decay, bias, state, config, rho, backend):
-    _, _, ref_delay, _, channels, _, batch_mean, rec_u = config
+    _, _, ref_delay, _, channels, _, batch_mean, rec_u, rec_v = config
     steps = x.shape[-1]
     rows = x.numel() // steps
     return (
         x.new_empty(x.shape),
-        x.new_empty((rows, steps)),
+        x.new_empty((rows, steps if rec_v else 0)),
         x.new_empty((rows, steps if rec_u else 0)),
         x.new_empty((rows, steps if ref_delay > 1 else 0), dtype=torch.uint8),
         state.new_empty(state.shape),
@@ -467,7 +502,11 @@ def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState
         bias_t = torch.zeros(1, dtype=torch.int64, device=x.device)
     else:
         bias_t = torch.as_tensor(bias, dtype=torch.int64, device=x.device).reshape(-1)
-    config, rho = op_config(spec, batch_mean, want_trace or current_decay.requires_grad)
+    grad = torch.is_grad_enabled() and (
+        x.requires_grad or current_decay.requires_grad or voltage_decay.requires_grad
+    )
+    config, rho = op_config(spec, batch_mean, want_trace or current_decay.requires_grad,
+                            want_trace or grad)  # fmt: skip
     s, vp, u, _, st_end, mean = cuba_op(
         x, current_decay, voltage_decay, bias_t, state.stacked(), config, rho, spec.backend
     )

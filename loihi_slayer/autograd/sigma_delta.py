@@ -29,11 +29,21 @@ import torch
 from torch import Tensor
 
 from ..errors import ParameterError
+from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _cpu, reference
-from ._dispatch import empty2d, kernel_array, launch, resolve_backend
+from ._dispatch import copy_small, empty2d, kernel_array, launch, resolve_backend
 from .op import kernel_op
 
 MODES = {"delta": 0, "sigma_delta": 1}
+
+#: CPU kernels by parallel (a parallel region costs more than it saves below
+#: ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps)
+_CPU_FORWARD = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
+_CPU_BACKWARD = {True: _cpu.sdnn_backward, False: _cpu.sdnn_backward_serial}
+
+
+def _parallel(rows: int, steps: int) -> bool:
+    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -64,7 +74,11 @@ class SdnnState:
 
     def stacked(self) -> torch.Tensor:
         """``(4, rows)`` int64 in :data:`STATE_NAMES` order (a new tensor)."""
-        return torch.stack([getattr(self, k) for k in STATE_NAMES])
+        parts = [getattr(self, k) for k in STATE_NAMES]
+        if any(t.is_cuda or t.requires_grad for t in parts):
+            return torch.stack(parts)
+        # NumPy: single-threaded (see _dispatch.copy_small)
+        return torch.from_numpy(np.stack([t.numpy() for t in parts]))
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(4, rows)`` tensor (rows of it, no copy)."""
@@ -107,14 +121,17 @@ def bias_int(bias: torch.Tensor) -> np.ndarray:
 
 # Op arguments: tensors, then the configuration packed in two lists (few schema
 # arguments keep the per-call dispatch overhead small):
-#   config = [mode, relu, cum_error, channels, per_channel, want_th]
+#   config = [mode, relu, cum_error, channels, per_channel, want_th, want_mask]
+# (want_mask = False: no gradient wanted, the ReLU mask is not recorded)
 #   grad = [tau_grad, scale_grad]
 
 
-def op_config(spec: SdnnSpec, want_th: bool) -> tuple[list[int], list[float]]:
+def op_config(
+    spec: SdnnSpec, want_th: bool, want_mask: bool = True
+) -> tuple[list[int], list[float]]:
     """The ``config`` and ``grad`` arguments of ``loihi_slayer::sigma_delta`` for ``spec``."""
     ints = [MODES[spec.mode], int(spec.relu), int(spec.cum_error), spec.channels,
-            spec.per_channel, int(want_th)]  # fmt: skip
+            spec.per_channel, int(want_th), int(want_mask)]  # fmt: skip
     return ints, [spec.tau_grad, spec.scale_grad]
 
 
@@ -122,7 +139,7 @@ def _sdnn_forward(
     x: Tensor, threshold: Tensor, bias: Tensor | None, state: Tensor, config: list[int],
     grad: list[float], backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    mode, relu, cum_error, channels, per_channel, want_th = config
+    mode, relu, cum_error, channels, per_channel, want_th, want_mask = config
     spec = SdnnSpec(next(k for k, v in MODES.items() if v == mode), bool(relu), bool(cum_error),
                     grad[0], grad[1], channels, per_channel, backend)  # fmt: skip
     backend = resolve_backend(backend, x)
@@ -134,7 +151,8 @@ def _sdnn_forward(
     v_th = _expand(threshold_mant(threshold), spec) << 12
     b = _expand(bias_int(bias), spec) if bias is not None else np.zeros(1, np.int64)
     relu_i = 1 if (relu and mode == 1) else 0
-    state_end = state.clone()
+    rec_mask = bool(relu_i and want_mask)
+    state_end = copy_small(state)
     if backend == "reference":
         st = {k: state_end[i].cpu().numpy() for i, k in enumerate(STATE_NAMES)}
         y, mask, d, st = reference.sdnn_forward(
@@ -145,14 +163,14 @@ def _sdnn_forward(
         state_end.copy_(torch.from_numpy(np.stack([np.asarray(st[k]) for k in STATE_NAMES])))
         y = torch.from_numpy(y).to(x.dtype)
         mask = torch.from_numpy(np.asarray(mask, np.uint8).reshape(rows, steps))
-        mask = mask if relu_i else empty2d(rows, x2, torch.uint8)
+        mask = mask if rec_mask else empty2d(rows, x2, torch.uint8)
         d = torch.from_numpy(d).to(torch.float32) if want_th else empty2d(rows, x2, torch.float32)
     else:
         # y in the input dtype (payloads are exact in float32 and float64): no cast copy
         y = torch.empty((rows, steps), dtype=x.dtype, device=x.device)
         mask = (
             torch.empty((rows, steps), dtype=torch.uint8, device=x.device)
-            if relu_i else empty2d(rows, x2, torch.uint8)
+            if rec_mask else empty2d(rows, x2, torch.uint8)
         )  # fmt: skip
         d = (
             torch.empty((rows, steps), dtype=torch.float32, device=x.device)
@@ -162,9 +180,8 @@ def _sdnn_forward(
         args = (mode, x2, in_scale, v_th, b, relu_i, int(cum_error), state_end[0], state_end[1],
                 state_end[2], state_end[3], y, mask, d, bad)  # fmt: skip
         if backend == "cpu":
-            _cpu.sdnn_forward(
-                *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
-            )
+            kernel = _CPU_FORWARD[_parallel(rows, steps)]
+            kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
         else:
             from . import _cuda
 
@@ -178,10 +195,10 @@ def _sdnn_forward(
 
 
 def _sdnn_forward_fake(x, threshold, bias, state, config, grad, backend):
-    mode, relu, _, _, _, want_th = config
+    mode, relu, _, _, _, want_th, want_mask = config
     steps = x.shape[-1]
     rows = x.numel() // steps
-    relu_i = relu and mode == 1
+    relu_i = relu and mode == 1 and want_mask
     return (
         x.new_empty(x.shape),
         x.new_empty((rows, steps if relu_i else 0), dtype=torch.uint8),
@@ -202,7 +219,7 @@ def _sdnn_backward(
     mask: Tensor, d: Tensor, threshold: Tensor, config: list[int], grad: list[float], n_b: int,
     backend: str, needs: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    mode, _, _, channels, per_channel, _ = config
+    mode, _, _, channels, per_channel, _, _ = config
     tau_grad, scale_grad = grad
     backend = resolve_backend(backend, threshold)
     shape = g.shape
@@ -229,7 +246,7 @@ def _sdnn_backward(
         dd = d if want_th else empty2d(rows, g2, torch.float32)
         args = (g2, mask, dd, theta, float(tau_grad), float(scale_grad), mode, gx, gb, gth)
         if backend == "cpu":
-            _cpu.sdnn_backward(
+            _CPU_BACKWARD[_parallel(rows, steps)](
                 *[kernel_array(a, "cpu") if isinstance(a, torch.Tensor) else a for a in args]
             )
         else:
@@ -277,7 +294,12 @@ def sdnn_apply(x, threshold, bias, spec: SdnnSpec, state: SdnnState):
 
     ``state`` is advanced. Runs as the custom op ``loihi_slayer::sigma_delta``.
     """
-    config, grad = op_config(spec, threshold.requires_grad)
+    want_mask = torch.is_grad_enabled() and (
+        x.requires_grad
+        or threshold.requires_grad
+        or (bias is not None and isinstance(bias, Tensor) and bias.requires_grad)
+    )
+    config, grad = op_config(spec, threshold.requires_grad, want_mask)
     y, _, _, st_end = sdnn_op(x, threshold, bias, state.stacked(), config, grad, spec.backend)
     state.assign(st_end)
     return y

@@ -1,0 +1,330 @@
+"""The 16-lane SIMD training kernels (``autograd._cpu``) bit for bit against the NumPy reference.
+
+The kernels step blocks of :data:`~loihi_slayer.autograd._cpu.LANES` neurons in
+time tiles of :data:`~loihi_slayer.autograd._cpu.TILE` steps; the cases here
+use row and step counts that are not multiples of either (partial lane blocks,
+partial tiles), per-neuron parameters, initial states, ties at the threshold,
+24-bit wrap and saturation, graded spikes, the refractory variant, and the
+serial and parallel entry points. Expected values come from
+:mod:`loihi_slayer.autograd.reference` (the independent fixed-point reference
+with the same float conversion).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer.autograd import _cpu, reference
+
+CUBA_KERNELS = {
+    (False, True): _cpu.cuba_forward,
+    (False, False): _cpu.cuba_forward_serial,
+    (True, True): _cpu.cuba_forward_refractory,
+    (True, False): _cpu.cuba_forward_refractory_serial,
+}
+SDNN_KERNELS = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
+SMAX = (1 << 23) - 1
+
+
+def _per_neuron(rng, rows: int, values, per_neuron: bool) -> np.ndarray:
+    return rng.choice(values, size=rows if per_neuron else 1).astype(np.int64)
+
+
+def _run_cuba(kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0, v0, rc0, graded):
+    rows, steps = x.shape
+    s, vp, u = (np.full((rows, steps), np.nan, x.dtype) for _ in range(3))
+    r = np.full((rows, steps), 7, np.uint8)
+    state = np.stack([u0, v0, rc0]).astype(np.int64)
+    bad = np.zeros(rows, np.int8)
+    kernel(x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, state[0], state[1], state[2],
+           graded, s, vp, u, r, bad)  # fmt: skip
+    return s, vp, u, r, state, bad
+
+
+cuba_case = st.fixed_dictionaries(
+    {
+        "rows": st.integers(1, 40),
+        "steps": st.integers(1, 40),
+        "ref_delay": st.sampled_from([1, 1, 2, 3, 7]),
+        "per_neuron": st.booleans(),
+        "graded": st.booleans(),
+        "amp": st.sampled_from([8, 300, 1 << 17, (1 << 31) - 1]),
+        "scale": st.sampled_from([64, 64, 100, 1]),
+        "dtype": st.sampled_from([np.float32, np.float64]),
+        "parallel": st.booleans(),
+        "off_grid": st.booleans(),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cuba_case)
+def test_cuba_forward_equals_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    rows, steps, ref, pn = case["rows"], case["steps"], case["ref_delay"], case["per_neuron"]
+    i_dec = _per_neuron(rng, rows, [0, 1, 411, 2048, 4095, 4096], pn)
+    v_dec = _per_neuron(rng, rows, [0, 1, 205, 4095, 4096], pn)
+    vth_mant = _per_neuron(rng, rows, [0, 1, 200, 5000, 131071], pn)
+    bias = _per_neuron(rng, rows, [0, 3, -7, 1000], pn) << 6
+    amp, scale = case["amp"], case["scale"]
+    a = rng.integers(-amp // 3, amp, size=(rows, steps))
+    if rows > 1:  # an exact tie v == threshold each step (full decays, no bias)
+        i_dec = np.resize(i_dec, rows)
+        v_dec, vth_mant, bias = (np.resize(p, rows) for p in (v_dec, vth_mant, bias))
+        i_dec[-1] = v_dec[-1] = 4096
+        bias[-1] = 0
+        a[-1] = vth_mant[-1] + rng.integers(-1, 2, size=steps)
+    x = (a / scale).astype(case["dtype"])
+    if case["off_grid"]:  # rint half to even, and values between the grid points
+        x = x + (rng.integers(-2, 3, size=x.shape) / (4 * scale)).astype(x.dtype)
+    u0 = rng.integers(-SMAX, SMAX + 1, size=rows)
+    v0 = rng.integers(-SMAX, SMAX + 1, size=rows)
+    rc0 = rng.integers(0, ref, size=rows)
+    out_scale = 1.0 / (64 * scale)
+    args = (float(scale), out_scale, i_dec, v_dec, vth_mant << 6)
+    kernel = CUBA_KERNELS[ref > 1, case["parallel"]]
+    s, vp, u, r, state, bad = _run_cuba(kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"])
+    e_s, e_vp, e_u, e_r, e_u1, e_v1, e_rc1 = reference.cuba_forward(
+        x, *args, bias, u0, v0, case["graded"], ref, rc0
+    )
+    dt = x.dtype
+    assert np.array_equal(s, e_s.astype(dt))
+    assert np.array_equal(vp, e_vp.astype(dt))
+    assert np.array_equal(u, e_u.astype(dt))
+    assert np.array_equal(state, np.stack([e_u1, e_v1, e_rc1]))
+    assert not bad.any()
+    if ref > 1:
+        assert np.array_equal(r, e_r.astype(np.uint8))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("graded", [False, True])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
+    """Full decays make ``v = A << 6``: ``A == vThMant`` is an exact tie (no spike),
+    ``A == vThMant + 1`` spikes; no decay integrates into the 24-bit wrap of ``u``
+    and the saturation of ``v``. 21 rows x 37 steps: partial blocks and tiles."""
+    rows, steps = 21, 37
+    vth = np.arange(rows, dtype=np.int64) * 3 + 10
+    a = np.zeros((rows, steps), np.int64)
+    a[:, 0::3] = vth[:, None]
+    a[:, 1::3] = vth[:, None] + 1
+    a[:, 2::3] = vth[:, None] - 1
+    full = np.full(rows, 4096, np.int64)
+    x = (a / 64).astype(np.float32)
+    kernel = CUBA_KERNELS[ref_delay > 1, parallel]
+    zeros = np.zeros(rows, np.int64)
+    s, vp, *_ = _run_cuba(kernel, x, 64.0, 1 / 4096, full, full, vth << 6, ref_delay,
+                          np.zeros(1, np.int64), zeros, zeros, zeros, graded)  # fmt: skip
+    spikes = (s != 0).astype(int)
+    if ref_delay == 1:  # by the rule itself: a spike exactly where A > vThMant
+        assert np.array_equal(spikes, (a > vth[:, None]).astype(int))
+    e = reference.cuba_forward(x, 64.0, 1 / 4096, full, full, vth << 6, np.zeros(1, np.int64),
+                               zeros, zeros, graded, ref_delay, zeros)  # fmt: skip
+    assert np.array_equal(s, e[0].astype(np.float32))
+    assert np.array_equal(vp, e[1].astype(np.float32))
+    # no decay, large input: u wraps at 24 bits, v saturates at +-(2**23 - 1)
+    big = np.full((rows, steps), (1 << 16) / 64, np.float32)
+    big[::2] *= -1
+    nodecay = np.zeros(rows, np.int64)
+    th = np.full(1, 131071 << 6, np.int64)  # the largest threshold, below the saturation
+    s, vp, u, *_ = _run_cuba(kernel, big, 64.0, 1 / 4096, nodecay, nodecay, th, ref_delay,
+                             np.zeros(1, np.int64), zeros, zeros, zeros, graded)  # fmt: skip
+    e = reference.cuba_forward(big, 64.0, 1 / 4096, nodecay, nodecay, th, np.zeros(1, np.int64),
+                               zeros, zeros, graded, ref_delay, zeros)  # fmt: skip
+    assert np.abs(vp * 4096).max() == SMAX and (np.diff(np.sign(u), axis=1) != 0).any()
+    assert np.array_equal(vp, e[1].astype(np.float32))
+    assert np.array_equal(u, e[2].astype(np.float32))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_cuba_bad_input_flags_its_rows_only(parallel):
+    rows, steps = 35, 19
+    x = np.ones((rows, steps), np.float32) / 64
+    bad_rows = [0, 15, 16, 34]
+    x[0, 3] = np.nan
+    x[15, 18] = np.inf
+    x[16, 0] = -np.inf
+    x[34, 7] = 2.0**31 / 64  # |x * 64| reaches 2**31
+    x[20, 5] = (2.0**31 - 256) / 64  # just below: accepted
+    kernel = CUBA_KERNELS[False, parallel]
+    zeros = np.zeros(rows, np.int64)
+    one = np.ones(1, np.int64)
+    *_, bad = _run_cuba(kernel, x, 64.0, 1 / 4096, one, one, one << 6, 1, 0 * one, zeros, zeros,
+                        zeros, False)  # fmt: skip
+    assert np.flatnonzero(bad).tolist() == bad_rows
+
+
+sdnn_case = st.fixed_dictionaries(
+    {
+        "rows": st.integers(1, 40),
+        "steps": st.integers(1, 40),
+        "mode": st.sampled_from([0, 1, 1]),
+        "relu": st.booleans(),
+        "cum_error": st.booleans(),
+        "per_neuron": st.booleans(),
+        "amp": st.sampled_from([1 << 8, 1 << 14, 1 << 20, 1 << 36]),
+        "dtype": st.sampled_from([np.float32, np.float64]),
+        "parallel": st.booleans(),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=sdnn_case)
+def test_sdnn_forward_equals_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    rows, steps, mode, pn = case["rows"], case["steps"], case["mode"], case["per_neuron"]
+    in_scale = 64.0 if mode == 0 else float(1 << 18)
+    v_th = _per_neuron(rng, rows, [0, 1, 2, 40, 255, 1 << 14], pn) << 12
+    bias = _per_neuron(rng, rows, [0, 1, -3, 100], pn) << 12
+    amp = case["amp"] if mode == 1 else min(case["amp"], 1 << 20)
+    a = rng.integers(-amp, amp, size=(rows, steps))
+    if rows > 1 and mode == 1:  # a tie |delta| == threshold each step
+        v_th = np.resize(v_th, rows)
+        bias = np.resize(bias, rows)
+        v_th[-1], bias[-1] = 5 << 12, 0
+        a[-1] = (5 << 12) * rng.choice([-1, 1], size=steps)
+    x = (a / in_scale).astype(case["dtype"])
+    relu = int(case["relu"] and mode == 1)
+    state0 = {
+        "sigma": rng.integers(-(1 << 30), 1 << 30, size=rows),
+        "act": rng.integers(0, 1 << 24, size=rows),
+        "residue": rng.integers(-(1 << 12), 1 << 12, size=rows),
+        "error": rng.integers(-(1 << 12), 1 << 12, size=rows),
+    }
+    st = np.stack([state0[k] for k in ("sigma", "act", "residue", "error")]).astype(np.int64)
+    y = np.full((rows, steps), np.nan, x.dtype)
+    mask = np.full((rows, steps), 7, np.uint8)
+    d = np.full((rows, steps), np.nan, np.float32)
+    bad = np.zeros(rows, np.int8)
+    SDNN_KERNELS[case["parallel"]](mode, x, in_scale, v_th, bias, relu, int(case["cum_error"]),
+                                   st[0], st[1], st[2], st[3], y, mask, d, bad)  # fmt: skip
+    e_y, e_mask, e_d, e_st = reference.sdnn_forward(
+        mode, x, in_scale, v_th, bias, relu, int(case["cum_error"]), state0
+    )
+    assert np.array_equal(y, e_y.astype(x.dtype))
+    assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
+    assert np.array_equal(d, e_d.astype(np.float32))
+    for i, k in enumerate(("sigma", "act", "residue", "error")):
+        assert np.array_equal(st[i], e_st[k]), k
+    assert not bad.any()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_sdnn_bad_input_flags_its_rows_only(parallel):
+    rows, steps = 17, 33
+    x = np.zeros((rows, steps), np.float64)
+    x[3, 32] = np.nan
+    x[16, 0] = 2.0**41 / 2**18  # |x * 2**18| reaches 2**41
+    x[10, 4] = (2.0**41 - 2**20) / 2**18  # just below: accepted
+    st = np.zeros((4, rows), np.int64)
+    bad = np.zeros(rows, np.int8)
+    y = np.empty((rows, steps))
+    nil_m, nil_d = np.empty((rows, 0), np.uint8), np.empty((rows, 0), np.float32)
+    one = np.ones(1, np.int64) << 12
+    SDNN_KERNELS[parallel](1, x, float(1 << 18), one, 0 * one, 1, 0, st[0], st[1], st[2], st[3],
+                           y, nil_m, nil_d, bad)  # fmt: skip
+    assert np.flatnonzero(bad).tolist() == [3, 16]
+
+
+# ------------------------------------------------------------------- backward kernels
+CUBA_BACKWARD = {
+    (True, True): _cpu.cuba_backward_fast,
+    (True, False): _cpu.cuba_backward_fast_serial,
+    (False, True): _cpu.cuba_backward,
+    (False, False): _cpu.cuba_backward_serial,
+}
+SDNN_BACKWARD = {True: _cpu.sdnn_backward, False: _cpu.sdnn_backward_serial}
+
+
+def _close(a, b):
+    """float32 kernels against the float64 reference: relative to the gradient's scale."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.allclose(a, b, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(b).max(initial=0.0)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 23),
+    steps=st.integers(1, 37),
+    graded=st.booleans(),
+    fast=st.booleans(),
+    parallel=st.booleans(),
+    ref_delay=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref_delay, seed):
+    rng = np.random.default_rng(seed)
+    if fast:
+        ref_delay = 1  # the fast path has no refractory steps, traces or decay gradients
+    i_dec = rng.choice([0, 411, 4096], size=rows).astype(np.int64)
+    v_dec = rng.choice([0, 205, 4096], size=rows).astype(np.int64)
+    vth = np.array([30 << 6], np.int64)
+    a = rng.integers(-10, 60, size=(rows, steps))
+    x = (a / 64).astype(np.float32)
+    zeros = np.zeros(rows, np.int64)
+    u0 = rng.integers(-5000, 5000, size=rows)
+    v0 = rng.integers(-1000, 1900, size=rows)
+    _, vp, u, refr, *_ = reference.cuba_forward(
+        x, 64.0, 1 / 4096, i_dec, v_dec, vth, np.zeros(1, np.int64), u0, v0, graded, ref_delay,
+        zeros,
+    )  # fmt: skip
+    vp, u = vp.astype(np.float32), u.astype(np.float32)
+    theta, tau, rho = 30 / 64, 100 * 30 / 64, 0.1
+    amp = rho if graded else rho / (2 * tau)
+    g_s = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_x = np.full((rows, steps), np.nan, np.float32)
+    kernel = CUBA_BACKWARD[fast, parallel]
+    one = np.ones(1)
+    if fast:
+        kernel(g_s, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x)
+        e_x, _, _ = reference.cuba_backward(
+            g_s, None, None, vp, None, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096,
+            v0 / 4096, 4096, vth,
+        )  # fmt: skip
+        assert _close(g_x, e_x)
+        return
+    g_v = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_u = rng.standard_normal((rows, steps)).astype(np.float32)
+    g_di, g_dv = np.zeros(rows), np.zeros(rows)
+    r = refr.astype(np.uint8) if ref_delay > 1 else np.empty((rows, 0), np.uint8)
+    kernel(g_s, g_v, g_u, vp, u, r, theta * one, vth, 4096.0, one / tau, amp, graded, i_dec,
+           v_dec, u0 / 4096, v0 / 4096, True, True, g_x, g_di, g_dv)  # fmt: skip
+    e_x, e_di, e_dv = reference.cuba_backward(
+        g_s, g_v, g_u, vp, u, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096, v0 / 4096, 4096,
+        vth, True, True, refr if ref_delay > 1 else None,
+    )  # fmt: skip
+    assert _close(g_x, e_x) and _close(g_di, e_di) and _close(g_dv, e_dv)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 23),
+    steps=st.integers(1, 37),
+    mode=st.sampled_from([0, 1]),
+    masked=st.booleans(),
+    parallel=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_sdnn_backward_equals_reference(rows, steps, mode, masked, parallel, seed):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((rows, steps)).astype(np.float32)
+    mask = (rng.random((rows, steps)) < 0.6).astype(np.uint8)
+    d = (rng.standard_normal((rows, steps)) * 0.1).astype(np.float32)
+    theta = rng.uniform(0.01, 0.2, size=rows)
+    g_x = np.full((rows, steps), np.nan, np.float32)
+    g_b, g_th = np.zeros(rows), np.zeros(rows)
+    m = mask if masked else np.empty((rows, 0), np.uint8)
+    SDNN_BACKWARD[parallel](g, m, d, theta, 0.5, 0.7, mode, g_x, g_b, g_th)
+    e_x, e_b, e_th = reference.sdnn_backward(
+        g, mask if masked else None, d.astype(np.float64), theta, 0.5, 0.7, mode
+    )
+    assert _close(g_x, e_x) and _close(g_th, e_th)
+    if mode == 1:
+        assert _close(g_b, e_b)
