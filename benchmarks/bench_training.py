@@ -1,0 +1,198 @@
+"""Time whole training steps of the example networks against plain PyTorch.
+
+Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]``
+
+One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
+Two networks, each built by its example script:
+
+* **N-MNIST** (``examples/nmnist.py``): CUBA 2x2 pool -> dense 578 -> 128 -> dense 10,
+  batch 32, 60 steps of 5 ms from the shipped N-MNIST subset (read with the example's
+  loader), ``SpikeRate`` loss, Adam;
+* **Oxford** (``examples/oxford.py``): CUBA dense 200 -> 256 -> 200 with learnt decays,
+  batch 1, 2000 steps, ``SpikeTime`` loss, Adam.
+
+The baseline is the same network in plain PyTorch: float weights (weight norm, no
+quantization), the synapse applied to the whole time-last tensor at once, the CUBA
+neuron as :func:`bench_neurons.plain_cuba` (float dynamics, lava-dl's surrogate,
+autograd through the loop over time) with the same surrogate width and scale, and the
+same one-step output shift, loss and optimizer. Both are timed alternately in the same
+run; the script prints medians, the spread (min-max) and the ratio plain / ours
+(issue 8 target: >= 10x). ``--profile`` adds a ``torch.profiler`` table of our step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_neurons import plain_cuba  # noqa: E402  (the shared plain-PyTorch neuron)
+
+from loihi_slayer import loss  # noqa: E402
+from loihi_slayer.demo import oxford_data  # noqa: E402
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---------------------------------------------------------------- plain PyTorch network
+class PlainCubaDense(torch.nn.Module):
+    """Float dense synapse (weight norm) -> :func:`plain_cuba` -> one-step shift."""
+
+    def __init__(self, neuron, n_in: int, n_out: int, learn_decay: bool) -> None:
+        super().__init__()
+        lin = torch.nn.Linear(n_in, n_out, bias=False)
+        self.lin = torch.nn.utils.parametrizations.weight_norm(lin, name="weight", dim=0)
+        self.neuron = PlainCuba(neuron, learn_decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        return self.neuron(torch.matmul(self.lin.weight, x))
+
+
+class PlainCuba(torch.nn.Module):
+    """:func:`plain_cuba` with the surrogate and decays of one of our neurons, then shift."""
+
+    def __init__(self, neuron, learn_decay: bool) -> None:
+        super().__init__()
+        spec = neuron._spec
+        self.theta = spec.v_th_mant / spec.scale
+        self.tau, self.rho = spec.tau_rho, spec.scale_rho
+        di = neuron.current_decay.detach() / neuron.p_scale
+        dv = neuron.voltage_decay.detach() / neuron.p_scale
+        self.di = torch.nn.Parameter(di.clone(), requires_grad=learn_decay)
+        self.dv = torch.nn.Parameter(dv.clone(), requires_grad=learn_decay)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s = plain_cuba(z, self.di, self.dv, self.theta, self.tau, self.rho)
+        return F.pad(s[..., :-1], (1, 0))  # delay_shift
+
+
+class PlainPool(torch.nn.Module):
+    """2x2 sum pool per channel (weight 1) -> :class:`PlainCuba`."""
+
+    def __init__(self, neuron) -> None:
+        super().__init__()
+        self.neuron = PlainCuba(neuron, False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(4 * F.avg_pool3d(x, (2, 2, 1)))
+
+
+def plain_nmnist(ours: torch.nn.Sequential) -> torch.nn.Sequential:
+    pool, _, d1, d2 = ours
+    return torch.nn.Sequential(
+        PlainPool(pool.neuron),
+        PlainCubaDense(d1.neuron, d1.in_neurons, d1.neuron.shape[0], False),
+        PlainCubaDense(d2.neuron, d2.in_neurons, d2.neuron.shape[0], False),
+    )
+
+
+def plain_oxford(ours: torch.nn.Module) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        *(PlainCubaDense(b.neuron, b.in_neurons, b.neuron.shape[0], True) for b in ours.blocks)
+    )
+
+
+# ---------------------------------------------------------------- cases
+def nmnist_case(batch: int) -> dict:
+    ex = load_example("nmnist")
+    x, y = ex.load_split(ex.DEFAULT_DATA, "train1K.txt", 60, 5.0, batch)
+    x, y = torch.from_numpy(x).float(), torch.from_numpy(y)
+    torch.manual_seed(0)
+    ours = ex.build(128)
+    error = loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
+    return {"name": f"N-MNIST pool->dense->dense, batch {batch}, T=60", "x": x, "target": y,
+            "ours": ours, "plain": plain_nmnist(ours), "loss": error}  # fmt: skip
+
+
+def oxford_case() -> dict:
+    ex = load_example("oxford")
+    x, target = oxford_data()
+    torch.manual_seed(0)
+    ours = ex.Network()
+    error = loss.SpikeTime(time_constant=2, length=100, filter_order=2, reduction="sum")
+    return {"name": "Oxford dense 200->256->200, batch 1, T=2000", "x": x, "target": target,
+            "ours": ours, "plain": plain_oxford(ours), "loss": error}  # fmt: skip
+
+
+def make_step(net: torch.nn.Module, x, target, error) -> Callable[[], float]:
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step() -> float:
+        opt.zero_grad()
+        err = error(net(x), target)
+        err.backward()
+        opt.step()
+        return float(err.detach())
+
+    return step
+
+
+def timed(fn: Callable[[], float]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def run_case(case: dict, reps: int, profile: bool) -> tuple[float, float]:
+    ours = make_step(case["ours"], case["x"], case["target"], case["loss"])
+    plain = make_step(case["plain"], case["x"], case["target"], case["loss"])
+    for fn in (ours, plain):  # compile / warm caches
+        fn()
+        fn()
+    a, b = [], []
+    for _ in range(reps):  # alternate: both see the same machine state
+        a.append(timed(ours))
+        b.append(timed(plain))
+    ma, mb = float(np.median(a)), float(np.median(b))
+    print(f"{case['name']}\n  ours  {ma:8.2f} ms/step (min {min(a):.2f}, max {max(a):.2f})\n"
+          f"  plain {mb:8.2f} ms/step (min {min(b):.2f}, max {max(b):.2f})\n"
+          f"  plain / ours x{mb / ma:.1f}")  # fmt: skip
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as tprofile
+
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                ours()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    return ma, mb
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
+    ap.add_argument("--only", choices=("nmnist", "oxford"))
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+    print(f"torch threads {torch.get_num_threads()}, load avg "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    cases = []
+    if args.only in (None, "nmnist"):
+        cases.append(nmnist_case(args.batch))
+    if args.only in (None, "oxford"):
+        cases.append(oxford_case())
+    for case in cases:
+        run_case(case, args.reps, args.profile)
+
+
+if __name__ == "__main__":
+    main()
