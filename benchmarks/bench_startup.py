@@ -138,8 +138,17 @@ def main(argv: list[str] | None = None) -> None:
         _run([py, "-c", _EXPORT, str(net), str(inp)], cold)
         cli = [py, "-m", "loihi_slayer.cli"]
         steps = {
-            "emulate": ["emulate", str(net), str(inp), "-o", str(gold), "--record", "s,u,v",
-                        "--input-shape", "2,34,34"],
+            "emulate": [
+                "emulate",
+                str(net),
+                str(inp),
+                "-o",
+                str(gold),
+                "--record",
+                "s,u,v",
+                "--input-shape",
+                "2,34,34",
+            ],
             "verify": ["verify", str(gold)],
             "inspect": ["inspect", str(net)],
         }

@@ -45,7 +45,9 @@ from loihi_slayer.demo import oxford_data  # noqa: E402
 
 def load_example(name: str):
     """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", ROOT / "examples" / f"{name}.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -93,6 +95,72 @@ class PlainPool(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.neuron(4 * F.avg_pool3d(x, (2, 2, 1)))
+
+
+class StepCuba(torch.nn.Module):
+    """One time step of :class:`PlainCuba` for a network stepped through time (snnTorch
+    style): the same update as :func:`plain_cuba`, state carried by the caller."""
+
+    def __init__(self, plain: PlainCuba) -> None:
+        super().__init__()
+        self.p = plain
+
+    def forward(self, z: torch.Tensor, state: list) -> torch.Tensor:
+        p = self.p
+        u, v = state if state else (torch.zeros_like(z), torch.zeros_like(z))
+        u = (1 - p.di) * u + z
+        v = (1 - p.dv) * v + u
+        d = v - p.theta
+        anti = p.rho / 2 * torch.sign(d) * (1 - torch.exp(-torch.abs(d) / p.tau))
+        s = (d > 0).to(z.dtype)
+        state[:] = [u, v - (v * s).detach()]
+        return s + anti - anti.detach()
+
+
+class SteppedNet(torch.nn.Module):
+    """A plain network (of :class:`PlainPool` / :class:`PlainCubaDense`) run one time step at
+    a time through all layers, the one-step shifts kept as per-layer previous outputs."""
+
+    def __init__(self, plain: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.plain = plain
+        self.steps = torch.nn.ModuleList(StepCuba(m.neuron) for m in plain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states = [[] for _ in self.plain]
+        prev = [None] * len(self.plain)
+        out = []
+        for t in range(x.shape[-1]):
+            h = x[..., t]
+            for k, (m, step) in enumerate(zip(self.plain, self.steps, strict=True)):
+                if isinstance(m, PlainPool):
+                    z = 4 * F.avg_pool2d(h, 2)
+                else:
+                    z = h.reshape(h.shape[0], -1) @ m.lin.weight.t()
+                s = step(z, states[k])
+                h = prev[k] if prev[k] is not None else torch.zeros_like(s)  # delay_shift
+                prev[k] = s
+            out.append(h)
+        return torch.stack(out, -1)
+
+
+class NoLoop(torch.nn.Module):
+    """Lower bound: the plain network with each neuron's time loop replaced by one
+    element-wise surrogate spike of its input (everything but the recurrence)."""
+
+    def __init__(self, plain: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.plain = plain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.plain:
+            n = m.neuron
+            z = 4 * F.avg_pool3d(x, (2, 2, 1)) if isinstance(m, PlainPool) else torch.matmul(
+                m.lin.weight, x.reshape(x.shape[0], -1, x.shape[-1]))  # fmt: skip
+            d = z - n.theta
+            anti = n.rho / 2 * torch.sign(d) * (1 - torch.exp(-torch.abs(d) / n.tau))
+            x = F.pad(((d > 0).to(z.dtype) + anti - anti.detach())[..., :-1], (1, 0))
+        return x
 
 
 def plain_nmnist(ours: torch.nn.Sequential) -> torch.nn.Sequential:
@@ -151,20 +219,32 @@ def timed(fn: Callable[[], float]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def run_case(case: dict, reps: int, profile: bool) -> tuple[float, float]:
-    ours = make_step(case["ours"], case["x"], case["target"], case["loss"])
-    plain = make_step(case["plain"], case["x"], case["target"], case["loss"])
-    for fn in (ours, plain):  # compile / warm caches
+#: the timed variants: label -> network builder from the case
+VARIANTS = {
+    "ours (loihi_slayer blocks)": lambda c: c["ours"],
+    "plain: neuron loop over time": lambda c: c["plain"],
+    "plain: network stepped in time": lambda c: SteppedNet(c["plain"]),
+    "bound: plain without time loop": lambda c: NoLoop(c["plain"]),
+}
+
+
+def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
+    """Time every variant's training step, round-robin; print medians and ratios."""
+    steps = {k: make_step(f(case), case["x"], case["target"], case["loss"])
+             for k, f in VARIANTS.items()}  # fmt: skip
+    for fn in steps.values():  # compile / warm caches
         fn()
         fn()
-    a, b = [], []
-    for _ in range(reps):  # alternate: both see the same machine state
-        a.append(timed(ours))
-        b.append(timed(plain))
-    ma, mb = float(np.median(a)), float(np.median(b))
-    print(f"{case['name']}\n  ours  {ma:8.2f} ms/step (min {min(a):.2f}, max {max(a):.2f})\n"
-          f"  plain {mb:8.2f} ms/step (min {min(b):.2f}, max {max(b):.2f})\n"
-          f"  plain / ours x{mb / ma:.1f}")  # fmt: skip
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(reps):  # alternate: all see the same machine state
+        for k, fn in steps.items():
+            times[k].append(timed(fn))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ours = med[next(iter(med))]
+    print(case["name"], flush=True)
+    for k, v in times.items():
+        print(f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
+              f"   / ours x{med[k] / ours:6.1f}")  # fmt: skip
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as tprofile
@@ -173,12 +253,12 @@ def run_case(case: dict, reps: int, profile: bool) -> tuple[float, float]:
             for _ in range(3):
                 ours()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-    return ma, mb
+    return med
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
     ap.add_argument("--only", choices=("nmnist", "oxford"))
     ap.add_argument("--profile", action="store_true")

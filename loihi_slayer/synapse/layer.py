@@ -345,7 +345,9 @@ _SLICE_POOL_MAX = 16
 def _slice_pool(x5: torch.Tensor, w: torch.Tensor, stride, padding, dilation) -> torch.Tensor:
     r"""Sum pool of ``(M, 1, H, W, T)`` as ``kH·kW`` strided slices (no unfolding).
 
-    .. math:: y[m, i, j, t] = \sum_{a, b} w[a, b]\, x[m, s_h i + d_h a - p_h, s_w j + d_w b - p_w, t]
+    .. math::
+
+        y[m, i, j, t] = \sum_{a, b} w[a, b]\, x[m, s_h i + d_h a - p_h, s_w j + d_w b - p_w, t]
 
     with zero padding: exactly the sums of ``conv3d`` with a ``(kH, kW, 1)`` kernel, each
     a few contiguous passes over the time axis (several times faster than PyTorch's CPU
