@@ -38,7 +38,10 @@ ROOT = HERE.parent
 
 #: thread settings to compare: name -> environment of the measured child process
 CONFIGS: dict[str, dict[str, str]] = {
+    # torch imported first, as most scripts do: its OpenMP runtime starts spinning
     "default": {},
+    # loihi_slayer imported first: it sets OMP_WAIT_POLICY=PASSIVE (loihi_slayer._threads)
+    "import-first": {"BENCH_IMPORT_FIRST": "1"},
     # the numba threading layer without OpenMP
     "workqueue": {"NUMBA_THREADING_LAYER": "workqueue"},
     # OpenMP workers sleep at once instead of spinning after each parallel region
@@ -144,7 +147,9 @@ def _repeat(fn, n: int, budget: float) -> list[float]:
 
 
 def child(args: argparse.Namespace) -> None:
-    import torch  # first, as a user's script does: its OpenMP runtime starts here
+    if os.environ.get("BENCH_IMPORT_FIRST"):
+        import loihi_slayer  # noqa: F401  (sets the OpenMP wait policy before torch starts)
+    import torch  # its OpenMP runtime starts here
 
     if os.environ.get("BENCH_TORCH_THREADS"):
         torch.set_num_threads(int(os.environ["BENCH_TORCH_THREADS"]))
@@ -164,6 +169,7 @@ def child(args: argparse.Namespace) -> None:
     except (ImportError, ValueError):  # no parallel region ran
         info["numba_layer"] = "none"
     info["torch_threads"] = torch.get_num_threads()
+    info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "-")
     print(json.dumps(info))
 
 
@@ -225,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{name}] {label:36s} {med * 1e3:8.1f} ms (min {min(info['times']) * 1e3:7.1f},"
                   f" n {len(info['times']):2d})  slowdown x{med / ref:5.2f}   "
                   f"numba {info['numba_layer']}/{info.get('numba_threads', '-')}, "
-                  f"torch {info['torch_threads']}", flush=True)  # fmt: skip
+                  f"torch {info['torch_threads']}, OMP {info['omp_wait_policy']}",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
