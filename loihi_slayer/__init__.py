@@ -4,7 +4,8 @@
 subpackages ``slayer.block``, ``neuron``, ``synapse``, ``axon``, ``dendrite``,
 ``spike``, ``utils``, ``io``, ``loss``, ``classifier`` and ``auto`` are imported
 on first access (module ``__getattr__``), so ``import loihi_slayer`` itself
-stays cheap (no torch, no numba).
+stays cheap (no torch, no numba). Importing it before torch sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy (:mod:`._threads`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _threads
 from ._version import __version__
+
+_threads.configure()  # before torch starts its OpenMP runtime, if it has not yet
 
 #: lava-dl's ``slayer`` subpackages, loaded on first attribute access.
 SUBMODULES = (

@@ -1,0 +1,278 @@
+"""Time whole training steps of the example networks against plain PyTorch.
+
+Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]``
+
+One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
+Two networks, each built by its example script:
+
+* **N-MNIST** (``examples/nmnist.py``): CUBA 2x2 pool -> dense 578 -> 128 -> dense 10,
+  batch 32, 60 steps of 5 ms from the shipped N-MNIST subset (read with the example's
+  loader), ``SpikeRate`` loss, Adam;
+* **Oxford** (``examples/oxford.py``): CUBA dense 200 -> 256 -> 200 with learnt decays,
+  batch 1, 2000 steps, ``SpikeTime`` loss, Adam.
+
+The baseline is the same network in plain PyTorch: float weights (weight norm, no
+quantization), the synapse applied to the whole time-last tensor at once, the CUBA
+neuron as :func:`bench_neurons.plain_cuba` (float dynamics, lava-dl's surrogate,
+autograd through the loop over time) with the same surrogate width and scale, and the
+same one-step output shift, loss and optimizer. Both are timed alternately in the same
+run; the script prints medians, the spread (min-max) and the ratio plain / ours
+(issue 8 target: >= 10x). ``--profile`` adds a ``torch.profiler`` table of our step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_neurons import plain_cuba  # noqa: E402  (the shared plain-PyTorch neuron)
+
+from loihi_slayer import loss  # noqa: E402
+from loihi_slayer.demo import oxford_data  # noqa: E402
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", ROOT / "examples" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---------------------------------------------------------------- plain PyTorch network
+class PlainCubaDense(torch.nn.Module):
+    """Float dense synapse (weight norm) -> :func:`plain_cuba` -> one-step shift."""
+
+    def __init__(self, neuron, n_in: int, n_out: int, learn_decay: bool) -> None:
+        super().__init__()
+        lin = torch.nn.Linear(n_in, n_out, bias=False)
+        self.lin = torch.nn.utils.parametrizations.weight_norm(lin, name="weight", dim=0)
+        self.neuron = PlainCuba(neuron, learn_decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        return self.neuron(torch.matmul(self.lin.weight, x))
+
+
+class PlainCuba(torch.nn.Module):
+    """:func:`plain_cuba` with the surrogate and decays of one of our neurons, then shift."""
+
+    def __init__(self, neuron, learn_decay: bool) -> None:
+        super().__init__()
+        spec = neuron._spec
+        self.theta = spec.v_th_mant / spec.scale
+        self.tau, self.rho = spec.tau_rho, spec.scale_rho
+        di = neuron.current_decay.detach() / neuron.p_scale
+        dv = neuron.voltage_decay.detach() / neuron.p_scale
+        self.di = torch.nn.Parameter(di.clone(), requires_grad=learn_decay)
+        self.dv = torch.nn.Parameter(dv.clone(), requires_grad=learn_decay)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s = plain_cuba(z, self.di, self.dv, self.theta, self.tau, self.rho)
+        return F.pad(s[..., :-1], (1, 0))  # delay_shift
+
+
+class PlainPool(torch.nn.Module):
+    """2x2 sum pool per channel (weight 1) -> :class:`PlainCuba`."""
+
+    def __init__(self, neuron) -> None:
+        super().__init__()
+        self.neuron = PlainCuba(neuron, False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(4 * F.avg_pool3d(x, (2, 2, 1)))
+
+
+class StepCuba(torch.nn.Module):
+    """One time step of :class:`PlainCuba` for a network stepped through time (snnTorch
+    style): the same update as :func:`plain_cuba`, state carried by the caller."""
+
+    def __init__(self, plain: PlainCuba) -> None:
+        super().__init__()
+        self.p = plain
+
+    def forward(self, z: torch.Tensor, state: list) -> torch.Tensor:
+        p = self.p
+        u, v = state if state else (torch.zeros_like(z), torch.zeros_like(z))
+        u = (1 - p.di) * u + z
+        v = (1 - p.dv) * v + u
+        d = v - p.theta
+        anti = p.rho / 2 * torch.sign(d) * (1 - torch.exp(-torch.abs(d) / p.tau))
+        s = (d > 0).to(z.dtype)
+        state[:] = [u, v - (v * s).detach()]
+        return s + anti - anti.detach()
+
+
+class SteppedNet(torch.nn.Module):
+    """A plain network (of :class:`PlainPool` / :class:`PlainCubaDense`) run one time step at
+    a time through all layers, the one-step shifts kept as per-layer previous outputs."""
+
+    def __init__(self, plain: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.plain = plain
+        self.steps = torch.nn.ModuleList(StepCuba(m.neuron) for m in plain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states = [[] for _ in self.plain]
+        prev = [None] * len(self.plain)
+        out = []
+        for t in range(x.shape[-1]):
+            h = x[..., t]
+            for k, (m, step) in enumerate(zip(self.plain, self.steps, strict=True)):
+                if isinstance(m, PlainPool):
+                    z = 4 * F.avg_pool2d(h, 2)
+                else:
+                    z = h.reshape(h.shape[0], -1) @ m.lin.weight.t()
+                s = step(z, states[k])
+                h = prev[k] if prev[k] is not None else torch.zeros_like(s)  # delay_shift
+                prev[k] = s
+            out.append(h)
+        return torch.stack(out, -1)
+
+
+class NoLoop(torch.nn.Module):
+    """Lower bound: the plain network with each neuron's time loop replaced by one
+    element-wise surrogate spike of its input (everything but the recurrence)."""
+
+    def __init__(self, plain: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.plain = plain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.plain:
+            n = m.neuron
+            z = 4 * F.avg_pool3d(x, (2, 2, 1)) if isinstance(m, PlainPool) else torch.matmul(
+                m.lin.weight, x.reshape(x.shape[0], -1, x.shape[-1]))  # fmt: skip
+            d = z - n.theta
+            anti = n.rho / 2 * torch.sign(d) * (1 - torch.exp(-torch.abs(d) / n.tau))
+            x = F.pad(((d > 0).to(z.dtype) + anti - anti.detach())[..., :-1], (1, 0))
+        return x
+
+
+def plain_nmnist(ours: torch.nn.Sequential) -> torch.nn.Sequential:
+    pool, _, d1, d2 = ours
+    return torch.nn.Sequential(
+        PlainPool(pool.neuron),
+        PlainCubaDense(d1.neuron, d1.in_neurons, d1.neuron.shape[0], False),
+        PlainCubaDense(d2.neuron, d2.in_neurons, d2.neuron.shape[0], False),
+    )
+
+
+def plain_oxford(ours: torch.nn.Module) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        *(PlainCubaDense(b.neuron, b.in_neurons, b.neuron.shape[0], True) for b in ours.blocks)
+    )
+
+
+# ---------------------------------------------------------------- cases
+def nmnist_case(batch: int) -> dict:
+    ex = load_example("nmnist")
+    x, y = ex.load_split(ex.DEFAULT_DATA, "train1K.txt", 60, 5.0, batch)
+    x, y = torch.from_numpy(x).float(), torch.from_numpy(y)
+    torch.manual_seed(0)
+    ours = ex.build(128)
+    error = loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
+    return {"name": f"N-MNIST pool->dense->dense, batch {batch}, T=60", "x": x, "target": y,
+            "ours": ours, "plain": plain_nmnist(ours), "loss": error}  # fmt: skip
+
+
+def oxford_case() -> dict:
+    ex = load_example("oxford")
+    x, target = oxford_data()
+    torch.manual_seed(0)
+    ours = ex.Network()
+    error = loss.SpikeTime(time_constant=2, length=100, filter_order=2, reduction="sum")
+    return {"name": "Oxford dense 200->256->200, batch 1, T=2000", "x": x, "target": target,
+            "ours": ours, "plain": plain_oxford(ours), "loss": error}  # fmt: skip
+
+
+def make_step(net: torch.nn.Module, x, target, error) -> Callable[[], float]:
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step() -> float:
+        opt.zero_grad()
+        err = error(net(x), target)
+        err.backward()
+        opt.step()
+        return float(err.detach())
+
+    return step
+
+
+def timed(fn: Callable[[], float]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+#: the timed variants: label -> network builder from the case
+VARIANTS = {
+    "ours (loihi_slayer blocks)": lambda c: c["ours"],
+    "plain: neuron loop over time": lambda c: c["plain"],
+    "plain: network stepped in time": lambda c: SteppedNet(c["plain"]),
+    "bound: plain without time loop": lambda c: NoLoop(c["plain"]),
+}
+
+
+def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
+    """Time every variant's training step, round-robin; print medians and ratios."""
+    steps = {k: make_step(f(case), case["x"], case["target"], case["loss"])
+             for k, f in VARIANTS.items()}  # fmt: skip
+    for fn in steps.values():  # compile / warm caches
+        fn()
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(reps):  # alternate: all see the same machine state
+        for k, fn in steps.items():
+            times[k].append(timed(fn))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ours = med[next(iter(med))]
+    print(case["name"], flush=True)
+    for k, v in times.items():
+        print(f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
+              f"   / ours x{med[k] / ours:6.1f}")  # fmt: skip
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as tprofile
+
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                ours()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    return med
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
+    ap.add_argument("--only", choices=("nmnist", "oxford"))
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+    print(f"torch threads {torch.get_num_threads()}, load avg "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    cases = []
+    if args.only in (None, "nmnist"):
+        cases.append(nmnist_case(args.batch))
+    if args.only in (None, "oxford"):
+        cases.append(oxford_case())
+    for case in cases:
+        run_case(case, args.reps, args.profile)
+
+
+if __name__ == "__main__":
+    main()

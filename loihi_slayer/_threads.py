@@ -1,0 +1,75 @@
+"""OpenMP wait policy: keep training fast when other processes share the CPUs.
+
+PyTorch and numba's ``omp`` threading layer run their parallel regions on one GNU
+OpenMP runtime (numba's symbols resolve to the runtime torch loaded). By default its
+worker threads spin after every parallel region and at every barrier. On a machine
+whose cores are shared (a busy neighbour, data-loader workers, other jobs) a spinning
+thread burns the time slice its partner needs to finish the region, and the training
+epoch of the Oxford network became 10-20x slower instead of ~2x
+(``benchmarks/bench_contention.py``; with passive waiting the slowdown follows the CPU
+share). The runtime reads ``OMP_WAIT_POLICY`` once, when it is loaded, so the policy
+must be in the environment before ``import torch``.
+
+:func:`configure` (run by ``import loihi_slayer``) therefore sets
+``OMP_WAIT_POLICY=PASSIVE`` when
+
+* the user has not set ``OMP_WAIT_POLICY`` (their choice always wins),
+* ``LOIHI_SLAYER_OMP_WAIT_POLICY`` is not ``keep`` (the opt-out; ``PASSIVE`` or
+  ``ACTIVE`` choose the value set), and
+* torch is not imported yet (afterwards the variable would do nothing; a debug log line
+  says so).
+
+Passive waiting costs a few microseconds of wake-up per parallel region on an idle
+machine. Child processes inherit the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+
+log = logging.getLogger(__name__)
+
+#: the opt-out / override: ``keep`` (leave OpenMP alone), ``PASSIVE`` (default), ``ACTIVE``
+ENV = "LOIHI_SLAYER_OMP_WAIT_POLICY"
+_CHOICES = ("PASSIVE", "ACTIVE", "KEEP")
+#: modules whose import starts an OpenMP runtime (after it the policy is fixed)
+_OPENMP_USERS = ("torch",)
+
+
+def configure(
+    environ: MutableMapping[str, str] | None = None, modules: Mapping[str, object] | None = None
+) -> str | None:
+    """Set ``OMP_WAIT_POLICY`` (default ``PASSIVE``) if no OpenMP runtime has started.
+
+    Parameters
+    ----------
+    environ
+        The environment to read and update (default ``os.environ``).
+    modules
+        The imported modules (default ``sys.modules``).
+
+    Returns
+    -------
+    str or None
+        The policy set, or None when the environment was left alone (the user set
+        ``OMP_WAIT_POLICY``, opted out, or torch was already imported).
+    """
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    choice = environ.get(ENV, "PASSIVE").strip().upper()
+    if choice not in _CHOICES:
+        log.warning("%s=%r is not one of %s; OpenMP left alone", ENV, environ[ENV],
+                    ", ".join(c.lower() if c == "KEEP" else c for c in _CHOICES))  # fmt: skip
+        return None
+    if choice == "KEEP" or "OMP_WAIT_POLICY" in environ:
+        return None
+    started = [m for m in _OPENMP_USERS if m in modules]
+    if started:
+        log.debug("%s imported before loihi_slayer: its OpenMP workers spin (on shared "
+                  "CPUs set OMP_WAIT_POLICY=PASSIVE before Python starts)", started[0])  # fmt: skip
+        return None
+    environ["OMP_WAIT_POLICY"] = choice
+    return choice

@@ -1,0 +1,68 @@
+"""OpenMP wait policy set by ``import loihi_slayer`` (loihi_slayer._threads)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loihi_slayer import _threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sets_passive_when_nothing_is_chosen_and_torch_is_not_loaded():
+    env: dict[str, str] = {}
+    assert _threads.configure(env, {}) == "PASSIVE"
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.mark.parametrize(
+    ("env", "modules"),
+    [
+        ({"OMP_WAIT_POLICY": "active"}, {}),  # the user's choice wins
+        ({_threads.ENV: "keep"}, {}),  # opt-out
+        ({_threads.ENV: " Keep "}, {}),
+        ({}, {"torch": object()}),  # runtime already started: the variable would do nothing
+    ],
+)
+def test_leaves_the_environment_alone(env, modules):
+    before = dict(env)
+    assert _threads.configure(env, modules) is None
+    assert env == before
+
+
+def test_override_value_and_bad_value(caplog):
+    env = {_threads.ENV: "active"}
+    assert _threads.configure(env, {}) == "ACTIVE"
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE"
+    bad = {_threads.ENV: "fast"}
+    with caplog.at_level(logging.WARNING, logger="loihi_slayer._threads"):
+        assert _threads.configure(bad, {}) is None
+    assert "OMP_WAIT_POLICY" not in bad
+    assert _threads.ENV in caplog.text and "'fast'" in caplog.text and "PASSIVE" in caplog.text
+
+
+def _policy_after(code: str, **extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", _threads.ENV)}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_import_sets_the_policy_for_the_process_and_its_children():
+    code = (
+        "import os, subprocess, sys, loihi_slayer\n"
+        "print(subprocess.run([sys.executable, '-c', "
+        "'import os; print(os.environ.get(\"OMP_WAIT_POLICY\"))'], capture_output=True, "
+        "text=True).stdout.strip())"
+    )
+    assert _policy_after(code) == "PASSIVE"
+    assert _policy_after(code, **{_threads.ENV: "keep"}) == "None"
+    assert _policy_after(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
