@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from ..errors import ParameterError
+from ..fixed.codegen import PARALLEL_MIN_WORK
 
 BACKENDS = ("auto", "cpu", "cuda", "reference")
 
@@ -36,6 +39,20 @@ def copy_small(t: torch.Tensor) -> torch.Tensor:
     if t.is_cuda or t.requires_grad:
         return t.clone()
     return torch.from_numpy(t.numpy().copy())
+
+
+def stack_small(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(parts)`` of small (state) tensors; on CPU a single-threaded NumPy stack
+    (see :func:`copy_small`)."""
+    if any(t.is_cuda or t.requires_grad for t in parts):
+        return torch.stack(list(parts))
+    return torch.from_numpy(np.stack([t.numpy() for t in parts]))
+
+
+def use_parallel(rows: int, steps: int) -> bool:
+    """Whether a CPU kernel call on ``(rows, steps)`` is worth a parallel region: below
+    ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps it costs more than it saves."""
+    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 def kernel_array(t: torch.Tensor | np.ndarray, backend: str):

@@ -56,17 +56,23 @@ import torch
 from torch import Tensor
 
 from ..errors import ParameterError
-from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _cpu, reference
-from ._dispatch import copy_small, empty2d, kernel_array, launch, resolve_backend
+from ._dispatch import (
+    copy_small,
+    empty2d,
+    kernel_array,
+    launch,
+    resolve_backend,
+    stack_small,
+    use_parallel,
+)
 from .op import kernel_op
 from .spike import spike_op
 
 TAU_RHO_MULT = 100.0
 SCALE_RHO_MULT = 0.1
 
-#: CPU forward kernels by (refractory period, parallel): a parallel region costs more
-#: than it saves below ``PARALLEL_MIN_WORK`` neuron-steps
+#: CPU forward kernels by (refractory period, parallel: see ``_dispatch.use_parallel``)
 _CPU_FORWARD = {
     (False, True): _cpu.cuba_forward,
     (False, False): _cpu.cuba_forward_serial,
@@ -80,11 +86,6 @@ _CPU_BACKWARD = {
     (False, True): _cpu.cuba_backward,
     (False, False): _cpu.cuba_backward_serial,
 }
-
-
-def _parallel(rows: int, steps: int) -> bool:
-    """Whether a kernel call is big enough for a parallel region."""
-    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -144,11 +145,7 @@ class CubaState:
     def stacked(self) -> torch.Tensor:
         """``(3, rows)`` int64: ``u, v, rc`` (a new tensor)."""
         rc = torch.zeros_like(self.u) if self.rc is None else self.rc
-        parts = (self.u, self.v, rc)
-        if any(t.is_cuda or t.requires_grad for t in parts):
-            return torch.stack(parts)
-        # NumPy: single-threaded (see _dispatch.copy_small)
-        return torch.from_numpy(np.stack([t.numpy() for t in parts]))
+        return stack_small((self.u, self.v, rc))
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(3, rows)`` tensor (rows of it, no copy)."""
@@ -246,7 +243,7 @@ def run_forward(
     args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
             state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
     if backend == "cpu":
-        kernel = _CPU_FORWARD[rec_r, _parallel(rows, steps)]
+        kernel = _CPU_FORWARD[rec_r, use_parallel(rows, steps)]
         kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
     else:
         from . import _cuda
@@ -292,7 +289,7 @@ def run_backward(
         backend == "cpu" and g_s is not None and g_v is None and g_u is None and not has_r
         and do_v and do_u and not want_di and not want_dv and vp.dtype == torch.float32
     ):  # fmt: skip
-        _CPU_BACKWARD[True, _parallel(rows, steps)](
+        _CPU_BACKWARD[True, use_parallel(rows, steps)](
             g_s.contiguous().numpy(), vp.numpy(), theta, 1.0 / tau, amp, spec.graded,
             i_dec, v_dec, g_x.numpy(),
         )  # fmt: skip
@@ -310,7 +307,7 @@ def run_backward(
     args = (g_s_, g_v_, g_u_, vp, u_rec_, refr_, theta, v_th, float(spec.s_scale), 1.0 / tau,
             amp, spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
     if backend == "cpu":
-        _CPU_BACKWARD[False, _parallel(rows, steps)](
+        _CPU_BACKWARD[False, use_parallel(rows, steps)](
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
         )
     else:

@@ -29,21 +29,23 @@ import torch
 from torch import Tensor
 
 from ..errors import ParameterError
-from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _cpu, reference
-from ._dispatch import copy_small, empty2d, kernel_array, launch, resolve_backend
+from ._dispatch import (
+    copy_small,
+    empty2d,
+    kernel_array,
+    launch,
+    resolve_backend,
+    stack_small,
+    use_parallel,
+)
 from .op import kernel_op
 
 MODES = {"delta": 0, "sigma_delta": 1}
 
-#: CPU kernels by parallel (a parallel region costs more than it saves below
-#: ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps)
+#: CPU kernels by parallel (see ``_dispatch.use_parallel``)
 _CPU_FORWARD = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
 _CPU_BACKWARD = {True: _cpu.sdnn_backward, False: _cpu.sdnn_backward_serial}
-
-
-def _parallel(rows: int, steps: int) -> bool:
-    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
 
 
 @dataclass
@@ -74,11 +76,7 @@ class SdnnState:
 
     def stacked(self) -> torch.Tensor:
         """``(4, rows)`` int64 in :data:`STATE_NAMES` order (a new tensor)."""
-        parts = [getattr(self, k) for k in STATE_NAMES]
-        if any(t.is_cuda or t.requires_grad for t in parts):
-            return torch.stack(parts)
-        # NumPy: single-threaded (see _dispatch.copy_small)
-        return torch.from_numpy(np.stack([t.numpy() for t in parts]))
+        return stack_small([getattr(self, k) for k in STATE_NAMES])
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(4, rows)`` tensor (rows of it, no copy)."""
@@ -180,7 +178,7 @@ def _sdnn_forward(
         args = (mode, x2, in_scale, v_th, b, relu_i, int(cum_error), state_end[0], state_end[1],
                 state_end[2], state_end[3], y, mask, d, bad)  # fmt: skip
         if backend == "cpu":
-            kernel = _CPU_FORWARD[_parallel(rows, steps)]
+            kernel = _CPU_FORWARD[use_parallel(rows, steps)]
             kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
         else:
             from . import _cuda
@@ -246,7 +244,7 @@ def _sdnn_backward(
         dd = d if want_th else empty2d(rows, g2, torch.float32)
         args = (g2, mask, dd, theta, float(tau_grad), float(scale_grad), mode, gx, gb, gth)
         if backend == "cpu":
-            _CPU_BACKWARD[_parallel(rows, steps)](
+            _CPU_BACKWARD[use_parallel(rows, steps)](
                 *[kernel_array(a, "cpu") if isinstance(a, torch.Tensor) else a for a in args]
             )
         else:
