@@ -453,3 +453,13 @@ def test_fused_ops_pass_opcheck(family, ref_delay):
                 [50.0, 0.001], True)  # fmt: skip
         op = fused_mod.alif_recurrent_op
     torch.library.opcheck(op, args, test_utils=OPCHECK)
+
+
+def test_kwta_weights_take_the_compact_kernel_form():
+    """``o + (d - o) I`` (KWTA) is passed as ``[[d, o]]``; anything else stays dense."""
+    r = torch.full((4, 4), -64, dtype=torch.int32) + torch.eye(4, dtype=torch.int32) * 96
+    assert fused_mod._compact(r).tolist() == [[32, -64]]
+    r[1, 2] = 0
+    assert fused_mod._compact(r) is r
+    one = torch.tensor([[5]], dtype=torch.int32)
+    assert fused_mod._compact(one) is one
