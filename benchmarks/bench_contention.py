@@ -1,6 +1,6 @@
 """Training speed when other processes share the CPUs (issue 8, item 6).
 
-Run: ``python benchmarks/bench_contention.py [--epochs 20] [--configs default]``
+Run: ``python benchmarks/bench_contention.py [--epochs 20] [--configs default,import-first]``
 
 Times, in a fresh child process each:
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=20, help="timed epochs / steps per case")
     ap.add_argument("--budget", type=float, default=15.0, help="seconds per case at most")
-    ap.add_argument("--configs", default="default",
+    ap.add_argument("--configs", default="default,import-first",
                     help=f"comma-separated, from {', '.join(CONFIGS)}")  # fmt: skip
     ap.add_argument("--only", choices=("oxford", "nmnist"), help="one workload only")
     ap.add_argument(

@@ -4,10 +4,12 @@
 T = 200 (issue 8, item 4; target >= 10x): one training step (forward, backward of a
 sum-of-spikes loss) with the fused kernel and with the step-by-step loop, timed
 alternately in the same run, median of ``--repeat`` runs. The two results are
-checked equal first (spikes bit for bit, gradients to float tolerance).
+checked equal first (spikes bit for bit, gradients to float tolerance). Also printed:
+the feed-forward synapse's own forward + backward (the same in both paths), to show
+what is left of the fused step besides the recurrence. ``--alif`` adds the ALIF blocks.
 
 Run: ``PYTHONPATH=$PWD python3 benchmarks/bench_recurrent.py [--repeat 5] [--batch 32]
-[--steps 200] [--neurons 512]``
+[--steps 200] [--neurons 512] [--alif]``
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ import time
 
 import torch
 
-from loihi_slayer.block import cuba
+from loihi_slayer.block import alif, cuba
 from loihi_slayer.block import recurrent as rec
 
 PARAMS = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
+FAMILIES = {
+    "cuba": (cuba, PARAMS),
+    "alif": (alif, dict(PARAMS, threshold_step=0.1, threshold_decay=0.1, refractory_decay=0.2)),
+}
 
 
-def make(kind: str, n: int) -> torch.nn.Module:
+def make(family: str, kind: str, n: int) -> torch.nn.Module:
     torch.manual_seed(0)
+    mod, params = FAMILIES[family]
     if kind == "Recurrent":
-        return cuba.Recurrent(PARAMS, n, n, weight_scale=2)
-    return cuba.KWTA(PARAMS, n, n, num_winners=n // 8, weight_scale=2)
+        return mod.Recurrent(params, n, n, weight_scale=2)
+    return mod.KWTA(params, n, n, num_winners=n // 8, weight_scale=2)
 
 
 def step(net: torch.nn.Module, x: torch.Tensor, fused: bool):
@@ -45,16 +52,26 @@ def timed(net, x, fused) -> float:
     return time.perf_counter() - t0
 
 
+def timed_synapse(net, x) -> float:
+    """Forward + backward of the feed-forward synapse alone."""
+    t0 = time.perf_counter()
+    z = net.synapse(x)
+    z.backward(torch.ones_like(z))
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--neurons", type=int, default=512)
+    ap.add_argument("--alif", action="store_true", help="also the ALIF blocks")
     args = ap.parse_args()
     n = args.neurons
-    for kind in ("Recurrent", "KWTA"):
-        net = make(kind, n)
+    families = ("cuba", "alif") if args.alif else ("cuba",)
+    for family, kind in ((f, k) for f in families for k in ("Recurrent", "KWTA")):
+        net = make(family, kind, n)
         g = torch.Generator().manual_seed(1)
         x = (torch.rand(args.batch, n, args.steps, generator=g) < 0.2).float()
         y_f, g_f = step(net, x, True)  # also compiles the kernels
@@ -63,16 +80,18 @@ def main() -> None:
         close = len(g_f) == len(g_s) and all(
             torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(g_f, g_s, strict=True)
         )
-        fused, loop = [], []
+        fused, loop, syn = [], [], []
         for _ in range(args.repeat):
             fused.append(timed(net, x, True))
             loop.append(timed(net, x, False))
+            syn.append(timed_synapse(net, x))
         tf, ts = statistics.median(fused), statistics.median(loop)
         rate = float(y_f.mean())
         print(
-            f"{kind:9s} {n} -> {n}, batch {args.batch}, T {args.steps}, spike rate {rate:.3f}: "
-            f"fused {tf * 1e3:8.1f} ms  step-by-step {ts * 1e3:8.1f} ms  ratio {ts / tf:5.1f}x  "
-            f"(spikes equal: {same}, gradients close: {close})"
+            f"{family} {kind:9s} {n} -> {n}, batch {args.batch}, T {args.steps}, spike rate "
+            f"{rate:.3f}: fused {tf * 1e3:8.1f} ms  step-by-step {ts * 1e3:8.1f} ms  "
+            f"ratio {ts / tf:5.1f}x  (spikes equal: {same}, gradients close: {close}; "
+            f"feed-forward synapse fwd+bwd alone {statistics.median(syn) * 1e3:.1f} ms)"
         )
     rec.FUSED = True
 

@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=("nmnist", "oxford"))
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args(argv)
-    print(f"torch threads {torch.get_num_threads()}, load avg "
+    print(f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
+          f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
     cases = []
     if args.only in (None, "nmnist"):

@@ -422,3 +422,44 @@ def test_registry_is_keyed_by_exact_neuron_class(fused_calls, monkeypatch):
     compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=False)
     monkeypatch.setitem(rec.FUSED_LOOPS, Sub, rec.FUSED_LOOPS[cuba_neuron.Neuron])
     compare(lambda: SubRecurrent(params(), 6, 5), x, fused_calls, expect_fused=True)
+
+
+# ------------------------------------------------------------------ custom ops
+
+OPCHECK = ("test_schema", "test_autograd_registration", "test_faketensor",
+           "test_aot_dispatch_dynamic")  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["cuba", "alif"])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+def test_fused_ops_pass_opcheck(family, ref_delay):
+    """Schema, fake tensors and autograd registration of the two custom ops."""
+    torch.manual_seed(0)
+    n, batch, steps = 5, 2, 9
+    z = (spikes((batch, n, steps), p=0.5) * 0.75).requires_grad_()
+    w = (torch.randint(-40, 40, (n, n)) * 2 / 64.0).requires_grad_()
+    m_t, fb_bias = fused_mod.feedback_grid(w, None, 64)
+    decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
+    if family == "cuba":
+        state = torch.zeros(3, batch * n, dtype=torch.int64)
+        args = (z, w, torch.from_numpy(m_t), *decays, torch.zeros(1, dtype=torch.int64), state,
+                [64, 32, ref_delay, fb_bias], [50.0, 0.1], True)  # fmt: skip
+        op = fused_mod.cuba_recurrent_op
+    else:
+        table = torch.tensor([[1024], [512], [410], [820], [32], [6], [ref_delay]])
+        state = torch.zeros(5, batch * n, dtype=torch.int64)
+        state[2] = 32 * 64  # th starts at the base threshold
+        args = (z, w, torch.from_numpy(m_t), *decays, table, state, [64, fb_bias],
+                [50.0, 0.001], True)  # fmt: skip
+        op = fused_mod.alif_recurrent_op
+    torch.library.opcheck(op, args, test_utils=OPCHECK)
+
+
+def test_kwta_weights_take_the_compact_kernel_form():
+    """``o + (d - o) I`` (KWTA) is passed as ``[[d, o]]``; anything else stays dense."""
+    r = torch.full((4, 4), -64, dtype=torch.int32) + torch.eye(4, dtype=torch.int32) * 96
+    assert fused_mod._compact(r).tolist() == [[32, -64]]
+    r[1, 2] = 0
+    assert fused_mod._compact(r) is r
+    one = torch.tensor([[5]], dtype=torch.int32)
+    assert fused_mod._compact(one) is one

@@ -63,8 +63,20 @@ GROUP = 4
 
 @njit(cache=True)
 def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
-    """``acc = fb_bias + sum_q m_t[idx[q]]`` (int32, vectorized over neurons)."""
+    """``acc = fb_bias + sum_q m_t[idx[q]]`` (int32, vectorized over neurons).
+
+    A ``(1, 2)`` ``m_t`` for ``n > 1`` neurons is the compact form ``[[d, o]]`` of
+    ``m = o + (d - o) I`` (KWTA): the same integers in O(n) per step.
+    """
     n = acc.shape[0]
+    if m_t.shape[0] != n:
+        diag, off = m_t[0, 0], m_t[0, 1]
+        level = fb_bias + off * nspk
+        for j in range(n):
+            acc[j] = level
+        for q in range(nspk):
+            acc[idx[q]] += diag - off
+        return
     for j in range(n):
         acc[j] = fb_bias
     for q in range(nspk):
@@ -76,9 +88,19 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
 @njit(fastmath=True, cache=True)
 def _matvec_group(gfb, ga, w_t):
     """``gfb[k, i] = sum_o w_t[i, o] ga[k, o]`` for the ``GROUP`` rows of ``ga``: each
-    row of ``w_t`` is read once for the group (vectorized dot products)."""
-    n = w_t.shape[0]
+    row of ``w_t`` is read once for the group (vectorized dot products). A ``(1, 2)``
+    ``w_t`` is the compact ``[[d, o]]`` of ``o + (d - o) I`` (see :func:`_feedback_sum`)."""
+    n = gfb.shape[1]
     zero = np.zeros(1, ga.dtype)[0]
+    if w_t.shape[0] != n:
+        diag, off = w_t[0, 0], w_t[0, 1]
+        for k in range(GROUP):
+            tot = zero
+            for o in range(n):
+                tot += ga[k, o]
+            for i in range(n):
+                gfb[k, i] = off * tot + (diag - off) * ga[k, i]
+        return
     g0, g1, g2, g3 = ga[0], ga[1], ga[2], ga[3]
     for i in range(n):
         row = w_t[i]

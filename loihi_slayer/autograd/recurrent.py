@@ -81,6 +81,19 @@ def supports(neuron, z: Tensor) -> bool:
     )
 
 
+def _compact(m: Tensor) -> Tensor:
+    """``[[d, o]]`` when the square matrix ``m`` is ``o + (d - o) I`` (KWTA's lateral
+    weights; the kernels then take O(n) per step), else ``m`` itself."""
+    n = m.shape[0]
+    if n < 2:
+        return m
+    diag, off = m[0, 0], m[0, 1]
+    eye = torch.eye(n, dtype=torch.bool)
+    if bool((m[eye] == diag).all()) and bool((m[~eye] == off).all()):
+        return torch.stack((diag, off)).reshape(1, 2).contiguous()
+    return m
+
+
 # ---------------------------------------------------------------- the custom op
 # config = [scale, v_th_mant, ref_delay, fb_bias_mant], rho = [tau_rho, scale_rho]
 # Outputs: s (B, T, n), vp (B, T, n), refractory (B, T | 0, n) uint8,
@@ -104,9 +117,10 @@ def _forward(
     i_dec = decay_int(current_decay)
     v_dec = decay_int(voltage_decay)
     kern = _kern.forward_parallel if _parallel(batch, n, steps) else _kern.forward_serial
+    m_k = _compact(m_t).numpy()
     kern(
-        zt.numpy(), m_t.numpy(), fb_bias, grid, float(scale), i_dec, v_dec, v_th_mant << 6,
-        ref_delay, bias.numpy(), st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
+        zt.numpy(), m_k, fb_bias, grid, float(scale), i_dec, v_dec, v_th_mant << 6, ref_delay,
+        bias.numpy(), st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
         vp.numpy(), 1.0 / (64 * scale), r_out.numpy(), pre.numpy(), bad.numpy(),
     )  # fmt: skip
     _check_bad(bad, "CUBA")
@@ -165,7 +179,7 @@ def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, sc
     want_dec = needs[2] or needs[3]
     g_dec = torch.zeros((chunks, 2, n if want_dec else 0), dtype=torch.float64)
     pre_in = pre if want_dec else pre[:, :, :0]
-    w_t = w.detach().to(vp.dtype).t().contiguous()
+    w_t = _compact(w.detach().to(vp.dtype).t().contiguous())
     kern = _kern.backward_parallel if parallel else _kern.backward_serial
     kern(
         g_s.numpy(), s.numpy(), vp.numpy(), r_out.numpy(), pre_in.numpy(), w_t.numpy(),
@@ -233,9 +247,10 @@ def _alif_forward(
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
     kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
+    m_k = _compact(m_t).numpy()
     kern(
-        zt.numpy(), m_t.numpy(), fb_bias, 1.0 / scale, float(scale), table.numpy(), st.numpy(),
-        s.numpy(), d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
+        zt.numpy(), m_k, fb_bias, 1.0 / scale, float(scale), table.numpy(), st.numpy(), s.numpy(),
+        d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
     )  # fmt: skip
     _check_bad(bad, "ALIF")
     return s, d, pre, st
