@@ -131,7 +131,6 @@ def _forward_item(
     state before each step ``pre_out`` ``(2, B, T, n)`` (u, v; int32).
     """
     steps, n = z.shape[1], z.shape[2]
-    ni, nv, nb = i_dec.shape[0], v_dec.shape[0], bias.shape[0]
     rec_r = r_out.shape[1] > 0
     rec_p = pre_out.shape[2] > 0
     acc = np.empty(n, np.int32)
@@ -159,8 +158,7 @@ def _forward_item(
                 pre_out[0, b, t, j] = u
                 pre_out[1, b, t, j] = v
             u, v, rc, s, vp = _cuba_step(
-                u, v, rc, np.int64(np.rint(f)), i_dec[j % ni], v_dec[j % nv], v_th, ref,
-                bias[j % nb], 0,
+                u, v, rc, np.int64(np.rint(f)), i_dec[j], v_dec[j], v_th, ref, bias[j], 0,
             )  # fmt: skip
             u_st[r], v_st[r], rc_st[r] = u, v, rc
             s_out[b, t, j] = s
@@ -178,13 +176,12 @@ def _alif_item(
 ):  # fmt: skip
     """ALIF forward of the fused recurrence for batch item ``b`` (as :func:`_forward_item`).
 
-    ``p`` ``(7, M)`` int64 parameter table (rows :data:`ALIF_PARAMS`, column ``j % M``),
+    ``p`` ``(7, n)`` int64 parameter table (rows :data:`ALIF_PARAMS`, one column per neuron),
     ``st`` ``(5, B * n)`` state ``u, v, th, r, rc``. ``d_out`` gets the surrogate's
     argument ``(v - th - r) * out_scale`` (reported voltage, threshold and refractory
     state before a spike's update).
     """
     steps, n = z.shape[1], z.shape[2]
-    m = p.shape[1]
     rec_p = pre_out.shape[2] > 0
     acc = np.empty(n, np.int32)
     fb = np.empty(n, z.dtype)
@@ -204,13 +201,12 @@ def _alif_item(
                 flag = 1
                 f = 0.0
             r = base + j
-            c = j % m
             if rec_p:
                 pre_out[0, b, t, j] = st[0, r]
                 pre_out[1, b, t, j] = st[1, r]
             u, v, th, rf, rc, s, v_rep, th_pre, r_pre = _alif_step(
                 st[0, r], st[1, r], st[2, r], st[3, r], st[4, r], np.int64(np.rint(f)),
-                p[0, c], p[1, c], p[2, c], p[3, c], p[4, c], p[5, c], p[6, c],
+                p[0, j], p[1, j], p[2, j], p[3, j], p[4, j], p[5, j], p[6, j],
             )  # fmt: skip
             st[0, r], st[1, r], st[2, r], st[3, r], st[4, r] = u, v, th, rf, rc
             s_out[b, t, j] = s

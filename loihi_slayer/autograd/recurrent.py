@@ -81,16 +81,23 @@ def supports(neuron, z: Tensor) -> bool:
     )
 
 
+def _per_neuron(values: np.ndarray, n: int) -> np.ndarray:
+    """A parameter vector (or ``(P, M)`` table) with ``M`` = 1 or ``n``, as ``n`` columns."""
+    v = np.asarray(values, np.int64)
+    return np.ascontiguousarray(np.broadcast_to(v, v.shape[:-1] + (n,)) if v.ndim else v)
+
+
 def _compact(m: Tensor) -> Tensor:
     """``[[d, o]]`` when the square matrix ``m`` is ``o + (d - o) I`` (KWTA's lateral
     weights; the kernels then take O(n) per step), else ``m`` itself."""
     n = m.shape[0]
     if n < 2:
         return m
-    diag, off = m[0, 0], m[0, 1]
-    eye = torch.eye(n, dtype=torch.bool)
-    if bool((m[eye] == diag).all()) and bool((m[~eye] == off).all()):
-        return torch.stack((diag, off)).reshape(1, 2).contiguous()
+    a = m.detach().numpy()
+    diag, off = a[0, 0], a[0, 1]
+    n_off = int(np.count_nonzero(a == off)) - (n if diag == off else 0)
+    if n_off == n * n - n and bool(np.all(np.diagonal(a) == diag)):
+        return torch.from_numpy(np.array([[diag, off]], dtype=a.dtype))
     return m
 
 
@@ -114,13 +121,14 @@ def _forward(
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
     grid = 1.0 / scale
-    i_dec = decay_int(current_decay)
-    v_dec = decay_int(voltage_decay)
+    # per-neuron vectors: no index arithmetic in the step loop
+    per_neuron = (decay_int(current_decay), decay_int(voltage_decay), bias.numpy())
+    i_dec, v_dec, bias_n = (_per_neuron(a, n) for a in per_neuron)
     kern = _kern.forward_parallel if _parallel(batch, n, steps) else _kern.forward_serial
     m_k = _compact(m_t).numpy()
     kern(
         zt.numpy(), m_k, fb_bias, grid, float(scale), i_dec, v_dec, v_th_mant << 6, ref_delay,
-        bias.numpy(), st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
+        bias_n, st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
         vp.numpy(), 1.0 / (64 * scale), r_out.numpy(), pre.numpy(), bad.numpy(),
     )  # fmt: skip
     _check_bad(bad, "CUBA")
@@ -249,7 +257,8 @@ def _alif_forward(
     kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
     m_k = _compact(m_t).numpy()
     kern(
-        zt.numpy(), m_k, fb_bias, 1.0 / scale, float(scale), table.numpy(), st.numpy(), s.numpy(),
+        zt.numpy(), m_k, fb_bias, 1.0 / scale, float(scale), _per_neuron(table.numpy(), n),
+        st.numpy(), s.numpy(),
         d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
     )  # fmt: skip
     _check_bad(bad, "ALIF")
