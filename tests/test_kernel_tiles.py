@@ -19,7 +19,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fixed_properties import ALL_CUBA, ALL_SDNN, cuba_cases, sdnn_cases
+from test_fixed_properties import ALL_CUBA, ALL_SDNN, assert_same, cuba_cases, sdnn_cases
 from test_models_kernels import PROPERTY_MODELS, cases
 
 from loihi_slayer import fixed, models
@@ -60,15 +60,6 @@ def tile_case(x, state, reset, reps):
     if reset is not None:
         reset = np.tile(reset, rt)
     return big, state, reset, n
-
-
-def assert_same(ref, got):
-    (rt, rs), (gt, gs) = ref, got
-    assert rt.keys() == gt.keys()
-    for k in rt:
-        np.testing.assert_array_equal(np.asarray(gt[k]), rt[k], err_msg=f"trace {k}")
-    for k in rs:
-        np.testing.assert_array_equal(np.asarray(gs[k]), rs[k], err_msg=f"state {k}")
 
 
 @SETTINGS
