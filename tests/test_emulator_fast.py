@@ -204,16 +204,23 @@ def test_small_tiles_give_the_same_sums(monkeypatch):
     np.testing.assert_array_equal(got, ref)
 
 
-def test_reduced_torch_precision_falls_back_to_numpy(monkeypatch):
+def test_reduced_torch_precision_falls_back_to_numpy():
     """With bf16/TF32 matmuls allowed, torch.mm is not exact: NumPy's BLAS runs."""
+    # set and restored by hand: the attribute is a property of torch's backend object,
+    # which some pytest versions' monkeypatch deletes instead of restoring
     matmul = torch.backends.mkldnn.matmul
-    monkeypatch.setattr(matmul, "fp32_precision", "bf16")
-    assert not synapse_fast._full_precision_torch()
-    rng = np.random.default_rng(5)
-    w = reference.quantize_weights(rng.integers(-256, 256, (5, 30)), 8)
-    x = rng.integers(-(2**15), 2**15, (30, 6))
-    np.testing.assert_array_equal(synapse_fast.dense(x, w, 0, True, 1),
-                                  _ref_dense(x, w, 0, True, 1))  # fmt: skip
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "bf16"
+    try:
+        assert not synapse_fast._full_precision_torch()
+        rng = np.random.default_rng(5)
+        w = reference.quantize_weights(rng.integers(-256, 256, (5, 30)), 8)
+        x = rng.integers(-(2**15), 2**15, (30, 6))
+        np.testing.assert_array_equal(synapse_fast.dense(x, w, 0, True, 1),
+                                      _ref_dense(x, w, 0, True, 1))  # fmt: skip
+    finally:
+        matmul.fp32_precision = before
+    assert matmul.fp32_precision == before
 
 
 def test_torch_threads_are_restored():
