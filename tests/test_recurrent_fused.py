@@ -84,10 +84,14 @@ def run(blk, x, fused: bool, grad_seed=7):
 
 
 def assert_grads_close(ga: dict, gb: dict) -> None:
+    """Gradients equal to float rounding. A decay gradient is a long sum whose terms can
+    cancel to ~1e-11 while they are ~1e-3 each: its summation-order error is relative to
+    the problem's gradient scale, not to its own near-zero value."""
     assert ga.keys() == gb.keys()
+    scale = max(float(b.abs().max()) for b in gb.values())
     for name in gb:
         a, b = ga[name], gb[name]
-        tol = 1e-5 * max(float(b.abs().max()), 1e-30)
+        tol = max(1e-5 * float(b.abs().max()), 1e-7 * scale, 1e-30)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=tol, msg=name)
 
 
