@@ -85,6 +85,23 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
             acc[j] += row[j]
 
 
+@njit(inline="always", cache=True)
+def _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid):
+    """``fb = grid * (fb_bias + sum of the spiking rows of m_t)`` (see :func:`_feedback_sum`)."""
+    _feedback_sum(acc, m_t, idx, nspk, fb_bias)
+    for j in range(fb.shape[0]):
+        fb[j] = acc[j] * grid
+
+
+@njit(inline="always", cache=True)
+def _chip_input(a, in_scale):
+    """``(rint(a * in_scale), 0)``, or ``(0, 1)`` when that is out of the accepted range."""
+    f = a * in_scale
+    if not (abs(f) < INPUT_LIMIT):
+        return np.int64(0), 1
+    return np.int64(np.rint(f)), 0
+
+
 @njit(fastmath=True, cache=True)
 def _matvec_group(gfb, ga, w_t):
     """``gfb[k, i] = sum_o w_t[i, o] ga[k, o]`` for the ``GROUP`` rows of ``ga``: each
@@ -140,16 +157,12 @@ def _forward_item(
     flag = 0
     base = b * n
     for t in range(steps):
-        _feedback_sum(acc, m_t, idx, nspk, fb_bias)
-        for j in range(n):
-            fb[j] = acc[j] * grid
+        _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid)
         nspk = 0
         for j in range(n):
-            a = z[b, t, j] + fb[j]  # in z's dtype, as the step-by-step block adds
-            f = a * in_scale
-            if not (abs(f) < INPUT_LIMIT):
-                flag = 1
-                f = 0.0
+            # the sum in z's dtype, as the step-by-step block adds
+            x, out_of_range = _chip_input(z[b, t, j] + fb[j], in_scale)
+            flag |= out_of_range
             r = base + j
             u, v, rc = u_st[r], v_st[r], rc_st[r]
             if rec_r:
@@ -158,7 +171,7 @@ def _forward_item(
                 pre_out[0, b, t, j] = u
                 pre_out[1, b, t, j] = v
             u, v, rc, s, vp = _cuba_step(
-                u, v, rc, np.int64(np.rint(f)), i_dec[j], v_dec[j], v_th, ref, bias[j], 0,
+                u, v, rc, x, i_dec[j], v_dec[j], v_th, ref, bias[j], 0,
             )  # fmt: skip
             u_st[r], v_st[r], rc_st[r] = u, v, rc
             s_out[b, t, j] = s
@@ -190,22 +203,18 @@ def _alif_item(
     flag = 0
     base = b * n
     for t in range(steps):
-        _feedback_sum(acc, m_t, idx, nspk, fb_bias)
-        for j in range(n):
-            fb[j] = acc[j] * grid
+        _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid)
         nspk = 0
         for j in range(n):
-            a = z[b, t, j] + fb[j]  # in z's dtype, as the step-by-step block adds
-            f = a * in_scale
-            if not (abs(f) < INPUT_LIMIT):
-                flag = 1
-                f = 0.0
+            # the sum in z's dtype, as the step-by-step block adds
+            x, out_of_range = _chip_input(z[b, t, j] + fb[j], in_scale)
+            flag |= out_of_range
             r = base + j
             if rec_p:
                 pre_out[0, b, t, j] = st[0, r]
                 pre_out[1, b, t, j] = st[1, r]
             u, v, th, rf, rc, s, v_rep, th_pre, r_pre = _alif_step(
-                st[0, r], st[1, r], st[2, r], st[3, r], st[4, r], np.int64(np.rint(f)),
+                st[0, r], st[1, r], st[2, r], st[3, r], st[4, r], x,
                 p[0, j], p[1, j], p[2, j], p[3, j], p[4, j], p[5, j], p[6, j],
             )  # fmt: skip
             st[0, r], st[1, r], st[2, r], st[3, r], st[4, r] = u, v, th, rf, rc
