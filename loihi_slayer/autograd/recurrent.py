@@ -26,7 +26,6 @@ step-by-step loop.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -39,8 +38,9 @@ from .op import kernel_op
 
 __all__ = ["alif_recurrent", "cuba_recurrent", "feedback_grid", "supports"]
 
-#: spike density up to which the recurrent weight gradient is scattered per spike
-_SPARSE_SPIKES = 1 / 16
+#: spike density up to which the recurrent weight gradient is scattered per spike (one
+#: row addition per spike) rather than one BLAS product (measured cross-over, 512 neurons)
+_SPARSE_SPIKES = 1 / 32
 
 #: significand bits of the dtypes the fused feedback is exact in
 _EXACT_BITS = {torch.float32: 24, torch.float64: 53}
@@ -103,8 +103,8 @@ def _compact(m: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- the custom op
 # config = [scale, v_th_mant, ref_delay, fb_bias_mant], rho = [tau_rho, scale_rho]
-# Outputs: s (B, T, n), vp (B, T, n), refractory (B, T | 0, n) uint8,
-# state before each step (2, B, T | 0, n) int32, end state (3, B * n) int64.
+# Outputs (time-major): s (T, B, n), vp (T, B, n), refractory (T | 0, B, n) uint8,
+# state before each step (2, T | 0, B, n) int32, end state (3, B * n) int64.
 
 
 def _forward(
@@ -113,11 +113,11 @@ def _forward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     scale, v_th_mant, ref_delay, fb_bias = config
     batch, n, steps = z.shape
-    zt = z.detach().transpose(1, 2).contiguous()
+    zt = _time_major(z)
     s = torch.empty_like(zt)
     vp = torch.empty_like(zt)
-    r_out = torch.empty((batch, steps if ref_delay > 1 else 0, n), dtype=torch.uint8)
-    pre = torch.empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32)
+    r_out = torch.empty((steps if ref_delay > 1 else 0, batch, n), dtype=torch.uint8)
+    pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
     grid = 1.0 / scale
@@ -139,10 +139,10 @@ def _forward_fake(z, w, m_t, current_decay, voltage_decay, bias, state, config, 
     batch, n, steps = z.shape
     ref_delay = config[2]
     return (
-        z.new_empty((batch, steps, n)),
-        z.new_empty((batch, steps, n)),
-        z.new_empty((batch, steps if ref_delay > 1 else 0, n), dtype=torch.uint8),
-        z.new_empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32),
+        z.new_empty((steps, batch, n)),
+        z.new_empty((steps, batch, n)),
+        z.new_empty((steps if ref_delay > 1 else 0, batch, n), dtype=torch.uint8),
+        z.new_empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32),
         state.new_empty(state.shape),
     )
 
@@ -169,39 +169,64 @@ def _backward(
 
 def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale: int,
                      sur: tuple[float, float, float], needs: list[bool]):  # fmt: skip
-    """Run the backward kernel; ``sur = (theta, 1 / tau, amp)`` of the surrogate
-    ``amp * exp(-|vp - theta| / tau)``. Returns ``(g_z, g_w, g_current_decay,
-    g_voltage_decay)`` (empty where not needed)."""
-    batch, steps, n = vp.shape
-    if g_s is None:
-        g_s = torch.zeros_like(vp)
-    g_s = g_s.to(vp.dtype).contiguous()
-    parallel = _parallel(batch, n, steps)
-    chunks = min(numba.get_num_threads(), (batch + _kern.GROUP - 1) // _kern.GROUP)
-    chunks = max(chunks, 1) if parallel else 1
-    g_z = torch.empty_like(vp)
-    # dL/dW = sum_t g_a[t] s[t-1]^T: scattered per spike in the kernel when spikes are
-    # sparse, one BLAS product here when they are not
-    w_sparse = needs[1] and float(s.sum()) <= _SPARSE_SPIKES * s.numel()
-    g_wt = torch.zeros((chunks, n, n) if w_sparse else (chunks, 0, 0), dtype=vp.dtype)
-    want_dec = needs[2] or needs[3]
-    g_dec = torch.zeros((chunks, 2, n if want_dec else 0), dtype=torch.float64)
-    pre_in = pre if want_dec else pre[:, :, :0]
-    w_t = _compact(w.detach().to(vp.dtype).t().contiguous())
-    kern = _kern.backward_parallel if parallel else _kern.backward_serial
-    kern(
-        g_s.numpy(), s.numpy(), vp.numpy(), r_out.numpy(), pre_in.numpy(), w_t.numpy(),
-        sur[0], sur[1], sur[2], g_z.numpy(), g_wt.numpy(), g_dec.numpy(),
-    )  # fmt: skip
+    r"""The gradients of the recurrence (the step-by-step block's: the neuron state is
+    carried between steps without gradient, the time dependence is the spike feedback):
+
+    .. math::
+
+        g_s[t] &= \frac{\partial L}{\partial s[t]} + W_{fb}^\top g_a[t+1] \\
+        g_a[t] &= g_s[t]\,\sigma[t], \qquad
+            \sigma[t] = \frac{\rho}{2\tau}e^{-|v[t]-\vartheta|/\tau}
+            \quad (\text{0 on refractory steps}) \\
+        \frac{\partial L}{\partial W_{fb}} &= \sum_t g_a[t]\, s[t-1]^\top, \qquad
+        \frac{\partial L}{\partial z[t]} = g_a[t]
+
+    and, per neuron, :math:`-\sum_t g_a[t]\,u[t-1]` and :math:`-\sum_t g_a[t]\,v[t-1]`
+    (the state before each step, scaled) for the decay gradients. For ALIF ``vp`` holds
+    :math:`v - \vartheta[t] - r[t]` and :math:`\vartheta = 0` (the adaptive threshold
+    and refractory state are constants of the gradient, as in the ALIF training neuron).
+
+    The surrogate :math:`\sigma` is one vectorised pass; the only sequential part is
+    the ``(B, n) x (n, n)`` product per step, one BLAS call on a contiguous time-major
+    slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w, g_current_decay,
+    g_voltage_decay)`` (empty where not needed).
+    """
+    steps, batch, n = vp.shape
+    theta, inv_tau, amp = sur
+    sigma = torch.exp((vp - theta).abs_().mul_(-inv_tau)).mul_(amp)
+    if r_out.shape[0]:
+        sigma.masked_fill_(r_out.bool(), 0.0)
+    g_a = torch.zeros_like(vp) if g_s is None else torch.empty_like(vp).copy_(g_s)
+    w_fb = _compact(w.detach().to(vp.dtype))
+    compact = w_fb.shape[0] != n
+    for t in range(steps - 1, -1, -1):
+        g = g_a[t]
+        if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
+            nxt = g_a[t + 1]
+            if compact:  # W = o + (d - o) I
+                diag, off = w_fb[0, 0], w_fb[0, 1]
+                g.add_(nxt.sum(1, keepdim=True) * off).add_(nxt * (diag - off))
+            else:
+                g.addmm_(nxt, w_fb)
+        g.mul_(sigma[t])
     if not needs[1]:
         g_w = w.new_empty(0)
-    elif w_sparse:
-        g_w = g_wt.sum(0).t().to(w.dtype)
+    elif float(s[:-1].sum()) <= _SPARSE_SPIKES * s[:-1].numel():
+        g_wt = torch.zeros((n, n), dtype=vp.dtype)
+        _kern.weight_grad_sparse(
+            g_a[1:].reshape(-1, n).numpy(), s[:-1].reshape(-1, n).numpy(), g_wt.numpy()
+        )
+        g_w = g_wt.t().to(w.dtype)
     else:
-        g_w = (g_z[:, 1:].reshape(-1, n).t() @ s[:, :-1].reshape(-1, n)).to(w.dtype)
-    dec = -g_dec.sum(0) / (4096.0 * 64 * scale)
+        g_w = (g_a[1:].reshape(-1, n).t() @ s[:-1].reshape(-1, n)).to(w.dtype)
+    g_dec = torch.zeros((2, n), dtype=torch.float64)
+    if needs[2] or needs[3]:
+        g64 = g_a.to(torch.float64)
+        for k in range(2):
+            g_dec[k] = (g64 * pre[k]).sum((0, 1))
+    dec = -g_dec / (4096.0 * 64 * scale)
     return (
-        g_z.transpose(1, 2),
+        g_a.permute(1, 2, 0),
         g_w,
         _decay_grad(dec[0], current_decay) if needs[2] else current_decay.new_empty(0),
         _decay_grad(dec[1], voltage_decay) if needs[3] else voltage_decay.new_empty(0),
@@ -215,13 +240,18 @@ def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:
 
 def _backward_fake(g_s, g_vp, g_r, g_pre, g_st, s, vp, r_out, pre, w, current_decay,
                    voltage_decay, config, rho, needs):  # fmt: skip
-    batch, steps, n = vp.shape
+    steps, batch, n = vp.shape
     return (
         vp.new_empty((batch, n, steps)),
         w.new_empty(w.shape if needs[1] else (0,)),
         current_decay.new_empty(current_decay.shape if needs[2] else (0,)),
         voltage_decay.new_empty(voltage_decay.shape if needs[3] else (0,)),
     )
+
+
+def _time_major(z: Tensor) -> Tensor:
+    """The block's ``(B, n, T)`` input as a contiguous ``(T, B, n)`` array."""
+    return z.detach().permute(2, 0, 1).contiguous()
 
 
 def _parallel(batch: int, n: int, steps: int) -> bool:
@@ -236,8 +266,8 @@ cuba_recurrent_op = kernel_op(
 
 # ---------------------------------------------------------------------- ALIF op
 # config = [scale, fb_bias_mant], rho = [tau, amp]
-# Outputs: s (B, T, n), d = (v - th - r) / s_scale (B, T, n), state before each step
-# (2, B, T | 0, n) int32, end state (5, B * n) int64 (u, v, th, r, rc).
+# Outputs (time-major): s (T, B, n), d = (v - th - r) / s_scale (T, B, n), state before
+# each step (2, T | 0, B, n) int32, end state (5, B * n) int64 (u, v, th, r, rc).
 
 _ALIF_STATE = ("u", "v", "th", "r", "rc")
 
@@ -248,10 +278,10 @@ def _alif_forward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     scale, fb_bias = config
     batch, n, steps = z.shape
-    zt = z.detach().transpose(1, 2).contiguous()
+    zt = _time_major(z)
     s = torch.empty_like(zt)
     d = torch.empty_like(zt)
-    pre = torch.empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32)
+    pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
     kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
@@ -269,9 +299,9 @@ def _alif_forward_fake(z, w, m_t, current_decay, voltage_decay, table, state, co
                        rec_pre):  # fmt: skip
     batch, n, steps = z.shape
     return (
-        z.new_empty((batch, steps, n)),
-        z.new_empty((batch, steps, n)),
-        z.new_empty((2, batch, steps if rec_pre else 0, n), dtype=torch.int32),
+        z.new_empty((steps, batch, n)),
+        z.new_empty((steps, batch, n)),
+        z.new_empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32),
         state.new_empty(state.shape),
     )
 
@@ -287,8 +317,8 @@ def _alif_backward(
     s: Tensor, d: Tensor, pre: Tensor, w: Tensor, current_decay: Tensor, voltage_decay: Tensor,
     config: list[int], rho: list[float], needs: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    batch, steps, n = d.shape
-    no_refractory = torch.empty((batch, 0, n), dtype=torch.uint8)  # the hold passes gradient
+    steps, batch, n = d.shape
+    no_refractory = torch.empty((0, batch, n), dtype=torch.uint8)  # the hold passes gradient
     return _backward_common(
         g_s, s, d, no_refractory, pre, w, current_decay, voltage_decay, config[0],
         (0.0, 1.0 / rho[0], rho[1]), needs,
@@ -358,7 +388,7 @@ def cuba_recurrent(
     )  # fmt: skip
     st.assign(st_end)
     neuron._keep_state(st, z)
-    return s.transpose(1, 2)
+    return s.permute(1, 2, 0)
 
 
 def alif_recurrent(
@@ -394,4 +424,4 @@ def alif_recurrent(
     )  # fmt: skip
     end = st_end.numpy()
     neuron._keep_state({k: end[i].reshape(lead) for i, k in enumerate(_ALIF_STATE)})
-    return s.transpose(1, 2)
+    return s.permute(1, 2, 0)

@@ -53,7 +53,31 @@ def shift(x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
     if x.dim() < 2:
         raise ParameterError(f"shift: expected a time-last tensor, found shape {tuple(x.shape)}")
     first = torch.zeros_like(x[..., :1]) if last is None else last.reshape(x[..., :1].shape)
-    return torch.cat([first.to(x.dtype), x[..., :-1]], dim=-1)
+    if x.shape[-1] == 0:  # nothing to shift: the result is ``first`` alone
+        return torch.cat([first.to(x.dtype), x], dim=-1)
+    return _Shift.apply(x, first.to(x.dtype))
+
+
+class _Shift(torch.autograd.Function):
+    """The shift in ``x``'s memory layout, forward and backward: a time-last view of
+    time-major memory (a fused recurrent block's output) stays one, where ``cat`` would
+    transpose it (a full copy across the cache lines, at every block and in the
+    backward)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        y = torch.empty_like(x)
+        y[..., :1] = first
+        y[..., 1:] = x[..., :-1]
+        ctx.layout = (y.shape, y.stride())
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gx = g.new_empty_strided(*ctx.layout)  # x's layout, whatever g's (an expanded sum grad)
+        gx[..., :-1] = g[..., 1:]
+        gx[..., -1:] = 0
+        return gx, g[..., :1]
 
 
 class Spike(torch.autograd.Function):

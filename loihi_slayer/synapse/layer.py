@@ -227,9 +227,12 @@ class Dense(_Synapse, torch.nn.Conv3d):
         x5, _ = self._prepare(x, self.in_neurons)
         w = self._weight(x5)
         # a batched matmul, not a 1x1x1 conv3d: the same sums, and faster forward and
-        # backward on CPU (exact either way for spikes on the weight grid)
+        # backward on CPU (exact either way for spikes on the weight grid). The result is
+        # a time-last view of neuron-last memory, as the product leaves it: a consumer
+        # that wants time-major rows (the fused recurrence) gets them without a transpose
         x3 = x5.reshape(x5.shape[0], self.in_neurons, x5.shape[-1])
-        return torch.matmul(w.reshape(w.shape[0], self.in_neurons), x3)
+        w2 = w.reshape(w.shape[0], self.in_neurons)
+        return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
 
 
 class Conv(_Synapse, torch.nn.Conv3d):
