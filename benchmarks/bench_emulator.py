@@ -25,22 +25,33 @@ Figures, for the whole network:
   times ``C_in / groups``. Zero weights count: the kernels evaluate them;
 - ms per time step, and per layer the synapse and neuron time (ms per step).
 
+``--against REV`` also times the emulator of an older commit (``git archive REV``
+unpacked into a temporary folder, run in a separate Python process) on the same file
+and input, alternately with the others: its spikes must have the same per-layer
+checksums, and its ms/step and the ratio are printed. The issue-8 baseline is
+``--against e816652`` (the code before the fast synapses).
+
 Usage::
 
     python benchmarks/bench_emulator.py [--nets nmnist,pilotnet-cuba,pilotnet-sdnn]
         [--steps-nmnist 300] [--steps-pilotnet 32] [--repeat 5] [--record all|last]
-        [--threads N]
+        [--threads N] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -147,6 +158,64 @@ def make_input(name: str, emu: Emulator, steps: int, rng: np.random.Generator):
     return frames.astype(np.int64), True
 
 
+#: the older commit's side of ``--against``: emulate the file, print per-layer spike
+#: checksums, then time one run per line read from stdin
+_BASELINE = """
+import json, sys, time
+import numpy as np
+from loihi_slayer.emulate import Emulator
+path, x_path, steps, graded, last, shape = sys.argv[1:7]
+shape = json.loads(shape)
+emu = Emulator(path, input_shape=None if shape is None else tuple(shape))
+x, steps = np.load(x_path), int(steps)
+kw = {"graded_input": graded == "1", "record": ("s",) if last == "-1" else {int(last): ("s",)}}
+out = emu.run(x, steps, graded_input=graded == "1")
+print(json.dumps({int(i): int(np.asarray(out[i, "s"]).astype(np.int64).sum()) for i in out.layers}),
+      flush=True)
+for _ in sys.stdin:
+    t0 = time.perf_counter()
+    emu.run(x, steps, **kw)
+    print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def unpack_commit(rev: str, folder: str) -> str:
+    """``git archive rev`` of this repository unpacked under ``folder``; returns its root."""
+    root = os.path.join(folder, f"rev-{rev}")
+    repo = str(Path(__file__).resolve().parents[1])  # archive the whole tree, not benchmarks/
+    git = ["git", "-C", repo, "archive", "--format=tar", rev]
+    archive = subprocess.run(git, check=True, capture_output=True).stdout
+    tar_path = root + ".tar"
+    Path(tar_path).write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+class Baseline:
+    """The older commit's emulator in its own process, on one file and input."""
+
+    def __init__(self, root: str, path: str, x: np.ndarray, steps: int, graded: bool,
+                 last: int | None, input_shape: tuple | None) -> None:  # fmt: skip
+        x_path = path + ".input.npy"
+        np.save(x_path, x)
+        env = dict(os.environ, PYTHONPATH=root)
+        args = [sys.executable, "-c", _BASELINE, path, x_path, str(steps), str(int(graded)),
+                str(-1 if last is None else last), json.dumps(input_shape)]  # fmt: skip
+        self.proc = subprocess.Popen(args, cwd=root, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.checksums = {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}
+
+    def run(self) -> float:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -154,7 +223,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folder: str,
-          input_shape: tuple | None, record_all: bool) -> None:  # fmt: skip
+          input_shape: tuple | None, record_all: bool, against: str | None) -> None:  # fmt: skip
     path = os.path.join(folder, f"{name}.net")
     export_network(blocks, path)
     emus = {
@@ -170,13 +239,24 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
     got = emu.run(x, steps, graded_input=graded)  # compiles the kernels on a first run
     for i in ref.layers:
         assert np.array_equal(ref[i, "s"], got[i, "s"]), f"{name}: layer {i} differs"
+    base = None
+    if against is not None:
+        base = Baseline(against, path, x, steps, graded, None if record_all else last,
+                        input_shape)  # fmt: skip
+        mine = {i: int(np.asarray(got[i, "s"]).astype(np.int64).sum()) for i in got.layers}
+        assert base.checksums == mine, f"{name}: the older commit's spikes differ"
     times: dict[str, list[float]] = {k: [] for k in emus}
     layer_t: dict[str, list[dict]] = {k: [] for k in emus}
+    base_t: list[float] = []
     for _ in range(repeat):
         for key, e in emus.items():
             tm: dict[int, dict[str, float]] = {}
             times[key].append(timed(lambda e=e, tm=tm: e.run(x, steps, **kw, timings=tm)))
             layer_t[key].append(tm)
+        if base is not None:
+            base_t.append(base.run())
+    if base is not None:
+        base.close()
 
     neurons = sum(neuron_counts(emu))
     synops = sum(connections(emu))
@@ -189,6 +269,11 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
         print(f"  {key:5s}: {t / steps * 1e3:8.2f} ms/step  {neurons * steps / t:10.3e} "
               f"neuron-steps/s  {synops * steps / t:10.3e} synaptic-ops/s")  # fmt: skip
     print(f"  speed-up new/today: {rates['new'] / rates['today']:.2f}x")
+    if base_t:
+        tb, tn = statistics.median(base_t), statistics.median(times["new"])
+        lo, hi = min(base_t) / steps * 1e3, max(base_t) / steps * 1e3
+        print(f"  older commit: {tb / steps * 1e3:8.2f} ms/step (min {lo:.2f}, max {hi:.2f}), "
+              f"same spikes; speed-up new/older commit: {tb / tn:.2f}x")  # fmt: skip
     for key in emus:
         parts = {}
         for part in ("synapse", "neuron"):
@@ -228,6 +313,12 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of the float GEMM (default: torch's)")  # fmt: skip
+    ap.add_argument(
+        "--against",
+        metavar="REV",
+        default=None,
+        help="also time this commit's emulator (e.g. e816652) on the same input",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.threads is not None:
@@ -241,10 +332,12 @@ def main() -> None:
         "pilotnet-sdnn": (lambda: pilotnet_blocks("sdnn"), args.steps_pilotnet, None),
     }
     with tempfile.TemporaryDirectory() as folder:
+        against = None if args.against is None else unpack_commit(args.against, folder)
         for name in args.nets.split(","):
             build, steps, shape = builders[name]
             torch.manual_seed(0)  # the same weights whichever networks run before
-            bench(name, build(), steps, args.repeat, folder, shape, args.record == "all")
+            bench(name, build(), steps, args.repeat, folder, shape, args.record == "all",
+                  against)  # fmt: skip
 
 
 if __name__ == "__main__":

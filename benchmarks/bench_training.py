@@ -240,18 +240,18 @@ def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
         for k, fn in steps.items():
             times[k].append(timed(fn))
     med = {k: float(np.median(v)) for k, v in times.items()}
-    ours = med[next(iter(med))]
+    ours_ms = med[next(iter(med))]
     print(case["name"], flush=True)
     for k, v in times.items():
         print(f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
-              f"   / ours x{med[k] / ours:6.1f}")  # fmt: skip
+              f"   / ours x{med[k] / ours_ms:6.1f}")  # fmt: skip
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as tprofile
 
         with tprofile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(3):
-                ours()
+                steps[next(iter(steps))]()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     return med
 

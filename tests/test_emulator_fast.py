@@ -204,6 +204,56 @@ def test_small_tiles_give_the_same_sums(monkeypatch):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3, 5])
+def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
+    """Tiles split among 1-5 worker threads (more workers than tiles too): the same sums."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-256, 256, (6, 2, 3, 3))
+    x = (rng.random((4, 9, 11, 7)) < 0.3).astype(np.int8)
+    ref = fixed.conv2d(x, w, stride=(2, 1), padding=(1, 0), groups=2, backend="reference")
+    fan_in, steps, pixels = 2 * 3 * 3, 7, 5 * 9
+    monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", fan_in * steps * 3)  # 15 tiles of 3
+    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    submitted = []
+    real_pool = synapse_fast._pool
+
+    class Spy:
+        def submit(self, fn, *args):
+            submitted.append(len(args[0]))
+            return real_pool().submit(fn, *args)
+
+    monkeypatch.setattr(synapse_fast, "_pool", Spy)
+    got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 2, 0, False, 1, (5, 9))
+    np.testing.assert_array_equal(got, ref)
+    tiles = pixels // 3
+    assert sum(submitted) == (tiles if workers > 1 else 0)
+    assert len(submitted) == (0 if workers == 1 else min(workers, tiles))
+
+
+def _conv_in_child(_):
+    rng = np.random.default_rng(6)
+    w = rng.integers(-256, 256, (4, 3, 3, 3))
+    x = (rng.random((3, 12, 12, 5)) < 0.3).astype(np.int8)
+    saved = synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS
+    synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS = 64, 2  # many tiles, 2 threads
+    try:
+        out = synapse_fast.conv2d(x, w, (1, 1), (0, 0), (1, 1), 1, 0, False, 0, (10, 10))
+    finally:
+        synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS = saved
+    return int(out.astype(np.int64).sum())
+
+
+def test_tile_threads_work_in_a_forked_child():
+    """A forked process (a DataLoader worker) gets its own tile threads, not the parent's
+    dead ones: the convolution finishes there (a hang here fails on the timeout)."""
+    import multiprocessing
+
+    expected = _conv_in_child(None)  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply_async(_conv_in_child, (None,)).get(timeout=120) == expected
+
+
 def test_reduced_torch_precision_falls_back_to_numpy():
     """With bf16/TF32 matmuls allowed, torch.mm is not exact: NumPy's BLAS runs."""
     # set and restored by hand: the attribute is a property of torch's backend object,

@@ -25,16 +25,20 @@ the result lands in the time-last output without a transpose. Tiles are sized
 to stay in cache; memory beyond the output is bounded by the tile.
 
 The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``) while PyTorch keeps full
-float32 matmul precision, else NumPy's BLAS, which never lowers it. Everything
-runs on one thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
+float32 matmul precision, else NumPy's BLAS, which never lowers it. Each GEMM
+runs on one torch thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
 millisecond, and a parallel region per tile cost more than it saved when
 other processes shared the CPU (PilotNet-size network on 2 shared cores:
-5.8 ms per step on one thread, 11-23 ms on two).
+5.8 ms per step on one thread, 11-23 ms on two). Instead, a convolution's
+tiles are shared among plain threads (:func:`tile_workers`, one per CPU), each
+with its own buffers: the kernels release the GIL and idle threads sleep.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -60,6 +64,10 @@ FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 
 TILE_ELEMENTS = 1 << 18
 #: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
 GEMM_THREADS = 1
+#: threads that share a convolution's tiles (None: the CPUs this process may run on,
+#: at most :data:`MAX_TILE_WORKERS`); see :func:`tile_workers`
+TILE_WORKERS: int | None = None
+MAX_TILE_WORKERS = 8
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
 _HUGE = 1 << 62
@@ -252,6 +260,36 @@ def _direct_conv(x, w, sh, sw, ph, pw, dh, dw, groups, transpose, lat, binary, w
 # ----------------------------------------------------------------------------- drivers
 
 
+def tile_workers() -> int:
+    """Threads for a convolution's tiles: :data:`TILE_WORKERS`, else the CPUs available
+    to this process (at most :data:`MAX_TILE_WORKERS`)."""
+    if TILE_WORKERS is not None:
+        return max(1, int(TILE_WORKERS))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_TILE_WORKERS))
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads of the tiles, created on first use in each process (a forked
+    child, e.g. a DataLoader worker, does not inherit the parent's threads). The kernels
+    release the GIL, and an idle worker sleeps on a queue: no spinning when other
+    processes want the CPU, unlike a parallel region's team."""
+    pid = os.getpid()
+    pool = _POOL.get(pid)
+    if pool is None:
+        _POOL.clear()
+        pool = _POOL[pid] = ThreadPoolExecutor(
+            MAX_TILE_WORKERS, thread_name_prefix="loihi_slayer-tiles"
+        )
+    return pool
+
+
 def _full_precision_torch() -> bool:
     """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
     mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
@@ -403,12 +441,15 @@ def conv2d(
     out = np.empty((c_out, npix * steps), np.int32)
     mats_f = mats.astype(dtype)
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
-    cols_buf = np.empty(fan_in * min(tile, npix) * steps, dtype)
-    acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
-    with _gemm() as mm:
-        for p0 in range(0, npix, tile):
+    starts = list(range(0, npix, tile))
+
+    def tiles(share: list[int], mm) -> None:
+        """im2col + GEMM + store of the tiles starting at ``share`` (own buffers)."""
+        cols_buf = np.empty(fan_in * min(tile, npix) * steps, dtype)
+        acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
+        for p0 in share:
             ncols = (min(npix, p0 + tile) - p0) * steps
             cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
             acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
@@ -416,6 +457,16 @@ def conv2d(
                 _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
                 mm(mats_f[g], cols, acc)
                 _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
+
+    with _gemm() as mm:
+        workers = min(tile_workers(), len(starts))
+        if workers <= 1:
+            tiles(starts, mm)
+        else:  # contiguous runs of tiles, one per worker; the output columns are disjoint
+            k = -(-len(starts) // workers)
+            jobs = [_pool().submit(tiles, starts[i : i + k], mm) for i in range(0, len(starts), k)]
+            for job in jobs:
+                job.result()
     return out.reshape(c_out, h_out, w_out, steps)
 
 
