@@ -156,6 +156,114 @@ def test_conv_and_transposed_conv_match_reference(case, steps, exp, latency, gra
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.fixture
+def int8_calls(monkeypatch):
+    """Counts the int8 GEMM calls (after the one-time self-check has run)."""
+    synapse_fast._int8_gemm_works()
+    calls = []
+    real = synapse_fast._int8_mm
+
+    def spy(a, b, out):
+        calls.append(a.shape)
+        real(a, b, out)
+
+    monkeypatch.setattr(synapse_fast, "_int8_mm", spy)
+    return calls
+
+
+def test_the_int8_gemm_is_available_and_exact_here():
+    """CI's torch has an exact int8 GEMM: the int8 path below is really exercised."""
+    assert synapse_fast._int8_gemm_works()
+
+
+@SETTINGS
+@given(
+    case=conv_cases(),
+    steps=st.integers(1, 6),
+    exp=st.integers(-8, 7),
+    latency=st.integers(0, 2),
+    graded=st.booleans(),
+    g=st.integers(0, 7),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_int8_gemm_conv_matches_reference(case, steps, exp, latency, graded, g, seed):
+    """Weights ``2**g`` times int8 values (the extremes included, within the API's
+    [-256, 255]) on spikes or graded inputs within +-127: the int8 GEMM path, with the
+    common power of two folded into the exponent."""
+    transpose, groups, c_in, c_out, k, stride, padding, dilation, hw, out_hw = case
+    if out_hw is None:
+        return
+    rng = np.random.default_rng(seed)
+    wshape = (c_in, c_out // groups, *k) if transpose else (c_out, c_in // groups, *k)
+    base = np.array([-128, -127, -1, 0, 1, 3, 126, 127]) >> max(g - 1, 0)  # within [-256, 255]
+    w = rng.choice(base, wshape) << g
+    shape = (c_in, *hw, steps)
+    x = rng.choice(np.array([-127, -5, 0, 1, 127]), shape)
+    op = fixed.conv_transpose2d if transpose else fixed.conv2d
+    ref = op(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+             weight_exp=exp, graded=graded, latency=latency, backend="reference")  # fmt: skip
+    synapse_fast._int8_gemm_works()
+    calls = []
+    real = synapse_fast._int8_mm
+    synapse_fast._int8_mm = lambda a, b, out: (calls.append(1), real(a, b, out))
+    try:
+        got = synapse_fast.conv2d(x, w, stride, padding, dilation, groups, exp, graded,
+                                  latency, out_hw, transpose)  # fmt: skip
+    finally:
+        synapse_fast._int8_mm = real
+    np.testing.assert_array_equal(got, ref)
+    pooling = groups > 1 and c_out == groups  # the direct kernel, no GEMM
+    assert bool(calls) == (not pooling)
+
+
+@pytest.mark.parametrize("over", [False, True])
+def test_int8_gemm_at_the_int32_edge(int8_calls, over):
+    """A sum within 127 of 2**31 - 1 (products -128 * -127 over 132k inputs): exact on the
+    int8 path while the bound is below 2**31; one input more and the path is refused
+    (the float64 GEMM then gives the same exact sum)."""
+    k = (2**31 - 1 - 127) // 16256 + 1 + int(over)  # (k - 1) products of 16256, one of 127
+    w = np.full((1, k), -128, np.int64)
+    w[0, 0] = 1  # an odd weight: no power of two to take out
+    x = np.full((k, 1), -127, np.int64)
+    bound = 16256 * (k - 1) + 127
+    assert (bound < 2**31) != over
+    got = synapse_fast.dense(x, w, 0, True, 0)
+    assert int(got[0, 0]) == 16256 * (k - 1) - 127  # the exact sum (int64 arithmetic)
+    assert bool(int8_calls) != over
+
+
+def test_int8_gemm_refused_for_large_inputs_and_weights(int8_calls):
+    """Inputs beyond +-127, or excitatory 8-bit weights above 127 with an odd one (no
+    power of two brings them into int8): the float GEMM, still exact."""
+    rng = np.random.default_rng(8)
+    mixed = reference.quantize_weights(rng.integers(-256, 256, (5, 9)), 8)  # even values
+    excitatory = rng.integers(0, 256, (5, 9))
+    excitatory[0, 0] = 201
+    big = rng.integers(-127, 128, (9, 4))
+    big[3, 1] = -128
+    for x, w in (
+        (big, mixed),
+        (rng.integers(-1, 2, (9, 4)), excitatory),
+    ):
+        got = synapse_fast.dense(x, w, 0, True, 0)
+        np.testing.assert_array_equal(got, _ref_dense(x, w, 0, True, 0))
+    assert int8_calls == []
+    x = rng.integers(-127, 128, (9, 4))
+    np.testing.assert_array_equal(synapse_fast.dense(x, mixed, 0, True, 0),
+                                  _ref_dense(x, mixed, 0, True, 0))  # fmt: skip
+    assert len(int8_calls) == 1
+
+
+def test_without_an_int8_gemm_the_float_path_runs(monkeypatch, int8_calls):
+    monkeypatch.setattr(synapse_fast, "_INT8_GEMM", [False])
+    rng = np.random.default_rng(9)
+    w = reference.quantize_weights(rng.integers(-256, 256, (5, 9)), 8)
+    x = (rng.random((9, 6)) < 0.5).astype(np.int8)
+    np.testing.assert_array_equal(synapse_fast.dense(x, w, 1, False, 1),
+                                  _ref_dense(x, w, 1, False, 1))  # fmt: skip
+    assert int8_calls == []
+
+
 @pytest.mark.parametrize(("mag", "path"), [(1, "float32"), (2**20, "float64"), (2**50, "int")])
 def test_each_path_is_taken_and_exact(monkeypatch, mag, path):
     """Binary-size, float64-size and integer-only sums, checking which path ran."""

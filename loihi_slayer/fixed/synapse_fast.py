@@ -338,6 +338,87 @@ def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
     return np.dtype(np.int64)
 
 
+def int8_factor(mats: np.ndarray, magnitudes: np.ndarray | None, bound: int | None) -> int | None:
+    r"""The power of two :math:`2^g` to take out of integer weights so that the int8 GEMM
+    (int8 x int8, exact int32 sums) computes the synaptic sums; None where it cannot.
+
+    Conditions: every input magnitude at most 127 (binary spikes: 1), every weight a
+    multiple of :math:`2^g` with :math:`w / 2^g \in [-128, 127]` (``g`` is the
+    largest power of two dividing all weights: Loihi's 8-bit mantissas scaled by
+    :math:`2^{6+wgtExp}` shed their common factor), and the bound of the int32 sums,
+    :math:`B / 2^g`, below :math:`2^{31}`. The sum is then :math:`2^g` times the int8
+    GEMM's, which the caller folds into the exponent shift.
+    """
+    if magnitudes is None or bound is None or (magnitudes.size and int(magnitudes.max()) > 127):
+        return None
+    if not _int8_gemm_works():
+        return None
+    bits = int(np.bitwise_or.reduce(np.abs(mats.astype(np.int64)), axis=None)) if mats.size else 0
+    g = (bits & -bits).bit_length() - 1 if bits else 0
+    m8 = mats.astype(np.int64) >> g
+    if mats.size and (int(m8.min()) < -128 or int(m8.max()) > 127):
+        return None
+    if bound >> g >= 1 << 31:
+        return None
+    return g
+
+
+def _int8_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    torch._int_mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+_INT8_GEMM: list[bool] = []
+
+
+def _int8_gemm_works() -> bool:
+    """Whether ``torch._int_mm`` exists here and gives exact int32 sums, checked once on
+    the cases a fast kernel could get wrong (-128 * -128 products, odd inner sizes, sums
+    near the int16 and int32 edges) against int64 arithmetic."""
+    if not _INT8_GEMM:
+        ok = hasattr(torch, "_int_mm")
+        rng = np.random.default_rng(0)
+        cases = [(np.full((3, 4099), -128), np.full((4099, 5), -128)),
+                 (rng.integers(-128, 128, (17, 33)), rng.integers(-128, 128, (33, 9))),
+                 (rng.integers(-128, 128, (2, 1)), rng.integers(0, 2, (1, 3)))]  # fmt: skip
+        for a, b in cases if ok else ():
+            out = np.empty((a.shape[0], b.shape[1]), np.int32)
+            try:
+                _int8_mm(a.astype(np.int8), b.astype(np.int8), out)
+            except RuntimeError:
+                ok = False
+                break
+            ok = ok and np.array_equal(out, a @ b)
+        _INT8_GEMM.append(bool(ok))
+    return _INT8_GEMM[0]
+
+
+class _Plan:
+    """How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
+    the exponent folded into the store, and the GEMM (a context manager's ``mm``)."""
+
+    def __init__(self, mats: np.ndarray, mags: np.ndarray | None, bound: int | None,
+                 weight_exp: int) -> None:  # fmt: skip
+        g = int8_factor(mats, mags, bound)
+        if g is not None:
+            self.dtype, self.acc_dtype = np.dtype(np.int8), np.dtype(np.int32)
+            self.mats = (mats.astype(np.int64) >> g).astype(np.int8)
+            self.exp = weight_exp + g
+        else:
+            self.dtype = None if bound is None else exact_float_dtype(bound)
+            self.acc_dtype = self.dtype
+            self.mats = None if self.dtype is None else mats.astype(self.dtype)
+            self.exp = weight_exp
+
+    @contextmanager
+    def gemm(self) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
+        if self.dtype == np.int8:
+            with gemm_threads():
+                yield _int8_mm
+            return
+        with _gemm() as mm:
+            yield mm
+
+
 def dense(
     x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int
 ) -> np.ndarray:
@@ -352,16 +433,16 @@ def dense(
     n_out = weight.shape[0]
     mags = input_magnitudes(x, graded)
     bound = None if mags is None else sum_bound(weight, mags)
-    dtype = None if bound is None else exact_float_dtype(bound)
-    if dtype is None:
+    plan = _Plan(np.asarray(weight), mags, bound, weight_exp)
+    if plan.dtype is None:
         return _dense_integer(x, weight, weight_exp, graded, latency)
-    xf = np.empty((n_in, steps), dtype)
+    xf = np.empty((n_in, steps), plan.dtype)
     _delayed(x, latency, not graded, xf)
-    acc = np.empty((n_out, steps), dtype)
-    with _gemm() as mm:
-        mm(np.ascontiguousarray(weight, dtype), xf, acc)
+    acc = np.empty((n_out, steps), plan.acc_dtype)
+    with plan.gemm() as mm:
+        mm(np.ascontiguousarray(plan.mats), xf, acc)
     out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
-    _store(acc, weight_exp, False, out, 0, 0)
+    _store(acc, plan.exp, False, out, 0, 0)
     return out
 
 
@@ -432,14 +513,14 @@ def conv2d(
         _direct_conv(x, w4, *stride, *padding, *dilation, groups, transpose, latency,
                      not graded, weight_exp, out4)  # fmt: skip
         return out4
-    bound = _conv_bound(mats, input_magnitudes(x, graded), fan_in // (c_in // groups))
-    dtype = None if bound is None else exact_float_dtype(bound)
-    if dtype is None:
+    mags = input_magnitudes(x, graded)
+    bound = _conv_bound(mats, mags, fan_in // (c_in // groups))
+    plan = _Plan(mats, mags, bound, weight_exp)
+    if plan.dtype is None:
         return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
                              latency, out_hw, transpose)  # fmt: skip
     npix = h_out * w_out
     out = np.empty((c_out, npix * steps), np.int32)
-    mats_f = mats.astype(dtype)
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
@@ -447,18 +528,18 @@ def conv2d(
 
     def tiles(share: list[int], mm) -> None:
         """im2col + GEMM + store of the tiles starting at ``share`` (own buffers)."""
-        cols_buf = np.empty(fan_in * min(tile, npix) * steps, dtype)
-        acc_buf = np.empty(g_out * min(tile, npix) * steps, dtype)
+        cols_buf = np.empty(fan_in * min(tile, npix) * steps, plan.dtype)
+        acc_buf = np.empty(g_out * min(tile, npix) * steps, plan.acc_dtype)
         for p0 in share:
             ncols = (min(npix, p0 + tile) - p0) * steps
             cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
             acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
             for g in range(groups):
                 _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
-                mm(mats_f[g], cols, acc)
-                _store(acc, weight_exp, True, out, g * g_out, p0 * steps)
+                mm(plan.mats[g], cols, acc)
+                _store(acc, plan.exp, True, out, g * g_out, p0 * steps)
 
-    with _gemm() as mm:
+    with plan.gemm() as mm:
         workers = min(tile_workers(), len(starts))
         if workers <= 1:
             tiles(starts, mm)
