@@ -22,14 +22,14 @@ import logging
 import sys
 from pathlib import Path
 
+from loihi_slayer import classifier, loss
+from loihi_slayer.block import compare_with_emulator, export_network
+
 import numba
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-
-from loihi_slayer import classifier, loss
-from loihi_slayer.block import compare_with_emulator, export_network
 
 HERE = Path(__file__).resolve().parent
 

@@ -29,12 +29,12 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from loihi_slayer import classifier, loss, stats
 from loihi_slayer.block import compare_with_emulator, cuba, export_network, init_shapes
 from loihi_slayer.io import from_tonic, read_2d_spikes
+
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "nmnist-small"

@@ -18,11 +18,11 @@ import os
 import sys
 import time
 
-import h5py
-import torch
-
 import loihi_slayer as slayer  # lava-dl: import lava.lib.dl.slayer as slayer
 from loihi_slayer.io import data_path
+
+import h5py
+import torch
 
 
 class Network(torch.nn.Module):

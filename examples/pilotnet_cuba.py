@@ -18,13 +18,14 @@ import os
 import sys
 import time
 
+import loihi_slayer as slayer  # lava-dl: import lava.lib.dl.slayer as slayer
+
 import h5py
 import torch
 import torch.nn.functional as F
-from pilotnet_data import RoadDataset
 from torch.utils.data import DataLoader
 
-import loihi_slayer as slayer  # lava-dl: import lava.lib.dl.slayer as slayer
+from pilotnet_data import RoadDataset
 
 STEPS = 20  # frames per clip
 HEIGHT, WIDTH = 24, 48  # image size

@@ -17,10 +17,10 @@ import os
 import sys
 import time
 
+import loihi_slayer as slayer  # lava-dl: import lava.lib.dl.slayer as slayer
+
 import h5py
 import torch
-
-import loihi_slayer as slayer  # lava-dl: import lava.lib.dl.slayer as slayer
 
 T = 60
 

@@ -66,3 +66,32 @@ def test_import_sets_the_policy_for_the_process_and_its_children():
     assert _policy_after(code) == "PASSIVE"
     assert _policy_after(code, **{_threads.ENV: "keep"}) == "None"
     assert _policy_after(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+
+
+def _first_import_line(tree, top: str) -> int | None:
+    import ast
+
+    lines = [
+        node.lineno
+        for node in tree.body
+        if (isinstance(node, ast.Import) and any(a.name.split(".")[0] == top for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == top)
+    ]
+    return min(lines, default=None)
+
+
+def test_examples_import_loihi_slayer_before_torch():
+    """Every example that imports both loads loihi_slayer first, so that the passive wait
+    policy is set before torch loads the OpenMP runtime (examples/ruff.toml keeps it so)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    checked = 0
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        ours = _first_import_line(tree, "loihi_slayer")
+        first_torch = _first_import_line(tree, "torch")
+        if ours is not None and first_torch is not None:
+            assert ours < first_torch, f"{path.name}: torch imported before loihi_slayer"
+            checked += 1
+    assert checked >= 6

@@ -17,11 +17,11 @@ import logging
 import os
 from datetime import datetime
 
+import loihi_slayer.slayer_pytorch as snn
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-
-import loihi_slayer.slayer_pytorch as snn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATASET = "/work/shared/datasets/nmnist-small"

@@ -17,10 +17,10 @@ import logging
 import os
 import time
 
-import torch
-
 import loihi_slayer.slayer_pytorch as snn
 from loihi_slayer.io import data_path
+
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
