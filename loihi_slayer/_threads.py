@@ -73,3 +73,37 @@ def configure(
         return None
     environ["OMP_WAIT_POLICY"] = choice
     return choice
+
+
+_NUMBA_POOL: list[bool] = []
+
+
+def follow_torch_threads() -> None:
+    """Before a parallel numba kernel: run it on torch's thread count, and start numba's
+    thread pool without undoing that count.
+
+    numba's ``omp`` layer sets the shared OpenMP runtime's thread count to its own
+    (all cores) when its pool starts, at the first parallel kernel: a user's earlier
+    ``torch.set_num_threads(k)`` would silently be undone for every later torch op.
+    Here the pool is started first and torch's count put back, and numba's regions
+    use ``min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` threads, following later
+    ``torch.set_num_threads`` calls too. Without torch loaded, numba keeps its own.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    import numba
+
+    wanted = torch.get_num_threads()
+    if not _NUMBA_POOL:
+        from numba.np.ufunc import parallel
+
+        launch = getattr(parallel, "_launch_threads", None)
+        if launch is not None:
+            launch()
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
+        _NUMBA_POOL.append(True)
+    n = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)

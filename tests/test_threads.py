@@ -95,3 +95,35 @@ def test_examples_import_loihi_slayer_before_torch():
             assert ours < first_torch, f"{path.name}: torch imported before loihi_slayer"
             checked += 1
     assert checked >= 6
+
+
+_FOLLOW = """
+import json, numpy as np, torch, numba
+from loihi_slayer import fixed
+from loihi_slayer.neuron import cuba
+
+params = fixed.CubaParams(i_decay=1024, v_decay=128, v_th_mant=10)
+a = np.ones((4096, 64), np.int64)  # above the parallel threshold
+torch.set_num_threads(1)
+fixed.cuba(a, params)  # the first parallel kernel starts numba's pool
+seen = [(torch.get_num_threads(), numba.get_num_threads())]
+cuba.Neuron(threshold=0.5, current_decay=0.25, voltage_decay=0.03)(torch.rand(4, 4096, 64))
+seen.append((torch.get_num_threads(), numba.get_num_threads()))
+torch.set_num_threads(2)
+fixed.cuba(a, params)
+seen.append((torch.get_num_threads(), numba.get_num_threads()))
+print(json.dumps([seen, numba.config.NUMBA_NUM_THREADS]))
+"""
+
+
+def test_kernels_keep_and_follow_torchs_thread_count():
+    """``torch.set_num_threads(1)`` survives the first parallel kernel (which starts
+    numba's OpenMP pool), and numba's regions follow torch's count (capped by numba's)."""
+    import json
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("NUMBA_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", _FOLLOW], env=env, capture_output=True,
+                         text=True, check=True, timeout=300).stdout  # fmt: skip
+    seen, numba_max = json.loads(out.strip().splitlines()[-1])
+    assert seen == [[1, 1], [1, 1], [2, min(2, numba_max)]]

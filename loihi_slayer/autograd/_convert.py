@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._threads import follow_torch_threads
+
 __all__ = ["scaled_sum", "to_int"]
 
 
@@ -55,6 +57,7 @@ def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, i
         return _to_int_torch(x, scale, limit)
     src = x.contiguous()
     out = torch.empty(src.shape, dtype=torch.int64)
+    follow_torch_threads()
     bad = _rint(src.reshape(-1).numpy(), float(scale), float(limit), out.reshape(-1).numpy())
     return out, int(bad)
 
@@ -66,5 +69,6 @@ def scaled_sum(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype: torch
     a = a.contiguous()
     out = torch.empty(a.shape, dtype=dtype)
     bb = np.zeros(0, np.int64) if b is None else b.contiguous().reshape(-1).numpy()
+    follow_torch_threads()
     _scaled_sum(a.reshape(-1).numpy(), bb, float(inv), out.reshape(-1).numpy())
     return out

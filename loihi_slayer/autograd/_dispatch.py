@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
 
@@ -52,7 +53,10 @@ def stack_small(parts: Sequence[torch.Tensor]) -> torch.Tensor:
 def use_parallel(rows: int, steps: int) -> bool:
     """Whether a CPU kernel call on ``(rows, steps)`` is worth a parallel region: below
     ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps it costs more than it saves."""
-    return rows * steps >= PARALLEL_MIN_WORK and rows > 1
+    if rows * steps >= PARALLEL_MIN_WORK and rows > 1:
+        follow_torch_threads()
+        return True
+    return False
 
 
 def kernel_array(t: torch.Tensor | np.ndarray, backend: str):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._threads import follow_torch_threads
 from ._dispatch import empty2d, kernel_array, launch
 
 __all__ = ["backward", "cpu", "reference"]
@@ -169,6 +170,7 @@ def backward(
             np.ascontiguousarray(i_decay, np.int64), np.ascontiguousarray(v_decay, np.int64),
             u0, v0, g_x, g_di, g_dv)  # fmt: skip
     if backend == "cpu":
+        follow_torch_threads()
         cpu(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in full])
     else:
         from . import _li_scan_cuda

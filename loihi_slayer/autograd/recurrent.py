@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
 from . import _recurrent_cpu as _kern
@@ -255,7 +256,10 @@ def _time_major(z: Tensor) -> Tensor:
 
 
 def _parallel(batch: int, n: int, steps: int) -> bool:
-    return batch > 1 and batch * n * steps >= PARALLEL_MIN_WORK
+    if batch > 1 and batch * n * steps >= PARALLEL_MIN_WORK:
+        follow_torch_threads()
+        return True
+    return False
 
 
 cuba_recurrent_op = kernel_op(

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._threads import follow_torch_threads
 from . import _resonator_bwd, _resonator_ref
 from ._convert import scaled_sum
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
@@ -154,6 +155,7 @@ def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, 
         g_xre, g_xim, g_sin, g_cos,
     )  # fmt: skip
     if backend == "cpu":
+        follow_torch_threads()
         _resonator_bwd.backward(
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
         )

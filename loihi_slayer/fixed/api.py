@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import follow_torch_threads
 from ..errors import ParameterError, ParameterTypeError
 from . import dynamics, reference
 from ._arrays import (
@@ -265,6 +266,8 @@ def _run_kernels(
         mod = kernel_module(spec, "cpu")
         # a parallel region pays only with work for more than one lane block
         parallel = n * steps >= PARALLEL_MIN_WORK and n > LANES
+        if parallel:
+            follow_torch_threads()
         kern = mod.kernel if parallel else mod.kernel_serial
         xk = [_kernel_input(host_view(a, label), (n, steps)) for a in xs]
         outs = {
@@ -588,6 +591,7 @@ def dense(
 
         xv = _kernel_input(host_view(x, "x"), (nb, n_in, steps))
         out = np.zeros((nb, w.shape[0], steps), np.int64)
+        follow_torch_threads()
         cpu.dense_kernel(xv, w, exp, bool(graded), out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
@@ -801,6 +805,7 @@ def _conv(transpose, x, weight, stride, padding, dilation, groups, weight_exp, g
         xv = _kernel_input(host_view(x, "x"), shape5)
         out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
         kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
+        follow_torch_threads()
         kernel(xv, w, *flat, out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()

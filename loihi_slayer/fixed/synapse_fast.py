@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from .._threads import follow_torch_threads
 from . import cpu
 
 __all__ = [
@@ -448,6 +449,7 @@ def dense(
 
 def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
     out = np.zeros((1, weight.shape[0], x.shape[1]), np.int64)
+    follow_torch_threads()
     cpu.dense_kernel(x[None], np.ascontiguousarray(weight, np.int64), weight_exp, graded, out)
     return _delay_int(out[0], latency)
 
@@ -556,6 +558,7 @@ def _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, grad
     c_out = weight.shape[1] * groups if transpose else weight.shape[0]
     out = np.zeros((1, c_out, *out_hw, x.shape[-1]), np.int64)
     kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
+    follow_torch_threads()
     kernel(x[None], np.ascontiguousarray(weight, np.int64), *stride, *padding, *dilation, groups,
            weight_exp, graded, out)  # fmt: skip
     return _delay_int(out[0], latency)
