@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,29 @@ def configure(
 
 
 _NUMBA_POOL: list[bool] = []
+#: torch thread counts saved by :func:`torch_threads` (innermost last): the user's count
+#: that kernels follow while a block runs torch on fewer threads
+_SAVED_TORCH_THREADS: list[int] = []
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` threads inside the block (restored on exit), while the parallel
+    numba kernels launched inside keep following the count set outside it
+    (:func:`follow_torch_threads`): e.g. single-threaded GEMMs beside parallel neurons."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    _SAVED_TORCH_THREADS.append(before)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        _SAVED_TORCH_THREADS.pop()
 
 
 def follow_torch_threads() -> None:
@@ -94,15 +118,16 @@ def follow_torch_threads() -> None:
         return
     import numba
 
-    wanted = torch.get_num_threads()
+    wanted = _SAVED_TORCH_THREADS[0] if _SAVED_TORCH_THREADS else torch.get_num_threads()
     if not _NUMBA_POOL:
         from numba.np.ufunc import parallel
 
+        current = torch.get_num_threads()
         launch = getattr(parallel, "_launch_threads", None)
         if launch is not None:
             launch()
-        if torch.get_num_threads() != wanted:
-            torch.set_num_threads(wanted)
+        if torch.get_num_threads() != current:
+            torch.set_num_threads(current)
         _NUMBA_POOL.append(True)
     n = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:

@@ -112,13 +112,20 @@ seen.append((torch.get_num_threads(), numba.get_num_threads()))
 torch.set_num_threads(2)
 fixed.cuba(a, params)
 seen.append((torch.get_num_threads(), numba.get_num_threads()))
+from loihi_slayer._threads import torch_threads
+with torch_threads(1):  # single-threaded GEMMs (the emulator's) beside parallel neurons
+    numba.set_num_threads(1)
+    fixed.cuba(a, params)
+    seen.append((torch.get_num_threads(), numba.get_num_threads()))
+seen.append((torch.get_num_threads(), numba.get_num_threads()))
 print(json.dumps([seen, numba.config.NUMBA_NUM_THREADS]))
 """
 
 
 def test_kernels_keep_and_follow_torchs_thread_count():
     """``torch.set_num_threads(1)`` survives the first parallel kernel (which starts
-    numba's OpenMP pool), and numba's regions follow torch's count (capped by numba's)."""
+    numba's OpenMP pool), numba's regions follow torch's count (capped by numba's), and
+    inside ``torch_threads(1)`` they keep the count set outside it."""
     import json
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
@@ -126,4 +133,5 @@ def test_kernels_keep_and_follow_torchs_thread_count():
     out = subprocess.run([sys.executable, "-c", _FOLLOW], env=env, capture_output=True,
                          text=True, check=True, timeout=300).stdout  # fmt: skip
     seen, numba_max = json.loads(out.strip().splitlines()[-1])
-    assert seen == [[1, 1], [1, 1], [2, min(2, numba_max)]]
+    two = min(2, numba_max)
+    assert seen == [[1, 1], [1, 1], [2, two], [1, two], [2, two]]

@@ -47,39 +47,26 @@ def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v
     """
     th0 = v_th_mant * 64
     du = u * (4096 - i_decay)
-    u = ((du + ((du >> 63) & 4095)) >> 12) + a * 64
-    if u > STATE_MAX:
-        u = STATE_MAX
-    elif u < -STATE_MAX:
-        u = -STATE_MAX
+    u = min(max(((du + ((du >> 63) & 4095)) >> 12) + a * 64, -STATE_MAX), STATE_MAX)
     dr = r * (4096 - ref_decay)
     r = (dr + ((dr >> 63) & 4095)) >> 12
     dth = (th - th0) * (4096 - th_decay)
     th = ((dth + ((dth >> 63) & 4095)) >> 12) + th0
-    if rc > 0:
-        # refractory (refDelay > 1 only): v held at 0, no spike
-        return u, 0, th, r, rc - 1, 0, 0, th, r
+    # refractory (refDelay > 1 only): v held at 0, no spike
+    refractory = rc > 0
     dv = v * (4096 - v_decay)
-    v = ((dv + ((dv >> 63) & 4095)) >> 12) + u
-    if v > STATE_MAX:
-        v = STATE_MAX
-    elif v < -STATE_MAX:
-        v = -STATE_MAX
-    th_pre = th
-    r_pre = r
-    if v >= th + r:
-        r = r + 2 * th
-        th = th + v_th_step * 64
-        if r > STATE_MAX:
-            r = STATE_MAX
-        elif r < -STATE_MAX:  # th < 0 only from a user-given initial state
-            r = -STATE_MAX
-        if th > STATE_MAX:
-            th = STATE_MAX
-        if ref_delay > 1:
-            return u, 0, th, r, ref_delay - 1, 1, v, th_pre, r_pre
-        return u, v, th, r, 0, 1, v, th_pre, r_pre
-    return u, v, th, r, 0, 0, v, th_pre, r_pre
+    v = min(max(((dv + ((dv >> 63) & 4095)) >> 12) + u, -STATE_MAX), STATE_MAX)
+    spike = (v >= th + r) & (rc <= 0)
+    # a spike raises the refractory state by 2 th (saturated; th < 0 only from a
+    # user-given initial state) and the threshold by its step (saturated above)
+    r_out = min(max(r + 2 * th, -STATE_MAX), STATE_MAX) if spike else r
+    th_out = min(th + v_th_step * 64, STATE_MAX) if spike else th
+    hold = spike & (ref_delay > 1)
+    v_out = 0 if refractory | hold else v
+    rc_out = rc - 1 if refractory else (ref_delay - 1 if hold else 0)
+    v_rep = 0 if refractory else v
+    # written with selects only (no branch), so that a vectorised lane loop can step it
+    return u, v_out, th_out, r_out, rc_out, 1 if spike else 0, v_rep, th, r
 
 
 def _rz(x: np.ndarray, decay: np.ndarray) -> np.ndarray:
