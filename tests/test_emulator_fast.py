@@ -129,30 +129,45 @@ def conv_cases(draw):
     return transpose, groups, c_in, c_out, (kh, kw), stride, padding, dilation, (h, w), out_hw
 
 
-@SETTINGS
-@given(
-    case=conv_cases(),
-    steps=st.integers(1, 6),
-    exp=st.integers(-8, 7),
-    latency=st.integers(0, 2),
-    graded=st.booleans(),
-    mag=MAGNITUDES,
-    seed=st.integers(0, 2**31 - 1),
-)
-def test_conv_and_transposed_conv_match_reference(case, steps, exp, latency, graded, mag, seed):
-    transpose, groups, c_in, c_out, k, stride, padding, dilation, hw, out_hw = case
-    if out_hw is None:
-        return
-    rng = np.random.default_rng(seed)
-    wshape = (c_in, c_out // groups, *k) if transpose else (c_out, c_in // groups, *k)
-    w = rng.integers(-256, 256, wshape)
-    shape = (c_in, *hw, steps)
-    x = rng.integers(-mag, mag + 1, shape) * (rng.random(shape) < 0.6)
+def _conv_both(case, w, x, exp, latency, graded):
+    """(the fast synapse's sums, the reference's) for a ``conv_cases`` geometry."""
+    transpose, groups, _, _, _, stride, padding, dilation, _, out_hw = case
     op = fixed.conv_transpose2d if transpose else fixed.conv2d
     ref = op(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
              weight_exp=exp, graded=graded, latency=latency, backend="reference")  # fmt: skip
     got = synapse_fast.conv2d(x, w, stride, padding, dilation, groups, exp, graded, latency,
                               out_hw, transpose)  # fmt: skip
+    return got, ref
+
+
+def _conv_shapes(case, steps):
+    """(weight shape, input shape) of a ``conv_cases`` geometry."""
+    transpose, groups, c_in, c_out, k, _, _, _, hw, _ = case
+    wshape = (c_in, c_out // groups, *k) if transpose else (c_out, c_in // groups, *k)
+    return wshape, (c_in, *hw, steps)
+
+
+#: the strategies every convolution property test draws from
+CONV_DRAWS = {
+    "case": conv_cases(),
+    "steps": st.integers(1, 6),
+    "exp": st.integers(-8, 7),
+    "latency": st.integers(0, 2),
+    "graded": st.booleans(),
+    "seed": st.integers(0, 2**31 - 1),
+}
+
+
+@SETTINGS
+@given(**CONV_DRAWS, mag=MAGNITUDES)
+def test_conv_and_transposed_conv_match_reference(case, steps, exp, latency, graded, mag, seed):
+    if case[-1] is None:
+        return
+    rng = np.random.default_rng(seed)
+    wshape, shape = _conv_shapes(case, steps)
+    w = rng.integers(-256, 256, wshape)
+    x = rng.integers(-mag, mag + 1, shape) * (rng.random(shape) < 0.6)
+    got, ref = _conv_both(case, w, x, exp, latency, graded)
     np.testing.assert_array_equal(got, ref)
 
 
@@ -177,41 +192,28 @@ def test_the_int8_gemm_is_available_and_exact_here():
 
 
 @SETTINGS
-@given(
-    case=conv_cases(),
-    steps=st.integers(1, 6),
-    exp=st.integers(-8, 7),
-    latency=st.integers(0, 2),
-    graded=st.booleans(),
-    g=st.integers(0, 7),
-    seed=st.integers(0, 2**31 - 1),
-)
+@given(**CONV_DRAWS, g=st.integers(0, 7))
 def test_int8_gemm_conv_matches_reference(case, steps, exp, latency, graded, g, seed):
     """Weights ``2**g`` times int8 values (the extremes included, within the API's
     [-256, 255]) on spikes or graded inputs within +-127: the int8 GEMM path, with the
     common power of two folded into the exponent."""
-    transpose, groups, c_in, c_out, k, stride, padding, dilation, hw, out_hw = case
-    if out_hw is None:
+    if case[-1] is None:
         return
     rng = np.random.default_rng(seed)
-    wshape = (c_in, c_out // groups, *k) if transpose else (c_out, c_in // groups, *k)
+    wshape, shape = _conv_shapes(case, steps)
     base = np.array([-128, -127, -1, 0, 1, 3, 126, 127]) >> max(g - 1, 0)  # within [-256, 255]
     w = rng.choice(base, wshape) << g
-    shape = (c_in, *hw, steps)
     x = rng.choice(np.array([-127, -5, 0, 1, 127]), shape)
-    op = fixed.conv_transpose2d if transpose else fixed.conv2d
-    ref = op(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-             weight_exp=exp, graded=graded, latency=latency, backend="reference")  # fmt: skip
     synapse_fast._int8_gemm_works()
     calls = []
     real = synapse_fast._int8_mm
     synapse_fast._int8_mm = lambda a, b, out: (calls.append(1), real(a, b, out))
     try:
-        got = synapse_fast.conv2d(x, w, stride, padding, dilation, groups, exp, graded,
-                                  latency, out_hw, transpose)  # fmt: skip
+        got, ref = _conv_both(case, w, x, exp, latency, graded)
     finally:
         synapse_fast._int8_mm = real
     np.testing.assert_array_equal(got, ref)
+    groups, c_out = case[1], case[3]
     pooling = groups > 1 and c_out == groups  # the direct kernel, no GEMM
     assert bool(calls) == (not pooling)
 
