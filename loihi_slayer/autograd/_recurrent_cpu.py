@@ -248,12 +248,20 @@ def weight_grad_sparse(g_a, s, out):
     rows, ``out`` gets the transposed recurrent weight gradient
     :math:`\sum_t g_a[t]\, s[t-1]^\top` of all batch items at once.
     """
-    rows, n = s.shape
+    rows, n = g_a.shape
+    n_in = s.shape[1]
     for r in range(rows):
         srow = s[r]
         grow = g_a[r]
-        for i in range(srow.shape[0]):
-            if srow[i] != 0:
-                acc = out[i]
-                for o in range(n):
-                    acc[o] += grow[o]
+        for i0 in range(0, n_in, 32):  # a vectorised count skips spike-free runs
+            i1 = min(i0 + 32, n_in)
+            hits = 0
+            for i in range(i0, i1):
+                hits += srow[i] != 0
+            if hits == 0:
+                continue
+            for i in range(i0, i1):
+                if srow[i] != 0:
+                    acc = out[i]
+                    for o in range(n):
+                        acc[o] += grow[o]
