@@ -377,9 +377,10 @@ _INT8_GEMM: list[bool] = []
 
 
 def _int8_gemm_works() -> bool:
-    """Whether ``torch._int_mm`` exists here and gives exact int32 sums, checked once on
-    the cases a fast kernel could get wrong (-128 * -128 products, odd inner sizes, sums
-    near the int16 and int32 edges) against int64 arithmetic."""
+    """Whether ``torch._int_mm`` exists here and gives exact int32 sums, checked once
+    against int64 arithmetic on cases a fast kernel could get wrong: -128 * -128 products
+    summed over 4099 terms (far past int16, where a saturating VNNI variant would clip),
+    odd inner and outer sizes, an inner size of 1."""
     if not _INT8_GEMM:
         ok = hasattr(torch, "_int_mm")
         rng = np.random.default_rng(0)
