@@ -17,3 +17,18 @@ def cuda_available() -> bool:
         return bool(cuda.is_available())
     except Exception:
         return False
+
+
+def train_steps(net, x, steps: int = 3, seed: int = 0) -> None:
+    """A few Adam steps on random targets (moves weights, delays, norm means, decays), so
+    that a gap test checks trained, not freshly initialised, parameters."""
+    import torch
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(steps):
+        y = net(x)
+        loss = ((y - torch.rand_like(y)) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()

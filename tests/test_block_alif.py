@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import train_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,18 +32,6 @@ def params(th=0.5, step=0.1, di=0.25, dv=0.03, dth=0.05, dref=0.2, norm=False, *
 def spikes(shape, p=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(shape, generator=g) < p).float()
-
-
-def train_steps(net, x, steps=3, seed=0):
-    """A few optimizer steps on random targets (moves weights, delays, norm means, decays)."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(steps):
-        y = net(x)
-        loss = ((y - torch.rand_like(y)) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 def randomize_delays(net, hi=5.0):

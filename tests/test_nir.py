@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import train_steps
 
 from loihi_slayer import block, hdf5
 from loihi_slayer.block import cuba, sigma_delta
@@ -27,17 +28,6 @@ def params(th=0.5, di=0.25, dv=0.03, norm=False):
 def spikes(shape, p=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(shape, generator=g) < p).float()
-
-
-def train_steps(net, x, steps=3):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(steps):
-        y = net(x)
-        loss = ((y - torch.rand_like(y)) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 def roundtrip(net, tmp_path, **kw):

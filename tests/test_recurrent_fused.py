@@ -15,6 +15,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers import train_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -369,17 +370,6 @@ def test_feedback_grid_bounds():
 
 
 # ------------------------------------------------------------------ chip equivalence
-
-
-def train_steps(net, x, steps=3, seed=0):
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(steps):
-        y = net(x)
-        loss = ((y - torch.rand_like(y)) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))

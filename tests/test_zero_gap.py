@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import train_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,18 +35,6 @@ T = 24
 def params(th=0.5, di=0.25, dv=0.03, norm=False):
     p = {"threshold": th, "current_decay": di, "voltage_decay": dv}
     return dict(p, norm=MeanOnlyBatchNorm) if norm else p
-
-
-def train_steps(net, x, steps=3, seed=0):
-    """A few optimizer steps on random targets (moves weights, delays, norm means)."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(steps):
-        y = net(x)
-        loss = ((y - torch.rand_like(y)) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 def assert_zero_gap(net, x, min_events=1):
