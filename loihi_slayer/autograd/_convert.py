@@ -13,18 +13,31 @@ from numba import njit, prange
 
 from .._threads import follow_torch_threads
 
-__all__ = ["scaled_sum", "to_int"]
+__all__ = ["INPUT_LIMIT", "chip_int", "scaled_sum", "to_int"]
+
+#: a neuron input whose integer synaptic sum ``|rint(x * scale)|`` reaches this is refused
+#: (NaN/inf too): beyond the chip's 32-bit accumulation
+INPUT_LIMIT = float(1 << 31)
+
+
+@njit(inline="always", cache=True)
+def chip_int(x, scale, limit):
+    """``(rint(x * scale), 0)`` as int64 (``scale`` is a float64, and so is the
+    product), or ``(0, 1)`` when ``|x * scale|`` is not below ``limit`` or not finite.
+    Branch-free (the refused value is replaced before the conversion), so the loops
+    around it vectorise."""
+    f = x * scale
+    ok = abs(f) < limit
+    return np.int64(np.rint(f if ok else 0.0)), 0 if ok else 1
 
 
 @njit(parallel=True, cache=True)
 def _rint(x, scale, limit, out):
     bad = 0
     for i in prange(x.shape[0]):
-        f = np.float64(x[i]) * scale
-        if not (abs(f) < limit):
-            bad += 1
-            f = 0.0
-        out[i] = np.int64(np.rint(f))
+        a, refused = chip_int(x[i], scale, limit)
+        bad += refused
+        out[i] = a
     return bad
 
 

@@ -30,13 +30,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
+from ._convert import INPUT_LIMIT, chip_int
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _sdnn_step = njit(inline="always", cache=True)(dynamics.sdnn_step)
-
-#: Inputs whose integer conversion reaches this magnitude are rejected (the
-#: kernels flag them; the caller raises). Keeps every product inside int64.
-INPUT_LIMIT = float(1 << 31)
 
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693359375)
@@ -169,10 +166,8 @@ def _cuba_chunk(
             _tile_in(x, n0, m, t0, tl, xt)
             for tt in range(tl):
                 for j in range(LANES):
-                    f = xt[tt, j] * in_scale
-                    ok = abs(f) < INPUT_LIMIT
-                    nbad[j] += not ok
-                    a = np.int64(np.rint(f if ok else 0.0))
+                    a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
+                    nbad[j] += refused
                     rc0 = sv[2, j] if refractory else 0
                     u, v, rc, s, vp = _cuba_step(
                         sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
@@ -493,10 +488,8 @@ def _sdnn_chunk(
             _tile_in(x, n0, m, t0, tl, xt)
             for tt in range(tl):
                 for j in range(LANES):
-                    f = xt[tt, j] * in_scale
-                    ok = abs(f) < limit
-                    nbad[j] += not ok
-                    a = np.int64(np.rint(f if ok else 0.0))
+                    a, refused = chip_int(xt[tt, j], in_scale, limit)
+                    nbad[j] += refused
                     d_prev = sv[1, j] - sv[2, j]
                     sg, ac, rs, er, p = _sdnn_step(
                         mode, a, sv[0, j], sv[1, j], sv[2, j], sv[3, j], pb[0, j], pb[1, j], 12, 6,

@@ -13,9 +13,9 @@ import math
 from numba import cuda
 
 from ..fixed import dynamics
+from ._convert import INPUT_LIMIT
 
 THREADS = 128
-INPUT_LIMIT = float(1 << 31)
 
 _cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
 _sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)

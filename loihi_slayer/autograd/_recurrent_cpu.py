@@ -30,6 +30,7 @@ from numba import njit, prange
 
 from ..fixed import dynamics
 from ..models import alif as _alif_model
+from ._convert import INPUT_LIMIT, chip_int
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _alif_step = njit(inline="always", cache=True)(_alif_model.step)
@@ -37,9 +38,6 @@ _alif_step = njit(inline="always", cache=True)(_alif_model.step)
 #: rows of the ALIF parameter table (the arguments of ``models.alif.step`` after ``a``)
 ALIF_PARAMS = ("i_decay", "v_decay", "th_decay", "ref_decay", "v_th_mant", "v_th_step",
                "ref_delay")  # fmt: skip
-
-#: inputs whose integer conversion reaches this magnitude are rejected (as the neuron op)
-INPUT_LIMIT = float(1 << 31)
 
 
 @njit(cache=True)
@@ -82,18 +80,6 @@ def _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid):
     _feedback_sum(acc, m_t, idx, nspk, fb_bias)
     for j in range(fb.shape[0]):
         fb[j] = acc[j] * grid
-
-
-@njit(inline="always", cache=True)
-def _chip_input(a, in_scale):
-    """``(rint(a * in_scale), 0)``, or ``(0, 1)`` when that is out of the accepted range.
-
-    Branch-free (the out-of-range value is replaced before the conversion), so the
-    per-neuron loop around it vectorizes.
-    """
-    f = a * in_scale
-    ok = abs(f) < INPUT_LIMIT
-    return np.int64(np.rint(f if ok else 0.0)), 0 if ok else 1
 
 
 @njit(inline="always", cache=True)
@@ -145,7 +131,7 @@ def _forward_item(
         z_row, s_row, vp_row = z[t, b], s_out[t, b], vp_out[t, b]
         for j in range(n):  # no branch: vectorized over neurons
             # the sum in z's dtype, as the step-by-step block adds
-            x, out_of_range = _chip_input(z_row[j] + fb[j], in_scale)
+            x, out_of_range = chip_int(z_row[j] + fb[j], in_scale, INPUT_LIMIT)
             flag |= out_of_range
             u, v, rc, s, vp = _cuba_step(
                 u_b[j], v_b[j], rc_b[j], x, i_dec[j], v_dec[j], v_th, ref, bias[j], 0,
@@ -186,7 +172,7 @@ def _alif_item(
         z_row, s_row, d_row = z[t, b], s_out[t, b], d_out[t, b]
         for j in range(n):
             # the sum in z's dtype, as the step-by-step block adds
-            x, out_of_range = _chip_input(z_row[j] + fb[j], in_scale)
+            x, out_of_range = chip_int(z_row[j] + fb[j], in_scale, INPUT_LIMIT)
             flag |= out_of_range
             u, v, th, rf, rc, s, v_rep, th_pre, r_pre = _alif_step(
                 sb[0, j], sb[1, j], sb[2, j], sb[3, j], sb[4, j], x,

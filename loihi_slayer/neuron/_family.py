@@ -32,15 +32,12 @@ import numpy as np
 import torch
 
 from .. import fixed
-from ..autograd._convert import to_int
+from ..autograd._convert import INPUT_LIMIT, to_int
 from ..errors import ParameterError
 from ..models.base import ModelParams, NeuronModel
 from . import base
 
 __all__ = ["INPUT_LIMIT", "Decay", "FamilyNeuron"]
-
-#: |scale * x| at or above this is refused (keeps every product inside int64)
-INPUT_LIMIT = float(1 << 31)
 
 
 @dataclass(frozen=True)
