@@ -37,7 +37,13 @@ from . import _recurrent_cpu as _kern
 from .cuba import BatchMean, decay_int
 from .op import kernel_op
 
-__all__ = ["alif_recurrent", "cuba_recurrent", "feedback_grid", "supports"]
+__all__ = [
+    "alif_recurrent",
+    "cuba_recurrent",
+    "feedback_grid",
+    "feedback_weight_grad",
+    "supports",
+]
 
 #: spike density up to which the recurrent weight gradient is scattered per spike (one
 #: row addition per spike) rather than one BLAS product (the measured cross-over at 512
@@ -200,27 +206,12 @@ def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, sc
         sigma.masked_fill_(r_out.bool(), 0.0)
     g_a = torch.zeros_like(vp) if g_s is None else torch.empty_like(vp).copy_(g_s)
     w_fb = _compact(w.detach().to(vp.dtype))
-    compact = w_fb.shape[0] != n
     for t in range(steps - 1, -1, -1):
         g = g_a[t]
         if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
-            nxt = g_a[t + 1]
-            if compact:  # W = o + (d - o) I
-                diag, off = w_fb[0, 0], w_fb[0, 1]
-                g.add_(nxt.sum(1, keepdim=True) * off).add_(nxt * (diag - off))
-            else:
-                g.addmm_(nxt, w_fb)
+            add_feedback_grad(g, g_a[t + 1], w_fb)
         g.mul_(sigma[t])
-    if not needs[1]:
-        g_w = w.new_empty(0)
-    elif float(s[:-1].sum()) <= _SPARSE_SPIKES * s[:-1].numel():
-        g_wt = torch.zeros((n, n), dtype=vp.dtype)
-        _kern.weight_grad_sparse(
-            g_a[1:].reshape(-1, n).numpy(), s[:-1].reshape(-1, n).numpy(), g_wt.numpy()
-        )
-        g_w = g_wt.t().to(w.dtype)
-    else:
-        g_w = (g_a[1:].reshape(-1, n).t() @ s[:-1].reshape(-1, n)).to(w.dtype)
+    g_w = feedback_weight_grad(g_a, s, w) if needs[1] else w.new_empty(0)
     g_dec = torch.zeros((2, n), dtype=torch.float64)
     if needs[2] or needs[3]:
         g64 = g_a.to(torch.float64)
@@ -233,6 +224,33 @@ def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, sc
         _decay_grad(dec[0], current_decay) if needs[2] else current_decay.new_empty(0),
         _decay_grad(dec[1], voltage_decay) if needs[3] else voltage_decay.new_empty(0),
     )
+
+
+def add_feedback_grad(g: Tensor, nxt: Tensor, w_fb: Tensor) -> None:
+    """``g += nxt @ w_fb`` in place (the feedback's gradient into the spikes); ``w_fb``
+    ``(n, n)`` or its compact KWTA form ``[[d, o]]`` (:func:`_compact`: O(n) per row)."""
+    if w_fb.shape[0] != g.shape[-1]:  # W = o + (d - o) I
+        diag, off = w_fb[0, 0], w_fb[0, 1]
+        g.add_(nxt.sum(1, keepdim=True) * off).add_(nxt * (diag - off))
+    else:
+        g.addmm_(nxt, w_fb)
+
+
+def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
+    r""":math:`\sum_t g_a[t]\, s[t-1]^\top` of time-major ``(T, B, n)`` arrays, as ``w``'s
+    dtype: the gradient of the feedback weight ``w`` (``(n, n)``, feedback ``w s[t-1]``).
+
+    A per-spike scatter (:func:`._recurrent_cpu.weight_grad_sparse`) up to a spike
+    density of :data:`_SPARSE_SPIKES`, else one BLAS product.
+    """
+    n = g_a.shape[-1]
+    if float(s[:-1].sum()) <= _SPARSE_SPIKES * s[:-1].numel():
+        g_wt = torch.zeros((n, n), dtype=g_a.dtype)
+        _kern.weight_grad_sparse(
+            g_a[1:].reshape(-1, n).numpy(), s[:-1].reshape(-1, n).numpy(), g_wt.numpy()
+        )
+        return g_wt.t().to(w.dtype)
+    return (g_a[1:].reshape(-1, n).t() @ s[:-1].reshape(-1, n)).to(w.dtype)
 
 
 def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:

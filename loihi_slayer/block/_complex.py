@@ -24,6 +24,11 @@ parts: through the complex recurrent synapse (``Recurrent``) or, for ``KWTA``,
 the same real lateral weights and bias added to the real and the imaginary
 input (lava-dl's KWTA has no complex form; this is our choice).
 
+The time loop runs fused (:mod:`loihi_slayer.autograd.recurrent_complex`, one
+compiled call with the feedback inside, bit-exact with the step-by-step loop)
+where :data:`FUSED_LOOPS` has the neuron class and the conditions of
+:mod:`loihi_slayer.block.recurrent` hold (``block.recurrent.FUSED`` switches both).
+
 **Affine** (``rf``, ``rf_iz``): returns the pair ``(real, imag)`` of the neuron
 state (``dynamics=True``) or of the synapse (``dynamics=False``); the neuron's
 threshold is set to the largest ``vThMant`` the model accepts (131071), which
@@ -32,6 +37,8 @@ the saturated phase state cannot cross.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,8 +46,10 @@ import torch.nn.functional as F
 from .. import hdf5
 from ..errors import UnsupportedLayerError
 from ..fixed.params import VTH_MANT_MAX
+from ..neuron import adrf, adrf_iz, rf, rf_iz
 from ..synapse import complex as complex_synapse
 from . import base
+from . import recurrent as _recurrent
 
 
 class _Complex:
@@ -124,7 +133,13 @@ class Recurrent(_Complex, base.AbstractRecurrent):
 
     def _neuron_forward(self, z):
         n = z[0].shape[1]
-        return _complex_loop(self, z, lambda s: self.recurrent_synapse(s.reshape(-1, n, 1)))
+        rec = self.recurrent_synapse
+        fb_dtype = torch.float64 if rec.exact else z[0].dtype  # the dtype the synapse returns
+
+        def weights():
+            return tuple(p.pre_hook_weight.reshape(n, n).to(fb_dtype) for p in (rec.real, rec.imag))
+
+        return _complex_loop(self, z, lambda s: rec(s.reshape(-1, n, 1)), weights)
 
 
 class KWTA(_Complex, base.AbstractKWTA):
@@ -143,17 +158,47 @@ class KWTA(_Complex, base.AbstractKWTA):
             f = (F.linear(s, r) + b).unsqueeze(-1)
             return f, f
 
-        return _complex_loop(self, z, feedback)
+        return _complex_loop(self, z, feedback, lambda: (r, r), b)
 
 
-def _complex_loop(block, z, feedback):
-    """One step at a time: ``neuron((re[t] + f_re, im[t] + f_im))`` with ``f = feedback(s[t-1])``.
+def _fused_resonator(neuron, z, w, b):
+    """The fused loop of :mod:`loihi_slayer.autograd.recurrent_complex` behind the checks of
+    :mod:`loihi_slayer.autograd.recurrent`; None where it would not reproduce the step loop."""
+    from ..autograd import recurrent as fused
+    from ..autograd.recurrent_complex import resonator_recurrent
+
+    dtype = z[0].dtype
+    if not fused.supports(neuron, z[0]) or any(t.dtype != dtype for t in (z[1], *w)):
+        return None
+    grids = tuple(fused.feedback_grid(part, b, neuron.w_scale) for part in w)
+    if any(g is None for g in grids):
+        return None
+    return resonator_recurrent(neuron, z, w, b, grids)
+
+
+#: fused time loops by neuron class (exact class: a subclass may change the dynamics);
+#: ``run(neuron, (z_re, z_im), (W_re, W_im), b)`` returns the spikes or None (step loop)
+FUSED_LOOPS: dict[type, Callable] = {
+    cls.Neuron: _fused_resonator for cls in (rf, rf_iz, adrf, adrf_iz)
+}
+
+
+def _complex_loop(block, z, feedback, weights, bias=None):
+    """Spikes of ``neuron((re[t] + f_re, im[t] + f_im))`` with ``f = feedback(s[t-1])``: fused
+    where it can be (``weights()`` gives the feedback ``(W_re, W_im)``, ``bias`` its constant),
+    else one step at a time.
 
     The neuron carries its state between steps (reset at each call unless persistent).
     """
     neuron = block.neuron
     if not block.persistent_state:
         neuron.reset_state()
+    if _recurrent.FUSED and not torch.compiler.is_compiling():
+        run = FUSED_LOOPS.get(type(neuron))
+        if run is not None:
+            s = run(neuron, z, weights(), bias)
+            if s is not None:
+                return s
     re, im = z
     spike = re.new_zeros(re.shape[:-1])
     outs = []

@@ -24,6 +24,20 @@ Kernel signature (CPU and CUDA alike)::
 ``x_i`` are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
 table (column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
 ``o_k`` the ``(N, T)`` trace outputs, or ``(N, 0)`` for traces not recorded.
+
+The ``'recurrent'`` target is the training-side fused recurrence of a
+Recurrent/KWTA block (:mod:`loihi_slayer.autograd.recurrent_complex`): the whole
+time loop with the spike feedback inside, for any model with a spike trace ``s``::
+
+    kernel(z_0, ..., z_{I-1}, m_0, ..., m_{I-1}, fb_bias, grid, in_scale, p, st,
+           o_0, ..., o_{K-1}, pre, bad)
+
+``z_i`` ``(T, B, n)`` float feed-forward input of model input ``i``, ``m_i`` its
+int32 feedback mantissas (``(n, n)``, ``m_i[j, o]`` from neuron ``j`` to ``o``, or
+the compact KWTA form), ``fb_bias`` ``(I,)`` int64, ``grid = 2**-k``,
+``in_scale`` the weight scale, ``p`` ``(P, n)``, ``st`` ``(S, B * n)``, ``o_k``
+``(T, B, n)`` int32 traces (all recorded), ``pre`` ``(Q, T | 0, B, n)`` int32, the
+first ``Q`` states before each step, ``bad`` ``(B,)`` int8 (input out of range).
 """
 
 from __future__ import annotations
@@ -103,7 +117,7 @@ def _call(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str
     return ", ".join(exprs)
 
 
-_TEMPLATE_VERSION = "4"
+_TEMPLATE_VERSION = "5"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -232,8 +246,111 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     return lines
 
 
+def _recurrent_item(model: _Stepped) -> list[str]:
+    """The inlined function running batch item ``b`` of the fused recurrence (see the
+    module docstring): per step, the feedback of the last step's spikes for each input
+    (:func:`loihi_slayer.autograd._recurrent_cpu._feedback`), the sum with the
+    feed-forward input in its dtype and its chip integer (``chip_int``, as the training
+    neuron converts), the step over the neurons, the list of this step's spikes."""
+    ns, ni, nk = len(model.states), len(model.inputs), len(model.traces)
+    st_traces = model.step_traces
+    zs, ms, outs = _names("z", ni), _names("m", ni), _names("o", nk)
+    spike = model.traces.index("s")
+    lines = [
+        '@njit(inline="always", cache=True)',
+        f"def _item(b, {', '.join(zs + ms)}, fb_bias, grid, in_scale, p, st, "
+        f"{', '.join(outs)}, pre, bad):",
+        "    steps, n = z0.shape[0], z0.shape[2]",
+        "    acc = np.empty(n, np.int32)",
+        "    idx = np.empty(n, np.int64)",
+    ]
+    lines += [f"    fb{i} = np.empty(n, z0.dtype)" for i in range(ni)]
+    lines += [
+        "    nspk = 0",
+        "    flag = 0",
+        "    sb = st[:, b * n : (b + 1) * n]",
+        "    rec_p = pre.shape[1] > 0",
+        "    for t in range(steps):",
+    ]
+    lines += [
+        f"        _feedback(fb{i}, acc, m{i}, idx, nspk, fb_bias[{i}], grid)" for i in range(ni)
+    ]
+    lines += [
+        "        if rec_p:",
+        "            for q in range(pre.shape[0]):",
+        "                for j in range(n):",
+        "                    pre[q, t, b, j] = sb[q, j]",
+    ]
+    lines += [f"        zr{i} = z{i}[t, b]" for i in range(ni)]
+    lines += [f"        or{i} = o{i}[t, b]" for i in range(nk)]
+    lines.append("        for j in range(n):")
+    for i in range(ni):
+        lines += [
+            f"            x{i}, e{i} = chip_int(zr{i}[j] + fb{i}[j], in_scale, INPUT_LIMIT)",
+            f"            flag |= e{i}",
+        ]
+    s_out = [f"s{i}" for i in range(ns)]
+    r_out = [f"r{i}" for i in range(len(st_traces))]
+    call = _call(model, lambda i: f"sb[{i}, j]", lambda i: f"x{i}", lambda i: f"p[{i}, j]")
+    lines.append(f"            {', '.join(s_out + r_out)} = _step({call})")
+    lines += [f"            sb[{i}, j] = s{i}" for i in range(ns)]
+    for i, name in enumerate(model.traces):
+        src = (
+            f"s{model.states.index(name)}"
+            if name in model.state_traces
+            else f"r{st_traces.index(name)}"
+        )
+        lines.append(f"            or{i}[j] = {src}")
+    lines += [
+        f"        nspk = _spike_list(idx, or{spike})",
+        "    if flag:",
+        "        bad[b] = 1",
+    ]
+    return lines
+
+
+def _render_recurrent(model: _Stepped) -> list[str]:
+    """Body of the ``'recurrent'`` module: ``kernel`` (batch items on threads) and
+    ``kernel_serial``."""
+    ni, nk = len(model.inputs), len(model.traces)
+    args = ", ".join(
+        _names("z", ni) + _names("m", ni) + ["fb_bias", "grid", "in_scale", "p", "st"]
+        + _names("o", nk) + ["pre", "bad"]
+    )  # fmt: skip
+    body = [
+        "import numpy as np",
+        "from numba import njit, prange",
+        "",
+        "from loihi_slayer.autograd._convert import INPUT_LIMIT, chip_int",
+        "from loihi_slayer.autograd._recurrent_cpu import _feedback, _spike_list",
+        "",
+        '_step = njit(inline="always", cache=True)(_py_step)',
+        "",
+        "",
+    ]
+    body += _recurrent_item(model) + ["", ""]
+    for name, deco, loop in (
+        ("kernel", "@njit(parallel=True, cache=True)", "prange"),
+        ("kernel_serial", "@njit(cache=True)", "range"),
+    ):
+        body += [
+            deco,
+            f"def {name}({args}):",
+            f"    for b in {loop}(z0.shape[1]):",
+            f"        _item(b, {args})",
+            "",
+            "",
+        ]
+    return body
+
+
+#: generated module targets
+TARGETS = ("cpu", "cuda", "recurrent")
+
+
 def render(model: _Stepped, target: str) -> str:
-    """Source text of the ``'cpu'`` or ``'cuda'`` kernel module of ``model``."""
+    """Source text of the ``'cpu'``, ``'cuda'`` or ``'recurrent'`` kernel module of
+    ``model``."""
     step = model.step
     nk = len(model.traces)
     xs = _names("x", len(model.inputs))
@@ -272,6 +389,8 @@ def render(model: _Stepped, target: str) -> str:
                 "",
                 "",
             ]
+    elif target == "recurrent":
+        body = _render_recurrent(model)
     elif target == "cuda":
         body = [
             "from numba import cuda",
@@ -287,7 +406,7 @@ def render(model: _Stepped, target: str) -> str:
         body += _loop_body(model, "        ")
         body += [""]
     else:
-        raise ValueError(f"target must be 'cpu' or 'cuda', got {target!r}")
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     return "\n".join(head + body).rstrip() + "\n"
 
 

@@ -1,0 +1,230 @@
+r"""Fused recurrence of the resonator Recurrent and KWTA blocks (RF, RF_IZ, ADRF, ADRF_IZ):
+the whole time loop in one compiled call, forward and backward.
+
+A resonator Recurrent/KWTA block computes, step by step,
+
+.. math::
+
+    a_{re}[t] = z_{re}[t] + W_{re}\, s[t-1] + b, \qquad
+    a_{im}[t] = z_{im}[t] + W_{im}\, s[t-1] + b, \qquad
+    s[t] = f(a_{re}[t], a_{im}[t])
+
+with ``f`` the resonator training neuron (its integer state carried between steps
+without gradient) and :math:`s[-1] = 0`; KWTA feeds the same lateral weights into
+both parts (:mod:`loihi_slayer.block._complex`). :func:`resonator_recurrent` runs the
+loop in one kernel generated from the model's declared step
+(:func:`loihi_slayer.fixed.codegen.kernel_module`, target ``'recurrent'``), so the four
+models share this module, and returns exactly the spikes and end state of the
+step-by-step loop. The conditions are those of :mod:`.recurrent` (exact feedback on
+the ``1/scale`` grid, binary spikes, no dropout, CPU, eager mode).
+
+**Backward** (the step-by-step block's gradients: each neuron call is one step, its
+state a constant of the gradient):
+
+.. math::
+
+    g_s[t] &= \frac{\partial L}{\partial s[t]}
+        + W_{re}^\top g_{re}[t+1] + W_{im}^\top g_{im}[t+1] \\
+    g_{re}[t] &= g_s[t]\,\frac{\partial s}{\partial \mathrm{re}}[t], \qquad
+    g_{im}[t] = g_s[t]\,\frac{\partial s}{\partial \mathrm{im}}[t]
+
+with the neuron's surrogate (:func:`._resonator_ref.surrogate`: the phase spike of RF
+and ADRF, the spike on ``im`` of the Izhikevich models), :math:`\partial L/\partial
+z_{re}[t] = g_{re}[t]`, :math:`\partial L/\partial z_{im}[t] = g_{im}[t]`, the feedback
+weight gradients :math:`\sum_t g_{re}[t]\,s[t-1]^\top` (and ``im``), and the rotation
+gradients of one step (:mod:`._resonator_bwd`) summed over steps, taken at the state
+before each step:
+
+.. math::
+
+    \frac{\partial L}{\partial S} = \frac{1}{4096}\sum_t \big(g_{im}[t]\,\mathrm{re}^-[t]
+        - g_{re}[t]\,\mathrm{im}^-[t]\big), \qquad
+    \frac{\partial L}{\partial C} = \frac{1}{4096}\sum_t \big(g_{re}[t]\,\mathrm{re}^-[t]
+        + g_{im}[t]\,\mathrm{im}^-[t]\big)
+
+The surrogate is one vectorised pass; the sequential part is one ``(B, n) x (n, n)``
+product per part and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..fixed.codegen import kernel_module
+from . import _resonator_ref
+from .recurrent import (
+    _check_bad,
+    _compact,
+    _parallel,
+    _per_neuron,
+    _time_major,
+    add_feedback_grad,
+    feedback_weight_grad,
+)
+from .resonator import IMAG, ResonatorSpec
+
+__all__ = ["resonator_recurrent"]
+
+#: states recorded before each step for the rotation gradients (the first two of every
+#: resonator model)
+_PRE_STATES = ("re", "im")
+
+
+@dataclass
+class _Config:
+    """What the op needs besides its differentiable inputs."""
+
+    spec: ResonatorSpec
+    m: tuple[np.ndarray, np.ndarray]  # int32 feedback mantissas, kernel layout
+    fb_bias: np.ndarray  # (2,) int64
+    table: np.ndarray  # (P, n) int64 parameters
+    state: np.ndarray  # (S, B * n) int64, updated in place
+    shared_weight: bool  # KWTA: one weight feeds both parts
+    rot_shape: torch.Size  # of sin_decay and cos_decay (one value or one per neuron)
+
+
+class _Recurrence(torch.autograd.Function):
+    """``(z_re, z_im, w_re, w_im, sin_decay, cos_decay) -> s`` (time-major ``(T, B, n)``)."""
+
+    @staticmethod
+    def forward(ctx, z_re, z_im, w_re, w_im, sin_decay, cos_decay, cfg: _Config):
+        spec = cfg.spec
+        model = spec.model
+        batch, n, steps = z_re.shape
+        zs = [_time_major(z) for z in (z_re, z_im)]
+        traces = [torch.empty((steps, batch, n), dtype=torch.int32) for _ in model.traces]
+        pre = torch.empty((len(_PRE_STATES), steps, batch, n), dtype=torch.int32)
+        bad = torch.zeros(batch, dtype=torch.int8)
+        mod = kernel_module(model, "recurrent")
+        kern = mod.kernel if _parallel(batch, n, steps) else mod.kernel_serial
+        kern(
+            *(z.numpy() for z in zs), *cfg.m, cfg.fb_bias, 1.0 / spec.scale, float(spec.scale),
+            cfg.table, cfg.state, *(t.numpy() for t in traces), pre.numpy(), bad.numpy(),
+        )  # fmt: skip
+        _check_bad(bad, model.name.upper())
+        tr = dict(zip(model.traces, traces, strict=True))
+        s = tr["s"].to(z_re.dtype)
+        ctx.cfg = cfg
+        ctx.save_for_backward(s, tr["re"], tr["im"], tr.get("th"), tr.get("r"), pre, w_re, w_im)
+        ctx.mark_non_differentiable(pre)
+        return s, pre
+
+    @staticmethod
+    def backward(ctx, g_s, _g_pre):
+        s, re_i, im_i, th_i, r_i, pre, w_re, w_im = ctx.saved_tensors
+        cfg = ctx.cfg
+        spec = cfg.spec
+        steps, batch, n = s.shape
+        dt = s.dtype
+        inv = 1.0 / spec.s_scale
+
+        def scaled(a, b=None):  # the op's float traces: (a + b) / s_scale, as the neuron's
+            v = a.to(torch.float64) if b is None else a.to(torch.float64) + b
+            return (v * inv).to(dt).numpy()
+
+        thr = scaled(th_i, r_i) if th_i is not None else spec.theta
+        # float64 derivatives and products, rounded once, as the neuron's backward kernel
+        d_re, d_im = (
+            torch.from_numpy(np.asarray(d, np.float64))
+            for d in _resonator_ref.surrogate(
+                scaled(re_i).astype(np.float64), scaled(im_i).astype(np.float64), thr,
+                spec.tau_rho, spec.scale_rho, False, spec.mode,
+            )
+        )  # fmt: skip
+        real_part = spec.mode != IMAG  # the Izhikevich spike passes nothing to re
+        g = torch.zeros_like(s) if g_s is None else g_s.contiguous().clone()
+        gx = torch.zeros((2, steps, batch, n), dtype=dt)
+        w_fb = [_compact(w.detach().to(dt)) for w in (w_re, w_im)]
+        for t in range(steps - 1, -1, -1):
+            gt = g[t]
+            if t < steps - 1:
+                if cfg.shared_weight:
+                    add_feedback_grad(gt, gx[0, t + 1] + gx[1, t + 1], w_fb[0])
+                else:
+                    if real_part:
+                        add_feedback_grad(gt, gx[0, t + 1], w_fb[0])
+                    add_feedback_grad(gt, gx[1, t + 1], w_fb[1])
+            g64 = gt.to(torch.float64)
+            if real_part:
+                gx[0, t] = g64 * d_re[t]
+            gx[1, t] = g64 * d_im[t]
+        need = ctx.needs_input_grad
+        g_wre = g_wim = None
+        if cfg.shared_weight and (need[2] or need[3]):
+            g_wre = feedback_weight_grad(gx[0] + gx[1], s, w_re)
+        else:
+            g_wre = feedback_weight_grad(gx[0], s, w_re) if need[2] else None
+            g_wim = feedback_weight_grad(gx[1], s, w_im) if need[3] else None
+        g_sin = g_cos = None
+        if need[4] or need[5]:
+            gr, gi = gx[0].to(torch.float64), gx[1].to(torch.float64)
+            re0, im0 = pre[0], pre[1]
+            k = inv / 4096.0
+            g_sin = _per_param((gi * re0 - gr * im0).sum((0, 1)) * k, cfg.rot_shape)
+            g_cos = _per_param((gr * re0 + gi * im0).sum((0, 1)) * k, cfg.rot_shape)
+            g_sin, g_cos = g_sin.to(dt), g_cos.to(dt)
+        return gx[0].permute(1, 2, 0), gx[1].permute(1, 2, 0), g_wre, g_wim, g_sin, g_cos, None
+
+
+def _per_param(per_neuron: Tensor, shape: torch.Size) -> Tensor:
+    """Per-neuron gradient sums as a rotation parameter's: one value or one per neuron."""
+    g = per_neuron.sum().reshape(1) if shape.numel() == 1 else per_neuron
+    return g.reshape(shape)
+
+
+def resonator_recurrent(
+    neuron: Any,
+    z: tuple[Tensor, Tensor],
+    w: tuple[Tensor, Tensor],
+    b: Tensor | None,
+    grids: tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]],
+) -> Tensor:
+    """Spikes ``(B, n, T)`` of the resonator recurrence (see the module docstring).
+
+    Parameters
+    ----------
+    neuron
+        The block's resonator neuron (:class:`loihi_slayer.neuron._resonator.ResonatorNeuron`);
+        its persistent state is read and written back as the step-by-step loop does.
+    z
+        Feed-forward input ``(z_re, z_im)``, each ``(B, n, T)``.
+    w
+        Feedback weights ``(w_re, w_im)`` ``(n, n)`` in ``z``'s dtype (the same tensor
+        twice for KWTA); gradients flow into them.
+    b
+        Constant feedback bias (KWTA) or None; its mantissa is in ``grids``.
+    grids
+        :func:`.recurrent.feedback_grid` of each part (neither None).
+    """
+    z_re, z_im = z
+    for part in z:
+        neuron._check_input(part)
+    if neuron.requires_grad:
+        neuron.clamp()
+    batch, n, steps = z_re.shape
+    params = neuron.model_params(**neuron._device_values())
+    lead = (batch, n)
+    state = neuron._get_state(lead, params)
+    model = neuron.model
+    st = np.stack([np.asarray(state[k], np.int64).reshape(-1) for k in model.states])
+    spec = neuron.spec()
+    shared = w[0] is w[1]
+    cfg = _Config(
+        spec=spec,
+        m=tuple(_compact(torch.from_numpy(m)).numpy() for m, _ in grids),
+        fb_bias=np.array([bm for _, bm in grids], np.int64),
+        table=_per_neuron(params.vectors((n,)), n),
+        state=st,
+        shared_weight=shared,
+        rot_shape=neuron.sin_decay.shape,
+    )
+    s, pre = _Recurrence.apply(z_re, z_im, w[0], w[1], neuron.sin_decay, neuron.cos_decay, cfg)
+    neuron._keep_state({k: st[i].reshape(lead) for i, k in enumerate(model.states)})
+    if steps:
+        neuron._imag_before = pre[1, -1].to(z_re.dtype) / spec.s_scale
+    return s.permute(1, 2, 0)

@@ -1,0 +1,273 @@
+"""Fused recurrence of the resonator blocks (``autograd.recurrent_complex``) against the
+step-by-step loop it replaces.
+
+The reference is the block's own step-by-step loop (``block.recurrent.FUSED = False``:
+one resonator neuron call per step, the feedback through the complex recurrent synapse
+or KWTA's lateral weights into both parts). Spikes and the persistent state must be
+equal bit for bit, gradients (input, feed-forward and recurrent weights, self
+excitation, rotation) equal to float rounding; every comparison also checks whether the
+fused kernel really ran.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_recurrent_fused import assert_grads_close, run, spikes
+
+from loihi_slayer.autograd import recurrent_complex
+from loihi_slayer.block import adrf, adrf_iz, rf, rf_iz
+from loihi_slayer.block import recurrent as rec
+from loihi_slayer.errors import ParameterError
+from loihi_slayer.fixed import codegen
+from loihi_slayer.models import get as get_model
+from loihi_slayer.neuron.dropout import Dropout
+
+FAMILIES = {"rf": rf, "rf_iz": rf_iz, "adrf": adrf, "adrf_iz": adrf_iz}
+
+
+def params(family: str, th: float = 0.1, **kw) -> dict:
+    p = {"threshold": th, "period": 10, "decay": 0.1}
+    if family.startswith("adrf"):
+        p.update(threshold_step=0.05, threshold_decay=0.1, refractory_decay=0.2)
+    return {**p, **kw}
+
+
+def make(family: str, kind: str, n_in: int, n: int, **kw):
+    torch.manual_seed(0)
+    fam = FAMILIES[family]
+    p = params(family, **kw)
+    if kind == "kwta":
+        return fam.KWTA(p, n_in, n, num_winners=max(1, n // 3), weight_scale=3)
+    return fam.Recurrent(p, n_in, n, weight_scale=3)
+
+
+CASES = [(f, k) for f in FAMILIES for k in ("recurrent", "kwta")]
+IDS = [f"{f}_{k}" for f, k in CASES]
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """Counts the fused kernel runs."""
+    calls = []
+    real = recurrent_complex.resonator_recurrent
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recurrent_complex, "resonator_recurrent", spy)
+    return calls
+
+
+def compare(build, x, fused_calls, expect_fused=True, calls=1):
+    """Fused and step-by-step copies of the same block on ``x`` (``calls`` forwards)."""
+    blk_f = build()
+    blk_s = copy.deepcopy(blk_f)
+    for i in range(calls):
+        n0 = len(fused_calls)
+        y_f, g_f = run(blk_f, x, True, grad_seed=i)
+        assert (len(fused_calls) > n0) == expect_fused
+        y_s, g_s = run(blk_s, x, False, grad_seed=i)
+        assert y_f.dtype == y_s.dtype
+        assert torch.equal(y_f, y_s), f"call {i}: spikes differ"
+        assert all(bool(torch.isfinite(g).all()) for g in g_s.values())
+        assert_grads_close(g_f, g_s)
+        for name in ("real_state", "imag_state"):
+            a, b = getattr(blk_f.neuron, name), getattr(blk_s.neuron, name)
+            assert (a is None and b is None) or torch.equal(a, b), name
+        a, b = blk_f.neuron._imag_before, blk_s.neuron._imag_before
+        assert torch.equal(torch.as_tensor(a).reshape(-1), torch.as_tensor(b).reshape(-1))
+    return y_f
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES, ids=IDS)
+@pytest.mark.parametrize(("batch", "n_in", "n", "steps"), [(1, 7, 5, 20), (3, 12, 10, 30)])
+def test_fused_equals_step_loop(family, kind, batch, n_in, n, steps, fused_calls):
+    x = spikes((batch, n_in, steps), p=0.4, seed=batch)
+    y = compare(lambda: make(family, kind, n_in, n, requires_grad=True), x, fused_calls)
+    assert y.sum() > 0
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES, ids=IDS)
+@pytest.mark.parametrize(
+    "extra",
+    [{"shared_param": False, "requires_grad": True}, {"threshold": 1 / 64}, {"scale": 16}],
+    ids=["per_channel", "lowest_threshold", "scale16"],
+)
+def test_fused_neuron_variants(family, kind, extra, fused_calls):
+    x = spikes((3, 10, 30), p=0.5, seed=3)
+    compare(lambda: make(family, kind, 10, 8, **extra), x, fused_calls)
+
+
+@pytest.mark.parametrize(("family", "kind"), [("rf_iz", "recurrent"), ("adrf", "kwta")])
+def test_fused_parallel_kernels(family, kind, fused_calls):
+    """Work above PARALLEL_MIN_WORK: batch items on threads."""
+    x = spikes((11, 40, 100), p=0.4, seed=11)
+    compare(lambda: make(family, kind, 40, 64, requires_grad=True), x, fused_calls)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_fused_float64_and_persistent_state(family, fused_calls):
+    """float64 blocks, and state carried across calls (reset when the batch size changes)."""
+    x = spikes((2, 9, 20), p=0.5).double()
+    compare(lambda: make(family, "kwta", 9, 7, requires_grad=True).double(), x, fused_calls)
+    blk_f = make(family, "recurrent", 10, 8, persistent_state=True, requires_grad=True)
+    blk_s = copy.deepcopy(blk_f)
+    x = spikes((2, 10, 15), p=0.5, seed=2)
+    for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
+        y_f, g_f = run(blk_f, xi, True, grad_seed=i)
+        y_s, g_s = run(blk_s, xi, False, grad_seed=i)
+        assert torch.equal(y_f, y_s), i
+        assert_grads_close(g_f, g_s)
+        assert torch.equal(blk_f.neuron.real_state, blk_s.neuron.real_state)
+        assert torch.equal(blk_f.neuron.imag_state, blk_s.neuron.imag_state)
+    assert len(fused_calls) == 5
+    assert blk_f.neuron.real_state.abs().sum() > 0  # the state really was carried
+
+
+# --------------------------------------------------------- property tests at the edges
+
+
+@st.composite
+def recurrence(draw):
+    """A resonator block with integer inputs and weights on the grid, reaching the 24-bit
+    saturation, ties at the threshold (``re == vThMant * 64``) and every rotation."""
+    family = draw(st.sampled_from(sorted(FAMILIES)))
+    scale = draw(st.sampled_from([16, 64]))
+    n = draw(st.integers(1, 6))
+    batch = draw(st.integers(1, 3))
+    steps = draw(st.integers(1, 12))
+    th_mant = draw(st.integers(1, 12))  # a resonator needs a positive threshold
+    big = draw(st.booleans())
+    lim = (1 << 20) if big else 16
+    size = 2 * batch * n * steps
+    a_ff = draw(st.lists(st.integers(-lim, lim), min_size=size, max_size=size))
+    w = draw(st.lists(st.integers(-128, 127), min_size=2 * n * n, max_size=2 * n * n))
+    neuron = params(
+        family, th_mant / scale, period=draw(st.sampled_from([4, 4.5, 10, 1000])),
+        decay=draw(st.sampled_from([0.0, 0.1, 1.0])), scale=scale, requires_grad=True,
+    )  # fmt: skip
+    if family.startswith("adrf"):
+        neuron.update(
+            threshold_step=draw(st.integers(0, 6)) / scale,
+            threshold_decay=draw(st.sampled_from([0, 1, 2048, 4096])) / 4096,
+            refractory_decay=draw(st.sampled_from([0, 1, 2048, 4096])) / 4096,
+        )
+    z = torch.tensor(a_ff, dtype=torch.float32).reshape(2, batch, n, steps) / scale
+    w_m = torch.tensor(w, dtype=torch.float32).reshape(2, n, n) * 2  # even mantissas
+    return family, neuron, z, w_m, scale, draw(st.floats(0, 1)), draw(st.integers(0, n))
+
+
+def neuron_run(blk, z, fused: bool):
+    old = rec.FUSED
+    rec.FUSED = fused
+    try:
+        blk.zero_grad(set_to_none=True)
+        z = tuple(part.detach().clone().requires_grad_() for part in z)
+        s = blk._neuron_forward(z)
+        g = torch.rand(s.shape, generator=torch.Generator().manual_seed(1))
+        (s * g).sum().backward()
+    finally:
+        rec.FUSED = old
+    grads = {n: p.grad.clone() for n, p in blk.named_parameters() if p.grad is not None}
+    grads["z_re"], grads["z_im"] = z[0].grad.clone(), z[1].grad.clone()
+    return s.detach(), grads
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=recurrence(), kwta=st.booleans())
+def test_property_ties_and_saturation(case, kwta, fused_calls):
+    family, neuron, z, w_m, scale, excitation, winners = case
+    n = z.shape[2]
+    fam = FAMILIES[family]
+    if kwta:
+        blk = fam.KWTA(neuron, n, n, num_winners=winners, self_excitation=excitation)
+    else:
+        blk = fam.Recurrent(neuron, n, n)
+        with torch.no_grad():
+            parts = (blk.recurrent_synapse.real, blk.recurrent_synapse.imag)
+            for part, m in zip(parts, w_m, strict=True):
+                part.weight.copy_(m.reshape(n, n, 1, 1, 1) / scale)
+    ref = copy.deepcopy(blk)
+    n0 = len(fused_calls)
+    s_f, g_f = neuron_run(blk, z, True)
+    assert len(fused_calls) == n0 + 1
+    s_s, g_s = neuron_run(ref, z, False)
+    assert torch.equal(s_f, s_s)
+    if all(bool(torch.isfinite(g).all()) for g in g_s.values()):
+        assert_grads_close(g_f, g_s)
+    assert torch.equal(blk.neuron.real_state, ref.neuron.real_state)
+
+
+def test_tie_at_threshold_spikes_and_feeds_back(fused_calls):
+    """RF_IZ at its threshold: ``im >= vThMant * 64`` spikes on equality (spec §6.3), and
+    that spike's feedback lifts the other neuron to its threshold on the next step."""
+    p = params("rf_iz", th=10 / 64, period=1000, decay=1.0)  # no memory: im = 64 x_im
+    blk = rf_iz.Recurrent(p, 2, 2)
+    with torch.no_grad():
+        blk.recurrent_synapse.real.weight.zero_()
+        blk.recurrent_synapse.imag.weight.copy_(
+            torch.tensor([[0, 0], [2 / 64, 0]]).reshape(2, 2, 1, 1, 1)
+        )
+    z_re = torch.zeros(1, 2, 3)
+    z_im = torch.zeros(1, 2, 3)
+    z_im[0, 0, 0] = 10 / 64  # neuron 0 at its threshold at t = 0: a spike
+    z_im[0, 1, :] = 8 / 64  # neuron 1 two below; the feedback (+2) lifts it at t = 1
+    for fused in (True, False):
+        rec.FUSED = fused
+        try:
+            s = blk._neuron_forward((z_re, z_im))
+        finally:
+            rec.FUSED = True
+        assert s[0].tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert len(fused_calls) == 1
+
+
+def test_too_large_input_is_refused_in_both_paths(fused_calls):
+    blk = rf.Recurrent(params("rf"), 3, 3)
+    z = (torch.zeros(1, 3, 4), torch.full((1, 3, 4), 2.0**32 / 64))
+    for fused in (True, False):
+        rec.FUSED = fused
+        try:
+            with pytest.raises(ParameterError, match="2\\*\\*31"):
+                blk._neuron_forward(z)
+        finally:
+            rec.FUSED = True
+    assert len(fused_calls) == 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: rf.Recurrent(params("rf", graded_spike=True), 6, 5),
+        lambda: rf_iz.KWTA(params("rf_iz", dropout=Dropout(p=0.0)), 6, 5, 2),
+        lambda: adrf.Recurrent(params("adrf"), 6, 5, pre_hook_fx=lambda w: w),  # off the grid
+        lambda: adrf_iz.Recurrent(params("adrf_iz", scale=48), 6, 5),  # grid 1/48
+    ],
+    ids=["graded", "dropout", "unquantized", "scale48"],
+)
+def test_uncovered_cases_keep_the_step_loop(build, fused_calls):
+    x = spikes((2, 6, 12), p=0.6)
+    compare(build, x, fused_calls, expect_fused=False)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_generated_recurrent_module_names_every_trace(family):
+    """The generated fused kernel writes every trace of the model's declaration, and its
+    spike list comes from the trace named ``s``."""
+    model = get_model(family)
+    src = codegen.render(model, "recurrent")
+    for i in range(len(model.traces)):
+        assert f"or{i}[j] = " in src
+    assert f"_spike_list(idx, or{model.traces.index('s')})" in src
+    assert np.all([f"x{i}, e{i} = chip_int" in src for i in range(len(model.inputs))])
