@@ -28,9 +28,10 @@ state a constant of the gradient):
     g_{re}[t] &= g_s[t]\,\frac{\partial s}{\partial \mathrm{re}}[t], \qquad
     g_{im}[t] = g_s[t]\,\frac{\partial s}{\partial \mathrm{im}}[t]
 
-with the neuron's surrogate (:func:`._resonator_ref.surrogate`: the phase spike of RF
-and ADRF, the spike on ``im`` of the Izhikevich models), :math:`\partial L/\partial
-z_{re}[t] = g_{re}[t]`, :math:`\partial L/\partial z_{im}[t] = g_{im}[t]`, the feedback
+with the neuron's surrogate (its own backward kernel, :func:`.resonator.run_backward`:
+the phase spike of RF and ADRF, the spike on ``im`` of the Izhikevich models),
+:math:`\partial L/\partial z_{re}[t] = g_{re}[t]`,
+:math:`\partial L/\partial z_{im}[t] = g_{im}[t]`, the feedback
 weight gradients :math:`\sum_t g_{re}[t]\,s[t-1]^\top` (and ``im``), and the rotation
 gradients of one step (:mod:`._resonator_bwd`) summed over steps, taken at the state
 before each step:
@@ -42,7 +43,7 @@ before each step:
     \frac{\partial L}{\partial C} = \frac{1}{4096}\sum_t \big(g_{re}[t]\,\mathrm{re}^-[t]
         + g_{im}[t]\,\mathrm{im}^-[t]\big)
 
-The surrogate is one vectorised pass; the sequential part is one ``(B, n) x (n, n)``
+The surrogate is one parallel pass over all steps; the sequential part is one ``(B, n) x (n, n)``
 product per part and step.
 """
 
@@ -56,7 +57,6 @@ import torch
 from torch import Tensor
 
 from ..fixed.codegen import kernel_module
-from . import _resonator_ref
 from .recurrent import (
     _check_bad,
     _compact,
@@ -66,7 +66,7 @@ from .recurrent import (
     add_feedback_grad,
     feedback_weight_grad,
 )
-from .resonator import IMAG, ResonatorSpec
+from .resonator import IMAG, ResonatorSpec, run_backward
 
 __all__ = ["resonator_recurrent"]
 
@@ -123,19 +123,7 @@ class _Recurrence(torch.autograd.Function):
         dt = s.dtype
         inv = 1.0 / spec.s_scale
 
-        def scaled(a, b=None):  # the op's float traces: (a + b) / s_scale, as the neuron's
-            v = a.to(torch.float64) if b is None else a.to(torch.float64) + b
-            return (v * inv).to(dt).numpy()
-
-        thr = scaled(th_i, r_i) if th_i is not None else spec.theta
-        # float64 derivatives and products, rounded once, as the neuron's backward kernel
-        d_re, d_im = (
-            torch.from_numpy(np.asarray(d, np.float64))
-            for d in _resonator_ref.surrogate(
-                scaled(re_i).astype(np.float64), scaled(im_i).astype(np.float64), thr,
-                spec.tau_rho, spec.scale_rho, False, spec.mode,
-            )
-        )  # fmt: skip
+        d_re, d_im = _surrogate(re_i, im_i, th_i, r_i, spec, dt)
         real_part = spec.mode != IMAG  # the Izhikevich spike passes nothing to re
         g = torch.zeros_like(s) if g_s is None else g_s.contiguous().clone()
         gx = torch.zeros((2, steps, batch, n), dtype=dt)
@@ -169,6 +157,27 @@ class _Recurrence(torch.autograd.Function):
             g_cos = _per_param((gr * re0 + gi * im0).sum((0, 1)) * k, cfg.rot_shape)
             g_sin, g_cos = g_sin.to(dt), g_cos.to(dt)
         return gx[0].permute(1, 2, 0), gx[1].permute(1, 2, 0), g_wre, g_wim, g_sin, g_cos, None
+
+
+def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
+    """``(ds/dre, ds/dim)`` float64 ``(T, B, n)`` at the integer traces: the neuron's
+    backward kernel (:func:`.resonator.run_backward`) run once over every step with a unit
+    spike gradient, on the float traces the neuron computes (``/ s_scale``, in ``dt``)."""
+    shape = re_i.shape
+    inv = 1.0 / spec.s_scale
+
+    def traced(a, b=None):  # the neuron's float trace, as float64 for the kernel
+        v = a.to(torch.float64) if b is None else a.to(torch.float64) + b
+        return (v * inv).to(dt).to(torch.float64).reshape(-1, 1)
+
+    thr = traced(th_i, r_i) if th_i is not None else None
+    ones = torch.ones((re_i.numel(), 1), dtype=torch.float64)
+    zero = np.zeros(1)
+    d_re, d_im, _, _ = run_backward(
+        ones, None, None, traced(re_i), traced(im_i), thr, None, spec, zero, zero, None, None,
+        False, "cpu",
+    )  # fmt: skip
+    return d_re.reshape(shape), d_im.reshape(shape)
 
 
 def _per_param(per_neuron: Tensor, shape: torch.Size) -> Tensor:
