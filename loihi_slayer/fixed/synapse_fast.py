@@ -164,7 +164,7 @@ def _copy_delayed(dst, base, src, lag, binary):
     start = base + lag
     if binary:
         for t in range(src.shape[0] - lag):
-            dst[start + t] = 1 if src[t] != 0 else 0
+            dst[start + t] = src[t] != 0
     else:
         for t in range(src.shape[0] - lag):
             dst[start + t] = src[t]
@@ -195,15 +195,20 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
         for ox in range(w_out):
             ixs[ox] = _tap(ox, kx, sw, pw, dw, wd, transpose)
         row = cols[k]
+        oy, ox = y0, p0 % w_out  # the pixel walks row-major: no division per pixel
         for q in range(npix):
-            p = p0 + q
-            iy = iys[p // w_out - y0]
-            ix = ixs[p % w_out]
+            iy = iys[oy - y0]
+            ix = ixs[ox]
             base = q * steps
             if iy < 0 or ix < 0:
-                row[base : base + steps] = 0
+                for t in range(steps):
+                    row[base + t] = 0
             else:
                 _copy_delayed(row, base, x[ci, iy, ix], lag, binary)
+            ox += 1
+            if ox == w_out:
+                ox = 0
+                oy += 1
 
 
 @njit(nogil=True, cache=True)
