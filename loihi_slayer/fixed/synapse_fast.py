@@ -157,35 +157,47 @@ def _tap(o, k, stride, pad, dil, size, transpose):
 
 
 @njit(inline="always", cache=True)
-def _copy_delayed(dst, base, src, lag, binary):
-    """``dst[base + t] = src[t - lag]`` for ``t < len(src)`` (0 before ``lag``; 0/1 spikes)."""
+def _copy_run(dst, d0, src, s0, n, lag, binary):
+    """``dst[d0 : d0 + lag] = 0``, then ``dst[d0 + lag + t] = src[s0 + t]`` for ``t < n``
+    (0/1 where ``binary``), on flat arrays.
+
+    The offsets and counts are unsigned (``np.uint64``): numba then drops its
+    negative-index wrap-around from every access, and the loops vectorise (3-5x faster
+    copies than through signed indices and per-copy array views, measured on
+    PilotNet's convolutions).
+    """
     for t in range(lag):
-        dst[base + t] = 0
-    start = base + lag
+        dst[d0 + t] = 0
+    d1 = d0 + lag
     if binary:
-        for t in range(src.shape[0] - lag):
-            dst[start + t] = src[t] != 0
+        for t in range(n):
+            dst[d1 + t] = src[s0 + t] != 0
     else:
-        for t in range(src.shape[0] - lag):
-            dst[start + t] = src[t]
+        for t in range(n):
+            dst[d1 + t] = src[s0 + t]
 
 
 @njit(nogil=True, cache=True)
 def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, binary, cols):
     """``cols[(c, ky, kx), (p - p0) T + t] = x[c0 + c, iy, ix, t - lat]`` (0 outside).
 
-    ``x`` is ``(C, H, W, T)``; rows cover channels ``c0 .. c0 + rows / (kh kw)``,
-    columns the output pixels ``p0 ..`` (row-major over ``(H_out, W_out)``).
+    ``x`` is a C-contiguous ``(C, H, W, T)``, ``cols`` a C-contiguous ``(rows,
+    pixels T)``; rows cover channels ``c0 .. c0 + rows / (kh kw)``, columns the
+    output pixels ``p0 ..`` (row-major over ``(H_out, W_out)``).
     """
     _, h, wd, steps = x.shape
     rows, ncols = cols.shape
     npix = ncols // steps
-    lag = min(lat, steps)
     khw = kh * kw
     y0 = p0 // w_out
     y1 = (p0 + npix - 1) // w_out + 1
     iys = np.empty(y1 - y0, np.int64)
     ixs = np.empty(w_out, np.int64)
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    lag = np.uint64(min(lat, steps))
+    run = np.uint64(steps) - lag
+    width = np.uint64(steps)
     for k in range(rows):
         ci = c0 + k // khw
         ky = (k // kw) % kh
@@ -194,17 +206,18 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
             iys[oy - y0] = _tap(oy, ky, sh, ph, dh, h, transpose)
         for ox in range(w_out):
             ixs[ox] = _tap(ox, kx, sw, pw, dw, wd, transpose)
-        row = cols[k]
+        d0 = np.uint64(k * ncols)
         oy, ox = y0, p0 % w_out  # the pixel walks row-major: no division per pixel
-        for q in range(npix):
+        for _ in range(npix):
             iy = iys[oy - y0]
             ix = ixs[ox]
-            base = q * steps
             if iy < 0 or ix < 0:
-                for t in range(steps):
-                    row[base + t] = 0
+                for t in range(width):
+                    cf[d0 + t] = 0
             else:
-                _copy_delayed(row, base, x[ci, iy, ix], lag, binary)
+                s0 = np.uint64(((ci * h + iy) * wd + ix) * steps)
+                _copy_run(cf, d0, xf, s0, run, lag, binary)
+            d0 += width
             ox += 1
             if ox == w_out:
                 ox = 0
@@ -213,11 +226,16 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
 
 @njit(nogil=True, cache=True)
 def _delayed(x, lat, binary, out):
-    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1."""
+    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1; both
+    C-contiguous ``(n, T)``."""
     n, steps = x.shape
-    lag = min(lat, steps)
+    lag = np.uint64(min(lat, steps))
+    width = np.uint64(steps)
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
     for i in range(n):
-        _copy_delayed(out[i], 0, x[i], lag, binary)
+        off = np.uint64(i) * width
+        _copy_run(of, off, xf, off, width - lag, lag, binary)
 
 
 @njit(nogil=True, cache=True)
@@ -441,6 +459,7 @@ def dense(
     when it fits (int64 otherwise). Runs a float GEMM when
     :func:`exact_float_dtype` allows it, else the integer kernel.
     """
+    x = np.ascontiguousarray(x)  # the copy kernels index it flat
     n_in, steps = x.shape
     n_out = weight.shape[0]
     mags = input_magnitudes(x, graded)
@@ -515,6 +534,7 @@ def conv2d(
     float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel;
     pooling (one output channel per group) runs a direct integer kernel.
     """
+    x = np.ascontiguousarray(x)  # the copy kernels index it flat
     c_in, _, _, steps = x.shape
     mats = _group_matrices(weight, groups, transpose)
     g_out, fan_in = mats.shape[1:]
