@@ -32,3 +32,18 @@ def train_steps(net, x, steps: int = 3, seed: int = 0) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+def in_both_paths(fn):
+    """``[fn() with the fused recurrence switched on, fn() with it off]``
+    (``block.recurrent.FUSED``, restored to True afterwards)."""
+    from loihi_slayer.block import recurrent as rec
+
+    out = []
+    for fused in (True, False):
+        rec.FUSED = fused
+        try:
+            out.append(fn())
+        finally:
+            rec.FUSED = True
+    return out

@@ -15,7 +15,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import train_steps
+from helpers import in_both_paths, train_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -305,12 +305,7 @@ def test_ties_at_threshold_do_not_spike(fused_calls):
     z = torch.zeros(1, 2, 3)
     z[0, 0, 0] = 11 / 64  # neuron 0 spikes at t = 0
     z[0, 1, :] = 10 / 64  # neuron 1 sits at the threshold; the feedback (+2) lifts it at t = 1
-    for fused in (True, False):
-        rec.FUSED = fused
-        try:
-            s = blk._neuron_forward(z)
-        finally:
-            rec.FUSED = True
+    for s in in_both_paths(lambda: blk._neuron_forward(z)):
         assert s[0].tolist() == [[1, 0, 0], [0, 1, 0]]
     assert len(fused_calls) == 1
 
@@ -318,13 +313,12 @@ def test_ties_at_threshold_do_not_spike(fused_calls):
 def test_too_large_input_is_refused_in_both_paths(fused_calls):
     blk = cuba.Recurrent(params(), 3, 3)
     z = torch.full((1, 3, 4), 2.0**32 / 64)
-    for fused in (True, False):
-        rec.FUSED = fused
-        try:
-            with pytest.raises(ParameterError, match="2\\*\\*31"):
-                blk._neuron_forward(z)
-        finally:
-            rec.FUSED = True
+
+    def refused():
+        with pytest.raises(ParameterError, match="2\\*\\*31"):
+            blk._neuron_forward(z)
+
+    in_both_paths(refused)
     assert len(fused_calls) == 1
 
 

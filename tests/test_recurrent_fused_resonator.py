@@ -16,6 +16,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers import in_both_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_recurrent_fused import assert_grads_close, run, spikes
@@ -223,12 +224,7 @@ def test_tie_at_threshold_spikes_and_feeds_back(fused_calls):
     z_im = torch.zeros(1, 2, 3)
     z_im[0, 0, 0] = 10 / 64  # neuron 0 at its threshold at t = 0: a spike
     z_im[0, 1, :] = 8 / 64  # neuron 1 two below; the feedback (+2) lifts it at t = 1
-    for fused in (True, False):
-        rec.FUSED = fused
-        try:
-            s = blk._neuron_forward((z_re, z_im))
-        finally:
-            rec.FUSED = True
+    for s in in_both_paths(lambda: blk._neuron_forward((z_re, z_im))):
         assert s[0].tolist() == [[1, 0, 0], [0, 1, 0]]
     assert len(fused_calls) == 1
 
@@ -236,13 +232,12 @@ def test_tie_at_threshold_spikes_and_feeds_back(fused_calls):
 def test_too_large_input_is_refused_in_both_paths(fused_calls):
     blk = rf.Recurrent(params("rf"), 3, 3)
     z = (torch.zeros(1, 3, 4), torch.full((1, 3, 4), 2.0**32 / 64))
-    for fused in (True, False):
-        rec.FUSED = fused
-        try:
-            with pytest.raises(ParameterError, match="2\\*\\*31"):
-                blk._neuron_forward(z)
-        finally:
-            rec.FUSED = True
+
+    def refused():
+        with pytest.raises(ParameterError, match="2\\*\\*31"):
+            blk._neuron_forward(z)
+
+    in_both_paths(refused)
     assert len(fused_calls) == 1
 
 

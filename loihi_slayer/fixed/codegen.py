@@ -21,7 +21,7 @@ Kernel signature (CPU and CUDA alike)::
 
     kernel(x_0, ..., x_{I-1}, p, t_start, t_stop, st, o_0, ..., o_{K-1})
 
-``x_i`` are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
+``x_i`` are the C-contiguous ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
 table (column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
 ``o_k`` the ``(N, T)`` trace outputs, or ``(N, 0)`` for traces not recorded.
 
@@ -117,7 +117,25 @@ def _call(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str
     return ", ".join(exprs)
 
 
-_TEMPLATE_VERSION = "5"
+def _step_lines(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str],
+                par: Callable[[int], str], trace: Callable[[int], str]) -> list[str]:  # fmt: skip
+    """One neuron's step: the call, the new states stored at ``state(i)``, and every
+    trace written to ``trace(k)`` (a state's new value, or the step's extra output)."""
+    s_out = [f"s{i}" for i in range(len(model.states))]
+    r_out = [f"r{i}" for i in range(len(model.step_traces))]
+    lines = [f"{', '.join(s_out + r_out)} = _step({_call(model, state, inp, par)})"]
+    lines += [f"{state(i)} = s{i}" for i in range(len(model.states))]
+    for i, name in enumerate(model.traces):
+        src = (
+            f"s{model.states.index(name)}"
+            if name in model.state_traces
+            else f"r{model.step_traces.index(name)}"
+        )
+        lines.append(f"{trace(i)} = {src}")
+    return lines
+
+
+_TEMPLATE_VERSION = "6"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -189,7 +207,6 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     copy lane 0's parameters and state and are never written out.
     """
     ns, npar, ni, nk = len(model.states), len(model.params), len(model.inputs), len(model.traces)
-    st_traces = model.step_traces
     lines = [
         '@njit(inline="always", cache=True)',
         f"def _block(blk, {args}):",
@@ -209,35 +226,33 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     ]
     lines += [f"        st_b[{i}, j] = st[{i}, jj]" for i in range(ns)]
     lines += [f"        pb[{i}, j] = p[{i}, k]" for i in range(npar)]
+    # the (N, T) arrays are read and written flat at unsigned offsets: numba then
+    # drops its negative-index wrap-around checks and the copy loops vectorise
+    lines += [f"    x{i}f = x{i}.reshape(-1)" for i in range(ni)]
     lines += [
+        "    ustride = np.uint64(x0.shape[1])",
         f"    for t0 in range(t_start, t_stop, {TILE}):",
         f"        tt = min({TILE}, t_stop - t0)",
         f"        for j in range({LANES}):",
         "            jj = n0 + (j if j < m else 0)",
-        "            for q in range(tt):",
+        "            src = np.uint64(jj) * ustride + np.uint64(t0)",
+        "            for q in range(np.uint64(tt)):",
     ]
-    lines += [f"                xb[{i}, q, j] = x{i}[jj, t0 + q]" for i in range(ni)]
+    lines += [f"                xb[{i}, q, j] = x{i}f[src + q]" for i in range(ni)]
     lines += ["        for q in range(tt):", f"            for j in range({LANES}):"]
-    s_out = [f"s{i}" for i in range(ns)]
-    r_out = [f"r{i}" for i in range(len(st_traces))]
-    call = _call(
-        model, lambda i: f"st_b[{i}, j]", lambda i: f"xb[{i}, q, j]", lambda i: f"pb[{i}, j]"
-    )
-    lines.append(f"                {', '.join(s_out + r_out)} = _step({call})")
-    lines += [f"                st_b[{i}, j] = s{i}" for i in range(ns)]
-    for i, name in enumerate(model.traces):
-        src = (
-            f"s{model.states.index(name)}"
-            if name in model.state_traces
-            else (f"r{st_traces.index(name)}")
-        )
-        lines.append(f"                ob{i}[q, j] = {src}")
+    step = _step_lines(
+        model, lambda i: f"st_b[{i}, j]", lambda i: f"xb[{i}, q, j]", lambda i: f"pb[{i}, j]",
+        lambda i: f"ob{i}[q, j]",
+    )  # fmt: skip
+    lines += ["                " + line for line in step]
     for i in range(nk):
         lines += [
             f"        if rec{i}:",
+            f"            o{i}f = o{i}.reshape(-1)",
             "            for j in range(m):",
-            "                for q in range(tt):",
-            f"                    o{i}[n0 + j, t0 + q] = ob{i}[q, j]",
+            "                dst = np.uint64(n0 + j) * ustride + np.uint64(t0)",
+            "                for q in range(np.uint64(tt)):",
+            f"                    o{i}f[dst + q] = ob{i}[q, j]",
         ]
     lines += ["    for j in range(m):"]
     lines += [f"        st[{i}, n0 + j] = st_b[{i}, j]" for i in range(ns)]
@@ -252,8 +267,7 @@ def _recurrent_item(model: _Stepped) -> list[str]:
     (:func:`loihi_slayer.autograd._recurrent_cpu._feedback`), the sum with the
     feed-forward input in its dtype and its chip integer (``chip_int``, as the training
     neuron converts), the step over the neurons, the list of this step's spikes."""
-    ns, ni, nk = len(model.states), len(model.inputs), len(model.traces)
-    st_traces = model.step_traces
+    ni, nk = len(model.inputs), len(model.traces)
     zs, ms, outs = _names("z", ni), _names("m", ni), _names("o", nk)
     spike = model.traces.index("s")
     lines = [
@@ -289,18 +303,11 @@ def _recurrent_item(model: _Stepped) -> list[str]:
             f"            x{i}, e{i} = chip_int(zr{i}[j] + fb{i}[j], in_scale, INPUT_LIMIT)",
             f"            flag |= e{i}",
         ]
-    s_out = [f"s{i}" for i in range(ns)]
-    r_out = [f"r{i}" for i in range(len(st_traces))]
-    call = _call(model, lambda i: f"sb[{i}, j]", lambda i: f"x{i}", lambda i: f"p[{i}, j]")
-    lines.append(f"            {', '.join(s_out + r_out)} = _step({call})")
-    lines += [f"            sb[{i}, j] = s{i}" for i in range(ns)]
-    for i, name in enumerate(model.traces):
-        src = (
-            f"s{model.states.index(name)}"
-            if name in model.state_traces
-            else f"r{st_traces.index(name)}"
-        )
-        lines.append(f"            or{i}[j] = {src}")
+    step = _step_lines(
+        model, lambda i: f"sb[{i}, j]", lambda i: f"x{i}", lambda i: f"p[{i}, j]",
+        lambda i: f"or{i}[j]",
+    )  # fmt: skip
+    lines += ["            " + line for line in step]
     lines += [
         f"        nspk = _spike_list(idx, or{spike})",
         "    if flag:",
