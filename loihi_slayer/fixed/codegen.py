@@ -21,7 +21,7 @@ Kernel signature (CPU and CUDA alike)::
 
     kernel(x_0, ..., x_{I-1}, p, t_start, t_stop, st, o_0, ..., o_{K-1})
 
-``x_i`` are the C-contiguous ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
+``x_i`` are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
 table (column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
 ``o_k`` the ``(N, T)`` trace outputs, or ``(N, 0)`` for traces not recorded.
 
@@ -135,7 +135,7 @@ def _step_lines(model: _Stepped, state: Callable[[int], str], inp: Callable[[int
     return lines
 
 
-_TEMPLATE_VERSION = "6"
+_TEMPLATE_VERSION = "7"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -226,19 +226,19 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     ]
     lines += [f"        st_b[{i}, j] = st[{i}, jj]" for i in range(ns)]
     lines += [f"        pb[{i}, j] = p[{i}, k]" for i in range(npar)]
-    # the (N, T) arrays are read and written flat at unsigned offsets: numba then
-    # drops its negative-index wrap-around checks and the copy loops vectorise
-    lines += [f"    x{i}f = x{i}.reshape(-1)" for i in range(ni)]
+    # the (N, T) arrays are copied through per-lane slices indexed by the loop counter
+    # alone: LLVM then proves the indices non-negative, drops numba's wrap-around
+    # checks and vectorises the copies (``x[jj, t0 + q]`` kept them scalar; unsigned
+    # flat offsets vectorise too but tripled the compile time)
     lines += [
-        "    ustride = np.uint64(x0.shape[1])",
         f"    for t0 in range(t_start, t_stop, {TILE}):",
         f"        tt = min({TILE}, t_stop - t0)",
         f"        for j in range({LANES}):",
         "            jj = n0 + (j if j < m else 0)",
-        "            src = np.uint64(jj) * ustride + np.uint64(t0)",
-        "            for q in range(np.uint64(tt)):",
     ]
-    lines += [f"                xb[{i}, q, j] = x{i}f[src + q]" for i in range(ni)]
+    lines += [f"            src{i} = x{i}[jj, t0 : t0 + tt]" for i in range(ni)]
+    lines.append("            for q in range(tt):")
+    lines += [f"                xb[{i}, q, j] = src{i}[q]" for i in range(ni)]
     lines += ["        for q in range(tt):", f"            for j in range({LANES}):"]
     step = _step_lines(
         model, lambda i: f"st_b[{i}, j]", lambda i: f"xb[{i}, q, j]", lambda i: f"pb[{i}, j]",
@@ -248,11 +248,10 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     for i in range(nk):
         lines += [
             f"        if rec{i}:",
-            f"            o{i}f = o{i}.reshape(-1)",
             "            for j in range(m):",
-            "                dst = np.uint64(n0 + j) * ustride + np.uint64(t0)",
-            "                for q in range(np.uint64(tt)):",
-            f"                    o{i}f[dst + q] = ob{i}[q, j]",
+            f"                dst = o{i}[n0 + j, t0 : t0 + tt]",
+            "                for q in range(tt):",
+            f"                    dst[q] = ob{i}[q, j]",
         ]
     lines += ["    for j in range(m):"]
     lines += [f"        st[{i}, n0 + j] = st_b[{i}, j]" for i in range(ns)]
