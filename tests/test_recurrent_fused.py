@@ -96,8 +96,14 @@ def assert_grads_close(ga: dict, gb: dict) -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=tol, msg=name)
 
 
-def compare(make, x, fused_calls, expect_fused=True, calls=1):
-    """Fused and step-by-step copies of the same block on ``x`` (``calls`` forwards)."""
+#: the neuron state a CUBA/ALIF block carries between calls
+CUBA_STATES = ("current_state", "voltage_state", "refractory_state")
+
+
+def compare(make, x, fused_calls, expect_fused=True, calls=1, states=CUBA_STATES):
+    """Fused and step-by-step copies of the same block on ``x`` (``calls`` forwards):
+    equal spikes and neuron ``states``, finite and close gradients, and whether the fused
+    kernel ran (``fused_calls`` grows)."""
     blk_f = make()
     blk_s = copy.deepcopy(blk_f)
     for i in range(calls):
@@ -107,10 +113,12 @@ def compare(make, x, fused_calls, expect_fused=True, calls=1):
         y_s, g_s = run(blk_s, x, False, grad_seed=i)
         assert y_f.dtype == y_s.dtype
         assert torch.equal(y_f, y_s), f"call {i}: spikes differ"
+        assert all(bool(torch.isfinite(g).all()) for g in g_s.values())
         assert_grads_close(g_f, g_s)
-        for name in ("current_state", "voltage_state", "refractory_state"):
+        for name in states:
             a, b = getattr(blk_f.neuron, name), getattr(blk_s.neuron, name)
-            assert (a is None and b is None) or torch.equal(a, b), name
+            same = a is None and b is None
+            assert same or torch.equal(torch.as_tensor(a), torch.as_tensor(b)), name
     return y_f
 
 

@@ -20,6 +20,7 @@ from helpers import in_both_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_recurrent_fused import assert_grads_close, run, spikes
+from test_recurrent_fused import compare as compare_blocks
 
 from loihi_slayer.autograd import recurrent_complex
 from loihi_slayer.block import adrf, adrf_iz, rf, rf_iz
@@ -66,25 +67,14 @@ def fused_calls(monkeypatch):
     return calls
 
 
+#: the neuron state a resonator block carries between calls (and the phase before the
+#: last step, which ``spike()`` compares with)
+STATES = ("real_state", "imag_state", "_imag_before")
+
+
 def compare(build, x, fused_calls, expect_fused=True, calls=1):
-    """Fused and step-by-step copies of the same block on ``x`` (``calls`` forwards)."""
-    blk_f = build()
-    blk_s = copy.deepcopy(blk_f)
-    for i in range(calls):
-        n0 = len(fused_calls)
-        y_f, g_f = run(blk_f, x, True, grad_seed=i)
-        assert (len(fused_calls) > n0) == expect_fused
-        y_s, g_s = run(blk_s, x, False, grad_seed=i)
-        assert y_f.dtype == y_s.dtype
-        assert torch.equal(y_f, y_s), f"call {i}: spikes differ"
-        assert all(bool(torch.isfinite(g).all()) for g in g_s.values())
-        assert_grads_close(g_f, g_s)
-        for name in ("real_state", "imag_state"):
-            a, b = getattr(blk_f.neuron, name), getattr(blk_s.neuron, name)
-            assert (a is None and b is None) or torch.equal(a, b), name
-        a, b = blk_f.neuron._imag_before, blk_s.neuron._imag_before
-        assert torch.equal(torch.as_tensor(a).reshape(-1), torch.as_tensor(b).reshape(-1))
-    return y_f
+    """:func:`test_recurrent_fused.compare` with the resonator's state."""
+    return compare_blocks(build, x, fused_calls, expect_fused, calls, states=STATES)
 
 
 @pytest.mark.parametrize(("family", "kind"), CASES, ids=IDS)
