@@ -57,6 +57,7 @@ import torch
 from torch import Tensor
 
 from ..fixed.codegen import kernel_module
+from ._convert import scaled_sum
 from .recurrent import (
     _check_bad,
     _compact,
@@ -162,20 +163,20 @@ class _Recurrence(torch.autograd.Function):
 def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
     """``(ds/dre, ds/dim)`` float64 ``(T, B, n)`` at the integer traces: the neuron's
     backward kernel (:func:`.resonator.run_backward`) run once over every step with a unit
-    spike gradient, on the float traces the neuron computes (``/ s_scale``, in ``dt``)."""
+    spike gradient, on the float traces the neuron computes (``/ s_scale`` in ``dt``, by
+    the same conversion), its float64 results kept."""
     shape = re_i.shape
     inv = 1.0 / spec.s_scale
 
-    def traced(a, b=None):  # the neuron's float trace, as float64 for the kernel
-        v = a.to(torch.float64) if b is None else a.to(torch.float64) + b
-        return (v * inv).to(dt).to(torch.float64).reshape(-1, 1)
+    def traced(a, b=None):
+        return scaled_sum(a.reshape(-1), None if b is None else b.reshape(-1), inv, dt)[:, None]
 
     thr = traced(th_i, r_i) if th_i is not None else None
-    ones = torch.ones((re_i.numel(), 1), dtype=torch.float64)
+    ones = torch.ones((re_i.numel(), 1), dtype=dt)
     zero = np.zeros(1)
     d_re, d_im, _, _ = run_backward(
         ones, None, None, traced(re_i), traced(im_i), thr, None, spec, zero, zero, None, None,
-        False, "cpu",
+        False, "cpu", out_dtype=torch.float64,
     )  # fmt: skip
     return d_re.reshape(shape), d_im.reshape(shape)
 

@@ -109,8 +109,10 @@ def rotation_int(param: torch.Tensor) -> np.ndarray:
 
 
 def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, cos_q,
-                 re0, im0, want_p: bool, backend: str):  # fmt: skip
-    """Backward kernels on ``(rows, T)`` tensors; returns ``(g_xre, g_xim, g_sin, g_cos)``.
+                 re0, im0, want_p: bool, backend: str,
+                 out_dtype: torch.dtype | None = None):  # fmt: skip
+    """Backward kernels on ``(rows, T)`` tensors; returns ``(g_xre, g_xim, g_sin, g_cos)``
+    (``g_x*`` in ``out_dtype``, default ``re``'s: the compiled kernels compute in float64).
 
     ``g_sin``/``g_cos`` are per-row float64 (None unless ``want_p``).
     """
@@ -142,8 +144,8 @@ def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, 
             return empty2d(rows, re, dtype)
         return t.contiguous()
 
-    g_xre = torch.empty_like(re)
-    g_xim = torch.empty_like(re)
+    g_xre = torch.empty_like(re, dtype=out_dtype)
+    g_xim = torch.empty_like(re, dtype=out_dtype)
     n_p = rows if want_p else 0
     g_sin = torch.zeros(n_p, dtype=torch.float64, device=re.device)
     g_cos = torch.zeros(n_p, dtype=torch.float64, device=re.device)
