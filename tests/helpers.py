@@ -47,3 +47,15 @@ def in_both_paths(fn):
         finally:
             rec.FUSED = True
     return out
+
+
+def refused_in_both_paths(fn, error, match: str) -> None:
+    """``fn()`` raises ``error`` (message matching ``match``) with the fused recurrence on
+    and with it off."""
+    import pytest
+
+    def refused():
+        with pytest.raises(error, match=match):
+            fn()
+
+    in_both_paths(refused)

@@ -15,7 +15,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import in_both_paths, train_steps
+from helpers import in_both_paths, refused_in_both_paths, train_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +122,21 @@ def compare(make, x, fused_calls, expect_fused=True, calls=1, states=CUBA_STATES
     return y_f
 
 
+def compare_over_calls(blk_f, states) -> None:
+    """A persistent-state block and its step-loop copy over four calls (the second
+    shorter, the third with another batch size, which restarts the state): equal spikes
+    and ``states`` after each call, close gradients."""
+    blk_s = copy.deepcopy(blk_f)
+    x = spikes((2, 10, 15), p=0.5, seed=2)
+    for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
+        y_f, g_f = run(blk_f, xi, True, grad_seed=i)
+        y_s, g_s = run(blk_s, xi, False, grad_seed=i)
+        assert torch.equal(y_f, y_s), i
+        assert_grads_close(g_f, g_s)
+        for name in states:
+            assert torch.equal(getattr(blk_f.neuron, name), getattr(blk_s.neuron, name)), name
+
+
 # ------------------------------------------------------------------ forward + grads
 
 _MAKERS = {
@@ -200,16 +215,8 @@ def test_fused_norm_in_eval_mode(kind, fused_calls):
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_fused_persistent_state_over_calls(kind, fused_calls):
     """State carried across forwards (and reset when the batch size changes)."""
-    x = spikes((2, 10, 15), p=0.5, seed=2)
     blk_f = CASES[kind]({"persistent_state": True, "requires_grad": True}, 10, 8)
-    blk_s = copy.deepcopy(blk_f)
-    for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
-        y_f, g_f = run(blk_f, xi, True, grad_seed=i)
-        y_s, g_s = run(blk_s, xi, False, grad_seed=i)
-        assert torch.equal(y_f, y_s), i
-        assert_grads_close(g_f, g_s)
-        assert torch.equal(blk_f.neuron.voltage_state, blk_s.neuron.voltage_state)
-        assert torch.equal(blk_f.neuron.current_state, blk_s.neuron.current_state)
+    compare_over_calls(blk_f, ("voltage_state", "current_state"))
     assert len(fused_calls) == 4
     assert blk_f.neuron.current_state.abs().sum() > 0  # the state really was carried
 
@@ -259,19 +266,35 @@ def recurrence(draw):
 
 
 def neuron_run(blk, z, fused: bool):
+    """Spikes of ``blk._neuron_forward(z)`` and every gradient of a random linear loss;
+    ``z`` a tensor, or a resonator's ``(z_re, z_im)``."""
     old = rec.FUSED
     rec.FUSED = fused
+    parts = z if isinstance(z, tuple) else (z,)
     try:
         blk.zero_grad(set_to_none=True)
-        z = z.detach().clone().requires_grad_()
-        s = blk._neuron_forward(z)
+        parts = tuple(part.detach().clone().requires_grad_() for part in parts)
+        s = blk._neuron_forward(parts if isinstance(z, tuple) else parts[0])
         g = torch.rand(s.shape, generator=torch.Generator().manual_seed(1))
         (s * g).sum().backward()
     finally:
         rec.FUSED = old
     grads = {n: p.grad.clone() for n, p in blk.named_parameters() if p.grad is not None}
-    grads["z"] = z.grad.clone()
+    names = ("z_re", "z_im") if isinstance(z, tuple) else ("z",)
+    grads.update({k: part.grad.clone() for k, part in zip(names, parts, strict=True)})
     return s.detach(), grads
+
+
+def neuron_runs_agree(blk, z, fused_calls):
+    """:func:`neuron_run` of ``blk`` fused (which must run the fused kernel) and of a copy
+    step by step: equal spikes; returns both gradients and the step-loop copy."""
+    ref = copy.deepcopy(blk)
+    n0 = len(fused_calls)
+    s_f, g_f = neuron_run(blk, z, True)
+    assert len(fused_calls) == n0 + 1
+    s_s, g_s = neuron_run(ref, z, False)
+    assert torch.equal(s_f, s_s)
+    return g_f, g_s, ref
 
 
 @settings(
@@ -292,12 +315,7 @@ def test_property_ties_and_saturation(case, kwta, family, fused_calls):
         blk = fam.Recurrent(neuron, n, n)
         with torch.no_grad():
             blk.recurrent_synapse.weight.copy_(w_m.reshape(n, n, 1, 1, 1) / scale)
-    ref = copy.deepcopy(blk)
-    n0 = len(fused_calls)
-    s_f, g_f = neuron_run(blk, z, True)
-    assert len(fused_calls) == n0 + 1
-    s_s, g_s = neuron_run(ref, z, False)
-    assert torch.equal(s_f, s_s)
+    g_f, g_s, _ = neuron_runs_agree(blk, z, fused_calls)
     assert_grads_close(g_f, g_s)
 
 
@@ -321,12 +339,7 @@ def test_ties_at_threshold_do_not_spike(fused_calls):
 def test_too_large_input_is_refused_in_both_paths(fused_calls):
     blk = cuba.Recurrent(params(), 3, 3)
     z = torch.full((1, 3, 4), 2.0**32 / 64)
-
-    def refused():
-        with pytest.raises(ParameterError, match="2\\*\\*31"):
-            blk._neuron_forward(z)
-
-    in_both_paths(refused)
+    refused_in_both_paths(lambda: blk._neuron_forward(z), ParameterError, "2\\*\\*31")
     assert len(fused_calls) == 1
 
 

@@ -11,20 +11,22 @@ fused kernel really ran.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
-from helpers import in_both_paths
+from helpers import in_both_paths, refused_in_both_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_recurrent_fused import assert_grads_close, run, spikes
+from test_recurrent_fused import (
+    assert_grads_close,
+    compare_over_calls,
+    neuron_runs_agree,
+    spikes,
+)
 from test_recurrent_fused import compare as compare_blocks
 
 from loihi_slayer.autograd import recurrent_complex
 from loihi_slayer.block import adrf, adrf_iz, rf, rf_iz
-from loihi_slayer.block import recurrent as rec
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import codegen
 from loihi_slayer.models import get as get_model
@@ -109,15 +111,7 @@ def test_fused_float64_and_persistent_state(family, fused_calls):
     x = spikes((2, 9, 20), p=0.5).double()
     compare(lambda: make(family, "kwta", 9, 7, requires_grad=True).double(), x, fused_calls)
     blk_f = make(family, "recurrent", 10, 8, persistent_state=True, requires_grad=True)
-    blk_s = copy.deepcopy(blk_f)
-    x = spikes((2, 10, 15), p=0.5, seed=2)
-    for i, xi in enumerate((x, x[:, :, :7], spikes((3, 10, 15), seed=4), x)):
-        y_f, g_f = run(blk_f, xi, True, grad_seed=i)
-        y_s, g_s = run(blk_s, xi, False, grad_seed=i)
-        assert torch.equal(y_f, y_s), i
-        assert_grads_close(g_f, g_s)
-        assert torch.equal(blk_f.neuron.real_state, blk_s.neuron.real_state)
-        assert torch.equal(blk_f.neuron.imag_state, blk_s.neuron.imag_state)
+    compare_over_calls(blk_f, ("real_state", "imag_state"))
     assert len(fused_calls) == 5
     assert blk_f.neuron.real_state.abs().sum() > 0  # the state really was carried
 
@@ -155,22 +149,6 @@ def recurrence(draw):
     return family, neuron, z, w_m, scale, draw(st.floats(0, 1)), draw(st.integers(0, n))
 
 
-def neuron_run(blk, z, fused: bool):
-    old = rec.FUSED
-    rec.FUSED = fused
-    try:
-        blk.zero_grad(set_to_none=True)
-        z = tuple(part.detach().clone().requires_grad_() for part in z)
-        s = blk._neuron_forward(z)
-        g = torch.rand(s.shape, generator=torch.Generator().manual_seed(1))
-        (s * g).sum().backward()
-    finally:
-        rec.FUSED = old
-    grads = {n: p.grad.clone() for n, p in blk.named_parameters() if p.grad is not None}
-    grads["z_re"], grads["z_im"] = z[0].grad.clone(), z[1].grad.clone()
-    return s.detach(), grads
-
-
 @settings(
     max_examples=40,
     deadline=None,
@@ -189,12 +167,7 @@ def test_property_ties_and_saturation(case, kwta, fused_calls):
             parts = (blk.recurrent_synapse.real, blk.recurrent_synapse.imag)
             for part, m in zip(parts, w_m, strict=True):
                 part.weight.copy_(m.reshape(n, n, 1, 1, 1) / scale)
-    ref = copy.deepcopy(blk)
-    n0 = len(fused_calls)
-    s_f, g_f = neuron_run(blk, z, True)
-    assert len(fused_calls) == n0 + 1
-    s_s, g_s = neuron_run(ref, z, False)
-    assert torch.equal(s_f, s_s)
+    g_f, g_s, ref = neuron_runs_agree(blk, z, fused_calls)
     if all(bool(torch.isfinite(g).all()) for g in g_s.values()):
         assert_grads_close(g_f, g_s)
     assert torch.equal(blk.neuron.real_state, ref.neuron.real_state)
@@ -222,12 +195,7 @@ def test_tie_at_threshold_spikes_and_feeds_back(fused_calls):
 def test_too_large_input_is_refused_in_both_paths(fused_calls):
     blk = rf.Recurrent(params("rf"), 3, 3)
     z = (torch.zeros(1, 3, 4), torch.full((1, 3, 4), 2.0**32 / 64))
-
-    def refused():
-        with pytest.raises(ParameterError, match="2\\*\\*31"):
-            blk._neuron_forward(z)
-
-    in_both_paths(refused)
+    refused_in_both_paths(lambda: blk._neuron_forward(z), ParameterError, "2\\*\\*31")
     assert len(fused_calls) == 1
 
 
