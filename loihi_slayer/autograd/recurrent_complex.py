@@ -67,7 +67,7 @@ from .recurrent import (
     add_feedback_grad,
     feedback_weight_grad,
 )
-from .resonator import IMAG, ResonatorSpec, run_backward
+from .resonator import IMAG, ResonatorSpec, _reduce, run_backward
 
 __all__ = ["resonator_recurrent"]
 
@@ -86,7 +86,7 @@ class _Config:
     table: np.ndarray  # (P, n) int64 parameters
     state: np.ndarray  # (S, B * n) int64, updated in place
     shared_weight: bool  # KWTA: one weight feeds both parts
-    rot_shape: torch.Size  # of sin_decay and cos_decay (one value or one per neuron)
+    n_rot: int  # values of sin_decay and cos_decay (one, or one per channel)
 
 
 class _Recurrence(torch.autograd.Function):
@@ -143,7 +143,7 @@ class _Recurrence(torch.autograd.Function):
                 gx[0, t] = g64 * d_re[t]
             gx[1, t] = g64 * d_im[t]
         need = ctx.needs_input_grad
-        g_wre = g_wim = None
+        g_wim = None
         if cfg.shared_weight and (need[2] or need[3]):
             g_wre = feedback_weight_grad(gx[0] + gx[1], s, w_re)
         else:
@@ -154,9 +154,11 @@ class _Recurrence(torch.autograd.Function):
             gr, gi = gx[0].to(torch.float64), gx[1].to(torch.float64)
             re0, im0 = pre[0], pre[1]
             k = inv / 4096.0
-            g_sin = _per_param((gi * re0 - gr * im0).sum((0, 1)) * k, cfg.rot_shape)
-            g_cos = _per_param((gr * re0 + gi * im0).sum((0, 1)) * k, cfg.rot_shape)
-            g_sin, g_cos = g_sin.to(dt), g_cos.to(dt)
+            # per (batch item, neuron) row, reduced to the parameter as the neuron does
+            rows_sin = (gi * re0 - gr * im0).sum(0).reshape(-1) * k
+            rows_cos = (gr * re0 + gi * im0).sum(0).reshape(-1) * k
+            g_sin = _reduce(rows_sin, cfg.n_rot, spec).to(dt)
+            g_cos = _reduce(rows_cos, cfg.n_rot, spec).to(dt)
         return gx[0].permute(1, 2, 0), gx[1].permute(1, 2, 0), g_wre, g_wim, g_sin, g_cos, None
 
 
@@ -179,12 +181,6 @@ def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
         False, "cpu", out_dtype=torch.float64,
     )  # fmt: skip
     return d_re.reshape(shape), d_im.reshape(shape)
-
-
-def _per_param(per_neuron: Tensor, shape: torch.Size) -> Tensor:
-    """Per-neuron gradient sums as a rotation parameter's: one value or one per neuron."""
-    g = per_neuron.sum().reshape(1) if shape.numel() == 1 else per_neuron
-    return g.reshape(shape)
 
 
 def resonator_recurrent(
@@ -231,7 +227,7 @@ def resonator_recurrent(
         table=_per_neuron(params.vectors((n,)), n),
         state=st,
         shared_weight=shared,
-        rot_shape=neuron.sin_decay.shape,
+        n_rot=neuron.sin_decay.numel(),
     )
     s, pre = _Recurrence.apply(z_re, z_im, w[0], w[1], neuron.sin_decay, neuron.cos_decay, cfg)
     neuron._keep_state({k: st[i].reshape(lead) for i, k in enumerate(model.states)})
