@@ -81,6 +81,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             _train(ddp, ddp.parameters(), kind, slice(rank * per, (rank + 1) * per))
             if rank == 0:
                 torch.save(net.state_dict(), os.path.join(out_dir, f"{kind}.pt"))
+        # both ranks done before the teardown: a rank that destroys the group while the
+        # other still talks to it can abort in gloo's threads ("terminate called without
+        # an active exception", about one run in four here)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
