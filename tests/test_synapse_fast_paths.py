@@ -60,6 +60,31 @@ def test_pool_learnable_uneven_weight_gets_conv3d_gradients():
     torch.testing.assert_close(gw, rw)
 
 
+def test_pool_equal_learnable_taps_get_one_gradient_per_tap():
+    # equal taps sum separably only while the weight needs no gradient: a learnable one
+    # still gets conv3d's per-tap gradient (each tap its own sum of g * x)
+    pool = synapse.Pool((2, 3), stride=(2, 1), weight_scale=0.5)
+    pool.weight.requires_grad_(True)
+    x = _spikes(2, 2, 6, 7, 3, seed=4).requires_grad_(True)
+    ref = F.conv3d(x.reshape(4, 1, 6, 7, 3), pool.weight, None, pool.stride)
+    y = pool(x)
+    assert torch.equal(y, ref.reshape(y.shape))
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(5))
+    gw = torch.autograd.grad(y, pool.weight, g)[0]
+    rw = torch.autograd.grad(ref.reshape(y.shape), pool.weight, g)[0]
+    assert not torch.all(rw == rw.reshape(-1)[0])  # the taps' gradients differ
+    torch.testing.assert_close(gw, rw)
+
+
+def test_pool_of_off_grid_values_is_close_to_conv3d():
+    # float inputs off the weight grid: the separable sum rounds in another order than
+    # conv3d, so equal up to float32 rounding
+    pool = synapse.Pool(3, stride=2, padding=1, weight_scale=0.3)
+    x = torch.randn(2, 3, 9, 8, 4, generator=torch.Generator().manual_seed(6))
+    ref = F.conv3d(x.reshape(6, 1, 9, 8, 4), pool.weight, None, pool.stride, pool.padding)
+    torch.testing.assert_close(pool(x), ref.reshape(2, 3, *ref.shape[2:]))
+
+
 def test_large_pool_kernel_still_pools():
     pool = synapse.Pool(5, weight_scale=1)  # above the strided-slice limit: conv3d
     x = _spikes(1, 2, 10, 10, 3)
