@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from loihi_slayer import fixed
 from loihi_slayer.emulate import Emulator
+from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import reference, synapse_fast
 from loihi_slayer.hdf5 import (
     ConvLayer,
@@ -445,3 +446,71 @@ def test_emulator_timings_cover_synapse_and_neuron():
     assert set(timings) == {0, 1, 2, 3, 4, 6}
     assert set(timings[1]) == {"synapse", "neuron"} and set(timings[0]) == {"neuron"}
     assert all(v >= 0 for t in timings.values() for v in t.values())
+
+
+def test_prepared_weights_follow_edits_between_runs():
+    """The emulator keeps each layer's prepared weights across runs; a weight edited in
+    place, a replaced weight array and a changed group count must each give the spikes
+    of a fresh emulator (the NumPy reference) on the next run, not the kept ones."""
+    net = _mixed_network("cuba", False)
+    emu = Emulator(net)
+    x = np.random.default_rng(9).integers(0, 40, (2, 8, 8, 10))
+
+    def agree() -> None:
+        got = emu.run(x, 12, graded_input=True)
+        ref = Emulator(net, backend="reference").run(x, 12, graded_input=True)
+        for i in ref.layers:
+            np.testing.assert_array_equal(got[i, "s"], ref[i, "s"])
+
+    agree()
+    agree()  # from the kept preparation
+    conv, dense = net.layers[1], net.layers[6]
+    before = emu.run(x, 12, graded_input=True)[6, "s"].copy()
+    dense.weight[:] = -dense.weight  # in place: the same array object
+    agree()
+    assert not np.array_equal(emu.run(x, 12, graded_input=True)[6, "s"], before)
+    conv.weight = conv.weight[::-1].copy()  # a new array
+    agree()
+    conv.weight[0, 0, 0, 0] += 2  # one value in place
+    agree()
+
+
+def test_prepared_weights_of_an_invalid_edit_are_refused():
+    net = _mixed_network("cuba", False)
+    emu = Emulator(net)
+    x = np.ones((2, 8, 8, 4), np.int64)
+    emu.run(x, 4)
+    net.layers[1].weight[0, 0, 0, 0] = 300  # beyond the 8-bit mantissa range
+    with pytest.raises(ParameterError, match="weight"):
+        emu.run(x, 4)
+
+
+@SETTINGS
+@given(
+    groups=st.integers(1, 3), rows=st.integers(0, 4), fan_in=st.integers(0, 6),
+    g=st.integers(0, 9), seed=st.integers(0, 2**32 - 1),
+)  # fmt: skip
+def test_weights_facts_match_the_direct_formulas(groups, rows, fan_in, g, seed):
+    """:class:`synapse_fast.Weights` keeps what the per-call formulas computed: the bound
+    of :func:`sum_bound` (max over groups; binary inputs: magnitude 1), the common power
+    of two and the int8 matrices (checked here by hand: ``w == int8 << shift``)."""
+    rng = np.random.default_rng(seed)
+    mats = rng.integers(-300, 300, (groups, rows, fan_in)) << g
+    weights = synapse_fast.Weights(mats)
+    mags = rng.integers(0, 2**20, (groups, fan_in))
+    direct = max((synapse_fast.sum_bound(m, c) for m, c in zip(mats, mags, strict=True)),
+                 default=0)  # fmt: skip
+    assert weights.bound(mags) == direct
+    ones = max(synapse_fast.sum_bound(m, np.ones(fan_in, np.int64)) for m in mats)
+    assert weights.bound(None, binary=True) == ones
+    assert weights.bound(None) is None
+    nonzero = mats[mats != 0]
+    if nonzero.size:
+        assert all(int(v) % (1 << weights.shift) == 0 for v in nonzero)
+        assert any(int(v) % (1 << (weights.shift + 1)) != 0 for v in nonzero)
+    if weights.int8 is not None:
+        np.testing.assert_array_equal(weights.int8.astype(np.int64) << weights.shift, mats)
+    else:
+        m8 = mats >> weights.shift
+        assert m8.min() < -128 or m8.max() > 127
+    assert weights.as_dtype(np.dtype(np.float32)) is weights.as_dtype(np.dtype(np.float32))

@@ -198,6 +198,9 @@ class Emulator:
         self.backend = backend
         self.spike_exp = int(spike_exp)
         self.fast_synapse = bool(fast_synapse) and backend == "cpu"
+        #: (layer, weight part) -> the weight prepared for the fast synapses (see
+        #: :meth:`_prepared_weight`)
+        self._prepared: dict[tuple[int, str], tuple] = {}
         self._given_input_shape = (
             None if input_shape is None else tuple(int(v) for v in input_shape)
         )
@@ -697,33 +700,65 @@ class Emulator:
             (a_{re}, a_{im}) = (W_{re} * x,\; W_{im} * x)
         """
         imag = getattr(layer, "weight_imag", None) if complex_ else None
-        synapse = self._fast_synapse if self.fast_synapse else self._real_synapse
-        if imag is not None:
-            return tuple(synapse(layer, w, x, graded, i) for w in (layer.weight, imag))
-        return synapse(layer, layer.weight, x, graded, i)
+        if not self.fast_synapse:
+            weights = (layer.weight,) if imag is None else (layer.weight, imag)
+            sums = tuple(self._real_synapse(layer, w, x, graded, i) for w in weights)
+        else:
+            parts = ("weight",) if imag is None else ("weight", "weight_imag")
+            sums = tuple(self._fast_synapse(layer, part, x, graded, i) for part in parts)
+        return sums if imag is not None else sums[0]
 
     def _fast_synapse(
-        self, layer: Any, weight: np.ndarray, x: np.ndarray, graded: bool, i: int
+        self, layer: Any, part: str, x: np.ndarray, graded: bool, i: int
     ) -> np.ndarray:
-        """As :meth:`_real_synapse` through :mod:`~loihi_slayer.fixed.synapse_fast`
-        (weights checked as the integer kernels check them); int32 sums where they fit."""
+        """As :meth:`_real_synapse` through :mod:`~loihi_slayer.fixed.synapse_fast` with the
+        layer's weight ``part`` (checked as the integer kernels check it); int32 sums where
+        they fit."""
         steps = x.shape[-1]
-        w = self._checked_weight(layer, weight, x.shape)
-        if isinstance(layer, DenseLayer):
-            xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
-            return synapse_fast.dense(xin, w, 0, graded, 1)
-        _, h_out, w_out = self.shapes[i]
+        dense = isinstance(layer, DenseLayer)
+        transpose = isinstance(layer, (ConvTransposeLayer, UnpoolLayer))
         depthwise = isinstance(layer, (PoolLayer, UnpoolLayer))
+        groups = 1 if dense else x.shape[0] if depthwise else int(layer.groups)
+        w, weights = self._prepared_weight(i, layer, part, x.shape, groups, transpose)
+        if dense:
+            xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
+            return synapse_fast.dense(xin, w, 0, graded, 1, weights)
+        _, h_out, w_out = self.shapes[i]
         geometry = (
             _pair("stride", layer.stride, 1),
             _pair("padding", layer.padding, 0),
             _pair("dilation", layer.dilation, 1),
-            x.shape[0] if depthwise else int(layer.groups),
+            groups,
         )
         return synapse_fast.conv2d(
             _kernel_input(x, x.shape), w, *geometry, 0, graded, 1, (h_out, w_out),
-            transpose=isinstance(layer, (ConvTransposeLayer, UnpoolLayer)),
+            transpose=transpose, weights=weights,
         )  # fmt: skip
+
+    def _prepared_weight(
+        self, i: int, layer: Any, part: str, x_shape: tuple[int, ...], groups: int,
+        transpose: bool,
+    ) -> tuple[np.ndarray, synapse_fast.Weights]:  # fmt: skip
+        """Layer ``i``'s checked weight ``part`` and its :class:`~.synapse_fast.Weights`,
+        prepared on first use and kept for later runs while the layer holds the same
+        array with the same values (compared with a private copy: a weight edited in
+        place or replaced is prepared again)."""
+        weight = getattr(layer, part)
+        view = host_view(weight, part)
+        key = (i, part)
+        kept = self._prepared.get(key)
+        if (
+            kept is not None and kept[0] is weight and kept[1] == (groups, transpose)
+            and kept[2].shape == view.shape and np.array_equal(kept[2], view)
+        ):  # fmt: skip
+            return kept[3], kept[4]
+        w = self._checked_weight(layer, weight, x_shape)
+        if isinstance(layer, DenseLayer):
+            weights = synapse_fast.dense_weights(w)
+        else:
+            weights = synapse_fast.conv_weights(w, groups, transpose)
+        self._prepared[key] = (weight, (groups, transpose), view.copy(), w, weights)
+        return w, weights
 
     @staticmethod
     def _checked_weight(layer: Any, weight: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:

@@ -59,8 +59,11 @@ from . import cpu
 __all__ = [
     "FLOAT_EXACT_LIMITS",
     "GEMM_THREADS",
+    "Weights",
     "conv2d",
+    "conv_weights",
     "dense",
+    "dense_weights",
     "exact_float_dtype",
     "MAX_TILE_WORKERS",
     "TILE_WORKERS",
@@ -119,10 +122,60 @@ def sum_bound(weight_rows: np.ndarray, magnitudes: np.ndarray) -> int:
     if weight_rows.size == 0:
         return 0
     w_abs = np.abs(weight_rows.astype(np.int64))
-    crude = int(w_abs.sum(axis=1).max()) * int(magnitudes.max())
+    return _abs_bound(w_abs, int(w_abs.sum(axis=1).max()), magnitudes)
+
+
+def _abs_bound(w_abs: np.ndarray, abs_row_max: int, magnitudes: np.ndarray) -> int:
+    """:func:`sum_bound` from the weights' magnitudes and their largest row sum."""
+    crude = abs_row_max * int(magnitudes.max())
     if crude >= _HUGE:
         return crude
     return int((w_abs @ magnitudes.astype(np.int64)).max())
+
+
+class Weights:
+    r"""What the exact GEMM needs from a layer's weights alone, computed once.
+
+    ``mats`` are the ``(groups, rows, fan_in)`` integer weight matrices (one per
+    group; a dense layer is one group). Kept: the largest row sum of their magnitudes
+    (the bound :math:`B` of :func:`sum_bound` for binary spikes), the int8 form
+    :math:`w / 2^g` of :func:`int8_factor` and the float copies by dtype. A caller that
+    runs the same weights again (the emulator, once per layer) passes the object back
+    and skips these passes over the weights.
+    """
+
+    def __init__(self, mats: np.ndarray) -> None:
+        self.mats = np.ascontiguousarray(mats, np.int64)
+        w_abs = np.abs(self.mats)
+        #: largest row sum of each group's magnitudes (0 without weights)
+        self.abs_row_max = (w_abs.sum(axis=-1).max(axis=-1) if self.mats.size
+                            else np.zeros(len(self.mats), np.int64))  # fmt: skip
+        bits = int(np.bitwise_or.reduce(w_abs, axis=None)) if self.mats.size else 0
+        #: the largest power of two dividing every weight (its exponent)
+        self.shift = (bits & -bits).bit_length() - 1 if bits else 0
+        m8 = self.mats >> self.shift
+        fits = not m8.size or (int(m8.min()) >= -128 and int(m8.max()) <= 127)
+        #: ``mats >> shift`` as int8, or None where it leaves the int8 range
+        self.int8 = m8.astype(np.int8) if fits else None
+        self._by_dtype: dict[np.dtype, np.ndarray] = {}
+
+    def bound(self, col_mags: np.ndarray | None, binary: bool = False) -> int | None:
+        """:math:`B` over all groups; ``col_mags`` ``(groups, fan_in)`` (None: unknown)."""
+        if binary:
+            return int(self.abs_row_max.max()) if self.mats.size else 0
+        if col_mags is None:
+            return None
+        if not self.mats.size:
+            return 0
+        w_abs = np.abs(self.mats)
+        return max(_abs_bound(a, int(r), m) for a, r, m in
+                   zip(w_abs, self.abs_row_max, col_mags, strict=True))  # fmt: skip
+
+    def as_dtype(self, dtype: np.dtype) -> np.ndarray:
+        """The matrices as ``dtype`` (kept for the next call)."""
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = self.mats.astype(dtype)
+        return self._by_dtype[dtype]
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -367,7 +420,7 @@ def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def int8_factor(mats: np.ndarray, magnitudes: np.ndarray | None, bound: int | None) -> int | None:
+def int8_factor(weights: Weights, magnitudes: np.ndarray | None, bound: int | None) -> int | None:
     r"""The power of two :math:`2^g` to take out of integer weights so that the int8 GEMM
     (int8 x int8, exact int32 sums) computes the synaptic sums; None where it cannot.
 
@@ -380,16 +433,9 @@ def int8_factor(mats: np.ndarray, magnitudes: np.ndarray | None, bound: int | No
     """
     if magnitudes is None or bound is None or (magnitudes.size and int(magnitudes.max()) > 127):
         return None
-    if not _int8_gemm_works():
+    if weights.int8 is None or bound >> weights.shift >= 1 << 31:
         return None
-    bits = int(np.bitwise_or.reduce(np.abs(mats.astype(np.int64)), axis=None)) if mats.size else 0
-    g = (bits & -bits).bit_length() - 1 if bits else 0
-    m8 = mats.astype(np.int64) >> g
-    if mats.size and (int(m8.min()) < -128 or int(m8.max()) > 127):
-        return None
-    if bound >> g >= 1 << 31:
-        return None
-    return g
+    return weights.shift if _int8_gemm_works() else None
 
 
 def _int8_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -426,17 +472,17 @@ class _Plan:
     """How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
     the exponent folded into the store, and the GEMM (a context manager's ``mm``)."""
 
-    def __init__(self, mats: np.ndarray, mags: np.ndarray | None, bound: int | None,
+    def __init__(self, weights: Weights, mags: np.ndarray | None, bound: int | None,
                  weight_exp: int) -> None:  # fmt: skip
-        g = int8_factor(mats, mags, bound)
+        g = int8_factor(weights, mags, bound)
         if g is not None:
             self.dtype, self.acc_dtype = np.dtype(np.int8), np.dtype(np.int32)
-            self.mats = (mats.astype(np.int64) >> g).astype(np.int8)
+            self.mats = weights.int8
             self.exp = weight_exp + g
         else:
             self.dtype = None if bound is None else exact_float_dtype(bound)
             self.acc_dtype = self.dtype
-            self.mats = None if self.dtype is None else mats.astype(self.dtype)
+            self.mats = None if self.dtype is None else weights.as_dtype(self.dtype)
             self.exp = weight_exp
 
     @contextmanager
@@ -450,31 +496,44 @@ class _Plan:
 
 
 def dense(
-    x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int
-) -> np.ndarray:
+    x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int,
+    weights: Weights | None = None,
+) -> np.ndarray:  # fmt: skip
     """Exact dense synaptic sums of validated ``(N_in, T)`` input and on-grid weights.
 
     Same result as :func:`loihi_slayer.fixed.dense` (``backend='cpu'``):
     ``out[o, t] = shift(sum_i W[o, i] x[i, t - latency], weight_exp)``, as int32
     when it fits (int64 otherwise). Runs a float GEMM when
-    :func:`exact_float_dtype` allows it, else the integer kernel.
+    :func:`exact_float_dtype` allows it, else the integer kernel. ``weights``:
+    :func:`dense_weights` of ``weight``, kept by a caller that runs it again.
     """
     x = np.ascontiguousarray(x)  # the copy kernels index it flat
     n_in, steps = x.shape
     n_out = weight.shape[0]
+    weights = dense_weights(weight) if weights is None else weights
     mags = input_magnitudes(x, graded)
-    bound = None if mags is None else sum_bound(weight, mags)
-    plan = _Plan(np.asarray(weight), mags, bound, weight_exp)
+    bound = None if mags is None else weights.bound(mags[None], binary=not graded)
+    plan = _Plan(weights, mags, bound, weight_exp)
     if plan.dtype is None:
         return _dense_integer(x, weight, weight_exp, graded, latency)
     xf = np.empty((n_in, steps), plan.dtype)
     _delayed(x, latency, not graded, xf)
     acc = np.empty((n_out, steps), plan.acc_dtype)
     with plan.gemm() as mm:
-        mm(np.ascontiguousarray(plan.mats), xf, acc)
+        mm(plan.mats[0], xf, acc)
     out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
     _store(acc, plan.exp, False, out, 0, 0)
     return out
+
+
+def dense_weights(weight: np.ndarray) -> Weights:
+    """:class:`Weights` of a dense ``(N_out, N_in)`` integer weight."""
+    return Weights(np.asarray(weight)[None])
+
+
+def conv_weights(weight: np.ndarray, groups: int, transpose: bool = False) -> Weights:
+    """:class:`Weights` of a (transposed) convolution's integer weight."""
+    return Weights(_group_matrices(np.asarray(weight), groups, transpose))
 
 
 def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
@@ -490,16 +549,6 @@ def _delay_int(a: np.ndarray, latency: int) -> np.ndarray:
     out = np.zeros_like(a)
     out[..., latency:] = a[..., : a.shape[-1] - latency] if a.shape[-1] > latency else 0
     return out
-
-
-def _conv_bound(mats: np.ndarray, channel_mags: np.ndarray | None, taps: int) -> int | None:
-    """:func:`sum_bound` of each group's matrix, column ``(c, k_y, k_x)`` taking the
-    magnitude of its input channel ``c``; None without magnitudes."""
-    if channel_mags is None:
-        return None
-    groups = mats.shape[0]
-    cols = np.repeat(channel_mags.reshape(groups, -1), taps, axis=1)
-    return max(sum_bound(mats[g], cols[g]) for g in range(groups))
 
 
 def _group_matrices(weight: np.ndarray, groups: int, transpose: bool) -> np.ndarray:
@@ -524,6 +573,7 @@ def conv2d(
     latency: int,
     out_hw: tuple[int, int],
     transpose: bool = False,
+    weights: Weights | None = None,
 ) -> np.ndarray:
     """Exact (transposed) convolution sums of validated ``(C, H, W, T)`` input.
 
@@ -532,11 +582,13 @@ def conv2d(
     the sum shifted by ``weight_exp`` and wrapped to signed 24 bit, delayed by
     ``latency``; ``(C_out, H_out, W_out, T)`` int32. Runs tiled ``im2col`` +
     float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel;
-    pooling (one output channel per group) runs a direct integer kernel.
+    pooling (one output channel per group) runs a direct integer kernel. ``weights``:
+    :func:`conv_weights` of ``weight``, kept by a caller that runs it again.
     """
     x = np.ascontiguousarray(x)  # the copy kernels index it flat
     c_in, _, _, steps = x.shape
-    mats = _group_matrices(weight, groups, transpose)
+    weights = conv_weights(weight, groups, transpose) if weights is None else weights
+    mats = weights.mats
     g_out, fan_in = mats.shape[1:]
     c_out = groups * g_out
     h_out, w_out = out_hw
@@ -547,8 +599,10 @@ def conv2d(
                      not graded, weight_exp, out4)  # fmt: skip
         return out4
     mags = input_magnitudes(x, graded)
-    bound = _conv_bound(mats, mags, fan_in // (c_in // groups))
-    plan = _Plan(mats, mags, bound, weight_exp)
+    taps = fan_in // (c_in // groups)
+    # column (c, k_y, k_x) of a group's matrix reads channel c
+    cols = None if mags is None else np.repeat(mags.reshape(groups, -1), taps, axis=1)
+    plan = _Plan(weights, mags, weights.bound(cols, binary=not graded), weight_exp)
     if plan.dtype is None:
         return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
                              latency, out_hw, transpose)  # fmt: skip
