@@ -487,9 +487,12 @@ def test_prepared_weights_of_an_invalid_edit_are_refused():
 
 @SETTINGS
 @given(
-    groups=st.integers(1, 3), rows=st.integers(0, 4), fan_in=st.integers(0, 6),
-    g=st.integers(0, 9), seed=st.integers(0, 2**32 - 1),
-)  # fmt: skip
+    groups=st.integers(1, 3),
+    rows=st.integers(0, 4),
+    fan_in=st.integers(0, 6),
+    g=st.integers(0, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_weights_facts_match_the_direct_formulas(groups, rows, fan_in, g, seed):
     """:class:`synapse_fast.Weights` keeps what the per-call formulas computed: the bound
     of :func:`sum_bound` (max over groups; binary inputs: magnitude 1), the common power
@@ -498,8 +501,7 @@ def test_weights_facts_match_the_direct_formulas(groups, rows, fan_in, g, seed):
     mats = rng.integers(-300, 300, (groups, rows, fan_in)) << g
     weights = synapse_fast.Weights(mats)
     mags = rng.integers(0, 2**20, (groups, fan_in))
-    direct = max((synapse_fast.sum_bound(m, c) for m, c in zip(mats, mags, strict=True)),
-                 default=0)  # fmt: skip
+    direct = max((synapse_fast.sum_bound(m, c) for m, c in zip(mats, mags, strict=True)), default=0)
     assert weights.bound(mags) == direct
     ones = max(synapse_fast.sum_bound(m, np.ones(fan_in, np.int64)) for m in mats)
     assert weights.bound(None, binary=True) == ones

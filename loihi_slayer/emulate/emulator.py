@@ -736,9 +736,14 @@ class Emulator:
         )  # fmt: skip
 
     def _prepared_weight(
-        self, i: int, layer: Any, part: str, x_shape: tuple[int, ...], groups: int,
+        self,
+        i: int,
+        layer: Any,
+        part: str,
+        x_shape: tuple[int, ...],
+        groups: int,
         transpose: bool,
-    ) -> tuple[np.ndarray, synapse_fast.Weights]:  # fmt: skip
+    ) -> tuple[np.ndarray, synapse_fast.Weights]:
         """Layer ``i``'s checked weight ``part`` and its :class:`~.synapse_fast.Weights`,
         prepared on first use and kept for later runs while the layer holds the same
         array with the same values (compared with a private copy: a weight edited in
@@ -748,9 +753,12 @@ class Emulator:
         key = (i, part)
         kept = self._prepared.get(key)
         if (
-            kept is not None and kept[0] is weight and kept[1] == (groups, transpose)
-            and kept[2].shape == view.shape and np.array_equal(kept[2], view)
-        ):  # fmt: skip
+            kept is not None
+            and kept[0] is weight
+            and kept[1] == (groups, transpose)
+            and kept[2].shape == view.shape
+            and np.array_equal(kept[2], view)
+        ):
             return kept[3], kept[4]
         w = self._checked_weight(layer, weight, x_shape)
         if isinstance(layer, DenseLayer):

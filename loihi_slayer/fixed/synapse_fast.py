@@ -148,8 +148,11 @@ class Weights:
         self.mats = np.ascontiguousarray(mats, np.int64)
         w_abs = np.abs(self.mats)
         #: largest row sum of each group's magnitudes (0 without weights)
-        self.abs_row_max = (w_abs.sum(axis=-1).max(axis=-1) if self.mats.size
-                            else np.zeros(len(self.mats), np.int64))  # fmt: skip
+        self.abs_row_max = (
+            w_abs.sum(axis=-1).max(axis=-1)
+            if self.mats.size
+            else np.zeros(len(self.mats), np.int64)
+        )
         bits = int(np.bitwise_or.reduce(w_abs, axis=None)) if self.mats.size else 0
         #: the largest power of two dividing every weight (its exponent)
         self.shift = (bits & -bits).bit_length() - 1 if bits else 0
@@ -168,8 +171,10 @@ class Weights:
         if not self.mats.size:
             return 0
         w_abs = np.abs(self.mats)
-        return max(_abs_bound(a, int(r), m) for a, r, m in
-                   zip(w_abs, self.abs_row_max, col_mags, strict=True))  # fmt: skip
+        return max(
+            _abs_bound(a, int(r), m)
+            for a, r, m in zip(w_abs, self.abs_row_max, col_mags, strict=True)
+        )
 
     def as_dtype(self, dtype: np.dtype) -> np.ndarray:
         """The matrices as ``dtype`` (kept for the next call)."""
@@ -496,9 +501,13 @@ class _Plan:
 
 
 def dense(
-    x: np.ndarray, weight: np.ndarray, weight_exp: int, graded: bool, latency: int,
+    x: np.ndarray,
+    weight: np.ndarray,
+    weight_exp: int,
+    graded: bool,
+    latency: int,
     weights: Weights | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Exact dense synaptic sums of validated ``(N_in, T)`` input and on-grid weights.
 
     Same result as :func:`loihi_slayer.fixed.dense` (``backend='cpu'``):

@@ -365,9 +365,16 @@ def _slice_pool(x5: torch.Tensor, w: torch.Tensor, stride, padding, dilation) ->
     if ho <= 0 or wo <= 0:  # input smaller than the kernel: PyTorch's own error
         return F.conv3d(x5, w, None, stride, 0, dilation)
     taps = w.reshape(kh, kw)
-    if kh * kw > 1 and not taps.requires_grad and bool((taps == taps[0, 0]).all()):
+    if (
+        kh * kw > 1
+        and not taps.requires_grad
+        and not torch.compiler.is_compiling()
+        and bool((taps == taps[0, 0]).all())
+    ):
         # equal taps (the pool's fixed weight): sum the columns, then the rows, and scale
-        # once: kH + kW passes over shrinking data instead of kH * kW over the input
+        # once: kH + kW passes over shrinking data instead of kH * kW over the input (a
+        # traced graph keeps the per-tap sum: the compare is data-dependent, and the
+        # compiler fuses the taps itself)
         cols = _tap_sum(x5, 3, kw, sw, dw, wo)
         y = _tap_sum(cols, 2, kh, sh, dh, ho)
         return y.mul_(taps[0, 0]) if kh > 1 else y * taps[0, 0]
