@@ -623,6 +623,8 @@ def conv2d(
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
     starts = list(range(0, npix, tile))
+    src, lag, word = _gemm_stream(x, latency, graded, plan.dtype)
+    binary = word is None and not graded  # the converted stream holds 0/1 already
 
     def tiles(share: list[int], mm) -> None:
         """im2col + GEMM + store of the tiles starting at ``share`` (own buffers)."""
@@ -632,8 +634,9 @@ def conv2d(
             ncols = (min(npix, p0 + tile) - p0) * steps
             cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
             acc = acc_buf[: g_out * ncols].reshape(g_out, ncols)
+            dst = cols if word is None else cols.view(word)
             for g in range(groups):
-                _im2col(x, g * c_per_group, *geometry, p0, latency, not graded, cols)
+                _im2col(src, g * c_per_group, *geometry, p0, lag, binary, dst)
                 mm(plan.mats[g], cols, acc)
                 _store(acc, plan.exp, True, out, g * g_out, p0 * steps)
 
@@ -647,6 +650,29 @@ def conv2d(
             for job in jobs:
                 job.result()
     return out.reshape(c_out, h_out, w_out, steps)
+
+
+def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype):
+    """What im2col copies from: ``(src, lag, word)``.
+
+    im2col copies runs of ``T`` values, ``kH * kW`` times each value; runs of 32 int8
+    spikes are too short for the vector loops (numba's loop vectorises by 32-64
+    bytes and leaves short runs to its scalar remainder: int8 im2col ran at a third of
+    float32's rate per value). So where ``T`` values of the GEMM's dtype fill whole
+    machine words, the stream is first delayed and converted to that dtype once
+    (:func:`_delayed`, spikes cast to 0/1), and im2col then copies words of it
+    (``word`` the unsigned dtype, ``lag`` 0); otherwise im2col copies values from
+    ``x`` itself with the latency (``word`` None).
+    """
+    steps = x.shape[-1]
+    run = steps * dtype.itemsize
+    for size in (8, 4, 2):
+        if run % size == 0 and size > dtype.itemsize:
+            conv = np.empty(x.shape, dtype)
+            _delayed(x.reshape(-1, steps), latency, not graded, conv.reshape(-1, steps))
+            word = np.dtype(f"u{size}")
+            return conv.view(word), 0, word
+    return x, latency, None
 
 
 def _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
