@@ -583,7 +583,9 @@ class Emulator:
                     )
                 if timings is not None:
                     timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
-                # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64
+                # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64,
+                # the kernel's own int64 arrays handed over as they are (nothing writes them
+                # after this: the stream is only read), int8 spikes converted
                 stream = self._output_delay(i, layer, np.asarray(traces["s"]))
                 graded = model.graded
                 sel = self._subset(i, subsets.get(i), math.prod(shape))
@@ -591,7 +593,8 @@ class Emulator:
                 lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
                 for v in rec:
                     flat = np.asarray(traces[v]).reshape(-1, steps)
-                    lt.data[v] = (flat if i not in subsets else flat[sel]).astype(np.int64)
+                    kept = flat if i not in subsets else flat[sel]
+                    lt.data[v] = kept.astype(np.int64, copy=False)
                 if rec:
                     out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
