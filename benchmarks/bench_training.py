@@ -1,6 +1,7 @@
 """Time whole training steps of the example networks against plain PyTorch.
 
-Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]``
+Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]
+[--parts]``
 
 One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
 Two networks, each built by its example script:
@@ -17,7 +18,9 @@ neuron as :func:`bench_neurons.plain_cuba` (float dynamics, lava-dl's surrogate,
 autograd through the loop over time) with the same surrogate width and scale, and the
 same one-step output shift, loss and optimizer. Both are timed alternately in the same
 run; the script prints medians, the spread (min-max) and the ratio plain / ours
-(issue 8 target: >= 10x). ``--profile`` adds a ``torch.profiler`` table of our step.
+(issue 8 target: >= 10x). ``--profile`` adds a ``torch.profiler`` table of our step;
+``--parts`` times the N-MNIST step's kernels and GEMMs each alone (their sum: the step
+with no other cost) beside the time 10x needs.
 """
 
 from __future__ import annotations
@@ -256,12 +259,70 @@ def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
     return med
 
 
+def _median_ms(fn: Callable[[], object], reps: int) -> float:
+    fn()
+    return float(np.median([timed(fn) for _ in range(reps)]))
+
+
+def nmnist_parts(case: dict, reps: int) -> None:
+    """Our N-MNIST step's irreducible work, each part timed alone: the pool sums, each
+    neuron's kernels (forward; forward + backward where a gradient flows), and the
+    step's GEMMs (PyTorch's sgemm on the same shapes). Their sum is what the step would
+    take with no other cost (copies, checks, autograd, optimizer)."""
+    pool, flat, d1, d2 = case["ours"]
+    x = case["x"]
+    with torch.no_grad():
+        z0 = pool.synapse(x)
+        h1 = flat(pool(x))
+        z1 = d1.synapse(h1)
+        z2 = d2.synapse(d1(h1))
+    b, t = x.shape[0], x.shape[-1]
+    n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
+
+    def fwd_bwd(neuron, z):
+        def run() -> None:
+            zz = z.detach().requires_grad_(True)
+            neuron(zz).sum().backward()
+
+        return run
+
+    def no_grad(fn):
+        def run() -> None:
+            with torch.no_grad():
+                fn()
+
+        return run
+
+    def gemm(*shapes: tuple[int, int, int]):
+        pairs = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
+        return lambda: [torch.mm(a, c) for a, c in pairs]
+
+    parts = {
+        "pool sums (forward)": no_grad(lambda: pool.synapse(x)),
+        "pool neuron (forward)": no_grad(lambda: pool.neuron(z0)),
+        f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
+        f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
+        f"GEMM {b * t}x{n_in}x{n1} (forward)": gemm((b * t, n_in, n1)),
+        f"GEMM {n1}x{b * t}x{n_in} (weight gradient)": gemm((n1, b * t, n_in)),
+        f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
+    }
+    total = 0.0
+    print("  our step's parts, each alone (median):")
+    for name, fn in parts.items():
+        ms = _median_ms(fn, reps)
+        total += ms
+        print(f"    {name:42s} {ms:7.2f} ms")
+    print(f"    {'sum: the step without any other cost':42s} {total:7.2f} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
     ap.add_argument("--only", choices=("nmnist", "oxford"))
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the N-MNIST step's kernels and GEMMs alone")  # fmt: skip
     args = ap.parse_args(argv)
     print(f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
           f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
@@ -272,7 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "oxford"):
         cases.append(oxford_case())
     for case in cases:
-        run_case(case, args.reps, args.profile)
+        med = run_case(case, args.reps, args.profile)
+        if args.parts and case is cases[0] and args.only != "oxford":
+            nmnist_parts(case, args.reps)
+            plain = med["plain: neuron loop over time"]
+            print(f"  10x the plain neuron loop needs <= {plain / 10:.2f} ms per step")
 
 
 if __name__ == "__main__":
