@@ -125,3 +125,20 @@ def test_finite_check_accepts_finite_values_whose_sum_overflows():
     x = torch.full((1, 1, 2, 2, 2), 3e38)
     assert torch.isinf(x.sum())
     assert torch.equal(pool(x), x)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "hw"),
+    [(2, None, (6, 6)), ((2, 3), None, (4, 9)), (2, None, (5, 6)), (3, 2, (7, 7)), (2, 1, (4, 4))],
+)
+def test_pool_finite_check_sees_every_input_value(bad, kernel, stride, hw):
+    """A pool whose windows tile the input checks its output sum, others their input:
+    either way one bad value anywhere (here the last row and column, which an untiled
+    pool may skip) is refused, even under a zero weight (0 * inf is NaN)."""
+    for scale in (1.0, 0.0):
+        pool = synapse.Pool(kernel, stride=stride, weight_scale=scale)
+        x = torch.zeros(2, 3, *hw, 4)
+        x[1, 2, -1, -1, 3] = bad
+        with pytest.raises(ParameterError, match="synapse.Pool: input contains NaN/inf"):
+            pool(x)

@@ -105,7 +105,9 @@ class _Synapse:
         _check_finite(type(self).__name__, "weight", w)
         return w if self.pre_hook_fx is None else self.pre_hook_fx(w)
 
-    def _prepare(self, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
+    def _prepare(
+        self, x: torch.Tensor, channels: int, check: bool = True
+    ) -> tuple[torch.Tensor, bool]:
         name = f"synapse.{type(self).__name__}"
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise ParameterTypeError(f"{name}: input must be a float tensor, got {type(x)}")
@@ -129,7 +131,8 @@ class _Synapse:
             )
         if x.shape[-1] == 0:
             raise ParameterError(f"{name}: the input's time axis is empty, shape {tuple(x.shape)}")
-        _check_finite(name, "input", x)
+        if check:
+            _check_finite(name, "input", x)
         if not torch.compiler.is_compiling():  # a traced graph has fixed, checked shapes
             check_conv_memory(name, self, x.shape)  # before PyTorch unfolds a huge kernel
         if self.exact:
@@ -332,13 +335,33 @@ class Pool(_Synapse, torch.nn.Conv3d):
         """``(N, C, H, W, T)`` -> ``(N, C, H', W', T)``, channels pooled independently."""
         _require_5d(x, "Pool", "C")
         n, c = x.shape[:2]
-        x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1)
+        # a pool that reads every input value once checks its (smaller) output instead:
+        # NaN or inf in the input reaches an output sum (0 * inf is NaN too)
+        tiled = self._tiles(x.shape[2:4]) and not torch.compiler.is_compiling()
+        x5, _ = self._prepare(x.reshape(n * c, 1, *x.shape[2:]), 1, check=not tiled)
         w = self._weight(x5)
         if math.prod(self.kernel_size) > _SLICE_POOL_MAX:
             y = F.conv3d(x5, w, None, self.stride, self.padding, self.dilation)
         else:
             y = _slice_pool(x5, w, self.stride, self.padding, self.dilation)
+        if tiled and not bool(torch.isfinite(y.detach().sum())):  # or a finite overflow
+            check_finite(x, f"synapse.{type(self).__name__}: input contains NaN/inf")
         return y.reshape(n, c, *y.shape[2:])
+
+    def _tiles(self, hw: tuple[int, int]) -> bool:
+        """Whether the pool's windows tile the ``(H, W)`` input exactly (stride = kernel,
+        no padding or dilation): every input value then enters exactly one output."""
+        return all(
+            k == s and p == 0 and d == 1 and size % k == 0
+            for k, s, p, d, size in zip(
+                self.kernel_size[:2],
+                self.stride[:2],
+                self.padding[:2],
+                self.dilation[:2],
+                hw,
+                strict=True,
+            )
+        )
 
 
 #: largest pool kernel (kH * kW) summed as strided slices; larger ones use conv3d
