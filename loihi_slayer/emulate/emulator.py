@@ -48,6 +48,7 @@ from .. import fixed, models
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
 from ..fixed import synapse_fast
 from ..fixed._arrays import host_view
+from ..fixed._widen import as_int64
 from ..fixed.api import _depthwise, _kernel_input, _pair, _weights
 from ..fixed.params import int_param
 from ..hdf5 import (
@@ -585,7 +586,8 @@ class Emulator:
                     timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
                 # the stream keeps the kernel's dtype (int8 spikes); recorded traces are int64,
                 # the kernel's own int64 arrays handed over as they are (nothing writes them
-                # after this: the stream is only read), int8 spikes converted
+                # after this: the stream is only read), int8 spikes widened (on torch's
+                # threads when large)
                 stream = self._output_delay(i, layer, np.asarray(traces["s"]))
                 graded = model.graded
                 sel = self._subset(i, subsets.get(i), math.prod(shape))
@@ -594,7 +596,7 @@ class Emulator:
                 for v in rec:
                     flat = np.asarray(traces[v]).reshape(-1, steps)
                     kept = flat if i not in subsets else flat[sel]
-                    lt.data[v] = kept.astype(np.int64, copy=False)
+                    lt.data[v] = as_int64(kept)
                 if rec:
                     out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
