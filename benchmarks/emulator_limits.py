@@ -7,8 +7,10 @@ the same file and input) it prints, in ms per time step, medians of ``--repeat``
 
 - ``synapse``: the emulator's measured synapse time of the layer (im2col, exact int8
   GEMM, store, on the tile threads);
-- ``im2col``: :func:`loihi_slayer.fixed.synapse_fast._im2col` of the whole layer on one
-  thread, and the bytes it writes per second;
+- ``im2col``: the whole layer's im2col on one thread as the emulator runs it (the
+  stream delayed and cast to 0/1 int8 once, :func:`~loihi_slayer.fixed.synapse_fast.
+  _gemm_stream`, then :func:`~loihi_slayer.fixed.synapse_fast._im2col` copying machine
+  words), and the bytes it writes per second;
 - ``GEMM``: ``torch._int_mm`` of the layer's whole product alone, in the emulator's
   orientation ``(C_out x K) @ (K x pixels*T)`` and transposed
   ``(pixels*T x K) @ (K x C_out)``, on torch's threads;
@@ -75,7 +77,9 @@ def conv_rows(emu: Emulator, x_in: np.ndarray, steps: int, repeat: int) -> list[
         geometry = (kh, kw, *layer.stride, *layer.padding, *layer.dilation, False, w_out)
 
         def im2col(x=x, cols=cols, geometry=geometry):
-            synapse_fast._im2col(x, 0, *geometry, 0, 1, True, cols)
+            src, lag, word = synapse_fast._gemm_stream(x, 1, False, cols.dtype)
+            dst = cols if word is None else cols.view(word)
+            synapse_fast._im2col(src, 0, *geometry, 0, lag, word is None, dst)
 
         im2col()  # compiled already by the run; one warm call
         t_col = median_time(im2col, repeat)
