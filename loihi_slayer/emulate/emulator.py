@@ -171,7 +171,10 @@ class Emulator:
         (:mod:`loihi_slayer.fixed.synapse_fast`), the integer kernels elsewhere.
         False runs the integer kernels throughout (same results, slower). During
         :meth:`run` the GEMMs use ``synapse_fast.GEMM_THREADS`` torch threads
-        (``torch.set_num_threads`` is restored afterwards).
+        (``torch.set_num_threads`` is restored afterwards). Each layer's weights are
+        prepared for the GEMMs on the first run and kept (a copy of the weights to
+        detect edits, their int64 checked form and the GEMM's int8 or float copy:
+        about three times the weights' own memory), so later runs skip that work.
 
     Examples
     --------
