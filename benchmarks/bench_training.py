@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
     ap.add_argument("--only", choices=("nmnist", "oxford"))
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--parts", action="store_true",
-                    help="also time the N-MNIST step's kernels and GEMMs alone")  # fmt: skip
+    ap.add_argument(
+        "--parts", action="store_true", help="also time the N-MNIST step's kernels and GEMMs alone"
+    )
     args = ap.parse_args(argv)
     print(f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
           f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
