@@ -764,7 +764,6 @@ class Emulator:
             kept is not None
             and kept[0] is weight
             and kept[1] == (groups, transpose)
-            and kept[2].shape == view.shape
             and np.array_equal(kept[2], view)
         ):
             return kept[3], kept[4]

@@ -40,9 +40,8 @@ def as_int64(a: np.ndarray) -> np.ndarray:
     C-contiguous integer arrays copied on torch's thread count)."""
     if a.dtype == np.int64:
         return a
-    if a.size < PARALLEL_MIN or a.dtype.kind not in "iub" or a.dtype.itemsize >= 8:
-        return a.astype(np.int64)
-    if not a.flags.c_contiguous:
+    small = a.size < PARALLEL_MIN or not a.flags.c_contiguous
+    if small or a.dtype.kind not in "iub" or a.dtype.itemsize >= 8:
         return a.astype(np.int64)
     out = np.empty(a.shape, np.int64)
     follow_torch_threads()
