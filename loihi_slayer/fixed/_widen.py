@@ -40,8 +40,13 @@ def as_int64(a: np.ndarray) -> np.ndarray:
     C-contiguous integer arrays copied on torch's thread count)."""
     if a.dtype == np.int64:
         return a
-    small = a.size < PARALLEL_MIN or not a.flags.c_contiguous
-    if small or a.dtype.kind not in "iub" or a.dtype.itemsize >= 8:
+    parallel = (
+        a.size >= PARALLEL_MIN
+        and a.flags.c_contiguous
+        and a.dtype.kind in "iub"
+        and a.dtype.itemsize < 8
+    )
+    if not parallel:
         return a.astype(np.int64)
     out = np.empty(a.shape, np.int64)
     follow_torch_threads()
