@@ -9,7 +9,9 @@ Times, in a fresh child process each:
   busy-looping process and beside two;
 * an N-MNIST training step (``examples/nmnist.py`` network, batch 32) fed by a
   ``torch.utils.data.DataLoader`` with ``num_workers=2`` that reads and bins the
-  ``.bs2`` files, against the same steps on preloaded tensors.
+  ``.bs2`` files, against the same steps on preloaded tensors;
+* an emulator run of ``bench_emulator.py``'s PilotNet-size CUBA network (T = 32, every
+  layer recorded) idle, beside one busy process and beside two.
 
 and prints the median seconds per epoch / step and the slowdowns against idle (issue 8
 target: <= 2x beside one busy process on a 2-core machine; the fair figure is about the
@@ -129,6 +131,25 @@ def _nmnist(epochs: int, budget: float, workers: int) -> list[float]:
     return _repeat(step, epochs, budget)
 
 
+def _emulator(epochs: int, budget: float) -> list[float]:
+    """One emulator run of ``bench_emulator.py``'s PilotNet-size CUBA network (T = 32,
+    every layer's spikes recorded): tile threads, parallel neuron kernels, GEMMs."""
+    import tempfile
+
+    sys.path.insert(0, str(HERE))
+    import bench_emulator as be
+
+    from loihi_slayer.block import export_network
+    from loihi_slayer.emulate import Emulator
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "pilotnet-cuba.net")
+        export_network(be.pilotnet_blocks("cuba"), path)
+        emu = Emulator(path)
+    x, graded = be.make_input("pilotnet-cuba", emu, 32, np.random.default_rng(0))
+    return _repeat(lambda: emu.run(x, 32, graded_input=graded), epochs, budget)
+
+
 def _cycle(iterable):
     while True:
         yield from iterable
@@ -158,6 +179,8 @@ def child(args: argparse.Namespace) -> None:
         os.environ[key] = value
     if args.child == "oxford":
         ts = _oxford(args.epochs, args.budget)
+    elif args.child == "emulator":
+        ts = _emulator(args.epochs, args.budget)
     else:
         ts = _nmnist(args.epochs, args.budget, 2 if args.child == "nmnist-loader" else 0)
     info = {"times": ts}
@@ -198,9 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=15.0, help="seconds per case at most")
     ap.add_argument("--configs", default="default,import-first",
                     help=f"comma-separated, from {', '.join(CONFIGS)}")  # fmt: skip
-    ap.add_argument("--only", choices=("oxford", "nmnist"), help="one workload only")
+    ap.add_argument("--only", choices=("oxford", "nmnist", "emulator"), help="one workload only")
     ap.add_argument(
-        "--child", choices=("oxford", "nmnist", "nmnist-loader"), help=argparse.SUPPRESS
+        "--child",
+        choices=("oxford", "nmnist", "nmnist-loader", "emulator"),
+        help=argparse.SUPPRESS,
     )
     args = ap.parse_args(argv)
     if args.child:
@@ -212,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
         ("demo epoch, 2 busy processes", "oxford", 2),
         ("N-MNIST step, preloaded", "nmnist", 0),
         ("N-MNIST step, DataLoader 2 workers", "nmnist-loader", 0),
+        ("emulator run (PilotNet-CUBA)", "emulator", 0),
+        ("emulator run, 1 busy process", "emulator", 1),
+        ("emulator run, 2 busy processes", "emulator", 2),
     ]
     print(f"{os.cpu_count()} CPUs, load avg {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name in args.configs.split(","):
