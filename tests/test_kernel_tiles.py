@@ -175,3 +175,46 @@ def test_out_is_refused_on_the_reference_backend():
     with pytest.raises(ParameterError, match="'cpu' backend"):
         fixed.cuba(np.ones((2, 3), np.int32), backend="reference",
                    out={"s": np.zeros((2, 3), np.int8)})  # fmt: skip
+
+
+def _every_trace(model, inputs, reset):
+    """Run ``model`` on the CPU kernels with every trace recorded into caller arrays
+    filled with two different sentinels in turn; the reference's traces."""
+    names = model.traces
+    if model.name == "sigma_delta":
+        params = fixed.SigmaDeltaParams(v_th_mant=3)
+
+        def run(**kw):
+            return fixed.sigma_delta(inputs[0], params, reset=reset, record=names, **kw)[0]
+    else:
+        # mid-range values of every parameter without a default (the resonators' decays)
+        need = {p.name: (p.lo + p.hi) // 2 for p in model.params if p.default is None}
+        params = model.make_params(**need)
+
+        def run(**kw):
+            return fixed.run(model, inputs, params, reset=reset, record=names, **kw)[0]
+
+    ref = run(backend="reference")
+    got = []
+    for sentinel in (7, -9):
+        out = {k: np.full(ref[k].shape, sentinel, ref[k].dtype) for k in names}
+        run(backend="cpu", out=out)
+        got.append(out)
+    return ref, got
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_trace_element_is_written(name):
+    """The kernels write every element of every recorded trace, across tiles, lane
+    blocks and a reset (callers reuse their ``out=`` arrays, so nothing may be left from
+    before): arrays filled with 7, then with -9, both end equal to the reference."""
+    model = models.get(name)
+    rng = np.random.default_rng(3)
+    shape = (37, 75)  # partial lane block, several time tiles
+    inputs = [rng.integers(-3000, 3000, shape) for _ in model.inputs]
+    reset = np.zeros(shape[-1], bool)
+    reset[[0, 33, 34]] = True
+    ref, got = _every_trace(model, inputs, reset)
+    for out in got:
+        for k in model.traces:
+            np.testing.assert_array_equal(out[k], ref[k], err_msg=f"{name} trace {k}")
