@@ -537,3 +537,27 @@ def test_recorded_traces_are_the_callers_own(kind, record):
         assert not np.shares_memory(first[i, v], second[i, v])
         changed |= not np.array_equal(second[i, v], before)
     assert changed
+
+
+@SETTINGS
+@given(
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_input_magnitudes_match_numpy(dtype, rows, cols, seed):
+    """Each row's ``max |x|`` (NumPy's own max/min as the reference), the type's
+    extremes included; None once a value reaches 2**62 (no exact float bound)."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, int(info.max) + 1, (rows, cols), dtype=dtype)
+    x[rng.random((rows, cols)) < 0.5] = 0
+    x.reshape(-1)[rng.integers(0, x.size)] = rng.choice([info.min, info.max])
+    got = synapse_fast.input_magnitudes(x, graded=True)
+    wide = x.astype(object)  # Python ints: no overflow in |x|
+    want = [max(0, *(abs(v) for v in row)) for row in wide]
+    if max(want) >= 2**62:
+        assert got is None
+    else:
+        assert got.tolist() == want

@@ -190,13 +190,20 @@ class Weights:
 
 @njit(nogil=True, cache=True)
 def _row_extrema(x, hi, lo):
-    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` in one pass."""
-    for r in range(x.shape[0]):
+    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` in one pass.
+
+    Indexed, not iterated: ``for v in row`` kept the reduction scalar (10.8 GB/s on a
+    PilotNet SDNN stream, 23 GB/s indexed).
+    """
+    rows, n = x.shape
+    for r in range(rows):
+        row = x[r]
         a = np.int64(0)
         b = np.int64(0)
-        for v in x[r]:
-            a = max(a, np.int64(v))
-            b = min(b, np.int64(v))
+        for i in range(n):
+            v = np.int64(row[i])
+            a = max(a, v)
+            b = min(b, v)
         hi[r] = a
         lo[r] = b
 
