@@ -29,8 +29,13 @@ output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
 the synaptic latency applied and spikes cast to 0/1), multiplied by the
 ``(C_out, C_in k_H k_W)`` weight matrix of each group, and the float sums are
 shifted by the weight exponent and wrapped to 24 bit in integer arithmetic, so
-the result lands in the time-last output without a transpose. Tiles are sized
-to stay in cache; memory beyond the output is bounded by the tile.
+the result lands in the time-last output without a transpose. Where ``T`` values of
+the GEMM's type fill whole machine words, the input is delayed, cast and converted
+once, and im2col copies words of it (:func:`_gemm_stream`). Tiles are sized to stay
+in cache; memory beyond the output is bounded by the tile and that one converted copy
+of the input. What depends on the weights alone (the matrices, their int8 form, the
+bound's row sums, float copies) is a :class:`Weights`, which a caller running the same
+weights again (the emulator) keeps.
 
 The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``) while PyTorch keeps full
 float32 matmul precision, else NumPy's BLAS, which never lowers it. Each GEMM
