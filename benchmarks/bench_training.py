@@ -44,6 +44,7 @@ from bench_neurons import plain_cuba  # noqa: E402  (the shared plain-PyTorch ne
 
 from loihi_slayer import loss  # noqa: E402
 from loihi_slayer.demo import oxford_data  # noqa: E402
+from loihi_slayer.synapse._int_product import int_product  # noqa: E402
 
 
 def load_example(name: str):
@@ -267,7 +268,8 @@ def _median_ms(fn: Callable[[], object], reps: int) -> float:
 def nmnist_parts(case: dict, reps: int) -> None:
     """Our N-MNIST step's irreducible work, each part timed alone: the pool sums, each
     neuron's kernels (forward; forward + backward where a gradient flows), and the
-    step's GEMMs (PyTorch's sgemm on the same shapes). Their sum is what the step would
+    step's products (the dense synapse's int8 forward product, PyTorch's sgemm on the
+    other shapes). Their sum is what the step would
     take with no other cost (copies, checks, autograd, optimizer)."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
@@ -278,6 +280,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
         z2 = d2.synapse(d1(h1))
     b, t = x.shape[0], x.shape[-1]
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
+    with torch.no_grad():
+        w1 = d1.synapse.pre_hook_weight.reshape(n1, n_in)
+    if int_product(h1, w1) is None:
+        raise SystemExit("the dense 578->128 product did not take the int8 path")
 
     def fwd_bwd(neuron, z):
         def run() -> None:
@@ -302,7 +308,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         "pool neuron (forward)": no_grad(lambda: pool.neuron(z0)),
         f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
         f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
-        f"GEMM {b * t}x{n_in}x{n1} (forward)": gemm((b * t, n_in, n1)),
+        f"int8 product {n1}x{n_in}x{b * t} (forward)": no_grad(lambda: int_product(h1, w1)),
         f"GEMM {n1}x{b * t}x{n_in} (weight gradient)": gemm((n1, b * t, n_in)),
         f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
     }

@@ -1,0 +1,210 @@
+r"""The dense synapse product on int8 operands, where that is exact (CPU training).
+
+A dense synapse multiplies quantized weights by spikes. With the weights on a
+power-of-two grid (``pre_hook_fx = neuron.quantize_8bit``: every weight is an
+integer multiple of ``2 / w_scale``) and integer-valued inputs (binary spikes),
+
+.. math::
+
+    z[b, o, t] = \sum_i w[o, i]\, x[b, i, t]
+               = u \sum_i m[o, i]\, q[b, i, t],
+    \qquad m = w / u \in [-128, 127],\ q = x \in [-128, 127]
+
+is an integer sum times the grid step :math:`u`, which PyTorch's int8 GEMM
+(``torch._int_mm``, int32 accumulation) computes exactly and 4-8x faster than
+the float32 GEMM on CPUs with int8 dot products (VNNI/AMX). The result is the
+float32 GEMM's result bit for bit while :math:`I \max|m| \max|q| < 2^{24}`: every
+partial sum is then an integer multiple of :math:`u` that float32 holds exactly,
+so the float GEMM rounds nothing either. That bound is checked; where it or
+either grid condition fails the caller keeps the float GEMM.
+
+The backward is the float product's: the weight gradient is a float32 GEMM with
+the saved spikes, the input gradient :math:`w^\top g` (only when the input needs
+one). Only the forward product changes, so gradients are those of the float path
+up to the summation order of a float GEMM.
+
+Layout: the input is time-last ``(B, I, T)``. The conversion writes the int8
+operand as ``(I, B·T)`` (each run of ``T`` values stays contiguous, so reads and
+writes both stream), one GEMM ``m (O, I) @ q (I, B·T)`` gives ``(O, B·T)``, and
+the scaling writes the time-last ``(B, O, T)`` float output the neuron reads
+without another copy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from ..autograd._dispatch import follow_torch_threads
+from ..fixed.codegen import PARALLEL_MIN_WORK
+
+#: the int8 operands' range
+INT8_MIN, INT8_MAX = -128, 127
+#: float32 holds every integer below this exactly
+FLOAT32_EXACT = 1 << 24
+#: smallest product (B·T·I·O multiply-adds) worth the conversions
+MIN_WORK = 1 << 22
+#: the smallest normal float32: a finer grid step would make subnormal outputs, which a
+#: flush-to-zero setting treats differently in the two paths
+UNIT_MIN = 2.0**-126
+
+
+@njit(inline="always", cache=True)
+def _to_int8_row(src, dst):
+    """``dst[t] = src[t]`` as int8; returns ``(flag, max |q|)``, flag 1 where a value is
+    not an integer in ``[-128, 127]`` (NaN and inf included)."""
+    bad = np.int32(0)
+    top = np.int32(0)
+    for t in range(src.shape[0]):
+        v = src[t]
+        q = np.int32(min(max(v, np.float32(INT8_MIN)), np.float32(INT8_MAX)))
+        dst[t] = q
+        bad |= np.int32(np.float32(q) != v)
+        top = max(top, abs(q))
+    return bad, top
+
+
+@njit(parallel=True, cache=True)
+def _to_int8_parallel(x, out):
+    """``out[i, b, :] = x[b, i, :]`` (int8); returns ``(rows refused, max |q|)``."""
+    n_b, n_i = x.shape[0], x.shape[1]
+    bad = 0
+    top = 0
+    for job in prange(n_b * n_i):
+        b, i = job // n_i, job % n_i
+        e, m = _to_int8_row(x[b, i], out[i, b])
+        bad += e
+        top = max(top, m)
+    return bad, top
+
+
+@njit(cache=True)
+def _to_int8_serial(x, out):
+    """:func:`_to_int8_parallel` on the calling thread."""
+    bad = 0
+    top = 0
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            e, m = _to_int8_row(x[b, i], out[i, b])
+            bad += e
+            top = max(top, m)
+    return bad, top
+
+
+@njit(parallel=True, cache=True)
+def _scale_out_parallel(r, unit, z):
+    """``z[b, o, t] = r[o, b·T + t] · unit`` (int32 -> float32, time-last)."""
+    n_b, n_o, steps = z.shape
+    for job in prange(n_b * n_o):
+        b, o = job // n_o, job % n_o
+        base = b * steps
+        for t in range(steps):
+            z[b, o, t] = np.float32(r[o, base + t]) * unit
+
+
+@njit(cache=True)
+def _scale_out_serial(r, unit, z):
+    """:func:`_scale_out_parallel` on the calling thread."""
+    n_b, n_o, steps = z.shape
+    for b in range(n_b):
+        for o in range(n_o):
+            base = b * steps
+            for t in range(steps):
+                z[b, o, t] = np.float32(r[o, base + t]) * unit
+
+
+def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
+    """``(m, u, max |m|)`` with ``w == u * m`` exactly, ``m`` int8 and ``u`` a power of
+    two, or None when ``w`` is not on such a grid. ``u`` is the finest power of two that keeps
+    ``|m| <= 127``: a weight that is not a multiple of it is a multiple of no coarser one."""
+    amax = float(w.detach().abs().max()) if w.numel() else 0.0
+    if not math.isfinite(amax):
+        return None
+    if amax == 0.0:
+        return torch.zeros(w.shape, dtype=torch.int8), 1.0, 0
+    k = math.ceil(math.log2(amax / INT8_MAX))
+    while amax > INT8_MAX * 2.0**k:  # log2's rounding, either way
+        k += 1
+    while amax <= INT8_MAX * 2.0 ** (k - 1):
+        k -= 1
+    unit = 2.0**k
+    m = w.detach() / unit  # a power of two: exact (the grid sits far above subnormals)
+    if not bool(torch.equal(m, torch.round(m))):
+        return None
+    return m.to(torch.int8), unit, round(amax / unit)
+
+
+def int8_operand(x3: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """The int8 ``(I, B·T)`` operand of a time-last float32 ``(B, I, T)`` input and its
+    largest magnitude, or None when a value is not an integer in ``[-128, 127]``."""
+    n_b, n_i, steps = x3.shape
+    out = torch.empty((n_i, n_b, steps), dtype=torch.int8)
+    src = x3.detach().contiguous().numpy()
+    if x3.numel() >= PARALLEL_MIN_WORK:
+        follow_torch_threads()
+        bad, top = _to_int8_parallel(src, out.numpy())
+    else:
+        bad, top = _to_int8_serial(src, out.numpy())
+    if bad:
+        return None
+    return out.reshape(n_i, n_b * steps), int(top)
+
+
+class IntDenseProduct(torch.autograd.Function):
+    """``z = w @ x`` on time-last ``x (B, I, T)`` from the int8 operands (see the module);
+    backward as the float product's."""
+
+    @staticmethod
+    def forward(ctx, x3, w2, q, m, unit):
+        n_b, _, steps = x3.shape
+        r = torch._int_mm(m, q)  # (O, B*T) int32, exact
+        z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
+        kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
+        kernel(r.numpy(), np.float32(unit), z.numpy())
+        # the int8 operand is the input in the weight gradient's layout, a quarter its size
+        ctx.save_for_backward(q, w2)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        q, w2 = ctx.saved_tensors
+        g_x = g_w = None
+        if ctx.needs_input_grad[0]:
+            g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
+        if ctx.needs_input_grad[1]:
+            g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
+            g_w = g2 @ q.to(g.dtype).t()
+        return g_x, g_w, None, None, None
+
+
+def int_product(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor | None:
+    """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) on int8 operands when that is
+    exact and worth it (CPU float32, both on integer grids, the bound of the module
+    docstring), else None (the caller keeps the float GEMM)."""
+    n_b, n_i, steps = x3.shape
+    n_o = w2.shape[0]
+    if (
+        x3.device.type != "cpu"
+        or w2.device.type != "cpu"
+        or x3.dtype != torch.float32
+        or w2.dtype != torch.float32
+        or n_b * steps * n_i * n_o < MIN_WORK
+        or torch.compiler.is_compiling()
+    ):
+        return None
+    grid = weight_grid(w2)
+    if grid is None:
+        return None
+    m, unit, top_m = grid
+    if unit < UNIT_MIN:
+        return None
+    operand = int8_operand(x3)
+    if operand is None:
+        return None
+    q, top = operand
+    if n_i * top_m * top >= FLOAT32_EXACT:
+        return None
+    return IntDenseProduct.apply(x3, w2, q, m, unit)

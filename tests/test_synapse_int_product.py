@@ -1,0 +1,170 @@
+"""The dense synapse's int8 product (issue 8): exact where it applies, the float GEMM
+elsewhere. Expected values are float64 sums (exact at these sizes) and the float32
+matmul the path replaces; gradients against float64 autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer import synapse
+from loihi_slayer.quantize import quantize_8bit
+from loihi_slayer.synapse import _int_product as ip
+
+
+@pytest.fixture
+def any_size(monkeypatch):
+    """Take the int8 path at test sizes (it normally waits for 2**22 multiply-adds)."""
+    monkeypatch.setattr(ip, "MIN_WORK", 0)
+
+
+def _float_path(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
+
+
+def _exact(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oi,bit->bot", w2.double(), x3.double())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    b=st.integers(1, 4),
+    n_in=st.integers(1, 70),
+    n_out=st.integers(1, 20),
+    steps=st.integers(1, 40),
+    exp=st.integers(-12, 6),
+    w_top=st.sampled_from([1, 2, 64, 127]),
+    x_top=st.sampled_from([1, 3, 127, 128]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_int_product_is_the_exact_sum(b, n_in, n_out, steps, exp, w_top, x_top, seed):
+    ip_min = ip.MIN_WORK
+    ip.MIN_WORK = 0
+    try:
+        rng = np.random.default_rng(seed)
+        m = rng.integers(-w_top, w_top + 1, (n_out, n_in))
+        m[rng.integers(n_out), rng.integers(n_in)] = rng.choice([-w_top, w_top])  # the extreme
+        w2 = torch.tensor(m * 2.0**exp, dtype=torch.float32)
+        q = rng.integers(-x_top, min(x_top, 127) + 1, (b, n_in, steps))
+        q[rng.random(q.shape) < 0.5] = 0
+        q.flat[rng.integers(q.size)] = -x_top  # -128 included
+        x3 = torch.tensor(q, dtype=torch.float32)
+        z = ip.int_product(x3, w2)
+        exact = _exact(x3, w2)
+        assert exact.abs().max() < 2.0 ** (24 + exp)  # the module's bound holds here
+        assert z is not None and z.dtype == torch.float32 and z.is_contiguous()
+        assert torch.equal(z.double(), exact)
+        assert torch.equal(z, _float_path(x3, w2))  # the path it replaces, bit for bit
+    finally:
+        ip.MIN_WORK = ip_min
+
+
+def test_refused_where_not_exact(any_size):
+    w2 = torch.full((3, 4), 0.25)
+    x3 = torch.ones(2, 4, 5)
+    assert ip.int_product(x3, w2) is not None
+    for bad in (0.5, 128.0, -129.0, float("nan"), float("inf"), -float("inf")):
+        xb = x3.clone()
+        xb[1, 3, 4] = bad  # the last value read
+        assert ip.int_product(xb, w2) is None, bad
+    assert ip.int_product(x3, torch.tensor([[0.3, 0, 0, 0]] * 3)) is None  # off every grid
+    wb = w2.clone()
+    wb[2, 3] = 0.25 + 2.0**-20  # on the 2**-20 grid, but 0.25 is then 2**18 steps
+    assert ip.int_product(x3, wb) is None
+    assert ip.int_product(x3.double(), w2.double()) is None
+    assert ip.int_product(x3, w2.clone().fill_(float("nan"))) is None
+    # the grid step is the finest power of two with |m| <= 127: 127 steps of 2**-126 are
+    # taken, 127 steps of 2**-127 (a subnormal step) are not
+    assert ip.int_product(x3, torch.full((3, 4), 127 * 2.0**-126)) is not None
+    assert ip.int_product(x3, torch.full((3, 4), 127 * 2.0**-127)) is None
+
+
+def test_float32_bound_refuses_sums_float32_cannot_hold(any_size):
+    # n_in * max|m| * max|q| = 2**24 exactly: refused; one input fewer: taken and exact
+    n_in = 2**24 // (127 * 128) + 1  # 1033: 1033 * 127 * 128 >= 2**24
+    w2 = torch.full((1, n_in), 127.0)
+    x3 = torch.full((1, n_in, 1), -128.0)
+    assert n_in * 127 * 128 >= 2**24
+    assert ip.int_product(x3, w2) is None
+    z = ip.int_product(x3[:, : n_in - 1], w2[:, : n_in - 1])
+    assert (n_in - 1) * 127 * 128 < 2**24
+    assert z is not None and z.item() == -127 * 128 * (n_in - 1)
+
+
+def test_small_work_keeps_the_float_gemm():
+    assert ip.int_product(torch.ones(1, 4, 4), torch.ones(2, 4)) is None
+
+
+def test_weight_grid_finds_the_finest_power_of_two():
+    for exp in (-140, -30, -6, 0, 9):
+        m = torch.tensor([[-127, 3, 0], [126, 127, -1]], dtype=torch.float64)
+        w = (m * 2.0**exp).float()
+        got = ip.weight_grid(w)
+        assert got is not None, exp
+        mi, unit, top = got
+        assert unit == 2.0**exp and top == 127 and torch.equal(mi.double(), m), exp
+    # 128 steps of 2**e are 64 steps of 2**(e+1)
+    mi, unit, top = ip.weight_grid(torch.tensor([[128.0, -2.0]]))
+    assert unit == 2.0 and top == 64 and mi.tolist() == [[64, -1]]
+    assert ip.weight_grid(torch.tensor([[129.0, 1.0]])) is None  # needs 8 bits and a sign
+    assert ip.weight_grid(torch.zeros(2, 2))[1:] == (1.0, 0)
+
+
+def test_gradients_are_the_float_products(any_size):
+    g = torch.Generator().manual_seed(3)
+    x3 = (torch.rand(3, 17, 9, generator=g) < 0.3).float().requires_grad_(True)
+    w2 = (torch.randint(-127, 128, (5, 17), generator=g) / 64.0).requires_grad_(True)
+    z = ip.int_product(x3, w2)
+    assert isinstance(z.grad_fn, type(z.grad_fn)) and "IntDenseProduct" in type(z.grad_fn).__name__
+    up = torch.randn(z.shape, generator=g)
+    gx, gw = torch.autograd.grad(z, (x3, w2), up)
+    x64 = x3.detach().double().requires_grad_(True)
+    w64 = w2.detach().double().requires_grad_(True)
+    rx, rw = torch.autograd.grad(_exact(x64, w64), (x64, w64), up.double())
+    torch.testing.assert_close(gx.double(), rx, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw.double(), rw, rtol=1e-5, atol=1e-5)
+    # only what is asked for
+    (gw_only,) = torch.autograd.grad(ip.int_product(x3.detach(), w2), (w2,), up)
+    torch.testing.assert_close(gw_only, gw)
+
+
+def test_dense_synapse_takes_the_int8_path_for_spikes(any_size, monkeypatch):
+    calls = []
+    real = ip.IntDenseProduct.apply
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(ip.IntDenseProduct, "apply", spy)
+    torch.manual_seed(0)
+    dense = synapse.Dense(24, 8, weight_scale=2, weight_norm=True, pre_hook_fx=quantize_8bit)
+    x = (torch.rand(4, 24, 11) < 0.2).float().requires_grad_(True)
+    y = dense(x)
+    assert calls == [(4, 24, 11)]
+    w = quantize_8bit(dense.weight).reshape(8, 24)
+    assert torch.equal(y, _float_path(x.detach(), w.detach()))
+    y.square().sum().backward()
+    gx, gg, gv = x.grad, *(p.grad.clone() for p in dense.parameters())
+    # the same through the float GEMM
+    monkeypatch.setattr(ip, "int_product", lambda *_: None)
+    monkeypatch.setattr(synapse.layer, "int_product", lambda *_: None)
+    x.grad = None
+    dense.zero_grad()
+    y2 = dense(x)
+    assert torch.equal(y2, y)
+    y2.square().sum().backward()
+    torch.testing.assert_close(x.grad, gx)
+    for p, ref in zip(dense.parameters(), (gg, gv), strict=True):
+        torch.testing.assert_close(p.grad, ref)
+
+
+def test_graded_input_falls_back(any_size):
+    dense = synapse.Dense(6, 3, pre_hook_fx=quantize_8bit)
+    x = torch.rand(2, 6, 5)  # graded, not integers
+    w = quantize_8bit(dense.weight).reshape(3, 6)
+    assert ip.int_product(x, w.detach()) is None
+    torch.testing.assert_close(dense(x), _float_path(x, w.detach()))
