@@ -152,17 +152,24 @@ def main() -> None:
     ap.add_argument("--neurons", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--activity", type=float, nargs="+", default=[0.2, 0.02],
-                    help="fractions of non-zero inputs, one run each")  # fmt: skip
+    ap.add_argument(
+        "--activity",
+        type=float,
+        nargs="+",
+        default=[0.2, 0.02],
+        help="fractions of non-zero inputs, one run each",
+    )
     args = ap.parse_args()
     n, t = args.neurons, args.steps
     threads = numba.get_num_threads()
     dll = compile_c(threads)
     if dll is None:
         return
-    print(f"N={n}, T={t}, {threads} thread(s), median of {args.runs} runs, the three taken in "
-          "turn; 'ours' allocates its trace arrays per call (as fixed.cuba does by default), "
-          "'ours out=' and C write into arrays reused across calls")  # fmt: skip
+    print(
+        f"N={n}, T={t}, {threads} thread(s), median of {args.runs} runs, the three taken in "
+        "turn; 'ours' allocates its trace arrays per call (as fixed.cuba does by default), "
+        "'ours out=' and C write into arrays reused across calls"
+    )
     for activity in args.activity:
         rng = np.random.default_rng(0)
         a = (rng.integers(0, 41, (n, t)) * (rng.random((n, t)) < activity)).astype(np.int32)
@@ -182,19 +189,34 @@ def _cuba_cases(dll, a: np.ndarray, runs: int) -> None:
         ours_out.update({k: np.zeros((n, t), np.int32) for k in record[1:]})
 
         def c_run(c_out=c_out, rec_uv=rec_uv):
-            dll.cuba(a.ctypes.data, n, t, 411, 205, 200 << 6, 0, c_out["s"].ctypes.data,
-                     c_out["u"].ctypes.data, c_out["v"].ctypes.data, int(rec_uv))  # fmt: skip
+            dll.cuba(
+                a.ctypes.data,
+                n,
+                t,
+                411,
+                205,
+                200 << 6,
+                0,
+                c_out["s"].ctypes.data,
+                c_out["u"].ctypes.data,
+                c_out["v"].ctypes.data,
+                int(rec_uv),
+            )
 
         def check(record=record, ours_out=ours_out, c_out=c_out):
             return all(np.array_equal(ours_out[k], c_out[k]) for k in record)
 
         _case(
-            f"CUBA record {'/'.join(record)}", n * t,
+            f"CUBA record {'/'.join(record)}",
+            n * t,
             lambda record=record: fixed.cuba(a, cp, record=record, backend="cpu"),
-            lambda record=record, o=ours_out: fixed.cuba(a, cp, record=record, backend="cpu",
-                                                         out=o),
-            c_run, check, runs,
-        )  # fmt: skip
+            lambda record=record, o=ours_out: fixed.cuba(
+                a, cp, record=record, backend="cpu", out=o
+            ),
+            c_run,
+            check,
+            runs,
+        )
 
 
 def _sdnn_case(dll, a: np.ndarray, runs: int) -> None:
@@ -205,12 +227,14 @@ def _sdnn_case(dll, a: np.ndarray, runs: int) -> None:
     out_c = np.zeros((n, t), np.int64)
     ours_out = {"s": np.zeros((n, t), np.int64)}
     _case(
-        "sigma-delta record s", n * t,
+        "sigma-delta record s",
+        n * t,
         lambda: fixed.sigma_delta(x, sp, record=("s",), backend="cpu"),
         lambda: fixed.sigma_delta(x, sp, record=("s",), backend="cpu", out=ours_out),
         lambda: dll.sdnn(x.ctypes.data, n, t, int(sp.v_th), 0, 6, out_c.ctypes.data),
-        lambda: np.array_equal(ours_out["s"], out_c), runs,
-    )  # fmt: skip
+        lambda: np.array_equal(ours_out["s"], out_c),
+        runs,
+    )
 
 
 if __name__ == "__main__":

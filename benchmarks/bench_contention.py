@@ -26,6 +26,7 @@ causes a collapse.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -169,7 +170,7 @@ def _repeat(fn, n: int, budget: float) -> list[float]:
 
 def child(args: argparse.Namespace) -> None:
     if os.environ.get("BENCH_IMPORT_FIRST"):
-        import loihi_slayer  # noqa: F401  (sets the OpenMP wait policy before torch starts)
+        importlib.import_module("loihi_slayer")  # sets the OpenMP wait policy before torch
     import torch  # its OpenMP runtime starts here
 
     if os.environ.get("BENCH_TORCH_THREADS"):
@@ -202,10 +203,21 @@ def measure(workload: str, busy: int, env: dict, args: argparse.Namespace) -> di
     procs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", workload, "--epochs", str(args.epochs),
-             "--budget", str(args.budget)],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                workload,
+                "--epochs",
+                str(args.epochs),
+                "--budget",
+                str(args.budget),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     finally:
         for p in procs:
             p.kill()
@@ -219,8 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=20, help="timed epochs / steps per case")
     ap.add_argument("--budget", type=float, default=15.0, help="seconds per case at most")
-    ap.add_argument("--configs", default="default,import-first",
-                    help=f"comma-separated, from {', '.join(CONFIGS)}")  # fmt: skip
+    ap.add_argument(
+        "--configs",
+        default="default,import-first",
+        help=f"comma-separated, from {', '.join(CONFIGS)}",
+    )
     ap.add_argument("--only", choices=("oxford", "nmnist", "emulator"), help="one workload only")
     ap.add_argument(
         "--child",
@@ -256,11 +271,13 @@ def main(argv: list[str] | None = None) -> None:
             med = float(np.median(info["times"]))
             base.setdefault(workload.split("-")[0], med)
             ref = base[workload.split("-")[0]]
-            print(f"[{name}] {label:36s} {med * 1e3:8.1f} ms (min {min(info['times']) * 1e3:7.1f},"
-                  f" n {len(info['times']):2d})  slowdown x{med / ref:5.2f}   "
-                  f"numba {info['numba_layer']}/{info.get('numba_threads', '-')}, "
-                  f"torch {info['torch_threads']}, OMP {info['omp_wait_policy']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"[{name}] {label:36s} {med * 1e3:8.1f} ms (min {min(info['times']) * 1e3:7.1f},"
+                f" n {len(info['times']):2d})  slowdown x{med / ref:5.2f}   "
+                f"numba {info['numba_layer']}/{info.get('numba_threads', '-')}, "
+                f"torch {info['torch_threads']}, OMP {info['omp_wait_policy']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,12 @@ def main() -> None:
     ap.add_argument("--neurons", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--ref-steps", type=int, default=100,
-                    help="steps for the (slow) reference; its rate is per neuron-step")  # fmt: skip
+    ap.add_argument(
+        "--ref-steps",
+        type=int,
+        default=100,
+        help="steps for the (slow) reference; its rate is per neuron-step",
+    )
     args = ap.parse_args()
     n, t = args.neurons, args.steps
     rng = np.random.default_rng(0)
@@ -57,14 +61,20 @@ def main() -> None:
 
     cpu_rate = n * t / cpu_s
     ref_rate = n * rt / ref_s
-    print(f"CUBA kernel, N={n} neurons, T={t} steps, record spikes only, "
-          f"{os.cpu_count()} CPU(s), numba threads={_threads()}")  # fmt: skip
+    print(
+        f"CUBA kernel, N={n} neurons, T={t} steps, record spikes only, "
+        f"{os.cpu_count()} CPU(s), numba threads={_threads()}"
+    )
     print(f"  reference (NumPy, vectorized over neurons, T={rt}): {ref_rate:.3e} neuron-steps/s")
-    print(f"  njit kernel:                                 {cpu_rate:.3e} neuron-steps/s "
-          f"({cpu_s * 1e3:.1f} ms per run)")  # fmt: skip
+    print(
+        f"  njit kernel:                                 {cpu_rate:.3e} neuron-steps/s "
+        f"({cpu_s * 1e3:.1f} ms per run)"
+    )
     print(f"  ratio njit / reference:                      {cpu_rate / ref_rate:.1f}x")
-    print(f"  spikes: {int(np.asarray(tr['s']).sum())} "
-          f"({np.asarray(tr['s']).mean() * 100:.2f} % of neuron-steps)")  # fmt: skip
+    print(
+        f"  spikes: {int(np.asarray(tr['s']).sum())} "
+        f"({np.asarray(tr['s']).mean() * 100:.2f} % of neuron-steps)"
+    )
     target = 5e8
     print(f"  target >= {target:.0e} neuron-steps/s: {'met' if cpu_rate >= target else 'NOT met'}")
 

@@ -74,22 +74,42 @@ def main() -> None:
     rng = np.random.default_rng(0)
     a = device_input(n, t, rng)
     peak = peak_bandwidth()
-    print(f"N={n}, T={t}, median of {args.runs}; peak DRAM bandwidth "
-          f"{'unknown' if peak is None else f'{peak / 1e9:.0f} GB/s'}")  # fmt: skip
+    print(
+        f"N={n}, T={t}, median of {args.runs}; peak DRAM bandwidth "
+        f"{'unknown' if peak is None else f'{peak / 1e9:.0f} GB/s'}"
+    )
 
     cuba = models.get("cuba")
     p = fixed.CubaParams(i_decay=411, v_decay=205, v_th_mant=200)
     table = np.array([[411], [205], [int(p.v_th)], [1], [0], [0]], np.int64)
-    _case("CUBA record s", codegen.kernel_module(cuba, "cuda").kernel, a, table, 3,
-          [np.int8, np.int32, np.int32, np.int32], 1, args.runs, peak,
-          lambda x: fixed.cuba(x, p, record=("s",), backend="cpu")[0]["s"])  # fmt: skip
+    _case(
+        "CUBA record s",
+        codegen.kernel_module(cuba, "cuda").kernel,
+        a,
+        table,
+        3,
+        [np.int8, np.int32, np.int32, np.int32],
+        1,
+        args.runs,
+        peak,
+        lambda x: fixed.cuba(x, p, record=("s",), backend="cpu")[0]["s"],
+    )
 
     sp = fixed.SigmaDeltaParams(v_th_mant=1)
     rows = [SDNN_MODES["sigma_delta"], int(sp.v_th), 0, sp.shift, 6, 1, 0]
     table = np.array(rows, np.int64).reshape(-1, 1)
-    _case("sigma-delta record s", codegen.kernel_module(SDNN_KERNEL, "cuda").kernel, a, table,
-          4, [np.int64] * 4, 8, args.runs, peak,
-          lambda x: fixed.sigma_delta(x, sp, record=("s",), backend="cpu")[0]["s"])  # fmt: skip
+    _case(
+        "sigma-delta record s",
+        codegen.kernel_module(SDNN_KERNEL, "cuda").kernel,
+        a,
+        table,
+        4,
+        [np.int64] * 4,
+        8,
+        args.runs,
+        peak,
+        lambda x: fixed.sigma_delta(x, sp, record=("s",), backend="cpu")[0]["s"],
+    )
 
 
 def _case(name, kernel, a, table, n_states, dtypes, s_bytes, runs, peak, cpu_spikes) -> None:

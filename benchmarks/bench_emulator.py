@@ -63,13 +63,30 @@ from loihi_slayer.hdf5 import ConvTransposeLayer, DenseLayer, PoolLayer, UnpoolL
 
 NMNIST_SHAPE = (2, 34, 34)
 PILOTNET_SHAPE = (3, 66, 200)
-CUBA = {"threshold": 0.25, "current_decay": 0.5, "voltage_decay": 0.1, "tau_grad": 1,
-        "scale_grad": 1, "requires_grad": False}  # fmt: skip
-SDNN = {"threshold": 1 / 32, "tau_grad": 0.5, "scale_grad": 1, "requires_grad": False,
-        "shared_param": True, "activation": torch.nn.functional.relu}  # fmt: skip
+CUBA = {
+    "threshold": 0.25,
+    "current_decay": 0.5,
+    "voltage_decay": 0.1,
+    "tau_grad": 1,
+    "scale_grad": 1,
+    "requires_grad": False,
+}
+SDNN = {
+    "threshold": 1 / 32,
+    "tau_grad": 0.5,
+    "scale_grad": 1,
+    "requires_grad": False,
+    "shared_param": True,
+    "activation": torch.nn.functional.relu,
+}
 # (C_in, C_out, stride, padding) of the five 3x3 convolutions
-PILOTNET_CONVS = ((3, 24, 2, 0), (24, 36, 2, 0), (36, 64, (2, 1), (1, 0)), (64, 64, 1, 0),
-                  (64, 64, 2, 0))  # fmt: skip
+PILOTNET_CONVS = (
+    (3, 24, 2, 0),
+    (24, 36, 2, 0),
+    (36, 64, (2, 1), (1, 0)),
+    (64, 64, 1, 0),
+    (64, 64, 2, 0),
+)
 PILOTNET_DENSE = (64 * 2 * 22, 100, 50, 10, 1)
 
 
@@ -89,8 +106,18 @@ def pilotnet_blocks(kind: str) -> torch.nn.Sequential:
     mod, neuron = (cuba, CUBA) if kind == "cuba" else (sigma_delta, SDNN)
     blocks = [mod.Input({**neuron, "threshold": 1.0} if kind == "cuba" else neuron)]
     for c_in, c_out, stride, padding in PILOTNET_CONVS:
-        blocks.append(mod.Conv(neuron, c_in, c_out, 3, stride=stride, padding=padding,
-                               weight_scale=2, weight_norm=True))  # fmt: skip
+        blocks.append(
+            mod.Conv(
+                neuron,
+                c_in,
+                c_out,
+                3,
+                stride=stride,
+                padding=padding,
+                weight_scale=2,
+                weight_norm=True,
+            )
+        )
     blocks.append(mod.Flatten())
     dims = PILOTNET_DENSE
     for k, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
@@ -113,10 +140,17 @@ def connections(emu: Emulator) -> list[int]:
             depthwise = isinstance(layer, (PoolLayer, UnpoolLayer))
             kh, kw = layer.weight.shape[2:]
             taps = [
-                _valid_taps(prev[1 + a], shape[1 + a], (kh, kw)[a], layer.stride[a],
-                            layer.padding[a], layer.dilation[a], transpose)
+                _valid_taps(
+                    prev[1 + a],
+                    shape[1 + a],
+                    (kh, kw)[a],
+                    layer.stride[a],
+                    layer.padding[a],
+                    layer.dilation[a],
+                    transpose,
+                )
                 for a in (0, 1)
-            ]  # fmt: skip
+            ]
             per_group = 1 if depthwise else prev[0] // int(layer.groups)
             out.append(shape[0] * per_group * taps[0] * taps[1])
         else:
@@ -195,15 +229,33 @@ def unpack_commit(rev: str, folder: str) -> str:
 class Baseline:
     """The older commit's emulator in its own process, on one file and input."""
 
-    def __init__(self, root: str, path: str, x: np.ndarray, steps: int, graded: bool,
-                 last: int | None, input_shape: tuple | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        path: str,
+        x: np.ndarray,
+        steps: int,
+        graded: bool,
+        last: int | None,
+        input_shape: tuple | None,
+    ) -> None:
         x_path = path + ".input.npy"
         np.save(x_path, x)
         env = dict(os.environ, PYTHONPATH=root)
-        args = [sys.executable, "-c", _BASELINE, path, x_path, str(steps), str(int(graded)),
-                str(-1 if last is None else last), json.dumps(input_shape)]  # fmt: skip
-        self.proc = subprocess.Popen(args, cwd=root, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+        args = [
+            sys.executable,
+            "-c",
+            _BASELINE,
+            path,
+            x_path,
+            str(steps),
+            str(int(graded)),
+            str(-1 if last is None else last),
+            json.dumps(input_shape),
+        ]
+        self.proc = subprocess.Popen(
+            args, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         self.checksums = {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}
 
     def run(self) -> float:
@@ -222,8 +274,16 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folder: str,
-          input_shape: tuple | None, record_all: bool, against: str | None) -> None:  # fmt: skip
+def bench(
+    name: str,
+    blocks: torch.nn.Sequential,
+    steps: int,
+    repeat: int,
+    folder: str,
+    input_shape: tuple | None,
+    record_all: bool,
+    against: str | None,
+) -> None:
     path = os.path.join(folder, f"{name}.net")
     export_network(blocks, path)
     emus = {
@@ -241,8 +301,7 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
         assert np.array_equal(ref[i, "s"], got[i, "s"]), f"{name}: layer {i} differs"
     base = None
     if against is not None:
-        base = Baseline(against, path, x, steps, graded, None if record_all else last,
-                        input_shape)  # fmt: skip
+        base = Baseline(against, path, x, steps, graded, None if record_all else last, input_shape)
         mine = {i: int(np.asarray(got[i, "s"]).astype(np.int64).sum()) for i in got.layers}
         assert base.checksums == mine, f"{name}: the older commit's spikes differ"
     times: dict[str, list[float]] = {k: [] for k in emus}
@@ -260,29 +319,37 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
 
     neurons = sum(neuron_counts(emu))
     synops = sum(connections(emu))
-    print(f"\n== {name}: {len(emu.network.layers)} layers, {neurons} neurons, "
-          f"{synops / 1e6:.2f} M connections/step, T = {steps}, median of {repeat}")  # fmt: skip
+    print(
+        f"\n== {name}: {len(emu.network.layers)} layers, {neurons} neurons, "
+        f"{synops / 1e6:.2f} M connections/step, T = {steps}, median of {repeat}"
+    )
     rates = {}
     for key in emus:
         t = statistics.median(times[key])
         rates[key] = neurons * steps / t
-        print(f"  {key:5s}: {t / steps * 1e3:8.2f} ms/step  {neurons * steps / t:10.3e} "
-              f"neuron-steps/s  {synops * steps / t:10.3e} synaptic-ops/s")  # fmt: skip
+        print(
+            f"  {key:5s}: {t / steps * 1e3:8.2f} ms/step  {neurons * steps / t:10.3e} "
+            f"neuron-steps/s  {synops * steps / t:10.3e} synaptic-ops/s"
+        )
     print(f"  speed-up new/today: {rates['new'] / rates['today']:.2f}x")
     if base_t:
         tb, tn = statistics.median(base_t), statistics.median(times["new"])
         lo, hi = min(base_t) / steps * 1e3, max(base_t) / steps * 1e3
-        print(f"  older commit: {tb / steps * 1e3:8.2f} ms/step (min {lo:.2f}, max {hi:.2f}), "
-              f"same spikes; speed-up new/older commit: {tb / tn:.2f}x")  # fmt: skip
+        print(
+            f"  older commit: {tb / steps * 1e3:8.2f} ms/step (min {lo:.2f}, max {hi:.2f}), "
+            f"same spikes; speed-up new/older commit: {tb / tn:.2f}x"
+        )
     for key in emus:
         parts = {}
         for part in ("synapse", "neuron"):
             sums = [sum(t.get(part, 0.0) for t in tm.values()) for tm in layer_t[key]]
             parts[part] = statistics.median(sums)
         other = statistics.median(times[key]) - parts["synapse"] - parts["neuron"]
-        print(f"  {key:5s} ms/step: synapses {parts['synapse'] / steps * 1e3:6.2f}, neurons "
-              f"{parts['neuron'] / steps * 1e3:6.2f}, other (input, delays, int64 traces) "
-              f"{other / steps * 1e3:6.2f}")  # fmt: skip
+        print(
+            f"  {key:5s} ms/step: synapses {parts['synapse'] / steps * 1e3:6.2f}, neurons "
+            f"{parts['neuron'] / steps * 1e3:6.2f}, other (input, delays, int64 traces) "
+            f"{other / steps * 1e3:6.2f}"
+        )
     print(
         "  per layer, ms/step (median)      today: synapse  neuron |   new: synapse  neuron"
         "   spike rate"
@@ -295,8 +362,10 @@ def bench(name: str, blocks: torch.nn.Sequential, steps: int, repeat: int, folde
                 vals = [v for v in vals if v is not None]
                 cells.append(f"{statistics.median(vals) / steps * 1e3:7.3f}" if vals else "      -")
         rate = got.layers[i].data["s"].astype(bool).mean() if i in got.layers else float("nan")
-        print(f"  {i:2d} {layer.type_name:8s} {str(emu.shapes[i]):16s}      {cells[0]} {cells[1]} |"
-              f"       {cells[2]} {cells[3]}   {rate:6.3f}")  # fmt: skip
+        print(
+            f"  {i:2d} {layer.type_name:8s} {str(emu.shapes[i]):16s}      {cells[0]} {cells[1]} |"
+            f"       {cells[2]} {cells[3]}   {rate:6.3f}"
+        )
 
 
 def main() -> None:
@@ -311,8 +380,12 @@ def main() -> None:
         default="all",
         help="record the spikes of every layer (default) or of the last only",
     )
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads of the float GEMM (default: torch's)")  # fmt: skip
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the float GEMM (default: torch's)",
+    )
     ap.add_argument(
         "--against",
         metavar="REV",
@@ -323,9 +396,11 @@ def main() -> None:
     torch.manual_seed(0)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(f"recording spikes of {args.record} layers; torch threads "
-          f"{torch.get_num_threads()}, load average "
-          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")  # fmt: skip
+    print(
+        f"recording spikes of {args.record} layers; torch threads "
+        f"{torch.get_num_threads()}, load average "
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
     builders = {
         "nmnist": (nmnist_blocks, args.steps_nmnist, NMNIST_SHAPE),
         "pilotnet-cuba": (lambda: pilotnet_blocks("cuba"), args.steps_pilotnet, None),
@@ -336,8 +411,7 @@ def main() -> None:
         for name in args.nets.split(","):
             build, steps, shape = builders[name]
             torch.manual_seed(0)  # the same weights whichever networks run before
-            bench(name, build(), steps, args.repeat, folder, shape, args.record == "all",
-                  against)  # fmt: skip
+            bench(name, build(), steps, args.repeat, folder, shape, args.record == "all", against)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def main() -> None:
     shape = (args.batch, args.neurons, args.steps)
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.integers(-3, 8, shape) * 2 / 64, dtype=torch.float32)
-    print(f"input {shape} float32, torch threads {torch.get_num_threads()}, "
-          f"load avg {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"input {shape} float32, torch threads {torch.get_num_threads()}, "
+        f"load avg {os.getloadavg()[0]:.2f}"
+    )
 
     n = cuba.Neuron(1.25, 0.25, 0.03)
     theta, tau, rho = n.threshold, 100 * n.threshold, 0.1
@@ -127,8 +129,10 @@ def main() -> None:
         rows.append((name, a, b))
     steps = args.batch * args.neurons * args.steps
     for name, a, b in rows:
-        print(f"{name:36s} ours {a:8.2f} ms   plain-torch {b:9.2f} ms   "
-              f"speed-up x{b / a:6.1f}   {steps / a / 1e3:8.1f} Mneuron-steps/s")  # fmt: skip
+        print(
+            f"{name:36s} ours {a:8.2f} ms   plain-torch {b:9.2f} ms   "
+            f"speed-up x{b / a:6.1f}   {steps / a / 1e3:8.1f} Mneuron-steps/s"
+        )
 
 
 if __name__ == "__main__":

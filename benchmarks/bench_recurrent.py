@@ -93,9 +93,12 @@ def main() -> None:
     ap.add_argument("--neurons", type=int, default=512)
     ap.add_argument("--alif", action="store_true", help="also the ALIF blocks")
     ap.add_argument(
-        "--family", nargs="+", default=["cuba"], choices=[*FAMILIES, "all"],
+        "--family",
+        nargs="+",
+        default=["cuba"],
+        choices=[*FAMILIES, "all"],
         help="neuron families to time (default cuba; 'all': every family)",
-    )  # fmt: skip
+    )
     args = ap.parse_args()
     n = args.neurons
     families = list(FAMILIES) if "all" in args.family else list(args.family)

@@ -110,12 +110,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip-cold", action="store_true", help="skip the cold-cache CLI part")
-    ap.add_argument("--numba-report", action="store_true",
-                    help="list the functions numba compiles in the cold emulate")  # fmt: skip
+    ap.add_argument(
+        "--numba-report",
+        action="store_true",
+        help="list the functions numba compiles in the cold emulate",
+    )
     args = ap.parse_args(argv)
     py = sys.executable
-    print(f"python {sys.version.split()[0]}, load avg "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    print(
+        f"python {sys.version.split()[0]}, load avg {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     env = _env()
 
     for label, stmt in _IMPORTS.items():

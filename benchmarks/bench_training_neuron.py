@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_c_baseline import compile_c  # noqa: E402  (benchmark script beside this one)
+from bench_c_baseline import compile_c
 
-from loihi_slayer.autograd import _cpu  # noqa: E402
-from loihi_slayer.neuron import cuba, sigma_delta  # noqa: E402
+from loihi_slayer.autograd import _cpu
+from loihi_slayer.neuron import cuba, sigma_delta
 
 I_DECAY, V_DECAY, VTH_MANT = 411, 205, 200
 #: issue 8 targets: time(ours) / time(C) at most this
@@ -86,9 +86,11 @@ def main() -> None:
         return
     a, rows, steps = _inputs(args)
     shape = (args.batch, args.neurons, steps)
-    print(f"(batch, neurons, T) = {shape}: {rows * steps / 1e6:.2f} M neuron-steps, "
-          f"{threads} numba / OpenMP thread(s), torch {torch.get_num_threads()}, median of "
-          f"{args.runs} alternating rounds")  # fmt: skip
+    print(
+        f"(batch, neurons, T) = {shape}: {rows * steps / 1e6:.2f} M neuron-steps, "
+        f"{threads} numba / OpenMP thread(s), torch {torch.get_num_threads()}, median of "
+        f"{args.runs} alternating rounds"
+    )
 
     # ---- C kernels
     s_c = np.zeros((rows, steps), np.int8)
@@ -97,8 +99,19 @@ def main() -> None:
     y_c = np.zeros((rows, steps), np.int64)
 
     def c_cuba():
-        dll.cuba(a.ctypes.data, rows, steps, I_DECAY, V_DECAY, VTH_MANT << 6, 0,
-                 s_c.ctypes.data, nil.ctypes.data, nil.ctypes.data, 0)  # fmt: skip
+        dll.cuba(
+            a.ctypes.data,
+            rows,
+            steps,
+            I_DECAY,
+            V_DECAY,
+            VTH_MANT << 6,
+            0,
+            s_c.ctypes.data,
+            nil.ctypes.data,
+            nil.ctypes.data,
+            0,
+        )
 
     def c_sdnn():
         dll.sdnn(x_sd_int.ctypes.data, rows, steps, 1 << 12, 0, 6, y_c.ctypes.data)
@@ -164,7 +177,10 @@ def main() -> None:
 def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> dict:
     """The bare kernels and allocations (names start with two spaces: no ratio printed)."""
     x2 = x.reshape(rows, steps).numpy()
-    i1 = lambda v: np.array([v], np.int64)  # noqa: E731
+
+    def i1(v: int) -> np.ndarray:
+        return np.array([v], np.int64)
+
     s = np.empty((rows, steps), np.float32)
     vp = np.empty((rows, steps), np.float32)
     nil_f = np.empty((rows, 0), np.float32)
@@ -180,14 +196,33 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
     def k_fwd(rec_v: bool):
         def run():
             state[:] = 0
-            _cpu.cuba_forward(*k_args, state[0], state[1], state[2], False, s,
-                              vp if rec_v else nil_f, nil_f, nil_r, bad)  # fmt: skip
+            _cpu.cuba_forward(
+                *k_args,
+                state[0],
+                state[1],
+                state[2],
+                False,
+                s,
+                vp if rec_v else nil_f,
+                nil_f,
+                nil_r,
+                bad,
+            )
 
         return run
 
     def k_bwd():
-        _cpu.cuba_backward_fast(gs, vp, np.array([theta]), np.array([1 / tau]),
-                                0.1 / (2 * tau), False, i1(I_DECAY), i1(V_DECAY), gx)  # fmt: skip
+        _cpu.cuba_backward_fast(
+            gs,
+            vp,
+            np.array([theta]),
+            np.array([1 / tau]),
+            0.1 / (2 * tau),
+            False,
+            i1(I_DECAY),
+            i1(V_DECAY),
+            gx,
+        )
 
     def alloc():
         return torch.empty(rows, steps), torch.empty(rows, steps)
@@ -201,14 +236,25 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
     def k_sd_fwd(rec_mask: bool):
         def run():
             sd_state[:] = 0
-            _cpu.sdnn_forward(1, x_sd, float(1 << 18), i1(1 << 12), i1(0), 1, 0, *sd_state, y,
-                              mask if rec_mask else nil_r, nil_f, bad)  # fmt: skip
+            _cpu.sdnn_forward(
+                1,
+                x_sd,
+                float(1 << 18),
+                i1(1 << 12),
+                i1(0),
+                1,
+                0,
+                *sd_state,
+                y,
+                mask if rec_mask else nil_r,
+                nil_f,
+                bad,
+            )
 
         return run
 
     def k_sd_bwd():
-        _cpu.sdnn_backward(gs, mask, nil_f, np.ones(1), 1.0, 1.0, 1, gx, np.empty(0),
-                           np.empty(0))  # fmt: skip
+        _cpu.sdnn_backward(gs, mask, nil_f, np.ones(1), 1.0, 1.0, 1, gx, np.empty(0), np.empty(0))
 
     return {
         "  kernel cuba_forward (spikes)": k_fwd(False),

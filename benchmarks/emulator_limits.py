@@ -40,13 +40,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_emulator import make_input, pilotnet_blocks  # noqa: E402 (a sibling script)
+from bench_emulator import make_input, pilotnet_blocks
 
-from loihi_slayer import models  # noqa: E402
-from loihi_slayer.block import export_network  # noqa: E402
-from loihi_slayer.emulate import Emulator  # noqa: E402
-from loihi_slayer.fixed import codegen, synapse_fast  # noqa: E402
-from loihi_slayer.hdf5 import ConvLayer  # noqa: E402
+from loihi_slayer import models
+from loihi_slayer.block import export_network
+from loihi_slayer.emulate import Emulator
+from loihi_slayer.fixed import codegen, synapse_fast
+from loihi_slayer.hdf5 import ConvLayer
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -128,8 +128,10 @@ def main() -> None:
             emu.run(x, steps, graded_input=True, timings=tm)
             layer_t.append(tm)
         rows = conv_rows(emu, x, steps, args.repeat)
-    print(f"PilotNet-CUBA convolutions, T = {steps}, torch threads {torch.get_num_threads()}, "
-          f"ms per step (median of {args.repeat})")  # fmt: skip
+    print(
+        f"PilotNet-CUBA convolutions, T = {steps}, torch threads {torch.get_num_threads()}, "
+        f"ms per step (median of {args.repeat})"
+    )
     print("  layer  C_out    K  pixels   synapse |  im2col (1 thread, GB/s) |  GEMM  GEMM^T")
     tot = [0.0, 0.0, 0.0, 0.0]
     for i, c_out, k, npix, t_col, nbytes, t_mm, t_mt in rows:
@@ -137,22 +139,30 @@ def main() -> None:
         vals = (syn, t_col, t_mm, t_mt)
         tot = [a + b for a, b in zip(tot, vals, strict=True)]
         ms = [v / steps * 1e3 for v in vals]
-        print(f"  {i:5d} {c_out:6d} {k:4d} {npix:7d}   {ms[0]:7.3f} |  {ms[1]:6.3f} "
-              f"({nbytes / t_col / 1e9:5.2f} GB/s)    | {ms[2]:6.3f} {ms[3]:6.3f}")  # fmt: skip
+        print(
+            f"  {i:5d} {c_out:6d} {k:4d} {npix:7d}   {ms[0]:7.3f} |  {ms[1]:6.3f} "
+            f"({nbytes / t_col / 1e9:5.2f} GB/s)    | {ms[2]:6.3f} {ms[3]:6.3f}"
+        )
     ms = [v / steps * 1e3 for v in tot]
-    print(f"  all convolutions         {ms[0]:7.3f} |  {ms[1]:6.3f}                   | "
-          f"{ms[2]:6.3f} {ms[3]:6.3f}")  # fmt: skip
+    print(
+        f"  all convolutions         {ms[0]:7.3f} |  {ms[1]:6.3f}                   | "
+        f"{ms[2]:6.3f} {ms[3]:6.3f}"
+    )
     a = torch.randint(-128, 128, (2048, 2048), dtype=torch.int8)
     t_sq = median_time(lambda: torch._int_mm(a, a), args.repeat)
     src = np.ones(1 << 26, np.int8)
     dst = np.empty_like(src)
     t_cp = median_time(lambda: np.copyto(dst, src), args.repeat)
-    print(f"int8 GEMM 2048^3 (torch._int_mm): {2048**3 / t_sq:.2e} multiply-adds/s; "
-          f"np.copyto of 64 MiB: {src.nbytes / t_cp / 1e9:.1f} GB/s")  # fmt: skip
+    print(
+        f"int8 GEMM 2048^3 (torch._int_mm): {2048**3 / t_sq:.2e} multiply-adds/s; "
+        f"np.copyto of 64 MiB: {src.nbytes / t_cp / 1e9:.1f} GB/s"
+    )
     c = asm_vector_share()
-    print(f"generated CUBA kernel (serial) assembly: {c['all']} instructions, {c['zmm']} on zmm, "
-          f"{c['ymm']} on ymm, {c['xmm']} on xmm registers; vpmullq (8 x int64 multiply): "
-          f"{c['vpmullq']}")  # fmt: skip
+    print(
+        f"generated CUBA kernel (serial) assembly: {c['all']} instructions, {c['zmm']} on zmm, "
+        f"{c['ymm']} on ymm, {c['xmm']} on xmm registers; vpmullq (8 x int64 multiply): "
+        f"{c['vpmullq']}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-from loihi_slayer._version import __version__  # noqa: E402  (after the path tweak)
+from loihi_slayer._version import __version__
 
 project = "loihi_slayer"
 author = "loihi_slayer developers"

@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     numba.set_num_threads(args.threads)
     dist.init_process_group("gloo")  # rank, world size and address from torchrun
     rank, world = dist.get_rank(), dist.get_world_size()
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"[rank {rank}] %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING, format=f"[rank {rank}] %(message)s"
+    )
     if args.batch % world:
         raise SystemExit(f"--batch {args.batch} is not a multiple of the {world} processes")
     if not (args.data / "train1K.txt").exists():
@@ -100,8 +101,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         net_path = args.out / "nmnist_ddp.net"
         export_network(net, net_path)
         gap = compare_with_emulator(net, torch.from_numpy(x_te[:4]).float(), net_path)
-        print(f"{world} processes: test accuracy {accuracy:.3f}; exported {net_path}; "
-              f"emulator gap: {'zero' if gap.ok else gap}")  # fmt: skip
+        print(
+            f"{world} processes: test accuracy {accuracy:.3f}; exported {net_path}; "
+            f"emulator gap: {'zero' if gap.ok else gap}"
+        )
         result = {"test_accuracy": accuracy, "gap_zero": gap.ok, "network": str(net_path)}
     dist.destroy_process_group()
     return result

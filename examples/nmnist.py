@@ -63,8 +63,9 @@ def load_split(data: Path, listing: str, steps: int, sampling_time: float, limit
     return x, y
 
 
-def load_tonic_split(dataset, steps: int, sampling_time: float, limit: int | None,
-                     rng: np.random.Generator):  # fmt: skip
+def load_tonic_split(
+    dataset, steps: int, sampling_time: float, limit: int | None, rng: np.random.Generator
+):
     """As :func:`load_split`, from a tonic dataset (items ``(events, label)``)."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     pick = np.sort(rng.choice(len(dataset), n, replace=False))
@@ -85,8 +86,10 @@ def tonic_datasets(root: Path):
         import tonic
     except ImportError:
         raise SystemExit("--source tonic needs tonic: pip install loihi_slayer[data]") from None
-    return (tonic.datasets.NMNIST(save_to=str(root), train=True),
-            tonic.datasets.NMNIST(save_to=str(root), train=False))  # fmt: skip
+    return (
+        tonic.datasets.NMNIST(save_to=str(root), train=True),
+        tonic.datasets.NMNIST(save_to=str(root), train=False),
+    )
 
 
 def build(hidden: int) -> torch.nn.Sequential:
@@ -117,10 +120,18 @@ def batches(n: int, size: int, rng: np.random.Generator | None):
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--source", choices=("bs2", "tonic"), default="bs2",
-                    help="the shipped .bs2 subset, or tonic's N-MNIST (extra [data])")  # fmt: skip
-    ap.add_argument("--tonic-root", type=Path, default=Path("data"),
-                    help="where tonic keeps (and downloads) N-MNIST")  # fmt: skip
+    ap.add_argument(
+        "--source",
+        choices=("bs2", "tonic"),
+        default="bs2",
+        help="the shipped .bs2 subset, or tonic's N-MNIST (extra [data])",
+    )
+    ap.add_argument(
+        "--tonic-root",
+        type=Path,
+        default=Path("data"),
+        help="where tonic keeps (and downloads) N-MNIST",
+    )
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--steps", type=int, default=60, help="time bins per sample")
     ap.add_argument("--sampling-time", type=float, default=5.0, help="ms per bin")
@@ -141,14 +152,16 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     if args.source == "tonic":
         train_set, test_set = tonic_datasets(args.tonic_root)
-        x_tr, y_tr = load_tonic_split(train_set, args.steps, args.sampling_time, n_train or 1000,
-                                      rng)  # fmt: skip
+        x_tr, y_tr = load_tonic_split(
+            train_set, args.steps, args.sampling_time, n_train or 1000, rng
+        )
         x_te, y_te = load_tonic_split(test_set, args.steps, args.sampling_time, n_test or 100, rng)
     else:
         x_tr, y_tr = load_split(args.data, "train1K.txt", args.steps, args.sampling_time, n_train)
         x_te, y_te = load_split(args.data, "test100.txt", args.steps, args.sampling_time, n_test)
-    logging.info("loaded %d train / %d test samples in %.1f s", len(y_tr), len(y_te),
-                 time.time() - t0)  # fmt: skip
+    logging.info(
+        "loaded %d train / %d test samples in %.1f s", len(y_tr), len(y_te), time.time() - t0
+    )
 
     net = build(args.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -158,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     for epoch in range(epochs):
         net.train()
-        for idx in stats.progress(list(batches(len(y_tr), args.batch, rng)), stats=learning,
-                                  epoch=epoch):  # fmt: skip
+        for idx in stats.progress(
+            list(batches(len(y_tr), args.batch, rng)), stats=learning, epoch=epoch
+        ):
             x = torch.from_numpy(x_tr[idx]).float()
             label = torch.from_numpy(y_tr[idx])
             out = net(x)
@@ -203,8 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
         "gap_zero": gap.ok,
         "plot": None if plot_path is None else str(plot_path),
     }
-    print(f"test accuracy {accuracy:.3f} (best {best:.3f}) after {epochs} epoch(s), "
-          f"{elapsed:.0f} s")  # fmt: skip
+    print(
+        f"test accuracy {accuracy:.3f} (best {best:.3f}) after {epochs} epoch(s), {elapsed:.0f} s"
+    )
     print(f"exported {net_path}; emulator gap: {'zero' if gap.ok else gap}")
     if plot_path is not None:
         print(f"learning curves: {args.out / 'loss.png'}, {plot_path}")

@@ -77,8 +77,7 @@ def main(argv=None) -> int:
     input = input.fill_tensor(torch.zeros(1, 1, 200, 2000)).reshape(1, 200, 2000)
     target = target.fill_tensor(torch.zeros(1, 1, 200, 2000)).reshape(1, 200, 2000)
 
-    error = slayer.loss.SpikeTime(time_constant=2, length=100, filter_order=2,
-                                  reduction="sum")  # fmt: skip
+    error = slayer.loss.SpikeTime(time_constant=2, length=100, filter_order=2, reduction="sum")
     stats = slayer.utils.LearningStats()
     assistant = slayer.utils.Assistant(net, error, optimizer, stats)
 
@@ -95,8 +94,10 @@ def main(argv=None) -> int:
     net.load_state_dict(torch.load(trained_folder + "/network.pt"))
     net.export_hdf5(trained_folder + "/network.net")
     output = net(input)
-    print(f"output spikes {int(output.sum())} (target {int(target.sum())}), "
-          f"best loss {stats.training.min_loss:.1f}, {time.time() - t_start:.0f} s")  # fmt: skip
+    print(
+        f"output spikes {int(output.sum())} (target {int(target.sum())}), "
+        f"best loss {stats.training.min_loss:.1f}, {time.time() - t_start:.0f} s"
+    )
 
     gap = slayer.block.compare_with_emulator(net, input, trained_folder + "/network.net")
     print(gap.summary())

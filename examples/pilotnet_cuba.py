@@ -55,26 +55,62 @@ class Network(torch.nn.Module):
                 # rate coding of the camera frames
                 slayer.block.cuba.Input(input_params),
                 # convolution layers
-                slayer.block.cuba.Conv(cnn_params, 3, 8, 3, padding=0, stride=2, weight_scale=2,
-                                       weight_norm=True, input_shape=(HEIGHT, WIDTH)),
-                slayer.block.cuba.Conv(cnn_params, 8, 12, 3, padding=0, stride=2,
-                                       weight_scale=2, weight_norm=True, input_shape=(11, 23)),
-                slayer.block.cuba.Conv(cnn_params, 12, 16, 3, padding=(1, 0), stride=(2, 1),
-                                       weight_scale=2, weight_norm=True, input_shape=(5, 11)),
-                slayer.block.cuba.Conv(cnn_params, 16, 16, 3, padding=0, stride=1,
-                                       weight_scale=2, weight_norm=True, input_shape=(3, 9)),
+                slayer.block.cuba.Conv(
+                    cnn_params,
+                    3,
+                    8,
+                    3,
+                    padding=0,
+                    stride=2,
+                    weight_scale=2,
+                    weight_norm=True,
+                    input_shape=(HEIGHT, WIDTH),
+                ),
+                slayer.block.cuba.Conv(
+                    cnn_params,
+                    8,
+                    12,
+                    3,
+                    padding=0,
+                    stride=2,
+                    weight_scale=2,
+                    weight_norm=True,
+                    input_shape=(11, 23),
+                ),
+                slayer.block.cuba.Conv(
+                    cnn_params,
+                    12,
+                    16,
+                    3,
+                    padding=(1, 0),
+                    stride=(2, 1),
+                    weight_scale=2,
+                    weight_norm=True,
+                    input_shape=(5, 11),
+                ),
+                slayer.block.cuba.Conv(
+                    cnn_params,
+                    16,
+                    16,
+                    3,
+                    padding=0,
+                    stride=1,
+                    weight_scale=2,
+                    weight_norm=True,
+                    input_shape=(3, 9),
+                ),
                 # flatten layer
                 slayer.block.cuba.Flatten(),
                 # dense layers
-                slayer.block.cuba.Dense(dense_params, 16 * 1 * 7, 50, weight_scale=2,
-                                        weight_norm=True),
+                slayer.block.cuba.Dense(
+                    dense_params, 16 * 1 * 7, 50, weight_scale=2, weight_norm=True
+                ),
                 slayer.block.cuba.Dense(dense_params, 50, 20, weight_scale=2, weight_norm=True),
                 slayer.block.cuba.Dense(dense_params, 20, 10, weight_scale=2, weight_norm=True),
                 # readout: the voltage of a neuron that never spikes
-                slayer.block.cuba.Affine(readout_params, 10, 1, weight_scale=0.1,
-                                         weight_norm=True),
+                slayer.block.cuba.Affine(readout_params, 10, 1, weight_scale=0.1, weight_norm=True),
             ]
-        )  # fmt: skip
+        )
 
     def forward(self, x):
         count = []
@@ -136,8 +172,10 @@ def main(argv=None) -> int:
     net.load_state_dict(torch.load(trained_folder + "/network.pt"))
     net.export_hdf5(trained_folder + "/network.net")
     rmse = stats.testing.min_loss**0.5
-    print(f"best test RMSE {rmse:.3f} of the mean readout voltage (angle range [-1, 1]), "
-          f"{time.time() - t_start:.0f} s")  # fmt: skip
+    print(
+        f"best test RMSE {rmse:.3f} of the mean readout voltage (angle range [-1, 1]), "
+        f"{time.time() - t_start:.0f} s"
+    )
 
     input, _ = next(iter(test_loader))
     gap = slayer.block.compare_with_emulator(net, input[:2], trained_folder + "/network.net")

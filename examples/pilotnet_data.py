@@ -20,16 +20,26 @@ ROAD = np.array([0.35, 0.35, 0.35])
 LINE = np.array([0.95, 0.95, 0.95])
 
 
-def road_clip(curvature: float, offset: float, drift: float, phase: float, steps: int,
-              height: int = 32, width: int = 64) -> np.ndarray:  # fmt: skip
+def road_clip(
+    curvature: float,
+    offset: float,
+    drift: float,
+    phase: float,
+    steps: int,
+    height: int = 32,
+    width: int = 64,
+) -> np.ndarray:
     """``(3, H, W, T)`` float32 clip of a road with the given curvature."""
     horizon = height // 4
     rows = np.arange(height)[:, None, None]
     cols = np.arange(width)[None, :, None]
     t = np.arange(steps)[None, None, :]
     depth = np.clip((rows - horizon + 1) / (height - horizon), 1e-3, 1.0)  # 1 = nearest
-    centre = (width / 2 + (offset + drift * t) * depth * width * 0.3
-              + curvature * (1 - depth) ** 2 * width * 0.7)  # fmt: skip
+    centre = (
+        width / 2
+        + (offset + drift * t) * depth * width * 0.3
+        + curvature * (1 - depth) ** 2 * width * 0.7
+    )
     half = (0.06 + 0.42 * depth) * width
     dist = np.abs(cols - centre)
     dash = ((4.0 / depth + phase + 0.35 * t) % 1.0) < 0.5
@@ -47,8 +57,9 @@ def road_clip(curvature: float, offset: float, drift: float, phase: float, steps
 class RoadDataset(Dataset):
     """``(clip, angle)`` pairs: clip ``(3, H, W, T)``, angle ``(1, T)`` (the curvature)."""
 
-    def __init__(self, num_samples: int, steps: int = 24, height: int = 32, width: int = 64,
-                 seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, num_samples: int, steps: int = 24, height: int = 32, width: int = 64, seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.params = [
             (rng.uniform(-1, 1), rng.uniform(-0.3, 0.3), rng.uniform(-0.01, 0.01), rng.uniform())

@@ -60,32 +60,72 @@ class Network(torch.nn.Module):
                 # delta encoding of the input
                 slayer.block.sigma_delta.Input(sdnn_params, **shift),
                 # convolution layers
-                slayer.block.sigma_delta.Conv(sdnn_cnn_params, 3, 8, 3, padding=0, stride=2,
-                                              weight_scale=2, weight_norm=True, **shift,
-                                              input_shape=(24, 48)),
-                slayer.block.sigma_delta.Conv(sdnn_cnn_params, 8, 12, 3, padding=0, stride=2,
-                                              weight_scale=2, weight_norm=True, **shift,
-                                              input_shape=(11, 23)),
-                slayer.block.sigma_delta.Conv(sdnn_cnn_params, 12, 16, 3, padding=(1, 0),
-                                              stride=(2, 1), weight_scale=2, weight_norm=True,
-                                              **shift, input_shape=(5, 11)),
-                slayer.block.sigma_delta.Conv(sdnn_cnn_params, 16, 16, 3, padding=0, stride=1,
-                                              weight_scale=2, weight_norm=True, **shift,
-                                              input_shape=(3, 9)),
+                slayer.block.sigma_delta.Conv(
+                    sdnn_cnn_params,
+                    3,
+                    8,
+                    3,
+                    padding=0,
+                    stride=2,
+                    weight_scale=2,
+                    weight_norm=True,
+                    **shift,
+                    input_shape=(24, 48),
+                ),
+                slayer.block.sigma_delta.Conv(
+                    sdnn_cnn_params,
+                    8,
+                    12,
+                    3,
+                    padding=0,
+                    stride=2,
+                    weight_scale=2,
+                    weight_norm=True,
+                    **shift,
+                    input_shape=(11, 23),
+                ),
+                slayer.block.sigma_delta.Conv(
+                    sdnn_cnn_params,
+                    12,
+                    16,
+                    3,
+                    padding=(1, 0),
+                    stride=(2, 1),
+                    weight_scale=2,
+                    weight_norm=True,
+                    **shift,
+                    input_shape=(5, 11),
+                ),
+                slayer.block.sigma_delta.Conv(
+                    sdnn_cnn_params,
+                    16,
+                    16,
+                    3,
+                    padding=0,
+                    stride=1,
+                    weight_scale=2,
+                    weight_norm=True,
+                    **shift,
+                    input_shape=(3, 9),
+                ),
                 # flatten layer
                 slayer.block.sigma_delta.Flatten(),
                 # dense layers
-                slayer.block.sigma_delta.Dense(sdnn_dense_params, 16 * 1 * 7, 50,
-                                               weight_scale=2, weight_norm=True, **shift),
-                slayer.block.sigma_delta.Dense(sdnn_dense_params, 50, 20, weight_scale=2,
-                                               weight_norm=True, **shift),
-                slayer.block.sigma_delta.Dense(sdnn_dense_params, 20, 10, weight_scale=2,
-                                               weight_norm=True, **shift),
+                slayer.block.sigma_delta.Dense(
+                    sdnn_dense_params, 16 * 1 * 7, 50, weight_scale=2, weight_norm=True, **shift
+                ),
+                slayer.block.sigma_delta.Dense(
+                    sdnn_dense_params, 50, 20, weight_scale=2, weight_norm=True, **shift
+                ),
+                slayer.block.sigma_delta.Dense(
+                    sdnn_dense_params, 20, 10, weight_scale=2, weight_norm=True, **shift
+                ),
                 # linear readout with sigma decoding of output
-                slayer.block.sigma_delta.Output(sdnn_dense_params, 10, 1, weight_scale=2,
-                                                weight_norm=True),
+                slayer.block.sigma_delta.Output(
+                    sdnn_dense_params, 10, 1, weight_scale=2, weight_norm=True
+                ),
             ]
-        )  # fmt: skip
+        )
 
     def forward(self, x):
         count = []
@@ -134,8 +174,7 @@ def main(argv=None) -> int:
         return F.mse_loss(output[..., LAG + 4 :].flatten(), target[..., LAG + 4 :].flatten())
 
     stats = slayer.utils.LearningStats()
-    assistant = slayer.utils.Assistant(net, error, optimizer, stats, count_log=True,
-                                       lam=args.lam)  # fmt: skip
+    assistant = slayer.utils.Assistant(net, error, optimizer, stats, count_log=True, lam=args.lam)
 
     t_start = time.time()
     for epoch in range(args.epochs):

@@ -62,15 +62,22 @@ def configure(
     modules = sys.modules if modules is None else modules
     choice = environ.get(ENV, "PASSIVE").strip().upper()
     if choice not in _CHOICES:
-        log.warning("%s=%r is not one of %s; OpenMP left alone", ENV, environ[ENV],
-                    ", ".join(c.lower() if c == "KEEP" else c for c in _CHOICES))  # fmt: skip
+        log.warning(
+            "%s=%r is not one of %s; OpenMP left alone",
+            ENV,
+            environ[ENV],
+            ", ".join(c.lower() if c == "KEEP" else c for c in _CHOICES),
+        )
         return None
     if choice == "KEEP" or "OMP_WAIT_POLICY" in environ:
         return None
     started = [m for m in _OPENMP_USERS if m in modules]
     if started:
-        log.debug("%s imported before loihi_slayer: its OpenMP workers spin (on shared "
-                  "CPUs set OMP_WAIT_POLICY=PASSIVE before Python starts)", started[0])  # fmt: skip
+        log.debug(
+            "%s imported before loihi_slayer: its OpenMP workers spin (on shared "
+            "CPUs set OMP_WAIT_POLICY=PASSIVE before Python starts)",
+            started[0],
+        )
         return None
     environ["OMP_WAIT_POLICY"] = choice
     return choice

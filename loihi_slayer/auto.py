@@ -34,8 +34,12 @@ _FAMILIES: dict[type, tuple[Any, Any]] = {
 
 def get_classes(neuron_type: str | None = None) -> tuple[Any, Any]:
     """Neuron and block modules of a netx neuron ``type`` (None, 'CUBA', 'LOIHI' or 'SDNN')."""
-    table = {None: hdf5.CubaNeuron, "CUBA": hdf5.CubaNeuron, "LOIHI": hdf5.CubaNeuron,
-             "SDNN": hdf5.SigmaDeltaNeuron}  # fmt: skip
+    table = {
+        None: hdf5.CubaNeuron,
+        "CUBA": hdf5.CubaNeuron,
+        "LOIHI": hdf5.CubaNeuron,
+        "SDNN": hdf5.SigmaDeltaNeuron,
+    }
     if neuron_type not in table:
         raise ParameterError(
             f"auto: neuron type {neuron_type!r} is not supported; known: "
@@ -105,8 +109,10 @@ class SequentialNetwork(torch.nn.Module):
             if build is None:
                 raise FormatError(
                     f"layer type {layer.type_name!r} is not supported by SequentialNetwork",
-                    file=self.network_config, group=f"layer/{i}", field="type",
-                )  # fmt: skip
+                    file=self.network_config,
+                    group=f"layer/{i}",
+                    field="type",
+                )
             blk = build(self, layer, shape)
             self.blocks.append(blk)
             shape = tuple(int(s) for s in layer.shape)
@@ -169,19 +175,33 @@ class SequentialNetwork(torch.nn.Module):
         if getattr(layer.neuron, "sigma_output", False):
             blk = fam.Output(params, w.shape[1], w.shape[0], count_log=self.count_log)
         else:
-            blk = fam.Dense(params, w.shape[1], w.shape[0], delay=layer.delay is not None,
-                            delay_shift=True, count_log=self.count_log)  # fmt: skip
+            blk = fam.Dense(
+                params,
+                w.shape[1],
+                w.shape[0],
+                delay=layer.delay is not None,
+                delay_shift=True,
+                count_log=self.count_log,
+            )
         return self._finish(blk, layer)
 
     def _conv(self, layer: hdf5.ConvLayer, shape) -> Any:
         params, fam = self._params(layer.neuron)
         w = np.asarray(layer.weight)
         blk = fam.Conv(
-            params, w.shape[1] * layer.groups, w.shape[0], tuple(w.shape[2:]), layer.stride,
-            layer.padding, layer.dilation, layer.groups, delay=layer.delay is not None,
-            delay_shift=True, count_log=self.count_log,
+            params,
+            w.shape[1] * layer.groups,
+            w.shape[0],
+            tuple(w.shape[2:]),
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            delay=layer.delay is not None,
+            delay_shift=True,
+            count_log=self.count_log,
             input_shape=None if shape is None else shape[1:],
-        )  # fmt: skip
+        )
         return self._finish(blk, layer)
 
     def _pool(self, layer: hdf5.PoolLayer, shape) -> Any:
@@ -189,10 +209,16 @@ class SequentialNetwork(torch.nn.Module):
             raise ParameterError("auto: a pool layer without neuron is not supported")
         params, fam = self._params(layer.neuron)
         blk = fam.Pool(
-            params, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-            delay=layer.delay is not None, delay_shift=True, count_log=self.count_log,
+            params,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            delay=layer.delay is not None,
+            delay_shift=True,
+            count_log=self.count_log,
             input_shape=None if shape is None else shape,
-        )  # fmt: skip
+        )
         return self._finish(blk, layer)
 
     def _flatten(self, layer: hdf5.FlattenLayer, _shape) -> Any:

@@ -235,8 +235,12 @@ def _fmt(value) -> str:
 
 
 #: the common neuron columns: header -> record attribute (generic records: the netx field)
-_NEURON_COLUMNS = {"iDecay": "i_decay", "vDecay": "v_decay", "vThMant": "v_th_mant",
-                   "refDelay": "ref_delay"}  # fmt: skip
+_NEURON_COLUMNS = {
+    "iDecay": "i_decay",
+    "vDecay": "v_decay",
+    "vThMant": "v_th_mant",
+    "refDelay": "ref_delay",
+}
 
 
 def _neuron_fields(neuron) -> tuple[list[str], str]:
@@ -263,8 +267,12 @@ def cmd_resources(args: argparse.Namespace) -> int:
 
 
 #: Neuron record attribute -> (file field name, range key in fixed.params).
-_NEURON_FIELDS = (("i_decay", "iDecay"), ("v_decay", "vDecay"), ("v_th_mant", "vThMant"),
-                  ("ref_delay", "refDelay"))  # fmt: skip
+_NEURON_FIELDS = (
+    ("i_decay", "iDecay"),
+    ("v_decay", "vDecay"),
+    ("v_th_mant", "vThMant"),
+    ("ref_delay", "refDelay"),
+)
 
 
 def _range_problems(net) -> list[str]:
@@ -301,15 +309,19 @@ def _range_problems(net) -> list[str]:
                 arr = np.asarray(value)
                 if arr.size and (arr.min() < lo or arr.max() > hi):
                     bad = arr[(arr < lo) | (arr > hi)].reshape(-1)[0]
-                    problems.append(f"layer {i} ({layer.type_name}): neuron {field} = {bad} is "
-                                    f"outside the hardware range [{lo}, {hi}]")  # fmt: skip
+                    problems.append(
+                        f"layer {i} ({layer.type_name}): neuron {field} = {bad} is "
+                        f"outside the hardware range [{lo}, {hi}]"
+                    )
         w = getattr(layer, "weight", None)
         if w is not None and layer.type_name in ("dense", "dense_rec", "conv", "convT", "kwta"):
             arr = np.asarray(w)
             lo, hi = WEIGHT_RANGE
             if arr.size and (arr.min() < lo or arr.max() > hi):
-                problems.append(f"layer {i} ({layer.type_name}): weight range {arr.min()}.."
-                                f"{arr.max()} is outside [{lo}, {hi}]")  # fmt: skip
+                problems.append(
+                    f"layer {i} ({layer.type_name}): weight range {arr.min()}.."
+                    f"{arr.max()} is outside [{lo}, {hi}]"
+                )
     return problems
 
 
@@ -322,8 +334,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     with _about(args.network):
         net = load_network(args.network, num_layers=args.num_layers)
-    header = ("#", "type", "shape", "neuron", *_NEURON_COLUMNS, "weight", "w range", "bias",
-              "delay", "other neuron fields")  # fmt: skip
+    header = (
+        "#",
+        "type",
+        "shape",
+        "neuron",
+        *_NEURON_COLUMNS,
+        "weight",
+        "w range",
+        "bias",
+        "delay",
+        "other neuron fields",
+    )
     rows = []
     for i, layer in enumerate(net.layers):
         neuron = getattr(layer, "neuron", None)
@@ -372,11 +394,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(f"file {args.out!r}: --out must be a directory, found a file")
     with _about(args.out):
         result = run_demo(
-            args.out, epochs=args.epochs, seconds=seconds, lr=args.lr, seed=args.seed,
-            plot=not args.no_plot, progress=not args.no_progress,
-        )  # fmt: skip
-    _out(f"trained {result.epochs} epoch(s) in {result.seconds:.1f} s; "
-         f"final loss {result.losses[-1]:.2f}")  # fmt: skip
+            args.out,
+            epochs=args.epochs,
+            seconds=seconds,
+            lr=args.lr,
+            seed=args.seed,
+            plot=not args.no_plot,
+            progress=not args.no_progress,
+        )
+    _out(
+        f"trained {result.epochs} epoch(s) in {result.seconds:.1f} s; "
+        f"final loss {result.losses[-1]:.2f}"
+    )
     _out(f"output spikes {result.output_spikes} (target {result.target_spikes})")
     _out(f"network:     {result.network}")
     _out(f"golden case: {result.golden}")
@@ -435,15 +464,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("network", help="netx .net file")
     e.add_argument("input", help="integer input array (.npy, or .npz with 'input')")
     e.add_argument("-o", "--output", required=True, help="output golden case file (.h5)")
-    e.add_argument("--steps", type=_int_arg(1), default=None,
-                   help="steps to run (default: input length)")  # fmt: skip
+    e.add_argument(
+        "--steps", type=_int_arg(1), default=None, help="steps to run (default: input length)"
+    )
     e.add_argument("--input-mode", default="inject", choices=("inject", "bias"))
     e.add_argument("--graded", action="store_true", help="graded input into the first synapse")
     e.add_argument("--no-cycle", action="store_true", help="do not replay a short input")
     e.add_argument("--record", default="s", help="comma-separated variables, e.g. s,u,v")
     e.add_argument("--num-layers", type=_int_arg(1), default=None)
-    e.add_argument("--input-shape", type=_shape_arg, default=None,
-                   help="C,H,W input shape when the network has no input layer")  # fmt: skip
+    e.add_argument(
+        "--input-shape",
+        type=_shape_arg,
+        default=None,
+        help="C,H,W input shape when the network has no input layer",
+    )
     e.add_argument("--reset-interval", type=_int_arg(1), default=None)
     e.add_argument("--reset-offset", type=_int_arg(0), default=0)
     e.add_argument("--backend", default="cpu", choices=("cpu", "cuda", "reference"))
@@ -452,27 +486,33 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print layers and neuron parameters", **common)
     i.add_argument("network", help="netx .net file")
     i.add_argument("--num-layers", type=_int_arg(1), default=None)
-    i.add_argument("--resources", action="store_true",
-                   help="chip resources per layer and cores under Loihi 1/2 limits")  # fmt: skip
+    i.add_argument(
+        "--resources",
+        action="store_true",
+        help="chip resources per layer and cores under Loihi 1/2 limits",
+    )
     i.set_defaults(func=cmd_inspect)
 
-    dr = sub.add_parser("doctor", help="versions, numba/CUDA setup and a kernel self-test",
-                        **common)  # fmt: skip
+    dr = sub.add_parser(
+        "doctor", help="versions, numba/CUDA setup and a kernel self-test", **common
+    )
     dr.add_argument("--no-self-test", action="store_true", help="skip the kernel self-test")
     dr.set_defaults(func=cmd_doctor)
 
     d = sub.add_parser("demo", help="train, export, emulate, check the train-to-chip gap", **common)
     d.add_argument("--out", default="demo_out", help="output directory (default ./demo_out)")
-    d.add_argument("--epochs", type=_int_arg(1), default=None,
-                   help="training epochs (default: time)")  # fmt: skip
+    d.add_argument(
+        "--epochs", type=_int_arg(1), default=None, help="training epochs (default: time)"
+    )
     d.add_argument(
         "--seconds",
         type=_float_arg(0.0),
         default=None,
         help="training time budget (default 60; 0: none)",
     )
-    d.add_argument("--lr", type=_float_arg(0.0, open_min=True), default=0.001,
-                   help="Adam learning rate")  # fmt: skip
+    d.add_argument(
+        "--lr", type=_float_arg(0.0, open_min=True), default=0.001, help="Adam learning rate"
+    )
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-plot", action="store_true", help="skip the raster plot")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -551,8 +591,10 @@ def _supervised(args: argparse.Namespace) -> int:
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     sig = os.WTERMSIG(status)
-    _err(f"internal error: loihi-slayer {args.command} died of signal "
-         f"{signal.Signals(sig).name}; rerun with --debug")  # fmt: skip
+    _err(
+        f"internal error: loihi-slayer {args.command} died of signal "
+        f"{signal.Signals(sig).name}; rerun with --debug"
+    )
     return EXIT_INTERNAL
 
 

@@ -215,10 +215,13 @@ def run_demo(
     # the chip input: x[..., 1:] (the first synapse receives index n at step n)
     chip_in = np.concatenate([x[0, :, 1:].numpy(), np.zeros((NUM_IN, 1))], 1).astype(np.int64)
     case = record_case(
-        network_path, chip_in, steps, record=("s", "u", "v"),
+        network_path,
+        chip_in,
+        steps,
+        record=("s", "u", "v"),
         description="loihi-slayer demo: Oxford regression, 2 CUBA dense layers",
         source="loihi_slayer.demo.run_demo",
-    )  # fmt: skip
+    )
     golden_path = Path(save_case(case, out / "golden.h5"))
     chip_out = next(e.data for e in case.expectations if e.layer == 1 and e.variable == "s")
     output = np.zeros_like(chip_out)
@@ -226,7 +229,14 @@ def run_demo(
     tgt = target[0].numpy()
     plot_path = save_raster(out / "raster.png", tgt, output) if plot else None
     return DemoResult(
-        out_dir=out, network=network_path, golden=golden_path, plot=plot_path,
-        epochs=len(losses), seconds=elapsed, losses=losses, gap=gap,
-        output_spikes=int(output.sum()), target_spikes=int(tgt.sum()),
-    )  # fmt: skip
+        out_dir=out,
+        network=network_path,
+        golden=golden_path,
+        plot=plot_path,
+        epochs=len(losses),
+        seconds=elapsed,
+        losses=losses,
+        gap=gap,
+        output_spikes=int(output.sum()),
+        target_spikes=int(tgt.sum()),
+    )

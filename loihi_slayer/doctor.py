@@ -25,9 +25,18 @@ __all__ = ["Diagnosis", "KernelCheck", "SELF_TESTS", "diagnose", "self_test"]
 
 #: Distributions whose versions are reported (optional ones say "not installed").
 PACKAGES = (
-    "loihi_slayer", "numpy", "numba", "llvmlite", "torch", "h5py", "numba-cuda", "nir",
-    "nirtorch", "tonic", "matplotlib",
-)  # fmt: skip
+    "loihi_slayer",
+    "numpy",
+    "numba",
+    "llvmlite",
+    "torch",
+    "h5py",
+    "numba-cuda",
+    "nir",
+    "nirtorch",
+    "tonic",
+    "matplotlib",
+)
 
 
 @dataclass
@@ -70,8 +79,10 @@ class Diagnosis:
         for c in self.checks:
             verdict = "ok" if c.ok else "MISMATCH"
             extra = f" ({c.detail})" if c.detail else ""
-            out.append(f"self-test     {c.kernel:<16} {c.backend:<5} {verdict} "
-                       f"{c.seconds * 1e3:.0f} ms{extra}")  # fmt: skip
+            out.append(
+                f"self-test     {c.kernel:<16} {c.backend:<5} {verdict} "
+                f"{c.seconds * 1e3:.0f} ms{extra}"
+            )
         return out
 
 
@@ -112,9 +123,10 @@ def _cuda_info() -> dict[str, str]:
         import torch
 
         info["torch"] = (
-            f"available ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available()
+            f"available ({torch.cuda.get_device_name(0)})"
+            if torch.cuda.is_available()
             else "no GPU visible to torch"
-        )  # fmt: skip
+        )
     except Exception as exc:  # any torch/CUDA failure is a finding, not a crash
         info["torch"] = f"error: {exc}"
     try:
@@ -148,9 +160,13 @@ def _t_cuba(rng: np.random.Generator, backend: str) -> Any:
     from . import fixed
 
     a = rng.integers(-300, 300, (16, 40))
-    p = fixed.CubaParams(i_decay=int(rng.integers(0, 4097)), v_decay=int(rng.integers(0, 4097)),
-                         v_th_mant=int(rng.integers(1, 200)), bias_mant=int(rng.integers(-50, 50)),
-                         ref_delay=int(rng.integers(1, 4)))  # fmt: skip
+    p = fixed.CubaParams(
+        i_decay=int(rng.integers(0, 4097)),
+        v_decay=int(rng.integers(0, 4097)),
+        v_th_mant=int(rng.integers(1, 200)),
+        bias_mant=int(rng.integers(-50, 50)),
+        ref_delay=int(rng.integers(1, 4)),
+    )
     return fixed.cuba(a, p, record=("s", "u", "v"), backend=backend)[0]
 
 

@@ -123,9 +123,12 @@ def _aligned(emu: np.ndarray, a: int, steps: int) -> tuple[np.ndarray, np.ndarra
 
 
 def compare_with_emulator(
-    blocks, x: torch.Tensor, network: hdf5.Network | str | os.PathLike | None = None,
-    *, backend: str = "cpu",
-) -> GapReport:  # fmt: skip
+    blocks,
+    x: torch.Tensor,
+    network: hdf5.Network | str | os.PathLike | None = None,
+    *,
+    backend: str = "cpu",
+) -> GapReport:
     """Run the training forward and the emulator and compare every layer, value for value.
 
     Alignment (spec §7.2/§7.4): each block's synaptic input is tracked with an
@@ -210,8 +213,9 @@ def compare_with_emulator(
             if isinstance(b, (AbstractAverage, AbstractTimeDecimation)):
                 factor = (
                     math.prod(outs[i - 1][n].shape[:-1]) // b.num_outputs
-                    if isinstance(b, AbstractAverage) else b.factor
-                )  # fmt: skip
+                    if isinstance(b, AbstractAverage)
+                    else b.factor
+                )
                 if isinstance(b, AbstractTimeDecimation):
                     lat = getattr(emu.network.layers[i], "latency", 0)
                     if a != 1 - lat:

@@ -517,7 +517,7 @@ class NumSpikes(torch.nn.Module):
         return 0.5 * torch.sum(error**2) * self.sampling_time
 
     #: slayerPytorch method name.
-    def numSpikes(self, spike_out: torch.Tensor, desired_class: torch.Tensor) -> torch.Tensor:  # noqa: N802
+    def numSpikes(self, spike_out: torch.Tensor, desired_class: torch.Tensor) -> torch.Tensor:
         """Alias of :meth:`forward` (slayerPytorch name)."""
         return self.forward(spike_out, desired_class)
 

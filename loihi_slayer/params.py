@@ -323,5 +323,6 @@ def check_descriptors(neuron: Any, simulation: Any) -> None:
     ts, t_sample = simulation.get("Ts"), simulation.get("tSample")
     if ts is not None and t_sample is not None:
         bins = math.ceil(float(t_sample) / float(ts))
-        check_allocation(f"simulation tSample / Ts = {t_sample} / {ts} = {bins} time bins",
-                         [(bins,)] * 4, 4)  # fmt: skip
+        check_allocation(
+            f"simulation tSample / Ts = {t_sample} / {ts} = {bins} time bins", [(bins,)] * 4, 4
+        )

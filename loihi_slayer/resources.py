@@ -98,7 +98,7 @@ CHIP_LIMITS: dict[str, ChipLimits] = {
         synaptic_memory_bits=128 * 1024 * 8,
         weight_bits=9,
         max_delay=62,
-    ),  # fmt: skip
+    ),
     "loihi2": ChipLimits(
         "Loihi 2",
         cores=128,
@@ -108,7 +108,7 @@ CHIP_LIMITS: dict[str, ChipLimits] = {
         synaptic_memory_bits=128 * 1024 * 8,
         weight_bits=9,
         max_delay=62,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -173,19 +173,28 @@ class ResourceReport:
         header = ["#", "type", "neurons", "synapses", "fan-in", "fan-out", "w bits", "delay"]
         header += [f"cores {c}" for c in chips]
         rows = [
-            [str(r.index), r.type_name, str(r.neurons), str(r.synapses), str(r.fan_in),
-             str(r.fan_out), str(r.weight_bits), f"{r.delay_range[0]}..{r.delay_range[1]}"]
+            [
+                str(r.index),
+                r.type_name,
+                str(r.neurons),
+                str(r.synapses),
+                str(r.fan_in),
+                str(r.fan_out),
+                str(r.weight_bits),
+                f"{r.delay_range[0]}..{r.delay_range[1]}",
+            ]
             + [str(r.cores.get(c, 0)) for c in chips]
             for r in self.layers
-        ]  # fmt: skip
+        ]
         widths = [max(len(x[k]) for x in rows + [header]) for k in range(len(header))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         for c in chips:
             lim = CHIP_LIMITS[c]
             state = "fits" if self.fits(c) else "DOES NOT FIT"
-            lines.append(f"{lim.name}: {self.total_cores(c)} of {lim.cores} cores (lower bound): "
-                         f"{state}")  # fmt: skip
+            lines.append(
+                f"{lim.name}: {self.total_cores(c)} of {lim.cores} cores (lower bound): {state}"
+            )
         lines += [f"refused: {r}" for r in self.refusals]
         return "\n".join(lines)
 
@@ -334,8 +343,16 @@ def resource_report(net: Any) -> ResourceReport:
         c = _counter(i, layer)(layer, shape)
         d = getattr(layer, "delay", None)
         d = np.asarray(d) if d is not None and np.size(d) else np.zeros(1, np.int64)
-        rec = LayerResources(i, layer.type_name, c.neurons, c.synapses, c.fan_in, c.fan_out,
-                             _weight_bits(c.weights), (int(d.min()), int(d.max())))  # fmt: skip
+        rec = LayerResources(
+            i,
+            layer.type_name,
+            c.neurons,
+            c.synapses,
+            c.fan_in,
+            c.fan_out,
+            _weight_bits(c.weights),
+            (int(d.min()), int(d.max())),
+        )
         for key, lim in CHIP_LIMITS.items():
             checks = (
                 ("fan-in (inputs of one neuron)", rec.fan_in, lim.fan_in_axons),

@@ -255,10 +255,10 @@ class LearningStats:
             text = " | ".join([*(str(h) for h in header), text])
         return text
 
-    def print(  # noqa: A003 - lava-dl method name
+    def print(
         self,
         epoch: int,
-        iter: int | None = None,  # noqa: A002 - lava-dl argument name
+        iter: int | None = None,
         time_elapsed: float | None = None,
         header: Iterable[Any] | None = None,
         dataloader: Any = None,
@@ -299,7 +299,7 @@ class LearningStats:
             self.printer(self._block(epoch, iter, time_elapsed, header or [], dataloader))
         return line
 
-    def _block(self, epoch, iter, time_elapsed, header: list[str], dataloader) -> str:  # noqa: A002
+    def _block(self, epoch, iter, time_elapsed, header: list[str], dataloader) -> str:
         head = f"Epoch {epoch:4d}"
         if dataloader is not None and iter is not None:
             total = len(dataloader.dataset)

@@ -207,7 +207,7 @@ def sdnn_cases(src: Path) -> dict[str, GoldenCase]:
                 1,
                 neuron=SigmaDeltaNeuron(v_th_mant=20),
                 bias=bias1,
-            ),  # fmt: skip
+            ),
         ]
     )
     cases["tinynet_sdnn_conv"] = GoldenCase(

@@ -3,6 +3,8 @@ against independent computations (NumPy formulas, hand-made expectations)."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -129,8 +131,9 @@ def test_spike_time_filter_callable_and_sparsity_enforcer():
     loss = slayer.loss.SpikeTime(time_constant=2, length=5)
     x = torch.zeros(1, 1, 6)
     x[..., 0] = 1
-    np.testing.assert_allclose(loss.filter(x).flatten()[:5].numpy(), np.exp(-np.arange(5) / 2),
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        loss.filter(x).flatten()[:5].numpy(), np.exp(-np.arange(5) / 2), rtol=1e-6
+    )
     sp = slayer.loss.SparsityEnforcer(max_rate=0.1, lam=2.0)
     sp.append(torch.tensor([0.5, 0.0]))  # rate 0.25 -> (0.15)^2
     sp.append(torch.tensor([0.0, 0.0]))
@@ -198,8 +201,9 @@ def test_spike_functions():
 
 
 def test_grad_norm_and_residual_and_step_delay():
-    blk = slayer.block.cuba.Dense({"threshold": 0.1, "current_decay": 1, "voltage_decay": 0.1},
-                                  3, 2, weight_scale=4)  # fmt: skip
+    blk = slayer.block.cuba.Dense(
+        {"threshold": 0.1, "current_decay": 1, "voltage_decay": 0.1}, 3, 2, weight_scale=4
+    )
     assert blk.synapse.grad_norm == 0
     blk(torch.ones(1, 3, 5)).sum().backward()
     g = blk.synapse.weight.grad
@@ -259,7 +263,9 @@ def test_slayer_pytorch_module_names_and_params_dict():
     exec("from loihi_slayer.slayer_pytorch.spikeFileIO import *", ns)
     for name in ("event", "read2Dspikes", "encode1DnumSpikes", "showTD", "np"):
         assert name in ns
-    from loihi_slayer.slayer_pytorch import slayerLoihi, slayerParams, spikeLoss  # noqa: F401
+    for name in ("slayerLoihi", "slayerParams", "spikeLoss"):  # slayerPytorch's module names
+        module = importlib.import_module(f"loihi_slayer.slayer_pytorch.{name}")
+        assert module.__name__.endswith(name)
 
 
 def test_nadam_default_lr_amsgrad_and_formula():

@@ -47,8 +47,9 @@ def plain_torch_cuba(x, p_i, p_v, vth_mant, tau_grad, scale_grad, graded, bias_m
         vt = v_lin + (v_int[..., t] - v_lin).detach()
         z = vt - theta
         if graded:
-            anti = torch.where(z < 0, rho * tau * torch.exp(torch.clamp(z, max=0) / tau),
-                               rho * (tau + z))  # fmt: skip
+            anti = torch.where(
+                z < 0, rho * tau * torch.exp(torch.clamp(z, max=0) / tau), rho * (tau + z)
+            )
             val = s_int[..., t] * vt.detach()
         else:
             # antiderivative of rho/(2 tau) exp(-|z|/tau), written with a branch so
@@ -70,9 +71,18 @@ def test_gradients_equal_plain_pytorch(graded, backend, seed):
     a = rng.integers(-10, 40, size=(2, 3, 24))
     x0 = torch.tensor(a / 64.0, dtype=torch.float32)
     w = torch.tensor(rng.normal(size=(2, 3, 24)))
-    n = cuba.Neuron(0.9, (0.1, 0.3), (0.05, 0.2), tau_grad=0.7, scale_grad=2.0,
-                    shared_param=False, requires_grad=True, graded_spike=graded,
-                    shape=(3,), backend=backend)  # fmt: skip
+    n = cuba.Neuron(
+        0.9,
+        (0.1, 0.3),
+        (0.05, 0.2),
+        tau_grad=0.7,
+        scale_grad=2.0,
+        shared_param=False,
+        requires_grad=True,
+        graded_spike=graded,
+        shape=(3,),
+        backend=backend,
+    )
     x = x0.clone().requires_grad_(True)
     s = n(x)
     (s.double() * w).sum().backward()

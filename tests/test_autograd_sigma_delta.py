@@ -16,8 +16,13 @@ from loihi_slayer.neuron import sigma_delta
 
 
 @settings(max_examples=20, deadline=None)
-@given(vth=st.integers(0, 300), bias=st.integers(-100, 100), seed=st.integers(0, 2**31 - 1),
-       amp=st.sampled_from([1 << 10, 1 << 20, 1 << 30]), cum=st.booleans())  # fmt: skip
+@given(
+    vth=st.integers(0, 300),
+    bias=st.integers(-100, 100),
+    seed=st.integers(0, 2**31 - 1),
+    amp=st.sampled_from([1 << 10, 1 << 20, 1 << 30]),
+    cum=st.booleans(),
+)
 def test_forward_equals_fixed_reference(vth, bias, seed, amp, cum):
     rng = np.random.default_rng(seed)
     a = rng.integers(-amp, amp, size=(2, 3, 30))
@@ -75,8 +80,16 @@ def test_gradients_equal_plain_pytorch(backend):
     rng = np.random.default_rng(2)
     x0 = torch.tensor(rng.integers(-3000, 4000, size=(2, 3, 20)) / 2.0**18 * 64)
     w = torch.tensor(rng.normal(size=(2, 3, 20)))
-    n = sigma_delta.Neuron(0.05, F.relu, tau_grad=0.5, scale_grad=2.0, requires_grad=True,
-                           shared_param=False, shape=(3,), backend=backend)  # fmt: skip
+    n = sigma_delta.Neuron(
+        0.05,
+        F.relu,
+        tau_grad=0.5,
+        scale_grad=2.0,
+        requires_grad=True,
+        shared_param=False,
+        shape=(3,),
+        backend=backend,
+    )
     n.set_bias(torch.tensor([0.1, -0.2, 0.0]))
     x = x0.clone().requires_grad_(True)
     y = n(x)
@@ -92,7 +105,12 @@ def test_gradients_equal_plain_pytorch(backend):
     torch.testing.assert_close(n.bias.grad.double(), br.grad, rtol=1e-5, atol=1e-6)
     # lava-dl threshold gradient, summed per channel
     sub = d.abs() - th.reshape(1, -1, 1)
-    gth = torch.where(sub > 0, -d * 2.0 * torch.exp(-sub / 0.5) / th.reshape(1, -1, 1),
-                      -torch.sign(d)) * w  # fmt: skip
-    torch.testing.assert_close(n.threshold_param.grad.double(), gth.sum(dim=(0, 2)),
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    gth = (
+        torch.where(
+            sub > 0, -d * 2.0 * torch.exp(-sub / 0.5) / th.reshape(1, -1, 1), -torch.sign(d)
+        )
+        * w
+    )
+    torch.testing.assert_close(
+        n.threshold_param.grad.double(), gth.sum(dim=(0, 2)), rtol=1e-4, atol=1e-5
+    )

@@ -24,8 +24,15 @@ T = 24
 
 
 def params(th=0.5, step=0.1, di=0.25, dv=0.03, dth=0.05, dref=0.2, norm=False, **kw):
-    p = {"threshold": th, "threshold_step": step, "current_decay": di, "voltage_decay": dv,
-         "threshold_decay": dth, "refractory_decay": dref, **kw}  # fmt: skip
+    p = {
+        "threshold": th,
+        "threshold_step": step,
+        "current_decay": di,
+        "voltage_decay": dv,
+        "threshold_decay": dth,
+        "refractory_decay": dref,
+        **kw,
+    }
     return dict(p, norm=MeanOnlyBatchNorm) if norm else p
 
 
@@ -45,8 +52,11 @@ def assert_zero_gap_via_file(net, x, path, min_events):
     """Export to a netx file, load it back, emulate, compare every layer."""
     block.export_network(net, path)
     loaded = hdf5.load_network(path)
-    types = {getattr(layer.neuron, "type", None) for layer in loaded.layers
-             if getattr(layer, "neuron", None) is not None}  # fmt: skip
+    types = {
+        getattr(layer.neuron, "type", None)
+        for layer in loaded.layers
+        if getattr(layer, "neuron", None) is not None
+    }
     assert types == {"ALIF"}, types
     rep = gap.compare_with_emulator(net, x, path)
     assert rep.compared and rep.ok and not rep.skipped, rep.summary()
@@ -71,7 +81,7 @@ def test_block_types_are_lava_dls_alif_list():
             "Recurrent",
             "TimeDecimation",
             "Unpool",
-        ]  # fmt: skip
+        ]
     )
     b = alif.Dense(params(), 4, 3)
     assert b.block_name == "block.alif.Dense" and b.neuron.shape == (3,)
@@ -147,8 +157,9 @@ def test_input_layer_affine_transform_is_not_applied_twice(family, tmp_path):
     weight/bias but never applies them (a large bias makes a double count obvious)."""
     p = (
         {"threshold": 1.0, "current_decay": 1.0, "voltage_decay": 1.0}
-        if family is cuba else params(th=1.0, step=0.0, di=1.0, dv=1.0, dth=1.0, dref=1.0)
-    )  # fmt: skip
+        if family is cuba
+        else params(th=1.0, step=0.0, di=1.0, dv=1.0, dth=1.0, dref=1.0)
+    )
     # no memory: the input neuron spikes when Q(x)·Q(w) + Q(b) (+ a second Q(b)) > 1
     net = torch.nn.Sequential(
         family.Input(p, weight=1.0, bias=0.5, shape=(12,)), family.Dense(p, 12, 4, weight_scale=3)
@@ -183,8 +194,7 @@ def test_gap_detector_sees_alif_fields():
     scale=st.sampled_from([1.0, 4.0, 100.0]),
     seed=st.integers(0, 2**16),
 )
-def test_random_dense_networks(n_in, hidden, th, step, decays, norm, delay, ref_delay, scale,
-                               seed):  # fmt: skip
+def test_random_dense_networks(n_in, hidden, th, step, decays, norm, delay, ref_delay, scale, seed):
     """Random sizes and parameters: ties (zero/small thresholds, no-memory decays with
     integer-valued weights) and saturation (weight scale 100 with no decay)."""
     torch.manual_seed(seed)
@@ -258,8 +268,9 @@ def test_input_block_norm_is_refused_at_export(family):
     """A netx input layer has no neuron bias: exporting an input norm would be a silent gap."""
     p = (
         {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
-        if family is cuba else params()
-    )  # fmt: skip
+        if family is cuba
+        else params()
+    )
     b = family.Input(dict(p, norm=MeanOnlyBatchNorm), shape=(12,))
     with pytest.raises(ParameterError, match=f"block.{family.__name__.split('.')[-1]}.Input.*norm"):
         b.to_layer()

@@ -45,14 +45,17 @@ def test_quantized_forward_and_output_shift():
     ("blk", "x", "match"),
     [
         (cuba.Dense(P, 4, 3), torch.zeros(2, 5, 8), r"cuba.Dense: expected input \(N, 4, T\)"),
-        (cuba.Conv(P, 2, 3, 3, input_shape=(6, 6)), torch.zeros(1, 2, 5, 5, 4),
-         r"block.cuba.Conv: expected input \(N, 2, 6, 6, T\), found shape \(1, 2, 5, 5, 4\)"),
+        (
+            cuba.Conv(P, 2, 3, 3, input_shape=(6, 6)),
+            torch.zeros(1, 2, 5, 5, 4),
+            r"block.cuba.Conv: expected input \(N, 2, 6, 6, T\), found shape \(1, 2, 5, 5, 4\)",
+        ),
         (cuba.Conv(P, 2, 3, 3), torch.zeros(1, 3, 5, 5, 4), r"expected input \(N, 2, H, W, T\)"),
         (sd.Pool(SP, 2), torch.zeros(1, 3, 4), r"block.sigma_delta.Pool: expected input"),
         (cuba.Average(3), torch.zeros(1, 4, 5), r"multiple of 3"),
         (cuba.Input(P, shape=(4,)), torch.zeros(1, 5, 3), r"expected input \(N, 4, T\)"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_names_block_and_shapes(blk, x, match):
     with pytest.raises(ParameterError, match=match):
         blk(x)

@@ -47,7 +47,7 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
         {"batch_mean": True},
         {"rec_u": False},
         {"bias": torch.tensor([64, -128, 0], dtype=torch.int64)},
-    ],  # fmt: skip
+    ],
 )
 def test_cuba_op_opcheck(kw):
     x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
@@ -110,8 +110,13 @@ def _compare_eager_and_compiled(make_net, x, target):
 
 @pytest.mark.parametrize("ref_delay", [1, 3])
 def test_cuba_network_fullgraph_same_outputs_and_gradients(ref_delay):
-    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "ref_delay": ref_delay,
-         "requires_grad": True}  # fmt: skip
+    p = {
+        "threshold": 0.1,
+        "current_decay": 0.25,
+        "voltage_decay": 0.1,
+        "ref_delay": ref_delay,
+        "requires_grad": True,
+    }
 
     def make():
         return torch.nn.Sequential(cuba.Dense(p, 20, 16, weight_scale=2), cuba.Dense(p, 16, 8))
@@ -178,8 +183,13 @@ def test_check_finite_eager():
 
 
 def test_persistent_state_with_refractory_carries_across_compiled_calls():
-    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1, "persistent_state": True,
-         "ref_delay": 3}  # fmt: skip
+    p = {
+        "threshold": 0.1,
+        "current_decay": 0.25,
+        "voltage_decay": 0.1,
+        "persistent_state": True,
+        "ref_delay": 3,
+    }
     torch.manual_seed(0)
     eager = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))
     comp = torch.nn.Sequential(cuba.Dense(p, 6, 5, weight_scale=3))

@@ -23,8 +23,9 @@ def _expected(a, vth, di, dv, ref_delay, state=None):
     """The NumPy fixed-point reference (spec §2.2/2.3), independent of the kernels."""
     n, c, t = a.shape
     p = CubaParams(i_decay=di, v_decay=dv, v_th_mant=vth, ref_delay=ref_delay)
-    tr, st_ = fixed.cuba(a.reshape(n * c, t), p, state=state, record=("s", "u", "v_pre"),
-                         backend="reference")  # fmt: skip
+    tr, st_ = fixed.cuba(
+        a.reshape(n * c, t), p, state=state, record=("s", "u", "v_pre"), backend="reference"
+    )
     return {k: np.asarray(v).reshape(n, c, t) for k, v in tr.items()}, st_
 
 
@@ -80,8 +81,14 @@ def test_forward_property_with_persistent_state(ref_delay, vth, di, dv, amp, gra
     a = rng.integers(-amp // 3, amp, size=(1, 6, 40))
     a[0, 0, : 40 // 2] = vth  # with full decays a tie v == vThMant << 6
     x = torch.tensor(a / 64.0, dtype=torch.float32)
-    n = cuba.Neuron(vth / 64, di / 4096, dv / 4096, graded_spike=graded, ref_delay=ref_delay,
-                    persistent_state=True)  # fmt: skip
+    n = cuba.Neuron(
+        vth / 64,
+        di / 4096,
+        dv / 4096,
+        graded_spike=graded,
+        ref_delay=ref_delay,
+        persistent_state=True,
+    )
     tr, final = _expected(a, vth, di, dv, ref_delay)
     s = torch.cat([n(x[..., :split]), n(x[..., split:])], -1).numpy()
     assert np.array_equal(s, tr["s"] * (tr["v_pre"] / 4096 if graded else 1))
@@ -95,8 +102,9 @@ def plain_torch_refractory(x, p_i, p_v, vth_mant, ref_delay):
     n, c, steps = x.shape
     x = x.double()
     a = torch.round(x.detach() * 64).long().numpy()
-    tr, _ = _expected(a, vth_mant, int(torch.round(p_i.detach())), int(torch.round(p_v.detach())),
-                      ref_delay)  # fmt: skip
+    tr, _ = _expected(
+        a, vth_mant, int(torch.round(p_i.detach())), int(torch.round(p_v.detach())), ref_delay
+    )
     p_i = p_i + (torch.round(p_i) - p_i).detach()  # the kernels use rne(p), straight through
     p_v = p_v + (torch.round(p_v) - p_v).detach()
     spikes = tr["s"]
@@ -146,15 +154,15 @@ def test_ref_delay_outside_the_hardware_range_is_refused(bad):
     with pytest.raises(ParameterError, match=rf"ref_delay = {bad} is outside .*\[{R_LO}, {R_HI}\]"):
         cuba.Neuron(0.5, 0.2, 0.1, ref_delay=bad)
     with pytest.raises(ParameterError, match="ref_delay"):
-        bcuba.Dense({"threshold": 0.5, "current_decay": 0.2, "voltage_decay": 0.1,
-                     "ref_delay": bad}, 3, 2)  # fmt: skip
+        bcuba.Dense(
+            {"threshold": 0.5, "current_decay": 0.2, "voltage_decay": 0.1, "ref_delay": bad}, 3, 2
+        )
     with pytest.raises(ParameterError, match="ref_delay"):
         cuba.Neuron(0.5, 0.2, 0.1, ref_delay=2.5)
 
 
 def _params(ref_delay):
-    return {"threshold": 0.4, "current_decay": 0.25, "voltage_decay": 0.03,
-            "ref_delay": ref_delay}  # fmt: skip
+    return {"threshold": 0.4, "current_decay": 0.25, "voltage_decay": 0.03, "ref_delay": ref_delay}
 
 
 @pytest.mark.parametrize("ref_delay", [2, 4, 9])

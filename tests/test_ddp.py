@@ -22,8 +22,13 @@ BATCH = 4  # global batch; each rank takes BATCH // WORLD samples
 
 
 def _cuba_net() -> torch.nn.Sequential:
-    p = {"threshold": 0.3, "current_decay": 0.25, "voltage_decay": 0.05, "requires_grad": True,
-         "shared_param": False}  # fmt: skip
+    p = {
+        "threshold": 0.3,
+        "current_decay": 0.25,
+        "voltage_decay": 0.05,
+        "requires_grad": True,
+        "shared_param": False,
+    }
     return torch.nn.Sequential(
         cuba.Conv(p, 2, 3, 3, weight_scale=3, input_shape=(6, 6)),
         cuba.Flatten(),
@@ -137,9 +142,18 @@ NMNIST = ROOT.parent / "shared" / "datasets" / "nmnist-small"
 
 @pytest.mark.skipif(not NMNIST.is_dir(), reason="shared/datasets/nmnist-small is absent")
 def test_ddp_nmnist_example_under_torchrun(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port", str(_free_port()), str(ROOT / "examples" / "ddp_nmnist.py"),
-           "--quick", "--out", str(tmp_path)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(_free_port()),
+        str(ROOT / "examples" / "ddp_nmnist.py"),
+        "--quick",
+        "--out",
+        str(tmp_path),
+    ]
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )

@@ -33,8 +33,14 @@ def test_doctor_report_and_self_test(capsys):
     assert diag.threads >= 1 and diag.cache_dir
     assert main(["doctor", "--no-self-test"]) == 0
     out = capsys.readouterr().out
-    for word in ("numba threads", "threading layer", "numba cache", "cuda", "numba",
-                 loihi_slayer.__version__):  # fmt: skip
+    for word in (
+        "numba threads",
+        "threading layer",
+        "numba cache",
+        "cuda",
+        "numba",
+        loihi_slayer.__version__,
+    ):
         assert word in out
     assert "self-test" not in out
 
@@ -80,12 +86,17 @@ def test_version_from_one_place():
 
 def test_version_flag_and_python_m():
     for cmd in ([sys.executable, "-m", "loihi_slayer", "--version"],):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT,
-                             timeout=120)  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == f"loihi-slayer {loihi_slayer.__version__}"
-    out = subprocess.run([sys.executable, "-m", "loihi_slayer", "--help"], capture_output=True,
-                         text=True, env=_env(), cwd=ROOT, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "loihi_slayer", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0 and "doctor" in out.stdout
 
 
@@ -104,10 +115,22 @@ def test_project_metadata():
 def test_wheel_contains_license_and_py_typed(tmp_path):
     pytest.importorskip("setuptools", minversion="77")
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     (whl,) = tmp_path.glob("loihi_slayer-*.whl")
     assert whl.name.startswith(f"loihi_slayer-{loihi_slayer.__version__}-")

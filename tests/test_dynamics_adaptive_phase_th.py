@@ -40,18 +40,33 @@ def test_matches_the_integer_recursion_and_adapts(seed):
     real = (amp * torch.cos(2 * np.pi * t / 8 + phase)).float()
     imag = (amp * torch.sin(2 * np.pi * t / 8 + phase)).float()
     th, r = adaptive_phase_th.dynamics(
-        real, imag, torch.tensor(-0.5), torch.tensor(0.0), torch.tensor(300),
-        torch.tensor(0.75), torch.tensor(200), 0.25, 0.75, w_scale,
-    )  # fmt: skip
+        real,
+        imag,
+        torch.tensor(-0.5),
+        torch.tensor(0.0),
+        torch.tensor(300),
+        torch.tensor(0.75),
+        torch.tensor(200),
+        0.25,
+        0.75,
+        w_scale,
+    )
     scale, w = w_scale // 64, w_scale
     re_q = np.rint(real.double().numpy() * scale).astype(np.int64) * 64
     im_q = np.rint(imag.double().numpy() * scale).astype(np.int64) * 64
     full = np.ones((n, c), np.int64)
     th0 = int(0.75 * scale) * 64
     exp_th, exp_r = _expected(
-        re_q, im_q, full * int(-0.5 * w), full * int(0.75 * w), full * 0, th0,
-        int(0.25 * scale) * 64, 200, 300,
-    )  # fmt: skip
+        re_q,
+        im_q,
+        full * int(-0.5 * w),
+        full * int(0.75 * w),
+        full * 0,
+        th0,
+        int(0.25 * scale) * 64,
+        200,
+        300,
+    )
     np.testing.assert_array_equal(np.rint(th.double().numpy() * w), exp_th)
     np.testing.assert_array_equal(np.rint(r.double().numpy() * w), exp_r)
     assert (exp_r > 0).any(), "no spike: the threshold never adapted"

@@ -199,20 +199,24 @@ def test_pool_convt_unpool_layers_match_reference_pipeline():
     params = fixed.CubaParams(i_decay=2048, v_decay=1024, v_th_mant=3)
     k = rng.integers(1, 6, (1, 1, 2, 2)) * 2
     wt = rng.integers(-40, 80, (4, 3, 3, 3)) * 2  # convT (in, out, kH, kW)
-    net = Network([
-        InputLayer((4, 6, 6)),
-        PoolLayer((4, 3, 3), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
-        ConvTransposeLayer((3, 5, 5), wt, (1, 1), (1, 1), (2, 2), 1, neuron=n),
-        UnpoolLayer((3, 10, 10), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
-    ])  # fmt: skip
+    net = Network(
+        [
+            InputLayer((4, 6, 6)),
+            PoolLayer((4, 3, 3), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+            ConvTransposeLayer((3, 5, 5), wt, (1, 1), (1, 1), (2, 2), 1, neuron=n),
+            UnpoolLayer((3, 10, 10), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+        ]
+    )
     x = (rng.random((4, 6, 6, 12)) < 0.4).astype(np.int64)
     tr = Emulator(net).run(x, 12, record=("s",))
     ref = fixed.reference
-    s1 = run_neuron_ref(shift1(ref.conv2d(x, np.repeat(k, 4, 0), (2, 2), (0, 0), (1, 1), 4)),
-                        params)  # fmt: skip
+    s1 = run_neuron_ref(
+        shift1(ref.conv2d(x, np.repeat(k, 4, 0), (2, 2), (0, 0), (1, 1), 4)), params
+    )
     s2 = run_neuron_ref(shift1(ref.conv_transpose2d(s1, wt, (1, 1), (1, 1), (2, 2), 1)), params)
-    s3 = run_neuron_ref(shift1(ref.conv_transpose2d(s2, np.repeat(k, 3, 0), (2, 2), (0, 0),
-                                                    (1, 1), 3)), params)  # fmt: skip
+    s3 = run_neuron_ref(
+        shift1(ref.conv_transpose2d(s2, np.repeat(k, 3, 0), (2, 2), (0, 0), (1, 1), 3)), params
+    )
     for i, s in ((1, s1), (2, s2), (3, s3)):
         np.testing.assert_array_equal(tr.shaped(i, "s"), s)
     assert s3.sum() > 0
@@ -223,12 +227,14 @@ def test_average_and_decimate_are_integer_sums():
 
     rng = np.random.default_rng(9)
     w = rng.integers(20, 120, (6, 4)) * 2
-    net = Network([
-        InputLayer((4,)),
-        DenseLayer((6,), w, neuron=CubaNeuron(4096, 4096, 2)),
-        AverageLayer((3, 1, 1)),
-        TimeDecimationLayer((3, 1, 1), factor=4),
-    ])  # fmt: skip
+    net = Network(
+        [
+            InputLayer((4,)),
+            DenseLayer((6,), w, neuron=CubaNeuron(4096, 4096, 2)),
+            AverageLayer((3, 1, 1)),
+            TimeDecimationLayer((3, 1, 1), factor=4),
+        ]
+    )
     x = (rng.random((4, 22)) < 0.5).astype(np.int64)
     tr = Emulator(net).run(x, 22, record=("s",))
     s = tr[1, "s"]
@@ -266,12 +272,19 @@ def test_kwta_is_recurrent_dense_with_constant_input():
 def test_new_layer_types_round_trip_through_a_file(tmp_path):
     from loihi_slayer.hdf5 import KWTALayer, TimeDecimationLayer, save_network
 
-    net = Network([
-        InputLayer((4,)),
-        KWTALayer((3,), np.ones((3, 4), np.int64) * 2, neuron=CubaNeuron(4096, 0, 1),
-                  weight_rec=np.eye(3, dtype=np.int64), input_bias=np.array([4, 4, 4])),
-        TimeDecimationLayer((3,), factor=2),
-    ])  # fmt: skip
+    net = Network(
+        [
+            InputLayer((4,)),
+            KWTALayer(
+                (3,),
+                np.ones((3, 4), np.int64) * 2,
+                neuron=CubaNeuron(4096, 0, 1),
+                weight_rec=np.eye(3, dtype=np.int64),
+                input_bias=np.array([4, 4, 4]),
+            ),
+            TimeDecimationLayer((3,), factor=2),
+        ]
+    )
     save_network(net, tmp_path / "n.net")
     x = np.ones((4, 8), np.int64)
     a = Emulator(net).run(x, record="s")

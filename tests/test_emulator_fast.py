@@ -57,8 +57,9 @@ def test_bound_weighs_each_column_by_its_input_magnitude():
 def test_inputs_beyond_the_bound_arithmetic_run_the_integer_kernel():
     x = np.array([[2**62, -(2**61), 5]])
     w = np.array([[1]])
-    np.testing.assert_array_equal(synapse_fast.dense(x, w, -1, True, 1),
-                                  _ref_dense(x, w, -1, True, 1))  # fmt: skip
+    np.testing.assert_array_equal(
+        synapse_fast.dense(x, w, -1, True, 1), _ref_dense(x, w, -1, True, 1)
+    )
 
 
 def test_a_sum_that_float32_rounds_takes_the_float64_path():
@@ -84,8 +85,7 @@ def test_a_sum_at_the_float32_limit_is_exact():
 
 
 def _ref_dense(x, w, exp, graded, latency):
-    return fixed.dense(x, w, weight_exp=exp, graded=graded, latency=latency,
-                       backend="reference")  # fmt: skip
+    return fixed.dense(x, w, weight_exp=exp, graded=graded, latency=latency, backend="reference")
 
 
 # magnitudes of graded inputs: small, around the float32 limit, around float64's, beyond
@@ -125,8 +125,10 @@ def conv_cases(draw):
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     size = fixed.conv_transpose_output_size if transpose else fixed.conv_output_size
-    out_hw = tuple(size(n, k, s, p, d) for n, k, s, p, d in
-                   zip((h, w), (kh, kw), stride, padding, dilation, strict=True))  # fmt: skip
+    out_hw = tuple(
+        size(n, k, s, p, d)
+        for n, k, s, p, d in zip((h, w), (kh, kw), stride, padding, dilation, strict=True)
+    )
     if min(out_hw) < 1:
         out_hw = None
     return transpose, groups, c_in, c_out, (kh, kw), stride, padding, dilation, (h, w), out_hw
@@ -136,10 +138,21 @@ def _conv_both(case, w, x, exp, latency, graded):
     """(the fast synapse's sums, the reference's) for a ``conv_cases`` geometry."""
     transpose, groups, _, _, _, stride, padding, dilation, _, out_hw = case
     op = fixed.conv_transpose2d if transpose else fixed.conv2d
-    ref = op(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-             weight_exp=exp, graded=graded, latency=latency, backend="reference")  # fmt: skip
-    got = synapse_fast.conv2d(x, w, stride, padding, dilation, groups, exp, graded, latency,
-                              out_hw, transpose)  # fmt: skip
+    ref = op(
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        weight_exp=exp,
+        graded=graded,
+        latency=latency,
+        backend="reference",
+    )
+    got = synapse_fast.conv2d(
+        x, w, stride, padding, dilation, groups, exp, graded, latency, out_hw, transpose
+    )
     return got, ref
 
 
@@ -254,8 +267,9 @@ def test_int8_gemm_refused_for_large_inputs_and_weights(int8_calls):
         np.testing.assert_array_equal(got, _ref_dense(x, w, 0, True, 0))
     assert int8_calls == []
     x = rng.integers(-127, 128, (9, 4))
-    np.testing.assert_array_equal(synapse_fast.dense(x, mixed, 0, True, 0),
-                                  _ref_dense(x, mixed, 0, True, 0))  # fmt: skip
+    np.testing.assert_array_equal(
+        synapse_fast.dense(x, mixed, 0, True, 0), _ref_dense(x, mixed, 0, True, 0)
+    )
     assert len(int8_calls) == 1
 
 
@@ -264,8 +278,9 @@ def test_without_an_int8_gemm_the_float_path_runs(monkeypatch, int8_calls):
     rng = np.random.default_rng(9)
     w = reference.quantize_weights(rng.integers(-256, 256, (5, 9)), 8)
     x = (rng.random((9, 6)) < 0.5).astype(np.int8)
-    np.testing.assert_array_equal(synapse_fast.dense(x, w, 1, False, 1),
-                                  _ref_dense(x, w, 1, False, 1))  # fmt: skip
+    np.testing.assert_array_equal(
+        synapse_fast.dense(x, w, 1, False, 1), _ref_dense(x, w, 1, False, 1)
+    )
     assert int8_calls == []
 
 
@@ -298,8 +313,7 @@ def test_pooling_direct_kernel_matches_reference(transpose, graded):
     k = rng.integers(-256, 256, (1, 1, 2, 3))
     x = rng.integers(-(2**40), 2**40, (5, 6, 7, 4)) * (rng.random((5, 6, 7, 4)) < 0.5)
     op = fixed.unpool2d if transpose else fixed.pool2d
-    ref = op(x, k, stride=(2, 1), padding=(1, 0), weight_exp=2, graded=graded,
-             backend="reference")  # fmt: skip
+    ref = op(x, k, stride=(2, 1), padding=(1, 0), weight_exp=2, graded=graded, backend="reference")
     size = fixed.conv_transpose_output_size if transpose else fixed.conv_output_size
     out_hw = (size(6, 2, 2, 1, 1), size(7, 3, 1, 0, 1))
     w = np.repeat(k, 5, axis=0)
@@ -379,8 +393,9 @@ def test_reduced_torch_precision_falls_back_to_numpy():
         rng = np.random.default_rng(5)
         w = reference.quantize_weights(rng.integers(-256, 256, (5, 30)), 8)
         x = rng.integers(-(2**15), 2**15, (30, 6))
-        np.testing.assert_array_equal(synapse_fast.dense(x, w, 0, True, 1),
-                                      _ref_dense(x, w, 0, True, 1))  # fmt: skip
+        np.testing.assert_array_equal(
+            synapse_fast.dense(x, w, 0, True, 1), _ref_dense(x, w, 0, True, 1)
+        )
     finally:
         matmul.fp32_precision = before
     assert matmul.fp32_precision == before
@@ -390,8 +405,9 @@ def test_torch_threads_are_restored():
     before = torch.get_num_threads()
     rng = np.random.default_rng(6)
     w = rng.integers(-256, 256, (3, 2, 2, 2))
-    synapse_fast.conv2d(rng.integers(0, 2, (2, 4, 4, 3)), w, (1, 1), (0, 0), (1, 1), 1, 0,
-                        False, 1, (3, 3))  # fmt: skip
+    synapse_fast.conv2d(
+        rng.integers(0, 2, (2, 4, 4, 3)), w, (1, 1), (0, 0), (1, 1), 1, 0, False, 1, (3, 3)
+    )
     assert torch.get_num_threads() == before
 
 
@@ -406,17 +422,33 @@ def _mixed_network(kind: str, big: bool) -> Network:
     else:
         n = SigmaDeltaNeuron(v_th_mant=5)
     k = rng.integers(1, 6, (1, 1, 2, 2)) * 2
-    return Network([
-        InputLayer((2, 8, 8), neuron=n),
-        ConvLayer((4, 4, 4), rng.integers(-60, 120, (4, 2, 3, 3)) * 2, (2, 2), (1, 1), (1, 1),
-                  1, neuron=n),
-        PoolLayer((4, 2, 2), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
-        ConvTransposeLayer((4, 4, 4), rng.integers(-40, 90, (4, 2, 2, 2)) * 2, (2, 2), (0, 0),
-                           (1, 1), 2, neuron=n),
-        UnpoolLayer((4, 8, 8), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
-        FlattenLayer((256,)),
-        DenseLayer((10,), rng.integers(-100, 120, (10, 256)) * 2, neuron=n),
-    ])  # fmt: skip
+    return Network(
+        [
+            InputLayer((2, 8, 8), neuron=n),
+            ConvLayer(
+                (4, 4, 4),
+                rng.integers(-60, 120, (4, 2, 3, 3)) * 2,
+                (2, 2),
+                (1, 1),
+                (1, 1),
+                1,
+                neuron=n,
+            ),
+            PoolLayer((4, 2, 2), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+            ConvTransposeLayer(
+                (4, 4, 4),
+                rng.integers(-40, 90, (4, 2, 2, 2)) * 2,
+                (2, 2),
+                (0, 0),
+                (1, 1),
+                2,
+                neuron=n,
+            ),
+            UnpoolLayer((4, 8, 8), k, (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
+            FlattenLayer((256,)),
+            DenseLayer((10,), rng.integers(-100, 120, (10, 256)) * 2, neuron=n),
+        ]
+    )
 
 
 @pytest.mark.parametrize(("kind", "big"), [("cuba", False), ("sdnn", False), ("sdnn", True)])

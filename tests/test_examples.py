@@ -16,8 +16,10 @@ NMNIST = ROOT.parent / "shared" / "datasets" / "nmnist-small"
 def test_nmnist_example_quick(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "nmnist.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "emulator gap: zero" in proc.stdout
     assert (tmp_path / "nmnist.net").is_file()
@@ -25,10 +27,19 @@ def test_nmnist_example_quick(tmp_path):
 
 def _run(script: str, tmp_path, *extra: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), "--quick", "--out", str(tmp_path),
-         *extra],
-        capture_output=True, text=True, timeout=600, cwd=str(ROOT),
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "examples" / script),
+            "--quick",
+            "--out",
+            str(tmp_path),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(ROOT),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "emulator gap: zero" in proc.stdout
     return proc.stdout
@@ -61,6 +72,9 @@ def test_pilotnet_data_has_the_curvature():
     left = road_clip(-1.0, 0.0, 0.0, 0.0, 2)
     right = road_clip(1.0, 0.0, 0.0, 0.0, 2)
     assert left.shape == (3, 32, 64, 2)
+
     # the far road (upper rows below the horizon) bends to the curvature's side
-    road_cols = lambda img: np.nonzero(np.all(np.abs(img[:, 10, :, 0].T - 0.35) < 1e-6, 1))[0]  # noqa: E731
+    def road_cols(img: np.ndarray) -> np.ndarray:
+        return np.nonzero(np.all(np.abs(img[:, 10, :, 0].T - 0.35) < 1e-6, 1))[0]
+
     assert road_cols(left).mean() < 32 < road_cols(right).mean()

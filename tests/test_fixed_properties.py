@@ -61,12 +61,10 @@ def cuba_cases(draw, max_n=9, max_t=40):
     state = None
     if draw(st.booleans()):
         state = {
-            "u": np.array(
-                draw(st.lists(st.integers(-(2**23) + 1, 2**23), min_size=n, max_size=n))
-            ),  # fmt: skip
+            "u": np.array(draw(st.lists(st.integers(-(2**23) + 1, 2**23), min_size=n, max_size=n))),
             "v": np.array(
                 draw(st.lists(st.integers(-(2**23) + 1, 2**23 - 1), min_size=n, max_size=n))
-            ),  # fmt: skip
+            ),
             "rc": np.array(draw(st.lists(st.integers(0, 14), min_size=n, max_size=n))),
         }
     dtype = draw(st.sampled_from([np.int64, np.int32]))
@@ -136,8 +134,9 @@ def sdnn_cases(draw, max_n=7, max_t=30):
         cum_error=draw(st.booleans()),
     )
     scale = draw(st.sampled_from([1, 1 << 6, 1 << 12, 1 << 22]))
-    x = np.array(draw(st.lists(st.integers(-scale, scale), min_size=n * t, max_size=n * t)),
-                 np.int64).reshape(n, t)  # fmt: skip
+    x = np.array(
+        draw(st.lists(st.integers(-scale, scale), min_size=n * t, max_size=n * t)), np.int64
+    ).reshape(n, t)
     mode = draw(st.sampled_from(["delta", "sigma_delta", "sigma"]))
     reset = None
     if draw(st.booleans()):
@@ -152,8 +151,7 @@ ALL_SDNN = ("s", "sigma", "act", "residue")
 @given(sdnn_cases())
 def test_sigma_delta_cpu_equals_reference(case):
     x, params, mode, reset = case
-    ref = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN,
-                            backend="reference")  # fmt: skip
+    ref = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN, backend="reference")
     got = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN, backend="cpu")
     assert_same(ref, got)
 
@@ -164,27 +162,36 @@ def test_sigma_delta_cpu_equals_reference(case):
 @given(sdnn_cases(max_n=5, max_t=10))
 def test_sigma_delta_cuda_equals_reference(case):
     x, params, mode, reset = case
-    ref = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN,
-                            backend="reference")  # fmt: skip
+    ref = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN, backend="reference")
     got = fixed.sigma_delta(x, params, mode=mode, reset=reset, record=ALL_SDNN, backend="cuda")
     assert_same(ref, got)
 
 
 @st.composite
 def dense_cases(draw, max_in=12, max_out=8, max_t=10):
-    n_in, n_out, t = draw(st.integers(1, max_in)), draw(st.integers(1, max_out)), draw(
-        st.integers(1, max_t))  # fmt: skip
+    n_in, n_out, t = (
+        draw(st.integers(1, max_in)),
+        draw(st.integers(1, max_out)),
+        draw(st.integers(1, max_t)),
+    )
     mode = draw(st.sampled_from(["mixed", "excitatory", "inhibitory"]))
     lo, hi = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[mode]
-    w = np.array(draw(st.lists(st.integers(lo, hi), min_size=n_in * n_out,
-                               max_size=n_in * n_out)), np.int64).reshape(n_out, n_in)  # fmt: skip
+    w = np.array(
+        draw(st.lists(st.integers(lo, hi), min_size=n_in * n_out, max_size=n_in * n_out)), np.int64
+    ).reshape(n_out, n_in)
     batch = draw(st.sampled_from([(), (2,)]))
     graded = draw(st.booleans())
     hi_x = 1000 if graded else 1
-    x = np.array(draw(st.lists(st.integers(-hi_x if graded else 0, hi_x),
-                               min_size=int(np.prod(batch, dtype=int)) * n_in * t,
-                               max_size=int(np.prod(batch, dtype=int)) * n_in * t)),
-                 np.int64).reshape(batch + (n_in, t))  # fmt: skip
+    x = np.array(
+        draw(
+            st.lists(
+                st.integers(-hi_x if graded else 0, hi_x),
+                min_size=int(np.prod(batch, dtype=int)) * n_in * t,
+                max_size=int(np.prod(batch, dtype=int)) * n_in * t,
+            )
+        ),
+        np.int64,
+    ).reshape(batch + (n_in, t))
     return x, w, mode, draw(st.integers(1, 8)), draw(st.integers(-8, 7)), graded
 
 
@@ -203,8 +210,16 @@ def test_dense_backends_equal_oracle(case):
     x, w, mode, nbits, exp, graded = case
     want = dense_oracle(x, w, mode, nbits, exp, graded)
     for backend in ("reference", "cpu"):
-        got = fixed.dense(x, w, weight_exp=exp, num_weight_bits=nbits, sign_mode=mode,
-                          graded=graded, latency=0, backend=backend)  # fmt: skip
+        got = fixed.dense(
+            x,
+            w,
+            weight_exp=exp,
+            num_weight_bits=nbits,
+            sign_mode=mode,
+            graded=graded,
+            latency=0,
+            backend=backend,
+        )
         np.testing.assert_array_equal(got, want)
 
 
@@ -214,8 +229,16 @@ def test_dense_backends_equal_oracle(case):
 @given(dense_cases(max_in=5, max_out=4, max_t=4))
 def test_dense_cuda_equals_oracle(case):
     x, w, mode, nbits, exp, graded = case
-    got = fixed.dense(x, w, weight_exp=exp, num_weight_bits=nbits, sign_mode=mode,
-                      graded=graded, latency=0, backend="cuda")  # fmt: skip
+    got = fixed.dense(
+        x,
+        w,
+        weight_exp=exp,
+        num_weight_bits=nbits,
+        sign_mode=mode,
+        graded=graded,
+        latency=0,
+        backend="cuda",
+    )
     np.testing.assert_array_equal(got, dense_oracle(x, w, mode, nbits, exp, graded))
 
 
@@ -249,8 +272,11 @@ def conv_oracle(x, w, stride, padding, dilation, groups, exp, graded):
     out = torch.nn.functional.conv2d(
         xt.reshape((b * t,) + tuple(xt.shape[2:])),
         torch.from_numpy(w.astype(np.float64)),
-        stride=stride, padding=padding, dilation=dilation, groups=groups,
-    )  # fmt: skip
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
     acc = out.reshape((b, t) + tuple(out.shape[1:])).numpy().astype(np.int64)
     acc = np.moveaxis(acc, 1, -1)
     acc = acc << exp if exp >= 0 else acc >> -exp
@@ -263,11 +289,31 @@ def test_conv_backends_equal_torch(case):
     x, w, s, p, d, g, exp, graded = case
     want = conv_oracle(x, w, s, p, d, g, exp, graded)
     for backend in ("reference", "cpu"):
-        got = fixed.conv2d(x, w, stride=s, padding=p, dilation=d, groups=g, weight_exp=exp,
-                           graded=graded, latency=0, backend=backend)  # fmt: skip
+        got = fixed.conv2d(
+            x,
+            w,
+            stride=s,
+            padding=p,
+            dilation=d,
+            groups=g,
+            weight_exp=exp,
+            graded=graded,
+            latency=0,
+            backend=backend,
+        )
         np.testing.assert_array_equal(got, want)
-    unbatched = fixed.conv2d(x[0], w, stride=s, padding=p, dilation=d, groups=g,
-                             weight_exp=exp, graded=graded, latency=0, backend="cpu")  # fmt: skip
+    unbatched = fixed.conv2d(
+        x[0],
+        w,
+        stride=s,
+        padding=p,
+        dilation=d,
+        groups=g,
+        weight_exp=exp,
+        graded=graded,
+        latency=0,
+        backend="cpu",
+    )
     np.testing.assert_array_equal(unbatched, want[0])
 
 
@@ -277,8 +323,18 @@ def test_conv_backends_equal_torch(case):
 @given(conv_cases(small=True))
 def test_conv_cuda_equals_torch(case):
     x, w, s, p, d, g, exp, graded = case
-    got = fixed.conv2d(x, w, stride=s, padding=p, dilation=d, groups=g, weight_exp=exp,
-                       graded=graded, latency=0, backend="cuda")  # fmt: skip
+    got = fixed.conv2d(
+        x,
+        w,
+        stride=s,
+        padding=p,
+        dilation=d,
+        groups=g,
+        weight_exp=exp,
+        graded=graded,
+        latency=0,
+        backend="cuda",
+    )
     np.testing.assert_array_equal(got, conv_oracle(x, w, s, p, d, g, exp, graded))
 
 
@@ -315,8 +371,11 @@ def conv_transpose_oracle(x, w, stride, padding, dilation, groups, exp, graded):
     out = torch.nn.functional.conv_transpose2d(
         xt.reshape((b * t,) + tuple(xt.shape[2:])),
         torch.from_numpy(w.astype(np.float64)),
-        stride=stride, padding=padding, dilation=dilation, groups=groups,
-    )  # fmt: skip
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
     acc = np.moveaxis(out.reshape((b, t) + tuple(out.shape[1:])).numpy().astype(np.int64), 1, -1)
     acc = acc << exp if exp >= 0 else acc >> -exp
     return (acc + 2**23) % 2**24 - 2**23
@@ -337,8 +396,11 @@ def conv_t_cases(draw, small=False):
     t = draw(st.integers(1, 3))
     graded = draw(st.booleans())
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.integers(-(2**14), 2**14, (2, c_in, h, wd, t)) if graded else rng.integers(
-        0, 2, (2, c_in, h, wd, t))  # fmt: skip
+    x = (
+        rng.integers(-(2**14), 2**14, (2, c_in, h, wd, t))
+        if graded
+        else rng.integers(0, 2, (2, c_in, h, wd, t))
+    )
     w = rng.integers(-256, 256, (c_in, out_per_group, kh, kw))
     return x, w, (sh, sw), (ph, pw), (dh, dw), groups, draw(st.integers(-8, 7)), graded
 
@@ -349,9 +411,18 @@ def test_conv_transpose_backends_equal_torch(case):
     x, w, s, p, d, g, exp, graded = case
     want = conv_transpose_oracle(x, w, s, p, d, g, exp, graded)
     for backend in ("reference", "cpu"):
-        got = fixed.conv_transpose2d(x, w, stride=s, padding=p, dilation=d, groups=g,
-                                     weight_exp=exp, graded=graded, latency=0,
-                                     backend=backend)  # fmt: skip
+        got = fixed.conv_transpose2d(
+            x,
+            w,
+            stride=s,
+            padding=p,
+            dilation=d,
+            groups=g,
+            weight_exp=exp,
+            graded=graded,
+            latency=0,
+            backend=backend,
+        )
         np.testing.assert_array_equal(got, want)
 
 
@@ -386,8 +457,9 @@ def test_pool_and_unpool_are_per_channel():
     for c in range(3):
         for i in range(3):
             for j in range(3):
-                want[c, i, j] = np.einsum("yxt,yx->t", x[c, 2 * i:2 * i + 2, 2 * j:2 * j + 2],
-                                          k[0, 0])  # fmt: skip
+                want[c, i, j] = np.einsum(
+                    "yxt,yx->t", x[c, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2], k[0, 0]
+                )
     np.testing.assert_array_equal(pooled, want)
     up = fixed.unpool2d(x, k, latency=0)
     assert up.shape == (3, 12, 12, 4)

@@ -42,8 +42,16 @@ def test_nc_voltage_decay_half(backend):
         record=("v",),
         backend=backend,
     )
-    assert np.asarray(tr["v"])[0].tolist() == [8192, 12286, 14331, 15351, 15859, 16111, 16235,
-                                                16295]  # fmt: skip
+    assert np.asarray(tr["v"])[0].tolist() == [
+        8192,
+        12286,
+        14331,
+        15351,
+        15859,
+        16111,
+        16235,
+        16295,
+    ]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -63,9 +71,48 @@ def test_nc_bias_spikes_strict_threshold(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_loihi1_hardware_voltage_trace(backend):
     # spec §2.6 item 1 (LoihiVth05 row 2): iDecay 1024, vDecay 128, W = 2 at index 1
-    expected = [0, 128, 220, 285, 330, 359, 377, 387, 390, 389, 385, 378, 370, 361, 351, 341,
-                330, 319, 309, 299, 289, 279, 270, 261, 252, 244, 236, 228, 220, 213, 206, 199,
-                192, 186, 180, 174, 168, 162, 156, 151]  # fmt: skip
+    expected = [
+        0,
+        128,
+        220,
+        285,
+        330,
+        359,
+        377,
+        387,
+        390,
+        389,
+        385,
+        378,
+        370,
+        361,
+        351,
+        341,
+        330,
+        319,
+        309,
+        299,
+        289,
+        279,
+        270,
+        261,
+        252,
+        244,
+        236,
+        228,
+        220,
+        213,
+        206,
+        199,
+        192,
+        186,
+        180,
+        174,
+        168,
+        162,
+        156,
+        151,
+    ]
     tr, _ = fixed.cuba(
         one_input(2, 1, len(expected)),
         CubaParams(i_decay=1024, v_decay=128, v_th_mant=131071),
@@ -160,6 +207,7 @@ def test_sigma_delta_legacy_residue(backend):
     assert np.asarray(tr["sigma"])[0].tolist() == [5000, 5000, 2000, 2000]
     assert np.asarray(tr["residue"])[0].tolist() == [0, 0, -3000, -3000]
     # a negative payload floors: -5000 >> 6 = -79
-    tr, _ = fixed.delta(np.array([[0, -2]], np.int64), fixed.SigmaDeltaParams(v_th_mant=1),
-                        backend=backend)  # fmt: skip
+    tr, _ = fixed.delta(
+        np.array([[0, -2]], np.int64), fixed.SigmaDeltaParams(v_th_mant=1), backend=backend
+    )
     assert np.asarray(tr["s"])[0].tolist() == [0, (-2 << 12) >> 6]

@@ -24,10 +24,16 @@ from loihi_slayer.golden import (
 
 SHIPPED = sorted(GOLDEN_DIR.glob("*.h5"))
 EXPECTED_CASES = {
-    "tinynet_netx", "tinynet_netx_reset_interval", "tinynet_input_block", "tinynet_num_layers",
-    "tinynet_conv_block", "tinynet_sdnn_input", "tinynet_sdnn_conv", "tinynet_sdnn_dense",
+    "tinynet_netx",
+    "tinynet_netx_reset_interval",
+    "tinynet_input_block",
+    "tinynet_num_layers",
+    "tinynet_conv_block",
+    "tinynet_sdnn_input",
+    "tinynet_sdnn_conv",
+    "tinynet_sdnn_dense",
     "oxford_dense",
-}  # fmt: skip
+}
 
 
 def test_every_external_case_is_shipped():
@@ -45,10 +51,17 @@ def test_conversion_script_reproduces_shipped_files(tmp_path, shared_golden):
     """The shipped files are what scripts/convert_golden_ext.py makes from shared/."""
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, str(root / "scripts" / "convert_golden_ext.py"), "--src",
-         str(shared_golden), "--out", str(tmp_path)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(root / "scripts" / "convert_golden_ext.py"),
+            "--src",
+            str(shared_golden),
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     for path in SHIPPED:
         new, old = load_case(tmp_path / path.name), load_case(path)
         assert len(new.expectations) == len(old.expectations)
@@ -115,11 +128,13 @@ def test_malformed_cases_raise_format_errors(tmp_path):
         load_case(bad)
     for mutate, pattern in [
         (lambda f: f.__delitem__("run/num_steps"), "group 'run', field 'num_steps'"),
-        (lambda f: (f.__delitem__("version"), f.create_dataset("version", data=99)),
-         "unsupported version 99"),
+        (
+            lambda f: (f.__delitem__("version"), f.create_dataset("version", data=99)),
+            "unsupported version 99",
+        ),
         (lambda f: f.__delitem__("expect/0/data"), "group 'expect/0', field 'data'"),
         (lambda f: f.__delitem__("network/file"), "group 'network'"),
-    ]:  # fmt: skip
+    ]:
         target = tmp_path / "m.h5"
         target.write_bytes(path.read_bytes())
         with h5py.File(target, "a") as f:
@@ -162,8 +177,10 @@ def test_cli_emulate_then_verify(tmp_path, capsys):
     x[::3, ::4] = 1
     np.save(tmp_path / "in.npy", x)
     out = tmp_path / "traces.h5"
-    assert main(["emulate", str(net), str(tmp_path / "in.npy"), "-o", str(out),
-                 "--record", "s,v"]) == 0  # fmt: skip
+    assert (
+        main(["emulate", str(net), str(tmp_path / "in.npy"), "-o", str(out), "--record", "s,v"])
+        == 0
+    )
     assert "traces written" in capsys.readouterr().out
     assert main(["verify", str(out)]) == 0
     assert main(["emulate", str(net), str(tmp_path / "nope.npy"), "-o", str(out)]) == 3
@@ -193,11 +210,15 @@ def test_cli_emulate_network_without_input_layer(tmp_path, capsys):
     )
 
     n = CubaNeuron(1024, 256, 2)
-    net = Network([
-        PoolLayer((2, 3, 3), np.full((1, 1, 2, 2), 4), (2, 2), (2, 2), (0, 0), (1, 1), neuron=n),
-        FlattenLayer((18, 1, 1)),
-        DenseLayer((4,), np.full((4, 18), 6), neuron=n),
-    ])  # fmt: skip
+    net = Network(
+        [
+            PoolLayer(
+                (2, 3, 3), np.full((1, 1, 2, 2), 4), (2, 2), (2, 2), (0, 0), (1, 1), neuron=n
+            ),
+            FlattenLayer((18, 1, 1)),
+            DenseLayer((4,), np.full((4, 18), 6), neuron=n),
+        ]
+    )
     save_network(net, tmp_path / "pool.net")
     rng = np.random.default_rng(0)
     np.save(tmp_path / "x.npy", (rng.random((2, 6, 6, 30)) < 0.3).astype(np.int64))

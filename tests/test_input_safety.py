@@ -52,9 +52,14 @@ def _run_cli(*args: str, fsize: int | None = None, **kw) -> subprocess.Completed
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     return subprocess.run(
-        [sys.executable, "-m", "loihi_slayer.cli", *args], capture_output=True, text=True,
-        env={**ENV, **kw.pop("env", {})}, preexec_fn=limit, timeout=300, **kw,
-    )  # fmt: skip
+        [sys.executable, "-m", "loihi_slayer.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**ENV, **kw.pop("env", {})},
+        preexec_fn=limit,
+        timeout=300,
+        **kw,
+    )
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -85,10 +90,13 @@ def test_truncated_hdf5_refused_by_the_superblock_check(tmp_path):
         load_network(bad)
 
 
-@pytest.mark.parametrize(("walk", "message"), [
-    (lambda name: os.kill(os.getpid(), signal.SIGSEGV), "crashed reading this file (SIGSEGV)"),
-    (lambda name: time.sleep(3600), "did not finish within 1 s"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("walk", "message"),
+    [
+        (lambda name: os.kill(os.getpid(), signal.SIGSEGV), "crashed reading this file (SIGSEGV)"),
+        (lambda name: time.sleep(3600), "did not finish within 1 s"),
+    ],
+)
 def test_watchdog_turns_crashes_and_hangs_into_format_errors(tmp_path, monkeypatch, walk, message):
     from loihi_slayer.safety import hdf5_guard
 
@@ -110,8 +118,16 @@ def test_full_disk_during_emulate_keeps_the_old_file(tmp_path):
     old = tmp_path / "out.h5"
     shutil.copyfile(GOLDEN_DIR / "tinynet_sdnn_input.h5", old)
     before = old.read_bytes()
-    r = _run_cli("emulate", str(TINY), str(tmp_path / "in.npy"), "-o", str(old),
-                 "--record", "s,u,v", fsize=8192)  # fmt: skip
+    r = _run_cli(
+        "emulate",
+        str(TINY),
+        str(tmp_path / "in.npy"),
+        "-o",
+        str(old),
+        "--record",
+        "s,u,v",
+        fsize=8192,
+    )
     assert r.returncode == cli.EXIT_INVALID, r.stderr
     assert "File too large" in r.stderr and str(old) in r.stderr and "Traceback" not in r.stderr
     assert old.read_bytes() == before and _leftovers(tmp_path) == []
@@ -143,8 +159,14 @@ def test_full_disk_during_save_network_and_params_save(tmp_path, what):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
 
-    r = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, what, str(path)], env=ENV,
-                       capture_output=True, text=True, preexec_fn=limit, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", SAVE_SCRIPT, what, str(path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+    )
     assert r.returncode == 3, (r.returncode, r.stderr)  # not SIGXFSZ, not SIGSEGV
     assert "File too large" in r.stdout and str(path) in r.stdout
     assert path.read_bytes() == b"old content" and _leftovers(tmp_path) == []
@@ -216,8 +238,10 @@ def test_huge_sizes_refused_before_allocation():
     with pytest.raises(ParameterError, match="tSample.*1000000000000"):
         from loihi_slayer import slayer_pytorch as snn
 
-        snn.layer({"theta": 10, "tauSr": 1, "tauRef": 1, "tauRho": 1, "scaleRho": 1},
-                  {"Ts": 1, "tSample": 10**12})  # fmt: skip
+        snn.layer(
+            {"theta": 10, "tauSr": 1, "tauRef": 1, "tauRho": 1, "scaleRho": 1},
+            {"Ts": 1, "tSample": 10**12},
+        )
 
 
 def test_npy_header_declaring_a_huge_array_is_refused(tmp_path):
@@ -306,14 +330,17 @@ def _edit_case(tmp_path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "field", "message"),
     [
-        (lambda f: f.create_dataset("network/input_shape", data=[0, -1]), "input_shape",
-         "sizes >= 1"),
+        (
+            lambda f: f.create_dataset("network/input_shape", data=[0, -1]),
+            "input_shape",
+            "sizes >= 1",
+        ),
         (lambda f: f.create_dataset("input/bogus", data=1), "bogus", "unexpected field"),
         (lambda f: f.create_dataset("expect/0/extra", data=1), "extra", "unexpected field"),
         (lambda f: f["run/spike_exp"].write_direct(np.array(99)), "spike_exp", r"\[0, 16\]"),
         (lambda f: f.create_dataset("run/reset_layers", data=[-1]), "reset_layers", ">= 0"),
     ],
-)  # fmt: skip
+)
 def test_golden_fields_checked_even_when_unused(tmp_path, edit, field, message):
     path = _edit_case(tmp_path, edit)
     with pytest.raises(FormatError, match=message) as info:
@@ -365,17 +392,35 @@ def test_cli_internal_error_is_one_line_with_a_debug_hint(monkeypatch, capsys):
 def test_cli_help_documents_the_exit_codes():
     r = _run_cli("verify", "--help")
     assert r.returncode == 0
-    for line in ("0  success", "1  verification mismatch", "2  usage error",
-                 "3  invalid input file", "4  internal error"):  # fmt: skip
+    for line in (
+        "0  success",
+        "1  verification mismatch",
+        "2  usage error",
+        "3  invalid input file",
+        "4  internal error",
+    ):
         assert line in r.stdout
 
 
 def test_ctrl_c_stops_a_subcommand(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loihi_slayer.cli", "demo", "--seconds", "120", "--no-plot",
-         "--no-progress", "--out", str(tmp_path / "demo")],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loihi_slayer.cli",
+            "demo",
+            "--seconds",
+            "120",
+            "--no-plot",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "demo"),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(4)  # let it start training (not an assertion: any phase must stop)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

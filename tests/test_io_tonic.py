@@ -18,8 +18,12 @@ needs_nmnist = pytest.mark.skipif(not NMNIST.is_dir(), reason="shared N-MNIST su
 def sample_events():
     rng = np.random.default_rng(0)
     n = 200
-    return Event(rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n),
-                 np.sort(rng.integers(0, 300_000, n)) / 1000.0)  # fmt: skip
+    return Event(
+        rng.integers(0, 34, n),
+        rng.integers(0, 34, n),
+        rng.integers(0, 2, n),
+        np.sort(rng.integers(0, 300_000, n)) / 1000.0,
+    )
 
 
 def test_roundtrip_and_documented_dtype():
@@ -57,8 +61,9 @@ def test_binning_matches_tonic_to_frame():
     ev = Event(ev.x[keep], ev.y[keep], ev.c[keep], t_us[keep] / 1000.0)
     arr = to_tonic(ev)
     arr["t"] += window_us // 2
-    frames = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), time_window=window_us,
-                                      start_time=0, end_time=window_us * steps)(arr)  # fmt: skip
+    frames = tonic.transforms.ToFrame(
+        sensor_size=(34, 34, 2), time_window=window_us, start_time=0, end_time=window_us * steps
+    )(arr)
     ours = ev.to_tensor(sampling_time=window_us / 1000, dim=(2, 34, 34, steps))
     assert frames.shape == (steps, 2, 34, 34)
     np.testing.assert_array_equal(np.moveaxis(frames, 0, -1) > 0, ours > 0)

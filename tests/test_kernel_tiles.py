@@ -27,9 +27,10 @@ from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import codegen
 
 SETTINGS = settings(
-    max_examples=40, deadline=None,
+    max_examples=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 REPS = st.tuples(st.integers(1, 7), st.integers(1, 6))
 
 
@@ -46,8 +47,11 @@ def tile_neurons(value, n: int, reps: int):
 def tile_params(params, n: int, reps: int):
     if isinstance(params, dict):
         return {k: tile_neurons(v, n, reps) for k, v in params.items()}
-    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
-              if not f.name.startswith("_")}  # fmt: skip
+    fields = {
+        f.name: getattr(params, f.name)
+        for f in dataclasses.fields(params)
+        if not f.name.startswith("_")
+    }
     return type(params)(**{k: tile_neurons(v, n, reps) for k, v in fields.items()})
 
 
@@ -69,8 +73,9 @@ def test_cuba_tiles_equal_reference(case, reps):
     a, state, reset, n = tile_case(a, state, reset, reps)
     params = tile_params(params, n, reps[0])
     kw = dict(state=state, reset=reset, record=ALL_CUBA)
-    assert_same(fixed.cuba(a, params, backend="reference", **kw),
-                fixed.cuba(a, params, backend="cpu", **kw))  # fmt: skip
+    assert_same(
+        fixed.cuba(a, params, backend="reference", **kw), fixed.cuba(a, params, backend="cpu", **kw)
+    )
 
 
 @SETTINGS
@@ -80,13 +85,18 @@ def test_sigma_delta_tiles_equal_reference(case, reps):
     x, _, reset, n = tile_case(x, None, reset, reps)
     params = tile_params(params, n, reps[0])
     kw = dict(mode=mode, reset=reset, record=ALL_SDNN)
-    assert_same(fixed.sigma_delta(x, params, backend="reference", **kw),
-                fixed.sigma_delta(x, params, backend="cpu", **kw))  # fmt: skip
+    assert_same(
+        fixed.sigma_delta(x, params, backend="reference", **kw),
+        fixed.sigma_delta(x, params, backend="cpu", **kw),
+    )
 
 
 @pytest.mark.parametrize("name", PROPERTY_MODELS)
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_model_tiles_equal_reference(name, data):
     model = models.get(name)
@@ -98,8 +108,10 @@ def test_model_tiles_equal_reference(name, data):
     params = tile_params(params, n, reps[0])
     inputs = big[0] if len(big) == 1 else tuple(big)
     kw = dict(state=state, reset=reset, record=model.traces)
-    assert_same(fixed.run(model, inputs, params, backend="reference", **kw),
-                fixed.run(model, inputs, params, backend="cpu", **kw))  # fmt: skip
+    assert_same(
+        fixed.run(model, inputs, params, backend="reference", **kw),
+        fixed.run(model, inputs, params, backend="cpu", **kw),
+    )
 
 
 @pytest.mark.parametrize("shape", [(15, 63), (16, 64), (17, 65), (33, 129), (700, 100)])
@@ -108,12 +120,23 @@ def test_parallel_and_serial_kernels_agree_at_block_edges(shape):
     n, t = shape
     rng = np.random.default_rng(n * t)
     a = (rng.integers(-300, 3000, (n, t)) * (rng.random((n, t)) < 0.4)).astype(np.int32)
-    params = fixed.CubaParams(i_decay=rng.integers(0, 4097, n), v_decay=1024, v_th_mant=100,
-                              ref_delay=3, wgt_exp=-1)  # fmt: skip
+    params = fixed.CubaParams(
+        i_decay=rng.integers(0, 4097, n), v_decay=1024, v_th_mant=100, ref_delay=3, wgt_exp=-1
+    )
     ref, rst = fixed.cuba(a, params, record=ALL_CUBA, backend="reference")
-    table = np.stack([np.asarray(v, np.int64).reshape(-1) * np.ones(n, np.int64) for v in (
-        params.array("i_decay"), params.array("v_decay"), params.v_th, params.array("ref_delay"),
-        params.bias, params.array("wgt_exp"))])  # fmt: skip
+    table = np.stack(
+        [
+            np.asarray(v, np.int64).reshape(-1) * np.ones(n, np.int64)
+            for v in (
+                params.array("i_decay"),
+                params.array("v_decay"),
+                params.v_th,
+                params.array("ref_delay"),
+                params.bias,
+                params.array("wgt_exp"),
+            )
+        ]
+    )
     mod = codegen.kernel_module(models.get("cuba"), "cpu")
     dtypes = {"s": np.int8, "u": np.int32, "v": np.int32, "v_pre": np.int32}
     for kern in (mod.kernel, mod.kernel_serial):
@@ -173,8 +196,9 @@ def test_bad_out_arrays_are_refused(out, match):
 
 def test_out_is_refused_on_the_reference_backend():
     with pytest.raises(ParameterError, match="'cpu' backend"):
-        fixed.cuba(np.ones((2, 3), np.int32), backend="reference",
-                   out={"s": np.zeros((2, 3), np.int8)})  # fmt: skip
+        fixed.cuba(
+            np.ones((2, 3), np.int32), backend="reference", out={"s": np.zeros((2, 3), np.int8)}
+        )
 
 
 def _every_trace(model, inputs, reset):

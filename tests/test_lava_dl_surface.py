@@ -14,40 +14,98 @@ import torch.nn.functional as F
 
 import loihi_slayer as slayer
 
-SUBPACKAGES = ["neuron", "axon", "dendrite", "spike", "synapse", "block", "classifier", "loss",
-               "io", "auto", "utils"]  # fmt: skip
+SUBPACKAGES = [
+    "neuron",
+    "axon",
+    "dendrite",
+    "spike",
+    "synapse",
+    "block",
+    "classifier",
+    "loss",
+    "io",
+    "auto",
+    "utils",
+]
 
 #: block classes per family, from the block API reference (seeds/002)
-_COMMON = ["Average", "Conv", "ConvT", "Dense", "Flatten", "Input", "KWTA", "Pool", "Recurrent",
-           "TimeDecimation", "Unpool"]  # fmt: skip
+_COMMON = [
+    "Average",
+    "Conv",
+    "ConvT",
+    "Dense",
+    "Flatten",
+    "Input",
+    "KWTA",
+    "Pool",
+    "Recurrent",
+    "TimeDecimation",
+    "Unpool",
+]
 BLOCKS = {
-    "base": ["AbstractAffine", "AbstractAverage", "AbstractConv", "AbstractConvT",
-             "AbstractDense", "AbstractFlatten", "AbstractInput", "AbstractKWTA", "AbstractPool",
-             "AbstractRecurrent", "AbstractResidual", "AbstractTimeDecimation", "AbstractUnpool",
-             "step_delay"],
+    "base": [
+        "AbstractAffine",
+        "AbstractAverage",
+        "AbstractConv",
+        "AbstractConvT",
+        "AbstractDense",
+        "AbstractFlatten",
+        "AbstractInput",
+        "AbstractKWTA",
+        "AbstractPool",
+        "AbstractRecurrent",
+        "AbstractResidual",
+        "AbstractTimeDecimation",
+        "AbstractUnpool",
+        "step_delay",
+    ],
     "cuba": ["AbstractCuba", "Affine", *_COMMON],
     "rf": ["AbstractRF", "Affine", *_COMMON],
     "rf_iz": ["AbstractRFIz", "Affine", *_COMMON],
     "alif": ["AbstractALIF", *_COMMON],
     "adrf": ["AbstractADRF", *_COMMON],
     "adrf_iz": ["AbstractADRFIZ", *_COMMON],
-    "sigma_delta": ["AbstractSDRelu", "Average", "Conv", "ConvT", "Dense", "Flatten", "Input",
-                    "Output", "Pool", "Unpool"],
-}  # fmt: skip
+    "sigma_delta": [
+        "AbstractSDRelu",
+        "Average",
+        "Conv",
+        "ConvT",
+        "Dense",
+        "Flatten",
+        "Input",
+        "Output",
+        "Pool",
+        "Unpool",
+    ],
+}
 
 #: other public names of lava-dl's slayer package (module map and utilities)
 NAMES = {
     "neuron": ["cuba", "sigma_delta", "norm", "dropout", "dynamics"],
     "neuron.norm": ["MeanOnlyBatchNorm", "WgtScaleBatchNorm"],
     "neuron.dropout": ["Dropout"],
-    "neuron.dynamics": ["leaky_integrator", "resonator", "adaptive_threshold",
-                        "adaptive_phase_th", "adaptive_resonator"],
-    "neuron.dynamics.adaptive_phase_th": ["dynamics", "persistent_ref_state",
-                                          "persistent_th_state"],
-    "neuron.dynamics.adaptive_resonator": ["dynamics", "persistent_ref_state",
-                                           "persistent_th_state"],
-    "neuron.dynamics.adaptive_threshold": ["dynamics", "persistent_ref_state",
-                                           "persistent_th_state"],
+    "neuron.dynamics": [
+        "leaky_integrator",
+        "resonator",
+        "adaptive_threshold",
+        "adaptive_phase_th",
+        "adaptive_resonator",
+    ],
+    "neuron.dynamics.adaptive_phase_th": [
+        "dynamics",
+        "persistent_ref_state",
+        "persistent_th_state",
+    ],
+    "neuron.dynamics.adaptive_resonator": [
+        "dynamics",
+        "persistent_ref_state",
+        "persistent_th_state",
+    ],
+    "neuron.dynamics.adaptive_threshold": [
+        "dynamics",
+        "persistent_ref_state",
+        "persistent_th_state",
+    ],
     "neuron.dynamics.resonator": ["dynamics", "persistent_real_state", "persistent_imag_state"],
     "neuron.dynamics.leaky_integrator": ["dynamics", "persistent_state"],
     "neuron.cuba": ["Neuron", "neuron_params"],
@@ -59,19 +117,38 @@ NAMES = {
     "spike.complex": ["Spike"],
     "classifier": ["Rate", "MovingWindow"],
     "loss": ["SpikeTime", "SpikeRate", "SpikeMax", "SpikeMoid", "SparsityEnforcer"],
-    "io": ["Event", "tensor_to_event", "read_1d_spikes", "encode_1d_spikes", "read_2d_spikes",
-           "encode_2d_spikes", "read_3d_spikes", "encode_3d_spikes", "read_np_spikes",
-           "encode_np_spikes"],
+    "io": [
+        "Event",
+        "tensor_to_event",
+        "read_1d_spikes",
+        "encode_1d_spikes",
+        "read_2d_spikes",
+        "encode_2d_spikes",
+        "read_3d_spikes",
+        "encode_3d_spikes",
+        "read_np_spikes",
+        "encode_np_spikes",
+    ],
     "auto": ["SequentialNetwork", "get_classes", "get_neuron_params"],
-    "utils": ["filter", "time", "staticproperty", "diagonal_mask", "LearningStat",
-              "LearningStats", "quantize", "Assistant", "recurrent", "int_utils"],
+    "utils": [
+        "filter",
+        "time",
+        "staticproperty",
+        "diagonal_mask",
+        "LearningStat",
+        "LearningStats",
+        "quantize",
+        "Assistant",
+        "recurrent",
+        "int_utils",
+    ],
     "utils.filter": ["conv", "corr", "FIR", "FIRBank"],
     "utils.time": ["replicate", "shift"],
     "utils.recurrent": ["custom_recurrent"],
     "utils.int_utils": ["right_shift_to_zero", "Q2Zero"],
     "utils.utils": ["dotdict", "staticproperty", "diagonal_mask", "event_rate"],
     "utils.quantize": ["quantize", "MODE"],
-}  # fmt: skip
+}
 
 
 def _module(path: str):
@@ -80,8 +157,7 @@ def _module(path: str):
 
 def test_import_is_cheap_and_lazy():
     code = "import sys, loihi_slayer; print('torch' in sys.modules, 'numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -91,9 +167,7 @@ def test_subpackages_are_attributes(name):
     assert name in dir(slayer)
 
 
-@pytest.mark.parametrize(
-    "family,name", [(f, n) for f, names in BLOCKS.items() for n in names]
-)  # fmt: skip
+@pytest.mark.parametrize("family,name", [(f, n) for f, names in BLOCKS.items() for n in names])
 def test_block_names(family, name):
     assert hasattr(getattr(slayer.block, family), name)
 
@@ -105,16 +179,29 @@ def test_public_names(path, name):
 
 CUBA = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
 SDNN = {"threshold": 0.1, "activation": F.relu}
-NEURON_PARAMS = {"cuba": CUBA, "sigma_delta": SDNN,
-                 "alif": {**CUBA, "threshold_step": 0.1, "refractory_decay": 0.1,
-                          "threshold_decay": 0.1},
-                 "rf": {"threshold": 1.0, "period": 10, "decay": 0.1},
-                 "rf_iz": {"threshold": 1.0, "period": 10, "decay": 0.1},
-                 "adrf": {"threshold": 1.0, "period": 10, "decay": 0.1, "threshold_step": 0.1,
-                          "refractory_decay": 0.1, "threshold_decay": 0.1},
-                 "adrf_iz": {"threshold": 1.0, "period": 10, "decay": 0.1,
-                             "threshold_step": 0.1, "refractory_decay": 0.1,
-                             "threshold_decay": 0.1}}  # fmt: skip
+NEURON_PARAMS = {
+    "cuba": CUBA,
+    "sigma_delta": SDNN,
+    "alif": {**CUBA, "threshold_step": 0.1, "refractory_decay": 0.1, "threshold_decay": 0.1},
+    "rf": {"threshold": 1.0, "period": 10, "decay": 0.1},
+    "rf_iz": {"threshold": 1.0, "period": 10, "decay": 0.1},
+    "adrf": {
+        "threshold": 1.0,
+        "period": 10,
+        "decay": 0.1,
+        "threshold_step": 0.1,
+        "refractory_decay": 0.1,
+        "threshold_decay": 0.1,
+    },
+    "adrf_iz": {
+        "threshold": 1.0,
+        "period": 10,
+        "decay": 0.1,
+        "threshold_step": 0.1,
+        "refractory_decay": 0.1,
+        "threshold_decay": 0.1,
+    },
+}
 
 #: required arguments of each block (seeds/002 signatures); everything else default
 REQUIRED = {
@@ -136,9 +223,14 @@ REQUIRED = {
 
 @pytest.mark.parametrize(
     "family,name",
-    [(f, n) for f, names in BLOCKS.items() if f != "base" for n in names
-     if not n.startswith("Abstract")],
-)  # fmt: skip
+    [
+        (f, n)
+        for f, names in BLOCKS.items()
+        if f != "base"
+        for n in names
+        if not n.startswith("Abstract")
+    ],
+)
 def test_blocks_construct_with_lava_dl_defaults(family, name):
     cls = getattr(getattr(slayer.block, family), name)
     blk = cls(*REQUIRED[name](NEURON_PARAMS[family]))

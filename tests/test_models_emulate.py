@@ -18,9 +18,14 @@ from loihi_slayer.hdf5 import (
 )
 
 ALIF_FIELDS = {
-    "iDecay": 1024, "vDecay": 128, "thDecay": 64, "refDecay": 512,
-    "vThMant": 80, "vThStep": 20, "refDelay": 1,
-}  # fmt: skip
+    "iDecay": 1024,
+    "vDecay": 128,
+    "thDecay": 64,
+    "refDecay": 512,
+    "vThMant": 80,
+    "vThStep": 20,
+    "refDelay": 1,
+}
 
 
 def _alif_net(fields=ALIF_FIELDS, bias=None):

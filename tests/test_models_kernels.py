@@ -50,8 +50,7 @@ def ceil_div(a: int, b: int) -> int:
 # strategies
 
 decays = st.one_of(st.sampled_from([0, 1, 4095, 4096]), st.integers(0, 4096))
-thresholds = st.one_of(st.sampled_from([0, 1, 131071]), st.integers(0, 64),
-                       st.integers(0, 131071))  # fmt: skip
+thresholds = st.one_of(st.sampled_from([0, 1, 131071]), st.integers(0, 64), st.integers(0, 131071))
 steps = st.one_of(st.just(0), st.integers(0, 64), st.integers(0, 131071))
 
 
@@ -185,7 +184,7 @@ def cases(draw, model, max_n=8, max_t=30):
     x = [
         np.array(
             draw(st.lists(st.integers(-scale, scale), min_size=n * t, max_size=n * t)), np.int64
-        ).reshape(n, t)  # fmt: skip
+        ).reshape(n, t)
         for _ in model.inputs
     ]
     state = None
@@ -193,9 +192,7 @@ def cases(draw, model, max_n=8, max_t=30):
     if tie or draw(st.booleans()):
         full = st.integers(-STATE_MAX, STATE_MAX)
         state = {
-            k: np.array(
-                draw(st.lists(STATE_VALUES.get(k, full), min_size=n, max_size=n)), np.int64
-            )  # fmt: skip
+            k: np.array(draw(st.lists(STATE_VALUES.get(k, full), min_size=n, max_size=n)), np.int64)
             for k in model.states
         }
     if tie:
@@ -214,8 +211,9 @@ def cases(draw, model, max_n=8, max_t=30):
 def run_all(model, case, backend):
     x, params, state, reset = case
     inputs = x[0] if len(x) == 1 else tuple(x)
-    return fixed.run(model, inputs, params, state=state, reset=reset, record=model.traces,
-                     backend=backend)  # fmt: skip
+    return fixed.run(
+        model, inputs, params, state=state, reset=reset, record=model.traces, backend=backend
+    )
 
 
 def assert_same(ref, got):
@@ -366,8 +364,14 @@ def test_alif_threshold_adaptation_known_answer():
     #     1472 >= 1440 -> s = 1; then r = 720 + 1440 = 2160, th = 720 + 320 = 1040
     # t3: v = 0; r = rz(2160 * 3072 / 4096) = 1620; th = rz(400 * 2048 / 4096) + 640 = 840
     a = np.array([[10, 0, 23, 0]])
-    p = {"i_decay": 4096, "v_decay": 4096, "th_decay": 2048, "ref_decay": 1024,
-         "v_th_mant": 10, "v_th_step": 5}  # fmt: skip
+    p = {
+        "i_decay": 4096,
+        "v_decay": 4096,
+        "th_decay": 2048,
+        "ref_decay": 1024,
+        "v_th_mant": 10,
+        "v_th_step": 5,
+    }
     for backend in ("reference", "cpu"):
         tr, st_ = fixed.run("alif", a, p, record=("s", "v", "th", "r"), backend=backend)
         np.testing.assert_array_equal(tr["s"][0], [1, 0, 1, 0])
@@ -388,13 +392,20 @@ def test_adrf_adaptation_known_answer():
     #   then r = 2 * 640 = 1280, th = 640 + 64 = 704
     # t1: re = -rz(4095 * 0) = 0, im = rz(4095 * 40950 / 4096) = rz(167690250 / 4096) = 40940;
     #     r = rz(1280 * 0) = 0 (full decay), th = 704; s = 0 (re < th)
-    p = {"sin_decay": 4095, "cos_decay": 0, "th_decay": 0, "ref_decay": 4096,
-         "v_th_mant": 10, "v_th_step": 1}  # fmt: skip
+    p = {
+        "sin_decay": 4095,
+        "cos_decay": 0,
+        "th_decay": 0,
+        "ref_decay": 4096,
+        "v_th_mant": 10,
+        "v_th_step": 1,
+    }
     x = np.zeros((1, 2), np.int64)
     state = {"re": [0], "im": [-40960], "th": [640], "r": [0]}
     for backend in ("reference", "cpu"):
-        tr, st_ = fixed.run("adrf", (x, x), p, state=state, record=models.get("adrf").traces,
-                            backend=backend)  # fmt: skip
+        tr, st_ = fixed.run(
+            "adrf", (x, x), p, state=state, record=models.get("adrf").traces, backend=backend
+        )
         np.testing.assert_array_equal(tr["s"][0], [1, 0])
         np.testing.assert_array_equal(tr["re"][0], [40950, 0])
         np.testing.assert_array_equal(tr["im"][0], [0, 40940])
@@ -422,8 +433,9 @@ def _range_cases():
     for model in models.all_models():
         for p in model.params:
             for bad in (p.lo - 1, p.hi + 1):
-                yield pytest.param(model.name, p.name, bad, p.lo, p.hi,
-                                   id=f"{model.name}-{p.name}-{bad}")  # fmt: skip
+                yield pytest.param(
+                    model.name, p.name, bad, p.lo, p.hi, id=f"{model.name}-{p.name}-{bad}"
+                )
 
 
 @pytest.mark.parametrize("name, param, bad, lo, hi", list(_range_cases()))
@@ -460,8 +472,11 @@ def test_named_hardware_ranges(name, param, bad, lo, hi):
     model = models.get(name)
     values = {"sin_decay": 1, "cos_decay": 0} if name != "alif" else {}
     values[param] = bad
-    with pytest.raises(ParameterError, match=rf"{param} = {bad} is outside the allowed range "
-                       rf"\[{lo}, {hi}\]"):  # fmt: skip
+    with pytest.raises(
+        ParameterError,
+        match=rf"{param} = {bad} is outside the allowed range "
+        rf"\[{lo}, {hi}\]",
+    ):
         model.make_params(**values)
     # per-neuron arrays: one bad element suffices, and fixed.run checks the same way
     values[param] = np.array([lo, bad, hi])
@@ -473,8 +488,11 @@ def test_named_hardware_ranges(name, param, bad, lo, hi):
 @pytest.mark.parametrize("name", ["rf", "rf_iz", "adrf", "adrf_iz"])
 def test_rotation_gain_above_4096_is_refused(name):
     model = models.get(name)
-    with pytest.raises(ParameterError, match=r"sin_decay = 4095, cos_decay = 4095 .*5791\.2"
-                       r".*\[0, 4096\]"):  # fmt: skip
+    with pytest.raises(
+        ParameterError,
+        match=r"sin_decay = 4095, cos_decay = 4095 .*5791\.2"
+        r".*\[0, 4096\]",
+    ):
         model.make_params(sin_decay=4095, cos_decay=4095)
     with pytest.raises(ParameterError, match=r"sin_decay = 2897, cos_decay = 2897"):
         model.make_params(sin_decay=[1, 2897], cos_decay=[4095, 2897])
@@ -508,8 +526,12 @@ def test_per_channel_parameters_broadcast_over_neuron_shape(backend):
     """Parameters of shape (C, 1) over (C, W) neurons equal C separate runs."""
     rng = np.random.default_rng(3)
     x = tuple(rng.integers(-500, 500, (2, 3, 12)) for _ in range(2))
-    p = {"sin_decay": np.array([[300], [4000]]), "cos_decay": np.array([[4000], [0]]),
-         "v_th_mant": np.array([[2], [40]]), "v_th_step": 3}  # fmt: skip
+    p = {
+        "sin_decay": np.array([[300], [4000]]),
+        "cos_decay": np.array([[4000], [0]]),
+        "v_th_mant": np.array([[2], [40]]),
+        "v_th_step": 3,
+    }
     traces = models.get("adrf").traces
     tr, st_ = fixed.run("adrf", x, p, record=traces, backend=backend)
     for c in range(2):

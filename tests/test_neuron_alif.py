@@ -33,10 +33,14 @@ def reference_run(n: alif.Neuron, a: np.ndarray, bias=None):
         return v if v.size == 1 else v.reshape((c,) + spatial)
 
     params = {
-        "i_decay": chan(dp["iDecay"]), "v_decay": chan(dp["vDecay"]),
-        "th_decay": chan(dp["thDecay"]), "ref_decay": chan(dp["refDecay"]),
-        "v_th_mant": dp["vThMant"], "v_th_step": dp["vThStep"], "ref_delay": dp["refDelay"],
-    }  # fmt: skip
+        "i_decay": chan(dp["iDecay"]),
+        "v_decay": chan(dp["vDecay"]),
+        "th_decay": chan(dp["thDecay"]),
+        "ref_decay": chan(dp["refDecay"]),
+        "v_th_mant": dp["vThMant"],
+        "v_th_step": dp["vThStep"],
+        "ref_delay": dp["refDelay"],
+    }
     if bias is not None:
         a = a + np.asarray(bias).reshape((1, c) + spatial + (1,))
     tr, _ = fixed.run("alif", a, params, record=("s", "u", "v", "th", "r"), backend="reference")
@@ -71,8 +75,18 @@ def test_forward_bit_exact_with_model_reference(
         di, dv, dth, dref = (d / 4096 for d in decays)
     else:  # per-channel decays drawn from (min, max) ranges
         di, dv, dth, dref = ((d / 4096, min(d + 700, 4096) / 4096) for d in decays)
-    n = make(th_mant / 64, step_mant / 64, di, dv, dth, dref, ref_delay=ref_delay,
-             shape=shape, backend=backend, shared_param=shared)  # fmt: skip
+    n = make(
+        th_mant / 64,
+        step_mant / 64,
+        di,
+        dv,
+        dth,
+        dref,
+        ref_delay=ref_delay,
+        shape=shape,
+        backend=backend,
+        shared_param=shared,
+    )
     if not shared:
         assert np.asarray(n.cx_current_decay).shape == (shape[0],)
     x = torch.tensor(a / 64.0, dtype=torch.float64)
@@ -168,8 +182,9 @@ def plain_torch_alif(x, p_i, p_v, n: alif.Neuron, graded: bool):
         vt = v_lin + (v_int[..., t] - v_lin).detach()
         z = vt - theta[..., t]
         if graded:
-            anti = torch.where(z < 0, rho * tau * torch.exp(torch.clamp(z, max=0) / tau),
-                               rho * (tau + z))  # fmt: skip
+            anti = torch.where(
+                z < 0, rho * tau * torch.exp(torch.clamp(z, max=0) / tau), rho * (tau + z)
+            )
             val = s_int[..., t] * vt.detach()
         else:
             anti = rho / 2 * torch.where(z >= 0, 1 - torch.exp(-z / tau), torch.exp(z / tau) - 1)
@@ -188,9 +203,22 @@ def test_gradients_equal_plain_pytorch(graded, backend, ref_delay):
     a = rng.integers(-10, 40, size=(2, 3, 24))
     x0 = torch.tensor(a / 64.0, dtype=torch.float32)
     w = torch.tensor(rng.normal(size=(2, 3, 24)))
-    n = alif.Neuron(0.9, 0.3, (0.1, 0.3), (0.05, 0.2), 0.1, 0.2, tau_grad=0.7, scale_grad=2.0,
-                    shared_param=False, requires_grad=True, graded_spike=graded,
-                    ref_delay=ref_delay, shape=(3,), backend=backend)  # fmt: skip
+    n = alif.Neuron(
+        0.9,
+        0.3,
+        (0.1, 0.3),
+        (0.05, 0.2),
+        0.1,
+        0.2,
+        tau_grad=0.7,
+        scale_grad=2.0,
+        shared_param=False,
+        requires_grad=True,
+        graded_spike=graded,
+        ref_delay=ref_delay,
+        shape=(3,),
+        backend=backend,
+    )
     x = x0.clone().requires_grad_(True)
     s = n(x)
     (s.double() * w).sum().backward()
@@ -231,8 +259,11 @@ def test_trace_gradients_are_the_linear_scans(backend):
 
 def test_norm_training_gradient_flows_through_the_batch_mean():
     n = make(0.3, 0.05, norm=MeanOnlyBatchNorm, shape=(3,))
-    x = torch.tensor(np.random.default_rng(8).integers(0, 30, size=(2, 3, 12)) / 64.0,
-                     dtype=torch.float32, requires_grad=True)  # fmt: skip
+    x = torch.tensor(
+        np.random.default_rng(8).integers(0, 30, size=(2, 3, 12)) / 64.0,
+        dtype=torch.float32,
+        requires_grad=True,
+    )
     n(x).sum().backward()
     # d/dx of (x - mean_c(x)) sums to zero over each channel (straight-through quantizer)
     torch.testing.assert_close(x.grad.sum(dim=(0, 2)), torch.zeros(3), atol=1e-5, rtol=0)
@@ -245,16 +276,24 @@ def test_norm_training_gradient_flows_through_the_batch_mean():
 def test_lava_dl_constructor_and_device_params():
     n = alif.Neuron(0.5, 0.1, 0.25, 0.03, 0.05, 0.2)
     assert n.device_params == {
-        "type": "ALIF", "iDecay": 1024, "vDecay": 123, "thDecay": 205, "refDecay": 819,
-        "vThMant": 32, "vThStep": 6, "refDelay": 1, "gradedSpike": False,
-    }  # fmt: skip
+        "type": "ALIF",
+        "iDecay": 1024,
+        "vDecay": 123,
+        "thDecay": 205,
+        "refDecay": 819,
+        "vThMant": 32,
+        "vThStep": 6,
+        "refDelay": 1,
+        "gradedSpike": False,
+    }
     back = alif.neuron_params(n.device_params)
     assert back["threshold"] == 0.5 and back["threshold_step"] == 6 / 64
     assert back["refractory_decay"] == 819 / 4096
     names = [k for k, _ in n.named_parameters()]
     assert names == ["current_decay", "voltage_decay", "threshold_decay", "refractory_decay"]
-    per = alif.Neuron(0.5, 0.1, (0.1, 0.2), 0.5, 0.05, (0.2, 0.3), shared_param=False,
-                      shape=(4, 2, 2))  # fmt: skip
+    per = alif.Neuron(
+        0.5, 0.1, (0.1, 0.2), 0.5, 0.05, (0.2, 0.3), shared_param=False, shape=(4, 2, 2)
+    )
     assert per.cx_current_decay.shape == (4,) and np.all(per.cx_threshold_decay == 205)
     assert np.all((per.cx_voltage_decay >= 2027) & (per.cx_voltage_decay <= 2069))
 
@@ -318,5 +357,7 @@ def test_conversions_njit_equal_torch_forms(dtype, scale):
     for bb in (None, b):
         torch.testing.assert_close(
             _convert.scaled_sum(a, bb, 1 / 4096, dtype),
-            _convert._scaled_sum_torch(a, bb, 1 / 4096, dtype), rtol=0, atol=0,
-        )  # fmt: skip
+            _convert._scaled_sum_torch(a, bb, 1 / 4096, dtype),
+            rtol=0,
+            atol=0,
+        )

@@ -91,9 +91,13 @@ def test_persistent_state_matches_one_long_call_and_batch_change_resets():
 def test_device_params_properties_and_per_channel():
     n = cuba.Neuron(1.2, 0.25, 0.03, graded_spike=True)
     assert n.device_params == {
-        "type": "CUBA", "iDecay": 1024, "vDecay": 123, "vThMant": 76,
-        "refDelay": 1, "gradedSpike": True,
-    }  # fmt: skip
+        "type": "CUBA",
+        "iDecay": 1024,
+        "vDecay": 123,
+        "vThMant": 76,
+        "refDelay": 1,
+        "gradedSpike": True,
+    }
     assert n.threshold == 76 / 64
     n2 = cuba.Neuron(1.0, (0.1, 0.2), (0.01, 0.02), shared_param=False, shape=(5,))
     di = n2.device_params["iDecay"]
@@ -102,8 +106,12 @@ def test_device_params_properties_and_per_channel():
         cuba.Neuron(1.0, 0.1, 0.1, shared_param=False)(torch.zeros(1, 5, 4))
     # per-channel decays go to the kernel per channel
     x = torch.tensor(np.random.default_rng(2).integers(0, 90, (2, 5, 20)) / 64, dtype=torch.float32)
-    tr, _ = _ref(x.numpy().astype(np.float64).__mul__(64).round().astype(np.int64),
-                 n2.cx_current_decay, n2.cx_voltage_decay, 64)  # fmt: skip
+    tr, _ = _ref(
+        x.numpy().astype(np.float64).__mul__(64).round().astype(np.int64),
+        n2.cx_current_decay,
+        n2.cx_voltage_decay,
+        64,
+    )
     assert np.array_equal(n2(x).numpy(), tr["s"])
 
 

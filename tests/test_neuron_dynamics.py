@@ -106,15 +106,21 @@ def test_resonator_matches_reference(seed, rot, threshold, per_channel):
     re0 = rng.integers(-300, 300, size=(2, 3)) * 64
     im0 = rng.integers(-300, 300, size=(2, 3)) * 64
     re, im = resonator.dynamics(
-        torch.tensor(a_re / 1.0), torch.tensor(a_im / 1.0), torch.tensor(s, dtype=torch.float64),
-        torch.tensor(c, dtype=torch.float64), torch.tensor(re0 / 64), torch.tensor(im0 / 64),
-        64, threshold,
-    )  # fmt: skip
+        torch.tensor(a_re / 1.0),
+        torch.tensor(a_im / 1.0),
+        torch.tensor(s, dtype=torch.float64),
+        torch.tensor(c, dtype=torch.float64),
+        torch.tensor(re0 / 64),
+        torch.tensor(im0 / 64),
+        64,
+        threshold,
+    )
     v_th = None if threshold is None else int(threshold) * 64
     sc = s.reshape(1, -1) if per_channel else s
     cc = c.reshape(1, -1) if per_channel else c
-    ref_re, ref_im = resonator_reference(64 * a_re, 64 * a_im, sc[..., None][..., 0],
-                                         cc[..., None][..., 0], re0, im0, v_th)  # fmt: skip
+    ref_re, ref_im = resonator_reference(
+        64 * a_re, 64 * a_im, sc[..., None][..., 0], cc[..., None][..., 0], re0, im0, v_th
+    )
     assert np.array_equal(re.double().numpy() * 64, ref_re)
     assert np.array_equal(im.double().numpy() * 64, ref_im)
 
@@ -124,8 +130,15 @@ def test_resonator_gradient_is_transposed_rotation():
 
     x_re = torch.zeros(1, 1, 3, requires_grad=True)
     x_im = torch.zeros(1, 1, 3, requires_grad=True)
-    re, im = resonator.dynamics(x_re, x_im, torch.tensor([2048.0]), torch.tensor([2048.0]),
-                                torch.zeros(1), torch.zeros(1), 64)  # fmt: skip
+    re, im = resonator.dynamics(
+        x_re,
+        x_im,
+        torch.tensor([2048.0]),
+        torch.tensor([2048.0]),
+        torch.zeros(1),
+        torch.zeros(1),
+        64,
+    )
     re[..., -1].sum().backward()
     # g_re[t] = C g_re[t+1] + S g_im[t+1] + g[t], g_im[t] = -S g_re[t+1] + C g_im[t+1]
     assert x_re.grad.flatten().tolist() == [0.0, 0.5, 1.0]
@@ -148,8 +161,11 @@ def adaptive_reference(v, th0, step, th_decay, ref_decay, th_init, r_init):
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**31), th_decay=st.sampled_from([0, 100, 4096]),
-       ref_decay=st.sampled_from([0, 500, 4096]))  # fmt: skip
+@given(
+    seed=st.integers(0, 2**31),
+    th_decay=st.sampled_from([0, 100, 4096]),
+    ref_decay=st.sampled_from([0, 500, 4096]),
+)
 def test_adaptive_threshold_matches_reference(seed, th_decay, ref_decay):
     from loihi_slayer.neuron.dynamics import adaptive_threshold
 
@@ -157,20 +173,31 @@ def test_adaptive_threshold_matches_reference(seed, th_decay, ref_decay):
     a = rng.integers(0, 40, size=(2, 3, 30))  # voltage in weight units (x 1/64)
     th0, step = 10.0, 2.0
     th, r = adaptive_threshold.dynamics(
-        torch.tensor(a / 1.0), torch.zeros(1), torch.tensor([float(ref_decay)]),
-        torch.tensor(th0), torch.tensor([float(th_decay)]), step, th0, 64,
-    )  # fmt: skip
+        torch.tensor(a / 1.0),
+        torch.zeros(1),
+        torch.tensor([float(ref_decay)]),
+        torch.tensor(th0),
+        torch.tensor([float(th_decay)]),
+        step,
+        th0,
+        64,
+    )
     init = np.full((2, 3), 640)
-    ref_th, ref_r = adaptive_reference(64 * a, 640, 128, th_decay, ref_decay, init,
-                                       np.zeros((2, 3), np.int64))  # fmt: skip
+    ref_th, ref_r = adaptive_reference(
+        64 * a, 640, 128, th_decay, ref_decay, init, np.zeros((2, 3), np.int64)
+    )
     assert np.array_equal(th.double().numpy() * 64, ref_th)
     assert np.array_equal(r.double().numpy() * 64, ref_r)
     assert (64 * a >= 640).any()  # the input crosses the resting threshold
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**31), rot=st.sampled_from([(2896, 2896), (1000, 3000)]),
-       th_decay=st.sampled_from([0, 300]), ref_decay=st.sampled_from([0, 700]))  # fmt: skip
+@given(
+    seed=st.integers(0, 2**31),
+    rot=st.sampled_from([(2896, 2896), (1000, 3000)]),
+    th_decay=st.sampled_from([0, 300]),
+    ref_decay=st.sampled_from([0, 700]),
+)
 def test_adaptive_resonator_matches_reference(seed, rot, th_decay, ref_decay):
     from loihi_slayer.neuron.dynamics import adaptive_resonator
 
@@ -179,11 +206,20 @@ def test_adaptive_resonator_matches_reference(seed, rot, th_decay, ref_decay):
     a_im = rng.integers(-60, 60, size=(2, 3, 30))
     s, c = rot
     re, im, th, r = adaptive_resonator.dynamics(
-        torch.tensor(a_re / 1.0), torch.tensor(a_im / 1.0), torch.tensor([float(s)]),
-        torch.tensor([float(c)]), torch.tensor([float(ref_decay)]),
-        torch.tensor([float(th_decay)]), torch.zeros(1), torch.zeros(1), torch.zeros(1),
-        torch.tensor(1.0), 1.0, 1.0, 64,
-    )  # fmt: skip
+        torch.tensor(a_re / 1.0),
+        torch.tensor(a_im / 1.0),
+        torch.tensor([float(s)]),
+        torch.tensor([float(c)]),
+        torch.tensor([float(ref_decay)]),
+        torch.tensor([float(th_decay)]),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.tensor(1.0),
+        1.0,
+        1.0,
+        64,
+    )
     # independent rendering of the documented ADRF_IZ recursion (docs/neuron-models.md)
     lim = 2**23 - 1
     zre = np.zeros((2, 3), np.int64)

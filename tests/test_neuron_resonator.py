@@ -282,9 +282,11 @@ def test_gradients_equal_plain_torch_loop(name, backend, graded):
     torch_loop(name, ref, yr, yi, w_s, w_re).backward()
     assert s.sum() > 0
     for got, want in (
-        (xr.grad, yr.grad), (xi.grad, yi.grad),
-        (n.sin_decay.grad, ref.sin_decay.grad), (n.cos_decay.grad, ref.cos_decay.grad),
-    ):  # fmt: skip
+        (xr.grad, yr.grad),
+        (xi.grad, yi.grad),
+        (n.sin_decay.grad, ref.sin_decay.grad),
+        (n.cos_decay.grad, ref.cos_decay.grad),
+    ):
         tol = 1e-6 * float(want.abs().max()) + 1e-9
         np.testing.assert_allclose(got.double().numpy(), want.double().numpy(), rtol=2e-4, atol=tol)
 
@@ -306,8 +308,9 @@ def backward_case(draw):
     steps = draw(st.integers(1, 12))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    present = draw(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(),
-                             st.booleans()))  # fmt: skip
+    present = draw(
+        st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+    )
 
     def arr(on, scale=1.0):
         return rng.normal(size=(rows, steps)) * scale if on else None
@@ -316,17 +319,25 @@ def backward_case(draw):
     im = np.round(rng.normal(size=(rows, steps)) * 2048) / 4096
     im[rng.random((rows, steps)) < 0.2] = 0.0
     case = dict(
-        g_s=arr(present[0] or not (present[1] or present[2])), g_re=arr(present[1]),
-        g_im=arr(present[2]), re=re, im=im,
+        g_s=arr(present[0] or not (present[1] or present[2])),
+        g_re=arr(present[1]),
+        g_im=arr(present[2]),
+        re=re,
+        im=im,
         thr=np.round(rng.normal(size=(rows, steps)) * 1024) / 4096 if present[3] else None,
         spk=(rng.random((rows, steps)) < 0.3).astype(np.int8) if present[4] else None,
         theta=float(draw(st.sampled_from([0.0, 0.25, 1.0]))),
-        tau=float(draw(st.sampled_from([0.125, 1.0, 25.0]))), rho=float(rng.uniform(0.1, 10)),
-        graded=draw(st.booleans()), mode=draw(st.sampled_from([0, 1])),
+        tau=float(draw(st.sampled_from([0.125, 1.0, 25.0]))),
+        rho=float(rng.uniform(0.1, 10)),
+        graded=draw(st.booleans()),
+        mode=draw(st.sampled_from([0, 1])),
         sin_d=rng.integers(1, 2896, size=draw(st.sampled_from([1, rows]))) / 4096.0,
-        cos_d=None, re0=rng.normal(size=rows), im0=rng.normal(size=rows),
-        im_reset=float(rng.normal()), want_p=draw(st.booleans()),
-    )  # fmt: skip
+        cos_d=None,
+        re0=rng.normal(size=rows),
+        im0=rng.normal(size=rows),
+        im_reset=float(rng.normal()),
+        want_p=draw(st.booleans()),
+    )
     case["cos_d"] = rng.integers(0, 2896, size=case["sin_d"].size) / 4096.0
     return case
 
@@ -341,11 +352,26 @@ def _run_kernel(kernel, case, launch=None):
     n_p = rows if case["want_p"] else 0
     gp = [np.zeros(n_p), np.zeros(n_p)]
     args = (
-        given(case["g_s"]), given(case["g_re"]), given(case["g_im"]), case["re"], case["im"],
-        given(case["thr"]), given(case["spk"], np.int8), case["theta"], case["tau"], case["rho"],
-        case["graded"], case["mode"], case["sin_d"], case["cos_d"], case["re0"], case["im0"],
-        case["im_reset"], *out, *gp,
-    )  # fmt: skip
+        given(case["g_s"]),
+        given(case["g_re"]),
+        given(case["g_im"]),
+        case["re"],
+        case["im"],
+        given(case["thr"]),
+        given(case["spk"], np.int8),
+        case["theta"],
+        case["tau"],
+        case["rho"],
+        case["graded"],
+        case["mode"],
+        case["sin_d"],
+        case["cos_d"],
+        case["re0"],
+        case["im0"],
+        case["im_reset"],
+        *out,
+        *gp,
+    )
     if launch is None:
         kernel(*args)
     else:
@@ -362,8 +388,26 @@ def _check_same(got, want):
 
 
 def _reference(case):
-    keys = ("g_s", "g_re", "g_im", "re", "im", "thr", "spk", "theta", "tau", "rho", "graded",
-            "mode", "sin_d", "cos_d", "re0", "im0", "im_reset", "want_p")  # fmt: skip
+    keys = (
+        "g_s",
+        "g_re",
+        "g_im",
+        "re",
+        "im",
+        "thr",
+        "spk",
+        "theta",
+        "tau",
+        "rho",
+        "graded",
+        "mode",
+        "sin_d",
+        "cos_d",
+        "re0",
+        "im0",
+        "im_reset",
+        "want_p",
+    )
     return _resonator_ref.backward(*(case[k] for k in keys))
 
 
@@ -410,10 +454,15 @@ def test_device_params_and_neuron_params_round_trip():
     n = adrf.Neuron(0.5, 0.25, 12.0, 0.1, 0.2, 0.3)
     dp = n.device_params
     assert dp == {
-        "type": "ADRF_PHASE", "sinDecay": n.cx_sin_decay, "cosDecay": n.cx_cos_decay,
-        "thDecay": round(0.2 * 4096), "refDecay": round(0.3 * 4096), "vThMant": 32,
-        "vThStep": 16, "gradedSpike": False,
-    }  # fmt: skip
+        "type": "ADRF_PHASE",
+        "sinDecay": n.cx_sin_decay,
+        "cosDecay": n.cx_cos_decay,
+        "thDecay": round(0.2 * 4096),
+        "refDecay": round(0.3 * 4096),
+        "vThMant": 32,
+        "vThStep": 16,
+        "gradedSpike": False,
+    }
     back = adrf.neuron_params(dp)  # lava-dl's version raises a TypeError (spec §6.4)
     assert back["threshold"] == 0.5 and back["threshold_step"] == 0.25
     assert back["period"] == pytest.approx(12.0, rel=2e-3)
@@ -421,8 +470,12 @@ def test_device_params_and_neuron_params_round_trip():
     again = adrf.Neuron(**back)
     assert again.device_params == dp
     assert set(rf_iz.Neuron(0.5, 8, 0.1).device_params) == {
-        "type", "sinDecay", "cosDecay", "vThMant", "gradedSpike",
-    }  # fmt: skip
+        "type",
+        "sinDecay",
+        "cosDecay",
+        "vThMant",
+        "gradedSpike",
+    }
     assert adrf_iz.Neuron(0.5, 0.25, 12.0, 0.1, 0.2, 0.3).device_params["type"] == "ADRF_IZHIKEVICH"
 
 
@@ -435,8 +488,11 @@ def test_lava_dl_defaults_and_parameters():
     assert names == {"sin_decay", "cos_decay"}
     a = adrf_iz.Neuron(0.1, 0.1, 10, 0.1, 0.1, 0.1)
     assert {k for k, _ in a.named_parameters()} == {
-        "sin_decay", "cos_decay", "threshold_decay", "refractory_decay",
-    }  # fmt: skip
+        "sin_decay",
+        "cos_decay",
+        "threshold_decay",
+        "refractory_decay",
+    }
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_conv_pool_flatten_roundtrip_is_bit_exact(tmp_path):
         cuba.Pool(params(), 2, weight_scale=0.5, input_shape=(2, 8, 8)),
         cuba.Conv(
             params(norm=True), 2, 4, 3, padding=1, weight_scale=2, delay=True, input_shape=(4, 4)
-        ),  # fmt: skip
+        ),
         cuba.Flatten(),
         cuba.Dense(params(), 64, 6, weight_scale=3),
     )
@@ -132,9 +132,13 @@ def test_foreign_cubalif_graph_quantizes_within_report():
     tau_syn, tau_mem = np.full(6, 4e-4), np.full(6, 8e-4)
     v_th = np.full(6, 1.5)
     lif = nir.CubaLIF(
-        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros(6),
-        v_threshold=v_th, w_in=tau_syn / dt,
-    )  # fmt: skip
+        tau_syn=tau_syn,
+        tau_mem=tau_mem,
+        r=tau_mem / dt,
+        v_leak=np.zeros(6),
+        v_threshold=v_th,
+        w_in=tau_syn / dt,
+    )
     graph = nir.NIRGraph.from_list(nir.Linear(weight=w), lif)
     res = lnir.import_(graph, dt=dt)
     (layer,) = res.network.layers
@@ -160,27 +164,54 @@ def test_foreign_cubalif_graph_quantizes_within_report():
 def test_foreign_conv_lif_sumpool_graph():
     dt = 1e-3
     rng = np.random.default_rng(1)
-    conv = nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 1, (3, 2, 3, 3)), stride=1,
-                      padding=1, dilation=1, groups=1, bias=np.zeros(3))  # fmt: skip
+    conv = nir.Conv2d(
+        input_shape=(6, 6),
+        weight=rng.normal(0, 1, (3, 2, 3, 3)),
+        stride=1,
+        padding=1,
+        dilation=1,
+        groups=1,
+        bias=np.zeros(3),
+    )
     shp = (3, 6, 6)
-    lif = nir.LIF(tau=np.full(shp, 4e-3), r=np.full(shp, 4.0), v_leak=np.zeros(shp),
-                  v_threshold=np.ones(shp))  # fmt: skip
-    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
-                         padding=np.array([0, 0]))  # fmt: skip
+    lif = nir.LIF(
+        tau=np.full(shp, 4e-3), r=np.full(shp, 4.0), v_leak=np.zeros(shp), v_threshold=np.ones(shp)
+    )
+    pool = nir.SumPool2d(
+        kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+    )
     shp2 = (3, 3, 3)
-    lif2 = nir.LIF(tau=np.full(shp2, 2e-3), r=np.full(shp2, 2.0), v_leak=np.zeros(shp2),
-                   v_threshold=np.full(shp2, 0.5))  # fmt: skip
+    lif2 = nir.LIF(
+        tau=np.full(shp2, 2e-3),
+        r=np.full(shp2, 2.0),
+        v_leak=np.zeros(shp2),
+        v_threshold=np.full(shp2, 0.5),
+    )
     li = nir.LI(tau=np.full(4, 1e-2), r=np.full(4, 10.0), v_leak=np.zeros(4))
     graph = nir.NIRGraph(
-        nodes={"in": nir.Input(input_type={"input": np.array([2, 6, 6])}), "conv": conv,
-               "lif": lif, "pool": pool, "lif2": lif2,
-               "flat": nir.Flatten(input_type={"input": np.array(shp2)}, start_dim=0),
-               "fc": nir.Affine(weight=rng.normal(0, 1, (4, 27)), bias=np.zeros(4)), "li": li,
-               "out": nir.Output(output_type={"output": np.array([4])})},
-        edges=[("in", "conv"), ("conv", "lif"), ("lif", "pool"), ("pool", "lif2"),
-               ("lif2", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "out")],
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2, 6, 6])}),
+            "conv": conv,
+            "lif": lif,
+            "pool": pool,
+            "lif2": lif2,
+            "flat": nir.Flatten(input_type={"input": np.array(shp2)}, start_dim=0),
+            "fc": nir.Affine(weight=rng.normal(0, 1, (4, 27)), bias=np.zeros(4)),
+            "li": li,
+            "out": nir.Output(output_type={"output": np.array([4])}),
+        },
+        edges=[
+            ("in", "conv"),
+            ("conv", "lif"),
+            ("lif", "pool"),
+            ("pool", "lif2"),
+            ("lif2", "flat"),
+            ("flat", "fc"),
+            ("fc", "li"),
+            ("li", "out"),
+        ],
         type_check=False,
-    )  # fmt: skip
+    )
     res = lnir.import_(graph, dt=dt)
     types = [type(layer).__name__ for layer in res.network.layers]
     assert types == ["InputLayer", "ConvLayer", "PoolLayer", "FlattenLayer", "DenseLayer"]
@@ -202,8 +233,9 @@ def test_unsupported_layers_are_refused_by_name():
         lnir.export(torch.nn.Sequential(sd))
     # neuron families without a converter yet (adaptive, resonators) are refused by name
     for kind in ("ALIF", "RF_IZHIKEVICH"):
-        rec = hdf5.Network([hdf5.DenseLayer((2,), np.ones((2, 3), np.int64),
-                                            neuron=hdf5.GenericNeuron(kind))])  # fmt: skip
+        rec = hdf5.Network(
+            [hdf5.DenseLayer((2,), np.ones((2, 3), np.int64), neuron=hdf5.GenericNeuron(kind))]
+        )
         with pytest.raises(UnsupportedLayerError, match=f"layer 0 .*{kind}"):
             lnir.export(rec)
     # a neuron family NIR import does not know (e.g. a Threshold node after a synapse)
@@ -215,8 +247,13 @@ def test_unsupported_layers_are_refused_by_name():
 
 
 def test_import_refuses_bad_graphs():
-    lif = nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2),
-                  v_reset=np.full(2, 0.5))  # fmt: skip
+    lif = nir.LIF(
+        tau=np.ones(2),
+        r=np.ones(2),
+        v_leak=np.zeros(2),
+        v_threshold=np.ones(2),
+        v_reset=np.full(2, 0.5),
+    )
     with pytest.raises(UnsupportedLayerError, match="v_reset"):
         lnir.import_(nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2, 3))), lif))
     with pytest.raises(ParameterError, match="dt"):
@@ -229,10 +266,15 @@ def test_foreign_input_neuron_uses_the_input_gain():
     """Input -> LIF: injected integers x add x << 6 to the current, so the threshold mantissa
     is v_threshold / gain with gain = (dt / tau) r (NIR LIF, forward Euler)."""
     dt = 1e-3
-    lif_in = nir.LIF(tau=np.full(3, 4e-3), r=np.full(3, 8.0), v_leak=np.full(3, 40.0),
-                     v_threshold=np.full(3, 6.0))  # fmt: skip
-    lif = nir.LIF(tau=np.full(2, 2e-3), r=np.full(2, 2.0), v_leak=np.zeros(2),
-                  v_threshold=np.ones(2))  # fmt: skip
+    lif_in = nir.LIF(
+        tau=np.full(3, 4e-3),
+        r=np.full(3, 8.0),
+        v_leak=np.full(3, 40.0),
+        v_threshold=np.full(3, 6.0),
+    )
+    lif = nir.LIF(
+        tau=np.full(2, 2e-3), r=np.full(2, 2.0), v_leak=np.zeros(2), v_threshold=np.ones(2)
+    )
     graph = nir.NIRGraph.from_list(lif_in, nir.Linear(weight=np.ones((2, 3))), lif)
     res = lnir.import_(graph, dt=dt)
     inp = res.network.layers[0]
@@ -264,19 +306,25 @@ def _records():
             if draw(st.booleans()):  # per-neuron decays
                 decays = st.lists(decays, min_size=n, max_size=n).map(np.array)
             neuron = hdf5.CubaNeuron(
-                i_decay=draw(decays), v_decay=draw(decays),
+                i_decay=draw(decays),
+                v_decay=draw(decays),
                 v_th_mant=draw(st.sampled_from([draw(ints(0, (1 << 17) - 1)), (1 << 18) - 1])),
-                ref_delay=draw(ints(1, 5)), graded_spike=draw(st.booleans()),
+                ref_delay=draw(ints(1, 5)),
+                graded_spike=draw(st.booleans()),
                 wgt_exp=draw(ints(-8, 7)),
-            )  # fmt: skip
+            )
             w = np.array(draw(st.lists(ints(-256, 255), min_size=n * shape, max_size=n * shape)))
             bias = np.array(draw(st.lists(ints(-4096, 4095), min_size=n, max_size=n)))
             delay = np.array(draw(st.lists(ints(0, 62), min_size=n, max_size=n)))
-            layers.append(hdf5.DenseLayer(
-                (n,), w.reshape(n, shape), neuron=neuron,
-                bias=bias if draw(st.booleans()) else None,
-                delay=delay if draw(st.booleans()) else None,
-            ))  # fmt: skip
+            layers.append(
+                hdf5.DenseLayer(
+                    (n,),
+                    w.reshape(n, shape),
+                    neuron=neuron,
+                    bias=bias if draw(st.booleans()) else None,
+                    delay=delay if draw(st.booleans()) else None,
+                )
+            )
             shape = n
         return hdf5.Network(layers)
 
@@ -288,8 +336,9 @@ def test_random_records_roundtrip_exactly(tmp_path):
     decays, exponents, biases, delays) comes back field for field through a NIR file."""
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(_records())
     def check(net):
         path = tmp_path / "r.nir"
@@ -303,8 +352,13 @@ def test_random_records_roundtrip_exactly(tmp_path):
 
 def test_stale_metadata_falls_back_to_the_floats():
     """A tool that edits the float weights but keeps our metadata: the floats win."""
-    net = hdf5.Network([hdf5.DenseLayer((3,), np.arange(-6, 6).reshape(3, 4) * 20,
-                                        neuron=hdf5.CubaNeuron(1024, 512, 100))])  # fmt: skip
+    net = hdf5.Network(
+        [
+            hdf5.DenseLayer(
+                (3,), np.arange(-6, 6).reshape(3, 4) * 20, neuron=hdf5.CubaNeuron(1024, 512, 100)
+            )
+        ]
+    )
     g = lnir.export(net, dt=1e-3)
     assert lnir.import_(g).report.exact
     g.nodes["0_linear"].weight = g.nodes["0_linear"].weight * 2  # edited elsewhere

@@ -246,8 +246,9 @@ def recurrence(draw):
     th_mant = draw(st.integers(0, 12))
     big = draw(st.booleans())  # saturation / wrap-around of the 24-bit state
     lim = (1 << 20) if big else 16
-    a_ff = draw(st.lists(st.integers(-lim, lim), min_size=batch * n * steps,
-                         max_size=batch * n * steps))  # fmt: skip
+    a_ff = draw(
+        st.lists(st.integers(-lim, lim), min_size=batch * n * steps, max_size=batch * n * steps)
+    )
     w = draw(st.lists(st.integers(-128, 127), min_size=n * n, max_size=n * n))
     neuron = {
         "threshold": th_mant / scale,
@@ -435,8 +436,12 @@ def test_registry_is_keyed_by_exact_neuron_class(fused_calls, monkeypatch):
 
 # ------------------------------------------------------------------ custom ops
 
-OPCHECK = ("test_schema", "test_autograd_registration", "test_faketensor",
-           "test_aot_dispatch_dynamic")  # fmt: skip
+OPCHECK = (
+    "test_schema",
+    "test_autograd_registration",
+    "test_faketensor",
+    "test_aot_dispatch_dynamic",
+)
 
 
 @pytest.mark.parametrize("family", ["cuba", "alif"])
@@ -451,15 +456,33 @@ def test_fused_ops_pass_opcheck(family, ref_delay):
     decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
     if family == "cuba":
         state = torch.zeros(3, batch * n, dtype=torch.int64)
-        args = (z, w, torch.from_numpy(m_t), *decays, torch.zeros(1, dtype=torch.int64), state,
-                [64, 32, ref_delay, fb_bias], [50.0, 0.1], True)  # fmt: skip
+        args = (
+            z,
+            w,
+            torch.from_numpy(m_t),
+            *decays,
+            torch.zeros(1, dtype=torch.int64),
+            state,
+            [64, 32, ref_delay, fb_bias],
+            [50.0, 0.1],
+            True,
+        )
         op = fused_mod.cuba_recurrent_op
     else:
         table = torch.tensor([[1024], [512], [410], [820], [32], [6], [ref_delay]])
         state = torch.zeros(5, batch * n, dtype=torch.int64)
         state[2] = 32 * 64  # th starts at the base threshold
-        args = (z, w, torch.from_numpy(m_t), *decays, table, state, [64, fb_bias],
-                [50.0, 0.001], True)  # fmt: skip
+        args = (
+            z,
+            w,
+            torch.from_numpy(m_t),
+            *decays,
+            table,
+            state,
+            [64, fb_bias],
+            [50.0, 0.001],
+            True,
+        )
         op = fused_mod.alif_recurrent_op
     torch.library.opcheck(op, args, test_utils=OPCHECK)
 

@@ -135,9 +135,13 @@ def recurrence(draw):
     a_ff = draw(st.lists(st.integers(-lim, lim), min_size=size, max_size=size))
     w = draw(st.lists(st.integers(-128, 127), min_size=2 * n * n, max_size=2 * n * n))
     neuron = params(
-        family, th_mant / scale, period=draw(st.sampled_from([4, 4.5, 10, 1000])),
-        decay=draw(st.sampled_from([0.0, 0.1, 1.0])), scale=scale, requires_grad=True,
-    )  # fmt: skip
+        family,
+        th_mant / scale,
+        period=draw(st.sampled_from([4, 4.5, 10, 1000])),
+        decay=draw(st.sampled_from([0.0, 0.1, 1.0])),
+        scale=scale,
+        requires_grad=True,
+    )
     if family.startswith("adrf"):
         neuron.update(
             threshold_step=draw(st.integers(0, 6)) / scale,

@@ -31,7 +31,7 @@ CASES = {
             "refractory_decay": 0.2,
         },
         "spikes",
-    ),  # fmt: skip
+    ),
     "rf": ({"threshold": 0.1, "period": 8, "decay": 0.05}, "spikes"),
     "rf_iz": ({"threshold": 0.1, "period": 8, "decay": 0.05}, "spikes"),
     "adrf": (
@@ -44,7 +44,7 @@ CASES = {
             "refractory_decay": 0.2,
         },
         "spikes",
-    ),  # fmt: skip
+    ),
     "adrf_iz": (
         {
             "threshold": 0.1,
@@ -55,7 +55,7 @@ CASES = {
             "refractory_decay": 0.2,
         },
         "spikes",
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -11,9 +11,16 @@ from loihi_slayer.io import Event
 
 NET = {
     "simulation": {"Ts": 1.0, "tSample": 20},
-    "neuron": {"type": "SRMALPHA", "theta": 1.0, "tauSr": 2.0, "tauRef": 2.0, "scaleRef": 2,
-               "tauRho": 1, "scaleRho": 1},
-}  # fmt: skip
+    "neuron": {
+        "type": "SRMALPHA",
+        "theta": 1.0,
+        "tauSr": 2.0,
+        "tauRef": 2.0,
+        "scaleRef": 2,
+        "tauRho": 1,
+        "scaleRho": 1,
+    },
+}
 
 
 def layer():

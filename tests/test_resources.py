@@ -33,9 +33,16 @@ def test_counts_of_a_dense_network():
 
 
 def test_conv_counts_from_blocks():
-    net = torch.nn.Sequential(cuba.Conv({"threshold": 0.5, "current_decay": 0.2,
-                                         "voltage_decay": 0.1}, 2, 4, 3, padding=1,
-                                        input_shape=(8, 8)))  # fmt: skip
+    net = torch.nn.Sequential(
+        cuba.Conv(
+            {"threshold": 0.5, "current_decay": 0.2, "voltage_decay": 0.1},
+            2,
+            4,
+            3,
+            padding=1,
+            input_shape=(8, 8),
+        )
+    )
     (layer,) = resource_report(net).layers
     assert layer.neurons == 4 * 8 * 8
     assert layer.fan_in <= 2 * 3 * 3
@@ -51,7 +58,12 @@ def test_neuron_count_refused_on_loihi1_fits_loihi2():
     assert not rep.fits("loihi1") and rep.fits("loihi2")
     (refusal,) = rep.refusals
     assert (refusal.chip, refusal.layer, refusal.quantity, refusal.value, refusal.limit) == (
-        "loihi1", None, "cores", 196, 128)  # fmt: skip
+        "loihi1",
+        None,
+        "cores",
+        196,
+        128,
+    )
     with pytest.raises(ResourceError, match="Loihi 1: network: cores = 196 exceeds the limit 128"):
         rep.check("loihi1")
     rep.check("loihi2")
@@ -60,14 +72,23 @@ def test_neuron_count_refused_on_loihi1_fits_loihi2():
 @pytest.mark.parametrize(
     "layer, quantity, value, limit",
     [
-        (hdf5.DenseLayer((2,), np.ones((2, 5000), np.int64), neuron=cuba_neuron()),
-         "fan-in", 5000, 4096),
-        (hdf5.DenseLayer((2,), np.full((2, 3), 1000), neuron=cuba_neuron()),
-         "weight bits", 11, 9),
-        (hdf5.DenseLayer((2,), np.ones((2, 3), np.int64), neuron=cuba_neuron(),
-                         delay=np.array([0, 63])), "axonal delay", 63, 62),
+        (
+            hdf5.DenseLayer((2,), np.ones((2, 5000), np.int64), neuron=cuba_neuron()),
+            "fan-in",
+            5000,
+            4096,
+        ),
+        (hdf5.DenseLayer((2,), np.full((2, 3), 1000), neuron=cuba_neuron()), "weight bits", 11, 9),
+        (
+            hdf5.DenseLayer(
+                (2,), np.ones((2, 3), np.int64), neuron=cuba_neuron(), delay=np.array([0, 63])
+            ),
+            "axonal delay",
+            63,
+            62,
+        ),
     ],
-)  # fmt: skip
+)
 def test_layer_refusals_name_layer_quantity_and_limit(layer, quantity, value, limit):
     net = hdf5.Network([hdf5.InputLayer(tuple([layer.weight.shape[1]])), layer])
     rep = resource_report(net)
@@ -80,18 +101,23 @@ def test_layer_refusals_name_layer_quantity_and_limit(layer, quantity, value, li
 
 def test_cli_inspect_resources(tmp_path, capsys):
     ok = tmp_path / "ok.net"
-    hdf5.save_network(hdf5.Network([hdf5.DenseLayer((3,), np.ones((3, 4), np.int64),
-                                                    neuron=cuba_neuron())]), ok)  # fmt: skip
+    hdf5.save_network(
+        hdf5.Network([hdf5.DenseLayer((3,), np.ones((3, 4), np.int64), neuron=cuba_neuron())]), ok
+    )
     assert main(["inspect", "--resources", str(ok)]) == 0
     out = capsys.readouterr().out
     assert "Loihi 2: 1 of 128 cores" in out and "fits" in out
     bad = tmp_path / "bad.net"
-    hdf5.save_network(hdf5.Network([hdf5.DenseLayer((3,), np.ones((3, 5000), np.int64),
-                                                    neuron=cuba_neuron())]), bad)  # fmt: skip
+    hdf5.save_network(
+        hdf5.Network([hdf5.DenseLayer((3,), np.ones((3, 5000), np.int64), neuron=cuba_neuron())]),
+        bad,
+    )
     assert main(["inspect", "--resources", str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "refused: Loihi 2: layer 0: fan-in (inputs of one neuron) = 5000 exceeds the limit " \
-           "4096" in out  # fmt: skip
+    assert (
+        "refused: Loihi 2: layer 0: fan-in (inputs of one neuron) = 5000 exceeds the limit "
+        "4096" in out
+    )
 
 
 def test_limits_table_matches_docs():
@@ -108,8 +134,9 @@ def test_limits_table_matches_docs():
 def test_export_logs_the_resource_report(tmp_path, caplog):
     from loihi_slayer import block
 
-    net = torch.nn.Sequential(cuba.Dense({"threshold": 0.5, "current_decay": 0.2,
-                                          "voltage_decay": 0.1}, 4, 3))  # fmt: skip
+    net = torch.nn.Sequential(
+        cuba.Dense({"threshold": 0.5, "current_decay": 0.2, "voltage_decay": 0.1}, 4, 3)
+    )
     with caplog.at_level("INFO", logger="loihi_slayer.block"):
         block.export_network(net, tmp_path / "n.net")
     assert "Loihi 2: 1 of 128 cores (lower bound): fits" in caplog.text
@@ -120,13 +147,20 @@ def test_spatial_counts_follow_the_geometry():
     arithmetic: an input pixel reaches ceil(k/s) outputs per axis)."""
     neuron = cuba_neuron()
     w = np.ones((4, 2, 3, 3), np.int64)  # conv: (out, in, kH, kW)
-    conv = hdf5.ConvLayer((4, 4, 4), w, stride=2, padding=1, dilation=1, groups=1,
-                          neuron=neuron)  # fmt: skip
+    conv = hdf5.ConvLayer((4, 4, 4), w, stride=2, padding=1, dilation=1, groups=1, neuron=neuron)
     wt = np.ones((2, 4, 3, 3), np.int64)  # convT: (in, out, kH, kW)
-    conv_t = hdf5.ConvTransposeLayer((4, 9, 9), wt, stride=2, padding=0, dilation=1,
-                                     groups=1, neuron=neuron)  # fmt: skip
-    pool = hdf5.PoolLayer((2, 4, 4), np.ones((1, 1, 2, 2), np.int64), kernel_size=2,
-                          stride=2, padding=0, dilation=1, neuron=neuron)  # fmt: skip
+    conv_t = hdf5.ConvTransposeLayer(
+        (4, 9, 9), wt, stride=2, padding=0, dilation=1, groups=1, neuron=neuron
+    )
+    pool = hdf5.PoolLayer(
+        (2, 4, 4),
+        np.ones((1, 1, 2, 2), np.int64),
+        kernel_size=2,
+        stride=2,
+        padding=0,
+        dilation=1,
+        neuron=neuron,
+    )
     net = hdf5.Network([hdf5.InputLayer((2, 8, 8)), conv])
     c = resource_report(net).layers[1]
     assert (c.fan_in, c.fan_out, c.synapses) == (2 * 9, 4 * 2 * 2, 4 * 4 * 4 * 18)
@@ -142,10 +176,24 @@ def test_output_axons_split_the_source_layer():
     """A neuron needs one output axon per core of the next layer it reaches: 1024 conv
     neurons feeding a layer spread over 16 Loihi 1 cores need 1024 * 16 / 4096 = 4 cores."""
     neuron = cuba_neuron()
-    a = hdf5.ConvLayer((4, 16, 16), np.ones((4, 2, 3, 3), np.int64), stride=1, padding=1,
-                       dilation=1, groups=1, neuron=neuron)  # fmt: skip
-    b = hdf5.ConvLayer((64, 16, 16), np.ones((64, 4, 3, 3), np.int64), stride=1, padding=1,
-                       dilation=1, groups=1, neuron=neuron)  # fmt: skip
+    a = hdf5.ConvLayer(
+        (4, 16, 16),
+        np.ones((4, 2, 3, 3), np.int64),
+        stride=1,
+        padding=1,
+        dilation=1,
+        groups=1,
+        neuron=neuron,
+    )
+    b = hdf5.ConvLayer(
+        (64, 16, 16),
+        np.ones((64, 4, 3, 3), np.int64),
+        stride=1,
+        padding=1,
+        dilation=1,
+        groups=1,
+        neuron=neuron,
+    )
     rep = resource_report(hdf5.Network([hdf5.InputLayer((2, 16, 16)), a, b]))
     la, lb = rep.layers[1], rep.layers[2]
     assert lb.fan_out == 64 * 9 and lb.neurons == 16384

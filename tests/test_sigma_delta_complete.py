@@ -29,12 +29,20 @@ def q8_mant(x: np.ndarray) -> np.ndarray:
 def norm_net():
     return torch.nn.Sequential(
         sd.Input(sp(), delay_shift=True),
-        sd.Conv(sp(norm=MeanOnlyBatchNorm), 2, 4, 3, padding=1, weight_scale=2,
-                delay_shift=True, input_shape=(6, 6)),
+        sd.Conv(
+            sp(norm=MeanOnlyBatchNorm),
+            2,
+            4,
+            3,
+            padding=1,
+            weight_scale=2,
+            delay_shift=True,
+            input_shape=(6, 6),
+        ),
         sd.Flatten(),
         sd.Dense(sp(norm=MeanOnlyBatchNorm), 4 * 36, 8, weight_scale=2, delay_shift=True),
         sd.Output(sp(), 8, 2),
-    )  # fmt: skip
+    )
 
 
 def train(net, x, steps=3):
@@ -144,24 +152,34 @@ def lava_dl_keys():
     block.synapse (``weight``; ``weight_g``/``weight_v`` with weight_norm) and
     block.delay (``delay``)."""
     return {
-        "1.neuron.bias", "1.neuron.delta.threshold", "1.neuron.norm.running_mean",
-        "1.synapse.weight_g", "1.synapse.weight_v",
-        "3.neuron.bias", "3.neuron.delta.threshold", "3.neuron.norm.running_mean",
-        "3.synapse.weight", "3.delay.delay",
-        "4.neuron.bias", "4.neuron.delta.threshold", "4.synapse.weight",
-        "0.neuron.bias", "0.neuron.delta.threshold",
-    }  # fmt: skip
+        "1.neuron.bias",
+        "1.neuron.delta.threshold",
+        "1.neuron.norm.running_mean",
+        "1.synapse.weight_g",
+        "1.synapse.weight_v",
+        "3.neuron.bias",
+        "3.neuron.delta.threshold",
+        "3.neuron.norm.running_mean",
+        "3.synapse.weight",
+        "3.delay.delay",
+        "4.neuron.bias",
+        "4.neuron.delta.threshold",
+        "4.synapse.weight",
+        "0.neuron.bias",
+        "0.neuron.delta.threshold",
+    }
 
 
 def pilot():
     return torch.nn.Sequential(
         sd.Input(sp()),
-        sd.Conv(sp(norm=MeanOnlyBatchNorm), 2, 4, 3, stride=2, weight_norm=True,
-                input_shape=(7, 7)),
+        sd.Conv(
+            sp(norm=MeanOnlyBatchNorm), 2, 4, 3, stride=2, weight_norm=True, input_shape=(7, 7)
+        ),
         sd.Flatten(),
         sd.Dense(sp(norm=MeanOnlyBatchNorm), 36, 5, delay=True),
         sd.Output(sp(), 5, 1),
-    )  # fmt: skip
+    )
 
 
 def test_lava_dl_state_dict_loads_strict():

@@ -242,9 +242,48 @@ def test_psp_layer_and_filter():
 
 # ----------------------------------------------------------------------------- Loihi
 def test_loihi_golden_vector_loihivth05_row2():
-    golden = [0, 128, 220, 285, 330, 359, 377, 387, 390, 389, 385, 378, 370, 361, 351, 341, 330,
-              319, 309, 299, 289, 279, 270, 261, 252, 244, 236, 228, 220, 213, 206, 199, 192, 186,
-              180, 174, 168, 162, 156, 151]  # fmt: skip
+    golden = [
+        0,
+        128,
+        220,
+        285,
+        330,
+        359,
+        377,
+        387,
+        390,
+        389,
+        385,
+        378,
+        370,
+        361,
+        351,
+        341,
+        330,
+        319,
+        309,
+        299,
+        289,
+        279,
+        270,
+        261,
+        252,
+        244,
+        236,
+        228,
+        220,
+        213,
+        206,
+        199,
+        192,
+        186,
+        180,
+        174,
+        168,
+        162,
+        156,
+        151,
+    ]
     layer = snn.loihi(loihi_neuron(vThMant=100000), {"Ts": 1, "tSample": 110})
     x = torch.zeros(1, 1, 1, 1, 110)
     x[..., 1] = 2.0  # weight mantissa 2 at index 1
@@ -267,10 +306,11 @@ def test_loihi_matches_sp_kernel_transcription(ref_delay):
     wgt_exp = int(rng.integers(0, 3))
     ts = 0.5
     layer = snn.loihi(
-        loihi_neuron(vThMant=vth, iDecay=i_decay, vDecay=v_decay, refDelay=ref_delay,
-                     wgtExp=wgt_exp),
+        loihi_neuron(
+            vThMant=vth, iDecay=i_decay, vDecay=v_decay, refDelay=ref_delay, wgtExp=wgt_exp
+        ),
         {"Ts": ts, "tSample": steps * ts},
-    )  # fmt: skip
+    )
     x = torch.tensor(w / ts, dtype=torch.float32).reshape(2, 3, 4, 1, steps)
     spike, voltage, current = layer.spikeLoihiFull(x)
     s_ref, u_ref, v_ref = sp_loihi_kernel(w, i_decay, v_decay, vth, ref_delay, wgt_exp)
@@ -286,8 +326,9 @@ def test_loihi_matches_sp_kernel_transcription(ref_delay):
 
 def test_loihi_refractory_semantics_by_hand():
     # constant strong drive: with refDelay R the neuron fires every R bins once u is large
-    layer = snn.loihi(loihi_neuron(vThMant=1, iDecay=4096, vDecay=4096, refDelay=4),
-                      {"Ts": 1, "tSample": 20})  # fmt: skip
+    layer = snn.loihi(
+        loihi_neuron(vThMant=1, iDecay=4096, vDecay=4096, refDelay=4), {"Ts": 1, "tSample": 20}
+    )
     x = torch.full((1, 1, 1, 1, 20), 10.0)
     s, v, _ = layer.spikeLoihiFull(x)
     assert torch.nonzero(s.flatten()).flatten().tolist() == [1, 5, 9, 13, 17]
@@ -375,8 +416,11 @@ def test_spike_time_loss_hand_value():
 
 
 def test_num_spikes_loss_and_loihi_psp():
-    err = {"type": "NumSpikes", "tgtSpikeRegion": {"start": 0, "stop": 50},
-           "tgtSpikeCount": {True: 5, False: 1}}  # fmt: skip
+    err = {
+        "type": "NumSpikes",
+        "tgtSpikeRegion": {"start": 0, "stop": 50},
+        "tgtSpikeCount": {True: 5, False: 1},
+    }
     sim = {"Ts": 1, "tSample": 50}
     error = snn.loss(err, SRM_NEURON, sim)
     out = torch.zeros(1, 2, 1, 1, 50, requires_grad=True)

@@ -24,8 +24,14 @@ def _spikes(*shape: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), GEOMETRIES)
 def test_pool_equals_conv3d_values_and_input_gradient(kernel, stride, padding, dilation):
-    pool = synapse.Pool(kernel, stride=stride, padding=padding, dilation=dilation,
-                        weight_scale=0.75, pre_hook_fx=quantize_8bit)  # fmt: skip
+    pool = synapse.Pool(
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        weight_scale=0.75,
+        pre_hook_fx=quantize_8bit,
+    )
     x = _spikes(2, 3, 7, 8, 5).requires_grad_(True)
     w = quantize_8bit(pool.weight)
     try:

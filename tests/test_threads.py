@@ -51,8 +51,9 @@ def _policy_after(code: str, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", _threads.ENV)}
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -130,8 +131,14 @@ def test_kernels_keep_and_follow_torchs_thread_count():
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     env.pop("NUMBA_NUM_THREADS", None)
-    out = subprocess.run([sys.executable, "-c", _FOLLOW], env=env, capture_output=True,
-                         text=True, check=True, timeout=300).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _FOLLOW],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
     seen, numba_max = json.loads(out.strip().splitlines()[-1])
     two = min(2, numba_max)
     assert seen == [[1, 1], [1, 1], [2, two], [1, two], [2, two]]

@@ -39,8 +39,25 @@ def _run_cuba(kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0,
     r = np.full((rows, steps), 7, np.uint8)
     state = np.stack([u0, v0, rc0]).astype(np.int64)
     bad = np.zeros(rows, np.int8)
-    kernel(x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, state[0], state[1], state[2],
-           graded, s, vp, u, r, bad)  # fmt: skip
+    kernel(
+        x,
+        in_scale,
+        out_scale,
+        i_dec,
+        v_dec,
+        v_th,
+        ref,
+        bias,
+        state[0],
+        state[1],
+        state[2],
+        graded,
+        s,
+        vp,
+        u,
+        r,
+        bad,
+    )
     return s, vp, u, r, state, bad
 
 
@@ -118,13 +135,38 @@ def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
     x = (a / 64).astype(np.float32)
     kernel = CUBA_KERNELS[ref_delay > 1, parallel]
     zeros = np.zeros(rows, np.int64)
-    s, vp, *_ = _run_cuba(kernel, x, 64.0, 1 / 4096, full, full, vth << 6, ref_delay,
-                          np.zeros(1, np.int64), zeros, zeros, zeros, graded)  # fmt: skip
+    s, vp, *_ = _run_cuba(
+        kernel,
+        x,
+        64.0,
+        1 / 4096,
+        full,
+        full,
+        vth << 6,
+        ref_delay,
+        np.zeros(1, np.int64),
+        zeros,
+        zeros,
+        zeros,
+        graded,
+    )
     spikes = (s != 0).astype(int)
     if ref_delay == 1:  # by the rule itself: a spike exactly where A > vThMant
         assert np.array_equal(spikes, (a > vth[:, None]).astype(int))
-    e = reference.cuba_forward(x, 64.0, 1 / 4096, full, full, vth << 6, np.zeros(1, np.int64),
-                               zeros, zeros, graded, ref_delay, zeros)  # fmt: skip
+    e = reference.cuba_forward(
+        x,
+        64.0,
+        1 / 4096,
+        full,
+        full,
+        vth << 6,
+        np.zeros(1, np.int64),
+        zeros,
+        zeros,
+        graded,
+        ref_delay,
+        zeros,
+    )
     assert np.array_equal(s, e[0].astype(np.float32))
     assert np.array_equal(vp, e[1].astype(np.float32))
     # no decay, large input: u wraps at 24 bits, v saturates at +-(2**23 - 1)
@@ -132,10 +174,35 @@ def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
     big[::2] *= -1
     nodecay = np.zeros(rows, np.int64)
     th = np.full(1, 131071 << 6, np.int64)  # the largest threshold, below the saturation
-    s, vp, u, *_ = _run_cuba(kernel, big, 64.0, 1 / 4096, nodecay, nodecay, th, ref_delay,
-                             np.zeros(1, np.int64), zeros, zeros, zeros, graded)  # fmt: skip
-    e = reference.cuba_forward(big, 64.0, 1 / 4096, nodecay, nodecay, th, np.zeros(1, np.int64),
-                               zeros, zeros, graded, ref_delay, zeros)  # fmt: skip
+    s, vp, u, *_ = _run_cuba(
+        kernel,
+        big,
+        64.0,
+        1 / 4096,
+        nodecay,
+        nodecay,
+        th,
+        ref_delay,
+        np.zeros(1, np.int64),
+        zeros,
+        zeros,
+        zeros,
+        graded,
+    )
+    e = reference.cuba_forward(
+        big,
+        64.0,
+        1 / 4096,
+        nodecay,
+        nodecay,
+        th,
+        np.zeros(1, np.int64),
+        zeros,
+        zeros,
+        graded,
+        ref_delay,
+        zeros,
+    )
     assert np.abs(vp * 4096).max() == SMAX and (np.diff(np.sign(u), axis=1) != 0).any()
     assert np.array_equal(vp, e[1].astype(np.float32))
     assert np.array_equal(u, e[2].astype(np.float32))
@@ -154,8 +221,9 @@ def test_cuba_bad_input_flags_its_rows_only(parallel):
     kernel = CUBA_KERNELS[False, parallel]
     zeros = np.zeros(rows, np.int64)
     one = np.ones(1, np.int64)
-    *_, bad = _run_cuba(kernel, x, 64.0, 1 / 4096, one, one, one << 6, 1, 0 * one, zeros, zeros,
-                        zeros, False)  # fmt: skip
+    *_, bad = _run_cuba(
+        kernel, x, 64.0, 1 / 4096, one, one, one << 6, 1, 0 * one, zeros, zeros, zeros, False
+    )
     assert np.flatnonzero(bad).tolist() == bad_rows
 
 
@@ -203,8 +271,23 @@ def test_sdnn_forward_equals_reference(case):
     mask = np.full((rows, steps), 7, np.uint8)
     d = np.full((rows, steps), np.nan, np.float32)
     bad = np.zeros(rows, np.int8)
-    SDNN_KERNELS[case["parallel"]](mode, x, in_scale, v_th, bias, relu, int(case["cum_error"]),
-                                   st[0], st[1], st[2], st[3], y, mask, d, bad)  # fmt: skip
+    SDNN_KERNELS[case["parallel"]](
+        mode,
+        x,
+        in_scale,
+        v_th,
+        bias,
+        relu,
+        int(case["cum_error"]),
+        st[0],
+        st[1],
+        st[2],
+        st[3],
+        y,
+        mask,
+        d,
+        bad,
+    )
     e_y, e_mask, e_d, e_st = reference.sdnn_forward(
         mode, x, in_scale, v_th, bias, relu, int(case["cum_error"]), state0
     )
@@ -228,8 +311,9 @@ def test_sdnn_bad_input_flags_its_rows_only(parallel):
     y = np.empty((rows, steps))
     nil_m, nil_d = np.empty((rows, 0), np.uint8), np.empty((rows, 0), np.float32)
     one = np.ones(1, np.int64) << 12
-    SDNN_KERNELS[parallel](1, x, float(1 << 18), one, 0 * one, 1, 0, st[0], st[1], st[2], st[3],
-                           y, nil_m, nil_d, bad)  # fmt: skip
+    SDNN_KERNELS[parallel](
+        1, x, float(1 << 18), one, 0 * one, 1, 0, st[0], st[1], st[2], st[3], y, nil_m, nil_d, bad
+    )
     assert np.flatnonzero(bad).tolist() == [3, 16]
 
 
@@ -272,9 +356,19 @@ def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref
     u0 = rng.integers(-5000, 5000, size=rows)
     v0 = rng.integers(-1000, 1900, size=rows)
     _, vp, u, refr, *_ = reference.cuba_forward(
-        x, 64.0, 1 / 4096, i_dec, v_dec, vth, np.zeros(1, np.int64), u0, v0, graded, ref_delay,
+        x,
+        64.0,
+        1 / 4096,
+        i_dec,
+        v_dec,
+        vth,
+        np.zeros(1, np.int64),
+        u0,
+        v0,
+        graded,
+        ref_delay,
         zeros,
-    )  # fmt: skip
+    )
     vp, u = vp.astype(np.float32), u.astype(np.float32)
     theta, tau, rho = 30 / 64, 100 * 30 / 64, 0.1
     amp = rho if graded else rho / (2 * tau)
@@ -285,21 +379,71 @@ def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref
     if fast:
         kernel(g_s, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x)
         e_x, _, _ = reference.cuba_backward(
-            g_s, None, None, vp, None, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096,
-            v0 / 4096, 4096, vth,
-        )  # fmt: skip
+            g_s,
+            None,
+            None,
+            vp,
+            None,
+            theta,
+            tau,
+            rho,
+            graded,
+            i_dec,
+            v_dec,
+            u0 / 4096,
+            v0 / 4096,
+            4096,
+            vth,
+        )
         assert _close(g_x, e_x)
         return
     g_v = rng.standard_normal((rows, steps)).astype(np.float32)
     g_u = rng.standard_normal((rows, steps)).astype(np.float32)
     g_di, g_dv = np.zeros(rows), np.zeros(rows)
     r = refr.astype(np.uint8) if ref_delay > 1 else np.empty((rows, 0), np.uint8)
-    kernel(g_s, g_v, g_u, vp, u, r, theta * one, vth, 4096.0, one / tau, amp, graded, i_dec,
-           v_dec, u0 / 4096, v0 / 4096, True, True, g_x, g_di, g_dv)  # fmt: skip
+    kernel(
+        g_s,
+        g_v,
+        g_u,
+        vp,
+        u,
+        r,
+        theta * one,
+        vth,
+        4096.0,
+        one / tau,
+        amp,
+        graded,
+        i_dec,
+        v_dec,
+        u0 / 4096,
+        v0 / 4096,
+        True,
+        True,
+        g_x,
+        g_di,
+        g_dv,
+    )
     e_x, e_di, e_dv = reference.cuba_backward(
-        g_s, g_v, g_u, vp, u, theta, tau, rho, graded, i_dec, v_dec, u0 / 4096, v0 / 4096, 4096,
-        vth, True, True, refr if ref_delay > 1 else None,
-    )  # fmt: skip
+        g_s,
+        g_v,
+        g_u,
+        vp,
+        u,
+        theta,
+        tau,
+        rho,
+        graded,
+        i_dec,
+        v_dec,
+        u0 / 4096,
+        v0 / 4096,
+        4096,
+        vth,
+        True,
+        True,
+        refr if ref_delay > 1 else None,
+    )
     assert _close(g_x, e_x) and _close(g_di, e_di) and _close(g_dv, e_dv)
 
 

@@ -174,8 +174,11 @@ def test_random_dense_networks(n_in, hidden, th, di, dv, norm, delay, scale, see
     x[..., 0] = 0
     blocks, prev = [], n_in
     for k, h in enumerate(hidden):
-        blocks.append(cuba.Dense(params(th, di, dv, norm and k % 2 == 0), prev, h,
-                                 weight_scale=scale, delay=delay))  # fmt: skip
+        blocks.append(
+            cuba.Dense(
+                params(th, di, dv, norm and k % 2 == 0), prev, h, weight_scale=scale, delay=delay
+            )
+        )
         prev = h
     net = torch.nn.Sequential(*blocks)
     randomize_delays(net, 3.0)

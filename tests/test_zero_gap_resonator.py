@@ -197,12 +197,27 @@ def family_params(name):
 def test_every_block_type_runs_and_recurrent_export_is_refused(name):
     mod = MODULES[name]
     p = family_params(name)
-    expected = {"Average", "Conv", "ConvT", "Dense", "Flatten", "Input", "KWTA", "Pool",
-                "Recurrent", "TimeDecimation", "Unpool"}  # fmt: skip
+    expected = {
+        "Average",
+        "Conv",
+        "ConvT",
+        "Dense",
+        "Flatten",
+        "Input",
+        "KWTA",
+        "Pool",
+        "Recurrent",
+        "TimeDecimation",
+        "Unpool",
+    }
     if name in ("rf", "rf_iz"):
         expected.add("Affine")
-    abstract = {"rf": "AbstractRF", "rf_iz": "AbstractRFIz", "adrf": "AbstractADRF",
-                "adrf_iz": "AbstractADRFIZ"}  # fmt: skip
+    abstract = {
+        "rf": "AbstractRF",
+        "rf_iz": "AbstractRFIz",
+        "adrf": "AbstractADRF",
+        "adrf_iz": "AbstractADRFIZ",
+    }
     expected.add(abstract[name])
     assert set(mod.__all__) == expected  # lava-dl's block reference lists exactly these
     img = torch.rand(2, 2, 6, 6, 6)
@@ -328,8 +343,11 @@ def test_zero_gap_trained_conv_pool_dense(name, tmp_path):
     assert all(e > 0 for e in layer_events(net, x)), layer_events(net, x)
     with h5py.File(path, "r") as f:
         assert [_text(f[f"layer/{i}/type"][()]) for i in range(4)] == [
-            "conv", "pool", "flatten", "dense",
-        ]  # fmt: skip
+            "conv",
+            "pool",
+            "flatten",
+            "dense",
+        ]
 
 
 @pytest.mark.parametrize("name", ["rf", "adrf_iz"])

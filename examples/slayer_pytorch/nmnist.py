@@ -93,10 +93,12 @@ def main(argv=None):
     error = snn.loss(netParams, snn.loihi).to(device)
     optimizer = snn.optimizer.Nadam(net.parameters(), lr=args.lr)
 
-    trainingSet = nmnistDataset(args.dataset, os.path.join(args.dataset, paths["train"]),
-                                sim["Ts"], sim["tSample"], n_train)  # fmt: skip
-    testingSet = nmnistDataset(args.dataset, os.path.join(args.dataset, paths["test"]),
-                               sim["Ts"], sim["tSample"], n_test)  # fmt: skip
+    trainingSet = nmnistDataset(
+        args.dataset, os.path.join(args.dataset, paths["train"]), sim["Ts"], sim["tSample"], n_train
+    )
+    testingSet = nmnistDataset(
+        args.dataset, os.path.join(args.dataset, paths["test"]), sim["Ts"], sim["tSample"], n_test
+    )
     trainLoader = DataLoader(trainingSet, batch_size=args.batch_size, shuffle=True)
     testLoader = DataLoader(testingSet, batch_size=args.batch_size, shuffle=False)
 

@@ -128,9 +128,27 @@ def n_chunks(rows):
 
 @njit(inline="always", cache=True)
 def _cuba_chunk(
-    c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, ref, bias, u_st, v_st, rc_st,
-    graded, s_out, vp_out, u_out, r_out, bad, refractory,
-):  # fmt: skip
+    c,
+    chunks,
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    refractory,
+):
     """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`cuba_forward`.
 
     ``refractory`` is a constant at each call site: without a refractory period
@@ -198,9 +216,24 @@ def _cuba_chunk(
 
 @njit(parallel=True, cache=True)
 def cuba_forward(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad,
-):  # fmt: skip
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+):
     """Fused CUBA forward: ``A = rint(x * in_scale)``, integer step, float outputs.
 
     ``s_out`` gets spikes (0/1, or the graded payload ``v * out_scale``),
@@ -214,40 +247,165 @@ def cuba_forward(
     """
     chunks = n_chunks(x.shape[0])
     for c in prange(chunks):
-        _cuba_chunk(c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st,
-                    v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
+        _cuba_chunk(
+            c,
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            1,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            False,
+        )
 
 
 @njit(cache=True)
 def cuba_forward_serial(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad,
-):  # fmt: skip
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+):
     """:func:`cuba_forward` on the calling thread."""
-    _cuba_chunk(0, 1, x, in_scale, out_scale, i_decay, v_decay, v_th, 1, bias, u_st, v_st,
-                rc_st, graded, s_out, vp_out, u_out, r_out, bad, False)  # fmt: skip
+    _cuba_chunk(
+        0,
+        1,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        1,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        False,
+    )
 
 
 @njit(parallel=True, cache=True)
 def cuba_forward_refractory(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad,
-):  # fmt: skip
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
     chunks = n_chunks(x.shape[0])
     for c in prange(chunks):
-        _cuba_chunk(c, chunks, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias,
-                    u_st, v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
+        _cuba_chunk(
+            c,
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            True,
+        )
 
 
 @njit(cache=True)
 def cuba_forward_refractory_serial(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad,
-):  # fmt: skip
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+):
     """:func:`cuba_forward_refractory` on the calling thread."""
-    _cuba_chunk(0, 1, x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st,
-                v_st, rc_st, graded, s_out, vp_out, u_out, r_out, bad, True)  # fmt: skip
+    _cuba_chunk(
+        0,
+        1,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref_delay,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        True,
+    )
 
 
 @njit(inline="always", fastmath=True, cache=True)
@@ -270,9 +428,30 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf):
 
 @njit(inline="always", cache=True)
 def _cuba_backward_chunk(
-    c, chunks, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
-    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
-):  # fmt: skip
+    c,
+    chunks,
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
     """Rows ``c, c + chunks, ...`` of :func:`cuba_backward`."""
     rows, steps = g_x.shape
     has_s = g_s.shape[1] > 0
@@ -337,9 +516,28 @@ def _cuba_backward_chunk(
 
 @njit(parallel=True, fastmath=False, cache=True)
 def cuba_backward(
-    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
-    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
-):  # fmt: skip
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
     """Surrogate gradient and reverse-time leaky-integrator scans.
 
     .. code-block:: text
@@ -362,25 +560,89 @@ def cuba_backward(
     """
     chunks = max(1, min(g_x.shape[0], MAX_CHUNKS))
     for c in prange(chunks):
-        _cuba_backward_chunk(c, chunks, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale,
-                             inv_tau, amp, graded, i_decay, v_decay, u0, v0, do_v, do_u, g_x,
-                             g_di, g_dv)  # fmt: skip
+        _cuba_backward_chunk(
+            c,
+            chunks,
+            g_s,
+            g_v,
+            g_u,
+            vp,
+            u_rec,
+            refr,
+            theta,
+            v_th,
+            s_scale,
+            inv_tau,
+            amp,
+            graded,
+            i_decay,
+            v_decay,
+            u0,
+            v0,
+            do_v,
+            do_u,
+            g_x,
+            g_di,
+            g_dv,
+        )
 
 
 @njit(fastmath=False, cache=True)
 def cuba_backward_serial(
-    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
-    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
-):  # fmt: skip
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
     """:func:`cuba_backward` on the calling thread."""
-    _cuba_backward_chunk(0, 1, g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau,
-                         amp, graded, i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di,
-                         g_dv)  # fmt: skip
+    _cuba_backward_chunk(
+        0,
+        1,
+        g_s,
+        g_v,
+        g_u,
+        vp,
+        u_rec,
+        refr,
+        theta,
+        v_th,
+        s_scale,
+        inv_tau,
+        amp,
+        graded,
+        i_decay,
+        v_decay,
+        u0,
+        v0,
+        do_v,
+        do_u,
+        g_x,
+        g_di,
+        g_dv,
+    )
 
 
 @njit(inline="always", cache=True)
-def _cuba_backward_fast_chunk(c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay,
-                              g_x):  # fmt: skip
+def _cuba_backward_fast_chunk(
+    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x
+):
     """Row quads ``c, c + chunks, ...`` of :func:`cuba_backward_fast`."""
     rows, steps = g_x.shape
     ni, nv = i_decay.shape[0], v_decay.shape[0]
@@ -395,9 +657,17 @@ def _cuba_backward_fast_chunk(c, chunks, g_s, vp, theta, inv_tau, amp, graded, i
         for k in range(m):
             n = n0 + k
             _surrogate_row(
-                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded,
-                arg, sur[k], ibuf,
-            )  # fmt: skip
+                n,
+                g_s,
+                vp,
+                theta[n % nth],
+                inv_tau[n % ntau],
+                amp,
+                graded,
+                arg,
+                sur[k],
+                ibuf,
+            )
         if m == 4:
             av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
             av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
@@ -441,8 +711,9 @@ def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g
     both scans, no decay gradients), with four rows interleaved in the scan."""
     chunks = max(1, min((g_x.shape[0] + 3) // 4, MAX_CHUNKS))
     for c in prange(chunks):
-        _cuba_backward_fast_chunk(c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay,
-                                  v_decay, g_x)  # fmt: skip
+        _cuba_backward_fast_chunk(
+            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x
+        )
 
 
 @njit(fastmath=True, cache=True)
@@ -456,9 +727,24 @@ def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_d
 
 @njit(inline="always", cache=True)
 def _sdnn_chunk(
-    c, chunks, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
-    y_out, mask_out, d_out, bad,
-):  # fmt: skip
+    c,
+    chunks,
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
     """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`sdnn_forward`."""
     rows, steps = x.shape
     rec_mask = mask_out.shape[1] > 0
@@ -492,9 +778,19 @@ def _sdnn_chunk(
                     nbad[j] += refused
                     d_prev = sv[1, j] - sv[2, j]
                     sg, ac, rs, er, p = _sdnn_step(
-                        mode, a, sv[0, j], sv[1, j], sv[2, j], sv[3, j], pb[0, j], pb[1, j], 12, 6,
-                        relu, cum_error,
-                    )  # fmt: skip
+                        mode,
+                        a,
+                        sv[0, j],
+                        sv[1, j],
+                        sv[2, j],
+                        sv[3, j],
+                        pb[0, j],
+                        pb[1, j],
+                        12,
+                        6,
+                        relu,
+                        cum_error,
+                    )
                     ot[0, tt, j] = p * (1.0 / 4096.0)
                     ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
                     # d = act - act_prev + residue_prev; residue = d - s
@@ -519,9 +815,22 @@ def _sdnn_chunk(
 
 @njit(parallel=True, cache=True)
 def sdnn_forward(
-    mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
-    y_out, mask_out, d_out, bad,
-):  # fmt: skip
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
     """Fused sigma-delta forward (``mode`` 0 = delta encoder, 1 = sigma-delta).
 
     ``x`` is converted to the integer input ``rint(x * in_scale)``: the 6-bit
@@ -534,18 +843,65 @@ def sdnn_forward(
     """
     chunks = n_chunks(x.shape[0])
     for c in prange(chunks):
-        _sdnn_chunk(c, chunks, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st,
-                    res_st, err_st, y_out, mask_out, d_out, bad)  # fmt: skip
+        _sdnn_chunk(
+            c,
+            chunks,
+            mode,
+            x,
+            in_scale,
+            v_th,
+            bias,
+            relu,
+            cum_error,
+            sigma_st,
+            act_st,
+            res_st,
+            err_st,
+            y_out,
+            mask_out,
+            d_out,
+            bad,
+        )
 
 
 @njit(cache=True)
 def sdnn_forward_serial(
-    mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
-    y_out, mask_out, d_out, bad,
-):  # fmt: skip
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
     """:func:`sdnn_forward` on the calling thread."""
-    _sdnn_chunk(0, 1, mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st,
-                err_st, y_out, mask_out, d_out, bad)  # fmt: skip
+    _sdnn_chunk(
+        0,
+        1,
+        mode,
+        x,
+        in_scale,
+        v_th,
+        bias,
+        relu,
+        cum_error,
+        sigma_st,
+        act_st,
+        res_st,
+        err_st,
+        y_out,
+        mask_out,
+        d_out,
+        bad,
+    )
 
 
 @njit(inline="always", cache=True)

@@ -28,9 +28,24 @@ def blocks_for(n: int, threads: int = THREADS) -> int:
 
 @cuda.jit
 def cuba_forward(
-    x, in_scale, out_scale, i_decay, v_decay, v_th, ref_delay, bias, u_st, v_st, rc_st, graded,
-    s_out, vp_out, u_out, r_out, bad,
-):  # fmt: skip
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+):
     n = cuda.grid(1)
     if n >= x.shape[0]:
         return
@@ -67,9 +82,28 @@ def cuba_forward(
 
 @cuda.jit
 def cuba_backward(
-    g_s, g_v, g_u, vp, u_rec, refr, theta, v_th, s_scale, inv_tau, amp, graded,
-    i_decay, v_decay, u0, v0, do_v, do_u, g_x, g_di, g_dv,
-):  # fmt: skip
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
     n = cuda.grid(1)
     rows = g_x.shape[0]
     steps = g_x.shape[1]
@@ -132,9 +166,22 @@ def cuba_backward(
 
 @cuda.jit
 def sdnn_forward(
-    mode, x, in_scale, v_th, bias, relu, cum_error, sigma_st, act_st, res_st, err_st,
-    y_out, mask_out, d_out, bad,
-):  # fmt: skip
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
     n = cuda.grid(1)
     if n >= x.shape[0]:
         return

@@ -48,8 +48,24 @@ def _per_row(arr: np.ndarray, rows: int) -> np.ndarray:
     return np.broadcast_to(arr, (rows,)) if arr.size == 1 else arr
 
 
-def reference(g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau, amp, graded,
-              i_decay, v_decay, u0, v0, want_di, want_dv):  # fmt: skip
+def reference(
+    g_s,
+    g_v,
+    g_u,
+    v,
+    theta,
+    u_rec,
+    v_post,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    want_di,
+    want_dv,
+):
     """NumPy form: returns ``(g_x, g_di, g_dv)`` (per-row decay gradients, or None)."""
     v = np.asarray(v, np.float64)
     rows, steps = v.shape
@@ -87,8 +103,25 @@ def reference(g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau, amp, graded,
 
 
 @njit(parallel=True, cache=True)
-def cpu(g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau, amp, graded,
-        i_decay, v_decay, u0, v0, g_x, g_di, g_dv):  # fmt: skip
+def cpu(
+    g_s,
+    g_v,
+    g_u,
+    v,
+    theta,
+    u_rec,
+    v_post,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    g_x,
+    g_di,
+    g_dv,
+):
     """``njit`` form, one row per ``prange`` iteration; writes ``g_x``, ``g_di``, ``g_dv``."""
     rows, steps = g_x.shape
     has_s = g_s.shape[1] > 0
@@ -132,10 +165,24 @@ def cpu(g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau, amp, graded,
 
 
 def backward(
-    backend: str, g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau: float, amp: float,
-    graded: bool, i_decay: np.ndarray, v_decay: np.ndarray, u0, v0, want_di: bool,
+    backend: str,
+    g_s,
+    g_v,
+    g_u,
+    v,
+    theta,
+    u_rec,
+    v_post,
+    inv_tau: float,
+    amp: float,
+    graded: bool,
+    i_decay: np.ndarray,
+    v_decay: np.ndarray,
+    u0,
+    v0,
+    want_di: bool,
     want_dv: bool,
-):  # fmt: skip
+):
     """Run the scan on ``backend`` (``'cpu'``, ``'cuda'``, ``'reference'``).
 
     Tensors are ``(rows, T)`` (``None`` for gradients that do not arrive and for
@@ -155,9 +202,17 @@ def backward(
     if backend == "reference":
         host = [a.cpu().numpy() for a in args]
         g_x, g_di, g_dv = reference(
-            *host, inv_tau, amp, graded, i_decay, v_decay, u0.cpu().numpy(),
-            v0.cpu().numpy(), want_di, want_dv,
-        )  # fmt: skip
+            *host,
+            inv_tau,
+            amp,
+            graded,
+            i_decay,
+            v_decay,
+            u0.cpu().numpy(),
+            v0.cpu().numpy(),
+            want_di,
+            want_dv,
+        )
 
         def back(a):
             return None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(dev)
@@ -166,9 +221,19 @@ def backward(
     g_x = torch.empty((rows, steps), dtype=dt, device=dev)
     g_di = torch.zeros(rows if want_di else 0, dtype=torch.float64, device=dev)
     g_dv = torch.zeros(rows if want_dv else 0, dtype=torch.float64, device=dev)
-    full = (*args, float(inv_tau), float(amp), bool(graded),
-            np.ascontiguousarray(i_decay, np.int64), np.ascontiguousarray(v_decay, np.int64),
-            u0, v0, g_x, g_di, g_dv)  # fmt: skip
+    full = (
+        *args,
+        float(inv_tau),
+        float(amp),
+        bool(graded),
+        np.ascontiguousarray(i_decay, np.int64),
+        np.ascontiguousarray(v_decay, np.int64),
+        u0,
+        v0,
+        g_x,
+        g_di,
+        g_dv,
+    )
     if backend == "cpu":
         follow_torch_threads()
         cpu(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in full])

@@ -14,8 +14,25 @@ __all__ = ["kernel"]
 
 
 @cuda.jit
-def kernel(g_s, g_v, g_u, v, theta, u_rec, v_post, inv_tau, amp, graded,
-           i_decay, v_decay, u0, v0, g_x, g_di, g_dv):  # fmt: skip
+def kernel(
+    g_s,
+    g_v,
+    g_u,
+    v,
+    theta,
+    u_rec,
+    v_post,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    g_x,
+    g_di,
+    g_dv,
+):
     n = cuda.grid(1)
     rows = g_x.shape[0]
     steps = g_x.shape[1]

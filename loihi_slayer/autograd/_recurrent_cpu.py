@@ -36,8 +36,7 @@ _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _alif_step = njit(inline="always", cache=True)(_alif_model.step)
 
 #: rows of the ALIF parameter table (the arguments of ``models.alif.step`` after ``a``)
-ALIF_PARAMS = ("i_decay", "v_decay", "th_decay", "ref_decay", "v_th_mant", "v_th_step",
-               "ref_delay")  # fmt: skip
+ALIF_PARAMS = ("i_decay", "v_decay", "th_decay", "ref_decay", "v_th_mant", "v_th_step", "ref_delay")
 
 
 @njit(cache=True)
@@ -95,9 +94,27 @@ def _spike_list(idx, s_row):
 
 @njit(inline="always", cache=True)
 def _forward_item(
-    b, z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
-    u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad,
-):  # fmt: skip
+    b,
+    z,
+    m_t,
+    fb_bias,
+    grid,
+    in_scale,
+    i_dec,
+    v_dec,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    s_out,
+    vp_out,
+    out_scale,
+    r_out,
+    pre_out,
+    bad,
+):
     """Forward of the fused recurrence for batch item ``b``.
 
     ``z`` ``(T, B, n)`` feed-forward synaptic input; ``m_t`` ``(n, n)`` int32 with
@@ -134,8 +151,17 @@ def _forward_item(
             x, out_of_range = chip_int(z_row[j] + fb[j], in_scale, INPUT_LIMIT)
             flag |= out_of_range
             u, v, rc, s, vp = _cuba_step(
-                u_b[j], v_b[j], rc_b[j], x, i_dec[j], v_dec[j], v_th, ref, bias[j], 0,
-            )  # fmt: skip
+                u_b[j],
+                v_b[j],
+                rc_b[j],
+                x,
+                i_dec[j],
+                v_dec[j],
+                v_th,
+                ref,
+                bias[j],
+                0,
+            )
             u_b[j], v_b[j], rc_b[j] = u, v, rc
             s_row[j] = s
             vp_row[j] = vp * out_scale
@@ -146,8 +172,20 @@ def _forward_item(
 
 @njit(inline="always", cache=True)
 def _alif_item(
-    b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad,
-):  # fmt: skip
+    b,
+    z,
+    m_t,
+    fb_bias,
+    grid,
+    in_scale,
+    p,
+    st,
+    s_out,
+    d_out,
+    out_scale,
+    pre_out,
+    bad,
+):
     """ALIF forward of the fused recurrence for batch item ``b`` (as :func:`_forward_item`).
 
     ``p`` ``(7, n)`` int64 parameter table (rows :data:`ALIF_PARAMS`, one column per neuron),
@@ -175,9 +213,20 @@ def _alif_item(
             x, out_of_range = chip_int(z_row[j] + fb[j], in_scale, INPUT_LIMIT)
             flag |= out_of_range
             u, v, th, rf, rc, s, v_rep, th_pre, r_pre = _alif_step(
-                sb[0, j], sb[1, j], sb[2, j], sb[3, j], sb[4, j], x,
-                p[0, j], p[1, j], p[2, j], p[3, j], p[4, j], p[5, j], p[6, j],
-            )  # fmt: skip
+                sb[0, j],
+                sb[1, j],
+                sb[2, j],
+                sb[3, j],
+                sb[4, j],
+                x,
+                p[0, j],
+                p[1, j],
+                p[2, j],
+                p[3, j],
+                p[4, j],
+                p[5, j],
+                p[6, j],
+            )
             sb[0, j], sb[1, j], sb[2, j], sb[3, j], sb[4, j] = u, v, th, rf, rc
             s_row[j] = s
             d_row[j] = (v_rep - th_pre - r_pre) * out_scale
@@ -188,40 +237,112 @@ def _alif_item(
 
 @njit(parallel=True, cache=True)
 def forward_parallel(
-    z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
-    u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad,
-):  # fmt: skip
+    z,
+    m_t,
+    fb_bias,
+    grid,
+    in_scale,
+    i_dec,
+    v_dec,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    s_out,
+    vp_out,
+    out_scale,
+    r_out,
+    pre_out,
+    bad,
+):
     """The fused forward, batch items in parallel (see :func:`_forward_item`)."""
     for b in prange(z.shape[1]):
-        _forward_item(b, z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
-                      u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad)  # fmt: skip
+        _forward_item(
+            b,
+            z,
+            m_t,
+            fb_bias,
+            grid,
+            in_scale,
+            i_dec,
+            v_dec,
+            v_th,
+            ref,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            s_out,
+            vp_out,
+            out_scale,
+            r_out,
+            pre_out,
+            bad,
+        )
 
 
 @njit(cache=True)
 def forward_serial(
-    z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
-    u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad,
-):  # fmt: skip
+    z,
+    m_t,
+    fb_bias,
+    grid,
+    in_scale,
+    i_dec,
+    v_dec,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    s_out,
+    vp_out,
+    out_scale,
+    r_out,
+    pre_out,
+    bad,
+):
     """The fused forward on one thread (small work)."""
     for b in range(z.shape[1]):
-        _forward_item(b, z, m_t, fb_bias, grid, in_scale, i_dec, v_dec, v_th, ref, bias,
-                      u_st, v_st, rc_st, s_out, vp_out, out_scale, r_out, pre_out, bad)  # fmt: skip
+        _forward_item(
+            b,
+            z,
+            m_t,
+            fb_bias,
+            grid,
+            in_scale,
+            i_dec,
+            v_dec,
+            v_th,
+            ref,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            s_out,
+            vp_out,
+            out_scale,
+            r_out,
+            pre_out,
+            bad,
+        )
 
 
 @njit(parallel=True, cache=True)
 def alif_parallel(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad):
     """The fused ALIF forward, batch items in parallel (see :func:`_alif_item`)."""
     for b in prange(z.shape[1]):
-        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out,
-                   bad)  # fmt: skip
+        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad)
 
 
 @njit(cache=True)
 def alif_serial(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad):
     """The fused ALIF forward on one thread (small work)."""
     for b in range(z.shape[1]):
-        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out,
-                   bad)  # fmt: skip
+        _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad)
 
 
 @njit(cache=True)

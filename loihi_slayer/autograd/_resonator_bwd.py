@@ -45,8 +45,30 @@ import math
 from numba import njit, prange
 
 
-def backward_row(n, g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
-                 sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos):  # fmt: skip
+def backward_row(
+    n,
+    g_s,
+    g_re,
+    g_im,
+    re,
+    im,
+    thr,
+    spk,
+    theta,
+    tau,
+    rho,
+    graded,
+    mode,
+    sin_d,
+    cos_d,
+    re0,
+    im0,
+    im_reset,
+    g_xre,
+    g_xim,
+    g_sin,
+    g_cos,
+):
     """Backward of row ``n`` (see the module docstring); writes ``g_x*[n]`` and ``g_sin/cos[n]``."""
     steps = re.shape[1]
     s = sin_d[n % sin_d.shape[0]]
@@ -120,9 +142,52 @@ _row = njit(inline="always", cache=True)(backward_row)
 
 
 @njit(parallel=True, cache=True)
-def backward(g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
-             sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos):  # fmt: skip
+def backward(
+    g_s,
+    g_re,
+    g_im,
+    re,
+    im,
+    thr,
+    spk,
+    theta,
+    tau,
+    rho,
+    graded,
+    mode,
+    sin_d,
+    cos_d,
+    re0,
+    im0,
+    im_reset,
+    g_xre,
+    g_xim,
+    g_sin,
+    g_cos,
+):
     """All rows of :func:`backward_row` (njit, ``prange`` over rows)."""
     for n in prange(re.shape[0]):
-        _row(n, g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
-             sin_d, cos_d, re0, im0, im_reset, g_xre, g_xim, g_sin, g_cos)  # fmt: skip
+        _row(
+            n,
+            g_s,
+            g_re,
+            g_im,
+            re,
+            im,
+            thr,
+            spk,
+            theta,
+            tau,
+            rho,
+            graded,
+            mode,
+            sin_d,
+            cos_d,
+            re0,
+            im0,
+            im_reset,
+            g_xre,
+            g_xim,
+            g_sin,
+            g_cos,
+        )

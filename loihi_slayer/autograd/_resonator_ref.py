@@ -34,8 +34,26 @@ def surrogate(re, im, thr, tau, rho, graded, mode):
     return rho * dr * di, -rho / tau * np.sign(im) * di * step
 
 
-def backward(g_s, g_re, g_im, re, im, thr, spk, theta, tau, rho, graded, mode,
-             sin_d, cos_d, re0, im0, im_reset, want_p):  # fmt: skip
+def backward(
+    g_s,
+    g_re,
+    g_im,
+    re,
+    im,
+    thr,
+    spk,
+    theta,
+    tau,
+    rho,
+    graded,
+    mode,
+    sin_d,
+    cos_d,
+    re0,
+    im0,
+    im_reset,
+    want_p,
+):
     re = np.asarray(re, np.float64)
     im = np.asarray(im, np.float64)
     rows, steps = re.shape

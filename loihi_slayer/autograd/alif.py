@@ -86,9 +86,17 @@ class AlifOp:
         Sizes of the current and voltage decay parameters (1 or C).
     """
 
-    def __init__(self, neuron: Any, params: Any, state: dict, surrogate: Surrogate,
-                 want_di: bool, want_dv: bool, n_decay: tuple[int, int],
-                 need_grad: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        neuron: Any,
+        params: Any,
+        state: dict,
+        surrogate: Surrogate,
+        want_di: bool,
+        want_dv: bool,
+        n_decay: tuple[int, int],
+        need_grad: bool = True,
+    ) -> None:
         self.neuron = neuron
         self.params = params
         self.state = state
@@ -151,10 +159,24 @@ class AlifOp:
         backend = resolve_backend(self.neuron.backend, saved["v"])
         i_dec, v_dec = (self._per_row(d, shape) for d in saved["decays"])
         g_x, g_di, g_dv = _li_scan.backward(
-            backend, flat(g_s), flat(g_vol), flat(g_cur), saved["v"], saved["theta"],
-            saved["u"], saved["v_post"], 1.0 / self.sur.tau, self.sur.amp, self.sur.graded,
-            i_dec, v_dec, saved["u0"], saved["v0"], want_di, want_dv,
-        )  # fmt: skip
+            backend,
+            flat(g_s),
+            flat(g_vol),
+            flat(g_cur),
+            saved["v"],
+            saved["theta"],
+            saved["u"],
+            saved["v_post"],
+            1.0 / self.sur.tau,
+            self.sur.amp,
+            self.sur.graded,
+            i_dec,
+            v_dec,
+            saved["u0"],
+            saved["v0"],
+            want_di,
+            want_dv,
+        )
         dtype = g_s.dtype if g_s is not None else (g_vol if g_vol is not None else g_cur).dtype
         gi = None if g_di is None else reduce_param_grad(g_di, self.n_decay[0], shape).float()
         gv = None if g_dv is None else reduce_param_grad(g_dv, self.n_decay[1], shape).float()
@@ -169,8 +191,13 @@ class AlifOp:
         return np.ascontiguousarray(np.broadcast_to(arr, shape[:-1]).reshape(-1))
 
 
-def spike(voltage: torch.Tensor, threshold: torch.Tensor, refractory: torch.Tensor,
-          s_scale: int, surrogate: Surrogate) -> torch.Tensor:  # fmt: skip
+def spike(
+    voltage: torch.Tensor,
+    threshold: torch.Tensor,
+    refractory: torch.Tensor,
+    s_scale: int,
+    surrogate: Surrogate,
+) -> torch.Tensor:
     """Spikes ``v >= θ + r`` on the integer grid, with the surrogate backward of :class:`AlifOp`.
 
     Forward: ``rne(v * S) >= rne(θ * S) + rne(r * S)`` (graded: times ``v``);

@@ -219,10 +219,19 @@ def run_forward(
     rec_r = spec.ref_delay > 1
     if backend == "reference":
         s, vp, u, refr, *end = reference.cuba_forward(
-            x2.detach().cpu().numpy(), in_scale, out_scale, i_dec, v_dec, v_th, bias,
-            state[0].cpu().numpy(), state[1].cpu().numpy(), spec.graded, spec.ref_delay,
+            x2.detach().cpu().numpy(),
+            in_scale,
+            out_scale,
+            i_dec,
+            v_dec,
+            v_th,
+            bias,
+            state[0].cpu().numpy(),
+            state[1].cpu().numpy(),
+            spec.graded,
+            spec.ref_delay,
             state[2].cpu().numpy(),
-        )  # fmt: skip
+        )
         if not np.all(np.isfinite(x2.detach().cpu().numpy())):
             _check_bad(np.ones(1))
         state.copy_(torch.from_numpy(np.stack(end)))
@@ -237,11 +246,29 @@ def run_forward(
     u_out = torch.empty_like(x2) if rec_u else empty2d(rows, x2)
     r_out = (
         torch.empty((rows, steps), dtype=torch.uint8, device=x2.device)
-        if rec_r else empty2d(rows, x2, torch.uint8)
-    )  # fmt: skip
+        if rec_r
+        else empty2d(rows, x2, torch.uint8)
+    )
     bad = torch.zeros(rows, dtype=torch.int8, device=x2.device)
-    args = (x2, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias, state[0],
-            state[1], state[2], spec.graded, s_out, vp_out, u_out, r_out, bad)  # fmt: skip
+    args = (
+        x2,
+        in_scale,
+        out_scale,
+        i_dec,
+        v_dec,
+        v_th,
+        int(spec.ref_delay),
+        bias,
+        state[0],
+        state[1],
+        state[2],
+        spec.graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+    )
     if backend == "cpu":
         kernel = _CPU_FORWARD[rec_r, use_parallel(rows, steps)]
         kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
@@ -254,9 +281,23 @@ def run_forward(
 
 
 def run_backward(
-    g_s, g_v, g_u, vp, u_rec, spec: CubaSpec, i_dec, v_dec, u0, v0,
-    do_v: bool, do_u: bool, want_di: bool, want_dv: bool, backend: str, refr=None,
-):  # fmt: skip
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    spec: CubaSpec,
+    i_dec,
+    v_dec,
+    u0,
+    v0,
+    do_v: bool,
+    do_u: bool,
+    want_di: bool,
+    want_dv: bool,
+    backend: str,
+    refr=None,
+):
     """Surrogate + reverse scans on ``(rows, T)`` tensors. Returns ``(g_x, g_di, g_dv)``.
 
     ``refr`` (uint8 ``(rows, T)``, or ``(rows, 0)``/None without refractory)
@@ -274,11 +315,25 @@ def run_backward(
             return None if t is None else t.detach().cpu().numpy()
 
         g_x, g_di, g_dv = reference.cuba_backward(
-            np_or_none(g_s), np_or_none(g_v), np_or_none(g_u), vp.cpu().numpy(),
-            np_or_none(u_rec), theta, tau, spec.scale_rho, spec.graded, i_dec, v_dec,
-            u0.cpu().numpy() / spec.s_scale, v0.cpu().numpy() / spec.s_scale, spec.s_scale,
-            v_th, do_v, do_u, np_or_none(refr) if has_r else None,
-        )  # fmt: skip
+            np_or_none(g_s),
+            np_or_none(g_v),
+            np_or_none(g_u),
+            vp.cpu().numpy(),
+            np_or_none(u_rec),
+            theta,
+            tau,
+            spec.scale_rho,
+            spec.graded,
+            i_dec,
+            v_dec,
+            u0.cpu().numpy() / spec.s_scale,
+            v0.cpu().numpy() / spec.s_scale,
+            spec.s_scale,
+            v_th,
+            do_v,
+            do_u,
+            np_or_none(refr) if has_r else None,
+        )
         return (
             torch.from_numpy(g_x).to(vp.dtype),
             torch.from_numpy(g_di) if want_di else None,
@@ -286,13 +341,28 @@ def run_backward(
         )
     g_x = torch.empty_like(vp)
     if (
-        backend == "cpu" and g_s is not None and g_v is None and g_u is None and not has_r
-        and do_v and do_u and not want_di and not want_dv and vp.dtype == torch.float32
-    ):  # fmt: skip
+        backend == "cpu"
+        and g_s is not None
+        and g_v is None
+        and g_u is None
+        and not has_r
+        and do_v
+        and do_u
+        and not want_di
+        and not want_dv
+        and vp.dtype == torch.float32
+    ):
         _CPU_BACKWARD[True, use_parallel(rows, steps)](
-            g_s.contiguous().numpy(), vp.numpy(), theta, 1.0 / tau, amp, spec.graded,
-            i_dec, v_dec, g_x.numpy(),
-        )  # fmt: skip
+            g_s.contiguous().numpy(),
+            vp.numpy(),
+            theta,
+            1.0 / tau,
+            amp,
+            spec.graded,
+            i_dec,
+            v_dec,
+            g_x.numpy(),
+        )
         return g_x, None, None
     dt = vp.dtype
     g_s_ = g_s.contiguous().to(dt) if g_s is not None else empty2d(rows, vp)
@@ -304,8 +374,29 @@ def run_backward(
     g_dv = torch.zeros(rows if want_dv else 0, dtype=torch.float64, device=vp.device)
     u0f = u0.to(torch.float64) / spec.s_scale
     v0f = v0.to(torch.float64) / spec.s_scale
-    args = (g_s_, g_v_, g_u_, vp, u_rec_, refr_, theta, v_th, float(spec.s_scale), 1.0 / tau,
-            amp, spec.graded, i_dec, v_dec, u0f, v0f, do_v, do_u, g_x, g_di, g_dv)  # fmt: skip
+    args = (
+        g_s_,
+        g_v_,
+        g_u_,
+        vp,
+        u_rec_,
+        refr_,
+        theta,
+        v_th,
+        float(spec.s_scale),
+        1.0 / tau,
+        amp,
+        spec.graded,
+        i_dec,
+        v_dec,
+        u0f,
+        v0f,
+        do_v,
+        do_u,
+        g_x,
+        g_di,
+        g_dv,
+    )
     if backend == "cpu":
         _CPU_BACKWARD[False, use_parallel(rows, steps)](
             *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args]
@@ -342,21 +433,37 @@ def op_config(
     ``rec_v = False`` (no gradient and no trace wanted) skips the voltage record:
     the ``v_pre`` output is then ``(rows, 0)``.
     """
-    ints = [spec.scale, spec.v_th_mant, spec.ref_delay, int(spec.graded), spec.channels,
-            spec.per_channel, int(batch_mean), int(rec_u), int(rec_v)]  # fmt: skip
+    ints = [
+        spec.scale,
+        spec.v_th_mant,
+        spec.ref_delay,
+        int(spec.graded),
+        spec.channels,
+        spec.per_channel,
+        int(batch_mean),
+        int(rec_u),
+        int(rec_v),
+    ]
     return ints, [spec.tau_rho, spec.scale_rho]
 
 
 def _op_spec(config: Sequence[int], rho: Sequence[float], backend: str) -> CubaSpec:
     scale, v_th_mant, ref_delay, graded, channels, per_channel = config[:6]
-    return CubaSpec(scale, v_th_mant, rho[0], rho[1], bool(graded), channels, per_channel,
-                    backend, ref_delay)  # fmt: skip
+    return CubaSpec(
+        scale, v_th_mant, rho[0], rho[1], bool(graded), channels, per_channel, backend, ref_delay
+    )
 
 
 def _cuba_forward(
-    x: Tensor, current_decay: Tensor, voltage_decay: Tensor, bias: Tensor, state: Tensor,
-    config: list[int], rho: list[float], backend: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    x: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    bias: Tensor,
+    state: Tensor,
+    config: list[int],
+    rho: list[float],
+    backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     spec = _op_spec(config, rho, backend)
     batch_mean, rec_u, rec_v = bool(config[6]), bool(config[7]), bool(config[8])
     backend = resolve_backend(backend, x)
@@ -407,17 +514,33 @@ def _cuba_save(inputs, output):
     x, current_decay, voltage_decay, _bias, state, config, rho, backend = inputs
     _, vp, u, refr, _, mean = output
     return (vp, u, refr, state, current_decay, voltage_decay, mean), (
-        list(x.shape), config, rho, backend,
-    )  # fmt: skip
+        list(x.shape),
+        config,
+        rho,
+        backend,
+    )
 
 
 def _cuba_backward(
-    g_s: Tensor | None, g_vp: Tensor | None, g_u: Tensor | None, g_refr: Tensor | None,
-    g_state: Tensor | None, g_mean: Tensor | None,
-    vp: Tensor, u: Tensor, refr: Tensor, state: Tensor, current_decay: Tensor,
-    voltage_decay: Tensor, mean: Tensor,
-    shape: list[int], config: list[int], rho: list[float], backend: str, needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    g_s: Tensor | None,
+    g_vp: Tensor | None,
+    g_u: Tensor | None,
+    g_refr: Tensor | None,
+    g_state: Tensor | None,
+    g_mean: Tensor | None,
+    vp: Tensor,
+    u: Tensor,
+    refr: Tensor,
+    state: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    mean: Tensor,
+    shape: list[int],
+    config: list[int],
+    rho: list[float],
+    backend: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
     spec = _op_spec(config, rho, backend)
     batch_mean = bool(config[6])
     channels, per_channel = spec.channels, spec.per_channel
@@ -438,21 +561,62 @@ def _cuba_backward(
         g_x, g_di, g_dv = torch.zeros_like(vp), None, None
     elif not batch_mean:
         g_x, g_di, g_dv = run_backward(
-            g_s, g_vp, g_u, vp, u_rec, spec, i_dec, v_dec, u0, v0,
-            True, True, want_di, want_dv, backend, refr,
-        )  # fmt: skip
+            g_s,
+            g_vp,
+            g_u,
+            vp,
+            u_rec,
+            spec,
+            i_dec,
+            v_dec,
+            u0,
+            v0,
+            True,
+            True,
+            want_di,
+            want_dv,
+            backend,
+            refr,
+        )
     else:
         g_c, _, g_dv = run_backward(
-            g_s, g_vp, g_u, vp, None, spec, i_dec, v_dec, u0, v0,
-            True, False, False, want_dv, backend, refr,
-        )  # fmt: skip
+            g_s,
+            g_vp,
+            g_u,
+            vp,
+            None,
+            spec,
+            i_dec,
+            v_dec,
+            u0,
+            v0,
+            True,
+            False,
+            False,
+            want_dv,
+            backend,
+            refr,
+        )
         clamp_ok = batch_mean_bias(mean, spec.scale)[1].to(g_c.dtype)
         gc = g_c.reshape(batch, channels, per_channel * steps)
         gc = gc - clamp_ok.reshape(1, -1, 1) * gc.mean(dim=(0, 2), keepdim=True)
         g_x, g_di, _ = run_backward(
-            None, None, gc.reshape(rows, steps), vp, u_rec, spec, i_dec, v_dec, u0, v0,
-            False, True, want_di, False, backend,
-        )  # fmt: skip
+            None,
+            None,
+            gc.reshape(rows, steps),
+            vp,
+            u_rec,
+            spec,
+            i_dec,
+            v_dec,
+            u0,
+            v0,
+            False,
+            True,
+            want_di,
+            False,
+            backend,
+        )
 
     def param_grad(g, p, want):
         if not want:
@@ -468,9 +632,26 @@ def _cuba_backward(
     )
 
 
-def _cuba_backward_fake(g_s, g_vp, g_u, g_refr, g_state, g_mean, vp, u, refr, state,
-                        current_decay, voltage_decay, mean, shape, config, rho, backend,
-                        needs):  # fmt: skip
+def _cuba_backward_fake(
+    g_s,
+    g_vp,
+    g_u,
+    g_refr,
+    g_state,
+    g_mean,
+    vp,
+    u,
+    refr,
+    state,
+    current_decay,
+    voltage_decay,
+    mean,
+    shape,
+    config,
+    rho,
+    backend,
+    needs,
+):
     return (
         vp.new_empty(shape),
         current_decay.new_empty(current_decay.shape if needs[1] else (0,)),
@@ -479,13 +660,19 @@ def _cuba_backward_fake(g_s, g_vp, g_u, g_refr, g_state, g_mean, vp, u, refr, st
 
 
 cuba_op = kernel_op(
-    "cuba", _cuba_forward, _cuba_forward_fake, _cuba_backward, _cuba_backward_fake,
-    save=_cuba_save, grad_inputs=("x", "current_decay", "voltage_decay"),
-)  # fmt: skip
+    "cuba",
+    _cuba_forward,
+    _cuba_forward_fake,
+    _cuba_backward,
+    _cuba_backward_fake,
+    save=_cuba_save,
+    grad_inputs=("x", "current_decay", "voltage_decay"),
+)
 
 
-def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState, bias,
-               want_trace: bool):  # fmt: skip
+def cuba_apply(
+    x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState, bias, want_trace: bool
+):
     """``(x, current_decay, voltage_decay) -> (spike, current, voltage)`` on the kernels.
 
     ``x`` is ``(N, *neuron_shape, T)``. ``current``/``voltage`` are only
@@ -502,8 +689,9 @@ def cuba_apply(x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState
     grad = torch.is_grad_enabled() and (
         x.requires_grad or current_decay.requires_grad or voltage_decay.requires_grad
     )
-    config, rho = op_config(spec, batch_mean, want_trace or current_decay.requires_grad,
-                            want_trace or grad)  # fmt: skip
+    config, rho = op_config(
+        spec, batch_mean, want_trace or current_decay.requires_grad, want_trace or grad
+    )
     s, vp, u, _, st_end, mean = cuba_op(
         x, current_decay, voltage_decay, bias_t, state.stacked(), config, rho, spec.backend
     )
@@ -533,14 +721,28 @@ def surrogate_spike(voltage: torch.Tensor, spec: CubaSpec) -> torch.Tensor:
     Forward: ``s = rint(v * s_scale) > v_th_mant << 6`` (graded: ``s * v``); backward:
     the surrogate of :func:`cuba_apply` (no scan). Runs as the op ``loihi_slayer::spike``.
     """
-    return spike_op(voltage, float(spec.v_th_mant << 6), spec.s_scale, spec.theta, spec.tau_rho,
-                    spec.scale_rho, spec.graded)  # fmt: skip
+    return spike_op(
+        voltage,
+        float(spec.v_th_mant << 6),
+        spec.s_scale,
+        spec.theta,
+        spec.tau_rho,
+        spec.scale_rho,
+        spec.graded,
+    )
 
 
 def make_spec(
-    threshold: float, scale: int, tau_grad: float, scale_grad: float, graded: bool,
-    channels: int, per_channel: int, backend: str = "auto", ref_delay: int = 1,
-) -> CubaSpec:  # fmt: skip
+    threshold: float,
+    scale: int,
+    tau_grad: float,
+    scale_grad: float,
+    graded: bool,
+    channels: int,
+    per_channel: int,
+    backend: str = "auto",
+    ref_delay: int = 1,
+) -> CubaSpec:
     """Build a :class:`CubaSpec` from lava-dl neuron arguments."""
     v_th_mant = int(threshold * scale)
     theta = v_th_mant / scale
@@ -550,5 +752,14 @@ def make_spec(
             f"threshold * tau_grad must be positive for the surrogate gradient, got "
             f"threshold = {theta} (vThMant {v_th_mant}), tau_grad = {tau_grad}"
         )
-    return CubaSpec(scale, v_th_mant, tau_rho, scale_grad * SCALE_RHO_MULT, bool(graded),
-                    channels, per_channel, backend, int(ref_delay))  # fmt: skip
+    return CubaSpec(
+        scale,
+        v_th_mant,
+        tau_rho,
+        scale_grad * SCALE_RHO_MULT,
+        bool(graded),
+        channels,
+        per_channel,
+        backend,
+        int(ref_delay),
+    )

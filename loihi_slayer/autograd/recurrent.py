@@ -116,9 +116,17 @@ def _compact(m: Tensor) -> Tensor:
 
 
 def _forward(
-    z: Tensor, w: Tensor, m_t: Tensor, current_decay: Tensor, voltage_decay: Tensor,
-    bias: Tensor, state: Tensor, config: list[int], rho: list[float], rec_pre: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    z: Tensor,
+    w: Tensor,
+    m_t: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    bias: Tensor,
+    state: Tensor,
+    config: list[int],
+    rho: list[float],
+    rec_pre: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     scale, v_th_mant, ref_delay, fb_bias = config
     batch, n, steps = z.shape
     zt = _time_major(z)
@@ -135,10 +143,26 @@ def _forward(
     kern = _kern.forward_parallel if _parallel(batch, n, steps) else _kern.forward_serial
     m_k = _compact(m_t).numpy()
     kern(
-        zt.numpy(), m_k, fb_bias, grid, float(scale), i_dec, v_dec, v_th_mant << 6, ref_delay,
-        bias_n, st[0].numpy(), st[1].numpy(), st[2].numpy(), s.numpy(),
-        vp.numpy(), 1.0 / (64 * scale), r_out.numpy(), pre.numpy(), bad.numpy(),
-    )  # fmt: skip
+        zt.numpy(),
+        m_k,
+        fb_bias,
+        grid,
+        float(scale),
+        i_dec,
+        v_dec,
+        v_th_mant << 6,
+        ref_delay,
+        bias_n,
+        st[0].numpy(),
+        st[1].numpy(),
+        st[2].numpy(),
+        s.numpy(),
+        vp.numpy(),
+        1.0 / (64 * scale),
+        r_out.numpy(),
+        pre.numpy(),
+        bad.numpy(),
+    )
     _check_bad(bad, "CUBA")
     return s, vp, r_out, pre, st
 
@@ -162,11 +186,22 @@ def _save(inputs, output):
 
 
 def _backward(
-    g_s: Tensor | None, g_vp: Tensor | None, g_r: Tensor | None, g_pre: Tensor | None,
-    g_st: Tensor | None, s: Tensor, vp: Tensor, r_out: Tensor, pre: Tensor, w: Tensor,
-    current_decay: Tensor, voltage_decay: Tensor, config: list[int], rho: list[float],
+    g_s: Tensor | None,
+    g_vp: Tensor | None,
+    g_r: Tensor | None,
+    g_pre: Tensor | None,
+    g_st: Tensor | None,
+    s: Tensor,
+    vp: Tensor,
+    r_out: Tensor,
+    pre: Tensor,
+    w: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    config: list[int],
+    rho: list[float],
     needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     scale, v_th_mant = config[0], config[1]
     tau = rho[0]
     sur = (v_th_mant / scale, 1.0 / tau, rho[1] / (2.0 * tau))
@@ -175,8 +210,19 @@ def _backward(
     )
 
 
-def _backward_common(g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale: int,
-                     sur: tuple[float, float, float], needs: list[bool]):  # fmt: skip
+def _backward_common(
+    g_s,
+    s,
+    vp,
+    r_out,
+    pre,
+    w,
+    current_decay,
+    voltage_decay,
+    scale: int,
+    sur: tuple[float, float, float],
+    needs: list[bool],
+):
     r"""The gradients of the recurrence (the step-by-step block's: the neuron state is
     carried between steps without gradient, the time dependence is the spike feedback):
 
@@ -258,8 +304,23 @@ def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:
     return g.to(p.dtype).reshape(p.shape)
 
 
-def _backward_fake(g_s, g_vp, g_r, g_pre, g_st, s, vp, r_out, pre, w, current_decay,
-                   voltage_decay, config, rho, needs):  # fmt: skip
+def _backward_fake(
+    g_s,
+    g_vp,
+    g_r,
+    g_pre,
+    g_st,
+    s,
+    vp,
+    r_out,
+    pre,
+    w,
+    current_decay,
+    voltage_decay,
+    config,
+    rho,
+    needs,
+):
     steps, batch, n = vp.shape
     return (
         vp.new_empty((batch, n, steps)),
@@ -282,9 +343,14 @@ def _parallel(batch: int, n: int, steps: int) -> bool:
 
 
 cuba_recurrent_op = kernel_op(
-    "cuba_recurrent", _forward, _forward_fake, _backward, _backward_fake,
-    save=_save, grad_inputs=("z", "w", "current_decay", "voltage_decay"),
-)  # fmt: skip
+    "cuba_recurrent",
+    _forward,
+    _forward_fake,
+    _backward,
+    _backward_fake,
+    save=_save,
+    grad_inputs=("z", "w", "current_decay", "voltage_decay"),
+)
 
 
 # ---------------------------------------------------------------------- ALIF op
@@ -296,9 +362,17 @@ _ALIF_STATE = ("u", "v", "th", "r", "rc")
 
 
 def _alif_forward(
-    z: Tensor, w: Tensor, m_t: Tensor, current_decay: Tensor, voltage_decay: Tensor,
-    table: Tensor, state: Tensor, config: list[int], rho: list[float], rec_pre: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    z: Tensor,
+    w: Tensor,
+    m_t: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    table: Tensor,
+    state: Tensor,
+    config: list[int],
+    rho: list[float],
+    rec_pre: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     scale, fb_bias = config
     batch, n, steps = z.shape
     zt = _time_major(z)
@@ -310,16 +384,24 @@ def _alif_forward(
     kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
     m_k = _compact(m_t).numpy()
     kern(
-        zt.numpy(), m_k, fb_bias, 1.0 / scale, float(scale), _per_neuron(table.numpy(), n),
-        st.numpy(), s.numpy(),
-        d.numpy(), 1.0 / (64 * scale), pre.numpy(), bad.numpy(),
-    )  # fmt: skip
+        zt.numpy(),
+        m_k,
+        fb_bias,
+        1.0 / scale,
+        float(scale),
+        _per_neuron(table.numpy(), n),
+        st.numpy(),
+        s.numpy(),
+        d.numpy(),
+        1.0 / (64 * scale),
+        pre.numpy(),
+        bad.numpy(),
+    )
     _check_bad(bad, "ALIF")
     return s, d, pre, st
 
 
-def _alif_forward_fake(z, w, m_t, current_decay, voltage_decay, table, state, config, rho,
-                       rec_pre):  # fmt: skip
+def _alif_forward_fake(z, w, m_t, current_decay, voltage_decay, table, state, config, rho, rec_pre):
     batch, n, steps = z.shape
     return (
         z.new_empty((steps, batch, n)),
@@ -336,28 +418,68 @@ def _alif_save(inputs, output):
 
 
 def _alif_backward(
-    g_s: Tensor | None, g_d: Tensor | None, g_pre: Tensor | None, g_st: Tensor | None,
-    s: Tensor, d: Tensor, pre: Tensor, w: Tensor, current_decay: Tensor, voltage_decay: Tensor,
-    config: list[int], rho: list[float], needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    g_s: Tensor | None,
+    g_d: Tensor | None,
+    g_pre: Tensor | None,
+    g_st: Tensor | None,
+    s: Tensor,
+    d: Tensor,
+    pre: Tensor,
+    w: Tensor,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    config: list[int],
+    rho: list[float],
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     steps, batch, n = d.shape
     no_refractory = torch.empty((0, batch, n), dtype=torch.uint8)  # the hold passes gradient
     return _backward_common(
-        g_s, s, d, no_refractory, pre, w, current_decay, voltage_decay, config[0],
-        (0.0, 1.0 / rho[0], rho[1]), needs,
-    )  # fmt: skip
+        g_s,
+        s,
+        d,
+        no_refractory,
+        pre,
+        w,
+        current_decay,
+        voltage_decay,
+        config[0],
+        (0.0, 1.0 / rho[0], rho[1]),
+        needs,
+    )
 
 
-def _alif_backward_fake(g_s, g_d, g_pre, g_st, s, d, pre, w, current_decay, voltage_decay,
-                        config, rho, needs):  # fmt: skip
-    return _backward_fake(None, None, None, None, None, s, d, None, pre, w, current_decay,
-                          voltage_decay, config, rho, needs)  # fmt: skip
+def _alif_backward_fake(
+    g_s, g_d, g_pre, g_st, s, d, pre, w, current_decay, voltage_decay, config, rho, needs
+):
+    return _backward_fake(
+        None,
+        None,
+        None,
+        None,
+        None,
+        s,
+        d,
+        None,
+        pre,
+        w,
+        current_decay,
+        voltage_decay,
+        config,
+        rho,
+        needs,
+    )
 
 
 alif_recurrent_op = kernel_op(
-    "alif_recurrent", _alif_forward, _alif_forward_fake, _alif_backward, _alif_backward_fake,
-    save=_alif_save, grad_inputs=("z", "w", "current_decay", "voltage_decay"),
-)  # fmt: skip
+    "alif_recurrent",
+    _alif_forward,
+    _alif_forward_fake,
+    _alif_backward,
+    _alif_backward_fake,
+    save=_alif_save,
+    grad_inputs=("z", "w", "current_decay", "voltage_decay"),
+)
 
 
 def _check_bad(bad: Tensor, family: str) -> None:
@@ -406,9 +528,17 @@ def cuba_recurrent(
     rho = [float(spec.tau_rho), float(spec.scale_rho)]
     rec_pre = bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad)
     s, _, _, _, st_end = cuba_recurrent_op(
-        z, w, torch.from_numpy(m_t), neuron.current_decay, neuron.voltage_decay, bias_t,
-        st.stacked(), config, rho, rec_pre,
-    )  # fmt: skip
+        z,
+        w,
+        torch.from_numpy(m_t),
+        neuron.current_decay,
+        neuron.voltage_decay,
+        bias_t,
+        st.stacked(),
+        config,
+        rho,
+        rec_pre,
+    )
     st.assign(st_end)
     neuron._keep_state(st, z)
     return s.permute(1, 2, 0)
@@ -440,11 +570,17 @@ def alif_recurrent(
     sur = neuron._surrogate()
     m_t, fb_bias = grid
     s, _, _, st_end = alif_recurrent_op(
-        z, w, torch.from_numpy(m_t), neuron.current_decay, neuron.voltage_decay,
-        torch.from_numpy(np.ascontiguousarray(table)), torch.from_numpy(st),
-        [int(neuron.w_scale), int(fb_bias)], [float(sur.tau), float(sur.amp)],
+        z,
+        w,
+        torch.from_numpy(m_t),
+        neuron.current_decay,
+        neuron.voltage_decay,
+        torch.from_numpy(np.ascontiguousarray(table)),
+        torch.from_numpy(st),
+        [int(neuron.w_scale), int(fb_bias)],
+        [float(sur.tau), float(sur.amp)],
         bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad),
-    )  # fmt: skip
+    )
     end = st_end.numpy()
     neuron._keep_state({k: end[i].reshape(lead) for i, k in enumerate(_ALIF_STATE)})
     return s.permute(1, 2, 0)

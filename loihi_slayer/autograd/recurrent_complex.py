@@ -104,9 +104,17 @@ class _Recurrence(torch.autograd.Function):
         mod = kernel_module(model, "recurrent")
         kern = mod.kernel if _parallel(batch, n, steps) else mod.kernel_serial
         kern(
-            *(z.numpy() for z in zs), *cfg.m, cfg.fb_bias, 1.0 / spec.scale, float(spec.scale),
-            cfg.table, cfg.state, *(t.numpy() for t in traces), pre.numpy(), bad.numpy(),
-        )  # fmt: skip
+            *(z.numpy() for z in zs),
+            *cfg.m,
+            cfg.fb_bias,
+            1.0 / spec.scale,
+            float(spec.scale),
+            cfg.table,
+            cfg.state,
+            *(t.numpy() for t in traces),
+            pre.numpy(),
+            bad.numpy(),
+        )
         _check_bad(bad, model.name.upper())
         tr = dict(zip(model.traces, traces, strict=True))
         s = tr["s"].to(z_re.dtype)
@@ -177,9 +185,22 @@ def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
     ones = torch.ones((re_i.numel(), 1), dtype=dt)
     zero = np.zeros(1)
     d_re, d_im, _, _ = run_backward(
-        ones, None, None, traced(re_i), traced(im_i), thr, None, spec, zero, zero, None, None,
-        False, "cpu", out_dtype=torch.float64,
-    )  # fmt: skip
+        ones,
+        None,
+        None,
+        traced(re_i),
+        traced(im_i),
+        thr,
+        None,
+        spec,
+        zero,
+        zero,
+        None,
+        None,
+        False,
+        "cpu",
+        out_dtype=torch.float64,
+    )
     return d_re.reshape(shape), d_im.reshape(shape)
 
 

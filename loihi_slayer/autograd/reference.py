@@ -20,8 +20,20 @@ def _per_row(arr: np.ndarray, rows: int) -> np.ndarray:
     return np.resize(arr, rows) if arr.size > 1 else np.broadcast_to(arr.reshape(-1), (rows,))
 
 
-def cuba_forward(x, in_scale, out_scale, i_decay, v_decay, v_th, bias, u_st, v_st, graded,
-                 ref_delay=1, rc_st=None):  # fmt: skip
+def cuba_forward(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    bias,
+    u_st,
+    v_st,
+    graded,
+    ref_delay=1,
+    rc_st=None,
+):
     """Returns ``(s, v_pre, u, refractory, u_state, v_state, rc_state)``.
 
     ``refractory`` (bool, ``(rows, T)``) is derived from the spikes, independently
@@ -62,9 +74,26 @@ def surrogate(vp, theta, tau_rho, scale_rho, graded):
     return scale_rho / (2.0 * tau_rho) * np.exp(-np.abs(vp - theta) / tau_rho)
 
 
-def cuba_backward(g_s, g_v, g_u, vp, u_rec, theta, tau_rho, scale_rho, graded,
-                  i_decay, v_decay, u0, v0, s_scale, v_th, do_v=True, do_u=True,
-                  refr=None):  # fmt: skip
+def cuba_backward(
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    theta,
+    tau_rho,
+    scale_rho,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    s_scale,
+    v_th,
+    do_v=True,
+    do_u=True,
+    refr=None,
+):
     """Returns ``(g_x, g_i_decay_per_row, g_v_decay_per_row)``; ``None`` grads are zero.
 
     ``do_v = False`` skips the voltage scan (no spike/voltage gradient),

@@ -108,9 +108,23 @@ def rotation_int(param: torch.Tensor) -> np.ndarray:
     return torch.round(param.detach()).to(torch.int64).cpu().numpy().reshape(-1)
 
 
-def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, cos_q,
-                 re0, im0, want_p: bool, backend: str,
-                 out_dtype: torch.dtype | None = None):  # fmt: skip
+def run_backward(
+    g_s,
+    g_re,
+    g_im,
+    re,
+    im,
+    thr,
+    spk,
+    spec: ResonatorSpec,
+    sin_q,
+    cos_q,
+    re0,
+    im0,
+    want_p: bool,
+    backend: str,
+    out_dtype: torch.dtype | None = None,
+):
     """Backward kernels on ``(rows, T)`` tensors; returns ``(g_xre, g_xim, g_sin, g_cos)``
     (``g_x*`` in ``out_dtype``, default ``re``'s: the compiled kernels compute in float64).
 
@@ -131,9 +145,21 @@ def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, 
             return None if t is None else t.detach().cpu().numpy()
 
         g_xre, g_xim, g_sin, g_cos = _resonator_ref.backward(
-            host(g_s), host(g_re), host(g_im), host(re), host(im), host(thr), host(spk), *cfg,
-            sin_v, cos_v, host(re0), host(im0), im_reset, want_p,
-        )  # fmt: skip
+            host(g_s),
+            host(g_re),
+            host(g_im),
+            host(re),
+            host(im),
+            host(thr),
+            host(spk),
+            *cfg,
+            sin_v,
+            cos_v,
+            host(re0),
+            host(im0),
+            im_reset,
+            want_p,
+        )
         out = (torch.from_numpy(g_xre).to(re.dtype), torch.from_numpy(g_xim).to(re.dtype))
         if not want_p:
             return (*out, None, None)
@@ -151,11 +177,24 @@ def run_backward(g_s, g_re, g_im, re, im, thr, spk, spec: ResonatorSpec, sin_q, 
     g_cos = torch.zeros(n_p, dtype=torch.float64, device=re.device)
     zero = torch.zeros(rows, dtype=torch.float64, device=re.device)
     args = (
-        given(g_s), given(g_re), given(g_im), re, im, given(thr), given(spk, torch.int8), *cfg,
-        sin_v, cos_v, zero if re0 is None else re0.to(torch.float64).contiguous(),
-        zero if im0 is None else im0.to(torch.float64).contiguous(), im_reset,
-        g_xre, g_xim, g_sin, g_cos,
-    )  # fmt: skip
+        given(g_s),
+        given(g_re),
+        given(g_im),
+        re,
+        im,
+        given(thr),
+        given(spk, torch.int8),
+        *cfg,
+        sin_v,
+        cos_v,
+        zero if re0 is None else re0.to(torch.float64).contiguous(),
+        zero if im0 is None else im0.to(torch.float64).contiguous(),
+        im_reset,
+        g_xre,
+        g_xim,
+        g_sin,
+        g_cos,
+    )
     if backend == "cpu":
         follow_torch_threads()
         _resonator_bwd.backward(
@@ -237,9 +276,21 @@ class ResonatorFunction(torch.autograd.Function):
         if g_s is None and g_re is None and g_im is None:
             return (None,) * 7
         g_xre, g_xim, g_sin, g_cos = run_backward(
-            flat(g_s), flat(g_re), flat(g_im), re, im, thr, spk, spec, sin_q, cos_q,
-            re0, im0, want_p, backend,
-        )  # fmt: skip
+            flat(g_s),
+            flat(g_re),
+            flat(g_im),
+            re,
+            im,
+            thr,
+            spk,
+            spec,
+            sin_q,
+            cos_q,
+            re0,
+            im0,
+            want_p,
+            backend,
+        )
         gs = gc = None
         if want_p:
             gs = _reduce(g_sin, n_sin, spec).to(re.dtype)

@@ -128,18 +128,38 @@ def op_config(
     spec: SdnnSpec, want_th: bool, want_mask: bool = True
 ) -> tuple[list[int], list[float]]:
     """The ``config`` and ``grad`` arguments of ``loihi_slayer::sigma_delta`` for ``spec``."""
-    ints = [MODES[spec.mode], int(spec.relu), int(spec.cum_error), spec.channels,
-            spec.per_channel, int(want_th), int(want_mask)]  # fmt: skip
+    ints = [
+        MODES[spec.mode],
+        int(spec.relu),
+        int(spec.cum_error),
+        spec.channels,
+        spec.per_channel,
+        int(want_th),
+        int(want_mask),
+    ]
     return ints, [spec.tau_grad, spec.scale_grad]
 
 
 def _sdnn_forward(
-    x: Tensor, threshold: Tensor, bias: Tensor | None, state: Tensor, config: list[int],
-    grad: list[float], backend: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    x: Tensor,
+    threshold: Tensor,
+    bias: Tensor | None,
+    state: Tensor,
+    config: list[int],
+    grad: list[float],
+    backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     mode, relu, cum_error, channels, per_channel, want_th, want_mask = config
-    spec = SdnnSpec(next(k for k, v in MODES.items() if v == mode), bool(relu), bool(cum_error),
-                    grad[0], grad[1], channels, per_channel, backend)  # fmt: skip
+    spec = SdnnSpec(
+        next(k for k, v in MODES.items() if v == mode),
+        bool(relu),
+        bool(cum_error),
+        grad[0],
+        grad[1],
+        channels,
+        per_channel,
+        backend,
+    )
     backend = resolve_backend(backend, x)
     shape = x.shape
     steps = shape[-1]
@@ -168,15 +188,32 @@ def _sdnn_forward(
         y = torch.empty((rows, steps), dtype=x.dtype, device=x.device)
         mask = (
             torch.empty((rows, steps), dtype=torch.uint8, device=x.device)
-            if rec_mask else empty2d(rows, x2, torch.uint8)
-        )  # fmt: skip
+            if rec_mask
+            else empty2d(rows, x2, torch.uint8)
+        )
         d = (
             torch.empty((rows, steps), dtype=torch.float32, device=x.device)
-            if want_th else empty2d(rows, x2, torch.float32)
-        )  # fmt: skip
+            if want_th
+            else empty2d(rows, x2, torch.float32)
+        )
         bad = torch.zeros(rows, dtype=torch.int8, device=x.device)
-        args = (mode, x2, in_scale, v_th, b, relu_i, int(cum_error), state_end[0], state_end[1],
-                state_end[2], state_end[3], y, mask, d, bad)  # fmt: skip
+        args = (
+            mode,
+            x2,
+            in_scale,
+            v_th,
+            b,
+            relu_i,
+            int(cum_error),
+            state_end[0],
+            state_end[1],
+            state_end[2],
+            state_end[3],
+            y,
+            mask,
+            d,
+            bad,
+        )
         if backend == "cpu":
             kernel = _CPU_FORWARD[use_parallel(rows, steps)]
             kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
@@ -213,10 +250,19 @@ def _sdnn_save(inputs, output):
 
 
 def _sdnn_backward(
-    g: Tensor | None, g_mask: Tensor | None, g_d: Tensor | None, g_state: Tensor | None,
-    mask: Tensor, d: Tensor, threshold: Tensor, config: list[int], grad: list[float], n_b: int,
-    backend: str, needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    g: Tensor | None,
+    g_mask: Tensor | None,
+    g_d: Tensor | None,
+    g_state: Tensor | None,
+    mask: Tensor,
+    d: Tensor,
+    threshold: Tensor,
+    config: list[int],
+    grad: list[float],
+    n_b: int,
+    backend: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
     mode, _, _, channels, per_channel, _, _ = config
     tau_grad, scale_grad = grad
     backend = resolve_backend(backend, threshold)
@@ -230,10 +276,14 @@ def _sdnn_backward(
     theta = np.maximum(_expand(threshold.detach().double().cpu().numpy(), spec), 1 / 4096)
     if backend == "reference":
         gx, gb, gth = reference.sdnn_backward(
-            g2.cpu().numpy(), mask.cpu().numpy() if mask.shape[1] else None,
-            d.cpu().numpy().astype(np.float64) if want_th else None, theta,
-            tau_grad, scale_grad, mode,
-        )  # fmt: skip
+            g2.cpu().numpy(),
+            mask.cpu().numpy() if mask.shape[1] else None,
+            d.cpu().numpy().astype(np.float64) if want_th else None,
+            theta,
+            tau_grad,
+            scale_grad,
+            mode,
+        )
         gx = torch.from_numpy(np.ascontiguousarray(gx)).to(g.dtype)
         gb = torch.from_numpy(gb)
         gth = None if gth is None else torch.from_numpy(gth)
@@ -272,8 +322,9 @@ def _sdnn_backward(
     )
 
 
-def _sdnn_backward_fake(g, g_mask, g_d, g_state, mask, d, threshold, config, grad, n_b, backend,
-                        needs):  # fmt: skip
+def _sdnn_backward_fake(
+    g, g_mask, g_d, g_state, mask, d, threshold, config, grad, n_b, backend, needs
+):
     return (
         g.new_empty(g.shape),
         threshold.new_empty(threshold.shape if needs[1] else (0,)),
@@ -282,9 +333,14 @@ def _sdnn_backward_fake(g, g_mask, g_d, g_state, mask, d, threshold, config, gra
 
 
 sdnn_op = kernel_op(
-    "sigma_delta", _sdnn_forward, _sdnn_forward_fake, _sdnn_backward, _sdnn_backward_fake,
-    save=_sdnn_save, grad_inputs=("x", "threshold", "bias"),
-)  # fmt: skip
+    "sigma_delta",
+    _sdnn_forward,
+    _sdnn_forward_fake,
+    _sdnn_backward,
+    _sdnn_backward_fake,
+    save=_sdnn_save,
+    grad_inputs=("x", "threshold", "bias"),
+)
 
 
 def sdnn_apply(x, threshold, bias, spec: SdnnSpec, state: SdnnState):

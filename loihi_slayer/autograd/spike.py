@@ -21,9 +21,14 @@ from .op import kernel_op
 
 
 def _spike(
-    v: Tensor, threshold: float, s_scale: int, theta: float, tau_rho: float, scale_rho: float,
+    v: Tensor,
+    threshold: float,
+    s_scale: int,
+    theta: float,
+    tau_rho: float,
+    scale_rho: float,
     graded: bool,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     vc = torch.round(v.detach().to(torch.float64) * s_scale) if s_scale > 0 else v.detach()
     spk = (vc > threshold).to(v.dtype)
     return spk * v.detach() if graded else spk
@@ -46,9 +51,14 @@ def surrogate(v: Tensor, theta: float, tau_rho: float, scale_rho: float, graded:
 
 
 def _spike_backward(
-    g: Tensor | None, v: Tensor, theta: float, tau_rho: float, scale_rho: float, graded: bool,
+    g: Tensor | None,
+    v: Tensor,
+    theta: float,
+    tau_rho: float,
+    scale_rho: float,
+    graded: bool,
     needs: list[bool],
-) -> tuple[Tensor]:  # fmt: skip
+) -> tuple[Tensor]:
     if g is None:
         return (torch.zeros_like(v),)
     return (g * surrogate(v, theta, tau_rho, scale_rho, graded),)
@@ -59,9 +69,14 @@ def _spike_backward_fake(g, v, theta, tau_rho, scale_rho, graded, needs):
 
 
 spike_op = kernel_op(
-    "spike", _spike, _spike_fake, _spike_backward, _spike_backward_fake,
-    save=_spike_save, grad_inputs=("v",),
-)  # fmt: skip
+    "spike",
+    _spike,
+    _spike_fake,
+    _spike_backward,
+    _spike_backward_fake,
+    save=_spike_save,
+    grad_inputs=("v",),
+)
 spike_op.__doc__ = (
     "``spike_op(v, threshold, s_scale, theta, tau_rho, scale_rho, graded)``: spikes of ``v`` "
     "with the surrogate gradient (see :mod:`loihi_slayer.autograd.spike`)."

@@ -128,8 +128,16 @@ class Delta(torch.nn.Module):
             if self.persistent_state:
                 self._state = st
         c = x.shape[1]
-        spec = SdnnSpec("delta", False, self.cum_error, self.tau_grad, self.scale_grad, c,
-                        rows // (x.shape[0] * c), self.backend)  # fmt: skip
+        spec = SdnnSpec(
+            "delta",
+            False,
+            self.cum_error,
+            self.tau_grad,
+            self.scale_grad,
+            c,
+            rows // (x.shape[0] * c),
+            self.backend,
+        )
         return SigmaDeltaFunction.apply(x, self.threshold.reshape(-1), None, spec, st)
 
 

@@ -78,9 +78,12 @@ class Dense(_Complex, base.AbstractDense):
         re = self._dense_matrix(self.synapse.real, "weight/real")
         im = self._dense_matrix(self.synapse.imag, "weight/imag")
         return hdf5.DenseLayer(
-            self._need_shape(), re, neuron=self._neuron_record(), delay=self._delay_record(),
+            self._need_shape(),
+            re,
+            neuron=self._neuron_record(),
+            delay=self._delay_record(),
             weight_imag=im,
-        )  # fmt: skip
+        )
 
 
 class Affine(_Complex, base.AbstractAffine):
@@ -92,14 +95,32 @@ class Affine(_Complex, base.AbstractAffine):
         "threshold: vThMant is 17 bits)"
     )
 
-    def __init__(self, neuron_params, in_neurons, out_neurons, weight_scale=1,
-                 weight_norm=False, pre_hook_fx=None, dynamics=True, mask=None,
-                 count_log=False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        neuron_params,
+        in_neurons,
+        out_neurons,
+        weight_scale=1,
+        weight_norm=False,
+        pre_hook_fx=None,
+        dynamics=True,
+        mask=None,
+        count_log=False,
+    ) -> None:
         self.dynamics = bool(dynamics)
         base.AbstractDense.__init__(
-            self, neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-            pre_hook_fx, False, False, mask, count_log,
-        )  # fmt: skip
+            self,
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            False,
+            False,
+            mask,
+            count_log,
+        )
         if self.dynamics:
             self.neuron._threshold = VTH_MANT_MAX / self.neuron.w_scale
 
@@ -118,15 +139,39 @@ class Recurrent(_Complex, base.AbstractRecurrent):
         "runs no complex feedback"
     )
 
-    def __init__(self, neuron_params, in_neurons, out_neurons, weight_scale=1,
-                 weight_norm=False, pre_hook_fx=None, requires_grad=True, delay=False,
-                 delay_shift=None, count_log=False) -> None:  # fmt: skip
-        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-                         pre_hook_fx, requires_grad, delay, delay_shift, count_log)  # fmt: skip
+    def __init__(
+        self,
+        neuron_params,
+        in_neurons,
+        out_neurons,
+        weight_scale=1,
+        weight_norm=False,
+        pre_hook_fx=None,
+        requires_grad=True,
+        delay=False,
+        delay_shift=None,
+        count_log=False,
+    ) -> None:
+        super().__init__(
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            requires_grad,
+            delay,
+            delay_shift,
+            count_log,
+        )
         rec = complex_synapse.Dense(
-            out_neurons, out_neurons, weight_scale, weight_norm, self._hook(pre_hook_fx),
+            out_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            self._hook(pre_hook_fx),
             exact=self._exact(),
-        )  # fmt: skip
+        )
         for part in (rec.real, rec.imag):
             part.weight.requires_grad_(bool(requires_grad))
         self.recurrent_synapse = rec

@@ -232,9 +232,12 @@ class Block(torch.nn.Module, metaclass=abc.ABCMeta):
         if v_th_mant is None:
             self._check_range("neuron/vThMant", vth, 0, V_TH_MANT_MAX)
         return hdf5.CubaNeuron(
-            i_decay=i_dec, v_decay=v_dec, v_th_mant=vth, ref_delay=n.ref_delay,
+            i_decay=i_dec,
+            v_decay=v_dec,
+            v_th_mant=vth,
+            ref_delay=n.ref_delay,
             graded_spike=bool(n.graded_spike),
-        )  # fmt: skip
+        )
 
     def _sdnn_record(self, *, sigma_output: bool = False, v_th_mant: int | None = None):
         p = self.neuron.device_params

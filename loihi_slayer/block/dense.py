@@ -25,8 +25,9 @@ class _SynapseBlock(Block):
 
     synapse: torch.nn.Module
 
-    def _init_common(self, neuron_params, delay, delay_shift, count_log, drop_norm=False,
-                     **force) -> None:  # fmt: skip
+    def _init_common(
+        self, neuron_params, delay, delay_shift, count_log, drop_norm=False, **force
+    ) -> None:
         self.count_log = bool(count_log)
         self.delay_shift = self._resolve_delay_shift(delay_shift)
         self.neuron = self._make_neuron(neuron_params, drop_norm=drop_norm, **force)
@@ -91,9 +92,14 @@ class AbstractDense(_SynapseBlock):
         super().__init__()
         self._init_common(neuron_params, delay, delay_shift, count_log, **self._neuron_force())
         self.synapse = self._synapse_class(
-            in_neurons, out_neurons, weight_scale, weight_norm, self._hook(pre_hook_fx), mask,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            self._hook(pre_hook_fx),
+            mask,
             exact=self._exact(),
-        )  # fmt: skip
+        )
         self.neuron.init_shape((int(out_neurons),))
         self._make_delay(int(out_neurons))
 
@@ -130,9 +136,12 @@ class AbstractDense(_SynapseBlock):
     def to_layer(self) -> hdf5.DenseLayer:
         w = self._dense_matrix(self.synapse, "weight")
         return hdf5.DenseLayer(
-            self._need_shape(), w, neuron=self._neuron_record(),
-            bias=self._bias_record(), delay=self._delay_record(),
-        )  # fmt: skip
+            self._need_shape(),
+            w,
+            neuron=self._neuron_record(),
+            bias=self._bias_record(),
+            delay=self._delay_record(),
+        )
 
 
 class AbstractAffine(AbstractDense):
@@ -156,8 +165,18 @@ class AbstractAffine(AbstractDense):
         count_log: bool = False,
     ) -> None:
         self.dynamics = bool(dynamics)
-        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-                         pre_hook_fx, False, False, mask, count_log)  # fmt: skip
+        super().__init__(
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            False,
+            False,
+            mask,
+            count_log,
+        )
         if self.dynamics:
             # a threshold no 24-bit saturated voltage can exceed
             self.neuron._threshold = AFFINE_V_TH_MANT / self.neuron.w_scale
@@ -195,8 +214,18 @@ class AbstractOutput(AbstractDense):
         weight_norm: bool = False,
         count_log: bool = False,
     ) -> None:
-        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-                         None, False, False, None, count_log)  # fmt: skip
+        super().__init__(
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            None,
+            False,
+            False,
+            None,
+            count_log,
+        )
         self.sigma = Sigma()
 
     def forward(self, x: torch.Tensor):
@@ -207,6 +236,7 @@ class AbstractOutput(AbstractDense):
     def to_layer(self) -> hdf5.DenseLayer:
         w = self._mantissa(self.synapse, "weight")
         return hdf5.DenseLayer(
-            self._need_shape(), w.reshape(w.shape[0], w.shape[1]),
+            self._need_shape(),
+            w.reshape(w.shape[0], w.shape[1]),
             neuron=self._neuron_record(sigma_output=True),
-        )  # fmt: skip
+        )

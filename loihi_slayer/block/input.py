@@ -127,6 +127,8 @@ class AbstractInput(Block):
             return int(self._grid(m, field)[0])
 
         return hdf5.InputLayer(
-            shape, neuron=self._neuron_record(),
-            weight=scalar(self.weight, "weight"), bias=scalar(self.bias, "bias"),
-        )  # fmt: skip
+            shape,
+            neuron=self._neuron_record(),
+            weight=scalar(self.weight, "weight"),
+            bias=scalar(self.bias, "bias"),
+        )

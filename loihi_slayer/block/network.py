@@ -84,8 +84,9 @@ def _decimation_latency(before: list[Block]) -> int:
     return 0
 
 
-def export_network(blocks, path: str | os.PathLike[str],
-                   simulation: hdf5.Simulation | None = None) -> hdf5.Network:  # fmt: skip
+def export_network(
+    blocks, path: str | os.PathLike[str], simulation: hdf5.Simulation | None = None
+) -> hdf5.Network:
     """Export a whole sequence of blocks to a netx ``.net`` file, atomically.
 
     The records are built and validated first; the file is written to a
@@ -109,15 +110,17 @@ def export_network(blocks, path: str | os.PathLike[str],
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(2, f"cannot export network: directory {directory!r} does not exist",
-                                target)  # fmt: skip
+        raise FileNotFoundError(
+            2, f"cannot export network: directory {directory!r} does not exist", target
+        )
     if os.path.isdir(target):
         raise IsADirectoryError(21, "cannot export network: the path is a directory", target)
     try:
         hdf5.save_network(net, target)
     except PermissionError as exc:
-        raise PermissionError(exc.errno, f"cannot export network: {directory!r} is not writable",
-                              target) from None  # fmt: skip
+        raise PermissionError(
+            exc.errno, f"cannot export network: {directory!r} is not writable", target
+        ) from None
     log.info("exported %d layers to %s", len(net.layers), target)
     if log.isEnabledFor(logging.INFO):  # the chip resource report, only when someone listens
         from ..resources import resource_report

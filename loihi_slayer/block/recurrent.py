@@ -127,12 +127,26 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
         count_log: bool = False,
     ) -> None:
         self.persistent_state = bool((neuron_params or {}).get("persistent_state", False))
-        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-                         pre_hook_fx, delay, delay_shift, None, count_log)  # fmt: skip
+        super().__init__(
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            delay,
+            delay_shift,
+            None,
+            count_log,
+        )
         self.recurrent_synapse = _DenseSyn(
-            out_neurons, out_neurons, weight_scale, weight_norm, self._hook(pre_hook_fx),
+            out_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            self._hook(pre_hook_fx),
             exact=self._exact(),
-        )  # fmt: skip
+        )
         self.recurrent_synapse.weight.requires_grad_(bool(requires_grad))
 
     @property
@@ -157,9 +171,13 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
         w = self._dense_matrix(self.synapse, "weight")
         r = self._dense_matrix(self.recurrent_synapse, "weight_rec")
         return hdf5.DenseRecurrentLayer(
-            self._need_shape(), w.reshape(w.shape[:2]), neuron=self._neuron_record(),
-            bias=self._bias_record(), delay=self._delay_record(), weight_rec=r.reshape(r.shape[:2]),
-        )  # fmt: skip
+            self._need_shape(),
+            w.reshape(w.shape[:2]),
+            neuron=self._neuron_record(),
+            bias=self._bias_record(),
+            delay=self._delay_record(),
+            weight_rec=r.reshape(r.shape[:2]),
+        )
 
 
 class AbstractKWTA(_StepLoop, AbstractDense):
@@ -191,8 +209,18 @@ class AbstractKWTA(_StepLoop, AbstractDense):
         count_log: bool = False,
     ) -> None:
         self.persistent_state = bool((neuron_params or {}).get("persistent_state", False))
-        super().__init__(neuron_params, in_neurons, out_neurons, weight_scale, weight_norm,
-                         pre_hook_fx, False, delay_shift, None, count_log)  # fmt: skip
+        super().__init__(
+            neuron_params,
+            in_neurons,
+            out_neurons,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            False,
+            delay_shift,
+            None,
+            count_log,
+        )
         if not 0 <= int(num_winners) <= int(out_neurons):
             raise ParameterError(
                 f"{self.block_name}: num_winners = {num_winners} outside [0, {out_neurons}]"
@@ -237,6 +265,9 @@ class AbstractKWTA(_StepLoop, AbstractDense):
         r = self._grid(r, "weight_rec")
         b = np.repeat(self._grid(b, "input_bias"), self.num_neurons)
         return hdf5.KWTALayer(
-            self._need_shape(), w.reshape(w.shape[:2]), neuron=self._neuron_record(),
-            weight_rec=r, input_bias=b,
-        )  # fmt: skip
+            self._need_shape(),
+            w.reshape(w.shape[:2]),
+            neuron=self._neuron_record(),
+            weight_rec=r,
+            input_bias=b,
+        )

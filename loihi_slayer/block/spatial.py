@@ -102,9 +102,10 @@ class _SpatialBlock(_SynapseBlock):
     def _syn_geometry(self) -> dict:
         s = self.synapse
         return {
-            "stride": tuple(s.stride[:2]), "padding": tuple(s.padding[:2]),
+            "stride": tuple(s.stride[:2]),
+            "padding": tuple(s.padding[:2]),
             "dilation": tuple(s.dilation[:2]),
-        }  # fmt: skip
+        }
 
 
 class AbstractConv(_SpatialBlock):
@@ -143,9 +144,18 @@ class AbstractConv(_SpatialBlock):
         super().__init__()
         self._init_common(neuron_params, delay, delay_shift, count_log)
         self.synapse = self._synapse_class(
-            in_features, out_features, kernel_size, stride, padding, dilation, groups,
-            weight_scale, weight_norm, self._hook(pre_hook_fx), exact=self._exact(),
-        )  # fmt: skip
+            in_features,
+            out_features,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weight_scale,
+            weight_norm,
+            self._hook(pre_hook_fx),
+            exact=self._exact(),
+        )
         self.in_channels, self.out_channels = int(in_features), int(out_features)
         self._make_delay(self.out_channels)
         norm = getattr(self.neuron, "norm", None)
@@ -157,10 +167,14 @@ class AbstractConv(_SpatialBlock):
 
     def to_layer(self) -> hdf5.ConvLayer:
         return self._layer_class(
-            self._need_shape(), groups=self.synapse.groups, neuron=self._neuron_record(),
-            bias=self._bias_record(), delay=self._delay_record(), **self._layer_weights(),
+            self._need_shape(),
+            groups=self.synapse.groups,
+            neuron=self._neuron_record(),
+            bias=self._bias_record(),
+            delay=self._delay_record(),
+            **self._layer_weights(),
             **self._syn_geometry(),
-        )  # fmt: skip
+        )
 
 
 class AbstractConvT(AbstractConv):
@@ -213,9 +227,15 @@ class AbstractPool(_SpatialBlock):
         super().__init__()
         self._init_common(neuron_params, delay, delay_shift, count_log, drop_norm=True)
         self.synapse = self._synapse_class(
-            kernel_size, stride, padding, dilation, weight_scale, weight_norm,
-            self._hook(pre_hook_fx), exact=self._exact(),
-        )  # fmt: skip
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            weight_scale,
+            weight_norm,
+            self._hook(pre_hook_fx),
+            exact=self._exact(),
+        )
         self.in_channels = self.out_channels = None
         if delay and input_shape is None:
             raise ParameterError(
@@ -228,10 +248,13 @@ class AbstractPool(_SpatialBlock):
 
     def to_layer(self) -> hdf5.Layer:
         return self._layer_class(
-            self._need_shape(), kernel_size=tuple(self.synapse.kernel_size[:2]),
-            neuron=self._neuron_record(), delay=self._delay_record(), **self._layer_weights(),
+            self._need_shape(),
+            kernel_size=tuple(self.synapse.kernel_size[:2]),
+            neuron=self._neuron_record(),
+            delay=self._delay_record(),
+            **self._layer_weights(),
             **self._syn_geometry(),
-        )  # fmt: skip
+        )
 
 
 class AbstractUnpool(AbstractPool):

@@ -73,15 +73,25 @@ from ..safety.memory import check_run_memory
 log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = (
-    "input", "dense", "dense_rec", "conv", "flatten", "pool", "convT", "unpool", "average",
-    "kwta", "decimate",
-)  # fmt: skip
+    "input",
+    "dense",
+    "dense_rec",
+    "conv",
+    "flatten",
+    "pool",
+    "convT",
+    "unpool",
+    "average",
+    "kwta",
+    "decimate",
+)
 #: layers without a neuron whose output (an integer sum) can still be recorded as 's'
 _SUM_LAYERS = (AverageLayer, TimeDecimationLayer)
 INPUT_MODES = ("inject", "bias")
 #: input dtypes the kernels take as they are (others are converted to int64)
-_STREAM_DTYPES = tuple(np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32,
-                                             np.int64))  # fmt: skip
+_STREAM_DTYPES = tuple(
+    np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64)
+)
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -739,9 +749,16 @@ class Emulator:
             groups,
         )
         return synapse_fast.conv2d(
-            _kernel_input(x, x.shape), w, *geometry, 0, graded, 1, (h_out, w_out),
-            transpose=transpose, weights=weights,
-        )  # fmt: skip
+            _kernel_input(x, x.shape),
+            w,
+            *geometry,
+            0,
+            graded,
+            1,
+            (h_out, w_out),
+            transpose=transpose,
+            weights=weights,
+        )
 
     def _prepared_weight(
         self,
@@ -795,9 +812,13 @@ class Emulator:
                 fixed.dense(xin, weight, graded=graded, latency=1, backend=self.backend)
             )
         geometry = dict(
-            stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-            graded=graded, latency=1, backend=self.backend,
-        )  # fmt: skip
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            graded=graded,
+            latency=1,
+            backend=self.backend,
+        )
         if isinstance(layer, UnpoolLayer):
             return np.asarray(fixed.unpool2d(x, weight, **geometry))
         if isinstance(layer, PoolLayer):

@@ -60,9 +60,21 @@ SDNN_KERNEL = KernelSpec(
     params=("mode", "v_th", "bias", "shift", "state_exp", "relu", "cum_error"),
     traces=SDNN_TRACES,
     state_traces=("sigma", "act", "residue"),
-    step_args=("mode", "x", "sigma", "act", "residue", "error", "v_th", "bias", "shift",
-               "state_exp", "relu", "cum_error"),
-)  # fmt: skip
+    step_args=(
+        "mode",
+        "x",
+        "sigma",
+        "act",
+        "residue",
+        "error",
+        "v_th",
+        "bias",
+        "shift",
+        "state_exp",
+        "relu",
+        "cum_error",
+    ),
+)
 
 
 def _backend(backend: str, x: Any) -> str:
@@ -213,9 +225,12 @@ class _Device:
 
 
 def _out_arrays(
-    out: Mapping[str, Any] | None, names: tuple[str, ...], shape: tuple[int, ...],
-    dtypes: dict[str, Any], backend: str,
-) -> dict[str, tuple[Any, np.ndarray]]:  # fmt: skip
+    out: Mapping[str, Any] | None,
+    names: tuple[str, ...],
+    shape: tuple[int, ...],
+    dtypes: dict[str, Any],
+    backend: str,
+) -> dict[str, tuple[Any, np.ndarray]]:
     """Check caller-owned trace arrays: ``{name: (as given, writable NumPy view)}``.
 
     Each must be a recorded trace's exact shape and dtype, C-contiguous and writable
@@ -244,10 +259,18 @@ def _out_arrays(
 
 
 def _run_kernels(
-    spec: Any, xs: list[Any], table: np.ndarray, st: np.ndarray, rest: np.ndarray,
-    segments: list[tuple[int, int, bool]], names: tuple[str, ...], dtypes: dict[str, Any],
-    backend: str, label: str = "input", out: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
+    spec: Any,
+    xs: list[Any],
+    table: np.ndarray,
+    st: np.ndarray,
+    rest: np.ndarray,
+    segments: list[tuple[int, int, bool]],
+    names: tuple[str, ...],
+    dtypes: dict[str, Any],
+    backend: str,
+    label: str = "input",
+    out: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
     """Run the generated kernels of ``spec`` (a model or :class:`.codegen.KernelSpec`).
 
     ``xs``: the ``(*neurons, T)`` inputs; ``table``: the ``(P, 1 or N)`` int64
@@ -377,9 +400,18 @@ def cuba(
     table = np.stack([np.broadcast_to(v, (m,)) for v in vecs])  # (P, 1 or n)
     state = np.stack([init[k] for k in ("u", "v", "rc")])
     traces, final = _run_kernels(
-        _cuba_model(), [a_in], table, state, np.zeros_like(state), segments, names,
-        _CUBA_DTYPES, backend, "a_in", out,
-    )  # fmt: skip
+        _cuba_model(),
+        [a_in],
+        table,
+        state,
+        np.zeros_like(state),
+        segments,
+        names,
+        _CUBA_DTYPES,
+        backend,
+        "a_in",
+        out,
+    )
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(("u", "v", "rc"))}
 
 
@@ -473,9 +505,18 @@ def sigma_delta(
     table = np.stack([np.broadcast_to(np.asarray(r, np.int64), (m,)) for r in rows])
     state = np.stack([init[k] for k in st_names])
     traces, final = _run_kernels(
-        SDNN_KERNEL, [x_in], table, state, np.zeros_like(state), segments, names,
-        dict.fromkeys(SDNN_TRACES, np.int64), backend, "x_in", out,
-    )  # fmt: skip
+        SDNN_KERNEL,
+        [x_in],
+        table,
+        state,
+        np.zeros_like(state),
+        segments,
+        names,
+        dict.fromkeys(SDNN_TRACES, np.int64),
+        backend,
+        "x_in",
+        out,
+    )
     return traces, {k: final[i].reshape(lead) for i, k in enumerate(st_names)}
 
 
@@ -667,8 +708,9 @@ def conv2d(
     -------
     int64 array ``(…, C_out, H_out, W_out, T)`` of the input's library.
     """
-    return _conv(False, x, weight, stride, padding, dilation, groups, weight_exp, graded,
-                 latency, backend)  # fmt: skip
+    return _conv(
+        False, x, weight, stride, padding, dilation, groups, weight_exp, graded, latency, backend
+    )
 
 
 def conv_transpose2d(
@@ -697,8 +739,9 @@ def conv_transpose2d(
     ``(C_in, C_out/groups, kH, kW)``; output size ``(H-1) s - 2p + d (k-1) + 1``.
     Parameters as :func:`conv2d`.
     """
-    return _conv(True, x, weight, stride, padding, dilation, groups, weight_exp, graded,
-                 latency, backend)  # fmt: skip
+    return _conv(
+        True, x, weight, stride, padding, dilation, groups, weight_exp, graded, latency, backend
+    )
 
 
 def _depthwise(weight: Any, channels: int, name: str) -> np.ndarray:
@@ -712,9 +755,14 @@ def _depthwise(weight: Any, channels: int, name: str) -> np.ndarray:
 
 
 def pool2d(
-    x: Any, weight: Any, *, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    x: Any,
+    weight: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
     **kwargs: Any,
-) -> Any:  # fmt: skip
+) -> Any:
     """Pooling synapse: every channel cross-correlated with one shared kernel.
 
     ``weight`` is the ``(1, 1, kH, kW)`` (or ``(kH, kW)``) mantissa kernel of a
@@ -730,9 +778,14 @@ def pool2d(
 
 
 def unpool2d(
-    x: Any, weight: Any, *, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    x: Any,
+    weight: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
     **kwargs: Any,
-) -> Any:  # fmt: skip
+) -> Any:
     """Unpooling synapse: per-channel transposed convolution with one shared kernel.
 
     ``stride`` defaults to the kernel size. Other keyword arguments as
@@ -743,8 +796,9 @@ def unpool2d(
     w = _depthwise(weight, c, "weight")
     if stride is None:
         stride = tuple(w.shape[2:])
-    return conv_transpose2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=c,
-                            **kwargs)  # fmt: skip
+    return conv_transpose2d(
+        x, w, stride=stride, padding=padding, dilation=dilation, groups=c, **kwargs
+    )
 
 
 def conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -752,8 +806,9 @@ def conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int) -> int
     return (size - 1) * s - 2 * p + d * (k - 1) + 1
 
 
-def _conv(transpose, x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
-          backend):  # fmt: skip
+def _conv(
+    transpose, x, weight, stride, padding, dilation, groups, weight_exp, graded, latency, backend
+):
     check_integer_array(x, "x", min_ndim=4)
     if len(x.shape) not in (4, 5):
         raise ParameterError(f"x must be (C, H, W, T) or (B, C, H, W, T), got shape {x.shape}")

@@ -104,8 +104,12 @@ class KernelSpec:
         return tuple(t for t in self.traces if t not in self.state_traces)
 
 
-def _call(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str],
-          par: Callable[[int], str]) -> str:  # fmt: skip
+def _call(
+    model: _Stepped,
+    state: Callable[[int], str],
+    inp: Callable[[int], str],
+    par: Callable[[int], str],
+) -> str:
     """The step's argument list: states, inputs, parameters (a model's order), or
     the order a :class:`KernelSpec` names."""
     exprs = [state(i) for i in range(len(model.states))]
@@ -117,8 +121,13 @@ def _call(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str
     return ", ".join(exprs)
 
 
-def _step_lines(model: _Stepped, state: Callable[[int], str], inp: Callable[[int], str],
-                par: Callable[[int], str], trace: Callable[[int], str]) -> list[str]:  # fmt: skip
+def _step_lines(
+    model: _Stepped,
+    state: Callable[[int], str],
+    inp: Callable[[int], str],
+    par: Callable[[int], str],
+    trace: Callable[[int], str],
+) -> list[str]:
     """One neuron's step: the call, the new states stored at ``state(i)``, and every
     trace written to ``trace(k)`` (a state's new value, or the step's extra output)."""
     s_out = [f"s{i}" for i in range(len(model.states))]
@@ -241,9 +250,12 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     lines += [f"                xb[{i}, q, j] = src{i}[q]" for i in range(ni)]
     lines += ["        for q in range(tt):", f"            for j in range({LANES}):"]
     step = _step_lines(
-        model, lambda i: f"st_b[{i}, j]", lambda i: f"xb[{i}, q, j]", lambda i: f"pb[{i}, j]",
+        model,
+        lambda i: f"st_b[{i}, j]",
+        lambda i: f"xb[{i}, q, j]",
+        lambda i: f"pb[{i}, j]",
         lambda i: f"ob{i}[q, j]",
-    )  # fmt: skip
+    )
     lines += ["                " + line for line in step]
     for i in range(nk):
         lines += [
@@ -303,9 +315,12 @@ def _recurrent_item(model: _Stepped) -> list[str]:
             f"            flag |= e{i}",
         ]
     step = _step_lines(
-        model, lambda i: f"sb[{i}, j]", lambda i: f"x{i}", lambda i: f"p[{i}, j]",
+        model,
+        lambda i: f"sb[{i}, j]",
+        lambda i: f"x{i}",
+        lambda i: f"p[{i}, j]",
         lambda i: f"or{i}[j]",
-    )  # fmt: skip
+    )
     lines += ["            " + line for line in step]
     lines += [
         f"        nspk = _spike_list(idx, or{spike})",
@@ -320,9 +335,12 @@ def _render_recurrent(model: _Stepped) -> list[str]:
     ``kernel_serial``."""
     ni, nk = len(model.inputs), len(model.traces)
     args = ", ".join(
-        _names("z", ni) + _names("m", ni) + ["fb_bias", "grid", "in_scale", "p", "st"]
-        + _names("o", nk) + ["pre", "bad"]
-    )  # fmt: skip
+        _names("z", ni)
+        + _names("m", ni)
+        + ["fb_bias", "grid", "in_scale", "p", "st"]
+        + _names("o", nk)
+        + ["pre", "bad"]
+    )
     body = [
         "import numpy as np",
         "from numba import njit, prange",

@@ -49,9 +49,11 @@ def _inputs(model: NeuronModel, x: Any) -> list[Any]:
 
 
 def _state(
-    model: NeuronModel, params: ModelParams, state: Mapping[str, Any] | None,
+    model: NeuronModel,
+    params: ModelParams,
+    state: Mapping[str, Any] | None,
     lead: tuple[int, ...],
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     n = math.prod(lead)
     vec = params.vectors(lead)
     init = model.initial_state({p.name: vec[i] for i, p in enumerate(model.params)}, n)

@@ -472,9 +472,11 @@ def _int8_gemm_works() -> bool:
     if not _INT8_GEMM:
         ok = hasattr(torch, "_int_mm")
         rng = np.random.default_rng(0)
-        cases = [(np.full((3, 4099), -128), np.full((4099, 5), -128)),
-                 (rng.integers(-128, 128, (17, 33)), rng.integers(-128, 128, (33, 9))),
-                 (rng.integers(-128, 128, (2, 1)), rng.integers(0, 2, (1, 3)))]  # fmt: skip
+        cases = [
+            (np.full((3, 4099), -128), np.full((4099, 5), -128)),
+            (rng.integers(-128, 128, (17, 33)), rng.integers(-128, 128, (33, 9))),
+            (rng.integers(-128, 128, (2, 1)), rng.integers(0, 2, (1, 3))),
+        ]
         for a, b in cases if ok else ():
             out = np.empty((a.shape[0], b.shape[1]), np.int32)
             try:
@@ -491,8 +493,9 @@ class _Plan:
     """How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
     the exponent folded into the store, and the GEMM (a context manager's ``mm``)."""
 
-    def __init__(self, weights: Weights, mags: np.ndarray | None, bound: int | None,
-                 weight_exp: int) -> None:  # fmt: skip
+    def __init__(
+        self, weights: Weights, mags: np.ndarray | None, bound: int | None, weight_exp: int
+    ) -> None:
         g = int8_factor(weights, mags, bound)
         if g is not None:
             self.dtype, self.acc_dtype = np.dtype(np.int8), np.dtype(np.int32)
@@ -618,8 +621,19 @@ def conv2d(
     if groups > 1 and g_out == 1:  # pooling: one output per group, a GEMV each
         out4 = np.empty((c_out, h_out, w_out, steps), np.int32)
         w4 = mats.reshape(c_out, c_in // groups, *weight.shape[2:])
-        _direct_conv(x, w4, *stride, *padding, *dilation, groups, transpose, latency,
-                     not graded, weight_exp, out4)  # fmt: skip
+        _direct_conv(
+            x,
+            w4,
+            *stride,
+            *padding,
+            *dilation,
+            groups,
+            transpose,
+            latency,
+            not graded,
+            weight_exp,
+            out4,
+        )
         return out4
     mags = input_magnitudes(x, graded)
     taps = fan_in // (c_in // groups)
@@ -627,8 +641,19 @@ def conv2d(
     cols = None if mags is None else np.repeat(mags.reshape(groups, -1), taps, axis=1)
     plan = _Plan(weights, mags, weights.bound(cols, binary=not graded), weight_exp)
     if plan.dtype is None:
-        return _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded,
-                             latency, out_hw, transpose)  # fmt: skip
+        return _conv_integer(
+            x,
+            weight,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weight_exp,
+            graded,
+            latency,
+            out_hw,
+            transpose,
+        )
     npix = h_out * w_out
     out = np.empty((c_out, npix * steps), np.int32)
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
@@ -687,12 +712,22 @@ def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype):
     return x, latency, None
 
 
-def _conv_integer(x, weight, stride, padding, dilation, groups, weight_exp, graded, latency,
-                  out_hw, transpose) -> np.ndarray:  # fmt: skip
+def _conv_integer(
+    x, weight, stride, padding, dilation, groups, weight_exp, graded, latency, out_hw, transpose
+) -> np.ndarray:
     c_out = weight.shape[1] * groups if transpose else weight.shape[0]
     out = np.zeros((1, c_out, *out_hw, x.shape[-1]), np.int64)
     kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
     follow_torch_threads()
-    kernel(x[None], np.ascontiguousarray(weight, np.int64), *stride, *padding, *dilation, groups,
-           weight_exp, graded, out)  # fmt: skip
+    kernel(
+        x[None],
+        np.ascontiguousarray(weight, np.int64),
+        *stride,
+        *padding,
+        *dilation,
+        groups,
+        weight_exp,
+        graded,
+        out,
+    )
     return _delay_int(out[0], latency)

@@ -282,13 +282,14 @@ def _write(f: h5py.File, case: GoldenCase) -> None:
 #: Groups and fields a golden case may hold (``expect/*``: every expectation);
 #: anything else is refused, so that no field is silently ignored.
 LAYOUT: dict[str, frozenset[str]] = {
-    "/": frozenset({"format", "version", "description", "source", "network", "input", "run",
-                    "expect"}),
+    "/": frozenset(
+        {"format", "version", "description", "source", "network", "input", "run", "expect"}
+    ),
     "network": frozenset({"file", "path", "num_layers", "input_shape", "checks"}),
     "input": frozenset({"mode", "data", "graded", "cyclic"}),
     "run": frozenset({"num_steps", "spike_exp", "reset_layers", "reset_masks"}),
     "expect/*": frozenset({"name", "layer", "variable", "first_step", "data", "neurons", "mask"}),
-}  # fmt: skip
+}
 #: Variables an expectation may name (CUBA and sigma-delta traces).
 VARIABLES = tuple(dict.fromkeys(CUBA_TRACES + SDNN_TRACES))
 
@@ -480,8 +481,9 @@ def _load(r: _Reader) -> GoldenCase:
     layers = r.int_array("run", "reset_layers", required=False)
     if layers is not None:
         if layers.ndim != 1 or (layers.size and layers.min() < 0):
-            raise r.err("reset_layers must be a 1-D array of layer indices >= 0", "run",
-                        "reset_layers")  # fmt: skip
+            raise r.err(
+                "reset_layers must be a 1-D array of layer indices >= 0", "run", "reset_layers"
+            )
         if len(set(layers.tolist())) != layers.size:
             raise r.err(f"reset_layers has duplicates: {layers.tolist()}", "run", "reset_layers")
         masks = r.get("run", "reset_masks")

@@ -159,9 +159,14 @@ def compare_expectation(e: Expectation, traces: Traces) -> ExpectationResult:
         col = int(np.flatnonzero(diff.any(axis=0))[0])
         row = int(np.flatnonzero(diff[:, col])[0])
         first = Divergence(
-            e.label, e.layer, e.variable, int(rows[row]), e.first_step + col,
-            int(e.data[row, col]), int(got[row, col]),
-        )  # fmt: skip
+            e.label,
+            e.layer,
+            e.variable,
+            int(rows[row]),
+            e.first_step + col,
+            int(e.data[row, col]),
+            int(got[row, col]),
+        )
     return ExpectationResult(e.label, compared, count, first)
 
 
@@ -185,8 +190,10 @@ def run_checks(case: GoldenCase) -> list[str]:
                 failures.append(f"{key}: missing in the network file")
                 continue
             if not np.array_equal(np.asarray(got), np.asarray(expected)):
-                failures.append(f"{key}: expected {np.asarray(expected).tolist()}, got "
-                                f"{np.asarray(got).tolist()}")  # fmt: skip
+                failures.append(
+                    f"{key}: expected {np.asarray(expected).tolist()}, got "
+                    f"{np.asarray(got).tolist()}"
+                )
     return failures
 
 
@@ -231,8 +238,13 @@ def record_case(
     """Run a network and capture its traces as a new golden case (network embedded)."""
     from .case import read_network_bytes
 
-    emu = Emulator(network, num_layers=num_layers, backend=backend, spike_exp=spike_exp,
-                   input_shape=input_shape)  # fmt: skip
+    emu = Emulator(
+        network,
+        num_layers=num_layers,
+        backend=backend,
+        spike_exp=spike_exp,
+        input_shape=input_shape,
+    )
     data = None if input is None else np.asarray(input)
     if num_steps is None and (data is None or data.ndim == 0 or data.shape[-1] == 0):
         raise ParameterError(
@@ -245,9 +257,14 @@ def record_case(
     check_run_memory(emu, steps)
     masks = emu.reset_masks(steps, resets, reset_interval, reset_offset)
     traces = emu.run(
-        data, steps, input_mode=input_mode, graded_input=graded_input, cyclic=cyclic,
-        resets=masks, record=record,
-    )  # fmt: skip
+        data,
+        steps,
+        input_mode=input_mode,
+        graded_input=graded_input,
+        cyclic=cyclic,
+        resets=masks,
+        record=record,
+    )
     exps = [
         Expectation(layer=i, variable=v, data=arr, first_step=1)
         for i, lt in traces.layers.items()

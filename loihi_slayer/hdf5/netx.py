@@ -401,9 +401,15 @@ def _read_layer(g: _Group, kind: str) -> Layer:
             input_bias = g.ints("input_bias", required=False)
             neuron = _read_neuron(g, required=True)
             layer = KWTALayer(
-                shape, weight, neuron, bias, delay, weight_rec, input_bias,
+                shape,
+                weight,
+                neuron,
+                bias,
+                delay,
+                weight_rec,
+                input_bias,
                 weight_imag=weight_imag,
-            )  # fmt: skip
+            )
     elif kind in ("conv", "convT"):
         cls = ConvLayer if kind == "conv" else ConvTransposeLayer
         layout = "(out, in/groups, kH, kW)" if kind == "conv" else "(in, out/groups, kH, kW)"
@@ -422,9 +428,17 @@ def _read_layer(g: _Group, kind: str) -> Layer:
         delay = g.ints("delay", required=False)
         neuron = _read_neuron(g, required=kind == "conv")
         layer = cls(
-            shape, weight, stride, padding, dilation, groups, neuron, bias, delay,
+            shape,
+            weight,
+            stride,
+            padding,
+            dilation,
+            groups,
+            neuron,
+            bias,
+            delay,
             weight_imag=weight_imag,
-        )  # fmt: skip
+        )
     elif kind in ("pool", "unpool"):
         pcls = PoolLayer if kind == "pool" else UnpoolLayer
         weight, weight_imag = _conv_weight(g, "(1, 1, kH, kW)")
@@ -435,9 +449,16 @@ def _read_layer(g: _Group, kind: str) -> Layer:
         delay = g.ints("delay", required=False)
         neuron = _read_neuron(g, required=False)
         layer = pcls(
-            shape, weight, kernel, stride, padding, dilation, neuron, delay,
+            shape,
+            weight,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            neuron,
+            delay,
             weight_imag=weight_imag,
-        )  # fmt: skip
+        )
     elif kind == "flatten":
         layer = FlattenLayer(shape)
     elif kind == "average":

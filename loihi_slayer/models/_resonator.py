@@ -49,8 +49,9 @@ SIN = Param("sin_decay", "sinDecay", 1, 4095, doc="4096(1-decay)sin(2pi/period)"
 COS = Param("cos_decay", "cosDecay", 0, 4095, doc="4096(1-decay)cos(2pi/period); >= 0: period >= 4")
 VTH = Param("v_th_mant", "vThMant", 0, VTH_MANT_MAX, default=1, doc="(base) threshold")
 TH_DECAY = Param("th_decay", "thDecay", 0, DECAY_MAX, default=4096, doc="threshold decay (x4096)")
-REF_DECAY = Param("ref_decay", "refDecay", 0, DECAY_MAX, default=4096,
-                  doc="refractory decay (x4096)")  # fmt: skip
+REF_DECAY = Param(
+    "ref_decay", "refDecay", 0, DECAY_MAX, default=4096, doc="refractory decay (x4096)"
+)
 VTH_STEP = Param("v_th_step", "vThStep", 0, VTH_MANT_MAX, default=0, doc="threshold step")
 
 #: Parameters of RF and RF_IZ, and of ADRF and ADRF_IZ, in the order their steps take them.

@@ -33,8 +33,9 @@ from . import _resonator as res
 from .base import NeuronModel
 
 
-def step(re, im, th, r, x_re, x_im, sin_decay, cos_decay, th_decay, ref_decay, v_th_mant,
-         v_th_step):  # fmt: skip
+def step(
+    re, im, th, r, x_re, x_im, sin_decay, cos_decay, th_decay, ref_decay, v_th_mant, v_th_step
+):
     """One ADRF step on int64 scalars; returns ``(re, im, th, r, s, re, im, th_pre, r_pre)``."""
     p = cos_decay * re
     q = sin_decay * im

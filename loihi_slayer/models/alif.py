@@ -38,8 +38,9 @@ from ..fixed.params import STATE_MAX
 from .base import NeuronModel, Param
 
 
-def step(u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v_th_step,
-         ref_delay):  # fmt: skip
+def step(
+    u, v, th, r, rc, a, i_decay, v_decay, th_decay, ref_decay, v_th_mant, v_th_step, ref_delay
+):
     """One ALIF step on int64 scalars; returns ``(u, v, th, r, rc, s, v_rep, th_pre, r_pre)``.
 
     ``v_rep`` is the voltage as reported: the state, except after a spike with

@@ -42,8 +42,9 @@ class ModeParams:
 
 def _run(inputs, params: ModeParams, *, state=None, reset=None, record=("s",), backend="auto"):
     (x,) = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    return api.sigma_delta(x, params.params, mode=params.mode, state=state, reset=reset,
-                           record=record, backend=backend)  # fmt: skip
+    return api.sigma_delta(
+        x, params.params, mode=params.mode, state=state, reset=reset, record=record, backend=backend
+    )
 
 
 def from_record(neuron: Any, ctx: LayerContext) -> ModeParams:
@@ -51,8 +52,9 @@ def from_record(neuron: Any, ctx: LayerContext) -> ModeParams:
     if neuron.activation not in (None, "relu"):
         log.warning(
             "%s: sigma-delta activation %r is run as ReLU (netx/lava-nc support ReLU only)",
-            ctx.where, neuron.activation,
-        )  # fmt: skip
+            ctx.where,
+            neuron.activation,
+        )
     mode = "delta" if ctx.is_input else ("sigma" if neuron.sigma_output else "sigma_delta")
     vth = 0 if neuron.v_th_mant is None else per_channel(neuron.v_th_mant, ctx.shape)
     try:

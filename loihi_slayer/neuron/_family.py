@@ -106,9 +106,16 @@ class FamilyNeuron(base.Neuron):
         backend: str = "auto",
     ) -> None:
         super().__init__(
-            threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
-            requires_grad, None, backend,
-        )  # fmt: skip
+            threshold,
+            tau_grad,
+            scale_grad,
+            scale,
+            persistent_state,
+            shared_param,
+            requires_grad,
+            None,
+            backend,
+        )
         self._check_device("threshold", "v_th_mant", self.v_th_mant, "trunc(threshold * scale)")
         self._ranges: dict[str, tuple[float, float]] = {}
         for d in self.decays:
@@ -271,9 +278,12 @@ class FamilyNeuron(base.Neuron):
         return a
 
     def run_model(
-        self, a: torch.Tensor, params: ModelParams, state: Mapping[str, np.ndarray],
+        self,
+        a: torch.Tensor,
+        params: ModelParams,
+        state: Mapping[str, np.ndarray],
         record: Sequence[str],
-    ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:  # fmt: skip
+    ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
         """Run the model's kernels on integer input ``a`` ``(N, *shape, T)``.
 
         Returns torch traces on ``a``'s device and the final state (host int64).
@@ -281,7 +291,9 @@ class FamilyNeuron(base.Neuron):
         traces, final = fixed.run(
             self.model, a, params, state=state, record=tuple(record), backend=self.backend
         )
-        out = {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v) for k, v in
-               traces.items()}  # fmt: skip
+        out = {
+            k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v)
+            for k, v in traces.items()
+        }
         out = {k: v.to(a.device) for k, v in out.items()}
         return out, {k: np.asarray(v, np.int64) for k, v in final.items()}

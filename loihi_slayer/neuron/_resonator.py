@@ -137,9 +137,18 @@ class ResonatorNeuron(FamilyNeuron):
         decays: dict[str, Any] | None = None,
     ) -> None:
         FamilyNeuron.__init__(
-            self, threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
-            requires_grad, decays or {}, None, backend,
-        )  # fmt: skip
+            self,
+            threshold,
+            tau_grad,
+            scale_grad,
+            scale,
+            persistent_state,
+            shared_param,
+            requires_grad,
+            decays or {},
+            None,
+            backend,
+        )
         where = self._name
         self.tau_rho = self.tau_grad * self._threshold
         self.scale_rho = self.scale_grad
@@ -158,9 +167,13 @@ class ResonatorNeuron(FamilyNeuron):
         self.graded_spike = bool(graded_spike)
         self.log_init = bool(log_init)
         self._period_range = param_range(
-            "period", period, self.shared_param, where, lambda n, v, w: _check_period(v, w),
+            "period",
+            period,
+            self.shared_param,
+            where,
+            lambda n, v, w: _check_period(v, w),
             (MIN_PERIOD, math.inf),
-        )  # fmt: skip
+        )
         self._decay_range = param_range(
             "decay", decay, self.shared_param, where, _check_unit, (0.0, 1.0)
         )
@@ -297,12 +310,18 @@ class ResonatorNeuron(FamilyNeuron):
         """The op configuration for the current parameters."""
         c, hw = self._channels(self.shape) if self.shape else (1, 1)
         return ResonatorSpec(
-            model=self.model, scale=self.w_scale, v_th_mant=self.v_th_mant,
+            model=self.model,
+            scale=self.w_scale,
+            v_th_mant=self.v_th_mant,
             tau_rho=self.tau_rho * self.TAU_RHO_MULT,
-            scale_rho=self.scale_rho * self.SCALE_RHO_MULT, graded=self.graded_spike,
-            mode=self.mode, reset=self.model.name == "rf_iz", channels=c, per_channel=hw,
+            scale_rho=self.scale_rho * self.SCALE_RHO_MULT,
+            graded=self.graded_spike,
+            mode=self.mode,
+            reset=self.model.name == "rf_iz",
+            channels=c,
+            per_channel=hw,
             backend=self.backend,
-        )  # fmt: skip
+        )
 
     def _split(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(x, (tuple, list)):
@@ -344,9 +363,13 @@ class ResonatorNeuron(FamilyNeuron):
         )
         record = self.model.traces if (grad or want_trace or self.graded_spike) else ("s",)
         traces, final = fixed.run(
-            self.model, (self.int_input(re), self.int_input(im)), params, state=state,
-            record=record, backend=self.backend,
-        )  # fmt: skip
+            self.model,
+            (self.int_input(re), self.int_input(im)),
+            params,
+            state=state,
+            record=record,
+            backend=self.backend,
+        )
         traces = {k: torch.as_tensor(v).to(re.device) for k, v in traces.items()}
         self._keep_state(final)
         if len(record) == 1:

@@ -128,18 +128,43 @@ class Neuron(AdaptiveResonatorNeuron):
         shape: Sequence[int] | None = None,
         backend: str = "auto",
     ) -> None:
-        self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
-                    shared_param, persistent_state, requires_grad, graded_spike, log_init,
-                    shape, backend, {"threshold_decay": threshold_decay,
-                                     "refractory_decay": refractory_decay})  # fmt: skip
+        self._setup(
+            threshold,
+            period,
+            decay,
+            tau_grad,
+            scale_grad,
+            scale,
+            norm,
+            dropout,
+            shared_param,
+            persistent_state,
+            requires_grad,
+            graded_spike,
+            log_init,
+            shape,
+            backend,
+            {"threshold_decay": threshold_decay, "refractory_decay": refractory_decay},
+        )
         self._setup_step(threshold_step)
 
-    def spike(self, real: torch.Tensor, imag: torch.Tensor, threshold: torch.Tensor,
-              refractory: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def spike(
+        self,
+        real: torch.Tensor,
+        imag: torch.Tensor,
+        threshold: torch.Tensor,
+        refractory: torch.Tensor,
+    ) -> torch.Tensor:
         """Phase-threshold spikes against ``threshold + refractory`` (exact float compares)."""
         last = self._imag_before if self._imag_before is not None else 0.0
         s = complex_spike.Spike.apply(
-            real, imag, threshold + refractory, self.tau_rho * TAU_RHO_MULT,
-            self.scale_rho * SCALE_RHO_MULT, self.graded_spike, last, 1,
-        )  # fmt: skip
+            real,
+            imag,
+            threshold + refractory,
+            self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT,
+            self.graded_spike,
+            last,
+            1,
+        )
         return self.drop(s) if self.drop is not None else s

@@ -88,11 +88,19 @@ class Neuron(_phase.Neuron):
     SCALE_RHO_MULT = SCALE_RHO_MULT
     mode = IMAG
 
-    def spike(self, real: torch.Tensor, imag: torch.Tensor, threshold: torch.Tensor,
-              refractory: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def spike(
+        self,
+        real: torch.Tensor,
+        imag: torch.Tensor,
+        threshold: torch.Tensor,
+        refractory: torch.Tensor,
+    ) -> torch.Tensor:
         """Spikes ``imag >= threshold + refractory`` (``real`` is not used, as lava-dl)."""
         s = ImagSpike.apply(
-            imag, threshold + refractory, self.tau_rho * TAU_RHO_MULT,
-            self.scale_rho * SCALE_RHO_MULT, self.graded_spike,
-        )  # fmt: skip
+            imag,
+            threshold + refractory,
+            self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT,
+            self.graded_spike,
+        )
         return self.drop(s) if self.drop is not None else s

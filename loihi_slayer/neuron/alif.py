@@ -156,16 +156,27 @@ class Neuron(FamilyNeuron):
         backend: str = "auto",
     ) -> None:
         super().__init__(
-            threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
+            threshold,
+            tau_grad,
+            scale_grad,
+            scale,
+            persistent_state,
+            shared_param,
             requires_grad,
-            {"current_decay": current_decay, "voltage_decay": voltage_decay,
-             "threshold_decay": threshold_decay, "refractory_decay": refractory_decay},
-            None, backend,
-        )  # fmt: skip
+            {
+                "current_decay": current_decay,
+                "voltage_decay": voltage_decay,
+                "threshold_decay": threshold_decay,
+                "refractory_decay": refractory_decay,
+            },
+            None,
+            backend,
+        )
         step = self._float_arg("threshold_step", threshold_step)
         self.threshold_step = int(step * self.w_scale) / self.w_scale
-        self._check_device("threshold_step", "v_th_step", self.v_th_step,
-                           "trunc(threshold_step * scale)")  # fmt: skip
+        self._check_device(
+            "threshold_step", "v_th_step", self.v_th_step, "trunc(threshold_step * scale)"
+        )
         if isinstance(ref_delay, bool) or not isinstance(ref_delay, (int, np.integer)):
             raise ParameterError(f"{self._name}: ref_delay must be an int, got {ref_delay!r}")
         self._ref_delay = int(ref_delay)
@@ -245,9 +256,10 @@ class Neuron(FamilyNeuron):
     def _surrogate(self) -> Surrogate:
         theta = self.threshold if self.threshold > 0 else 1.0 / self.w_scale
         return Surrogate(
-            TAU_RHO_MULT * self.tau_grad * theta, SCALE_RHO_MULT * self.scale_grad,
+            TAU_RHO_MULT * self.tau_grad * theta,
+            SCALE_RHO_MULT * self.scale_grad,
             self.graded_spike,
-        )  # fmt: skip
+        )
 
     # ----------------------------------------------------------------- state
     @property
@@ -282,13 +294,20 @@ class Neuron(FamilyNeuron):
         )
         lead = tuple(x.shape[:-1])
         op = AlifOp(
-            self, params, self._get_state(lead, params), self._surrogate(),
-            self.current_decay.requires_grad, self.voltage_decay.requires_grad,
+            self,
+            params,
+            self._get_state(lead, params),
+            self._surrogate(),
+            self.current_decay.requires_grad,
+            self.voltage_decay.requires_grad,
             (self.current_decay.numel(), self.voltage_decay.numel()),
             torch.is_grad_enabled()
-            and (x.requires_grad or self.current_decay.requires_grad
-                 or self.voltage_decay.requires_grad),
-        )  # fmt: skip
+            and (
+                x.requires_grad
+                or self.current_decay.requires_grad
+                or self.voltage_decay.requires_grad
+            ),
+        )
         return _family.apply(op, x, want_trace, self.current_decay, self.voltage_decay)
 
     def dynamics(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

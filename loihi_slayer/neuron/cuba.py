@@ -137,9 +137,16 @@ class Neuron(base.Neuron):
         ref_delay: int = 1,
     ) -> None:
         super().__init__(
-            threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
-            requires_grad, None, backend,
-        )  # fmt: skip
+            threshold,
+            tau_grad,
+            scale_grad,
+            scale,
+            persistent_state,
+            shared_param,
+            requires_grad,
+            None,
+            backend,
+        )
         self.graded_spike = bool(graded_spike)
         ref = int_param("neuron.cuba.Neuron: ref_delay", ref_delay, *CUBA_RANGES["ref_delay"])
         if ref.ndim:
@@ -187,9 +194,15 @@ class Neuron(base.Neuron):
         c, hw = self._channels(self.shape) if self.shape else (1, 1)
         self._spec = make_spec(
             self._threshold if self._threshold > 0 else 1.0 / self.w_scale,
-            self.w_scale, self.tau_grad, self.scale_grad, self.graded_spike, c, hw,
-            self.backend, self._ref_delay,
-        )  # fmt: skip
+            self.w_scale,
+            self.tau_grad,
+            self.scale_grad,
+            self.graded_spike,
+            c,
+            hw,
+            self.backend,
+            self._ref_delay,
+        )
         if self._threshold == 0:
             self._spec.v_th_mant = 0
 

@@ -106,9 +106,23 @@ class Neuron(ResonatorNeuron):
         shape: Sequence[int] | None = None,
         backend: str = "auto",
     ) -> None:
-        self._setup(threshold, period, decay, tau_grad, scale_grad, scale, norm, dropout,
-                    shared_param, persistent_state, requires_grad, graded_spike, log_init,
-                    shape, backend)  # fmt: skip
+        self._setup(
+            threshold,
+            period,
+            decay,
+            tau_grad,
+            scale_grad,
+            scale,
+            norm,
+            dropout,
+            shared_param,
+            persistent_state,
+            requires_grad,
+            graded_spike,
+            log_init,
+            shape,
+            backend,
+        )
 
     def dynamics(self, input: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Real and imaginary responses ``(N, *shape, T)`` (advances the persistent state)."""
@@ -119,7 +133,13 @@ class Neuron(ResonatorNeuron):
         """Phase-threshold spikes of given responses (exact float compare on the state grid)."""
         last = self._imag_before if self._imag_before is not None else 0.0
         s = complex_spike.Spike.apply(
-            real, imag, self.threshold, self.tau_rho * TAU_RHO_MULT,
-            self.scale_rho * SCALE_RHO_MULT, self.graded_spike, last, 1,
-        )  # fmt: skip
+            real,
+            imag,
+            self.threshold,
+            self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT,
+            self.graded_spike,
+            last,
+            1,
+        )
         return self.drop(s) if self.drop is not None else s

@@ -80,7 +80,10 @@ class Neuron(_phase.Neuron):
     def spike(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         """Spikes ``imag >= θ`` of given responses (``real`` is not used, as lava-dl)."""
         s = ImagSpike.apply(
-            imag, self.threshold, self.tau_rho * TAU_RHO_MULT,
-            self.scale_rho * SCALE_RHO_MULT, self.graded_spike,
-        )  # fmt: skip
+            imag,
+            self.threshold,
+            self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT,
+            self.graded_spike,
+        )
         return self.drop(s) if self.drop is not None else s

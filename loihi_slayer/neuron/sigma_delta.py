@@ -150,9 +150,16 @@ class Neuron(base.Neuron):
                 f"(12-bit payload, 18-bit state) needs scale = 64"
             )
         super().__init__(
-            threshold, tau_grad, scale_grad, scale, persistent_state, shared_param,
-            requires_grad, None, backend,
-        )  # fmt: skip
+            threshold,
+            tau_grad,
+            scale_grad,
+            scale,
+            persistent_state,
+            shared_param,
+            requires_grad,
+            None,
+            backend,
+        )
         self.relu = chip_activation(activation)
         self.activation = activation if activation is not None else torch.nn.Identity()
         self.cum_error = bool(cum_error)
@@ -161,9 +168,16 @@ class Neuron(base.Neuron):
         self.num_neurons_hint = num_neurons
         self.sigma = Sigma(persistent_state=self.persistent_state)
         self.delta = Delta(
-            self._threshold, self.s_scale, tau_grad, scale_grad, cum_error, self.shared_param,
-            self.persistent_state, self.requires_grad, backend=backend,
-        )  # fmt: skip
+            self._threshold,
+            self.s_scale,
+            tau_grad,
+            scale_grad,
+            cum_error,
+            self.shared_param,
+            self.persistent_state,
+            self.requires_grad,
+            backend=backend,
+        )
         # learnable only once set_bias() gives it a value: an unused parameter that
         # requires grad would stop DistributedDataParallel
         self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
@@ -312,8 +326,9 @@ class Neuron(base.Neuron):
 
     def _spec(self, mode: str, relu: bool = False) -> SdnnSpec:
         c, hw = self._channels(self.shape)
-        return SdnnSpec(mode, relu, self.cum_error, self.tau_grad, self.scale_grad, c, hw,
-                        self.backend)  # fmt: skip
+        return SdnnSpec(
+            mode, relu, self.cum_error, self.tau_grad, self.scale_grad, c, hw, self.backend
+        )
 
     def _clamp(self) -> None:
         with torch.no_grad():
@@ -326,9 +341,12 @@ class Neuron(base.Neuron):
         bias = self._combine(self._norm_shift(sigma))
         self._check_bias(bias)
         return SigmaDeltaFunction.apply(
-            x, self.delta.threshold.reshape(-1), bias, self._spec("sigma_delta", bool(self.relu)),
+            x,
+            self.delta.threshold.reshape(-1),
+            bias,
+            self._spec("sigma_delta", bool(self.relu)),
             self._get_state(x),
-        )  # fmt: skip
+        )
 
     def _float_forward(self, x: torch.Tensor) -> torch.Tensor:
         """lava-dl's ``delta(f(norm(sigma(x)) + b))`` for units the chip cannot run.

@@ -57,9 +57,12 @@ def _export_cuba(neuron: hdf5.CubaNeuron, layer: hdf5.Layer, dt: float, gain: An
     if bias is not None:
         meta["bias"] = _int_or_array(bias)
     common = dict(
-        tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=v_leak,
+        tau_syn=tau_syn,
+        tau_mem=tau_mem,
+        r=tau_mem / dt,
+        v_leak=v_leak,
         w_in=tau_syn / dt * np.asarray(gain, np.float64),
-    )  # fmt: skip
+    )
     if np.all(np.asarray(neuron.v_th_mant) >= _SPIKE_LIMIT):
         return nir.CubaLI(**common, metadata={META: meta})
     v_th = _full(neuron.v_th_mant, shape) / W_SCALE
@@ -132,11 +135,15 @@ def _export_conv(i: int, layer: hdf5.ConvLayer, dt: float, in_shape) -> list:
     nir = _nir()
     w = np.asarray(layer.weight, np.int64)
     syn = nir.Conv2d(
-        input_shape=tuple(int(s) for s in in_shape[-2:]), weight=_weight_float(w, layer),
-        stride=tuple(layer.stride), padding=tuple(layer.padding),
-        dilation=tuple(layer.dilation), groups=int(layer.groups),
-        bias=np.zeros(w.shape[0]), metadata={META: {"weight": w}},
-    )  # fmt: skip
+        input_shape=tuple(int(s) for s in in_shape[-2:]),
+        weight=_weight_float(w, layer),
+        stride=tuple(layer.stride),
+        padding=tuple(layer.padding),
+        dilation=tuple(layer.dilation),
+        groups=int(layer.groups),
+        bias=np.zeros(w.shape[0]),
+        metadata={META: {"weight": w}},
+    )
     neuron = _neuron_node(i, layer, dt)
     neuron.metadata[META].update(_layer_meta(layer))
     out = [("conv", syn), ("neuron", neuron)]
@@ -153,9 +160,11 @@ def _export_pool(i: int, layer: hdf5.PoolLayer, dt: float, in_shape) -> list:
             f"kernel; NIR's SumPool2d has neither"
         )
     syn = nir.SumPool2d(
-        kernel_size=np.asarray(layer.kernel_size), stride=np.asarray(layer.stride),
-        padding=np.asarray(layer.padding), metadata={META: {"weight": w}},
-    )  # fmt: skip
+        kernel_size=np.asarray(layer.kernel_size),
+        stride=np.asarray(layer.stride),
+        padding=np.asarray(layer.padding),
+        metadata={META: {"weight": w}},
+    )
     # the fixed pooling weight is the neuron's input gain w_in
     neuron = _neuron_node(i, layer, dt, gain=_weight_float(w.reshape(-1)[0], layer))
     neuron.metadata[META].update(_layer_meta(layer))
@@ -166,9 +175,11 @@ def _export_pool(i: int, layer: hdf5.PoolLayer, dt: float, in_shape) -> list:
 
 def _export_flatten(i: int, layer: hdf5.FlattenLayer, dt: float, in_shape) -> list:
     node = _nir().Flatten(
-        input_type={"input": np.asarray(in_shape)}, start_dim=0, end_dim=-1,
+        input_type={"input": np.asarray(in_shape)},
+        start_dim=0,
+        end_dim=-1,
         metadata={META: _layer_meta(layer)},
-    )  # fmt: skip
+    )
     return [("flatten", node)]
 
 
@@ -258,8 +269,9 @@ def export(net: Any, *, dt: float = DEFAULT_DT, input_shape: Any = None):
     gmeta: dict[str, Any] = {"dt": float(dt)}
     if network.simulation is not None:
         sim = network.simulation
-        gmeta["simulation"] = {"ts": sim.ts} | ({} if sim.t_sample is None else
-                                                {"tSample": sim.t_sample})  # fmt: skip
+        gmeta["simulation"] = {"ts": sim.ts} | (
+            {} if sim.t_sample is None else {"tSample": sim.t_sample}
+        )
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: gmeta})
 
 

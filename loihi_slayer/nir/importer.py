@@ -142,23 +142,44 @@ def _import_cubalif(node: Any, dt: float) -> _FloatNeuron:
     ds, dm = dt / _f(node, "tau_syn", shape), dt / _f(node, "tau_mem", shape)
     r, w_in = _f(node, "r", shape), _f(node, "w_in", shape)
     v_th = _f(node, "v_threshold", shape) if hasattr(node, "v_threshold") else None
-    return _FloatNeuron(ds, dm, dm * r * ds * w_in, v_th, dm * _f(node, "v_leak", shape),
-                        dm * r * w_in, getattr(node, "v_reset", None))  # fmt: skip
+    return _FloatNeuron(
+        ds,
+        dm,
+        dm * r * ds * w_in,
+        v_th,
+        dm * _f(node, "v_leak", shape),
+        dm * r * w_in,
+        getattr(node, "v_reset", None),
+    )
 
 
 def _import_lif(node: Any, dt: float) -> _FloatNeuron:
     shape = np.shape(node.tau)
     dm, r = dt / _f(node, "tau", shape), _f(node, "r", shape)
     v_th = _f(node, "v_threshold", shape) if hasattr(node, "v_threshold") else None
-    return _FloatNeuron(np.ones(shape), dm, dm * r, v_th, dm * _f(node, "v_leak", shape),
-                        dm * r, getattr(node, "v_reset", None))  # fmt: skip
+    return _FloatNeuron(
+        np.ones(shape),
+        dm,
+        dm * r,
+        v_th,
+        dm * _f(node, "v_leak", shape),
+        dm * r,
+        getattr(node, "v_reset", None),
+    )
 
 
 def _import_if(node: Any, dt: float) -> _FloatNeuron:
     shape = np.shape(node.r)
     r = _f(node, "r", shape)
-    return _FloatNeuron(np.ones(shape), np.zeros(shape), dt * r, _f(node, "v_threshold", shape),
-                        np.zeros(shape), dt * r, node.v_reset)  # fmt: skip
+    return _FloatNeuron(
+        np.ones(shape),
+        np.zeros(shape),
+        dt * r,
+        _f(node, "v_threshold", shape),
+        np.zeros(shape),
+        dt * r,
+        node.v_reset,
+    )
 
 
 #: NIR neuron class name -> float parameter reader ``(node, dt) -> _FloatNeuron``
@@ -211,8 +232,9 @@ def _float_view_matches(snode: Any, nnode: Any, smeta: dict, nmeta: dict) -> boo
 
 
 def _spatial_out(size: tuple[int, int], k, s, p, d=(1, 1)) -> tuple[int, int]:
-    return tuple(conv_output_size(size[j], int(k[j]), int(s[j]), int(p[j]), int(d[j]))
-                 for j in range(2))  # fmt: skip
+    return tuple(
+        conv_output_size(size[j], int(k[j]), int(s[j]), int(p[j]), int(d[j])) for j in range(2)
+    )
 
 
 def _pair2(v: Any) -> tuple[int, int]:
@@ -250,8 +272,9 @@ class _Importer:
                 continue
             if isinstance(node, nir.Flatten):
                 shape = (math.prod(shape),)
-                self.layers.append(hdf5.FlattenLayer(self._flat_shape(node, shape),
-                                                     extra=self._flat_extra(node)))  # fmt: skip
+                self.layers.append(
+                    hdf5.FlattenLayer(self._flat_shape(node, shape), extra=self._flat_extra(node))
+                )
                 k += 1
                 continue
             if kind in NEURON_IMPORTERS and not self.layers and pending_input_layer is not False:
@@ -306,10 +329,12 @@ class _Importer:
         if m is not None:
             neuron = self._exact_neuron(m)
             layer = hdf5.InputLayer(
-                tuple(int(s) for s in np.asarray(m["shape"]).reshape(-1)), neuron=neuron,
-                weight=m.get("inputWeight"), bias=m.get("bias"),
+                tuple(int(s) for s in np.asarray(m["shape"]).reshape(-1)),
+                neuron=neuron,
+                weight=m.get("inputWeight"),
+                bias=m.get("bias"),
                 extra=_unpack_extra(m.get("layerExtra")),
-            )  # fmt: skip
+            )
             self.layers.append(layer)
             self.report.layers.append(LayerQuantization(idx, (name,), True))
             return
@@ -329,11 +354,15 @@ class _Importer:
 
     def _exact_neuron(self, m: dict) -> hdf5.CubaNeuron:
         return hdf5.CubaNeuron(
-            i_decay=_int_or_array(m["iDecay"]), v_decay=_int_or_array(m["vDecay"]),
-            v_th_mant=_int_or_array(m["vThMant"]), ref_delay=int(m["refDelay"]),
-            graded_spike=bool(m["gradedSpike"]), wgt_exp=int(m["wgtExp"]),
-            type=str(m["neuronType"]), extra=_unpack_extra(m.get("neuronExtra")),
-        )  # fmt: skip
+            i_decay=_int_or_array(m["iDecay"]),
+            v_decay=_int_or_array(m["vDecay"]),
+            v_th_mant=_int_or_array(m["vThMant"]),
+            ref_delay=int(m["refDelay"]),
+            graded_spike=bool(m["gradedSpike"]),
+            wgt_exp=int(m["wgtExp"]),
+            type=str(m["neuronType"]),
+            extra=_unpack_extra(m.get("neuronExtra")),
+        )
 
     def _synapse_layer(self, sname, snode, nname, nnode, dname, shape) -> tuple[int, ...]:
         kind = type(snode).__name__
@@ -363,8 +392,7 @@ class _Importer:
             aff_b = np.asarray(getattr(snode, "bias", 0.0), np.float64)
             if kind == "Conv2d" and aff_b.ndim == 1 and len(out_shape) == 3:
                 aff_b = aff_b.reshape(-1, 1, 1)
-            neuron, w_int, bias, q = self._quantize_layer(fn, w, aff_b, idx, names, out_shape,
-                                                          kind)  # fmt: skip
+            neuron, w_int, bias, q = self._quantize_layer(fn, w, aff_b, idx, names, out_shape, kind)
             delay = None
             if dnode is not None:
                 d = np.asarray(dnode.delay, np.float64) / self.dt
@@ -375,8 +403,10 @@ class _Importer:
                     q.notes.append("delays rounded to whole steps")
             rec_shape = tuple(out_shape)
             if stale:
-                q.notes.append("loihi_slayer metadata no longer matches the float view (edited "
-                               "elsewhere?): quantized from the floats")  # fmt: skip
+                q.notes.append(
+                    "loihi_slayer metadata no longer matches the float view (edited "
+                    "elsewhere?): quantized from the floats"
+                )
         layer = self._record(kind, rec_shape, w_int, geom, neuron, bias, delay)
         layer.extra = extra
         self.layers.append(layer)
@@ -393,8 +423,9 @@ class _Importer:
                 )
             return {}, (w.shape[0],), w
         if len(shape) != 3:
-            raise ParameterError(f"NIR import: node {name!r} ({kind}) needs (C, H, W) input, "
-                                 f"got {shape}")  # fmt: skip
+            raise ParameterError(
+                f"NIR import: node {name!r} ({kind}) needs (C, H, W) input, got {shape}"
+            )
         if kind == "Conv2d":
             w = np.asarray(node.weight, np.float64)
             if isinstance(node.padding, str):
@@ -402,11 +433,14 @@ class _Importer:
                     f"NIR import: node {name!r} has padding {node.padding!r}; give integers"
                 )
             geom = {
-                "stride": _pair2(node.stride), "padding": _pair2(node.padding),
-                "dilation": _pair2(node.dilation), "groups": int(node.groups),
-            }  # fmt: skip
-            hw = _spatial_out(shape[1:], w.shape[2:], geom["stride"], geom["padding"],
-                              geom["dilation"])  # fmt: skip
+                "stride": _pair2(node.stride),
+                "padding": _pair2(node.padding),
+                "dilation": _pair2(node.dilation),
+                "groups": int(node.groups),
+            }
+            hw = _spatial_out(
+                shape[1:], w.shape[2:], geom["stride"], geom["padding"], geom["dilation"]
+            )
             return geom, (w.shape[0], *hw), w
         k, s, p = _pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding)
         hw = _spatial_out(shape[1:], k, s, p)

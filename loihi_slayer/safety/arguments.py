@@ -98,8 +98,10 @@ def conv_args(
             f"{owner}: in_features = {cin} and out_features = {cout} must both be divisible by "
             f"groups = {g}"
         )
-    given = (f"in_features = {cin}, out_features = {cout}, groups = {g}, "
-             f"kernel_size = {tuple(kernel[:2])}")  # fmt: skip
+    given = (
+        f"in_features = {cin}, out_features = {cout}, groups = {g}, "
+        f"kernel_size = {tuple(kernel[:2])}"
+    )
     check_layer_size(owner, (cout, cin // g, *kernel), given)
 
 

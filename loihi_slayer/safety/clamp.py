@@ -33,6 +33,10 @@ def warn_clamped(logger: logging.Logger, name: str, value: float, lo: float, hi:
         _SAID.add(key)
         logger.warning(
             "%s = %r lies outside [%g, %g]; clamped to %g as lava-dl does (said once)",
-            name, value, lo, hi, min(max(value, lo), hi),
-        )  # fmt: skip
+            name,
+            value,
+            lo,
+            hi,
+            min(max(value, lo), hi),
+        )
     return True

@@ -35,7 +35,7 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
-class event:  # noqa: N801 - slayerPytorch name
+class event:
     """Spike events (slayerPytorch ``spikeFileIO.event``).
 
     Parameters
@@ -52,7 +52,7 @@ class event:  # noqa: N801 - slayerPytorch name
         1 or 2.
     """
 
-    def __init__(self, xEvent: Any, yEvent: Any, pEvent: Any, tEvent: Any) -> None:  # noqa: N803
+    def __init__(self, xEvent: Any, yEvent: Any, pEvent: Any, tEvent: Any) -> None:
         self.dim = 1 if yEvent is None else 2
         self.x = np.asarray(xEvent)
         self.y = None if yEvent is None else np.asarray(yEvent)
@@ -64,7 +64,7 @@ class event:  # noqa: N801 - slayerPytorch name
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def toEvent(self) -> lio.Event:  # noqa: N802
+    def toEvent(self) -> lio.Event:
         """The library :class:`loihi_slayer.io.Event` (``p`` becomes ``c``)."""
         y = None if self.y is None else np.round(self.y).astype(np.int64)
         return lio.Event(
@@ -72,11 +72,11 @@ class event:  # noqa: N801 - slayerPytorch name
         )
 
     @classmethod
-    def fromEvent(cls, ev: lio.Event) -> event:  # noqa: N802
+    def fromEvent(cls, ev: lio.Event) -> event:
         """Build from a library :class:`loihi_slayer.io.Event`."""
         return cls(ev.x, ev.y, ev.c, ev.t)
 
-    def toSpikeArray(self, samplingTime: float = 1, dim: Any = None) -> np.ndarray:  # noqa: N802, N803
+    def toSpikeArray(self, samplingTime: float = 1, dim: Any = None) -> np.ndarray:
         """Dense array ``(C, X, T)`` (1-D) or ``(C, H, W, T)`` (2-D) of ``1/samplingTime`` spikes.
 
         ``dim`` defaults to the extent of the events; events outside it are dropped.
@@ -102,11 +102,11 @@ class event:  # noqa: N801 - slayerPytorch name
 
     def toSpikeTensor(
         self,
-        emptyTensor: Any,  # noqa: N803
-        samplingTime: float = 1,  # noqa: N803
-        randomShift: bool = False,  # noqa: N803
-        binningMode: str = "OR",  # noqa: N803
-    ) -> Any:  # noqa: N802
+        emptyTensor: Any,
+        samplingTime: float = 1,
+        randomShift: bool = False,
+        binningMode: str = "OR",
+    ) -> Any:
         """Fill a zero ``(C, H, W, T)`` numpy array / torch tensor with the events (in place).
 
         1-D events use ``H = 1``. Bin index ``round(t / samplingTime)``; spikes
@@ -125,7 +125,7 @@ def _lib_event(td: Any) -> lio.Event:
     raise ParameterTypeError(f"expected an snn.io.event, got {type(td).__name__}")
 
 
-def spikeArrayToEvent(spikeMat: Any, samplingTime: float = 1) -> event:  # noqa: N802, N803
+def spikeArrayToEvent(spikeMat: Any, samplingTime: float = 1) -> event:
     """Events of a ``(C, X, T)`` (1-D) or ``(C, H, W, T)`` (2-D) spike array (entries > 0)."""
     arr = spikeMat.detach().cpu().numpy() if hasattr(spikeMat, "detach") else np.asarray(spikeMat)
     idx = np.argwhere(arr > 0)
@@ -136,58 +136,58 @@ def spikeArrayToEvent(spikeMat: Any, samplingTime: float = 1) -> event:  # noqa:
     raise ParameterTypeError(f"expected an array of 3 or 4 dimensions, got {arr.ndim}")
 
 
-def read1Dspikes(filename: PathLike) -> event:  # noqa: N802
+def read1Dspikes(filename: PathLike) -> event:
     """Read a ``.bs1`` file (neuron id 16 bit, polarity 1 bit, time 23 bit in us)."""
     return event.fromEvent(lio.read_1d_spikes(filename))
 
 
-def encode1Dspikes(filename: PathLike, TD: Any) -> None:  # noqa: N802, N803
+def encode1Dspikes(filename: PathLike, TD: Any) -> None:
     """Write 1-D events to a ``.bs1`` file."""
     lio.encode_1d_spikes(filename, _lib_event(TD))
 
 
-def read2Dspikes(filename: PathLike) -> event:  # noqa: N802
+def read2Dspikes(filename: PathLike) -> event:
     """Read a ``.bs2`` file (x 8 bit, y 8 bit, polarity 1 bit, time 23 bit in us)."""
     return event.fromEvent(lio.read_2d_spikes(filename))
 
 
-def encode2Dspikes(filename: PathLike, TD: Any) -> None:  # noqa: N802, N803
+def encode2Dspikes(filename: PathLike, TD: Any) -> None:
     """Write 2-D events to a ``.bs2`` file."""
     lio.encode_2d_spikes(filename, _lib_event(TD))
 
 
-def read3Dspikes(filename: PathLike) -> event:  # noqa: N802
+def read3Dspikes(filename: PathLike) -> event:
     """Read a ``.bs3`` file (x 12 bit, y 12 bit, channel 8 bit, time 24 bit in us)."""
     return event.fromEvent(lio.read_3d_spikes(filename))
 
 
-def encode3Dspikes(filename: PathLike, TD: Any) -> None:  # noqa: N802, N803
+def encode3Dspikes(filename: PathLike, TD: Any) -> None:
     """Write 2-D multi-channel events to a ``.bs3`` file."""
     lio.encode_3d_spikes(filename, _lib_event(TD))
 
 
-def readNumSpikes(filename: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # noqa: N802
+def readNumSpikes(filename: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read a ``.bsn`` spike-count file: ``(nID, tSt, tEn, nSp)`` with times in ms."""
     regions = lio.read_nd_spikes(filename)
     return regions.neuron_id, regions.t_start, regions.t_end, regions.num_spikes
 
 
-def encodeNumSpikes(filename: PathLike, nID: Any, tSt: Any, tEn: Any, nSp: Any) -> None:  # noqa: N802, N803
+def encodeNumSpikes(filename: PathLike, nID: Any, tSt: Any, tEn: Any, nSp: Any) -> None:
     """Write a ``.bsn`` spike-count file (times in ms)."""
     lio.encode_nd_spikes(filename, nID, tSt, tEn, nSp)
 
 
-read1DnumSpikes = readNumSpikes  # noqa: N816 - slayerPytorch name
-encode1DnumSpikes = encodeNumSpikes  # noqa: N816
+read1DnumSpikes = readNumSpikes
+encode1DnumSpikes = encodeNumSpikes
 
 
 def showTD(
-    TD: Any,  # noqa: N803
+    TD: Any,
     fig: Any = None,
-    frameRate: float = 24,  # noqa: N803
-    preComputeFrames: bool = True,  # noqa: N803
+    frameRate: float = 24,
+    preComputeFrames: bool = True,
     repeat: bool = False,
-) -> Any:  # noqa: N802
+) -> Any:
     """Show an animation of the events (``plt.show()``); returns the animation.
 
     ``fig`` and ``preComputeFrames`` are accepted for compatibility and ignored.
@@ -202,11 +202,11 @@ def showTD(
 
 
 def animTD(
-    TD: Any,  # noqa: N803
+    TD: Any,
     filename: PathLike = "animation.mp4",
-    frameRate: float = 24,  # noqa: N803
+    frameRate: float = 24,
     repeat: bool = False,
-) -> Any:  # noqa: N802
+) -> Any:
     """Save an animation of the events to ``filename`` (``.gif`` or ffmpeg formats)."""
     from ..io import plot
 

@@ -49,10 +49,10 @@ def _quantize_step2(weights: torch.Tensor) -> torch.Tensor:
 
 
 def loihi_spikes(
-    weightedSpikes: Any,  # noqa: N803
+    weightedSpikes: Any,
     params: fixed.CubaParams,
     v_decay: int,
-    Ts: float,  # noqa: N803
+    Ts: float,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run slayerPytorch's Loihi neuron on weighted spikes through :func:`fixed.cuba`.
@@ -115,7 +115,7 @@ class _LoihiSpike(torch.autograd.Function):
     """Loihi spikes with slayerPytorch's surrogate gradient (spec §5.4)."""
 
     @staticmethod
-    def forward(ctx, weighted, layer):  # noqa: D102
+    def forward(ctx, weighted, layer):
         spikes, voltage, _ = layer.spikeLoihiFull(weighted)
         ctx.theta = float(layer.neuron["theta"])
         ctx.tau = float(layer.neuron["tauRho"]) * ctx.theta
@@ -125,13 +125,13 @@ class _LoihiSpike(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad):
         voltage, kernel = ctx.saved_tensors
         pdf = ctx.scale / ctx.tau * torch.exp(-torch.abs(voltage - ctx.theta) / ctx.tau)
         return causal_corr(grad * pdf, kernel, ctx.ts), None
 
 
-class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
+class spikeLayer(slayer.spikeLayer):
     """SLAYER spike layer with the Loihi-1 CUBA neuron (``snn.loihi``).
 
     Parameters
@@ -155,7 +155,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
         maximum of the Loihi PSP kernel.
     """
 
-    def __init__(self, neuronDesc: Any, simulationDesc: Any, backend: str = "auto") -> None:  # noqa: N803
+    def __init__(self, neuronDesc: Any, simulationDesc: Any, backend: str = "auto") -> None:
         check_descriptors(neuronDesc, simulationDesc)  # also keys this layer derives (theta)
         neuron = dict(neuronDesc)
         ints = {}
@@ -193,8 +193,11 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
         if self.maxPspKernel <= 0:
             raise ParameterError("the Loihi PSP kernel is empty; check Ts and tSample")
         neuron["scaleRho"] = float(neuron["scaleRho"]) / self.maxPspKernel
-        logger.debug("Loihi layer: max PSP kernel %g, scaleRho scaled to %g",
-                     self.maxPspKernel, neuron["scaleRho"])  # fmt: skip
+        logger.debug(
+            "Loihi layer: max PSP kernel %g, scaleRho scaled to %g",
+            self.maxPspKernel,
+            neuron["scaleRho"],
+        )
 
     def _max_len(self, *decays: int) -> float:
         """Kernel length cap: none when every decay is > 0 (the kernel then reaches 0)."""
@@ -202,7 +205,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
             return math.inf
         return max(self.Ns, 1) + 1
 
-    def calculateSrmKernel(self) -> torch.Tensor:  # noqa: N802
+    def calculateSrmKernel(self) -> torch.Tensor:
         """Integer impulse response of the neuron, halved (slayerPytorch's Loihi PSP).
 
         ``u[0] = v[0] = 2**(7 + wgtExp)`` (a weight of 2), then
@@ -220,7 +223,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
             values.append(v)
         return torch.tensor([x / 2 for x in values], dtype=torch.float32)
 
-    def calculateRefKernel(self, SCALE: float = _REF_SCALE) -> torch.Tensor:  # noqa: N802, N803
+    def calculateRefKernel(self, SCALE: float = _REF_SCALE) -> torch.Tensor:
         """Refractory kernel for :meth:`spike`: absolute part, then the decaying reset."""
         n = self.neuron
         theta = int(n["theta"])
@@ -234,7 +237,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
         return torch.tensor(kernel, dtype=torch.float32)
 
     # -- neuron
-    def spikeLoihi(self, weightedSpikes: torch.Tensor) -> torch.Tensor:  # noqa: N802, N803
+    def spikeLoihi(self, weightedSpikes: torch.Tensor) -> torch.Tensor:
         """Loihi spikes (amplitude ``1/Ts``) with the surrogate gradient.
 
         Backward: ``corr(grad * pdf, srmKernel, Ts)`` with
@@ -245,8 +248,8 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
 
     def spikeLoihiFull(
         self,
-        weightedSpikes: torch.Tensor,  # noqa: N803
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: N802
+        weightedSpikes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(spike, voltage, current)`` of the Loihi neuron (no gradient).
 
         ``voltage`` is the reported voltage: ``vDecay`` at spike bins, 0 in
@@ -256,7 +259,7 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
             weightedSpikes, self.params, int(self.neuron["vDecay"]), self.Ts, self.backend
         )
 
-    def getVoltage(self, membranePotential: torch.Tensor) -> np.ndarray:  # noqa: N802, N803
+    def getVoltage(self, membranePotential: torch.Tensor) -> np.ndarray:
         """Voltage traces ``(neurons, Ns)`` with refractory-marked samples set to ``theta + 1``."""
         voltage = membranePotential.detach().reshape(-1, self.Ns).cpu().numpy()
         theta = self.neuron["theta"]
@@ -264,57 +267,75 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
 
     # -- synapses (weights quantized in steps of 2 by default)
     @staticmethod
-    def _hook(preHookFx: Any, quantize: bool) -> Any:  # noqa: N803
+    def _hook(preHookFx: Any, quantize: bool) -> Any:
         if preHookFx is not None:
             return preHookFx
         return _quantize_step2 if quantize else None
 
     def dense(
         self,
-        inFeatures: Any,  # noqa: N803
-        outFeatures: int,  # noqa: N803
-        weightScale: float = 100,  # noqa: N803
-        preHookFx: Any = None,  # noqa: N803
+        inFeatures: Any,
+        outFeatures: int,
+        weightScale: float = 100,
+        preHookFx: Any = None,
         quantize: bool = True,
     ) -> slayer._denseLayer:
         """Dense layer with weights quantized to even values (``quantize=False`` disables)."""
-        return slayer._denseLayer(inFeatures, outFeatures, weightScale,
-                                  self._hook(preHookFx, quantize))  # fmt: skip
+        return slayer._denseLayer(
+            inFeatures, outFeatures, weightScale, self._hook(preHookFx, quantize)
+        )
 
     def conv(
         self,
-        inChannels: int,  # noqa: N803
-        outChannels: int,  # noqa: N803
-        kernelSize: Any,  # noqa: N803
+        inChannels: int,
+        outChannels: int,
+        kernelSize: Any,
         stride: Any = 1,
         padding: Any = 0,
         dilation: Any = 1,
         groups: int = 1,
-        weightScale: float = 100,  # noqa: N803
-        preHookFx: Any = None,  # noqa: N803
+        weightScale: float = 100,
+        preHookFx: Any = None,
         quantize: bool = True,
     ) -> slayer._convLayer:
         """Convolution layer with weights quantized to even values."""
-        return slayer._convLayer(inChannels, outChannels, kernelSize, stride, padding, dilation,
-                                 groups, weightScale, self._hook(preHookFx, quantize))  # fmt: skip
+        return slayer._convLayer(
+            inChannels,
+            outChannels,
+            kernelSize,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weightScale,
+            self._hook(preHookFx, quantize),
+        )
 
-    def convTranspose(  # noqa: N802
+    def convTranspose(
         self,
-        inChannels: int,  # noqa: N803
-        outChannels: int,  # noqa: N803
-        kernelSize: Any,  # noqa: N803
+        inChannels: int,
+        outChannels: int,
+        kernelSize: Any,
         stride: Any = 1,
         padding: Any = 0,
         dilation: Any = 1,
         groups: int = 1,
-        weightScale: float = 100,  # noqa: N803
-        preHookFx: Any = None,  # noqa: N803
+        weightScale: float = 100,
+        preHookFx: Any = None,
         quantize: bool = True,
     ) -> slayer._convTransposeLayer:
         """Transposed convolution with weights quantized to even values."""
-        return slayer._convTransposeLayer(inChannels, outChannels, kernelSize, stride, padding,
-                                          dilation, groups, weightScale,
-                                          self._hook(preHookFx, quantize))  # fmt: skip
+        return slayer._convTransposeLayer(
+            inChannels,
+            outChannels,
+            kernelSize,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weightScale,
+            self._hook(preHookFx, quantize),
+        )
 
     def _pool_weight(self) -> float:
         value = torch.tensor(1.1 * self.neuron["theta"] / self.maxPspKernel)
@@ -322,11 +343,11 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
 
     def pool(
         self,
-        kernelSize: Any,  # noqa: N803
+        kernelSize: Any,
         stride: Any = None,
         padding: Any = 0,
         dilation: Any = 1,
-        preHookFx: Any = None,  # noqa: N803
+        preHookFx: Any = None,
     ) -> slayer._poolLayer:
         """Sum pooling with weight ``quantize(1.1 theta / maxPspKernel, 2)``."""
         block = slayer._poolLayer(1.0, kernelSize, stride, padding, dilation, preHookFx)
@@ -335,11 +356,11 @@ class spikeLayer(slayer.spikeLayer):  # noqa: N801 - slayerPytorch name
 
     def unpool(
         self,
-        kernelSize: Any,  # noqa: N803
+        kernelSize: Any,
         stride: Any = None,
         padding: Any = 0,
         dilation: Any = 1,
-        preHookFx: Any = None,  # noqa: N803
+        preHookFx: Any = None,
     ) -> slayer._unpoolLayer:
         """Un-pooling with weight ``quantize(1.1 theta / maxPspKernel, 2)``."""
         block = slayer._unpoolLayer(1.0, kernelSize, stride, padding, dilation, preHookFx)

@@ -21,7 +21,7 @@ def _is_network_descriptor(desc: Any) -> bool:
         return False
 
 
-class spikeLoss(torch.nn.Module):  # noqa: N801 - slayerPytorch name
+class spikeLoss(torch.nn.Module):
     """Spike losses of slayerPytorch.
 
     Accepted call forms::
@@ -43,10 +43,10 @@ class spikeLoss(torch.nn.Module):  # noqa: N801 - slayerPytorch name
 
     def __init__(
         self,
-        errorDescriptor: Any,  # noqa: N803
-        neuronDesc: Any = None,  # noqa: N803
-        simulationDesc: Any = None,  # noqa: N803
-        slayerClass: type = spikeLayer,  # noqa: N803
+        errorDescriptor: Any,
+        neuronDesc: Any = None,
+        simulationDesc: Any = None,
+        slayerClass: type = spikeLayer,
     ) -> None:
         super().__init__()
         if _is_network_descriptor(errorDescriptor) and (
@@ -77,11 +77,11 @@ class spikeLoss(torch.nn.Module):  # noqa: N801 - slayerPytorch name
             )
 
     @property
-    def Ts(self) -> float:  # noqa: N802
+    def Ts(self) -> float:
         """Sampling time (ms)."""
         return float(self.simulation["Ts"])
 
-    def spikeTime(self, spikeOut: torch.Tensor, spikeDesired: torch.Tensor) -> torch.Tensor:  # noqa: N802, N803
+    def spikeTime(self, spikeOut: torch.Tensor, spikeDesired: torch.Tensor) -> torch.Tensor:
         """``1/2 * Ts * sum(psp(spikeOut - spikeDesired) ** 2)``."""
         self._check_type("SpikeTime")
         error = self.slayer.psp(spikeOut - spikeDesired.to(spikeOut))
@@ -89,10 +89,10 @@ class spikeLoss(torch.nn.Module):  # noqa: N801 - slayerPytorch name
 
     def numSpikes(
         self,
-        spikeOut: torch.Tensor,  # noqa: N803
-        desiredClass: torch.Tensor,  # noqa: N803
-        numSpikesScale: float = 1,  # noqa: N803
-    ) -> torch.Tensor:  # noqa: N802
+        spikeOut: torch.Tensor,
+        desiredClass: torch.Tensor,
+        numSpikesScale: float = 1,
+    ) -> torch.Tensor:
         """Spike-count loss in ``tgtSpikeRegion`` (see :class:`loihi_slayer.loss.NumSpikes`).
 
         ``desiredClass`` is a one-hot ``(N, C, 1, 1, 1)`` tensor (or class indices).
@@ -109,7 +109,7 @@ class spikeLoss(torch.nn.Module):  # noqa: N801 - slayerPytorch name
 
     def probSpikes(
         self, spikeOut: torch.Tensor, spikeDesired: torch.Tensor, probSlidingWindow: int = 20
-    ) -> None:  # noqa: N802, N803, E501
+    ) -> None:
         """Not implemented (a stub in slayerPytorch as well)."""
         raise NotImplementedError("probSpikes is not implemented (it is a stub in slayerPytorch)")
 

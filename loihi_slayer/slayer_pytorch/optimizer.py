@@ -62,8 +62,13 @@ class Nadam(torch.optim.Optimizer):
         for i, b in enumerate(betas):
             if not 0 <= b < 1:
                 raise ParameterError(f"Nadam: betas[{i}] = {b!r} is outside [0, 1)")
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                    "amsgrad": bool(amsgrad)}  # fmt: skip
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": bool(amsgrad),
+        }
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict) -> None:

@@ -7,11 +7,11 @@ import torch
 __all__ = ["spikeClassifier", "getClass"]
 
 
-class spikeClassifier:  # noqa: N801 - slayerPytorch name
+class spikeClassifier:
     """Classification by spike count."""
 
     @staticmethod
-    def getClass(spike: torch.Tensor) -> torch.Tensor:  # noqa: N802
+    def getClass(spike: torch.Tensor) -> torch.Tensor:
         """Index of the neuron with most spikes per sample, an int64 CPU tensor ``(N,)``.
 
         Neurons are the flattened ``C, H, W`` axes of an ``NCHWT`` tensor.
@@ -20,4 +20,4 @@ class spikeClassifier:  # noqa: N801 - slayerPytorch name
         return torch.max(counts, dim=1)[1]
 
 
-getClass = spikeClassifier.getClass  # noqa: N816
+getClass = spikeClassifier.getClass

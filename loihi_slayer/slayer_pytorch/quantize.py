@@ -7,7 +7,7 @@ import torch
 __all__ = ["quantizeWeights", "quantize"]
 
 
-class quantizeWeights(torch.autograd.Function):  # noqa: N801 - slayerPytorch name
+class quantizeWeights(torch.autograd.Function):
     """``round(w / step) * step`` (round half to even); the gradient passes straight through.
 
     Examples
@@ -17,11 +17,11 @@ class quantizeWeights(torch.autograd.Function):  # noqa: N801 - slayerPytorch na
     """
 
     @staticmethod
-    def forward(ctx, weights: torch.Tensor, step: float = 1) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, weights: torch.Tensor, step: float = 1) -> torch.Tensor:
         return torch.round(weights / step) * step
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
 
 

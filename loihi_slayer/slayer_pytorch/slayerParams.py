@@ -11,7 +11,7 @@ from ..params import Params
 __all__ = ["yamlParams"]
 
 
-class yamlParams(Params):  # noqa: N801 - slayerPytorch name
+class yamlParams(Params):
     """Network parameters from a YAML file or a dict (slayerPytorch ``yamlParams``).
 
     Parameters
@@ -25,6 +25,6 @@ class yamlParams(Params):  # noqa: N801 - slayerPytorch name
     def __init__(
         self,
         parameter_file_path: str | os.PathLike | None = None,
-        dict: Mapping[str, Any] | None = None,  # noqa: A002 - slayerPytorch keyword
+        dict: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(parameter_file_path if parameter_file_path is not None else (dict or {}))

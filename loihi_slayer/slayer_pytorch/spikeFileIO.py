@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .io import *  # noqa: F403 - the module is a star-import surface
+from .io import *
 from .io import __all__ as _io_all
 
-_MATPLOTLIB = {"plt": "matplotlib.pyplot", "animation": "matplotlib.animation",
-               "cm": "matplotlib.cm"}  # fmt: skip
+_MATPLOTLIB = {
+    "plt": "matplotlib.pyplot",
+    "animation": "matplotlib.animation",
+    "cm": "matplotlib.cm",
+}
 
 __all__ = [*_io_all, "np"]
 if importlib.util.find_spec("matplotlib") is not None:

@@ -31,7 +31,7 @@ def _alias(name: str, doc: str) -> property:
     return property(fget, fset, doc=doc)
 
 
-class learningStat:  # noqa: N801 - slayerPytorch name
+class learningStat:
     """One phase's statistics with slayerPytorch's attribute names.
 
     Parameters
@@ -43,15 +43,15 @@ class learningStat:  # noqa: N801 - slayerPytorch name
     def __init__(self, stat: LearningStat | None = None) -> None:
         self.stat = LearningStat() if stat is None else stat
 
-    lossSum = _alias("loss_sum", "accumulated loss of the current epoch")  # noqa: N815
-    correctSamples = _alias("correct_samples", "correct samples of the current epoch")  # noqa: N815
-    numSamples = _alias("num_samples", "samples of the current epoch")  # noqa: N815
+    lossSum = _alias("loss_sum", "accumulated loss of the current epoch")
+    correctSamples = _alias("correct_samples", "correct samples of the current epoch")
+    numSamples = _alias("num_samples", "samples of the current epoch")
     minloss = _alias("min_loss", "best loss so far")
-    maxAccuracy = _alias("max_accuracy", "best accuracy so far")  # noqa: N815
-    lossLog = _alias("loss_log", "per-epoch loss")  # noqa: N815
-    accuracyLog = _alias("accuracy_log", "per-epoch accuracy")  # noqa: N815
-    bestLoss = _alias("best_loss", "whether the last epoch set the best loss")  # noqa: N815
-    bestAccuracy = _alias("best_accuracy", "whether the last epoch set the best accuracy")  # noqa: N815
+    maxAccuracy = _alias("max_accuracy", "best accuracy so far")
+    lossLog = _alias("loss_log", "per-epoch loss")
+    accuracyLog = _alias("accuracy_log", "per-epoch accuracy")
+    bestLoss = _alias("best_loss", "whether the last epoch set the best loss")
+    bestAccuracy = _alias("best_accuracy", "whether the last epoch set the best accuracy")
 
     def reset(self) -> None:
         """Clear the per-epoch accumulators."""
@@ -69,13 +69,13 @@ class learningStat:  # noqa: N801 - slayerPytorch name
         """Close the epoch: append to the logs and update the best values."""
         self.stat.update()
 
-    def displayString(self) -> str | None:  # noqa: N802
+    def displayString(self) -> str | None:
         """Summary text, ``None`` without data."""
         text = str(self.stat)
         return text or None
 
 
-class learningStats:  # noqa: N801 - slayerPytorch name
+class learningStats:
     """Training and testing statistics (slayerPytorch ``learningStats``).
 
     Attributes
@@ -97,11 +97,11 @@ class learningStats:  # noqa: N801 - slayerPytorch name
         """Close the epoch of every phase and reset the accumulators."""
         self.stats.update()
 
-    def print(  # noqa: A003 - slayerPytorch method name
+    def print(
         self,
         epoch: int,
-        iter: int | None = None,  # noqa: A002
-        timeElapsed: float | None = None,  # noqa: N803
+        iter: int | None = None,
+        timeElapsed: float | None = None,
         header: list[Any] | None = None,
         footer: list[Any] | None = None,
         level: int = logging.INFO,
@@ -135,14 +135,16 @@ class learningStats:  # noqa: N801 - slayerPytorch name
         printer(prefix + "\n".join(lines))
         return line
 
-    def plot(self, figures: tuple[int, int] = (1, 2), saveFig: bool = False, path: str = "") -> Any:  # noqa: N803
-        """Plot loss and accuracy curves; ``saveFig`` writes ``loss.png``/``accuracy.png`` to ``path``."""  # noqa: E501
+    def plot(self, figures: tuple[int, int] = (1, 2), saveFig: bool = False, path: str = "") -> Any:
+        """Plot loss and accuracy curves; ``saveFig`` writes ``loss.png`` and
+        ``accuracy.png`` to ``path``."""
         if saveFig:
             return self.stats.plot(path=path or ".", figures=figures)
         return self.stats.plot(figures=figures)
 
     def save(self, filename: str = "") -> None:
-        """Write ``filename + 'loss.txt'`` and ``filename + 'accuracy.txt'`` (Train, Test columns)."""  # noqa: E501
+        """Write ``filename + 'loss.txt'`` and ``filename + 'accuracy.txt'`` (Train, Test
+        columns)."""
         for kind in ("loss", "accuracy"):
             train = getattr(self.training, f"{kind}Log")
             test = getattr(self.testing, f"{kind}Log")
@@ -156,7 +158,7 @@ class learningStats:  # noqa: N801 - slayerPytorch name
             data = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
             np.savetxt(filename + f"{kind}.txt", data, fmt="%12.6g", header="Train Test")
 
-    def load(self, filename: str = "", numEpoch: int | None = None, modulo: int = 1) -> int:  # noqa: N803
+    def load(self, filename: str = "", numEpoch: int | None = None, modulo: int = 1) -> int:
         """Read logs written by :meth:`save`; returns the number of epochs loaded."""
         data = {
             kind: np.loadtxt(filename + f"{kind}.txt", ndmin=2) for kind in ("loss", "accuracy")

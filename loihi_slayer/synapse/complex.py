@@ -92,10 +92,20 @@ class ComplexLayer(torch.nn.Module):
 
 _GEOMETRY = frozenset(
     {
-        "in_channels", "out_channels", "in_neurons", "out_neurons", "kernel_size", "stride",
-        "padding", "dilation", "groups", "weight_scale", "exact", "mask",
+        "in_channels",
+        "out_channels",
+        "in_neurons",
+        "out_neurons",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "weight_scale",
+        "exact",
+        "mask",
     }
-)  # fmt: skip
+)
 
 
 class Dense(ComplexLayer):
@@ -156,8 +166,19 @@ class Conv(ComplexLayer):
         exact: bool = False,
     ) -> None:
         super().__init__()
-        args = (in_features, out_features, kernel_size, stride, padding, dilation, groups,
-                weight_scale, weight_norm, pre_hook_fx, mask)  # fmt: skip
+        args = (
+            in_features,
+            out_features,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            mask,
+        )
         self.real = layer.Conv(*args, exact=exact)
         self.imag = layer.Conv(*args, exact=exact)
 
@@ -182,8 +203,19 @@ class ConvTranspose(ComplexLayer):
         exact: bool = False,
     ) -> None:
         super().__init__()
-        args = (in_features, out_features, kernel_size, stride, padding, dilation, groups,
-                weight_scale, weight_norm, pre_hook_fx, mask)  # fmt: skip
+        args = (
+            in_features,
+            out_features,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            weight_scale,
+            weight_norm,
+            pre_hook_fx,
+            mask,
+        )
         self.real = layer.ConvTranspose(*args, exact=exact)
         self.imag = layer.ConvTranspose(*args, exact=exact)
 

@@ -146,8 +146,10 @@ class _Synapse:
 
 
 #: lava-dl's weight-norm names (``torch.nn.utils.weight_norm``) -> the parametrization's.
-_LAVA_WEIGHT_NORM = {"weight_g": "parametrizations.weight.original0",
-                     "weight_v": "parametrizations.weight.original1"}  # fmt: skip
+_LAVA_WEIGHT_NORM = {
+    "weight_g": "parametrizations.weight.original0",
+    "weight_v": "parametrizations.weight.original1",
+}
 
 
 def _weight_norm_keys(module, state_dict, prefix, *_) -> None:
@@ -408,8 +410,12 @@ def _slice_pool(x5: torch.Tensor, w: torch.Tensor, stride, padding, dilation) ->
     y = None
     for a in range(kh):
         for b in range(kw):
-            part = x5[:, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh,
-                      b * dw : b * dw + sw * (wo - 1) + 1 : sw]  # fmt: skip
+            part = x5[
+                :,
+                :,
+                a * dh : a * dh + sh * (ho - 1) + 1 : sh,
+                b * dw : b * dw + sw * (wo - 1) + 1 : sw,
+            ]
             y = part * taps[a, b] if y is None else torch.addcmul(y, part, taps[a, b])
     return y
 

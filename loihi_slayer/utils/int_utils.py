@@ -35,9 +35,9 @@ class Q2Zero(torch.autograd.Function):
     """Truncation toward zero with a straight-through gradient (autograd form)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return torch.trunc(x)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
         return grad_output

@@ -9,7 +9,7 @@ from ..errors import ParameterError
 __all__ = ["diagonal_mask", "dotdict", "event_rate", "staticproperty"]
 
 
-class dotdict(dict):  # noqa: N801 - lava-dl name
+class dotdict(dict):
     """A dict whose keys are also attributes (``d.key`` is ``d.get('key')``)."""
 
     __getattr__ = dict.get
@@ -17,7 +17,7 @@ class dotdict(dict):  # noqa: N801 - lava-dl name
     __delattr__ = dict.__delitem__
 
 
-class staticproperty(property):  # noqa: N801 - lava-dl name
+class staticproperty(property):
     """A property of the class, computed by a function without arguments."""
 
     def __get__(self, instance, owner=None):

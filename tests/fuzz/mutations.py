@@ -17,10 +17,36 @@ import numpy as np
 from hypothesis import strategies as st
 
 BYTE_OPS = ("flip", "truncate", "zero", "extend", "duplicate", "noop")
-HDF5_OPS = ("delete", "extra", "string", "nan", "inf", "huge", "negative", "zero", "fraction",
-            "empty", "matrix", "giant", "group", "scale")  # fmt: skip
-ARRAY_OPS = ("nan", "inf", "negative", "huge", "fraction", "empty_time", "ndim0", "ndim1",
-             "strings", "bool", "transpose", "big_shape")  # fmt: skip
+HDF5_OPS = (
+    "delete",
+    "extra",
+    "string",
+    "nan",
+    "inf",
+    "huge",
+    "negative",
+    "zero",
+    "fraction",
+    "empty",
+    "matrix",
+    "giant",
+    "group",
+    "scale",
+)
+ARRAY_OPS = (
+    "nan",
+    "inf",
+    "negative",
+    "huge",
+    "fraction",
+    "empty_time",
+    "ndim0",
+    "ndim1",
+    "strings",
+    "bool",
+    "transpose",
+    "big_shape",
+)
 
 
 @st.composite
@@ -97,8 +123,9 @@ def apply_hdf5(path: str, spec: tuple) -> str:
         elif op == "giant" and is_ds:
             shape = (10**6, 10**6) if seed % 2 else (10**11,)
             del parent[base]
-            parent.create_dataset(base, shape=shape, dtype="i8", chunks=(1, 1024)[-len(shape):],
-                                  compression="gzip")  # fmt: skip
+            parent.create_dataset(
+                base, shape=shape, dtype="i8", chunks=(1, 1024)[-len(shape) :], compression="gzip"
+            )
         elif is_ds and old is not None:
             arr = np.array(old)
             if arr.dtype.kind in "OSU":

@@ -79,14 +79,31 @@ def test_cli_verify(tmp_path_factory, src, spec):
     record("cli verify", run_isolated(target))
 
 
-_ARGS = st.sampled_from([
-    [], ["--steps", "3"], ["--steps", "0"], ["--steps", "-4"], ["--steps", "10**12"],
-    ["--steps", "1000000000000"], ["--steps", "x"], ["--num-layers", "0"], ["--num-layers", "99"],
-    ["--num-layers", "2"], ["--input-shape", "0,1"], ["--input-shape", "a"],
-    ["--input-shape", "3,16,16"], ["--record", "s,u,v"], ["--record", "bogus"],
-    ["--reset-interval", "0"], ["--reset-interval", "4"], ["--input-mode", "bias"],
-    ["--backend", "gpu"], ["--graded"], ["--no-cycle", "--steps", "30"],
-])  # fmt: skip
+_ARGS = st.sampled_from(
+    [
+        [],
+        ["--steps", "3"],
+        ["--steps", "0"],
+        ["--steps", "-4"],
+        ["--steps", "10**12"],
+        ["--steps", "1000000000000"],
+        ["--steps", "x"],
+        ["--num-layers", "0"],
+        ["--num-layers", "99"],
+        ["--num-layers", "2"],
+        ["--input-shape", "0,1"],
+        ["--input-shape", "a"],
+        ["--input-shape", "3,16,16"],
+        ["--record", "s,u,v"],
+        ["--record", "bogus"],
+        ["--reset-interval", "0"],
+        ["--reset-interval", "4"],
+        ["--input-mode", "bias"],
+        ["--backend", "gpu"],
+        ["--graded"],
+        ["--no-cycle", "--steps", "30"],
+    ]
+)
 
 
 @fuzz_settings(15)
@@ -161,8 +178,12 @@ def test_cli_demo_refuses(tmp_path_factory, args, out_is_file):
         out.write_text("a file, not a directory")
 
     def target() -> None:
-        code = _cli(["demo", "--out", str(out), "--no-progress", "--no-plot", *args],
-                    {2, 3}, [str(out)], work)  # fmt: skip
+        code = _cli(
+            ["demo", "--out", str(out), "--no-progress", "--no-plot", *args],
+            {2, 3},
+            [str(out)],
+            work,
+        )
         if code != 2:
             raise CheckFailed(f"{args}: expected a usage error, got exit {code}")
         _refused(code, args, work)

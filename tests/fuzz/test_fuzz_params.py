@@ -16,18 +16,47 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 #: Hardware ranges from shared/spec/loihi-fixed-point.md (independent of the code).
-SPEC_CUBA = {"i_decay": (0, 4096), "v_decay": (0, 4096), "v_th_mant": (0, 2**17 - 1),
-             "ref_delay": (1, 63), "bias_mant": (-4096, 4095), "bias_exp": (-8, 7),
-             "wgt_exp": (-8, 7)}  # fmt: skip
-SPEC_SDNN = {"v_th_mant": (0, 2**17 - 1), "bias": (-(2**15), 2**15 - 1), "spike_exp": (0, 16),
-             "state_exp": (0, 16)}  # fmt: skip
+SPEC_CUBA = {
+    "i_decay": (0, 4096),
+    "v_decay": (0, 4096),
+    "v_th_mant": (0, 2**17 - 1),
+    "ref_delay": (1, 63),
+    "bias_mant": (-4096, 4095),
+    "bias_exp": (-8, 7),
+    "wgt_exp": (-8, 7),
+}
+SPEC_SDNN = {
+    "v_th_mant": (0, 2**17 - 1),
+    "bias": (-(2**15), 2**15 - 1),
+    "spike_exp": (0, 16),
+    "state_exp": (0, 16),
+}
 
 HOSTILE = st.one_of(
-    st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([math.nan, math.inf, -math.inf, 1e300, -1, 0, 4097, 2**17, "abc", "",
-                     None, True, [1, 2], (), b"x", 1.5]),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            1e300,
+            -1,
+            0,
+            4097,
+            2**17,
+            "abc",
+            "",
+            None,
+            True,
+            [1, 2],
+            (),
+            b"x",
+            1.5,
+        ]
+    ),
     st.lists(st.integers(-5000, 5000), min_size=0, max_size=4),
-)  # fmt: skip
+)
 
 
 def _in_spec(value, lo, hi) -> bool:
@@ -76,10 +105,17 @@ def test_kernel_parameters_and_inputs(kind, data, shape, dtype, fill):
 
 _BLOCK_ARGS = {
     "Dense": ("in_neurons", "out_neurons"),
-    "Conv": ("in_features", "out_features", "kernel_size", "stride", "padding", "dilation",
-             "groups"),
+    "Conv": (
+        "in_features",
+        "out_features",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+    ),
     "Pool": ("kernel_size", "stride", "padding", "dilation"),
-}  # fmt: skip
+}
 _NEURON_KEYS = ("threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad")
 
 
@@ -99,9 +135,11 @@ def test_block_parameter_surface(cls, data, time_steps):
         from loihi_slayer.block import cuba
 
         neuron = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
-        kwargs = {"Dense": {"in_neurons": 6, "out_neurons": 4},
-                  "Conv": {"in_features": 2, "out_features": 4, "kernel_size": 3},
-                  "Pool": {"kernel_size": 2}}[cls]  # fmt: skip
+        kwargs = {
+            "Dense": {"in_neurons": 6, "out_neurons": 4},
+            "Conv": {"in_features": 2, "out_features": 4, "kernel_size": 3},
+            "Pool": {"kernel_size": 2},
+        }[cls]
         if arg in _NEURON_KEYS:
             neuron[arg] = value
         else:

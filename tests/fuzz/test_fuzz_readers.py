@@ -33,9 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 NETWORKS = [ROOT / "tests" / "data" / "tiny.net", ROOT / "tests" / "data" / "network.net"]
 CASES = [
     ROOT / "golden" / n
-    for n in ("tinynet_sdnn_input.h5", "tinynet_sdnn_conv.h5", "tinynet_conv_block.h5",
-              "tinynet_num_layers.h5")
-]  # fmt: skip
+    for n in (
+        "tinynet_sdnn_input.h5",
+        "tinynet_sdnn_conv.h5",
+        "tinynet_conv_block.h5",
+        "tinynet_num_layers.h5",
+    )
+]
 YAMLS = [ROOT / "examples" / "slayer_pytorch" / n for n in ("oxford.yaml", "nmnist.yaml")]
 
 
@@ -69,8 +73,9 @@ def _netx_target(path: Path, mutate) -> None:
 @given(src=st.sampled_from(NETWORKS), spec=hdf5_mutation())
 def test_netx_hdf5_mutations(tmp_path_factory, src, spec):
     path = _mutated_copy(tmp_path_factory, src)
-    out = run_isolated(lambda: _netx_target(path, lambda: apply_hdf5(str(path), spec)),
-                       names=(str(path),))  # fmt: skip
+    out = run_isolated(
+        lambda: _netx_target(path, lambda: apply_hdf5(str(path), spec)), names=(str(path),)
+    )
     record("netx hdf5-level", out)
 
 
@@ -79,8 +84,10 @@ def test_netx_hdf5_mutations(tmp_path_factory, src, spec):
 def test_netx_byte_mutations(tmp_path_factory, src, spec):
     path = _mutated_copy(tmp_path_factory, src)
     path.write_bytes(apply_bytes(src.read_bytes(), spec))
-    record("netx byte-level", run_isolated(lambda: _netx_target(path, lambda: None),
-                                           names=(str(path),)))  # fmt: skip
+    record(
+        "netx byte-level",
+        run_isolated(lambda: _netx_target(path, lambda: None), names=(str(path),)),
+    )
 
 
 # ------------------------------------------------------------------ golden cases
@@ -98,8 +105,9 @@ def _golden_target(path: Path, mutate) -> None:
 @given(src=st.sampled_from(CASES), spec=hdf5_mutation())
 def test_golden_hdf5_mutations(tmp_path_factory, src, spec):
     path = _mutated_copy(tmp_path_factory, src)
-    out = run_isolated(lambda: _golden_target(path, lambda: apply_hdf5(str(path), spec)),
-                       names=(str(path),))  # fmt: skip
+    out = run_isolated(
+        lambda: _golden_target(path, lambda: apply_hdf5(str(path), spec)), names=(str(path),)
+    )
     record("golden hdf5-level", out)
 
 
@@ -108,8 +116,10 @@ def test_golden_hdf5_mutations(tmp_path_factory, src, spec):
 def test_golden_byte_mutations(tmp_path_factory, src, spec):
     path = _mutated_copy(tmp_path_factory, src)
     path.write_bytes(apply_bytes(src.read_bytes(), spec))
-    record("golden byte-level", run_isolated(lambda: _golden_target(path, lambda: None),
-                                             names=(str(path),)))  # fmt: skip
+    record(
+        "golden byte-level",
+        run_isolated(lambda: _golden_target(path, lambda: None), names=(str(path),)),
+    )
 
 
 # ------------------------------------------------------------------ spike files
@@ -144,12 +154,18 @@ def _spike_target(path: Path, ext: str) -> None:
     if ext == ".bsn":
         got = binary.read_nd_spikes(path)
         ref = _reference_decode(data, ext)
-        same = (got.neuron_id.tolist() == ref["n"] and got.num_spikes.tolist() == ref["count"]
-                and np.allclose(got.t_start, np.array(ref["t0"]) / 1000.0)
-                and np.allclose(got.t_end, np.array(ref["t1"]) / 1000.0))  # fmt: skip
+        same = (
+            got.neuron_id.tolist() == ref["n"]
+            and got.num_spikes.tolist() == ref["count"]
+            and np.allclose(got.t_start, np.array(ref["t0"]) / 1000.0)
+            and np.allclose(got.t_end, np.array(ref["t1"]) / 1000.0)
+        )
     else:
-        reader = {".bs1": binary.read_1d_spikes, ".bs2": binary.read_2d_spikes,
-                  ".bs3": binary.read_3d_spikes}[ext]  # fmt: skip
+        reader = {
+            ".bs1": binary.read_1d_spikes,
+            ".bs2": binary.read_2d_spikes,
+            ".bs3": binary.read_3d_spikes,
+        }[ext]
         got = reader(path, normalize_channels=False)
         ref = _reference_decode(data, ext)
         same = got.x.tolist() == ref["x"] and got.c.tolist() == ref["c"]
@@ -169,12 +185,17 @@ def _spike_bases(tmp_path_factory) -> dict[str, bytes]:
     n = 300
     tmp = tmp_path_factory.mktemp("spikes")
     ev1 = Event(rng.integers(0, 200, n), None, rng.integers(0, 2, n), np.sort(rng.random(n)) * 500)
-    ev2 = Event(rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n),
-                np.sort(rng.random(n)) * 500)  # fmt: skip
+    ev2 = Event(
+        rng.integers(0, 34, n),
+        rng.integers(0, 34, n),
+        rng.integers(0, 2, n),
+        np.sort(rng.random(n)) * 500,
+    )
     binary.encode_2d_spikes(tmp / "a.bs2", ev2)
     binary.encode_3d_spikes(tmp / "a.bs3", ev2)
-    binary.encode_nd_spikes(tmp / "a.bsn", np.arange(10), np.zeros(10), np.full(10, 300.0),
-                            np.full(10, 60))  # fmt: skip
+    binary.encode_nd_spikes(
+        tmp / "a.bsn", np.arange(10), np.zeros(10), np.full(10, 300.0), np.full(10, 60)
+    )
     binary.encode_1d_spikes(tmp / "a.bs1", ev1)
     bases = {ext: (tmp / f"a{ext}").read_bytes() for ext in (".bs1", ".bs2", ".bs3", ".bsn")}
     bases[".bs1"] = (ROOT / "loihi_slayer" / "data" / "input.bs1").read_bytes()
@@ -211,8 +232,15 @@ def _npy_target(path: Path) -> None:
 @given(spec=array_mutation(), raw=byte_mutation(), level=st.sampled_from(["array", "bytes"]))
 def test_numpy_event_arrays(tmp_path_factory, spec, raw, level):
     rng = np.random.default_rng(2)
-    arr = np.stack([rng.integers(0, 34, 50), rng.integers(0, 34, 50), rng.integers(0, 2, 50),
-                    np.sort(rng.random(50)) * 100], axis=1)  # fmt: skip
+    arr = np.stack(
+        [
+            rng.integers(0, 34, 50),
+            rng.integers(0, 34, 50),
+            rng.integers(0, 2, 50),
+            np.sort(rng.random(50)) * 100,
+        ],
+        axis=1,
+    )
     path = tmp_path_factory.mktemp("fuzz") / "events.npy"
     np.save(path, arr if level == "bytes" else apply_array(arr, spec))
     if level == "bytes":
@@ -221,9 +249,12 @@ def test_numpy_event_arrays(tmp_path_factory, spec, raw, level):
 
 
 _TONIC_VALUES = st.one_of(
-    st.integers(-(2**40), 2**40), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.just(-1), st.just(1),
-)  # fmt: skip
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.just(-1),
+    st.just(1),
+)
 
 
 @fuzz_settings(30)
@@ -252,10 +283,15 @@ def test_tonic_structured_arrays(fields, dtype, values, unit):
 
 
 _YAML_VALUES = st.one_of(
-    st.text(max_size=5), st.integers(-(10**15), 10**15),
-    st.floats(allow_nan=True, allow_infinity=True), st.none(), st.booleans(),
-    st.lists(st.integers(), max_size=3), st.just(1e300), st.just(-5),
-)  # fmt: skip
+    st.text(max_size=5),
+    st.integers(-(10**15), 10**15),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+    st.just(1e300),
+    st.just(-5),
+)
 _KEYS = [
     ("neuron", k)
     for k in (
@@ -273,7 +309,7 @@ _KEYS = [
         "type",
     )
 ]
-_KEYS += [("simulation", k) for k in ("Ts", "tSample", "nSample")]  # fmt: skip
+_KEYS += [("simulation", k) for k in ("Ts", "tSample", "nSample")]
 
 
 def _yaml_target(path: Path) -> None:
@@ -287,10 +323,15 @@ def _yaml_target(path: Path) -> None:
     for group, key in _KEYS:  # accepted: every value is inside the documented range
         value = p[group].get(key)
         spec = SLAYER_SCHEMA[group][key]
-        if isinstance(spec, Number) and value is not None and not (
-            isinstance(value, (int, float)) and math.isfinite(value)
-            and spec.lo <= value <= spec.hi
-        ):  # fmt: skip
+        if (
+            isinstance(spec, Number)
+            and value is not None
+            and not (
+                isinstance(value, (int, float))
+                and math.isfinite(value)
+                and spec.lo <= value <= spec.hi
+            )
+        ):
             raise CheckFailed(f"{group}.{key} = {value!r} was accepted")
 
 

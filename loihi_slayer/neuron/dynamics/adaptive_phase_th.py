@@ -100,10 +100,13 @@ def dynamics(
     shape = tuple(real.shape)
     w = 64 * scale
     params = {
-        "sin_decay": 0, "cos_decay": 0,
-        "th_decay": _per_channel(th_decay, shape), "ref_decay": _per_channel(ref_decay, shape),
-        "v_th_mant": int(float(th0) * scale), "v_th_step": int(float(th_scale) * scale),
-    }  # fmt: skip
+        "sin_decay": 0,
+        "cos_decay": 0,
+        "th_decay": _per_channel(th_decay, shape),
+        "ref_decay": _per_channel(ref_decay, shape),
+        "v_th_mant": int(float(th0) * scale),
+        "v_th_step": int(float(th_scale) * scale),
+    }
     lead = shape[:-1]
     state = {
         "re": np.zeros(lead, np.int64),

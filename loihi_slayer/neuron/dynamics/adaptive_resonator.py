@@ -76,25 +76,36 @@ def dynamics(
     shape = tuple(real_input.shape)
     v_th = int(float(th0) * scale)
     params = {
-        "sin_decay": _per_channel(sin_decay, shape), "cos_decay": _per_channel(cos_decay, shape),
-        "th_decay": _per_channel(th_decay, shape), "ref_decay": _per_channel(ref_decay, shape),
-        "v_th_mant": v_th, "v_th_step": int(float(th_scale) * scale),
-    }  # fmt: skip
+        "sin_decay": _per_channel(sin_decay, shape),
+        "cos_decay": _per_channel(cos_decay, shape),
+        "th_decay": _per_channel(th_decay, shape),
+        "ref_decay": _per_channel(ref_decay, shape),
+        "v_th_mant": v_th,
+        "v_th_step": int(float(th_scale) * scale),
+    }
     lead = shape[:-1]
     w = 64 * scale
-    state = {"re": _state(real_state, lead, w), "im": _state(imag_state, lead, w),
-             "th": _state(th_state, lead, w), "r": _state(ref_state, lead, w)}  # fmt: skip
+    state = {
+        "re": _state(real_state, lead, w),
+        "im": _state(imag_state, lead, w),
+        "th": _state(th_state, lead, w),
+        "r": _state(ref_state, lead, w),
+    }
 
     def to_int(x: torch.Tensor) -> torch.Tensor:
         return torch.round(x.detach().double() * scale).to(torch.int64).cpu()
 
     traces, _ = fixed.run(
-        model, (to_int(real_input), to_int(imag_input)), params, state=state,
+        model,
+        (to_int(real_input), to_int(imag_input)),
+        params,
+        state=state,
         record=model.traces,
-    )  # fmt: skip
+    )
     traces = {k: torch.as_tensor(v).to(real_input.device) for k, v in traces.items()}
-    spec = ResonatorSpec(model, scale, v_th, 1.0, 1.0, False, IMAG, False, shape[1],
-                         math.prod(shape[2:-1]))  # fmt: skip
+    spec = ResonatorSpec(
+        model, scale, v_th, 1.0, 1.0, False, IMAG, False, shape[1], math.prod(shape[2:-1])
+    )
     sin_p = torch.as_tensor(sin_decay, dtype=real_input.dtype, device=real_input.device)
     cos_p = torch.as_tensor(cos_decay, dtype=real_input.dtype, device=real_input.device)
     _, re, im, th, r = ResonatorFunction.apply(

@@ -73,14 +73,22 @@ def dynamics(
     shape = tuple(input.shape)
     w = 64 * scale
     params = {
-        "i_decay": 4096, "v_decay": 4096,
-        "th_decay": _per_channel(th_decay, shape), "ref_decay": _per_channel(ref_decay, shape),
-        "v_th_mant": int(float(th0) * scale), "v_th_step": int(float(th_scale) * scale),
-    }  # fmt: skip
+        "i_decay": 4096,
+        "v_decay": 4096,
+        "th_decay": _per_channel(th_decay, shape),
+        "ref_decay": _per_channel(ref_decay, shape),
+        "v_th_mant": int(float(th0) * scale),
+        "v_th_step": int(float(th_scale) * scale),
+    }
     lead = shape[:-1]
     zeros = np.zeros(lead, np.int64)
-    state = {"u": zeros, "v": zeros, "th": _state(th_state, lead, w),
-             "r": _state(ref_state, lead, w), "rc": zeros}  # fmt: skip
+    state = {
+        "u": zeros,
+        "v": zeros,
+        "th": _state(th_state, lead, w),
+        "r": _state(ref_state, lead, w),
+        "rc": zeros,
+    }
     a = torch.round(input.detach().double() * scale).to(torch.int64).cpu()
     traces, _ = fixed.run(models.get("alif"), a, params, state=state, record=("th", "r"))
     th = torch.as_tensor(traces["th"]).to(device=input.device, dtype=input.dtype) / w

@@ -97,8 +97,11 @@ def dynamics(
     model = models.get("rf_iz" if reset else "rf")
     v_th = int(float(threshold) * scale) if reset else 0
     shape = tuple(real_input.shape)
-    params = {"sin_decay": _per_channel(sin_decay, shape),
-              "cos_decay": _per_channel(cos_decay, shape), "v_th_mant": v_th}  # fmt: skip
+    params = {
+        "sin_decay": _per_channel(sin_decay, shape),
+        "cos_decay": _per_channel(cos_decay, shape),
+        "v_th_mant": v_th,
+    }
     lead = shape[:-1]
     w = 64 * scale
     state = {"re": _state(real_state, lead, w), "im": _state(imag_state, lead, w)}
@@ -107,14 +110,25 @@ def dynamics(
         return torch.round(x.detach().double() * scale).to(torch.int64).cpu()
 
     traces, _ = fixed.run(
-        model, (to_int(real_input), to_int(imag_input)), params, state=state,
+        model,
+        (to_int(real_input), to_int(imag_input)),
+        params,
+        state=state,
         record=model.traces,
-    )  # fmt: skip
+    )
     traces = {k: torch.as_tensor(v).to(real_input.device) for k, v in traces.items()}
     spec = ResonatorSpec(
-        model, scale, v_th, 1.0, 1.0, False, IMAG if reset else PHASE, reset,
-        shape[1], math.prod(shape[2:-1]),
-    )  # fmt: skip
+        model,
+        scale,
+        v_th,
+        1.0,
+        1.0,
+        False,
+        IMAG if reset else PHASE,
+        reset,
+        shape[1],
+        math.prod(shape[2:-1]),
+    )
     sin_p = torch.as_tensor(sin_decay, dtype=real_input.dtype, device=real_input.device)
     cos_p = torch.as_tensor(cos_decay, dtype=real_input.dtype, device=real_input.device)
     _, re, im, _, _ = ResonatorFunction.apply(

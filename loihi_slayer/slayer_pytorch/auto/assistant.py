@@ -35,9 +35,19 @@ class Assistant:
     """
 
     def __init__(
-        self, net, trainLoader, testLoader, error, optimizer, scheduler=None, stats=None,  # noqa: N803
-        dataParallel=False, showTimeSteps=False, lossScale=None, printInterval=1,  # noqa: N803
-    ) -> None:  # fmt: skip
+        self,
+        net,
+        trainLoader,
+        testLoader,
+        error,
+        optimizer,
+        scheduler=None,
+        stats=None,
+        dataParallel=False,
+        showTimeSteps=False,
+        lossScale=None,
+        printInterval=1,
+    ) -> None:
         self.net = net
         self.module = net.module if dataParallel else net
         self.error = error
@@ -70,7 +80,7 @@ class Assistant:
             head.append(f"nTimeBins: {input.shape[-1]}")
         return head
 
-    def train(self, epoch: int = 0, breakIter: int | None = None, printLog: bool = True) -> None:  # noqa: N803
+    def train(self, epoch: int = 0, breakIter: int | None = None, printLog: bool = True) -> None:
         """One training epoch (stops after ``breakIter`` iterations when given)."""
         start = datetime.now()
         for i, (input, target, label) in enumerate(self.trainLoader):
@@ -98,9 +108,13 @@ class Assistant:
                 self.scheduler.step()
 
     def test(
-        self, epoch: int = 0, evalLoss: bool = True, slidingWindow: int | None = None,  # noqa: N803
-        breakIter: int | None = None, printLog: bool = True,  # noqa: N803
-    ) -> None:  # fmt: skip
+        self,
+        epoch: int = 0,
+        evalLoss: bool = True,
+        slidingWindow: int | None = None,
+        breakIter: int | None = None,
+        printLog: bool = True,
+    ) -> None:
         """One testing epoch; ``slidingWindow`` predicts per time step from a moving spike count."""
         if slidingWindow is not None:
             evalLoss = False

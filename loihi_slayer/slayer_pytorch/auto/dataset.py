@@ -35,9 +35,9 @@ class SlayerDataset(Dataset):
         self,
         dataset: Any,
         network: Any,
-        randomShift: bool = False,  # noqa: N803
-        binningMode: str = "OR",  # noqa: N803
-        fullDataset: bool = False,  # noqa: N803
+        randomShift: bool = False,
+        binningMode: str = "OR",
+        fullDataset: bool = False,
     ) -> None:
         super().__init__()
         sim = network.netParams["simulation"]
@@ -64,9 +64,11 @@ class SlayerDataset(Dataset):
         if self.fullDataset:
             shape = (*shape[:3], int(np.ceil(events[:, 3].max())) if len(events) else 1)
         spikes = event(events[:, 0], events[:, 1], events[:, 2], events[:, 3]).toSpikeTensor(
-            torch.zeros(shape), samplingTime=self.samplingTime,
-            randomShift=self.randomShift, binningMode=self.binningMode,
-        )  # fmt: skip
+            torch.zeros(shape),
+            samplingTime=self.samplingTime,
+            randomShift=self.randomShift,
+            binningMode=self.binningMode,
+        )
         desired = torch.zeros((self.nOutput, 1, 1, 1))
         desired[label, ...] = 1
         return spikes, desired, label
