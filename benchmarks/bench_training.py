@@ -18,9 +18,12 @@ neuron as :func:`bench_neurons.plain_cuba` (float dynamics, lava-dl's surrogate,
 autograd through the loop over time) with the same surrogate width and scale, and the
 same one-step output shift, loss and optimizer. Both are timed alternately in the same
 run; the script prints medians, the spread (min-max) and the ratio plain / ours
-(issue 8 target: >= 10x). ``--profile`` adds a ``torch.profiler`` table of our step;
-``--parts`` times the N-MNIST step's kernels and GEMMs each alone (their sum: the step
-with no other cost) beside the time 10x needs.
+(issue 8 target: >= 10x), and each variant's minor page faults per step (fresh memory
+touched: where glibc hands freed heap memory back between steps, our large tensors
+fault again every step; ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` in the
+environment stop that for the whole process). ``--profile`` adds a ``torch.profiler``
+table of our step; ``--parts`` times the N-MNIST step's kernels and GEMMs each alone
+(their sum: the step with no other cost) beside the time 10x needs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -40,11 +44,11 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_neurons import plain_cuba  # noqa: E402  (the shared plain-PyTorch neuron)
+from bench_neurons import plain_cuba
 
-from loihi_slayer import loss  # noqa: E402
-from loihi_slayer.demo import oxford_data  # noqa: E402
-from loihi_slayer.synapse._int_product import int_product  # noqa: E402
+from loihi_slayer import loss
+from loihi_slayer.demo import oxford_data
+from loihi_slayer.synapse._int_product import int_product
 
 
 def load_example(name: str):
@@ -159,8 +163,11 @@ class NoLoop(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for m in self.plain:
             n = m.neuron
-            z = 4 * F.avg_pool3d(x, (2, 2, 1)) if isinstance(m, PlainPool) else torch.matmul(
-                m.lin.weight, x.reshape(x.shape[0], -1, x.shape[-1]))  # fmt: skip
+            z = (
+                4 * F.avg_pool3d(x, (2, 2, 1))
+                if isinstance(m, PlainPool)
+                else torch.matmul(m.lin.weight, x.reshape(x.shape[0], -1, x.shape[-1]))
+            )
             d = z - n.theta
             anti = n.rho / 2 * torch.sign(d) * (1 - torch.exp(-torch.abs(d) / n.tau))
             x = F.pad(((d > 0).to(z.dtype) + anti - anti.detach())[..., :-1], (1, 0))
@@ -190,8 +197,14 @@ def nmnist_case(batch: int) -> dict:
     torch.manual_seed(0)
     ours = ex.build(128)
     error = loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
-    return {"name": f"N-MNIST pool->dense->dense, batch {batch}, T=60", "x": x, "target": y,
-            "ours": ours, "plain": plain_nmnist(ours), "loss": error}  # fmt: skip
+    return {
+        "name": f"N-MNIST pool->dense->dense, batch {batch}, T=60",
+        "x": x,
+        "target": y,
+        "ours": ours,
+        "plain": plain_nmnist(ours),
+        "loss": error,
+    }
 
 
 def oxford_case() -> dict:
@@ -200,8 +213,14 @@ def oxford_case() -> dict:
     torch.manual_seed(0)
     ours = ex.Network()
     error = loss.SpikeTime(time_constant=2, length=100, filter_order=2, reduction="sum")
-    return {"name": "Oxford dense 200->256->200, batch 1, T=2000", "x": x, "target": target,
-            "ours": ours, "plain": plain_oxford(ours), "loss": error}  # fmt: skip
+    return {
+        "name": "Oxford dense 200->256->200, batch 1, T=2000",
+        "x": x,
+        "target": target,
+        "ours": ours,
+        "plain": plain_oxford(ours),
+        "loss": error,
+    }
 
 
 def make_step(net: torch.nn.Module, x, target, error) -> Callable[[], float]:
@@ -215,6 +234,13 @@ def make_step(net: torch.nn.Module, x, target, error) -> Callable[[], float]:
         return float(err.detach())
 
     return step
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far: first touches of fresh memory, which
+    cost about 1-2 us each on this VM (glibc returns freed heap memory to the system
+    once more than its trim threshold is free, so large tensors can fault every step)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def timed(fn: Callable[[], float]) -> float:
@@ -234,21 +260,27 @@ VARIANTS = {
 
 def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
     """Time every variant's training step, round-robin; print medians and ratios."""
-    steps = {k: make_step(f(case), case["x"], case["target"], case["loss"])
-             for k, f in VARIANTS.items()}  # fmt: skip
+    steps = {
+        k: make_step(f(case), case["x"], case["target"], case["loss"]) for k, f in VARIANTS.items()
+    }
     for fn in steps.values():  # compile / warm caches
         fn()
         fn()
     times: dict[str, list[float]] = {k: [] for k in steps}
+    faults = dict.fromkeys(steps, 0)
     for _ in range(reps):  # alternate: all see the same machine state
         for k, fn in steps.items():
+            before = minor_faults()
             times[k].append(timed(fn))
+            faults[k] += minor_faults() - before
     med = {k: float(np.median(v)) for k, v in times.items()}
     ours_ms = med[next(iter(med))]
     print(case["name"], flush=True)
     for k, v in times.items():
-        print(f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
-              f"   / ours x{med[k] / ours_ms:6.1f}")  # fmt: skip
+        print(
+            f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
+            f"   / ours x{med[k] / ours_ms:6.1f}   {faults[k] / reps:6.0f} page faults/step"
+        )
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as tprofile
@@ -331,9 +363,11 @@ def main(argv: list[str] | None = None) -> None:
         "--parts", action="store_true", help="also time the N-MNIST step's kernels and GEMMs alone"
     )
     args = ap.parse_args(argv)
-    print(f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
-          f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    print(
+        f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
+        f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     cases = []
     if args.only in (None, "nmnist"):
         cases.append(nmnist_case(args.batch))
