@@ -20,10 +20,11 @@ same one-step output shift, loss and optimizer. Both are timed alternately in th
 run; the script prints medians, the spread (min-max) and the ratio plain / ours
 (issue 8 target: >= 10x), and each variant's minor page faults per step (fresh memory
 touched: where glibc hands freed heap memory back between steps, our large tensors
-fault again every step; ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` in the
-environment stop that for the whole process). ``--profile`` adds a ``torch.profiler``
-table of our step; ``--parts`` times the N-MNIST step's kernels and GEMMs each alone
-(their sum: the step with no other cost) beside the time 10x needs.
+fault again every step; ``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole
+process). ``--profile`` adds a ``torch.profiler`` table of our step; ``--parts`` times
+the N-MNIST step's kernels and GEMMs each alone (their sum: the step with no other
+cost) beside the time 10x needs.
 """
 
 from __future__ import annotations
