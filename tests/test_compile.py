@@ -51,7 +51,7 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
 )
 def test_cuba_op_opcheck(kw):
     x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
-    torch.library.opcheck(cuba_op, _cuba_args(x, **kw), test_utils=OPCHECK)
+    torch.library.opcheck(cuba_op.op, _cuba_args(x, **kw), test_utils=OPCHECK)
 
 
 @pytest.mark.parametrize("mode", ["delta", "sigma_delta"])
@@ -63,14 +63,72 @@ def test_sigma_delta_op_opcheck(mode, with_bias):
     state = torch.zeros(4, 6, dtype=torch.int64)
     spec = SdnnSpec(mode, True, False, 1.0, 1.0, 3, 1, "cpu")
     args = (x, th, bias, state, *sd_op_config(spec, True), spec.backend)
-    torch.library.opcheck(sdnn_op, args, test_utils=OPCHECK)
+    torch.library.opcheck(sdnn_op.op, args, test_utils=OPCHECK)
 
 
 @pytest.mark.parametrize("s_scale", [0, 4096])
 @pytest.mark.parametrize("graded", [False, True])
 def test_spike_op_opcheck(s_scale, graded):
     v = (torch.rand(3, 4, 5) * 2).requires_grad_()
-    torch.library.opcheck(spike_op, (v, 1.0, s_scale, 1.0, 0.5, 0.1, graded), test_utils=OPCHECK)
+    torch.library.opcheck(spike_op.op, (v, 1.0, s_scale, 1.0, 0.5, 0.1, graded), test_utils=OPCHECK)
+
+
+def same_both_ways(op, args) -> None:
+    """The eager path (a plain autograd.Function) and the registered custom op give the
+    same outputs and the same gradients for every input that needs one, bit for bit."""
+    outs = [op(*args), op.op(*args)]
+    outs = [o if isinstance(o, tuple) else (o,) for o in outs]
+    for a, b in zip(*outs, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+        assert a.requires_grad == b.requires_grad
+    wrt = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    g = torch.Generator().manual_seed(5)
+    ups = [
+        torch.randn(o.shape, generator=g, dtype=o.dtype) if o.is_floating_point() else None
+        for o in outs[0]
+    ]
+    grads = []
+    for out in outs:
+        pairs = [(o, u) for o, u in zip(out, ups, strict=True) if o.requires_grad]
+        grads.append(
+            torch.autograd.grad(
+                [o for o, _ in pairs], wrt, [u for _, u in pairs], allow_unused=True
+            )
+        )
+    assert len(grads[0]) == len(wrt) and any(x is not None for x in grads[0])
+    for a, b in zip(*grads, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_eager_path_is_the_custom_op(monkeypatch):
+    x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
+    for kw in ({}, {"ref_delay": 4}, {"batch_mean": True}, {"rec_u": False}):
+        same_both_ways(cuba_op, _cuba_args(x, **kw))
+    for mode in ("delta", "sigma_delta"):
+        xs = (torch.rand(2, 3, 12, dtype=torch.float64) * 0.1).requires_grad_()
+        th = torch.tensor([0.05, 0.1, 0.02], requires_grad=True)
+        spec = SdnnSpec(mode, True, False, 1.0, 1.0, 3, 1, "cpu")
+        state = torch.zeros(4, 6, dtype=torch.int64)
+        bias = torch.tensor([0.25], requires_grad=True)
+        same_both_ways(sdnn_op, (xs, th, bias, state, *sd_op_config(spec, True), spec.backend))
+    v = (torch.rand(3, 4, 5) * 2).requires_grad_()
+    same_both_ways(spike_op, (v, 1.0, 4096, 1.0, 0.5, 0.1, True))
+    # which path runs: eager by default, the custom op under a dispatch mode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+    real = spike_op.op
+    monkeypatch.setattr(spike_op, "op", lambda *a: calls.append(1) or real(*a))
+    spike_op(v, 1.0, 4096, 1.0, 0.5, 0.1, True)
+    assert calls == []
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with Passthrough():
+        spike_op(v, 1.0, 4096, 1.0, 0.5, 0.1, True)
+    assert calls == [1]
 
 
 def test_batch_mean_bias_is_quantize_8bit_of_the_mean():

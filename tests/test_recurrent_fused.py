@@ -444,10 +444,7 @@ OPCHECK = (
 )
 
 
-@pytest.mark.parametrize("family", ["cuba", "alif"])
-@pytest.mark.parametrize("ref_delay", [1, 3])
-def test_fused_ops_pass_opcheck(family, ref_delay):
-    """Schema, fake tensors and autograd registration of the two custom ops."""
+def _fused_op_args(family: str, ref_delay: int):
     torch.manual_seed(0)
     n, batch, steps = 5, 2, 9
     z = (spikes((batch, n, steps), p=0.5) * 0.75).requires_grad_()
@@ -484,7 +481,23 @@ def test_fused_ops_pass_opcheck(family, ref_delay):
             True,
         )
         op = fused_mod.alif_recurrent_op
-    torch.library.opcheck(op, args, test_utils=OPCHECK)
+    return op, args
+
+
+@pytest.mark.parametrize("family", ["cuba", "alif"])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+def test_fused_ops_pass_opcheck(family, ref_delay):
+    """Schema, fake tensors and autograd registration of the two custom ops."""
+    op, args = _fused_op_args(family, ref_delay)
+    torch.library.opcheck(op.op, args, test_utils=OPCHECK)
+
+
+@pytest.mark.parametrize("family", ["cuba", "alif"])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+def test_fused_ops_eager_path_is_the_custom_op(family, ref_delay):
+    from test_compile import same_both_ways
+
+    same_both_ways(*_fused_op_args(family, ref_delay))
 
 
 def test_kwta_weights_take_the_compact_kernel_form():
