@@ -4,8 +4,11 @@ Runs the generated CUBA and sigma-delta CUDA kernels on device-resident input
 (N neurons, T steps, int32 synaptic sums, ~20 % non-zero; spikes recorded) and
 prints neuron-steps/s, the bytes the kernel must move (input read + traces
 written) per second, and that as a fraction of the device's peak DRAM bandwidth
-(``2 * memory clock * bus width``, from the driver). Results are first checked
-against the CPU kernel on a slice. Needs a CUDA GPU (``status`` of the device
+(``2 * memory clock * bus width``, from the driver), for the tiled kernel the
+library launches (a warp per 32 neurons, time tiles through shared memory: coalesced
+loads and stores) and for the one-thread-per-neuron kernel on the global arrays
+(``kernel_per_thread``), timed alternately. Both are first checked against the CPU
+kernel on a slice. Needs a CUDA GPU (``status`` of the device
 tool says whether one is lent); under ``NUMBA_ENABLE_CUDASIM=1`` it runs a tiny
 size for a smoke test only, and its times mean nothing.
 
@@ -26,7 +29,7 @@ from numba import config, cuda
 from loihi_slayer import fixed, models
 from loihi_slayer.fixed import codegen
 from loihi_slayer.fixed.api import SDNN_KERNEL, SDNN_MODES
-from loihi_slayer.fixed.cuda import launch
+from loihi_slayer.fixed.cuda import launch, launch_tiled
 
 
 def peak_bandwidth() -> float | None:
@@ -49,16 +52,19 @@ def device_input(n: int, t: int, rng: np.random.Generator):
     return d
 
 
-def time_kernel(run, runs: int) -> float:
-    run()
-    cuda.synchronize()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+def time_kernels(runs_by_name: dict, runs: int) -> dict[str, float]:
+    """Median seconds of each ``run()``, the runs alternating."""
+    for run in runs_by_name.values():
         run()
-        cuda.synchronize()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    cuda.synchronize()
+    ts: dict[str, list[float]] = {k: [] for k in runs_by_name}
+    for _ in range(runs):
+        for k, run in runs_by_name.items():
+            t0 = time.perf_counter()
+            run()
+            cuda.synchronize()
+            ts[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in ts.items()}
 
 
 def main() -> None:
@@ -84,7 +90,7 @@ def main() -> None:
     table = np.array([[411], [205], [int(p.v_th)], [1], [0], [0]], np.int64)
     _case(
         "CUBA record s",
-        codegen.kernel_module(cuba, "cuda").kernel,
+        codegen.kernel_module(cuba, "cuda"),
         a,
         table,
         3,
@@ -100,7 +106,7 @@ def main() -> None:
     table = np.array(rows, np.int64).reshape(-1, 1)
     _case(
         "sigma-delta record s",
-        codegen.kernel_module(SDNN_KERNEL, "cuda").kernel,
+        codegen.kernel_module(SDNN_KERNEL, "cuda"),
         a,
         table,
         4,
@@ -112,24 +118,39 @@ def main() -> None:
     )
 
 
-def _case(name, kernel, a, table, n_states, dtypes, s_bytes, runs, peak, cpu_spikes) -> None:
+def _case(name, mod, a, table, n_states, dtypes, s_bytes, runs, peak, cpu_spikes) -> None:
     n, t = a.shape
     d_table = cuda.to_device(table)
-    s_out = cuda.device_array((n, t), dtypes[0])
     rest = [cuda.device_array((n, 0), d) for d in dtypes[1:]]
-    blocks, threads = launch(n)
+    kernels = {
+        "tiled": (mod.kernel, launch_tiled(n)),
+        "per thread": (mod.kernel_per_thread, launch(n)),
+    }
+    outs = {k: cuda.device_array((n, t), dtypes[0]) for k in kernels}
 
-    def run():
-        st = cuda.to_device(np.zeros((n_states, n), np.int64))
-        kernel[blocks, threads](a, d_table, 0, t, st, s_out, *rest)
+    def runner(k):
+        kernel, (blocks, threads) = kernels[k]
 
-    sec = time_kernel(run, runs)
+        def run():
+            st = cuda.to_device(np.zeros((n_states, n), np.int64))
+            kernel[blocks, threads](a, d_table, 0, t, st, outs[k], *rest)
+
+        return run
+
+    secs = time_kernels({k: runner(k) for k in kernels}, runs)
     k = min(n, 2048)
-    if not np.array_equal(s_out[:k].copy_to_host(), cpu_spikes(a[:k].copy_to_host())):
-        raise SystemExit(f"{name}: the CUDA kernel disagrees with the CPU kernel")
+    want = cpu_spikes(a[:k].copy_to_host())
+    for kind, out in outs.items():
+        if not np.array_equal(out[:k].copy_to_host(), want):
+            raise SystemExit(f"{name}: the {kind} CUDA kernel disagrees with the CPU kernel")
     moved = n * t * (a.dtype.itemsize + s_bytes)
-    frac = "" if peak is None else f", {moved / sec / peak:.0%} of peak"
-    print(f"  {name:<22} {n * t / sec:9.3g} neuron-steps/s, {moved / sec / 1e9:7.1f} GB/s{frac}")
+    for kind, sec in secs.items():
+        frac = "" if peak is None else f", {moved / sec / peak:.0%} of peak"
+        print(
+            f"  {name:<22} {kind:<10} {n * t / sec:9.3g} neuron-steps/s, "
+            f"{moved / sec / 1e9:7.1f} GB/s{frac}"
+        )
+    print(f"  {name:<22} tiled / per thread: {secs['per thread'] / secs['tiled']:.2f}x")
 
 
 if __name__ == "__main__":

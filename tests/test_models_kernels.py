@@ -249,6 +249,61 @@ def test_cuda_equals_reference(name, data):
     assert_same(run_all(model, case, "reference"), run_all(model, case, "cuda"))
 
 
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", [*PROPERTY_MODELS, "cuba", "sigma_delta"])
+def test_cuda_tiles_cross_blocks_time_tiles_and_resets(name):
+    """The tiled CUDA kernel (warps of 32 neurons, shared-memory tiles of 16 steps) at
+    sizes the property tests do not reach: 70 neurons (two full blocks and a partial
+    one), 37 steps (two full tiles and a partial one), resets that start segments inside
+    tiles, and some traces not recorded; against the CPU kernel (itself tested against
+    the reference above)."""
+    from loihi_slayer.fixed import codegen
+
+    assert (codegen.CUDA_ROWS, codegen.CUDA_TILE) == (32, 16)  # the sizes chosen around
+    n, steps = 70, 37
+    rng = np.random.default_rng(11)
+    reset = np.zeros(steps, bool)
+    reset[[5, 16, 30]] = True
+    if name == "cuba":
+        x = rng.integers(-300, 600, (n, steps))
+        p = fixed.CubaParams(i_decay=rng.integers(0, 4097, n), v_decay=300, v_th_mant=40)
+
+        def go(backend, record):
+            return fixed.cuba(x, p, reset=reset, record=record, backend=backend)
+
+        traces = ("s", "u", "v")
+    elif name == "sigma_delta":
+        x = rng.integers(-(1 << 14), 1 << 14, (n, steps))
+        p = fixed.SigmaDeltaParams(v_th_mant=3)
+
+        def go(backend, record):
+            return fixed.sigma_delta(x, p, reset=reset, record=record, backend=backend)
+
+        traces = ("s", "sigma", "act", "residue")
+    else:
+        model = models.get(name)
+        for _ in range(1000):  # per-neuron values where a cross-parameter check allows
+            size = n if rng.random() < 0.5 else 1
+            values = {q.name: rng.integers(q.lo, q.hi + 1, size) for q in model.params}
+            try:
+                params = model.make_params(**values)
+                break
+            except ParameterError:
+                continue
+        else:
+            pytest.fail(f"no valid random parameters for {name}")
+        x = tuple(rng.integers(-1 << 12, 1 << 12, (n, steps)) for _ in model.inputs)
+        inputs = x[0] if len(x) == 1 else x
+
+        def go(backend, record):
+            return fixed.run(model, inputs, params, reset=reset, record=record, backend=backend)
+
+        traces = model.traces
+    for record in (traces, traces[:1], traces[1:]):
+        assert_same(go("cpu", record), go("cuda", record))
+
+
 @pytest.mark.parametrize("name", PROPERTY_MODELS)
 @settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
 @given(data=st.data())

@@ -315,7 +315,7 @@ def _run_kernels(
     pk = dev.small(table)
     sk = dev.small(st)
     outs = {k: dev.output(shapes[k], dtypes[k]) for k in spec.traces}
-    launch = mod.kernel[(*gpu.launch(n), dev.stream)]
+    launch = mod.kernel[(*gpu.launch_tiled(n), dev.stream)]
     for t0, t1, zero in segments:
         if zero:
             sk = dev.small(rest)

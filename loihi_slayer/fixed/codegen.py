@@ -2,7 +2,8 @@
 
 A :class:`~loihi_slayer.models.base.NeuronModel` declares its integer step once.
 This module writes, for each model, a small Python module holding an ``njit``
-kernel and a ``numba.cuda`` kernel (one thread per neuron) that call that step,
+kernel and ``numba.cuda`` kernels (tiled: a warp per 32 neurons, time tiles through
+shared memory; and one thread per neuron on the global arrays) that call that step,
 then imports it. The CPU kernel steps ``LANES`` neurons together (``prange``
 over lane blocks, time inside): the lane loop over a branch-free step is
 vectorised by LLVM, and the time-last input reaches it through small transposed
@@ -144,7 +145,7 @@ def _step_lines(
     return lines
 
 
-_TEMPLATE_VERSION = "7"
+_TEMPLATE_VERSION = "8"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -198,6 +199,77 @@ def _loop_body(model: _Stepped, indent: str) -> list[str]:
         lines += [f"    if rec{i}:", f"        o{i}[n, t] = {src}"]
     lines += [f"st[{i}, n] = s{i}" for i in range(ns)]
     return [indent + line for line in lines]
+
+
+#: neurons per block of the tiled CUDA kernel (one warp: a thread per neuron)
+CUDA_ROWS = 32
+#: time steps per shared-memory tile of the tiled CUDA kernel
+CUDA_TILE = 16
+
+
+def _tiled_cuda_body(model: _Stepped) -> list[str]:
+    """The tiled CUDA kernel ``kernel``: a block of :data:`CUDA_ROWS` neurons steps
+    through time in tiles of :data:`CUDA_TILE` steps. The warp loads each input tile
+    with coalesced reads (consecutive threads, consecutive time steps of a row) into
+    shared memory, each thread steps its neuron through the tile reading its row of
+    it, and the recorded traces leave through shared tiles the same way. One padding
+    column keeps a thread's row in other banks than its neighbours'.
+    """
+    ns, npar, ni = len(model.states), len(model.params), len(model.inputs)
+    nk = len(model.traces)
+    rows, tile = CUDA_ROWS, CUDA_TILE
+    step_traces = model.step_traces
+    lines = [
+        "    tid = cuda.threadIdx.x",
+        f"    n0 = cuda.blockIdx.x * {rows}",
+        "    n = n0 + tid",
+        "    n_all = x0.shape[0]",
+        "    if n_all == 0:",
+        "        return",
+        "    live = n < n_all",
+        "    nl = n if live else n_all - 1",
+        "    k = nl % p.shape[1]",
+    ]
+    lines += [f"    xs{i} = cuda.shared.array(({rows}, {tile + 1}), int64)" for i in range(ni)]
+    lines += [f"    os{i} = cuda.shared.array(({rows}, {tile + 1}), int64)" for i in range(nk)]
+    lines += [f"    p{i} = p[{i}, k]" for i in range(npar)]
+    lines += [f"    s{i} = st[{i}, nl]" for i in range(ns)]
+    lines += [
+        f"    for t0 in range(t_start, t_stop, {tile}):",
+        f"        tl = min({tile}, t_stop - t0)",
+        f"        for e in range(tid, {rows * tile}, {rows}):",
+        f"            r = e // {tile}",
+        f"            c = e % {tile}",
+        "            if n0 + r < n_all and c < tl:",
+    ]
+    lines += [f"                xs{i}[r, c] = x{i}[n0 + r, t0 + c]" for i in range(ni)]
+    lines += ["        cuda.syncthreads()", "        if live:", "            for tt in range(tl):"]
+    s_names = [f"s{i}" for i in range(ns)]
+    r_names = [f"r{i}" for i in range(len(step_traces))]
+    call = _call(model, lambda i: f"s{i}", lambda i: f"xs{i}[tid, tt]", lambda i: f"p{i}")
+    lines.append(f"                {', '.join(s_names + r_names)} = _step({call})")
+    for i, name in enumerate(model.traces):
+        src = (
+            f"s{model.states.index(name)}"
+            if name in model.state_traces
+            else f"r{step_traces.index(name)}"
+        )
+        lines += [f"                if rec{i}:", f"                    os{i}[tid, tt] = {src}"]
+    lines += [
+        "        cuda.syncthreads()",
+        f"        for e in range(tid, {rows * tile}, {rows}):",
+        f"            r = e // {tile}",
+        f"            c = e % {tile}",
+        "            if n0 + r < n_all and c < tl:",
+    ]
+    for i in range(nk):
+        lines += [
+            f"                if rec{i}:",
+            f"                    o{i}[n0 + r, t0 + c] = os{i}[r, c]",
+        ]
+    lines += ["        cuda.syncthreads()  # the next tile overwrites the shared arrays"]
+    lines += ["    if live:"] + [f"        st[{i}, n] = s{i}" for i in range(ns)]
+    return lines
 
 
 #: neurons stepped together in the CPU kernel's lane loop (vector width of the step)
@@ -417,7 +489,7 @@ def render(model: _Stepped, target: str) -> str:
         body = _render_recurrent(model)
     elif target == "cuda":
         body = [
-            "from numba import cuda",
+            "from numba import cuda, int64",
             "",
             "_step = cuda.jit(device=True)(_py_step)",
             "",
@@ -425,6 +497,8 @@ def render(model: _Stepped, target: str) -> str:
             "@cuda.jit",
             f"def kernel({args}):",
         ]
+        body += rec + _tiled_cuda_body(model) + ["", ""]
+        body += ["@cuda.jit", f"def kernel_per_thread({args}):"]
         body += rec
         body += ["    n = cuda.grid(1)", "    if n < x0.shape[0]:"]
         body += _loop_body(model, "        ")
