@@ -168,3 +168,23 @@ def test_graded_input_falls_back(any_size):
     w = quantize_8bit(dense.weight).reshape(3, 6)
     assert ip.int_product(x, w.detach()) is None
     torch.testing.assert_close(dense(x), _float_path(x, w.detach()))
+
+
+def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size):
+    """Inputs large enough for the parallel conversion (its reductions: a refusal count
+    and the largest magnitude, which decides the float32 bound)."""
+    n_in, steps = 1040, 40  # 2 * 1040 * 40 >= PARALLEL_MIN_WORK; 1040 * 127 * 128 >= 2**24
+    w2 = torch.full((2, n_in), 127.0)
+    x3 = torch.zeros(2, n_in, steps)
+    x3[:, ::3, ::2] = 1.0
+    assert x3.numel() >= ip.PARALLEL_MIN_WORK
+    z = ip.int_product(x3, w2)  # 1040 * 127 * 1 < 2**24: taken
+    assert z is not None and torch.equal(z.double(), _exact(x3, w2))
+    for where in ((0, 0, 0), (1, n_in - 1, steps - 1), (1, 517, 20)):
+        xb = x3.clone()
+        xb[where] = -128.0  # one value makes the bound fail
+        assert ip.int_product(xb, w2) is None, where
+        xb[where] = float("nan")
+        assert ip.int_product(xb, w2) is None, where
+        xb[where] = 0.5
+        assert ip.int_product(xb, w2) is None, where

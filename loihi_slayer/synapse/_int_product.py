@@ -71,14 +71,13 @@ def _to_int8_row(src, dst):
 def _to_int8_parallel(x, out):
     """``out[i, b, :] = x[b, i, :]`` (int8); returns ``(rows refused, max |q|)``."""
     n_b, n_i = x.shape[0], x.shape[1]
-    bad = 0
-    top = 0
+    flags = np.empty((n_b * n_i, 2), np.int32)  # per row, reduced after the loop
     for job in prange(n_b * n_i):
         b, i = job // n_i, job % n_i
         e, m = _to_int8_row(x[b, i], out[i, b])
-        bad += e
-        top = max(top, m)
-    return bad, top
+        flags[job, 0] = e
+        flags[job, 1] = m
+    return flags[:, 0].sum(), flags[:, 1].max()
 
 
 @njit(cache=True)
