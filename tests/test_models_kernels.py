@@ -208,6 +208,19 @@ def cases(draw, model, max_n=8, max_t=30):
     return [a.astype(dtype) for a in x], params, state, reset
 
 
+def random_params(model, rng: np.random.Generator, sizes: tuple[int, ...]):
+    """Random valid device parameters, ``sizes[k]`` values each (drawn in turn); a draw
+    that a cross-parameter check rejects is drawn again."""
+    for attempt in range(1000):
+        size = sizes[attempt % len(sizes)]
+        values = {p.name: rng.integers(p.lo, p.hi + 1, size) for p in model.params}
+        try:
+            return model.make_params(**values)
+        except ParameterError:
+            continue
+    pytest.fail(f"no valid random parameters for {model.name}")
+
+
 def run_all(model, case, backend):
     x, params, state, reset = case
     inputs = x[0] if len(x) == 1 else tuple(x)
@@ -283,16 +296,7 @@ def test_cuda_tiles_cross_blocks_time_tiles_and_resets(name):
         traces = ("s", "sigma", "act", "residue")
     else:
         model = models.get(name)
-        for _ in range(1000):  # per-neuron values where a cross-parameter check allows
-            size = n if rng.random() < 0.5 else 1
-            values = {q.name: rng.integers(q.lo, q.hi + 1, size) for q in model.params}
-            try:
-                params = model.make_params(**values)
-                break
-            except ParameterError:
-                continue
-        else:
-            pytest.fail(f"no valid random parameters for {name}")
+        params = random_params(model, rng, (n, 1))
         x = tuple(rng.integers(-1 << 12, 1 << 12, (n, steps)) for _ in model.inputs)
         inputs = x[0] if len(x) == 1 else x
 
@@ -338,15 +342,7 @@ def test_registry_model_runs(name):
     if model.step is None:
         pytest.skip(f"{name} runs on its own kernel (tests/test_fixed_properties.py)")
     rng = np.random.default_rng(7)
-    for _ in range(100):  # redraw when a cross-parameter check rejects the draw
-        values = {p.name: rng.integers(p.lo, p.hi + 1, 3) for p in model.params}
-        try:
-            params = model.make_params(**values)
-            break
-        except ParameterError:
-            continue
-    else:
-        pytest.fail(f"no valid random parameters for {name}")
+    params = random_params(model, rng, (3,))
     x = tuple(rng.integers(-1 << 12, 1 << 12, (3, 16)) for _ in model.inputs)
     inputs = x[0] if len(x) == 1 else x
     ref = fixed.run(model, inputs, params, record=model.traces, backend="reference")

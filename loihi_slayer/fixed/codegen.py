@@ -128,21 +128,34 @@ def _step_lines(
     inp: Callable[[int], str],
     par: Callable[[int], str],
     trace: Callable[[int], str],
+    guarded: bool = False,
 ) -> list[str]:
-    """One neuron's step: the call, the new states stored at ``state(i)``, and every
-    trace written to ``trace(k)`` (a state's new value, or the step's extra output)."""
+    """One neuron's step: the call, the new states stored at ``state(i)`` (nothing to
+    store when that is the local ``s<i>`` itself), and every trace written to
+    ``trace(k)`` (a state's new value, or the step's extra output); ``guarded``: only
+    where ``rec<k>`` (the trace is recorded)."""
     s_out = [f"s{i}" for i in range(len(model.states))]
     r_out = [f"r{i}" for i in range(len(model.step_traces))]
     lines = [f"{', '.join(s_out + r_out)} = _step({_call(model, state, inp, par)})"]
-    lines += [f"{state(i)} = s{i}" for i in range(len(model.states))]
+    lines += [f"{state(i)} = s{i}" for i in range(len(model.states)) if state(i) != f"s{i}"]
     for i, name in enumerate(model.traces):
         src = (
             f"s{model.states.index(name)}"
             if name in model.state_traces
             else f"r{model.step_traces.index(name)}"
         )
-        lines.append(f"{trace(i)} = {src}")
+        write = f"{trace(i)} = {src}"
+        lines += [f"if rec{i}:", f"    {write}"] if guarded else [write]
     return lines
+
+
+def _guarded_step(
+    model: _Stepped, inp: Callable[[int], str], trace: Callable[[int], str], indent: str
+) -> list[str]:
+    """:func:`_step_lines` on local states ``s<i>`` and parameters ``p<i>``, recording
+    only the traces asked for."""
+    step = _step_lines(model, lambda i: f"s{i}", inp, lambda i: f"p{i}", trace, guarded=True)
+    return [indent + line for line in step]
 
 
 _TEMPLATE_VERSION = "8"
@@ -181,22 +194,11 @@ def _names(prefix: str, count: int) -> list[str]:
 def _loop_body(model: _Stepped, indent: str) -> list[str]:
     """The body stepping neuron ``n`` through ``[t_start, t_stop)`` (one CUDA thread)."""
     ns, npar = len(model.states), len(model.params)
-    step_traces = model.step_traces
     lines = ["k = n % p.shape[1]"]
     lines += [f"p{i} = p[{i}, k]" for i in range(npar)]
     lines += [f"s{i} = st[{i}, n]" for i in range(ns)]
     lines.append("for t in range(t_start, t_stop):")
-    s = [f"s{i}" for i in range(ns)]
-    r = [f"r{i}" for i in range(len(step_traces))]
-    call = _call(model, lambda i: f"s{i}", lambda i: f"x{i}[n, t]", lambda i: f"p{i}")
-    lines.append(f"    {', '.join(s + r)} = _step({call})")
-    for i, name in enumerate(model.traces):
-        src = (
-            f"s{model.states.index(name)}"
-            if name in model.state_traces
-            else f"r{step_traces.index(name)}"
-        )
-        lines += [f"    if rec{i}:", f"        o{i}[n, t] = {src}"]
+    lines += _guarded_step(model, lambda i: f"x{i}[n, t]", lambda i: f"o{i}[n, t]", "    ")
     lines += [f"st[{i}, n] = s{i}" for i in range(ns)]
     return [indent + line for line in lines]
 
@@ -218,7 +220,6 @@ def _tiled_cuda_body(model: _Stepped) -> list[str]:
     ns, npar, ni = len(model.states), len(model.params), len(model.inputs)
     nk = len(model.traces)
     rows, tile = CUDA_ROWS, CUDA_TILE
-    step_traces = model.step_traces
     lines = [
         "    tid = cuda.threadIdx.x",
         f"    n0 = cuda.blockIdx.x * {rows}",
@@ -244,17 +245,9 @@ def _tiled_cuda_body(model: _Stepped) -> list[str]:
     ]
     lines += [f"                xs{i}[r, c] = x{i}[n0 + r, t0 + c]" for i in range(ni)]
     lines += ["        cuda.syncthreads()", "        if live:", "            for tt in range(tl):"]
-    s_names = [f"s{i}" for i in range(ns)]
-    r_names = [f"r{i}" for i in range(len(step_traces))]
-    call = _call(model, lambda i: f"s{i}", lambda i: f"xs{i}[tid, tt]", lambda i: f"p{i}")
-    lines.append(f"                {', '.join(s_names + r_names)} = _step({call})")
-    for i, name in enumerate(model.traces):
-        src = (
-            f"s{model.states.index(name)}"
-            if name in model.state_traces
-            else f"r{step_traces.index(name)}"
-        )
-        lines += [f"                if rec{i}:", f"                    os{i}[tid, tt] = {src}"]
+    lines += _guarded_step(
+        model, lambda i: f"xs{i}[tid, tt]", lambda i: f"os{i}[tid, tt]", " " * 16
+    )
     lines += [
         "        cuda.syncthreads()",
         f"        for e in range(tid, {rows * tile}, {rows}):",
