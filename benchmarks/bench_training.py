@@ -299,15 +299,15 @@ def _median_ms(fn: Callable[[], object], reps: int) -> float:
 
 
 def nmnist_parts(case: dict, reps: int) -> None:
-    """Our N-MNIST step's irreducible work, each part timed alone: the pool sums, each
-    neuron's kernels (forward; forward + backward where a gradient flows), and the
+    """Our N-MNIST step's irreducible work, each part timed alone: the pool block (its
+    sums, neuron and shift are one kernel pass), the dense neurons' kernels (forward +
+    backward), and the
     step's products (the dense synapse's int8 forward product, PyTorch's sgemm on the
     other shapes). Their sum is what the step would
     take with no other cost (copies, checks, autograd, optimizer)."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
     with torch.no_grad():
-        z0 = pool.synapse(x)
         h1 = flat(pool(x))
         z1 = d1.synapse(h1)
         z2 = d2.synapse(d1(h1))
@@ -337,8 +337,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         return lambda: [torch.mm(a, c) for a, c in pairs]
 
     parts = {
-        "pool sums (forward)": no_grad(lambda: pool.synapse(x)),
-        "pool neuron (forward)": no_grad(lambda: pool.neuron(z0)),
+        "pool block: sums, neuron, shift in one pass": no_grad(lambda: pool(x)),
         f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
         f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
         f"int8 product {n1}x{n_in}x{b * t} (forward)": no_grad(lambda: int_product(h1, w1)),

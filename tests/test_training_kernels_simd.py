@@ -57,6 +57,9 @@ def _run_cuba(kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0,
         u,
         r,
         bad,
+        _cpu.NO_POOL,
+        np.float32(1),
+        0,
     )
     return s, vp, u, r, state, bad
 

@@ -87,6 +87,10 @@ LANES = 16
 TILE = 16
 #: parallel chunks per call at most (each allocates its own small tiles)
 MAX_CHUNKS = 256
+#: time steps of pooled neuron input formed at a time (a multiple of TILE; 16 KB per block)
+POOL_SEGMENT = 256
+#: the CUBA forward's ``pool`` argument when the input is the neuron input itself
+NO_POOL = np.zeros(0, np.int64)
 
 
 @njit(inline="always", cache=True)
@@ -105,16 +109,87 @@ def _tile_in(x, n0, m, t0, tl, buf):
 
 
 @njit(inline="always", cache=True)
-def _tile_out(out, tiles, k, n0, m, t0, tl):
-    """``out[n0 + j, t0 + tt] = tiles[k, tt, j]`` for ``j < m``, ``tt < tl``."""
+def _tile_out(out, tiles, k, n0, m, t0, tl, sh=0):
+    """``out[n0 + j, t0 + sh + tt] = tiles[k, tt, j]`` for ``j < m``, ``tt < tl`` (``sh = 1``:
+    one step later, the tile's last step dropped at the end of the time axis)."""
+    tl = min(tl, out.shape[1] - t0 - sh)
     if m == LANES and tl == TILE:
         for j in range(LANES):
             for tt in range(TILE):
-                out[n0 + j, t0 + tt] = tiles[k, tt, j]
+                out[n0 + j, t0 + sh + tt] = tiles[k, tt, j]
     else:
         for j in range(m):
             for tt in range(tl):
-                out[n0 + j, t0 + tt] = tiles[k, tt, j]
+                out[n0 + j, t0 + sh + tt] = tiles[k, tt, j]
+
+
+@njit(inline="always", cache=True)
+def _pool_bases(pool, n0, m, bases):
+    """``bases[j]``: the input row of the first tap of output row ``n0 + j``'s window (see
+    :func:`_pool_segment`), for ``j < m``."""
+    kh, kw, ho, wo = pool[0], pool[1], pool[2], pool[3]
+    plane = n0 // (ho * wo)  # (plane, i, jj) of row n0, then counted up: one division
+    r = n0 - plane * ho * wo
+    i = r // wo
+    jj = r - i * wo
+    for j in range(m):
+        bases[j] = ((plane * ho + i) * kh * wo + jj) * kw
+        jj += 1
+        if jj == wo:
+            jj = 0
+            i += 1
+            if i == ho:
+                i = 0
+                plane += 1
+
+
+@njit(inline="always", cache=True)
+def _window_row(x, row, kw, t0, tn, acc):
+    """``acc[tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right."""
+    xr = x[row]
+    for tt in range(tn):
+        acc[tt] = xr[t0 + tt]
+    for b in range(1, kw):
+        xr = x[row + b]
+        for tt in range(tn):
+            acc[tt] = acc[tt] + xr[t0 + tt]
+
+
+@njit(inline="always", cache=True)
+def _pool_segment(x, pool, w, bases, m, t0, tn, seg):
+    """Neuron inputs of a sum pool whose ``(kH, kW)`` windows tile the input exactly:
+    ``seg[j, tt] = w * sum_{a, b} x[bases[j] + a·W + b, t0 + tt]`` for ``j < m``,
+    ``tt < tn``.
+
+    ``x`` is the ``(C·H·W, T)`` input, ``pool = (kH, kW, H', W')``, ``bases`` from
+    :func:`_pool_bases`, ``seg`` a ``(LANES + 1, POOL_SEGMENT)`` buffer (its last row is
+    scratch). The float32 sums run in the order of the synapse's separable sum
+    (``synapse.layer._slice_pool``: the ``kW`` columns of each window row left to right,
+    then the ``kH`` row sums, then one multiply by ``w``), so the values are the
+    synapse's bit for bit. Each sum runs along time over a contiguous input row
+    segment, long enough for whole vectors.
+    """
+    kh, kw = pool[0], pool[1]
+    width = pool[3] * kw
+    part = seg[LANES]
+    if kh == 2 and kw == 2:  # the common 2x2 pool in one pass: the same sums, fewer loads
+        for j in range(m):
+            x0, x1 = x[bases[j]], x[bases[j] + 1]
+            x2, x3 = x[bases[j] + width], x[bases[j] + width + 1]
+            z = seg[j]
+            for tt in range(tn):
+                t = t0 + tt
+                z[tt] = ((x0[t] + x1[t]) + (x2[t] + x3[t])) * w
+        return
+    for j in range(m):
+        z = seg[j]
+        _window_row(x, bases[j], kw, t0, tn, z)
+        for a in range(1, kh):
+            _window_row(x, bases[j] + a * width, kw, t0, tn, part)
+            for tt in range(tn):
+                z[tt] = z[tt] + part[tt]
+        for tt in range(tn):
+            z[tt] = z[tt] * w
 
 
 @njit(cache=True)
@@ -147,6 +222,9 @@ def _cuba_chunk(
     u_out,
     r_out,
     bad,
+    pool,
+    pool_w,
+    shift,
     refractory,
 ):
     """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`cuba_forward`.
@@ -154,12 +232,15 @@ def _cuba_chunk(
     ``refractory`` is a constant at each call site: without a refractory period
     the counter is the constant 0 and its branch in the step folds away.
     """
-    rows, steps = x.shape
+    rows, steps = s_out.shape
+    pooled = pool.shape[0] > 0
     ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
     rec_v = vp_out.shape[1] > 0
     rec_u = u_out.shape[1] > 0
     rec_r = r_out.shape[1] > 0
     xt = np.zeros((TILE, LANES), x.dtype)
+    pseg = np.zeros((LANES + 1, POOL_SEGMENT if pooled else 0), x.dtype)  # pooled input
+    bases = np.zeros(LANES if pooled else 0, np.int64)  # pooled input: window rows
     ot = np.zeros((4, TILE, LANES), s_out.dtype)  # spike, v_pre, u, refractory
     sv = np.zeros((3, LANES), np.int64)  # u, v, rc
     pb = np.zeros((4, LANES), np.int64)  # iDecay, vDecay, threshold, bias
@@ -179,9 +260,20 @@ def _cuba_chunk(
             sv[1, j] = v_st[n] if live else 0
             sv[2, j] = rc_st[n] if (live and refractory) else 0
             nbad[j] = 0
+            if shift and live:
+                s_out[n, 0] = 0.0
+        if pooled:
+            _pool_bases(pool, n0, m, bases)
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
-            _tile_in(x, n0, m, t0, tl, xt)
+            if pooled:
+                s0 = t0 % POOL_SEGMENT
+                if s0 == 0:
+                    tn = min(POOL_SEGMENT, steps - t0)
+                    _pool_segment(x, pool, pool_w, bases, m, t0, tn, pseg)
+                _tile_in(pseg, 0, m, s0, tl, xt)
+            else:
+                _tile_in(x, n0, m, t0, tl, xt)
             for tt in range(tl):
                 for j in range(LANES):
                     a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
@@ -199,7 +291,7 @@ def _cuba_chunk(
                         sv[2, j] = rc
                     sv[0, j] = u
                     sv[1, j] = v
-            _tile_out(s_out, ot, 0, n0, m, t0, tl)
+            _tile_out(s_out, ot, 0, n0, m, t0, tl, shift)
             if rec_v:
                 _tile_out(vp_out, ot, 1, n0, m, t0, tl)
             if rec_u:
@@ -233,6 +325,9 @@ def cuba_forward(
     u_out,
     r_out,
     bad,
+    pool,
+    pool_w,
+    shift,
 ):
     """Fused CUBA forward: ``A = rint(x * in_scale)``, integer step, float outputs.
 
@@ -242,10 +337,15 @@ def cuba_forward(
     ``rc_st`` hold the integer state (updated in place). ``bad[row]`` is set
     when an input is NaN/inf or too large. ``ref_delay`` is the hardware refDelay
     (here 1: no refractory period; see :func:`cuba_forward_refractory`).
+    With a non-empty ``pool = (kH, kW, H', W')`` the neuron input is the sum pool of ``x``
+    (``(C·H·W, T)``, windows tiling it exactly) times the float32 ``pool_w``, summed
+    on the way in (:func:`_tile_in_pooled`); the rows are then ``s_out``'s. ``shift = 1``
+    writes the spikes one step later (``s_out[:, 0] = 0``, the last step dropped): the
+    block's one-step delay without a pass of its own.
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
     """
-    chunks = n_chunks(x.shape[0])
+    chunks = n_chunks(s_out.shape[0])
     for c in prange(chunks):
         _cuba_chunk(
             c,
@@ -267,6 +367,9 @@ def cuba_forward(
             u_out,
             r_out,
             bad,
+            pool,
+            pool_w,
+            shift,
             False,
         )
 
@@ -290,6 +393,9 @@ def cuba_forward_serial(
     u_out,
     r_out,
     bad,
+    pool,
+    pool_w,
+    shift,
 ):
     """:func:`cuba_forward` on the calling thread."""
     _cuba_chunk(
@@ -312,6 +418,9 @@ def cuba_forward_serial(
         u_out,
         r_out,
         bad,
+        pool,
+        pool_w,
+        shift,
         False,
     )
 
@@ -335,9 +444,12 @@ def cuba_forward_refractory(
     u_out,
     r_out,
     bad,
+    pool,
+    pool_w,
+    shift,
 ):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
-    chunks = n_chunks(x.shape[0])
+    chunks = n_chunks(s_out.shape[0])
     for c in prange(chunks):
         _cuba_chunk(
             c,
@@ -359,6 +471,9 @@ def cuba_forward_refractory(
             u_out,
             r_out,
             bad,
+            pool,
+            pool_w,
+            shift,
             True,
         )
 
@@ -382,6 +497,9 @@ def cuba_forward_refractory_serial(
     u_out,
     r_out,
     bad,
+    pool,
+    pool_w,
+    shift,
 ):
     """:func:`cuba_forward_refractory` on the calling thread."""
     _cuba_chunk(
@@ -404,6 +522,9 @@ def cuba_forward_refractory_serial(
         u_out,
         r_out,
         bad,
+        pool,
+        pool_w,
+        shift,
         True,
     )
 

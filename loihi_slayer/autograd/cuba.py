@@ -206,13 +206,23 @@ def run_forward(
     rec_v: bool,
     rec_u: bool,
     backend: str,
+    *,
+    pool: tuple[np.ndarray, np.float32] | None = None,
+    shift: bool = False,
 ):
     """Run the fused forward kernel on a ``(rows, T)`` tensor; updates ``state`` ``(3, rows)``.
 
     Returns ``(s, v_pre, u, refractory)``; ``v_pre``/``u`` are None unless
     recorded, ``refractory`` (uint8) is ``(rows, 0)`` when ``ref_delay == 1``.
+    CPU only: ``pool = ((kH, kW, H', W'), w)`` makes the neuron input the sum pool of
+    ``x2`` (see :func:`._cpu.cuba_forward`; ``rows`` is then ``state``'s), and ``shift``
+    delays the spikes by one step.
     """
-    rows, steps = x2.shape
+    rows, steps = state.shape[1], x2.shape[1]
+    if (pool is not None or shift) and backend != "cpu":
+        raise ValueError(
+            f"run_forward: pooled or shifted input needs the cpu backend, got {backend}"
+        )
     v_th = np.array([spec.v_th_mant << 6], np.int64)
     in_scale = float(spec.scale)
     out_scale = 1.0 / spec.s_scale
@@ -241,9 +251,9 @@ def run_forward(
 
         r_out = torch.from_numpy(refr.astype(np.uint8)) if rec_r else empty2d(rows, x2, torch.uint8)
         return conv(s), (conv(vp) if rec_v else None), (conv(u) if rec_u else None), r_out
-    s_out = torch.empty_like(x2)
-    vp_out = torch.empty_like(x2) if rec_v else empty2d(rows, x2)
-    u_out = torch.empty_like(x2) if rec_u else empty2d(rows, x2)
+    s_out = x2.new_empty((rows, steps))
+    vp_out = x2.new_empty((rows, steps)) if rec_v else empty2d(rows, x2)
+    u_out = x2.new_empty((rows, steps)) if rec_u else empty2d(rows, x2)
     r_out = (
         torch.empty((rows, steps), dtype=torch.uint8, device=x2.device)
         if rec_r
@@ -270,8 +280,14 @@ def run_forward(
         bad,
     )
     if backend == "cpu":
+        geometry, weight = (_cpu.NO_POOL, np.float32(1)) if pool is None else pool
         kernel = _CPU_FORWARD[rec_r, use_parallel(rows, steps)]
-        kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
+        kernel(
+            *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args],
+            geometry,
+            weight,
+            int(shift),
+        )
     else:
         from . import _cuda
 
@@ -707,6 +723,57 @@ def cuba_apply(
         b = (bias_t.to(x.dtype) / spec.s_scale).reshape(1, -1, 1)
         current = u.reshape(-1, spec.channels, spec.per_channel * x.shape[-1]) + b
     return s, current.reshape(x.shape), vp.reshape(x.shape)
+
+
+def cuba_pooled_spikes(
+    x: Tensor,
+    kernel: tuple[int, int],
+    weight: float,
+    current_decay: Tensor,
+    voltage_decay: Tensor,
+    spec: CubaSpec,
+    state: CubaState,
+    bias,
+    shift: bool,
+) -> Tensor:
+    r"""Spikes of a CUBA neuron fed by a sum pool, pooled inside the forward kernel.
+
+    .. math::
+
+        z[n, c, i, j, t] = w \sum_{a < k_H} \sum_{b < k_W} x[n, c, k_H i + a, k_W j + b, t]
+
+    is the input of :func:`cuba_apply` (the same float32 sums as
+    ``synapse.Pool``), and ``shift`` delays the spikes one step (``s[..., 0] = 0``).
+    One pass over ``x``: neither ``z`` nor the unshifted spikes are written. Forward
+    only (no gradient), CPU float32 ``x`` ``(N, C, H, W, T)`` whose ``H``, ``W`` are
+    multiples of the kernel; ``bias`` is None or per-channel int64 hardware biases.
+    ``state`` is advanced. A NaN/inf or out-of-range input raises the neuron's
+    :class:`ParameterError` with ``state`` unchanged.
+    """
+    n, c, h, w, steps = x.shape
+    kh, kw = kernel
+    out_shape = (n, c, h // kh, w // kw, steps)
+    x2 = x.detach().reshape(-1, steps)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    bias_vec = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    state_end = copy_small(state.stacked())
+    geometry = np.array([kh, kw, h // kh, w // kw], np.int64)
+    s, _, _, _ = run_forward(
+        x2,
+        spec,
+        _expand(decay_int(current_decay), spec),
+        _expand(decay_int(voltage_decay), spec),
+        _expand(bias_vec, spec),
+        state_end,
+        False,
+        False,
+        "cpu",
+        pool=(geometry, np.float32(weight)),
+        shift=shift,
+    )
+    state.assign(state_end)
+    return s.reshape(out_shape)
 
 
 class CubaFunction:

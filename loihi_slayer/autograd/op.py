@@ -59,7 +59,7 @@ from ..errors import ParameterError
 NAMESPACE = "loihi_slayer"
 
 
-def _plain_eager(args: tuple) -> bool:
+def plain_eager(args: tuple) -> bool:
     """Whether a call may skip the custom op: plain eager tensors, no tracing, no dispatch
     mode or functorch transform (private torch checks, each defaulting to the custom op)."""
     if torch.compiler.is_compiling():
@@ -88,8 +88,8 @@ class KernelOp:
         self._eager = eager
 
     def __call__(self, *args: Any) -> Any:
-        """Run the op: the eager path where :func:`_plain_eager` allows it, else ``op``."""
-        if self._eager is not None and _plain_eager(args):
+        """Run the op: the eager path where :func:`plain_eager` allows it, else ``op``."""
+        if self._eager is not None and plain_eager(args):
             return self._eager.apply(*args)
         return self.op(*args)
 

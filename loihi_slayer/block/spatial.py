@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .. import hdf5
+from ..autograd.op import plain_eager
 from ..errors import ParameterError
 from ..fixed.api import conv_output_size, conv_transpose_output_size
 from ..synapse import Conv as _ConvSyn
@@ -17,6 +18,20 @@ from ..synapse import Unpool as _UnpoolSyn
 from .dense import _SynapseBlock
 
 # ============================================================================ spatial
+
+
+def _plain_call(x: torch.Tensor) -> bool:
+    """Whether a block may run its fused kernel path on ``x``: a plain eager call (no
+    tracing, dispatch mode or functorch transform) with no global module hooks, which
+    the fused path would skip."""
+    from torch.nn.modules import module as _module
+
+    return (
+        not torch.jit.is_tracing()
+        and plain_eager((x,))
+        and not _module._global_forward_hooks
+        and not _module._global_forward_pre_hooks
+    )
 
 
 class _SpatialBlock(_SynapseBlock):
@@ -246,6 +261,19 @@ class AbstractPool(_SpatialBlock):
 
     _layer_class = hdf5.PoolLayer
 
+    def forward(self, x: torch.Tensor):
+        """synapse -> neuron -> shift -> delay; the first three in one kernel pass where the
+        neuron family has one (``neuron.pooled_forward``) and the synapse allows it
+        (:meth:`~loihi_slayer.synapse.Pool.tiled_sum`): a pool with no gradient to compute,
+        such as a network's first block on input data, or any pool in evaluation."""
+        fused = getattr(self.neuron, "pooled_forward", None)
+        if fused is not None and x.device.type == "cpu" and _plain_call(x):
+            tiled = self.synapse.tiled_sum(self._check_input(x))
+            s = None if tiled is None else fused(x, *tiled, self.delay_shift)
+            if s is not None:
+                return self._log(s if self.delay is None else self.delay(s))
+        return super().forward(x)
+
     def to_layer(self) -> hdf5.Layer:
         return self._layer_class(
             self._need_shape(),
@@ -259,6 +287,8 @@ class AbstractPool(_SpatialBlock):
 
 class AbstractUnpool(AbstractPool):
     """Sum-unpooling block: per-channel transposed convolution with a fixed kernel."""
+
+    forward = _SpatialBlock.forward
 
     _synapse_class = _UnpoolSyn
 

@@ -43,7 +43,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..autograd.cuba import BatchMean, CubaState, cuba_apply, make_spec, surrogate_spike
+from ..autograd._dispatch import resolve_backend
+from ..autograd.cuba import (
+    BatchMean,
+    CubaState,
+    cuba_apply,
+    cuba_pooled_spikes,
+    make_spec,
+    surrogate_spike,
+)
 from ..errors import ParameterError
 from ..fixed.params import CUBA_RANGES, int_param
 from ..safety.clamp import warn_clamped
@@ -344,3 +352,48 @@ class Neuron(base.Neuron):
         """Spikes ``(N, *shape, T)``; equals ``spike(dynamics(x)[1])``, fused in one kernel."""
         s, _, _ = self._run(x, False)
         return self.drop(s) if self.drop is not None else s
+
+    def pooled_forward(
+        self, x: torch.Tensor, kernel: tuple[int, int], weight: float, shift: bool
+    ) -> torch.Tensor | None:
+        """``forward`` of the sum pool of ``x`` (then shifted one step when ``shift``) in one
+        kernel pass, for a pool block (:func:`~loihi_slayer.autograd.cuba.cuba_pooled_spikes`
+        gives the sums and conditions); None where that path does not apply: a gradient
+        to compute, a norm (batch statistics), dropout, hooks on this module, a CUDA
+        backend, or an input the kernel refuses (the caller's unfused path then raises
+        the error, the state untouched).
+        """
+        learning = torch.is_grad_enabled() and (
+            self.current_decay.requires_grad or self.voltage_decay.requires_grad
+        )
+        if (
+            learning
+            or self.norm is not None
+            or self.drop is not None
+            or self._forward_hooks
+            or self._forward_pre_hooks
+            or resolve_backend(self.backend, x) != "cpu"
+        ):
+            return None
+        n, c, h, w, steps = x.shape
+        carrier = x.new_empty((n, c, h // kernel[0], w // kernel[1], steps))  # shapes only
+        self._check_input(carrier)
+        if self.requires_grad:
+            self.clamp()
+        st = self._get_state(carrier)
+        try:
+            s = cuba_pooled_spikes(
+                x,
+                kernel,
+                weight,
+                self.current_decay,
+                self.voltage_decay,
+                self._spec,
+                st,
+                None,
+                shift,
+            )
+        except ParameterError:
+            return None
+        self._keep_state(st, carrier)
+        return s

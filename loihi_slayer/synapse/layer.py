@@ -354,6 +354,30 @@ class Pool(_Synapse, torch.nn.Conv3d):
             check_finite(x, f"synapse.{type(self).__name__}: input contains NaN/inf")
         return y.reshape(n, c, *y.shape[2:])
 
+    def tiled_sum(self, x: torch.Tensor) -> tuple[tuple[int, int], float] | None:
+        """``((kH, kW), w)`` when this pool's forward on ``x`` is the plain sum of exactly
+        tiling windows times one weight ``w`` (float32 input, one value on every tap, no
+        gradient to any of it): the sum a neuron kernel can form on its own input pass
+        (``block.cuba.Pool``); else None."""
+        kernel = tuple(self.kernel_size[:2])
+        if (
+            self.exact
+            or x.dtype != torch.float32
+            or x.dim() != 5
+            or math.prod(kernel) > _SLICE_POOL_MAX
+            or not self._tiles(x.shape[2:4])
+            or self._forward_hooks
+            or self._forward_pre_hooks
+        ):
+            return None
+        w = self._weight(x)
+        if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
+            return None
+        taps = w.detach().reshape(-1)
+        if not bool((taps == taps[0]).all()):
+            return None
+        return kernel, float(taps[0])
+
     def _tiles(self, hw: tuple[int, int]) -> bool:
         """Whether the pool's windows tile the ``(H, W)`` input exactly (stride = kernel,
         no padding or dilation): every input value then enters exactly one output."""
