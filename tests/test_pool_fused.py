@@ -383,12 +383,19 @@ def test_axonal_delay_follows_the_fused_shift(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("value", "match"),
-    [(float("nan"), "NaN/inf"), (float("inf"), "NaN/inf"), (1e9, "2\\*\\*31")],
+    ("value", "match", "scale"),
+    [
+        (float("nan"), "NaN/inf", 1.0),
+        (float("inf"), "NaN/inf", 1.0),
+        (float("inf"), "NaN/inf", 0.0),  # a zero weight: 0 * inf is NaN
+        (1e9, "2\\*\\*31", 1.0),
+    ],
 )
-def test_refused_input_raises_the_unfused_error_and_keeps_the_state(value, match):
+def test_refused_input_raises_the_unfused_error_and_keeps_the_state(value, match, scale):
+    """NaN/inf and sums beyond the chip's 32-bit accumulation raise the unfused path's
+    errors; the persistent state stays."""
     params = {**PARAMS, "persistent_state": True}
-    blk = cuba.Pool(params, 2)
+    blk = cuba.Pool(params, 2, weight_scale=scale)
     x = _input((2, 2, 4, 4, 10), amp=5)
     with torch.no_grad():
         blk(x)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer import synapse
+from loihi_slayer.errors import ParameterError
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _int_product as ip
 
@@ -188,3 +189,15 @@ def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size):
         assert ip.int_product(xb, w2) is None, where
         xb[where] = 0.5
         assert ip.int_product(xb, w2) is None, where
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_spikes_with_a_bad_value_get_the_input_error(any_size, bad):
+    """The dense synapse checks its input only where the int8 product refuses it: one
+    NaN/inf among spikes still raises the synapse's error (and an all-spike input does not
+    pay for the check)."""
+    dense = synapse.Dense(24, 8, pre_hook_fx=quantize_8bit)
+    x = (torch.rand(4, 24, 11) < 0.2).float()
+    x[3, 23, 10] = bad
+    with pytest.raises(ParameterError, match="synapse.Dense: input contains NaN/inf"):
+        dense(x)

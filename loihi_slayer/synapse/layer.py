@@ -230,7 +230,8 @@ class Dense(_Synapse, torch.nn.Conv3d):
         """``(N, in, T)`` or ``(N, C, H, W, T)`` with ``C*H*W = in`` -> ``(N, out, T)``."""
         if x.dim() == 5 and x.shape[1] * x.shape[2] * x.shape[3] == self.in_neurons:
             x = x.reshape(x.shape[0], self.in_neurons, x.shape[-1])
-        x5, _ = self._prepare(x, self.in_neurons)
+        # the input check waits: the int8 product reads every value and refuses NaN/inf
+        x5, _ = self._prepare(x, self.in_neurons, check=False)
         w = self._weight(x5)
         # a batched matmul, not a 1x1x1 conv3d: the same sums, and faster forward and
         # backward on CPU (exact either way for spikes on the weight grid). The result is
@@ -241,6 +242,7 @@ class Dense(_Synapse, torch.nn.Conv3d):
         z = int_product(x3, w2)  # spikes by 8-bit weights: exact int8 GEMM where it applies
         if z is not None:
             return z
+        _check_finite(f"synapse.{type(self).__name__}", "input", x3)
         return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
 
 
