@@ -8,9 +8,14 @@ exactly ``W / s``.
 
 from __future__ import annotations
 
-import torch
+import math
 
-from .autograd.op import check_finite
+import numpy as np
+import torch
+from numba import njit
+
+from .autograd.op import check_finite, plain_eager
+from .errors import ParameterError
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -53,9 +58,72 @@ def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = Fal
     ParameterError
         If the weight contains NaN/inf.
     """
-    check_finite(weight, "quantize_8bit: weight contains NaN/inf")
-    q = quantize(weight, 2.0 / scale).clamp(-256.0 / scale, 254.0 / scale)
+    step, lo, hi = 2.0 / scale, -256.0 / scale, 254.0 / scale
+    if _one_pass(weight, step):
+        q = _Quantize8bit.apply(weight, step, lo, hi)
+    else:
+        check_finite(weight, "quantize_8bit: weight contains NaN/inf")
+        q = quantize(weight, step).clamp(lo, hi)
     return q * scale if descale else q
+
+
+def _one_pass(weight: torch.Tensor, step: float) -> bool:
+    """Whether :class:`_Quantize8bit` may stand in for the composite: eager CPU float32/64
+    and a power-of-two step (every operation is then exact scaling, so the one-pass
+    kernel's values are the composite's bit for bit)."""
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype in (torch.float32, torch.float64)
+        and math.frexp(step)[0] == 0.5
+        and plain_eager((weight,))
+    )
+
+
+@njit(cache=True)
+def _quantize_pass(w, step, lo, hi, q, inside):
+    """``q = clamp(rne(w / step) * step, lo, hi)`` and ``inside = lo <= rne(w / step) * step
+    <= hi`` (where the clamp passes gradient) in one pass; returns the number of NaN/inf
+    weights. ``step``, ``lo``, ``hi`` have ``w``'s dtype, so the arithmetic is the
+    composite's."""
+    bad = 0
+    for i in range(w.shape[0]):
+        x = w[i]
+        if not np.isfinite(x):
+            bad += 1
+        r = np.rint(x / step) * step
+        inside[i] = r >= lo and r <= hi
+        r = r if r >= lo else lo
+        q[i] = r if r <= hi else hi
+    return bad
+
+
+class _Quantize8bit(torch.autograd.Function):
+    """``clamp(quantize(w, step), lo, hi)`` in one pass: round straight through, the clamp's
+    gradient (``g`` where ``lo <= rounded <= hi``, else 0)."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
+        src = w.detach().contiguous()
+        q = torch.empty_like(src)
+        inside = torch.empty(src.shape, dtype=torch.bool)
+        typed = src.numpy().dtype.type
+        bad = _quantize_pass(
+            src.reshape(-1).numpy(),
+            typed(step),
+            typed(lo),
+            typed(hi),
+            q.reshape(-1).numpy(),
+            inside.reshape(-1).numpy(),
+        )
+        if bad:
+            raise ParameterError("quantize_8bit: weight contains NaN/inf")
+        ctx.save_for_backward(inside)
+        return q
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (inside,) = ctx.saved_tensors
+        return torch.where(inside, g, 0.0), None, None, None
 
 
 def weight_mantissa(weight: torch.Tensor, scale: int = 1 << 6) -> torch.Tensor:

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from loihi_slayer import axon, dendrite, spike, synapse
+from loihi_slayer import axon, dendrite, quantize, spike, synapse
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.quantize import quantize_8bit, weight_mantissa
 
@@ -21,6 +23,52 @@ def test_quantize_8bit_grid_clamp_and_ste():
     assert weight_mantissa(w).tolist() == [0, 0, 4, 4, 254, -256, 32]
     with pytest.raises(ParameterError, match="NaN"):
         quantize_8bit(torch.tensor([float("nan")]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.sampled_from([1, 2, 64, 64, 256, 1 << 20]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    spread=st.sampled_from([1e-3, 1.0, 300.0, 1e30]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_quantize_8bit_one_pass_is_the_composite(scale, dtype, spread, seed):
+    """The one-pass CPU quantizer against the torch composite it replaces (round half to
+    even on the grid, clamp to [-256, 254] steps, straight-through rounding, the clamp's
+    gradient), bit for bit in values (signed zeros included) and gradients: ties at half
+    steps, values at and beyond the clamp bounds, -0.0 and huge magnitudes."""
+    g = torch.Generator().manual_seed(seed)
+    step = 2.0 / scale
+    w = torch.randn(7, 53, generator=g, dtype=torch.float64) * spread
+    special = torch.tensor(
+        [0.5, 1.5, -0.5, -2.5, 126.5, 127.0, 127.5, -128.0, -128.5, 1e6, -0.0, 0.25],
+        dtype=torch.float64,
+    )
+    w.view(-1)[: special.numel()] = special * step
+    w = w.to(dtype).requires_grad_(True)
+    q = quantize_8bit(w, scale)
+    ref = quantize.quantize(w, step).clamp(-256.0 / scale, 254.0 / scale)
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    assert torch.equal(q.detach().view(bits), ref.detach().view(bits))
+    grad = torch.randn(w.shape, generator=g, dtype=torch.float64).to(dtype)
+    (gq,) = torch.autograd.grad(q, w, grad)
+    (gr,) = torch.autograd.grad(ref, w, grad)
+    assert torch.equal(gq, gr)
+    assert (gq == 0).any() and (gq != 0).any()  # both sides of the clamp were reached
+
+
+def test_quantize_8bit_one_pass_runs_and_refuses_nan(monkeypatch):
+    calls = []
+    real = quantize._quantize_pass.py_func
+
+    monkeypatch.setattr(quantize, "_quantize_pass", lambda *a: calls.append(1) or real(*a))
+    quantize_8bit(torch.randn(3, 4))
+    assert calls
+    for bad in (float("nan"), float("inf")):
+        w = torch.zeros(5, 6)
+        w[4, 5] = bad
+        with pytest.raises(ParameterError, match="quantize_8bit: weight contains NaN/inf"):
+            quantize_8bit(w)
 
 
 def test_dense_uses_quantized_weights_and_matches_integer_sum():

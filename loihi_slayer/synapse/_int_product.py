@@ -118,8 +118,10 @@ def _scale_out_serial(r, unit, z):
 def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
     """``(m, u, max |m|)`` with ``w == u * m`` exactly, ``m`` int8 and ``u`` a power of
     two, or None when ``w`` is not on such a grid. ``u`` is the finest power of two that keeps
-    ``|m| <= 127``: a weight that is not a multiple of it is a multiple of no coarser one."""
-    amax = float(w.detach().abs().max()) if w.numel() else 0.0
+    ``|m| <= 127``: a weight that is not a multiple of it is a multiple of no coarser one.
+    Two passes over ``w`` (largest magnitude; mantissas and their check)."""
+    src = w.detach().contiguous().reshape(-1).numpy()
+    amax = float(_abs_max(src)) if src.size else 0.0
     if not math.isfinite(amax):
         return None
     if amax == 0.0:
@@ -130,10 +132,36 @@ def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
     while amax <= INT8_MAX * 2.0 ** (k - 1):
         k -= 1
     unit = 2.0**k
-    m = w.detach() / unit  # a power of two: exact (the grid sits far above subnormals)
-    if not bool(torch.equal(m, torch.round(m))):
+    m = torch.empty(w.shape, dtype=torch.int8)
+    # w / u: exact (a power of two, and |w / u| <= 127 is normal)
+    if _mantissas(src, src.dtype.type(unit), m.reshape(-1).numpy()):
         return None
-    return m.to(torch.int8), unit, round(amax / unit)
+    return m, unit, round(amax / unit)
+
+
+@njit(cache=True)
+def _abs_max(w):
+    """``max |w|`` (inf when a value is NaN or inf)."""
+    top = w.dtype.type(0)
+    for i in range(w.shape[0]):
+        a = abs(w[i])
+        if not np.isfinite(a):
+            return np.inf
+        top = max(top, a)
+    return top
+
+
+@njit(cache=True)
+def _mantissas(w, unit, out):
+    """``out = w / unit`` as int8 (``|w / unit| <= 127``); 1 when a quotient is not an
+    integer, else 0."""
+    bad = 0
+    for i in range(w.shape[0]):
+        m = w[i] / unit
+        q = np.int32(m)
+        out[i] = q
+        bad |= m != q
+    return bad
 
 
 def int8_operand(x3: torch.Tensor) -> tuple[torch.Tensor, int] | None:
