@@ -119,9 +119,10 @@ def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
     """``(m, u, max |m|)`` with ``w == u * m`` exactly, ``m`` int8 and ``u`` a power of
     two, or None when ``w`` is not on such a grid. ``u`` is the finest power of two that keeps
     ``|m| <= 127``: a weight that is not a multiple of it is a multiple of no coarser one.
-    Two passes over ``w`` (largest magnitude; mantissas and their check)."""
+    Three passes over ``w`` (largest, smallest; the mantissas and their check)."""
     src = w.detach().contiguous().reshape(-1).numpy()
-    amax = float(_abs_max(src)) if src.size else 0.0
+    # NumPy's SIMD reductions (NaN propagates; numba's float max does not vectorise)
+    amax = max(float(src.max()), -float(src.min())) if src.size else 0.0
     if not math.isfinite(amax):
         return None
     if amax == 0.0:
@@ -137,18 +138,6 @@ def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
     if _mantissas(src, src.dtype.type(unit), m.reshape(-1).numpy()):
         return None
     return m, unit, round(amax / unit)
-
-
-@njit(cache=True)
-def _abs_max(w):
-    """``max |w|`` (inf when a value is NaN or inf)."""
-    top = w.dtype.type(0)
-    for i in range(w.shape[0]):
-        a = abs(w[i])
-        if not np.isfinite(a):
-            return np.inf
-        top = max(top, a)
-    return top
 
 
 @njit(cache=True)
