@@ -376,7 +376,8 @@ class Neuron(base.Neuron):
         ):
             return None
         n, c, h, w, steps = x.shape
-        carrier = x.new_empty((n, c, h // kernel[0], w // kernel[1], steps))  # shapes only
+        # the output's shape, device and dtype for the neuron's checks and state (no memory)
+        carrier = x.new_empty(1).expand(n, c, h // kernel[0], w // kernel[1], steps)
         self._check_input(carrier)
         if self.requires_grad:
             self.clamp()
