@@ -346,6 +346,20 @@ def test_block_falls_back_to_the_unfused_path(monkeypatch, setup):
         assert blk.neuron.current_decay.grad is not None
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 4, 4, 0), (0, 2, 4, 4, 5)])
+def test_empty_input_takes_the_unfused_path(monkeypatch, shape):
+    """An empty time axis gets the synapse's error; an empty batch its empty output."""
+    calls = _spy(monkeypatch)
+    blk = cuba.Pool(PARAMS, 2)
+    with torch.no_grad():
+        if shape[-1] == 0:
+            with pytest.raises(ParameterError, match="time axis is empty"):
+                blk(torch.zeros(shape))
+        else:
+            assert blk(torch.zeros(shape)).shape == (0, 2, 2, 2, 5)
+    assert not calls
+
+
 def test_unpool_block_is_not_fused(monkeypatch):
     calls = _spy(monkeypatch)
     blk = cuba.Unpool(PARAMS, 2)

@@ -366,6 +366,7 @@ class Pool(_Synapse, torch.nn.Conv3d):
             self.exact
             or x.dtype != torch.float32
             or x.dim() != 5
+            or x.numel() == 0  # (an empty time axis is the unfused path's error)
             or math.prod(kernel) > _SLICE_POOL_MAX
             or not self._tiles(x.shape[2:4])
             or self._forward_hooks
