@@ -360,6 +360,22 @@ def test_empty_input_takes_the_unfused_path(monkeypatch, shape):
     assert not calls
 
 
+def test_a_neuron_subclass_with_its_own_forward_is_called(monkeypatch):
+    calls = _spy(monkeypatch)
+    seen = []
+
+    class Custom(neuron_cuba.Neuron):
+        def forward(self, x):
+            seen.append(x.shape)
+            return super().forward(x)
+
+    blk = cuba.Pool(PARAMS, 2)
+    blk.neuron = Custom(**PARAMS)
+    with torch.no_grad():
+        blk(_input((2, 2, 4, 4, 6)))
+    assert seen == [(2, 2, 2, 2, 6)] and not calls
+
+
 def test_unpool_block_is_not_fused(monkeypatch):
     calls = _spy(monkeypatch)
     blk = cuba.Unpool(PARAMS, 2)

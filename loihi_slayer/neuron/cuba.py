@@ -359,15 +359,17 @@ class Neuron(base.Neuron):
         """``forward`` of the sum pool of ``x`` (then shifted one step when ``shift``) in one
         kernel pass, for a pool block (:func:`~loihi_slayer.autograd.cuba.cuba_pooled_spikes`
         gives the sums and conditions); None where that path does not apply: a gradient
-        to compute, a norm (batch statistics), dropout, hooks on this module, a CUDA
-        backend, or an input the kernel refuses (the caller's unfused path then raises
-        the error, the state untouched).
+        to compute, a norm (batch statistics), dropout, hooks on this module, a subclass
+        with its own ``forward``, a CUDA backend, or an input the kernel refuses (the
+        caller's unfused path then raises the error, the state untouched).
         """
         learning = torch.is_grad_enabled() and (
             self.current_decay.requires_grad or self.voltage_decay.requires_grad
         )
         if (
             learning
+            or type(self).forward is not Neuron.forward
+            or type(self)._run is not Neuron._run
             or self.norm is not None
             or self.drop is not None
             or self._forward_hooks
