@@ -246,6 +246,8 @@ BLOCK_CASES = [
     # (kernel, input (N, C, H, W, T), neuron params, block kwargs)
     (2, (32, 2, 34, 34, 60), {}, {}),  # N-MNIST's first block: parallel kernel
     (2, (2, 2, 6, 8, 300), {}, {}),  # time segments of 256 steps
+    # per-channel decays
+    (2, (3, 4, 6, 4, 33), {"shared_param": False}, {"input_shape": (4, 6, 4)}),
     (3, (3, 1, 9, 12, 37), {"graded_spike": True}, {"weight_scale": 2}),
     ((1, 2), (2, 3, 5, 6, 17), {"ref_delay": 3}, {"delay_shift": False}),
     (4, (1, 2, 8, 8, 5), {"threshold": 0.0}, {"weight_scale": 0.5}),

@@ -339,7 +339,7 @@ def cuba_forward(
     (here 1: no refractory period; see :func:`cuba_forward_refractory`).
     With a non-empty ``pool = (kH, kW, H', W')`` the neuron input is the sum pool of ``x``
     (``(C·H·W, T)``, windows tiling it exactly) times the float32 ``pool_w``, summed
-    on the way in (:func:`_tile_in_pooled`); the rows are then ``s_out``'s. ``shift = 1``
+    on the way in (:func:`_pool_segment`); the rows are then ``s_out``'s. ``shift = 1``
     writes the spikes one step later (``s_out[:, 0] = 0``, the last step dropped): the
     block's one-step delay without a pass of its own.
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
