@@ -59,3 +59,29 @@ def refused_in_both_paths(fn, error, match: str) -> None:
             fn()
 
     in_both_paths(refused)
+
+
+def spy(monkeypatch, owner, name: str) -> list:
+    """Replace ``owner.name`` (a module or object attribute) by a wrapper that calls it and
+    records each call's positional arguments; returns the record (a list)."""
+    calls = []
+    real = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def cuba_forward_kernels() -> dict:
+    """The training CUBA forward kernels by ``(refractory period, parallel)``."""
+    from loihi_slayer.autograd import _cpu
+
+    return {
+        (False, True): _cpu.cuba_forward,
+        (False, False): _cpu.cuba_forward_serial,
+        (True, True): _cpu.cuba_forward_refractory,
+        (True, False): _cpu.cuba_forward_refractory_serial,
+    }

@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import cuba_forward_kernels, spy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loihi_slayer.neuron.cuba as neuron_cuba
-from loihi_slayer.autograd import _cpu, reference
+from loihi_slayer.autograd import reference
 from loihi_slayer.block import cuba
 from loihi_slayer.block.spatial import _SpatialBlock
 from loihi_slayer.errors import ParameterError
@@ -49,12 +50,7 @@ def run_pooled(x4, kh, kw, w, i_dec, v_dec, vth, ref, graded, shift, parallel, u
     r = np.full((rows, steps if ref > 1 else 0), 7, np.uint8)
     state = np.stack([u0, v0, rc0]).astype(np.int64)
     bad = np.zeros(rows, np.int8)
-    kernel = {
-        (False, True): _cpu.cuba_forward,
-        (False, False): _cpu.cuba_forward_serial,
-        (True, True): _cpu.cuba_forward_refractory,
-        (True, False): _cpu.cuba_forward_refractory_serial,
-    }[ref > 1, parallel]
+    kernel = cuba_forward_kernels()[ref > 1, parallel]
     kernel(
         x4.reshape(-1, steps),
         64.0,
@@ -225,15 +221,7 @@ def test_pooled_kernel_flags_a_refused_window_sum():
 
 # ------------------------------------------------------------------------- the block
 def _spy(monkeypatch) -> list:
-    calls = []
-    real = neuron_cuba.cuba_pooled_spikes
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(neuron_cuba, "cuba_pooled_spikes", spy)
-    return calls
+    return spy(monkeypatch, neuron_cuba, "cuba_pooled_spikes")
 
 
 def _input(shape, seed=0, amp=3) -> torch.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import in_both_paths, refused_in_both_paths
+from helpers import in_both_paths, refused_in_both_paths, spy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_recurrent_fused import (
@@ -57,16 +57,8 @@ IDS = [f"{f}_{k}" for f, k in CASES]
 
 @pytest.fixture
 def fused_calls(monkeypatch):
-    """Counts the fused kernel runs."""
-    calls = []
-    real = recurrent_complex.resonator_recurrent
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(recurrent_complex, "resonator_recurrent", spy)
-    return calls
+    """Records the fused kernel runs."""
+    return spy(monkeypatch, recurrent_complex, "resonator_recurrent")
 
 
 #: the neuron state a resonator block carries between calls (and the phase before the

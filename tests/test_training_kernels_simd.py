@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import cuba_forward_kernels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer.autograd import _cpu, reference
 
-CUBA_KERNELS = {
-    (False, True): _cpu.cuba_forward,
-    (False, False): _cpu.cuba_forward_serial,
-    (True, True): _cpu.cuba_forward_refractory,
-    (True, False): _cpu.cuba_forward_refractory_serial,
-}
+CUBA_KERNELS = cuba_forward_kernels()
 SDNN_KERNELS = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
 SMAX = (1 << 23) - 1
 
