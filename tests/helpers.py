@@ -85,3 +85,46 @@ def cuba_forward_kernels() -> dict:
         (True, True): _cpu.cuba_forward_refractory,
         (True, False): _cpu.cuba_forward_refractory_serial,
     }
+
+
+def run_cuba_kernel(
+    kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0, v0, rc0, graded, **pooled
+):
+    """Call a training CUBA forward kernel on NumPy arrays with fresh outputs (NaN / 7
+    filled, so unwritten entries show) and the ``(3, rows)`` state; returns
+    ``(s, v_pre, u, refractory, state, bad)``. ``pooled`` may give ``pool`` (the
+    ``(kH, kW, H', W')`` geometry), ``pool_w`` and ``shift``; the rows are ``u0``'s."""
+    import numpy as np
+
+    from loihi_slayer.autograd import _cpu
+
+    rows, steps = len(u0), x.shape[1]
+    dtype = np.float32 if pooled.get("pool") is not None else x.dtype
+    s, vp, u = (np.full((rows, steps), np.nan, dtype) for _ in range(3))
+    r = np.full((rows, steps), 7, np.uint8)
+    state = np.stack([u0, v0, rc0]).astype(np.int64)
+    bad = np.zeros(rows, np.int8)
+    pool = pooled.get("pool")
+    kernel(
+        x,
+        in_scale,
+        out_scale,
+        i_dec,
+        v_dec,
+        v_th,
+        ref,
+        bias,
+        state[0],
+        state[1],
+        state[2],
+        graded,
+        s,
+        vp,
+        u,
+        r,
+        bad,
+        _cpu.NO_POOL if pool is None else np.asarray(pool, np.int64),
+        np.float32(pooled.get("pool_w", 1.0)),
+        int(pooled.get("shift", 0)),
+    )
+    return s, vp, u, r, state, bad

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import cuba_forward_kernels, spy
+from helpers import cuba_forward_kernels, run_cuba_kernel, spy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,15 +43,10 @@ def window_sums(x: np.ndarray, kh: int, kw: int, w: float) -> np.ndarray:
 
 
 def run_pooled(x4, kh, kw, w, i_dec, v_dec, vth, ref, graded, shift, parallel, u0, v0, rc0):
+    """The CUBA forward kernel on the window sums of ``x4`` ``(P, H, W, T)``."""
     p, h, wd, steps = x4.shape
-    rows = p * (h // kh) * (wd // kw)
-    s = np.full((rows, steps), np.nan, np.float32)
-    vp, u = (np.full((rows, steps), np.nan, np.float32) for _ in range(2))
-    r = np.full((rows, steps if ref > 1 else 0), 7, np.uint8)
-    state = np.stack([u0, v0, rc0]).astype(np.int64)
-    bad = np.zeros(rows, np.int8)
-    kernel = cuba_forward_kernels()[ref > 1, parallel]
-    kernel(
+    return run_cuba_kernel(
+        cuba_forward_kernels()[ref > 1, parallel],
         x4.reshape(-1, steps),
         64.0,
         1.0 / 4096,
@@ -60,20 +55,14 @@ def run_pooled(x4, kh, kw, w, i_dec, v_dec, vth, ref, graded, shift, parallel, u
         vth << 6,
         ref,
         np.zeros(1, np.int64),
-        state[0],
-        state[1],
-        state[2],
+        u0,
+        v0,
+        rc0,
         graded,
-        s,
-        vp,
-        u,
-        r,
-        bad,
-        np.array([kh, kw, h // kh, wd // kw], np.int64),
-        np.float32(w),
-        int(shift),
+        pool=(kh, kw, h // kh, wd // kw),
+        pool_w=w,
+        shift=shift,
     )
-    return s, vp, u, r, state, bad
 
 
 pool_case = st.fixed_dictionaries(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import cuba_forward_kernels
+from helpers import cuba_forward_kernels, run_cuba_kernel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,37 +27,6 @@ SMAX = (1 << 23) - 1
 
 def _per_neuron(rng, rows: int, values, per_neuron: bool) -> np.ndarray:
     return rng.choice(values, size=rows if per_neuron else 1).astype(np.int64)
-
-
-def _run_cuba(kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0, v0, rc0, graded):
-    rows, steps = x.shape
-    s, vp, u = (np.full((rows, steps), np.nan, x.dtype) for _ in range(3))
-    r = np.full((rows, steps), 7, np.uint8)
-    state = np.stack([u0, v0, rc0]).astype(np.int64)
-    bad = np.zeros(rows, np.int8)
-    kernel(
-        x,
-        in_scale,
-        out_scale,
-        i_dec,
-        v_dec,
-        v_th,
-        ref,
-        bias,
-        state[0],
-        state[1],
-        state[2],
-        graded,
-        s,
-        vp,
-        u,
-        r,
-        bad,
-        _cpu.NO_POOL,
-        np.float32(1),
-        0,
-    )
-    return s, vp, u, r, state, bad
 
 
 cuba_case = st.fixed_dictionaries(
@@ -103,7 +72,9 @@ def test_cuba_forward_equals_reference(case):
     out_scale = 1.0 / (64 * scale)
     args = (float(scale), out_scale, i_dec, v_dec, vth_mant << 6)
     kernel = CUBA_KERNELS[ref > 1, case["parallel"]]
-    s, vp, u, r, state, bad = _run_cuba(kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"])
+    s, vp, u, r, state, bad = run_cuba_kernel(
+        kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"]
+    )
     e_s, e_vp, e_u, e_r, e_u1, e_v1, e_rc1 = reference.cuba_forward(
         x, *args, bias, u0, v0, case["graded"], ref, rc0
     )
@@ -134,7 +105,7 @@ def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
     x = (a / 64).astype(np.float32)
     kernel = CUBA_KERNELS[ref_delay > 1, parallel]
     zeros = np.zeros(rows, np.int64)
-    s, vp, *_ = _run_cuba(
+    s, vp, *_ = run_cuba_kernel(
         kernel,
         x,
         64.0,
@@ -173,7 +144,7 @@ def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
     big[::2] *= -1
     nodecay = np.zeros(rows, np.int64)
     th = np.full(1, 131071 << 6, np.int64)  # the largest threshold, below the saturation
-    s, vp, u, *_ = _run_cuba(
+    s, vp, u, *_ = run_cuba_kernel(
         kernel,
         big,
         64.0,
@@ -220,7 +191,7 @@ def test_cuba_bad_input_flags_its_rows_only(parallel):
     kernel = CUBA_KERNELS[False, parallel]
     zeros = np.zeros(rows, np.int64)
     one = np.ones(1, np.int64)
-    *_, bad = _run_cuba(
+    *_, bad = run_cuba_kernel(
         kernel, x, 64.0, 1 / 4096, one, one, one << 6, 1, 0 * one, zeros, zeros, zeros, False
     )
     assert np.flatnonzero(bad).tolist() == bad_rows
