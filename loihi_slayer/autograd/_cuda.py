@@ -1,6 +1,10 @@
-"""numba.cuda training kernels, one thread per row, same contracts as :mod:`._cpu`.
+"""numba.cuda training kernels, same contracts as :mod:`._cpu`, tiled through shared memory.
 
-The integer step is :func:`loihi_slayer.fixed.dynamics.cuba_step` /
+Each block is one warp stepping :data:`._cuda_tiles.ROWS` rows; time passes through
+float64 shared tiles of :data:`._cuda_tiles.TILE` steps, loaded and stored with
+coalesced accesses (:mod:`._cuda_tiles`), so a warp's global reads and writes are
+runs of consecutive time steps of a row instead of 32 rows ``T`` apart. The integer
+step is :func:`loihi_slayer.fixed.dynamics.cuba_step` /
 :func:`~loihi_slayer.fixed.dynamics.sdnn_step` compiled as device functions.
 Nothing is compiled at import; under ``NUMBA_ENABLE_CUDASIM=1`` the kernels run
 in numba's simulator (tests).
@@ -10,20 +14,26 @@ from __future__ import annotations
 
 import math
 
-from numba import cuda
+from numba import cuda, float64
 
 from ..fixed import dynamics
 from ._convert import INPUT_LIMIT
+from ._cuda_tiles import ROWS, TILE, WIDTH, load, store
+from ._cuda_tiles import blocks_for as blocks_for
 
-THREADS = 128
+#: threads per block of every training kernel (the tiled ones need exactly one warp)
+THREADS = ROWS
 
 _cuba_step = cuda.jit(device=True)(dynamics.cuba_step)
 _sdnn_step = cuda.jit(device=True)(dynamics.sdnn_step)
 
 
-def blocks_for(n: int, threads: int = THREADS) -> int:
-    """Number of blocks covering ``n`` threads (at least one)."""
-    return max(1, (n + threads - 1) // threads)
+@cuda.jit(device=True)
+def _chip_input(f, limit):
+    """``(rint(f), 0)`` as int64 (round half to even, as ``np.rint`` on the CPU), or
+    ``(0, 1)`` when ``|f|`` is not below ``limit`` or not finite."""
+    ok = abs(f) < limit
+    return round(f if ok else 0.0), 0 if ok else 1
 
 
 @cuda.jit
@@ -46,38 +56,55 @@ def cuba_forward(
     r_out,
     bad,
 ):
-    n = cuda.grid(1)
-    if n >= x.shape[0]:
+    xs = cuda.shared.array((ROWS, WIDTH), float64)
+    ss = cuda.shared.array((ROWS, WIDTH), float64)
+    vs = cuda.shared.array((ROWS, WIDTH), float64)
+    us = cuda.shared.array((ROWS, WIDTH), float64)
+    rs = cuda.shared.array((ROWS, WIDTH), float64)
+    rows, steps = x.shape
+    if rows == 0:
         return
-    di = i_decay[n % i_decay.shape[0]]
-    dv = v_decay[n % v_decay.shape[0]]
-    th = v_th[n % v_th.shape[0]]
-    b = bias[n % bias.shape[0]]
-    u = u_st[n]
-    v = v_st[n]
-    rc = rc_st[n]
-    for t in range(x.shape[1]):
-        f = x[n, t] * in_scale
-        if not (abs(f) < INPUT_LIMIT):
+    tid = cuda.threadIdx.x
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + tid
+    live = n < rows
+    nl = n if live else rows - 1  # idle threads still join the block's copies
+    di = i_decay[nl % i_decay.shape[0]]
+    dv = v_decay[nl % v_decay.shape[0]]
+    th = v_th[nl % v_th.shape[0]]
+    b = bias[nl % bias.shape[0]]
+    u = u_st[nl]
+    v = v_st[nl]
+    rc = rc_st[nl]
+    refused = 0
+    for t0 in range(0, steps, TILE):
+        tl = min(TILE, steps - t0)
+        load(x, xs, n0, t0, tl)
+        cuda.syncthreads()
+        if live:
+            for c in range(tl):
+                a, r = _chip_input(xs[tid, c] * in_scale, INPUT_LIMIT)
+                refused |= r
+                rs[tid, c] = 1.0 if rc > 0 else 0.0
+                u, v, rc, s, vp = _cuba_step(u, v, rc, a, di, dv, th, ref_delay, b, 0)
+                if graded:
+                    ss[tid, c] = vp * out_scale if s else 0.0
+                else:
+                    ss[tid, c] = s
+                vs[tid, c] = vp * out_scale
+                us[tid, c] = u * out_scale
+        cuda.syncthreads()
+        store(ss, s_out, n0, t0, tl)
+        store(vs, vp_out, n0, t0, tl)
+        store(us, u_out, n0, t0, tl)
+        store(rs, r_out, n0, t0, tl)
+        cuda.syncthreads()
+    if live:
+        u_st[n] = u
+        v_st[n] = v
+        rc_st[n] = rc
+        if refused:
             bad[n] = 1
-            f = 0.0
-        a = u - u + int(math.floor(f + 0.5))
-        if f - math.floor(f) == 0.5 and (a & 1) == 1:
-            a -= 1  # round half to even, as np.rint
-        if r_out.shape[1] > 0:
-            r_out[n, t] = 1 if rc > 0 else 0
-        u, v, rc, s, vp = _cuba_step(u, v, rc, a, di, dv, th, ref_delay, b, 0)
-        if graded:
-            s_out[n, t] = vp * out_scale if s else 0.0
-        else:
-            s_out[n, t] = s
-        if vp_out.shape[1] > 0:
-            vp_out[n, t] = vp * out_scale
-        if u_out.shape[1] > 0:
-            u_out[n, t] = u * out_scale
-    u_st[n] = u
-    v_st[n] = v
-    rc_st[n] = rc
 
 
 @cuda.jit
@@ -104,64 +131,96 @@ def cuba_backward(
     g_di,
     g_dv,
 ):
-    n = cuda.grid(1)
-    rows = g_x.shape[0]
-    steps = g_x.shape[1]
-    if n >= rows:
+    # vp and u_rec tiles hold the step before the tile in column 0 (the decay gradients)
+    gss = cuda.shared.array((ROWS, WIDTH), float64)
+    gvs = cuda.shared.array((ROWS, WIDTH), float64)
+    gus = cuda.shared.array((ROWS, WIDTH), float64)
+    vps = cuda.shared.array((ROWS, WIDTH), float64)
+    urs = cuda.shared.array((ROWS, WIDTH), float64)
+    rfs = cuda.shared.array((ROWS, WIDTH), float64)
+    gxs = cuda.shared.array((ROWS, WIDTH), float64)
+    rows, steps = g_x.shape
+    if rows == 0:
         return
+    tid = cuda.threadIdx.x
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + tid
+    live = n < rows
+    nl = n if live else rows - 1
     has_s = g_s.shape[1] > 0
     has_v = g_v.shape[1] > 0
     has_u = g_u.shape[1] > 0
-    th = theta[n % theta.shape[0]]
-    it = inv_tau[n % inv_tau.shape[0]]
-    th_int = v_th[n % v_th.shape[0]]
-    av = 1.0 - v_decay[n % v_decay.shape[0]] / 4096.0
-    ai = 1.0 - i_decay[n % i_decay.shape[0]] / 4096.0
+    has_r = refr.shape[1] > 0
+    want_dv = g_dv.shape[0] > 0
+    want_di = g_di.shape[0] > 0
+    th = theta[nl % theta.shape[0]]
+    it = inv_tau[nl % inv_tau.shape[0]]
+    th_int = v_th[nl % v_th.shape[0]]
+    av = 1.0 - v_decay[nl % v_decay.shape[0]] / 4096.0
+    ai = 1.0 - i_decay[nl % i_decay.shape[0]] / 4096.0
     gv = 0.0
     gu = 0.0
     acc_v = 0.0
     acc_i = 0.0
-    for k in range(steps):
-        t = steps - 1 - k
-        if do_v:
-            gt = 0.0
-            if has_s:
-                diff = vp[n, t] - th
-                if graded:
-                    sd = amp * math.exp(min(diff, 0.0) * it)
+    for k0 in range(0, steps, TILE):  # tiles from the end, each scanned backwards
+        hi = steps - k0
+        lo = max(0, hi - TILE)
+        tl = hi - lo
+        load(g_s, gss, n0, lo, tl)
+        load(g_v, gvs, n0, lo, tl)
+        load(g_u, gus, n0, lo, tl)
+        load(vp, vps, n0, lo - 1, tl + 1)
+        if want_di:
+            load(u_rec, urs, n0, lo - 1, tl + 1)
+        load(refr, rfs, n0, lo, tl)
+        cuda.syncthreads()
+        if live:
+            for k in range(tl):
+                c = tl - 1 - k
+                t = lo + c
+                if do_v:
+                    gt = 0.0
+                    if has_s:
+                        diff = vps[tid, c + 1] - th
+                        if graded:
+                            sd = amp * math.exp(min(diff, 0.0) * it)
+                        else:
+                            sd = amp * math.exp(-abs(diff) * it)
+                        gt = gss[tid, c] * sd
+                    if has_v:
+                        gt = gt + gvs[tid, c]
+                    gv = gt + av * gv
+                    if has_r and rfs[tid, c] != 0:
+                        gv = 0.0
+                gut = gv
+                if has_u:
+                    gut = gut + gus[tid, c]
+                if do_u:
+                    gu = gut + ai * gu
+                    gxs[tid, c] = gu
                 else:
-                    sd = amp * math.exp(-abs(diff) * it)
-                gt = g_s[n, t] * sd
-            if has_v:
-                gt = gt + g_v[n, t]
-            gv = gt + av * gv
-            if refr.shape[1] > 0 and refr[n, t] != 0:
-                gv = 0.0
-        gut = gv
-        if has_u:
-            gut = gut + g_u[n, t]
-        if do_u:
-            gu = gut + ai * gu
-            g_x[n, t] = gu
-        else:
-            g_x[n, t] = gut
-        if g_dv.shape[0] > 0:
-            if t > 0:
-                vprev = vp[n, t - 1]
-                if math.floor(vprev * s_scale + 0.5) > th_int:
-                    vprev = 0.0
-                acc_v += gv * vprev
-            else:
-                acc_v += gv * v0[n]
-        if g_di.shape[0] > 0:
-            if t > 0:
-                acc_i += gu * u_rec[n, t - 1]
-            else:
-                acc_i += gu * u0[n]
-    if g_dv.shape[0] > 0:
-        g_dv[n] = -acc_v / 4096.0
-    if g_di.shape[0] > 0:
-        g_di[n] = -acc_i / 4096.0
+                    gxs[tid, c] = gut
+                if want_dv:
+                    if t > 0:
+                        vprev = vps[tid, c]
+                        if math.floor(vprev * s_scale + 0.5) > th_int:
+                            vprev = 0.0
+                        acc_v += gv * vprev
+                    else:
+                        acc_v += gv * v0[n]
+                if want_di:
+                    if t > 0:
+                        acc_i += gu * urs[tid, c]
+                    else:
+                        acc_i += gu * u0[n]
+        cuda.syncthreads()
+        store(gxs, g_x, n0, lo, tl)
+        cuda.syncthreads()
+    if live:
+        if want_dv:
+            g_dv[n] = -acc_v / 4096.0
+        if want_di:
+            g_di[n] = -acc_i / 4096.0
 
 
 @cuda.jit
@@ -182,71 +241,118 @@ def sdnn_forward(
     d_out,
     bad,
 ):
-    n = cuda.grid(1)
-    if n >= x.shape[0]:
+    xs = cuda.shared.array((ROWS, WIDTH), float64)
+    ys = cuda.shared.array((ROWS, WIDTH), float64)
+    ms = cuda.shared.array((ROWS, WIDTH), float64)
+    ds = cuda.shared.array((ROWS, WIDTH), float64)
+    rows, steps = x.shape
+    if rows == 0:
         return
-    th = v_th[n % v_th.shape[0]]
-    b = bias[n % bias.shape[0]]
-    sg = sigma_st[n]
-    ac = act_st[n]
-    rs = res_st[n]
-    er = err_st[n]
-    for t in range(x.shape[1]):
-        f = x[n, t] * in_scale
-        if not (abs(f) < INPUT_LIMIT * 1024.0):
+    tid = cuda.threadIdx.x
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + tid
+    live = n < rows
+    nl = n if live else rows - 1
+    th = v_th[nl % v_th.shape[0]]
+    b = bias[nl % bias.shape[0]]
+    sg = sigma_st[nl]
+    ac = act_st[nl]
+    rs = res_st[nl]
+    er = err_st[nl]
+    refused = 0
+    for t0 in range(0, steps, TILE):
+        tl = min(TILE, steps - t0)
+        load(x, xs, n0, t0, tl)
+        cuda.syncthreads()
+        if live:
+            for c in range(tl):
+                a, r = _chip_input(xs[tid, c] * in_scale, INPUT_LIMIT * 1024.0)
+                refused |= r
+                d_prev = ac - rs
+                sg, ac, rs, er, p = _sdnn_step(
+                    mode, a, sg, ac, rs, er, th, b, 12, 6, relu, cum_error
+                )
+                ys[tid, c] = p * (1.0 / 4096.0)
+                ms[tid, c] = 1.0 if (ac > 0 or relu == 0) else 0.0
+                ds[tid, c] = (ac - d_prev) * (1.0 / 262144.0)
+        cuda.syncthreads()
+        store(ys, y_out, n0, t0, tl)
+        store(ms, mask_out, n0, t0, tl)
+        store(ds, d_out, n0, t0, tl)
+        cuda.syncthreads()
+    if live:
+        sigma_st[n] = sg
+        act_st[n] = ac
+        res_st[n] = rs
+        err_st[n] = er
+        if refused:
             bad[n] = 1
-            f = 0.0
-        a = sg - sg + int(math.floor(f + 0.5))
-        if f - math.floor(f) == 0.5 and (a & 1) == 1:
-            a -= 1
-        d_prev = ac - rs
-        sg, ac, rs, er, p = _sdnn_step(mode, a, sg, ac, rs, er, th, b, 12, 6, relu, cum_error)
-        y_out[n, t] = p * (1.0 / 4096.0)
-        if mask_out.shape[1] > 0:
-            mask_out[n, t] = 1 if (ac > 0 or relu == 0) else 0
-        if d_out.shape[1] > 0:
-            d_out[n, t] = (ac - d_prev) * (1.0 / 262144.0)
-    sigma_st[n] = sg
-    act_st[n] = ac
-    res_st[n] = rs
-    err_st[n] = er
 
 
 @cuda.jit
 def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
-    n = cuda.grid(1)
-    rows = g.shape[0]
-    steps = g.shape[1]
-    if n >= rows:
+    gs = cuda.shared.array((ROWS, WIDTH), float64)
+    ms = cuda.shared.array((ROWS, WIDTH), float64)
+    ds = cuda.shared.array((ROWS, WIDTH), float64)
+    gxs = cuda.shared.array((ROWS, WIDTH), float64)
+    rows, steps = g.shape
+    if rows == 0:
         return
+    tid = cuda.threadIdx.x
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + tid
+    live = n < rows
+    nl = n if live else rows - 1
+    has_m = mask.shape[1] > 0
     gnext = 0.0
     acc = 0.0
     gb = 0.0
-    for k in range(steps):
-        t = steps - 1 - k
-        gt = g[n, t]
-        ga = gt - gnext
-        gnext = gt
-        if mode == 0:
-            g_x[n, t] = ga
-        else:
-            if mask.shape[1] > 0 and mask[n, t] == 0:
-                ga = 0.0
-            acc = acc + ga
-            gb += ga
-            g_x[n, t] = acc
-    if g_b.shape[0] > 0:
+    for k0 in range(0, steps, TILE):  # the delta's and the sum's reverse scan
+        hi = steps - k0
+        lo = max(0, hi - TILE)
+        tl = hi - lo
+        load(g, gs, n0, lo, tl)
+        load(mask, ms, n0, lo, tl)
+        cuda.syncthreads()
+        if live:
+            for k in range(tl):
+                c = tl - 1 - k
+                gt = gs[tid, c]
+                ga = gt - gnext
+                gnext = gt
+                if mode == 0:
+                    gxs[tid, c] = ga
+                else:
+                    if has_m and ms[tid, c] == 0:
+                        ga = 0.0
+                    acc = acc + ga
+                    gb += ga
+                    gxs[tid, c] = acc
+        cuda.syncthreads()
+        store(gxs, g_x, n0, lo, tl)
+        cuda.syncthreads()
+    if live and g_b.shape[0] > 0:
         g_b[n] = gb
-    if g_th.shape[0] > 0:
-        th = theta[n % theta.shape[0]]
-        gth = 0.0
-        for t in range(steps):
-            dv = d[n, t]
-            sub = abs(dv) - th
-            if sub > 0:
-                gth += -dv * scale_grad * math.exp(-sub / tau_grad) / th * g[n, t]
-            elif dv > 0:
-                gth -= g[n, t]
-            elif dv < 0:
-                gth += g[n, t]
+    if g_th.shape[0] == 0:
+        return
+    th = theta[nl % theta.shape[0]]
+    gth = 0.0
+    for t0 in range(0, steps, TILE):  # the threshold's gradient, forwards
+        tl = min(TILE, steps - t0)
+        load(g, gs, n0, t0, tl)
+        load(d, ds, n0, t0, tl)
+        cuda.syncthreads()
+        if live:
+            for c in range(tl):
+                dv = ds[tid, c]
+                gt = gs[tid, c]
+                sub = abs(dv) - th
+                if sub > 0:
+                    gth += -dv * scale_grad * math.exp(-sub / tau_grad) / th * gt
+                elif dv > 0:
+                    gth -= gt
+                elif dv < 0:
+                    gth += gt
+        cuda.syncthreads()
+    if live:
         g_th[n] = gth

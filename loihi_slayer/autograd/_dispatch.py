@@ -71,7 +71,8 @@ def kernel_array(t: torch.Tensor | np.ndarray, backend: str):
 
 
 def launch(kernel, rows: int, *args) -> None:
-    """Launch a numba.cuda kernel with one thread per row on torch's current stream."""
+    """Launch a numba.cuda training kernel on torch's current stream: one thread per row,
+    in blocks of one warp (:data:`._cuda.THREADS`; the tiled kernels need exactly that)."""
     from . import _cuda
 
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
