@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._recycle import Recycled
 from ..errors import ParameterError
 from . import _cpu, reference
 from ._dispatch import (
@@ -209,6 +210,7 @@ def run_forward(
     *,
     pool: tuple[np.ndarray, np.float32] | None = None,
     shift: bool = False,
+    spikes_into: Recycled | None = None,
 ):
     """Run the fused forward kernel on a ``(rows, T)`` tensor; updates ``state`` ``(3, rows)``.
 
@@ -216,12 +218,13 @@ def run_forward(
     recorded, ``refractory`` (uint8) is ``(rows, 0)`` when ``ref_delay == 1``.
     CPU only: ``pool = ((kH, kW, H', W'), w)`` makes the neuron input the sum pool of
     ``x2`` (see :func:`._cpu.cuba_forward`; ``rows`` is then ``state``'s), and ``shift``
-    delays the spikes by one step.
+    delays the spikes by one step; the spikes go into ``spikes_into``'s memory where that
+    is free (:mod:`loihi_slayer._recycle`).
     """
     rows, steps = state.shape[1], x2.shape[1]
-    if (pool is not None or shift) and backend != "cpu":
+    if (pool is not None or shift or spikes_into is not None) and backend != "cpu":
         raise ValueError(
-            f"run_forward: pooled or shifted input needs the cpu backend, got {backend}"
+            f"run_forward: pooled, shifted or recycled spikes need the cpu backend, got {backend}"
         )
     v_th = np.array([spec.v_th_mant << 6], np.int64)
     in_scale = float(spec.scale)
@@ -251,7 +254,11 @@ def run_forward(
 
         r_out = torch.from_numpy(refr.astype(np.uint8)) if rec_r else empty2d(rows, x2, torch.uint8)
         return conv(s), (conv(vp) if rec_v else None), (conv(u) if rec_u else None), r_out
-    s_out = x2.new_empty((rows, steps))
+    s_out = (
+        x2.new_empty((rows, steps))
+        if spikes_into is None
+        else spikes_into.empty((rows, steps), x2.dtype)
+    )
     vp_out = x2.new_empty((rows, steps)) if rec_v else empty2d(rows, x2)
     u_out = x2.new_empty((rows, steps)) if rec_u else empty2d(rows, x2)
     r_out = (
@@ -735,6 +742,7 @@ def cuba_pooled_spikes(
     state: CubaState,
     bias,
     shift: bool,
+    spikes_into: Recycled | None = None,
 ) -> Tensor:
     r"""Spikes of a CUBA neuron fed by a sum pool, pooled inside the forward kernel.
 
@@ -748,7 +756,8 @@ def cuba_pooled_spikes(
     only (no gradient), CPU float32 ``x`` ``(N, C, H, W, T)`` whose ``H``, ``W`` are
     multiples of the kernel; ``bias`` is None or per-channel int64 hardware biases.
     ``state`` is advanced. A NaN/inf or out-of-range input raises the neuron's
-    :class:`ParameterError` with ``state`` unchanged.
+    :class:`ParameterError` with ``state`` unchanged. The spikes go into
+    ``spikes_into``'s memory where that is free (see :func:`run_forward`).
     """
     n, c, h, w, steps = x.shape
     kh, kw = kernel
@@ -771,6 +780,7 @@ def cuba_pooled_spikes(
         "cpu",
         pool=(geometry, np.float32(weight)),
         shift=shift,
+        spikes_into=spikes_into,
     )
     state.assign(state_end)
     return s.reshape(out_shape)

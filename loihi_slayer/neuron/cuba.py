@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from .._recycle import recycled_for
 from ..autograd._dispatch import resolve_backend
 from ..autograd.cuba import (
     BatchMean,
@@ -395,6 +396,7 @@ class Neuron(base.Neuron):
                 st,
                 None,
                 shift,
+                recycled_for(self, "pooled spikes"),
             )
         except ParameterError:
             return None

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._recycle import Recycled
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
 
@@ -169,6 +170,10 @@ def int8_operand(x3: torch.Tensor) -> tuple[torch.Tensor, int] | None:
     return out.reshape(n_i, n_b * steps), int(top)
 
 
+#: the weight gradient's float copy of the int8 operand (megabytes, every step)
+_Q_FLOAT = Recycled()
+
+
 class IntDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from the int8 operands (see the module);
     backward as the float product's."""
@@ -192,7 +197,8 @@ class IntDenseProduct(torch.autograd.Function):
             g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
         if ctx.needs_input_grad[1]:
             g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
-            g_w = g2 @ q.to(g.dtype).t()
+            q_float = _Q_FLOAT.empty(tuple(q.shape), g.dtype)  # memory kept across steps
+            g_w = g2 @ q_float.copy_(q).t()
         return g_x, g_w, None, None, None
 
 

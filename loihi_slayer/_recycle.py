@@ -1,0 +1,61 @@
+"""Large CPU tensors whose memory is handed out again once nothing references it.
+
+glibc returns freed heap memory to the system once more than its trim threshold is
+free, so a tensor of megabytes allocated afresh every training step lands on fresh
+pages every step, and each 4 KB page faults on first touch (README, "Fresh memory").
+A :class:`Recycled` keeps the storage of the tensor it last handed out and hands the
+same memory out again when no tensor, view, saved autograd value or NumPy array still
+uses it (the storage's use count, which every such holder raises, is then 1: its own
+reference). The values of a handed-out tensor are uninitialised, as ``torch.empty``.
+Owners are looked up with :func:`recycled_for`, in a table keyed weakly by the owning
+object, so modules keep no extra attribute (nothing to pickle or copy).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+
+import torch
+
+__all__ = ["Recycled", "recycled_for"]
+
+#: the storage's use count (private torch API; without it nothing is reused)
+_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+class Recycled:
+    """One reusable CPU storage; :meth:`empty` is ``torch.empty`` that reuses it."""
+
+    def __init__(self) -> None:
+        self._storage: torch.UntypedStorage | None = None
+        self._lock = threading.Lock()
+
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised contiguous CPU tensor: the kept memory when it is free and of
+        the same size, else new memory (kept from then on)."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        with self._lock:  # two threads must not both find the memory free
+            st = self._storage
+            if st is not None and st.nbytes() == nbytes and _use_count(st._cdata) == 1:
+                return torch.empty(0, dtype=dtype).set_(st, 0, shape)
+            out = torch.empty(shape, dtype=dtype)
+            if _use_count is not None:
+                self._storage = out.untyped_storage()
+            return out
+
+
+_OWNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OWNED_LOCK = threading.Lock()
+
+
+def recycled_for(owner: object, role: str) -> Recycled:
+    """The :class:`Recycled` of ``owner`` (any weak-referenceable object, e.g. a module)
+    for one ``role``; it lives as long as ``owner``."""
+    with _OWNED_LOCK:
+        roles = _OWNED.setdefault(owner, {})
+        rec = roles.get(role)
+        if rec is None:
+            rec = roles[role] = Recycled()
+        return rec

@@ -1,0 +1,135 @@
+"""``loihi_slayer._recycle``: memory handed out again only when nothing can still see it."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from loihi_slayer import _recycle
+from loihi_slayer._recycle import Recycled, recycled_for
+from loihi_slayer.block import cuba as block_cuba
+
+SHAPE = (64, 100)
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def test_dropped_tensor_memory_is_handed_out_again():
+    rec = Recycled()
+    a = rec.empty(SHAPE, torch.float32)
+    ptr = _ptr(a)
+    del a
+    b = rec.empty(SHAPE, torch.float32)
+    assert _ptr(b) == ptr and b.shape == SHAPE and b.is_contiguous()
+    assert b.dtype == torch.float32 and not b.requires_grad
+    del b
+    c = rec.empty((100, 64), torch.int32)  # same bytes, another shape and dtype
+    assert _ptr(c) == ptr and c.shape == (100, 64) and c.dtype == torch.int32
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        lambda t: t,  # the tensor itself
+        lambda t: t[3:, ::2],  # a view
+        lambda t: t.reshape(-1),  # a reshaped view
+        lambda t: t.numpy(),  # a NumPy array on the memory
+        lambda t: (t.requires_grad_(True) * 2).grad_fn,  # saved for backward
+    ],
+    ids=["tensor", "view", "reshape", "numpy", "autograd"],
+)
+def test_memory_in_use_is_never_handed_out(holder):
+    rec = Recycled()
+    a = rec.empty(SHAPE, torch.float32)
+    a.fill_(7.0)
+    keep = holder(a)
+    before = a.detach().clone()
+    ptr = _ptr(a)
+    del a
+    b = rec.empty(SHAPE, torch.float32)
+    assert _ptr(b) != ptr
+    b.fill_(-1.0)
+    assert torch.equal(before, torch.full(SHAPE, 7.0))
+    if isinstance(keep, torch.Tensor | np.ndarray):
+        assert float(keep.max()) == 7.0  # what the holder sees is untouched
+    ptr_b = _ptr(b)  # the memory kept now
+    del keep, b
+    gc.collect()
+    assert _ptr(rec.empty(SHAPE, torch.float32)) == ptr_b  # free again once all are gone
+
+
+def test_another_size_gets_new_memory():
+    rec = Recycled()
+    a = rec.empty(SHAPE, torch.float32)
+    ptr = _ptr(a)
+    del a
+    b = rec.empty((65, 100), torch.float32)
+    assert _ptr(b) != ptr and b.shape == (65, 100)
+
+
+def test_without_the_use_count_nothing_is_reused(monkeypatch):
+    monkeypatch.setattr(_recycle, "_use_count", None)
+    rec = Recycled()
+    a = rec.empty(SHAPE, torch.float32)
+    assert rec._storage is None
+    del a
+    assert rec.empty(SHAPE, torch.float32).shape == SHAPE
+
+
+def test_one_recycled_per_owner_and_role_living_with_the_owner():
+    class Owner:
+        pass
+
+    o = Owner()
+    r = recycled_for(o, "spikes")
+    assert recycled_for(o, "spikes") is r
+    assert recycled_for(o, "other") is not r
+    assert recycled_for(Owner(), "spikes") is not r
+    n_before = len(_recycle._OWNED)
+    del o
+    gc.collect()
+    assert len(_recycle._OWNED) < n_before
+
+
+def _pool_block() -> block_cuba.Pool:
+    return block_cuba.Pool(
+        {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}, 2, delay_shift=True
+    )
+
+
+def test_pool_block_outputs_kept_by_the_caller_stay_as_they_were():
+    """The fused pool path writes its spikes into recycled memory: an output the caller
+    still holds is never overwritten by the next call."""
+    torch.manual_seed(0)
+    blk = _pool_block()
+    xs = [(torch.rand(4, 2, 8, 8, 30) < 0.3).float() for _ in range(3)]
+    with torch.no_grad():
+        want = [blk(x).clone() for x in xs]
+        kept = blk(xs[0])
+        ptr = _ptr(kept)
+        others = [blk(x) for x in xs[1:]]
+        assert all(_ptr(o) != ptr for o in others)
+        assert torch.equal(kept, want[0])
+        assert all(torch.equal(o, w) for o, w in zip(others, want[1:], strict=True))
+        last = _ptr(others[-1])  # the memory the block keeps
+        del kept, others
+        again = blk(xs[0])
+    assert torch.equal(again, want[0])
+    assert _ptr(again) == last  # the fused path did recycle
+
+
+def test_pool_block_still_copies_pickles_and_saves():
+    blk = _pool_block()
+    with torch.no_grad():
+        blk((torch.rand(2, 2, 4, 4, 5) < 0.5).float())
+    copy.deepcopy(blk)
+    pickle.loads(pickle.dumps(blk))
+    torch.save(blk, io.BytesIO())
