@@ -248,7 +248,7 @@ def _training_case(a, runs: int, peak: float | None) -> None:
         raise SystemExit("training CUBA forward: the CUDA kernel disagrees with the CPU kernel")
     g_cpu = np.empty((k, t), np.float32)
     train_cpu.cuba_backward_fast_serial(
-        np.ones((k, t), np.float32), vp_cpu, theta, inv_tau, amp, False, *dec, g_cpu
+        np.ones((k, t), np.float32), vp_cpu, theta, inv_tau, amp, False, *dec, g_cpu, 0
     )
     if not np.allclose(g_x[:k].copy_to_host(), g_cpu, rtol=1e-5, atol=1e-6):
         raise SystemExit("training CUBA backward: the CUDA kernel disagrees with the CPU kernel")

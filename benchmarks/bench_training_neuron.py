@@ -222,6 +222,7 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
             i1(I_DECAY),
             i1(V_DECAY),
             gx,
+            0,
         )
 
     def alloc():

@@ -29,12 +29,12 @@ def _spikes(*shape, p=0.3, seed=0):
     return (torch.rand(*shape, generator=g) < p).to(torch.float32)
 
 
-def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
+def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None, shift=False):
     rows = x.numel() // x.shape[-1]
     spec = make_spec(0.5, 64, 1.0, 1.0, False, x.shape[1], 1, "cpu", ref_delay)
     bias = torch.zeros(1, dtype=torch.int64) if bias is None else bias
     state = CubaState(*(torch.zeros(rows, dtype=torch.int64) for _ in range(3))).stacked()
-    config, rho = op_config(spec, batch_mean, rec_u)
+    config, rho = op_config(spec, batch_mean, rec_u, True, shift)
     decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
     return (x, *decays, bias, state, config, rho, spec.backend)
 
@@ -47,6 +47,8 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None):
         {"batch_mean": True},
         {"rec_u": False},
         {"bias": torch.tensor([64, -128, 0], dtype=torch.int64)},
+        {"shift": True},
+        {"shift": True, "ref_delay": 4, "batch_mean": True},
     ],
 )
 def test_cuba_op_opcheck(kw):
@@ -102,7 +104,7 @@ def same_both_ways(op, args) -> None:
 
 def test_eager_path_is_the_custom_op(monkeypatch):
     x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
-    for kw in ({}, {"ref_delay": 4}, {"batch_mean": True}, {"rec_u": False}):
+    for kw in ({}, {"ref_delay": 4}, {"batch_mean": True}, {"rec_u": False}, {"shift": True}):
         same_both_ways(cuba_op, _cuba_args(x, **kw))
     for mode in ("delta", "sigma_delta"):
         xs = (torch.rand(2, 3, 12, dtype=torch.float64) * 0.1).requires_grad_()

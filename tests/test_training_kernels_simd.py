@@ -311,9 +311,12 @@ def _close(a, b):
     fast=st.booleans(),
     parallel=st.booleans(),
     ref_delay=st.sampled_from([1, 3]),
+    lag=st.integers(0, 1),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref_delay, seed):
+def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref_delay, lag, seed):
+    """``lag = 1`` (the fast kernel only): the gradient of spikes written one step later,
+    which the reference gets unshifted (``g[:, t] = g_s[:, t + 1]``, 0 at the end)."""
     rng = np.random.default_rng(seed)
     if fast:
         ref_delay = 1  # the fast path has no refractory steps, traces or decay gradients
@@ -347,9 +350,15 @@ def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref
     kernel = CUBA_BACKWARD[fast, parallel]
     one = np.ones(1)
     if fast:
-        kernel(g_s, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x)
+        kernel(g_s, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x, lag)
+        g_in = np.zeros_like(g_s)
+        g_in[:, : steps - lag] = g_s[:, lag:]
+        if lag:  # bit for bit the unlagged kernel on the unshifted gradient
+            g_0 = np.full_like(g_x, np.nan)
+            kernel(g_in, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_0, 0)
+            np.testing.assert_array_equal(g_x, g_0)
         e_x, _, _ = reference.cuba_backward(
-            g_s,
+            g_in,
             None,
             None,
             vp,

@@ -530,8 +530,10 @@ def cuba_forward_refractory_serial(
 
 
 @njit(inline="always", fastmath=True, cache=True)
-def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf):
-    """``sur[:] = g_s[n, :] * ds/dv`` for one row (vectorized)."""
+def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag):
+    """``sur[t] = g_s[n, t + lag] * ds/dv(vp[n, t])`` for one row, 0 for the last ``lag``
+    steps (vectorized). ``lag = 1``: ``g_s`` is the gradient of the spikes written one
+    step later (the block's shift fused into the forward)."""
     steps = vp.shape[1]
     th = np.float32(theta)
     it = np.float32(inv_tau)
@@ -543,8 +545,10 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf):
             arg[t] = -abs(vp[n, t] - th) * it
     _vexp_neg(arg, sur, ibuf)
     a = np.float32(amp)
-    for t in range(steps):
-        sur[t] = sur[t] * a * g_s[n, t]
+    for t in range(steps - lag):
+        sur[t] = sur[t] * a * g_s[n, t + lag]
+    for t in range(max(steps - lag, 0), steps):
+        sur[t] = np.float32(0.0)
 
 
 @njit(inline="always", cache=True)
@@ -589,7 +593,7 @@ def _cuba_backward_chunk(
     for n in range(c, rows, chunks):
         if has_s and do_v:
             _surrogate_row(
-                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded, arg, sur, ibuf
+                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded, arg, sur, ibuf, 0
             )
         av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
         ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
@@ -762,7 +766,7 @@ def cuba_backward_serial(
 
 @njit(inline="always", cache=True)
 def _cuba_backward_fast_chunk(
-    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x
+    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
 ):
     """Row quads ``c, c + chunks, ...`` of :func:`cuba_backward_fast`."""
     rows, steps = g_x.shape
@@ -788,6 +792,7 @@ def _cuba_backward_fast_chunk(
                 arg,
                 sur[k],
                 ibuf,
+                lag,
             )
         if m == 4:
             av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
@@ -827,20 +832,24 @@ def _cuba_backward_fast_chunk(
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x):
+def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward` specialised to the common case (spike gradient only,
-    both scans, no decay gradients), with four rows interleaved in the scan."""
+    both scans, no decay gradients), with four rows interleaved in the scan. ``lag = 1``
+    reads the gradient of spikes shifted one step later (``g_s[:, t + 1]``, 0 at the end:
+    see :func:`_surrogate_row`)."""
     chunks = max(1, min((g_x.shape[0] + 3) // 4, MAX_CHUNKS))
     for c in prange(chunks):
         _cuba_backward_fast_chunk(
-            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x
+            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
         )
 
 
 @njit(fastmath=True, cache=True)
-def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x):
+def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast` on the calling thread."""
-    _cuba_backward_fast_chunk(0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x)
+    _cuba_backward_fast_chunk(
+        0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+    )
 
 
 # --------------------------------------------------------------------- sigma-delta

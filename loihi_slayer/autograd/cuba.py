@@ -303,6 +303,17 @@ def run_forward(
     return s_out, (vp_out if rec_v else None), (u_out if rec_u else None), r_out
 
 
+def _time_shifted(a: torch.Tensor, by: int) -> torch.Tensor:
+    """``(rows, T)`` ``a`` moved ``by = ±1`` steps along time, zeros where nothing arrives:
+    ``+1`` is the block's shift of the spikes, ``-1`` the shift of their gradient back."""
+    out = torch.zeros_like(a)
+    if by > 0:
+        out[:, by:] = a[:, :-by]
+    else:
+        out[:, :by] = a[:, -by:]
+    return out
+
+
 def run_backward(
     g_s,
     g_v,
@@ -320,11 +331,13 @@ def run_backward(
     want_dv: bool,
     backend: str,
     refr=None,
+    lag: int = 0,
 ):
     """Surrogate + reverse scans on ``(rows, T)`` tensors. Returns ``(g_x, g_di, g_dv)``.
 
     ``refr`` (uint8 ``(rows, T)``, or ``(rows, 0)``/None without refractory)
-    marks the refractory steps, which carry no voltage gradient.
+    marks the refractory steps, which carry no voltage gradient. ``lag = 1``: ``g_s`` is
+    the gradient of the spikes shifted one step later (:func:`cuba_apply`'s ``shift``).
     """
     rows, steps = vp.shape
     theta = np.array([spec.theta], np.float64)
@@ -332,6 +345,8 @@ def run_backward(
     amp = spec.scale_rho if spec.graded else spec.scale_rho / (2.0 * spec.tau_rho)
     v_th = np.array([spec.v_th_mant << 6], np.int64)
     has_r = refr is not None and refr.shape[1] > 0
+    if lag and backend == "reference":
+        g_s, lag = (None if g_s is None else _time_shifted(g_s, -1)), 0
     if backend == "reference":
 
         def np_or_none(t):
@@ -385,8 +400,11 @@ def run_backward(
             i_dec,
             v_dec,
             g_x.numpy(),
+            lag,
         )
         return g_x, None, None
+    if lag and g_s is not None:  # the other kernels read the unshifted gradient
+        g_s = _time_shifted(g_s, -1)
     dt = vp.dtype
     g_s_ = g_s.contiguous().to(dt) if g_s is not None else empty2d(rows, vp)
     g_v_ = g_v.contiguous().to(dt) if g_v is not None else empty2d(rows, vp)
@@ -442,19 +460,20 @@ def _reduce_param_grad(g_rows: torch.Tensor, n_values: int, spec: CubaSpec, batc
 # Arguments: tensors, then the configuration packed in two lists (few schema
 # arguments keep the per-call dispatch overhead small):
 #   config = [scale, v_th_mant, ref_delay, graded, channels, per_channel, batch_mean, rec_u,
-#             rec_v]
+#             rec_v, shift]
 #   rho = [tau_rho, scale_rho]
 # Outputs: s (shape of x), v_pre (rows, T | 0), u (rows, T | 0), refractory
 # (rows, T | 0, uint8), state (3, rows) int64, batch mean (channels | 0, float64).
 
 
 def op_config(
-    spec: CubaSpec, batch_mean: bool, rec_u: bool, rec_v: bool = True
+    spec: CubaSpec, batch_mean: bool, rec_u: bool, rec_v: bool = True, shift: bool = False
 ) -> tuple[list[int], list[float]]:
     """The ``config`` and ``rho`` arguments of ``loihi_slayer::cuba`` for ``spec``.
 
     ``rec_v = False`` (no gradient and no trace wanted) skips the voltage record:
-    the ``v_pre`` output is then ``(rows, 0)``.
+    the ``v_pre`` output is then ``(rows, 0)``. ``shift``: the spikes come out one step
+    later (``s[..., 0] = 0``; the traces stay where they are).
     """
     ints = [
         spec.scale,
@@ -466,6 +485,7 @@ def op_config(
         int(batch_mean),
         int(rec_u),
         int(rec_v),
+        int(shift),
     ]
     return ints, [spec.tau_rho, spec.scale_rho]
 
@@ -489,6 +509,7 @@ def _cuba_forward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     spec = _op_spec(config, rho, backend)
     batch_mean, rec_u, rec_v = bool(config[6]), bool(config[7]), bool(config[8])
+    shift = bool(config[9])
     backend = resolve_backend(backend, x)
     steps = x.shape[-1]
     x2 = x.detach().reshape(-1, steps)
@@ -511,7 +532,12 @@ def _cuba_forward(
         bias = batch_mean_bias(mean, spec.scale)[0]
     bias_vec = _expand(bias.detach().cpu().numpy().astype(np.int64), spec)
     state_end = copy_small(state)
-    s, vp, u, refr = run_forward(x2, spec, i_dec, v_dec, bias_vec, state_end, rec_v, rec_u, backend)
+    fused = shift and backend == "cpu"  # the CPU kernel writes the spikes shifted
+    s, vp, u, refr = run_forward(
+        x2, spec, i_dec, v_dec, bias_vec, state_end, rec_v, rec_u, backend, shift=fused
+    )
+    if shift and not fused:
+        s = _time_shifted(s, 1)
     if u is None:
         u = empty2d(rows, x2)
     if vp is None:
@@ -520,7 +546,7 @@ def _cuba_forward(
 
 
 def _cuba_forward_fake(x, current_decay, voltage_decay, bias, state, config, rho, backend):
-    _, _, ref_delay, _, channels, _, batch_mean, rec_u, rec_v = config
+    _, _, ref_delay, _, channels, _, batch_mean, rec_u, rec_v, _shift = config
     steps = x.shape[-1]
     rows = x.numel() // steps
     return (
@@ -566,6 +592,7 @@ def _cuba_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     spec = _op_spec(config, rho, backend)
     batch_mean = bool(config[6])
+    lag = int(config[9])  # the spikes were shifted: their gradient arrives one step late
     channels, per_channel = spec.channels, spec.per_channel
     backend = resolve_backend(backend, vp)
     rows, steps = vp.shape
@@ -600,6 +627,7 @@ def _cuba_backward(
             want_dv,
             backend,
             refr,
+            lag,
         )
     else:
         g_c, _, g_dv = run_backward(
@@ -619,6 +647,7 @@ def _cuba_backward(
             want_dv,
             backend,
             refr,
+            lag,
         )
         clamp_ok = batch_mean_bias(mean, spec.scale)[1].to(g_c.dtype)
         gc = g_c.reshape(batch, channels, per_channel * steps)
@@ -694,12 +723,21 @@ cuba_op = kernel_op(
 
 
 def cuba_apply(
-    x, current_decay, voltage_decay, spec: CubaSpec, state: CubaState, bias, want_trace: bool
+    x,
+    current_decay,
+    voltage_decay,
+    spec: CubaSpec,
+    state: CubaState,
+    bias,
+    want_trace: bool,
+    shift: bool = False,
 ):
     """``(x, current_decay, voltage_decay) -> (spike, current, voltage)`` on the kernels.
 
     ``x`` is ``(N, *neuron_shape, T)``. ``current``/``voltage`` are only
-    computed when ``want_trace`` is true (otherwise empty tensors).
+    computed when ``want_trace`` is true (otherwise empty tensors). ``shift``: the
+    spikes come out one step later (a block's delay shift, fused into the CPU kernels:
+    the forward writes them shifted, the backward reads their gradient one step on).
     ``bias`` is ``None``, a per-channel int64 tensor/array of hardware biases
     (``bias_mant << 6``), or a :class:`BatchMean` request (its ``mean`` is
     set). ``state`` is advanced. Runs as the custom op ``loihi_slayer::cuba``.
@@ -713,7 +751,7 @@ def cuba_apply(
         x.requires_grad or current_decay.requires_grad or voltage_decay.requires_grad
     )
     config, rho = op_config(
-        spec, batch_mean, want_trace or current_decay.requires_grad, want_trace or grad
+        spec, batch_mean, want_trace or current_decay.requires_grad, want_trace or grad, shift
     )
     s, vp, u, _, st_end, mean = cuba_op(
         x, current_decay, voltage_decay, bias_t, state.stacked(), config, rho, spec.backend

@@ -59,6 +59,15 @@ def _decay_int(param: torch.Tensor) -> int | np.ndarray:
 # =============================================================================== base
 
 
+def no_global_hooks() -> bool:
+    """Whether no global module hooks are registered (``nn.modules.module``'s
+    ``register_module_forward_hook`` and ``..._pre_hook``): a block that runs its neuron's
+    fused path instead of calling the neuron module skips them, so it only does so here."""
+    from torch.nn.modules import module as _module
+
+    return not _module._global_forward_hooks and not _module._global_forward_pre_hooks
+
+
 class Block(torch.nn.Module, metaclass=abc.ABCMeta):
     """Common base: naming, neuron construction, input checks, shift/delay, export.
 

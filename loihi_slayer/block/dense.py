@@ -15,6 +15,7 @@ from ..synapse import Dense as _DenseSyn
 from .core import (
     AFFINE_V_TH_MANT,
     Block,
+    no_global_hooks,
 )
 
 # ============================================================================== dense
@@ -47,10 +48,28 @@ class _SynapseBlock(Block):
     def _neuron_forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.neuron(z)
 
+    def _shifted_neuron_forward(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The neuron's spikes already shifted one step (``neuron.shifted_forward``, the
+        shift inside its kernels), or None where the neuron family has no such path, this
+        block runs its neuron another way, or module hooks would be skipped."""
+        fused = getattr(self.neuron, "shifted_forward", None)
+        if (
+            fused is None
+            or not self.delay_shift
+            or type(self)._neuron_forward is not _SynapseBlock._neuron_forward
+            or not no_global_hooks()
+        ):
+            return None
+        return fused(z)
+
     def forward(self, x: torch.Tensor):
-        """synapse -> neuron -> shift -> delay."""
+        """synapse -> neuron -> shift -> delay; the shift inside the neuron's kernels where
+        it has them (:meth:`_shifted_neuron_forward`)."""
         z = self.synapse(self._check_input(x))
-        return self._log(self._post(self._neuron_forward(z)))
+        s = self._shifted_neuron_forward(z)
+        if s is None:
+            return self._log(self._post(self._neuron_forward(z)))
+        return self._log(s if self.delay is None else self.delay(s))
 
 
 class AbstractDense(_SynapseBlock):

@@ -15,23 +15,17 @@ from ..synapse import Conv as _ConvSyn
 from ..synapse import ConvTranspose as _ConvTSyn
 from ..synapse import Pool as _PoolSyn
 from ..synapse import Unpool as _UnpoolSyn
+from .core import no_global_hooks
 from .dense import _SynapseBlock
 
 # ============================================================================ spatial
 
 
 def _plain_call(x: torch.Tensor) -> bool:
-    """Whether a block may run its fused kernel path on ``x``: a plain eager call (no
-    tracing, dispatch mode or functorch transform) with no global module hooks, which
-    the fused path would skip."""
-    from torch.nn.modules import module as _module
-
-    return (
-        not torch.jit.is_tracing()
-        and plain_eager((x,))
-        and not _module._global_forward_hooks
-        and not _module._global_forward_pre_hooks
-    )
+    """Whether a block may run its fused pool kernel on ``x``: a plain eager call (no
+    tracing, dispatch mode or functorch transform: the kernel is not a custom op) with no
+    global module hooks, which the fused path would skip."""
+    return not torch.jit.is_tracing() and plain_eager((x,)) and no_global_hooks()
 
 
 class _SpatialBlock(_SynapseBlock):

@@ -321,14 +321,14 @@ class Neuron(base.Neuron):
         mant = torch.round(self.norm.pre_hook_fx(self.norm.running_mean, descale=True))
         return -mant.to(torch.int64) * 64
 
-    def _run(self, x: torch.Tensor, want_trace: bool):
+    def _run(self, x: torch.Tensor, want_trace: bool, shift: bool = False):
         self._check_input(x)
         if self.requires_grad:
             self.clamp()
         st = self._get_state(x)
         bias = self._bias_arg()
         out = cuba_apply(
-            x, self.current_decay, self.voltage_decay, self._spec, st, bias, want_trace
+            x, self.current_decay, self.voltage_decay, self._spec, st, bias, want_trace, shift
         )
         if isinstance(bias, BatchMean):
             self.norm.update_running_mean(bias.mean)
@@ -353,6 +353,24 @@ class Neuron(base.Neuron):
         """Spikes ``(N, *shape, T)``; equals ``spike(dynamics(x)[1])``, fused in one kernel."""
         s, _, _ = self._run(x, False)
         return self.drop(s) if self.drop is not None else s
+
+    def shifted_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``spike.shift(forward(x))`` (the spikes one step later, zeros first) with the shift
+        inside the kernels (:func:`~loihi_slayer.autograd.cuba.cuba_apply`'s ``shift``), for
+        a block's delay shift; the same values and gradients. None where that path does not
+        apply: dropout (its mask would fall on other steps), hooks on this module (they
+        would see shifted spikes), or a subclass with its own ``forward``.
+        """
+        if (
+            type(self).forward is not Neuron.forward
+            or type(self)._run is not Neuron._run
+            or self.drop is not None
+            or self._forward_hooks
+            or self._forward_pre_hooks
+        ):
+            return None
+        s, _, _ = self._run(x, False, shift=True)
+        return s
 
     def pooled_forward(
         self, x: torch.Tensor, kernel: tuple[int, int], weight: float, shift: bool
