@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from loihi_slayer.autograd.cuba import CubaState, decay_int
 from loihi_slayer.fixed import CubaParams
 from loihi_slayer.fixed import reference as fixed_ref
 from loihi_slayer.neuron import cuba
@@ -164,3 +167,35 @@ def test_trace_backward_is_linear_in_the_output_gradient():
     # linearity and the explicit kernel: g -> sum_{k>=t} (binomial) weights
     a = f(g) + f(2 * g)
     torch.testing.assert_close(a, f(3 * g))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.one_of(
+        st.floats(allow_nan=False, width=32),
+        st.integers(-2, 4100).map(lambda k: k + 0.5),  # ties: half to even
+        st.sampled_from([0.0, -0.0, 4096.0, 4095.5, 4096.5, float("inf"), -float("inf")]),
+    ),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_decay_int_of_a_shared_decay_equals_the_tensor_formula(value, dtype):
+    """The scalar fast path of ``decay_int``: ``rne(clamp(p, 0, 4096))`` as torch does it."""
+    p = torch.tensor([value], dtype=dtype)
+    want = torch.round(p.clamp(0, 4096)).to(torch.int64).numpy()
+    got = decay_int(torch.nn.Parameter(p))
+    assert got.dtype == np.int64 and got.shape == (1,)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_state_made_packed_hands_out_its_tensor_until_a_row_is_replaced():
+    st = CubaState.zeros(5, torch.device("cpu"))
+    packed = st.stacked()
+    assert packed.shape == (3, 5) and st.stacked() is packed  # no copy per call
+    st.u.add_(7)  # in place: still the packed rows
+    assert torch.equal(st.stacked()[0], torch.full((5,), 7))
+    st.v = torch.arange(5)  # a replaced row: a new stack with it
+    fresh = st.stacked()
+    assert fresh is not packed and torch.equal(fresh[1], torch.arange(5))
+    end = torch.arange(15).reshape(3, 5)
+    st.assign(end)
+    assert st.stacked() is end

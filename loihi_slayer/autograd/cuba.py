@@ -142,15 +142,31 @@ class CubaState:
     u: torch.Tensor
     v: torch.Tensor
     rc: torch.Tensor | None = None
+    #: the ``(3, rows)`` tensor whose rows ``u, v, rc`` are, with those rows (see
+    #: :meth:`stacked`)
+    _packed: tuple | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def zeros(cls, rows: int, device: torch.device) -> CubaState:
+        """The zero state of ``rows`` neurons, as rows of one ``(3, rows)`` tensor."""
+        st = cls.__new__(cls)
+        st.assign(torch.zeros((3, rows), dtype=torch.int64, device=device))
+        return st
 
     def stacked(self) -> torch.Tensor:
-        """``(3, rows)`` int64: ``u, v, rc`` (a new tensor)."""
+        """``(3, rows)`` int64: ``u, v, rc``. Where they are still the rows of the tensor
+        this state was made from (:meth:`zeros`, :meth:`assign`), that tensor itself (no
+        copy: callers read it, as the kernel ops do), else a new one."""
+        p = self._packed
+        if p is not None and p[1] is self.u and p[2] is self.v and p[3] is self.rc:
+            return p[0]
         rc = torch.zeros_like(self.u) if self.rc is None else self.rc
         return stack_small((self.u, self.v, rc))
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(3, rows)`` tensor (rows of it, no copy)."""
         self.u, self.v, self.rc = stacked[0], stacked[1], stacked[2]
+        self._packed = (stacked, self.u, self.v, self.rc)
 
 
 @dataclass
@@ -166,8 +182,12 @@ class BatchMean:
 
 def decay_int(param: torch.Tensor) -> np.ndarray:
     """``rne(clamp(p, 0, 4096))`` as int64 (``p`` is the decay stored x4096)."""
-    d = torch.round(param.detach().clamp(0, 4096)).to(torch.int64).cpu().numpy()
-    return d.reshape(-1)
+    p = param.detach()
+    if p.numel() == 1 and p.device.type == "cpu":  # a shared decay: no tensor operations
+        f = float(p)
+        if f == f:  # Python's round is half to even, as torch.round; NaN takes torch's path
+            return np.array([round(min(max(f, 0.0), 4096.0))], np.int64)
+    return torch.round(p.clamp(0, 4096)).to(torch.int64).cpu().numpy().reshape(-1)
 
 
 def batch_mean_bias(mean: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
