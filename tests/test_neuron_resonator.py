@@ -302,15 +302,19 @@ def test_adaptive_decays_get_no_gradient():
 # -------------------------------------------------------------- backward kernels agree
 
 
+#: the property tests' sizes (small: the CUDA simulator runs them too)
+SMALL_ROWS, SMALL_STEPS = st.integers(1, 5), st.integers(1, 12)
+
+
 @st.composite
-def backward_case(draw):
-    rows = draw(st.integers(1, 5))
-    steps = draw(st.integers(1, 12))
+def backward_case(draw, rows=SMALL_ROWS, steps=SMALL_STEPS, every=False):
+    """A backward case; ``every``: every optional array given, parameter gradients too."""
+    rows = draw(rows)
+    steps = draw(steps)
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    present = draw(
-        st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans())
-    )
+    flag = st.just(True) if every else st.booleans()
+    present = draw(st.tuples(flag, flag, flag, flag, flag))
 
     def arr(on, scale=1.0):
         return rng.normal(size=(rows, steps)) * scale if on else None
@@ -336,7 +340,7 @@ def backward_case(draw):
         re0=rng.normal(size=rows),
         im0=rng.normal(size=rows),
         im_reset=float(rng.normal()),
-        want_p=draw(st.booleans()),
+        want_p=draw(flag),
     )
     case["cos_d"] = rng.integers(0, 2896, size=case["sin_d"].size) / 4096.0
     return case
@@ -374,8 +378,10 @@ def _run_kernel(kernel, case, launch=None):
     )
     if launch is None:
         kernel(*args)
-    else:
-        kernel[1, max(1, rows)](*args)
+    else:  # the training kernels' launch: warps of 32 rows (autograd._dispatch.launch)
+        from loihi_slayer.autograd import _cuda
+
+        kernel[_cuda.blocks_for(rows), _cuda.THREADS](*args)
     return out[0], out[1], (gp[0] if n_p else None), (gp[1] if n_p else None)
 
 
@@ -423,6 +429,20 @@ def test_backward_njit_equals_reference(case):
 def test_backward_cuda_equals_reference(case):
     from loihi_slayer.autograd import _resonator_cuda
 
+    _check_same(_run_kernel(_resonator_cuda.backward, case, launch=True), _reference(case))
+
+
+@needs_cuda
+@pytest.mark.cuda
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(backward_case(rows=st.just(70), steps=st.just(37), every=True))
+def test_backward_cuda_tiles_cross_blocks_and_time_tiles(case):
+    """The tiled CUDA backward (warps of 32 rows, tiles of 16 steps from the end, each
+    holding the step before it) at 70 rows x 37 steps: two full blocks and a partial one,
+    two full tiles and a partial one, every optional array and the parameter gradients."""
+    from loihi_slayer.autograd import _cuda_tiles, _resonator_cuda
+
+    assert (_cuda_tiles.ROWS, _cuda_tiles.TILE) == (32, 16)
     _check_same(_run_kernel(_resonator_cuda.backward, case, launch=True), _reference(case))
 
 

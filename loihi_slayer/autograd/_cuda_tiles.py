@@ -52,17 +52,23 @@ def load(src, buf, n0, t_first, count):
 
 
 @cuda.jit(device=True)
-def store(buf, dst, n0, t_first, count):
-    """``dst[n0 + r, t_first + c] = buf[r, c]`` for ``c < count`` where the row exists, by
-    the whole block; nothing for a ``(rows, 0)`` placeholder. The caller synchronises
-    before (the tile is complete) and after (before the tile is overwritten)."""
+def store_from(buf, col0, dst, n0, t_first, count):
+    """``dst[n0 + r, t_first + c] = buf[r, col0 + c]`` for ``c < count`` where the row
+    exists, by the whole block; nothing for a ``(rows, 0)`` placeholder. The caller
+    synchronises before (the tile is complete) and after (before it is overwritten)."""
     if dst.shape[1] == 0:
         return
     for e in range(cuda.threadIdx.x, ROWS * WIDTH, ROWS):
         r = e // WIDTH
         c = e - r * WIDTH
         if c < count and n0 + r < dst.shape[0]:
-            dst[n0 + r, t_first + c] = buf[r, c]
+            dst[n0 + r, t_first + c] = buf[r, col0 + c]
+
+
+@cuda.jit(device=True)
+def store(buf, dst, n0, t_first, count):
+    """:func:`store_from` a tile whose column 0 is step ``t_first``."""
+    store_from(buf, 0, dst, n0, t_first, count)
 
 
 @cuda.jit(device=True)

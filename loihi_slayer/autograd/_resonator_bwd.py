@@ -1,9 +1,10 @@
 r"""Surrogate-gradient backward of the resonator neurons: one row function, compiled twice.
 
-:func:`backward_row` is plain scalar Python: the njit kernel :func:`backward`
-(``prange`` over rows) here and the ``numba.cuda`` kernel in
-:mod:`._resonator_cuda` (one thread per row) both compile it, so the two
-cannot drift apart; :mod:`._resonator_ref` is an independent vectorised NumPy
+:func:`backward_span` (a row's steps over a span of time) is plain scalar Python: the
+njit kernel :func:`backward` (``prange`` over rows, each row one span) here and the
+``numba.cuda`` kernel in :mod:`._resonator_cuda` (a warp of rows, spans of the
+shared-memory tiles of :mod:`._cuda_tiles`) both compile it, so the two cannot drift
+apart; :mod:`._resonator_ref` is an independent vectorised NumPy
 writing of the same formulas, against which the tests check both.
 
 Per row (one neuron of one sample), in float64, with :math:`c = C/4096`,
@@ -45,6 +46,112 @@ import math
 from numba import njit, prange
 
 
+def backward_span(
+    n,
+    r,
+    base,
+    t_hi,
+    t_lo,
+    carry,
+    flags,
+    g_s,
+    g_re,
+    g_im,
+    re,
+    im,
+    thr,
+    spk,
+    theta,
+    tau,
+    rho,
+    graded,
+    mode,
+    sin_d,
+    cos_d,
+    re0,
+    im0,
+    im_reset,
+    g_xre,
+    g_xim,
+):
+    """Steps ``t_hi - 1`` down to ``t_lo`` of row ``n``'s backward (see the module
+    docstring): the ``(rows, T)`` arrays are read and written at ``[r, t - base]`` (the
+    whole arrays: ``r = n``, ``base = 0``; shared tiles of a CUDA block: its row, the tile's
+    first column), the parameter vectors at ``n``. ``flags = (has_gs, has_gre, has_gim,
+    adaptive, resets, want_p)`` say which arrays are given (tiles always have columns);
+    ``carry = (gre[t_hi], gim[t_hi], acc_s, acc_c)`` comes in and the same after ``t_lo``
+    goes out."""
+    has_gs, has_gre, has_gim, adaptive, resets, want_p = flags
+    s = sin_d[n % sin_d.shape[0]]
+    c = cos_d[n % cos_d.shape[0]]
+    inv2tau = 0.5 / tau
+    gre_n, gim_n, acc_s, acc_c = carry
+    for k in range(t_hi - t_lo):
+        t = t_hi - 1 - k
+        j = t - base
+        gr = 0.0
+        gi = 0.0
+        if has_gs:
+            g = g_s[r, j] * 1.0
+            if g != 0.0:
+                th = thr[r, j] * 1.0 if adaptive else theta
+                if mode == 0:
+                    d = re[r, j] - th
+                    if graded:
+                        dr = math.exp(-max(-d, 0.0) / tau)
+                    else:
+                        dr = inv2tau * math.exp(-abs(d) / tau)
+                    x_im = im[r, j] * 1.0
+                    di = inv2tau * math.exp(-abs(x_im) / tau)
+                    sgn_d = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
+                    step = 0.5 * (1.0 + sgn_d * (1.0 - 2.0 * tau * dr))
+                    sgn_i = 1.0 if x_im > 0.0 else (-1.0 if x_im < 0.0 else 0.0)
+                    gr = g * rho * dr * di
+                    gi = -g * rho / tau * sgn_i * di * step
+                else:
+                    d = im[r, j] - th
+                    if graded:
+                        gi = g * rho * math.exp(min(d, 0.0) / tau)
+                    else:
+                        gi = g * rho * inv2tau * math.exp(-abs(d) / tau)
+        if has_gre:
+            gr += g_re[r, j]
+        if has_gim:
+            gi += g_im[r, j]
+        gre = gr + c * gre_n + s * gim_n
+        gim = gi - s * gre_n + c * gim_n
+        g_xre[r, j] = gre
+        g_xim[r, j] = gim
+        if want_p:
+            if t == 0:
+                rp = re0[n] * 1.0
+                ip = im0[n] * 1.0
+            elif resets and spk[r, j - 1] != 0:
+                rp = 0.0
+                ip = im_reset
+            else:
+                rp = re[r, j - 1] * 1.0
+                ip = im[r, j - 1] * 1.0
+            acc_s += gim * rp - gre * ip
+            acc_c += gre * rp + gim * ip
+        gre_n = gre
+        gim_n = gim
+    return gre_n, gim_n, acc_s, acc_c
+
+
+def given_flags(g_s, g_re, g_im, thr, spk, g_sin):
+    """The ``flags`` of :func:`backward_span` from the whole arrays (``(rows, 0)``: not
+    given)."""
+    return (
+        g_s.shape[1] > 0,
+        g_re.shape[1] > 0,
+        g_im.shape[1] > 0,
+        thr.shape[1] > 0,
+        spk.shape[1] > 0,
+        g_sin.shape[0] > 0,
+    )
+
+
 def backward_row(
     n,
     g_s,
@@ -70,74 +177,42 @@ def backward_row(
     g_cos,
 ):
     """Backward of row ``n`` (see the module docstring); writes ``g_x*[n]`` and ``g_sin/cos[n]``."""
-    steps = re.shape[1]
-    s = sin_d[n % sin_d.shape[0]]
-    c = cos_d[n % cos_d.shape[0]]
-    has_gs = g_s.shape[1] > 0
-    has_gre = g_re.shape[1] > 0
-    has_gim = g_im.shape[1] > 0
-    adaptive = thr.shape[1] > 0
-    resets = spk.shape[1] > 0
-    want_p = g_sin.shape[0] > 0
-    inv2tau = 0.5 / tau
-    gre_n = 0.0
-    gim_n = 0.0
-    acc_s = 0.0
-    acc_c = 0.0
-    for k in range(steps):
-        t = steps - 1 - k
-        gr = 0.0
-        gi = 0.0
-        if has_gs:
-            g = g_s[n, t] * 1.0
-            if g != 0.0:
-                th = thr[n, t] * 1.0 if adaptive else theta
-                if mode == 0:
-                    d = re[n, t] - th
-                    if graded:
-                        dr = math.exp(-max(-d, 0.0) / tau)
-                    else:
-                        dr = inv2tau * math.exp(-abs(d) / tau)
-                    x_im = im[n, t] * 1.0
-                    di = inv2tau * math.exp(-abs(x_im) / tau)
-                    sgn_d = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
-                    step = 0.5 * (1.0 + sgn_d * (1.0 - 2.0 * tau * dr))
-                    sgn_i = 1.0 if x_im > 0.0 else (-1.0 if x_im < 0.0 else 0.0)
-                    gr = g * rho * dr * di
-                    gi = -g * rho / tau * sgn_i * di * step
-                else:
-                    d = im[n, t] - th
-                    if graded:
-                        gi = g * rho * math.exp(min(d, 0.0) / tau)
-                    else:
-                        gi = g * rho * inv2tau * math.exp(-abs(d) / tau)
-        if has_gre:
-            gr += g_re[n, t]
-        if has_gim:
-            gi += g_im[n, t]
-        gre = gr + c * gre_n + s * gim_n
-        gim = gi - s * gre_n + c * gim_n
-        g_xre[n, t] = gre
-        g_xim[n, t] = gim
-        if want_p:
-            if t == 0:
-                rp = re0[n] * 1.0
-                ip = im0[n] * 1.0
-            elif resets and spk[n, t - 1] != 0:
-                rp = 0.0
-                ip = im_reset
-            else:
-                rp = re[n, t - 1] * 1.0
-                ip = im[n, t - 1] * 1.0
-            acc_s += gim * rp - gre * ip
-            acc_c += gre * rp + gim * ip
-        gre_n = gre
-        gim_n = gim
-    if want_p:
+    flags = _flags(g_s, g_re, g_im, thr, spk, g_sin)
+    _, _, acc_s, acc_c = _span(
+        n,
+        n,
+        0,
+        re.shape[1],
+        0,
+        (0.0, 0.0, 0.0, 0.0),
+        flags,
+        g_s,
+        g_re,
+        g_im,
+        re,
+        im,
+        thr,
+        spk,
+        theta,
+        tau,
+        rho,
+        graded,
+        mode,
+        sin_d,
+        cos_d,
+        re0,
+        im0,
+        im_reset,
+        g_xre,
+        g_xim,
+    )
+    if flags[5]:
         g_sin[n] = acc_s / 4096.0
         g_cos[n] = acc_c / 4096.0
 
 
+_flags = njit(inline="always", cache=True)(given_flags)
+_span = njit(inline="always", cache=True)(backward_span)
 _row = njit(inline="always", cache=True)(backward_row)
 
 

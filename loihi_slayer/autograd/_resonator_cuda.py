@@ -1,14 +1,18 @@
-"""numba.cuda kernel of the resonator backward: :func:`._resonator_bwd.backward_row`, one
-thread per row. Imported lazily; nothing is compiled at import.
+"""numba.cuda kernel of the resonator backward: :func:`._resonator_bwd.backward_span` over
+shared-memory time tiles (:mod:`._cuda_tiles`: a warp of 32 rows, tiles of 16 steps
+walked from the end, each holding the step before it for the parameter gradients).
+Imported lazily; nothing is compiled at import.
 """
 
 from __future__ import annotations
 
-from numba import cuda
+from numba import cuda, float64
 
-from ._resonator_bwd import backward_row
+from ._cuda_tiles import ROWS, TILE, WIDTH, load, store_from
+from ._resonator_bwd import backward_span, given_flags
 
-_row = cuda.jit(device=True)(backward_row)
+_span = cuda.jit(device=True)(backward_span)
+_flags = cuda.jit(device=True)(given_flags)
 
 
 @cuda.jit
@@ -35,29 +39,70 @@ def backward(
     g_sin,
     g_cos,
 ):
-    n = cuda.grid(1)
-    if n < re.shape[0]:
-        _row(
-            n,
-            g_s,
-            g_re,
-            g_im,
-            re,
-            im,
-            thr,
-            spk,
-            theta,
-            tau,
-            rho,
-            graded,
-            mode,
-            sin_d,
-            cos_d,
-            re0,
-            im0,
-            im_reset,
-            g_xre,
-            g_xim,
-            g_sin,
-            g_cos,
-        )
+    # every tile holds steps lo - 1 .. hi - 1: column j is step lo - 1 + j
+    gss = cuda.shared.array((ROWS, WIDTH), float64)
+    grs = cuda.shared.array((ROWS, WIDTH), float64)
+    gis = cuda.shared.array((ROWS, WIDTH), float64)
+    res = cuda.shared.array((ROWS, WIDTH), float64)
+    ims = cuda.shared.array((ROWS, WIDTH), float64)
+    ths = cuda.shared.array((ROWS, WIDTH), float64)
+    sps = cuda.shared.array((ROWS, WIDTH), float64)
+    xrs = cuda.shared.array((ROWS, WIDTH), float64)
+    xis = cuda.shared.array((ROWS, WIDTH), float64)
+    rows, steps = re.shape
+    if rows == 0:
+        return
+    tid = cuda.threadIdx.x
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + tid
+    live = n < rows
+    flags = _flags(g_s, g_re, g_im, thr, spk, g_sin)
+    carry = (0.0, 0.0, 0.0, 0.0)
+    for k0 in range(0, steps, TILE):
+        hi = steps - k0
+        lo = max(0, hi - TILE)
+        tl = hi - lo
+        load(g_s, gss, n0, lo - 1, tl + 1)
+        load(g_re, grs, n0, lo - 1, tl + 1)
+        load(g_im, gis, n0, lo - 1, tl + 1)
+        load(re, res, n0, lo - 1, tl + 1)
+        load(im, ims, n0, lo - 1, tl + 1)
+        load(thr, ths, n0, lo - 1, tl + 1)
+        load(spk, sps, n0, lo - 1, tl + 1)
+        cuda.syncthreads()
+        if live:
+            carry = _span(
+                n,
+                tid,
+                lo - 1,
+                hi,
+                lo,
+                carry,
+                flags,
+                gss,
+                grs,
+                gis,
+                res,
+                ims,
+                ths,
+                sps,
+                theta,
+                tau,
+                rho,
+                graded,
+                mode,
+                sin_d,
+                cos_d,
+                re0,
+                im0,
+                im_reset,
+                xrs,
+                xis,
+            )
+        cuda.syncthreads()
+        store_from(xrs, 1, g_xre, n0, lo, tl)
+        store_from(xis, 1, g_xim, n0, lo, tl)
+        cuda.syncthreads()
+    if live and flags[5]:
+        g_sin[n] = carry[2] / 4096.0
+        g_cos[n] = carry[3] / 4096.0
