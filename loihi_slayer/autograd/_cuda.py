@@ -18,7 +18,7 @@ from numba import cuda, float64
 
 from ..fixed import dynamics
 from ._convert import INPUT_LIMIT
-from ._cuda_tiles import ROWS, TILE, WIDTH, load, store
+from ._cuda_tiles import ROWS, TILE, WIDTH, block_rows, load, store, tile_from_end
 from ._cuda_tiles import blocks_for as blocks_for
 
 #: threads per block of every training kernel (the tiled ones need exactly one warp)
@@ -65,10 +65,7 @@ def cuba_forward(
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
-    nl = n if live else rows - 1  # idle threads still join the block's copies
+    n0, n, live, nl = block_rows(rows)
     di = i_decay[nl % i_decay.shape[0]]
     dv = v_decay[nl % v_decay.shape[0]]
     th = v_th[nl % v_th.shape[0]]
@@ -143,10 +140,7 @@ def cuba_backward(
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
-    nl = n if live else rows - 1
+    n0, n, live, nl = block_rows(rows)
     has_s = g_s.shape[1] > 0
     has_v = g_v.shape[1] > 0
     has_u = g_u.shape[1] > 0
@@ -163,9 +157,7 @@ def cuba_backward(
     acc_v = 0.0
     acc_i = 0.0
     for k0 in range(0, steps, TILE):  # tiles from the end, each scanned backwards
-        hi = steps - k0
-        lo = max(0, hi - TILE)
-        tl = hi - lo
+        lo, hi, tl = tile_from_end(k0, steps)
         load(g_s, gss, n0, lo, tl)
         load(g_v, gvs, n0, lo, tl)
         load(g_u, gus, n0, lo, tl)
@@ -249,10 +241,7 @@ def sdnn_forward(
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
-    nl = n if live else rows - 1
+    n0, n, live, nl = block_rows(rows)
     th = v_th[nl % v_th.shape[0]]
     b = bias[nl % bias.shape[0]]
     sg = sigma_st[nl]
@@ -299,18 +288,13 @@ def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
-    nl = n if live else rows - 1
+    n0, n, live, nl = block_rows(rows)
     has_m = mask.shape[1] > 0
     gnext = 0.0
     acc = 0.0
     gb = 0.0
     for k0 in range(0, steps, TILE):  # the delta's and the sum's reverse scan
-        hi = steps - k0
-        lo = max(0, hi - TILE)
-        tl = hi - lo
+        lo, hi, tl = tile_from_end(k0, steps)
         load(g, gs, n0, lo, tl)
         load(mask, ms, n0, lo, tl)
         cuda.syncthreads()

@@ -37,6 +37,26 @@ def blocks_for(rows: int) -> int:
 
 
 @cuda.jit(device=True)
+def block_rows(rows):
+    """``(n0, n, live, nl)``: the block's first row, the thread's row, whether that row
+    exists, and a row that does (``n``, else the last: idle threads read parameters
+    there and still join the block's copies and synchronisations)."""
+    n0 = cuda.blockIdx.x * ROWS
+    n = n0 + cuda.threadIdx.x
+    live = n < rows
+    return n0, n, live, (n if live else rows - 1)
+
+
+@cuda.jit(device=True)
+def tile_from_end(k0, steps):
+    """``(lo, hi, tl)``: the tile of the reverse scans that ends ``k0`` steps before the
+    end, ``[lo, hi)`` of ``tl`` steps (the first one may be short)."""
+    hi = steps - k0
+    lo = max(0, hi - TILE)
+    return lo, hi, hi - lo
+
+
+@cuda.jit(device=True)
 def load(src, buf, n0, t_first, count):
     """``buf[r, c] = src[n0 + r, t_first + c]`` for ``c < count`` where that row and step
     exist (``t >= 0``), by the whole block; nothing for a ``(rows, 0)`` placeholder.

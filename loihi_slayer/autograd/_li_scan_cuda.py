@@ -11,7 +11,16 @@ import math
 
 from numba import cuda, float64
 
-from ._cuda_tiles import ROWS, TILE, WIDTH, load, load_difference, store
+from ._cuda_tiles import (
+    ROWS,
+    TILE,
+    WIDTH,
+    block_rows,
+    load,
+    load_difference,
+    store,
+    tile_from_end,
+)
 
 __all__ = ["kernel"]
 
@@ -48,10 +57,7 @@ def kernel(
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
-    nl = n if live else rows - 1
+    n0, n, live, nl = block_rows(rows)
     has_s = g_s.shape[1] > 0
     has_v = g_v.shape[1] > 0
     has_u = g_u.shape[1] > 0
@@ -64,9 +70,7 @@ def kernel(
     acc_v = 0.0
     acc_i = 0.0
     for k0 in range(0, steps, TILE):  # tiles from the end, each scanned backwards
-        hi = steps - k0
-        lo = max(0, hi - TILE)
-        tl = hi - lo
+        lo, hi, tl = tile_from_end(k0, steps)
         load(g_s, gss, n0, lo, tl)
         load(g_v, gvs, n0, lo, tl)
         load(g_u, gus, n0, lo, tl)

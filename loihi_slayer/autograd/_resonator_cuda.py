@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
-from ._cuda_tiles import ROWS, TILE, WIDTH, load, store_from
+from ._cuda_tiles import ROWS, TILE, WIDTH, block_rows, load, store_from, tile_from_end
 from ._resonator_bwd import backward_span, given_flags
 
 _span = cuda.jit(device=True)(backward_span)
@@ -53,15 +53,11 @@ def backward(
     if rows == 0:
         return
     tid = cuda.threadIdx.x
-    n0 = cuda.blockIdx.x * ROWS
-    n = n0 + tid
-    live = n < rows
+    n0, n, live, _ = block_rows(rows)
     flags = _flags(g_s, g_re, g_im, thr, spk, g_sin)
     carry = (0.0, 0.0, 0.0, 0.0)
     for k0 in range(0, steps, TILE):
-        hi = steps - k0
-        lo = max(0, hi - TILE)
-        tl = hi - lo
+        lo, hi, tl = tile_from_end(k0, steps)
         load(g_s, gss, n0, lo - 1, tl + 1)
         load(g_re, grs, n0, lo - 1, tl + 1)
         load(g_im, gis, n0, lo - 1, tl + 1)
