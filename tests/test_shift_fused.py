@@ -147,7 +147,16 @@ class _OwnForward(neuron_cuba.Neuron):
 
 @pytest.mark.parametrize(
     "setup",
-    ["dropout", "neuron hook", "neuron pre-hook", "global hook", "subclass", "no shift"],
+    [
+        "dropout",
+        "neuron hook",
+        "neuron pre-hook",
+        "neuron backward hook",
+        "global hook",
+        "global backward hook",
+        "subclass",
+        "no shift",
+    ],
 )
 def test_falls_back_to_the_unfused_path(monkeypatch, setup):
     torch.manual_seed(0)
@@ -160,16 +169,23 @@ def test_falls_back_to_the_unfused_path(monkeypatch, setup):
         handle = blk.neuron.register_forward_hook(lambda m, i, o: seen.append(o))
     elif setup == "neuron pre-hook":
         handle = blk.neuron.register_forward_pre_hook(lambda m, i: seen.append(i))
+    elif setup == "neuron backward hook":
+        handle = blk.neuron.register_full_backward_hook(lambda m, gi, go: seen.append(go))
     elif setup == "global hook":
         handle = torch.nn.modules.module.register_module_forward_hook(
             lambda m, i, o: seen.append(o)
         )
+    elif setup == "global backward hook":
+        handle = torch.nn.modules.module.register_module_full_backward_hook(
+            lambda m, gi, go: seen.append(go)
+        )
     elif setup == "subclass":
         blk.neuron.__class__ = _OwnForward
     fused = spy(monkeypatch, block_core, "shift")
-    x = _spikes(2, 12, 20)
+    x = _spikes(2, 12, 20).requires_grad_(True)
     try:
         out = blk(x)
+        out.sum().backward()
     finally:
         if handle is not None:
             handle.remove()

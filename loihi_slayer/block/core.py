@@ -61,11 +61,17 @@ def _decay_int(param: torch.Tensor) -> int | np.ndarray:
 
 def no_global_hooks() -> bool:
     """Whether no global module hooks are registered (``nn.modules.module``'s
-    ``register_module_forward_hook`` and ``..._pre_hook``): a block that runs its neuron's
-    fused path instead of calling the neuron module skips them, so it only does so here."""
+    ``register_module_forward_hook``, ``..._forward_pre_hook``, ``..._full_backward_hook``,
+    ``..._full_backward_pre_hook``): a block that runs its neuron's fused path instead of
+    calling the neuron module skips them, so it only does so here."""
     from torch.nn.modules import module as _module
 
-    return not _module._global_forward_hooks and not _module._global_forward_pre_hooks
+    return not (
+        _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
 
 
 class Block(torch.nn.Module, metaclass=abc.ABCMeta):

@@ -357,8 +357,9 @@ class Neuron(base.Neuron):
         """``spike.shift(forward(x))`` (the spikes one step later, zeros first) with the shift
         inside the kernels (:func:`~loihi_slayer.autograd.cuba.cuba_apply`'s ``shift``), for
         a block's delay shift; the same values and gradients. None where that path does not
-        apply: dropout (its mask would fall on other steps), hooks on this module (they
-        would see shifted spikes), or a subclass with its own ``forward``.
+        apply: dropout (its mask would fall on other steps), hooks on this module (forward
+        hooks would see shifted spikes, backward hooks would not run: the block calls this
+        method, not the module), or a subclass with its own ``forward``.
         """
         if (
             type(self).forward is not Neuron.forward
@@ -366,6 +367,8 @@ class Neuron(base.Neuron):
             or self.drop is not None
             or self._forward_hooks
             or self._forward_pre_hooks
+            or self._backward_hooks
+            or self._backward_pre_hooks
         ):
             return None
         s, _, _ = self._run(x, False, shift=True)
