@@ -16,6 +16,7 @@ from loihi_slayer._recycle import Recycled, recycled_for
 from loihi_slayer.block import cuba as block_cuba
 
 SHAPE = (64, 100)
+PARAMS = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
 
 
 def _ptr(t: torch.Tensor) -> int:
@@ -133,3 +134,19 @@ def test_pool_block_still_copies_pickles_and_saves():
     copy.deepcopy(blk)
     pickle.loads(pickle.dumps(blk))
     torch.save(blk, io.BytesIO())
+
+
+def test_each_dense_synapse_keeps_its_weight_gradient_operand():
+    """Two int8-path dense layers of different sizes: each keeps its own float operand
+    memory from step to step (one shared buffer would change size at every call)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(block_cuba.Dense(PARAMS, 96, 80), block_cuba.Dense(PARAMS, 80, 72))
+    x = (torch.rand(8, 96, 100) < 0.3).float()
+    ptrs = []
+    for _ in range(3):
+        net.zero_grad()
+        net(x).sum().backward()
+        kept = [_recycle._OWNED[blk.synapse]["weight-gradient operand"]._storage for blk in net]
+        ptrs.append([st.data_ptr() for st in kept])
+        assert [st.nbytes() for st in kept] == [96 * 800 * 4, 80 * 800 * 4]
+    assert ptrs[0] == ptrs[1] == ptrs[2] and ptrs[0][0] != ptrs[0][1]

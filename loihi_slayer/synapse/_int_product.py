@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .._recycle import Recycled
+from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
 
@@ -170,7 +170,8 @@ def int8_operand(x3: torch.Tensor) -> tuple[torch.Tensor, int] | None:
     return out.reshape(n_i, n_b * steps), int(top)
 
 
-#: the weight gradient's float copy of the int8 operand (megabytes, every step)
+#: the weight gradient's float copy of the int8 operand (megabytes, every step), for
+#: products without an owner (see :func:`int_product`)
 _Q_FLOAT = Recycled()
 
 
@@ -179,7 +180,7 @@ class IntDenseProduct(torch.autograd.Function):
     backward as the float product's."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, m, unit):
+    def forward(ctx, x3, w2, q, m, unit, q_float):
         n_b, _, steps = x3.shape
         r = torch._int_mm(m, q)  # (O, B*T) int32, exact
         z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
@@ -187,6 +188,7 @@ class IntDenseProduct(torch.autograd.Function):
         kernel(r.numpy(), np.float32(unit), z.numpy())
         # the int8 operand is the input in the weight gradient's layout, a quarter its size
         ctx.save_for_backward(q, w2)
+        ctx.q_float = q_float
         return z
 
     @staticmethod
@@ -197,15 +199,19 @@ class IntDenseProduct(torch.autograd.Function):
             g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
         if ctx.needs_input_grad[1]:
             g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
-            q_float = _Q_FLOAT.empty(tuple(q.shape), g.dtype)  # memory kept across steps
+            q_float = ctx.q_float.empty(tuple(q.shape), g.dtype)  # memory kept across steps
             g_w = g2 @ q_float.copy_(q).t()
-        return g_x, g_w, None, None, None
+        return g_x, g_w, None, None, None, None
 
 
-def int_product(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor | None:
+def int_product(
+    x3: torch.Tensor, w2: torch.Tensor, owner: object | None = None
+) -> torch.Tensor | None:
     """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) on int8 operands when that is
     exact and worth it (CPU float32, both on integer grids, the bound of the module
-    docstring), else None (the caller keeps the float GEMM)."""
+    docstring), else None (the caller keeps the float GEMM). The backward's float copy of
+    the int8 operand goes into memory kept per ``owner`` (the synapse module; see
+    :mod:`loihi_slayer._recycle`), or into one buffer shared by products without one."""
     n_b, n_i, steps = x3.shape
     n_o = w2.shape[0]
     if (
@@ -229,4 +235,5 @@ def int_product(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor | None:
     q, top = operand
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
-    return IntDenseProduct.apply(x3, w2, q, m, unit)
+    q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
+    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float)

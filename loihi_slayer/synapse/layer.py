@@ -239,7 +239,9 @@ class Dense(_Synapse, torch.nn.Conv3d):
         # that wants time-major rows (the fused recurrence) gets them without a transpose
         x3 = x5.reshape(x5.shape[0], self.in_neurons, x5.shape[-1])
         w2 = w.reshape(w.shape[0], self.in_neurons)
-        z = int_product(x3, w2)  # spikes by 8-bit weights: exact int8 GEMM where it applies
+        # spikes by 8-bit weights: exact int8 GEMM where it applies (this synapse keeps the
+        # weight gradient's float operand memory across steps)
+        z = int_product(x3, w2, self)
         if z is not None:
             return z
         _check_finite(f"synapse.{type(self).__name__}", "input", x3)
