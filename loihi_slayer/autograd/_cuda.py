@@ -18,7 +18,16 @@ from numba import cuda, float64
 
 from ..fixed import dynamics
 from ._convert import INPUT_LIMIT
-from ._cuda_tiles import ROWS, TILE, WIDTH, block_rows, load, store, tile_from_end
+from ._cuda_tiles import (
+    ROWS,
+    TILE,
+    WIDTH,
+    block_rows,
+    load,
+    scan_product,
+    store,
+    tile_from_end,
+)
 from ._cuda_tiles import blocks_for as blocks_for
 
 #: threads per block of every training kernel (the tiled ones need exactly one warp)
@@ -192,19 +201,15 @@ def cuba_backward(
                     gxs[tid, c] = gu
                 else:
                     gxs[tid, c] = gut
-                if want_dv:
+                if want_dv:  # the post-reset voltage before step t: 0 after a spike
+                    vprev = v0[n]
                     if t > 0:
                         vprev = vps[tid, c]
                         if math.floor(vprev * s_scale + 0.5) > th_int:
                             vprev = 0.0
-                        acc_v += gv * vprev
-                    else:
-                        acc_v += gv * v0[n]
+                    acc_v += gv * vprev
                 if want_di:
-                    if t > 0:
-                        acc_i += gu * urs[tid, c]
-                    else:
-                        acc_i += gu * u0[n]
+                    acc_i = scan_product(acc_i, gu, urs[tid, c], t, u0[n])
         cuda.syncthreads()
         store(gxs, g_x, n0, lo, tl)
         cuda.syncthreads()

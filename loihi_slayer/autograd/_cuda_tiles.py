@@ -102,3 +102,10 @@ def load_difference(a, b, buf, n0, t_first, count):
         t = t_first + c
         if c < count and t >= 0 and n0 + r < a.shape[0]:
             buf[r, c] = a[n0 + r, t] - b[n0 + r, t]
+
+
+@cuda.jit(device=True)
+def scan_product(acc, g, prev, t, initial):
+    """``acc + g * x`` with ``x`` the state before step ``t``: ``prev`` (the tile's lag
+    column), or ``initial`` at ``t = 0``: one term of a backward scan's decay gradient."""
+    return acc + g * (prev if t > 0 else initial)

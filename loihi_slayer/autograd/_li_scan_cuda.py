@@ -18,6 +18,7 @@ from ._cuda_tiles import (
     block_rows,
     load,
     load_difference,
+    scan_product,
     store,
     tile_from_end,
 )
@@ -102,15 +103,9 @@ def kernel(
                 gu = gut + ai * gu
                 gxs[tid, c] = gu
                 if want_dv:
-                    if t > 0:
-                        acc_v += gv * vqs[tid, c]
-                    else:
-                        acc_v += gv * v0[n]
+                    acc_v = scan_product(acc_v, gv, vqs[tid, c], t, v0[n])
                 if want_di:
-                    if t > 0:
-                        acc_i += gu * urs[tid, c]
-                    else:
-                        acc_i += gu * u0[n]
+                    acc_i = scan_product(acc_i, gu, urs[tid, c], t, u0[n])
         cuda.syncthreads()
         store(gxs, g_x, n0, lo, tl)
         cuda.syncthreads()
