@@ -84,6 +84,66 @@ def test_a_sum_at_the_float32_limit_is_exact():
     assert int(got[0, 0]) == 2**24
 
 
+def _float_paths(monkeypatch) -> list[str]:
+    """The float dtypes :func:`synapse_fast.exact_float_dtype` picks from now on."""
+    taken: list[str] = []
+    real = synapse_fast.exact_float_dtype
+
+    def spy(bound):
+        dt = real(bound)
+        taken.append("int" if dt is None else str(np.dtype(dt)))
+        return dt
+
+    monkeypatch.setattr(synapse_fast, "exact_float_dtype", spy)
+    return taken
+
+
+@pytest.mark.parametrize("exp", [-3, 0, 2])
+def test_even_weights_widen_the_float32_path(monkeypatch, exp):
+    """Weights that share a factor 2**g give sums that are 2**g times an integer of at most
+    B / 2**g: float32 holds them exactly while B / 2**g <= 2**24, though B is beyond it.
+    Here B = 2**25 (g = 1): float32, and the sums match the integer reference."""
+    taken = _float_paths(monkeypatch)
+    w = np.array([[2, 2], [-2, 4]])
+    x = np.array([[2**23, 2**23 - 1, -(2**23)], [2**23, -3, 2**22 + 1]])
+    assert synapse_fast.sum_bound(w, np.array([2**23, 2**23])) == 2**25 + 2**24
+    w = np.array([[2, 2], [-2, 2]])
+    assert synapse_fast.sum_bound(w, np.array([2**23, 2**23])) == 2**25
+    got = synapse_fast.dense(x, w, exp, True, 0)
+    assert taken == ["float32"]
+    np.testing.assert_array_equal(got, _ref_dense(x, w, exp, True, 0))
+    assert int(_ref_dense(x, w, 0, True, 0)[0, 0]) == 2**25
+
+
+def test_even_weights_past_the_float32_limit_take_float64(monkeypatch):
+    """B / 2**g = 2**24 + 1 (w = 2 * [256, 1]): the sum 2**25 + 2 is no float32 (spacing 4
+    there), so the reduced bound must still send it to float64."""
+    taken = _float_paths(monkeypatch)
+    w = np.array([[512, 2]])
+    x = np.array([[2**16], [1]])
+    assert int((np.float32(w) @ np.float32(x))[0, 0]) != 2**25 + 2  # float32 would round
+    got = synapse_fast.dense(x, w, 0, True, 0)
+    assert taken == ["float64"]
+    assert int(got[0, 0]) == 2**25 + 2
+
+
+def test_even_conv_weights_widen_the_float32_path(monkeypatch):
+    """A convolution with weights 4 * w' and B / 4 <= 2**24 < B runs float32, exactly."""
+    taken = _float_paths(monkeypatch)
+    rng = np.random.default_rng(5)
+    w = rng.integers(-64, 64, (5, 3, 3, 3)) * 4  # netx range [-256, 255]
+    w[0, 0, 0, 0] = 4  # the common factor is exactly 4
+    mag = 2**24 // (int(np.abs(w).sum(axis=(1, 2, 3)).max()) // 4)
+    x = rng.integers(-mag, mag + 1, (3, 7, 6, 5))
+    x[:, 0, 0, 0] = mag
+    bound = synapse_fast.sum_bound(w.reshape(5, -1), np.full(27, mag))
+    assert 2**24 < bound <= 2**26
+    got = synapse_fast.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, -2, True, 1, (7, 6))
+    ref = fixed.conv2d(x, w, padding=1, weight_exp=-2, graded=True, backend="reference")
+    assert taken == ["float32"]
+    np.testing.assert_array_equal(got, ref)
+
+
 def _ref_dense(x, w, exp, graded, latency):
     return fixed.dense(x, w, weight_exp=exp, graded=graded, latency=latency, backend="reference")
 
@@ -558,7 +618,9 @@ def test_weights_facts_match_the_direct_formulas(groups, rows, fan_in, g, seed):
     else:
         m8 = mats >> weights.shift
         assert m8.min() < -128 or m8.max() > 127
-    assert weights.as_dtype(np.dtype(np.float32)) is weights.as_dtype(np.dtype(np.float32))
+    reduced = weights.reduced(np.dtype(np.float32))
+    assert reduced is weights.reduced(np.dtype(np.float32))  # kept for the next call
+    np.testing.assert_array_equal(reduced.astype(np.int64) * (1 << weights.shift), mats)
 
 
 @pytest.mark.parametrize(("kind", "record"), [("sdnn", ("s", "sigma")), ("cuba", ("s", "v"))])

@@ -13,14 +13,17 @@ binary floating-point format with a ``p``-bit significand holds every integer
 of magnitude :math:`\le 2^p`, so when :math:`B \le 2^p` every product, partial
 sum and fused multiply-add of the GEMM is an exact integer: float32
 (:math:`p = 24`) or float64 (:math:`p = 53`) gives the integer result bit for bit.
-:func:`exact_float_dtype` picks the narrowest exact format for a bound; beyond
-:math:`2^{53}` the callers fall back to the integer kernels of :mod:`.cpu`.
+The GEMM multiplies the weights with their common power of two :math:`2^g` taken out
+(:math:`w = 2^g w'`; Loihi's weights are mantissas scaled by :math:`2^{6+wgtExp}`, and
+mantissas of fewer than 8 bits are even), so the bound it needs is :math:`B / 2^g` and
+:math:`2^g` joins the exponent shift of the store. :func:`exact_float_dtype` picks the
+narrowest exact format for a bound; beyond :math:`2^{53}` the callers fall back to the
+integer kernels of :mod:`.cpu`.
 
 Before either, the integer GEMM: with inputs of magnitude at most 127 (binary spikes
 always) and weights :math:`w = 2^g w'` with :math:`w'` in int8 range (Loihi's 8-bit
 mantissas shed their common factor 2 or more), ``torch._int_mm`` multiplies int8
-operands into exact int32 sums when :math:`B / 2^g < 2^{31}` (:func:`int8_factor`);
-the factor :math:`2^g` joins the exponent shift. Its operands are a quarter of
+operands into exact int32 sums when :math:`B / 2^g < 2^{31}` (:func:`int8_factor`). Its operands are a quarter of
 float32's bytes, and the int8 GEMM (VNNI) runs about 2.5x faster than sgemm here. It
 is checked once per process against int64 arithmetic on edge cases before use.
 
@@ -148,7 +151,8 @@ class Weights:
     (the bound :math:`B` of :func:`sum_bound` for binary spikes), the int8 form
     :math:`w / 2^g` of :func:`int8_factor` and the float copies by dtype. A caller that
     runs the same weights again (the emulator, once per layer) passes the object back
-    and skips these passes over the weights.
+    and skips these passes over the weights. Both GEMM forms multiply the matrices
+    divided by :math:`2^g` (:attr:`shift`): :attr:`int8` and :meth:`reduced`.
     """
 
     def __init__(self, mats: np.ndarray) -> None:
@@ -183,10 +187,11 @@ class Weights:
             for a, r, m in zip(w_abs, self.abs_row_max, col_mags, strict=True)
         )
 
-    def as_dtype(self, dtype: np.dtype) -> np.ndarray:
-        """The matrices as ``dtype`` (kept for the next call)."""
+    def reduced(self, dtype: np.dtype) -> np.ndarray:
+        """The matrices divided by :math:`2^g` (``mats >> shift``, exact) as ``dtype``
+        (kept for the next call)."""
         if dtype not in self._by_dtype:
-            self._by_dtype[dtype] = self.mats.astype(dtype)
+            self._by_dtype[dtype] = (self.mats >> self.shift).astype(dtype)
         return self._by_dtype[dtype]
 
 
@@ -491,21 +496,25 @@ def _int8_gemm_works() -> bool:
 
 class _Plan:
     """How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
-    the exponent folded into the store, and the GEMM (a context manager's ``mm``)."""
+    the exponent folded into the store, and the GEMM (a context manager's ``mm``).
+
+    Either form multiplies the weights divided by their common power of two
+    :math:`2^g` (the sums are :math:`2^g` times smaller, so is the bound they need),
+    and the store shifts by ``weight_exp + g``: :math:`\lfloor 2^{e} \cdot 2^g s'
+    \rfloor = \lfloor 2^{e+g} s' \rfloor` for the GEMM's sum :math:`s'`.
+    """
 
     def __init__(
         self, weights: Weights, mags: np.ndarray | None, bound: int | None, weight_exp: int
     ) -> None:
-        g = int8_factor(weights, mags, bound)
-        if g is not None:
+        self.exp = weight_exp + weights.shift
+        if int8_factor(weights, mags, bound) is not None:
             self.dtype, self.acc_dtype = np.dtype(np.int8), np.dtype(np.int32)
             self.mats = weights.int8
-            self.exp = weight_exp + g
         else:
-            self.dtype = None if bound is None else exact_float_dtype(bound)
+            self.dtype = None if bound is None else exact_float_dtype(bound >> weights.shift)
             self.acc_dtype = self.dtype
-            self.mats = None if self.dtype is None else weights.as_dtype(self.dtype)
-            self.exp = weight_exp
+            self.mats = None if self.dtype is None else weights.reduced(self.dtype)
 
     @contextmanager
     def gemm(self) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
