@@ -350,15 +350,7 @@ def test_each_path_is_taken_and_exact(monkeypatch, mag, path):
     rng = np.random.default_rng(3)
     w = rng.integers(-256, 256, (4, 3, 3, 3))
     x = rng.integers(-mag, mag + 1, (3, 6, 5, 4))
-    taken = []
-    real_dtype = synapse_fast.exact_float_dtype
-
-    def spy(bound):
-        dt = real_dtype(bound)
-        taken.append("int" if dt is None else str(np.dtype(dt)))
-        return dt
-
-    monkeypatch.setattr(synapse_fast, "exact_float_dtype", spy)
+    taken = _float_paths(monkeypatch)
     got = synapse_fast.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, -3, True, 1, (6, 5))
     ref = fixed.conv2d(x, w, padding=1, weight_exp=-3, graded=True, backend="reference")
     assert taken == [path]
