@@ -43,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .. import fixed, models
+from .._recycle import recycled_for
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
 from ..fixed import synapse_fast
 from ..fixed._arrays import host_view
@@ -92,6 +94,10 @@ INPUT_MODES = ("inject", "bias")
 _STREAM_DTYPES = tuple(
     np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64)
 )
+#: the largest output stream (bytes) of an unrecorded layer whose memory a CPU run keeps for
+#: the next run (:meth:`Emulator._kept_stream`); larger streams are allocated per run, so an
+#: emulator holds at most this much per layer between runs
+KEPT_STREAM_BYTES = 1 << 25
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -185,6 +191,10 @@ class Emulator:
         prepared for the GEMMs on the first run and kept (a copy of the weights to
         detect edits, their int64 checked form and the GEMM's int8 or float copy:
         about three times the weights' own memory), so later runs skip that work.
+        Likewise, on the CPU a layer whose traces a run does not return writes its
+        output stream (up to :data:`KEPT_STREAM_BYTES`) into the memory of the last
+        run's, kept by the emulator, so repeated runs touch no fresh pages; returned
+        traces are always new arrays.
 
     Examples
     --------
@@ -592,8 +602,14 @@ class Emulator:
                 if isinstance(layer, DenseRecurrentLayer):
                     traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
                 else:
+                    kept = None if rec else self._kept_stream(i, model, a_in)
                     traces, _ = model.run(
-                        a_in, params, reset=masks.get(i), record=need, backend=self.backend
+                        a_in,
+                        params,
+                        reset=masks.get(i),
+                        record=need,
+                        backend=self.backend,
+                        **({} if kept is None else {"out": {"s": kept}}),
                     )
                 if timings is not None:
                     timings.setdefault(i, {})["neuron"] = time.perf_counter() - t0
@@ -613,6 +629,20 @@ class Emulator:
                 if rec:
                     out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
+
+    def _kept_stream(self, i: int, model: NeuronModel, a_in: Any) -> np.ndarray | None:
+        """Memory for layer ``i``'s output stream when no trace of it is returned: the
+        same memory as at the last run once nothing references it any more
+        (:mod:`loihi_slayer._recycle`), so repeated runs write no fresh pages (each
+        faults on first touch); None (the kernels allocate) for other backends and
+        for streams over :data:`KEPT_STREAM_BYTES`."""
+        first = a_in[0] if isinstance(a_in, tuple) else a_in
+        full = tuple(first.shape)
+        dtype = model.spike_dtype
+        if self.backend != "cpu" or math.prod(full) * dtype.itemsize > KEPT_STREAM_BYTES:
+            return None
+        torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
+        return recycled_for(self, f"stream {i}").empty(full, torch_dtype).numpy()
 
     @staticmethod
     def _sum_layer(layer: Any, stream: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -140,8 +140,7 @@ def run(
     st = _state(model, params, state, lead)
     rest = _state(model, params, None, lead)
     segments = _segments(reset, steps)
-    s_dtype = np.int64 if model.graded else np.int8
-    dtypes = {k: (s_dtype if k == "s" else np.int64) for k in model.traces}
+    dtypes = {k: (model.spike_dtype if k == "s" else np.int64) for k in model.traces}
 
     _out_arrays(out, names, lead + (steps,), dtypes, backend)  # refuse before work
     if backend == "reference":

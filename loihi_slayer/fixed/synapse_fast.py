@@ -14,18 +14,20 @@ of magnitude :math:`\le 2^p`, so when :math:`B \le 2^p` every product, partial
 sum and fused multiply-add of the GEMM is an exact integer: float32
 (:math:`p = 24`) or float64 (:math:`p = 53`) gives the integer result bit for bit.
 The GEMM multiplies the weights with their common power of two :math:`2^g` taken out
-(:math:`w = 2^g w'`; Loihi's weights are mantissas scaled by :math:`2^{6+wgtExp}`, and
-mantissas of fewer than 8 bits are even), so the bound it needs is :math:`B / 2^g` and
-:math:`2^g` joins the exponent shift of the store. :func:`exact_float_dtype` picks the
+(:math:`w = 2^g w'`; lava-nc clears the :math:`8 - \text{numWeightBits}` low bits of
+every weight, one more for mixed-sign weights, so 8-bit mixed weights are all even), so
+the bound it needs is :math:`B / 2^g` and :math:`2^g` joins the exponent shift of the
+store. :func:`exact_float_dtype` picks the
 narrowest exact format for a bound; beyond :math:`2^{53}` the callers fall back to the
 integer kernels of :mod:`.cpu`.
 
 Before either, the integer GEMM: with inputs of magnitude at most 127 (binary spikes
 always) and weights :math:`w = 2^g w'` with :math:`w'` in int8 range (Loihi's 8-bit
 mantissas shed their common factor 2 or more), ``torch._int_mm`` multiplies int8
-operands into exact int32 sums when :math:`B / 2^g < 2^{31}` (:func:`int8_factor`). Its operands are a quarter of
-float32's bytes, and the int8 GEMM (VNNI) runs about 2.5x faster than sgemm here. It
-is checked once per process against int64 arithmetic on edge cases before use.
+operands into exact int32 sums when :math:`B / 2^g < 2^{31}` (:func:`int8_factor`).
+Its operands are a quarter of float32's bytes, and the int8 GEMM (VNNI) runs about 2.5x
+faster than sgemm here. It is checked once per process against int64 arithmetic on edge
+cases before use.
 
 Convolutions run as ``im2col`` + GEMM on the time-last layout: for a tile of
 output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
@@ -495,7 +497,7 @@ def _int8_gemm_works() -> bool:
 
 
 class _Plan:
-    """How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
+    r"""How a layer's exact GEMM runs: operand dtype, weight matrices, accumulator dtype,
     the exponent folded into the store, and the GEMM (a context manager's ``mm``).
 
     Either form multiplies the weights divided by their common power of two

@@ -105,7 +105,7 @@ class NeuronModel:
     state_range
         Inclusive range accepted for user-given initial states.
     runner
-        ``runner(inputs, params, *, state, reset, record, backend)`` for models
+        ``runner(inputs, params, *, state, reset, record, backend, out)`` for models
         with their own entry point and parameter class (CUBA: :func:`loihi_slayer.fixed.cuba`,
         sigma-delta: :func:`loihi_slayer.fixed.sigma_delta`, both on generated
         kernels too); None means the generated kernels through :func:`loihi_slayer.fixed.run`.
@@ -149,6 +149,12 @@ class NeuronModel:
             raise ValueError(f"model {self.name!r}: state_traces must name states and traces")
         if self.runner is None and (self.reference is None or self.step is None):
             raise ValueError(f"model {self.name!r}: without a runner it needs step and reference")
+
+    @property
+    def spike_dtype(self) -> np.dtype:
+        """dtype of the ``'s'`` trace the kernels write: int64 graded payloads, int8
+        spikes."""
+        return np.dtype(np.int64 if self.graded else np.int8)
 
     @property
     def step_traces(self) -> tuple[str, ...]:

@@ -56,9 +56,11 @@ def _reference(inputs, p, state):
     return reference.cuba(a, _EffectiveParams(p), state)
 
 
-def _run(inputs, params: CubaParams, *, state=None, reset=None, record=("s",), backend="auto"):
+def _run(
+    inputs, params: CubaParams, *, state=None, reset=None, record=("s",), backend="auto", out=None
+):
     (a,) = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    return api.cuba(a, params, state=state, reset=reset, record=record, backend=backend)
+    return api.cuba(a, params, state=state, reset=reset, record=record, backend=backend, out=out)
 
 
 def from_record(neuron: Any, ctx: LayerContext) -> CubaParams:

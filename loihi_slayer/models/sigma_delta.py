@@ -40,10 +40,19 @@ class ModeParams:
     mode: str
 
 
-def _run(inputs, params: ModeParams, *, state=None, reset=None, record=("s",), backend="auto"):
+def _run(
+    inputs, params: ModeParams, *, state=None, reset=None, record=("s",), backend="auto", out=None
+):
     (x,) = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     return api.sigma_delta(
-        x, params.params, mode=params.mode, state=state, reset=reset, record=record, backend=backend
+        x,
+        params.params,
+        mode=params.mode,
+        state=state,
+        reset=reset,
+        record=record,
+        backend=backend,
+        out=out,
     )
 
 
