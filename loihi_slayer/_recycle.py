@@ -45,6 +45,11 @@ class Recycled:
                 self._storage = out.untyped_storage()
             return out
 
+    def release(self) -> None:
+        """Keep no memory (it is freed once the tensors handed out are gone)."""
+        with self._lock:
+            self._storage = None
+
 
 _OWNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _OWNED_LOCK = threading.Lock()

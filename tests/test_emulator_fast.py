@@ -398,7 +398,7 @@ def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
 
     class Spy:
         def submit(self, fn, *args):
-            submitted.append(len(args[0]))
+            submitted.append(len(args[1]))  # (worker, tile starts, mm)
             return real_pool().submit(fn, *args)
 
     monkeypatch.setattr(synapse_fast, "_pool", Spy)
@@ -656,3 +656,64 @@ def test_input_magnitudes_match_numpy(dtype, rows, cols, seed):
         assert got is None
     else:
         assert got.tolist() == want
+
+
+def _garbage_scratch(roles: list[str]):
+    """A :data:`synapse_fast.Scratch` whose arrays hold garbage (0x5A bytes), as reused
+    memory may: the kernels must write every value they later read."""
+
+    def scratch(role, shape, dtype):
+        roles.append(role)
+        arr = np.empty(shape, dtype)
+        arr.view(np.uint8)[...] = 0x5A
+        return arr
+
+    return scratch
+
+
+@pytest.mark.parametrize("graded", [False, True])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_conv_arrays_from_a_scratch_of_garbage(monkeypatch, graded, workers):
+    """conv2d with every array from a scratch full of garbage: the reference's sums, on
+    the int8 (spikes) and float (graded) paths, several tiles over several workers."""
+    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", 2 * 9 * 8 * 4)  # tiles of 4 pixels
+    rng = np.random.default_rng(12)
+    w = rng.integers(-128, 128, (6, 2, 3, 3)) * 2
+    x = rng.integers(-300, 300, (4, 9, 11, 8)) if graded else rng.integers(0, 2, (4, 9, 11, 8))
+    roles: list[str] = []
+    got = synapse_fast.conv2d(
+        x, w, (2, 1), (1, 0), (1, 1), 2, -1, graded, 1, (5, 9), scratch=_garbage_scratch(roles)
+    )
+    ref = fixed.conv2d(
+        x,
+        w,
+        stride=(2, 1),
+        padding=(1, 0),
+        groups=2,
+        weight_exp=-1,
+        graded=graded,
+        backend="reference",
+    )
+    np.testing.assert_array_equal(got, ref)
+    assert "out" in roles and "cols 0" in roles and "sums 0" in roles
+    assert ("cols 1" in roles) == (workers > 1)
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_dense_and_pool_arrays_from_a_scratch_of_garbage(graded):
+    """dense and pooling with every array from a scratch full of garbage."""
+    rng = np.random.default_rng(13)
+    w = reference.quantize_weights(rng.integers(-256, 256, (7, 12)), 8)
+    x = rng.integers(-500, 500, (12, 9)) if graded else rng.integers(0, 2, (12, 9))
+    roles: list[str] = []
+    got = synapse_fast.dense(x, w, 2, graded, 1, scratch=_garbage_scratch(roles))
+    np.testing.assert_array_equal(got, _ref_dense(x, w, 2, graded, 1))
+    assert {"out", "operand", "sums 0"} <= set(roles)
+    k = np.full((3, 1, 2, 2), 4)
+    xp = rng.integers(0, 2, (3, 6, 6, 5))
+    got = synapse_fast.conv2d(
+        xp, k, (2, 2), (0, 0), (1, 1), 3, 0, False, 1, (3, 3), scratch=_garbage_scratch(roles)
+    )
+    ref = fixed.conv2d(xp, k, stride=2, groups=3, backend="reference")
+    np.testing.assert_array_equal(got, ref)

@@ -1,7 +1,7 @@
 """The emulator's kept stream memory: a layer whose traces a run does not return writes
 its output stream into the memory of the previous run's (``Emulator._kept_stream``).
 
-Expected values come from emulators that keep nothing (``KEPT_STREAM_BYTES = 0``), which
+Expected values come from emulators that keep nothing (``KEPT_BYTES = 0``), which
 the rest of the suite checks against the NumPy reference; here: the same traces, run
 after run, in any order, from two threads at once, and memory really reused.
 """
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from test_emulator_fast import _mixed_network
 
+from loihi_slayer import _recycle
 from loihi_slayer.emulate import Emulator
 from loihi_slayer.emulate import emulator as emulator_module
 from loihi_slayer.fixed import api
@@ -34,7 +35,7 @@ def _run(emu: Emulator, x: np.ndarray, record) -> dict:
 
 def _expected(kind: str, xs: list[np.ndarray], record, monkeypatch) -> list[dict]:
     with monkeypatch.context() as m:
-        m.setattr(emulator_module, "KEPT_STREAM_BYTES", 0)
+        m.setattr(emulator_module, "KEPT_BYTES", 0)
         emu = Emulator(_mixed_network(kind, False))
         return [_run(emu, x, record) for x in xs]
 
@@ -111,16 +112,38 @@ def test_recorded_layers_and_other_backends_keep_nothing(out_pointers):
     )
 
 
-def test_streams_over_the_limit_are_allocated_per_run(monkeypatch, out_pointers):
-    """A stream larger than KEPT_STREAM_BYTES is not kept: the layers' streams here are
-    4*4*4*12 = 768 values (int64 payloads: 6144 bytes) and 2*8*8*12 = 1536 (12288)."""
-    monkeypatch.setattr(emulator_module, "KEPT_STREAM_BYTES", 8192)
+def _held(emu: Emulator) -> int:
+    """Bytes of the memory the emulator's recycled arrays hold."""
+    roles = _recycle._OWNED.get(emu, {})
+    return sum(r._storage.nbytes() for r in roles.values() if r._storage is not None)
+
+
+def test_kept_memory_stays_within_its_budget(monkeypatch, out_pointers):
+    """With a budget of 20 kB the first arrays are kept and the rest allocated per run
+    (the input layer's stream, 2*8*8*12 int64 payloads = 12 kB, and the unpool's take
+    most of it); longer runs (larger arrays) let kept memory go; the results are those
+    of an emulator that keeps nothing."""
+    budget = 20_000
+    monkeypatch.setattr(emulator_module, "KEPT_BYTES", budget)
+    xs = _inputs(4, 2)
+    want = _expected("sdnn", xs, {6: ("s",)}, monkeypatch)
     emu = Emulator(_mixed_network("sdnn", False))
-    _run(emu, _inputs(4, 1)[0], {6: ("s",)})
-    kept = out_pointers[-1]
-    assert kept[0] is None  # input layer (2, 8, 8): 12288 bytes
-    assert kept[1] is not None  # conv (4, 4, 4): 6144 bytes
-    assert kept[3] is not None and kept[4] is None  # convT (4, 4, 4), unpool (4, 8, 8)
+    got = _run(emu, xs[0], {6: ("s",)})
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, want[0][key])
+    run = out_pointers[-1]
+    assert run[0] is not None  # the input layer's stream fits
+    assert None in run[1:-1]  # some later stream does not
+    assert 0 < _held(emu) == sum(emu._kept_sizes.values()) <= budget
+    small = _held(emu)
+    long_run = emu.run(xs[1], 200, graded_input=True, record={6: ("s",)})
+    assert long_run[6, "s"].shape == (10, 200)
+    assert _held(emu) == sum(emu._kept_sizes.values()) <= budget
+    assert "stream 0" not in emu._kept_sizes  # 2*8*8*200*8 bytes: over the budget, let go
+    assert _held(emu) <= small
+    got = _run(emu, xs[1], {6: ("s",)})
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, want[1][key])
 
 
 def test_two_threads_running_one_emulator(monkeypatch):
@@ -154,3 +177,28 @@ def test_two_threads_running_one_emulator(monkeypatch):
     for k, got in results.values():
         for key, value in got.items():
             np.testing.assert_array_equal(value, want[k][key])
+
+
+@pytest.mark.parametrize("kind", ["cuba", "sdnn"])
+def test_synapse_arrays_reuse_their_memory(kind, monkeypatch):
+    """Every synapse array of a layer (its sums, the converted operand, the tile buffers)
+    comes from kept memory, at the same address every run."""
+    seen: list[dict[str, int]] = []
+    real_kept = Emulator._kept
+
+    def kept(self, key, shape, dtype):
+        arr = real_kept(self, key, shape, dtype)
+        if key.startswith("synapse"):
+            assert arr is not None
+            seen[-1][key] = arr.ctypes.data
+        return arr
+
+    monkeypatch.setattr(Emulator, "_kept", kept)
+    emu = Emulator(_mixed_network(kind, False))
+    for x in _inputs(6, 3):
+        seen.append({})
+        _run(emu, x, {6: ("s",)})
+    roles = {key.split(" ", 3)[-1] for key in seen[0]}
+    # T = 12: int8 spikes and float32 payloads both fill words, so the stream is converted
+    assert {"out", "operand", "cols 0", "sums 0"} <= roles
+    assert seen[1] == seen[0] and seen[2] == seen[0]

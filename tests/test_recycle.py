@@ -36,6 +36,24 @@ def test_dropped_tensor_memory_is_handed_out_again():
     assert _ptr(c) == ptr and c.shape == (100, 64) and c.dtype == torch.int32
 
 
+def test_released_memory_is_not_handed_out_again():
+    """After ``release`` the next tensor gets new memory (kept from then on), and a tensor
+    handed out before keeps its values (its memory is freed with its last holder)."""
+    rec = Recycled()
+    a = rec.empty(SHAPE, torch.float32)
+    a.fill_(3.0)
+    rec.release()
+    assert rec._storage is None  # nothing kept: a's memory goes with a
+    b = rec.empty(SHAPE, torch.float32)
+    assert _ptr(b) != _ptr(a)
+    b.fill_(4.0)
+    assert torch.all(a == 3.0)
+    ptr = _ptr(b)
+    del a, b
+    c = rec.empty(SHAPE, torch.float32)
+    assert _ptr(c) == ptr or _recycle._use_count is None
+
+
 @pytest.mark.parametrize(
     "holder",
     [

@@ -94,10 +94,10 @@ INPUT_MODES = ("inject", "bias")
 _STREAM_DTYPES = tuple(
     np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64)
 )
-#: the largest output stream (bytes) of an unrecorded layer whose memory a CPU run keeps for
-#: the next run (:meth:`Emulator._kept_stream`); larger streams are allocated per run, so an
-#: emulator holds at most this much per layer between runs
-KEPT_STREAM_BYTES = 1 << 25
+#: the memory (bytes) an emulator keeps between CPU runs for the arrays of the next run (the
+#: layers' synapse buffers and sums, unrecorded layers' output streams: :meth:`Emulator._kept`);
+#: arrays beyond it are allocated per run
+KEPT_BYTES = 1 << 28
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -191,10 +191,10 @@ class Emulator:
         prepared for the GEMMs on the first run and kept (a copy of the weights to
         detect edits, their int64 checked form and the GEMM's int8 or float copy:
         about three times the weights' own memory), so later runs skip that work.
-        Likewise, on the CPU a layer whose traces a run does not return writes its
-        output stream (up to :data:`KEPT_STREAM_BYTES`) into the memory of the last
-        run's, kept by the emulator, so repeated runs touch no fresh pages; returned
-        traces are always new arrays.
+        Likewise, on the CPU each layer's synapse buffers and sums, and the output
+        stream of a layer whose traces a run does not return, go into the memory of the
+        last run's (kept by the emulator, at most :data:`KEPT_BYTES` in all), so
+        repeated runs touch no fresh pages; returned traces are always new arrays.
 
     Examples
     --------
@@ -225,6 +225,8 @@ class Emulator:
         #: (layer, weight part) -> the weight prepared for the fast synapses (see
         #: :meth:`_prepared_weight`)
         self._prepared: dict[tuple[int, str], tuple] = {}
+        #: key -> bytes of the arrays kept between runs (see :meth:`_kept`)
+        self._kept_sizes: dict[str, int] = {}
         self._given_input_shape = (
             None if input_shape is None else tuple(int(v) for v in input_shape)
         )
@@ -630,19 +632,39 @@ class Emulator:
                     out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
 
-    def _kept_stream(self, i: int, model: NeuronModel, a_in: Any) -> np.ndarray | None:
-        """Memory for layer ``i``'s output stream when no trace of it is returned: the
-        same memory as at the last run once nothing references it any more
-        (:mod:`loihi_slayer._recycle`), so repeated runs write no fresh pages (each
-        faults on first touch); None (the kernels allocate) for other backends and
-        for streams over :data:`KEPT_STREAM_BYTES`."""
-        first = a_in[0] if isinstance(a_in, tuple) else a_in
-        full = tuple(first.shape)
-        dtype = model.spike_dtype
-        if self.backend != "cpu" or math.prod(full) * dtype.itemsize > KEPT_STREAM_BYTES:
+    def _kept(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """An uninitialised array for the run's array ``key``: the memory it had at the
+        last run once nothing references it any more (:mod:`loihi_slayer._recycle`), so
+        repeated runs write no fresh pages (each faults on first touch); None for other
+        backends and where keeping it would take the kept arrays over
+        :data:`KEPT_BYTES` (a kept array of that key is then let go)."""
+        dtype = np.dtype(dtype)
+        if self.backend != "cpu":
             return None
+        nbytes = math.prod(shape) * dtype.itemsize
+        sizes = self._kept_sizes
+        if sum(sizes.values()) - sizes.get(key, 0) + nbytes > KEPT_BYTES:
+            if sizes.pop(key, None) is not None:
+                recycled_for(self, key).release()
+            return None
+        sizes[key] = nbytes
         torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
-        return recycled_for(self, f"stream {i}").empty(full, torch_dtype).numpy()
+        return recycled_for(self, key).empty(tuple(shape), torch_dtype).numpy()
+
+    def _kept_stream(self, i: int, model: NeuronModel, a_in: Any) -> np.ndarray | None:
+        """Memory for layer ``i``'s output stream when no trace of it is returned
+        (:meth:`_kept`)."""
+        first = a_in[0] if isinstance(a_in, tuple) else a_in
+        return self._kept(f"stream {i}", tuple(first.shape), model.spike_dtype)
+
+    def _scratch(self, i: int, part: str) -> synapse_fast.Scratch:
+        """Layer ``i``'s synapse arrays (weight ``part``) in kept memory (:meth:`_kept`)."""
+
+        def scratch(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+            kept = self._kept(f"synapse {i} {part} {role}", shape, dtype)
+            return synapse_fast.new_array(role, shape, dtype) if kept is None else kept
+
+        return scratch
 
     @staticmethod
     def _sum_layer(layer: Any, stream: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -770,7 +792,7 @@ class Emulator:
         w, weights = self._prepared_weight(i, layer, part, x.shape, groups, transpose)
         if dense:
             xin = _kernel_input(x, (math.prod(x.shape[:-1]), steps))
-            return synapse_fast.dense(xin, w, 0, graded, 1, weights)
+            return synapse_fast.dense(xin, w, 0, graded, 1, weights, self._scratch(i, part))
         _, h_out, w_out = self.shapes[i]
         geometry = (
             _pair("stride", layer.stride, 1),
@@ -788,6 +810,7 @@ class Emulator:
             (h_out, w_out),
             transpose=transpose,
             weights=weights,
+            scratch=self._scratch(i, part),
         )
 
     def _prepared_weight(

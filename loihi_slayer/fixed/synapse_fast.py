@@ -76,10 +76,12 @@ __all__ = [
     "dense_weights",
     "exact_float_dtype",
     "MAX_TILE_WORKERS",
+    "Scratch",
     "TILE_WORKERS",
     "gemm_threads",
     "input_magnitudes",
     "int8_factor",
+    "new_array",
     "sum_bound",
     "tile_workers",
 ]
@@ -96,6 +98,11 @@ GEMM_THREADS = 1
 #: at most :data:`MAX_TILE_WORKERS`); see :func:`tile_workers`
 TILE_WORKERS: int | None = None
 MAX_TILE_WORKERS = 8
+#: ``scratch(role, shape, dtype)``: an uninitialised C-contiguous array for one of a call's
+#: arrays (``role``: ``"out"`` the returned sums, ``"operand"`` the converted input,
+#: ``"cols <k>"``/``"sums <k>"`` worker ``k``'s tile buffers); a caller that runs the same
+#: layer again (the emulator) hands out memory it keeps (see :mod:`loihi_slayer._recycle`)
+Scratch = Callable[[str, tuple[int, ...], np.dtype], np.ndarray]
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
 _HUGE = 1 << 62
@@ -439,6 +446,11 @@ def _gemm() -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
         yield _torch_mm
 
 
+def new_array(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The default :data:`Scratch`: fresh memory (``np.empty``)."""
+    return np.empty(shape, dtype)
+
+
 def _sum_dtype(bound: int, weight_exp: int, wrap: bool) -> np.dtype:
     """int32 when the shifted (or 24-bit wrapped) sums fit it, else int64."""
     if wrap or bound << max(weight_exp, 0) < (1 << 31):
@@ -535,6 +547,7 @@ def dense(
     graded: bool,
     latency: int,
     weights: Weights | None = None,
+    scratch: Scratch = new_array,
 ) -> np.ndarray:
     """Exact dense synaptic sums of validated ``(N_in, T)`` input and on-grid weights.
 
@@ -542,7 +555,8 @@ def dense(
     ``out[o, t] = shift(sum_i W[o, i] x[i, t - latency], weight_exp)``, as int32
     when it fits (int64 otherwise). Runs a float GEMM when
     :func:`exact_float_dtype` allows it, else the integer kernel. ``weights``:
-    :func:`dense_weights` of ``weight``, kept by a caller that runs it again.
+    :func:`dense_weights` of ``weight``, kept by a caller that runs it again;
+    ``scratch``: where the arrays come from (:data:`Scratch`).
     """
     x = np.ascontiguousarray(x)  # the copy kernels index it flat
     n_in, steps = x.shape
@@ -553,12 +567,12 @@ def dense(
     plan = _Plan(weights, mags, bound, weight_exp)
     if plan.dtype is None:
         return _dense_integer(x, weight, weight_exp, graded, latency)
-    xf = np.empty((n_in, steps), plan.dtype)
+    xf = scratch("operand", (n_in, steps), plan.dtype)
     _delayed(x, latency, not graded, xf)
-    acc = np.empty((n_out, steps), plan.acc_dtype)
+    acc = scratch("sums 0", (n_out, steps), plan.acc_dtype)
     with plan.gemm() as mm:
         mm(plan.mats[0], xf, acc)
-    out = np.empty((n_out, steps), _sum_dtype(bound, weight_exp, False))
+    out = scratch("out", (n_out, steps), _sum_dtype(bound, weight_exp, False))
     _store(acc, plan.exp, False, out, 0, 0)
     return out
 
@@ -611,6 +625,7 @@ def conv2d(
     out_hw: tuple[int, int],
     transpose: bool = False,
     weights: Weights | None = None,
+    scratch: Scratch = new_array,
 ) -> np.ndarray:
     """Exact (transposed) convolution sums of validated ``(C, H, W, T)`` input.
 
@@ -620,7 +635,8 @@ def conv2d(
     ``latency``; ``(C_out, H_out, W_out, T)`` int32. Runs tiled ``im2col`` +
     float GEMM when :func:`exact_float_dtype` allows it, else the integer kernel;
     pooling (one output channel per group) runs a direct integer kernel. ``weights``:
-    :func:`conv_weights` of ``weight``, kept by a caller that runs it again.
+    :func:`conv_weights` of ``weight``, kept by a caller that runs it again;
+    ``scratch``: where the arrays come from (:data:`Scratch`).
     """
     x = np.ascontiguousarray(x)  # the copy kernels index it flat
     c_in, _, _, steps = x.shape
@@ -630,7 +646,7 @@ def conv2d(
     c_out = groups * g_out
     h_out, w_out = out_hw
     if groups > 1 and g_out == 1:  # pooling: one output per group, a GEMV each
-        out4 = np.empty((c_out, h_out, w_out, steps), np.int32)
+        out4 = scratch("out", (c_out, h_out, w_out, steps), np.dtype(np.int32))
         w4 = mats.reshape(c_out, c_in // groups, *weight.shape[2:])
         _direct_conv(
             x,
@@ -666,18 +682,18 @@ def conv2d(
             transpose,
         )
     npix = h_out * w_out
-    out = np.empty((c_out, npix * steps), np.int32)
+    out = scratch("out", (c_out, npix * steps), np.dtype(np.int32))
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
     starts = list(range(0, npix, tile))
-    src, lag, word = _gemm_stream(x, latency, graded, plan.dtype)
+    src, lag, word = _gemm_stream(x, latency, graded, plan.dtype, scratch)
     binary = word is None and not graded  # the converted stream holds 0/1 already
 
-    def tiles(share: list[int], mm) -> None:
+    def tiles(worker: int, share: list[int], mm) -> None:
         """im2col + GEMM + store of the tiles starting at ``share`` (own buffers)."""
-        cols_buf = np.empty(fan_in * min(tile, npix) * steps, plan.dtype)
-        acc_buf = np.empty(g_out * min(tile, npix) * steps, plan.acc_dtype)
+        cols_buf = scratch(f"cols {worker}", (fan_in * min(tile, npix) * steps,), plan.dtype)
+        acc_buf = scratch(f"sums {worker}", (g_out * min(tile, npix) * steps,), plan.acc_dtype)
         for p0 in share:
             ncols = (min(npix, p0 + tile) - p0) * steps
             cols = cols_buf[: fan_in * ncols].reshape(fan_in, ncols)
@@ -691,16 +707,17 @@ def conv2d(
     with plan.gemm() as mm:
         workers = min(tile_workers(), len(starts))
         if workers <= 1:
-            tiles(starts, mm)
+            tiles(0, starts, mm)
         else:  # contiguous runs of tiles, one per worker; the output columns are disjoint
             k = -(-len(starts) // workers)
-            jobs = [_pool().submit(tiles, starts[i : i + k], mm) for i in range(0, len(starts), k)]
+            runs = range(0, len(starts), k)
+            jobs = [_pool().submit(tiles, j, starts[i : i + k], mm) for j, i in enumerate(runs)]
             for job in jobs:
                 job.result()
     return out.reshape(c_out, h_out, w_out, steps)
 
 
-def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype):
+def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype, scratch: Scratch):
     """What im2col copies from: ``(src, lag, word)``.
 
     im2col copies runs of ``T`` values, ``kH * kW`` times each value; runs of 32 int8
@@ -716,7 +733,7 @@ def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype):
     run = steps * dtype.itemsize
     for size in (8, 4, 2):
         if run % size == 0 and size > dtype.itemsize:
-            conv = np.empty(x.shape, dtype)
+            conv = scratch("operand", x.shape, dtype)
             _delayed(x.reshape(-1, steps), latency, not graded, conv.reshape(-1, steps))
             word = np.dtype(f"u{size}")
             return conv.view(word), 0, word
