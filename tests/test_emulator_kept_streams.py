@@ -13,9 +13,10 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from test_emulator_fast import _mixed_network
 
-from loihi_slayer import _recycle
+from loihi_slayer import _recycle, block
 from loihi_slayer.emulate import Emulator
 from loihi_slayer.emulate import emulator as emulator_module
 from loihi_slayer.fixed import api
@@ -202,3 +203,66 @@ def test_synapse_arrays_reuse_their_memory(kind, monkeypatch):
     # T = 12: int8 spikes and float32 payloads both fill words, so the stream is converted
     assert {"out", "operand", "cols 0", "sums 0"} <= roles
     assert seen[1] == seen[0] and seen[2] == seen[0]
+
+
+FAMILY_PARAMS = {
+    "cuba": {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1},
+    "alif": {
+        "threshold": 0.1,
+        "threshold_step": 0.05,
+        "current_decay": 0.25,
+        "voltage_decay": 0.1,
+        "threshold_decay": 0.1,
+        "refractory_decay": 0.1,
+    },
+    "rf": {"threshold": 0.05, "period": 7.0, "decay": 0.05},
+    "rf_iz": {"threshold": 0.05, "period": 7.0, "decay": 0.05},
+    "adrf": {
+        "threshold": 0.05,
+        "period": 7.0,
+        "decay": 0.05,
+        "threshold_step": 2 / 64,
+        "threshold_decay": 0.25,
+        "refractory_decay": 0.5,
+    },
+    "adrf_iz": {
+        "threshold": 0.05,
+        "period": 7.0,
+        "decay": 0.05,
+        "threshold_step": 2 / 64,
+        "threshold_decay": 0.25,
+        "refractory_decay": 0.5,
+    },
+    "sigma_delta": {"threshold": 1 / 32, "activation": torch.nn.functional.relu},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
+def test_every_family_with_kept_memory(family, tmp_path, monkeypatch):
+    """A dense network of each neuron family exported and emulated, the last layer
+    recorded, twice on other inputs: what an emulator that keeps nothing gives."""
+    mod = getattr(block, family)
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        mod.Dense(FAMILY_PARAMS[family], 16, 24, weight_scale=4),
+        mod.Dense(FAMILY_PARAMS[family], 24, 6, weight_scale=4),
+    )
+    block.init_shapes(net, (16,))
+    path = tmp_path / "net.net"
+    block.export_network(net, path)
+    rng = np.random.default_rng(8)
+    graded = family == "sigma_delta"
+    xs = [rng.integers(0, 300 if graded else 2, (16, 30)) for _ in range(2)]
+    record = {1: ("s",)}
+    with monkeypatch.context() as m:
+        m.setattr(emulator_module, "KEPT_BYTES", 0)
+        plain = Emulator(path)
+        want = [plain.run(x, graded_input=graded, record=record)[1, "s"] for x in xs]
+    emu = Emulator(path)
+    for _ in range(2):
+        for x, expected in zip(xs, want, strict=True):
+            np.testing.assert_array_equal(
+                emu.run(x, graded_input=graded, record=record)[1, "s"], expected
+            )
+    assert any(np.any(w != 0) for w in want)  # the network is not silent
+    assert any(key.startswith("stream 0") for key in emu._kept_sizes)
