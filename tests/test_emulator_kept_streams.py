@@ -9,6 +9,7 @@ after run, in any order, from two threads at once, and memory really reused.
 from __future__ import annotations
 
 import inspect
+import pickle
 import threading
 
 import numpy as np
@@ -266,3 +267,17 @@ def test_every_family_with_kept_memory(family, tmp_path, monkeypatch):
             )
     assert any(np.any(w != 0) for w in want)  # the network is not silent
     assert any(key.startswith("stream 0") for key in emu._kept_sizes)
+
+
+def test_an_emulator_with_kept_memory_pickles(monkeypatch):
+    """Kept memory lives outside the emulator's attributes: a pickled emulator (e.g. sent
+    to a worker process) loads and runs to the same traces."""
+    xs = _inputs(9, 2)
+    want = _expected("cuba", xs, {6: ("s",)}, monkeypatch)
+    emu = Emulator(_mixed_network("cuba", False))
+    _run(emu, xs[0], {6: ("s",)})
+    copy = pickle.loads(pickle.dumps(emu))
+    for e in (copy, emu):
+        for x, expected in zip(xs, want, strict=True):
+            got = _run(e, x, {6: ("s",)})
+            np.testing.assert_array_equal(got[6, "s"], expected[6, "s"])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
@@ -98,6 +99,8 @@ _STREAM_DTYPES = tuple(
 #: layers' synapse buffers and sums, unrecorded layers' output streams: :meth:`Emulator._kept`);
 #: arrays beyond it are allocated per run
 KEPT_BYTES = 1 << 28
+#: guards every emulator's kept-memory accounting (runs of one emulator on two threads)
+_KEPT_LOCK = threading.Lock()
 #: netx defaults for sigma-delta neurons
 SPIKE_EXP = 6
 STATE_EXP = 6
@@ -642,12 +645,13 @@ class Emulator:
         if self.backend != "cpu":
             return None
         nbytes = math.prod(shape) * dtype.itemsize
-        sizes = self._kept_sizes
-        if sum(sizes.values()) - sizes.get(key, 0) + nbytes > KEPT_BYTES:
-            if sizes.pop(key, None) is not None:
-                recycled_for(self, key).release()
-            return None
-        sizes[key] = nbytes
+        with _KEPT_LOCK:
+            sizes = self._kept_sizes
+            if sum(sizes.values()) - sizes.get(key, 0) + nbytes > KEPT_BYTES:
+                if sizes.pop(key, None) is not None:
+                    recycled_for(self, key).release()
+                return None
+            sizes[key] = nbytes
         torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
         return recycled_for(self, key).empty(tuple(shape), torch_dtype).numpy()
 

@@ -17,9 +17,8 @@ The GEMM multiplies the weights with their common power of two :math:`2^g` taken
 (:math:`w = 2^g w'`; lava-nc clears the :math:`8 - \text{numWeightBits}` low bits of
 every weight, one more for mixed-sign weights, so 8-bit mixed weights are all even), so
 the bound it needs is :math:`B / 2^g` and :math:`2^g` joins the exponent shift of the
-store. :func:`exact_float_dtype` picks the
-narrowest exact format for a bound; beyond :math:`2^{53}` the callers fall back to the
-integer kernels of :mod:`.cpu`.
+store. :func:`exact_float_dtype` picks the narrowest exact format for a bound; beyond
+:math:`2^{53}` the callers fall back to the integer kernels of :mod:`.cpu`.
 
 Before either, the integer GEMM: with inputs of magnitude at most 127 (binary spikes
 always) and weights :math:`w = 2^g w'` with :math:`w'` in int8 range (Loihi's 8-bit
