@@ -206,34 +206,20 @@ def test_synapse_arrays_reuse_their_memory(kind, monkeypatch):
     assert seen[1] == seen[0] and seen[2] == seen[0]
 
 
+_RESONATOR = {"threshold": 0.05, "period": 7.0, "decay": 0.05}
+_ADAPTIVE = {"threshold_step": 2 / 64, "threshold_decay": 0.25, "refractory_decay": 0.5}
 FAMILY_PARAMS = {
     "cuba": {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.1},
     "alif": {
         "threshold": 0.1,
-        "threshold_step": 0.05,
         "current_decay": 0.25,
         "voltage_decay": 0.1,
-        "threshold_decay": 0.1,
-        "refractory_decay": 0.1,
+        **_ADAPTIVE,
     },
-    "rf": {"threshold": 0.05, "period": 7.0, "decay": 0.05},
-    "rf_iz": {"threshold": 0.05, "period": 7.0, "decay": 0.05},
-    "adrf": {
-        "threshold": 0.05,
-        "period": 7.0,
-        "decay": 0.05,
-        "threshold_step": 2 / 64,
-        "threshold_decay": 0.25,
-        "refractory_decay": 0.5,
-    },
-    "adrf_iz": {
-        "threshold": 0.05,
-        "period": 7.0,
-        "decay": 0.05,
-        "threshold_step": 2 / 64,
-        "threshold_decay": 0.25,
-        "refractory_decay": 0.5,
-    },
+    "rf": _RESONATOR,
+    "rf_iz": _RESONATOR,
+    "adrf": {**_RESONATOR, **_ADAPTIVE},
+    "adrf_iz": {**_RESONATOR, **_ADAPTIVE},
     "sigma_delta": {"threshold": 1 / 32, "activation": torch.nn.functional.relu},
 }
 
