@@ -1,0 +1,178 @@
+"""Quiet neurons in the CUBA training forward kernels: skipped, with their outputs written.
+
+A neuron whose input is 0 at every step, whose state (current, voltage, refractory
+count) is 0, whose bias is 0 and whose threshold is not negative stays at rest: the
+kernels (``autograd._cpu.cuba_forward*``, plain and pooled) write its zero outputs and
+queue only the other neurons into their 16-lane blocks. Each case here mixes quiet
+neurons with every kind of neuron that only looks quiet (zero input but a state, a bias,
+a refractory count; input on one late step only; a NaN; window
+taps that cancel in the pooled sum), across lane-block boundaries, against the NumPy
+fixed-point reference (:mod:`loihi_slayer.autograd.reference`). The kernels' outputs
+start NaN / 7 filled, so an output a skipped neuron leaves unwritten shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import cuba_forward_kernels, run_cuba_kernel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_pool_fused import window_sums
+
+from loihi_slayer.autograd import reference
+
+#: what a neuron's input, state and parameters look like (see the module docstring)
+KINDS = (
+    "quiet",
+    "quiet",
+    "quiet",
+    "current",
+    "voltage",
+    "refractory",
+    "bias",
+    "late input",
+    "nan",
+    "negative zero",
+    "cancelling taps",
+    "busy",
+)
+
+case_strategy = st.fixed_dictionaries(
+    {
+        "rows": st.integers(1, 70),
+        "steps": st.sampled_from([1, 3, 16, 17, 60, 300]),
+        "pooled": st.booleans(),
+        "ref_delay": st.sampled_from([1, 3]),
+        "graded": st.booleans(),
+        "shift": st.booleans(),
+        "parallel": st.booleans(),
+        "per_neuron": st.booleans(),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+def _neurons(rng, rows: int, ref: int, per_neuron: bool):
+    """Kinds, parameters and initial state of ``rows`` neurons (``per_neuron``: parameters
+    per neuron, else shared, with every neuron's bias 0 then)."""
+    kinds = rng.choice(KINDS, size=rows)
+    if not per_neuron:
+        kinds[kinds == "bias"] = "quiet"
+    if ref == 1:
+        kinds[kinds == "refractory"] = "quiet"
+    n = rows if per_neuron else 1
+    i_dec = rng.choice([0, 411, 4096], size=n).astype(np.int64)
+    v_dec = rng.choice([0, 205, 4096], size=n).astype(np.int64)
+    vth = rng.choice([0, 1, 80, 131071], size=n).astype(np.int64) << 6
+    bias = np.zeros(n, np.int64)
+    if per_neuron:
+        bias[kinds == "bias"] = rng.choice([-3, 5], size=int((kinds == "bias").sum())) << 6
+    u0, v0, rc0 = (np.zeros(rows, np.int64) for _ in range(3))
+    u0[kinds == "current"] = rng.choice([-1, 1, 9000], size=int((kinds == "current").sum()))
+    v0[kinds == "voltage"] = rng.choice([-1, 1, 9000], size=int((kinds == "voltage").sum()))
+    rc0[kinds == "refractory"] = rng.integers(1, ref, size=int((kinds == "refractory").sum()))
+    return kinds, (i_dec, v_dec, vth, bias), (u0, v0, rc0)
+
+
+def _inputs(rng, kinds, steps: int, taps: int) -> np.ndarray:
+    """``(rows, taps, steps)`` float32 inputs (``taps`` values summed per neuron input)."""
+    rows = len(kinds)
+    x = np.zeros((rows, taps, steps), np.float32)
+    busy = kinds == "busy"
+    x[busy] = rng.integers(-2, 4, size=(int(busy.sum()), taps, steps)) * (
+        rng.random((int(busy.sum()), taps, steps)) < 0.4
+    )
+    x[kinds == "late input", -1, -1] = 1.0
+    x[kinds == "nan", 0, steps // 2] = np.nan
+    x[kinds == "negative zero"] = -0.0
+    cancel = kinds == "cancelling taps"
+    x[cancel, 0, :] = 0.5
+    x[cancel, -1, :] = -0.5 if taps > 1 else 0.5
+    return x
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=case_strategy)
+def test_quiet_and_look_alike_neurons_equal_the_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    rows, steps, ref = case["rows"], case["steps"], case["ref_delay"]
+    kinds, (i_dec, v_dec, vth, bias), (u0, v0, rc0) = _neurons(rng, rows, ref, case["per_neuron"])
+    kernel = cuba_forward_kernels()[ref > 1, case["parallel"]]
+    if case["pooled"]:  # each neuron a 2x2 window of its own plane: (rows, 2, 2, T)
+        taps = _inputs(rng, kinds, steps, 4)
+        x4 = taps.reshape(rows, 2, 2, steps)
+        got = run_cuba_kernel(
+            kernel,
+            x4.reshape(-1, steps),
+            64.0,
+            1.0 / 4096,
+            i_dec,
+            v_dec,
+            vth,
+            ref,
+            bias,
+            u0,
+            v0,
+            rc0,
+            case["graded"],
+            pool=(2, 2, 1, 1),
+            pool_w=1.0,
+            shift=case["shift"],
+        )
+        z = window_sums(x4, 2, 2, 1.0)
+    else:
+        z = _inputs(rng, kinds, steps, 1)[:, 0]
+        args = (64.0, 1.0 / 4096, i_dec, v_dec, vth, ref, bias, u0, v0, rc0, case["graded"])
+        got = run_cuba_kernel(kernel, z, *args)
+        if case["shift"]:  # the plain path has no shift: compare unshifted
+            case = {**case, "shift": False}
+    s, vp, u, r, state, bad = got
+    finite = np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+    e_s, e_vp, e_u, e_r, e_u1, e_v1, e_rc1 = reference.cuba_forward(
+        finite, 64.0, 1.0 / 4096, i_dec, v_dec, vth, bias, u0, v0, case["graded"], ref, rc0
+    )
+    e_s = e_s.astype(s.dtype)
+    if case["shift"]:
+        e_s = np.concatenate([np.zeros((rows, 1), s.dtype), e_s[:, :-1]], axis=1)
+    flagged = kinds == "nan"
+    assert np.array_equal(bad != 0, flagged)
+    ok = ~flagged  # a refused row's values are the caller's to discard
+    assert np.array_equal(s[ok], e_s[ok])
+    assert np.array_equal(vp[ok], e_vp[ok].astype(vp.dtype))
+    assert np.array_equal(u[ok], e_u[ok].astype(u.dtype))
+    assert np.array_equal(state[:, ok], np.stack([e_u1, e_v1, e_rc1])[:, ok])
+    if ref > 1:
+        assert np.array_equal(r[ok], e_r[ok].astype(np.uint8))
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_negative_threshold_is_not_quiet(pooled, parallel):
+    """The public neurons refuse a negative threshold, but the kernels do not rely on it:
+    at rest with no input, ``v = 0 > v_th`` spikes every step (the spec's strict compare),
+    in every lane."""
+    rows, steps = 20, 5
+    z = np.zeros((rows * (4 if pooled else 1), steps), np.float32)
+    zeros = np.zeros(rows, np.int64)
+    vth = np.where(np.arange(rows) % 3 == 0, -64, 64).astype(np.int64)
+    geometry = {"pool": (2, 2, 1, 1)} if pooled else {}
+    s, vp, u, _, state, bad = run_cuba_kernel(
+        cuba_forward_kernels()[False, parallel],
+        z,
+        64.0,
+        1.0 / 4096,
+        np.array([411]),
+        np.array([205]),
+        vth,
+        1,
+        np.zeros(1, np.int64),
+        zeros,
+        zeros,
+        zeros,
+        False,
+        **geometry,
+    )
+    expected = np.repeat((vth < 0).astype(np.float32)[:, None], steps, axis=1)
+    assert np.array_equal(s, expected)
+    assert not vp.any() and not u.any() and not state.any() and not bad.any()
