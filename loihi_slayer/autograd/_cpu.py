@@ -296,7 +296,7 @@ def _cuba_chunk(
             if (
                 u_st[n] == 0
                 and v_st[n] == 0
-                and (rc_st[n] == 0 or not refractory)
+                and rc_st[n] == 0
                 and bias[n % nb] == 0
                 and v_th[n % nt] >= 0
                 and _quiet_input(x, pool, n, base)
