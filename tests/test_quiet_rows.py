@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from test_pool_fused import window_sums
 
 from loihi_slayer.autograd import reference
+from loihi_slayer.fixed.dynamics import cuba_rests
 
 #: what a neuron's input, state and parameters look like (see the module docstring)
 KINDS = (
@@ -180,3 +181,34 @@ def test_a_negative_threshold_is_not_quiet(pooled, parallel):
     expected = np.repeat((vth < 0).astype(np.float32)[:, None], steps, axis=1)
     assert np.array_equal(s, expected)
     assert not vp.any() and not u.any() and not state.any() and not bad.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    i_dec=st.integers(0, 4096),
+    v_dec=st.integers(0, 4096),
+    vth_mant=st.integers(0, 131071),
+    ref=st.integers(1, 9),
+    steps=st.integers(1, 50),
+)
+def test_a_resting_neuron_stays_at_rest(i_dec, v_dec, vth_mant, ref, steps):
+    """What ``fixed.dynamics.cuba_rests`` claims, by the independent NumPy reference: from
+    zero state, with no bias and no input, every trace stays 0 for any decays, threshold
+    and refractory delay; and the predicate is false as soon as one condition fails."""
+    zero = np.zeros(1, np.int64)
+    v_th = np.array([vth_mant << 6])
+    decays = (np.array([i_dec]), np.array([v_dec]))
+    x = np.zeros((1, steps), np.float32)
+    s, vp, u, r, u1, v1, rc1 = reference.cuba_forward(
+        x, 64.0, 1.0 / 4096, *decays, v_th, zero, zero, zero, False, ref, zero
+    )
+    assert not (s.any() or vp.any() or u.any() or r.any() or u1.any() or v1.any() or rc1.any())
+    assert cuba_rests(0, 0, 0, 0, vth_mant << 6)
+    for u0, v0, rc0, bias, th in (
+        (1, 0, 0, 0, v_th[0]),
+        (0, -1, 0, 0, v_th[0]),
+        (0, 0, 1, 0, v_th[0]),
+        (0, 0, 0, 64, v_th[0]),
+        (0, 0, 0, 0, -64),
+    ):
+        assert not cuba_rests(u0, v0, rc0, bias, th)

@@ -33,6 +33,7 @@ from ..fixed import dynamics
 from ._convert import INPUT_LIMIT, chip_int
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
+_cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
 _sdnn_step = njit(inline="always", cache=True)(dynamics.sdnn_step)
 
 _LOG2E = np.float32(1.4426950408889634)
@@ -264,9 +265,10 @@ def _cuba_chunk(
     """The neurons of blocks ``c, c + chunks, ...`` of :data:`LANES` rows of
     :func:`cuba_forward`, queued :data:`LANES` at a time into the lanes of one step loop.
 
-    A quiet neuron is not queued: with zero current, voltage and refractory count, no
-    bias, a threshold >= 0 and an input of 0 at every step, the step keeps it at rest
-    (``u = v = 0``, no spike: ``0 > v_th`` fails), so only its zero outputs are written.
+    A quiet neuron is not queued: at rest (zero current, voltage and refractory count, no
+    bias, a threshold >= 0: :func:`~loihi_slayer.fixed.dynamics.cuba_rests`) with an input
+    of 0 at every step, the step keeps it there (``u = v = 0``, no spike), so only its
+    zero outputs are written.
     On event data most neurons are quiet (53 % of the N-MNIST pool block's), and the
     lanes then step the others only. The test reads the input in blocks of
     :data:`QUIET_BLOCK` values until one holds a non-zero value; a queued neuron's input
@@ -302,13 +304,8 @@ def _cuba_chunk(
             if nxt == LANES or n + 1 == rows:
                 blk, nxt = blk + chunks, 0
             base = _pool_base(pool, n) if pooled else 0
-            if (
-                u_st[n] == 0
-                and v_st[n] == 0
-                and rc_st[n] == 0
-                and bias[n % nb] == 0
-                and v_th[n % nt] >= 0
-                and _quiet_input(x, pool, n, base)
+            if _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[n % nb], v_th[n % nt]) and (
+                _quiet_input(x, pool, n, base)
             ):
                 s_out[n, :] = 0.0
                 if rec_v:

@@ -51,6 +51,15 @@ def cuba_step(u, v, rc, a, i_decay, v_decay, v_th, ref_delay, bias, wgt_exp):
     return u, 0 if spike != 0 else v_pre, rc, spike, v_pre
 
 
+def cuba_rests(u, v, rc, bias, v_th):
+    """Whether a CUBA-LIF neuron in state ``(u, v, rc)`` with effective ``bias`` and
+    threshold ``v_th`` stays at rest while its input is 0: zero state, no bias and
+    ``v_th >= 0``. Then :func:`cuba_step` with ``a = 0`` returns ``(0, 0, 0, 0, 0)`` for
+    every decay, refractory delay and weight exponent (``0 > v_th`` fails), so a kernel
+    may write a quiet neuron's zero outputs without stepping it."""
+    return u == 0 and v == 0 and rc == 0 and bias == 0 and v_th >= 0
+
+
 # sigma-delta modes
 MODE_DELTA = 0  # input layer: a = a_in << (E+S), then delta encoding
 MODE_SIGMA_DELTA = 1  # sigma += a_in; a = act(sigma + bias); delta encoding
