@@ -304,7 +304,9 @@ def nmnist_parts(case: dict, reps: int) -> None:
     backward), and the
     step's products (the dense synapse's int8 forward product, PyTorch's sgemm on the
     other shapes). Their sum is what the step would
-    take with no other cost (copies, checks, autograd, optimizer)."""
+    take with no other cost (copies, checks, autograd, optimizer). Also printed, outside
+    the sum: the time of one read of the input (``x.sum()``), the least the pool block
+    can take."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
     with torch.no_grad():
@@ -351,6 +353,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
         total += ms
         print(f"    {name:42s} {ms:7.2f} ms")
     print(f"    {'sum: the step without any other cost':42s} {total:7.2f} ms")
+    # the pool block's floor: it reads every input value at least once
+    mb = x.numel() * x.element_size() / 2**20
+    read = _median_ms(lambda: x.sum(), reps)
+    print(f"    {f'(pool floor: one read of the {mb:.1f} MB input)':42s} {read:7.2f} ms")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -153,11 +153,15 @@ QUIET_BLOCK = 64
 @njit(inline="always", cache=True)
 def _quiet_row(xr):
     """Whether every value of the row ``xr`` is 0 (NaN is not). Counted block by block
-    (a count vectorises), stopping at the first block with a non-zero value."""
+    (a count vectorises), stopping at the first block with a non-zero value. Each block
+    is a slice indexed by the loop counter alone: with ``xr[t]`` for ``t`` from ``t0``,
+    numba kept its wrap-around check for negative indices and the count stayed scalar
+    (2.6-3.6x slower)."""
     for t0 in range(0, xr.shape[0], QUIET_BLOCK):
+        block = xr[t0 : t0 + QUIET_BLOCK]
         nz = 0
-        for t in range(t0, min(t0 + QUIET_BLOCK, xr.shape[0])):
-            nz += xr[t] != 0
+        for t in range(block.shape[0]):
+            nz += block[t] != 0
         if nz != 0:
             return False
     return True
@@ -180,14 +184,15 @@ def _quiet_input(x, pool, n, base):
 
 @njit(inline="always", cache=True)
 def _window_row(x, row, kw, t0, tn, acc):
-    """``acc[tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right."""
-    xr = x[row]
+    """``acc[tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right (on
+    slices indexed by the loop counter: see :func:`_quiet_row`)."""
+    xr = x[row, t0 : t0 + tn]
     for tt in range(tn):
-        acc[tt] = xr[t0 + tt]
+        acc[tt] = xr[tt]
     for b in range(1, kw):
-        xr = x[row + b]
+        xr = x[row + b, t0 : t0 + tn]
         for tt in range(tn):
-            acc[tt] = acc[tt] + xr[t0 + tt]
+            acc[tt] = acc[tt] + xr[tt]
 
 
 @njit(inline="always", cache=True)
@@ -209,12 +214,12 @@ def _pool_segment(x, pool, w, bases, m, t0, tn, seg):
     part = seg[LANES]
     if kh == 2 and kw == 2:  # the common 2x2 pool in one pass: the same sums, fewer loads
         for j in range(m):
-            x0, x1 = x[bases[j]], x[bases[j] + 1]
-            x2, x3 = x[bases[j] + width], x[bases[j] + width + 1]
+            x0, x1 = x[bases[j], t0 : t0 + tn], x[bases[j] + 1, t0 : t0 + tn]
+            x2 = x[bases[j] + width, t0 : t0 + tn]
+            x3 = x[bases[j] + width + 1, t0 : t0 + tn]
             z = seg[j]
             for tt in range(tn):
-                t = t0 + tt
-                z[tt] = ((x0[t] + x1[t]) + (x2[t] + x3[t])) * w
+                z[tt] = ((x0[tt] + x1[tt]) + (x2[tt] + x3[tt])) * w
         return
     for j in range(m):
         z = seg[j]
@@ -616,9 +621,10 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag)
             arg[t] = -abs(vp[n, t] - th) * it
     _vexp_neg(arg, sur, ibuf)
     a = np.float32(amp)
-    for t in range(steps - lag):
-        sur[t] = sur[t] * a * g_s[n, t + lag]
-    for t in range(max(steps - lag, 0), steps):
+    g = g_s[n, lag:]  # a slice indexed by the loop counter alone (see _quiet_row)
+    for t in range(g.shape[0]):
+        sur[t] = sur[t] * a * g[t]
+    for t in range(g.shape[0], steps):
         sur[t] = np.float32(0.0)
 
 

@@ -361,14 +361,14 @@ def weight_grad_sparse(g_a, s, out):
         srow = s[r]
         grow = g_a[r]
         for i0 in range(0, n_in, 32):  # a vectorised count skips spike-free runs
-            i1 = min(i0 + 32, n_in)
-            hits = 0
-            for i in range(i0, i1):
-                hits += srow[i] != 0
+            run = srow[i0 : i0 + 32]  # indexed by the loop counter alone: no wrap-around
+            hits = 0  # checks (an offset index kept them, and the count scalar)
+            for i in range(run.shape[0]):
+                hits += run[i] != 0
             if hits == 0:
                 continue
-            for i in range(i0, i1):
-                if srow[i] != 0:
-                    acc = out[i]
+            for i in range(run.shape[0]):
+                if run[i] != 0:
+                    acc = out[i0 + i]
                     for o in range(n):
                         acc[o] += grow[o]

@@ -94,15 +94,22 @@ def _to_int8_serial(x, out):
     return bad, top
 
 
+@njit(inline="always", cache=True)
+def _scale_row(src, unit, dst):
+    """``dst[t] = src[t] · unit`` (int32 -> float32). Both are slices indexed by the loop
+    counter alone: an offset index (``r[o, base + t]``) keeps numba's wrap-around check
+    for negative indices, and the loop then stays scalar."""
+    for t in range(dst.shape[0]):
+        dst[t] = np.float32(src[t]) * unit
+
+
 @njit(parallel=True, cache=True)
 def _scale_out_parallel(r, unit, z):
     """``z[b, o, t] = r[o, b·T + t] · unit`` (int32 -> float32, time-last)."""
     n_b, n_o, steps = z.shape
     for job in prange(n_b * n_o):
         b, o = job // n_o, job % n_o
-        base = b * steps
-        for t in range(steps):
-            z[b, o, t] = np.float32(r[o, base + t]) * unit
+        _scale_row(r[o, b * steps : (b + 1) * steps], unit, z[b, o])
 
 
 @njit(cache=True)
@@ -111,9 +118,7 @@ def _scale_out_serial(r, unit, z):
     n_b, n_o, steps = z.shape
     for b in range(n_b):
         for o in range(n_o):
-            base = b * steps
-            for t in range(steps):
-                z[b, o, t] = np.float32(r[o, base + t]) * unit
+            _scale_row(r[o, b * steps : (b + 1) * steps], unit, z[b, o])
 
 
 def weight_grid(w: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
