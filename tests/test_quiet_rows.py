@@ -151,6 +151,59 @@ def test_quiet_and_look_alike_neurons_equal_the_reference(case):
         assert np.array_equal(r[ok], e_r[ok].astype(np.uint8))
 
 
+@pytest.mark.parametrize("steps", [63, 64, 65, 129, 200])
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_one_input_value_at_any_step_is_seen(steps, pooled, parallel):
+    """Neuron ``p`` gets one input value, at step ``p`` (of tap ``p % 4`` when pooled), and
+    nothing else: every position of the quiet test's blocks of 64 values, their edges
+    included, must make its neuron step (the reference's traces), not pass as quiet."""
+    rows = steps
+    x = np.zeros((rows, 4 if pooled else 1, steps), np.float32)
+    x[np.arange(rows), np.arange(rows) % x.shape[1], np.arange(steps)] = 3.0
+    zeros = np.zeros(rows, np.int64)
+    params = (np.array([411]), np.array([205]), np.array([64 << 6]), 1, np.zeros(1, np.int64))
+    if pooled:
+        x4 = x.reshape(rows, 2, 2, steps)
+        got = run_cuba_kernel(
+            cuba_forward_kernels()[False, parallel],
+            x4.reshape(-1, steps),
+            64.0,
+            1.0 / 4096,
+            *params,
+            zeros,
+            zeros,
+            zeros,
+            False,
+            pool=(2, 2, 1, 1),
+            pool_w=1.0,
+        )
+        z = window_sums(x4, 2, 2, 1.0)
+    else:
+        z = x[:, 0]
+        got = run_cuba_kernel(
+            cuba_forward_kernels()[False, parallel],
+            z,
+            64.0,
+            1.0 / 4096,
+            *params,
+            zeros,
+            zeros,
+            zeros,
+            False,
+        )
+    s, vp, u, _, state, bad = got
+    e_s, e_vp, e_u, _, e_u1, e_v1, _ = reference.cuba_forward(
+        z, 64.0, 1.0 / 4096, *params[:3], params[4], zeros, zeros, False, 1, zeros
+    )
+    assert not bad.any()
+    assert np.array_equal(u, e_u.astype(u.dtype))
+    assert np.array_equal(vp, e_vp.astype(vp.dtype))
+    assert np.array_equal(s, e_s.astype(s.dtype))
+    assert np.array_equal(state[:2], np.stack([e_u1, e_v1]))
+    assert (u != 0).any(axis=1).all()  # each neuron saw its value
+
+
 @pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_a_negative_threshold_is_not_quiet(pooled, parallel):
