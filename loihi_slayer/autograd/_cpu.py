@@ -136,14 +136,23 @@ def _tile_out(out, tiles, k, rows, m, t0, tl, sh=0):
 
 
 @njit(inline="always", cache=True)
+def _at(n, k):
+    """Neuron ``n``'s index into a parameter array of ``k`` values (one shared value, or
+    one per neuron of a batch entry): no division for a shared value."""
+    return 0 if k == 1 else n % k
+
+
+@njit(inline="always", cache=True)
 def _pool_base(pool, n):
-    """The input row of the first tap of pooled row ``n``'s window (see
-    :func:`_pool_segment`): ``n = (plane, i, j)`` on the ``(H', W')`` grid."""
-    kh, kw, ho, wo = pool[0], pool[1], pool[2], pool[3]
-    plane = n // (ho * wo)
-    r = n - plane * ho * wo
-    i = r // wo
-    return ((plane * ho + i) * kh * wo + (r - i * wo)) * kw
+    r"""The input row of the first tap of pooled row ``n``'s window (see
+    :func:`_pool_segment`): ``n = (plane, i, j)`` on the ``(H', W')`` grid, the window at
+    input row ``(plane·H' + i)·kH`` (``q = n // W'``, one division), column ``j·kW``:
+
+    .. math:: ((q\,k_H W' + n - q W')\,k_W, \qquad q = \lfloor n / W' \rfloor = plane\,H' + i
+    """
+    kh, kw, wo = pool[0], pool[1], pool[3]
+    q = n // wo
+    return (q * (kh - 1) * wo + n) * kw
 
 
 #: values of a row the quiet test counts at a time before it looks at the count
@@ -309,7 +318,7 @@ def _cuba_chunk(
             if nxt == LANES or n + 1 == rows:
                 blk, nxt = blk + chunks, 0
             base = _pool_base(pool, n) if pooled else 0
-            if _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[n % nb], v_th[n % nt]) and (
+            if _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[_at(n, nb)], v_th[_at(n, nt)]) and (
                 _quiet_input(x, pool, n, base)
             ):
                 s_out[n, :] = 0.0
@@ -327,10 +336,10 @@ def _cuba_chunk(
             break
         for j in range(LANES):
             n = lane_rows[min(j, m - 1)]
-            pb[0, j] = i_decay[n % ni]
-            pb[1, j] = v_decay[n % nv]
-            pb[2, j] = v_th[n % nt]
-            pb[3, j] = bias[n % nb]
+            pb[0, j] = i_decay[_at(n, ni)]
+            pb[1, j] = v_decay[_at(n, nv)]
+            pb[2, j] = v_th[_at(n, nt)]
+            pb[3, j] = bias[_at(n, nb)]
             live = j < m
             sv[0, j] = u_st[n] if live else 0
             sv[1, j] = v_st[n] if live else 0
