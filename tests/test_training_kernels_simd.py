@@ -89,6 +89,37 @@ def test_cuba_forward_equals_reference(case):
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+@pytest.mark.parametrize("neurons", [2, 3, 17])
+def test_cuba_per_neuron_parameters_repeat_over_the_batch(neurons, ref_delay, parallel):
+    """In a layer, per-neuron parameters have one value per neuron of a batch entry and
+    the kernels' rows are ``batch x neurons``: row ``n`` takes value ``n % neurons`` (the
+    reference repeats them the same way, ``np.resize``). Every value differs, so a row
+    that took another neuron's value shows."""
+    rng = np.random.default_rng(neurons * 10 + ref_delay)
+    batch, steps = 7, 37
+    rows = batch * neurons
+    i_dec = rng.permutation(np.arange(1, 4096, 4096 // neurons - 1))[:neurons].astype(np.int64)
+    v_dec = rng.permutation(np.arange(1, 4096, 4096 // neurons - 1))[:neurons].astype(np.int64)
+    vth = (rng.permutation(np.arange(100, 100 + 50 * neurons, 50)) << 6).astype(np.int64)
+    bias = (rng.permutation(np.arange(-3 * neurons, 3 * neurons, 3))[:neurons] << 6).astype(
+        np.int64
+    )
+    x = rng.integers(0, 400, size=(rows, steps)).astype(np.float32)
+    zeros = np.zeros(rows, np.int64)
+    args = (64.0, 1.0 / 4096, i_dec, v_dec, vth, ref_delay, bias, zeros, zeros, zeros, False)
+    s, vp, u, r, state, bad = run_cuba_kernel(CUBA_KERNELS[ref_delay > 1, parallel], x, *args)
+    e_s, e_vp, e_u, e_r, e_u1, e_v1, e_rc1 = reference.cuba_forward(
+        x, 64.0, 1.0 / 4096, i_dec, v_dec, vth, bias, zeros, zeros, False, ref_delay, zeros
+    )
+    assert not bad.any()
+    assert np.array_equal(s, e_s.astype(s.dtype))
+    assert np.array_equal(vp, e_vp.astype(vp.dtype))
+    assert np.array_equal(u, e_u.astype(u.dtype))
+    assert np.array_equal(state, np.stack([e_u1, e_v1, e_rc1]))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("graded", [False, True])
 @pytest.mark.parametrize("ref_delay", [1, 3])
 def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
