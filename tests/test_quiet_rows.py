@@ -163,35 +163,27 @@ def test_one_input_value_at_any_step_is_seen(steps, pooled, parallel):
     x[np.arange(rows), np.arange(rows) % x.shape[1], np.arange(steps)] = 3.0
     zeros = np.zeros(rows, np.int64)
     params = (np.array([411]), np.array([205]), np.array([64 << 6]), 1, np.zeros(1, np.int64))
-    if pooled:
+    if pooled:  # each neuron a 2x2 window of its own plane
         x4 = x.reshape(rows, 2, 2, steps)
-        got = run_cuba_kernel(
-            cuba_forward_kernels()[False, parallel],
+        kernel_x, geometry, z = (
             x4.reshape(-1, steps),
-            64.0,
-            1.0 / 4096,
-            *params,
-            zeros,
-            zeros,
-            zeros,
-            False,
-            pool=(2, 2, 1, 1),
-            pool_w=1.0,
+            {"pool": (2, 2, 1, 1)},
+            window_sums(x4, 2, 2, 1.0),
         )
-        z = window_sums(x4, 2, 2, 1.0)
     else:
-        z = x[:, 0]
-        got = run_cuba_kernel(
-            cuba_forward_kernels()[False, parallel],
-            z,
-            64.0,
-            1.0 / 4096,
-            *params,
-            zeros,
-            zeros,
-            zeros,
-            False,
-        )
+        kernel_x, geometry, z = x[:, 0], {}, x[:, 0]
+    got = run_cuba_kernel(
+        cuba_forward_kernels()[False, parallel],
+        kernel_x,
+        64.0,
+        1.0 / 4096,
+        *params,
+        zeros,
+        zeros,
+        zeros,
+        False,
+        **geometry,
+    )
     s, vp, u, _, state, bad = got
     e_s, e_vp, e_u, _, e_u1, e_v1, _ = reference.cuba_forward(
         z, 64.0, 1.0 / 4096, *params[:3], params[4], zeros, zeros, False, 1, zeros
