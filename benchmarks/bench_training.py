@@ -354,7 +354,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         print(f"    {name:42s} {ms:7.2f} ms")
     print(f"    {'sum: the step without any other cost':42s} {total:7.2f} ms")
     # the pool block's floor: it reads every input value at least once
-    mb = x.numel() * x.element_size() / 2**20
+    mb = x.numel() * x.element_size() / 1e6
     read = _median_ms(lambda: x.sum(), reps)
     print(f"    {f'(pool floor: one read of the {mb:.1f} MB input)':42s} {read:7.2f} ms")
 

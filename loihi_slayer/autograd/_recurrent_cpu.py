@@ -361,8 +361,10 @@ def weight_grad_sparse(g_a, s, out):
         srow = s[r]
         grow = g_a[r]
         for i0 in range(0, n_in, 32):  # a vectorised count skips spike-free runs
-            run = srow[i0 : i0 + 32]  # indexed by the loop counter alone: no wrap-around
-            hits = 0  # checks (an offset index kept them, and the count scalar)
+            # a slice indexed by the loop counter alone: an offset index (srow[i] for i
+            # from i0) kept numba's wrap-around check, and the count stayed scalar
+            run = srow[i0 : i0 + 32]
+            hits = 0
             for i in range(run.shape[0]):
                 hits += run[i] != 0
             if hits == 0:
