@@ -7,6 +7,9 @@ holds every integer up to 2**p).
 
 from __future__ import annotations
 
+import os
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -249,7 +252,9 @@ def test_conv_and_transposed_conv_match_reference(case, steps, exp, latency, gra
 
 @pytest.fixture
 def int8_calls(monkeypatch):
-    """Counts the int8 GEMM calls (after the one-time self-check has run)."""
+    """Counts the int8 GEMM calls (after the one-time self-check has run), with the path
+    on whatever the CPU (it is off by default where the CPU lacks int8 dot products)."""
+    monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, "on")
     synapse_fast._int8_gemm_works()
     calls = []
     real = synapse_fast._int8_mm
@@ -285,7 +290,8 @@ def test_int8_gemm_conv_matches_reference(case, steps, exp, latency, graded, g, 
     real = synapse_fast._int8_mm
     synapse_fast._int8_mm = lambda a, b, out: (calls.append(1), real(a, b, out))
     try:
-        got, ref = _conv_both(case, w, x, exp, latency, graded)
+        with mock.patch.dict(os.environ, {synapse_fast.INT8_GEMM_ENV: "on"}):
+            got, ref = _conv_both(case, w, x, exp, latency, graded)
     finally:
         synapse_fast._int8_mm = real
     np.testing.assert_array_equal(got, ref)
@@ -333,8 +339,15 @@ def test_int8_gemm_refused_for_large_inputs_and_weights(int8_calls):
     assert len(int8_calls) == 1
 
 
-def test_without_an_int8_gemm_the_float_path_runs(monkeypatch, int8_calls):
-    monkeypatch.setattr(synapse_fast, "_INT8_GEMM", [False])
+@pytest.mark.parametrize("why", ["no exact int8 GEMM", "switched off", "CPU without int8 dot"])
+def test_without_an_int8_gemm_the_float_path_runs(monkeypatch, int8_calls, why):
+    if why == "no exact int8 GEMM":
+        monkeypatch.setattr(synapse_fast, "_INT8_GEMM", [False])
+    elif why == "switched off":
+        monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, " OFF ")
+    else:
+        monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, "auto")
+        monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda: False)
     rng = np.random.default_rng(9)
     w = reference.quantize_weights(rng.integers(-256, 256, (5, 9)), 8)
     x = (rng.random((9, 6)) < 0.5).astype(np.int8)
@@ -342,6 +355,24 @@ def test_without_an_int8_gemm_the_float_path_runs(monkeypatch, int8_calls):
         synapse_fast.dense(x, w, 1, False, 1), _ref_dense(x, w, 1, False, 1)
     )
     assert int8_calls == []
+
+
+def test_the_int8_gemm_is_on_by_default_only_with_int8_dot_products(monkeypatch):
+    """``auto`` follows PyTorch's table of CPU features: without VNNI or AMX its int8 GEMM
+    is a plain loop, 30x slower than sgemm (an AVX2-only EPYC), so the float GEMM runs."""
+    monkeypatch.delenv(synapse_fast.INT8_GEMM_ENV, raising=False)
+    caps = torch.cpu.get_capabilities()
+    has_dot = any(caps.get(k, False) for k in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    assert synapse_fast.int8_gemm_pays() == has_dot
+    for value, expected in (("1", True), ("On", True), ("0", False), ("off", False)):
+        monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, value)
+        assert synapse_fast.int8_gemm_pays() is expected
+
+
+def test_a_bad_int8_gemm_setting_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, "yes")
+    with pytest.raises(ValueError, match=r"LOIHI_SLAYER_INT8_GEMM='yes'.*auto, 1, on, 0, off"):
+        synapse_fast.int8_gemm_pays()
 
 
 @pytest.mark.parametrize(("mag", "path"), [(1, "float32"), (2**20, "float64"), (2**50, "int")])

@@ -14,6 +14,7 @@ import torch
 from loihi_slayer import _recycle
 from loihi_slayer._recycle import Recycled, recycled_for
 from loihi_slayer.block import cuba as block_cuba
+from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV
 
 SHAPE = (64, 100)
 PARAMS = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
@@ -154,9 +155,10 @@ def test_pool_block_still_copies_pickles_and_saves():
     torch.save(blk, io.BytesIO())
 
 
-def test_each_dense_synapse_keeps_its_weight_gradient_operand():
+def test_each_dense_synapse_keeps_its_weight_gradient_operand(monkeypatch):
     """Two int8-path dense layers of different sizes: each keeps its own float operand
     memory from step to step (one shared buffer would change size at every call)."""
+    monkeypatch.setenv(INT8_GEMM_ENV, "on")  # the int8 path on any CPU
     torch.manual_seed(0)
     net = torch.nn.Sequential(block_cuba.Dense(PARAMS, 96, 80), block_cuba.Dense(PARAMS, 80, 72))
     x = (torch.rand(8, 96, 100) < 0.3).float()

@@ -12,8 +12,19 @@ from hypothesis import strategies as st
 
 from loihi_slayer import synapse
 from loihi_slayer.errors import ParameterError
+from loihi_slayer.fixed import synapse_fast
+from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _int_product as ip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def int8_path_on():
+    """The int8 path on whatever the CPU (by default it is off without int8 dot products,
+    where PyTorch's int8 GEMM is far slower than sgemm)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(INT8_GEMM_ENV, "on")
+        yield
 
 
 @pytest.fixture
@@ -97,6 +108,18 @@ def test_float32_bound_refuses_sums_float32_cannot_hold(any_size):
 
 def test_small_work_keeps_the_float_gemm():
     assert ip.int_product(torch.ones(1, 4, 4), torch.ones(2, 4)) is None
+
+
+def test_a_cpu_without_int8_dot_products_keeps_the_float_gemm(any_size, monkeypatch):
+    x3, w2 = torch.ones(2, 4, 3), torch.ones(5, 4)
+    assert ip.int_product(x3, w2) is not None  # forced on (the module's fixture)
+    monkeypatch.setenv(INT8_GEMM_ENV, "auto")
+    monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda: False)
+    assert ip.int_product(x3, w2) is None
+    monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda: True)
+    assert ip.int_product(x3, w2) is not None
+    monkeypatch.setenv(INT8_GEMM_ENV, "off")
+    assert ip.int_product(x3, w2) is None
 
 
 def test_weight_grid_finds_the_finest_power_of_two():

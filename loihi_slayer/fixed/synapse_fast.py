@@ -24,9 +24,12 @@ Before either, the integer GEMM: with inputs of magnitude at most 127 (binary sp
 always) and weights :math:`w = 2^g w'` with :math:`w'` in int8 range (Loihi's 8-bit
 mantissas shed their common factor 2 or more), ``torch._int_mm`` multiplies int8
 operands into exact int32 sums when :math:`B / 2^g < 2^{31}` (:func:`int8_factor`).
-Its operands are a quarter of float32's bytes, and the int8 GEMM (VNNI) runs about 2.5x
-faster than sgemm here. It is checked once per process against int64 arithmetic on edge
-cases before use.
+Its operands are a quarter of float32's bytes, and on a CPU with int8 dot products
+(AVX512-VNNI, AVX-VNNI, AMX) the int8 GEMM runs about 2.5x faster than sgemm. Without
+them PyTorch's int8 GEMM is a plain loop, 30x *slower* than sgemm (AVX2-only AMD EPYC:
+107 ms against 3.6 ms for a 128x578x1920 product), so the path is taken only where the
+CPU has them (:func:`int8_gemm_pays`; ``LOIHI_SLAYER_INT8_GEMM`` overrides). It is
+checked once per process against int64 arithmetic on edge cases before use.
 
 Convolutions run as ``im2col`` + GEMM on the time-last layout: for a tile of
 output pixels, the columns ``(c_i, k_y, k_x) x (pixel, t)`` are gathered (with
@@ -53,6 +56,7 @@ with its own buffers: the kernels release the GIL and idle threads sleep.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +84,7 @@ __all__ = [
     "gemm_threads",
     "input_magnitudes",
     "int8_factor",
+    "int8_gemm_pays",
     "new_array",
     "sum_bound",
     "tile_workers",
@@ -472,7 +477,40 @@ def int8_factor(weights: Weights, magnitudes: np.ndarray | None, bound: int | No
         return None
     if weights.int8 is None or bound >> weights.shift >= 1 << 31:
         return None
-    return weights.shift if _int8_gemm_works() else None
+    return weights.shift if int8_gemm_pays() and _int8_gemm_works() else None
+
+
+#: the environment variable that overrides :func:`int8_gemm_pays`, and its values
+INT8_GEMM_ENV = "LOIHI_SLAYER_INT8_GEMM"
+_INT8_GEMM_CHOICES = {"auto": None, "1": True, "on": True, "0": False, "off": False}
+#: CPU features (``torch.cpu.get_capabilities`` keys) with int8 dot-product instructions,
+#: which PyTorch's int8 GEMM (oneDNN) needs to beat sgemm
+INT8_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@functools.cache
+def _cpu_has_int8_dot() -> bool:
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is None:  # older torch: no capability table, keep sgemm
+        return False
+    caps = get()
+    return any(bool(caps.get(f, False)) for f in INT8_DOT_FEATURES)
+
+
+def int8_gemm_pays() -> bool:
+    """Whether exact int8 GEMMs should replace float ones on this CPU: where it has int8
+    dot products (:data:`INT8_DOT_FEATURES`), unless ``LOIHI_SLAYER_INT8_GEMM`` says
+    otherwise (``auto``, the default; ``1``/``on``: wherever exact, e.g. to test the path;
+    ``0``/``off``: never). Either path gives the same sums bit for bit; only speed differs."""
+    raw = os.environ.get(INT8_GEMM_ENV, "auto")
+    key = raw.strip().lower()
+    if key not in _INT8_GEMM_CHOICES:
+        raise ValueError(
+            f"{INT8_GEMM_ENV}={raw!r}: expected one of {', '.join(_INT8_GEMM_CHOICES)} "
+            "(auto: int8 GEMMs where the CPU has int8 dot products)"
+        )
+    forced = _INT8_GEMM_CHOICES[key]
+    return _cpu_has_int8_dot() if forced is None else forced
 
 
 def _int8_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:

@@ -12,8 +12,9 @@ integer multiple of ``2 / w_scale``) and integer-valued inputs (binary spikes),
 
 is an integer sum times the grid step :math:`u`, which PyTorch's int8 GEMM
 (``torch._int_mm``, int32 accumulation) computes exactly and 4-8x faster than
-the float32 GEMM on CPUs with int8 dot products (VNNI/AMX). The result is the
-float32 GEMM's result bit for bit while :math:`I \max|m| \max|q| < 2^{24}`: every
+the float32 GEMM on CPUs with int8 dot products (VNNI/AMX); elsewhere it is far
+slower, and the path is off (:func:`~loihi_slayer.fixed.synapse_fast.int8_gemm_pays`).
+The result is the float32 GEMM's result bit for bit while :math:`I \max|m| \max|q| < 2^{24}`: every
 partial sum is then an integer multiple of :math:`u` that float32 holds exactly,
 so the float GEMM rounds nothing either. That bound is checked; where it or
 either grid condition fails the caller keeps the float GEMM.
@@ -41,6 +42,7 @@ from numba import njit, prange
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
+from ..fixed.synapse_fast import int8_gemm_pays
 
 #: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
@@ -226,6 +228,7 @@ def int_product(
         or w2.dtype != torch.float32
         or n_b * steps * n_i * n_o < MIN_WORK
         or torch.compiler.is_compiling()
+        or not int8_gemm_pays()
     ):
         return None
     grid = weight_grid(w2)
