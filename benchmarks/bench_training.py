@@ -301,12 +301,11 @@ def _median_ms(fn: Callable[[], object], reps: int) -> float:
 def nmnist_parts(case: dict, reps: int) -> None:
     """Our N-MNIST step's irreducible work, each part timed alone: the pool block (its
     sums, neuron and shift are one kernel pass), the dense neurons' kernels (forward +
-    backward), and the
-    step's products (the dense synapse's int8 forward product, PyTorch's sgemm on the
-    other shapes). Their sum is what the step would
-    take with no other cost (copies, checks, autograd, optimizer). Also printed, outside
-    the sum: the time of one read of the input (``x.sum()``), the least the pool block
-    can take."""
+    backward), and the step's products (the dense synapse's forward product as the layer
+    runs it: int8 on CPUs with int8 dot products, else sgemm; PyTorch's sgemm on the
+    other shapes). Their sum is what the step would take with no other cost (copies,
+    checks, autograd, optimizer). Also printed, outside the sum: the time of one read of
+    the input (``x.sum()``), the least the pool block can take."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
     with torch.no_grad():
@@ -317,8 +316,15 @@ def nmnist_parts(case: dict, reps: int) -> None:
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
     with torch.no_grad():
         w1 = d1.synapse.pre_hook_weight.reshape(n1, n_in)
-    if int_product(h1, w1) is None:
-        raise SystemExit("the dense 578->128 product did not take the int8 path")
+    # the dense synapse's forward product as the layer runs it: int8 where the CPU has
+    # int8 dot products (see synapse/_int_product.py), else the float batched matmul
+    if int_product(h1, w1) is not None:
+        product = (f"int8 product {n1}x{n_in}x{b * t} (forward)", lambda: int_product(h1, w1))
+    else:
+        product = (
+            f"float product {n1}x{n_in}x{b * t} (forward)",
+            lambda: torch.matmul(h1.transpose(1, 2), w1.t()),
+        )
 
     def fwd_bwd(neuron, z):
         def run() -> None:
@@ -342,7 +348,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         "pool block: sums, neuron, shift in one pass": no_grad(lambda: pool(x)),
         f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
         f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
-        f"int8 product {n1}x{n_in}x{b * t} (forward)": no_grad(lambda: int_product(h1, w1)),
+        product[0]: no_grad(product[1]),
         f"GEMM {n1}x{b * t}x{n_in} (weight gradient)": gemm((n1, b * t, n_in)),
         f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
     }

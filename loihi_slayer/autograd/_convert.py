@@ -13,11 +13,13 @@ from numba import njit, prange
 
 from .._threads import follow_torch_threads
 
-__all__ = ["INPUT_LIMIT", "chip_int", "scaled_sum", "to_int"]
+__all__ = ["INPUT_LIMIT", "chip_int", "scaled_sum", "state_float", "to_int"]
 
 #: a neuron input whose integer synaptic sum ``|rint(x * scale)|`` reaches this is refused
 #: (NaN/inf too): beyond the chip's 32-bit accumulation
 INPUT_LIMIT = float(1 << 31)
+_TWO31 = float(1 << 31)
+_TWO32 = float(1 << 32)
 
 
 @njit(inline="always", cache=True)
@@ -28,7 +30,22 @@ def chip_int(x, scale, limit):
     around it vectorise."""
     f = x * scale
     ok = abs(f) < limit
-    return np.int64(np.rint(f if ok else 0.0)), 0 if ok else 1
+    r = np.rint(f if ok else 0.0)
+    if limit <= _TWO31:  # a constant at every call site: the branch folds
+        # through int32: AVX2 has no vector double -> int64 conversion (the loop would
+        # convert one value at a time); |r| <= 2**31, and r = 2**31 wraps and is restored
+        big = r >= _TWO31
+        a = np.int64(np.int32(r - _TWO32 if big else r))
+        return a + (np.int64(1 << 32) if big else np.int64(0)), 0 if ok else 1
+    return np.int64(r), 0 if ok else 1
+
+
+@njit(inline="always", cache=True)
+def state_float(x):
+    """An int64 value known to fit 32 bits (a 24-bit neuron state) as float64, exactly,
+    through int32: AVX2 has no vector int64 -> double conversion, so the loop would
+    convert one value at a time."""
+    return np.float64(np.int32(x))
 
 
 @njit(parallel=True, cache=True)

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
-from ._convert import INPUT_LIMIT, chip_int
+from ._convert import INPUT_LIMIT, chip_int, state_float
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -365,10 +365,10 @@ def _cuba_chunk(
                     u, v, rc, s, vp = _cuba_step(
                         sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
                     )
-                    vpf = vp * out_scale
+                    vpf = state_float(vp) * out_scale
                     ot[0, tt, j] = (vpf if graded else one) if s != 0 else 0.0
                     ot[1, tt, j] = vpf
-                    ot[2, tt, j] = u * out_scale
+                    ot[2, tt, j] = state_float(u) * out_scale
                     if refractory:
                         ot[3, tt, j] = 1.0 if rc0 > 0 else 0.0
                         sv[2, j] = rc
@@ -709,7 +709,8 @@ def _cuba_backward_chunk(
             if want_dv:
                 if t > 0:
                     vprev = vp[n, t - 1]
-                    if np.int64(np.rint(vprev * s_scale)) > th_int:
+                    # |v| < 2**23 (24-bit state): an int32 compare vectorises on AVX2
+                    if np.int32(np.rint(vprev * s_scale)) > th_int:
                         vprev = np.float32(0.0)
                     acc_v += gv * vprev
                 else:

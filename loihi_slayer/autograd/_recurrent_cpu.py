@@ -30,7 +30,7 @@ from numba import njit, prange
 
 from ..fixed import dynamics
 from ..models import alif as _alif_model
-from ._convert import INPUT_LIMIT, chip_int
+from ._convert import INPUT_LIMIT, chip_int, state_float
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _alif_step = njit(inline="always", cache=True)(_alif_model.step)
@@ -164,7 +164,7 @@ def _forward_item(
             )
             u_b[j], v_b[j], rc_b[j] = u, v, rc
             s_row[j] = s
-            vp_row[j] = vp * out_scale
+            vp_row[j] = state_float(vp) * out_scale
         nspk = _spike_list(idx, s_row)
     if flag:
         bad[b] = 1
