@@ -53,3 +53,24 @@ def test_state_float_is_exact_over_the_24_bit_state():
     out = np.empty(a.shape, np.float64)
     convert(a, out)
     assert out.tolist() == [float(v) for v in a.tolist()]
+
+
+def test_int_float_rounds_every_int64_as_numpy_does():
+    """``int_float`` (two exact int32 halves, one rounding) against NumPy's int64 ->
+    float64 conversion: past 2**53 (ties to even), the int64 extremes, random values."""
+    from numba import njit
+
+    @njit
+    def convert(a, out):
+        for i in range(a.shape[0]):
+            out[i] = _convert.int_float(a[i])
+
+    edges = [0, 1, -1, 2**31, -(2**31) - 1, 2**32 - 1, 2**53 + 1, 2**53 + 3, -(2**53) - 1]
+    edges += [2**62 + 2**9, 2**63 - 1, -(2**63), -(2**63) + 1025, 0xFFFFFFFF, -0x80000000]
+    rng = np.random.default_rng(4)
+    a = np.concatenate(
+        [np.array(edges, np.int64), rng.integers(-(2**63), 2**63 - 1, 2000, dtype=np.int64)]
+    )
+    out = np.empty(a.shape, np.float64)
+    convert(a, out)
+    assert np.array_equal(out, a.astype(np.float64))

@@ -31,13 +31,18 @@ def chip_int(x, scale, limit):
     f = x * scale
     ok = abs(f) < limit
     r = np.rint(f if ok else 0.0)
+    # through int32: AVX2 has no vector double -> int64 conversion (the loop would
+    # convert one value at a time)
     if limit <= _TWO31:  # a constant at every call site: the branch folds
-        # through int32: AVX2 has no vector double -> int64 conversion (the loop would
-        # convert one value at a time); |r| <= 2**31, and r = 2**31 wraps and is restored
+        # |r| <= 2**31, and r = 2**31 wraps and is restored
         big = r >= _TWO31
         a = np.int64(np.int32(r - _TWO32 if big else r))
         return a + (np.int64(1 << 32) if big else np.int64(0)), 0 if ok else 1
-    return np.int64(r), 0 if ok else 1
+    # |r| < 2**63: r = hi 2**32 + lo with lo in [0, 2**32), both exact in float64
+    hi = np.floor(r * (1.0 / _TWO32))
+    lo = r - hi * _TWO32
+    a = (np.int64(np.int32(hi)) << 32) + np.int64(np.int32(lo - _TWO31))
+    return a + np.int64(1 << 31), 0 if ok else 1
 
 
 @njit(inline="always", cache=True)
@@ -46,6 +51,16 @@ def state_float(x):
     through int32: AVX2 has no vector int64 -> double conversion, so the loop would
     convert one value at a time."""
     return np.float64(np.int32(x))
+
+
+@njit(inline="always", cache=True)
+def int_float(x):
+    """``float64(x)`` of any int64, correctly rounded, in vector code on AVX2 (which has
+    no int64 -> double conversion): ``x = hi 2**32 + lo``, both halves converted exactly
+    through int32, one rounding in the final sum."""
+    hi = np.int32(x >> 32)
+    lo = np.int32((x & 0xFFFFFFFF) - 0x80000000)
+    return np.float64(hi) * _TWO32 + (np.float64(lo) + _TWO31)
 
 
 @njit(parallel=True, cache=True)

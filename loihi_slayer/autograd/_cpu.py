@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
-from ._convert import INPUT_LIMIT, chip_int, state_float
+from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -1010,10 +1010,10 @@ def _sdnn_chunk(
                         relu,
                         cum_error,
                     )
-                    ot[0, tt, j] = p * (1.0 / 4096.0)
+                    ot[0, tt, j] = int_float(p) * (1.0 / 4096.0)
                     ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
                     # d = act - act_prev + residue_prev; residue = d - s
-                    ot[2, tt, j] = (ac - d_prev) * (1.0 / 262144.0)
+                    ot[2, tt, j] = int_float(ac - d_prev) * (1.0 / 262144.0)
                     sv[0, j] = sg
                     sv[1, j] = ac
                     sv[2, j] = rs
