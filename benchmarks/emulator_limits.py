@@ -5,17 +5,19 @@ in the way").
 For every convolution of ``bench_emulator.py``'s PilotNet-CUBA network (T = 32 steps,
 the same file and input) it prints, in ms per time step, medians of ``--repeat``:
 
-- ``synapse``: the emulator's measured synapse time of the layer (im2col, exact int8
-  GEMM, store, on the tile threads);
+- ``synapse``: the emulator's measured synapse time of the layer (im2col, exact GEMM,
+  store, on the tile threads);
 - ``im2col``: the whole layer's im2col on one thread as the emulator runs it (the
-  stream delayed and cast to 0/1 int8 once, :func:`~loihi_slayer.fixed.synapse_fast.
-  _gemm_stream`, then :func:`~loihi_slayer.fixed.synapse_fast._im2col` copying machine
-  words), and the bytes it writes per second;
-- ``GEMM``: ``torch._int_mm`` of the layer's whole product alone, in the emulator's
+  stream delayed and cast to the GEMM's type once, :func:`~loihi_slayer.fixed.
+  synapse_fast._gemm_stream`, then :func:`~loihi_slayer.fixed.synapse_fast._im2col`
+  copying machine words), and the bytes it writes per second;
+- ``GEMM``: the layer's whole product alone in the emulator's GEMM (``torch._int_mm``
+  where the CPU has int8 dot products, else float32 ``torch.mm``; see
+  :func:`~loihi_slayer.fixed.synapse_fast.int8_gemm_pays`), in the emulator's
   orientation ``(C_out x K) @ (K x pixels*T)`` and transposed
   ``(pixels*T x K) @ (K x C_out)``, on torch's threads;
 
-then the machine's int8 GEMM rate on a large square product (the library's best case),
+then the machine's int8 and float32 GEMM rates on a square product (the library's best case),
 a plain memory copy rate, and, from the generated CUBA neuron kernel's assembly
 (``numba`` ``inspect_asm``), how many of its instructions work on 512-bit (``zmm``),
 256-bit (``ymm``) or 128-bit (``xmm``) vector registers.
@@ -48,6 +50,10 @@ from loihi_slayer.emulate import Emulator
 from loihi_slayer.fixed import codegen, synapse_fast
 from loihi_slayer.hdf5 import ConvLayer
 
+#: the emulator's GEMM for spikes on this CPU (see synapse_fast.int8_gemm_pays)
+GEMM_DTYPE = np.int8 if synapse_fast.int8_gemm_pays() else np.float32
+GEMM = torch._int_mm if GEMM_DTYPE is np.int8 else torch.mm
+
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
     times = []
@@ -73,21 +79,23 @@ def conv_rows(emu: Emulator, x_in: np.ndarray, steps: int, repeat: int) -> list[
         c_out, h_out, w_out = emu.shapes[i]
         c_in, kh, kw = x.shape[0], *layer.weight.shape[2:]
         fan_in, npix = c_in * kh * kw, h_out * w_out
-        cols = np.empty((fan_in, npix * steps), np.int8)
+        cols = np.empty((fan_in, npix * steps), GEMM_DTYPE)
         geometry = (kh, kw, *layer.stride, *layer.padding, *layer.dilation, False, w_out)
 
         def im2col(x=x, cols=cols, geometry=geometry):
-            src, lag, word = synapse_fast._gemm_stream(x, 1, False, cols.dtype)
+            src, lag, word = synapse_fast._gemm_stream(
+                x, 1, False, cols.dtype, synapse_fast.new_array
+            )
             dst = cols if word is None else cols.view(word)
             synapse_fast._im2col(src, 0, *geometry, 0, lag, word is None, dst)
 
         im2col()  # compiled already by the run; one warm call
         t_col = median_time(im2col, repeat)
-        w = torch.randint(-64, 64, (c_out, fan_in), dtype=torch.int8)
         c = torch.from_numpy(cols)
+        w = torch.randint(-64, 64, (c_out, fan_in), dtype=torch.int8).to(c.dtype)
         c_t, w_t = c.t().contiguous(), w.t().contiguous()
-        t_mm = median_time(lambda w=w, c=c: torch._int_mm(w, c), repeat)
-        t_mt = median_time(lambda c_t=c_t, w_t=w_t: torch._int_mm(c_t, w_t), repeat)
+        t_mm = median_time(lambda w=w, c=c: GEMM(w, c), repeat)
+        t_mt = median_time(lambda c_t=c_t, w_t=w_t: GEMM(c_t, w_t), repeat)
         rows.append((i, c_out, fan_in, npix, t_col, cols.nbytes, t_mm, t_mt))
     return rows
 
@@ -132,7 +140,10 @@ def main() -> None:
         f"PilotNet-CUBA convolutions, T = {steps}, torch threads {torch.get_num_threads()}, "
         f"ms per step (median of {args.repeat})"
     )
-    print("  layer  C_out    K  pixels   synapse |  im2col (1 thread, GB/s) |  GEMM  GEMM^T")
+    print(
+        f"  layer  C_out    K  pixels   synapse |  im2col (1 thread, GB/s) |  GEMM  GEMM^T"
+        f"  ({GEMM_DTYPE.__name__})"
+    )
     tot = [0.0, 0.0, 0.0, 0.0]
     for i, c_out, k, npix, t_col, nbytes, t_mm, t_mt in rows:
         syn = statistics.median(tm[i]["synapse"] for tm in layer_t)
@@ -148,13 +159,16 @@ def main() -> None:
         f"  all convolutions         {ms[0]:7.3f} |  {ms[1]:6.3f}                   | "
         f"{ms[2]:6.3f} {ms[3]:6.3f}"
     )
-    a = torch.randint(-128, 128, (2048, 2048), dtype=torch.int8)
+    a = torch.randint(-128, 128, (1024, 1024), dtype=torch.int8)
+    af = a.float()
     t_sq = median_time(lambda: torch._int_mm(a, a), args.repeat)
+    t_sf = median_time(lambda: torch.mm(af, af), args.repeat)
     src = np.ones(1 << 26, np.int8)
     dst = np.empty_like(src)
     t_cp = median_time(lambda: np.copyto(dst, src), args.repeat)
     print(
-        f"int8 GEMM 2048^3 (torch._int_mm): {2048**3 / t_sq:.2e} multiply-adds/s; "
+        f"GEMM 1024^3: int8 (torch._int_mm) {1024**3 / t_sq:.2e}, float32 (torch.mm) "
+        f"{1024**3 / t_sf:.2e} multiply-adds/s (the emulator's: {GEMM_DTYPE.__name__}); "
         f"np.copyto of 64 MiB: {src.nbytes / t_cp / 1e9:.1f} GB/s"
     )
     c = asm_vector_share()
