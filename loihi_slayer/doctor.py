@@ -1,7 +1,8 @@
 """``loihi-slayer doctor``: what this installation runs on, and a quick kernel self-test.
 
 :func:`diagnose` collects versions, numba's threading layer and thread count,
-numba's cache directory (and whether it is writable), CUDA availability (driver,
+numba's cache directory (and whether it is writable), the CPU's vector features and
+which GEMM the exact int8 paths take on it, CUDA availability (driver,
 numba-cuda, device), and runs each integer kernel of :mod:`loihi_slayer.fixed`
 on small random inputs with the ``cpu`` backend (and ``cuda`` when a GPU or the
 simulator is active), comparing bit for bit with the NumPy reference. Nothing is
@@ -61,6 +62,7 @@ class Diagnosis:
     cache_dir: str
     cache_writable: bool
     cuda: dict[str, str]
+    cpu: str = ""
     checks: list[KernelCheck] = field(default_factory=list)
 
     @property
@@ -75,6 +77,8 @@ class Diagnosis:
         out.append(f"numba threads {self.threads} (threading layer: {self.threading_layer})")
         state = "writable" if self.cache_writable else "NOT writable (kernels recompile each run)"
         out.append(f"numba cache   {self.cache_dir} ({state})")
+        if self.cpu:
+            out.append(f"cpu           {self.cpu}")
         out += [f"cuda          {k}: {v}" for k, v in self.cuda.items()]
         for c in self.checks:
             verdict = "ok" if c.ok else "MISMATCH"
@@ -255,6 +259,27 @@ def self_test(backends: tuple[str, ...] = ("cpu",), seed: int = 0) -> list[Kerne
     return checks
 
 
+def _cpu_info() -> str:
+    """PyTorch's vector level and the GEMM of the exact int8 paths on this CPU."""
+    import torch
+
+    from .fixed.synapse_fast import INT8_DOT_FEATURES, INT8_GEMM_ENV, int8_gemm_pays
+
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    name = caps.get("cpu_name", platform.processor() or "unknown")
+    level = torch.backends.cpu.get_cpu_capability()
+    dots = [f for f in INT8_DOT_FEATURES if caps.get(f, False)]
+    try:
+        gemm = "int8 GEMM" if int8_gemm_pays() else "float GEMM"
+    except ValueError as exc:  # a bad LOIHI_SLAYER_INT8_GEMM: report it, keep going
+        gemm = str(exc)
+    setting = os.environ.get(INT8_GEMM_ENV, "auto")
+    return (
+        f"{name}, {level}; int8 dot products: {', '.join(dots) or 'none'}; exact spike "
+        f"products use the {gemm} ({INT8_GEMM_ENV}={setting})"
+    )
+
+
 def _threading_layer() -> str:
     import numba
 
@@ -284,6 +309,7 @@ def diagnose(run_self_test: bool = True) -> Diagnosis:
         cache_dir=_cache_dir(),
         cache_writable=_writable(_cache_dir()),
         cuda=cuda,
+        cpu=_cpu_info(),
     )
     if run_self_test:
         backends = ("cpu",)

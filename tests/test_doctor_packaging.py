@@ -37,6 +37,8 @@ def test_doctor_report_and_self_test(capsys):
         "numba threads",
         "threading layer",
         "numba cache",
+        "int8 dot products",
+        "GEMM (LOIHI_SLAYER_INT8_GEMM=",
         "cuda",
         "numba",
         loihi_slayer.__version__,
