@@ -49,6 +49,7 @@ from bench_neurons import plain_cuba
 
 from loihi_slayer import loss
 from loihi_slayer.demo import oxford_data
+from loihi_slayer.fixed.synapse_fast import int8_gemm_pays
 from loihi_slayer.synapse._int_product import int_product
 
 
@@ -302,10 +303,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
     """Our N-MNIST step's irreducible work, each part timed alone: the pool block (its
     sums, neuron and shift are one kernel pass), the dense neurons' kernels (forward +
     backward), and the step's products (the dense synapse's forward product as the layer
-    runs it: int8 on CPUs with int8 dot products, else sgemm; PyTorch's sgemm on the
-    other shapes). Their sum is what the step would take with no other cost (copies,
-    checks, autograd, optimizer). Also printed, outside the sum: the time of one read of
-    the input (``x.sum()``), the least the pool block can take."""
+    runs it: int8 GEMM on CPUs with int8 dot products, else sgemm, on the int8 operand;
+    PyTorch's sgemm on the other shapes). Their sum is what the step would take with no
+    other cost (copies, checks, autograd, optimizer). Also printed, outside the sum: the
+    time of one read of the input (``x.sum()``), the least the pool block can take."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
     with torch.no_grad():
@@ -316,15 +317,12 @@ def nmnist_parts(case: dict, reps: int) -> None:
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
     with torch.no_grad():
         w1 = d1.synapse.pre_hook_weight.reshape(n1, n_in)
-    # the dense synapse's forward product as the layer runs it: int8 where the CPU has
-    # int8 dot products (see synapse/_int_product.py), else the float batched matmul
-    if int_product(h1, w1) is not None:
-        product = (f"int8 product {n1}x{n_in}x{b * t} (forward)", lambda: int_product(h1, w1))
-    else:
-        product = (
-            f"float product {n1}x{n_in}x{b * t} (forward)",
-            lambda: torch.matmul(h1.transpose(1, 2), w1.t()),
-        )
+    # the dense synapse's forward product as the layer runs it: from the int8 operand, by
+    # the int8 GEMM where the CPU has int8 dot products, else by sgemm on its float copy
+    if int_product(h1, w1) is None:
+        raise SystemExit("the dense 578->128 product did not take the int8-operand path")
+    kind = "int8" if int8_gemm_pays() else "sgemm"
+    product = (f"{kind} product {n1}x{n_in}x{b * t} (forward)", lambda: int_product(h1, w1))
 
     def fwd_bwd(neuron, z):
         def run() -> None:

@@ -18,13 +18,13 @@ from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _int_product as ip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def int8_path_on():
-    """The int8 path on whatever the CPU (by default it is off without int8 dot products,
-    where PyTorch's int8 GEMM is far slower than sgemm)."""
+@pytest.fixture(autouse=True, scope="module", params=["on", "off"])
+def int8_gemm(request):
+    """Every test with both GEMMs on the int8 operand, whatever the CPU: ``on`` the int8
+    GEMM, ``off`` sgemm on the operand's float copy (by default the CPU decides)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(INT8_GEMM_ENV, "on")
-        yield
+        mp.setenv(INT8_GEMM_ENV, request.param)
+        yield request.param
 
 
 @pytest.fixture
@@ -110,16 +110,47 @@ def test_small_work_keeps_the_float_gemm():
     assert ip.int_product(torch.ones(1, 4, 4), torch.ones(2, 4)) is None
 
 
-def test_a_cpu_without_int8_dot_products_keeps_the_float_gemm(any_size, monkeypatch):
+def test_the_int8_gemm_runs_only_where_the_cpu_has_int8_dot_products(any_size, monkeypatch):
+    """Without int8 dot products (``auto``) or switched ``off``, the product runs as sgemm
+    on the operand's float copy: ``torch._int_mm`` is not called, the sums are the same."""
+    calls = []
+    real = torch._int_mm
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: (calls.append(1), real(a, b))[1])
     x3, w2 = torch.ones(2, 4, 3), torch.ones(5, 4)
-    assert ip.int_product(x3, w2) is not None  # forced on (the module's fixture)
-    monkeypatch.setenv(INT8_GEMM_ENV, "auto")
-    monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda: False)
-    assert ip.int_product(x3, w2) is None
-    monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda: True)
-    assert ip.int_product(x3, w2) is not None
+    want = torch.full((2, 5, 3), 4.0)
+    for setting, cpu_has, int8 in (
+        ("auto", False, False),
+        ("auto", True, True),
+        ("off", True, False),
+        ("on", False, True),
+    ):
+        monkeypatch.setenv(INT8_GEMM_ENV, setting)
+        monkeypatch.setattr(synapse_fast, "_cpu_has_int8_dot", lambda v=cpu_has: v)
+        calls.clear()
+        z = ip.int_product(x3, w2)
+        assert z is not None and torch.equal(z, want), setting
+        assert bool(calls) == int8, (setting, cpu_has)
+
+
+def test_the_float_copy_serves_the_forward_and_the_weight_gradient(any_size, monkeypatch):
+    """sgemm flavour: the operand's float copy is made once per step (for the forward
+    product), and the weight gradient reads the same memory."""
     monkeypatch.setenv(INT8_GEMM_ENV, "off")
-    assert ip.int_product(x3, w2) is None
+    kept = ip.Recycled()
+    made = []
+    real_empty = kept.empty
+    monkeypatch.setattr(kept, "empty", lambda *a: made.append(a) or real_empty(*a))
+    torch.manual_seed(1)
+    x3 = (torch.rand(3, 7, 5) < 0.5).float()
+    w2 = (torch.randint(-127, 128, (4, 7)).float() / 64).requires_grad_(True)
+    m, unit, _ = ip.weight_grid(w2.detach())
+    q, _ = ip.int8_operand(x3)
+    z = ip.IntDenseProduct.apply(x3, w2, q, m, unit, kept, False)
+    g = torch.randn(3, 4, 5, dtype=torch.float64)
+    (gw,) = torch.autograd.grad(z, w2, g.float())
+    assert len(made) == 1
+    want = torch.einsum("bot,bit->oi", g, x3.double())
+    torch.testing.assert_close(gw.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_weight_grid_finds_the_finest_power_of_two():

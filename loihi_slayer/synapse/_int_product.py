@@ -183,16 +183,24 @@ _Q_FLOAT = Recycled()
 
 
 class IntDenseProduct(torch.autograd.Function):
-    """``z = w @ x`` on time-last ``x (B, I, T)`` from the int8 operands (see the module);
-    backward as the float product's."""
+    """``z = w @ x`` on time-last ``x (B, I, T)`` from the int8 operand ``q`` (see the
+    module): with the int8 GEMM (``int8``), else with sgemm on ``q``'s float copy, which
+    the weight gradient reuses; backward as the float product's."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, m, unit, q_float):
+    def forward(ctx, x3, w2, q, m, unit, q_float, int8):
         n_b, _, steps = x3.shape
-        r = torch._int_mm(m, q)  # (O, B*T) int32, exact
+        ctx.qf = None
+        if int8:
+            r, scale = torch._int_mm(m, q), unit  # (O, B*T) int32, exact
+        else:
+            # the same exact sums from float32 operands (the bound of the module); the
+            # float copy is the weight gradient's operand too (memory kept across steps)
+            ctx.qf = q_float.empty(tuple(q.shape), torch.float32).copy_(q)
+            r, scale = torch.mm(w2, ctx.qf), 1.0
         z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
         kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
-        kernel(r.numpy(), np.float32(unit), z.numpy())
+        kernel(r.numpy(), np.float32(scale), z.numpy())
         # the int8 operand is the input in the weight gradient's layout, a quarter its size
         ctx.save_for_backward(q, w2)
         ctx.q_float = q_float
@@ -206,18 +214,24 @@ class IntDenseProduct(torch.autograd.Function):
             g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
         if ctx.needs_input_grad[1]:
             g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
-            q_float = ctx.q_float.empty(tuple(q.shape), g.dtype)  # memory kept across steps
-            g_w = g2 @ q_float.copy_(q).t()
-        return g_x, g_w, None, None, None, None
+            q_float = ctx.qf
+            if q_float is None or q_float.dtype != g.dtype:
+                q_float = ctx.q_float.empty(tuple(q.shape), g.dtype).copy_(q)
+            g_w = g2 @ q_float.t()
+        return g_x, g_w, None, None, None, None, None
 
 
 def int_product(
     x3: torch.Tensor, w2: torch.Tensor, owner: object | None = None
 ) -> torch.Tensor | None:
-    """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) on int8 operands when that is
-    exact and worth it (CPU float32, both on integer grids, the bound of the module
-    docstring), else None (the caller keeps the float GEMM). The backward's float copy of
-    the int8 operand goes into memory kept per ``owner`` (the synapse module; see
+    """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) from the int8 operand when that
+    is exact and worth it (CPU float32, both on integer grids, the bound of the module
+    docstring), else None (the caller keeps the float GEMM). The GEMM is int8 where the
+    CPU has int8 dot products (:func:`~loihi_slayer.fixed.synapse_fast.int8_gemm_pays`),
+    else sgemm on the operand's float copy: either way the operand is built in one pass
+    in the weight gradient's layout, and the output written time-last (the float GEMM of
+    the caller would copy the transposed input, and leave a strided output). The float
+    copy of the operand goes into memory kept per ``owner`` (the synapse module; see
     :mod:`loihi_slayer._recycle`), or into one buffer shared by products without one."""
     n_b, n_i, steps = x3.shape
     n_o = w2.shape[0]
@@ -228,7 +242,6 @@ def int_product(
         or w2.dtype != torch.float32
         or n_b * steps * n_i * n_o < MIN_WORK
         or torch.compiler.is_compiling()
-        or not int8_gemm_pays()
     ):
         return None
     grid = weight_grid(w2)
@@ -244,4 +257,4 @@ def int_product(
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
     q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
-    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float)
+    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8_gemm_pays())

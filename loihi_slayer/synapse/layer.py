@@ -239,8 +239,9 @@ class Dense(_Synapse, torch.nn.Conv3d):
         # that wants time-major rows (the fused recurrence) gets them without a transpose
         x3 = x5.reshape(x5.shape[0], self.in_neurons, x5.shape[-1])
         w2 = w.reshape(w.shape[0], self.in_neurons)
-        # spikes by 8-bit weights: exact int8 GEMM where it applies (this synapse keeps the
-        # weight gradient's float operand memory across steps)
+        # spikes by 8-bit weights: the exact product from an int8 operand where it applies
+        # (int8 GEMM or sgemm by CPU; this synapse keeps the operand's float copy's memory
+        # across steps)
         z = int_product(x3, w2, self)
         if z is not None:
             return z
