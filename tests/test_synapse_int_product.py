@@ -133,22 +133,22 @@ def test_the_int8_gemm_runs_only_where_the_cpu_has_int8_dot_products(any_size, m
 
 
 def test_the_float_copy_serves_the_forward_and_the_weight_gradient(any_size, monkeypatch):
-    """sgemm flavour: the operand's float copy is made once per step (for the forward
-    product), and the weight gradient reads the same memory."""
+    """sgemm flavour: the operand is written as float32 once per step, into the owner's
+    kept memory, and the weight gradient reads that memory (no second copy)."""
     monkeypatch.setenv(INT8_GEMM_ENV, "off")
-    kept = ip.Recycled()
+    owner = torch.nn.Module()
+    kept = ip.recycled_for(owner, "weight-gradient operand")
     made = []
     real_empty = kept.empty
     monkeypatch.setattr(kept, "empty", lambda *a: made.append(a) or real_empty(*a))
     torch.manual_seed(1)
     x3 = (torch.rand(3, 7, 5) < 0.5).float()
     w2 = (torch.randint(-127, 128, (4, 7)).float() / 64).requires_grad_(True)
-    m, unit, _ = ip.weight_grid(w2.detach())
-    q, _ = ip.int8_operand(x3)
-    z = ip.IntDenseProduct.apply(x3, w2, q, m, unit, kept, False)
+    z = ip.int_product(x3, w2, owner)
     g = torch.randn(3, 4, 5, dtype=torch.float64)
     (gw,) = torch.autograd.grad(z, w2, g.float())
-    assert len(made) == 1
+    assert made == [((7, 15), torch.float32)]
+    torch.testing.assert_close(z.double(), torch.einsum("oi,bit->bot", w2.double(), x3.double()))
     want = torch.einsum("bot,bit->oi", g, x3.double())
     torch.testing.assert_close(gw.double(), want, rtol=1e-5, atol=1e-5)
 

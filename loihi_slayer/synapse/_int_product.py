@@ -161,20 +161,25 @@ def _mantissas(w, unit, out):
     return bad
 
 
-def int8_operand(x3: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+def int8_operand(
+    x3: torch.Tensor, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int] | None:
     """The int8 ``(I, B·T)`` operand of a time-last float32 ``(B, I, T)`` input and its
-    largest magnitude, or None when a value is not an integer in ``[-128, 127]``."""
+    largest magnitude, or None when a value is not an integer in ``[-128, 127]``. With
+    ``out`` (an ``(I, B·T)`` tensor, e.g. float32 for sgemm) the same values go there."""
     n_b, n_i, steps = x3.shape
-    out = torch.empty((n_i, n_b, steps), dtype=torch.int8)
+    if out is None:
+        out = torch.empty((n_i, n_b * steps), dtype=torch.int8)
+    dst = out.numpy().reshape(n_i, n_b, steps)
     src = x3.detach().contiguous().numpy()
     if x3.numel() >= PARALLEL_MIN_WORK:
         follow_torch_threads()
-        bad, top = _to_int8_parallel(src, out.numpy())
+        bad, top = _to_int8_parallel(src, dst)
     else:
-        bad, top = _to_int8_serial(src, out.numpy())
+        bad, top = _to_int8_serial(src, dst)
     if bad:
         return None
-    return out.reshape(n_i, n_b * steps), int(top)
+    return out, int(top)
 
 
 #: the weight gradient's float copy of the int8 operand (megabytes, every step), for
@@ -183,21 +188,19 @@ _Q_FLOAT = Recycled()
 
 
 class IntDenseProduct(torch.autograd.Function):
-    """``z = w @ x`` on time-last ``x (B, I, T)`` from the int8 operand ``q`` (see the
-    module): with the int8 GEMM (``int8``), else with sgemm on ``q``'s float copy, which
-    the weight gradient reuses; backward as the float product's."""
+    """``z = w @ x`` on time-last ``x (B, I, T)`` from the operand ``q`` (see the module):
+    int8 with the int8 GEMM (``int8``), else float32 with sgemm, which the weight gradient
+    then reads as it is; backward as the float product's."""
 
     @staticmethod
     def forward(ctx, x3, w2, q, m, unit, q_float, int8):
         n_b, _, steps = x3.shape
-        ctx.qf = None
         if int8:
             r, scale = torch._int_mm(m, q), unit  # (O, B*T) int32, exact
         else:
-            # the same exact sums from float32 operands (the bound of the module); the
-            # float copy is the weight gradient's operand too (memory kept across steps)
-            ctx.qf = q_float.empty(tuple(q.shape), torch.float32).copy_(q)
-            r, scale = torch.mm(w2, ctx.qf), 1.0
+            # q is the operand's float copy: the same exact sums (the bound of the
+            # module), and the weight gradient's operand as it is
+            r, scale = torch.mm(w2, q), 1.0
         z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
         kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
         kernel(r.numpy(), np.float32(scale), z.numpy())
@@ -214,8 +217,8 @@ class IntDenseProduct(torch.autograd.Function):
             g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
         if ctx.needs_input_grad[1]:
             g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
-            q_float = ctx.qf
-            if q_float is None or q_float.dtype != g.dtype:
+            q_float = q
+            if q.dtype != g.dtype:  # memory kept across steps
                 q_float = ctx.q_float.empty(tuple(q.shape), g.dtype).copy_(q)
             g_w = g2 @ q_float.t()
         return g_x, g_w, None, None, None, None, None
@@ -250,11 +253,14 @@ def int_product(
     m, unit, top_m = grid
     if unit < UNIT_MIN:
         return None
-    operand = int8_operand(x3)
+    int8 = int8_gemm_pays()
+    q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
+    # sgemm: the operand written as float32 at once, into the memory kept across steps
+    dst = None if int8 else q_float.empty((n_i, n_b * steps), torch.float32)
+    operand = int8_operand(x3, dst)
     if operand is None:
         return None
     q, top = operand
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
-    q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
-    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8_gemm_pays())
+    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8)
