@@ -255,3 +255,19 @@ def test_spikes_with_a_bad_value_get_the_input_error(any_size, bad):
     x[3, 23, 10] = bad
     with pytest.raises(ParameterError, match="synapse.Dense: input contains NaN/inf"):
         dense(x)
+
+
+@pytest.mark.parametrize("steps", [ip.BATCH_GEMM_STEPS - 1, ip.BATCH_GEMM_STEPS, 200])
+def test_long_rows_take_one_gemm_per_batch_item(any_size, steps):
+    """Either side of :data:`BATCH_GEMM_STEPS` (sgemm flavour: one GEMM per batch item
+    writing the time-last output): the exact sums, gradients as the float product's."""
+    torch.manual_seed(steps)
+    x3 = (torch.rand(3, 9, steps) < 0.3).float() * torch.randint(-3, 4, (3, 9, steps))
+    w2 = (torch.randint(-127, 128, (5, 9)).float() * 2.0**-5).requires_grad_(True)
+    z = ip.int_product(x3, w2)
+    assert z is not None and z.is_contiguous()
+    assert torch.equal(z.double(), _exact(x3, w2.detach()))
+    g = torch.randn(3, 5, steps)
+    (gw,) = torch.autograd.grad(z, w2, g)
+    want = torch.einsum("bot,bit->oi", g.double(), x3.double())
+    torch.testing.assert_close(gw.double(), want, rtol=1e-5, atol=1e-4)
