@@ -472,7 +472,7 @@ def test_reduced_torch_precision_falls_back_to_numpy():
     before = matmul.fp32_precision
     matmul.fp32_precision = "bf16"
     try:
-        assert not synapse_fast._full_precision_torch()
+        assert not synapse_fast.full_precision_torch()
         rng = np.random.default_rng(5)
         w = reference.quantize_weights(rng.integers(-256, 256, (5, 30)), 8)
         x = rng.integers(-(2**15), 2**15, (30, 6))

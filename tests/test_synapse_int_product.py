@@ -271,3 +271,14 @@ def test_long_rows_take_one_gemm_per_batch_item(any_size, steps):
     (gw,) = torch.autograd.grad(z, w2, g)
     want = torch.einsum("bot,bit->oi", g.double(), x3.double())
     torch.testing.assert_close(gw.double(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_sgemm_flavour_only_at_full_float32_precision(any_size, monkeypatch):
+    """A reduced matmul precision (TF32/bf16) would round the sgemm's sums: the sgemm
+    flavour then steps aside (the caller's float product), the int8 GEMM does not."""
+    x3, w2 = torch.ones(2, 4, 3), torch.ones(5, 4)
+    monkeypatch.setattr(ip, "full_precision_torch", lambda: False)
+    monkeypatch.setenv(INT8_GEMM_ENV, "off")
+    assert ip.int_product(x3, w2) is None
+    monkeypatch.setenv(INT8_GEMM_ENV, "on")
+    assert ip.int_product(x3, w2) is not None

@@ -84,6 +84,7 @@ __all__ = [
     "gemm_threads",
     "input_magnitudes",
     "int8_factor",
+    "full_precision_torch",
     "int8_gemm_pays",
     "new_array",
     "sum_bound",
@@ -416,7 +417,7 @@ def _pool() -> ThreadPoolExecutor:
     return pool
 
 
-def _full_precision_torch() -> bool:
+def full_precision_torch() -> bool:
     """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
     mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
     backend = getattr(mkldnn, "fp32_precision", "none")
@@ -443,7 +444,7 @@ def gemm_threads() -> Iterator[None]:
 def _gemm() -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
     """``mm(a, b, out)``: ``out = a @ b`` on :data:`GEMM_THREADS` threads, exact for
     exact inputs (torch while it keeps full float32 precision, else NumPy)."""
-    if not _full_precision_torch():
+    if not full_precision_torch():
         yield np.matmul
         return
     with gemm_threads():

@@ -42,7 +42,7 @@ from numba import njit, prange
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
-from ..fixed.synapse_fast import int8_gemm_pays
+from ..fixed.synapse_fast import full_precision_torch, int8_gemm_pays
 
 #: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
@@ -212,7 +212,7 @@ class IntDenseProduct(torch.autograd.Function):
             r = torch._int_mm(m, q) if int8 else torch.mm(w2, q)  # (O, B*T), exact
             kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
             kernel(r.numpy(), np.float32(unit if int8 else 1.0), z.numpy())
-        # the int8 operand is the input in the weight gradient's layout, a quarter its size
+        # the operand is the input in the weight gradient's layout (int8: a quarter its size)
         ctx.save_for_backward(q, w2)
         ctx.q_float = q_float
         return z
@@ -262,6 +262,8 @@ def int_product(
     if unit < UNIT_MIN:
         return None
     int8 = int8_gemm_pays()
+    if not (int8 or full_precision_torch()):  # sgemm would round (TF32/bf16): not exact
+        return None
     q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
     # sgemm: the operand written as float32 at once, into the memory kept across steps
     dst = None if int8 else q_float.empty((n_i, n_b * steps), torch.float32)
