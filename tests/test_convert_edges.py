@@ -1,7 +1,8 @@
 """The float -> chip-integer conversion at its edges (``autograd._convert``).
 
-Below ``2**31`` the conversion runs through int32 (AVX2 has no vector double ->
-int64), with ``rint = 2**31`` itself wrapped and restored; above it through int64.
+With a limit of ``2**31`` the conversion runs through int32 (AVX2 has no vector
+double -> int64), with ``rint = 2**31`` itself wrapped and restored; with a larger one
+through two exact int32 halves.
 Expected values: Python's ``round`` (ties to even, exact on floats)."""
 
 from __future__ import annotations

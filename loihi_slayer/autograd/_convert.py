@@ -27,7 +27,8 @@ def chip_int(x, scale, limit):
     """``(rint(x * scale), 0)`` as int64 (``scale`` is a float64, and so is the
     product), or ``(0, 1)`` when ``|x * scale|`` is not below ``limit`` or not finite.
     Branch-free (the refused value is replaced before the conversion), so the loops
-    around it vectorise."""
+    around it vectorise; the one test, on ``limit``, is loop-invariant (a constant at
+    the kernels' call sites, where it folds)."""
     f = x * scale
     ok = abs(f) < limit
     r = np.rint(f if ok else 0.0)
