@@ -26,29 +26,43 @@ _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
 
 class Recycled:
-    """One reusable CPU storage; :meth:`empty` is ``torch.empty`` that reuses it."""
+    """Reusable CPU storages; :meth:`empty` is ``torch.empty`` that reuses one.
 
-    def __init__(self) -> None:
-        self._storage: torch.UntypedStorage | None = None
+    ``keep`` storages are kept at most (the most recently allocated): a role filled by
+    several callers per step, such as a kernel shared by several blocks, each still
+    holding its tensor when the next asks, needs one storage per caller.
+    """
+
+    def __init__(self, keep: int = 1) -> None:
+        if keep < 1:
+            raise ValueError(f"Recycled: keep = {keep}, must be >= 1")
+        self._storages: list[torch.UntypedStorage] = []
+        self._keep = keep
         self._lock = threading.Lock()
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """An uninitialised contiguous CPU tensor: the kept memory when it is free and of
-        the same size, else new memory (kept from then on)."""
+        """An uninitialised contiguous CPU tensor: kept memory that is free and of the
+        same size, else new memory (kept from then on)."""
         nbytes = math.prod(shape) * dtype.itemsize
         with self._lock:  # two threads must not both find the memory free
-            st = self._storage
-            if st is not None and st.nbytes() == nbytes and _use_count(st._cdata) == 1:
-                return torch.empty(0, dtype=dtype).set_(st, 0, shape)
+            for st in self._storages:
+                if st.nbytes() == nbytes and _use_count(st._cdata) == 1:
+                    return torch.empty(0, dtype=dtype).set_(st, 0, shape)
             out = torch.empty(shape, dtype=dtype)
             if _use_count is not None:
-                self._storage = out.untyped_storage()
+                old = self._storages[max(0, len(self._storages) - self._keep + 1) :]
+                self._storages = [*old, out.untyped_storage()]
             return out
+
+    @property
+    def kept(self) -> tuple[torch.UntypedStorage, ...]:
+        """The storages kept now, oldest first."""
+        return tuple(self._storages)
 
     def release(self) -> None:
         """Keep no memory (it is freed once the tensors handed out are gone)."""
         with self._lock:
-            self._storage = None
+            self._storages = []
 
 
 _OWNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -117,7 +117,7 @@ def test_recorded_layers_and_other_backends_keep_nothing(out_pointers):
 def _held(emu: Emulator) -> int:
     """Bytes of the memory the emulator's recycled arrays hold."""
     roles = _recycle._OWNED.get(emu, {})
-    return sum(r._storage.nbytes() for r in roles.values() if r._storage is not None)
+    return sum(st.nbytes() for r in roles.values() for st in r.kept)
 
 
 def test_kept_memory_stays_within_its_budget(monkeypatch, out_pointers):

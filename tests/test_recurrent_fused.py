@@ -524,3 +524,48 @@ def test_sparse_weight_gradient_scatter_equals_the_product():
     out = np.zeros((n_in, n), np.float32)
     _recurrent_cpu.weight_grad_sparse(g_a, s, out)
     np.testing.assert_allclose(out, s.T.astype(np.float64) @ g_a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("refractory", [False, True])
+@pytest.mark.parametrize("size", [50, 70_000])  # serial and parallel kernel
+def test_surrogate_pass_is_the_formula(refractory, size):
+    """The compiled surrogate (vectorised exp) against float64 ``exp`` of the formula,
+    refractory steps 0; float64 input takes PyTorch's ``exp``. float32 tolerance: the
+    exponent's argument (up to ~50 here) is rounded to float32 first, which moves the
+    result by up to ~3e-6 relative, as PyTorch's float32 formula does."""
+    g = torch.Generator().manual_seed(size)
+    vp = (torch.randn(size, generator=g) * 4).reshape(size, 1, 1)
+    r_out = (torch.rand(vp.shape, generator=g) < 0.3).to(torch.uint8)
+    refr = r_out if refractory else torch.empty((0, 1, 1), dtype=torch.uint8)
+    theta, inv_tau, amp = 0.75, 1 / 0.3, 0.6
+    want = amp * torch.exp(-(vp.double() - theta).abs() * inv_tau)
+    if refractory:
+        want[r_out.bool()] = 0.0
+    got = fused_mod.surrogate(vp, refr, theta, inv_tau, amp)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=5e-6, atol=1e-30)
+    got64 = fused_mod.surrogate(vp.double(), refr, theta, inv_tau, amp)
+    torch.testing.assert_close(got64, want, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("kind", ["Recurrent", "KWTA"])
+def test_recurrent_blocks_read_time_major_input_without_a_copy(kind, monkeypatch):
+    """The feed-forward product writes time-major memory, which the fused loop reads as
+    it is (no transpose of the block's input)."""
+    torch.manual_seed(0)
+    net = (
+        cuba.Recurrent(params(), 12, 10) if kind == "Recurrent" else cuba.KWTA(params(), 12, 10, 3)
+    )
+    assert net.synapse.time_major_output
+    seen = []
+    real = fused_mod._time_major
+
+    def spy(z):
+        out = real(z)
+        seen.append(out.untyped_storage().data_ptr() == z.untyped_storage().data_ptr())
+        return out
+
+    monkeypatch.setattr(fused_mod, "_time_major", spy)
+    x = (torch.rand(3, 12, 9) < 0.4).float()
+    net(x).sum().backward()
+    assert seen == [True]

@@ -44,7 +44,7 @@ def test_released_memory_is_not_handed_out_again():
     a = rec.empty(SHAPE, torch.float32)
     a.fill_(3.0)
     rec.release()
-    assert rec._storage is None  # nothing kept: a's memory goes with a
+    assert rec.kept == ()  # nothing kept: a's memory goes with a
     b = rec.empty(SHAPE, torch.float32)
     assert _ptr(b) != _ptr(a)
     b.fill_(4.0)
@@ -99,7 +99,7 @@ def test_without_the_use_count_nothing_is_reused(monkeypatch):
     monkeypatch.setattr(_recycle, "_use_count", None)
     rec = Recycled()
     a = rec.empty(SHAPE, torch.float32)
-    assert rec._storage is None
+    assert rec.kept == ()
     del a
     assert rec.empty(SHAPE, torch.float32).shape == SHAPE
 
@@ -166,7 +166,26 @@ def test_each_dense_synapse_keeps_its_weight_gradient_operand(monkeypatch):
     for _ in range(3):
         net.zero_grad()
         net(x).sum().backward()
-        kept = [_recycle._OWNED[blk.synapse]["weight-gradient operand"]._storage for blk in net]
+        kept = [_recycle._OWNED[blk.synapse]["weight-gradient operand"].kept[-1] for blk in net]
         ptrs.append([st.data_ptr() for st in kept])
         assert [st.nbytes() for st in kept] == [96 * 800 * 4, 80 * 800 * 4]
     assert ptrs[0] == ptrs[1] == ptrs[2] and ptrs[0][0] != ptrs[0][1]
+
+
+def test_keep_holds_one_storage_per_caller_up_to_its_limit():
+    """``keep = 2``: two tensors alive at once each keep their memory for the next step;
+    a third caller's memory evicts the oldest; ``keep < 1`` is refused."""
+    rec = Recycled(keep=2)
+    a, b = rec.empty(SHAPE, torch.float32), rec.empty(SHAPE, torch.float32)
+    pa, pb = _ptr(a), _ptr(b)
+    assert pa != pb and len(rec.kept) == 2
+    del a, b
+    a, b = rec.empty(SHAPE, torch.float32), rec.empty(SHAPE, torch.float32)
+    assert {_ptr(a), _ptr(b)} == {pa, pb}
+    c = rec.empty(SHAPE, torch.float32)  # both kept ones in use: new memory
+    assert _ptr(c) not in (pa, pb)
+    assert [st.data_ptr() for st in rec.kept] == [_ptr(b), _ptr(c)]
+    a.fill_(1.0)  # the evicted memory still belongs to the tensor that has it
+    assert bool((a == 1.0).all())
+    with pytest.raises(ValueError, match="keep = 0"):
+        Recycled(keep=0)

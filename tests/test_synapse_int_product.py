@@ -51,8 +51,9 @@ def _exact(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
     w_top=st.sampled_from([1, 2, 64, 127]),
     x_top=st.sampled_from([1, 3, 127, 128]),
     seed=st.integers(0, 2**31 - 1),
+    time_major=st.booleans(),
 )
-def test_int_product_is_the_exact_sum(b, n_in, n_out, steps, exp, w_top, x_top, seed):
+def test_int_product_is_the_exact_sum(b, n_in, n_out, steps, exp, w_top, x_top, seed, time_major):
     ip_min = ip.MIN_WORK
     ip.MIN_WORK = 0
     try:
@@ -64,10 +65,12 @@ def test_int_product_is_the_exact_sum(b, n_in, n_out, steps, exp, w_top, x_top, 
         q[rng.random(q.shape) < 0.5] = 0
         q.flat[rng.integers(q.size)] = -x_top  # -128 included
         x3 = torch.tensor(q, dtype=torch.float32)
-        z = ip.int_product(x3, w2)
+        z = ip.int_product(x3, w2, time_major=time_major)
         exact = _exact(x3, w2)
         assert exact.abs().max() < 2.0 ** (24 + exp)  # the module's bound holds here
-        assert z is not None and z.dtype == torch.float32 and z.is_contiguous()
+        assert z is not None and z.dtype == torch.float32
+        # time-last memory, or (time_major) a time-last view of time-major memory
+        assert (z.permute(2, 0, 1) if time_major else z).is_contiguous()
         assert torch.equal(z.double(), exact)
         assert torch.equal(z, _float_path(x3, w2))  # the path it replaces, bit for bit
     finally:
@@ -282,3 +285,45 @@ def test_sgemm_flavour_only_at_full_float32_precision(any_size, monkeypatch):
     assert ip.int_product(x3, w2) is None
     monkeypatch.setenv(INT8_GEMM_ENV, "on")
     assert ip.int_product(x3, w2) is not None
+
+
+@pytest.mark.parametrize("steps", [7, 200])
+def test_time_major_output_and_its_gradients(any_size, steps):
+    """``time_major``: the same exact sums as a time-last view of ``(T, B, O)`` memory;
+    the weight gradient (as the float product's) from a gradient in that layout or in
+    any other, the input gradient too."""
+    g = torch.Generator().manual_seed(steps)
+    x3 = (torch.rand(3, 11, steps, generator=g) < 0.3).float()
+    x3 = (x3 * torch.randint(-3, 4, x3.shape, generator=g)).requires_grad_(True)
+    w2 = (torch.randint(-127, 128, (5, 11), generator=g) * 2.0**-6).requires_grad_(True)
+    z = ip.int_product(x3, w2, time_major=True)
+    assert z.shape == (3, 5, steps) and z.permute(2, 0, 1).is_contiguous()
+    assert torch.equal(z.double(), _exact(x3.detach(), w2.detach()))
+    up = torch.randn(steps, 3, 5, generator=g)
+    x64 = x3.detach().double().requires_grad_(True)
+    w64 = w2.detach().double().requires_grad_(True)
+    want = torch.autograd.grad(_exact(x64, w64), (x64, w64), up.permute(1, 2, 0).double())
+    for layout in (up.permute(1, 2, 0), up.permute(1, 2, 0).contiguous()):
+        got = torch.autograd.grad(ip.int_product(x3, w2, time_major=True), (x3, w2), layout)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_synapse_time_major_output(any_size, monkeypatch):
+    """``time_major_output`` changes the output's memory layout only: the same values
+    and gradients on the int8-operand path and on the float GEMM (graded input)."""
+    torch.manual_seed(1)
+    dense = synapse.Dense(24, 8, weight_scale=2, pre_hook_fx=quantize_8bit)
+    for x in ((torch.rand(4, 24, 11) < 0.2).float(), torch.rand(4, 24, 11)):
+        outs = []
+        for time_major in (False, True):
+            dense.time_major_output = time_major
+            xg = x.clone().requires_grad_(True)
+            y = dense(xg)
+            assert y.permute(2, 0, 1).is_contiguous() or not time_major
+            y.square().sum().backward()
+            outs.append((y.detach(), xg.grad, dense.weight.grad.clone()))
+            dense.zero_grad()
+        assert torch.equal(outs[0][0], outs[1][0])
+        for a, b in zip(outs[0][1:], outs[1][1:], strict=True):
+            torch.testing.assert_close(a, b)

@@ -31,6 +31,7 @@ from numba import njit, prange
 from ..fixed import dynamics
 from ..models import alif as _alif_model
 from ._convert import INPUT_LIMIT, chip_int, state_float
+from ._cpu import _vexp_neg
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _alif_step = njit(inline="always", cache=True)(_alif_model.step)
@@ -374,3 +375,63 @@ def weight_grad_sparse(g_a, s, out):
                     acc = out[i0 + i]
                     for o in range(n):
                         acc[o] += grow[o]
+
+
+#: values per block of the surrogate pass (:func:`surrogate`; 4 KB of float32)
+SURROGATE_BLOCK = 1024
+
+
+@njit(inline="always", cache=True)
+def _surrogate_span(vp, refr, theta, inv_tau, amp, out, lo, hi, arg, ibuf):
+    """:func:`surrogate` on ``[lo, hi)``; ``arg``, ``ibuf`` scratch of at least
+    ``hi - lo`` values."""
+    n = hi - lo
+    a, s, ib = arg[:n], out[lo:hi], ibuf[:n]
+    src = vp[lo:hi]
+    th, it = np.float32(theta), np.float32(inv_tau)
+    for k in range(n):
+        a[k] = -abs(src[k] - th) * it
+    _vexp_neg(a, s, ib)
+    amp32 = np.float32(amp)
+    if refr.shape[0]:
+        rr = refr[lo:hi]
+        for k in range(n):
+            s[k] = amp32 * s[k] if rr[k] == 0 else np.float32(0.0)
+    else:
+        for k in range(n):
+            s[k] = amp32 * s[k]
+
+
+@njit(parallel=True, cache=True)
+def surrogate(vp, refr, theta, inv_tau, amp, out):
+    r"""The spike surrogate of the whole recurrence at once (flat float32 arrays):
+
+    .. math:: \sigma = \mathrm{amp}\; e^{-|v_p - \vartheta|\,/\,\tau}
+        \quad (0 \text{ where } \mathrm{refr} \ne 0)
+
+    ``refr`` (uint8) is the refractory mark of each value, or empty (none). Written
+    into ``out``; the exponential is the vectorised :func:`._cpu._vexp_neg`.
+    """
+    n = vp.shape[0]
+    blocks = (n + SURROGATE_BLOCK - 1) // SURROGATE_BLOCK
+    chunks = min(blocks, 64)
+    for c in prange(chunks):
+        arg = np.empty(SURROGATE_BLOCK, np.float32)
+        ibuf = np.empty(SURROGATE_BLOCK, np.int32)
+        for blk in range(c, blocks, chunks):
+            lo = blk * SURROGATE_BLOCK
+            _surrogate_span(
+                vp, refr, theta, inv_tau, amp, out, lo, min(n, lo + SURROGATE_BLOCK), arg, ibuf
+            )
+
+
+@njit(cache=True)
+def surrogate_serial(vp, refr, theta, inv_tau, amp, out):
+    """:func:`surrogate` on the calling thread."""
+    n = vp.shape[0]
+    arg = np.empty(SURROGATE_BLOCK, np.float32)
+    ibuf = np.empty(SURROGATE_BLOCK, np.int32)
+    for lo in range(0, n, SURROGATE_BLOCK):
+        _surrogate_span(
+            vp, refr, theta, inv_tau, amp, out, lo, min(n, lo + SURROGATE_BLOCK), arg, ibuf
+        )

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._recycle import Recycled
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
@@ -109,6 +110,13 @@ def _compact(m: Tensor) -> Tensor:
     return m
 
 
+#: memory kept across steps for the recurrence's arrays (each the size of the block's
+#: input): the spikes and voltages of the forward, the surrogate and the input gradient
+#: of the backward. Fresh memory would fault page by page at every step; the recurrent
+#: blocks of a network share these, one storage per block up to ``keep`` blocks.
+_S_OUT, _V_OUT, _SIGMA, _G_A = (Recycled(keep=4) for _ in range(4))
+
+
 # ---------------------------------------------------------------- the custom op
 # config = [scale, v_th_mant, ref_delay, fb_bias_mant], rho = [tau_rho, scale_rho]
 # Outputs (time-major): s (T, B, n), vp (T, B, n), refractory (T | 0, B, n) uint8,
@@ -130,8 +138,7 @@ def _forward(
     scale, v_th_mant, ref_delay, fb_bias = config
     batch, n, steps = z.shape
     zt = _time_major(z)
-    s = torch.empty_like(zt)
-    vp = torch.empty_like(zt)
+    s, vp = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
     r_out = torch.empty((steps if ref_delay > 1 else 0, batch, n), dtype=torch.uint8)
     pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
@@ -240,20 +247,24 @@ def _backward_common(
     :math:`v - \vartheta[t] - r[t]` and :math:`\vartheta = 0` (the adaptive threshold
     and refractory state are constants of the gradient, as in the ALIF training neuron).
 
-    The surrogate :math:`\sigma` is one vectorised pass; the only sequential part is
-    the ``(B, n) x (n, n)`` product per step, one BLAS call on a contiguous time-major
-    slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w, g_current_decay,
-    g_voltage_decay)`` (empty where not needed).
+    The surrogate :math:`\sigma` is one vectorised pass (:func:`surrogate`); the only
+    sequential part is the ``(B, n) x (n, n)`` product per step, one BLAS call on a
+    contiguous time-major slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w,
+    g_current_decay, g_voltage_decay)`` (empty where not needed). ``g_z`` is a time-last
+    view of time-major memory, as the block's feed-forward product takes it.
     """
     steps, batch, n = vp.shape
-    theta, inv_tau, amp = sur
-    sigma = torch.exp((vp - theta).abs_().mul_(-inv_tau)).mul_(amp)
-    if r_out.shape[0]:
-        sigma.masked_fill_(r_out.bool(), 0.0)
-    g_a = torch.zeros_like(vp) if g_s is None else torch.empty_like(vp).copy_(g_s)
+    sigma = surrogate(vp, r_out, *sur)
+    # memory kept across steps: three arrays of the whole recurrence's size, which
+    # fresh memory would make fault page by page at every step
+    g_a = _G_A.empty(tuple(vp.shape), vp.dtype)
     w_fb = _compact(w.detach().to(vp.dtype))
     for t in range(steps - 1, -1, -1):
         g = g_a[t]
+        if g_s is None:
+            g.zero_()
+        else:
+            g.copy_(g_s[t])
         if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
             add_feedback_grad(g, g_a[t + 1], w_fb)
         g.mul_(sigma[t])
@@ -270,6 +281,31 @@ def _backward_common(
         _decay_grad(dec[0], current_decay) if needs[2] else current_decay.new_empty(0),
         _decay_grad(dec[1], voltage_decay) if needs[3] else voltage_decay.new_empty(0),
     )
+
+
+def surrogate(vp: Tensor, r_out: Tensor, theta: float, inv_tau: float, amp: float) -> Tensor:
+    r"""The spike surrogate :math:`\mathrm{amp}\,e^{-|v_p - \vartheta| / \tau}` of time-major
+    ``vp``, 0 on refractory steps (``r_out`` non-zero; ``r_out`` with no steps: none).
+    float32: one compiled pass into kept memory (:func:`._recurrent_cpu.surrogate`);
+    other dtypes: PyTorch's ``exp``."""
+    if vp.dtype != torch.float32:
+        sigma = torch.exp((vp - theta).abs_().mul_(-inv_tau)).mul_(amp)
+        if r_out.shape[0]:
+            sigma.masked_fill_(r_out.bool(), 0.0)
+        return sigma
+    sigma = _SIGMA.empty(tuple(vp.shape), vp.dtype)
+    refr = r_out.contiguous().reshape(-1).numpy() if r_out.shape[0] else _NO_REFRACTORY
+    src = vp.contiguous().reshape(-1).numpy()
+    args = (src, refr, theta, inv_tau, amp, sigma.reshape(-1).numpy())
+    if vp.numel() >= PARALLEL_MIN_WORK:
+        follow_torch_threads()
+        _kern.surrogate(*args)
+    else:
+        _kern.surrogate_serial(*args)
+    return sigma
+
+
+_NO_REFRACTORY = np.zeros(0, np.uint8)
 
 
 def add_feedback_grad(g: Tensor, nxt: Tensor, w_fb: Tensor) -> None:
@@ -376,8 +412,7 @@ def _alif_forward(
     scale, fb_bias = config
     batch, n, steps = z.shape
     zt = _time_major(z)
-    s = torch.empty_like(zt)
-    d = torch.empty_like(zt)
+    s, d = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
     pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)

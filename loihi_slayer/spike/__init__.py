@@ -13,8 +13,11 @@ is exact in float) and the surrogate derivative (spec §5.4)
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from .._recycle import Recycled
 from ..autograd.spike import spike_op
 from ..errors import ParameterError
 from . import complex as complex
@@ -58,6 +61,20 @@ def shift(x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
     return _Shift.apply(x, first.to(x.dtype))
 
 
+#: memory kept across steps for the shift's output and its gradient on CPU (arrays of a
+#: block's whole output, which fresh memory would make fault page by page at every
+#: step), one storage per shifted block up to ``keep`` blocks
+_SHIFTED, _SHIFTED_GRAD = Recycled(keep=8), Recycled(keep=8)
+
+
+def _empty_in_layout(rec: Recycled, shape, stride, like: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_strided(shape, stride)`` (a dense layout) in ``rec``'s kept memory
+    (CPU; elsewhere new memory)."""
+    if like.device.type != "cpu":
+        return like.new_empty_strided(shape, stride)
+    return rec.empty((math.prod(shape),), like.dtype).as_strided(shape, stride)
+
+
 class _Shift(torch.autograd.Function):
     """The shift in ``x``'s memory layout, forward and backward: a time-last view of
     time-major memory (a fused recurrent block's output) stays one, where ``cat`` would
@@ -66,15 +83,17 @@ class _Shift(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-        y = torch.empty_like(x)
+        layout = (x.shape, torch.empty_like(x, device="meta").stride())  # x's, made dense
+        y = _empty_in_layout(_SHIFTED, *layout, x)
         y[..., :1] = first
         y[..., 1:] = x[..., :-1]
-        ctx.layout = (y.shape, y.stride())
+        ctx.layout = layout
         return y
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gx = g.new_empty_strided(*ctx.layout)  # x's layout, whatever g's (an expanded sum grad)
+        # x's layout, whatever g's (an expanded sum grad)
+        gx = _empty_in_layout(_SHIFTED_GRAD, *ctx.layout, g)
         gx[..., :-1] = g[..., 1:]
         gx[..., -1:] = 0
         return gx, g[..., :1]

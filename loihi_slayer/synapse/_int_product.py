@@ -102,6 +102,46 @@ def _to_int8_serial(x, out):
     return bad, top
 
 
+@njit(parallel=True, cache=True)
+def _to_int8_tm_parallel(x, out):
+    """``out[i, t, b] = x[b, i, t]`` (time-major columns); returns ``(rows refused, max
+    |q|)``. Each job writes one input's ``(T, B)`` block, which stays in the L1 cache
+    while its ``B`` strided rows fill it."""
+    n_b, n_i = x.shape[0], x.shape[1]
+    flags = np.empty((n_i, 2), np.int32)
+    for i in prange(n_i):
+        e, m = 0, 0
+        for b in range(n_b):
+            eb, mb = _to_int8_row(x[b, i], out[i, :, b])
+            e |= eb
+            m = max(m, mb)
+        flags[i, 0] = e
+        flags[i, 1] = m
+    return flags[:, 0].sum(), flags[:, 1].max()
+
+
+@njit(cache=True)
+def _to_int8_tm_serial(x, out):
+    """:func:`_to_int8_tm_parallel` on the calling thread."""
+    bad = 0
+    top = 0
+    for i in range(x.shape[1]):
+        for b in range(x.shape[0]):
+            e, m = _to_int8_row(x[b, i], out[i, :, b])
+            bad += e
+            top = max(top, m)
+    return bad, top
+
+
+#: operand builders by (time-major columns, parallel)
+_TO_OPERAND = {
+    (False, True): _to_int8_parallel,
+    (False, False): _to_int8_serial,
+    (True, True): _to_int8_tm_parallel,
+    (True, False): _to_int8_tm_serial,
+}
+
+
 @njit(inline="always", cache=True)
 def _scale_row(src, unit, dst):
     """``dst[t] = src[t] · unit`` (int32 -> float32). Both are slices indexed by the loop
@@ -168,21 +208,22 @@ def _mantissas(w, unit, out):
 
 
 def int8_operand(
-    x3: torch.Tensor, out: torch.Tensor | None = None
+    x3: torch.Tensor, out: torch.Tensor | None = None, time_major: bool = False
 ) -> tuple[torch.Tensor, int] | None:
     """The int8 ``(I, B·T)`` operand of a time-last float32 ``(B, I, T)`` input and its
     largest magnitude, or None when a value is not an integer in ``[-128, 127]``. With
-    ``out`` (an ``(I, B·T)`` tensor, e.g. float32 for sgemm) the same values go there."""
+    ``out`` (an ``(I, B·T)`` tensor, e.g. float32 for sgemm) the same values go there.
+    ``time_major`` orders each row's columns ``(t, b)`` instead of ``(b, t)``."""
     n_b, n_i, steps = x3.shape
     if out is None:
         out = torch.empty((n_i, n_b * steps), dtype=torch.int8)
-    dst = out.numpy().reshape(n_i, n_b, steps)
+    shape = (n_i, steps, n_b) if time_major else (n_i, n_b, steps)
+    dst = out.numpy().reshape(shape)
     src = x3.detach().contiguous().numpy()
-    if x3.numel() >= PARALLEL_MIN_WORK:
+    parallel = x3.numel() >= PARALLEL_MIN_WORK
+    if parallel:
         follow_torch_threads()
-        bad, top = _to_int8_parallel(src, dst)
-    else:
-        bad, top = _to_int8_serial(src, dst)
+    bad, top = _TO_OPERAND[time_major, parallel](src, dst)
     if bad:
         return None
     return out, int(top)
@@ -196,25 +237,37 @@ _Q_FLOAT = Recycled()
 class IntDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from the operand ``q`` (see the module):
     int8 with the int8 GEMM (``int8``), else float32 with sgemm, which the weight gradient
-    then reads as it is; backward as the float product's."""
+    then reads as it is; backward as the float product's. ``time_major``: ``q``'s columns
+    are ordered ``(t, b)`` and ``z`` is a time-last view of time-major ``(T, B, O)``
+    memory, one GEMM with nothing to reorder."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, m, unit, q_float, int8):
+    def forward(ctx, x3, w2, q, m, unit, q_float, int8, time_major):
         n_b, _, steps = x3.shape
-        z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
-        if not int8 and steps >= BATCH_GEMM_STEPS:
+        n_o = w2.shape[0]
+        if time_major:
+            # (T·B, I) @ (I, O): both operands transposed views, the output time-major
+            if int8:
+                zt = torch._int_mm(q.t(), m.t()).to(torch.float32).mul_(unit)
+            else:
+                zt = torch.mm(q.t(), w2.t())
+            z = zt.view(steps, n_b, n_o).permute(1, 2, 0)
+        elif not int8 and steps >= BATCH_GEMM_STEPS:
             # q is the operand's float copy: the same exact sums (the bound of the
             # module); each batch's GEMM written time-last in place, no scale-out pass
+            z = torch.empty((n_b, n_o, steps), dtype=torch.float32)
             q3 = q.view(q.shape[0], n_b, steps)
             for b in range(n_b):
                 torch.mm(w2, q3[:, b], out=z[b])
         else:
+            z = torch.empty((n_b, n_o, steps), dtype=torch.float32)
             r = torch._int_mm(m, q) if int8 else torch.mm(w2, q)  # (O, B*T), exact
             kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
             kernel(r.numpy(), np.float32(unit if int8 else 1.0), z.numpy())
         # the operand is the input in the weight gradient's layout (int8: a quarter its size)
         ctx.save_for_backward(q, w2)
         ctx.q_float = q_float
+        ctx.time_major = time_major
         return z
 
     @staticmethod
@@ -224,16 +277,22 @@ class IntDenseProduct(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
         if ctx.needs_input_grad[1]:
-            g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
             q_float = q
             if q.dtype != g.dtype:  # memory kept across steps
                 q_float = ctx.q_float.empty(tuple(q.shape), g.dtype).copy_(q)
-            g_w = g2 @ q_float.t()
-        return g_x, g_w, None, None, None, None, None
+            if ctx.time_major:
+                # g's columns in q's (t, b) order: free where g is a view of time-major
+                # memory (the fused recurrence's gradient), else one reordering copy
+                g2 = g.permute(2, 0, 1).reshape(q.shape[1], g.shape[1])  # (T*B, O)
+                g_w = torch.mm(g2.t(), q_float.t())
+            else:
+                g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
+                g_w = g2 @ q_float.t()
+        return g_x, g_w, None, None, None, None, None, None
 
 
 def int_product(
-    x3: torch.Tensor, w2: torch.Tensor, owner: object | None = None
+    x3: torch.Tensor, w2: torch.Tensor, owner: object | None = None, time_major: bool = False
 ) -> torch.Tensor | None:
     """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) from the int8 operand when that
     is exact and worth it (CPU float32, both on integer grids, the bound of the module
@@ -243,7 +302,10 @@ def int_product(
     in the weight gradient's layout, and the output written time-last (the float GEMM of
     the caller would copy the transposed input, and leave a strided output). The float
     copy of the operand goes into memory kept per ``owner`` (the synapse module; see
-    :mod:`loihi_slayer._recycle`), or into one buffer shared by products without one."""
+    :mod:`loihi_slayer._recycle`), or into one buffer shared by products without one.
+    ``time_major``: the output is a time-last view of time-major ``(T, B, O)`` memory, for
+    a consumer that steps through time (the recurrent blocks): one GEMM makes it, and a
+    gradient arriving in that layout reaches the weight gradient without a copy."""
     n_b, n_i, steps = x3.shape
     n_o = w2.shape[0]
     if (
@@ -267,10 +329,10 @@ def int_product(
     q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
     # sgemm: the operand written as float32 at once, into the memory kept across steps
     dst = None if int8 else q_float.empty((n_i, n_b * steps), torch.float32)
-    operand = int8_operand(x3, dst)
+    operand = int8_operand(x3, dst, time_major)
     if operand is None:
         return None
     q, top = operand
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
-    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8)
+    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8, time_major)

@@ -201,7 +201,15 @@ class Dense(_Synapse, torch.nn.Conv3d):
         Optional 0/1 connectivity mask of shape ``(out, in)``.
     exact
         float64 accumulation (for sigma-delta layers).
+
+    The output is time-last ``(N, out, T)``; a consumer that steps through time (the
+    recurrent blocks) sets ``time_major_output`` and gets a time-last view of time-major
+    ``(T, N, out)`` memory instead (the same values, no transpose before its time loop,
+    none of its gradient before the weight gradient).
     """
+
+    #: make the output a view of time-major memory (see the class docstring)
+    time_major_output: bool = False
 
     def __init__(
         self,
@@ -242,10 +250,12 @@ class Dense(_Synapse, torch.nn.Conv3d):
         # spikes by 8-bit weights: the exact product from an int8 operand where it applies
         # (int8 GEMM or sgemm by CPU; this synapse keeps the operand's float copy's memory
         # across steps)
-        z = int_product(x3, w2, self)
+        z = int_product(x3, w2, self, self.time_major_output)
         if z is not None:
             return z
         _check_finite(f"synapse.{type(self).__name__}", "input", x3)
+        if self.time_major_output:
+            return torch.matmul(x3.permute(2, 0, 1), w2.t()).permute(1, 2, 0)
         return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
 
 
