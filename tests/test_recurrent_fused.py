@@ -569,3 +569,29 @@ def test_recurrent_blocks_read_time_major_input_without_a_copy(kind, monkeypatch
     x = (torch.rand(3, 12, 9) < 0.4).float()
     net(x).sum().backward()
     assert seen == [True]
+
+
+def test_narrowed_feedback_is_the_same_feedback():
+    """``_narrow``: the common power of two moves into the grid step, the quotients into
+    the narrowest integer type; ``grid * (b + m)`` is unchanged value for value."""
+    rng = np.random.default_rng(5)
+    even8 = rng.integers(-128, 128, (6, 6)).astype(np.int32) * 2  # 8-bit weights x 64 / 32
+    cases = [
+        (even8, 0, np.int8, 1),
+        (even8, 3, np.int16, 0),  # an odd bias keeps the factor 1; 254 needs int16
+        (even8 * 8, 16, np.int8, 4),
+        (even8 * 300, 0, np.int16, 3),  # 300 = 4 * 75: 127 * 75 * 2 needs int16
+        (even8 * 2**20, 0, np.int8, 21),
+        (even8 + 1, 0, np.int16, 0),
+        (np.array([[-128, 127]], np.int32), 0, np.int8, 0),  # int8's whole range
+        (np.array([[-129, 127]], np.int32), 0, np.int16, 0),
+        (np.zeros((3, 3), np.int32), 0, np.int8, 0),
+    ]
+    for m, bias, dtype, e in cases:
+        grid = 2.0**-6
+        m_k, b_k, g_k = fused_mod._narrow(m, bias, grid)
+        assert m_k.dtype == dtype and m_k.flags.c_contiguous
+        assert g_k == grid * 2.0**e
+        assert np.array_equal((m_k.astype(np.float64) + b_k) * g_k, (m + bias) * grid)
+    big = np.array([[40001, -2]], np.int32)
+    assert fused_mod._narrow(big, 0, 1.0)[0].dtype == np.int32  # 40001 > int16's 32767

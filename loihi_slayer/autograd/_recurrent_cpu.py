@@ -52,7 +52,7 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
     """
     n = acc.shape[0]
     if m_t.shape[0] != n:
-        diag, off = m_t[0, 0], m_t[0, 1]
+        diag, off = np.int64(m_t[0, 0]), np.int64(m_t[0, 1])
         level = fb_bias + off * nspk
         for j in range(n):
             acc[j] = level
@@ -64,13 +64,13 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
     q = 0
     while q + 4 <= nspk:
         r0, r1, r2, r3 = m_t[idx[q]], m_t[idx[q + 1]], m_t[idx[q + 2]], m_t[idx[q + 3]]
-        for j in range(n):
-            acc[j] += (r0[j] + r1[j]) + (r2[j] + r3[j])
+        for j in range(n):  # in int32 whatever m_t's integer type (int8 sums would wrap)
+            acc[j] += (np.int32(r0[j]) + np.int32(r1[j])) + (np.int32(r2[j]) + np.int32(r3[j]))
         q += 4
     while q < nspk:
         row = m_t[idx[q]]
         for j in range(n):
-            acc[j] += row[j]
+            acc[j] += np.int32(row[j])
         q += 1
 
 

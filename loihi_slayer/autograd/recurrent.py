@@ -78,6 +78,27 @@ def feedback_grid(w: Tensor, b: Tensor | None, scale: int) -> tuple[np.ndarray, 
     return np.ascontiguousarray(m.T).astype(np.int32), int(bm)
 
 
+def _narrow(m: np.ndarray, bias: int, grid: float) -> tuple[np.ndarray, int, float]:
+    r"""The same feedback with fewer bytes per spiking row: the mantissas' common power of
+    two :math:`2^e` moved into the grid step, and the quotients in the narrowest integer
+    type that holds them (int8 for 8-bit weights, whose mantissas are even):
+
+    .. math:: \mathrm{grid} \cdot (b + \textstyle\sum m) =
+        (\mathrm{grid}\, 2^e) \cdot (b / 2^e + \textstyle\sum m / 2^e)
+
+    exactly (a power of two scales a float without rounding). A row of a 512-neuron
+    feedback matrix is then 512 bytes, and the matrix stays in the L2 cache.
+    """
+    bits = int(np.bitwise_or.reduce(np.abs(m), axis=None)) | abs(bias) if m.size else abs(bias)
+    e = (bits & -bits).bit_length() - 1 if bits else 0
+    m_e = m >> e
+    low, high = (int(m_e.min()), int(m_e.max())) if m_e.size else (0, 0)
+    for dtype in (np.int8, np.int16, np.int32):
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            return np.ascontiguousarray(m_e, dtype), bias >> e, grid * 2.0**e
+    raise AssertionError("feedback_grid bounds every mantissa below 2**31")
+
+
 def supports(neuron, z: Tensor) -> bool:
     """Whether :func:`cuba_recurrent` reproduces the step-by-step loop for ``neuron`` on ``z``."""
     return (
@@ -143,16 +164,15 @@ def _forward(
     pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
-    grid = 1.0 / scale
     # per-neuron vectors: no index arithmetic in the step loop
     per_neuron = (decay_int(current_decay), decay_int(voltage_decay), bias.numpy())
     i_dec, v_dec, bias_n = (_per_neuron(a, n) for a in per_neuron)
     kern = _kern.forward_parallel if _parallel(batch, n, steps) else _kern.forward_serial
-    m_k = _compact(m_t).numpy()
+    m_k, fb_k, grid = _narrow(_compact(m_t).numpy(), fb_bias, 1.0 / scale)
     kern(
         zt.numpy(),
         m_k,
-        fb_bias,
+        fb_k,
         grid,
         float(scale),
         i_dec,
@@ -417,12 +437,12 @@ def _alif_forward(
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)
     kern = _kern.alif_parallel if _parallel(batch, n, steps) else _kern.alif_serial
-    m_k = _compact(m_t).numpy()
+    m_k, fb_k, grid = _narrow(_compact(m_t).numpy(), fb_bias, 1.0 / scale)
     kern(
         zt.numpy(),
         m_k,
-        fb_bias,
-        1.0 / scale,
+        fb_k,
+        grid,
         float(scale),
         _per_neuron(table.numpy(), n),
         st.numpy(),
