@@ -157,3 +157,23 @@ def test_phase_spike_rejects_bad_tau():
     x = torch.zeros(1, 2)
     with pytest.raises(ParameterError, match="tau_rho"):
         cspike.Spike.apply(x, x, 0.1, 0.0, 1.0, False, 0.0, 1)
+
+
+def test_time_major_output_reaches_both_dense_parts():
+    """A resonator Recurrent block asks its complex synapse for time-major output: both
+    real parts then make it (same values); a part without the option is left alone."""
+    from loihi_slayer.block import rf
+
+    blk = rf.Recurrent({"threshold": 0.5, "period": 10, "decay": 0.1}, 8, 6)
+    assert blk.synapse.time_major_output
+    assert blk.synapse.real.time_major_output and blk.synapse.imag.time_major_output
+    syn = csyn.Dense(8, 6, pre_hook_fx=quantize_8bit)
+    x = (torch.rand(3, 8, 5) < 0.4).float()
+    before = syn(x)
+    syn.time_major_output = True
+    after = syn(x)
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b) and b.permute(2, 0, 1).is_contiguous()
+    conv = csyn.Conv(2, 3, 3)
+    conv.time_major_output = True
+    assert not conv.time_major_output and not hasattr(conv.real, "time_major_output")

@@ -43,6 +43,18 @@ class ComplexLayer(torch.nn.Module):
         """``(real(x), imag(x))`` for a time-last input."""
         return self.real(x), self.imag(x)
 
+    @property
+    def time_major_output(self) -> bool:
+        """Whether both parts make their output a view of time-major memory (see
+        :class:`~.layer.Dense`; parts without that option never do)."""
+        return all(getattr(p, "time_major_output", False) for p in (self.real, self.imag))
+
+    @time_major_output.setter
+    def time_major_output(self, value: bool) -> None:
+        for part in (self.real, self.imag):
+            if hasattr(part, "time_major_output"):
+                part.time_major_output = bool(value)
+
     def enable_weight_norm(self) -> None:
         """Enable weight normalization on both parts."""
         self.real.enable_weight_norm()
