@@ -195,3 +195,36 @@ def test_falls_back_to_the_unfused_path(monkeypatch, setup):
         assert seen  # the hook saw the call
     if want_shift:
         assert torch.all(out[..., 0] == 0)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_shift_keeps_its_memory_across_steps(time_major):
+    """``spike.shift`` on CPU writes its output and its gradient into memory kept across
+    steps (freed results are handed out again, in ``x``'s layout), with the values of a
+    plain shift; a result still held gets new memory."""
+    g = torch.Generator().manual_seed(0)
+
+    def make():
+        if time_major:  # a time-last view of time-major memory
+            return torch.rand(7, 2, 5, generator=g).permute(1, 2, 0).requires_grad_(True)
+        return torch.rand(2, 5, 7, generator=g).requires_grad_(True)
+
+    ptrs, grad_ptrs = [], []
+    for _ in range(3):
+        x = make()
+        y = spike.shift(x)
+        assert y.stride() == x.stride()
+        assert torch.equal(y[..., 0], torch.zeros(2, 5)) and torch.equal(y[..., 1:], x[..., :-1])
+        up = torch.rand(y.shape, generator=g)
+        (gx,) = torch.autograd.grad(y, x, up)
+        assert gx.stride() == x.stride()
+        assert torch.equal(gx[..., :-1], up[..., 1:]) and torch.equal(
+            gx[..., -1], torch.zeros(2, 5)
+        )
+        ptrs.append(y.untyped_storage().data_ptr())
+        grad_ptrs.append(gx.untyped_storage().data_ptr())
+        del y, gx
+    assert len(set(ptrs)) == 1 and len(set(grad_ptrs)) == 1
+    held = spike.shift(make())
+    again = spike.shift(make())
+    assert held.untyped_storage().data_ptr() != again.untyped_storage().data_ptr()

@@ -327,3 +327,24 @@ def test_dense_synapse_time_major_output(any_size, monkeypatch):
         assert torch.equal(outs[0][0], outs[1][0])
         for a, b in zip(outs[0][1:], outs[1][1:], strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_time_major_output_memory_is_kept_per_synapse(any_size):
+    """The time-major output goes into memory the synapse keeps: a freed output's memory
+    serves the next step; an output still held is not overwritten."""
+    torch.manual_seed(2)
+    dense = synapse.Dense(24, 8, weight_scale=2, pre_hook_fx=quantize_8bit)
+    dense.time_major_output = True
+    x = (torch.rand(4, 24, 11) < 0.2).float()
+    ptrs = []
+    for _ in range(3):
+        y = dense(x)
+        y.sum().backward()
+        ptrs.append(y.untyped_storage().data_ptr())
+        del y
+    assert len(set(ptrs)) == 1
+    held = dense(x)
+    kept = held.detach().clone()
+    other = dense((torch.rand(4, 24, 11) < 0.2).float())
+    assert other.untyped_storage().data_ptr() != held.untyped_storage().data_ptr()
+    assert torch.equal(held, kept)

@@ -67,10 +67,16 @@ def shift(x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
 _SHIFTED, _SHIFTED_GRAD = Recycled(keep=8), Recycled(keep=8)
 
 
+def _kept(like: torch.Tensor) -> bool:
+    """Whether the shift keeps memory for tensors like ``like``: on CPU, in eager mode
+    (a traced graph allocates its own)."""
+    return like.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def _empty_in_layout(rec: Recycled, shape, stride, like: torch.Tensor) -> torch.Tensor:
     """``torch.empty_strided(shape, stride)`` (a dense layout) in ``rec``'s kept memory
-    (CPU; elsewhere new memory)."""
-    if like.device.type != "cpu":
+    (see :func:`_kept`; else new memory)."""
+    if not _kept(like):
         return like.new_empty_strided(shape, stride)
     return rec.empty((math.prod(shape),), like.dtype).as_strided(shape, stride)
 
@@ -83,8 +89,12 @@ class _Shift(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-        layout = (x.shape, torch.empty_like(x, device="meta").stride())  # x's, made dense
-        y = _empty_in_layout(_SHIFTED, *layout, x)
+        if _kept(x):
+            layout = (x.shape, torch.empty_like(x, device="meta").stride())  # x's, dense
+            y = _empty_in_layout(_SHIFTED, *layout, x)
+        else:
+            y = torch.empty_like(x)
+            layout = (y.shape, y.stride())
         y[..., :1] = first
         y[..., 1:] = x[..., :-1]
         ctx.layout = layout

@@ -229,28 +229,32 @@ def int8_operand(
     return out, int(top)
 
 
-#: the weight gradient's float copy of the int8 operand (megabytes, every step), for
-#: products without an owner (see :func:`int_product`)
-_Q_FLOAT = Recycled()
+#: the weight gradient's float copy of the int8 operand and the time-major output
+#: (megabytes, every step), for products without an owner (see :func:`int_product`)
+_Q_FLOAT, _Z_TIME_MAJOR = Recycled(), Recycled()
 
 
 class IntDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from the operand ``q`` (see the module):
     int8 with the int8 GEMM (``int8``), else float32 with sgemm, which the weight gradient
-    then reads as it is; backward as the float product's. ``time_major``: ``q``'s columns
-    are ordered ``(t, b)`` and ``z`` is a time-last view of time-major ``(T, B, O)``
-    memory, one GEMM with nothing to reorder."""
+    then reads as it is; backward as the float product's. With ``z_mem`` (a
+    :class:`~loihi_slayer._recycle.Recycled`) ``q``'s columns are ordered ``(t, b)`` and
+    ``z`` is a time-last view of time-major ``(T, B, O)`` memory from ``z_mem``, one GEMM
+    with nothing to reorder."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, m, unit, q_float, int8, time_major):
+    def forward(ctx, x3, w2, q, m, unit, q_float, int8, z_mem):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
+        time_major = z_mem is not None
         if time_major:
-            # (T·B, I) @ (I, O): both operands transposed views, the output time-major
+            # (T·B, I) @ (I, O): both operands transposed views, the output time-major,
+            # in memory kept across steps
+            zt = z_mem.empty((steps * n_b, n_o), torch.float32)
             if int8:
-                zt = torch._int_mm(q.t(), m.t()).to(torch.float32).mul_(unit)
+                zt.copy_(torch._int_mm(q.t(), m.t())).mul_(unit)
             else:
-                zt = torch.mm(q.t(), w2.t())
+                torch.mm(q.t(), w2.t(), out=zt)
             z = zt.view(steps, n_b, n_o).permute(1, 2, 0)
         elif not int8 and steps >= BATCH_GEMM_STEPS:
             # q is the operand's float copy: the same exact sums (the bound of the
@@ -335,4 +339,7 @@ def int_product(
     q, top = operand
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
-    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8, time_major)
+    z_mem = None
+    if time_major:  # the output, read by a time loop, is also kept across steps
+        z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
+    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8, z_mem)
