@@ -595,3 +595,27 @@ def test_narrowed_feedback_is_the_same_feedback():
         assert np.array_equal((m_k.astype(np.float64) + b_k) * g_k, (m + bias) * grid)
     big = np.array([[40001, -2]], np.int32)
     assert fused_mod._narrow(big, 0, 1.0)[0].dtype == np.int32  # 40001 > int16's 32767
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+@pytest.mark.parametrize("nspk", [0, 3, 255, 256, 257, 600])
+def test_feedback_sum_at_the_int16_block_edges(dtype, nspk):
+    """The feedback sum of the fused kernels against NumPy's int64 sum: int8 rows summed
+    in int16 blocks of ``INT16_ROWS`` (every row at the extremes -128 or 127, so a block
+    one row longer would wrap), int16/int32 rows in int32."""
+    from loihi_slayer.autograd import _recurrent_cpu as kern
+
+    rng = np.random.default_rng(nspk)
+    info = np.iinfo(dtype)
+    low, high = max(info.min, -(2**20)), min(info.max, 2**20)  # 600 rows' sums fit int32
+    n = 600  # square: (inputs, outputs) of the feedback
+    m_t = np.where(rng.random((n, n)) < 0.5, low, high).astype(dtype)
+    m_t[:, 0] = low  # one column at the minimum throughout
+    m_t[:, 1] = high
+    idx = rng.permutation(n)[:nspk].astype(np.int64)
+    idx = np.concatenate([idx, np.zeros(n - nspk, np.int64)])
+    acc = np.empty(n, np.int32)
+    part = np.empty(n, np.int16)
+    kern._feedback_sum(acc, part, m_t, idx, nspk, -7)
+    want = m_t[idx[:nspk]].astype(np.int64).sum(0) - 7
+    assert np.array_equal(acc, want)

@@ -40,13 +40,21 @@ _alif_step = njit(inline="always", cache=True)(_alif_model.step)
 ALIF_PARAMS = ("i_decay", "v_decay", "th_decay", "ref_decay", "v_th_mant", "v_th_step", "ref_delay")
 
 
+#: int8 feedback rows summed in int16 at most this many at a time: their sum then lies
+#: in [-128·256, 127·256], inside int16, so the wrapping int16 additions are exact
+INT16_ROWS = 256
+
+
 @njit(cache=True)
-def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
+def _feedback_sum(acc, part, m_t, idx, nspk, fb_bias):
     """``acc = fb_bias + sum_q m_t[idx[q]]`` (int32, vectorized over neurons).
 
     Four spiking rows are added per pass over ``acc`` (half the loads and stores of
     one row per pass). The partial sums cannot wrap: every subset sum of a row is
     bounded by the absolute row sum that :func:`..recurrent.feedback_grid` limits.
+    int8 rows (:func:`..recurrent._narrow`) are summed in blocks of :data:`INT16_ROWS`
+    in the int16 ``part`` (16 neurons per AVX2 vector, not 8) and each block's sum
+    added to ``acc``.
     A ``(1, 2)`` ``m_t`` for ``n > 1`` neurons is the compact form ``[[d, o]]`` of
     ``m = o + (d - o) I`` (KWTA): the same integers in O(n) per step.
     """
@@ -61,10 +69,29 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
         return
     for j in range(n):
         acc[j] = fb_bias
+    if m_t.itemsize == 1:
+        q = 0
+        while q < nspk:
+            stop = min(nspk, q + INT16_ROWS)
+            for j in range(n):
+                part[j] = 0
+            while q + 4 <= stop:
+                r0, r1, r2, r3 = m_t[idx[q]], m_t[idx[q + 1]], m_t[idx[q + 2]], m_t[idx[q + 3]]
+                for j in range(n):  # stored as int16: LLVM narrows the adds to int16
+                    part[j] = part[j] + ((r0[j] + r1[j]) + (r2[j] + r3[j]))
+                q += 4
+            while q < stop:
+                row = m_t[idx[q]]
+                for j in range(n):
+                    part[j] = part[j] + row[j]
+                q += 1
+            for j in range(n):
+                acc[j] += part[j]
+        return
     q = 0
     while q + 4 <= nspk:
         r0, r1, r2, r3 = m_t[idx[q]], m_t[idx[q + 1]], m_t[idx[q + 2]], m_t[idx[q + 3]]
-        for j in range(n):  # in int32 whatever m_t's integer type (int8 sums would wrap)
+        for j in range(n):  # in int32 whatever m_t's integer type (int16 sums would wrap)
             acc[j] += (np.int32(r0[j]) + np.int32(r1[j])) + (np.int32(r2[j]) + np.int32(r3[j]))
         q += 4
     while q < nspk:
@@ -75,9 +102,9 @@ def _feedback_sum(acc, m_t, idx, nspk, fb_bias):
 
 
 @njit(inline="always", cache=True)
-def _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid):
+def _feedback(fb, acc, part, m_t, idx, nspk, fb_bias, grid):
     """``fb = grid * (fb_bias + sum of the spiking rows of m_t)`` (see :func:`_feedback_sum`)."""
-    _feedback_sum(acc, m_t, idx, nspk, fb_bias)
+    _feedback_sum(acc, part, m_t, idx, nspk, fb_bias)
     for j in range(fb.shape[0]):
         fb[j] = acc[j] * grid
 
@@ -128,6 +155,7 @@ def _forward_item(
     rec_r = r_out.shape[0] > 0
     rec_p = pre_out.shape[1] > 0
     acc = np.empty(n, np.int32)
+    part = np.empty(n, np.int16)  # int8 rows' partial sums
     fb = np.empty(n, z.dtype)
     idx = np.empty(n, np.int64)
     nspk = 0
@@ -138,7 +166,7 @@ def _forward_item(
         rc_st[b * n : (b + 1) * n],
     )
     for t in range(steps):
-        _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid)
+        _feedback(fb, acc, part, m_t, idx, nspk, fb_bias, grid)
         if rec_r:
             for j in range(n):
                 r_out[t, b, j] = rc_b[j] > 0
@@ -197,13 +225,14 @@ def _alif_item(
     steps, n = z.shape[0], z.shape[2]
     rec_p = pre_out.shape[1] > 0
     acc = np.empty(n, np.int32)
+    part = np.empty(n, np.int16)  # int8 rows' partial sums
     fb = np.empty(n, z.dtype)
     idx = np.empty(n, np.int64)
     nspk = 0
     flag = 0
     sb = st[:, b * n : (b + 1) * n]
     for t in range(steps):
-        _feedback(fb, acc, m_t, idx, nspk, fb_bias, grid)
+        _feedback(fb, acc, part, m_t, idx, nspk, fb_bias, grid)
         if rec_p:
             for j in range(n):
                 pre_out[0, t, b, j] = sb[0, j]
