@@ -33,7 +33,10 @@ SUBMODULES = (
     "utils",
 )
 
-__all__ = ["__version__", *SUBMODULES]
+#: functions loaded on first access too, by name: module
+FUNCTIONS = {"release_kept_memory": "_recycle"}
+
+__all__ = ["__version__", *SUBMODULES, *FUNCTIONS]
 
 
 def __getattr__(name: str) -> Any:
@@ -41,8 +44,12 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
+    if name in FUNCTIONS:
+        fn = getattr(importlib.import_module(f"{__name__}.{FUNCTIONS[name]}"), name)
+        globals()[name] = fn
+        return fn
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SUBMODULES))
+    return sorted(set(globals()) | set(SUBMODULES) | set(FUNCTIONS))

@@ -19,10 +19,15 @@ import weakref
 
 import torch
 
-__all__ = ["Recycled", "recycled_for"]
+__all__ = ["Recycled", "recycled_for", "release_kept_memory"]
 
 #: the storage's use count (private torch API; without it nothing is reused)
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+#: every live Recycled (for :func:`release_kept_memory`)
+_ALL: weakref.WeakSet = weakref.WeakSet()
+_ALL_LOCK = threading.Lock()
 
 
 class Recycled:
@@ -39,6 +44,8 @@ class Recycled:
         self._storages: list[torch.UntypedStorage] = []
         self._keep = keep
         self._lock = threading.Lock()
+        with _ALL_LOCK:
+            _ALL.add(self)
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """An uninitialised contiguous CPU tensor: kept memory that is free and of the
@@ -78,3 +85,23 @@ def recycled_for(owner: object, role: str) -> Recycled:
         if rec is None:
             rec = roles[role] = Recycled()
         return rec
+
+
+def release_kept_memory() -> int:
+    """Keep no memory anywhere: every :class:`Recycled` (the recurrent blocks', the
+    shift's, each synapse's and emulator's) drops its storages, which are freed once the
+    tensors handed out are gone. For a process that has finished training and wants the
+    memory back; the next step allocates afresh (and keeps that memory again).
+
+    Returns
+    -------
+    int
+        The bytes that were kept.
+    """
+    with _ALL_LOCK:
+        every = list(_ALL)
+    total = 0
+    for rec in every:
+        total += sum(st.nbytes() for st in rec.kept)
+        rec.release()
+    return total

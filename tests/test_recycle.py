@@ -189,3 +189,23 @@ def test_keep_holds_one_storage_per_caller_up_to_its_limit():
     assert bool((a == 1.0).all())
     with pytest.raises(ValueError, match="keep = 0"):
         Recycled(keep=0)
+
+
+def test_release_kept_memory_drops_every_kept_storage():
+    """``loihi_slayer.release_kept_memory`` empties every Recycled (module-level and per
+    owner) and reports the bytes they kept; a tensor still held keeps its values."""
+    import loihi_slayer
+
+    a, b = Recycled(), Recycled(keep=2)
+    x = a.empty(SHAPE, torch.float32)
+    x.fill_(2.0)
+    y, z = b.empty(SHAPE, torch.int32), b.empty((3,), torch.float64)
+    del y, z
+    owner = torch.nn.Linear(2, 2)
+    recycled_for(owner, "role").empty(SHAPE, torch.float32)
+    freed = loihi_slayer.release_kept_memory()
+    assert freed >= 2 * 64 * 100 * 4 + 64 * 100 * 4 + 3 * 8
+    assert a.kept == () and b.kept == () and recycled_for(owner, "role").kept == ()
+    assert bool((x == 2.0).all())
+    assert loihi_slayer.release_kept_memory() == 0
+    assert "release_kept_memory" in dir(loihi_slayer)
