@@ -619,3 +619,22 @@ def test_feedback_sum_at_the_int16_block_edges(dtype, nspk):
     kern._feedback_sum(acc, part, m_t, idx, nspk, -7)
     want = m_t[idx[:nspk]].astype(np.int64).sum(0) - 7
     assert np.array_equal(acc, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_feedback_grid_one_pass_against_numpy(dtype):
+    """The one-pass mantissas (blocks of 16 rows transposed together) against NumPy on
+    shapes that are not multiples of the block, and every refusal: a value off the grid,
+    NaN, +-inf, a mantissa of 2**31."""
+    rng = np.random.default_rng(1)
+    for n_o, n_i in ((37, 19), (16, 1), (1, 40), (0, 5)):
+        w = torch.tensor(rng.integers(-300, 301, (n_o, n_i)) / 64.0, dtype=dtype)
+        got = fused_mod.feedback_grid(w, None, 64)
+        want = (w.double().numpy() * 64).T.astype(np.int32)
+        assert got is not None and got[0].flags.c_contiguous
+        assert np.array_equal(got[0], want)
+        for bad in (1 / 128, float("nan"), float("inf"), -float("inf"), 2.0**31 / 64):
+            if w.numel():
+                wb = w.clone()
+                wb[n_o - 1, n_i // 2] = bad
+                assert fused_mod.feedback_grid(wb, None, 64) is None, bad

@@ -64,18 +64,18 @@ def feedback_grid(w: Tensor, b: Tensor | None, scale: int) -> tuple[np.ndarray, 
     """
     if scale < 1 or scale & (scale - 1) or w.dtype not in _EXACT_BITS:
         return None
-    m = w.detach().to(torch.float64).cpu().numpy() * scale
-    bm = 0.0 if b is None else float(b.detach().to(torch.float64).reshape(-1)[0]) * scale
     if b is not None and b.numel() != 1:
         return None
-    if not (np.all(np.isfinite(m)) and np.isfinite(bm)):
+    bm = 0.0 if b is None else float(b.detach().to(torch.float64).reshape(-1)[0]) * scale
+    if not (np.isfinite(bm) and np.rint(bm) == bm):
         return None
-    if not (np.all(np.rint(m) == m) and np.rint(bm) == bm):
-        return None
+    src = w.detach().cpu().contiguous().numpy()
+    m_t = np.empty(src.shape[::-1], np.int32)
+    ok, top = _kern.feedback_mantissas(src, float(scale), m_t)
     limit = float(1 << _EXACT_BITS[w.dtype])
-    if m.size and float(np.abs(m).sum(axis=1).max()) + abs(bm) >= min(limit, 2.0**31):
+    if not ok or top + abs(bm) >= min(limit, 2.0**31):
         return None
-    return np.ascontiguousarray(m.T).astype(np.int32), int(bm)
+    return m_t, int(bm)
 
 
 def _narrow(m: np.ndarray, bias: int, grid: float) -> tuple[np.ndarray, int, float]:
