@@ -228,24 +228,26 @@ def test_graded_input_falls_back(any_size):
     torch.testing.assert_close(dense(x), _float_path(x, w.detach()))
 
 
-def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size):
+@pytest.mark.parametrize("time_major", [False, True])
+def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size, time_major):
     """Inputs large enough for the parallel conversion (its reductions: a refusal count
-    and the largest magnitude, which decides the float32 bound)."""
+    and the largest magnitude, which decides the float32 bound), for either column
+    order."""
     n_in, steps = 1040, 40  # 2 * 1040 * 40 >= PARALLEL_MIN_WORK; 1040 * 127 * 128 >= 2**24
     w2 = torch.full((2, n_in), 127.0)
     x3 = torch.zeros(2, n_in, steps)
     x3[:, ::3, ::2] = 1.0
     assert x3.numel() >= ip.PARALLEL_MIN_WORK
-    z = ip.int_product(x3, w2)  # 1040 * 127 * 1 < 2**24: taken
+    z = ip.int_product(x3, w2, time_major=time_major)  # 1040 * 127 * 1 < 2**24: taken
     assert z is not None and torch.equal(z.double(), _exact(x3, w2))
     for where in ((0, 0, 0), (1, n_in - 1, steps - 1), (1, 517, 20)):
         xb = x3.clone()
         xb[where] = -128.0  # one value makes the bound fail
-        assert ip.int_product(xb, w2) is None, where
+        assert ip.int_product(xb, w2, time_major=time_major) is None, where
         xb[where] = float("nan")
-        assert ip.int_product(xb, w2) is None, where
+        assert ip.int_product(xb, w2, time_major=time_major) is None, where
         xb[where] = 0.5
-        assert ip.int_product(xb, w2) is None, where
+        assert ip.int_product(xb, w2, time_major=time_major) is None, where
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
@@ -287,19 +289,21 @@ def test_sgemm_flavour_only_at_full_float32_precision(any_size, monkeypatch):
     assert ip.int_product(x3, w2) is not None
 
 
-@pytest.mark.parametrize("steps", [7, 200])
-def test_time_major_output_and_its_gradients(any_size, steps):
+@pytest.mark.parametrize(("b", "n_in", "steps"), [(3, 11, 7), (3, 11, 200), (4, 64, 300)])
+def test_time_major_output_and_its_gradients(any_size, b, n_in, steps):
     """``time_major``: the same exact sums as a time-last view of ``(T, B, O)`` memory;
     the weight gradient (as the float product's) from a gradient in that layout or in
-    any other, the input gradient too."""
+    any other, the input gradient too. The last case is large enough for the parallel
+    operand builder."""
+    assert (b * n_in * steps >= ip.PARALLEL_MIN_WORK) == (n_in == 64)
     g = torch.Generator().manual_seed(steps)
-    x3 = (torch.rand(3, 11, steps, generator=g) < 0.3).float()
+    x3 = (torch.rand(b, n_in, steps, generator=g) < 0.3).float()
     x3 = (x3 * torch.randint(-3, 4, x3.shape, generator=g)).requires_grad_(True)
-    w2 = (torch.randint(-127, 128, (5, 11), generator=g) * 2.0**-6).requires_grad_(True)
+    w2 = (torch.randint(-127, 128, (5, n_in), generator=g) * 2.0**-6).requires_grad_(True)
     z = ip.int_product(x3, w2, time_major=True)
-    assert z.shape == (3, 5, steps) and z.permute(2, 0, 1).is_contiguous()
+    assert z.shape == (b, 5, steps) and z.permute(2, 0, 1).is_contiguous()
     assert torch.equal(z.double(), _exact(x3.detach(), w2.detach()))
-    up = torch.randn(steps, 3, 5, generator=g)
+    up = torch.randn(steps, b, 5, generator=g)
     x64 = x3.detach().double().requires_grad_(True)
     w64 = w2.detach().double().requires_grad_(True)
     want = torch.autograd.grad(_exact(x64, w64), (x64, w64), up.permute(1, 2, 0).double())

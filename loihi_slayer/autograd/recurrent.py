@@ -275,8 +275,7 @@ def _backward_common(
     """
     steps, batch, n = vp.shape
     sigma = surrogate(vp, r_out, *sur)
-    # memory kept across steps: three arrays of the whole recurrence's size, which
-    # fresh memory would make fault page by page at every step
+    # kept across steps, as the surrogate's (fresh, both would fault page by page)
     g_a = _G_A.empty(tuple(vp.shape), vp.dtype)
     w_fb = _compact(w.detach().to(vp.dtype))
     for t in range(steps - 1, -1, -1):

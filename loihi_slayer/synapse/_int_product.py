@@ -104,15 +104,15 @@ def _to_int8_serial(x, out):
 
 @njit(parallel=True, cache=True)
 def _to_int8_tm_parallel(x, out):
-    """``out[i, t, b] = x[b, i, t]`` (time-major columns); returns ``(rows refused, max
-    |q|)``. Each job writes one input's ``(T, B)`` block, which stays in the L1 cache
-    while its ``B`` strided rows fill it."""
+    """:func:`_to_int8_parallel` into an ``(I, B, T)`` view of time-major ``(I, T, B)``
+    memory, one input per job: its ``(T, B)`` block stays in the L1 cache while its
+    ``B`` strided rows fill it (jobs by batch item would scatter every write)."""
     n_b, n_i = x.shape[0], x.shape[1]
     flags = np.empty((n_i, 2), np.int32)
     for i in prange(n_i):
         e, m = 0, 0
         for b in range(n_b):
-            eb, mb = _to_int8_row(x[b, i], out[i, :, b])
+            eb, mb = _to_int8_row(x[b, i], out[i, b])
             e |= eb
             m = max(m, mb)
         flags[i, 0] = e
@@ -120,25 +120,12 @@ def _to_int8_tm_parallel(x, out):
     return flags[:, 0].sum(), flags[:, 1].max()
 
 
-@njit(cache=True)
-def _to_int8_tm_serial(x, out):
-    """:func:`_to_int8_tm_parallel` on the calling thread."""
-    bad = 0
-    top = 0
-    for i in range(x.shape[1]):
-        for b in range(x.shape[0]):
-            e, m = _to_int8_row(x[b, i], out[i, :, b])
-            bad += e
-            top = max(top, m)
-    return bad, top
-
-
-#: operand builders by (time-major columns, parallel)
+#: operand builders by (time-major columns, parallel); each writes an ``(I, B, T)`` view
 _TO_OPERAND = {
     (False, True): _to_int8_parallel,
     (False, False): _to_int8_serial,
     (True, True): _to_int8_tm_parallel,
-    (True, False): _to_int8_tm_serial,
+    (True, False): _to_int8_serial,  # small work: the plain order on the strided view
 }
 
 
@@ -217,8 +204,10 @@ def int8_operand(
     n_b, n_i, steps = x3.shape
     if out is None:
         out = torch.empty((n_i, n_b * steps), dtype=torch.int8)
-    shape = (n_i, steps, n_b) if time_major else (n_i, n_b, steps)
-    dst = out.numpy().reshape(shape)
+    if time_major:  # (I, B, T) view of (I, T, B) memory
+        dst = out.numpy().reshape(n_i, steps, n_b).transpose(0, 2, 1)
+    else:
+        dst = out.numpy().reshape(n_i, n_b, steps)
     src = x3.detach().contiguous().numpy()
     parallel = x3.numel() >= PARALLEL_MIN_WORK
     if parallel:
