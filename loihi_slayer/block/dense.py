@@ -119,8 +119,14 @@ class AbstractDense(_SynapseBlock):
             mask,
             exact=self._exact(),
         )
+        if self.time_major_synapse:  # a complex synapse passes it to both parts
+            self.synapse.time_major_output = True
         self.neuron.init_shape((int(out_neurons),))
         self._make_delay(int(out_neurons))
+
+    #: whether the synapse's output is a view of time-major memory (set by blocks whose
+    #: neuron steps through time itself: the recurrent ones)
+    time_major_synapse = False
 
     #: the synapse module (a complex one for the resonator families)
     _synapse_class = _DenseSyn

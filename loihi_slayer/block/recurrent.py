@@ -66,6 +66,9 @@ class _StepLoop:
     """Mixin: run the neuron with feedback of its own spikes, fused or one step at a time."""
 
     persistent_state: bool
+    #: the time loop reads time-major input: the feed-forward product makes it so (no
+    #: transpose; applied by the dense block's constructor)
+    time_major_synapse = True
 
     def _loop(
         self,
@@ -148,8 +151,6 @@ class AbstractRecurrent(_StepLoop, AbstractDense):
             exact=self._exact(),
         )
         self.recurrent_synapse.weight.requires_grad_(bool(requires_grad))
-        # the time loop reads time-major input: the product makes it so (no transpose)
-        self.synapse.time_major_output = True
 
     @property
     def input_synapse(self) -> torch.nn.Module:
@@ -227,8 +228,6 @@ class AbstractKWTA(_StepLoop, AbstractDense):
             raise ParameterError(
                 f"{self.block_name}: num_winners = {num_winners} outside [0, {out_neurons}]"
             )
-        # the time loop reads time-major input: the product makes it so (no transpose)
-        self.synapse.time_major_output = True
         self.num_neurons = int(out_neurons)
         self.num_winners = int(num_winners)
         self.requires_grad = bool(requires_grad)

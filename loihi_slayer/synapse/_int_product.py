@@ -245,18 +245,19 @@ class IntDenseProduct(torch.autograd.Function):
             else:
                 torch.mm(q.t(), w2.t(), out=zt)
             z = zt.view(steps, n_b, n_o).permute(1, 2, 0)
-        elif not int8 and steps >= BATCH_GEMM_STEPS:
-            # q is the operand's float copy: the same exact sums (the bound of the
-            # module); each batch's GEMM written time-last in place, no scale-out pass
-            z = torch.empty((n_b, n_o, steps), dtype=torch.float32)
-            q3 = q.view(q.shape[0], n_b, steps)
-            for b in range(n_b):
-                torch.mm(w2, q3[:, b], out=z[b])
         else:
             z = torch.empty((n_b, n_o, steps), dtype=torch.float32)
-            r = torch._int_mm(m, q) if int8 else torch.mm(w2, q)  # (O, B*T), exact
-            kernel = _scale_out_parallel if z.numel() >= PARALLEL_MIN_WORK else _scale_out_serial
-            kernel(r.numpy(), np.float32(unit if int8 else 1.0), z.numpy())
+            if not int8 and steps >= BATCH_GEMM_STEPS:
+                # q is the operand's float copy: the same exact sums (the bound of the
+                # module); each batch's GEMM written time-last in place, no scale-out
+                q3 = q.view(q.shape[0], n_b, steps)
+                for b in range(n_b):
+                    torch.mm(w2, q3[:, b], out=z[b])
+            else:
+                r = torch._int_mm(m, q) if int8 else torch.mm(w2, q)  # (O, B*T), exact
+                big = z.numel() >= PARALLEL_MIN_WORK
+                kernel = _scale_out_parallel if big else _scale_out_serial
+                kernel(r.numpy(), np.float32(unit if int8 else 1.0), z.numpy())
         # the operand is the input in the weight gradient's layout (int8: a quarter its size)
         ctx.save_for_backward(q, w2)
         ctx.q_float = q_float
