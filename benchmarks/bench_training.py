@@ -302,9 +302,10 @@ def _median_ms(fn: Callable[[], object], reps: int) -> float:
 def nmnist_parts(case: dict, reps: int) -> None:
     """Our N-MNIST step's irreducible work, each part timed alone: the pool block (its
     sums, neuron and shift are one kernel pass), the dense neurons' kernels (forward +
-    backward), and the step's products (the dense synapse's forward product as the layer
-    runs it: int8 GEMM on CPUs with int8 dot products, else sgemm, on the int8 operand;
-    PyTorch's sgemm on the other shapes). Their sum is what the step would take with no
+    backward), and the step's products (the dense synapse's forward product and weight
+    gradient as the layer runs them: event by event on sparse spikes, else the int8 GEMM
+    on CPUs with int8 dot products or sgemm, on the int8 operand; PyTorch's sgemm on the
+    other shapes). Their sum is what the step would take with no
     other cost (copies, checks, autograd, optimizer). Also printed, outside the sum: the
     time of one read of the input (``x.sum()``), the least the pool block can take."""
     pool, flat, d1, d2 = case["ours"]
@@ -317,12 +318,22 @@ def nmnist_parts(case: dict, reps: int) -> None:
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
     with torch.no_grad():
         w1 = d1.synapse.pre_hook_weight.reshape(n1, n_in)
-    # the dense synapse's forward product as the layer runs it: from the int8 operand, by
-    # the int8 GEMM where the CPU has int8 dot products, else by sgemm on its float copy
-    if int_product(h1, w1) is None:
-        raise SystemExit("the dense 578->128 product did not take the int8-operand path")
-    kind = "int8" if int8_gemm_pays() else "sgemm"
-    product = (f"{kind} product {n1}x{n_in}x{b * t} (forward)", lambda: int_product(h1, w1))
+    # the dense synapse's product as the layer runs it, forward and weight gradient:
+    # event by event on sparse spikes, else from the int8 operand by the int8 GEMM where
+    # the CPU has int8 dot products, else by sgemm on its float copy
+    w1g = w1.detach().clone().requires_grad_(True)
+    z_probe = int_product(h1, w1g)
+    if z_probe is None:
+        raise SystemExit("the dense 578->128 product did not take an exact integer path")
+    g1 = torch.ones_like(z_probe)
+    if type(z_probe.grad_fn).__name__ == "EventDenseProductBackward":
+        kind = "events"
+    else:
+        kind = "int8 GEMM" if int8_gemm_pays() else "sgemm"
+    product = (
+        f"{kind} product {n1}x{n_in}x{b * t} (fwd + weight grad)",
+        lambda: int_product(h1, w1g).backward(g1),
+    )
 
     def fwd_bwd(neuron, z):
         def run() -> None:
@@ -346,8 +357,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         "pool block: sums, neuron, shift in one pass": no_grad(lambda: pool(x)),
         f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
         f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
-        product[0]: no_grad(product[1]),
-        f"GEMM {n1}x{b * t}x{n_in} (weight gradient)": gemm((n1, b * t, n_in)),
+        product[0]: product[1],
         f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
     }
     total = 0.0

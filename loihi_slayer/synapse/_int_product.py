@@ -34,6 +34,7 @@ without another copy.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
 from ..fixed.synapse_fast import full_precision_torch, int8_gemm_pays
+from ._event_product import DENSE_RETRY, MAX_DENSITY, EventDenseProduct
 
 #: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
@@ -218,9 +220,45 @@ def int8_operand(
     return out, int(top)
 
 
-#: the weight gradient's float copy of the int8 operand and the time-major output
-#: (megabytes, every step), for products without an owner (see :func:`int_product`)
+#: the weight gradient's float copy of the int8 operand, the time-major output and the
+#: events' steps and values (megabytes, every step), for products without an owner (see
+#: :func:`int_product`)
 _Q_FLOAT, _Z_TIME_MAJOR = Recycled(), Recycled()
+_EVENT_MEM = Recycled()
+
+
+class _NoOwner:
+    """The key of products without an owner in :data:`_DENSE_SKIPS`."""
+
+
+_NO_OWNER = _NoOwner()
+#: owner -> products left that skip the event pass (its last input was too dense)
+_DENSE_SKIPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _event_product(x3, w2, m, unit, top_m, owner, time_major):
+    """The event-driven product (:mod:`._event_product`) where the input is sparse
+    enough, else None; ``False`` when an input value is not an integer in range (no
+    exact product at all). An owner whose input was too dense skips the event pass for
+    its next :data:`DENSE_RETRY` products (the pass reads the whole input)."""
+    key = _NO_OWNER if owner is None else owner
+    skips = _DENSE_SKIPS.get(key, 0)
+    if skips:
+        _DENSE_SKIPS[key] = skips - 1
+        return None
+    n_b, n_i, steps = x3.shape
+    mem = _EVENT_MEM if owner is None else recycled_for(owner, "event operand")
+    operand = int8_operand(x3, mem.empty((n_i, n_b * steps), torch.int8))
+    if operand is None or n_i * top_m * operand[1] >= FLOAT32_EXACT:
+        return False
+    q = operand[0]
+    if int(torch.count_nonzero(q)) > MAX_DENSITY * q.numel():
+        _DENSE_SKIPS[key] = DENSE_RETRY
+        return None
+    z_mem = None
+    if time_major:
+        z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
+    return EventDenseProduct.apply(x3, w2, q.view(n_i, n_b, steps), m, unit, z_mem)
 
 
 class IntDenseProduct(torch.autograd.Function):
@@ -317,6 +355,9 @@ def int_product(
     m, unit, top_m = grid
     if unit < UNIT_MIN:
         return None
+    z = _event_product(x3, w2, m, unit, top_m, owner, time_major)
+    if z is not None:
+        return None if z is False else z
     int8 = int8_gemm_pays()
     if not (int8 or full_precision_torch()):  # sgemm would round (TF32/bf16): not exact
         return None

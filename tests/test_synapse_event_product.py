@@ -1,0 +1,179 @@
+"""The dense synapse's event-driven product (issue 8): on sparse integer input the
+forward is the exact sum (float64 reference, and the float GEMM it replaces, bit for
+bit), the weight gradient the float product's up to summation order (float64 autograd
+reference), and the choice between events and the GEMM follows the input's density."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer import synapse
+from loihi_slayer._recycle import recycled_for
+from loihi_slayer.quantize import quantize_8bit
+from loihi_slayer.synapse import _event_product as ep
+from loihi_slayer.synapse import _int_product as ip
+
+
+@pytest.fixture(autouse=True)
+def fresh_choice(monkeypatch):
+    """Every product at any size, and no density memory from earlier tests."""
+    monkeypatch.setattr(ip, "MIN_WORK", 0)
+    ip._DENSE_SKIPS.clear()
+    yield
+    ip._DENSE_SKIPS.clear()
+
+
+def _exact(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oi,bit->bot", w2.double(), x3.double())
+
+
+def _float_path(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
+
+
+def _sparse(rng, shape, top: int, events: int) -> np.ndarray:
+    """Integers in ``[-top, min(top, 127)]`` at ``events`` random places (some may
+    coincide), 0 elsewhere; one event at the extreme ``-top``."""
+    q = np.zeros(shape, np.int64)
+    flat = q.reshape(-1)
+    at = rng.integers(0, flat.size, events)
+    flat[at] = rng.integers(-top, min(top, 127) + 1, events)
+    flat[at[0]] = -top
+    return q
+
+
+def _path(z: torch.Tensor) -> str:
+    return type(z.grad_fn).__name__
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    b=st.integers(1, 4),
+    n_in=st.integers(9, 70),  # at least one event in 1 / MAX_DENSITY values
+    n_out=st.integers(1, 20),
+    steps=st.integers(1, 90),
+    exp=st.integers(-12, 6),
+    w_top=st.sampled_from([1, 2, 64, 127]),
+    x_top=st.sampled_from([1, 3, 127, 128]),
+    seed=st.integers(0, 2**31 - 1),
+    time_major=st.booleans(),
+    sums_bytes=st.sampled_from([64, 1 << 16]),
+)
+def test_event_product_is_the_exact_sum(
+    b, n_in, n_out, steps, exp, w_top, x_top, seed, time_major, sums_bytes
+):
+    rng = np.random.default_rng(seed)
+    m = rng.integers(-w_top, w_top + 1, (n_out, n_in))
+    m[rng.integers(n_out), rng.integers(n_in)] = rng.choice([-w_top, w_top])  # the extreme
+    w2 = torch.tensor(m * 2.0**exp, dtype=torch.float32, requires_grad=True)
+    size = b * n_in * steps
+    q = _sparse(rng, (b, n_in, steps), x_top, max(1, int(size * ep.MAX_DENSITY) // 2))
+    x3 = torch.tensor(q, dtype=torch.float32)
+    old = ep.SUMS_BYTES
+    ep.SUMS_BYTES = sums_bytes  # 64: jobs of 8 steps each
+    try:
+        z = ip.int_product(x3, w2, time_major=time_major)
+    finally:
+        ep.SUMS_BYTES = old
+    assert z is not None and _path(z) == "EventDenseProductBackward"
+    assert (z.permute(2, 0, 1) if time_major else z).is_contiguous()
+    exact = _exact(x3, w2.detach())
+    assert exact.abs().max() < 2.0 ** (24 + exp)  # the module's bound holds here
+    assert torch.equal(z.double(), exact)
+    assert torch.equal(z, _float_path(x3, w2.detach()))  # bit for bit the float GEMM's
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_event_gradients_are_the_float_products(time_major, x_grad):
+    rng = np.random.default_rng(3)
+    b, n_in, n_out, steps = 3, 40, 24, 50
+    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 64.0, dtype=torch.float32)
+    x = torch.tensor(_sparse(rng, (b, n_in, steps), 128, 200), dtype=torch.float32)
+    g = torch.tensor(rng.normal(size=(b, n_out, steps)), dtype=torch.float32)
+    w1 = w.clone().requires_grad_(True)
+    x1 = x.clone().requires_grad_(x_grad)
+    z = ip.int_product(x1, w1, time_major=time_major)
+    assert _path(z) == "EventDenseProductBackward"
+    z.backward(g)
+    w64 = w.double().requires_grad_(True)
+    x64 = x.double().requires_grad_(x_grad)
+    _exact(x64, w64).backward(g.double())
+    torch.testing.assert_close(w1.grad.double(), w64.grad, rtol=1e-5, atol=1e-4)
+    if x_grad:
+        torch.testing.assert_close(x1.grad.double(), x64.grad, rtol=1e-5, atol=1e-4)
+    else:
+        assert x1.grad is None
+
+
+def test_time_major_gradient_is_read_in_place():
+    """A gradient that is a time-last view of time-major memory (the fused recurrence's)
+    reaches the weight gradient as it is; the same gradient time-last gives the same
+    values."""
+    rng = np.random.default_rng(4)
+    b, n_in, n_out, steps = 2, 30, 16, 40
+    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 32.0, dtype=torch.float32)
+    x = torch.tensor(_sparse(rng, (b, n_in, steps), 1, 60), dtype=torch.float32)
+    g_tm = torch.tensor(rng.normal(size=(steps, b, n_out)), dtype=torch.float32)
+    grads = []
+    for g in (g_tm.permute(1, 2, 0), g_tm.permute(1, 2, 0).contiguous()):
+        w1 = w.clone().requires_grad_(True)
+        ip.int_product(x, w1).backward(g)
+        grads.append(w1.grad)
+    assert torch.equal(grads[0], grads[1])  # the same sums in the same order
+
+
+def test_density_decides_and_a_dense_owner_skips_the_event_pass():
+    rng = np.random.default_rng(5)
+    b, n_in, n_out, steps = 2, 50, 8, 40
+    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 64.0, requires_grad=True)
+    w = w.float().detach().requires_grad_(True)
+    size = b * n_in * steps
+    sparse = torch.zeros(b, n_in, steps)
+    sparse.view(-1)[: int(size * ep.MAX_DENSITY)] = 1.0  # at the limit: events
+    dense = torch.zeros(b, n_in, steps)
+    dense.view(-1)[: int(size * ep.MAX_DENSITY) + 1] = 1.0  # one more: the GEMM
+    owner = torch.nn.Linear(1, 1)
+    assert _path(ip.int_product(sparse, w, owner)) == "EventDenseProductBackward"
+    assert _path(ip.int_product(dense, w, owner)) == "IntDenseProductBackward"
+    # the owner's next DENSE_RETRY products take the GEMM without the event pass ...
+    for _ in range(ep.DENSE_RETRY):
+        assert _path(ip.int_product(sparse, w, owner)) == "IntDenseProductBackward"
+    # ... then it looks again; other owners were never affected
+    assert _path(ip.int_product(sparse, w, owner)) == "EventDenseProductBackward"
+    assert _path(ip.int_product(sparse, w, torch.nn.Linear(1, 1))) == "EventDenseProductBackward"
+    # either way the values are the exact sums
+    for x in (sparse, dense):
+        assert torch.equal(ip.int_product(x, w, owner).double(), _exact(x, w.detach()))
+
+
+@pytest.mark.parametrize("bad", [0.5, float("nan"), 200.0])
+def test_sparse_input_off_the_integers_keeps_the_float_gemm(bad):
+    x = torch.zeros(2, 20, 30)
+    x[1, 3, 7] = 1.0
+    x[0, 5, 2] = bad
+    w = torch.full((4, 20), 0.25)
+    assert ip.int_product(x, w) is None
+
+
+def test_dense_synapse_takes_the_event_path_for_sparse_spikes():
+    torch.manual_seed(0)
+    syn = synapse.Dense(64, 32, weight_scale=2, pre_hook_fx=quantize_8bit)
+    x = (torch.rand(4, 64, 50) < 0.05).float()
+    z = syn(x)
+    assert _path(z) == "EventDenseProductBackward"
+    w = quantize_8bit(syn.weight).reshape(32, 64)
+    assert torch.equal(z.double(), _exact(x, w.detach()))
+    # the int8 values live in memory the synapse keeps across steps
+    kept = recycled_for(syn, "event operand").kept
+    assert len(kept) == 1 and kept[0].nbytes() == x.numel()
+    z.sum().backward()
+    w64 = w.detach().double().requires_grad_(True)
+    _exact(x, w64).sum().backward()
+    torch.testing.assert_close(
+        syn.weight.grad.reshape(32, 64).double(), w64.grad, rtol=1e-5, atol=1e-5
+    )
