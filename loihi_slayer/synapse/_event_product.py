@@ -93,13 +93,38 @@ def forward_events(q, mt, unit, block, z, time_major):
                     z[b, o, t0 + r] = np.float32(acc[r, o]) * unit
 
 
+@njit(inline="always", cache=True)
+def _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major):
+    """``gwt[i] += v1 · g[., t1] + v2 · g[., t2]`` (the rows of ``(b, t1)``, ``(b, t2)``):
+    two events per pass over the row that is summed into."""
+    n_o = gwt.shape[1]
+    if time_major:
+        for o in range(n_o):
+            gwt[i, o] += v1 * g[t1, b, o] + v2 * g[t2, b, o]
+    else:
+        for o in range(n_o):
+            gwt[i, o] += v1 * g[b, t1, o] + v2 * g[b, t2, o]
+
+
+@njit(inline="always", cache=True)
+def _add_row(gwt, i, g, b, t, v, time_major):
+    """``gwt[i] += v · g[., t]`` (the row of ``(b, t)``)."""
+    n_o = gwt.shape[1]
+    if time_major:
+        for o in range(n_o):
+            gwt[i, o] += v * g[t, b, o]
+    else:
+        for o in range(n_o):
+            gwt[i, o] += v * g[b, t, o]
+
+
 @njit(parallel=True, cache=True)
 def weight_grad_events(q, g, time_major, gwt):
     r"""``gwt[i] = Σ_events q · g[b, :, t]`` (the transposed weight gradient, ``(I, O)``
     float32): ``q`` the ``(I, B, T)`` int8 input, ``g`` ``(B, T, O)``, or ``(T, B, O)``
     when ``time_major``, each a C-contiguous array whose rows are the ``O`` gradients of
     one ``(b, t)``. One job per input, summing its events batch by batch, step by
-    step."""
+    step, two at a time (:func:`_add_rows`; an odd last one alone)."""
     n_i, n_b, steps = q.shape
     n_o = gwt.shape[1]
     for i in prange(n_i):
@@ -107,15 +132,14 @@ def weight_grad_events(q, g, time_major, gwt):
         for o in range(n_o):
             gwt[i, o] = 0.0
         for b in range(n_b):
-            for k in range(_events_in(q, i, b, 0, steps, idx)):
-                t = idx[k]
-                v = np.float32(q[i, b, t])
-                if time_major:
-                    for o in range(n_o):
-                        gwt[i, o] += v * g[t, b, o]
-                else:
-                    for o in range(n_o):
-                        gwt[i, o] += v * g[b, t, o]
+            n = _events_in(q, i, b, 0, steps, idx)
+            for k in range(0, n - 1, 2):
+                t1, t2 = idx[k], idx[k + 1]
+                v1, v2 = np.float32(q[i, b, t1]), np.float32(q[i, b, t2])
+                _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major)
+            if n % 2:
+                t = idx[n - 1]
+                _add_row(gwt, i, g, b, t, np.float32(q[i, b, t]), time_major)
 
 
 def step_block(n_o: int) -> int:

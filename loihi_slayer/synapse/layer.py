@@ -254,9 +254,16 @@ class Dense(_Synapse, torch.nn.Conv3d):
         if z is not None:
             return z
         _check_finite(f"synapse.{type(self).__name__}", "input", x3)
+        # one GEMM on the rows of all batch items and steps, in a copy: matmul would take a
+        # transposed 3-D operand as a batch of small GEMMs (N-MNIST's dense 128 -> 10 at
+        # batch 32: 1.1-2.5 ms against 0.25 ms for the copy and one GEMM)
+        n_b, n_i, steps = x3.shape
+        n_o = w2.shape[0]
         if self.time_major_output:
-            return torch.matmul(x3.permute(2, 0, 1), w2.t()).permute(1, 2, 0)
-        return torch.matmul(x3.transpose(1, 2), w2.t()).transpose(1, 2)
+            rows = x3.permute(2, 0, 1).reshape(steps * n_b, n_i)
+            return (rows @ w2.t()).view(steps, n_b, n_o).permute(1, 2, 0)
+        rows = x3.transpose(1, 2).reshape(n_b * steps, n_i)
+        return (rows @ w2.t()).view(n_b, steps, n_o).transpose(1, 2)
 
 
 class Conv(_Synapse, torch.nn.Conv3d):

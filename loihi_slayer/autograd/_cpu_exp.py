@@ -1,0 +1,1191 @@
+"""numba ``njit`` training kernels (CPU): fused float<->int forward and compiled backward.
+
+The per-step integer arithmetic is :func:`loihi_slayer.fixed.dynamics.cuba_step`
+and :func:`~loihi_slayer.fixed.dynamics.sdnn_step`, compiled here with
+``njit(inline='always')``: the training forward and the hardware model are the
+same code. What these kernels add is the conversion of the float training
+tensors to the integer hardware quantities on the fly (no extra pass over
+memory) and the output conversion back to float.
+
+Layout: 2-D time-last views ``(rows, T)`` where ``rows = batch * neurons``;
+parameter vectors have length 1 (shared) or ``neurons`` and are indexed with
+``row % len``. Arrays of shape ``(rows, 0)`` (or ``(0,)``) mean "not used".
+
+The forward kernels step :data:`LANES` neurons together through
+:data:`TILE`-step tiles (see the section "SIMD tiles"), so that the shared step
+compiles to vector code across neurons. Every kernel has a parallel version
+(``prange`` over blocks of rows) and a ``*_serial`` one for the calling thread;
+the callers pick the serial one below ``fixed.codegen.PARALLEL_MIN_WORK``
+neuron-steps, where a parallel region costs more than it saves.
+
+The surrogate gradient needs ``exp``; numba has no vector ``exp`` without
+Intel SVML, so :func:`_vexp_neg` computes it on a row buffer with a
+branch-free Cody-Waite reduction and a degree-6 polynomial, which LLVM
+vectorizes (relative error below ``4e-7`` in float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..fixed import dynamics
+from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
+
+_cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
+_cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
+_sdnn_step = njit(inline="always", cache=True)(dynamics.sdnn_step)
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _vexp_neg(arg, out, ibuf):
+    """``out[:] = exp(arg[:])`` for ``arg <= 0`` (float32 buffers, vectorizable)."""
+    n = arg.shape[0]
+    for t in range(n):
+        y = max(arg[t], np.float32(-87.0))
+        k = np.floor(y * _LOG2E + np.float32(0.5))
+        r = y - k * _LN2_HI - k * _LN2_LO
+        p = np.float32(1.0) + r * (
+            np.float32(1.0)
+            + r
+            * (
+                np.float32(0.5)
+                + r
+                * (
+                    np.float32(1.0 / 6.0)
+                    + r
+                    * (
+                        np.float32(1.0 / 24.0)
+                        + r * (np.float32(1.0 / 120.0) + r * np.float32(1.0 / 720.0))
+                    )
+                )
+            )
+        )
+        ibuf[t] = (np.int32(k) + np.int32(127)) << np.int32(23)
+        out[t] = p
+    scale = ibuf.view(np.float32)
+    for t in range(n):
+        out[t] = out[t] * scale[t]
+
+
+# ------------------------------------------------------------------ SIMD tiles
+# The kernels step LANES neurons together, lanes innermost: with a branch-free
+# step LLVM turns the lane loop into vector code (int64 multiplies, compares and
+# selects across neurons). The (rows, T) time-last arrays are moved through small
+# (TILE, LANES) tiles, transposed on the way in and out; with both trip counts
+# fixed LLVM unrolls the transposes, which then cost about as much as a copy.
+# The state and parameters of a block live in 2-D (k, LANES) arrays and the
+# tile outputs in one (k, TILE, LANES) array: few distinct arrays keep LLVM's
+# runtime alias checks within its limits, so the lane loop still vectorises.
+
+#: neurons stepped together (two AVX-512 / four AVX2 int64 vectors)
+LANES = 16
+#: time steps per tile
+TILE = 16
+#: parallel chunks per call at most (each allocates its own small tiles)
+MAX_CHUNKS = 256
+#: time steps of pooled neuron input formed at a time (a multiple of TILE; 16 KB per block)
+POOL_SEGMENT = 256
+#: the CUBA forward's ``pool`` argument when the input is the neuron input itself
+NO_POOL = np.zeros(0, np.int64)
+
+
+#: lane j's row in a tile buffer (:func:`_tile_in` from a per-lane buffer)
+LANE_IDS = np.arange(LANES)
+
+
+@njit(inline="always", cache=True)
+def _tile_in(x, rows, m, t0, tl, buf):
+    """``buf[tt, j] = x[rows[j], t0 + tt]`` for ``j < m``, ``tt < tl``; lanes ``>= m`` get 0.
+    Each lane reads a slice of its row indexed by the loop counter alone: LLVM then drops
+    the wrap-around checks and vectorises the copy (``x[row, t0 + tt]`` stayed scalar)."""
+    if m == LANES and tl == TILE:
+        for j in range(LANES):
+            src = x[rows[j], t0 : t0 + TILE]
+            for tt in range(TILE):
+                buf[tt, j] = src[tt]
+    else:
+        for j in range(m):
+            src = x[rows[j], t0 : t0 + tl]
+            for tt in range(tl):
+                buf[tt, j] = src[tt]
+        for tt in range(tl):
+            for j in range(m, LANES):
+                buf[tt, j] = 0
+
+
+@njit(inline="always", cache=True)
+def _tile_out(out, tiles, k, rows, m, t0, tl, sh=0):
+    """``out[rows[j], t0 + sh + tt] = tiles[k, tt, j]`` for ``j < m``, ``tt < tl`` (``sh = 1``:
+    one step later, the tile's last step dropped at the end of the time axis)."""
+    tl = min(tl, out.shape[1] - t0 - sh)
+    if m == LANES and tl == TILE:
+        for j in range(LANES):
+            dst = out[rows[j], t0 + sh : t0 + sh + TILE]
+            for tt in range(TILE):
+                dst[tt] = tiles[k, tt, j]
+    else:
+        for j in range(m):
+            dst = out[rows[j], t0 + sh : t0 + sh + tl]
+            for tt in range(tl):
+                dst[tt] = tiles[k, tt, j]
+
+
+@njit(inline="always", cache=True)
+def _at(n, k):
+    """Neuron ``n``'s index into a parameter array of ``k`` values (one shared value, or
+    one per neuron of a batch entry): no division for a shared value."""
+    return 0 if k == 1 else n % k
+
+
+@njit(inline="always", cache=True)
+def _pool_base(pool, n):
+    r"""The input row of the first tap of pooled row ``n``'s window (see
+    :func:`_pool_segment`): ``n = (plane, i, j)`` on the ``(H', W')`` grid, the window at
+    input row ``(plane·H' + i)·kH`` (``q = n // W'``, one division), column ``j·kW``:
+
+    .. math:: ((q\,k_H W' + n - q W')\,k_W, \qquad q = \lfloor n / W' \rfloor = plane\,H' + i
+    """
+    kh, kw, wo = pool[0], pool[1], pool[3]
+    q = n // wo
+    return (q * (kh - 1) * wo + n) * kw
+
+
+#: values of a row the quiet test counts at a time before it looks at the count
+QUIET_BLOCK = 64
+
+
+@njit(inline="always", cache=True)
+def _quiet_row(xr):
+    """Whether every value of the row ``xr`` is 0 (NaN is not). Counted block by block
+    (a count vectorises), stopping at the first block with a non-zero value. Each block
+    is a slice indexed by the loop counter alone: with ``xr[t]`` for ``t`` from ``t0``,
+    numba kept its wrap-around check for negative indices and the count stayed scalar
+    (2.6-3.6x slower)."""
+    for t0 in range(0, xr.shape[0], QUIET_BLOCK):
+        block = xr[t0 : t0 + QUIET_BLOCK]
+        nz = 0
+        for t in range(block.shape[0]):
+            nz += block[t] != 0
+        if nz != 0:
+            return False
+    return True
+
+
+@njit(inline="always", cache=True)
+def _quiet_input(x, pool, n, base):
+    """Whether neuron ``n``'s input is 0 at every step: its row of ``x``, or (pooled) every
+    tap of its window (then so is the sum, whatever the weight)."""
+    if pool.shape[0] == 0:
+        return _quiet_row(x[n])
+    kh, kw = pool[0], pool[1]
+    width = pool[3] * kw
+    steps = x.shape[1]
+    for a in range(kh):
+        r0 = base + a * width
+        run = x[r0 : r0 + kw].reshape(kw * steps)
+        nz = 0
+        for t in range(run.shape[0]):
+            nz += run[t] != 0
+        if nz != 0:
+            return False
+    return True
+
+
+@njit(inline="always", cache=True)
+def _window_row(x, row, kw, t0, tn, acc):
+    """``acc[tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right (on
+    slices indexed by the loop counter: see :func:`_quiet_row`)."""
+    xr = x[row, t0 : t0 + tn]
+    for tt in range(tn):
+        acc[tt] = xr[tt]
+    for b in range(1, kw):
+        xr = x[row + b, t0 : t0 + tn]
+        for tt in range(tn):
+            acc[tt] = acc[tt] + xr[tt]
+
+
+@njit(inline="always", cache=True)
+def _pool_segment(x, pool, w, bases, m, t0, tn, seg):
+    """Neuron inputs of a sum pool whose ``(kH, kW)`` windows tile the input exactly:
+    ``seg[j, tt] = w * sum_{a, b} x[bases[j] + a·W + b, t0 + tt]`` for ``j < m``,
+    ``tt < tn``.
+
+    ``x`` is the ``(C·H·W, T)`` input, ``pool = (kH, kW, H', W')``, ``bases[j]`` from
+    :func:`_pool_base`, ``seg`` a ``(LANES + 1, POOL_SEGMENT)`` buffer (its last row is
+    scratch). The float32 sums run in the order of the synapse's separable sum
+    (``synapse.layer._slice_pool``: the ``kW`` columns of each window row left to right,
+    then the ``kH`` row sums, then one multiply by ``w``), so the values are the
+    synapse's bit for bit. Each sum runs along time over a contiguous input row
+    segment, long enough for whole vectors.
+    """
+    kh, kw = pool[0], pool[1]
+    width = pool[3] * kw
+    part = seg[LANES]
+    if kh == 2 and kw == 2:  # the common 2x2 pool in one pass: the same sums, fewer loads
+        for j in range(m):
+            x0, x1 = x[bases[j], t0 : t0 + tn], x[bases[j] + 1, t0 : t0 + tn]
+            x2 = x[bases[j] + width, t0 : t0 + tn]
+            x3 = x[bases[j] + width + 1, t0 : t0 + tn]
+            z = seg[j]
+            for tt in range(tn):
+                z[tt] = ((x0[tt] + x1[tt]) + (x2[tt] + x3[tt])) * w
+        return
+    for j in range(m):
+        z = seg[j]
+        _window_row(x, bases[j], kw, t0, tn, z)
+        for a in range(1, kh):
+            _window_row(x, bases[j] + a * width, kw, t0, tn, part)
+            for tt in range(tn):
+                z[tt] = z[tt] + part[tt]
+        for tt in range(tn):
+            z[tt] = z[tt] * w
+
+
+@njit(cache=True)
+def n_chunks(rows):
+    """Parallel chunks for ``rows`` neurons (blocks of :data:`LANES`)."""
+    return max(1, min((rows + LANES - 1) // LANES, MAX_CHUNKS))
+
+
+# --------------------------------------------------------------------------- CUBA
+
+
+@njit(inline="always", cache=True)
+def _cuba_chunk(
+    c,
+    chunks,
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+    refractory,
+):
+    """The neurons of blocks ``c, c + chunks, ...`` of :data:`LANES` rows of
+    :func:`cuba_forward`, queued :data:`LANES` at a time into the lanes of one step loop.
+
+    A quiet neuron is not queued: at rest (zero current, voltage and refractory count, no
+    bias, a threshold >= 0: :func:`~loihi_slayer.fixed.dynamics.cuba_rests`) with an input
+    of 0 at every step, the step keeps it there (``u = v = 0``, no spike), so only its
+    zero outputs are written.
+    On event data most neurons are quiet (53 % of the N-MNIST pool block's), and the
+    lanes then step the others only. The test reads the input in blocks of
+    :data:`QUIET_BLOCK` values until one holds a non-zero value; a queued neuron's input
+    is read again by the step.
+
+    ``refractory`` is a constant at each call site: without a refractory period
+    the counter is the constant 0 and its branch in the step folds away.
+    """
+    rows, steps = s_out.shape
+    pooled = pool.shape[0] > 0
+    ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
+    rec_v = vp_out.shape[1] > 0
+    rec_u = u_out.shape[1] > 0
+    rec_r = r_out.shape[1] > 0
+    xt = np.zeros((TILE, LANES), x.dtype)
+    pseg = np.zeros((LANES + 1, POOL_SEGMENT if pooled else 0), x.dtype)  # pooled input
+    bases = np.zeros(LANES, np.int64)  # pooled input: each lane's first window row
+    lane_rows = np.zeros(LANES, np.int64)  # each lane's neuron
+    ot = np.zeros((4, TILE, LANES), s_out.dtype)  # spike, v_pre, u, refractory
+    sv = np.zeros((3, LANES), np.int64)  # u, v, rc
+    pb = np.zeros((4, LANES), np.int64)  # iDecay, vDecay, threshold, bias
+    nbad = np.zeros(LANES, np.int64)
+    one = 1.0
+    blocks = (rows + LANES - 1) // LANES
+    blk, nxt = np.int64(c), 0  # the next neuron to queue: row blk * LANES + nxt
+    while True:
+        # queue the next LANES neurons that can spike; a quiet neuron (zero state and
+        # input, no bias, threshold >= 0) stays at rest and only its zero outputs are written
+        m = 0
+        while m < LANES and blk < blocks:
+            n = blk * LANES + nxt
+            nxt += 1
+            if nxt == LANES or n + 1 == rows:
+                blk, nxt = blk + chunks, 0
+            base = _pool_base(pool, n) if pooled else 0
+            if _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[_at(n, nb)], v_th[_at(n, nt)]) and (
+                _quiet_input(x, pool, n, base)
+            ):
+                s_out[n, :] = 0.0
+                if rec_v:
+                    vp_out[n, :] = 0.0
+                if rec_u:
+                    u_out[n, :] = 0.0
+                if rec_r:
+                    r_out[n, :] = 0
+                continue
+            lane_rows[m] = n
+            bases[m] = base
+            m += 1
+        if m == 0:
+            break
+        for j in range(LANES):
+            n = lane_rows[min(j, m - 1)]
+            pb[0, j] = i_decay[_at(n, ni)]
+            pb[1, j] = v_decay[_at(n, nv)]
+            pb[2, j] = v_th[_at(n, nt)]
+            pb[3, j] = bias[_at(n, nb)]
+            live = j < m
+            sv[0, j] = u_st[n] if live else 0
+            sv[1, j] = v_st[n] if live else 0
+            sv[2, j] = rc_st[n] if (live and refractory) else 0
+            nbad[j] = 0
+            if shift and live:
+                s_out[n, 0] = 0.0
+        for t0 in range(0, steps, TILE):
+            tl = min(TILE, steps - t0)
+            if pooled:
+                s0 = t0 % POOL_SEGMENT
+                if s0 == 0:
+                    tn = min(POOL_SEGMENT, steps - t0)
+                    _pool_segment(x, pool, pool_w, bases, m, t0, tn, pseg)
+                _tile_in(pseg, LANE_IDS, m, s0, tl, xt)
+            else:
+                _tile_in(x, lane_rows, m, t0, tl, xt)
+            for tt in range(tl):
+                for j in range(LANES):
+                    a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
+                    nbad[j] += refused
+                    rc0 = sv[2, j] if refractory else 0
+                    u, v, rc, s, vp = _cuba_step(
+                        sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
+                    )
+                    vpf = state_float(vp) * out_scale
+                    ot[0, tt, j] = (vpf if graded else one) if s != 0 else 0.0
+                    ot[1, tt, j] = vpf
+                    ot[2, tt, j] = state_float(u) * out_scale
+                    if refractory:
+                        ot[3, tt, j] = 1.0 if rc0 > 0 else 0.0
+                        sv[2, j] = rc
+                    sv[0, j] = u
+                    sv[1, j] = v
+            _tile_out(s_out, ot, 0, lane_rows, m, t0, tl, shift)
+            if rec_v:
+                _tile_out(vp_out, ot, 1, lane_rows, m, t0, tl)
+            if rec_u:
+                _tile_out(u_out, ot, 2, lane_rows, m, t0, tl)
+            if rec_r:
+                _tile_out(r_out, ot, 3, lane_rows, m, t0, tl)
+        for j in range(m):
+            n = lane_rows[j]
+            u_st[n] = sv[0, j]
+            v_st[n] = sv[1, j]
+            rc_st[n] = sv[2, j]
+            if nbad[j] != 0:
+                bad[n] = 1
+
+
+@njit(parallel=True, cache=True)
+def cuba_forward(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+):
+    """Fused CUBA forward: ``A = rint(x * in_scale)``, integer step, float outputs.
+
+    ``s_out`` gets spikes (0/1, or the graded payload ``v * out_scale``),
+    ``vp_out`` the pre-reset voltage and ``u_out`` the current, both times
+    ``out_scale``; ``r_out`` (uint8) marks refractory steps. ``u_st``/``v_st``/
+    ``rc_st`` hold the integer state (updated in place). ``bad[row]`` is set
+    when an input is NaN/inf or too large. ``ref_delay`` is the hardware refDelay
+    (here 1: no refractory period; see :func:`cuba_forward_refractory`).
+    With a non-empty ``pool = (kH, kW, H', W')`` the neuron input is the sum pool of ``x``
+    (``(C·H·W, T)``, windows tiling it exactly) times the float32 ``pool_w``, summed
+    on the way in (:func:`_pool_segment`); the rows are then ``s_out``'s. ``shift = 1``
+    writes the spikes one step later (``s_out[:, 0] = 0``, the last step dropped): the
+    block's one-step delay without a pass of its own. Quiet neurons (zero state, bias
+    and input, see :func:`_cuba_chunk`) only get their zero outputs written.
+    Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
+    is the same on the calling thread (for small work).
+    """
+    chunks = n_chunks(s_out.shape[0])
+    for c in prange(chunks):
+        _cuba_chunk(
+            c,
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            1,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            False,
+        )
+
+
+@njit(cache=True)
+def cuba_forward_serial(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+):
+    """:func:`cuba_forward` on the calling thread."""
+    _cuba_chunk(
+        0,
+        1,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        1,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        False,
+    )
+
+
+@njit(parallel=True, cache=True)
+def cuba_forward_refractory(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+):
+    """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
+    chunks = n_chunks(s_out.shape[0])
+    for c in prange(chunks):
+        _cuba_chunk(
+            c,
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            True,
+        )
+
+
+@njit(cache=True)
+def cuba_forward_refractory_serial(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+):
+    """:func:`cuba_forward_refractory` on the calling thread."""
+    _cuba_chunk(
+        0,
+        1,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref_delay,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        True,
+    )
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag):
+    """``sur[t] = g_s[n, t + lag] * ds/dv(vp[n, t])`` for one row, 0 for the last ``lag``
+    steps (vectorized). ``lag = 1``: ``g_s`` is the gradient of the spikes written one
+    step later (the block's shift fused into the forward)."""
+    steps = vp.shape[1]
+    th = np.float32(theta)
+    it = np.float32(inv_tau)
+    if graded:
+        for t in range(steps):
+            arg[t] = min(vp[n, t] - th, np.float32(0.0)) * it
+    else:
+        for t in range(steps):
+            arg[t] = -abs(vp[n, t] - th) * it
+    _vexp_neg(arg, sur, ibuf)
+    a = np.float32(amp)
+    g = g_s[n, lag:]  # a slice indexed by the loop counter alone (see _quiet_row)
+    for t in range(g.shape[0]):
+        sur[t] = sur[t] * a * g[t]
+    for t in range(g.shape[0], steps):
+        sur[t] = np.float32(0.0)
+
+
+@njit(inline="always", cache=True)
+def _cuba_backward_chunk(
+    c,
+    chunks,
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
+    """Rows ``c, c + chunks, ...`` of :func:`cuba_backward`."""
+    rows, steps = g_x.shape
+    has_s = g_s.shape[1] > 0
+    has_v = g_v.shape[1] > 0
+    has_u = g_u.shape[1] > 0
+    want_dv = g_dv.shape[0] > 0
+    want_di = g_di.shape[0] > 0
+    has_r = refr.shape[1] > 0
+    ni, nv, nt = i_decay.shape[0], v_decay.shape[0], v_th.shape[0]
+    nth, ntau = theta.shape[0], inv_tau.shape[0]
+    arg = np.empty(steps, np.float32)
+    sur = np.empty(steps, np.float32)
+    ibuf = np.empty(steps, np.int32)
+    for n in range(c, rows, chunks):
+        if has_s and do_v:
+            _surrogate_row(
+                n, g_s, vp, theta[n % nth], inv_tau[n % ntau], amp, graded, arg, sur, ibuf, 0
+            )
+        av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
+        ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
+        gv = np.float32(0.0)
+        gu = np.float32(0.0)
+        acc_v = 0.0
+        acc_i = 0.0
+        th_int = v_th[n % nt]
+        for t in range(steps - 1, -1, -1):
+            if do_v:
+                gt = np.float32(0.0)
+                if has_s:
+                    gt = sur[t]
+                if has_v:
+                    gt = gt + g_v[n, t]
+                gv = gt + av * gv
+                if has_r and refr[n, t] != 0:
+                    gv = np.float32(0.0)
+            gut = gv
+            if has_u:
+                gut = gut + g_u[n, t]
+            if do_u:
+                gu = gut + ai * gu
+                g_x[n, t] = gu
+            else:
+                g_x[n, t] = gut
+            if want_dv:
+                if t > 0:
+                    vprev = vp[n, t - 1]
+                    # |v| < 2**23 (24-bit state): an int32 compare vectorises on AVX2
+                    if np.int32(np.rint(vprev * s_scale)) > th_int:
+                        vprev = np.float32(0.0)
+                    acc_v += gv * vprev
+                else:
+                    acc_v += gv * v0[n]
+            if want_di:
+                if t > 0:
+                    acc_i += gu * u_rec[n, t - 1]
+                else:
+                    acc_i += gu * u0[n]
+        if want_dv:
+            g_dv[n] = -acc_v / 4096.0
+        if want_di:
+            g_di[n] = -acc_i / 4096.0
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def cuba_backward(
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
+    """Surrogate gradient and reverse-time leaky-integrator scans.
+
+    .. code-block:: text
+
+        gv[t] = g_s[t] * ds/dv(vp[t]) + g_v[t] + av * gv[t+1]      (av = 1 - vDecay/4096)
+        gu[t] = gv[t] + g_u[t] + ai * gu[t+1]                        (ai = 1 - iDecay/4096)
+        g_x[t] = gu[t]
+
+    Resets are ignored (lava-dl). Refractory steps (``refr[t] != 0``, given when
+    ``refr`` has ``T`` columns) hold ``v = 0`` whatever the input: ``gv[t] = 0``
+    there. With ``do_v = False`` the voltage scan is
+    skipped (``gv = 0``); with ``do_u = False`` the current scan is skipped
+    (``g_x[t] = gv[t] + g_u[t]``). When ``g_di``/``g_dv`` have length
+    ``rows``, the analytic decay gradients are accumulated per row:
+
+    .. code-block:: text
+
+        g_dv = -1/4096 * sum_t gv[t] * v_post[t-1]    (v_post: post-reset voltage, v_post[-1] = v0)
+        g_di = -1/4096 * sum_t gu[t] * u[t-1]         (u[-1] = u0)
+    """
+    chunks = max(1, min(g_x.shape[0], MAX_CHUNKS))
+    for c in prange(chunks):
+        _cuba_backward_chunk(
+            c,
+            chunks,
+            g_s,
+            g_v,
+            g_u,
+            vp,
+            u_rec,
+            refr,
+            theta,
+            v_th,
+            s_scale,
+            inv_tau,
+            amp,
+            graded,
+            i_decay,
+            v_decay,
+            u0,
+            v0,
+            do_v,
+            do_u,
+            g_x,
+            g_di,
+            g_dv,
+        )
+
+
+@njit(fastmath=False, cache=True)
+def cuba_backward_serial(
+    g_s,
+    g_v,
+    g_u,
+    vp,
+    u_rec,
+    refr,
+    theta,
+    v_th,
+    s_scale,
+    inv_tau,
+    amp,
+    graded,
+    i_decay,
+    v_decay,
+    u0,
+    v0,
+    do_v,
+    do_u,
+    g_x,
+    g_di,
+    g_dv,
+):
+    """:func:`cuba_backward` on the calling thread."""
+    _cuba_backward_chunk(
+        0,
+        1,
+        g_s,
+        g_v,
+        g_u,
+        vp,
+        u_rec,
+        refr,
+        theta,
+        v_th,
+        s_scale,
+        inv_tau,
+        amp,
+        graded,
+        i_decay,
+        v_decay,
+        u0,
+        v0,
+        do_v,
+        do_u,
+        g_x,
+        g_di,
+        g_dv,
+    )
+
+
+@njit(inline="always", cache=True)
+def _cuba_backward_fast_chunk(
+    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+):
+    """Row quads ``c, c + chunks, ...`` of :func:`cuba_backward_fast`."""
+    rows, steps = g_x.shape
+    ni, nv = i_decay.shape[0], v_decay.shape[0]
+    nth, ntau = theta.shape[0], inv_tau.shape[0]
+    n_quads = (rows + 3) // 4
+    arg = np.empty(steps, np.float32)
+    ibuf = np.empty(steps, np.int32)
+    sur = np.empty((4, steps), np.float32)
+    for q in range(c, n_quads, chunks):
+        n0 = q * 4
+        m = min(4, rows - n0)
+        for k in range(m):
+            n = n0 + k
+            _surrogate_row(
+                n,
+                g_s,
+                vp,
+                theta[n % nth],
+                inv_tau[n % ntau],
+                amp,
+                graded,
+                arg,
+                sur[k],
+                ibuf,
+                lag,
+            )
+        if m == 4:
+            av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
+            av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
+            av2 = np.float32(1.0 - v_decay[(n0 + 2) % nv] / 4096.0)
+            av3 = np.float32(1.0 - v_decay[(n0 + 3) % nv] / 4096.0)
+            ai0 = np.float32(1.0 - i_decay[n0 % ni] / 4096.0)
+            ai1 = np.float32(1.0 - i_decay[(n0 + 1) % ni] / 4096.0)
+            ai2 = np.float32(1.0 - i_decay[(n0 + 2) % ni] / 4096.0)
+            ai3 = np.float32(1.0 - i_decay[(n0 + 3) % ni] / 4096.0)
+            gv0 = gv1 = gv2 = gv3 = np.float32(0.0)
+            gu0 = gu1 = gu2 = gu3 = np.float32(0.0)
+            for t in range(steps - 1, -1, -1):
+                gv0 = sur[0, t] + av0 * gv0
+                gv1 = sur[1, t] + av1 * gv1
+                gv2 = sur[2, t] + av2 * gv2
+                gv3 = sur[3, t] + av3 * gv3
+                gu0 = gv0 + ai0 * gu0
+                gu1 = gv1 + ai1 * gu1
+                gu2 = gv2 + ai2 * gu2
+                gu3 = gv3 + ai3 * gu3
+                g_x[n0, t] = gu0
+                g_x[n0 + 1, t] = gu1
+                g_x[n0 + 2, t] = gu2
+                g_x[n0 + 3, t] = gu3
+        else:
+            for k in range(m):
+                n = n0 + k
+                av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
+                ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
+                gv = np.float32(0.0)
+                gu = np.float32(0.0)
+                for t in range(steps - 1, -1, -1):
+                    gv = sur[k, t] + av * gv
+                    gu = gv + ai * gu
+                    g_x[n, t] = gu
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
+    """:func:`cuba_backward` specialised to the common case (spike gradient only,
+    both scans, no decay gradients), with four rows interleaved in the scan. ``lag = 1``
+    reads the gradient of spikes shifted one step later (``g_s[:, t + 1]``, 0 at the end:
+    see :func:`_surrogate_row`)."""
+    chunks = max(1, min((g_x.shape[0] + 3) // 4, MAX_CHUNKS))
+    for c in prange(chunks):
+        _cuba_backward_fast_chunk(
+            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+        )
+
+
+@njit(fastmath=True, cache=True)
+def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
+    """:func:`cuba_backward_fast` on the calling thread."""
+    _cuba_backward_fast_chunk(
+        0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+    )
+
+
+# --------------------------------------------------------------------- sigma-delta
+
+
+@njit(inline="always", cache=True)
+def _sdnn_chunk(
+    c,
+    chunks,
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
+    """Blocks ``c, c + chunks, ...`` of :data:`LANES` rows of :func:`sdnn_forward`."""
+    rows, steps = x.shape
+    rec_mask = mask_out.shape[1] > 0
+    rec_d = d_out.shape[1] > 0
+    nt, nb = v_th.shape[0], bias.shape[0]
+    xt = np.zeros((TILE, LANES), x.dtype)
+    ot = np.zeros((3, TILE, LANES), y_out.dtype)  # payload, mask, delta
+    sv = np.zeros((4, LANES), np.int64)  # sigma, act, residue, error
+    pb = np.zeros((2, LANES), np.int64)  # threshold, bias
+    nbad = np.zeros(LANES, np.int64)
+    lane_rows = np.zeros(LANES, np.int64)
+    limit = INPUT_LIMIT * 1024.0
+    for blk in range(c, (rows + LANES - 1) // LANES, chunks):
+        n0 = blk * LANES
+        m = min(LANES, rows - n0)
+        for j in range(LANES):
+            n = n0 + min(j, m - 1)
+            lane_rows[j] = n
+            pb[0, j] = v_th[n % nt]
+            pb[1, j] = bias[n % nb]
+            live = j < m
+            sv[0, j] = sigma_st[n] if live else 0
+            sv[1, j] = act_st[n] if live else 0
+            sv[2, j] = res_st[n] if live else 0
+            sv[3, j] = err_st[n] if live else 0
+            nbad[j] = 0
+        for t0 in range(0, steps, TILE):
+            tl = min(TILE, steps - t0)
+            _tile_in(x, lane_rows, m, t0, tl, xt)
+            for tt in range(tl):
+                for j in range(LANES):
+                    a, refused = chip_int(xt[tt, j], in_scale, limit)
+                    nbad[j] += refused
+                    d_prev = sv[1, j] - sv[2, j]
+                    sg, ac, rs, er, p = _sdnn_step(
+                        mode,
+                        a,
+                        sv[0, j],
+                        sv[1, j],
+                        sv[2, j],
+                        sv[3, j],
+                        pb[0, j],
+                        pb[1, j],
+                        12,
+                        6,
+                        relu,
+                        cum_error,
+                    )
+                    ot[0, tt, j] = int_float(p) * (1.0 / 4096.0)
+                    ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
+                    # d = act - act_prev + residue_prev; residue = d - s
+                    ot[2, tt, j] = int_float(ac - d_prev) * (1.0 / 262144.0)
+                    sv[0, j] = sg
+                    sv[1, j] = ac
+                    sv[2, j] = rs
+                    sv[3, j] = er
+            _tile_out(y_out, ot, 0, lane_rows, m, t0, tl)
+            if rec_mask:
+                _tile_out(mask_out, ot, 1, lane_rows, m, t0, tl)
+            if rec_d:
+                _tile_out(d_out, ot, 2, lane_rows, m, t0, tl)
+        for j in range(m):
+            sigma_st[n0 + j] = sv[0, j]
+            act_st[n0 + j] = sv[1, j]
+            res_st[n0 + j] = sv[2, j]
+            err_st[n0 + j] = sv[3, j]
+            if nbad[j] != 0:
+                bad[n0 + j] = 1
+
+
+@njit(parallel=True, cache=True)
+def sdnn_forward(
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
+    """Fused sigma-delta forward (``mode`` 0 = delta encoder, 1 = sigma-delta).
+
+    ``x`` is converted to the integer input ``rint(x * in_scale)``: the 6-bit
+    input mantissa for the delta encoder (shifted by ``E + S = 12`` inside the
+    step) and the 18-fraction-bit sigma increment for sigma-delta. Outputs:
+    ``y_out`` payload / 4096, ``mask_out`` the ReLU derivative (1 where
+    ``sigma + bias > 0``), ``d_out`` the delta ``d / 2**18`` (for the threshold
+    gradient). Parallel over blocks of :data:`LANES` neurons;
+    :func:`sdnn_forward_serial` is the same on the calling thread.
+    """
+    chunks = n_chunks(x.shape[0])
+    for c in prange(chunks):
+        _sdnn_chunk(
+            c,
+            chunks,
+            mode,
+            x,
+            in_scale,
+            v_th,
+            bias,
+            relu,
+            cum_error,
+            sigma_st,
+            act_st,
+            res_st,
+            err_st,
+            y_out,
+            mask_out,
+            d_out,
+            bad,
+        )
+
+
+@njit(cache=True)
+def sdnn_forward_serial(
+    mode,
+    x,
+    in_scale,
+    v_th,
+    bias,
+    relu,
+    cum_error,
+    sigma_st,
+    act_st,
+    res_st,
+    err_st,
+    y_out,
+    mask_out,
+    d_out,
+    bad,
+):
+    """:func:`sdnn_forward` on the calling thread."""
+    _sdnn_chunk(
+        0,
+        1,
+        mode,
+        x,
+        in_scale,
+        v_th,
+        bias,
+        relu,
+        cum_error,
+        sigma_st,
+        act_st,
+        res_st,
+        err_st,
+        y_out,
+        mask_out,
+        d_out,
+        bad,
+    )
+
+
+@njit(inline="always", cache=True)
+def _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
+    """Row ``n`` of :func:`sdnn_backward`."""
+    steps = g.shape[1]
+    has_mask = mask.shape[1] > 0
+    want_b = g_b.shape[0] > 0
+    want_th = g_th.shape[0] > 0
+    nth = theta.shape[0]
+    gnext = np.float32(0.0)
+    acc = np.float32(0.0)
+    gb = 0.0
+    for t in range(steps - 1, -1, -1):
+        gt = g[n, t]
+        ga = gt - gnext
+        gnext = gt
+        if mode == 0:
+            g_x[n, t] = ga
+            continue
+        if has_mask and mask[n, t] == 0:
+            ga = np.float32(0.0)
+        acc = acc + ga
+        gb += ga
+        g_x[n, t] = acc
+    if want_b:
+        g_b[n] = gb
+    if want_th:
+        th = theta[n % nth]
+        gth = 0.0
+        for t in range(steps):
+            dv = np.float64(d[n, t])
+            sub = abs(dv) - th
+            if sub > 0:
+                gth += -dv * scale_grad * np.exp(-sub / tau_grad) / th * g[n, t]
+            elif dv > 0:
+                gth -= g[n, t]
+            elif dv < 0:
+                gth += g[n, t]
+        g_th[n] = gth
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
+    """Straight-through sigma-delta backward.
+
+    .. code-block:: text
+
+        ga[t] = g[t] - g[t+1]                       (delta, straight through)
+        gz[t] = ga[t] * mask[t]                     (ReLU derivative)
+        g_x[t] = sum_{k >= t} gz[k]                 (sigma = cumsum; delta mode: g_x = ga)
+        g_b   += sum_t gz[t]
+        g_th  += sum_t g[t] * (|d| > th ? -d*scale_grad*exp(-(|d|-th)/tau_grad)/th : -sign(d))
+    """
+    for n in prange(g.shape[0]):
+        _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
+
+
+@njit(fastmath=True, cache=True)
+def sdnn_backward_serial(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
+    """:func:`sdnn_backward` on the calling thread."""
+    for n in range(g.shape[0]):
+        _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
