@@ -82,8 +82,10 @@ def backward_span(
     ``carry = (gre[t_hi], gim[t_hi], acc_s, acc_c)`` comes in and the same after ``t_lo``
     goes out."""
     has_gs, has_gre, has_gim, adaptive, resets, want_p = flags
-    s = sin_d[n % sin_d.shape[0]]
-    c = cos_d[n % cos_d.shape[0]]
+    # a shared value needs no division (one per row: the fused recurrence's surrogate
+    # runs rows of one step)
+    s = sin_d[0] if sin_d.shape[0] == 1 else sin_d[n % sin_d.shape[0]]
+    c = cos_d[0] if cos_d.shape[0] == 1 else cos_d[n % cos_d.shape[0]]
     inv2tau = 0.5 / tau
     gre_n, gim_n, acc_s, acc_c = carry
     for k in range(t_hi - t_lo):

@@ -175,7 +175,8 @@ def run_backward(
     n_p = rows if want_p else 0
     g_sin = torch.zeros(n_p, dtype=torch.float64, device=re.device)
     g_cos = torch.zeros(n_p, dtype=torch.float64, device=re.device)
-    zero = torch.zeros(rows, dtype=torch.float64, device=re.device)
+    # the initial state is read only for the parameter gradients
+    zero = torch.zeros(n_p or 1, dtype=torch.float64, device=re.device)
     args = (
         given(g_s),
         given(g_re),
