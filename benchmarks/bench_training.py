@@ -322,7 +322,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
     # event by event on sparse spikes, else from the int8 operand by the int8 GEMM where
     # the CPU has int8 dot products, else by sgemm on its float copy
     w1g = w1.detach().clone().requires_grad_(True)
-    z_probe = int_product(h1, w1g)
+    z_probe = int_product(h1, w1g, d1.synapse)
     if z_probe is None:
         raise SystemExit("the dense 578->128 product did not take an exact integer path")
     g1 = torch.ones_like(z_probe)
@@ -332,7 +332,7 @@ def nmnist_parts(case: dict, reps: int) -> None:
         kind = "int8 GEMM" if int8_gemm_pays() else "sgemm"
     product = (
         f"{kind} product {n1}x{n_in}x{b * t} (fwd + weight grad)",
-        lambda: int_product(h1, w1g).backward(g1),
+        lambda: int_product(h1, w1g, d1.synapse).backward(g1),
     )
 
     def fwd_bwd(neuron, z):
