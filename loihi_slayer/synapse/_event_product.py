@@ -179,19 +179,31 @@ class EventDenseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        q, w2 = ctx.saved_tensors
-        g_x = g_w = None
-        if ctx.needs_input_grad[0]:
-            g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
-        if ctx.needs_input_grad[1]:
-            # rows of O gradients per (b, t): free where g is a view of time-major memory
-            # (the fused recurrence's gradient), else one reordering copy
-            gt = g.permute(2, 0, 1)
-            time_major = gt.is_contiguous()
-            if not time_major:
-                gt = g.transpose(1, 2).contiguous()
-            gwt = torch.empty((w2.shape[1], w2.shape[0]), dtype=torch.float32)
-            follow_torch_threads()
-            weight_grad_events(q.numpy(), gt.numpy(), time_major, gwt.numpy())
-            g_w = gwt.t()
-        return g_x, g_w, None, None, None, None
+        return (*product_backward(ctx, g, _events_weight_grad), None, None, None, None)
+
+
+def product_backward(ctx, g, weight_grad) -> tuple:
+    r"""``(input gradient, weight gradient)`` of a dense product ``z = w @ x`` that saved
+    ``(q, w2)``: the input gradient :math:`w^\top g` time-last (only when the input needs
+    one), the weight gradient from ``weight_grad(ctx, q, g)`` (only when asked)."""
+    q, w2 = ctx.saved_tensors
+    g_x = g_w = None
+    if ctx.needs_input_grad[0]:
+        g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
+    if ctx.needs_input_grad[1]:
+        g_w = weight_grad(ctx, q, g)
+    return g_x, g_w
+
+
+def _events_weight_grad(ctx, q, g):
+    """The weight gradient event by event (:func:`weight_grad_events`), ``(O, I)``."""
+    # rows of O gradients per (b, t): free where g is a view of time-major memory (the
+    # fused recurrence's gradient), else one reordering copy
+    gt = g.permute(2, 0, 1)
+    time_major = gt.is_contiguous()
+    if not time_major:
+        gt = g.transpose(1, 2).contiguous()
+    gwt = torch.empty((q.shape[0], g.shape[1]), dtype=torch.float32)
+    follow_torch_threads()
+    weight_grad_events(q.numpy(), gt.numpy(), time_major, gwt.numpy())
+    return gwt.t()

@@ -44,7 +44,7 @@ from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
 from ..fixed.codegen import PARALLEL_MIN_WORK
 from ..fixed.synapse_fast import full_precision_torch, int8_gemm_pays
-from ._event_product import DENSE_RETRY, MAX_DENSITY, EventDenseProduct
+from ._event_product import DENSE_RETRY, MAX_DENSITY, EventDenseProduct, product_backward
 
 #: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
@@ -304,23 +304,22 @@ class IntDenseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        q, w2 = ctx.saved_tensors
-        g_x = g_w = None
-        if ctx.needs_input_grad[0]:
-            g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
-        if ctx.needs_input_grad[1]:
-            q_float = q
-            if q.dtype != g.dtype:  # memory kept across steps
-                q_float = ctx.q_float.empty(tuple(q.shape), g.dtype).copy_(q)
-            if ctx.time_major:
-                # g's columns in q's (t, b) order: free where g is a view of time-major
-                # memory (the fused recurrence's gradient), else one reordering copy
-                g2 = g.permute(2, 0, 1).reshape(q.shape[1], g.shape[1])  # (T*B, O)
-                g_w = torch.mm(g2.t(), q_float.t())
-            else:
-                g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
-                g_w = g2 @ q_float.t()
-        return g_x, g_w, None, None, None, None, None, None
+        grads = product_backward(ctx, g, _gemm_weight_grad)
+        return (*grads, None, None, None, None, None, None)
+
+
+def _gemm_weight_grad(ctx, q, g):
+    """The weight gradient of :class:`IntDenseProduct`: one GEMM with the operand."""
+    q_float = q
+    if q.dtype != g.dtype:  # memory kept across steps
+        q_float = ctx.q_float.empty(tuple(q.shape), g.dtype).copy_(q)
+    if ctx.time_major:
+        # g's columns in q's (t, b) order: free where g is a view of time-major memory
+        # (the fused recurrence's gradient), else one reordering copy
+        g2 = g.permute(2, 0, 1).reshape(q.shape[1], g.shape[1])  # (T*B, O)
+        return torch.mm(g2.t(), q_float.t())
+    g2 = g.permute(1, 0, 2).reshape(g.shape[1], q.shape[1])  # (O, B*T)
+    return g2 @ q_float.t()
 
 
 def int_product(
