@@ -29,6 +29,10 @@ operand as ``(I, B·T)`` (each run of ``T`` values stays contiguous, so reads an
 writes both stream), one GEMM ``m (O, I) @ q (I, B·T)`` gives ``(O, B·T)``, and
 the scaling writes the time-last ``(B, O, T)`` float output the neuron reads
 without another copy.
+
+Sparse input (at most :data:`~loihi_slayer.synapse._event_product.MAX_DENSITY` of the
+values non-zero, spikes) skips the GEMM: the same int8 operand feeds the event
+product of :mod:`~loihi_slayer.synapse._event_product` (:func:`_event_product`).
 """
 
 from __future__ import annotations
@@ -221,8 +225,8 @@ def int8_operand(
 
 
 #: the weight gradient's float copy of the int8 operand, the time-major output and the
-#: events' steps and values (megabytes, every step), for products without an owner (see
-#: :func:`int_product`)
+#: event product's int8 operand (megabytes, every step), for products without an owner
+#: (see :func:`int_product`)
 _Q_FLOAT, _Z_TIME_MAJOR = Recycled(), Recycled()
 _EVENT_MEM = Recycled()
 

@@ -241,7 +241,7 @@ class Dense(_Synapse, torch.nn.Conv3d):
         # the input check waits: the int8 product reads every value and refuses NaN/inf
         x5, _ = self._prepare(x, self.in_neurons, check=False)
         w = self._weight(x5)
-        # a batched matmul, not a 1x1x1 conv3d: the same sums, and faster forward and
+        # a matrix product, not a 1x1x1 conv3d: the same sums, and faster forward and
         # backward on CPU (exact either way for spikes on the weight grid). The result is
         # a time-last view of neuron-last memory, as the product leaves it: a consumer
         # that wants time-major rows (the fused recurrence) gets them without a transpose
