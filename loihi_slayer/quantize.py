@@ -9,6 +9,7 @@ exactly ``W / s``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -65,6 +66,18 @@ def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = Fal
         check_finite(weight, "quantize_8bit: weight contains NaN/inf")
         q = quantize(weight, step).clamp(lo, hi)
     return q * scale if descale else q
+
+
+#: weight hooks that refuse NaN/inf weights themselves (a :class:`ParameterError`): a
+#: synapse calls them without a finiteness pass of its own (functions; a bound method is
+#: looked up by its ``__func__``)
+REFUSE_NON_FINITE: set[Callable] = {quantize_8bit}
+
+
+def refuses_non_finite(hook: Callable) -> bool:
+    """Whether the weight hook ``hook`` raises a :class:`ParameterError` on NaN/inf weights
+    (see :data:`REFUSE_NON_FINITE`)."""
+    return getattr(hook, "__func__", hook) in REFUSE_NON_FINITE
 
 
 def _one_pass(weight: torch.Tensor, step: float) -> bool:

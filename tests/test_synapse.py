@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer import axon, dendrite, quantize, spike, synapse
+from loihi_slayer.block import cuba as block_cuba
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.quantize import quantize_8bit, weight_mantissa
 
@@ -67,6 +68,32 @@ def test_quantize_8bit_one_pass_runs_and_refuses_nan(monkeypatch):
         w[4, 5] = bad
         with pytest.raises(ParameterError, match="quantize_8bit: weight contains NaN/inf"):
             quantize_8bit(w)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "hook",
+    [quantize_8bit, lambda w: w * 2, None],
+    ids=["quantizer (checks itself)", "user hook", "no hook"],
+)
+def test_synapse_refuses_a_non_finite_weight_in_its_own_words(bad, hook):
+    """A NaN/inf weight is refused under the synapse's name whichever hook runs: the
+    quantizer's own check (no second pass) or the synapse's before another hook."""
+    d = synapse.Dense(5, 3, pre_hook_fx=hook)
+    with torch.no_grad():
+        d.weight.view(-1)[7] = bad
+    with pytest.raises(ParameterError, match=r"^Dense: weight contains NaN/inf$"):
+        d(torch.ones(2, 5, 4))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_block_synapse_refuses_a_non_finite_weight(bad):
+    """The same through a block, whose synapse hook is the neuron's bound quantizer."""
+    b = block_cuba.Dense({"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}, 5, 3)
+    with torch.no_grad():
+        b.synapse.weight.view(-1)[2] = bad
+    with pytest.raises(ParameterError, match=r"^Dense: weight contains NaN/inf$"):
+        b(torch.ones(2, 5, 4))
 
 
 def test_dense_uses_quantized_weights_and_matches_integer_sum():

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ParameterError, ParameterTypeError
 from ..fixed.params import VTH_MANT_MAX
-from ..quantize import quantize_8bit
+from ..quantize import REFUSE_NON_FINITE, quantize_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -150,3 +150,7 @@ class Neuron(torch.nn.Module):
     @staticmethod
     def _channels(shape: tuple[int, ...]) -> tuple[int, int]:
         return shape[0], math.prod(shape[1:])
+
+
+# the quantizer refuses NaN/inf weights itself (no second pass in the synapse)
+REFUSE_NON_FINITE.add(Neuron.quantize_8bit)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..autograd.op import check_finite
 from ..errors import ParameterError, ParameterTypeError
+from ..quantize import refuses_non_finite
 from ..safety.arguments import (
     check_conv_memory,
     check_layer_size,
@@ -101,10 +102,17 @@ class _Synapse:
 
     @property
     def pre_hook_weight(self) -> torch.Tensor:
-        """The weight the forward uses: ``pre_hook_fx(weight * mask)``."""
+        """The weight the forward uses: ``pre_hook_fx(weight * mask)``; NaN/inf weights are
+        refused (by the hook itself where it does that: the default quantizer)."""
         w = self.weight if self.mask is None else self.weight * self.mask
-        _check_finite(type(self).__name__, "weight", w)
-        return w if self.pre_hook_fx is None else self.pre_hook_fx(w)
+        hook = self.pre_hook_fx
+        if hook is None or not refuses_non_finite(hook):
+            _check_finite(type(self).__name__, "weight", w)
+            return w if hook is None else hook(w)
+        try:
+            return hook(w)
+        except ParameterError:  # the hook's message, in the synapse's words
+            raise ParameterError(f"{type(self).__name__}: weight contains NaN/inf") from None
 
     def _prepare(
         self, x: torch.Tensor, channels: int, check: bool = True
