@@ -81,8 +81,9 @@ def _to_int8_row(src, dst):
         q = np.int32(min(max(v, np.float32(INT8_MIN)), np.float32(INT8_MAX)))
         dst[t] = q
         bad |= np.int32(np.float32(q) != v)
-        top = max(top, abs(q))
-        nz += np.int32(q != 0)
+        a = abs(q)
+        top = max(top, a)
+        nz += np.int32(a > 0)  # (``q != 0`` here kept the loop scalar: 1.7x the time)
     return bad, top, nz
 
 
@@ -91,7 +92,8 @@ def _to_int8_parallel(x, out):
     """``out[i, b, :] = x[b, i, :]`` (int8); returns ``(rows refused, max |q|, non-zero
     values)``."""
     n_b, n_i = x.shape[0], x.shape[1]
-    flags = np.empty((n_b * n_i, 3), np.int64)  # per row, reduced after the loop
+    # per row, reduced after the loop (int32: with int64 flags the pass took 1.5x the time)
+    flags = np.empty((n_b * n_i, 3), np.int32)
     for job in prange(n_b * n_i):
         b, i = job // n_i, job % n_i
         e, m, nz = _to_int8_row(x[b, i], out[i, b])
