@@ -207,6 +207,9 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
                 nil_f,
                 nil_r,
                 bad,
+                _cpu.NO_POOL,
+                np.float32(1),
+                0,
             )
 
         return run
