@@ -301,6 +301,43 @@ def test_sdnn_forward_equals_reference(case):
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("wide_lane", [0, 7, 15])
+def test_sdnn_forward_one_wide_lane_in_a_tile(parallel, wide_lane):
+    """The kernel converts a tile's inputs and outputs through 32 bits where they all fit
+    and exactly where one does not: one lane of a full tile (16 neurons x 16 steps) gets
+    an input beyond 2**31 (a payload and delta beyond 2**31 follow), the others small
+    ones; every value must still equal the reference's."""
+    rng = np.random.default_rng(wide_lane)
+    rows, steps = 16, 48
+    in_scale = float(1 << 18)
+    a = rng.integers(-(1 << 12), 1 << 12, size=(rows, steps)) * (rng.random((rows, steps)) < 0.5)
+    a[wide_lane, 20] = (1 << 40) + 12345  # second tile: a wide input
+    a[wide_lane, 37] = -(1 << 40) - 3  # third tile: and back
+    x = (a / in_scale).astype(np.float64)
+    v_th = np.array([40 << 12], np.int64)
+    bias = np.array([0], np.int64)
+    state0 = {k: np.zeros(rows, np.int64) for k in ("sigma", "act", "residue", "error")}
+    st_ = np.zeros((4, rows), np.int64)
+    y = np.full((rows, steps), np.nan)
+    mask = np.full((rows, steps), 7, np.uint8)
+    d = np.full((rows, steps), np.nan, np.float32)
+    bad = np.zeros(rows, np.int8)
+    SDNN_KERNELS[parallel](
+        1, x, in_scale, v_th, bias, 1, 0, st_[0], st_[1], st_[2], st_[3], y, mask, d, bad
+    )
+    e_y, e_mask, e_d, e_st = reference.sdnn_forward(1, x, in_scale, v_th, bias, 1, 0, state0)
+    # the case reaches the wide path: payload (y * 2**12) and delta (d * 2**18)
+    assert np.abs(e_y[wide_lane]).max() * 2**12 >= 2**31
+    assert np.abs(e_d[wide_lane]).max() * 2**18 >= 2**31
+    assert np.array_equal(y, e_y)
+    assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
+    assert np.array_equal(d, e_d.astype(np.float32))
+    for i, k in enumerate(("sigma", "act", "residue", "error")):
+        assert np.array_equal(st_[i], e_st[k]), k
+    assert not bad.any()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 def test_sdnn_bad_input_flags_its_rows_only(parallel):
     rows, steps = 17, 33
     x = np.zeros((rows, steps), np.float64)

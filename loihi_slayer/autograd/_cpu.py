@@ -989,6 +989,16 @@ def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_d
 
 
 @njit(inline="always", cache=True)
+def _tile_below(xt, tl, scale, limit):
+    """Whether every value of the tile's first ``tl`` steps has ``|x * scale| < limit``."""
+    n = 0
+    for tt in range(tl):
+        for j in range(LANES):
+            n += abs(xt[tt, j] * scale) < limit
+    return n == tl * LANES
+
+
+@njit(inline="always", cache=True)
 def _sdnn_chunk(
     c,
     chunks,
@@ -1016,6 +1026,8 @@ def _sdnn_chunk(
     nt, nb = v_th.shape[0], bias.shape[0]
     xt = np.zeros((TILE, LANES), x.dtype)
     ot = np.zeros((3, TILE, LANES), y_out.dtype)  # payload, mask, delta
+    at = np.zeros((TILE, LANES), np.int64)  # integer inputs
+    pt = np.zeros((2, TILE, LANES), np.int64)  # integer payload, delta
     sv = np.zeros((4, LANES), np.int64)  # sigma, act, residue, error
     pb = np.zeros((2, LANES), np.int64)  # threshold, bias
     nbad = np.zeros(LANES, np.int64)
@@ -1039,10 +1051,24 @@ def _sdnn_chunk(
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
             _tile_in(x, lane_rows, m, t0, tl, xt)
+            # the integer inputs: one int32 conversion each where the whole tile is below
+            # 2**31 (AVX2 has no vector double -> int64), else the exact 64-bit split
+            if _tile_below(xt, tl, in_scale, INPUT_LIMIT):
+                for tt in range(tl):
+                    for j in range(LANES):
+                        a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
+                        at[tt, j] = a
+                        nbad[j] += refused
+            else:
+                for tt in range(tl):
+                    for j in range(LANES):
+                        a, refused = chip_int(xt[tt, j], in_scale, limit)
+                        at[tt, j] = a
+                        nbad[j] += refused
+            wide = 0
             for tt in range(tl):
                 for j in range(LANES):
-                    a, refused = chip_int(xt[tt, j], in_scale, limit)
-                    nbad[j] += refused
+                    a = at[tt, j]
                     d_prev = sv[1, j] - sv[2, j]
                     sg, ac, rs, er, p = _sdnn_step(
                         mode,
@@ -1058,14 +1084,26 @@ def _sdnn_chunk(
                         relu,
                         cum_error,
                     )
-                    ot[0, tt, j] = int_float(p) * (1.0 / 4096.0)
+                    # payload and delta through one int32 conversion each (AVX2 has no
+                    # vector int64 -> double); kept, and the tile redone exactly below
+                    # where one of them is wider than 32 bits
+                    dd = ac - d_prev
+                    pt[0, tt, j] = p
+                    pt[1, tt, j] = dd
+                    wide += (p != np.int64(np.int32(p))) | (dd != np.int64(np.int32(dd)))
+                    ot[0, tt, j] = state_float(p) * (1.0 / 4096.0)
                     ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
                     # d = act - act_prev + residue_prev; residue = d - s
-                    ot[2, tt, j] = int_float(ac - d_prev) * (1.0 / 262144.0)
+                    ot[2, tt, j] = state_float(dd) * (1.0 / 262144.0)
                     sv[0, j] = sg
                     sv[1, j] = ac
                     sv[2, j] = rs
                     sv[3, j] = er
+            if wide:
+                for tt in range(tl):
+                    for j in range(LANES):
+                        ot[0, tt, j] = int_float(pt[0, tt, j]) * (1.0 / 4096.0)
+                        ot[2, tt, j] = int_float(pt[1, tt, j]) * (1.0 / 262144.0)
             _tile_out(y_out, ot, 0, lane_rows, m, t0, tl)
             if rec_mask:
                 _tile_out(mask_out, ot, 1, lane_rows, m, t0, tl)
