@@ -265,3 +265,26 @@ def test_persistent_state_with_refractory_carries_across_compiled_calls():
         for k in ("current_state", "voltage_state", "refractory_state"):
             assert torch.equal(getattr(n_c, k), getattr(n_e, k))
     assert events >= 5
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_cuba_neuron_last_spike_gradient(shift):
+    """A spike gradient in neuron-last memory (a ``(B, N, T)`` view of ``(B, T, N)``), as a
+    dense synapse's float product returns it: the eager path reads it as it lies and
+    returns the input gradient in that layout, the custom op returns it contiguous (as
+    its fake declares); both equal the contiguous gradient's result bit for bit."""
+    torch.manual_seed(3)
+    x0 = torch.rand(3, 10, 17) * 0.8
+    up = torch.randn(3, 17, 10).transpose(1, 2)
+    grads = []
+    for op, g in ((cuba_op, up), (cuba_op, up.contiguous()), (cuba_op.op, up)):
+        x = x0.clone().requires_grad_()
+        args = list(_cuba_args(x, shift=shift))
+        args[1], args[2] = args[1].detach(), args[2].detach()  # no decay gradient
+        (g_x,) = torch.autograd.grad(op(*args)[0], x, g)
+        grads.append(g_x)
+    eager_nl, eager_tl, custom = grads
+    assert not eager_nl.is_contiguous() and eager_nl.transpose(1, 2).is_contiguous()
+    assert custom.is_contiguous() and eager_tl.is_contiguous()
+    assert torch.equal(eager_nl, eager_tl) and torch.equal(custom, eager_tl)
+    assert eager_tl.abs().sum() > 0

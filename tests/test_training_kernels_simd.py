@@ -494,6 +494,59 @@ def test_cuba_backward_equals_reference(rows, steps, graded, fast, parallel, ref
     assert _close(g_x, e_x) and _close(g_di, e_di) and _close(g_dv, e_dv)
 
 
+CUBA_BACKWARD_NL = {True: _cpu.cuba_backward_fast_nl, False: _cpu.cuba_backward_fast_nl_serial}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.integers(1, 4),
+    neurons=st.integers(1, 11),
+    steps=st.integers(1, 37),
+    graded=st.booleans(),
+    parallel=st.booleans(),
+    lag=st.integers(0, 1),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_cuba_backward_fast_neuron_last(batch, neurons, steps, graded, parallel, lag, seed):
+    """The fast backward on neuron-last ``(B, T, N)`` gradients (a dense synapse's input
+    gradient layout): the reference's input gradient, and bit for bit the time-last
+    kernel's on the same values (quads of neurons stay inside one batch item: ``N`` not a
+    multiple of 4 leaves a partial quad in each)."""
+    rng = np.random.default_rng(seed)
+    rows = batch * neurons
+    i_dec = np.resize(rng.choice([0, 411, 4096], size=neurons).astype(np.int64), rows)
+    v_dec = np.resize(rng.choice([0, 205, 4096], size=neurons).astype(np.int64), rows)
+    vth = np.array([30 << 6], np.int64)
+    x = (rng.integers(-10, 60, size=(rows, steps)) / 64).astype(np.float32)
+    zeros = np.zeros(rows, np.int64)
+    _, vp, *_ = reference.cuba_forward(
+        x, 64.0, 1 / 4096, i_dec, v_dec, vth, np.zeros(1, np.int64), zeros, zeros, graded, 1, zeros
+    )
+    vp = vp.astype(np.float32)
+    theta, tau, rho = 30 / 64, 100 * 30 / 64, 0.1
+    amp = rho if graded else rho / (2 * tau)
+    one = np.ones(1)
+    g_nl = rng.standard_normal((batch, steps, neurons)).astype(np.float32)  # (B, T, N)
+    g_x = np.full((batch, steps, neurons), np.nan, np.float32)
+    CUBA_BACKWARD_NL[parallel](
+        g_nl, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_x, lag
+    )
+    g_tl = np.ascontiguousarray(g_nl.transpose(0, 2, 1)).reshape(rows, steps)  # time-last
+    g_0 = np.full((rows, steps), np.nan, np.float32)
+    CUBA_BACKWARD[True, parallel](
+        g_tl, vp, theta * one, one / tau, amp, graded, i_dec, v_dec, g_0, lag
+    )
+    got = g_x.transpose(0, 2, 1).reshape(rows, steps)
+    np.testing.assert_array_equal(got, g_0)
+    g_in = np.zeros_like(g_tl)
+    g_in[:, : steps - lag] = g_tl[:, lag:]
+    zf = np.zeros(rows)
+    e_x, _, _ = reference.cuba_backward(
+        g_in, None, None, vp, None, theta, tau, rho, graded, i_dec, v_dec, zf, zf, 4096, vth
+    )
+    assert _close(got, e_x)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.integers(1, 23),

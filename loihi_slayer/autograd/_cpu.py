@@ -658,10 +658,9 @@ def cuba_forward_refractory_serial(
 
 
 @njit(inline="always", fastmath=True, cache=True)
-def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag):
-    """``sur[t] = g_s[n, t + lag] * ds/dv(vp[n, t])`` for one row, 0 for the last ``lag``
-    steps (vectorized). ``lag = 1``: ``g_s`` is the gradient of the spikes written one
-    step later (the block's shift fused into the forward)."""
+def _surrogate_dv(n, vp, theta, inv_tau, graded, arg, sur, ibuf):
+    """``sur[t] = exp(-|vp[n, t] - theta| / tau)`` (graded: of ``min(vp - theta, 0)``), the
+    surrogate's shape without its amplitude, for one row (vectorized)."""
     steps = vp.shape[1]
     th = np.float32(theta)
     it = np.float32(inv_tau)
@@ -672,12 +671,27 @@ def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag)
         for t in range(steps):
             arg[t] = -abs(vp[n, t] - th) * it
     _vexp_neg(arg, sur, ibuf)
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _times_gradient(sur, g, amp):
+    """``sur[t] *= amp · g[t]`` where ``g`` has a value (a row of the spike gradient from
+    step ``lag`` on), 0 for the last steps, where it has none."""
     a = np.float32(amp)
-    g = g_s[n, lag:]  # a slice indexed by the loop counter alone (see _quiet_row)
     for t in range(g.shape[0]):
         sur[t] = sur[t] * a * g[t]
-    for t in range(g.shape[0], steps):
+    for t in range(g.shape[0], sur.shape[0]):
         sur[t] = np.float32(0.0)
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _surrogate_row(n, g_s, vp, theta, inv_tau, amp, graded, arg, sur, ibuf, lag):
+    """``sur[t] = g_s[n, t + lag] * ds/dv(vp[n, t])`` for one row, 0 for the last ``lag``
+    steps (vectorized). ``lag = 1``: ``g_s`` is the gradient of the spikes written one
+    step later (the block's shift fused into the forward)."""
+    _surrogate_dv(n, vp, theta, inv_tau, graded, arg, sur, ibuf)
+    # a slice indexed by the loop counter alone (see _quiet_row)
+    _times_gradient(sur, g_s[n, lag:], amp)
 
 
 @njit(inline="always", cache=True)
@@ -897,36 +911,33 @@ def cuba_backward_serial(
 
 @njit(inline="always", cache=True)
 def _cuba_backward_fast_chunk(
-    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+    c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, nl
 ):
-    """Chunk ``c`` of ``chunks`` of :func:`cuba_backward_fast`'s row quads
-    (:func:`chunk_span`)."""
-    rows, steps = g_x.shape
+    """Chunk ``c`` of ``chunks`` of :func:`cuba_backward_fast`'s quads of neurons
+    (:func:`chunk_span`), four neurons of one batch item each. ``g_s`` and ``g_x`` are
+    ``(B, N, T)``, or neuron-last ``(B, T, N)`` when ``nl`` (a constant at each call site);
+    ``vp`` is ``(B·N, T)``."""
+    steps = vp.shape[1]
+    n_n = g_x.shape[2] if nl else g_x.shape[1]
     ni, nv = i_decay.shape[0], v_decay.shape[0]
     nth, ntau = theta.shape[0], inv_tau.shape[0]
-    n_quads = (rows + 3) // 4
+    per_item = (n_n + 3) // 4
     arg = np.empty(steps, np.float32)
     ibuf = np.empty(steps, np.int32)
     sur = np.empty((4, steps), np.float32)
-    q_lo, q_hi = chunk_span(c, chunks, n_quads)
+    q_lo, q_hi = chunk_span(c, chunks, g_x.shape[0] * per_item)
     for q in range(q_lo, q_hi):
-        n0 = q * 4
-        m = min(4, rows - n0)
+        b = q // per_item
+        o0 = (q - b * per_item) * 4
+        n0 = b * n_n + o0  # the quad's first row of vp
+        m = min(4, n_n - o0)
         for k in range(m):
             n = n0 + k
-            _surrogate_row(
-                n,
-                g_s,
-                vp,
-                theta[n % nth],
-                inv_tau[n % ntau],
-                amp,
-                graded,
-                arg,
-                sur[k],
-                ibuf,
-                lag,
-            )
+            _surrogate_dv(n, vp, theta[n % nth], inv_tau[n % ntau], graded, arg, sur[k], ibuf)
+            if nl:  # the gradient of step t + lag: value o0 + k of that step's row
+                _times_gradient(sur[k], g_s[b, lag:, o0 + k], amp)
+            else:
+                _times_gradient(sur[k], g_s[b, o0 + k, lag:], amp)
         if m == 4:
             av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
             av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
@@ -947,10 +958,16 @@ def _cuba_backward_fast_chunk(
                 gu1 = gv1 + ai1 * gu1
                 gu2 = gv2 + ai2 * gu2
                 gu3 = gv3 + ai3 * gu3
-                g_x[n0, t] = gu0
-                g_x[n0 + 1, t] = gu1
-                g_x[n0 + 2, t] = gu2
-                g_x[n0 + 3, t] = gu3
+                if nl:
+                    g_x[b, t, o0] = gu0
+                    g_x[b, t, o0 + 1] = gu1
+                    g_x[b, t, o0 + 2] = gu2
+                    g_x[b, t, o0 + 3] = gu3
+                else:
+                    g_x[b, o0, t] = gu0
+                    g_x[b, o0 + 1, t] = gu1
+                    g_x[b, o0 + 2, t] = gu2
+                    g_x[b, o0 + 3, t] = gu3
         else:
             for k in range(m):
                 n = n0 + k
@@ -961,7 +978,10 @@ def _cuba_backward_fast_chunk(
                 for t in range(steps - 1, -1, -1):
                     gv = sur[k, t] + av * gv
                     gu = gv + ai * gu
-                    g_x[n, t] = gu
+                    if nl:
+                        g_x[b, t, o0 + k] = gu
+                    else:
+                        g_x[b, o0 + k, t] = gu
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -970,18 +990,44 @@ def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g
     both scans, no decay gradients), with four rows interleaved in the scan. ``lag = 1``
     reads the gradient of spikes shifted one step later (``g_s[:, t + 1]``, 0 at the end:
     see :func:`_surrogate_row`)."""
-    chunks = max(1, min((g_x.shape[0] + 3) // 4, MAX_CHUNKS))
+    rows, steps = g_x.shape
+    g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
+    chunks = max(1, min((rows + 3) // 4, MAX_CHUNKS))
     for c in prange(chunks):
         _cuba_backward_fast_chunk(
-            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+            c, chunks, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
         )
 
 
 @njit(fastmath=True, cache=True)
 def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast` on the calling thread."""
+    rows, steps = g_x.shape
+    g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
     _cuba_backward_fast_chunk(
-        0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag
+        0, 1, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
+    )
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def cuba_backward_fast_nl(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
+    """:func:`cuba_backward_fast` on neuron-last gradients: ``g_s`` and ``g_x`` are
+    ``(B, T, N)`` (the rows of one step's ``N`` values, as a dense layer's input gradient
+    and weight gradient read them), ``vp`` is ``(B·N, T)``: no transposing copy on
+    either side."""
+    n_b, _, n_n = g_x.shape
+    chunks = max(1, min(n_b * ((n_n + 3) // 4), MAX_CHUNKS))
+    for c in prange(chunks):
+        _cuba_backward_fast_chunk(
+            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
+        )
+
+
+@njit(fastmath=True, cache=True)
+def cuba_backward_fast_nl_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
+    """:func:`cuba_backward_fast_nl` on the calling thread."""
+    _cuba_backward_fast_chunk(
+        0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
     )
 
 

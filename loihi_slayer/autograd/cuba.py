@@ -87,6 +87,14 @@ _CPU_BACKWARD = {
     (False, True): _cpu.cuba_backward,
     (False, False): _cpu.cuba_backward_serial,
 }
+#: the fast backward on neuron-last spike gradients, by parallel
+_CPU_BACKWARD_NL = {True: _cpu.cuba_backward_fast_nl, False: _cpu.cuba_backward_fast_nl_serial}
+
+
+def neuron_last(g: Tensor) -> bool:
+    """Whether ``g`` is a ``(B, N, T)`` view of neuron-last ``(B, T, N)`` memory: the input
+    gradient a dense synapse's float product leaves (one row of ``N`` values per step)."""
+    return g.dim() == 3 and not g.is_contiguous() and g.transpose(1, 2).is_contiguous()
 
 
 @dataclass
@@ -358,13 +366,31 @@ def run_backward(
     ``refr`` (uint8 ``(rows, T)``, or ``(rows, 0)``/None without refractory)
     marks the refractory steps, which carry no voltage gradient. ``lag = 1``: ``g_s`` is
     the gradient of the spikes shifted one step later (:func:`cuba_apply`'s ``shift``).
+    ``g_s`` may also be a neuron-last ``(B, N, T)`` view (:func:`neuron_last`): the CPU
+    fast path (spike gradient only, float32) then reads it as it lies and returns ``g_x``
+    in the same layout, with no transposing copy on either side; elsewhere it is
+    reshaped to ``(rows, T)``.
     """
     rows, steps = vp.shape
+    has_r = refr is not None and refr.shape[1] > 0
+    fast = (
+        backend == "cpu"
+        and g_s is not None
+        and g_v is None
+        and g_u is None
+        and not has_r
+        and do_v
+        and do_u
+        and not want_di
+        and not want_dv
+        and vp.dtype == torch.float32
+    )
+    if g_s is not None and g_s.dim() == 3 and not fast:
+        g_s = g_s.reshape(rows, steps)
     theta = np.array([spec.theta], np.float64)
     tau = np.array([spec.tau_rho], np.float64)
     amp = spec.scale_rho if spec.graded else spec.scale_rho / (2.0 * spec.tau_rho)
     v_th = np.array([spec.v_th_mant << 6], np.int64)
-    has_r = refr is not None and refr.shape[1] > 0
     if lag and backend == "reference":
         g_s, lag = (None if g_s is None else _time_shifted(g_s, -1)), 0
     if backend == "reference":
@@ -397,19 +423,23 @@ def run_backward(
             torch.from_numpy(g_di) if want_di else None,
             torch.from_numpy(g_dv) if want_dv else None,
         )
+    if fast and g_s.dim() == 3:
+        g_x = torch.empty((g_s.shape[0], steps, g_s.shape[1]), dtype=vp.dtype)
+        _CPU_BACKWARD_NL[use_parallel(rows, steps)](
+            g_s.transpose(1, 2).numpy(),
+            vp.numpy(),
+            theta,
+            1.0 / tau,
+            amp,
+            spec.graded,
+            i_dec,
+            v_dec,
+            g_x.numpy(),
+            lag,
+        )
+        return g_x.transpose(1, 2), None, None
     g_x = torch.empty_like(vp)
-    if (
-        backend == "cpu"
-        and g_s is not None
-        and g_v is None
-        and g_u is None
-        and not has_r
-        and do_v
-        and do_u
-        and not want_di
-        and not want_dv
-        and vp.dtype == torch.float32
-    ):
+    if fast:
         _CPU_BACKWARD[True, use_parallel(rows, steps)](
             g_s.contiguous().numpy(),
             vp.numpy(),
@@ -621,7 +651,9 @@ def _cuba_backward(
     def flat(g):
         return None if g is None or g.numel() == 0 else g.reshape(rows, steps)
 
-    g_s, g_vp, g_u = flat(g_s), flat(g_vp), flat(g_u)
+    # a neuron-last spike gradient stays as it is (no transposing copy): see run_backward
+    g_s = g_s if g_s is not None and g_s.numel() and neuron_last(g_s) else flat(g_s)
+    g_vp, g_u = flat(g_vp), flat(g_u)
     _, want_di, want_dv = needs
     i_dec = _expand(decay_int(current_decay), spec)
     v_dec = _expand(decay_int(voltage_decay), spec)

@@ -24,7 +24,9 @@ Adopting the pattern for a neuron family (see :mod:`.cuba`, :mod:`.sigma_delta`)
    flows into that output), ``saved``/``config`` are what ``save`` returns,
    and ``needs`` is a ``list[bool]``, one per name in ``grad_inputs``. It
    returns one tensor per ``grad_inputs`` entry (any tensor, e.g. an empty
-   one, where ``needs`` is False: it is dropped). Plus its fake.
+   one, where ``needs`` is False: it is dropped), of any strides: the custom
+   op returns each contiguous, as its fake declares (compiled code trusts the
+   fake's strides), the eager path as it comes. Plus its fake.
 4. ``op = kernel_op(name, forward, forward_fake, backward, backward_fake,
    save=..., grad_inputs=(...))`` where ``save(inputs, output)`` returns
    ``(tensors, config)``: the tensors (inputs or outputs, ``None`` allowed)
@@ -47,6 +49,7 @@ in compiled graphs, where a data-dependent ``if`` would break the graph.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -94,6 +97,17 @@ class KernelOp:
         return self.op(*args)
 
 
+def _contiguous_results(fn: Callable) -> Callable:
+    """``fn`` with each tensor it returns made contiguous (a view of another layout is
+    copied), for a custom op whose fake returns contiguous tensors."""
+
+    @functools.wraps(fn)
+    def contiguous_fn(*args: Any, **kwargs: Any) -> Any:
+        return tuple(t.contiguous() for t in fn(*args, **kwargs))
+
+    return contiguous_fn
+
+
 def kernel_op(
     name: str,
     forward: Callable,
@@ -131,7 +145,9 @@ def kernel_op(
         return KernelOp(op, None)
     if save is None or backward_fake is None:
         raise TypeError(f"kernel_op {name!r}: a backward needs save= and backward_fake")
-    bop = torch.library.custom_op(f"{NAMESPACE}::{name}_backward", backward, mutates_args=())
+    bop = torch.library.custom_op(
+        f"{NAMESPACE}::{name}_backward", _contiguous_results(backward), mutates_args=()
+    )
     bop.register_fake(backward_fake)
     params = list(inspect.signature(forward).parameters)
     grad_pos = [params.index(n) for n in grad_inputs]
