@@ -306,7 +306,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
     gradient as the layer runs them: event by event on sparse spikes, else the int8 GEMM
     on CPUs with int8 dot products or sgemm, on the int8 operand; PyTorch's sgemm on the
     other shapes). Their sum is what the step would take with no
-    other cost (copies, checks, autograd, optimizer). Also printed, outside the sum: the
+    other cost (copies, checks, autograd, optimizer). The gradients come in the layouts
+    the step hands over: neuron-last ``(B, T, N)`` memory into the dense-1 neuron and its
+    product's weight gradient (the input gradient of the dense-2 synapse's float
+    product), time-last into the dense-2 neuron. Also printed, outside the sum: the
     time of one read of the input (``x.sum()``), the least the pool block can take."""
     pool, flat, d1, d2 = case["ours"]
     x = case["x"]
@@ -325,7 +328,8 @@ def nmnist_parts(case: dict, reps: int) -> None:
     z_probe = int_product(h1, w1g, d1.synapse)
     if z_probe is None:
         raise SystemExit("the dense 578->128 product did not take an exact integer path")
-    g1 = torch.ones_like(z_probe)
+    # the gradient as the dense-1 neuron's backward returns it: neuron-last memory
+    g1 = torch.ones(b, t, n1).transpose(1, 2)
     if type(z_probe.grad_fn).__name__ == "EventDenseProductBackward":
         kind = "events"
     else:
@@ -335,10 +339,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
         lambda: int_product(h1, w1g, d1.synapse).backward(g1),
     )
 
-    def fwd_bwd(neuron, z):
+    def fwd_bwd(neuron, z, g):
         def run() -> None:
             zz = z.detach().requires_grad_(True)
-            neuron(zz).sum().backward()
+            neuron(zz).backward(g)
 
         return run
 
@@ -355,8 +359,8 @@ def nmnist_parts(case: dict, reps: int) -> None:
 
     parts = {
         "pool block: sums, neuron, shift in one pass": no_grad(lambda: pool(x)),
-        f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1),
-        f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2),
+        f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1, g1),
+        f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2, torch.ones_like(z2)),
         product[0]: product[1],
         f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
     }
