@@ -423,25 +423,16 @@ def run_backward(
             torch.from_numpy(g_di) if want_di else None,
             torch.from_numpy(g_dv) if want_dv else None,
         )
-    if fast and g_s.dim() == 3:
-        g_x = torch.empty((g_s.shape[0], steps, g_s.shape[1]), dtype=vp.dtype)
-        _CPU_BACKWARD_NL[use_parallel(rows, steps)](
-            g_s.transpose(1, 2).numpy(),
-            vp.numpy(),
-            theta,
-            1.0 / tau,
-            amp,
-            spec.graded,
-            i_dec,
-            v_dec,
-            g_x.numpy(),
-            lag,
-        )
-        return g_x.transpose(1, 2), None, None
-    g_x = torch.empty_like(vp)
     if fast:
-        _CPU_BACKWARD[True, use_parallel(rows, steps)](
-            g_s.contiguous().numpy(),
+        parallel = use_parallel(rows, steps)
+        if g_s.dim() == 3:  # neuron-last (see neuron_last): (B, T, N) in and out
+            kernel, g_in = _CPU_BACKWARD_NL[parallel], g_s.transpose(1, 2)
+            g_x = torch.empty((g_s.shape[0], steps, g_s.shape[1]), dtype=vp.dtype)
+        else:
+            kernel, g_in = _CPU_BACKWARD[True, parallel], g_s.contiguous()
+            g_x = torch.empty_like(vp)
+        kernel(
+            g_in.numpy(),
             vp.numpy(),
             theta,
             1.0 / tau,
@@ -452,7 +443,8 @@ def run_backward(
             g_x.numpy(),
             lag,
         )
-        return g_x, None, None
+        return (g_x.transpose(1, 2) if g_s.dim() == 3 else g_x), None, None
+    g_x = torch.empty_like(vp)
     if lag and g_s is not None:  # the other kernels read the unshifted gradient
         g_s = _time_shifted(g_s, -1)
     dt = vp.dtype
