@@ -88,12 +88,28 @@ def cuba_forward_kernels() -> dict:
 
 
 def run_cuba_kernel(
-    kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0, v0, rc0, graded, **pooled
+    kernel,
+    x,
+    in_scale,
+    out_scale,
+    i_dec,
+    v_dec,
+    v_th,
+    ref,
+    bias,
+    u0,
+    v0,
+    rc0,
+    graded,
+    records=True,
+    **pooled,
 ):
     """Call a training CUBA forward kernel on NumPy arrays with fresh outputs (NaN / 7
     filled, so unwritten entries show) and the ``(3, rows)`` state; returns
-    ``(s, v_pre, u, refractory, state, bad)``. ``pooled`` may give ``pool`` (the
-    ``(kH, kW, H', W')`` geometry), ``pool_w`` and ``shift``; the rows are ``u0``'s."""
+    ``(s, v_pre, u, refractory, state, bad)``. ``records=False`` asks for the spikes
+    alone (``v_pre`` and ``u`` then ``(rows, 0)``, as the layers pass them when nothing
+    needs them). ``pooled`` may give ``pool`` (the ``(kH, kW, H', W')`` geometry),
+    ``pool_w`` and ``shift``; the rows are ``u0``'s."""
     import numpy as np
 
     from loihi_slayer.autograd import _cpu
@@ -101,6 +117,8 @@ def run_cuba_kernel(
     rows, steps = len(u0), x.shape[1]
     dtype = np.float32 if pooled.get("pool") is not None else x.dtype
     s, vp, u = (np.full((rows, steps), np.nan, dtype) for _ in range(3))
+    if not records:
+        vp, u = (np.empty((rows, 0), dtype) for _ in range(2))
     r = np.full((rows, steps), 7, np.uint8)
     state = np.stack([u0, v0, rc0]).astype(np.int64)
     bad = np.zeros(rows, np.int8)
