@@ -64,12 +64,14 @@ def _events_in(q, i, b, t0, t1, idx):
 
 
 @njit(parallel=True, cache=True)
-def forward_events(q, mt, unit, block, z, time_major):
+def forward_events(q, counts, mt, unit, block, z, time_major):
     r"""``z = u · Σ_events q · m^T[i]`` (see the module): ``q`` the ``(I, B, T)`` int8
-    input, ``mt`` the ``(I, O)`` int32 transposed mantissas, ``z`` float32 time-last
-    ``(B, O, T)``, or time-major ``(T, B, O)`` when ``time_major``. One job per batch
-    item and block of ``block`` steps: its sums ``(block, O)`` in int32, each event
-    adding its input's row."""
+    input, ``counts`` ``(B, I)`` its rows' numbers of events, ``mt`` the ``(I, O)`` int32
+    transposed mantissas, ``z`` float32 time-last ``(B, O, T)``, or time-major
+    ``(T, B, O)`` when ``time_major``. One job per batch item and block of ``block``
+    steps: its sums ``(block, O)`` in int32, each event adding its input's row. A row
+    without events is not listed (half the N-MNIST pool layer's rows: the kernel paired
+    0.81)."""
     n_i, n_b, steps = q.shape
     n_o = mt.shape[1]
     n_blocks = (steps + block - 1) // block
@@ -79,6 +81,8 @@ def forward_events(q, mt, unit, block, z, time_major):
         acc = np.zeros((t1 - t0, n_o), np.int32)
         idx = np.empty(t1 - t0, np.int64)
         for i in range(n_i):
+            if counts[b, i] == 0:
+                continue
             for k in range(_events_in(q, i, b, t0, t1, idx)):
                 t = idx[k]
                 v = np.int32(q[i, b, t])
@@ -121,9 +125,10 @@ def _add_row(gwt, i, g, b, t, v, time_major):
 
 
 @njit(parallel=True, cache=True)
-def weight_grad_events(q, g, time_major, gwt):
+def weight_grad_events(q, counts, g, time_major, gwt):
     r"""``gwt[i] = Σ_events q · g[b, :, t]`` (the transposed weight gradient, ``(I, O)``
-    float32): ``q`` the ``(I, B, T)`` int8 input, ``g`` ``(B, T, O)``, or ``(T, B, O)``
+    float32): ``q`` the ``(I, B, T)`` int8 input, ``counts`` ``(B, I)`` its rows' numbers
+    of events (rows without are not listed), ``g`` ``(B, T, O)``, or ``(T, B, O)``
     when ``time_major``, each a C-contiguous array whose rows are the ``O`` gradients of
     one ``(b, t)``. One job per input, summing its events batch by batch, step by
     step, two at a time (:func:`_add_rows`; an odd last one alone)."""
@@ -134,6 +139,8 @@ def weight_grad_events(q, g, time_major, gwt):
         for o in range(n_o):
             gwt[i, o] = 0.0
         for b in range(n_b):
+            if counts[b, i] == 0:
+                continue
             n = _events_in(q, i, b, 0, steps, idx)
             for k in range(0, n - 1, 2):
                 t1, t2 = idx[k], idx[k + 1]
@@ -151,13 +158,13 @@ def step_block(n_o: int) -> int:
 
 class EventDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from its int8 values ``q`` ``(I, B, T)``
-    (see the module); the output time-last, or a time-last view of time-major ``(T, B, O)``
-    memory from ``z_mem`` (a :class:`~loihi_slayer._recycle.Recycled`). Backward: the
-    weight gradient event by event, the input gradient ``w^T g`` (only when the input
-    needs one)."""
+    and their numbers of events per row ``counts`` ``(B, I)`` (see the module); the
+    output time-last, or a time-last view of time-major ``(T, B, O)`` memory from
+    ``z_mem`` (a :class:`~loihi_slayer._recycle.Recycled`). Backward: the weight gradient
+    event by event, the input gradient ``w^T g`` (only when the input needs one)."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, m, unit, z_mem):
+    def forward(ctx, x3, w2, q, counts, m, unit, z_mem):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
         mt = m.t().contiguous().to(torch.int32)
@@ -170,6 +177,7 @@ class EventDenseProduct(torch.autograd.Function):
         follow_torch_threads()
         forward_events(
             q.numpy(),
+            counts.numpy(),
             mt.numpy(),
             np.float32(unit),
             step_block(n_o),
@@ -177,11 +185,12 @@ class EventDenseProduct(torch.autograd.Function):
             z_mem is not None,
         )
         ctx.save_for_backward(q, w2)
+        ctx.counts = counts
         return z
 
     @staticmethod
     def backward(ctx, g):
-        return (*product_backward(ctx, g, _events_weight_grad), None, None, None, None)
+        return (*product_backward(ctx, g, _events_weight_grad), None, None, None, None, None)
 
 
 def product_backward(ctx, g, weight_grad) -> tuple:
@@ -207,5 +216,5 @@ def _events_weight_grad(ctx, q, g):
         gt = g.transpose(1, 2).contiguous()
     gwt = torch.empty((q.shape[0], g.shape[1]), dtype=torch.float32)
     follow_torch_threads()
-    weight_grad_events(q.numpy(), gt.numpy(), time_major, gwt.numpy())
+    weight_grad_events(q.numpy(), ctx.counts.numpy(), gt.numpy(), time_major, gwt.numpy())
     return gwt.t()

@@ -90,54 +90,52 @@ def _to_int8_row(x, b, i, out):
 
 
 @njit(parallel=True, cache=True)
-def _to_int8_parallel(x, out):
-    """``out[i, b, :] = x[b, i, :]`` (int8); returns ``(rows refused, max |q|, non-zero
-    values)``."""
+def _to_int8_parallel(x, out, counts):
+    """``out[i, b, :] = x[b, i, :]`` (int8) and ``counts[b, i]`` the row's non-zero values;
+    returns ``(rows refused, max |q|, non-zero values)``."""
     n_b, n_i = x.shape[0], x.shape[1]
     # per row, reduced after the loop (int32: with int64 flags the pass took 1.5x the time)
-    flags = np.empty((n_b * n_i, 3), np.int32)
+    flags = np.empty((n_b * n_i, 2), np.int32)
     for job in prange(n_b * n_i):
         b, i = job // n_i, job % n_i
         e, m, nz = _to_int8_row(x, b, i, out)
         flags[job, 0] = e
         flags[job, 1] = m
-        flags[job, 2] = nz
-    return flags[:, 0].sum(), flags[:, 1].max(), flags[:, 2].sum()
+        counts[b, i] = nz
+    return flags[:, 0].sum(), flags[:, 1].max(), counts.sum()
 
 
 @njit(cache=True)
-def _to_int8_serial(x, out):
+def _to_int8_serial(x, out, counts):
     """:func:`_to_int8_parallel` on the calling thread."""
     bad = 0
     top = 0
-    count = 0
     for b in range(x.shape[0]):
         for i in range(x.shape[1]):
             e, m, nz = _to_int8_row(x, b, i, out)
             bad += e
             top = max(top, m)
-            count += nz
-    return bad, top, count
+            counts[b, i] = nz
+    return bad, top, counts.sum()
 
 
 @njit(parallel=True, cache=True)
-def _to_int8_tm_parallel(x, out):
+def _to_int8_tm_parallel(x, out, counts):
     """:func:`_to_int8_parallel` into an ``(I, B, T)`` view of time-major ``(I, T, B)``
     memory, one input per job: its ``(T, B)`` block stays in the L1 cache while its
     ``B`` strided rows fill it (jobs by batch item would scatter every write)."""
     n_b, n_i = x.shape[0], x.shape[1]
-    flags = np.empty((n_i, 3), np.int64)
+    flags = np.empty((n_i, 2), np.int64)
     for i in prange(n_i):
-        e, m, count = 0, 0, 0
+        e, m = 0, 0
         for b in range(n_b):
             eb, mb, nz = _to_int8_row(x, b, i, out)
             e |= eb
             m = max(m, mb)
-            count += nz
+            counts[b, i] = nz
         flags[i, 0] = e
         flags[i, 1] = m
-        flags[i, 2] = count
-    return flags[:, 0].sum(), flags[:, 1].max(), flags[:, 2].sum()
+    return flags[:, 0].sum(), flags[:, 1].max(), counts.sum()
 
 
 #: operand builders by (time-major columns, parallel); each writes an ``(I, B, T)`` view
@@ -216,10 +214,11 @@ def _mantissas(w, unit, out):
 
 def int8_operand(
     x3: torch.Tensor, out: torch.Tensor | None = None, time_major: bool = False
-) -> tuple[torch.Tensor, int, int] | None:
+) -> tuple[torch.Tensor, int, int, torch.Tensor] | None:
     """The int8 ``(I, B·T)`` operand of a time-last float32 ``(B, I, T)`` input, its
-    largest magnitude and its number of non-zero values, or None when a value is not an
-    integer in ``[-128, 127]``. With
+    largest magnitude, its number of non-zero values and their count per input row
+    (``(B, I)`` int32, which lets the event product pass over rows without events), or
+    None when a value is not an integer in ``[-128, 127]``. With
     ``out`` (an ``(I, B·T)`` tensor, e.g. float32 for sgemm) the same values go there.
     ``time_major`` orders each row's columns ``(t, b)`` instead of ``(b, t)``."""
     n_b, n_i, steps = x3.shape
@@ -233,10 +232,11 @@ def int8_operand(
     parallel = x3.numel() >= PARALLEL_MIN_WORK
     if parallel:
         follow_torch_threads()
-    bad, top, nonzero = _TO_OPERAND[time_major, parallel](src, dst)
+    counts = torch.empty((n_b, n_i), dtype=torch.int32)
+    bad, top, nonzero = _TO_OPERAND[time_major, parallel](src, dst, counts.numpy())
     if bad:
         return None
-    return out, int(top), int(nonzero)
+    return out, int(top), int(nonzero), counts
 
 
 #: the weight gradient's float copy of the int8 operand, the time-major output and the
@@ -270,14 +270,14 @@ def _event_product(x3, w2, m, unit, top_m, owner, time_major):
     operand = int8_operand(x3, mem.empty((n_i, n_b * steps), torch.int8))
     if operand is None or n_i * top_m * operand[1] >= FLOAT32_EXACT:
         return False
-    q, _, nonzero = operand
+    q, _, nonzero, counts = operand
     if nonzero > MAX_DENSITY * q.numel():
         _DENSE_SKIPS[key] = DENSE_RETRY
         return None
     z_mem = None
     if time_major:
         z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
-    return EventDenseProduct.apply(x3, w2, q.view(n_i, n_b, steps), m, unit, z_mem)
+    return EventDenseProduct.apply(x3, w2, q.view(n_i, n_b, steps), counts, m, unit, z_mem)
 
 
 class IntDenseProduct(torch.autograd.Function):
@@ -385,7 +385,7 @@ def int_product(
     operand = int8_operand(x3, dst, time_major)
     if operand is None:
         return None
-    q, top, _ = operand
+    q, top, _, _ = operand
     if n_i * top_m * top >= FLOAT32_EXACT:
         return None
     z_mem = None
