@@ -122,6 +122,54 @@ def test_cuba_per_neuron_parameters_repeat_over_the_batch(neurons, ref_delay, pa
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+@pytest.mark.parametrize("shift", [0, 1])
+@pytest.mark.parametrize("records", [False, True])
+def test_cuba_forward_rows_longer_than_an_output_segment(parallel, ref_delay, shift, records):
+    """The kernel writes each lane's outputs a segment of ``OUT_SEGMENT`` steps at a time:
+    rows of two segments and a partial one (and a partial tile), a partial lane block,
+    the spikes shifted one step (each segment's last spike lands in the next one's first
+    column) or not, against the reference."""
+    rng = np.random.default_rng(10 * ref_delay + 2 * shift + records)
+    rows, steps = 21, 2 * _cpu.OUT_SEGMENT + 37
+    i_dec = rng.integers(0, 4097, rows)
+    v_dec = rng.integers(0, 4097, rows)
+    vth = rng.integers(1, 400, rows) << 6
+    bias = np.zeros(1, np.int64)
+    a = rng.integers(-100, 600, (rows, steps)) * (rng.random((rows, steps)) < 0.3)
+    x = (a / 64).astype(np.float32)
+    zeros = np.zeros(rows, np.int64)
+    args = (64.0, 1 / 4096, i_dec, v_dec, vth)
+    s, vp, u, r, state, bad = run_cuba_kernel(
+        CUBA_KERNELS[ref_delay > 1, parallel],
+        x,
+        *args,
+        ref_delay,
+        bias,
+        zeros,
+        zeros,
+        zeros,
+        False,
+        records,
+        shift=shift,
+    )
+    e_s, e_vp, e_u, e_r, *e_state = reference.cuba_forward(
+        x, *args, bias, zeros, zeros, False, ref_delay, zeros
+    )
+    if shift:  # one step later, the last step dropped
+        e_s = np.concatenate([np.zeros((rows, 1)), e_s[:, :-1]], axis=1)
+    assert e_s[:, _cpu.OUT_SEGMENT].any()  # spikes at a segment's first column
+    assert np.array_equal(s, e_s.astype(np.float32))
+    if records:
+        assert np.array_equal(vp, e_vp.astype(np.float32))
+        assert np.array_equal(u, e_u.astype(np.float32))
+    if ref_delay > 1:
+        assert np.array_equal(r, e_r.astype(np.uint8))
+    assert np.array_equal(state, np.stack(e_state))
+    assert not bad.any()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("graded", [False, True])
 @pytest.mark.parametrize("ref_delay", [1, 3])
 def test_cuba_ties_saturation_and_wrap(parallel, graded, ref_delay):
@@ -334,6 +382,39 @@ def test_sdnn_forward_one_wide_lane_in_a_tile(parallel, wide_lane):
     assert np.array_equal(y, e_y)
     assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
     assert np.array_equal(d, e_d.astype(np.float32))
+    for i, k in enumerate(("sigma", "act", "residue", "error")):
+        assert np.array_equal(st_[i], e_st[k]), k
+    assert not bad.any()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("records", [False, True])
+def test_sdnn_forward_rows_longer_than_an_output_segment(parallel, records):
+    """As for CUBA: rows of two output segments and a partial one, a partial lane block,
+    with and without the mask and delta recorded, against the reference."""
+    rng = np.random.default_rng(records)
+    rows, steps = 19, 2 * _cpu.OUT_SEGMENT + 37
+    in_scale = float(1 << 18)
+    a = rng.integers(-(1 << 20), 1 << 20, (rows, steps)) * (rng.random((rows, steps)) < 0.4)
+    x = (a / in_scale).astype(np.float32)
+    v_th = rng.integers(1, 40, rows) << 12
+    bias = np.array([0], np.int64)
+    state0 = {k: np.zeros(rows, np.int64) for k in ("sigma", "act", "residue", "error")}
+    st_ = np.zeros((4, rows), np.int64)
+    y = np.full((rows, steps), np.nan, np.float32)
+    mask, d = np.full((rows, steps), 7, np.uint8), np.full((rows, steps), np.nan, np.float32)
+    if not records:
+        mask, d = np.empty((rows, 0), np.uint8), np.empty((rows, 0), np.float32)
+    bad = np.zeros(rows, np.int8)
+    SDNN_KERNELS[parallel](
+        1, x, in_scale, v_th, bias, 1, 0, st_[0], st_[1], st_[2], st_[3], y, mask, d, bad
+    )
+    e_y, e_mask, e_d, e_st = reference.sdnn_forward(1, x, in_scale, v_th, bias, 1, 0, state0)
+    assert (e_y[:, _cpu.OUT_SEGMENT] != 0).any()  # output at a segment's first column
+    assert np.array_equal(y, e_y.astype(np.float32))
+    if records:
+        assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
+        assert np.array_equal(d, e_d.astype(np.float32))
     for i, k in enumerate(("sigma", "act", "residue", "error")):
         assert np.array_equal(st_[i], e_st[k]), k
     assert not bad.any()

@@ -76,11 +76,12 @@ def _vexp_neg(arg, out, ibuf):
 # ------------------------------------------------------------------ SIMD tiles
 # The kernels step LANES neurons together, lanes innermost: with a branch-free
 # step LLVM turns the lane loop into vector code (int64 multiplies, compares and
-# selects across neurons). The (rows, T) time-last arrays are moved through small
-# (TILE, LANES) tiles, transposed on the way in and out; with both trip counts
-# fixed LLVM unrolls the transposes, which then cost about as much as a copy.
+# selects across neurons). The (rows, T) time-last inputs are moved through small
+# (TILE, LANES) tiles, transposed on the way in (with both trip counts fixed LLVM
+# unrolls the transpose); the outputs collect in (OUT_SEGMENT, LANES) segments, each
+# lane's run then written to its row at once.
 # The state and parameters of a block live in 2-D (k, LANES) arrays and the
-# tile outputs in one (k, TILE, LANES) array: few distinct arrays keep LLVM's
+# outputs in one (k, OUT_SEGMENT, LANES) array: few distinct arrays keep LLVM's
 # runtime alias checks within its limits, so the lane loop still vectorises.
 
 #: neurons stepped together (two AVX-512 / four AVX2 int64 vectors)
@@ -94,6 +95,14 @@ TILE = 16
 MAX_CHUNKS = max(32, 2 * numba.config.NUMBA_NUM_THREADS)
 #: time steps of pooled neuron input formed at a time (a multiple of TILE; 16 KB per block)
 POOL_SEGMENT = 256
+#: time steps of output the forward kernels keep per lane before writing them (a multiple of
+#: TILE; 64 KB for its four outputs): each output row then gets one run of up to this many
+#: values at a time. Written tile by tile (16 values in each of 16 rows), every output
+#: took several times a plain write of it, the more so with more outputs: the kernel
+#: paired 0.69-0.81 with the voltage recorded, 0.73-0.83 with spikes alone
+#: ((16384, 200), (4096, 200), (512, 2000)), 0.84 at (4096, 60); 128 steps did less
+#: well than 256, 1024 no better
+OUT_SEGMENT = 256
 #: the CUBA forward's ``pool`` argument when the input is the neuron input itself
 NO_POOL = np.zeros(0, np.int64)
 
@@ -123,20 +132,15 @@ def _tile_in(x, rows, m, t0, tl, buf):
 
 
 @njit(inline="always", cache=True)
-def _tile_out(out, tiles, k, rows, m, t0, tl, sh=0):
-    """``out[rows[j], t0 + sh + tt] = tiles[k, tt, j]`` for ``j < m``, ``tt < tl`` (``sh = 1``:
-    one step later, the tile's last step dropped at the end of the time axis)."""
-    tl = min(tl, out.shape[1] - t0 - sh)
-    if m == LANES and tl == TILE:
-        for j in range(LANES):
-            dst = out[rows[j], t0 + sh : t0 + sh + TILE]
-            for tt in range(TILE):
-                dst[tt] = tiles[k, tt, j]
-    else:
-        for j in range(m):
-            dst = out[rows[j], t0 + sh : t0 + sh + tl]
-            for tt in range(tl):
-                dst[tt] = tiles[k, tt, j]
+def _segment_out(out, segs, k, rows, m, g0, gl, sh=0):
+    """``out[rows[j], g0 + sh + t] = segs[k, t, j]`` for ``j < m``, ``t < gl`` (``sh = 1``:
+    one step later, the last step dropped at the end of the time axis): each row one
+    contiguous run."""
+    gl = min(gl, out.shape[1] - g0 - sh)
+    for j in range(m):
+        dst = out[rows[j], g0 + sh : g0 + sh + gl]
+        for t in range(gl):
+            dst[t] = segs[k, t, j]
 
 
 @njit(inline="always", cache=True)
@@ -284,11 +288,12 @@ def n_chunks(rows):
 
 
 @njit(inline="always", cache=True)
-def _lane_tile(xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, refractory, records):
+def _lane_tile(xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, s0, refractory, records):
     """``tl`` steps of the :data:`LANES` lanes of :func:`_cuba_chunk` on the input tile
     ``xt``: state ``sv``, parameters ``pb``, refused inputs counted in ``nbad``, outputs
-    into ``ot`` (spikes; the pre-reset voltage and the current only when ``records``, the
-    refractory marks only when ``refractory``, both constants at the call sites)."""
+    into ``ot`` from its step ``s0`` on (spikes; the pre-reset voltage and the current
+    only when ``records``, the refractory marks only when ``refractory``, both constants
+    at the call sites)."""
     one = 1.0
     for tt in range(tl):
         for j in range(LANES):
@@ -299,12 +304,12 @@ def _lane_tile(xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, refra
                 sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
             )
             vpf = state_float(vp) * out_scale
-            ot[0, tt, j] = (vpf if graded else one) if s != 0 else 0.0
+            ot[0, s0 + tt, j] = (vpf if graded else one) if s != 0 else 0.0
             if records:
-                ot[1, tt, j] = vpf
-                ot[2, tt, j] = state_float(u) * out_scale
+                ot[1, s0 + tt, j] = vpf
+                ot[2, s0 + tt, j] = state_float(u) * out_scale
             if refractory:
-                ot[3, tt, j] = 1.0 if rc0 > 0 else 0.0
+                ot[3, s0 + tt, j] = 1.0 if rc0 > 0 else 0.0
                 sv[2, j] = rc
             sv[0, j] = u
             sv[1, j] = v
@@ -363,7 +368,8 @@ def _cuba_chunk(
     pseg = np.empty((LANES + 1, min(steps, POOL_SEGMENT) if pooled else 0), x.dtype)
     bases = np.zeros(LANES, np.int64)  # pooled input: each lane's first window row
     lane_rows = np.zeros(LANES, np.int64)  # each lane's neuron
-    ot = np.zeros((4, TILE, LANES), s_out.dtype)  # spike, v_pre, u, refractory
+    # spike, v_pre, u, refractory of OUT_SEGMENT steps
+    ot = np.zeros((4, min(steps, OUT_SEGMENT), LANES), s_out.dtype)
     sv = np.zeros((3, LANES), np.int64)  # u, v, rc
     pb = np.zeros((4, LANES), np.int64)  # iDecay, vDecay, threshold, bias
     nbad = np.zeros(LANES, np.int64)
@@ -418,6 +424,7 @@ def _cuba_chunk(
                 s_out[n, 0] = 0.0
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
+            so = t0 % OUT_SEGMENT
             if pooled:
                 s0 = t0 % POOL_SEGMENT
                 if s0 == 0 and not fused:
@@ -428,21 +435,20 @@ def _cuba_chunk(
                 _tile_in(x, lane_rows, m, t0, tl, xt)
             # the step loop twice, its stores of voltage and current only where recorded (a
             # constant in each copy: spikes alone paired 0.89 on (16384, 200), 0.95 pooled)
+            rf, sc = refractory, out_scale
             if rec_v or rec_u:
-                _lane_tile(
-                    xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, refractory, True
-                )
+                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, pb, nbad, ot, so, rf, True)
             else:
-                _lane_tile(
-                    xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, refractory, False
-                )
-            _tile_out(s_out, ot, 0, lane_rows, m, t0, tl, shift)
-            if rec_v:
-                _tile_out(vp_out, ot, 1, lane_rows, m, t0, tl)
-            if rec_u:
-                _tile_out(u_out, ot, 2, lane_rows, m, t0, tl)
-            if rec_r:
-                _tile_out(r_out, ot, 3, lane_rows, m, t0, tl)
+                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, pb, nbad, ot, so, rf, False)
+            if so + tl == OUT_SEGMENT or t0 + tl == steps:  # a segment is complete
+                g0, gl = t0 - so, so + tl
+                _segment_out(s_out, ot, 0, lane_rows, m, g0, gl, shift)
+                if rec_v:
+                    _segment_out(vp_out, ot, 1, lane_rows, m, g0, gl)
+                if rec_u:
+                    _segment_out(u_out, ot, 2, lane_rows, m, g0, gl)
+                if rec_r:
+                    _segment_out(r_out, ot, 3, lane_rows, m, g0, gl)
         for j in range(m):
             n = lane_rows[j]
             u_st[n] = sv[0, j]
@@ -1106,7 +1112,7 @@ def _sdnn_chunk(
     rec_d = d_out.shape[1] > 0
     nt, nb = v_th.shape[0], bias.shape[0]
     xt = np.zeros((TILE, LANES), x.dtype)
-    ot = np.zeros((3, TILE, LANES), y_out.dtype)  # payload, mask, delta
+    ot = np.zeros((3, min(steps, OUT_SEGMENT), LANES), y_out.dtype)  # payload, mask, delta
     at = np.zeros((TILE, LANES), np.int64)  # integer inputs
     pt = np.zeros((2, TILE, LANES), np.int64)  # integer payload, delta
     sv = np.zeros((4, LANES), np.int64)  # sigma, act, residue, error
@@ -1131,6 +1137,7 @@ def _sdnn_chunk(
             nbad[j] = 0
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
+            so = t0 % OUT_SEGMENT
             _tile_in(x, lane_rows, m, t0, tl, xt)
             # the integer inputs: one int32 conversion each where the whole tile is below
             # 2**31 (AVX2 has no vector double -> int64), else the exact 64-bit split
@@ -1172,10 +1179,10 @@ def _sdnn_chunk(
                     pt[0, tt, j] = p
                     pt[1, tt, j] = dd
                     wide += (p != np.int64(np.int32(p))) | (dd != np.int64(np.int32(dd)))
-                    ot[0, tt, j] = state_float(p) * (1.0 / 4096.0)
-                    ot[1, tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
+                    ot[0, so + tt, j] = state_float(p) * (1.0 / 4096.0)
+                    ot[1, so + tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
                     # d = act - act_prev + residue_prev; residue = d - s
-                    ot[2, tt, j] = state_float(dd) * (1.0 / 262144.0)
+                    ot[2, so + tt, j] = state_float(dd) * (1.0 / 262144.0)
                     sv[0, j] = sg
                     sv[1, j] = ac
                     sv[2, j] = rs
@@ -1183,13 +1190,15 @@ def _sdnn_chunk(
             if wide:
                 for tt in range(tl):
                     for j in range(LANES):
-                        ot[0, tt, j] = int_float(pt[0, tt, j]) * (1.0 / 4096.0)
-                        ot[2, tt, j] = int_float(pt[1, tt, j]) * (1.0 / 262144.0)
-            _tile_out(y_out, ot, 0, lane_rows, m, t0, tl)
-            if rec_mask:
-                _tile_out(mask_out, ot, 1, lane_rows, m, t0, tl)
-            if rec_d:
-                _tile_out(d_out, ot, 2, lane_rows, m, t0, tl)
+                        ot[0, so + tt, j] = int_float(pt[0, tt, j]) * (1.0 / 4096.0)
+                        ot[2, so + tt, j] = int_float(pt[1, tt, j]) * (1.0 / 262144.0)
+            if so + tl == OUT_SEGMENT or t0 + tl == steps:  # a segment is complete
+                g0, gl = t0 - so, so + tl
+                _segment_out(y_out, ot, 0, lane_rows, m, g0, gl)
+                if rec_mask:
+                    _segment_out(mask_out, ot, 1, lane_rows, m, g0, gl)
+                if rec_d:
+                    _segment_out(d_out, ot, 2, lane_rows, m, g0, gl)
         for j in range(m):
             sigma_st[n0 + j] = sv[0, j]
             act_st[n0 + j] = sv[1, j]
