@@ -88,41 +88,27 @@ def cuba_forward_kernels() -> dict:
 
 
 def run_cuba_kernel(
-    kernel,
-    x,
-    in_scale,
-    out_scale,
-    i_dec,
-    v_dec,
-    v_th,
-    ref,
-    bias,
-    u0,
-    v0,
-    rc0,
-    graded,
-    records=True,
-    **pooled,
+    kernel, x, in_scale, out_scale, i_dec, v_dec, v_th, ref, bias, u0, v0, rc0, graded, **opts
 ):
     """Call a training CUBA forward kernel on NumPy arrays with fresh outputs (NaN / 7
     filled, so unwritten entries show) and the ``(3, rows)`` state; returns
-    ``(s, v_pre, u, refractory, state, bad)``. ``records=False`` asks for the spikes
-    alone (``v_pre`` and ``u`` then ``(rows, 0)``, as the layers pass them when nothing
-    needs them). ``pooled`` may give ``pool`` (the ``(kH, kW, H', W')`` geometry),
-    ``pool_w`` and ``shift``; the rows are ``u0``'s."""
+    ``(s, v_pre, u, refractory, state, bad)``. ``opts`` may give ``records=False`` (the
+    spikes alone: ``v_pre`` and ``u`` then ``(rows, 0)``, as the layers pass them when
+    nothing needs them), ``pool`` (the ``(kH, kW, H', W')`` geometry; the rows are then
+    ``u0``'s), ``pool_w`` and ``shift``."""
     import numpy as np
 
     from loihi_slayer.autograd import _cpu
 
     rows, steps = len(u0), x.shape[1]
-    dtype = np.float32 if pooled.get("pool") is not None else x.dtype
+    dtype = np.float32 if opts.get("pool") is not None else x.dtype
     s, vp, u = (np.full((rows, steps), np.nan, dtype) for _ in range(3))
-    if not records:
+    if not opts.get("records", True):
         vp, u = (np.empty((rows, 0), dtype) for _ in range(2))
     r = np.full((rows, steps), 7, np.uint8)
     state = np.stack([u0, v0, rc0]).astype(np.int64)
     bad = np.zeros(rows, np.int8)
-    pool = pooled.get("pool")
+    pool = opts.get("pool")
     kernel(
         x,
         in_scale,
@@ -142,7 +128,7 @@ def run_cuba_kernel(
         r,
         bad,
         _cpu.NO_POOL if pool is None else np.asarray(pool, np.int64),
-        np.float32(pooled.get("pool_w", 1.0)),
-        int(pooled.get("shift", 0)),
+        np.float32(opts.get("pool_w", 1.0)),
+        int(opts.get("shift", 0)),
     )
     return s, vp, u, r, state, bad

@@ -74,7 +74,7 @@ def test_cuba_forward_equals_reference(case):
     args = (float(scale), out_scale, i_dec, v_dec, vth_mant << 6)
     kernel = CUBA_KERNELS[ref > 1, case["parallel"]]
     s, vp, u, r, state, bad = run_cuba_kernel(
-        kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"], case["records"]
+        kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"], records=case["records"]
     )
     e_s, e_vp, e_u, e_r, e_u1, e_v1, e_rc1 = reference.cuba_forward(
         x, *args, bias, u0, v0, case["graded"], ref, rc0
@@ -150,7 +150,7 @@ def test_cuba_forward_rows_longer_than_an_output_segment(parallel, ref_delay, sh
         zeros,
         zeros,
         False,
-        records,
+        records=records,
         shift=shift,
     )
     e_s, e_vp, e_u, e_r, *e_state = reference.cuba_forward(
