@@ -294,6 +294,20 @@ sdnn_case = st.fixed_dictionaries(
 )
 
 
+def _assert_sdnn_equal(got, expected, records: bool = True) -> None:
+    """The sigma-delta kernel's ``(y, mask, d, state, bad)`` equal the reference's
+    ``(y, mask, d, state)`` bit for bit (mask and delta where recorded), no row flagged."""
+    y, mask, d, st_, bad = got
+    e_y, e_mask, e_d, e_st = expected
+    assert np.array_equal(y, e_y.astype(y.dtype))
+    if records:
+        assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
+        assert np.array_equal(d, e_d.astype(np.float32))
+    for i, k in enumerate(("sigma", "act", "residue", "error")):
+        assert np.array_equal(st_[i], e_st[k]), k
+    assert not bad.any()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=sdnn_case)
 def test_sdnn_forward_equals_reference(case):
@@ -339,15 +353,10 @@ def test_sdnn_forward_equals_reference(case):
         d,
         bad,
     )
-    e_y, e_mask, e_d, e_st = reference.sdnn_forward(
+    expected = reference.sdnn_forward(
         mode, x, in_scale, v_th, bias, relu, int(case["cum_error"]), state0
     )
-    assert np.array_equal(y, e_y.astype(x.dtype))
-    assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
-    assert np.array_equal(d, e_d.astype(np.float32))
-    for i, k in enumerate(("sigma", "act", "residue", "error")):
-        assert np.array_equal(st[i], e_st[k]), k
-    assert not bad.any()
+    _assert_sdnn_equal((y, mask, d, st, bad), expected)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -379,12 +388,7 @@ def test_sdnn_forward_one_wide_lane_in_a_tile(parallel, wide_lane):
     # the case reaches the wide path: payload (y * 2**12) and delta (d * 2**18)
     assert np.abs(e_y[wide_lane]).max() * 2**12 >= 2**31
     assert np.abs(e_d[wide_lane]).max() * 2**18 >= 2**31
-    assert np.array_equal(y, e_y)
-    assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
-    assert np.array_equal(d, e_d.astype(np.float32))
-    for i, k in enumerate(("sigma", "act", "residue", "error")):
-        assert np.array_equal(st_[i], e_st[k]), k
-    assert not bad.any()
+    _assert_sdnn_equal((y, mask, d, st_, bad), (e_y, e_mask, e_d, e_st))
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -411,13 +415,7 @@ def test_sdnn_forward_rows_longer_than_an_output_segment(parallel, records):
     )
     e_y, e_mask, e_d, e_st = reference.sdnn_forward(1, x, in_scale, v_th, bias, 1, 0, state0)
     assert (e_y[:, _cpu.OUT_SEGMENT] != 0).any()  # output at a segment's first column
-    assert np.array_equal(y, e_y.astype(np.float32))
-    if records:
-        assert np.array_equal(mask, np.asarray(e_mask, np.uint8) * np.ones_like(mask))
-        assert np.array_equal(d, e_d.astype(np.float32))
-    for i, k in enumerate(("sigma", "act", "residue", "error")):
-        assert np.array_equal(st_[i], e_st[k]), k
-    assert not bad.any()
+    _assert_sdnn_equal((y, mask, d, st_, bad), (e_y, e_mask, e_d, e_st), records)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
