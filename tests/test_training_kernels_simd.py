@@ -23,6 +23,8 @@ from loihi_slayer.autograd import _cpu, reference
 CUBA_KERNELS = cuba_forward_kernels()
 SDNN_KERNELS = {True: _cpu.sdnn_forward, False: _cpu.sdnn_forward_serial}
 SMAX = (1 << 23) - 1
+#: a hand-set state beyond int32 (its decay products still fit int64)
+WIDE = 1 << 40
 
 
 def _per_neuron(rng, rows: int, values, per_neuron: bool) -> np.ndarray:
@@ -42,6 +44,7 @@ cuba_case = st.fixed_dictionaries(
         "parallel": st.booleans(),
         "off_grid": st.booleans(),
         "records": st.booleans(),
+        "wide_state": st.sampled_from([False, False, True]),
         "seed": st.integers(0, 2**31 - 1),
     }
 )
@@ -67,9 +70,12 @@ def test_cuba_forward_equals_reference(case):
     x = (a / scale).astype(case["dtype"])
     if case["off_grid"]:  # rint half to even, and values between the grid points
         x = x + (rng.integers(-2, 3, size=x.shape) / (4 * scale)).astype(x.dtype)
-    u0 = rng.integers(-SMAX, SMAX + 1, size=rows)
-    v0 = rng.integers(-SMAX, SMAX + 1, size=rows)
-    rc0 = rng.integers(0, ref, size=rows)
+    # a state set by hand may lie beyond 32 bits (the kernels' lanes then step in int64)
+    top = WIDE if case["wide_state"] else SMAX
+    u0 = rng.integers(-top, top + 1, size=rows)
+    v0 = rng.integers(-top, top + 1, size=rows)
+    # (a refractory count needs a refractory period: without one the kernels never read it)
+    rc0 = rng.integers(0, top if case["wide_state"] and ref > 1 else ref, size=rows)
     out_scale = 1.0 / (64 * scale)
     args = (float(scale), out_scale, i_dec, v_dec, vth_mant << 6)
     kernel = CUBA_KERNELS[ref > 1, case["parallel"]]
@@ -87,6 +93,46 @@ def test_cuba_forward_equals_reference(case):
     assert np.array_equal(state, np.stack([e_u1, e_v1, e_rc1]))
     assert not bad.any()
     if ref > 1:
+        assert np.array_equal(r, e_r.astype(np.uint8))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize(
+    ("beyond", "ref_delay"),  # (a refractory count is read only with a refractory period)
+    [("none", 1), ("u", 1), ("v", 1), ("none", 3), ("u", 3), ("v", 3), ("rc", 3)],
+)
+def test_cuba_forward_state_on_either_side_of_int32(beyond, ref_delay, parallel):
+    """The lanes hold state and refractory counts in int32 where every value fits
+    (``_cpu._narrow_lanes``), else in int64. Values at the int32 limits stay on the
+    narrow path; one value past them (in ``beyond``) takes the wide one, exact either
+    way. A narrow path given 2**31 would wrap it to -2**31, and the results against the
+    reference would differ."""
+    rng = np.random.default_rng(len(beyond) + ref_delay % 7)
+    lo, hi = -(1 << 31), (1 << 31) - 1
+    rows, steps = 21, 23
+    u0 = np.resize(np.array([hi, lo, 0, 5, -SMAX], np.int64), rows)
+    v0 = np.resize(np.array([lo, hi, SMAX, 0, 7], np.int64), rows)
+    rc0 = np.resize(np.array([0, 2, hi, 0], np.int64), rows) if ref_delay > 1 else u0 * 0
+    i_dec = np.resize(np.array([0, 411, 4096, 2048, 1], np.int64), rows)
+    v_dec = np.resize(np.array([4096, 205, 1, 0], np.int64), rows)
+    past = {"u": u0, "v": v0, "rc": rc0}.get(beyond)
+    if past is not None:  # row 11: decays 411 and 0, under which 2**31 and -2**31 part
+        past[11] = hi + 1
+    vth = np.resize(np.array([200, 0, 131071], np.int64), rows) << 6
+    bias = np.resize(np.array([0, -7, 1000], np.int64), rows) << 6
+    x = (rng.integers(-100, 400, size=(rows, steps)) / 64).astype(np.float32)
+    args = (64.0, 1.0 / 4096, i_dec, v_dec, vth)
+    kernel = CUBA_KERNELS[ref_delay > 1, parallel]
+    s, vp, u, r, state, bad = run_cuba_kernel(kernel, x, *args, ref_delay, bias, u0, v0, rc0, True)
+    e_s, e_vp, e_u, e_r, *e_state = reference.cuba_forward(
+        x, *args, bias, u0, v0, True, ref_delay, rc0
+    )
+    assert np.array_equal(s, e_s.astype(s.dtype))
+    assert np.array_equal(vp, e_vp.astype(vp.dtype))
+    assert np.array_equal(u, e_u.astype(u.dtype))
+    assert np.array_equal(state, np.stack(e_state))
+    assert not bad.any()
+    if ref_delay > 1:
         assert np.array_equal(r, e_r.astype(np.uint8))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
+from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
@@ -287,22 +288,34 @@ def n_chunks(rows):
 # --------------------------------------------------------------------------- CUBA
 
 
+#: the range of the lanes' narrow (int32) state, decay factors and refractory counts
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
 @njit(inline="always", cache=True)
-def _lane_tile(xt, tl, in_scale, out_scale, ref, graded, sv, pb, nbad, ot, s0, refractory, records):
+def _lane_tile(
+    xt, tl, in_scale, out_scale, ref, graded, sv, fac, pb, nbad, ot, s0, refractory, records
+):
     """``tl`` steps of the :data:`LANES` lanes of :func:`_cuba_chunk` on the input tile
-    ``xt``: state ``sv``, parameters ``pb``, refused inputs counted in ``nbad``, outputs
-    into ``ot`` from its step ``s0`` on (spikes; the pre-reset voltage and the current
-    only when ``records``, the refractory marks only when ``refractory``, both constants
-    at the call sites)."""
+    ``xt``: state ``sv``, decay factors ``fac`` (``4096 - decay``), threshold and bias
+    ``pb``, refused inputs counted in ``nbad``, outputs into ``ot`` from its step ``s0``
+    on (spikes; the pre-reset voltage and the current only when ``records``, the
+    refractory marks only when ``refractory``, both constants at the call sites).
+
+    With ``sv`` and ``fac`` int32 (:func:`_narrow_lanes`) each decay product is one of
+    sign-extended 32-bit values, which AVX2 multiplies in one instruction
+    (``vpmuldq``); int64 operands take three multiplies and the shifts that join them.
+    ``DECAY_MAX - fac`` gives the decay back, and LLVM folds the two subtractions."""
     one = 1.0
     for tt in range(tl):
         for j in range(LANES):
             a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
             nbad[j] += refused
-            rc0 = sv[2, j] if refractory else 0
-            u, v, rc, s, vp = _cuba_step(
-                sv[0, j], sv[1, j], rc0, a, pb[0, j], pb[1, j], pb[2, j], ref, pb[3, j], 0
-            )
+            rc0 = np.int64(sv[2, j]) if refractory else 0
+            i_dec = DECAY_MAX - np.int64(fac[0, j])
+            v_dec = DECAY_MAX - np.int64(fac[1, j])
+            u0, v0 = np.int64(sv[0, j]), np.int64(sv[1, j])
+            u, v, rc, s, vp = _cuba_step(u0, v0, rc0, a, i_dec, v_dec, pb[0, j], ref, pb[1, j], 0)
             vpf = state_float(vp) * out_scale
             ot[0, s0 + tt, j] = (vpf if graded else one) if s != 0 else 0.0
             if records:
@@ -340,6 +353,7 @@ def _cuba_chunk(
     pool_w,
     shift,
     refractory,
+    lane_int,
 ):
     """Chunk ``c`` of ``chunks`` of :func:`cuba_forward`'s rows (a contiguous run of blocks
     of :data:`LANES` rows), queued :data:`LANES` at a time into the lanes of one step loop.
@@ -355,7 +369,9 @@ def _cuba_chunk(
     summed into the lane's row as the neuron is queued, and the test reads those sums.
 
     ``refractory`` is a constant at each call site: without a refractory period
-    the counter is the constant 0 and its branch in the step folds away.
+    the counter is the constant 0 and its branch in the step folds away. ``lane_int``
+    (``np.int32`` or ``np.int64``) is the integer type of the lanes' state and decay
+    factors: int32 where :func:`_narrow_lanes` holds, else int64 (every value exact).
     """
     rows, steps = s_out.shape
     pooled = pool.shape[0] > 0
@@ -370,8 +386,9 @@ def _cuba_chunk(
     lane_rows = np.zeros(LANES, np.int64)  # each lane's neuron
     # spike, v_pre, u, refractory of OUT_SEGMENT steps
     ot = np.zeros((4, min(steps, OUT_SEGMENT), LANES), s_out.dtype)
-    sv = np.zeros((3, LANES), np.int64)  # u, v, rc
-    pb = np.zeros((4, LANES), np.int64)  # iDecay, vDecay, threshold, bias
+    sv = np.zeros((3, LANES), lane_int)  # u, v, rc
+    fac = np.zeros((2, LANES), lane_int)  # 4096 - iDecay, 4096 - vDecay
+    pb = np.zeros((2, LANES), np.int64)  # threshold, bias
     nbad = np.zeros(LANES, np.int64)
     # a pooled input that fits one segment is pooled as each neuron is queued: the lane's
     # row is formed once, and the quiet test reads it instead of every tap
@@ -411,10 +428,10 @@ def _cuba_chunk(
             break
         for j in range(LANES):
             n = lane_rows[min(j, m - 1)]
-            pb[0, j] = i_decay[_at(n, ni)]
-            pb[1, j] = v_decay[_at(n, nv)]
-            pb[2, j] = v_th[_at(n, nt)]
-            pb[3, j] = bias[_at(n, nb)]
+            fac[0, j] = DECAY_MAX - i_decay[_at(n, ni)]
+            fac[1, j] = DECAY_MAX - v_decay[_at(n, nv)]
+            pb[0, j] = v_th[_at(n, nt)]
+            pb[1, j] = bias[_at(n, nb)]
             live = j < m
             sv[0, j] = u_st[n] if live else 0
             sv[1, j] = v_st[n] if live else 0
@@ -437,9 +454,9 @@ def _cuba_chunk(
             # constant in each copy: spikes alone paired 0.89 on (16384, 200), 0.95 pooled)
             rf, sc = refractory, out_scale
             if rec_v or rec_u:
-                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, pb, nbad, ot, so, rf, True)
+                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, fac, pb, nbad, ot, so, rf, True)
             else:
-                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, pb, nbad, ot, so, rf, False)
+                _lane_tile(xt, tl, in_scale, sc, ref, graded, sv, fac, pb, nbad, ot, so, rf, False)
             if so + tl == OUT_SEGMENT or t0 + tl == steps:  # a segment is complete
                 g0, gl = t0 - so, so + tl
                 _segment_out(s_out, ot, 0, lane_rows, m, g0, gl, shift)
@@ -456,6 +473,86 @@ def _cuba_chunk(
             rc_st[n] = sv[2, j]
             if nbad[j] != 0:
                 bad[n] = 1
+
+
+@njit(inline="always", cache=True)
+def _outside(a, lo, hi):
+    """How many values of ``a`` lie outside ``[lo, hi]`` (one vectorised count)."""
+    n = 0
+    for k in range(a.shape[0]):
+        n += (a[k] < lo) | (a[k] > hi)
+    return n
+
+
+@njit(cache=True)
+def _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, refractory):
+    """Whether the lanes of :func:`_cuba_chunk` may hold the state ``u, v`` (and ``rc``
+    with a refractory period), the decay factors ``4096 - decay`` and the refractory
+    count ``ref_delay - 1`` in int32. The kernels' own states always fit (24 bits), as do
+    hardware decays (``0..4096``); a state set by hand may not, and then the kernels step
+    with int64 lanes (:func:`_cuba_forward_wide`), as exact and a little slower."""
+    lo, hi = INT32_MIN, INT32_MAX
+    out = _outside(u_st, lo, hi) + _outside(v_st, lo, hi)
+    out += _outside(i_decay, DECAY_MAX - hi, DECAY_MAX - lo)
+    out += _outside(v_decay, DECAY_MAX - hi, DECAY_MAX - lo)
+    if refractory:
+        out += _outside(rc_st, lo, hi) + (ref_delay - 1 < lo) + (ref_delay - 1 > hi)
+    return out == 0
+
+
+@njit(cache=True)
+def _cuba_forward_wide(
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+    refractory,
+):
+    """:func:`cuba_forward` (:func:`cuba_forward_refractory` when ``refractory``) on the
+    calling thread with int64 lanes, for values outside :func:`_narrow_lanes`' range."""
+    ref = ref_delay if refractory else 1
+    _cuba_chunk(
+        0,
+        1,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        refractory,
+        np.int64,
+    )
 
 
 @njit(parallel=True, cache=True)
@@ -498,6 +595,31 @@ def cuba_forward(
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
     """
+    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, False):
+        _cuba_forward_wide(
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            False,
+        )
+        return
     chunks = n_chunks(s_out.shape[0])
     for c in prange(chunks):
         _cuba_chunk(
@@ -524,6 +646,7 @@ def cuba_forward(
             pool_w,
             shift,
             False,
+            np.int32,
         )
 
 
@@ -551,6 +674,31 @@ def cuba_forward_serial(
     shift,
 ):
     """:func:`cuba_forward` on the calling thread."""
+    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, False):
+        _cuba_forward_wide(
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            False,
+        )
+        return
     _cuba_chunk(
         0,
         1,
@@ -575,6 +723,7 @@ def cuba_forward_serial(
         pool_w,
         shift,
         False,
+        np.int32,
     )
 
 
@@ -602,6 +751,31 @@ def cuba_forward_refractory(
     shift,
 ):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
+    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, True):
+        _cuba_forward_wide(
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            True,
+        )
+        return
     chunks = n_chunks(s_out.shape[0])
     for c in prange(chunks):
         _cuba_chunk(
@@ -628,6 +802,7 @@ def cuba_forward_refractory(
             pool_w,
             shift,
             True,
+            np.int32,
         )
 
 
@@ -655,6 +830,31 @@ def cuba_forward_refractory_serial(
     shift,
 ):
     """:func:`cuba_forward_refractory` on the calling thread."""
+    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, True):
+        _cuba_forward_wide(
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            True,
+        )
+        return
     _cuba_chunk(
         0,
         1,
@@ -679,6 +879,7 @@ def cuba_forward_refractory_serial(
         pool_w,
         shift,
         True,
+        np.int32,
     )
 
 
