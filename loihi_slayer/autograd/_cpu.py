@@ -555,6 +555,90 @@ def _cuba_forward_wide(
     )
 
 
+@njit(inline="always", cache=True)
+def _cuba_rows(
+    chunks,
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref_delay,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+    refractory,
+):
+    """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``: parallel in a
+    ``parallel=True`` kernel, a plain loop in a serial one) with int32 lanes, or every row
+    with int64 lanes (:func:`_cuba_forward_wide`) where :func:`_narrow_lanes` fails.
+    ``refractory`` is a constant at each call site."""
+    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, refractory):
+        _cuba_forward_wide(
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref_delay,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            refractory,
+        )
+        return
+    ref = ref_delay if refractory else 1
+    for c in prange(chunks):
+        _cuba_chunk(
+            c,
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            refractory,
+            np.int32,
+        )
+
+
 @njit(parallel=True, cache=True)
 def cuba_forward(
     x,
@@ -595,59 +679,30 @@ def cuba_forward(
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
     """
-    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, False):
-        _cuba_forward_wide(
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            False,
-        )
-        return
-    chunks = n_chunks(s_out.shape[0])
-    for c in prange(chunks):
-        _cuba_chunk(
-            c,
-            chunks,
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            1,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            False,
-            np.int32,
-        )
+    _cuba_rows(
+        n_chunks(s_out.shape[0]),
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref_delay,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        False,
+    )
 
 
 @njit(cache=True)
@@ -674,33 +729,7 @@ def cuba_forward_serial(
     shift,
 ):
     """:func:`cuba_forward` on the calling thread."""
-    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, False):
-        _cuba_forward_wide(
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            False,
-        )
-        return
-    _cuba_chunk(
-        0,
+    _cuba_rows(
         1,
         x,
         in_scale,
@@ -708,7 +737,7 @@ def cuba_forward_serial(
         i_decay,
         v_decay,
         v_th,
-        1,
+        ref_delay,
         bias,
         u_st,
         v_st,
@@ -723,7 +752,6 @@ def cuba_forward_serial(
         pool_w,
         shift,
         False,
-        np.int32,
     )
 
 
@@ -751,59 +779,30 @@ def cuba_forward_refractory(
     shift,
 ):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
-    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, True):
-        _cuba_forward_wide(
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            True,
-        )
-        return
-    chunks = n_chunks(s_out.shape[0])
-    for c in prange(chunks):
-        _cuba_chunk(
-            c,
-            chunks,
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            True,
-            np.int32,
-        )
+    _cuba_rows(
+        n_chunks(s_out.shape[0]),
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref_delay,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        True,
+    )
 
 
 @njit(cache=True)
@@ -830,33 +829,7 @@ def cuba_forward_refractory_serial(
     shift,
 ):
     """:func:`cuba_forward_refractory` on the calling thread."""
-    if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, True):
-        _cuba_forward_wide(
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            True,
-        )
-        return
-    _cuba_chunk(
-        0,
+    _cuba_rows(
         1,
         x,
         in_scale,
@@ -879,7 +852,6 @@ def cuba_forward_refractory_serial(
         pool_w,
         shift,
         True,
-        np.int32,
     )
 
 
