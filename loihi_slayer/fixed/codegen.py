@@ -15,8 +15,9 @@ compiled code.
 Generated files live in the user's cache directory
 (``$LOIHI_SLAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME/loihi_slayer``, else
 ``~/.cache/loihi_slayer``; a temporary directory if none is writable), named
-by a hash of the template and the step's source, so a changed step gets a new
-file. Nothing is compiled or written before a kernel is first used.
+by a hash of the template, the step's source and the whole package's source
+(:func:`source_fingerprint`), so a changed step, or a changed helper that a kernel
+inlines, gets a new file. Nothing is compiled or written before a kernel is first used.
 
 Kernel signature (CPU and CUDA alike)::
 
@@ -43,6 +44,7 @@ first ``Q`` states before each step, ``bad`` ``(B,)`` int8 (input out of range).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -159,6 +161,8 @@ def _guarded_step(
 
 
 _TEMPLATE_VERSION = "8"
+#: the package whose sources :func:`source_fingerprint` hashes
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -352,6 +356,7 @@ def _recurrent_item(model: _Stepped) -> list[str]:
         f"{', '.join(outs)}, pre, bad):",
         "    steps, n = z0.shape[0], z0.shape[2]",
         "    acc = np.empty(n, np.int32)",
+        "    part = np.empty(n, np.int16)",
         "    idx = np.empty(n, np.int64)",
     ]
     lines += [f"    fb{i} = np.empty(n, z0.dtype)" for i in range(ni)]
@@ -363,7 +368,8 @@ def _recurrent_item(model: _Stepped) -> list[str]:
         "    for t in range(steps):",
     ]
     lines += [
-        f"        _feedback(fb{i}, acc, m{i}, idx, nspk, fb_bias[{i}], grid)" for i in range(ni)
+        f"        _feedback(fb{i}, acc, part, m{i}, idx, nspk, fb_bias[{i}], grid)"
+        for i in range(ni)
     ]
     lines += [
         "        if rec_p:",
@@ -501,9 +507,37 @@ def render(model: _Stepped, target: str) -> str:
     return "\n".join(head + body).rstrip() + "\n"
 
 
+def source_fingerprint(root: Path = _PACKAGE_ROOT) -> str:
+    """A hash of every ``.py`` file under ``root`` (paths and contents).
+
+    A generated module inlines functions of other modules (the step's helpers, the
+    recurrence's feedback sum, the input conversion), and numba's cache checks only the
+    generated file's own time stamp: it would keep serving code compiled against the
+    old helpers after any of them changed (an upgrade keeps the user cache). The
+    fingerprint in the file name makes any change of the package's source a new file,
+    compiled afresh. About 15 ms, once per process (:func:`_package_fingerprint`)."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def _package_fingerprint() -> str:
+    return source_fingerprint()
+
+
 def _digest(model: _Stepped, target: str) -> str:
     h = hashlib.sha256()
-    for part in (_TEMPLATE_VERSION, target, render(model, target), inspect.getsource(model.step)):
+    for part in (
+        _TEMPLATE_VERSION,
+        target,
+        render(model, target),
+        inspect.getsource(model.step),
+        _package_fingerprint(),
+    ):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
