@@ -11,7 +11,9 @@ changed helper signature once passed the whole suite on a warm cache and failed
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,58 @@ def test_kernel_module_of_a_changed_package_is_a_new_file(monkeypatch, tmp_path)
     second = Path(codegen.kernel_module(model, "cpu").__file__)
     assert first.parent == second.parent == tmp_path / "kernels"
     assert first != second and first.exists() and second.exists()
+
+
+def _fake_generated(directory: Path, prefix: str, digest: str, mtime: float) -> Path:
+    """A generated file and numba cache files of it, dated ``mtime``."""
+    path = directory / f"{prefix}{digest}.py"
+    path.write_text("# old\n")
+    cache = directory / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    for suffix in (".kernel-20.py311.nbi", ".kernel-20.py311.1.nbc", ".cpython-311.pyc"):
+        (cache / f"{path.stem}{suffix}").write_text("")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_old_generated_files_are_pruned_with_their_numba_cache(monkeypatch, tmp_path):
+    """A new file of a model and target leaves the newest KEPT_VERSIONS of them (itself
+    included); other models' and targets' files stay, and so does anything else."""
+    monkeypatch.setenv("LOIHI_SLAYER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(codegen, "_loaded", {})
+    kernels = codegen.cache_dir()
+    prefix = "_loihi_slayer_gen_cuba_cpu_"
+    now = time.time()
+    old = [_fake_generated(kernels, prefix, f"{k:016x}", now - 1000 * (k + 1)) for k in range(6)]
+    others = [
+        _fake_generated(kernels, "_loihi_slayer_gen_cuba_cuda_", f"{k:016x}", now - 9e5)
+        for k in range(6)
+    ]
+    others += [_fake_generated(kernels, "_loihi_slayer_gen_cuba_iz_cpu_", "0" * 16, now - 9e5)]
+    unrelated = kernels / f"{prefix}notadigest.py"
+    unrelated.write_text("")
+    new = Path(codegen.kernel_module(models.get("cuba"), "cpu").__file__)
+    kept = sorted(p.name for p in kernels.glob(f"{prefix}*.py") if p != unrelated)
+    assert kept == sorted([new.name] + [p.name for p in old[: codegen.KEPT_VERSIONS - 1]])
+    for path in old[codegen.KEPT_VERSIONS - 1 :]:
+        assert not list((kernels / "__pycache__").glob(f"{path.stem}.*"))
+    for path in old[: codegen.KEPT_VERSIONS - 1] + others:
+        assert path.exists()
+        assert len(list((kernels / "__pycache__").glob(f"{path.stem}.*"))) == 3
+    assert unrelated.exists()
+
+
+def test_an_existing_file_prunes_nothing(monkeypatch, tmp_path):
+    """Reusing a generated file (the common case) deletes no other version."""
+    monkeypatch.setenv("LOIHI_SLAYER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(codegen, "_loaded", {})
+    kernels = codegen.cache_dir()
+    model = models.get("cuba")
+    name = f"_loihi_slayer_gen_cuba_cpu_{codegen._digest(model, 'cpu')}.py"
+    (kernels / name).write_text(codegen.render(model, "cpu"))
+    old = [
+        _fake_generated(kernels, "_loihi_slayer_gen_cuba_cpu_", f"{k:016x}", 1e9 + k)
+        for k in range(6)
+    ]
+    codegen.kernel_module(model, "cpu")
+    assert all(p.exists() for p in old)

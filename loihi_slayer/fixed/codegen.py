@@ -17,7 +17,7 @@ Generated files live in the user's cache directory
 ``~/.cache/loihi_slayer``; a temporary directory if none is writable), named
 by a hash of the template, the step's source and the whole package's source
 (:func:`source_fingerprint`), so a changed step, or a changed helper that a kernel
-inlines, gets a new file. Nothing is compiled or written before a kernel is first used.
+inlines, gets a new file; the :data:`KEPT_VERSIONS` newest of a model and target stay. Nothing is compiled or written before a kernel is first used.
 
 Kernel signature (CPU and CUDA alike)::
 
@@ -49,6 +49,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -161,6 +162,8 @@ def _guarded_step(
 
 
 _TEMPLATE_VERSION = "8"
+#: generated files kept per model and target, the newest first (:func:`_prune`)
+KEPT_VERSIONS = 4
 #: the package whose sources :func:`source_fingerprint` hashes
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _lock = threading.Lock()
@@ -542,6 +545,31 @@ def _digest(model: _Stepped, target: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _prune(path: Path, prefix: str) -> None:
+    """Delete all but the :data:`KEPT_VERSIONS` newest generated files named ``prefix``
+    plus a digest (``path``, just written, among them), with their numba cache files.
+
+    Every change of the package's source names new files (:func:`source_fingerprint`);
+    without this an upgraded or edited package would leave the old ones forever.
+    Keeping a few serves processes of other installed versions without recompiling.
+    Best effort: a file another process removed first, or cannot remove, is left."""
+    pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{16}\.py")
+    found = []
+    for other in path.parent.iterdir():
+        if other != path and pattern.fullmatch(other.name):
+            try:
+                found.append((other.stat().st_mtime, other))
+            except OSError:
+                continue
+    found.sort(reverse=True)
+    for _, old in found[KEPT_VERSIONS - 1 :]:
+        for stale in [old, *(path.parent / "__pycache__").glob(f"{old.stem}.*")]:
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+
+
 def kernel_module(model: _Stepped, target: str = "cpu") -> ModuleType:
     """The generated kernel module of ``model`` for ``target`` (written and imported once).
 
@@ -561,6 +589,7 @@ def kernel_module(model: _Stepped, target: str = "cpu") -> ModuleType:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(render(model, target))
             os.replace(tmp, path)  # atomic: concurrent processes see a whole file
+            _prune(path, f"_loihi_slayer_gen_{model.name}_{target}_")
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
