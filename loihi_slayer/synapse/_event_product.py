@@ -100,6 +100,23 @@ def forward_events(q, counts, mt, unit, block, z, time_major):
 
 
 @njit(inline="always", cache=True)
+def _add_rows4(gwt, i, g, b, t, v, time_major):
+    """``gwt[i] += Σ_k v[k] · g[., t[k]]`` for four events ``(b, t[k])`` (tuples): four
+    events per pass over the row that is summed into (its load and store shared)."""
+    n_o = gwt.shape[1]
+    if time_major:
+        for o in range(n_o):
+            gwt[i, o] += (v[0] * g[t[0], b, o] + v[1] * g[t[1], b, o]) + (
+                v[2] * g[t[2], b, o] + v[3] * g[t[3], b, o]
+            )
+    else:
+        for o in range(n_o):
+            gwt[i, o] += (v[0] * g[b, t[0], o] + v[1] * g[b, t[1], o]) + (
+                v[2] * g[b, t[2], o] + v[3] * g[b, t[3], o]
+            )
+
+
+@njit(inline="always", cache=True)
 def _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major):
     """``gwt[i] += v1 · g[., t1] + v2 · g[., t2]`` (the rows of ``(b, t1)``, ``(b, t2)``):
     two events per pass over the row that is summed into."""
@@ -131,7 +148,9 @@ def weight_grad_events(q, counts, g, time_major, gwt):
     of events (rows without are not listed), ``g`` ``(B, T, O)``, or ``(T, B, O)``
     when ``time_major``, each a C-contiguous array whose rows are the ``O`` gradients of
     one ``(b, t)``. One job per input, summing its events batch by batch, step by
-    step, two at a time (:func:`_add_rows`; an odd last one alone)."""
+    step, four at a time (:func:`_add_rows4`), then two (:func:`_add_rows`) and one:
+    four per pass took 0.92 of two per pass's time on the N-MNIST dense layer's
+    weight gradient (paired, 10 rounds)."""
     n_i, n_b, steps = q.shape
     n_o = gwt.shape[1]
     for i in prange(n_i):
@@ -142,13 +161,25 @@ def weight_grad_events(q, counts, g, time_major, gwt):
             if counts[b, i] == 0:
                 continue
             n = _events_in(q, i, b, 0, steps, idx)
-            for k in range(0, n - 1, 2):
+            k = 0
+            while k + 4 <= n:
+                t = (idx[k], idx[k + 1], idx[k + 2], idx[k + 3])
+                v = (
+                    np.float32(q[i, b, t[0]]),
+                    np.float32(q[i, b, t[1]]),
+                    np.float32(q[i, b, t[2]]),
+                    np.float32(q[i, b, t[3]]),
+                )
+                _add_rows4(gwt, i, g, b, t, v, time_major)
+                k += 4
+            if k + 2 <= n:
                 t1, t2 = idx[k], idx[k + 1]
                 v1, v2 = np.float32(q[i, b, t1]), np.float32(q[i, b, t2])
                 _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major)
-            if n % 2:
-                t = idx[n - 1]
-                _add_row(gwt, i, g, b, t, np.float32(q[i, b, t]), time_major)
+                k += 2
+            if k < n:
+                t1 = idx[k]
+                _add_row(gwt, i, g, b, t1, np.float32(q[i, b, t1]), time_major)
 
 
 def step_block(n_o: int) -> int:
