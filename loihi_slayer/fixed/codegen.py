@@ -17,7 +17,8 @@ Generated files live in the user's cache directory
 ``~/.cache/loihi_slayer``; a temporary directory if none is writable), named
 by a hash of the template, the step's source and the whole package's source
 (:func:`source_fingerprint`), so a changed step, or a changed helper that a kernel
-inlines, gets a new file; the :data:`KEPT_VERSIONS` newest of a model and target stay. Nothing is compiled or written before a kernel is first used.
+inlines, gets a new file; the :data:`KEPT_VERSIONS` newest of a model and target
+stay. Nothing is compiled or written before a kernel is first used.
 
 Kernel signature (CPU and CUDA alike)::
 
