@@ -27,6 +27,17 @@ def shared_golden() -> Path:
     return SHARED_GOLDEN
 
 
+def pytest_configure(config):
+    """Drop numba cache files compiled against sources changed since the last run (an
+    editable checkout; see :mod:`loihi_slayer._numba_cache`), once per run: in the
+    controller, before any worker process starts."""
+    if hasattr(config, "workerinput"):
+        return
+    from loihi_slayer import _numba_cache
+
+    _numba_cache.clear_stale()
+
+
 def pytest_report_header(config):
     sim = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
     return f"numba.cuda: {'simulator' if sim else 'real GPU'}"

@@ -1,0 +1,138 @@
+"""Numba cache files of this package compiled against sources that have changed since.
+
+numba's on-disk cache (``cache=True``) checks only the time stamp of the file that holds
+a kernel, not of the modules whose functions the kernel inlines: after an edit of
+``fixed/dynamics.py`` a kernel of ``autograd/_cpu.py`` would still be loaded as compiled
+against the old step. A pip install or upgrade writes every file anew (new stamps,
+nothing stale), but an editable checkout keeps serving the old machine code, and a test
+run then checks code that no longer exists. :func:`clear_stale` deletes the cache files
+(``__pycache__/<module>.*.nbi``, ``.nbc``) of every module whose *import closure* (itself
+and every package module it imports, directly or not: a superset of what it can inline)
+changed since the last call, whose hashes it keeps in ``__pycache__`` of the package
+root. The test suite calls it once per run (``tests/conftest.py``). Generated kernels
+are keyed by the package's source in their file names instead
+(:func:`loihi_slayer.fixed.codegen.source_fingerprint`).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from pathlib import Path
+
+#: the package whose modules' caches are checked
+PACKAGE_ROOT = Path(__file__).resolve().parent
+#: where the closure hashes of the last check are kept (under the root's ``__pycache__``)
+STAMPS = "loihi_slayer_closures.json"
+
+
+def _module_file(root: Path, parts: list[str]) -> Path | None:
+    """The file of module ``parts`` (relative to ``root``): ``a/b.py`` or
+    ``a/b/__init__.py``, or None outside the package."""
+    base = root.joinpath(*parts) if parts else root
+    if base.with_suffix(".py").is_file() and parts:
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports(root: Path, path: Path) -> set[Path]:
+    """Package files that ``path`` imports: for ``from X import y``, the submodule
+    ``X.y`` where there is one, else ``X`` itself (``y`` is then a name in it);
+    relative imports, and absolute ones of the package by its directory name."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return set()
+    here = list(path.relative_to(root).parent.parts)
+    found: set[Path] = set()
+
+    def add(parts: list[str], names: list[str]) -> None:
+        for name in names:
+            sub = _module_file(root, [*parts, name])
+            hit = sub if sub is not None else _module_file(root, parts)
+            if hit is not None:
+                found.add(hit)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module.split(".") if node.module else []
+            if node.level:
+                parts = [*here[: len(here) - node.level + 1], *mod]
+            elif mod and mod[0] == root.name:
+                parts = mod[1:]
+            else:
+                continue
+            add(parts, [alias.name for alias in node.names])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                head, *rest = alias.name.split(".")
+                if head == root.name and rest:
+                    add(rest[:-1], rest[-1:])
+    found.discard(path)
+    return found
+
+
+def closure_hashes(root: Path = PACKAGE_ROOT) -> dict[str, str]:
+    """For every ``.py`` file under ``root`` (relative POSIX path), a hash of the sources
+    of its import closure within the package."""
+    files = sorted(root.rglob("*.py"))
+    graph = {path: _imports(root, path) for path in files}
+    source = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+    out = {}
+    for path in files:
+        seen, todo = {path}, [path]
+        while todo:
+            for dep in graph.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        h = hashlib.sha256()
+        for dep in sorted(seen):
+            h.update(dep.relative_to(root).as_posix().encode() + b"\0" + source[dep].encode())
+        out[path.relative_to(root).as_posix()] = h.hexdigest()[:16]
+    return out
+
+
+def _cache_files(path: Path) -> list[Path]:
+    """numba's cache files of the module at ``path`` (index and object code)."""
+    cache = path.parent / "__pycache__"
+    if not cache.is_dir():
+        return []
+    return [*cache.glob(f"{path.stem}.*.nbi"), *cache.glob(f"{path.stem}.*.nbc")]
+
+
+def clear_stale(root: Path = PACKAGE_ROOT) -> list[Path]:
+    """Delete the numba cache files of every module under ``root`` whose import closure
+    changed since the last call (all of them on the first); returns those deleted.
+
+    Best effort: a file that cannot be read or removed is left; without a writable
+    ``__pycache__`` at ``root`` nothing is kept and nothing deleted."""
+    stamp_dir = root / "__pycache__"
+    stamp_file = stamp_dir / STAMPS
+    try:
+        old = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        old = {}
+    new = closure_hashes(root)
+    removed = []
+    for rel, digest in new.items():
+        if old.get(rel) == digest:
+            continue
+        for path in _cache_files(root / rel):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    try:
+        stamp_dir.mkdir(exist_ok=True)
+        tmp = stamp_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(new, sort_keys=True))
+        os.replace(tmp, stamp_file)
+    except OSError:
+        pass
+    return removed
