@@ -10,13 +10,14 @@ run then checks code that no longer exists. :func:`clear_stale` deletes the cach
 and every package module it imports, directly or not: a superset of what it can inline)
 changed since the last call, whose hashes it keeps in ``__pycache__`` of the package
 root. The test suite calls it once per run (``tests/conftest.py``). Generated kernels
-are keyed by the package's source in their file names instead
-(:func:`loihi_slayer.fixed.codegen.source_fingerprint`).
+(:mod:`loihi_slayer.fixed.codegen`), which live in the user's cache across upgrades,
+carry :func:`package_fingerprint` in their file names instead.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +27,23 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent
 #: where the closure hashes of the last check are kept (under the root's ``__pycache__``)
 STAMPS = "loihi_slayer_closures.json"
+
+
+def source_fingerprint(root: Path = PACKAGE_ROOT) -> str:
+    """A hash of every ``.py`` file under ``root`` (paths and contents): any change of
+    the package's source changes it."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def package_fingerprint() -> str:
+    """:func:`source_fingerprint` of this package, computed once per process (15 ms)."""
+    return source_fingerprint()
 
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:

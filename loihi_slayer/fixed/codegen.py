@@ -16,9 +16,9 @@ Generated files live in the user's cache directory
 (``$LOIHI_SLAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME/loihi_slayer``, else
 ``~/.cache/loihi_slayer``; a temporary directory if none is writable), named
 by a hash of the template, the step's source and the whole package's source
-(:func:`source_fingerprint`), so a changed step, or a changed helper that a kernel
-inlines, gets a new file; the :data:`KEPT_VERSIONS` newest of a model and target
-stay. Nothing is compiled or written before a kernel is first used.
+(:func:`~loihi_slayer._numba_cache.package_fingerprint`), so a changed step, or a
+changed helper that a kernel inlines, gets a new file; the :data:`KEPT_VERSIONS`
+newest of a model and target stay. Nothing is compiled or written before a kernel is first used.
 
 Kernel signature (CPU and CUDA alike)::
 
@@ -45,7 +45,6 @@ first ``Q`` states before each step, ``bad`` ``(B,)`` int8 (input out of range).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import inspect
@@ -59,6 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
+
+from .._numba_cache import package_fingerprint
 
 __all__ = ["KernelSpec", "cache_dir", "kernel_module", "render"]
 
@@ -165,8 +166,6 @@ def _guarded_step(
 _TEMPLATE_VERSION = "8"
 #: generated files kept per model and target, the newest first (:func:`_prune`)
 KEPT_VERSIONS = 4
-#: the package whose sources :func:`source_fingerprint` hashes
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
@@ -511,28 +510,6 @@ def render(model: _Stepped, target: str) -> str:
     return "\n".join(head + body).rstrip() + "\n"
 
 
-def source_fingerprint(root: Path = _PACKAGE_ROOT) -> str:
-    """A hash of every ``.py`` file under ``root`` (paths and contents).
-
-    A generated module inlines functions of other modules (the step's helpers, the
-    recurrence's feedback sum, the input conversion), and numba's cache checks only the
-    generated file's own time stamp: it would keep serving code compiled against the
-    old helpers after any of them changed (an upgrade keeps the user cache). The
-    fingerprint in the file name makes any change of the package's source a new file,
-    compiled afresh. About 15 ms, once per process (:func:`_package_fingerprint`)."""
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-@functools.cache
-def _package_fingerprint() -> str:
-    return source_fingerprint()
-
-
 def _digest(model: _Stepped, target: str) -> str:
     h = hashlib.sha256()
     for part in (
@@ -540,7 +517,7 @@ def _digest(model: _Stepped, target: str) -> str:
         target,
         render(model, target),
         inspect.getsource(model.step),
-        _package_fingerprint(),
+        package_fingerprint(),
     ):
         h.update(part.encode())
     return h.hexdigest()[:16]
@@ -550,7 +527,7 @@ def _prune(path: Path, prefix: str) -> None:
     """Delete all but the :data:`KEPT_VERSIONS` newest generated files named ``prefix``
     plus a digest (``path``, just written, among them), with their numba cache files.
 
-    Every change of the package's source names new files (:func:`source_fingerprint`);
+    Every change of the package's source names new files (:func:`_digest`);
     without this an upgraded or edited package would leave the old ones forever.
     Keeping a few serves processes of other installed versions without recompiling.
     Best effort: a file another process removed first, or cannot remove, is left."""
