@@ -12,6 +12,14 @@ changed since the last call, whose hashes it keeps in ``__pycache__`` of the pac
 root. The test suite calls it once per run (``tests/conftest.py``). Generated kernels
 (:mod:`loihi_slayer.fixed.codegen`), which live in the user's cache across upgrades,
 carry :func:`package_fingerprint` in their file names instead.
+
+numba writes a kernel's cache file after compiling it and raises when that write fails
+(a full disk, a file size limit, a quota): the kernel, compiled and working, would be
+lost with the call that needed it, and the error would surface far from its cause (the
+CLI reported it against its input files). :func:`guard_cache_writes`, which numba runs
+before its first compilation (the ``numba_extensions`` entry point in
+``pyproject.toml``), makes the write of this package's kernels best effort: a warning
+in the log, and the kernel compiles again in the next process.
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ import ast
 import functools
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 #: the package whose modules' caches are checked
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -154,3 +165,38 @@ def clear_stale(root: Path = PACKAGE_ROOT) -> list[Path]:
     except OSError:
         pass
     return removed
+
+
+#: module names of this package's kernels: its own modules and the generated ones
+#: (:mod:`loihi_slayer.fixed.codegen`)
+_OWN_MODULES = ("loihi_slayer.", "_loihi_slayer_gen_")
+_guarded = False
+
+
+def guard_cache_writes() -> None:
+    """Make numba's cache writes of this package's kernels best effort (an ``OSError``
+    is logged as a warning, the compiled kernel kept); other packages' kernels keep
+    numba's behaviour. Idempotent; numba calls it through the ``numba_extensions``
+    entry point."""
+    global _guarded
+    if _guarded:
+        return
+    from numba.core import caching
+
+    save = caching.Cache.save_overload
+
+    def save_overload(cache: caching.Cache, sig, data) -> None:
+        try:
+            save(cache, sig, data)
+        except OSError as exc:
+            module = getattr(cache._py_func, "__module__", None) or ""
+            if not module.startswith(_OWN_MODULES):
+                raise
+            logger.warning(
+                "numba could not write the cache of %s (%s); it compiles again in the next process",
+                module,
+                exc,
+            )
+
+    caching.Cache.save_overload = save_overload
+    _guarded = True

@@ -7,11 +7,19 @@ function of another module must lose its cache when that module changes
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loihi_slayer import _numba_cache
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODULES = {
     "__init__.py": "",
@@ -96,3 +104,55 @@ def test_the_package_kernels_see_their_inlined_helpers():
     assert {"fixed/dynamics.py", "autograd/_convert.py"} <= imports
     hashes = _numba_cache.closure_hashes(root)
     assert "autograd/_cpu.py" in hashes and "fixed/dynamics.py" in hashes
+
+
+# ------------------------------------------------------------ failed cache writes
+
+
+def _limited_run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``python -c code`` with an empty numba cache and files limited to 1 KB: every
+    cache file numba writes (several KB) fails with EFBIG."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+        timeout=300,
+        cwd=tmp_path,
+    )
+
+
+def test_failed_cache_write_of_our_kernel_is_a_warning(tmp_path):
+    w = [0.1, -0.5, 3.99, -4.2, 0.0155]
+    code = (
+        "import torch\n"
+        "from loihi_slayer.quantize import quantize_8bit\n"
+        f"print(quantize_8bit(torch.tensor({w}, dtype=torch.float64)).tolist())\n"
+    )
+    r = _limited_run(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    # the 8-bit grid by hand: 2/64 steps, half to even, [-256/64, 254/64]
+    want = np.clip(np.round(np.array(w) * 32) / 32, -4.0, 254 / 64)
+    assert np.array_equal(np.array(json.loads(r.stdout)), want)
+    assert "could not write the cache of loihi_slayer.quantize" in r.stderr
+    assert "File too large" in r.stderr
+
+
+def test_failed_cache_write_of_other_kernels_still_raises(tmp_path):
+    (tmp_path / "foreign_kernels.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
+    )
+    code = "import loihi_slayer._numba_cache\nimport foreign_kernels\nforeign_kernels.f(1)\n"
+    r = _limited_run(code, tmp_path)
+    assert r.returncode != 0
+    assert "File too large" in r.stderr and "could not write the cache" not in r.stderr
