@@ -16,10 +16,12 @@ carry :func:`package_fingerprint` in their file names instead.
 numba writes a kernel's cache file after compiling it and raises when that write fails
 (a full disk, a file size limit, a quota): the kernel, compiled and working, would be
 lost with the call that needed it, and the error would surface far from its cause (the
-CLI reported it against its input files). :func:`guard_cache_writes`, which numba runs
-before its first compilation (the ``numba_extensions`` entry point in
-``pyproject.toml``), makes the write of this package's kernels best effort: a warning
-in the log, and the kernel compiles again in the next process.
+CLI reported it against its input files). :func:`guard_cache_writes` makes the write of
+this package's kernels best effort: a warning in the log, and the kernel compiles again
+in the next process. Every module that imports numba calls it at import, itself or in
+its package's ``__init__`` (a test checks), as does the loader of generated kernels.
+(numba's ``numba_extensions`` entry point would run it with no call site, but in every
+program that uses numba, importing this package there, with its side effects.)
 """
 
 from __future__ import annotations
@@ -176,8 +178,7 @@ _guarded = False
 def guard_cache_writes() -> None:
     """Make numba's cache writes of this package's kernels best effort (an ``OSError``
     is logged as a warning, the compiled kernel kept); other packages' kernels keep
-    numba's behaviour. Idempotent; numba calls it through the ``numba_extensions``
-    entry point."""
+    numba's behaviour. Idempotent; imports numba."""
     global _guarded
     if _guarded:
         return

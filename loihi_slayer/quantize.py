@@ -15,8 +15,11 @@ import numpy as np
 import torch
 from numba import njit
 
+from ._numba_cache import guard_cache_writes
 from .autograd.op import check_finite, plain_eager
 from .errors import ParameterError
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 
 class _RoundSTE(torch.autograd.Function):

@@ -152,7 +152,29 @@ def test_failed_cache_write_of_other_kernels_still_raises(tmp_path):
     (tmp_path / "foreign_kernels.py").write_text(
         "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
     )
-    code = "import loihi_slayer._numba_cache\nimport foreign_kernels\nforeign_kernels.f(1)\n"
+    code = "import loihi_slayer.autograd\nimport foreign_kernels\nforeign_kernels.f(1)\n"
     r = _limited_run(code, tmp_path)
     assert r.returncode != 0
     assert "File too large" in r.stderr and "could not write the cache" not in r.stderr
+
+
+def _imports_numba(path: Path) -> bool:
+    return any(
+        line.startswith(("from numba import", "import numba", "from numba."))
+        for line in path.read_text().splitlines()
+    )
+
+
+def test_every_module_that_imports_numba_guards_its_cache_writes():
+    """A module importing numba, or its package's ``__init__`` (run before it), calls
+    ``guard_cache_writes()`` at import: kernels compiled before the guard would raise on a
+    failed cache write."""
+    root = ROOT / "loihi_slayer"
+    unguarded = []
+    for path in sorted(root.rglob("*.py")):
+        if not _imports_numba(path):
+            continue
+        places = [path, *(p / "__init__.py" for p in path.parents if p.is_relative_to(root))]
+        if not any(p.is_file() and "\nguard_cache_writes()" in p.read_text() for p in places):
+            unguarded.append(str(path.relative_to(ROOT)))
+    assert unguarded == []

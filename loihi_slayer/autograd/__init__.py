@@ -14,9 +14,12 @@ compile with ``torch.compile(fullgraph=True)``; new neuron families use the
 same helper (its module docstring describes the pattern).
 """
 
+from .._numba_cache import guard_cache_writes
 from .cuba import CubaFunction, CubaSpec, CubaState, cuba_apply, make_spec, surrogate_spike
 from .op import check_finite, kernel_op
 from .sigma_delta import SdnnSpec, SdnnState, SigmaDeltaFunction, sdnn_apply
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = [
     "CubaFunction",

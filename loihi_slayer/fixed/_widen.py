@@ -12,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import guard_cache_writes
 from .._threads import follow_torch_threads
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 #: values below which the copy stays on one thread (``astype``): a parallel region
 #: costs more than it saves on small arrays, and wakes threads other processes may need

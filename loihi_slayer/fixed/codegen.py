@@ -59,7 +59,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-from .._numba_cache import package_fingerprint
+from .._numba_cache import guard_cache_writes, package_fingerprint
 
 __all__ = ["KernelSpec", "cache_dir", "kernel_module", "render"]
 
@@ -568,6 +568,7 @@ def kernel_module(model: _Stepped, target: str = "cpu") -> ModuleType:
             tmp.write_text(render(model, target))
             os.replace(tmp, path)  # atomic: concurrent processes see a whole file
             _prune(path, f"_loihi_slayer_gen_{model.name}_{target}_")
+        guard_cache_writes()  # the generated module's kernels are cached by numba too
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import guard_cache_writes
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
+
 
 @njit(inline="always", cache=True)
 def _shifted(acc, weight_exp):

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from numba import config, cuda
 
+from .._numba_cache import guard_cache_writes
 from . import dynamics
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 THREADS = 128
 

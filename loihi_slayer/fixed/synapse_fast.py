@@ -66,8 +66,11 @@ import numpy as np
 import torch
 from numba import njit
 
+from .._numba_cache import guard_cache_writes
 from .._threads import follow_torch_threads, torch_threads
 from . import cpu
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = [
     "FLOAT_EXACT_LIMITS",

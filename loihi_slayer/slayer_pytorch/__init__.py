@@ -25,6 +25,7 @@ Tensors are ``NCHWT`` (time last); CPU and CUDA tensors are supported.
 
 from __future__ import annotations
 
+from .._numba_cache import guard_cache_writes
 from . import auto, io, optimizer, utils
 from .loihi import loihi
 from .loss import loss
@@ -33,6 +34,8 @@ from .quantize import quantize, quantizeWeights
 from .slayer import layer, spikeLayer
 from .slayerParams import yamlParams as params
 from .stats import learningStat, learningStats
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = [
     "params",
