@@ -35,7 +35,11 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None, shift=Fa
     bias = torch.zeros(1, dtype=torch.int64) if bias is None else bias
     state = CubaState(*(torch.zeros(rows, dtype=torch.int64) for _ in range(3))).stacked()
     config, rho = op_config(spec, batch_mean, rec_u, True, shift)
-    decays = (torch.tensor([1024.0], requires_grad=True), torch.tensor([512.0], requires_grad=True))
+    # without the recorded current the current decay has no gradient (the op refuses one)
+    decays = (
+        torch.tensor([1024.0], requires_grad=rec_u),
+        torch.tensor([512.0], requires_grad=True),
+    )
     return (x, *decays, bias, state, config, rho, spec.backend)
 
 
@@ -54,6 +58,16 @@ def _cuba_args(x, ref_delay=1, batch_mean=False, rec_u=True, bias=None, shift=Fa
 def test_cuba_op_opcheck(kw):
     x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
     torch.library.opcheck(cuba_op.op, _cuba_args(x, **kw), test_utils=OPCHECK)
+
+
+@pytest.mark.parametrize("custom_op", [False, True])
+def test_cuba_op_refuses_a_decay_gradient_without_the_current(custom_op):
+    x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
+    args = list(_cuba_args(x, rec_u=False))
+    args[1] = torch.tensor([1024.0], requires_grad=True)
+    s = (cuba_op.op if custom_op else cuba_op)(*args)[0]
+    with pytest.raises(ParameterError, match="rec_u = 1"):
+        s.sum().backward()
 
 
 @pytest.mark.parametrize("mode", ["delta", "sigma_delta"])

@@ -142,39 +142,69 @@ class CubaSpec:
         return self.v_th_mant / self.scale
 
 
-@dataclass
+def _state_row(k: int, doc: str) -> property:
+    """Row ``k`` of a :class:`CubaState` as a property (read: :meth:`CubaState._row`, set:
+    :meth:`CubaState._replace`)."""
+    return property(lambda st: st._row(k), lambda st, t: st._replace(k, t), doc=doc)
+
+
 class CubaState:
     """Integer neuron state (length-``rows`` int64 vectors): current ``u``, post-reset
-    voltage ``v`` and remaining refractory steps ``rc`` (``None``: zeros)."""
+    voltage ``v`` and remaining refractory steps ``rc`` (``None``: zeros).
 
-    u: torch.Tensor
-    v: torch.Tensor
-    rc: torch.Tensor | None = None
-    #: the ``(3, rows)`` tensor whose rows ``u, v, rc`` are, with those rows (see
-    #: :meth:`stacked`)
-    _packed: tuple | None = field(default=None, repr=False, compare=False)
+    A state made by :meth:`zeros` or :meth:`assign` holds one ``(3, rows)`` tensor and
+    makes its row views only when one is read (each costs about 1 us, and a neuron
+    without persistent state never reads them)."""
+
+    __slots__ = ("_u", "_v", "_rc", "_packed", "_split")
+
+    def __init__(self, u: torch.Tensor, v: torch.Tensor, rc: torch.Tensor | None = None) -> None:
+        self._u, self._v, self._rc = u, v, rc
+        self._packed: torch.Tensor | None = None
+        self._split = True
+
+    def __repr__(self) -> str:
+        return f"CubaState(u={self.u!r}, v={self.v!r}, rc={self.rc!r})"
+
+    def _row(self, k: int) -> torch.Tensor | None:
+        if not self._split:  # the packed tensor's rows, made once
+            p = self._packed
+            self._u, self._v, self._rc, self._split = p[0], p[1], p[2], True
+        return (self._u, self._v, self._rc)[k]
+
+    def _replace(self, k: int, value: torch.Tensor | None) -> None:
+        rows = [self._row(0), self._row(1), self._row(2)]
+        rows[k] = value
+        self._u, self._v, self._rc = rows
+        self._packed = None  # no longer the packed tensor's rows
+
+    u = _state_row(0, "Current ``u``.")
+    v = _state_row(1, "Post-reset voltage ``v``.")
+    rc = _state_row(2, "Remaining refractory steps (``None``: zeros).")
 
     @classmethod
     def zeros(cls, rows: int, device: torch.device) -> CubaState:
         """The zero state of ``rows`` neurons, as rows of one ``(3, rows)`` tensor."""
         st = cls.__new__(cls)
-        st.assign(torch.zeros((3, rows), dtype=torch.int64, device=device))
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+        if dev.type == "cpu":  # NumPy's zeros: a third of torch's cost
+            st.assign(torch.from_numpy(np.zeros((3, rows), np.int64)))
+        else:
+            st.assign(torch.zeros((3, rows), dtype=torch.int64, device=device))
         return st
 
     def stacked(self) -> torch.Tensor:
-        """``(3, rows)`` int64: ``u, v, rc``. Where they are still the rows of the tensor
-        this state was made from (:meth:`zeros`, :meth:`assign`), that tensor itself (no
-        copy: callers read it, as the kernel ops do), else a new one."""
-        p = self._packed
-        if p is not None and p[1] is self.u and p[2] is self.v and p[3] is self.rc:
-            return p[0]
-        rc = torch.zeros_like(self.u) if self.rc is None else self.rc
-        return stack_small((self.u, self.v, rc))
+        """``(3, rows)`` int64: ``u, v, rc``. Where no row has been replaced since this
+        state was made from one tensor (:meth:`zeros`, :meth:`assign`), that tensor itself
+        (no copy: callers read it, as the kernel ops do), else a new one."""
+        if self._packed is not None:
+            return self._packed
+        rc = torch.zeros_like(self._u) if self._rc is None else self._rc
+        return stack_small((self._u, self._v, rc))
 
     def assign(self, stacked: torch.Tensor) -> None:
         """Take the state from a ``(3, rows)`` tensor (rows of it, no copy)."""
-        self.u, self.v, self.rc = stacked[0], stacked[1], stacked[2]
-        self._packed = (stacked, self.u, self.v, self.rc)
+        self._packed, self._split = stacked, False
 
 
 @dataclass
@@ -287,15 +317,57 @@ def run_forward(
         if spikes_into is None
         else spikes_into.empty((rows, steps), x2.dtype)
     )
-    vp_out = x2.new_empty((rows, steps)) if rec_v else empty2d(rows, x2)
-    u_out = x2.new_empty((rows, steps)) if rec_u else empty2d(rows, x2)
+    vp_out = x2.new_empty((rows, steps)) if rec_v else None
+    u_out = x2.new_empty((rows, steps)) if rec_u else None
+    if backend == "cpu":
+        r_out = (
+            torch.empty((rows, steps), dtype=torch.uint8)
+            if rec_r
+            else torch.from_numpy(np.empty((rows, 0), np.uint8))
+        )
+        # NumPy views and placeholders made directly: each torch allocation and
+        # conversion costs 1-2 us, a fifth of a small neuron's forward
+        xn = x2.detach().numpy()
+        unused = np.empty((rows, 0), xn.dtype)
+        st = state.numpy()
+        bad = np.zeros(rows, np.int8)
+        geometry, weight = (_cpu.NO_POOL, np.float32(1)) if pool is None else pool
+        _CPU_FORWARD[rec_r, use_parallel(rows, steps)](
+            xn,
+            in_scale,
+            out_scale,
+            i_dec,
+            v_dec,
+            v_th,
+            int(spec.ref_delay),
+            bias,
+            st[0],
+            st[1],
+            st[2],
+            spec.graded,
+            s_out.numpy(),
+            unused if vp_out is None else vp_out.numpy(),
+            unused if u_out is None else u_out.numpy(),
+            r_out.numpy() if rec_r else np.empty((rows, 0), np.uint8),
+            bad,
+            geometry,
+            weight,
+            int(shift),
+        )
+        if np.count_nonzero(bad):  # (a third of ndarray.any's cost on small arrays)
+            _check_bad(bad)
+        return s_out, vp_out, u_out, r_out
+    from . import _cuda
+
     r_out = (
         torch.empty((rows, steps), dtype=torch.uint8, device=x2.device)
         if rec_r
         else empty2d(rows, x2, torch.uint8)
     )
-    bad = torch.zeros(rows, dtype=torch.int8, device=x2.device)
-    args = (
+    bad_t = torch.zeros(rows, dtype=torch.int8, device=x2.device)
+    launch(
+        _cuda.cuba_forward,
+        rows,
         x2,
         in_scale,
         out_scale,
@@ -309,26 +381,13 @@ def run_forward(
         state[2],
         spec.graded,
         s_out,
-        vp_out,
-        u_out,
+        empty2d(rows, x2) if vp_out is None else vp_out,
+        empty2d(rows, x2) if u_out is None else u_out,
         r_out,
-        bad,
+        bad_t,
     )
-    if backend == "cpu":
-        geometry, weight = (_cpu.NO_POOL, np.float32(1)) if pool is None else pool
-        kernel = _CPU_FORWARD[rec_r, use_parallel(rows, steps)]
-        kernel(
-            *[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args],
-            geometry,
-            weight,
-            int(shift),
-        )
-    else:
-        from . import _cuda
-
-        launch(_cuda.cuba_forward, rows, *args)
-    _check_bad(bad)
-    return s_out, (vp_out if rec_v else None), (u_out if rec_u else None), r_out
+    _check_bad(bad_t)
+    return s_out, vp_out, u_out, r_out
 
 
 def _time_shifted(a: torch.Tensor, by: int) -> torch.Tensor:
@@ -572,7 +631,8 @@ def _cuba_forward(
             u_pre.to(torch.float64).reshape(batch, channels, per_channel * steps).mean(dim=(0, 2))
         )
         bias = batch_mean_bias(mean, spec.scale)[0]
-    bias_vec = _expand(bias.detach().cpu().numpy().astype(np.int64), spec)
+    bias_np = bias.detach().cpu().numpy()
+    bias_vec = _expand(bias_np if bias_np.dtype == np.int64 else bias_np.astype(np.int64), spec)
     state_end = copy_small(state)
     fused = shift and backend == "cpu"  # the CPU kernel writes the spikes shifted
     s, vp, u, refr = run_forward(
@@ -650,6 +710,12 @@ def _cuba_backward(
     i_dec = _expand(decay_int(current_decay), spec)
     v_dec = _expand(decay_int(voltage_decay), spec)
     u_rec = u if u.shape[1] else None
+    if want_di and u_rec is None:  # the kernels would read past the (rows, 0) placeholder
+        raise ParameterError(
+            "loihi_slayer::cuba: the current decay's gradient needs the current recorded in "
+            "the forward (config rec_u = 1; cuba_apply sets it whenever the decay requires "
+            "a gradient)"
+        )
     u0, v0 = state[0], state[1]
     if g_s is None and g_vp is None and g_u is None:
         g_x, g_di, g_dv = torch.zeros_like(vp), None, None

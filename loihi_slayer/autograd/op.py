@@ -35,7 +35,8 @@ Adopting the pattern for a neuron family (see :mod:`.cuba`, :mod:`.sigma_delta`)
 Call the op as ``op(...)``. In eager mode that runs the forward and backward
 functions through a plain :class:`torch.autograd.Function`, which skips the
 custom op's dispatch (schema walk, alias checks, redispatch: about 0.1 ms per
-call, a quarter of a small layer's step); under ``torch.compile``, tracing,
+call, a quarter of a small layer's step), or, where the call builds no graph (gradients
+off, or no input requiring one), the forward function alone; under ``torch.compile``, tracing,
 dispatch modes and functorch transforms it calls the registered custom op
 (``op.op``, also ``torch.ops.loihi_slayer.<name>``), which is what
 ``torch.library.opcheck`` tests. Both run the same functions, saved tensors and
@@ -86,14 +87,24 @@ class KernelOp:
         The registered ``torch.library`` custom op (``torch.ops.loihi_slayer.<name>``).
     """
 
-    def __init__(self, op: torch.library.CustomOpDef, eager: type | None) -> None:
+    def __init__(
+        self, op: torch.library.CustomOpDef, eager: type | None, forward: Callable | None = None
+    ) -> None:
         self.op = op
         self._eager = eager
+        self._forward = forward
 
     def __call__(self, *args: Any) -> Any:
-        """Run the op: the eager path where :func:`plain_eager` allows it, else ``op``."""
+        """Run the op: the eager path where :func:`plain_eager` allows it, else ``op``.
+        On the eager path a call that builds no graph (gradients off, or no input that
+        requires one) runs the forward function itself: the autograd function around it
+        would only cost its set-up (about 30 us, a sixth of a small neuron's forward)."""
         if self._eager is not None and plain_eager(args):
-            return self._eager.apply(*args)
+            if torch.is_grad_enabled() and any(
+                a.requires_grad for a in args if isinstance(a, Tensor)
+            ):
+                return self._eager.apply(*args)
+            return self._forward(*args)
         return self.op(*args)
 
 
@@ -188,7 +199,7 @@ def kernel_op(
             return route(ctx, grads, backward_impl)
 
     Eager.__name__ = Eager.__qualname__ = f"{name}_eager"
-    return KernelOp(op, Eager)
+    return KernelOp(op, Eager, forward_impl)
 
 
 # ------------------------------------------------------------------ finite check
