@@ -64,7 +64,10 @@ def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = Fal
     """
     step, lo, hi = 2.0 / scale, -256.0 / scale, 254.0 / scale
     if _one_pass(weight, step):
-        q = _Quantize8bit.apply(weight, step, lo, hi)
+        if torch.is_grad_enabled() and weight.requires_grad:
+            q = _Quantize8bit.apply(weight, step, lo, hi)
+        else:  # no graph to build: the pass alone (the autograd function costs ~20 us)
+            q = _quantized(weight, step, lo, hi)[0]
     else:
         check_finite(weight, "quantize_8bit: weight contains NaN/inf")
         q = quantize(weight, step).clamp(lo, hi)
@@ -113,26 +116,35 @@ def _quantize_pass(w, step, lo, hi, q, inside):
     return bad
 
 
+def _quantized(
+    w: torch.Tensor, step: float, lo: float, hi: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(clamp(quantize(w, step), lo, hi), where the clamp passes gradient)`` by
+    :func:`_quantize_pass`; a :class:`ParameterError` for NaN/inf weights."""
+    src = w.detach().contiguous()
+    q = torch.empty_like(src)
+    inside = torch.empty(src.shape, dtype=torch.bool)
+    typed = src.numpy().dtype.type
+    bad = _quantize_pass(
+        src.reshape(-1).numpy(),
+        typed(step),
+        typed(lo),
+        typed(hi),
+        q.reshape(-1).numpy(),
+        inside.reshape(-1).numpy(),
+    )
+    if bad:
+        raise ParameterError("quantize_8bit: weight contains NaN/inf")
+    return q, inside
+
+
 class _Quantize8bit(torch.autograd.Function):
     """``clamp(quantize(w, step), lo, hi)`` in one pass: round straight through, the clamp's
     gradient (``g`` where ``lo <= rounded <= hi``, else 0)."""
 
     @staticmethod
     def forward(ctx, w: torch.Tensor, step: float, lo: float, hi: float) -> torch.Tensor:
-        src = w.detach().contiguous()
-        q = torch.empty_like(src)
-        inside = torch.empty(src.shape, dtype=torch.bool)
-        typed = src.numpy().dtype.type
-        bad = _quantize_pass(
-            src.reshape(-1).numpy(),
-            typed(step),
-            typed(lo),
-            typed(hi),
-            q.reshape(-1).numpy(),
-            inside.reshape(-1).numpy(),
-        )
-        if bad:
-            raise ParameterError("quantize_8bit: weight contains NaN/inf")
+        q, inside = _quantized(w, step, lo, hi)
         ctx.save_for_backward(inside)
         return q
 

@@ -124,8 +124,12 @@ def check_conv_memory(owner: str, module: Any, shape: Sequence[int], itemsize: i
         else:
             out.append(max((size + 2 * p - d * (k[axis] - 1) - 1) // s + 1, 0))
     unfold = (n, c * math.prod(k), *out)
-    given = ", ".join(
-        f"{a} = {tuple(getattr(module, a)[:2])}"
-        for a in ("kernel_size", "stride", "padding", "dilation")
-    )
-    check_allocation(f"{owner}: {given} on an input of shape {tuple(shape)}", [unfold], itemsize)
+
+    def what() -> str:  # formatted only for the error (this check runs on every forward)
+        given = ", ".join(
+            f"{a} = {tuple(getattr(module, a)[:2])}"
+            for a in ("kernel_size", "stride", "padding", "dilation")
+        )
+        return f"{owner}: {given} on an input of shape {tuple(shape)}"
+
+    check_allocation(what, [unfold], itemsize)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ParameterError
@@ -47,14 +47,17 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes" if k == 0 else f"{n} bytes ({value:.1f} {units[k]})"
 
 
-def check_allocation(what: str, shapes: Iterable[Iterable[int]], itemsize: int = 8) -> int:
+def check_allocation(
+    what: str | Callable[[], str], shapes: Iterable[Iterable[int]], itemsize: int = 8
+) -> int:
     """Check that arrays of ``shapes`` fit the memory budget.
 
     Parameters
     ----------
     what
         The user's value that sizes the arrays, for the message, e.g.
-        ``"num_steps = 1000000000000 for 37 neurons"``.
+        ``"num_steps = 1000000000000 for 37 neurons"``, or a function returning it (made
+        only for the error: a check on every forward pass then formats nothing).
     shapes
         Shapes of the arrays that would be allocated (Python ints: no overflow).
     itemsize
@@ -73,6 +76,8 @@ def check_allocation(what: str, shapes: Iterable[Iterable[int]], itemsize: int =
     need = sum(math.prod(int(d) for d in shape) for shape in shapes) * int(itemsize)
     limit = memory_limit()
     if need > limit:
+        if callable(what):
+            what = what()
         raise ParameterError(
             f"{what} would need {format_bytes(need)} of memory, more than the limit of "
             f"{format_bytes(limit)} (set LOIHI_SLAYER_MAX_BYTES to change it)"
