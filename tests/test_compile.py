@@ -60,6 +60,24 @@ def test_cuba_op_opcheck(kw):
     torch.library.opcheck(cuba_op.op, _cuba_args(x, **kw), test_utils=OPCHECK)
 
 
+def test_kernel_op_without_a_graph_runs_the_forward_alone(monkeypatch):
+    """Gradients off: the eager path calls the forward function itself (no
+    autograd.Function), with the custom op's outputs; gradients on, the function."""
+    args = _cuba_args(torch.rand(2, 3, 12) * 0.8)
+    want = cuba_op.op(*args)
+
+    def no_function(*a):
+        raise AssertionError("autograd.Function called")
+
+    monkeypatch.setattr(cuba_op._eager, "apply", no_function)
+    with torch.no_grad():
+        got = cuba_op(*args)
+    for a, b in zip(got, want, strict=True):
+        assert a.grad_fn is None and torch.equal(a, b.detach())
+    with pytest.raises(AssertionError, match="autograd.Function called"):
+        cuba_op(*args)  # the decays require a gradient
+
+
 @pytest.mark.parametrize("custom_op", [False, True])
 def test_cuba_op_refuses_a_decay_gradient_without_the_current(custom_op):
     x = (torch.rand(2, 3, 12) * 0.8).requires_grad_()
