@@ -196,32 +196,52 @@ def _sdnn_forward(
             if want_th
             else empty2d(rows, x2, torch.float32)
         )
-        bad = torch.zeros(rows, dtype=torch.int8, device=x.device)
-        args = (
-            mode,
-            x2,
-            in_scale,
-            v_th,
-            b,
-            relu_i,
-            int(cum_error),
-            state_end[0],
-            state_end[1],
-            state_end[2],
-            state_end[3],
-            y,
-            mask,
-            d,
-            bad,
-        )
-        if backend == "cpu":
-            kernel = _CPU_FORWARD[use_parallel(rows, steps)]
-            kernel(*[kernel_array(a, backend) if isinstance(a, torch.Tensor) else a for a in args])
+        if backend == "cpu":  # NumPy views and flags made directly (as the CUBA op's)
+            st = state_end.numpy()
+            bad = np.zeros(rows, np.int8)
+            _CPU_FORWARD[use_parallel(rows, steps)](
+                mode,
+                x2.numpy(),
+                in_scale,
+                v_th,
+                b,
+                relu_i,
+                int(cum_error),
+                st[0],
+                st[1],
+                st[2],
+                st[3],
+                y.numpy(),
+                mask.numpy(),
+                d.numpy(),
+                bad,
+            )
+            refused = np.count_nonzero(bad)
         else:
             from . import _cuda
 
-            launch(_cuda.sdnn_forward, rows, *args)
-        if bool(bad.any()):
+            bad_t = torch.zeros(rows, dtype=torch.int8, device=x.device)
+            launch(
+                _cuda.sdnn_forward,
+                rows,
+                mode,
+                x2,
+                in_scale,
+                v_th,
+                b,
+                relu_i,
+                int(cum_error),
+                state_end[0],
+                state_end[1],
+                state_end[2],
+                state_end[3],
+                y,
+                mask,
+                d,
+                bad_t,
+            )
+            refused = bool(bad_t.any())
+        if refused:
             raise ParameterError(
                 "sigma-delta neuron: input contains NaN/inf or values too large for the "
                 "integer state (|x| * 2**18 >= 2**41)"
