@@ -319,6 +319,12 @@ def run_forward(
     )
     vp_out = x2.new_empty((rows, steps)) if rec_v else None
     u_out = x2.new_empty((rows, steps)) if rec_u else None
+
+    def kernel_args(x_, st, s_, vp_, u_, r_, bad_) -> tuple:
+        """The forward kernels' arguments, arrays as the backend takes them."""
+        head = (x_, in_scale, out_scale, i_dec, v_dec, v_th, int(spec.ref_delay), bias)
+        return (*head, st[0], st[1], st[2], spec.graded, s_, vp_, u_, r_, bad_)
+
     if backend == "cpu":
         r_out = (
             torch.empty((rows, steps), dtype=torch.uint8)
@@ -329,27 +335,18 @@ def run_forward(
         # conversion costs 1-2 us, a fifth of a small neuron's forward
         xn = x2.detach().numpy()
         unused = np.empty((rows, 0), xn.dtype)
-        st = state.numpy()
         bad = np.zeros(rows, np.int8)
         geometry, weight = (_cpu.NO_POOL, np.float32(1)) if pool is None else pool
         _CPU_FORWARD[rec_r, use_parallel(rows, steps)](
-            xn,
-            in_scale,
-            out_scale,
-            i_dec,
-            v_dec,
-            v_th,
-            int(spec.ref_delay),
-            bias,
-            st[0],
-            st[1],
-            st[2],
-            spec.graded,
-            s_out.numpy(),
-            unused if vp_out is None else vp_out.numpy(),
-            unused if u_out is None else u_out.numpy(),
-            r_out.numpy() if rec_r else np.empty((rows, 0), np.uint8),
-            bad,
+            *kernel_args(
+                xn,
+                state.numpy(),
+                s_out.numpy(),
+                unused if vp_out is None else vp_out.numpy(),
+                unused if u_out is None else u_out.numpy(),
+                r_out.numpy(),
+                bad,
+            ),
             geometry,
             weight,
             int(shift),
@@ -365,26 +362,19 @@ def run_forward(
         else empty2d(rows, x2, torch.uint8)
     )
     bad_t = torch.zeros(rows, dtype=torch.int8, device=x2.device)
+    placeholder = empty2d(rows, x2)
     launch(
         _cuda.cuba_forward,
         rows,
-        x2,
-        in_scale,
-        out_scale,
-        i_dec,
-        v_dec,
-        v_th,
-        int(spec.ref_delay),
-        bias,
-        state[0],
-        state[1],
-        state[2],
-        spec.graded,
-        s_out,
-        empty2d(rows, x2) if vp_out is None else vp_out,
-        empty2d(rows, x2) if u_out is None else u_out,
-        r_out,
-        bad_t,
+        *kernel_args(
+            x2,
+            state,
+            s_out,
+            placeholder if vp_out is None else vp_out,
+            placeholder if u_out is None else u_out,
+            r_out,
+            bad_t,
+        ),
     )
     _check_bad(bad_t)
     return s_out, vp_out, u_out, r_out
