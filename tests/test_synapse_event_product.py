@@ -177,3 +177,16 @@ def test_dense_synapse_takes_the_event_path_for_sparse_spikes():
     torch.testing.assert_close(
         syn.weight.grad.reshape(32, 64).double(), w64.grad, rtol=1e-5, atol=1e-5
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(0, 2**31 - 1))
+def test_transposed_int32_mantissas(n_o, n_i, seed):
+    """The forward's int32 rows are the int8 mantissas transposed, every value kept
+    (-128 and 127 included)."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randint(-128, 128, (n_o, n_i), dtype=torch.int8, generator=g)
+    m[0, 0], m[-1, -1] = -128, 127
+    out = np.full((n_i, n_o), 7, np.int32)
+    ep.transposed_int32(m.numpy(), out)
+    assert np.array_equal(out, m.numpy().astype(np.int32).T)

@@ -182,6 +182,17 @@ def weight_grad_events(q, counts, g, time_major, gwt):
                 _add_row(gwt, i, g, b, t1, np.float32(q[i, b, t1]), time_major)
 
 
+@njit(cache=True)
+def transposed_int32(m, out):
+    """``out[i, o] = m[o, i]``: the int8 ``(O, I)`` mantissas as the forward's int32
+    ``(I, O)`` rows (a quarter of ``m.t().contiguous().to(torch.int32)``'s time on the
+    N-MNIST dense layer's 128 x 578: 28 against 108 us)."""
+    n_o, n_i = m.shape
+    for i in range(n_i):
+        for o in range(n_o):
+            out[i, o] = m[o, i]
+
+
 def step_block(n_o: int) -> int:
     """Steps per forward job: ``block · O`` int32 sums in :data:`SUMS_BYTES`."""
     return max(8, SUMS_BYTES // (4 * max(n_o, 1)))
@@ -198,7 +209,8 @@ class EventDenseProduct(torch.autograd.Function):
     def forward(ctx, x3, w2, q, counts, m, unit, z_mem):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
-        mt = m.t().contiguous().to(torch.int32)
+        mt = torch.empty((m.shape[1], n_o), dtype=torch.int32)
+        transposed_int32(m.contiguous().numpy(), mt.numpy())
         if z_mem is not None:
             zt = z_mem.empty((steps, n_b, n_o), torch.float32)
             z = zt.permute(1, 2, 0)
