@@ -1,7 +1,7 @@
 """Where the event-driven dense product pays: its forward + weight gradient against the
 int8-operand GEMM path's, by input density.
 
-Run: ``python benchmarks/bench_event_product.py [--reps 9] [--rounds 3]``
+Run: ``python benchmarks/bench_event_product.py [--reps 9] [--rounds 3] [--grad]``
 
 For three shapes (the N-MNIST dense 578 -> 128 layer at batch 32, T = 60; a 512 -> 512
 feed-forward synapse at batch 32, T = 200; Oxford's 200 -> 256 at batch 1, T = 2000)
@@ -9,19 +9,25 @@ and random binary input of each density, one product and its weight gradient thr
 ``int_product`` with the event path on and off (the GEMM on the int8 operand: int8
 GEMM or sgemm by CPU), alternating in rounds; prints the median of each and the median
 of the per-round ratios. ``MAX_DENSITY`` in ``loihi_slayer/synapse/_event_product.py``
-is the break-even these ratios show (event/GEMM = 1).
+is the break-even these ratios show (event/GEMM = 1) where the GEMM is sgemm. Where it is
+the int8 GEMM the forward is always the GEMM (``int8 GEMM`` in the header) and only the
+weight gradient can go by events: ``--grad`` times the event weight gradient against
+the float32 GEMM it replaces, by gradient size and density, the data behind
+``grad_max_density``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
 import torch
 
 import loihi_slayer.synapse._int_product as ip
-from loihi_slayer.synapse._event_product import MAX_DENSITY
+from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_pays, int8_gemm_works
+from loihi_slayer.synapse._event_product import MAX_DENSITY, grad_max_density, weight_grad_events
 
 SHAPES = {
     "N-MNIST dense 578->128, B 32, T 60": (32, 578, 60, 128),
@@ -29,6 +35,13 @@ SHAPES = {
     "Oxford 200->256, B 1, T 2000": (1, 200, 2000, 256),
 }
 DENSITIES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+def _restore(value: str | None) -> None:
+    if value is None:
+        os.environ.pop(INT8_GEMM_ENV, None)
+    else:
+        os.environ[INT8_GEMM_ENV] = value
 
 
 def _median_ms(fn, reps: int) -> float:
@@ -41,12 +54,61 @@ def _median_ms(fn, reps: int) -> float:
     return float(np.median(out))
 
 
+#: (B, I, T, O) of the weight-gradient sweep: gradients of 0.5 to 13 MB
+GRAD_SHAPES = (
+    (32, 578, 60, 64),
+    (32, 578, 60, 128),
+    (32, 578, 60, 256),
+    (32, 578, 60, 512),
+    (32, 256, 200, 256),
+    (32, 512, 200, 512),
+)
+GRAD_DENSITIES = (0.03, 0.06, 0.1, 0.15, 0.2)
+
+
+def grad_sweep(reps: int, rounds: int) -> None:
+    """The event weight gradient against the float32 GEMM (with the operand's float
+    copy, as the GEMM path makes it), alternating in rounds; prints event / GEMM time by
+    density, and the density ``grad_max_density`` admits."""
+    gen = torch.Generator().manual_seed(0)
+    for b, n_in, steps, n_out in GRAD_SHAPES:
+        grad_bytes = b * steps * n_out * 4
+        cells = []
+        for density in GRAD_DENSITIES:
+            x = (torch.rand(b, n_in, steps, generator=gen) < density).float()
+            q, _, _, counts = ip.int8_operand(x)
+            q3 = q.view(n_in, b, steps).numpy()
+            g_rows = torch.randn(b, steps, n_out, generator=gen)
+            g2 = torch.randn(n_out, b * steps, generator=gen)
+            gwt = torch.empty(n_in, n_out)
+            q_float = torch.empty(n_in, b * steps)
+
+            def events(q3=q3, counts=counts, g_rows=g_rows, gwt=gwt) -> None:
+                weight_grad_events(q3, counts.numpy(), g_rows.numpy(), False, gwt.numpy())
+
+            def gemm(q=q, q_float=q_float, g2=g2) -> torch.Tensor:
+                return g2 @ q_float.copy_(q).t()
+
+            ratio = [_median_ms(events, reps) / _median_ms(gemm, reps) for _ in range(rounds)]
+            cells.append(f"{density:4.2f}: {np.median(ratio):4.2f}")
+        print(
+            f"  B {b:2d} I {n_in:3d} T {steps:3d} O {n_out:3d} (gradient "
+            f"{grad_bytes / 2**20:4.1f} MB, events up to {grad_max_density(grad_bytes):.3f})"
+            f"  event / GEMM by density  " + "  ".join(cells)
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--grad", action="store_true", help="the weight-gradient sweep only")
     args = ap.parse_args(argv)
-    print(f"torch threads {torch.get_num_threads()}, MAX_DENSITY {MAX_DENSITY}")
+    gemm = "int8 GEMM" if int8_gemm_pays() and int8_gemm_works() else "sgemm"
+    print(f"torch threads {torch.get_num_threads()}, MAX_DENSITY {MAX_DENSITY}, {gemm}")
+    if args.grad:
+        grad_sweep(args.reps, args.rounds)
+        return
     gen = torch.Generator().manual_seed(0)
     event_product = ip._event_product
     for name, (b, n_in, steps, n_out) in SHAPES.items():
@@ -61,16 +123,23 @@ def main(argv: list[str] | None = None) -> None:
                 ip.int_product(x, w).backward(g)
 
             ev, gemm, ratio = [], [], []
+            saved = os.environ.get(INT8_GEMM_ENV)
             try:
                 for _ in range(args.rounds):
                     ip._DENSE_SKIPS.clear()
+                    # the event path at every density (it runs where the GEMM is sgemm)
+                    os.environ[INT8_GEMM_ENV] = "0"
                     ip._event_product = event_product
-                    ip.MAX_DENSITY = 1.0  # the event path at every density
+                    ip.MAX_DENSITY = 1.0
                     ev.append(_median_ms(step, args.reps))
+                    # the GEMM path as the CPU takes it (int8: events weight gradient
+                    # where sparse enough)
+                    _restore(saved)
                     ip._event_product = lambda *a: None
                     gemm.append(_median_ms(step, args.reps))
                     ratio.append(ev[-1] / gemm[-1])
             finally:
+                _restore(saved)
                 ip._event_product = event_product
                 ip.MAX_DENSITY = MAX_DENSITY
             print(

@@ -255,7 +255,7 @@ def int8_calls(monkeypatch):
     """Counts the int8 GEMM calls (after the one-time self-check has run), with the path
     on whatever the CPU (it is off by default where the CPU lacks int8 dot products)."""
     monkeypatch.setenv(synapse_fast.INT8_GEMM_ENV, "on")
-    synapse_fast._int8_gemm_works()
+    synapse_fast.int8_gemm_works()
     calls = []
     real = synapse_fast._int8_mm
 
@@ -269,7 +269,7 @@ def int8_calls(monkeypatch):
 
 def test_the_int8_gemm_is_available_and_exact_here():
     """CI's torch has an exact int8 GEMM: the int8 path below is really exercised."""
-    assert synapse_fast._int8_gemm_works()
+    assert synapse_fast.int8_gemm_works()
 
 
 @SETTINGS
@@ -285,7 +285,7 @@ def test_int8_gemm_conv_matches_reference(case, steps, exp, latency, graded, g, 
     base = np.array([-128, -127, -1, 0, 1, 3, 126, 127]) >> max(g - 1, 0)  # within [-256, 255]
     w = rng.choice(base, wshape) << g
     x = rng.choice(np.array([-127, -5, 0, 1, 127]), shape)
-    synapse_fast._int8_gemm_works()
+    synapse_fast.int8_gemm_works()
     calls = []
     real = synapse_fast._int8_mm
     synapse_fast._int8_mm = lambda a, b, out: (calls.append(1), real(a, b, out))

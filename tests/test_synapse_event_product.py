@@ -1,7 +1,9 @@
 """The dense synapse's event-driven product (issue 8): on sparse integer input the
 forward is the exact sum (float64 reference, and the float GEMM it replaces, bit for
 bit), the weight gradient the float product's up to summation order (float64 autograd
-reference), and the choice between events and the GEMM follows the input's density."""
+reference), and the choice between events and the GEMM follows the input's density:
+both directions where the GEMM is sgemm, the weight gradient alone where it is the
+int8 GEMM."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from loihi_slayer import synapse
 from loihi_slayer._recycle import recycled_for
+from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_works
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _event_product as ep
 from loihi_slayer.synapse import _int_product as ip
@@ -20,8 +23,11 @@ from loihi_slayer.synapse import _int_product as ip
 
 @pytest.fixture(autouse=True)
 def fresh_choice(monkeypatch):
-    """Every product at any size, and no density memory from earlier tests."""
+    """Every product at any size, no density memory from earlier tests, and the sgemm
+    CPUs' choice (both directions by events), which every CPU can run; the int8 GEMM
+    CPUs' split is tested with the int8 GEMM forced on."""
     monkeypatch.setattr(ip, "MIN_WORK", 0)
+    monkeypatch.setenv(INT8_GEMM_ENV, "0")
     ip._DENSE_SKIPS.clear()
     yield
     ip._DENSE_SKIPS.clear()
@@ -190,3 +196,75 @@ def test_transposed_int32_mantissas(n_o, n_i, seed):
     out = np.full((n_i, n_o), 7, np.int32)
     ep.transposed_int32(m.numpy(), out)
     assert np.array_equal(out, m.numpy().astype(np.int32).T)
+
+
+needs_int8_gemm = pytest.mark.skipif(
+    not int8_gemm_works(), reason="torch._int_mm is missing or inexact here"
+)
+
+
+@needs_int8_gemm
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_int8_gemm_forward_with_event_weight_gradient(monkeypatch, x_grad):
+    """Where the GEMM is int8, sparse input keeps the GEMM forward (exact, the float
+    GEMM's bits) and sums the weight gradient event by event: the float64 product's
+    gradient, and the same values as the event path's gradient in the same order."""
+    monkeypatch.setenv(INT8_GEMM_ENV, "1")
+    rng = np.random.default_rng(8)
+    b, n_in, n_out, steps = 3, 40, 24, 50
+    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 64.0, dtype=torch.float32)
+    x = torch.tensor(_sparse(rng, (b, n_in, steps), 128, 200), dtype=torch.float32)
+    g = torch.tensor(rng.normal(size=(b, n_out, steps)), dtype=torch.float32)
+    w1 = w.clone().requires_grad_(True)
+    x1 = x.clone().requires_grad_(x_grad)
+    z = ip.int_product(x1, w1)
+    assert _path(z) == "IntDenseProductBackward" and z.grad_fn.counts is not None
+    assert torch.equal(z.double(), _exact(x, w))
+    assert torch.equal(z, _float_path(x, w))
+    z.backward(g)
+    w64 = w.double().requires_grad_(True)
+    x64 = x.double().requires_grad_(x_grad)
+    _exact(x64, w64).backward(g.double())
+    torch.testing.assert_close(w1.grad.double(), w64.grad, rtol=1e-5, atol=1e-4)
+    if x_grad:
+        torch.testing.assert_close(x1.grad.double(), x64.grad, rtol=1e-5, atol=1e-4)
+    monkeypatch.setenv(INT8_GEMM_ENV, "0")
+    w2 = w.clone().requires_grad_(True)
+    z2 = ip.int_product(x, w2)
+    assert _path(z2) == "EventDenseProductBackward"
+    z2.backward(g)
+    assert torch.equal(w1.grad, w2.grad)  # the same event sums
+
+
+@needs_int8_gemm
+def test_int8_gemm_weight_gradient_choice_follows_density(monkeypatch):
+    """The event weight gradient up to :func:`grad_max_density` of the values non-zero,
+    the float GEMM's beyond it and for a time-major operand; the forward is the GEMM's
+    exact sums throughout."""
+    monkeypatch.setenv(INT8_GEMM_ENV, "1")
+    b, n_in, n_out, steps = 2, 50, 8, 40
+    w = torch.tensor(np.random.default_rng(9).integers(-127, 128, (n_out, n_in)) / 64.0)
+    w = w.float().requires_grad_(True)
+    size = b * n_in * steps
+    limit = int(size * ep.grad_max_density(b * steps * n_out * 4))
+    sparse = torch.zeros(b, n_in, steps)
+    sparse.view(-1)[:limit] = 1.0  # at the limit: events
+    dense = torch.zeros(b, n_in, steps)
+    dense.view(-1)[: limit + 1] = 1.0  # one more: the GEMM
+    for x, events in ((sparse, True), (dense, False)):
+        z = ip.int_product(x, w)
+        assert _path(z) == "IntDenseProductBackward"
+        assert (z.grad_fn.counts is not None) is events
+        assert torch.equal(z.double(), _exact(x, w.detach()))
+    z = ip.int_product(sparse, w, time_major=True)
+    assert z.grad_fn.counts is None and z.permute(2, 0, 1).is_contiguous()
+    assert torch.equal(z.double(), _exact(sparse, w.detach()))
+
+
+def test_grad_max_density_falls_with_the_gradient_size():
+    """Small gradients (rows in cache) admit the break-even density; it halves where the
+    rows fill the cache and keeps falling."""
+    small = ep.grad_max_density(0)
+    assert small == ep.GRAD_MAX_DENSITY
+    assert ep.grad_max_density(ep.GRAD_CACHE_BYTES) == small / 2
+    assert ep.grad_max_density(1 << 20) > ep.grad_max_density(16 << 20) > 0

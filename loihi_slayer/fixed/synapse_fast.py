@@ -481,7 +481,7 @@ def int8_factor(weights: Weights, magnitudes: np.ndarray | None, bound: int | No
         return None
     if weights.int8 is None or bound >> weights.shift >= 1 << 31:
         return None
-    return weights.shift if int8_gemm_pays() and _int8_gemm_works() else None
+    return weights.shift if int8_gemm_pays() and int8_gemm_works() else None
 
 
 #: the environment variable that overrides :func:`int8_gemm_pays`, and its values
@@ -526,7 +526,7 @@ def _int8_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 _INT8_GEMM: list[bool] = []
 
 
-def _int8_gemm_works() -> bool:
+def int8_gemm_works() -> bool:
     """Whether ``torch._int_mm`` exists here and gives exact int32 sums, checked once
     against int64 arithmetic on cases a fast kernel could get wrong: -128 * -128 products
     summed over 4099 terms (far past int16, where a saturating VNNI variant would clip),

@@ -42,6 +42,12 @@ from .._threads import follow_torch_threads
 #: gradient at 0.55-0.80 of the GEMM path's time up to density 0.10, break-even at
 #: 0.15-0.20 by shape; random input, spikes of real data cluster and do better)
 MAX_DENSITY = 0.12
+#: the event weight gradient's break-even density against the float32 GEMM, for
+#: gradients of :data:`GRAD_CACHE_BYTES` or less (see :func:`grad_max_density`)
+GRAD_MAX_DENSITY = 0.2
+#: gradient size at which the event weight gradient's break-even density has halved: its
+#: rows no longer stay in the L2 cache
+GRAD_CACHE_BYTES = 4 << 20
 #: bytes of one forward job's int32 sums (a block of steps times the outputs): L2-sized
 SUMS_BYTES = 1 << 16
 #: after a dense input, an owner's next products skip the event pass this many times
@@ -198,6 +204,23 @@ def step_block(n_o: int) -> int:
     return max(8, SUMS_BYTES // (4 * max(n_o, 1)))
 
 
+def grad_max_density(grad_bytes: int) -> float:
+    r"""The largest input density at which the event weight gradient replaces the float32
+    GEMM, for a gradient of ``grad_bytes`` (``B·T·O`` float32):
+
+    .. math::
+
+        d_{max} = \frac{0.2}{1 + \text{grad\_bytes} / 4\,\text{MB}}
+
+    Each event adds a gradient row of ``O`` values; once the rows outgrow the L2 cache an
+    event costs about twice as much, while the GEMM's rate stays. Fitted below the
+    break-evens measured on an AVX-512 CPU with int8 dot products (event / GEMM time, 1 at
+    density: 0.2 for gradients of 0.5-1.9 MB, 0.1-0.15 at 3-4 MB, 0.07 at 6 MB, 0.05 at
+    13 MB; ``python benchmarks/bench_event_product.py --grad``), so it picks the events
+    only where they win."""
+    return GRAD_MAX_DENSITY / (1.0 + grad_bytes / GRAD_CACHE_BYTES)
+
+
 class EventDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from its int8 values ``q`` ``(I, B, T)``
     and their numbers of events per row ``counts`` ``(B, I)`` (see the module); the
@@ -233,7 +256,7 @@ class EventDenseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (*product_backward(ctx, g, _events_weight_grad), None, None, None, None, None)
+        return (*product_backward(ctx, g, events_weight_grad), None, None, None, None, None)
 
 
 def product_backward(ctx, g, weight_grad) -> tuple:
@@ -249,8 +272,11 @@ def product_backward(ctx, g, weight_grad) -> tuple:
     return g_x, g_w
 
 
-def _events_weight_grad(ctx, q, g):
-    """The weight gradient event by event (:func:`weight_grad_events`), ``(O, I)``."""
+def events_weight_grad(ctx, q, g):
+    """The weight gradient event by event (:func:`weight_grad_events`), ``(O, I)``, from
+    the int8 input ``q`` (``(I, B, T)``, or its ``(I, B·T)`` reshape), ``ctx.counts`` its
+    rows' numbers of events and the time-last gradient ``g`` ``(B, O, T)``."""
+    q = q.view(q.shape[0], g.shape[0], g.shape[2])
     # rows of O gradients per (b, t): free where g is a view of time-major memory (the
     # fused recurrence's gradient), else one reordering copy
     gt = g.permute(2, 0, 1)
