@@ -4,6 +4,8 @@ matmul the path replaces; gradients against float64 autograd."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from loihi_slayer import synapse
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import synapse_fast
-from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV
+from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_works, int8_mm
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _int_product as ip
 
@@ -352,3 +354,24 @@ def test_time_major_output_memory_is_kept_per_synapse(any_size):
     other = dense((torch.rand(4, 24, 11) < 0.2).float())
     assert other.untyped_storage().data_ptr() != held.untyped_storage().data_ptr()
     assert torch.equal(held, kept)
+
+
+@pytest.mark.skipif(not int8_gemm_works(), reason="torch._int_mm is missing or inexact here")
+@pytest.mark.parametrize("shape", list(itertools.product([1, 2, 17], [1, 2, 5], [1, 3, 9])))
+def test_int8_mm_of_transposed_views_with_a_size_one_dimension(shape):
+    """``int8_mm`` gives the exact product for every layout of its operands, transposed
+    views with a size-1 dimension included (torch's CPU ``_int_mm`` returned arbitrary
+    values for some, e.g. a ``(1, K)`` view with strides ``(1, 1)``)."""
+    n_m, n_k, n_n = shape
+    g = torch.Generator().manual_seed(sum(shape))
+    a = torch.randint(-128, 128, (n_m, n_k), dtype=torch.int8, generator=g)
+    b = torch.randint(-128, 128, (n_k, n_n), dtype=torch.int8, generator=g)
+    exact = (a.long() @ b.long()).int()
+    for a_t, b_t in itertools.product([False, True], repeat=2):
+        # a transposed view: the transpose written to new memory, transposed back
+        av = torch.empty(n_k, n_m, dtype=torch.int8).copy_(a.t()).t() if a_t else a
+        bv = torch.empty(n_n, n_k, dtype=torch.int8).copy_(b.t()).t() if b_t else b
+        assert torch.equal(int8_mm(av, bv), exact), (a_t, b_t)
+        out = torch.empty(n_m, n_n, dtype=torch.int32)
+        int8_mm(av, bv, out)
+        assert torch.equal(out, exact)

@@ -519,8 +519,25 @@ def int8_gemm_pays() -> bool:
     return _cpu_has_int8_dot() if forced is None else forced
 
 
+def _row_major(a: torch.Tensor) -> torch.Tensor:
+    """``a`` itself, or a row-major copy where a size-1 dimension leaves its strides
+    ambiguous and it is not laid out row-major."""
+    if 1 in a.shape and a.stride() != (a.shape[1], 1):
+        return a.clone(memory_format=torch.contiguous_format)
+    return a
+
+
+def int8_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``torch._int_mm(a, b)``: the exact int32 product of int8 matrices. An operand with a
+    size-1 dimension goes in row-major: torch 2.13's CPU kernel misreads such an operand
+    when it is a transposed view (e.g. ``(1, K)`` with strides ``(1, 1)``: any values come
+    out, ``tests/test_synapse_int_product.py``); the copy is of a vector."""
+    a, b = _row_major(a), _row_major(b)
+    return torch._int_mm(a, b) if out is None else torch._int_mm(a, b, out=out)
+
+
 def _int8_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    torch._int_mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+    int8_mm(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out))
 
 
 _INT8_GEMM: list[bool] = []
