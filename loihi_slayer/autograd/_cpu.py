@@ -115,18 +115,22 @@ LANE_IDS = np.arange(LANES)
 @njit(inline="always", cache=True)
 def _tile_in(x, rows, m, t0, tl, buf):
     """``buf[tt, j] = x[rows[j], t0 + tt]`` for ``j < m``, ``tt < tl``; lanes ``>= m`` get 0.
-    Each lane reads a slice of its row indexed by the loop counter alone: LLVM then drops
-    the wrap-around checks and vectorises the copy (``x[row, t0 + tt]`` stayed scalar)."""
+    Indexed directly with unsigned indices (no negative-index wrap-around, so the copy
+    vectorises). No row views: each view of an array shared by the threads adds and
+    drops a reference to it, atomic operations on one cache line that the threads take
+    in turn (with views here and in :func:`_segment_out` the N-MNIST pool block spent
+    about a fifth of its time in numba's ``NRT_incref``/``NRT_decref``, ``perf``)."""
+    u0 = np.uint64(t0)
     if m == LANES and tl == TILE:
         for j in range(LANES):
-            src = x[rows[j], t0 : t0 + TILE]
-            for tt in range(TILE):
-                buf[tt, j] = src[tt]
+            r = np.uint64(rows[j])
+            for tt in range(np.uint64(TILE)):
+                buf[tt, j] = x[r, u0 + tt]
     else:
         for j in range(m):
-            src = x[rows[j], t0 : t0 + tl]
-            for tt in range(tl):
-                buf[tt, j] = src[tt]
+            r = np.uint64(rows[j])
+            for tt in range(np.uint64(tl)):
+                buf[tt, j] = x[r, u0 + tt]
         for tt in range(tl):
             for j in range(m, LANES):
                 buf[tt, j] = 0
@@ -136,12 +140,23 @@ def _tile_in(x, rows, m, t0, tl, buf):
 def _segment_out(out, segs, k, rows, m, g0, gl, sh=0):
     """``out[rows[j], g0 + sh + t] = segs[k, t, j]`` for ``j < m``, ``t < gl`` (``sh = 1``:
     one step later, the last step dropped at the end of the time axis): each row one
-    contiguous run."""
+    contiguous run, indexed directly (see :func:`_tile_in`)."""
     gl = min(gl, out.shape[1] - g0 - sh)
+    if gl <= 0:
+        return
+    u0 = np.uint64(g0 + sh)
     for j in range(m):
-        dst = out[rows[j], g0 + sh : g0 + sh + gl]
-        for t in range(gl):
-            dst[t] = segs[k, t, j]
+        r = np.uint64(rows[j])
+        for t in range(np.uint64(gl)):
+            out[r, u0 + t] = segs[k, t, j]
+
+
+@njit(inline="always", cache=True)
+def _zero_row(out, n):
+    """``out[n, :] = 0``, indexed directly (see :func:`_tile_in`)."""
+    r = np.uint64(n)
+    for t in range(np.uint64(out.shape[1])):
+        out[r, t] = 0
 
 
 @njit(inline="always", cache=True)
@@ -169,17 +184,19 @@ QUIET_BLOCK = 64
 
 
 @njit(inline="always", cache=True)
-def _quiet_row(xr):
-    """Whether every value of the row ``xr`` is 0 (NaN is not). Counted block by block
-    (a count vectorises), stopping at the first block with a non-zero value. Each block
-    is a slice indexed by the loop counter alone: with ``xr[t]`` for ``t`` from ``t0``,
-    numba kept its wrap-around check for negative indices and the count stayed scalar
-    (2.6-3.6x slower)."""
-    for t0 in range(0, xr.shape[0], QUIET_BLOCK):
-        block = xr[t0 : t0 + QUIET_BLOCK]
+def _quiet_row(x, n):
+    """Whether every value of row ``n`` of ``x`` is 0 (NaN is not). Counted block by block
+    (a count vectorises), stopping at the first block with a non-zero value. Indexed
+    with unsigned indices: with signed ones numba kept its wrap-around check for negative
+    indices and the count stayed scalar (2.6-3.6x slower); no row views (see
+    :func:`_tile_in`)."""
+    r = np.uint64(n)
+    steps = x.shape[1]
+    for t0 in range(0, steps, QUIET_BLOCK):
+        u0 = np.uint64(t0)
         nz = 0
-        for t in range(block.shape[0]):
-            nz += block[t] != 0
+        for t in range(np.uint64(min(QUIET_BLOCK, steps - t0))):
+            nz += x[r, u0 + t] != 0
         if nz != 0:
             return False
     return True
@@ -190,7 +207,7 @@ def _quiet_input(x, pool, n, base):
     """Whether neuron ``n``'s input is 0 at every step: its row of ``x``, or (pooled) every
     tap of its window (then so is the sum, whatever the weight)."""
     if pool.shape[0] == 0:
-        return _quiet_row(x[n])
+        return _quiet_row(x, n)
     # every tap counted in full: an all-quiet N-MNIST pool block took 0.78x the time of
     # stopping at the first non-zero block of each tap (fewer loop exits, fewer views)
     kh, kw = pool[0], pool[1]
@@ -198,38 +215,39 @@ def _quiet_input(x, pool, n, base):
     nz = 0
     for a in range(kh):
         for b in range(kw):
-            row = x[base + a * width + b]
-            for t in range(row.shape[0]):
-                nz += row[t] != 0
+            r = np.uint64(base + a * width + b)
+            for t in range(np.uint64(x.shape[1])):
+                nz += x[r, t] != 0
     return nz == 0
 
 
 @njit(inline="always", cache=True)
-def _window_row(x, row, kw, t0, tn, acc):
-    """``acc[tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right (on
-    slices indexed by the loop counter: see :func:`_quiet_row`)."""
-    xr = x[row, t0 : t0 + tn]
-    for tt in range(tn):
-        acc[tt] = xr[tt]
+def _window_row(x, row, kw, t0, tn, seg, k):
+    """``seg[k, tt] = sum_{b < kW} x[row + b, t0 + tt]`` for ``tt < tn``, left to right
+    (indexed directly with unsigned indices: see :func:`_tile_in`)."""
+    r = np.uint64(row)
+    u0 = np.uint64(t0)
+    for tt in range(np.uint64(tn)):
+        seg[k, tt] = x[r, u0 + tt]
     for b in range(1, kw):
-        xr = x[row + b, t0 : t0 + tn]
-        for tt in range(tn):
-            acc[tt] = acc[tt] + xr[tt]
+        rb = r + np.uint64(b)
+        for tt in range(np.uint64(tn)):
+            seg[k, tt] = seg[k, tt] + x[rb, u0 + tt]
 
 
 @njit(inline="always", cache=True)
-def _pool_row(x, pool, w, base, t0, tn, z, part):
+def _pool_row(x, pool, w, base, t0, tn, seg, j):
     """One neuron input of a sum pool whose ``(kH, kW)`` windows tile the input exactly:
-    ``z[tt] = w * sum_{a, b} x[base + a·W + b, t0 + tt]`` for ``tt < tn``.
+    ``seg[j, tt] = w * sum_{a, b} x[base + a·W + b, t0 + tt]`` for ``tt < tn``.
 
     ``x`` is the ``(C·H·W, T)`` input, ``pool = (kH, kW, H', W')``, ``base`` from
-    :func:`_pool_base`, ``part`` a scratch row. The float32 sums run in the order of the
-    synapse's separable sum (``synapse.layer._slice_pool``: the ``kW`` columns of each
-    window row left to right, then the ``kH`` row sums, then one multiply by ``w``), so
-    the values are the synapse's bit for bit. Each sum runs along time over contiguous
-    input rows, long enough for whole vectors. The common 2x2 pool is one pass with
-    unsigned indices (no wrap-around checks, so the loop vectorises without a view of
-    each tap: about 0.9x the time of four row slices with all neurons active).
+    :func:`_pool_base`, ``seg`` a ``(LANES + 1, S)`` buffer whose last row is scratch. The
+    float32 sums run in the order of the synapse's separable sum
+    (``synapse.layer._slice_pool``: the ``kW`` columns of each window row left to right,
+    then the ``kH`` row sums, then one multiply by ``w``), so the values are the
+    synapse's bit for bit. Each sum runs along time over contiguous input rows, long
+    enough for whole vectors, indexed with unsigned indices and without row views (see
+    :func:`_tile_in`); the common 2x2 pool is one pass.
     """
     kh, kw = pool[0], pool[1]
     width = pool[3] * kw
@@ -241,32 +259,31 @@ def _pool_row(x, pool, w, base, t0, tn, z, part):
         u0 = np.uint64(t0)
         for tt in range(np.uint64(tn)):
             t = u0 + tt
-            z[tt] = ((x[r0, t] + x[r1, t]) + (x[r2, t] + x[r3, t])) * w
+            seg[j, tt] = ((x[r0, t] + x[r1, t]) + (x[r2, t] + x[r3, t])) * w
         return
-    _window_row(x, base, kw, t0, tn, z)
+    _window_row(x, base, kw, t0, tn, seg, j)
     for a in range(1, kh):
-        _window_row(x, base + a * width, kw, t0, tn, part)
-        for tt in range(tn):
-            z[tt] = z[tt] + part[tt]
-    for tt in range(tn):
-        z[tt] = z[tt] * w
+        _window_row(x, base + a * width, kw, t0, tn, seg, LANES)
+        for tt in range(np.uint64(tn)):
+            seg[j, tt] = seg[j, tt] + seg[LANES, tt]
+    for tt in range(np.uint64(tn)):
+        seg[j, tt] = seg[j, tt] * w
 
 
 @njit(inline="always", cache=True)
 def _pool_segment(x, pool, w, bases, m, t0, tn, seg):
     """:func:`_pool_row` for lanes ``j < m`` into ``seg[j]`` (``seg`` a ``(LANES + 1, S)``
     buffer, its last row the scratch row), input rows from ``bases[j]``."""
-    part = seg[LANES]
     for j in range(m):
-        _pool_row(x, pool, w, bases[j], t0, tn, seg[j], part)
+        _pool_row(x, pool, w, bases[j], t0, tn, seg, j)
 
 
 @njit(inline="always", cache=True)
-def _all_zero(z, tn):
-    """Whether ``z[:tn]`` is all 0 (NaN is not): one vectorised count, no early exit."""
+def _all_zero(seg, j, tn):
+    """Whether ``seg[j, :tn]`` is all 0 (NaN is not): one vectorised count, no early exit."""
     nz = 0
-    for t in range(tn):
-        nz += z[t] != 0
+    for t in range(np.uint64(tn)):
+        nz += seg[j, t] != 0
     return nz == 0
 
 
@@ -408,18 +425,18 @@ def _cuba_chunk(
             base = _pool_base(pool, n) if pooled else 0
             rests = _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[_at(n, nb)], v_th[_at(n, nt)])
             if fused:  # the pooled row into lane m: a quiet neuron's sums are all 0
-                _pool_row(x, pool, pool_w, base, 0, steps, pseg[m], pseg[LANES])
-                quiet = rests and _all_zero(pseg[m], steps)
+                _pool_row(x, pool, pool_w, base, 0, steps, pseg, m)
+                quiet = rests and _all_zero(pseg, m, steps)
             else:
                 quiet = rests and _quiet_input(x, pool, n, base)
             if quiet:
-                s_out[n, :] = 0.0
+                _zero_row(s_out, n)
                 if rec_v:
-                    vp_out[n, :] = 0.0
+                    _zero_row(vp_out, n)
                 if rec_u:
-                    u_out[n, :] = 0.0
+                    _zero_row(u_out, n)
                 if rec_r:
-                    r_out[n, :] = 0
+                    _zero_row(r_out, n)
                 continue
             lane_rows[m] = n
             bases[m] = base
