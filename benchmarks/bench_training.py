@@ -1,7 +1,7 @@
 """Time whole training steps of the example networks against plain PyTorch.
 
 Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]
-[--parts]``
+[--parts] [--consecutive K]``
 
 One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
 Two networks, each built by its example script:
@@ -18,12 +18,13 @@ neuron as :func:`bench_neurons.plain_cuba` (float dynamics, lava-dl's surrogate,
 autograd through the loop over time) with the same surrogate width and scale, and the
 same one-step output shift, loss and optimizer. Both are timed alternately in the same
 run; the script prints medians, the spread (min-max) and the ratio plain / ours
-(issue 8 target: >= 10x), and each variant's minor page faults per step (fresh memory
-touched: where glibc hands freed heap memory back between steps, our large tensors
-fault again every step; ``MALLOC_MMAP_THRESHOLD_=33554432
-MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole
-process). ``--profile`` adds a ``torch.profiler`` table of our step; ``--parts`` times
-the N-MNIST step's kernels and GEMMs each alone (their sum: the step with no other
+(issue 8 target: >= 10x; ``--consecutive K``: each variant's ``K`` steps in a row per
+round, the steady state of a training loop), and each variant's minor page faults per
+step (fresh memory touched: where glibc hands freed heap memory back between steps, our
+large tensors fault again every step; ``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole process).
+``--profile`` adds a ``torch.profiler`` table of our step; ``--parts`` times the N-MNIST
+step's kernels and GEMMs each alone (their sum: the step with no other
 cost) beside the time 10x needs.
 """
 
@@ -260,8 +261,11 @@ VARIANTS = {
 }
 
 
-def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
-    """Time every variant's training step, round-robin; print medians and ratios."""
+def run_case(case: dict, reps: int, profile: bool, consecutive: int = 1) -> dict[str, float]:
+    """Time every variant's training step, round-robin; print medians and ratios. With
+    ``consecutive = K`` each variant runs ``K`` steps in a row per round and a step's time
+    is their mean: a training loop's steady state (a step right after another variant's
+    runs with caches holding that variant's memory)."""
     steps = {
         k: make_step(f(case), case["x"], case["target"], case["loss"]) for k, f in VARIANTS.items()
     }
@@ -273,11 +277,12 @@ def run_case(case: dict, reps: int, profile: bool) -> dict[str, float]:
     for _ in range(reps):  # alternate: all see the same machine state
         for k, fn in steps.items():
             before = minor_faults()
-            times[k].append(timed(fn))
-            faults[k] += minor_faults() - before
+            times[k].append(timed(lambda fn=fn: [fn() for _ in range(consecutive)]) / consecutive)
+            faults[k] += (minor_faults() - before) / consecutive
     med = {k: float(np.median(v)) for k, v in times.items()}
     ours_ms = med[next(iter(med))]
-    print(case["name"], flush=True)
+    steps_in_a_row = f", {consecutive} steps in a row per round" if consecutive > 1 else ""
+    print(case["name"] + steps_in_a_row, flush=True)
     for k, v in times.items():
         print(
             f"  {k:32s} {med[k]:9.2f} ms/step (min {min(v):8.2f}, max {max(v):8.2f})"
@@ -303,9 +308,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
     """Our N-MNIST step's irreducible work, each part timed alone: the pool block (its
     sums, neuron and shift are one kernel pass), the dense neurons' kernels (forward +
     backward), and the step's products (the dense synapse's forward product and weight
-    gradient as the layer runs them: event by event on sparse spikes, else the int8 GEMM
-    on CPUs with int8 dot products or sgemm, on the int8 operand; PyTorch's sgemm on the
-    other shapes). Their sum is what the step would take with no
+    gradient as the layer runs them: on CPUs with int8 dot products the int8 GEMM forward
+    and, on sparse spikes, the weight gradient event by event; elsewhere both event by
+    event on sparse spikes, else sgemm on the operand; PyTorch's sgemm on the other
+    shapes). Their sum is what the step would take with no
     other cost (copies, checks, autograd, optimizer). The gradients come in the layouts
     the step hands over: neuron-last ``(B, T, N)`` memory into the dense-1 neuron and its
     product's weight gradient (the input gradient of the dense-2 synapse's float
@@ -323,9 +329,8 @@ def nmnist_parts(case: dict, reps: int) -> None:
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
     with torch.no_grad():
         w1 = d1.synapse.pre_hook_weight.reshape(n1, n_in)
-    # the dense synapse's product as the layer runs it, forward and weight gradient:
-    # event by event on sparse spikes, else from the int8 operand by the int8 GEMM where
-    # the CPU has int8 dot products, else by sgemm on its float copy
+    # the dense synapse's product as the layer runs it, forward and weight gradient (see
+    # the docstring)
     w1g = w1.detach().clone().requires_grad_(True)
     z_probe = int_product(h1, w1g, d1.synapse)
     if z_probe is None:
@@ -336,8 +341,10 @@ def nmnist_parts(case: dict, reps: int) -> None:
         kind = "events"
     else:
         kind = "int8 GEMM" if int8_gemm_pays() else "sgemm"
+        if getattr(z_probe.grad_fn, "counts", None) is not None:
+            kind += " + event grad"
     product = (
-        f"{kind} product {n1}x{n_in}x{b * t} (fwd + weight grad)",
+        f"{kind} {n1}x{n_in}x{b * t} (fwd + weight grad)",
         lambda: int_product(h1, w1g, d1.synapse).backward(g1),
     )
 
@@ -391,6 +398,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32, help="N-MNIST batch")
     ap.add_argument("--only", choices=("nmnist", "oxford"))
+    ap.add_argument(
+        "--consecutive",
+        type=int,
+        default=1,
+        help="steps each variant runs in a row per round (a step's time: their mean)",
+    )
     ap.add_argument("--profile", action="store_true")
     ap.add_argument(
         "--parts", action="store_true", help="also time the N-MNIST step's kernels and GEMMs alone"
@@ -407,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "oxford"):
         cases.append(oxford_case())
     for case in cases:
-        med = run_case(case, args.reps, args.profile)
+        med = run_case(case, args.reps, args.profile, max(1, args.consecutive))
         if args.parts and case is cases[0] and args.only != "oxford":
             nmnist_parts(case, args.reps)
             plain = med["plain: neuron loop over time"]
