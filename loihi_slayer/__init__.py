@@ -5,7 +5,8 @@ subpackages ``slayer.block``, ``neuron``, ``synapse``, ``axon``, ``dendrite``,
 ``spike``, ``utils``, ``io``, ``loss``, ``classifier`` and ``auto`` are imported
 on first access (module ``__getattr__``), so ``import loihi_slayer`` itself
 stays cheap (no torch, no numba). Importing it before torch sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy (:mod:`._threads`).
+``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy or a spin count
+(:mod:`._threads`).
 """
 
 from __future__ import annotations

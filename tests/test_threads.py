@@ -25,6 +25,7 @@ def test_sets_passive_when_nothing_is_chosen_and_torch_is_not_loaded():
     ("env", "modules"),
     [
         ({"OMP_WAIT_POLICY": "active"}, {}),  # the user's choice wins
+        ({"GOMP_SPINCOUNT": "3000"}, {}),  # a bounded spin is a choice too
         ({_threads.ENV: "keep"}, {}),  # opt-out
         ({_threads.ENV: " Keep "}, {}),
         ({}, {"torch": object()}),  # runtime already started: the variable would do nothing
