@@ -25,6 +25,7 @@ from test_models_kernels import PROPERTY_MODELS, cases
 from loihi_slayer import fixed, models
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import codegen
+from loihi_slayer.models.sigma_delta import ModeParams
 
 SETTINGS = settings(
     max_examples=40,
@@ -242,3 +243,39 @@ def test_every_trace_element_is_written(name):
     for out in got:
         for k in model.traces:
             np.testing.assert_array_equal(out[k], ref[k], err_msg=f"{name} trace {k}")
+
+
+RESONATOR_PARAMS = {"sin_decay": 3000, "cos_decay": 1000, "v_th_mant": 100}
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_recorded_value_is_written(name):
+    """The CPU kernels write every value of every recorded trace, with resets splitting
+    the time axis and neuron counts off the lane width: the API hands them uninitialised
+    memory. Checked on ``out`` arrays filled with a value no trace holds here."""
+    model = models.get(name)
+    rng = np.random.default_rng(7)
+    shape = (3, 21, 37)  # 63 neurons: not a multiple of the 16 lanes; 37 steps: of a tile
+    xs = [rng.integers(-3000, 3000, shape) for _ in model.inputs]
+    inputs = xs[0] if len(xs) == 1 else tuple(xs)
+    reset = np.zeros(shape[-1], bool)
+    reset[[0, 11, 30]] = True
+    record = tuple(model.traces)
+    # the resonators' decays have no default; the others run on theirs
+    params = RESONATOR_PARAMS if "sin_decay" in _param_names(model) else None
+    if name == "sigma_delta":  # its runner takes the parameters with the layer's mode
+        params = ModeParams(fixed.SigmaDeltaParams(v_th_mant=3), "sigma_delta")
+    kw = {"reset": reset, "record": record}
+    ref, _ = model.run(inputs, params, backend="reference", **kw)
+    got, _ = model.run(inputs, params, backend="cpu", **kw)
+    for k in record:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{name}: trace {k!r}")
+    sentinel = -97
+    out = {k: np.full(shape, sentinel, got[k].dtype) for k in record}
+    model.run(inputs, params, backend="cpu", out=out, **kw)
+    for k in record:
+        np.testing.assert_array_equal(out[k], ref[k], err_msg=f"{name}: trace {k!r}")
+
+
+def _param_names(model) -> set[str]:
+    return {p.name for p in model.params}
