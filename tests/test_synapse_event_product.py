@@ -93,19 +93,19 @@ def test_event_product_is_the_exact_sum(
     assert torch.equal(z, _float_path(x3, w2.detach()))  # bit for bit the float GEMM's
 
 
-@pytest.mark.parametrize("time_major", [False, True])
-@pytest.mark.parametrize("x_grad", [False, True])
-def test_event_gradients_are_the_float_products(time_major, x_grad):
-    rng = np.random.default_rng(3)
+def _gradient_case(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(w, x, g)``: 8-bit grid weights, sparse integer input (values up to -128 and
+    127) and a time-last gradient of a 40 -> 24 product at batch 3, T = 50."""
+    rng = np.random.default_rng(seed)
     b, n_in, n_out, steps = 3, 40, 24, 50
     w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 64.0, dtype=torch.float32)
     x = torch.tensor(_sparse(rng, (b, n_in, steps), 128, 200), dtype=torch.float32)
     g = torch.tensor(rng.normal(size=(b, n_out, steps)), dtype=torch.float32)
-    w1 = w.clone().requires_grad_(True)
-    x1 = x.clone().requires_grad_(x_grad)
-    z = ip.int_product(x1, w1, time_major=time_major)
-    assert _path(z) == "EventDenseProductBackward"
-    z.backward(g)
+    return w, x, g
+
+
+def _assert_float64_gradients(w, x, g, w1, x1, x_grad: bool) -> None:
+    """``w1.grad`` (and ``x1.grad`` where asked) are the float64 product's gradients."""
     w64 = w.double().requires_grad_(True)
     x64 = x.double().requires_grad_(x_grad)
     _exact(x64, w64).backward(g.double())
@@ -114,6 +114,18 @@ def test_event_gradients_are_the_float_products(time_major, x_grad):
         torch.testing.assert_close(x1.grad.double(), x64.grad, rtol=1e-5, atol=1e-4)
     else:
         assert x1.grad is None
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_event_gradients_are_the_float_products(time_major, x_grad):
+    w, x, g = _gradient_case(3)
+    w1 = w.clone().requires_grad_(True)
+    x1 = x.clone().requires_grad_(x_grad)
+    z = ip.int_product(x1, w1, time_major=time_major)
+    assert _path(z) == "EventDenseProductBackward"
+    z.backward(g)
+    _assert_float64_gradients(w, x, g, w1, x1, x_grad)
 
 
 def test_time_major_gradient_is_read_in_place():
@@ -210,11 +222,7 @@ def test_int8_gemm_forward_with_event_weight_gradient(monkeypatch, x_grad):
     GEMM's bits) and sums the weight gradient event by event: the float64 product's
     gradient, and the same values as the event path's gradient in the same order."""
     monkeypatch.setenv(INT8_GEMM_ENV, "1")
-    rng = np.random.default_rng(8)
-    b, n_in, n_out, steps = 3, 40, 24, 50
-    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 64.0, dtype=torch.float32)
-    x = torch.tensor(_sparse(rng, (b, n_in, steps), 128, 200), dtype=torch.float32)
-    g = torch.tensor(rng.normal(size=(b, n_out, steps)), dtype=torch.float32)
+    w, x, g = _gradient_case(8)
     w1 = w.clone().requires_grad_(True)
     x1 = x.clone().requires_grad_(x_grad)
     z = ip.int_product(x1, w1)
@@ -222,12 +230,7 @@ def test_int8_gemm_forward_with_event_weight_gradient(monkeypatch, x_grad):
     assert torch.equal(z.double(), _exact(x, w))
     assert torch.equal(z, _float_path(x, w))
     z.backward(g)
-    w64 = w.double().requires_grad_(True)
-    x64 = x.double().requires_grad_(x_grad)
-    _exact(x64, w64).backward(g.double())
-    torch.testing.assert_close(w1.grad.double(), w64.grad, rtol=1e-5, atol=1e-4)
-    if x_grad:
-        torch.testing.assert_close(x1.grad.double(), x64.grad, rtol=1e-5, atol=1e-4)
+    _assert_float64_gradients(w, x, g, w1, x1, x_grad)
     monkeypatch.setenv(INT8_GEMM_ENV, "0")
     w2 = w.clone().requires_grad_(True)
     z2 = ip.int_product(x, w2)
