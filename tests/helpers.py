@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = ROOT / "golden"
 SHARED_GOLDEN = ROOT.parent / "shared" / "golden-ext"
+
+
+def run_python(code: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -c code *args`` in a fresh process, its output captured as text, within
+    300 s unless ``timeout`` says otherwise; other keyword arguments (``env``, ``check``,
+    ``cwd``, ``preexec_fn``) go to :func:`subprocess.run`."""
+    kwargs.setdefault("timeout", 300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, **kwargs
+    )
 
 
 def cuda_available() -> bool:

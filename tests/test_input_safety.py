@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import GOLDEN_DIR
+from helpers import GOLDEN_DIR, run_python
 
 from loihi_slayer import block, cli
 from loihi_slayer.errors import FormatError, LoihiSlayerError, ParameterError, ParameterTypeError
@@ -159,14 +159,7 @@ def test_full_disk_during_save_network_and_params_save(tmp_path, what):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
 
-    r = subprocess.run(
-        [sys.executable, "-c", SAVE_SCRIPT, what, str(path)],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        preexec_fn=limit,
-        timeout=300,
-    )
+    r = run_python(SAVE_SCRIPT, what, str(path), env=ENV, preexec_fn=limit)
     assert r.returncode == 3, (r.returncode, r.stderr)  # not SIGXFSZ, not SIGSEGV
     assert "File too large" in r.stdout and str(path) in r.stdout
     assert path.read_bytes() == b"old content" and _leftovers(tmp_path) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import run_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,12 +227,9 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch):
 
 
 def test_importing_io_does_not_import_matplotlib():
-    import subprocess
-    import sys
-
     code = (
         "import sys, loihi_slayer.io, loihi_slayer.stats, loihi_slayer.loss;"
         "print('matplotlib' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python(code, check=True)
     assert out.stdout.strip() == "False"

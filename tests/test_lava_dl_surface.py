@@ -5,12 +5,11 @@ and neuron constructs with lava-dl's defaults (only the required arguments given
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_python
 
 import loihi_slayer as slayer
 
@@ -157,7 +156,7 @@ def _module(path: str):
 
 def test_import_is_cheap_and_lazy():
     code = "import sys, loihi_slayer; print('torch' in sys.modules, 'numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python(code, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 

@@ -11,11 +11,11 @@ import json
 import os
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python
 
 from loihi_slayer import _numba_cache
 
@@ -121,15 +121,7 @@ def _limited_run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
         "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
     }
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        preexec_fn=limit,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    return run_python(code, env=env, preexec_fn=limit, cwd=tmp_path)
 
 
 def test_failed_cache_write_of_our_kernel_is_a_warning(tmp_path):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 from loihi_slayer import _threads
 
@@ -52,9 +51,7 @@ def _policy_after(code: str, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", _threads.ENV)}
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
+    out = run_python(code, env=env, check=True)
     return out.stdout.strip()
 
 
@@ -132,14 +129,7 @@ def test_kernels_keep_and_follow_torchs_thread_count():
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     env.pop("NUMBA_NUM_THREADS", None)
-    out = subprocess.run(
-        [sys.executable, "-c", _FOLLOW],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    out = run_python(_FOLLOW, env=env, check=True).stdout
     seen, numba_max = json.loads(out.strip().splitlines()[-1])
     two = min(2, numba_max)
     assert seen == [[1, 1], [1, 1], [2, two], [1, two], [2, two]]
