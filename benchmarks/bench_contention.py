@@ -61,6 +61,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "workqueue-numba1": {"NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "1"},
     # OpenMP workers spin a bounded while after each region, then sleep (GOMP_SPINCOUNT:
     # libgomp's default without a policy is 300000, "about 3 ms"; passive is 0)
+    "spin300": {"GOMP_SPINCOUNT": "300"},
     "spin1k": {"GOMP_SPINCOUNT": "1000"},
     "spin3k": {"GOMP_SPINCOUNT": "3000"},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},

@@ -68,7 +68,7 @@ from numba import njit
 
 from .._numba_cache import guard_cache_writes
 from .._threads import follow_torch_threads, torch_threads
-from . import cpu
+from . import cpu, event_conv
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -128,15 +128,22 @@ def exact_float_dtype(bound: int) -> np.dtype | None:
 def input_magnitudes(x: np.ndarray, graded: bool) -> np.ndarray | None:
     r""":math:`\max|x|` of each row (axis 0: input neuron or channel) as int64; ones for
     binary spikes (cast to 0/1); None when some :math:`|x| \ge 2^{62}` (no float path)."""
+    return input_stats(x, graded)[0]
+
+
+def input_stats(x: np.ndarray, graded: bool) -> tuple[np.ndarray | None, int | None]:
+    """:func:`input_magnitudes` and, for graded input, the number of non-zero values
+    (the same pass; None for binary spikes, which it does not read)."""
     rows = x.shape[0]
     if not graded:
-        return np.ones(rows, np.int64)
+        return np.ones(rows, np.int64), None
     hi = np.zeros(rows, np.int64)
     lo = np.zeros(rows, np.int64)
-    _row_extrema(x.reshape(rows, -1), hi, lo)
+    nonzero = np.zeros(rows, np.int64)
+    _row_extrema(x.reshape(rows, -1), hi, lo, nonzero)
     if rows and (int(hi.max()) >= _HUGE or int(lo.min()) <= -_HUGE):
-        return None
-    return np.maximum(hi, -lo)
+        return None, int(nonzero.sum())
+    return np.maximum(hi, -lo), int(nonzero.sum())
 
 
 def sum_bound(weight_rows: np.ndarray, magnitudes: np.ndarray) -> int:
@@ -189,6 +196,7 @@ class Weights:
         #: ``mats >> shift`` as int8, or None where it leaves the int8 range
         self.int8 = m8.astype(np.int8) if fits else None
         self._by_dtype: dict[np.dtype, np.ndarray] = {}
+        self._events: np.ndarray | None = None
 
     def bound(self, col_mags: np.ndarray | None, binary: bool = False) -> int | None:
         """:math:`B` over all groups; ``col_mags`` ``(groups, fan_in)`` (None: unknown)."""
@@ -204,6 +212,14 @@ class Weights:
             for a, r, m in zip(w_abs, self.abs_row_max, col_mags, strict=True)
         )
 
+    def event_form(self, kh: int, kw: int) -> np.ndarray:
+        """The one group's matrix divided by :math:`2^g`, as :func:`.event_conv.event_weights`
+        of the ``(C_out, C_in, kh, kw)`` weight (kept for the next call)."""
+        if self._events is None:
+            mat = self.reduced(np.dtype(np.float32))[0]
+            self._events = event_conv.event_weights(mat.reshape(mat.shape[0], -1, kh, kw))
+        return self._events
+
     def reduced(self, dtype: np.dtype) -> np.ndarray:
         """The matrices divided by :math:`2^g` (``mats >> shift``, exact) as ``dtype``
         (kept for the next call)."""
@@ -216,8 +232,9 @@ class Weights:
 
 
 @njit(nogil=True, cache=True)
-def _row_extrema(x, hi, lo):
-    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` in one pass.
+def _row_extrema(x, hi, lo, nonzero):
+    """``hi[r] = max(0, max x[r])``, ``lo[r] = min(0, min x[r])`` and ``nonzero[r]`` the
+    count of non-zero values of ``x[r]``, in one pass.
 
     Indexed, not iterated: ``for v in row`` kept the reduction scalar (10.8 GB/s on a
     PilotNet SDNN stream, 23 GB/s indexed).
@@ -227,12 +244,15 @@ def _row_extrema(x, hi, lo):
         row = x[r]
         a = np.int64(0)
         b = np.int64(0)
+        k = np.int64(0)
         for i in range(n):
             v = np.int64(row[i])
             a = max(a, v)
             b = min(b, v)
+            k += v != 0
         hi[r] = a
         lo[r] = b
+        nonzero[r] = k
 
 
 @njit(inline="always", cache=True)
@@ -722,7 +742,7 @@ def conv2d(
             out4,
         )
         return out4
-    mags = input_magnitudes(x, graded)
+    mags, nonzero = input_stats(x, graded)
     taps = fan_in // (c_in // groups)
     # column (c, k_y, k_x) of a group's matrix reads channel c
     cols = None if mags is None else np.repeat(mags.reshape(groups, -1), taps, axis=1)
@@ -743,6 +763,11 @@ def conv2d(
         )
     npix = h_out * w_out
     out = scratch("out", (c_out, npix * steps), np.dtype(np.int32))
+    if _events_pay(plan, nonzero, x.size, groups, transpose):
+        out4 = out.reshape(c_out, h_out, w_out, steps)
+        geometry = (*stride, *padding, *dilation, latency, plan.exp, c_out)
+        _conv_events(x, weights.event_form(*weight.shape[2:]), geometry, out4, scratch)
+        return out4
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
@@ -775,6 +800,48 @@ def conv2d(
             for job in jobs:
                 job.result()
     return out.reshape(c_out, h_out, w_out, steps)
+
+
+def _events_pay(plan: _Plan, nonzero: int | None, size: int, groups: int, transpose: bool) -> bool:
+    """Whether a convolution runs from its input's non-zero values (:mod:`.event_conv`):
+    graded input sparse enough, one group, not transposed, and sums exact in float32."""
+    return (
+        nonzero is not None
+        and groups == 1
+        and not transpose
+        and plan.dtype == np.float32
+        and nonzero <= event_conv.EVENT_MAX_DENSITY * size
+    )
+
+
+def _conv_events(
+    x: np.ndarray, wt: np.ndarray, geometry: tuple, out: np.ndarray, scratch: Scratch
+) -> None:
+    """``out`` (``(C_out, H_out, W_out, T)``) from the non-zero values of ``x``: the input
+    rows compacted, then the output rows, each phase shared among the tile workers."""
+    c_in, h, wd, steps = x.shape
+    rows = x.reshape(-1, steps)
+    counts = scratch("event counts", (rows.shape[0],), np.dtype(np.int64))
+    times = scratch("event times", rows.shape, np.dtype(np.int32))
+    values = scratch("event values", rows.shape, np.dtype(np.float32))
+    h_out, w_out = out.shape[1:3]
+    workers = max(1, min(tile_workers(), h_out))
+
+    def compact(k: int) -> None:
+        n = rows.shape[0]
+        event_conv.compact(rows, n * k // workers, n * (k + 1) // workers, counts, times, values)
+
+    def output_rows(k: int) -> None:
+        acc = scratch(f"event sums {k}", (w_out * steps * wt.shape[-1],), np.dtype(np.float32))
+        mine = np.arange(k, h_out, workers, dtype=np.int64)  # interleaved: even shares
+        event_conv.event_rows(x.shape, counts, times, values, wt, *geometry, mine, acc, out)
+
+    for phase in (compact, output_rows):
+        if workers == 1:
+            phase(0)
+        else:
+            for job in [_pool().submit(phase, k) for k in range(workers)]:
+                job.result()
 
 
 def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype, scratch: Scratch):

@@ -1,0 +1,146 @@
+r"""Exact convolution sums driven by the input's non-zero values (sparse graded streams).
+
+A sigma-delta network's messages are mostly zero (a PilotNet SDNN's convolutions read
+streams with 7-19 % non-zero values), and a GEMM multiplies every zero. Here each
+non-zero input value :math:`x[c, y, x, t]` adds :math:`x \cdot w[:, c, k_y, k_x]` to
+the output pixels its taps reach, all output channels at once:
+
+.. math::
+
+    a[o_y, o_x, t, :] \mathrel{+}= x[c, i_y, i_x, t]\; w^{\top}[c, k_y, k_x, :],
+    \qquad i_y = o_y s_y - p_y + k_y d_y,\; i_x = o_x s_x - p_x + k_x d_x .
+
+The work is the non-zero values times their taps times the output channels, instead
+of every input value's. One output row at a time: its sums ``(W_out, T, C_out)`` stay in
+the core's cache (the channels padded to whole vectors, so the inner loop is plain
+vector multiply-adds), and the row is then shifted, wrapped to 24 bit, delayed by the
+synaptic latency and written out channel-major (``(C_out, H_out, W_out, T)``, time
+last, as :func:`~loihi_slayer.fixed.synapse_fast.conv2d` returns it).
+
+The float32 sums are exact integers when the sum bound :math:`B`
+(:func:`~loihi_slayer.fixed.synapse_fast.sum_bound`, the weights' common power of two
+taken out) is at most :math:`2^{24}`: every product and partial sum, in any order, is
+bounded by :math:`B`, as for the float32 GEMM (the caller takes this path only where
+that GEMM's plan is float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._numba_cache import guard_cache_writes
+from . import cpu
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
+
+__all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights"]
+
+#: output channels per vector (16 float32 lanes: one AVX-512 register, two AVX2): the
+#: transposed weights and the row sums pad the channels to a multiple of it
+LANES = 16
+#: the densest input (fraction of non-zero values) that takes the event path. On
+#: PilotNet SDNN's 3x3 convolutions (``benchmarks/bench_emulator.py``, AVX-512 EPYC) the
+#: events cost about as much as im2col + float32 GEMM at 0.4 (the first convolution,
+#: 3 -> 24 channels) and 0.4-0.6x of it at 0.07-0.19; 0.25 leaves a margin for CPUs whose
+#: GEMM is relatively faster
+EVENT_MAX_DENSITY = 0.25
+
+_WRAP_HALF = 1 << 23
+_WRAP_MASK = (1 << 24) - 1
+
+
+def event_weights(weight: np.ndarray) -> np.ndarray:
+    """``(C_in, kH, kW, C_pad)`` float32 copy of a ``(C_out, C_in, kH, kW)`` weight, the
+    output channels last and padded with zeros to a multiple of :data:`LANES`."""
+    c_out = weight.shape[0]
+    padded = -(-c_out // LANES) * LANES
+    wt = np.zeros((*weight.shape[1:], padded), np.float32)
+    wt[..., :c_out] = np.moveaxis(weight, 0, -1)
+    return wt
+
+
+@njit(nogil=True, cache=True)
+def compact(x, r0, r1, counts, times, values):
+    """The non-zero values of rows ``r0 .. r1`` of ``x`` (``(rows, T)``, C-contiguous):
+    row ``r``'s are ``values[r, :counts[r]]`` (float32) at steps ``times[r, :counts[r]]``.
+
+    Branch-free: every value is written, the count advances past the non-zero ones.
+    """
+    steps = x.shape[1]
+    for r in range(r0, r1):
+        src = x[r]
+        ts = times[r]
+        vs = values[r]
+        n = 0
+        for t in range(steps):
+            v = src[t]
+            ts[n] = t
+            vs[n] = np.float32(v)
+            n += v != 0
+        counts[r] = n
+
+
+@njit(nogil=True, cache=True)
+def event_rows(
+    shape, counts, times, values, wt, sh, sw, ph, pw, dh, dw, lat, weight_exp, c_out, rows, acc, out
+):
+    """Output rows ``rows`` of the convolution of an input by ``wt``, from its non-zeros.
+
+    ``shape``: the input's ``(C_in, H, W, T)``; ``counts``, ``times``, ``values``: its
+    non-zero values by input row ``(c, y, x)`` (:func:`compact`); ``wt``:
+    :func:`event_weights`; ``acc``: float32 scratch of at least ``W_out * T * C_pad``
+    values; ``out``: ``(C_out, H_out, W_out, T)`` int32, rows ``rows`` written:
+    ``out[o, y, x, t] = wrap24(shift(sum, weight_exp))`` of the sum at ``t - lat``
+    (0 for ``t < lat``).
+    """
+    c_in, h, wd, steps = shape
+    _, kh, kw, c_pad = wt.shape
+    _, _, w_out, _ = out.shape
+    lag = min(lat, steps)
+    row_len = np.uint64(w_out * steps * c_pad)
+    wf = wt.reshape(-1)
+    pad = np.uint64(c_pad)
+    width = np.uint64(steps)
+    taps_a = np.empty(kw, np.uint64)  # per input column: where each valid tap adds
+    taps_w = np.empty(kw, np.uint64)  # ... and the weights it adds
+    for oy in rows:
+        for i in range(row_len):
+            acc[i] = 0
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            if iy < 0 or iy >= h:
+                continue
+            for c in range(c_in):
+                for ix in range(wd):
+                    r = (c * h + iy) * wd + ix
+                    n_ev = counts[r]
+                    if n_ev == 0:
+                        continue
+                    n_taps = 0
+                    for kx in range(kw):
+                        m = ix + pw - kx * dw
+                        if m >= 0 and m % sw == 0 and m // sw < w_out:
+                            taps_a[n_taps] = np.uint64(m // sw) * width * pad
+                            taps_w[n_taps] = np.uint64(((c * kh + ky) * kw + kx) * c_pad)
+                            n_taps += 1
+                    ts = times[r]
+                    vs = values[r]
+                    for e in range(n_ev):
+                        t = np.uint64(ts[e])
+                        v = vs[e]
+                        for j in range(n_taps):
+                            a0 = taps_a[j] + t * pad
+                            w0 = taps_w[j]
+                            for k in range(pad):
+                                acc[a0 + k] += v * wf[w0 + k]
+        for o in range(c_out):
+            dst = out[o, oy]
+            for ox in range(w_out):
+                row = dst[ox]
+                for t in range(lag):
+                    row[t] = 0
+                base = np.uint64(ox) * width * pad + np.uint64(o)
+                for t in range(steps - lag):
+                    s = cpu._shifted(np.int64(acc[base + np.uint64(t) * pad]), weight_exp)
+                    row[t + lag] = ((s + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF

@@ -1,0 +1,212 @@
+"""Convolutions from the input's non-zero values (``fixed.event_conv``): the reference's
+sums bit for bit, and taken exactly where they apply (sparse graded input, one group,
+not transposed, sums exact in float32)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loihi_slayer import fixed
+from loihi_slayer.fixed import event_conv, synapse_fast
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: for tests whose fixture only patches module state (each example clears what it reads)
+FIXTURE_SETTINGS = settings(
+    SETTINGS,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture
+def event_calls(monkeypatch):
+    """Counts the event kernel's calls; the density limit at 1 (every eligible
+    convolution takes the event path)."""
+    monkeypatch.setattr(event_conv, "EVENT_MAX_DENSITY", 1.0)
+    calls = []
+    real = event_conv.event_rows
+
+    def spy(*args):
+        calls.append(args[-1].shape)
+        real(*args)
+
+    monkeypatch.setattr(event_conv, "event_rows", spy)
+    return calls
+
+
+def _reference(x, w, stride, padding, dilation, exp, latency):
+    return fixed.conv2d(
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        weight_exp=exp,
+        graded=True,
+        latency=latency,
+        backend="reference",
+    )
+
+
+def _out_hw(hw, k, stride, padding, dilation):
+    return tuple(
+        (n + 2 * p - d * (kk - 1) - 1) // s + 1
+        for n, kk, s, p, d in zip(hw, k, stride, padding, dilation, strict=True)
+    )
+
+
+@st.composite
+def geometries(draw):
+    """``(c_in, c_out, (kh, kw), stride, padding, dilation, (h, w))`` with an output."""
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    hw = tuple(
+        draw(st.integers(d * (kk - 1) + 1 - 2 * p if d * (kk - 1) + 1 > 2 * p else 1, 12))
+        for kk, p, d in zip(k, padding, dilation, strict=True)
+    )
+    # output channels on both sides of a vector's width (the channel padding)
+    c_out = draw(st.sampled_from([1, 3, event_conv.LANES - 1, event_conv.LANES, 17, 40]))
+    return draw(st.integers(1, 4)), c_out, k, stride, padding, dilation, hw
+
+
+@FIXTURE_SETTINGS
+@given(
+    geometry=geometries(),
+    steps=st.integers(1, 9),
+    exp=st.integers(-8, 7),
+    latency=st.integers(0, 3),
+    density=st.sampled_from([0.0, 0.05, 0.3, 1.0]),
+    mag=st.sampled_from([1, 255, 2**15]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_event_conv_equals_the_reference(
+    event_calls, geometry, steps, exp, latency, density, mag, seed
+):
+    """Any geometry (stride, padding, dilation, channels not a multiple of the vector),
+    latency, exponent (both shifts, the 24-bit wrap) and density: the reference's sums."""
+    event_calls.clear()
+    c_in, c_out, k, stride, padding, dilation, hw = geometry
+    out_hw = _out_hw(hw, k, stride, padding, dilation)
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (c_out, c_in, *k)) * 2
+    x = rng.integers(-mag, mag + 1, (c_in, *hw, steps)) * (rng.random((c_in, *hw, steps)) < density)
+    got = synapse_fast.conv2d(x, w, stride, padding, dilation, 1, exp, True, latency, out_hw)
+    np.testing.assert_array_equal(got, _reference(x, w, stride, padding, dilation, exp, latency))
+    # the event path runs where float32 sums are exact: partial sums bounded by
+    # max_o sum |w| max|x| (the weights' common power of two taken out) <= 2**24;
+    # inputs within int8 may take the int8 GEMM instead
+    mags = np.abs(x).reshape(c_in, -1).max(axis=1)
+    bound = int((np.abs(w).sum(axis=(2, 3)) * mags).sum(axis=1).max())
+    bits = int(np.bitwise_or.reduce(np.abs(w), axis=None))
+    shift = (bits & -bits).bit_length() - 1 if bits else 0
+    if mags.max() > 127:
+        assert bool(event_calls) == (bound >> shift <= 2**24)
+
+
+def test_sums_at_the_float32_limit_are_exact(event_calls):
+    """Partial sums up to 2**24 (the float32 path's bound): exact, on the event path; one
+    more and the float64 GEMM runs instead."""
+    w = np.full((2, 1, 2, 2), 127)  # 4 odd taps: sum bound 508 max |x|, no common 2**g
+    for mag, events in ((2**24 // 508, True), (2**24 // 508 + 1, False)):
+        x = np.zeros((1, 5, 5, 3), np.int64)
+        x[0, 1:3, 1:3, :] = mag
+        x[0, 4, 4, 1] = -mag
+        event_calls.clear()
+        got = synapse_fast.conv2d(x, w, (1, 1), (0, 0), (1, 1), 1, 0, True, 0, (4, 4))
+        np.testing.assert_array_equal(got, _reference(x, w, (1, 1), (0, 0), (1, 1), 0, 0))
+        assert bool(event_calls) == events
+
+
+def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
+    """Sparse graded input takes the event path; denser input, grouped or transposed
+    convolutions and binary spikes take the GEMM; the sums agree everywhere."""
+    calls = []
+    real = event_conv.event_rows
+    monkeypatch.setattr(event_conv, "event_rows", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(5)
+    w = rng.integers(-100, 100, (4, 4, 3, 3)) * 2
+    limit = event_conv.EVENT_MAX_DENSITY
+    cases = [  # (density, groups, transpose, graded, event path)
+        (limit / 2, 1, False, True, True),
+        (min(1.0, limit * 2), 1, False, True, False),
+        (limit / 2, 2, False, True, False),
+        (limit / 2, 1, True, True, False),
+        (limit / 2, 1, False, False, False),
+    ]
+    for density, groups, transpose, graded, events in cases:
+        x = rng.integers(128, 300, (4, 9, 9, 40)) * (rng.random((4, 9, 9, 40)) < density)
+        wg = w[:, : 4 // groups]
+        calls.clear()
+        got = synapse_fast.conv2d(
+            x, wg, (1, 1), (1, 1), (1, 1), groups, -2, graded, 1, (9, 9), transpose
+        )
+        op = fixed.conv_transpose2d if transpose else fixed.conv2d
+        ref = op(
+            x,
+            wg,
+            padding=1,
+            groups=groups,
+            weight_exp=-2,
+            graded=graded,
+            latency=1,
+            backend="reference",
+        )
+        np.testing.assert_array_equal(got, ref)
+        assert bool(calls) == events, (density, groups, transpose, graded)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, workers):
+    """Every array from a scratch full of garbage (as kept memory may hold): the kernels
+    write every value they read, over one worker or several."""
+    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    rng = np.random.default_rng(8)
+    w = rng.integers(-128, 128, (20, 3, 3, 3)) * 2
+    x = rng.integers(128, 300, (3, 11, 13, 6)) * (rng.random((3, 11, 13, 6)) < 0.1)
+    roles: list[str] = []
+
+    def scratch(role, shape, dtype):
+        roles.append(role)
+        arr = np.empty(shape, dtype)
+        arr.view(np.uint8)[...] = 0x5A
+        return arr
+
+    got = synapse_fast.conv2d(
+        x, w, (2, 1), (1, 0), (1, 1), 1, -1, True, 1, (6, 11), scratch=scratch
+    )
+    np.testing.assert_array_equal(got, _reference(x, w, (2, 1), (1, 0), (1, 1), -1, 1))
+    assert event_calls and "event values" in roles and "event sums 0" in roles
+
+
+@SETTINGS
+@given(
+    rows=st.integers(1, 5),
+    steps=st.integers(1, 70),
+    density=st.floats(0, 1),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_compact_lists_each_rows_non_zero_values(rows, steps, density, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(2**20), 2**20, (rows, steps)) * (rng.random((rows, steps)) < density)
+    counts = np.full(rows, -1, np.int64)
+    times = np.full((rows, steps), -1, np.int32)
+    values = np.full((rows, steps), np.nan, np.float32)
+    event_conv.compact(x, 0, rows, counts, times, values)
+    for r in range(rows):
+        (where,) = np.nonzero(x[r])
+        assert counts[r] == len(where)
+        assert times[r, : counts[r]].tolist() == where.tolist()
+        assert values[r, : counts[r]].tolist() == x[r, where].astype(np.float32).tolist()
+
+
+def test_input_stats_count_the_non_zero_values():
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 4, (5, 7, 8)) * (rng.random((5, 7, 8)) < 0.3)
+    mags, nonzero = synapse_fast.input_stats(x, graded=True)
+    assert nonzero == np.count_nonzero(x)
+    assert mags.tolist() == np.abs(x).reshape(5, -1).max(axis=1).tolist()
+    assert synapse_fast.input_stats(x, graded=False)[1] is None  # spikes: not read
