@@ -7,15 +7,17 @@ the output pixels its taps reach, all output channels at once:
 
 .. math::
 
-    a[o_y, o_x, t, :] \mathrel{+}= x[c, i_y, i_x, t]\; w^{\top}[c, k_y, k_x, :],
+    a[t, o_y, o_x, :] \mathrel{+}= x[c, i_y, i_x, t]\; w^{\top}[c, k_y, k_x, :],
     \qquad i_y = o_y s_y - p_y + k_y d_y,\; i_x = o_x s_x - p_x + k_x d_x .
 
 The work is the non-zero values times their taps times the output channels, instead
-of every input value's. One output row at a time: its sums ``(W_out, T, C_out)`` stay in
+of every input value's. One output row at a time: its sums ``(T, W_out, C_out)`` stay in
 the core's cache (the channels padded to whole vectors, so the inner loop is plain
-vector multiply-adds), and the row is then shifted, wrapped to 24 bit, delayed by the
-synaptic latency and written out channel-major (``(C_out, H_out, W_out, T)``, time
-last, as :func:`~loihi_slayer.fixed.synapse_fast.conv2d` returns it).
+vector multiply-adds; the taps one input column sends to consecutive output columns lie
+side by side in the sums and in the weights, one loop for all of them), and the row is
+then shifted, wrapped to 24 bit, delayed by the synaptic latency and written out
+channel-major (``(C_out, H_out, W_out, T)``, time last, as
+:func:`~loihi_slayer.fixed.synapse_fast.conv2d` returns it).
 
 The float32 sums are exact integers when the sum bound :math:`B`
 (:func:`~loihi_slayer.fixed.synapse_fast.sum_bound`, the weights' common power of two
@@ -36,9 +38,11 @@ guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights"]
 
-#: output channels per vector (16 float32 lanes: one AVX-512 register, two AVX2): the
-#: transposed weights and the row sums pad the channels to a multiple of it
-LANES = 16
+#: the transposed weights and the row sums pad the output channels to a multiple of this:
+#: LLVM vectorises the multiply-add loop 16 float32 lanes wide, unrolled 4 times, and
+#: runs shorter trip counts in its scalar remainder (36 channels padded to 48: PilotNet
+#: SDNN's second convolution 0.30 ms/step; to 64: 0.19)
+LANES = 64
 #: the densest input (fraction of non-zero values) that takes the event path. On
 #: PilotNet SDNN's 3x3 convolutions (``benchmarks/bench_emulator.py``, AVX-512 EPYC) the
 #: events cost about as much as im2col + float32 GEMM at 0.4 (the first convolution,
@@ -50,13 +54,19 @@ _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1
 
 
-def event_weights(weight: np.ndarray) -> np.ndarray:
-    """``(C_in, kH, kW, C_pad)`` float32 copy of a ``(C_out, C_in, kH, kW)`` weight, the
-    output channels last and padded with zeros to a multiple of :data:`LANES`."""
-    c_out = weight.shape[0]
+def event_weights(weight: np.ndarray, sw: int = 1) -> np.ndarray:
+    """``(C_in, kH, sw, J, C_pad)`` float32 copy of a ``(C_out, C_in, kH, kW)`` weight for
+    column stride ``sw``: tap ``kx = kW - 1 - (r + j sw)`` at ``[c, ky, r, j]``, so the taps
+    that one input column sends to consecutive output columns lie side by side; the
+    output channels last, padded with zeros to a multiple of :data:`LANES`
+    (``J = ceil(kW / sw)``; slots past the kernel hold zeros)."""
+    c_out, c_in, kh, kw = weight.shape
     padded = -(-c_out // LANES) * LANES
-    wt = np.zeros((*weight.shape[1:], padded), np.float32)
-    wt[..., :c_out] = np.moveaxis(weight, 0, -1)
+    n_j = -(-kw // sw)
+    wt = np.zeros((c_in, kh, sw, n_j, padded), np.float32)
+    for kx in range(kw):
+        r, j = divmod(kw - 1 - kx, sw)[::-1]
+        wt[:, :, r, j, :c_out] = np.moveaxis(weight[:, :, :, kx], 0, -1)
     return wt
 
 
@@ -83,27 +93,44 @@ def compact(x, r0, r1, counts, times, values):
 
 @njit(nogil=True, cache=True)
 def event_rows(
-    shape, counts, times, values, wt, sh, sw, ph, pw, dh, dw, lat, weight_exp, c_out, rows, acc, out
+    shape,
+    counts,
+    times,
+    values,
+    wt,
+    kernel_w,
+    sh,
+    sw,
+    ph,
+    pw,
+    dh,
+    lat,
+    weight_exp,
+    c_out,
+    rows,
+    acc,
+    out,
 ):
     """Output rows ``rows`` of the convolution of an input by ``wt``, from its non-zeros.
 
     ``shape``: the input's ``(C_in, H, W, T)``; ``counts``, ``times``, ``values``: its
     non-zero values by input row ``(c, y, x)`` (:func:`compact`); ``wt``:
-    :func:`event_weights`; ``acc``: float32 scratch of at least ``W_out * T * C_pad``
-    values; ``out``: ``(C_out, H_out, W_out, T)`` int32, rows ``rows`` written:
+    :func:`event_weights` for column stride ``sw`` of a kernel ``kernel_w`` wide; the
+    geometry is a convolution's without column dilation; ``acc``: float32 scratch of at
+    least ``W_out * T * C_pad`` values; ``out``: ``(C_out, H_out, W_out, T)`` int32, rows
+    ``rows`` written:
     ``out[o, y, x, t] = wrap24(shift(sum, weight_exp))`` of the sum at ``t - lat``
     (0 for ``t < lat``).
     """
     c_in, h, wd, steps = shape
-    _, kh, kw, c_pad = wt.shape
+    _, kh, _, n_j, c_pad = wt.shape
+    kw = kernel_w
     _, _, w_out, _ = out.shape
     lag = min(lat, steps)
     row_len = np.uint64(w_out * steps * c_pad)
     wf = wt.reshape(-1)
     pad = np.uint64(c_pad)
-    width = np.uint64(steps)
-    taps_a = np.empty(kw, np.uint64)  # per input column: where each valid tap adds
-    taps_w = np.empty(kw, np.uint64)  # ... and the weights it adds
+    line = np.uint64(w_out * c_pad)  # one step's sums of the row: (W_out, C_pad)
     for oy in rows:
         for i in range(row_len):
             acc[i] = 0
@@ -117,30 +144,36 @@ def event_rows(
                     n_ev = counts[r]
                     if n_ev == 0:
                         continue
-                    n_taps = 0
-                    for kx in range(kw):
-                        m = ix + pw - kx * dw
-                        if m >= 0 and m % sw == 0 and m // sw < w_out:
-                            taps_a[n_taps] = np.uint64(m // sw) * width * pad
-                            taps_w[n_taps] = np.uint64(((c * kh + ky) * kw + kx) * c_pad)
-                            n_taps += 1
+                    # the taps kx = kw - 1 - (res + j sw) reach the output columns
+                    # ox = (ix + pw - kx) / sw: consecutive, side by side in acc and wt
+                    m = ix + pw - (kw - 1)  # ox * sw for the last tap (kx = kw - 1)
+                    res = (-m) % sw  # the first tap slot with a whole output column
+                    ox0 = (m + res) // sw  # its column; then ox0 + 1, ... for j = 1, ...
+                    j0 = 0
+                    if ox0 < 0:
+                        j0 = -ox0
+                    j1 = min(n_j, w_out - ox0)
+                    if res + (j1 - 1) * sw > kw - 1:  # the last slot past the kernel
+                        j1 = (kw - 1 - res) // sw + 1
+                    if j1 <= j0:
+                        continue
+                    a_base = np.uint64(ox0 + j0) * pad
+                    w0 = np.uint64((((c * kh + ky) * sw + res) * n_j + j0) * c_pad)
+                    span = np.uint64(j1 - j0) * pad
                     ts = times[r]
                     vs = values[r]
                     for e in range(n_ev):
-                        t = np.uint64(ts[e])
                         v = vs[e]
-                        for j in range(n_taps):
-                            a0 = taps_a[j] + t * pad
-                            w0 = taps_w[j]
-                            for k in range(pad):
-                                acc[a0 + k] += v * wf[w0 + k]
+                        a0 = a_base + np.uint64(ts[e]) * line
+                        for k in range(span):
+                            acc[a0 + k] += v * wf[w0 + k]
         for o in range(c_out):
             dst = out[o, oy]
             for ox in range(w_out):
                 row = dst[ox]
                 for t in range(lag):
                     row[t] = 0
-                base = np.uint64(ox) * width * pad + np.uint64(o)
+                base = np.uint64(ox) * pad + np.uint64(o)
                 for t in range(steps - lag):
-                    s = cpu._shifted(np.int64(acc[base + np.uint64(t) * pad]), weight_exp)
+                    s = cpu._shifted(np.int64(acc[base + np.uint64(t) * line]), weight_exp)
                     row[t + lag] = ((s + _WRAP_HALF) & _WRAP_MASK) - _WRAP_HALF

@@ -196,7 +196,7 @@ class Weights:
         #: ``mats >> shift`` as int8, or None where it leaves the int8 range
         self.int8 = m8.astype(np.int8) if fits else None
         self._by_dtype: dict[np.dtype, np.ndarray] = {}
-        self._events: np.ndarray | None = None
+        self._events: dict[int, np.ndarray] = {}
 
     def bound(self, col_mags: np.ndarray | None, binary: bool = False) -> int | None:
         """:math:`B` over all groups; ``col_mags`` ``(groups, fan_in)`` (None: unknown)."""
@@ -212,13 +212,14 @@ class Weights:
             for a, r, m in zip(w_abs, self.abs_row_max, col_mags, strict=True)
         )
 
-    def event_form(self, kh: int, kw: int) -> np.ndarray:
+    def event_form(self, kh: int, kw: int, sw: int) -> np.ndarray:
         """The one group's matrix divided by :math:`2^g`, as :func:`.event_conv.event_weights`
-        of the ``(C_out, C_in, kh, kw)`` weight (kept for the next call)."""
-        if self._events is None:
+        of the ``(C_out, C_in, kh, kw)`` weight for column stride ``sw`` (kept)."""
+        if sw not in self._events:
             mat = self.reduced(np.dtype(np.float32))[0]
-            self._events = event_conv.event_weights(mat.reshape(mat.shape[0], -1, kh, kw))
-        return self._events
+            w4 = mat.reshape(mat.shape[0], -1, kh, kw)
+            self._events[sw] = event_conv.event_weights(w4, sw)
+        return self._events[sw]
 
     def reduced(self, dtype: np.dtype) -> np.ndarray:
         """The matrices divided by :math:`2^g` (``mats >> shift``, exact) as ``dtype``
@@ -763,10 +764,11 @@ def conv2d(
         )
     npix = h_out * w_out
     out = scratch("out", (c_out, npix * steps), np.dtype(np.int32))
-    if _events_pay(plan, nonzero, x.size, groups, transpose):
+    if _events_pay(plan, nonzero, x.size, groups, transpose, dilation[1]):
         out4 = out.reshape(c_out, h_out, w_out, steps)
-        geometry = (*stride, *padding, *dilation, latency, plan.exp, c_out)
-        _conv_events(x, weights.event_form(*weight.shape[2:]), geometry, out4, scratch)
+        kh, kw = weight.shape[2:]
+        geometry = (kw, *stride, *padding, dilation[0], latency, plan.exp, c_out)
+        _conv_events(x, weights.event_form(kh, kw, stride[1]), geometry, out4, scratch)
         return out4
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
@@ -802,13 +804,17 @@ def conv2d(
     return out.reshape(c_out, h_out, w_out, steps)
 
 
-def _events_pay(plan: _Plan, nonzero: int | None, size: int, groups: int, transpose: bool) -> bool:
+def _events_pay(
+    plan: _Plan, nonzero: int | None, size: int, groups: int, transpose: bool, col_dilation: int
+) -> bool:
     """Whether a convolution runs from its input's non-zero values (:mod:`.event_conv`):
-    graded input sparse enough, one group, not transposed, and sums exact in float32."""
+    graded input sparse enough, one group, not transposed, no dilation along columns
+    (the kernel's taps then reach consecutive output columns), and sums exact in float32."""
     return (
         nonzero is not None
         and groups == 1
         and not transpose
+        and col_dilation == 1
         and plan.dtype == np.float32
         and nonzero <= event_conv.EVENT_MAX_DENSITY * size
     )
