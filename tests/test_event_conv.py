@@ -22,9 +22,9 @@ FIXTURE_SETTINGS = settings(
 
 @pytest.fixture
 def event_calls(monkeypatch):
-    """Counts the event kernel's calls; the density limit at 1 (every eligible
-    convolution takes the event path)."""
-    monkeypatch.setattr(event_conv, "EVENT_MAX_DENSITY", 1.0)
+    """Counts the event kernel's calls; every eligible convolution takes the event path,
+    whatever its density."""
+    monkeypatch.setattr(event_conv, "events_pay", lambda nonzero, size, c_out: True)
     calls = []
     real = event_conv.event_rows
 
@@ -128,7 +128,7 @@ def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
     real = event_conv.event_rows
     monkeypatch.setattr(event_conv, "event_rows", lambda *a: calls.append(1) or real(*a))
     rng = np.random.default_rng(5)
-    w = rng.integers(-100, 100, (4, 4, 3, 3)) * 2
+    w = rng.integers(-100, 100, (event_conv.LANES, 4, 3, 3)) * 2  # no channel padding
     limit = event_conv.EVENT_MAX_DENSITY
     cases = [  # (density, groups, transpose, graded, event path)
         (limit / 2, 1, False, True, True),
@@ -139,7 +139,7 @@ def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
     ]
     for density, groups, transpose, graded, events in cases:
         x = rng.integers(128, 300, (4, 9, 9, 40)) * (rng.random((4, 9, 9, 40)) < density)
-        wg = w[:, : 4 // groups]
+        wg = np.swapaxes(w, 0, 1) if transpose else w[:, : 4 // groups]
         calls.clear()
         got = synapse_fast.conv2d(
             x, wg, (1, 1), (1, 1), (1, 1), groups, -2, graded, 1, (9, 9), transpose
@@ -157,6 +157,20 @@ def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
         )
         np.testing.assert_array_equal(got, ref)
         assert bool(calls) == events, (density, groups, transpose, graded)
+
+
+def test_the_density_limit_counts_the_channel_padding():
+    """The events' work per non-zero value is the padded channels: a layer whose channels
+    fill whole vectors takes the path up to the limit's density, one with a quarter of a
+    vector's channels up to a quarter of it."""
+    limit, lanes = event_conv.EVENT_MAX_DENSITY, event_conv.LANES
+    size = 10_000
+    at = int(limit * size)
+    assert event_conv.events_pay(at, size, lanes)
+    assert not event_conv.events_pay(at + 1, size, lanes)
+    assert event_conv.events_pay(at // 4, size, lanes // 4)
+    assert not event_conv.events_pay(at // 4 + 1, size, lanes // 4)
+    assert event_conv.events_pay(0, size, 1)
 
 
 @pytest.mark.parametrize("workers", [1, 3])

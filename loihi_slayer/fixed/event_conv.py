@@ -36,19 +36,30 @@ from . import cpu
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights"]
+__all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights", "events_pay"]
 
 #: the transposed weights and the row sums pad the output channels to a multiple of this:
 #: LLVM vectorises the multiply-add loop 16 float32 lanes wide, unrolled 4 times, and
 #: runs shorter trip counts in its scalar remainder (36 channels padded to 48: PilotNet
 #: SDNN's second convolution 0.30 ms/step; to 64: 0.19)
 LANES = 64
-#: the densest input (fraction of non-zero values) that takes the event path. On
-#: PilotNet SDNN's 3x3 convolutions (``benchmarks/bench_emulator.py``, AVX-512 EPYC) the
-#: events cost about as much as im2col + float32 GEMM at 0.4 (the first convolution,
-#: 3 -> 24 channels) and 0.4-0.6x of it at 0.07-0.19; 0.25 leaves a margin for CPUs whose
-#: GEMM is relatively faster
+#: the largest effective density (below) that takes the event path
 EVENT_MAX_DENSITY = 0.25
+
+
+def events_pay(nonzero: int, size: int, c_out: int) -> bool:
+    """Whether the events cost less than im2col + float32 GEMM: the input's density
+    times the channel padding's waste (the events' work per non-zero value is the
+    padded channels) at most :data:`EVENT_MAX_DENSITY`.
+
+    Measured on PilotNet SDNN's 3x3 convolutions (AVX-512 EPYC, both paths alternating
+    in one process, 9 rounds, paired medians): input density 0.07-0.10 into 64
+    channels, the events take 0.36-0.51x the GEMM's time; 0.19 into 36 channels (padded
+    to 64: 0.33 effective) 1.00x; 0.42 into 24 (1.1 effective) 1.81x.
+    """
+    padded = -(-c_out // LANES) * LANES
+    return nonzero * padded <= EVENT_MAX_DENSITY * size * c_out
+
 
 _WRAP_HALF = 1 << 23
 _WRAP_MASK = (1 << 24) - 1

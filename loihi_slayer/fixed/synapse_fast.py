@@ -764,7 +764,7 @@ def conv2d(
         )
     npix = h_out * w_out
     out = scratch("out", (c_out, npix * steps), np.dtype(np.int32))
-    if _events_pay(plan, nonzero, x.size, groups, transpose, dilation[1]):
+    if _events_pay(plan, nonzero, x.size, c_out, groups, transpose, dilation[1]):
         out4 = out.reshape(c_out, h_out, w_out, steps)
         kh, kw = weight.shape[2:]
         geometry = (kw, *stride, *padding, dilation[0], latency, plan.exp, c_out)
@@ -805,18 +805,25 @@ def conv2d(
 
 
 def _events_pay(
-    plan: _Plan, nonzero: int | None, size: int, groups: int, transpose: bool, col_dilation: int
+    plan: _Plan,
+    nonzero: int | None,
+    size: int,
+    c_out: int,
+    groups: int,
+    transpose: bool,
+    col_dilation: int,
 ) -> bool:
     """Whether a convolution runs from its input's non-zero values (:mod:`.event_conv`):
-    graded input sparse enough, one group, not transposed, no dilation along columns
-    (the kernel's taps then reach consecutive output columns), and sums exact in float32."""
+    graded input sparse enough (:func:`.event_conv.events_pay`), one group, not
+    transposed, no dilation along columns (the kernel's taps then reach consecutive
+    output columns), and sums exact in float32."""
     return (
         nonzero is not None
         and groups == 1
         and not transpose
         and col_dilation == 1
         and plan.dtype == np.float32
-        and nonzero <= event_conv.EVENT_MAX_DENSITY * size
+        and event_conv.events_pay(nonzero, size, c_out)
     )
 
 
