@@ -326,7 +326,8 @@ def test_cuba_bad_input_flags_its_rows_only(parallel):
 
 sdnn_case = st.fixed_dictionaries(
     {
-        "rows": st.integers(1, 40),
+        # up to three blocks of the forward's lanes (a partial one included)
+        "rows": st.integers(1, 2 * _cpu.SD_LANES + 9),
         "steps": st.integers(1, 40),
         "mode": st.sampled_from([0, 1, 1]),
         "relu": st.booleans(),

@@ -87,6 +87,10 @@ def _vexp_neg(arg, out, ibuf):
 
 #: neurons stepped together (two AVX-512 / four AVX2 int64 vectors)
 LANES = 16
+#: neurons the sigma-delta forward steps together: its int64 lane loop vectorises for
+#: AMD CPUs (znver3-5) only from 64 lanes (LLVM's vector width times its unroll), and ran
+#: scalar at 16 (20 ms at (32, 512, 200), 3.3x the C kernel; 64 lanes: see the README)
+SD_LANES = 64
 #: time steps per tile
 TILE = 16
 #: parallel chunks per call at most: 32, or two per thread numba may start where that is
@@ -114,15 +118,22 @@ LANE_IDS = np.arange(LANES)
 
 @njit(inline="always", cache=True)
 def _tile_in(x, rows, m, t0, tl, buf):
-    """``buf[tt, j] = x[rows[j], t0 + tt]`` for ``j < m``, ``tt < tl``; lanes ``>= m`` get 0.
+    """``buf[tt, j] = x[rows[j], t0 + tt]`` for ``j < m``, ``tt < tl``; lanes ``>= m`` get 0
+    (:data:`LANES` lanes; :func:`_tile_in_lanes`)."""
+    _tile_in_lanes(x, rows, m, t0, tl, buf, LANES)
+
+
+@njit(inline="always", cache=True)
+def _tile_in_lanes(x, rows, m, t0, tl, buf, lanes):
+    """:func:`_tile_in` for a ``buf`` of ``lanes`` lanes (a constant where it is inlined).
     Indexed directly with unsigned indices (no negative-index wrap-around, so the copy
     vectorises). No row views: each view of an array shared by the threads adds and
     drops a reference to it, atomic operations on one cache line that the threads take
     in turn (with views here and in :func:`_segment_out` the N-MNIST pool block spent
     about a fifth of its time in numba's ``NRT_incref``/``NRT_decref``, ``perf``)."""
     u0 = np.uint64(t0)
-    if m == LANES and tl == TILE:
-        for j in range(LANES):
+    if m == lanes and tl == TILE:
+        for j in range(lanes):
             r = np.uint64(rows[j])
             for tt in range(np.uint64(TILE)):
                 buf[tt, j] = x[r, u0 + tt]
@@ -132,7 +143,7 @@ def _tile_in(x, rows, m, t0, tl, buf):
             for tt in range(np.uint64(tl)):
                 buf[tt, j] = x[r, u0 + tt]
         for tt in range(tl):
-            for j in range(m, LANES):
+            for j in range(m, lanes):
                 buf[tt, j] = 0
 
 
@@ -297,9 +308,9 @@ def chunk_span(c, chunks, items):
 
 
 @njit(cache=True)
-def n_chunks(rows):
-    """Parallel chunks for ``rows`` neurons (blocks of :data:`LANES`)."""
-    return max(1, min((rows + LANES - 1) // LANES, MAX_CHUNKS))
+def n_chunks(rows, lanes=LANES):
+    """Parallel chunks for ``rows`` neurons (blocks of ``lanes``)."""
+    return max(1, min((rows + lanes - 1) // lanes, MAX_CHUNKS))
 
 
 # --------------------------------------------------------------------------- CUBA
@@ -1270,9 +1281,52 @@ def _tile_below(xt, tl, scale, limit):
     """Whether every value of the tile's first ``tl`` steps has ``|x * scale| < limit``."""
     n = 0
     for tt in range(tl):
-        for j in range(LANES):
+        for j in range(SD_LANES):
             n += abs(xt[tt, j] * scale) < limit
-    return n == tl * LANES
+    return n == tl * SD_LANES
+
+
+@njit(inline="always", cache=True)
+def _sdnn_steps(mode, relu, cum_error, tl, so, at, sv, pb, pt, ot):
+    """The sigma-delta steps of one tile of :data:`SD_LANES` lanes: integer inputs ``at``,
+    state ``sv``, parameters ``pb``; integer payload and delta into ``pt``, float
+    payload, ReLU mask and delta into ``ot`` at ``so``. Returns the count of values
+    wider than 32 bits (their floats are redone exactly)."""
+    wide = 0
+    for tt in range(tl):
+        for j in range(SD_LANES):
+            a = at[tt, j]
+            d_prev = sv[1, j] - sv[2, j]
+            sg, ac, rs, er, p = _sdnn_step(
+                mode,
+                a,
+                sv[0, j],
+                sv[1, j],
+                sv[2, j],
+                sv[3, j],
+                pb[0, j],
+                pb[1, j],
+                12,
+                6,
+                relu,
+                cum_error,
+            )
+            # payload and delta through one int32 conversion each (AVX2 has no
+            # vector int64 -> double); kept, and the tile redone exactly below
+            # where one of them is wider than 32 bits
+            dd = ac - d_prev
+            pt[0, tt, j] = p
+            pt[1, tt, j] = dd
+            wide += (p != np.int64(np.int32(p))) | (dd != np.int64(np.int32(dd)))
+            ot[0, so + tt, j] = state_float(p) * (1.0 / 4096.0)
+            ot[1, so + tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
+            # d = act - act_prev + residue_prev; residue = d - s
+            ot[2, so + tt, j] = state_float(dd) * (1.0 / 262144.0)
+            sv[0, j] = sg
+            sv[1, j] = ac
+            sv[2, j] = rs
+            sv[3, j] = er
+    return wide
 
 
 @njit(inline="always", cache=True)
@@ -1295,26 +1349,26 @@ def _sdnn_chunk(
     d_out,
     bad,
 ):
-    """Chunk ``c`` of ``chunks`` of :func:`sdnn_forward`'s blocks of :data:`LANES` rows
+    """Chunk ``c`` of ``chunks`` of :func:`sdnn_forward`'s blocks of :data:`SD_LANES` rows
     (:func:`chunk_span`)."""
     rows, steps = x.shape
     rec_mask = mask_out.shape[1] > 0
     rec_d = d_out.shape[1] > 0
     nt, nb = v_th.shape[0], bias.shape[0]
-    xt = np.zeros((TILE, LANES), x.dtype)
-    ot = np.zeros((3, min(steps, OUT_SEGMENT), LANES), y_out.dtype)  # payload, mask, delta
-    at = np.zeros((TILE, LANES), np.int64)  # integer inputs
-    pt = np.zeros((2, TILE, LANES), np.int64)  # integer payload, delta
-    sv = np.zeros((4, LANES), np.int64)  # sigma, act, residue, error
-    pb = np.zeros((2, LANES), np.int64)  # threshold, bias
-    nbad = np.zeros(LANES, np.int64)
-    lane_rows = np.zeros(LANES, np.int64)
+    xt = np.zeros((TILE, SD_LANES), x.dtype)
+    ot = np.zeros((3, min(steps, OUT_SEGMENT), SD_LANES), y_out.dtype)  # payload, mask, delta
+    at = np.zeros((TILE, SD_LANES), np.int64)  # integer inputs
+    pt = np.zeros((2, TILE, SD_LANES), np.int64)  # integer payload, delta
+    sv = np.zeros((4, SD_LANES), np.int64)  # sigma, act, residue, error
+    pb = np.zeros((2, SD_LANES), np.int64)  # threshold, bias
+    nbad = np.zeros(SD_LANES, np.int64)
+    lane_rows = np.zeros(SD_LANES, np.int64)
     limit = INPUT_LIMIT * 1024.0
-    b_lo, b_hi = chunk_span(c, chunks, (rows + LANES - 1) // LANES)
+    b_lo, b_hi = chunk_span(c, chunks, (rows + SD_LANES - 1) // SD_LANES)
     for blk in range(b_lo, b_hi):
-        n0 = blk * LANES
-        m = min(LANES, rows - n0)
-        for j in range(LANES):
+        n0 = blk * SD_LANES
+        m = min(SD_LANES, rows - n0)
+        for j in range(SD_LANES):
             n = n0 + min(j, m - 1)
             lane_rows[j] = n
             pb[0, j] = v_th[n % nt]
@@ -1328,58 +1382,25 @@ def _sdnn_chunk(
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
             so = t0 % OUT_SEGMENT
-            _tile_in(x, lane_rows, m, t0, tl, xt)
+            _tile_in_lanes(x, lane_rows, m, t0, tl, xt, SD_LANES)
             # the integer inputs: one int32 conversion each where the whole tile is below
             # 2**31 (AVX2 has no vector double -> int64), else the exact 64-bit split
             if _tile_below(xt, tl, in_scale, INPUT_LIMIT):
                 for tt in range(tl):
-                    for j in range(LANES):
+                    for j in range(SD_LANES):
                         a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
                         at[tt, j] = a
                         nbad[j] += refused
             else:
                 for tt in range(tl):
-                    for j in range(LANES):
+                    for j in range(SD_LANES):
                         a, refused = chip_int(xt[tt, j], in_scale, limit)
                         at[tt, j] = a
                         nbad[j] += refused
-            wide = 0
-            for tt in range(tl):
-                for j in range(LANES):
-                    a = at[tt, j]
-                    d_prev = sv[1, j] - sv[2, j]
-                    sg, ac, rs, er, p = _sdnn_step(
-                        mode,
-                        a,
-                        sv[0, j],
-                        sv[1, j],
-                        sv[2, j],
-                        sv[3, j],
-                        pb[0, j],
-                        pb[1, j],
-                        12,
-                        6,
-                        relu,
-                        cum_error,
-                    )
-                    # payload and delta through one int32 conversion each (AVX2 has no
-                    # vector int64 -> double); kept, and the tile redone exactly below
-                    # where one of them is wider than 32 bits
-                    dd = ac - d_prev
-                    pt[0, tt, j] = p
-                    pt[1, tt, j] = dd
-                    wide += (p != np.int64(np.int32(p))) | (dd != np.int64(np.int32(dd)))
-                    ot[0, so + tt, j] = state_float(p) * (1.0 / 4096.0)
-                    ot[1, so + tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
-                    # d = act - act_prev + residue_prev; residue = d - s
-                    ot[2, so + tt, j] = state_float(dd) * (1.0 / 262144.0)
-                    sv[0, j] = sg
-                    sv[1, j] = ac
-                    sv[2, j] = rs
-                    sv[3, j] = er
+            wide = _sdnn_steps(mode, relu, cum_error, tl, so, at, sv, pb, pt, ot)
             if wide:
                 for tt in range(tl):
-                    for j in range(LANES):
+                    for j in range(SD_LANES):
                         ot[0, so + tt, j] = int_float(pt[0, tt, j]) * (1.0 / 4096.0)
                         ot[2, so + tt, j] = int_float(pt[1, tt, j]) * (1.0 / 262144.0)
             if so + tl == OUT_SEGMENT or t0 + tl == steps:  # a segment is complete
@@ -1423,10 +1444,10 @@ def sdnn_forward(
     step) and the 18-fraction-bit sigma increment for sigma-delta. Outputs:
     ``y_out`` payload / 4096, ``mask_out`` the ReLU derivative (1 where
     ``sigma + bias > 0``), ``d_out`` the delta ``d / 2**18`` (for the threshold
-    gradient). Parallel over blocks of :data:`LANES` neurons;
+    gradient). Parallel over blocks of :data:`SD_LANES` neurons;
     :func:`sdnn_forward_serial` is the same on the calling thread.
     """
-    chunks = n_chunks(x.shape[0])
+    chunks = n_chunks(x.shape[0], SD_LANES)
     for c in prange(chunks):
         _sdnn_chunk(
             c,
