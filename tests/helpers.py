@@ -87,6 +87,26 @@ def spy(monkeypatch, owner, name: str) -> list:
     return calls
 
 
+def conv_reference(x, w, stride, padding, dilation, groups, exp, graded, latency, transpose):
+    """The NumPy reference's (transposed) convolution sums: the independent result the
+    fast synapse paths are checked against."""
+    from loihi_slayer import fixed
+
+    op = fixed.conv_transpose2d if transpose else fixed.conv2d
+    return op(
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        weight_exp=exp,
+        graded=graded,
+        latency=latency,
+        backend="reference",
+    )
+
+
 def cuba_forward_kernels() -> dict:
     """The training CUBA forward kernels by ``(refractory period, parallel)``."""
     from loihi_slayer.autograd import _cpu

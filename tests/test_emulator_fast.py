@@ -13,6 +13,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from helpers import conv_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,19 +201,7 @@ def conv_cases(draw):
 def _conv_both(case, w, x, exp, latency, graded):
     """(the fast synapse's sums, the reference's) for a ``conv_cases`` geometry."""
     transpose, groups, _, _, _, stride, padding, dilation, _, out_hw = case
-    op = fixed.conv_transpose2d if transpose else fixed.conv2d
-    ref = op(
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        weight_exp=exp,
-        graded=graded,
-        latency=latency,
-        backend="reference",
-    )
+    ref = conv_reference(x, w, stride, padding, dilation, groups, exp, graded, latency, transpose)
     got = synapse_fast.conv2d(
         x, w, stride, padding, dilation, groups, exp, graded, latency, out_hw, transpose
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import conv_reference, spy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loihi_slayer import fixed
 from loihi_slayer.fixed import event_conv, synapse_fast
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,29 +25,11 @@ def event_calls(monkeypatch):
     """Counts the event kernel's calls; every eligible convolution takes the event path,
     whatever its density."""
     monkeypatch.setattr(event_conv, "events_pay", lambda nonzero, size, c_out: True)
-    calls = []
-    real = event_conv.event_rows
-
-    def spy(*args):
-        calls.append(args[-1].shape)
-        real(*args)
-
-    monkeypatch.setattr(event_conv, "event_rows", spy)
-    return calls
+    return spy(monkeypatch, event_conv, "event_rows")
 
 
 def _reference(x, w, stride, padding, dilation, exp, latency):
-    return fixed.conv2d(
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        weight_exp=exp,
-        graded=True,
-        latency=latency,
-        backend="reference",
-    )
+    return conv_reference(x, w, stride, padding, dilation, 1, exp, True, latency, False)
 
 
 def _out_hw(hw, k, stride, padding, dilation):
@@ -124,9 +106,7 @@ def test_sums_at_the_float32_limit_are_exact(event_calls):
 def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
     """Sparse graded input takes the event path; denser input, grouped or transposed
     convolutions and binary spikes take the GEMM; the sums agree everywhere."""
-    calls = []
-    real = event_conv.event_rows
-    monkeypatch.setattr(event_conv, "event_rows", lambda *a: calls.append(1) or real(*a))
+    calls = spy(monkeypatch, event_conv, "event_rows")
     rng = np.random.default_rng(5)
     w = rng.integers(-100, 100, (event_conv.LANES, 4, 3, 3)) * 2  # no channel padding
     limit = event_conv.EVENT_MAX_DENSITY
@@ -144,17 +124,7 @@ def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
         got = synapse_fast.conv2d(
             x, wg, (1, 1), (1, 1), (1, 1), groups, -2, graded, 1, (9, 9), transpose
         )
-        op = fixed.conv_transpose2d if transpose else fixed.conv2d
-        ref = op(
-            x,
-            wg,
-            padding=1,
-            groups=groups,
-            weight_exp=-2,
-            graded=graded,
-            latency=1,
-            backend="reference",
-        )
+        ref = conv_reference(x, wg, (1, 1), (1, 1), (1, 1), groups, -2, graded, 1, transpose)
         np.testing.assert_array_equal(got, ref)
         assert bool(calls) == events, (density, groups, transpose, graded)
 
