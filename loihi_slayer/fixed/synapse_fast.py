@@ -44,6 +44,13 @@ of the input. What depends on the weights alone (the matrices, their int8 form, 
 bound's row sums, float copies) is a :class:`Weights`, which a caller running the same
 weights again (the emulator) keeps.
 
+A sparse graded convolution (sigma-delta messages) skips the GEMM: where the input's
+density, times the waste of padding the output channels to whole vectors, is at most
+:data:`.event_conv.EVENT_MAX_DENSITY`, and the float32 plan applies (the same bound
+makes the float32 sums exact), :mod:`.event_conv` adds each non-zero input value's
+products to the output pixels its taps reach (one group, not transposed, columns not
+dilated).
+
 The GEMM is ``torch.mm`` (MKL ``sgemm``/``dgemm``) while PyTorch keeps full
 float32 matmul precision, else NumPy's BLAS, which never lowers it. Each GEMM
 runs on one torch thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
@@ -86,6 +93,7 @@ __all__ = [
     "TILE_WORKERS",
     "gemm_threads",
     "input_magnitudes",
+    "input_stats",
     "int8_factor",
     "full_precision_torch",
     "int8_gemm_pays",
@@ -832,7 +840,7 @@ def _conv_events(
 ) -> None:
     """``out`` (``(C_out, H_out, W_out, T)``) from the non-zero values of ``x``: the input
     rows compacted, then the output rows, each phase shared among the tile workers."""
-    c_in, h, wd, steps = x.shape
+    steps = x.shape[-1]
     rows = x.reshape(-1, steps)
     counts = scratch("event counts", (rows.shape[0],), np.dtype(np.int64))
     times = scratch("event times", rows.shape, np.dtype(np.int32))
