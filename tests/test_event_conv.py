@@ -24,7 +24,7 @@ FIXTURE_SETTINGS = settings(
 def event_calls(monkeypatch):
     """Counts the event kernel's calls; every eligible convolution takes the event path,
     whatever its density."""
-    monkeypatch.setattr(event_conv, "events_pay", lambda nonzero, size, c_out: True)
+    monkeypatch.setattr(event_conv, "events_pay", lambda *args: True)
     return spy(monkeypatch, event_conv, "event_rows")
 
 
@@ -132,7 +132,7 @@ def test_the_path_follows_density_groups_transposition_and_spikes(monkeypatch):
 def test_the_density_limit_counts_the_channel_padding():
     """The events' work per non-zero value is the padded channels: a layer whose channels
     fill whole vectors takes the path up to the limit's density, one with a quarter of a
-    vector's channels up to a quarter of it."""
+    vector's channels up to a quarter of it; a row of sums past the memory bound never."""
     limit, lanes = event_conv.EVENT_MAX_DENSITY, event_conv.LANES
     size = 10_000
     at = int(limit * size)
@@ -141,6 +141,26 @@ def test_the_density_limit_counts_the_channel_padding():
     assert event_conv.events_pay(at // 4, size, lanes // 4)
     assert not event_conv.events_pay(at // 4 + 1, size, lanes // 4)
     assert event_conv.events_pay(0, size, 1)
+    # an output row's sums are bounded: longer rows take the GEMM whatever the density
+    row = event_conv.EVENT_ROW_ELEMENTS // lanes
+    assert event_conv.events_pay(0, size, lanes, row)
+    assert not event_conv.events_pay(0, size, lanes, row + 1)
+
+
+def test_a_row_of_sums_past_the_bound_takes_the_gemm(monkeypatch):
+    """The same sparse layer runs by events, and by the GEMM once one output row's sums
+    would pass the memory bound (a long run): the same sums either way."""
+    calls = spy(monkeypatch, event_conv, "event_rows")
+    rng = np.random.default_rng(4)
+    w = rng.integers(-100, 100, (event_conv.LANES, 2, 3, 3)) * 2
+    x = rng.integers(128, 300, (2, 6, 7, 30)) * (rng.random((2, 6, 7, 30)) < 0.05)
+    ref = _reference(x, w, (1, 1), (1, 1), (1, 1), 0, 1)
+    for bound, events in ((1 << 22, True), (7 * 30 * event_conv.LANES - 1, False)):
+        monkeypatch.setattr(event_conv, "EVENT_ROW_ELEMENTS", bound)
+        calls.clear()
+        got = synapse_fast.conv2d(x, w, (1, 1), (1, 1), (1, 1), 1, 0, True, 1, (6, 7))
+        np.testing.assert_array_equal(got, ref)
+        assert bool(calls) == events
 
 
 @pytest.mark.parametrize("workers", [1, 3])

@@ -36,7 +36,15 @@ from . import cpu
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights", "events_pay"]
+__all__ = [
+    "EVENT_MAX_DENSITY",
+    "EVENT_ROW_ELEMENTS",
+    "LANES",
+    "compact",
+    "event_rows",
+    "event_weights",
+    "events_pay",
+]
 
 #: the transposed weights and the row sums pad the output channels to a multiple of this:
 #: LLVM vectorises the multiply-add loop 16 float32 lanes wide, unrolled 4 times, and
@@ -45,9 +53,12 @@ __all__ = ["EVENT_MAX_DENSITY", "LANES", "compact", "event_rows", "event_weights
 LANES = 64
 #: the largest effective density (below) that takes the event path
 EVENT_MAX_DENSITY = 0.25
+#: the most float32 sums of one output row ``(T, W_out, C_pad)`` a worker keeps (16 MiB):
+#: longer rows (long runs, wide layers) take the GEMM, whose tiles are bounded
+EVENT_ROW_ELEMENTS = 1 << 22
 
 
-def events_pay(nonzero: int, size: int, c_out: int) -> bool:
+def events_pay(nonzero: int, size: int, c_out: int, row_steps: int = 1) -> bool:
     """Whether the events cost less than im2col + float32 GEMM: the input's density
     times the channel padding's waste (the events' work per non-zero value is the
     padded channels) at most :data:`EVENT_MAX_DENSITY`.
@@ -58,6 +69,8 @@ def events_pay(nonzero: int, size: int, c_out: int) -> bool:
     to 64: 0.33 effective) 1.00x; 0.42 into 24 (1.1 effective) 1.81x.
     """
     padded = -(-c_out // LANES) * LANES
+    if row_steps * padded > EVENT_ROW_ELEMENTS:  # (``row_steps``: W_out * T)
+        return False
     return nonzero * padded <= EVENT_MAX_DENSITY * size * c_out
 
 

@@ -772,7 +772,7 @@ def conv2d(
         )
     npix = h_out * w_out
     out = scratch("out", (c_out, npix * steps), np.dtype(np.int32))
-    if _events_pay(plan, nonzero, x.size, c_out, groups, transpose, dilation[1]):
+    if _events_pay(plan, nonzero, x.size, c_out, w_out * steps, groups, transpose, dilation[1]):
         out4 = out.reshape(c_out, h_out, w_out, steps)
         kh, kw = weight.shape[2:]
         geometry = (kw, *stride, *padding, dilation[0], latency, plan.exp, c_out)
@@ -817,6 +817,7 @@ def _events_pay(
     nonzero: int | None,
     size: int,
     c_out: int,
+    row_steps: int,
     groups: int,
     transpose: bool,
     col_dilation: int,
@@ -831,7 +832,7 @@ def _events_pay(
         and not transpose
         and col_dilation == 1
         and plan.dtype == np.float32
-        and event_conv.events_pay(nonzero, size, c_out)
+        and event_conv.events_pay(nonzero, size, c_out, row_steps)
     )
 
 
