@@ -12,8 +12,9 @@ of the per-round ratios. ``MAX_DENSITY`` in ``loihi_slayer/synapse/_event_produc
 is the break-even these ratios show (event/GEMM = 1) where the GEMM is sgemm. Where it is
 the int8 GEMM the forward is always the GEMM (``int8 GEMM`` in the header) and only the
 weight gradient can go by events: ``--grad`` times the event weight gradient against
-the float32 GEMM it replaces, by gradient size and density, the data behind
-``grad_max_density``.
+the float32 GEMM it replaces, by gradient size and density, in the fused recurrence's
+time-major layout, beside the limit ``grad_max_density`` takes from this machine's
+calibration (``loihi_slayer/synapse/_grad_calibration.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import types
 
 import numpy as np
 import torch
 
 import loihi_slayer.synapse._int_product as ip
 from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_pays, int8_gemm_works
-from loihi_slayer.synapse._event_product import MAX_DENSITY, grad_max_density, weight_grad_events
+from loihi_slayer.synapse._event_product import MAX_DENSITY, events_weight_grad
+from loihi_slayer.synapse._grad_calibration import grad_max_density
 
 SHAPES = {
     "N-MNIST dense 578->128, B 32, T 60": (32, 578, 60, 128),
@@ -76,24 +79,25 @@ def grad_sweep(reps: int, rounds: int) -> None:
         cells = []
         for density in GRAD_DENSITIES:
             x = (torch.rand(b, n_in, steps, generator=gen) < density).float()
-            q, _, _, counts = ip.int8_operand(x)
-            q3 = q.view(n_in, b, steps).numpy()
-            g_rows = torch.randn(b, steps, n_out, generator=gen)
-            g2 = torch.randn(n_out, b * steps, generator=gen)
-            gwt = torch.empty(n_in, n_out)
+            # the time-major layout of the fused recurrence: operand columns (t, b), the
+            # gradient a view of (T, B, O) memory, neither path copies
+            q, _, _, _ = ip.int8_operand(x, time_major=True)
+            g_rows = torch.randn(steps * b, n_out, generator=gen)
+            g = g_rows.view(steps, b, n_out).permute(1, 2, 0)  # time-last view
+            ctx = types.SimpleNamespace(operand_time_major=True)
             q_float = torch.empty(n_in, b * steps)
 
-            def events(q3=q3, counts=counts, g_rows=g_rows, gwt=gwt) -> None:
-                weight_grad_events(q3, counts.numpy(), g_rows.numpy(), False, gwt.numpy())
+            def events(ctx=ctx, q=q, g=g) -> None:
+                events_weight_grad(ctx, q, g)
 
-            def gemm(q=q, q_float=q_float, g2=g2) -> torch.Tensor:
-                return g2 @ q_float.copy_(q).t()
+            def gemm(q=q, q_float=q_float, g_rows=g_rows) -> torch.Tensor:
+                return torch.mm(g_rows.t(), q_float.copy_(q).t())
 
             ratio = [_median_ms(events, reps) / _median_ms(gemm, reps) for _ in range(rounds)]
             cells.append(f"{density:4.2f}: {np.median(ratio):4.2f}")
         print(
             f"  B {b:2d} I {n_in:3d} T {steps:3d} O {n_out:3d} (gradient "
-            f"{grad_bytes / 2**20:4.1f} MB, events up to {grad_max_density(grad_bytes):.3f})"
+            f"{grad_bytes / 2**20:4.1f} MB, events up to {grad_max_density(n_out):.3f})"
             f"  event / GEMM by density  " + "  ".join(cells)
         )
 

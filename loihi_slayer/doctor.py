@@ -2,7 +2,9 @@
 
 :func:`diagnose` collects versions, numba's threading layer and thread count,
 numba's cache directory (and whether it is writable), the CPU's vector features and
-which GEMM the exact int8 paths take on it, CUDA availability (driver,
+which GEMM the exact int8 paths take on it, up to which input density the weight
+gradient goes by events (:mod:`~loihi_slayer.synapse._grad_calibration`; reported,
+never measured here), CUDA availability (driver,
 numba-cuda, device), and runs each integer kernel of :mod:`loihi_slayer.fixed`
 on small random inputs with the ``cpu`` backend (and ``cuda`` when a GPU or the
 simulator is active), comparing bit for bit with the NumPy reference. Nothing is
@@ -63,6 +65,7 @@ class Diagnosis:
     cache_writable: bool
     cuda: dict[str, str]
     cpu: str = ""
+    event_grad: str = ""
     checks: list[KernelCheck] = field(default_factory=list)
 
     @property
@@ -79,6 +82,8 @@ class Diagnosis:
         out.append(f"numba cache   {self.cache_dir} ({state})")
         if self.cpu:
             out.append(f"cpu           {self.cpu}")
+        if self.event_grad:
+            out.append(f"weight grad   {self.event_grad}")
         out += [f"cuda          {k}: {v}" for k, v in self.cuda.items()]
         for c in self.checks:
             verdict = "ok" if c.ok else "MISMATCH"
@@ -280,6 +285,24 @@ def _cpu_info() -> str:
     )
 
 
+def _event_grad_info() -> str:
+    """Up to which input density the dense synapse's weight gradient goes by events here:
+    the override, or the machine's calibration where one is kept (none is measured)."""
+    from .synapse._grad_calibration import EVENT_GRAD_ENV, grad_max_density, kept_calibration
+
+    setting = os.environ.get(EVENT_GRAD_ENV, "auto")
+    if setting.strip().lower() == "auto" and kept_calibration() is None:
+        return (
+            f"not calibrated on this machine yet: measured once, at the first sparse "
+            f"weight gradient ({EVENT_GRAD_ENV}={setting})"
+        )
+    try:
+        limits = ", ".join(f"{grad_max_density(n):.2f} at {n}" for n in (64, 128, 512))
+    except ValueError as exc:  # a bad LOIHI_SLAYER_EVENT_GRAD: report it, keep going
+        return str(exc)
+    return f"events up to input density {limits} outputs ({EVENT_GRAD_ENV}={setting})"
+
+
 def _threading_layer() -> str:
     import numba
 
@@ -310,6 +333,7 @@ def diagnose(run_self_test: bool = True) -> Diagnosis:
         cache_writable=_writable(_cache_dir()),
         cuda=cuda,
         cpu=_cpu_info(),
+        event_grad=_event_grad_info(),
     )
     if run_self_test:
         backends = ("cpu",)

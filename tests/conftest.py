@@ -3,6 +3,7 @@
 numba.cuda reads ``NUMBA_ENABLE_CUDASIM`` once, at import: without an NVIDIA
 driver on the machine the CUDA kernels run in numba's simulator, with one they
 run on the GPU. An explicit ``NUMBA_ENABLE_CUDASIM`` in the environment wins.
+``LOIHI_SLAYER_EVENT_GRAD`` is pinned likewise (unless set).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import pytest
 
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is None:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# the event weight gradient's density limit pinned (it is measured per machine): the
+# tests take the same paths on every machine; tests/test_grad_calibration.py unpins it
+os.environ.setdefault("LOIHI_SLAYER_EVENT_GRAD", "0.2")
 
 SHARED_GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden-ext"
 

@@ -19,6 +19,7 @@ from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_works
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _event_product as ep
 from loihi_slayer.synapse import _int_product as ip
+from loihi_slayer.synapse._grad_calibration import EVENT_GRAD_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -240,34 +241,77 @@ def test_int8_gemm_forward_with_event_weight_gradient(monkeypatch, x_grad):
 
 
 @needs_int8_gemm
-def test_int8_gemm_weight_gradient_choice_follows_density(monkeypatch):
-    """The event weight gradient up to :func:`grad_max_density` of the values non-zero,
-    the float GEMM's beyond it and for a time-major operand; the forward is the GEMM's
-    exact sums throughout."""
+@pytest.mark.parametrize("time_major", [False, True])
+def test_int8_gemm_weight_gradient_choice_follows_density(monkeypatch, time_major):
+    """The event weight gradient up to :func:`grad_max_density` of the values non-zero
+    (here pinned by ``LOIHI_SLAYER_EVENT_GRAD``), the float GEMM's beyond it, for a
+    time-last or a time-major operand; the forward is the GEMM's exact sums throughout,
+    and both weight gradients the float64 product's."""
     monkeypatch.setenv(INT8_GEMM_ENV, "1")
+    monkeypatch.setenv(EVENT_GRAD_ENV, "0.15")
     b, n_in, n_out, steps = 2, 50, 8, 40
     w = torch.tensor(np.random.default_rng(9).integers(-127, 128, (n_out, n_in)) / 64.0)
-    w = w.float().requires_grad_(True)
+    w = w.float()
     size = b * n_in * steps
-    limit = int(size * ep.grad_max_density(b * steps * n_out * 4))
+    limit = int(size * 0.15)
     sparse = torch.zeros(b, n_in, steps)
     sparse.view(-1)[:limit] = 1.0  # at the limit: events
     dense = torch.zeros(b, n_in, steps)
     dense.view(-1)[: limit + 1] = 1.0  # one more: the GEMM
+    g = torch.tensor(np.random.default_rng(2).normal(size=(b, n_out, steps)), dtype=torch.float32)
     for x, events in ((sparse, True), (dense, False)):
-        z = ip.int_product(x, w)
+        w1 = w.clone().requires_grad_(True)
+        z = ip.int_product(x, w1, time_major=time_major)
         assert _path(z) == "IntDenseProductBackward"
         assert (z.grad_fn.counts is not None) is events
-        assert torch.equal(z.double(), _exact(x, w.detach()))
-    z = ip.int_product(sparse, w, time_major=True)
-    assert z.grad_fn.counts is None and z.permute(2, 0, 1).is_contiguous()
-    assert torch.equal(z.double(), _exact(sparse, w.detach()))
+        assert z.permute(2, 0, 1).is_contiguous() is time_major
+        assert torch.equal(z.double(), _exact(x, w))
+        z.backward(g)
+        _assert_float64_gradients(w, x, g, w1, x, False)
+    monkeypatch.setenv(EVENT_GRAD_ENV, "off")
+    z = ip.int_product(sparse, w.clone().requires_grad_(True), time_major=time_major)
+    assert z.grad_fn.counts is None
 
 
-def test_grad_max_density_falls_with_the_gradient_size():
-    """Small gradients (rows in cache) admit the break-even density; it halves where the
-    rows fill the cache and keeps falling."""
-    small = ep.grad_max_density(0)
-    assert small == ep.GRAD_MAX_DENSITY
-    assert ep.grad_max_density(ep.GRAD_CACHE_BYTES) == small / 2
-    assert ep.grad_max_density(1 << 20) > ep.grad_max_density(16 << 20) > 0
+def _layout(q3: np.ndarray, g3: np.ndarray, cross: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's operands from the input ``(I, A, C)`` and the gradient ``(A, C, O)``:
+    its rows in ``(c, a)`` order when ``cross``."""
+    n_o = g3.shape[-1]
+    g2 = g3.transpose(1, 0, 2) if cross else g3
+    return q3, np.ascontiguousarray(g2).reshape(-1, n_o)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_i=st.integers(1, 12),
+    n_a=st.integers(1, 9),
+    n_c=st.integers(1, 40),
+    n_o=st.integers(1, 40),
+    block=st.integers(1, 70),
+    density=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    cross=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_event_weight_gradient_any_layout_and_block(
+    n_i, n_a, n_c, n_o, block, density, cross, seed
+):
+    """``weight_grad_events`` is the float64 product's weight gradient (float32
+    rounding) for any block (shorter than a row, whole rows, beyond the input), any
+    density (none to all), values from -128 to 127, gradient rows in either order; and
+    bit for bit the same whatever the inputs per job (the thread split)."""
+    rng = np.random.default_rng(seed)
+    q3 = rng.integers(-128, 128, (n_i, n_a, n_c)).astype(np.int8)
+    q3[rng.random(q3.shape) >= density] = 0
+    q3.reshape(-1)[0] = -128 if density else 0
+    g3 = rng.normal(size=(n_a, n_c, n_o)).astype(np.float32)
+    q, g2 = _layout(q3, g3, cross)
+    ref = np.einsum("iac,aco->io", q3.astype(np.float64), g3.astype(np.float64))
+    outs = []
+    for chunk in (1, 5, n_i):
+        gwt = np.full((n_i, n_o), np.nan, np.float32)  # every value written
+        ep.weight_grad_events(q, g2, cross, block, chunk, gwt)
+        outs.append(gwt)
+    scale = np.abs(q3.astype(np.float64)).sum() * np.abs(g3).max() + 1.0  # int8 abs(-128) wraps
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)
+    for other in outs[1:]:
+        assert np.array_equal(other, outs[0])

@@ -174,22 +174,23 @@ _loaded: dict[tuple[str, str], ModuleType] = {}
 PARALLEL_MIN_WORK = 1 << 16
 
 
-def cache_dir() -> Path:
-    """The directory holding generated kernel modules (created on demand)."""
+def cache_dir(kind: str = "kernels") -> Path:
+    """The directory holding generated kernel modules, or other files kept per machine
+    under ``kind`` (e.g. measurements), created on demand."""
     env = os.environ.get("LOIHI_SLAYER_CACHE_DIR")
     if env:
         base = Path(env)
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg) if xdg else Path.home() / ".cache") / "loihi_slayer"
-    path = base / "kernels"
+    path = base / kind
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".probe-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError:
-        path = Path(tempfile.gettempdir()) / f"loihi_slayer-{os.getuid()}" / "kernels"
+        path = Path(tempfile.gettempdir()) / f"loihi_slayer-{os.getuid()}" / kind
         path.mkdir(parents=True, exist_ok=True)
     return path
 

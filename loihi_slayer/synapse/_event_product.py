@@ -31,6 +31,7 @@ its gradient row.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -42,12 +43,9 @@ from .._threads import follow_torch_threads
 #: gradient at 0.55-0.80 of the GEMM path's time up to density 0.10, break-even at
 #: 0.15-0.20 by shape; random input, spikes of real data cluster and do better)
 MAX_DENSITY = 0.12
-#: the event weight gradient's break-even density against the float32 GEMM, for
-#: gradients of :data:`GRAD_CACHE_BYTES` or less (see :func:`grad_max_density`)
-GRAD_MAX_DENSITY = 0.2
-#: gradient size at which the event weight gradient's break-even density has halved: its
-#: rows no longer stay in the L2 cache
-GRAD_CACHE_BYTES = 4 << 20
+#: bytes of the gradient rows one block of the event weight gradient reads (L2-sized:
+#: 64 rows of 512 took 0.85-0.95 of 128-1024 rows' time, Zen 5, ``weight_grad_events``)
+GRAD_BLOCK_BYTES = 1 << 17
 #: bytes of one forward job's int32 sums (a block of steps times the outputs): L2-sized
 SUMS_BYTES = 1 << 16
 #: after a dense input, an owner's next products skip the event pass this many times
@@ -106,86 +104,70 @@ def forward_events(q, counts, mt, unit, block, z, time_major):
 
 
 @njit(inline="always", cache=True)
-def _add_rows4(gwt, i, g, b, t, v, time_major):
-    """``gwt[i] += Σ_k v[k] · g[., t[k]]`` for four events ``(b, t[k])`` (tuples): four
-    events per pass over the row that is summed into (its load and store shared)."""
-    n_o = gwt.shape[1]
-    if time_major:
-        for o in range(n_o):
-            gwt[i, o] += (v[0] * g[t[0], b, o] + v[1] * g[t[1], b, o]) + (
-                v[2] * g[t[2], b, o] + v[3] * g[t[3], b, o]
-            )
-    else:
-        for o in range(n_o):
-            gwt[i, o] += (v[0] * g[b, t[0], o] + v[1] * g[b, t[1], o]) + (
-                v[2] * g[b, t[2], o] + v[3] * g[b, t[3], o]
-            )
-
-
-@njit(inline="always", cache=True)
-def _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major):
-    """``gwt[i] += v1 · g[., t1] + v2 · g[., t2]`` (the rows of ``(b, t1)``, ``(b, t2)``):
-    two events per pass over the row that is summed into."""
-    n_o = gwt.shape[1]
-    if time_major:
-        for o in range(n_o):
-            gwt[i, o] += v1 * g[t1, b, o] + v2 * g[t2, b, o]
-    else:
-        for o in range(n_o):
-            gwt[i, o] += v1 * g[b, t1, o] + v2 * g[b, t2, o]
-
-
-@njit(inline="always", cache=True)
-def _add_row(gwt, i, g, b, t, v, time_major):
-    """``gwt[i] += v · g[., t]`` (the row of ``(b, t)``)."""
-    n_o = gwt.shape[1]
-    if time_major:
-        for o in range(n_o):
-            gwt[i, o] += v * g[t, b, o]
-    else:
-        for o in range(n_o):
-            gwt[i, o] += v * g[b, t, o]
+def _block_events(q, i, a0, a1, c0, c1, cross, rows, vals):
+    """The events of input ``i`` in the block ``a0 <= a < a1``, ``c0 <= c < c1`` of its
+    ``(A, C)`` values: their gradient rows (``a·C + c``, or ``c·A + a`` when ``cross``)
+    into ``rows`` and their values into ``vals``, in ``(a, c)`` order; returns their
+    count. Branch-free, as :func:`_events_in`."""
+    n_a, n_c = q.shape[1], q.shape[2]
+    n = np.uint64(0)
+    for a in range(np.uint64(a0), np.uint64(a1)):
+        for c in range(np.uint64(c0), np.uint64(c1)):
+            v = q[i, a, c]
+            rows[n] = c * np.uint64(n_a) + a if cross else a * np.uint64(n_c) + c
+            vals[n] = np.float32(v)
+            n += np.uint64(v != 0)
+    return np.int64(n)
 
 
 @njit(parallel=True, cache=True)
-def weight_grad_events(q, counts, g, time_major, gwt):
-    r"""``gwt[i] = Σ_events q · g[b, :, t]`` (the transposed weight gradient, ``(I, O)``
-    float32): ``q`` the ``(I, B, T)`` int8 input, ``counts`` ``(B, I)`` its rows' numbers
-    of events (rows without are not listed), ``g`` ``(B, T, O)``, or ``(T, B, O)``
-    when ``time_major``, each a C-contiguous array whose rows are the ``O`` gradients of
-    one ``(b, t)``. One job per input, summing its events batch by batch, step by
-    step, four at a time (:func:`_add_rows4`), then two (:func:`_add_rows`) and one:
-    four per pass took 0.92 of two per pass's time on the N-MNIST dense layer's
-    weight gradient (paired, 10 rounds)."""
-    n_i, n_b, steps = q.shape
+def weight_grad_events(q, g, cross, block, chunk, gwt):
+    r"""``gwt[i] = Σ_events q · g[row]`` (the transposed weight gradient, ``(I, O)``
+    float32): ``q`` the int8 input as ``(I, A, C)`` (``A, C`` = batch, time or time,
+    batch: the operand's column order), ``g`` ``(A·C, O)`` C-contiguous, the ``O``
+    gradients of each column ``(a, c)`` in row ``a·C + c``, or ``c·A + a`` when ``cross``
+    (a time-major gradient beside a ``(b, t)`` operand).
+
+    Blocked for the cache: the columns go by blocks of about ``block`` (whole rows of
+    ``a`` where ``C`` is shorter), whose gradient rows stay in the core's L2 while every
+    input of a job adds its events from them, four per pass over the row summed into
+    (its load and store shared), then one at a time. One job per ``chunk`` inputs, each
+    owning its gradient rows: every sum's order (blocks, then ``(a, c)`` within one) is
+    fixed by the block size alone, whatever the thread count. On the 512 -> 512
+    feed-forward weight gradient at batch 32, T = 200, density 0.2 (Zen 5): 0.49 of the
+    float32 GEMM's time against 0.60 unblocked (one job per input sweeping all rows)."""
+    n_i, n_a, n_c = q.shape
     n_o = gwt.shape[1]
-    for i in prange(n_i):
-        idx = np.empty(steps, np.int64)
-        for o in range(n_o):
-            gwt[i, o] = 0.0
-        for b in range(n_b):
-            if counts[b, i] == 0:
-                continue
-            n = _events_in(q, i, b, 0, steps, idx)
-            k = 0
-            while k + 4 <= n:
-                t = (idx[k], idx[k + 1], idx[k + 2], idx[k + 3])
-                v = (
-                    np.float32(q[i, b, t[0]]),
-                    np.float32(q[i, b, t[1]]),
-                    np.float32(q[i, b, t[2]]),
-                    np.float32(q[i, b, t[3]]),
-                )
-                _add_rows4(gwt, i, g, b, t, v, time_major)
-                k += 4
-            if k + 2 <= n:
-                t1, t2 = idx[k], idx[k + 1]
-                v1, v2 = np.float32(q[i, b, t1]), np.float32(q[i, b, t2])
-                _add_rows(gwt, i, g, b, t1, t2, v1, v2, time_major)
-                k += 2
-            if k < n:
-                t1 = idx[k]
-                _add_row(gwt, i, g, b, t1, np.float32(q[i, b, t1]), time_major)
+    span_c = min(n_c, block)
+    span_a = max(1, block // n_c)
+    for job in prange((n_i + chunk - 1) // chunk):
+        i0 = job * chunk
+        i1 = min(i0 + chunk, n_i)
+        rows = np.empty(span_a * span_c, np.uint64)
+        vals = np.empty(span_a * span_c, np.float32)
+        for i in range(i0, i1):
+            for o in range(n_o):
+                gwt[i, o] = 0.0
+        for a0 in range(0, n_a, span_a):
+            a1 = min(a0 + span_a, n_a)
+            for c0 in range(0, n_c, span_c):
+                c1 = min(c0 + span_c, n_c)
+                for i in range(i0, i1):
+                    n = _block_events(q, i, a0, a1, c0, c1, cross, rows, vals)
+                    k = 0
+                    while k + 4 <= n:
+                        r0, r1, r2, r3 = rows[k], rows[k + 1], rows[k + 2], rows[k + 3]
+                        v0, v1, v2, v3 = vals[k], vals[k + 1], vals[k + 2], vals[k + 3]
+                        for o in range(n_o):
+                            gwt[i, o] += (v0 * g[r0, o] + v1 * g[r1, o]) + (
+                                v2 * g[r2, o] + v3 * g[r3, o]
+                            )
+                        k += 4
+                    while k < n:
+                        r0, v0 = rows[k], vals[k]
+                        for o in range(n_o):
+                            gwt[i, o] += v0 * g[r0, o]
+                        k += 1
 
 
 @njit(cache=True)
@@ -202,23 +184,6 @@ def transposed_int32(m, out):
 def step_block(n_o: int) -> int:
     """Steps per forward job: ``block · O`` int32 sums in :data:`SUMS_BYTES`."""
     return max(8, SUMS_BYTES // (4 * max(n_o, 1)))
-
-
-def grad_max_density(grad_bytes: int) -> float:
-    r"""The largest input density at which the event weight gradient replaces the float32
-    GEMM, for a gradient of ``grad_bytes`` (``B·T·O`` float32):
-
-    .. math::
-
-        d_{max} = \frac{0.2}{1 + \text{grad\_bytes} / 4\,\text{MB}}
-
-    Each event adds a gradient row of ``O`` values; once the rows outgrow the L2 cache an
-    event costs about twice as much, while the GEMM's rate stays. Fitted below the
-    break-evens measured on an AVX-512 CPU with int8 dot products (event / GEMM time, 1 at
-    density: 0.2 for gradients of 0.5-1.9 MB, 0.1-0.15 at 3-4 MB, 0.07 at 6 MB, 0.05 at
-    13 MB; ``python benchmarks/bench_event_product.py --grad``), so it picks the events
-    only where they win."""
-    return GRAD_MAX_DENSITY / (1.0 + grad_bytes / GRAD_CACHE_BYTES)
 
 
 class EventDenseProduct(torch.autograd.Function):
@@ -252,6 +217,7 @@ class EventDenseProduct(torch.autograd.Function):
         )
         ctx.save_for_backward(q, w2)
         ctx.counts = counts
+        ctx.operand_time_major = False  # q's columns (b, t), whatever z's layout
         return z
 
     @staticmethod
@@ -274,16 +240,27 @@ def product_backward(ctx, g, weight_grad) -> tuple:
 
 def events_weight_grad(ctx, q, g):
     """The weight gradient event by event (:func:`weight_grad_events`), ``(O, I)``, from
-    the int8 input ``q`` (``(I, B, T)``, or its ``(I, B·T)`` reshape), ``ctx.counts`` its
-    rows' numbers of events and the time-last gradient ``g`` ``(B, O, T)``."""
-    q = q.view(q.shape[0], g.shape[0], g.shape[2])
-    # rows of O gradients per (b, t): free where g is a view of time-major memory (the
+    the int8 operand ``q`` (``(I, B·T)``, or an ``(I, B, T)`` view; its columns ordered
+    ``(t, b)`` where ``ctx.operand_time_major``) and the time-last gradient ``g``
+    ``(B, O, T)``."""
+    n_b, n_o, steps = g.shape
+    # rows of O gradients per column: free where g is a view of time-major memory (the
     # fused recurrence's gradient), else one reordering copy
-    gt = g.permute(2, 0, 1)
-    time_major = gt.is_contiguous()
-    if not time_major:
-        gt = g.transpose(1, 2).contiguous()
-    gwt = torch.empty((q.shape[0], g.shape[1]), dtype=torch.float32)
+    gt = g.permute(2, 0, 1)  # (T, B, O)
+    g_time_major = gt.is_contiguous()
+    cross = False
+    if ctx.operand_time_major:
+        q3 = q.view(q.shape[0], steps, n_b)
+        if not g_time_major:
+            gt = gt.contiguous()
+    else:
+        q3 = q.view(q.shape[0], n_b, steps)
+        cross = g_time_major  # (t, b) rows beside (b, t) columns
+        if not g_time_major:
+            gt = g.transpose(1, 2).contiguous()  # (B, T, O)
+    gwt = torch.empty((q.shape[0], n_o), dtype=torch.float32)
     follow_torch_threads()
-    weight_grad_events(q.numpy(), ctx.counts.numpy(), gt.numpy(), time_major, gwt.numpy())
+    chunk = -(-q.shape[0] // numba.get_num_threads())
+    block = max(16, GRAD_BLOCK_BYTES // (4 * max(n_o, 1)))
+    weight_grad_events(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, block, chunk, gwt.numpy())
     return gwt.t()

@@ -34,8 +34,9 @@ Sparse input (spikes) takes the events of :mod:`~loihi_slayer.synapse._event_pro
 where they beat the GEMMs. With the int8 GEMM (int8 dot products) the forward is always
 the GEMM (on the N-MNIST dense layer 0.19 ms against 0.73 for the event forward, at 2 %
 density too), and the weight gradient is summed event by event where the input is
-sparse enough (:func:`~loihi_slayer.synapse._event_product.grad_max_density`; the
-float32 GEMM it replaces is the larger part of the product's time there). With sgemm
+sparse enough (:func:`~loihi_slayer.synapse._grad_calibration.grad_max_density`, measured
+per machine; the float32 GEMM it replaces is the larger part of the product's time
+there). With sgemm
 both directions go by events at most
 :data:`~loihi_slayer.synapse._event_product.MAX_DENSITY` of the values non-zero
 (:func:`_event_product`).
@@ -64,9 +65,9 @@ from ._event_product import (
     MAX_DENSITY,
     EventDenseProduct,
     events_weight_grad,
-    grad_max_density,
     product_backward,
 )
+from ._grad_calibration import grad_max_density
 
 #: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
@@ -356,7 +357,7 @@ class IntDenseProduct(torch.autograd.Function):
         # the operand is the input in the weight gradient's layout (int8: a quarter its size)
         ctx.save_for_backward(q, w2)
         ctx.q_float = q_float
-        ctx.time_major = time_major
+        ctx.time_major = ctx.operand_time_major = time_major
         ctx.counts = counts
         return z
 
@@ -435,8 +436,7 @@ def int_product(
     z_mem = None
     if time_major:  # the output, read by a time loop, is also kept across steps
         z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
-    # the weight gradient event by event where the input is sparse enough (int8 operand in
-    # (b, t) order: the event kernel's layout)
-    sparse = nonzero <= grad_max_density(n_b * steps * n_o * 4) * q.numel()
-    events = counts if int8 and not time_major and sparse else None
+    # the weight gradient event by event where the input is sparse enough
+    sparse = nonzero <= grad_max_density(n_o) * q.numel()
+    events = counts if int8 and sparse else None
     return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8, z_mem, events)

@@ -1,0 +1,252 @@
+r"""Where the event weight gradient beats the float32 GEMM on this machine.
+
+The event weight gradient (:func:`~loihi_slayer.synapse._event_product.weight_grad_events`)
+reads every input value once and adds one gradient row of :math:`O` values per
+non-zero input; the GEMM it replaces does :math:`O` multiply-adds per input value
+whatever its value. Relative to the GEMM's time, at input density :math:`d`,
+
+.. math::
+
+    \frac{t_{events}}{t_{GEMM}} \approx \frac{s}{O} + k\,d,
+    \qquad
+    d_{max} = m\,\frac{1 - s/O}{k}
+
+with :math:`s` the cost of reading one input value and :math:`k` the cost of one
+event's multiply-add, both in units of the GEMM's multiply-add, and the margin
+:math:`m` (:data:`MARGIN`) keeping the choice where the events clearly win. :math:`s`
+and :math:`k` are properties of the machine and of the BLAS torch uses, not of the
+network: the float32 GEMM ran 3x faster on an Intel AVX-512 VM than on an AMD Zen 5 VM
+of the same width, and the event kernel's break-even moved from 0.2 to beyond 0.5
+with it. They are therefore measured once per machine (:func:`measure`, about 0.15 s:
+both paths on one fixed synthetic product at two densities, alternating) and kept in
+the cache directory as JSON, so that every later process chooses the same paths:
+the two paths sum the gradient in different orders, and a choice timed afresh in each
+process would change its rounding from run to run.
+
+``LOIHI_SLAYER_EVENT_GRAD`` overrides: ``auto`` (the default: the measurement), ``off``
+(the GEMM always), or a density in ``[0, 1]`` (events up to it, e.g. for runs that must
+take the same paths on every machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import time
+import types
+from pathlib import Path
+
+import numba
+import torch
+
+from ..fixed.codegen import cache_dir
+
+__all__ = [
+    "EVENT_GRAD_ENV",
+    "GradCalibration",
+    "calibration",
+    "grad_max_density",
+    "kept_calibration",
+    "machine_key",
+    "measure",
+]
+
+log = logging.getLogger(__name__)
+
+#: environment variable overriding the choice: ``auto``, ``off`` or a density
+EVENT_GRAD_ENV = "LOIHI_SLAYER_EVENT_GRAD"
+#: fraction of the break-even density the events are taken up to
+MARGIN = 0.8
+#: the events are never taken beyond this density (the measured model's range)
+MAX_DENSITY = 0.5
+#: the measured product: inputs, (time, batch) columns, outputs (a 3 MB gradient, large
+#: enough that fixed costs do not pass for the scan's)
+SHAPE = (512, 100, 32, 256)
+#: the two densities measured, and the timing repetitions of each path per density
+DENSITIES = (0.05, 0.25)
+REPEATS = 7
+#: format of the file kept on disk (a file of another version is measured anew)
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GradCalibration:
+    """The event weight gradient's cost relative to the float32 GEMM's (module): ``scan``
+    (:math:`s`, reading one input value) and ``slope`` (:math:`k`, one event's
+    multiply-add), both in units of one GEMM multiply-add."""
+
+    scan: float
+    slope: float
+
+    def __post_init__(self) -> None:
+        for name in ("scan", "slope"):
+            value = getattr(self, name)
+            if not (isinstance(value, float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"GradCalibration.{name}={value!r}: expected a positive float")
+
+    def max_density(self, n_out: int) -> float:
+        r""":math:`d_{max}` for a gradient of ``n_out`` outputs per input (module), in
+        ``[0, MAX_DENSITY]``."""
+        d = MARGIN * (1.0 - self.scan / max(n_out, 1)) / self.slope
+        return min(max(d, 0.0), MAX_DENSITY)
+
+
+def machine_key() -> str:
+    """What the costs depend on: the CPU (model and features as the OS reports them),
+    its core count and the versions of torch (its BLAS) and numba (the kernel's code)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith(("model name", "flags", "Features")):
+                cpu += "|" + line.split(":", 1)[-1].strip()
+                if line.startswith(("flags", "Features")):
+                    break
+    except OSError:
+        pass
+    return "|".join((cpu, str(os.cpu_count()), torch.__version__, numba.__version__))
+
+
+def _path() -> Path:
+    digest = hashlib.sha256(machine_key().encode()).hexdigest()[:16]
+    return cache_dir("calibration") / f"event-grad-{digest}.json"
+
+
+def _fastest_pair(events, gemm) -> tuple[float, float]:
+    """The shortest of :data:`REPEATS` timings of each path, alternating (after one of
+    each): the least disturbed by other work on the machine."""
+    events(), gemm()
+    te, tg = [], []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        events()
+        t1 = time.perf_counter()
+        gemm()
+        t2 = time.perf_counter()
+        te.append(t1 - t0)
+        tg.append(t2 - t1)
+    return min(te), min(tg)
+
+
+def measure() -> GradCalibration:
+    """Time the event weight gradient and the float32 GEMM (as the product runs them:
+    time-major operand and gradient, the GEMM on the operand's float copy) on the
+    product :data:`SHAPE` at the two :data:`DENSITIES`, and fit the module's model."""
+    from ._event_product import events_weight_grad
+    from ._int_product import int8_operand
+
+    n_in, steps, n_b, n_out = SHAPE
+    gen = torch.Generator().manual_seed(0)
+    g_rows = torch.randn(steps * n_b, n_out, generator=gen)
+    g = g_rows.view(steps, n_b, n_out).permute(1, 2, 0)
+    ctx = types.SimpleNamespace(operand_time_major=True)
+    q_float = torch.empty(n_in, steps * n_b)
+    ratios = []
+    for density in DENSITIES:
+        x = (torch.rand(n_b, n_in, steps, generator=gen) < density).float()
+        q = int8_operand(x, time_major=True)[0]
+        real = float((q != 0).sum()) / q.numel()
+        t_ev, t_gemm = _fastest_pair(
+            lambda q=q: events_weight_grad(ctx, q, g),
+            lambda q=q: torch.mm(g_rows.t(), q_float.copy_(q).t()),
+        )
+        ratios.append((real, t_ev / t_gemm))
+    (d0, r0), (d1, r1) = ratios
+    slope = max((r1 - r0) / (d1 - d0), 1e-3)
+    scan = max(r0 - slope * d0, 1e-6) * n_out
+    result = GradCalibration(scan=float(scan), slope=float(slope))
+    log.info(
+        "event weight gradient against the float32 GEMM here: event/GEMM time %.2f at "
+        "density %.2f, %.2f at %.2f (events up to %.3f for %d outputs)",
+        r0,
+        d0,
+        r1,
+        d1,
+        result.max_density(n_out),
+        n_out,
+    )
+    return result
+
+
+def _read(path: Path, key: str) -> GradCalibration | None:
+    """The calibration kept in ``path`` for ``key``, or None (absent, of another machine
+    or version, or not a valid calibration: said in the log, then measured anew)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        log.warning("%s: cannot read the event-gradient calibration (%s); measuring", path, err)
+        return None
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        missing = [name for name in ("version", "key", "scan", "slope") if name not in data]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        if data["version"] != VERSION or data["key"] != key:  # kept by another install
+            return None
+        return GradCalibration(scan=data["scan"], slope=data["slope"])
+    except (ValueError, TypeError) as err:
+        log.warning("%s: not a valid event-gradient calibration (%s); measuring anew", path, err)
+        return None
+
+
+def _write(path: Path, key: str, cal: GradCalibration) -> None:
+    """Keep ``cal`` in ``path`` (written whole, then renamed: a reader never sees half)."""
+    data = {"version": VERSION, "key": key, **dataclasses.asdict(cal)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("%s: cannot keep the event-gradient calibration (%s)", path, err)
+        tmp.unlink(missing_ok=True)
+
+
+def kept_calibration() -> GradCalibration | None:
+    """This machine's calibration where one is already kept (in this process or on
+    disk), else None: nothing measured, nothing written (for reports)."""
+    if calibration.cache_info().currsize:
+        return calibration()
+    return _read(_path(), machine_key())
+
+
+@functools.cache
+def calibration() -> GradCalibration:
+    """This machine's calibration: read from the cache directory, else measured
+    (:func:`measure`) and kept there; once per process."""
+    key, path = machine_key(), _path()
+    cal = _read(path, key)
+    if cal is None:
+        cal = measure()
+        _write(path, key, cal)
+    return cal
+
+
+def grad_max_density(n_out: int) -> float:
+    """The largest input density at which the event weight gradient replaces the float32
+    GEMM, for ``n_out`` outputs per input: ``LOIHI_SLAYER_EVENT_GRAD`` (``off``: 0; a
+    density in ``[0, 1]``), else this machine's :func:`calibration`."""
+    raw = os.environ.get(EVENT_GRAD_ENV, "auto")
+    key = raw.strip().lower()
+    if key == "auto":
+        return calibration().max_density(n_out)
+    if key == "off":
+        return 0.0
+    try:
+        value = float(key)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{EVENT_GRAD_ENV}={raw!r}: expected auto, off or a density in [0, 1] "
+            "(the largest input density at which the weight gradient goes by events)"
+        )
+    return value
