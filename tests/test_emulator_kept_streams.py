@@ -1,5 +1,6 @@
-"""The emulator's kept stream memory: a layer whose traces a run does not return writes
-its output stream into the memory of the previous run's (``Emulator._kept_stream``).
+"""The emulator's kept stream memory: a layer writes its output stream, and its returned
+spike trace, into the memory of the previous run's (``Emulator._kept_spikes``), a
+returned trace's only once the caller has let go of it.
 
 Expected values come from emulators that keep nothing (``KEPT_BYTES = 0``), which
 the rest of the suite checks against the NumPy reference; here: the same traces, run
@@ -66,18 +67,43 @@ def out_pointers(monkeypatch) -> list[list[int | None]]:
 
 @pytest.mark.parametrize("kind", ["cuba", "sdnn"])
 def test_unrecorded_streams_reuse_their_memory(kind, out_pointers):
-    """Only the last layer recorded: every other neuron layer writes into the memory of
-    the last run's stream (the same address every run); the recorded layer gets none."""
+    """Only the last layer recorded: every neuron layer writes into the memory of the
+    last run's stream (the same address every run), the recorded one too once its last
+    trace is let go (int8 spikes: the stream, widened into kept memory; graded payloads:
+    the trace itself)."""
     emu = Emulator(_mixed_network(kind, False))
     for x in _inputs(1, 3):
-        _run(emu, x, {6: ("s",)})
+        _run(emu, x, {6: ("s",)})  # the traces are dropped at once
     first, *later = out_pointers
     assert len(first) == 6  # the six neuron layers (flatten has none)
-    assert all(p is not None for p in first[:-1])
-    assert first[-1] is None  # layer 6 is returned: new memory
-    assert len(set(first[:-1])) == 5  # each layer its own memory
+    assert all(p is not None for p in first)
+    assert len(set(first)) == 6  # each layer its own memory
     for run in later:
         assert run == first
+
+
+@pytest.mark.parametrize("kind", ["cuba", "sdnn"])
+def test_returned_traces_reuse_memory_only_once_let_go(kind, out_pointers):
+    """Every layer recorded: a run whose caller still holds the last run's traces gets
+    new memory for them and leaves them as they were; once they are let go, the next
+    run writes into their memory."""
+    emu = Emulator(_mixed_network(kind, False))
+    x1, x2 = _inputs(7, 2)
+    held = emu.run(x1, STEPS, graded_input=True, record=("s",))
+    copies = {i: held[i, "s"].copy() for i in held.layers}
+    addresses = {i: held[i, "s"].ctypes.data for i in held.layers}
+    again = emu.run(x2, STEPS, graded_input=True, record=("s",))
+    for i in held.layers:
+        np.testing.assert_array_equal(held[i, "s"], copies[i])  # untouched
+        assert again[i, "s"].ctypes.data != addresses[i]
+    assert any(not np.array_equal(again[i, "s"], copies[i]) for i in held.layers)
+    reused = {i: again[i, "s"].ctypes.data for i in again.layers}
+    del held, again
+    third = emu.run(x1, STEPS, graded_input=True, record=("s",))
+    neuron_layers = [i for i in third.layers if third.layers[i].neuron_type is not None]
+    assert neuron_layers and all(third[i, "s"].ctypes.data == reused[i] for i in neuron_layers)
+    for i in third.layers:
+        np.testing.assert_array_equal(third[i, "s"], copies[i])
 
 
 @pytest.mark.parametrize("kind", ["cuba", "sdnn"])
@@ -101,17 +127,14 @@ def test_kept_streams_change_no_result(kind, monkeypatch):
                 np.testing.assert_array_equal(value, kept[key])
 
 
-def test_recorded_layers_and_other_backends_keep_nothing(out_pointers):
-    """Every layer recorded: no kernel call gets kept memory; nor on the reference
-    backend, which allocates its own traces."""
+def test_other_backends_keep_nothing(out_pointers):
+    """On the reference backend, which allocates its own traces, no kernel call gets
+    kept memory."""
     emu = Emulator(_mixed_network("sdnn", False))
-    _run(emu, _inputs(3, 1)[0], ("s",))
-    assert out_pointers[-1] == [None] * 6
     ref = Emulator(_mixed_network("sdnn", False), backend="reference")
-    assert (
-        ref._kept_stream(1, emu._neuron_model(1, emu.network.layers[1]), np.zeros((4, 4, 4, 9)))
-        is None
-    )
+    layer = emu._neuron_model(1, emu.network.layers[1])
+    assert ref._kept_spikes(1, layer, np.zeros((4, 4, 4, 9)), False) is None
+    assert ref._kept_spikes(1, layer, np.zeros((4, 4, 4, 9)), True) is None
 
 
 def _held(emu: Emulator) -> int:

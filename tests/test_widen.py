@@ -56,3 +56,16 @@ def test_int64_is_returned_as_it_is_and_strided_input_is_copied():
     assert _widen.as_int64(a) is a
     big = _values(np.int8, (_widen.PARALLEL_MIN // 16, 32), 6)[:, ::2]  # not contiguous
     np.testing.assert_array_equal(_widen.as_int64(big), big.astype(np.int64))
+
+
+@pytest.mark.parametrize("rows", [3, _widen.PARALLEL_MIN // 32 + 3])
+def test_widens_into_the_given_memory(rows):
+    """``out=``: the values land in the given int64 array (small: one thread, large: the
+    parallel copy), which is returned; an array of another shape or dtype is refused."""
+    a = _values(np.int8, (rows, 33), 7)
+    out = np.full(a.shape, 99, np.int64)
+    assert _widen.as_int64(a, out) is out
+    np.testing.assert_array_equal(out, a.astype(np.int64))
+    for bad in (np.zeros((rows, 32), np.int64), np.zeros(a.shape, np.int32)):
+        with pytest.raises(ValueError, match="as_int64: out has shape"):
+            _widen.as_int64(a, bad)

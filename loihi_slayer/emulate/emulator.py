@@ -194,10 +194,12 @@ class Emulator:
         prepared for the GEMMs on the first run and kept (a copy of the weights to
         detect edits, their int64 checked form and the GEMM's int8 or float copy:
         about three times the weights' own memory), so later runs skip that work.
-        Likewise, on the CPU each layer's synapse buffers and sums, and the output
-        stream of a layer whose traces a run does not return, go into the memory of the
-        last run's (kept by the emulator, at most :data:`KEPT_BYTES` in all), so
-        repeated runs touch no fresh pages; returned traces are always new arrays.
+        Likewise, on the CPU each layer's synapse buffers and sums, its output
+        stream and its returned spike trace go into the memory of the last run's
+        (kept by the emulator, at most :data:`KEPT_BYTES` in all), so repeated runs
+        touch no fresh pages; the memory of a returned trace is used again only once
+        nothing references it any more (the caller has let go of the last run's
+        traces), otherwise the run allocates anew.
 
     Examples
     --------
@@ -607,7 +609,7 @@ class Emulator:
                 if isinstance(layer, DenseRecurrentLayer):
                     traces = self._run_recurrent(i, layer, a_in, params, model, masks.get(i), need)
                 else:
-                    kept = None if rec else self._kept_stream(i, model, a_in)
+                    kept = self._kept_spikes(i, model, a_in, "s" in rec and i not in subsets)
                     traces, _ = model.run(
                         a_in,
                         params,
@@ -629,8 +631,14 @@ class Emulator:
                 lt = LayerTraces(i, layer.type_name, shape, neuron_type, sel, num_steps=steps)
                 for v in rec:
                     flat = np.asarray(traces[v]).reshape(-1, steps)
-                    kept = flat if i not in subsets else flat[sel]
-                    lt.data[v] = as_int64(kept)
+                    if i in subsets:
+                        lt.data[v] = as_int64(flat[sel])
+                    elif flat.dtype == np.int64:
+                        lt.data[v] = flat
+                    else:  # int8 spikes: widened into the memory of the last run's trace
+                        lt.data[v] = as_int64(
+                            flat, self._kept(f"trace {i} {v}", flat.shape, np.int64)
+                        )
                 if rec:
                     out[i] = lt
         return Traces(layer_steps[0] if layer_steps else steps, out)
@@ -655,11 +663,18 @@ class Emulator:
         torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
         return recycled_for(self, key).empty(tuple(shape), torch_dtype).numpy()
 
-    def _kept_stream(self, i: int, model: NeuronModel, a_in: Any) -> np.ndarray | None:
-        """Memory for layer ``i``'s output stream when no trace of it is returned
-        (:meth:`_kept`)."""
+    def _kept_spikes(
+        self, i: int, model: NeuronModel, a_in: Any, returned: bool
+    ) -> np.ndarray | None:
+        """Memory for layer ``i``'s output stream (:meth:`_kept`): the stream's own where
+        no trace of it is returned, or int8 spikes that are returned widened; the
+        returned trace's where the stream is it (graded payloads are int64 already). The
+        memory of a returned trace is used again only once the caller has let go of it
+        (see :mod:`loihi_slayer._recycle`)."""
         first = a_in[0] if isinstance(a_in, tuple) else a_in
-        return self._kept(f"stream {i}", tuple(first.shape), model.spike_dtype)
+        dtype = model.spike_dtype
+        key = f"trace {i} s" if returned and dtype == np.int64 else f"stream {i}"
+        return self._kept(key, tuple(first.shape), dtype)
 
     def _scratch(self, i: int, part: str) -> synapse_fast.Scratch:
         """Layer ``i``'s synapse arrays (weight ``part``) in kept memory (:meth:`_kept`)."""

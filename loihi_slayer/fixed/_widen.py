@@ -38,20 +38,29 @@ def _widen(src, out):
             o[i] = s[i]
 
 
-def as_int64(a: np.ndarray) -> np.ndarray:
-    """``a`` as int64: ``a`` itself when it is already, a new array otherwise (large
-    C-contiguous integer arrays copied on torch's thread count)."""
+def as_int64(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a`` as int64: ``a`` itself when it is already, a copy otherwise (large
+    C-contiguous integer arrays copied on torch's thread count), into ``out`` where
+    given (an int64 array of ``a``'s shape, e.g. kept memory: no fresh pages)."""
     if a.dtype == np.int64:
         return a
+    if out is None:
+        out = np.empty(a.shape, np.int64)
+    elif out.shape != a.shape or out.dtype != np.int64:
+        raise ValueError(
+            f"as_int64: out has shape {out.shape} and dtype {out.dtype}; expected "
+            f"{a.shape} and int64"
+        )
     parallel = (
         a.size >= PARALLEL_MIN
         and a.flags.c_contiguous
+        and out.flags.c_contiguous
         and a.dtype.kind in "iub"
         and a.dtype.itemsize < 8
     )
     if not parallel:
-        return a.astype(np.int64)
-    out = np.empty(a.shape, np.int64)
+        np.copyto(out, a, casting="unsafe")
+        return out
     follow_torch_threads()
     _widen(a, out)
     return out
