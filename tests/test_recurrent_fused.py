@@ -26,6 +26,7 @@ from loihi_slayer.block import recurrent as rec
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.neuron.dropout import Dropout
 from loihi_slayer.neuron.norm import MeanOnlyBatchNorm
+from loihi_slayer.synapse._grad_calibration import EVENT_GRAD_ENV
 
 
 def params(th=0.5, di=0.25, dv=0.03, **kw):
@@ -221,16 +222,23 @@ def test_fused_persistent_state_over_calls(kind, fused_calls):
     assert blk_f.neuron.current_state.abs().sum() > 0  # the state really was carried
 
 
-def test_weight_gradient_sparse_and_dense_spikes(fused_calls):
-    """Both ways of the recurrent weight gradient (per-spike scatter, BLAS product)."""
+def test_weight_gradient_sparse_and_dense_spikes(fused_calls, monkeypatch):
+    """Both ways of the recurrent weight gradient: event by event up to the density
+    limit (pinned here), one BLAS product beyond it."""
+    events = []
+    real = fused_mod.event_weight_grad
+    monkeypatch.setattr(fused_mod, "event_weight_grad", lambda *a: events.append(1) or real(*a))
+    monkeypatch.setenv(EVENT_GRAD_ENV, "0.2")
 
     def make(th):
         torch.manual_seed(0)
         return cuba.Recurrent(params(th=th), 10, 12, weight_scale=3)
 
     sparse = compare(lambda: make(12.0), spikes((4, 10, 40), p=0.1), fused_calls)
+    taken = len(events)
     dense = compare(lambda: make(0.05), spikes((4, 10, 40), p=0.8), fused_calls)
-    assert 0 < sparse.mean() < fused_mod._SPARSE_SPIKES < dense.mean()
+    assert 0 < sparse.mean() < 0.2 < dense.mean()
+    assert taken >= 1 and len(events) == taken  # the dense spikes took the product
 
 
 # --------------------------------------------------------- property tests at the edges
@@ -510,20 +518,23 @@ def test_kwta_weights_take_the_compact_kernel_form():
     assert fused_mod._compact(one) is one
 
 
-def test_sparse_weight_gradient_scatter_equals_the_product():
-    """The per-spike scatter over chunks of 32 inputs (spike-free chunks skipped, a
-    partial last chunk) equals the dense product, to float rounding."""
-    from loihi_slayer.autograd import _recurrent_cpu
-
+@pytest.mark.parametrize("limit", ["1", "off"])
+def test_feedback_weight_gradient_is_the_product(monkeypatch, limit):
+    r""":math:`\sum_t g_a[t] s[t-1]^\top` by events (spikes read in place from the
+    neuron-last time-major array: steps and batch items without spikes, non-binary
+    values) and by the BLAS product: the float64 product's values to float rounding."""
+    monkeypatch.setenv(EVENT_GRAD_ENV, limit)
     rng = np.random.default_rng(2)
-    rows, n_in, n = 50, 70, 9
-    g_a = rng.standard_normal((rows, n)).astype(np.float32)
-    s = (rng.random((rows, n_in)) < 0.05).astype(np.float32)
-    s[:, 32:64] = 0  # a whole chunk without spikes
-    s[3, 69] = 1  # the partial last chunk
-    out = np.zeros((n_in, n), np.float32)
-    _recurrent_cpu.weight_grad_sparse(g_a, s, out)
-    np.testing.assert_allclose(out, s.T.astype(np.float64) @ g_a, rtol=1e-5, atol=1e-5)
+    steps, batch, n = 13, 3, 70
+    g_a = torch.tensor(rng.standard_normal((steps, batch, n)), dtype=torch.float32)
+    s = torch.tensor((rng.random((steps, batch, n)) < 0.05) * 1.0, dtype=torch.float32)
+    s[4] = 0  # a step without spikes
+    s[7, 1, 5] = 3.0  # a graded value
+    w = torch.zeros(n, n)
+    got = fused_mod.feedback_weight_grad(g_a, s, w)
+    want = g_a[1:].double().reshape(-1, n).t() @ s[:-1].double().reshape(-1, n)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    assert got.dtype == w.dtype and got.shape == (n, n)
 
 
 @pytest.mark.parametrize("refractory", [False, True])

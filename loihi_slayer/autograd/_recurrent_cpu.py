@@ -1,6 +1,6 @@
 r"""numba kernels of the fused recurrence (CPU): the whole forward time loop of a CUBA
 or ALIF Recurrent/KWTA block, recurrent feedback included, in one compiled call, and
-the per-spike scatter of the recurrent weight gradient.
+the surrogate pass of its backward.
 
 Layout: time-major, neuron-last ``(T, B, n)`` arrays (the op transposes the
 block's time-last tensors once), so the per-step loops over neurons run over
@@ -373,37 +373,6 @@ def alif_serial(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale,
     """The fused ALIF forward on one thread (small work)."""
     for b in range(z.shape[1]):
         _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad)
-
-
-@njit(cache=True)
-def weight_grad_sparse(g_a, s, out):
-    r"""``out[i] += g_a[r]`` for every row ``r`` with ``s[r, i] != 0``: one row addition
-    per spike.
-
-    ``g_a`` ``(R, n)`` and ``s`` ``(R, n_in)`` are row-aligned, ``out`` is ``(n_in, n)``.
-    With ``g_a[1:]`` and ``s[:-1]`` of the time-major ``(T, B, .)`` arrays flattened to
-    rows, ``out`` gets the transposed recurrent weight gradient
-    :math:`\sum_t g_a[t]\, s[t-1]^\top` of all batch items at once.
-    """
-    rows, n = g_a.shape
-    n_in = s.shape[1]
-    for r in range(rows):
-        srow = s[r]
-        grow = g_a[r]
-        for i0 in range(0, n_in, 32):  # a vectorised count skips spike-free runs
-            # a slice indexed by the loop counter alone: an offset index (srow[i] for i
-            # from i0) kept numba's wrap-around check, and the count stayed scalar
-            run = srow[i0 : i0 + 32]
-            hits = 0
-            for i in range(run.shape[0]):
-                hits += run[i] != 0
-            if hits == 0:
-                continue
-            for i in range(run.shape[0]):
-                if run[i] != 0:
-                    acc = out[i0 + i]
-                    for o in range(n):
-                        acc[o] += grow[o]
 
 
 #: values per block of the surrogate pass (:func:`surrogate`; 4 KB of float32)

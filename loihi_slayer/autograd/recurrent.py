@@ -34,6 +34,8 @@ from .._recycle import Recycled
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
+from ..synapse._event_product import event_weight_grad
+from ..synapse._grad_calibration import grad_max_density
 from . import _recurrent_cpu as _kern
 from .cuba import BatchMean, decay_int
 from .op import kernel_op
@@ -45,11 +47,6 @@ __all__ = [
     "feedback_weight_grad",
     "supports",
 ]
-
-#: spike density up to which the recurrent weight gradient is scattered per spike (one
-#: row addition per spike) rather than one BLAS product (the measured cross-over at 512
-#: neurons, batch 32, T = 200 lies between 1/64 and 1/32)
-_SPARSE_SPIKES = 1 / 64
 
 #: significand bits of the dtypes the fused feedback is exact in
 _EXACT_BITS = {torch.float32: 24, torch.float64: 53}
@@ -341,17 +338,22 @@ def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
     r""":math:`\sum_t g_a[t]\, s[t-1]^\top` of time-major ``(T, B, n)`` arrays, as ``w``'s
     dtype: the gradient of the feedback weight ``w`` (``(n, n)``, feedback ``w s[t-1]``).
 
-    A per-spike scatter (:func:`._recurrent_cpu.weight_grad_sparse`) up to a spike
-    density of :data:`_SPARSE_SPIKES`, else one BLAS product.
+    float32 spikes no denser than the machine's limit for ``n`` outputs
+    (:func:`~loihi_slayer.synapse._grad_calibration.grad_max_density`) go event by event,
+    one gradient row added per spike
+    (:func:`~loihi_slayer.synapse._event_product.event_weight_grad`, the spikes read in
+    place, neuron-last), else one BLAS product.
     """
     n = g_a.shape[-1]
-    if float(s[:-1].sum()) <= _SPARSE_SPIKES * s[:-1].numel():
-        g_wt = torch.zeros((n, n), dtype=g_a.dtype)
-        _kern.weight_grad_sparse(
-            g_a[1:].reshape(-1, n).numpy(), s[:-1].reshape(-1, n).numpy(), g_wt.numpy()
-        )
+    prev, rows = s[:-1], g_a[1:].reshape(-1, n)
+    if (
+        g_a.dtype == torch.float32
+        and prev.numel()
+        and int(prev.count_nonzero()) <= grad_max_density(n) * prev.numel()
+    ):
+        g_wt = event_weight_grad(prev.permute(2, 0, 1).numpy(), rows.contiguous().numpy())
         return g_wt.t().to(w.dtype)
-    return (g_a[1:].reshape(-1, n).t() @ s[:-1].reshape(-1, n)).to(w.dtype)
+    return (rows.t() @ prev.reshape(-1, n)).to(w.dtype)
 
 
 def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:

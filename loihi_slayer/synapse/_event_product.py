@@ -258,9 +258,18 @@ def events_weight_grad(ctx, q, g):
         cross = g_time_major  # (t, b) rows beside (b, t) columns
         if not g_time_major:
             gt = g.transpose(1, 2).contiguous()  # (B, T, O)
-    gwt = torch.empty((q.shape[0], n_o), dtype=torch.float32)
+    return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross).t()
+
+
+def event_weight_grad(q3: np.ndarray, g2: np.ndarray, cross: bool = False) -> torch.Tensor:
+    """:func:`weight_grad_events` on torch's thread count, one job per thread, blocks of
+    :data:`GRAD_BLOCK_BYTES` of gradient rows: the transposed weight gradient ``(I, O)``
+    float32 of the input ``q3`` ``(I, A, C)`` (any dtype and strides: its non-zero values
+    are the events) and the float32 gradient rows ``g2`` ``(A·C, O)``."""
+    n_i, n_o = q3.shape[0], g2.shape[1]
+    gwt = torch.empty((n_i, n_o), dtype=torch.float32)
     follow_torch_threads()
-    chunk = -(-q.shape[0] // numba.get_num_threads())
+    chunk = -(-n_i // numba.get_num_threads())
     block = max(16, GRAD_BLOCK_BYTES // (4 * max(n_o, 1)))
-    weight_grad_events(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, block, chunk, gwt.numpy())
-    return gwt.t()
+    weight_grad_events(q3, g2, cross, block, chunk, gwt.numpy())
+    return gwt
