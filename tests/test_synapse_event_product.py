@@ -297,19 +297,23 @@ def test_event_weight_gradient_any_layout_and_block(
 ):
     """``weight_grad_events`` is the float64 product's weight gradient (float32
     rounding) for any block (shorter than a row, whole rows, beyond the input), any
-    density (none to all), values from -128 to 127, gradient rows in either order; and
-    bit for bit the same whatever the inputs per job (the thread split)."""
+    density (none to all), values from -128 to 127, gradient rows in either order, with
+    rows without events skipped by their counts or read; and bit for bit the same
+    whatever the inputs per job (the thread split)."""
     rng = np.random.default_rng(seed)
     q3 = rng.integers(-128, 128, (n_i, n_a, n_c)).astype(np.int8)
     q3[rng.random(q3.shape) >= density] = 0
+    if n_a > 1:
+        q3[:, 1] = 0  # rows without events, which the counts let the kernel skip
     q3.reshape(-1)[0] = -128 if density else 0
     g3 = rng.normal(size=(n_a, n_c, n_o)).astype(np.float32)
     q, g2 = _layout(q3, g3, cross)
     ref = np.einsum("iac,aco->io", q3.astype(np.float64), g3.astype(np.float64))
+    counts = np.ascontiguousarray((q3 != 0).sum(axis=2).T, dtype=np.int32)  # (A, I)
     outs = []
-    for chunk in (1, 5, n_i):
+    for chunk, rows in ((1, counts), (5, ep._NO_COUNTS), (n_i, counts)):
         gwt = np.full((n_i, n_o), np.nan, np.float32)  # every value written
-        ep.weight_grad_events(q, g2, cross, block, chunk, gwt)
+        ep.weight_grad_events(q, g2, cross, block, chunk, rows, gwt)
         outs.append(gwt)
     scale = np.abs(q3.astype(np.float64)).sum() * np.abs(g3).max() + 1.0  # int8 abs(-128) wraps
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)

@@ -104,14 +104,18 @@ def forward_events(q, counts, mt, unit, block, z, time_major):
 
 
 @njit(inline="always", cache=True)
-def _block_events(q, i, a0, a1, c0, c1, cross, rows, vals):
+def _block_events(q, i, a0, a1, c0, c1, cross, counts, rows, vals):
     """The events of input ``i`` in the block ``a0 <= a < a1``, ``c0 <= c < c1`` of its
     ``(A, C)`` values: their gradient rows (``a·C + c``, or ``c·A + a`` when ``cross``)
     into ``rows`` and their values into ``vals``, in ``(a, c)`` order; returns their
-    count. Branch-free, as :func:`_events_in`."""
+    count. Branch-free, as :func:`_events_in`; rows that ``counts`` (where not empty)
+    says have no events are skipped."""
     n_a, n_c = q.shape[1], q.shape[2]
+    skip = counts.shape[0] > 0
     n = np.uint64(0)
     for a in range(np.uint64(a0), np.uint64(a1)):
+        if skip and counts[a, i] == 0:
+            continue
         for c in range(np.uint64(c0), np.uint64(c1)):
             v = q[i, a, c]
             rows[n] = c * np.uint64(n_a) + a if cross else a * np.uint64(n_c) + c
@@ -121,12 +125,14 @@ def _block_events(q, i, a0, a1, c0, c1, cross, rows, vals):
 
 
 @njit(parallel=True, cache=True)
-def weight_grad_events(q, g, cross, block, chunk, gwt):
+def weight_grad_events(q, g, cross, block, chunk, counts, gwt):
     r"""``gwt[i] = Σ_events q · g[row]`` (the transposed weight gradient, ``(I, O)``
     float32): ``q`` the int8 input as ``(I, A, C)`` (``A, C`` = batch, time or time,
     batch: the operand's column order), ``g`` ``(A·C, O)`` C-contiguous, the ``O``
     gradients of each column ``(a, c)`` in row ``a·C + c``, or ``c·A + a`` when ``cross``
-    (a time-major gradient beside a ``(b, t)`` operand).
+    (a time-major gradient beside a ``(b, t)`` operand). ``counts`` ``(A, I)``: the
+    number of events of each row ``q[i, a]``, whose rows without any are not read (half
+    the N-MNIST pool layer's output rows), or an empty ``(0, 0)`` array (read them all).
 
     Blocked for the cache: the columns go by blocks of about ``block`` (whole rows of
     ``a`` where ``C`` is shorter), whose gradient rows stay in the core's L2 while every
@@ -153,7 +159,7 @@ def weight_grad_events(q, g, cross, block, chunk, gwt):
             for c0 in range(0, n_c, span_c):
                 c1 = min(c0 + span_c, n_c)
                 for i in range(i0, i1):
-                    n = _block_events(q, i, a0, a1, c0, c1, cross, rows, vals)
+                    n = _block_events(q, i, a0, a1, c0, c1, cross, counts, rows, vals)
                     k = 0
                     while k + 4 <= n:
                         r0, r1, r2, r3 = rows[k], rows[k + 1], rows[k + 2], rows[k + 3]
@@ -248,28 +254,36 @@ def events_weight_grad(ctx, q, g):
     # fused recurrence's gradient), else one reordering copy
     gt = g.permute(2, 0, 1)  # (T, B, O)
     g_time_major = gt.is_contiguous()
-    cross = False
+    cross, counts = False, None
     if ctx.operand_time_major:
         q3 = q.view(q.shape[0], steps, n_b)
         if not g_time_major:
             gt = gt.contiguous()
-    else:
-        q3 = q.view(q.shape[0], n_b, steps)
+    else:  # rows (b, i): their counts known
+        q3, counts = q.view(q.shape[0], n_b, steps), ctx.counts.numpy()
         cross = g_time_major  # (t, b) rows beside (b, t) columns
         if not g_time_major:
             gt = g.transpose(1, 2).contiguous()  # (B, T, O)
-    return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross).t()
+    return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts).t()
 
 
-def event_weight_grad(q3: np.ndarray, g2: np.ndarray, cross: bool = False) -> torch.Tensor:
+def event_weight_grad(
+    q3: np.ndarray, g2: np.ndarray, cross: bool = False, counts: np.ndarray | None = None
+) -> torch.Tensor:
     """:func:`weight_grad_events` on torch's thread count, one job per thread, blocks of
     :data:`GRAD_BLOCK_BYTES` of gradient rows: the transposed weight gradient ``(I, O)``
     float32 of the input ``q3`` ``(I, A, C)`` (any dtype and strides: its non-zero values
-    are the events) and the float32 gradient rows ``g2`` ``(A·C, O)``."""
+    are the events), the float32 gradient rows ``g2`` ``(A·C, O)`` and, where known, the
+    events per row ``counts`` ``(A, I)``."""
     n_i, n_o = q3.shape[0], g2.shape[1]
     gwt = torch.empty((n_i, n_o), dtype=torch.float32)
     follow_torch_threads()
     chunk = -(-n_i // numba.get_num_threads())
     block = max(16, GRAD_BLOCK_BYTES // (4 * max(n_o, 1)))
-    weight_grad_events(q3, g2, cross, block, chunk, gwt.numpy())
+    if counts is None:
+        counts = _NO_COUNTS
+    weight_grad_events(q3, g2, cross, block, chunk, counts, gwt.numpy())
     return gwt
+
+
+_NO_COUNTS = np.zeros((0, 0), np.int32)
