@@ -164,6 +164,7 @@ CASES = {f"{f}_{k}": _case(f, k) for f in _FAMILIES for k in _MAKERS}
     [(1, 7, 5, 9), (3, 12, 10, 24), (5, 16, 33, 17)],
 )
 def test_fused_equals_step_loop(kind, batch, n_in, n, steps, fused_calls):
+    torch.manual_seed(batch)  # the weights: not whatever the tests before left (silent)
     x = spikes((batch, n_in, steps), p=0.4, seed=batch)
     y = compare(lambda: CASES[kind]({"requires_grad": True}, n_in, n), x, fused_calls)
     assert y.sum() > 0
@@ -649,3 +650,39 @@ def test_feedback_grid_one_pass_against_numpy(dtype):
                 wb = w.clone()
                 wb[n_o - 1, n_i // 2] = bad
                 assert fused_mod.feedback_grid(wb, None, 64) is None, bad
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.integers(1, 12),
+    batch=st.integers(1, 7),
+    n=st.integers(1, 40),
+    with_gs=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
+    r"""The compiled backward time loop :math:`g_a[t] = (g_s[t] + g_a[t+1] W)\sigma[t]`
+    against the float64 recurrence (float32 rounding over ``n`` terms per step), zero
+    surrogates (refractory steps) included; bit for bit the same for any batch items per
+    job (the thread split)."""
+    from loihi_slayer.autograd import _recurrent_cpu
+
+    rng = np.random.default_rng(seed)
+    g_s = rng.standard_normal((steps, batch, n)).astype(np.float32)
+    sigma = rng.random((steps, batch, n)).astype(np.float32)
+    sigma[rng.random(sigma.shape) < 0.3] = 0.0
+    w = (rng.integers(-127, 128, (n, n)) / 64.0).astype(np.float32)
+    want = np.zeros((steps + 1, batch, n))
+    for t in range(steps - 1, -1, -1):
+        src = g_s[t].astype(np.float64) if with_gs else 0.0
+        want[t] = (src + want[t + 1] @ w.astype(np.float64)) * sigma[t]
+    gs_arg = g_s if with_gs else np.zeros((0, 0, 0), np.float32)
+    outs = []
+    for rows in (1, 3, batch):
+        g_a = np.full((steps, batch, n), np.nan, np.float32)  # every value written
+        _recurrent_cpu.backward_loop(gs_arg, sigma, w, rows, g_a)
+        outs.append(g_a)
+    scale = np.abs(want).max() + 1.0
+    np.testing.assert_allclose(outs[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
+    for other in outs[1:]:
+        assert np.array_equal(other, outs[0])

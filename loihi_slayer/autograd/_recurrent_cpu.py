@@ -375,6 +375,47 @@ def alif_serial(z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale,
         _alif_item(b, z, m_t, fb_bias, grid, in_scale, p, st, s_out, d_out, out_scale, pre_out, bad)
 
 
+#: batch items whose gradient rows one job of :func:`backward_loop` updates together:
+#: each feedback row loaded is added into all of them (16 rows of 512 float32, 32 KB,
+#: stay in the L1 cache)
+BACKWARD_ROWS = 16
+
+
+@njit(parallel=True, fastmath={"contract"}, cache=True)
+def backward_loop(g_s, sigma, w, rows, g_a):
+    r"""The recurrence's gradient, the whole time loop in one call (time-major ``(T, B,
+    n)`` float32 arrays, ``w`` the ``(n, n)`` feedback weights)::
+
+        g_a[t] = (g_s[t] + g_a[t+1] @ w) * sigma[t],   t = T-1, ..., 0   (g_a[T] = 0)
+
+    ``g_s`` with no steps: no gradient arrives at the spikes (0). Batch items are
+    independent: one job per ``rows`` of them, stepping through all of time, each
+    feedback row ``w[j]`` added into every row of the job (``g_a[t+1, b, j]`` times it)
+    while it is in the cache. Every sum runs over ``j`` in order from ``g_s[t]``
+    (multiply-adds contracted), whatever the job size: the result does not depend on the
+    thread count. Zero gradients (refractory steps, silent outputs) add nothing.
+    """
+    steps, batch, n = sigma.shape
+    has_gs = g_s.shape[0] > 0
+    for job in prange((batch + rows - 1) // rows):
+        b0 = job * rows
+        b1 = min(b0 + rows, batch)
+        for t in range(steps - 1, -1, -1):
+            for b in range(b0, b1):
+                for o in range(n):
+                    g_a[t, b, o] = g_s[t, b, o] if has_gs else 0.0
+            if t < steps - 1:
+                for j in range(n):
+                    for b in range(b0, b1):
+                        a = g_a[t + 1, b, j]
+                        if a != 0.0:
+                            for o in range(n):
+                                g_a[t, b, o] += a * w[j, o]
+            for b in range(b0, b1):
+                for o in range(n):
+                    g_a[t, b, o] *= sigma[t, b, o]
+
+
 #: values per block of the surrogate pass (:func:`surrogate`; 4 KB of float32)
 SURROGATE_BLOCK = 1024
 

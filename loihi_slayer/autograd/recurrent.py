@@ -26,6 +26,7 @@ step-by-step loop.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -264,9 +265,10 @@ def _backward_common(
     :math:`v - \vartheta[t] - r[t]` and :math:`\vartheta = 0` (the adaptive threshold
     and refractory state are constants of the gradient, as in the ALIF training neuron).
 
-    The surrogate :math:`\sigma` is one vectorised pass (:func:`surrogate`); the only
-    sequential part is the ``(B, n) x (n, n)`` product per step, one BLAS call on a
-    contiguous time-major slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w,
+    The surrogate :math:`\sigma` is one vectorised pass (:func:`surrogate`); the time
+    loop (the ``(B, n) x (n, n)`` product per step) one compiled call for float32
+    (:func:`._recurrent_cpu.backward_loop`), else one BLAS call per step on a contiguous
+    time-major slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w,
     g_current_decay, g_voltage_decay)`` (empty where not needed). ``g_z`` is a time-last
     view of time-major memory, as the block's feed-forward product takes it.
     """
@@ -275,15 +277,18 @@ def _backward_common(
     # kept across steps, as the surrogate's (fresh, both would fault page by page)
     g_a = _G_A.empty(tuple(vp.shape), vp.dtype)
     w_fb = _compact(w.detach().to(vp.dtype))
-    for t in range(steps - 1, -1, -1):
-        g = g_a[t]
-        if g_s is None:
-            g.zero_()
-        else:
-            g.copy_(g_s[t])
-        if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
-            add_feedback_grad(g, g_a[t + 1], w_fb)
-        g.mul_(sigma[t])
+    if vp.dtype == torch.float32 and w_fb.shape[0] == n:
+        _fused_backward_loop(g_s, sigma, w_fb, g_a)
+    else:  # float64, or KWTA's compact weights (O(n) per row with PyTorch)
+        for t in range(steps - 1, -1, -1):
+            g = g_a[t]
+            if g_s is None:
+                g.zero_()
+            else:
+                g.copy_(g_s[t])
+            if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
+                add_feedback_grad(g, g_a[t + 1], w_fb)
+            g.mul_(sigma[t])
     g_w = feedback_weight_grad(g_a, s, w) if needs[1] else w.new_empty(0)
     g_dec = torch.zeros((2, n), dtype=torch.float64)
     if needs[2] or needs[3]:
@@ -322,6 +327,20 @@ def surrogate(vp: Tensor, r_out: Tensor, theta: float, inv_tau: float, amp: floa
 
 
 _NO_REFRACTORY = np.zeros(0, np.uint8)
+
+
+def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: Tensor) -> None:
+    """:func:`._recurrent_cpu.backward_loop` into ``g_a``: the time loop of
+    :func:`_backward_common` in one parallel call (a job per
+    :data:`._recurrent_cpu.BACKWARD_ROWS` batch items at most, at least one per thread)."""
+    batch = sigma.shape[1]
+    g_src = _NO_GRAD if g_s is None else g_s.contiguous().numpy()
+    follow_torch_threads()
+    rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // numba.get_num_threads())))
+    _kern.backward_loop(g_src, sigma.numpy(), w_fb.contiguous().numpy(), rows, g_a.numpy())
+
+
+_NO_GRAD = np.zeros((0, 0, 0), np.float32)
 
 
 def add_feedback_grad(g: Tensor, nxt: Tensor, w_fb: Tensor) -> None:
