@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -175,6 +176,19 @@ def test_fused_parallel_kernels(kind, fused_calls):
     """Work above PARALLEL_MIN_WORK: batch items on threads, an incomplete last group."""
     x = spikes((11, 40, 100), p=0.4, seed=11)
     compare(lambda: CASES[kind]({"requires_grad": True}, 40, 64), x, fused_calls)
+
+
+@pytest.mark.parametrize("kind", ["cuba_recurrent", "alif_recurrent"])
+def test_fused_backward_dot_products(kind, fused_calls):
+    """From ``DOT_MIN_NEURONS`` neurons the backward's feedback product runs as dot
+    products with the transposed weights: an odd neuron count (a last output without
+    its pair) and a batch that is not a multiple of the 4-row blocks."""
+    from loihi_slayer.autograd import _recurrent_cpu
+
+    n = _recurrent_cpu.DOT_MIN_NEURONS + 1
+    torch.manual_seed(5)
+    x = spikes((5, 16, 12), p=0.4, seed=5)
+    compare(lambda: CASES[kind]({"requires_grad": True}, 16, n), x, fused_calls)
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
@@ -664,7 +678,8 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     r"""The compiled backward time loop :math:`g_a[t] = (g_s[t] + g_a[t+1] W)\sigma[t]`
     against the float64 recurrence (float32 rounding over ``n`` terms per step), zero
     surrogates (refractory steps) included; bit for bit the same for any batch items per
-    job (the thread split)."""
+    job (the thread split). The same for the dot-product form (``backward_dot``, the
+    transposed weights) on one thread and on all."""
     from loihi_slayer.autograd import _recurrent_cpu
 
     rng = np.random.default_rng(seed)
@@ -686,3 +701,17 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     np.testing.assert_allclose(outs[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
     for other in outs[1:]:
         assert np.array_equal(other, outs[0])
+    # the dot-product form (large n), on one thread and on all
+    wt = np.ascontiguousarray(w.T)
+    dots = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            g_a = np.full((steps, batch, n), np.nan, np.float32)
+            _recurrent_cpu.backward_dot(gs_arg, sigma, wt, g_a)
+            dots.append(g_a)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(dots[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
+    assert np.array_equal(dots[1], dots[0])

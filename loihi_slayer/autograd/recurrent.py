@@ -267,8 +267,8 @@ def _backward_common(
 
     The surrogate :math:`\sigma` is one vectorised pass (:func:`surrogate`); the time
     loop (the ``(B, n) x (n, n)`` product per step) one compiled call for float32
-    (:func:`._recurrent_cpu.backward_loop`), else one BLAS call per step on a contiguous
-    time-major slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w,
+    (:func:`_fused_backward_loop`), else one BLAS call per step on a contiguous time-major
+    slab. ``sur = (theta, 1 / tau, amp)``. Returns ``(g_z, g_w,
     g_current_decay, g_voltage_decay)`` (empty where not needed). ``g_z`` is a time-last
     view of time-major memory, as the block's feed-forward product takes it.
     """
@@ -330,12 +330,17 @@ _NO_REFRACTORY = np.zeros(0, np.uint8)
 
 
 def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: Tensor) -> None:
-    """:func:`._recurrent_cpu.backward_loop` into ``g_a``: the time loop of
-    :func:`_backward_common` in one parallel call (a job per
+    """The time loop of :func:`_backward_common` in one parallel call into ``g_a``: from
+    :data:`._recurrent_cpu.DOT_MIN_NEURONS` neurons on as dot products with the
+    transposed weights (:func:`._recurrent_cpu.backward_dot`), below as row updates
+    (:func:`._recurrent_cpu.backward_loop`, a job per
     :data:`._recurrent_cpu.BACKWARD_ROWS` batch items at most, at least one per thread)."""
-    batch = sigma.shape[1]
+    batch, n = sigma.shape[1], sigma.shape[2]
     g_src = _NO_GRAD if g_s is None else g_s.contiguous().numpy()
     follow_torch_threads()
+    if n >= _kern.DOT_MIN_NEURONS:
+        _kern.backward_dot(g_src, sigma.numpy(), w_fb.t().contiguous().numpy(), g_a.numpy())
+        return
     rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // numba.get_num_threads())))
     _kern.backward_loop(g_src, sigma.numpy(), w_fb.contiguous().numpy(), rows, g_a.numpy())
 
