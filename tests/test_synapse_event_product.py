@@ -319,3 +319,30 @@ def test_event_weight_gradient_any_layout_and_block(
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)
     for other in outs[1:]:
         assert np.array_equal(other, outs[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.integers(0, 3 * ep.COUNT_BLOCK + 5),
+    density=st.floats(0.0, 1.0),
+    double=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_nonzero_count_is_numpys(size, density, double, seed):
+    """The parallel count against NumPy's, over block boundaries, with NaN, +-inf and
+    -0.0 among the values (NaN and inf count, -0.0 does not)."""
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random(size) < density, rng.standard_normal(size), 0.0)
+    specials = np.array([np.nan, np.inf, -np.inf, -0.0])
+    at = rng.integers(0, max(size, 1), 4)
+    if size:
+        a[at] = specials
+    t = torch.from_numpy(a.astype(np.float64 if double else np.float32))
+    assert ep.nonzero_count(t) == int(np.count_nonzero(a))
+
+
+def test_nonzero_count_other_layouts_fall_back():
+    """Non-contiguous and integer tensors take ``count_nonzero``: the same number."""
+    x = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
+    assert ep.nonzero_count(x.t()) == 3
+    assert ep.nonzero_count(torch.tensor([0, 5, 0, -1])) == 2

@@ -35,7 +35,7 @@ from .._recycle import Recycled
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
-from ..synapse._event_product import event_weight_grad
+from ..synapse._event_product import event_weight_grad, nonzero_count
 from ..synapse._grad_calibration import grad_max_density
 from . import _recurrent_cpu as _kern
 from .cuba import BatchMean, decay_int
@@ -370,11 +370,8 @@ def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
     """
     n = g_a.shape[-1]
     prev, rows = s[:-1], g_a[1:].reshape(-1, n)
-    if (
-        g_a.dtype == torch.float32
-        and prev.numel()
-        and int(prev.count_nonzero()) <= grad_max_density(n) * prev.numel()
-    ):
+    limit = grad_max_density(n) if g_a.dtype == torch.float32 else 0.0
+    if limit > 0 and prev.numel() and nonzero_count(prev) <= limit * prev.numel():
         g_wt = event_weight_grad(prev.permute(2, 0, 1).numpy(), rows.contiguous().numpy())
         return g_wt.t().to(w.dtype)
     return (rows.t() @ prev.reshape(-1, n)).to(w.dtype)

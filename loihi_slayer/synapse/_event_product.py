@@ -176,6 +176,34 @@ def weight_grad_events(q, g, cross, block, chunk, counts, gwt):
                         k += 1
 
 
+#: values per job of :func:`nonzero_count` (256 KB of float32)
+COUNT_BLOCK = 1 << 16
+
+
+@njit(parallel=True, cache=True)
+def _nonzero_count(a, block):
+    jobs = (a.shape[0] + block - 1) // block
+    part = np.zeros(jobs, np.int64)
+    for job in prange(jobs):
+        lo = job * block
+        seg = a[lo : min(lo + block, a.shape[0])]
+        n = 0
+        for k in range(seg.shape[0]):
+            n += seg[k] != 0
+        part[job] = n
+    return part.sum()
+
+
+def nonzero_count(a: torch.Tensor) -> int:
+    """The number of non-zero values of a contiguous CPU tensor, in one vectorised
+    parallel pass (``Tensor.count_nonzero`` took 5-15 ms on the ``(199, 32, 512)`` spikes
+    of a ``cuba.Recurrent`` step, this 0.3-1 ms); other tensors: ``count_nonzero``."""
+    if a.is_cuda or not a.is_contiguous() or a.dtype not in (torch.float32, torch.float64):
+        return int(a.count_nonzero())
+    follow_torch_threads()
+    return int(_nonzero_count(a.reshape(-1).numpy(), COUNT_BLOCK))
+
+
 @njit(cache=True)
 def transposed_int32(m, out):
     """``out[i, o] = m[o, i]``: the int8 ``(O, I)`` mantissas as the forward's int32
