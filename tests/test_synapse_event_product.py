@@ -200,15 +200,70 @@ def test_dense_synapse_takes_the_event_path_for_sparse_spikes():
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 70), st.integers(0, 2**31 - 1))
-def test_transposed_int32_mantissas(n_o, n_i, seed):
-    """The forward's int32 rows are the int8 mantissas transposed, every value kept
-    (-128 and 127 included)."""
+def test_transposed_mantissas(n_o, n_i, seed):
+    """The forward's rows are the int8 mantissas transposed, every value kept (-128 and
+    127 included)."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randint(-128, 128, (n_o, n_i), dtype=torch.int8, generator=g)
     m[0, 0], m[-1, -1] = -128, 127
-    out = np.full((n_i, n_o), 7, np.int32)
-    ep.transposed_int32(m.numpy(), out)
-    assert np.array_equal(out, m.numpy().astype(np.int32).T)
+    out = np.full((n_i, n_o), 7, np.int8)
+    ep.transposed(m.numpy(), out)
+    assert np.array_equal(out, m.numpy().T)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_i=st.integers(1, 9),
+    n_b=st.integers(1, 5),
+    steps=st.sampled_from([1, 7, 255, 256, 257, 300]),
+    density=st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_event_lists_are_the_nonzero_steps(n_i, n_b, steps, density, seed):
+    """Each row's list is its non-zero steps in ascending order (NumPy's ``nonzero``),
+    in the narrowest type that holds every step (uint8 up to 256 steps, then uint16);
+    rows without events are not written."""
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-128, 128, (n_i, n_b, steps)).astype(np.int8)
+    q[rng.random(q.shape) >= density] = 0
+    q[0, 0, -1] = -128  # an event at the last step
+    counts = np.ascontiguousarray((q != 0).sum(axis=2).T, dtype=np.int32)
+    dt = ep.position_dtype(steps)
+    assert dt == (np.uint8 if steps <= 256 else np.uint16)
+    pos = np.full((n_b, n_i, steps), 77, dt)
+    ep.event_lists(q, counts, pos)
+    for i in range(n_i):
+        for b in range(n_b):
+            listed = pos[b, i, : counts[b, i]]
+            assert np.array_equal(listed, np.nonzero(q[i, b])[0])
+            if counts[b, i] == 0:
+                assert (pos[b, i] == 77).all()
+
+
+@pytest.mark.parametrize(("q_top", "m_top"), [(1, 127), (128, 127), (1, 1), (3, 100)])
+@pytest.mark.parametrize("over", [0, 1])
+def test_event_sums_at_the_int16_bound(q_top, m_top, over):
+    """A step whose events can just reach the int16 range (events · |q| · |m| = the
+    largest multiple of |q| · |m| up to 32767) is summed exactly in int16, one more event
+    in int32: the exact sums, signs and extremes included, either way."""
+    top = q_top * m_top
+    n = 32767 // top + over
+    n_o, steps = 3, 5
+    q = np.zeros((n, 1, steps), np.int8)
+    q[:, 0, 2] = -q_top if q_top == 128 else q_top  # all at step 2
+    q[0, 0, 4] = 1
+    m = np.full((n_o, n), m_top, np.int8)
+    m[1] = -m_top  # a negative sum in the second output
+    m[2, ::2] = 0
+    counts = np.ascontiguousarray((q != 0).sum(axis=2).T, dtype=np.int32)
+    pos = np.zeros((1, n, steps), np.uint8)
+    ep.event_lists(q, counts, pos)
+    mt = np.ascontiguousarray(m.T)
+    z = np.full((1, n_o, steps), np.nan, np.float32)
+    ep.forward_events(q, counts, pos, mt, top, np.float32(0.5), 8, z, False)
+    exact = np.einsum("oi,ibt->bot", m.astype(np.float64), q.astype(np.float64)) * 0.5
+    assert np.array_equal(z.astype(np.float64), exact)
+    assert abs(exact[0, 0, 2]) * 2 == n * top  # the bound is reached (or passed by one)
 
 
 needs_int8_gemm = pytest.mark.skipif(
@@ -298,8 +353,9 @@ def test_event_weight_gradient_any_layout_and_block(
     """``weight_grad_events`` is the float64 product's weight gradient (float32
     rounding) for any block (shorter than a row, whole rows, beyond the input), any
     density (none to all), values from -128 to 127, gradient rows in either order, with
-    rows without events skipped by their counts or read; and bit for bit the same
-    whatever the inputs per job (the thread split)."""
+    rows without events skipped by their counts or read, and the events scanned or
+    read from their lists; bit for bit the same whatever the inputs per job (the thread
+    split) and whether listed or scanned (the same order)."""
     rng = np.random.default_rng(seed)
     q3 = rng.integers(-128, 128, (n_i, n_a, n_c)).astype(np.int8)
     q3[rng.random(q3.shape) >= density] = 0
@@ -310,10 +366,18 @@ def test_event_weight_gradient_any_layout_and_block(
     q, g2 = _layout(q3, g3, cross)
     ref = np.einsum("iac,aco->io", q3.astype(np.float64), g3.astype(np.float64))
     counts = np.ascontiguousarray((q3 != 0).sum(axis=2).T, dtype=np.int32)  # (A, I)
+    pos = np.zeros((n_a, n_i, n_c), ep.position_dtype(n_c))
+    ep.event_lists(q3, counts, pos)
     outs = []
-    for chunk, rows in ((1, counts), (5, ep._NO_COUNTS), (n_i, counts)):
+    for chunk, rows, lists in (
+        (1, counts, ep._NO_LISTS),
+        (5, ep._NO_COUNTS, ep._NO_LISTS),
+        (n_i, counts, ep._NO_LISTS),
+        (1, counts, pos),
+        (n_i, counts, pos),
+    ):
         gwt = np.full((n_i, n_o), np.nan, np.float32)  # every value written
-        ep.weight_grad_events(q, g2, cross, block, chunk, rows, gwt)
+        ep.weight_grad_events(q, g2, cross, block, chunk, rows, lists, gwt)
         outs.append(gwt)
     scale = np.abs(q3.astype(np.float64)).sum() * np.abs(g3).max() + 1.0  # int8 abs(-128) wraps
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)
@@ -346,3 +410,25 @@ def test_nonzero_count_other_layouts_fall_back():
     x = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
     assert ep.nonzero_count(x.t()) == 3
     assert ep.nonzero_count(torch.tensor([0, 5, 0, -1])) == 2
+
+
+def test_event_lists_of_products_in_flight_are_not_shared():
+    """Two event products of one synapse before either backward: each keeps its own
+    event lists (kept memory is reused only once no graph holds it), so each weight
+    gradient is its own input's."""
+    torch.manual_seed(1)
+    syn = synapse.Dense(40, 12, weight_scale=2, pre_hook_fx=quantize_8bit)
+    xs = [(torch.rand(3, 40, 30) < p).float() for p in (0.03, 0.08)]
+    zs = [syn(x) for x in xs]
+    assert all(_path(z) == "EventDenseProductBackward" for z in zs)
+    w = quantize_8bit(syn.weight).reshape(12, 40).detach()
+    for x, z in zip(xs, zs, strict=True):
+        syn.zero_grad()
+        z.sum().backward()
+        w64 = w.double().requires_grad_(True)
+        _exact(x, w64).sum().backward()
+        torch.testing.assert_close(
+            syn.weight.grad.reshape(12, 40).double(), w64.grad, rtol=1e-5, atol=1e-5
+        )
+    kept = recycled_for(syn, "event lists").kept
+    assert len(kept) == 1  # the second product's lists took new memory, now kept

@@ -281,6 +281,8 @@ def int8_operand(
 #: (see :func:`int_product`)
 _Q_FLOAT, _Z_TIME_MAJOR = Recycled(), Recycled()
 _EVENT_MEM = Recycled()
+#: the event lists of the event product (see :mod:`._event_product`), for the same
+_EVENT_LISTS = Recycled()
 
 
 class _NoOwner:
@@ -314,7 +316,10 @@ def _event_product(x3, w2, m, unit, top_m, owner, time_major):
     z_mem = None
     if time_major:
         z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
-    return EventDenseProduct.apply(x3, w2, q.view(n_i, n_b, steps), counts, m, unit, z_mem)
+    pos_mem = _EVENT_LISTS if owner is None else recycled_for(owner, "event lists")
+    top = top_m * operand[1]
+    q3 = q.view(n_i, n_b, steps)
+    return EventDenseProduct.apply(x3, w2, q3, counts, m, unit, top, z_mem, pos_mem)
 
 
 class IntDenseProduct(torch.autograd.Function):
