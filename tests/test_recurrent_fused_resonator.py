@@ -220,3 +220,97 @@ def test_generated_recurrent_module_names_every_trace(family):
         assert f"or{i}[j] = " in src
     assert f"_spike_list(idx, or{model.traces.index('s')})" in src
     assert np.all([f"x{i}, e{i} = chip_int" in src for i in range(len(model.inputs))])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.integers(1, 12),
+    batch=st.integers(1, 9),
+    n=st.integers(1, 11),
+    shared=st.booleans(),
+    real_part=st.booleans(),
+    kwta=st.booleans(),
+    with_grad=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_compiled_backward_loop_is_the_stepped_loop(
+    steps, batch, n, shared, real_part, kwta, with_grad, seed
+):
+    """The backward's compiled time loop for KWTA's ``o + (d - o) I`` weights
+    (``_recurrent_cpu.complex_backward_compact``) gives the PyTorch step loop's input
+    gradients up to float32 summation order: each form of the feedback (shared weights,
+    each part's own, the imaginary part alone), with and without a gradient from above;
+    dense weights (and one neuron) are left to the step loop."""
+    rng = np.random.default_rng(seed)
+    if kwta:  # o + (d - o) I
+        w_re = torch.full((n, n), -0.25) + 0.75 * torch.eye(n)
+        w_im = torch.full((n, n), 0.125) - 0.5 * torch.eye(n)
+    else:
+        w_re, w_im = (torch.tensor(rng.normal(size=(n, n)), dtype=torch.float32) for _ in "ri")
+    d_re, d_im = (torch.tensor(rng.normal(size=(steps, batch, n))) for _ in "ri")
+    g_s = torch.tensor(rng.normal(size=(steps, batch, n)), dtype=torch.float32)
+    g_s = g_s if with_grad else None
+    s = torch.zeros((steps, batch, n))
+    ref = recurrent_complex._stepped_loop(g_s, s, d_re, d_im, w_re, w_im, shared, real_part)
+    got = recurrent_complex._compiled_loop(g_s, d_re, d_im, w_re, w_im, shared, real_part)
+    if not kwta or n < 2:  # dense feedback: BLAS products step by step
+        assert got is None
+        return
+    if not real_part:
+        assert not got[0].any()  # the real part gets no gradient
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * (1 + float(ref.abs().max())))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 300),
+    mode=st.sampled_from([0, 1]),
+    graded=st.booleans(),
+    adaptive=st.booleans(),
+    tau=st.sampled_from([0.05, 0.5, 3.0]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_recurrence_surrogate_is_the_row_kernels(size, mode, graded, adaptive, tau, seed):
+    """The fused recurrence's flat surrogate pass (``_resonator_bwd.surrogate_steps``)
+    gives the resonator backward kernel's values on one-step rows (a unit spike
+    gradient, no rotation) bit for bit: both modes, graded spikes, an adaptive
+    threshold, values at the threshold and at zero (the sign branches)."""
+    from loihi_slayer.autograd import _resonator_bwd as rb
+
+    rng = np.random.default_rng(seed)
+    re = rng.normal(size=size).astype(np.float32)
+    im = rng.normal(size=size).astype(np.float32)
+    theta = 0.25
+    re[::7], im[::5], im[1::9] = theta, 0.0, theta  # ties: d = 0, x_im = 0
+    thr = (rng.random(size) * 0.5).astype(np.float32) if adaptive else np.zeros(0, np.float32)
+    rho = 0.7
+    d_re, d_im = np.full(size, np.nan), np.full(size, np.nan)
+    rb.surrogate_steps(re, im, thr, theta, tau, rho, graded, mode, d_re, d_im)
+    none = np.zeros((size, 0))
+    zero = np.zeros(1)
+    g_xre, g_xim = np.full((size, 1), np.nan), np.full((size, 1), np.nan)
+    rb.backward(
+        np.ones((size, 1), np.float32),
+        none,
+        none,
+        re[:, None],
+        im[:, None],
+        thr[:, None] if adaptive else np.zeros((size, 0), np.float32),
+        np.zeros((size, 0)),
+        theta,
+        tau,
+        rho,
+        graded,
+        mode,
+        zero,
+        zero,
+        zero,
+        zero,
+        0.0,
+        g_xre,
+        g_xim,
+        np.zeros(0),
+        np.zeros(0),
+    )
+    assert np.array_equal(d_re.view(np.int64), g_xre[:, 0].view(np.int64))
+    assert np.array_equal(d_im.view(np.int64), g_xim[:, 0].view(np.int64))

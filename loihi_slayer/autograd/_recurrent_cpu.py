@@ -492,6 +492,85 @@ def backward_dot(g_s, sigma, wt, g_a):
                         g_a[t, b, o1] = (src + r[2 * q + 1]) * sigma[t, b, o1]
 
 
+#: how :func:`complex_backward` forms the feedback's gradient from the two parts' input
+#: gradients at the next step: their sum through one weight (KWTA's shared lateral
+#: weights), each part through its own, or the imaginary part alone (the Izhikevich
+#: resonators with their own weights, whose spike passes nothing to ``re``)
+FB_SUM, FB_BOTH, FB_IMAG = 0, 1, 2
+
+
+@njit(inline="always", cache=True)
+def _feedback_rows(gx, t, b0, nb, form, nx):
+    """Rows ``q < nb`` of ``nx``: the feedback's gradient source of batch item ``b0 + q``
+    at step ``t`` (:data:`FB_SUM`: ``gx[0] + gx[1]`` in float32, as PyTorch adds them;
+    :data:`FB_BOTH`: ``gx[0]`` then ``gx[1]`` side by side; :data:`FB_IMAG`: ``gx[1]``)."""
+    n = gx.shape[3]
+    for q in range(nb):
+        b = b0 + q
+        if form == FB_SUM:
+            for j in range(n):
+                nx[q, j] = gx[0, t, b, j] + gx[1, t, b, j]
+        elif form == FB_BOTH:
+            for j in range(n):
+                nx[q, j] = gx[0, t, b, j]
+                nx[q, n + j] = gx[1, t, b, j]
+        else:
+            for j in range(n):
+                nx[q, j] = gx[1, t, b, j]
+
+
+@njit(parallel=True, cache=True)
+def complex_backward_compact(g_s, d_re, d_im, diag, off, form, real, gx):
+    r"""The backward time loop of a resonator KWTA block (:mod:`.recurrent_complex`),
+    whose lateral weights are ``o + (d - o) I``, in one call; float32 ``(T, B, n)``
+    arrays but the float64 surrogates ``d_re``, ``d_im``::
+
+        g[t]     = g_s[t] + feedback(gx[:, t+1])          (t < T-1; g[T-1] = g_s[T-1])
+        gx[1, t] = float32(float64(g[t]) * d_im[t])
+        gx[0, t] = float32(float64(g[t]) * d_re[t])       (where ``real``)
+
+    with each weight's part of ``feedback`` ``o · sum(row) + (d - o) · row``, added in
+    PyTorch's order (``(g + o · sum) + (d - o) · row``, part by part), O(n) per row:
+    ``diag``/``off`` the ``(d, o)`` of the real and imaginary weights, the rows those of
+    :func:`_feedback_rows` by ``form``. ``g_s`` empty: no gradient from above; ``gx[0]``
+    is not written unless ``real``. One job per batch item through all of time."""
+    steps, batch, n = d_im.shape
+    has_gs = g_s.shape[0] > 0
+    parts = 2 if form == FB_BOTH else 1
+    width = 2 * n if form == FB_BOTH else n
+    # each part's weight: the real one, but the imaginary one alone for FB_IMAG
+    w0 = 1 if form == FB_IMAG else 0
+    c0, c1 = diag[w0] - off[w0], diag[1] - off[1]
+    zero = np.float32(0.0)
+    for b in prange(batch):
+        nx = np.zeros((1, width), np.float32)
+        g = np.empty(n, np.float32)
+        for t in range(steps - 1, -1, -1):
+            for o in range(n):
+                g[o] = g_s[t, b, o] if has_gs else zero
+            if t < steps - 1:
+                _feedback_rows(gx, t + 1, b, 1, form, nx)
+                a0 = zero
+                for j in range(n):
+                    a0 += nx[0, j]
+                a0 *= off[w0]
+                for o in range(n):
+                    g[o] = (g[o] + a0) + nx[0, o] * c0
+                if parts == 2:
+                    a1 = zero
+                    for j in range(n):
+                        a1 += nx[0, n + j]
+                    a1 *= off[1]
+                    for o in range(n):
+                        g[o] = (g[o] + a1) + nx[0, n + o] * c1
+            for o in range(n):
+                g64 = np.float64(g[o])
+                gx[1, t, b, o] = np.float32(g64 * d_im[t, b, o])
+            if real:
+                for o in range(n):
+                    gx[0, t, b, o] = np.float32(np.float64(g[o]) * d_re[t, b, o])
+
+
 #: values per block of the surrogate pass (:func:`surrogate`; 4 KB of float32)
 SURROGATE_BLOCK = 1024
 
