@@ -242,10 +242,12 @@ def test_event_lists_are_the_nonzero_steps(n_i, n_b, steps, density, seed):
 
 @pytest.mark.parametrize(("q_top", "m_top"), [(1, 127), (128, 127), (1, 1), (3, 100)])
 @pytest.mark.parametrize("over", [0, 1])
-def test_event_sums_at_the_int16_bound(q_top, m_top, over):
+@pytest.mark.parametrize("by_item", [False, True])
+def test_event_sums_at_the_int16_bound(q_top, m_top, over, by_item):
     """A step whose events can just reach the int16 range (events · |q| · |m| = the
     largest multiple of |q| · |m| up to 32767) is summed exactly in int16, one more event
-    in int32: the exact sums, signs and extremes included, either way."""
+    in int32: the exact sums, signs and extremes included, either way; with jobs by
+    batch item (cursors along the lists) or by item and block of steps (searches)."""
     top = q_top * m_top
     n = 32767 // top + over
     n_o, steps = 3, 5
@@ -260,7 +262,7 @@ def test_event_sums_at_the_int16_bound(q_top, m_top, over):
     ep.event_lists(q, counts, pos)
     mt = np.ascontiguousarray(m.T)
     z = np.full((1, n_o, steps), np.nan, np.float32)
-    ep.forward_events(q, counts, pos, mt, top, np.float32(0.5), 8, z, False)
+    ep.forward_events(q, counts, pos, mt, top, np.float32(0.5), 2, z, False, by_item)
     exact = np.einsum("oi,ibt->bot", m.astype(np.float64), q.astype(np.float64)) * 0.5
     assert np.array_equal(z.astype(np.float64), exact)
     assert abs(exact[0, 0, 2]) * 2 == n * top  # the bound is reached (or passed by one)
