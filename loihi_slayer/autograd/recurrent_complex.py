@@ -215,8 +215,9 @@ def _stepped_loop(
     shared: bool,
     real_part: bool,
 ) -> Tensor:
-    """The backward's time loop step by step with PyTorch (float64 blocks): the
-    reference the compiled loop is tested against."""
+    """The backward's time loop step by step with PyTorch: one BLAS product per part and
+    step (dense feedback, float64 training), and the reference the compiled loop
+    (:func:`_compiled_loop`) is tested against."""
     steps, batch, n = s.shape
     dt = s.dtype
     g = torch.zeros_like(s) if g_s is None else g_s.contiguous().clone()
@@ -250,14 +251,14 @@ def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
     def traced(a, b=None):
         return scaled_sum(a.reshape(-1), None if b is None else b.reshape(-1), inv, dt)[:, None]
 
-    thr = traced(th_i, r_i)[:, 0] if th_i is not None else _NO_THRESHOLD
+    thr = _NO_THRESHOLD if th_i is None else traced(th_i, r_i)[:, 0].numpy()
     d_re = torch.empty(shape, dtype=torch.float64)
     d_im = torch.empty(shape, dtype=torch.float64)
     follow_torch_threads()
     surrogate_steps(
         traced(re_i)[:, 0].numpy(),
         traced(im_i)[:, 0].numpy(),
-        thr if isinstance(thr, np.ndarray) else thr.numpy(),
+        thr,
         float(spec.theta),
         float(spec.tau_rho),
         float(spec.scale_rho),
