@@ -21,6 +21,7 @@ from test_recurrent_fused import (
     assert_grads_close,
     compare_over_calls,
     neuron_runs_agree,
+    run,
     spikes,
 )
 from test_recurrent_fused import compare as compare_blocks
@@ -193,6 +194,29 @@ def test_too_large_input_is_refused_in_both_paths(fused_calls):
     z = (torch.zeros(1, 3, 4), torch.full((1, 3, 4), 2.0**32 / 64))
     refused_in_both_paths(lambda: blk._neuron_forward(z), ParameterError, "2\\*\\*31")
     assert len(fused_calls) == 1
+
+
+def test_kept_memory_carries_nothing_between_blocks(fused_calls):
+    """The recurrence's arrays live in memory kept across calls (``_KEPT``). A block of
+    another family first fills it (RF: both parts carry gradient); then an RF_IZ block
+    of the same size, whose spike passes nothing to the real part (that gradient must
+    be zeros again, not the RF block's values), still equals its step loop, in each
+    kind; and the memory is handed out again from one training step to the next."""
+    x = spikes((3, 12, 30), p=0.4, seed=5)
+    for kind in ("recurrent", "kwta"):
+        compare(lambda kind=kind: make("rf", kind, 12, 10, requires_grad=True), x, fused_calls)
+        compare(lambda kind=kind: make("rf_iz", kind, 12, 10, requires_grad=True), x, fused_calls)
+    blk = make("rf", "recurrent", 12, 10)
+    run(blk, x, True)  # the kept storages now have this block's sizes
+    kept = {k: {st.data_ptr() for st in m.kept} for k, m in recurrent_complex._KEPT.items()}
+    held, _ = run(blk, x, True)  # the caller keeps this output
+    want = held.clone()
+    again, _ = run(blk, x, True)
+    assert torch.equal(held, want)  # not overwritten by the next call
+    assert torch.equal(again, want)
+    for role in ("pre", "surrogate re", "input grad", "spike grad"):
+        now = {st.data_ptr() for st in recurrent_complex._KEPT[role].kept}
+        assert kept[role] <= now, role  # the same memory again, no fresh allocation
 
 
 @pytest.mark.parametrize(

@@ -108,12 +108,20 @@ def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, i
     return out, int(bad)
 
 
-def scaled_sum(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype: torch.dtype):
-    """``(a + b) * inv`` (``b`` optional) of int64 tensors, as ``dtype``."""
+def scaled_sum(
+    a: torch.Tensor,
+    b: torch.Tensor | None,
+    inv: float,
+    dtype: torch.dtype,
+    out: torch.Tensor | None = None,
+):
+    """``(a + b) * inv`` (``b`` optional) of integer tensors, as ``dtype``; into ``out``
+    (contiguous, ``a``'s number of values) where given (CPU), e.g. memory kept across
+    steps."""
     if a.is_cuda:
         return _scaled_sum_torch(a, b, inv, dtype)
     a = a.contiguous()
-    out = torch.empty(a.shape, dtype=dtype)
+    out = torch.empty(a.shape, dtype=dtype) if out is None else out.view(a.shape)
     bb = np.zeros(0, np.int64) if b is None else b.contiguous().reshape(-1).numpy()
     follow_torch_threads()
     _scaled_sum(a.reshape(-1).numpy(), bb, float(inv), out.reshape(-1).numpy())

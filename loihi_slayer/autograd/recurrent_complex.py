@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._recycle import Recycled
 from .._threads import follow_torch_threads
 from ..fixed.codegen import kernel_module
 from . import _recurrent_cpu as _kern
@@ -81,6 +82,22 @@ __all__ = ["resonator_recurrent"]
 #: states recorded before each step for the rotation gradients (the first two of every
 #: resonator model)
 _PRE_STATES = ("re", "im")
+
+#: memory kept across steps for the recurrence's whole-sequence arrays, by role: the
+#: integer traces, the states before each step and the spikes of the forward; the float
+#: traces, the surrogate, the spike gradient and the input gradient of the backward.
+#: Fresh memory faulted page by page at every step: ``rf.Recurrent`` 512 -> 512 at batch
+#: 32, T = 200 allocated about 120 MB per step, 150 of its 450-550 ms on the Zen 3 VM
+#: (cProfile). The blocks of a network share them, one storage per block up to ``keep``.
+_KEPT: dict[str, Recycled] = {}
+
+
+def _kept(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """Uninitialised ``shape`` memory of ``role`` (see :data:`_KEPT`)."""
+    mem = _KEPT.get(role)
+    if mem is None:
+        mem = _KEPT[role] = Recycled(keep=4)
+    return mem.empty(shape, dtype)
 
 
 @dataclass
@@ -105,8 +122,8 @@ class _Recurrence(torch.autograd.Function):
         model = spec.model
         batch, n, steps = z_re.shape
         zs = [_time_major(z) for z in (z_re, z_im)]
-        traces = [torch.empty((steps, batch, n), dtype=torch.int32) for _ in model.traces]
-        pre = torch.empty((len(_PRE_STATES), steps, batch, n), dtype=torch.int32)
+        traces = [_kept(f"trace {k}", (steps, batch, n), torch.int32) for k in model.traces]
+        pre = _kept("pre", (len(_PRE_STATES), steps, batch, n), torch.int32)
         bad = torch.zeros(batch, dtype=torch.int8)
         mod = kernel_module(model, "recurrent")
         kern = mod.kernel if _parallel(batch, n, steps) else mod.kernel_serial
@@ -124,7 +141,7 @@ class _Recurrence(torch.autograd.Function):
         )
         _check_bad(bad, model.name.upper())
         tr = dict(zip(model.traces, traces, strict=True))
-        s = tr["s"].to(z_re.dtype)
+        s = _kept("spikes", (steps, batch, n), z_re.dtype).copy_(tr["s"])
         ctx.cfg = cfg
         ctx.save_for_backward(s, tr["re"], tr["im"], tr.get("th"), tr.get("r"), pre, w_re, w_im)
         ctx.mark_non_differentiable(pre)
@@ -190,7 +207,7 @@ def _compiled_loop(
     off = np.zeros(2, np.float32)
     for k in parts:
         diag[k], off[k] = float(compact[k][0, 0]), float(compact[k][0, 1])
-    gx = torch.empty((2, steps, batch, n), dtype=torch.float32)
+    gx = _kept("input grad", (2, steps, batch, n), torch.float32)
     if not real_part:
         gx[0].zero_()
     g_src = _NO_GRAD if g_s is None else g_s.to(torch.float32).contiguous().numpy()
@@ -220,8 +237,14 @@ def _stepped_loop(
     (:func:`_compiled_loop`) is tested against."""
     steps, batch, n = s.shape
     dt = s.dtype
-    g = torch.zeros_like(s) if g_s is None else g_s.contiguous().clone()
-    gx = torch.zeros((2, steps, batch, n), dtype=dt)
+    g = _kept("spike grad", (steps, batch, n), dt)  # the loop adds into it
+    if g_s is None:
+        g.zero_()
+    else:
+        g.copy_(g_s)
+    gx = _kept("input grad", (2, steps, batch, n), dt)
+    if not real_part:  # the Izhikevich spike passes nothing to re
+        gx[0].zero_()
     w_fb = [_compact(w.detach().to(dt)) for w in (w_re, w_im)]
     for t in range(steps - 1, -1, -1):
         gt = g[t]
@@ -248,16 +271,17 @@ def _surrogate(re_i, im_i, th_i, r_i, spec: ResonatorSpec, dt: torch.dtype):
     shape = re_i.shape
     inv = 1.0 / spec.s_scale
 
-    def traced(a, b=None):
-        return scaled_sum(a.reshape(-1), None if b is None else b.reshape(-1), inv, dt)[:, None]
+    def traced(role, a, b=None):
+        out = _kept(role, (a.numel(),), dt)
+        return scaled_sum(a.reshape(-1), None if b is None else b.reshape(-1), inv, dt, out)
 
-    thr = _NO_THRESHOLD if th_i is None else traced(th_i, r_i)[:, 0].numpy()
-    d_re = torch.empty(shape, dtype=torch.float64)
-    d_im = torch.empty(shape, dtype=torch.float64)
+    thr = _NO_THRESHOLD if th_i is None else traced("float th", th_i, r_i).numpy()
+    d_re = _kept("surrogate re", shape, torch.float64)
+    d_im = _kept("surrogate im", shape, torch.float64)
     follow_torch_threads()
     surrogate_steps(
-        traced(re_i)[:, 0].numpy(),
-        traced(im_i)[:, 0].numpy(),
+        traced("float re", re_i).numpy(),
+        traced("float im", im_i).numpy(),
         thr,
         float(spec.theta),
         float(spec.tau_rho),
