@@ -17,6 +17,7 @@ from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import synapse_fast
 from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_works, int8_mm
 from loihi_slayer.quantize import quantize_8bit
+from loihi_slayer.synapse import _event_product as ep
 from loihi_slayer.synapse import _int_product as ip
 
 
@@ -202,7 +203,9 @@ def test_dense_synapse_takes_the_int8_path_for_spikes(any_size, monkeypatch):
     monkeypatch.setattr(ip.IntDenseProduct, "apply", spy)
     torch.manual_seed(0)
     dense = synapse.Dense(24, 8, weight_scale=2, weight_norm=True, pre_hook_fx=quantize_8bit)
-    x = (torch.rand(4, 24, 11) < 0.2).float().requires_grad_(True)
+    # denser than the event product takes (see test_synapse_event_product): the GEMM
+    x = (torch.rand(4, 24, 11) < 0.5).float().requires_grad_(True)
+    assert float((x != 0).float().mean()) > ep.MAX_DENSITY
     y = dense(x)
     assert calls == [(4, 24, 11)]
     w = quantize_8bit(dense.weight).reshape(8, 24)

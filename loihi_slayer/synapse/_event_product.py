@@ -41,10 +41,15 @@ from .._recycle import Recycled
 from .._threads import follow_torch_threads
 
 #: largest fraction of non-zero inputs for which the event product replaces the GEMM
-#: (``benchmarks/bench_event_product.py`` on a 2-core AVX2 machine: forward + weight
-#: gradient at 0.55-0.80 of the GEMM path's time up to density 0.10, break-even at
-#: 0.15-0.20 by shape; random input, spikes of real data cluster and do better)
-MAX_DENSITY = 0.12
+#: (``benchmarks/bench_event_product.py``, forward + weight gradient against the sgemm
+#: path, random input; spikes of real data cluster and do better). With the event lists
+#: and int16 sums, on the 2-core Zen 3 VM: 0.32-0.55 at density 0.10, 0.64-0.89 at 0.20,
+#: 0.82-1.29 at 0.30 (N-MNIST dense, Recurrent input 512 -> 512, Oxford 200 -> 256);
+#: the break-even lies at 0.23-0.25 for Oxford's shape (batch 1) and at 0.30 or beyond
+#: for the others, so 0.22 is below every shape's. (It was 0.12 before the lists, when
+#: the break-even was 0.15-0.20; at 0.22 a Recurrent block on 20 % input spikes takes
+#: the events: whole training step paired 0.81-0.85, CUBA and RF.)
+MAX_DENSITY = 0.22
 #: bytes of the gradient rows one block of the event weight gradient reads (L2-sized:
 #: 64 rows of 512 took 0.85-0.95 of 128-1024 rows' time, Zen 5, ``weight_grad_events``)
 GRAD_BLOCK_BYTES = 1 << 17
