@@ -129,7 +129,7 @@ def _tile_in_lanes(x, rows, m, t0, tl, buf, lanes):
     Indexed directly with unsigned indices (no negative-index wrap-around, so the copy
     vectorises). No row views: each view of an array shared by the threads adds and
     drops a reference to it, atomic operations on one cache line that the threads take
-    in turn (with views here and in :func:`_segment_out` the N-MNIST pool block spent
+    in turn (with views here and in :func:`_segment_out_flat` the N-MNIST pool block spent
     about a fifth of its time in numba's ``NRT_incref``/``NRT_decref``, ``perf``)."""
     u0 = np.uint64(t0)
     if m == lanes and tl == TILE:
@@ -148,24 +148,11 @@ def _tile_in_lanes(x, rows, m, t0, tl, buf, lanes):
 
 
 @njit(inline="always", cache=True)
-def _segment_out(out, segs, k, rows, m, g0, gl, sh=0):
-    """``out[rows[j], g0 + sh + t] = segs[k, t, j]`` for ``j < m``, ``t < gl`` (``sh = 1``:
-    one step later, the last step dropped at the end of the time axis): each row one
+def _segment_out_flat(out, segs, base, rows, m, g0, gl, sh=0, lanes=LANES):
+    """``out[rows[j], g0 + sh + t] = segs[base + t * lanes + j]`` for ``j < m``, ``t < gl``
+    (``sh = 1``: one step later, the last step dropped at the end of the time axis; a
+    flat segment buffer of ``lanes`` lanes, a constant where it is inlined): each row one
     contiguous run, indexed directly (see :func:`_tile_in`)."""
-    gl = min(gl, out.shape[1] - g0 - sh)
-    if gl <= 0:
-        return
-    u0 = np.uint64(g0 + sh)
-    for j in range(m):
-        r = np.uint64(rows[j])
-        for t in range(np.uint64(gl)):
-            out[r, u0 + t] = segs[k, t, j]
-
-
-@njit(inline="always", cache=True)
-def _segment_out_flat(out, segs, base, rows, m, g0, gl, sh=0):
-    """:func:`_segment_out` from a flat ``segs``: ``out[rows[j], g0 + sh + t] =
-    segs[base + t * LANES + j]``."""
     gl = min(gl, out.shape[1] - g0 - sh)
     if gl <= 0:
         return
@@ -174,7 +161,7 @@ def _segment_out_flat(out, segs, base, rows, m, g0, gl, sh=0):
         r = np.uint64(rows[j])
         src = np.uint64(base + j)
         for t in range(np.uint64(gl)):
-            out[r, u0 + t] = segs[src + t * np.uint64(LANES)]
+            out[r, u0 + t] = segs[src + t * np.uint64(lanes)]
 
 
 @njit(inline="always", cache=True)
@@ -1315,26 +1302,45 @@ def _tile_below(xt, tl, scale, limit):
     return n == tl * SD_LANES
 
 
+#: rows of :func:`_sdnn_chunk`'s flat lane array ``sl`` (``k * SD_LANES + j``: lane ``j``):
+#: sigma, activation, residue, error, threshold, bias
+SL_SIG, SL_ACT, SL_RES, SL_ERR, SL_TH, SL_BIAS = (k * SD_LANES for k in range(6))
+#: rows of the flat lane array
+SL_ROWS = 6
+#: values of one tile row of the flat integer tile ``at`` (inputs, payload, delta:
+#: ``k * SD_TILE + tt * SD_LANES + j``)
+SD_TILE = TILE * SD_LANES
+#: values of one output row of the flat output segments (payload, mask, delta:
+#: ``k * SD_OT_ROW + t * SD_LANES + j``)
+SD_OT_ROW = OUT_SEGMENT * SD_LANES
+
+
 @njit(inline="always", cache=True)
-def _sdnn_steps(mode, relu, cum_error, tl, so, at, sv, pb, pt, ot):
-    """The sigma-delta steps of one tile of :data:`SD_LANES` lanes: integer inputs ``at``,
-    state ``sv``, parameters ``pb``; integer payload and delta into ``pt``, float
-    payload, ReLU mask and delta into ``ot`` at ``so``. Returns the count of values
-    wider than 32 bits (their floats are redone exactly)."""
+def _sdnn_steps(mode, relu, cum_error, tl, so, sl, at, ot):
+    """The sigma-delta steps of one tile of :data:`SD_LANES` lanes: integer inputs in row
+    0 of the flat tile ``at``, state and parameters in the flat lane array ``sl`` (rows
+    ``SL_*``); integer payload and delta into rows 1 and 2 of ``at``, float payload,
+    ReLU mask and delta into the flat ``ot`` (rows of :data:`SD_OT_ROW`) from step ``so``
+    on. Returns the count of values wider than 32 bits (their floats are redone
+    exactly). Flat arrays at constant row offsets, as the CUBA lanes
+    (:func:`_lane_tile`): LLVM proves the rows disjoint instead of comparing every pair
+    of rows' address ranges before each step's lane loop."""
     wide = 0
     for tt in range(tl):
+        row = tt * SD_LANES
+        orow = (so + tt) * SD_LANES
         for j in range(SD_LANES):
-            a = at[tt, j]
-            d_prev = sv[1, j] - sv[2, j]
+            a = at[row + j]
+            d_prev = sl[SL_ACT + j] - sl[SL_RES + j]
             sg, ac, rs, er, p = _sdnn_step(
                 mode,
                 a,
-                sv[0, j],
-                sv[1, j],
-                sv[2, j],
-                sv[3, j],
-                pb[0, j],
-                pb[1, j],
+                sl[SL_SIG + j],
+                sl[SL_ACT + j],
+                sl[SL_RES + j],
+                sl[SL_ERR + j],
+                sl[SL_TH + j],
+                sl[SL_BIAS + j],
                 12,
                 6,
                 relu,
@@ -1344,17 +1350,17 @@ def _sdnn_steps(mode, relu, cum_error, tl, so, at, sv, pb, pt, ot):
             # vector int64 -> double); kept, and the tile redone exactly below
             # where one of them is wider than 32 bits
             dd = ac - d_prev
-            pt[0, tt, j] = p
-            pt[1, tt, j] = dd
+            at[SD_TILE + row + j] = p
+            at[2 * SD_TILE + row + j] = dd
             wide += (p != np.int64(np.int32(p))) | (dd != np.int64(np.int32(dd)))
-            ot[0, so + tt, j] = state_float(p) * (1.0 / 4096.0)
-            ot[1, so + tt, j] = 1.0 if (ac > 0 or relu == 0) else 0.0
+            ot[orow + j] = state_float(p) * (1.0 / 4096.0)
+            ot[SD_OT_ROW + orow + j] = 1.0 if (ac > 0 or relu == 0) else 0.0
             # d = act - act_prev + residue_prev; residue = d - s
-            ot[2, so + tt, j] = state_float(dd) * (1.0 / 262144.0)
-            sv[0, j] = sg
-            sv[1, j] = ac
-            sv[2, j] = rs
-            sv[3, j] = er
+            ot[2 * SD_OT_ROW + orow + j] = state_float(dd) * (1.0 / 262144.0)
+            sl[SL_SIG + j] = sg
+            sl[SL_ACT + j] = ac
+            sl[SL_RES + j] = rs
+            sl[SL_ERR + j] = er
     return wide
 
 
@@ -1385,11 +1391,11 @@ def _sdnn_chunk(
     rec_d = d_out.shape[1] > 0
     nt, nb = v_th.shape[0], bias.shape[0]
     xt = np.zeros((TILE, SD_LANES), x.dtype)
-    ot = np.zeros((3, min(steps, OUT_SEGMENT), SD_LANES), y_out.dtype)  # payload, mask, delta
-    at = np.zeros((TILE, SD_LANES), np.int64)  # integer inputs
-    pt = np.zeros((2, TILE, SD_LANES), np.int64)  # integer payload, delta
-    sv = np.zeros((4, SD_LANES), np.int64)  # sigma, act, residue, error
-    pb = np.zeros((2, SD_LANES), np.int64)  # threshold, bias
+    # payload, mask, delta (rows of SD_OT_ROW; every value is written before it is read,
+    # and zeroing the whole buffer cost 1.03-1.09x at (4096, 60))
+    ot = np.empty(3 * SD_OT_ROW, y_out.dtype)
+    at = np.zeros(3 * SD_TILE, np.int64)  # integer inputs, payload, delta (rows of SD_TILE)
+    sl = np.zeros(SL_ROWS * SD_LANES, np.int64)  # the lanes' state and parameters (SL_*)
     nbad = np.zeros(SD_LANES, np.int64)
     lane_rows = np.zeros(SD_LANES, np.int64)
     limit = INPUT_LIMIT * 1024.0
@@ -1400,13 +1406,13 @@ def _sdnn_chunk(
         for j in range(SD_LANES):
             n = n0 + min(j, m - 1)
             lane_rows[j] = n
-            pb[0, j] = v_th[n % nt]
-            pb[1, j] = bias[n % nb]
+            sl[SL_TH + j] = v_th[n % nt]
+            sl[SL_BIAS + j] = bias[n % nb]
             live = j < m
-            sv[0, j] = sigma_st[n] if live else 0
-            sv[1, j] = act_st[n] if live else 0
-            sv[2, j] = res_st[n] if live else 0
-            sv[3, j] = err_st[n] if live else 0
+            sl[SL_SIG + j] = sigma_st[n] if live else 0
+            sl[SL_ACT + j] = act_st[n] if live else 0
+            sl[SL_RES + j] = res_st[n] if live else 0
+            sl[SL_ERR + j] = err_st[n] if live else 0
             nbad[j] = 0
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
@@ -1418,32 +1424,33 @@ def _sdnn_chunk(
                 for tt in range(tl):
                     for j in range(SD_LANES):
                         a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
-                        at[tt, j] = a
+                        at[tt * SD_LANES + j] = a
                         nbad[j] += refused
             else:
                 for tt in range(tl):
                     for j in range(SD_LANES):
                         a, refused = chip_int(xt[tt, j], in_scale, limit)
-                        at[tt, j] = a
+                        at[tt * SD_LANES + j] = a
                         nbad[j] += refused
-            wide = _sdnn_steps(mode, relu, cum_error, tl, so, at, sv, pb, pt, ot)
+            wide = _sdnn_steps(mode, relu, cum_error, tl, so, sl, at, ot)
             if wide:
                 for tt in range(tl):
                     for j in range(SD_LANES):
-                        ot[0, so + tt, j] = int_float(pt[0, tt, j]) * (1.0 / 4096.0)
-                        ot[2, so + tt, j] = int_float(pt[1, tt, j]) * (1.0 / 262144.0)
+                        k, o = tt * SD_LANES + j, (so + tt) * SD_LANES + j
+                        ot[o] = int_float(at[SD_TILE + k]) * (1.0 / 4096.0)
+                        ot[2 * SD_OT_ROW + o] = int_float(at[2 * SD_TILE + k]) * (1.0 / 262144.0)
             if so + tl == OUT_SEGMENT or t0 + tl == steps:  # a segment is complete
                 g0, gl = t0 - so, so + tl
-                _segment_out(y_out, ot, 0, lane_rows, m, g0, gl)
+                _segment_out_flat(y_out, ot, 0, lane_rows, m, g0, gl, 0, SD_LANES)
                 if rec_mask:
-                    _segment_out(mask_out, ot, 1, lane_rows, m, g0, gl)
+                    _segment_out_flat(mask_out, ot, SD_OT_ROW, lane_rows, m, g0, gl, 0, SD_LANES)
                 if rec_d:
-                    _segment_out(d_out, ot, 2, lane_rows, m, g0, gl)
+                    _segment_out_flat(d_out, ot, 2 * SD_OT_ROW, lane_rows, m, g0, gl, 0, SD_LANES)
         for j in range(m):
-            sigma_st[n0 + j] = sv[0, j]
-            act_st[n0 + j] = sv[1, j]
-            res_st[n0 + j] = sv[2, j]
-            err_st[n0 + j] = sv[3, j]
+            sigma_st[n0 + j] = sl[SL_SIG + j]
+            act_st[n0 + j] = sl[SL_ACT + j]
+            res_st[n0 + j] = sl[SL_RES + j]
+            err_st[n0 + j] = sl[SL_ERR + j]
             if nbad[j] != 0:
                 bad[n0 + j] = 1
 
