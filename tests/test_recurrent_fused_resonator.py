@@ -196,6 +196,49 @@ def test_too_large_input_is_refused_in_both_paths(fused_calls):
     assert len(fused_calls) == 1
 
 
+def test_narrowed_parts_keep_every_feedback_value():
+    """``narrow_parts``: one grid step for both parts, each part's mantissas in its own
+    narrowest type, and every feedback value ``grid * (b + sum of rows)`` unchanged."""
+    from loihi_slayer.autograd.recurrent import narrow_parts
+
+    rng = np.random.default_rng(0)
+    re = rng.integers(-120, 120, (6, 6)) * 8  # multiples of 8, wider than int8
+    im = rng.integers(-60, 60, (6, 6)) * 4  # multiples of 4: the common power is 4
+    ms, biases, grid = narrow_parts([re, im], [-24, 12], 1 / 64)
+    assert grid == 4 / 64
+    assert [m.dtype for m in ms] == [np.int16, np.int8]
+    assert biases == (-6, 3)
+    for m_e, b_e, m, b in zip(ms, biases, (re, im), (-24, 12), strict=True):
+        spikes_ = rng.integers(0, 2, (50, 6)).astype(bool)
+        for row in spikes_:
+            assert grid * (b_e + int(m_e[row].astype(np.int64).sum())) == (b + m[row].sum()) / 64
+    (m0,), (b0,), g0 = narrow_parts([np.zeros((2, 2), np.int32)], [0], 1 / 64)
+    assert (m0.dtype, b0, g0) == (np.int8, 0, 1 / 64)  # nothing to move into the grid
+
+
+def test_fused_parts_of_different_widths(fused_calls):
+    """A recurrent synapse whose real part needs int16 mantissas and whose imaginary part
+    fits int8 (weights on the 1/64 grid, one part 40x the other): the fused kernel, with
+    the narrowed parts, still equals the step loop."""
+
+    def build():
+        torch.manual_seed(3)
+        blk = rf.Recurrent(
+            params("rf", requires_grad=True),
+            8,
+            6,
+            weight_scale=3,
+            pre_hook_fx=lambda w: torch.round(w * 64) / 64,
+        )
+        with torch.no_grad():
+            blk.recurrent_synapse.real.weight.mul_(40)
+        return blk
+
+    m_re = torch.round(build().recurrent_synapse.real.weight * 64).abs().max()
+    assert m_re > 255  # wider than int8 even after the common power of two
+    compare(build, spikes((2, 8, 25), p=0.5, seed=7), fused_calls)
+
+
 def test_kept_memory_carries_nothing_between_blocks(fused_calls):
     """The recurrence's arrays live in memory kept across calls (``_KEPT``). A block of
     another family first fills it (RF: both parts carry gradient); then an RF_IZ block

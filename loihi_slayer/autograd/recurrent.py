@@ -26,6 +26,8 @@ step-by-step loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numba
 import numpy as np
 import torch
@@ -87,13 +89,32 @@ def _narrow(m: np.ndarray, bias: int, grid: float) -> tuple[np.ndarray, int, flo
     exactly (a power of two scales a float without rounding). A row of a 512-neuron
     feedback matrix is then 512 bytes, and the matrix stays in the L2 cache.
     """
-    bits = int(np.bitwise_or.reduce(np.abs(m), axis=None)) | abs(bias) if m.size else abs(bias)
+    (m_e,), (b_e,), grid_e = narrow_parts((m,), (bias,), grid)
+    return m_e, b_e, grid_e
+
+
+def narrow_parts(
+    ms: Sequence[np.ndarray], biases: Sequence[int], grid: float
+) -> tuple[tuple[np.ndarray, ...], tuple[int, ...], float]:
+    """:func:`_narrow` of several feedback matrices and biases that share one grid step
+    (a resonator's real and imaginary parts): the power of two common to all of them
+    moves into the grid, each matrix into its own narrowest integer type."""
+    bits = 0
+    for m, bias in zip(ms, biases, strict=True):
+        bits |= abs(int(bias))
+        if m.size:
+            bits |= int(np.bitwise_or.reduce(np.abs(m), axis=None))
     e = (bits & -bits).bit_length() - 1 if bits else 0
-    m_e = m >> e
-    low, high = (int(m_e.min()), int(m_e.max())) if m_e.size else (0, 0)
+    narrowed = tuple(np.ascontiguousarray(m >> e, _narrowest(m >> e)) for m in ms)
+    return narrowed, tuple(int(b) >> e for b in biases), grid * 2.0**e
+
+
+def _narrowest(m: np.ndarray) -> type:
+    """The narrowest of int8, int16, int32 that holds every value of ``m``."""
+    low, high = (int(m.min()), int(m.max())) if m.size else (0, 0)
     for dtype in (np.int8, np.int16, np.int32):
         if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
-            return np.ascontiguousarray(m_e, dtype), bias >> e, grid * 2.0**e
+            return dtype
     raise AssertionError("feedback_grid bounds every mantissa below 2**31")
 
 

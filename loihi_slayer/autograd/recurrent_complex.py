@@ -74,6 +74,7 @@ from .recurrent import (
     _time_major,
     add_feedback_grad,
     feedback_weight_grad,
+    narrow_parts,
 )
 from .resonator import IMAG, ResonatorSpec, _reduce
 
@@ -105,8 +106,9 @@ class _Config:
     """What the op needs besides its differentiable inputs."""
 
     spec: ResonatorSpec
-    m: tuple[np.ndarray, np.ndarray]  # int32 feedback mantissas, kernel layout
-    fb_bias: np.ndarray  # (2,) int64
+    m: tuple[np.ndarray, np.ndarray]  # feedback mantissas, kernel layout, narrowed
+    fb_bias: np.ndarray  # (2,) int64, narrowed with them
+    grid: float  # the feedback's grid step: 1 / scale times their common power of two
     table: np.ndarray  # (P, n) int64 parameters
     state: np.ndarray  # (S, B * n) int64, updated in place
     shared_weight: bool  # KWTA: one weight feeds both parts
@@ -131,7 +133,7 @@ class _Recurrence(torch.autograd.Function):
             *(z.numpy() for z in zs),
             *cfg.m,
             cfg.fb_bias,
-            1.0 / spec.scale,
+            cfg.grid,
             float(spec.scale),
             cfg.table,
             cfg.state,
@@ -331,10 +333,18 @@ def resonator_recurrent(
     st = np.stack([np.asarray(state[k], np.int64).reshape(-1) for k in model.states])
     spec = neuron.spec()
     shared = w[0] is w[1]
+    # the mantissas in their narrowest integer type, their common power of two in the
+    # grid step (as CUBA's recurrence: int8 rows summed in int16 blocks)
+    m, fb_bias, grid = narrow_parts(
+        [_compact(torch.from_numpy(m)).numpy() for m, _ in grids],
+        [bm for _, bm in grids],
+        1.0 / spec.scale,
+    )
     cfg = _Config(
         spec=spec,
-        m=tuple(_compact(torch.from_numpy(m)).numpy() for m, _ in grids),
-        fb_bias=np.array([bm for _, bm in grids], np.int64),
+        m=m,
+        fb_bias=np.array(fb_bias, np.int64),
+        grid=grid,
         table=_per_neuron(params.vectors((n,)), n),
         state=st,
         shared_weight=shared,
