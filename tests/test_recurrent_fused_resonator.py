@@ -349,6 +349,11 @@ def test_recurrence_surrogate_is_the_row_kernels(size, mode, graded, adaptive, t
     im = rng.normal(size=size).astype(np.float32)
     theta = 0.25
     re[::7], im[::5], im[1::9] = theta, 0.0, theta  # ties: d = 0, x_im = 0
+    # far from threshold: exp's arguments below -745 (0.0, the shortcut), near it
+    # (subnormal results) and beyond -746 (the shortcut's boundary)
+    re[2::11], im[3::13] = 5e4, -5e4
+    re[4::17] = theta - 745.5 * tau
+    im[6::19] = -746.0 * tau
     thr = (rng.random(size) * 0.5).astype(np.float32) if adaptive else np.zeros(0, np.float32)
     rho = 0.7
     d_re, d_im = np.full(size, np.nan), np.full(size, np.nan)
