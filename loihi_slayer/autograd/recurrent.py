@@ -105,7 +105,8 @@ def narrow_parts(
         if m.size:
             bits |= int(np.bitwise_or.reduce(np.abs(m), axis=None))
     e = (bits & -bits).bit_length() - 1 if bits else 0
-    narrowed = tuple(np.ascontiguousarray(m >> e, _narrowest(m >> e)) for m in ms)
+    shifted = [m >> e for m in ms]
+    narrowed = tuple(np.ascontiguousarray(m, _narrowest(m)) for m in shifted)
     return narrowed, tuple(int(b) >> e for b in biases), grid * 2.0**e
 
 
