@@ -147,6 +147,9 @@ class _Recurrence(torch.autograd.Function):
         ctx.cfg = cfg
         ctx.save_for_backward(s, tr["re"], tr["im"], tr.get("th"), tr.get("r"), pre, w_re, w_im)
         ctx.mark_non_differentiable(pre)
+        # no zeros materialised for ``pre``'s gradient: 26 MB filled per step at 512
+        # neurons, batch 32, T = 200 (8 ms, Zen 3); a missing spike gradient is None
+        ctx.set_materialize_grads(False)
         return s, pre
 
     @staticmethod
@@ -167,7 +170,8 @@ class _Recurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         g_wim = None
         if cfg.shared_weight and (need[2] or need[3]):
-            g_wre = feedback_weight_grad(gx[0] + gx[1], s, w_re)
+            both = torch.add(gx[0], gx[1], out=_kept("input grad sum", gx.shape[1:], gx.dtype))
+            g_wre = feedback_weight_grad(both, s, w_re)
         else:
             g_wre = feedback_weight_grad(gx[0], s, w_re) if need[2] else None
             g_wim = feedback_weight_grad(gx[1], s, w_im) if need[3] else None
