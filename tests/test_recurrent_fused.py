@@ -670,6 +670,59 @@ def test_feedback_grid_one_pass_against_numpy(dtype):
 @given(
     steps=st.integers(1, 12),
     batch=st.integers(1, 7),
+    n=st.integers(2, 40),
+    diag=st.sampled_from([0.0, 1.0, 0.75, -2.0]),
+    off=st.sampled_from([0.0, -0.25, -1.0, 0.5]),
+    with_gs=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_compact_backward_loop_is_the_recurrence(steps, batch, n, diag, off, with_gs, seed):
+    r"""KWTA's compiled backward time loop (weights ``o + (d - o) I``, O(n) per row):
+    :math:`g_a[t] = (g_s[t] + g_a[t+1] W)\sigma[t]` against the float64 recurrence with
+    the dense matrix, zero surrogates included; every value written, the same bits on
+    one thread and on all, and the same as the block's float32 PyTorch step loop up to
+    the order of the row sums."""
+    from loihi_slayer.autograd import _recurrent_cpu
+
+    rng = np.random.default_rng(seed)
+    g_s = rng.standard_normal((steps, batch, n)).astype(np.float32)
+    sigma = rng.random((steps, batch, n)).astype(np.float32)
+    sigma[rng.random(sigma.shape) < 0.3] = 0.0
+    w = np.full((n, n), off) + (diag - off) * np.eye(n)
+    want = np.zeros((steps + 1, batch, n))
+    for t in range(steps - 1, -1, -1):
+        src = g_s[t].astype(np.float64) if with_gs else 0.0
+        want[t] = (src + want[t + 1] @ w) * sigma[t]
+    gs_arg = g_s if with_gs else np.zeros((0, 0, 0), np.float32)
+    outs = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            g_a = np.full((steps, batch, n), np.nan, np.float32)
+            _recurrent_cpu.backward_compact(gs_arg, sigma, np.float32(diag), np.float32(off), g_a)
+            outs.append(g_a)
+    finally:
+        numba.set_num_threads(before)
+    scale = np.abs(want).max() + 1.0
+    np.testing.assert_allclose(outs[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
+    assert np.array_equal(outs[1], outs[0])
+    # the step loop the block ran before (PyTorch ops per step, float32)
+    w_fb = torch.tensor([[diag, off]], dtype=torch.float32)
+    ref = torch.empty((steps, batch, n))
+    for t in range(steps - 1, -1, -1):
+        g = ref[t]
+        g.copy_(torch.from_numpy(g_s[t])) if with_gs else g.zero_()
+        if t < steps - 1:
+            fused_mod.add_feedback_grad(g, ref[t + 1], w_fb)
+        g.mul_(torch.from_numpy(sigma[t]))
+    torch.testing.assert_close(torch.from_numpy(outs[0]), ref, rtol=1e-5, atol=1e-5 * scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.integers(1, 12),
+    batch=st.integers(1, 7),
     n=st.integers(1, 40),
     with_gs=st.booleans(),
     seed=st.integers(0, 2**31 - 1),

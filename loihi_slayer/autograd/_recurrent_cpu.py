@@ -416,6 +416,37 @@ def backward_loop(g_s, sigma, w, rows, g_a):
                     g_a[t, b, o] *= sigma[t, b, o]
 
 
+@njit(parallel=True, cache=True)
+def backward_compact(g_s, sigma, diag, off, g_a):
+    r"""The recurrence's gradient (:func:`backward_loop`) for KWTA's lateral weights
+    ``W = o + (d - o) I`` (``diag`` = ``d``, ``off`` = ``o``, float32), O(n) per row::
+
+        g_a[t] = ((g_s[t] + o · sum(g_a[t+1])) + (d - o) · g_a[t+1]) * sigma[t]
+
+    in the order of the PyTorch step loop's operations (the row sum runs over ``j`` in
+    order). One job per batch item through all of time; each row's sum is taken while
+    the row is written, for the step before it. ``g_s`` with no steps: no gradient
+    arrives at the spikes. The step loop took 14-25 ms of PyTorch calls per
+    ``cuba.KWTA`` backward at 512 neurons, batch 32, T = 200 (four small ops per step)."""
+    steps, batch, n = sigma.shape
+    has_gs = g_s.shape[0] > 0
+    c = diag - off
+    zero = np.float32(0.0)
+    for b in prange(batch):
+        a = zero  # o · sum(g_a[t+1, b]): nothing at the last step
+        for t in range(steps - 1, -1, -1):
+            last = t == steps - 1
+            total = zero
+            for o in range(n):
+                g = g_s[t, b, o] if has_gs else zero
+                if not last:
+                    g = (g + a) + g_a[t + 1, b, o] * c
+                g = g * sigma[t, b, o]
+                g_a[t, b, o] = g
+                total += g
+            a = total * off
+
+
 #: neurons from which the fused backward forms the feedback product as dot products
 #: (:func:`backward_dot`) instead of row updates (:func:`backward_loop`). Measured on
 #: the Zen 3 VM (``notes``: the README's recurrence figures), dot / rows time: 0.48-0.60

@@ -301,7 +301,9 @@ def _backward_common(
     w_fb = _compact(w.detach().to(vp.dtype))
     if vp.dtype == torch.float32 and w_fb.shape[0] == n:
         _fused_backward_loop(g_s, sigma, w_fb, g_a)
-    else:  # float64, or KWTA's compact weights (O(n) per row with PyTorch)
+    elif vp.dtype == torch.float32:  # KWTA's compact o + (d - o) I, O(n) per row
+        _compact_backward_loop(g_s, sigma, w_fb, g_a)
+    else:  # float64: the step loop (also the reference of the compiled ones)
         for t in range(steps - 1, -1, -1):
             g = g_a[t]
             if g_s is None:
@@ -365,6 +367,16 @@ def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: T
         return
     rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // numba.get_num_threads())))
     _kern.backward_loop(g_src, sigma.numpy(), w_fb.contiguous().numpy(), rows, g_a.numpy())
+
+
+def _compact_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: Tensor) -> None:
+    """The time loop of :func:`_backward_common` for KWTA's compact feedback ``[[d, o]]``
+    (:func:`_compact`) in one parallel call into ``g_a``
+    (:func:`._recurrent_cpu.backward_compact`)."""
+    g_src = _NO_GRAD if g_s is None else g_s.contiguous().numpy()
+    follow_torch_threads()
+    diag, off = w_fb[0].numpy()
+    _kern.backward_compact(g_src, sigma.numpy(), diag, off, g_a.numpy())
 
 
 _NO_GRAD = np.zeros((0, 0, 0), np.float32)
