@@ -19,11 +19,15 @@ import weakref
 
 import torch
 
-__all__ = ["Recycled", "recycled_for", "release_kept_memory"]
+__all__ = ["Recycled", "kept_empty", "recycled_for", "release_kept_memory"]
 
 #: the storage's use count (private torch API; without it nothing is reused)
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
+
+#: False: every :meth:`Recycled.empty` returns new memory and keeps nothing (for
+#: ``benchmarks/bench_kept_memory.py``, which times steps with and without kept memory)
+ENABLED = True
 
 #: every live Recycled (for :func:`release_kept_memory`)
 _ALL: weakref.WeakSet = weakref.WeakSet()
@@ -51,6 +55,8 @@ class Recycled:
         """An uninitialised contiguous CPU tensor: kept memory that is free and of the
         same size, else new memory (kept from then on)."""
         nbytes = math.prod(shape) * dtype.itemsize
+        if not ENABLED:
+            return torch.empty(shape, dtype=dtype)
         with self._lock:  # two threads must not both find the memory free
             for st in self._storages:
                 if st.nbytes() == nbytes and _use_count(st._cdata) == 1:
@@ -85,6 +91,30 @@ def recycled_for(owner: object, role: str) -> Recycled:
         if rec is None:
             rec = roles[role] = Recycled()
         return rec
+
+
+#: storages each role of :func:`kept_empty` keeps: the arrays of one role that a
+#: network's blocks hold at once (every block's output until the backward) each need one
+ROLE_KEEP = 16
+_ROLES: dict[str, Recycled] = {}
+
+
+def kept_empty(
+    role: str, shape: tuple[int, ...], dtype: torch.dtype, like: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``torch.empty(shape, dtype=dtype)`` in memory kept across steps for ``role`` (one
+    process-wide :class:`Recycled` of :data:`ROLE_KEEP` storages per role): for the
+    arrays of a kernel that has no owning module at hand (an op's outputs, a backward's
+    gradients). New memory on ``like``'s device where that is not the CPU, and while
+    ``torch.compile`` traces (a traced graph allocates its own)."""
+    if (like is not None and like.device.type != "cpu") or torch.compiler.is_compiling():
+        device = None if like is None else like.device
+        return torch.empty(shape, dtype=dtype, device=device)
+    with _OWNED_LOCK:
+        rec = _ROLES.get(role)
+        if rec is None:
+            rec = _ROLES[role] = Recycled(keep=ROLE_KEEP)
+    return rec.empty(tuple(shape), dtype)
 
 
 def release_kept_memory() -> int:

@@ -37,6 +37,18 @@ def test_dropped_tensor_memory_is_handed_out_again():
     assert _ptr(c) == ptr and c.shape == (100, 64) and c.dtype == torch.int32
 
 
+def test_switched_off_nothing_is_kept(monkeypatch):
+    """``_recycle.ENABLED = False`` (the benchmarks' fresh-memory side): every call is
+    new memory and nothing is kept."""
+    rec = Recycled()
+    monkeypatch.setattr(_recycle, "ENABLED", False)
+    a = rec.empty(SHAPE, torch.float32)
+    assert a.shape == SHAPE and rec.kept == ()
+    monkeypatch.setattr(_recycle, "ENABLED", True)
+    b = rec.empty(SHAPE, torch.float32)
+    assert len(rec.kept) == 1 and rec.kept[0].data_ptr() == _ptr(b)
+
+
 def test_released_memory_is_not_handed_out_again():
     """After ``release`` the next tensor gets new memory (kept from then on), and a tensor
     handed out before keeps its values (its memory is freed with its last holder)."""
@@ -209,3 +221,64 @@ def test_release_kept_memory_drops_every_kept_storage():
     assert bool((x == 2.0).all())
     assert loihi_slayer.release_kept_memory() == 0
     assert "release_kept_memory" in dir(loihi_slayer)
+
+
+#: block families whose training step writes its whole-sequence arrays into kept memory
+_FAMILY_PARAMS = {
+    "cuba": PARAMS,
+    "alif": dict(PARAMS, threshold_step=0.1, threshold_decay=0.1, refractory_decay=0.2),
+    "rf": {"threshold": 0.5, "period": 10, "decay": 0.1},
+    "adrf_iz": {
+        "threshold": 0.5,
+        "period": 10,
+        "decay": 0.1,
+        "threshold_step": 0.1,
+        "threshold_decay": 0.1,
+        "refractory_decay": 0.2,
+    },
+}
+
+
+@pytest.mark.parametrize("family", sorted(_FAMILY_PARAMS))
+def test_training_steps_keep_memory_and_never_overwrite_what_the_caller_holds(family):
+    """A Dense block's training step writes its whole-sequence arrays (the event
+    product's output and gradient rows, the neuron's integer input and traces, float
+    traces, spikes, input gradients) into memory kept across steps: from the second
+    step on no role hands out new memory; outputs and gradients the caller still holds
+    from earlier steps keep their values; every step's outputs and gradients equal,
+    bit for bit, those of the same steps run in fresh memory."""
+    import importlib
+
+    mod = importlib.import_module(f"loihi_slayer.block.{family}")
+    gen = torch.Generator().manual_seed(3)
+    # 160 -> 160 at batch 4, T = 50, 15 % spikes: the event product's path
+    xs = [(torch.rand(4, 160, 50, generator=gen) < 0.15).float() for _ in range(4)]
+    ws = [torch.randn(4, 160, 50, generator=gen) for _ in range(4)]
+
+    def run(fresh: bool, hold: bool):
+        torch.manual_seed(0)
+        blk = mod.Dense(_FAMILY_PARAMS[family], 160, 160, weight_scale=2)
+        held, kept = [], []
+        for x, w in zip(xs, ws, strict=True):
+            if fresh:
+                _recycle.release_kept_memory()
+            blk.zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            y = blk(xg)
+            (y * w).sum().backward()
+            grads = [p.grad for p in blk.parameters() if p.grad is not None]
+            out = (y.detach(), xg.grad, *grads)
+            held.append(out if hold else tuple(t.clone() for t in out))
+            del y, xg, grads, out
+            kept.append({r: [st.data_ptr() for st in p.kept] for r, p in _recycle._ROLES.items()})
+        return held, kept
+
+    want, _ = run(fresh=True, hold=False)
+    got, kept = run(fresh=False, hold=False)
+    assert kept[2] == kept[3]  # no role handed out new memory in the last step
+    assert any(kept[3].values())
+    holding, _ = run(fresh=False, hold=True)  # each step's outputs still held
+    for step_got, step_held, step_want in zip(got, holding, want, strict=True):
+        assert step_want[0].abs().sum() > 0  # the block spiked
+        for a, b, c in zip(step_got, step_held, step_want, strict=True):
+            assert torch.equal(a, c) and torch.equal(b, c)

@@ -11,9 +11,18 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 
-__all__ = ["INPUT_LIMIT", "chip_int", "scaled_sum", "state_float", "to_int"]
+__all__ = [
+    "FLOAT_TRACE",
+    "INPUT_LIMIT",
+    "chip_int",
+    "scaled_sum",
+    "spikes_float",
+    "state_float",
+    "to_int",
+]
 
 #: a neuron input whose integer synaptic sum ``|rint(x * scale)|`` reaches this is refused
 #: (NaN/inf too): beyond the chip's 32-bit accumulation
@@ -82,6 +91,18 @@ def _scaled_sum(a, b, inv, out):
         out[i] = v * inv
 
 
+#: the role of the family ops' float traces in memory kept across steps
+#: (:func:`~loihi_slayer._recycle.kept_empty`)
+FLOAT_TRACE = "family float trace"
+
+
+def spikes_float(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Integer spikes ``s`` as ``dtype``; on the CPU in memory kept across steps."""
+    if s.is_cuda:
+        return s.to(dtype)
+    return kept_empty("family spikes", tuple(s.shape), dtype).copy_(s)
+
+
 def _to_int_torch(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
     f = x.to(torch.float64) * scale
     ok = f.abs() < limit
@@ -93,16 +114,19 @@ def _scaled_sum_torch(a: torch.Tensor, b: torch.Tensor | None, inv: float, dtype
     return (s.to(torch.float64) * inv).to(dtype)
 
 
-def to_int(x: torch.Tensor, scale: float, limit: float) -> tuple[torch.Tensor, int]:
+def to_int(
+    x: torch.Tensor, scale: float, limit: float, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
     """``(rne(x * scale) as int64, number of entries that are NaN/inf or reach limit)``.
 
-    The product is taken in float64; refused entries become 0.
+    The product is taken in float64; refused entries become 0. ``out``: int64 CPU
+    memory of ``x``'s number of values to write into (e.g. kept across steps).
     """
     x = x.detach()
     if x.is_cuda:
         return _to_int_torch(x, scale, limit)
     src = x.contiguous()
-    out = torch.empty(src.shape, dtype=torch.int64)
+    out = torch.empty(src.shape, dtype=torch.int64) if out is None else out.view(src.shape)
     follow_torch_threads()
     bad = _rint(src.reshape(-1).numpy(), float(scale), float(limit), out.reshape(-1).numpy())
     return out, int(bad)
@@ -114,13 +138,17 @@ def scaled_sum(
     inv: float,
     dtype: torch.dtype,
     out: torch.Tensor | None = None,
+    kept: str | None = None,
 ):
     """``(a + b) * inv`` (``b`` optional) of integer tensors, as ``dtype``; into ``out``
     (contiguous, ``a``'s number of values) where given (CPU), e.g. memory kept across
-    steps."""
+    steps, or with ``kept`` into memory kept across steps for that role
+    (:func:`~loihi_slayer._recycle.kept_empty`)."""
     if a.is_cuda:
         return _scaled_sum_torch(a, b, inv, dtype)
     a = a.contiguous()
+    if out is None and kept is not None:
+        out = kept_empty(kept, a.shape, dtype)
     out = torch.empty(a.shape, dtype=dtype) if out is None else out.view(a.shape)
     bb = np.zeros(0, np.int64) if b is None else b.contiguous().reshape(-1).numpy()
     follow_torch_threads()

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 from ._dispatch import empty2d, kernel_array, launch
 
@@ -218,7 +219,7 @@ def backward(
             return None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(dev)
 
         return back(g_x).to(dt), back(g_di), back(g_dv)
-    g_x = torch.empty((rows, steps), dtype=dt, device=dev)
+    g_x = kept_empty("family input grad", (rows, steps), dt, v)  # fresh memory faults
     g_di = torch.zeros(rows if want_di else 0, dtype=torch.float64, device=dev)
     g_dv = torch.zeros(rows if want_dv else 0, dtype=torch.float64, device=dev)
     full = (

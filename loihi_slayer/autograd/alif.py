@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import _li_scan
-from ._convert import scaled_sum
+from ._convert import FLOAT_TRACE, scaled_sum, spikes_float
 from ._dispatch import resolve_backend
 
 __all__ = ["SCALE_RHO_MULT", "TAU_RHO_MULT", "AlifOp", "spike"]
@@ -116,14 +116,14 @@ class AlifOp:
         tr, final = n.run_model(a, self.params, self.state, record)
         n._keep_state(final)
         inv = 1.0 / n.s_scale
-        s = tr["s"].to(dt)
+        s = spikes_float(tr["s"], dt)
         if self.sur.graded:
-            s = s * scaled_sum(tr["v"], None, inv, dt)
+            s = s * scaled_sum(tr["v"], None, inv, dt, kept=FLOAT_TRACE)
         if not keep:
             empty = x.new_empty(0)
             return (s, empty, empty, empty, empty), None
         want_di, want_dv = self.want
-        v = scaled_sum(tr["v"], None, inv, dt)
+        v = scaled_sum(tr["v"], None, inv, dt, kept=FLOAT_TRACE)
         v_post = None
         if want_dv:
             v_post = v.reshape(rows, steps)
@@ -133,8 +133,12 @@ class AlifOp:
         saved = {
             "shape": shape,
             "v": v.reshape(rows, steps),
-            "theta": scaled_sum(tr["th"], tr["r"], inv, dt).reshape(rows, steps),
-            "u": scaled_sum(tr["u"], None, inv, dt).reshape(rows, steps) if want_di else None,
+            "theta": scaled_sum(tr["th"], tr["r"], inv, dt, kept=FLOAT_TRACE).reshape(rows, steps),
+            "u": (
+                scaled_sum(tr["u"], None, inv, dt, kept=FLOAT_TRACE).reshape(rows, steps)
+                if want_di
+                else None
+            ),
             "v_post": v_post,
             "u0": torch.from_numpy(self.state["u"].reshape(-1) * inv),
             "v0": torch.from_numpy(self.state["v"].reshape(-1) * inv),

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._recycle import Recycled
+from .._recycle import Recycled, kept_empty
 from ..errors import ParameterError
 from . import _cpu, reference
 from ._dispatch import (
@@ -312,13 +312,14 @@ def run_forward(
 
         r_out = torch.from_numpy(refr.astype(np.uint8)) if rec_r else empty2d(rows, x2, torch.uint8)
         return conv(s), (conv(vp) if rec_v else None), (conv(u) if rec_u else None), r_out
+    # whole-sequence arrays in memory kept across steps (fresh, each page faults)
     s_out = (
-        x2.new_empty((rows, steps))
+        kept_empty("cuba spikes", (rows, steps), x2.dtype, x2)
         if spikes_into is None
         else spikes_into.empty((rows, steps), x2.dtype)
     )
-    vp_out = x2.new_empty((rows, steps)) if rec_v else None
-    u_out = x2.new_empty((rows, steps)) if rec_u else None
+    vp_out = kept_empty("cuba voltage", (rows, steps), x2.dtype, x2) if rec_v else None
+    u_out = kept_empty("cuba current", (rows, steps), x2.dtype, x2) if rec_u else None
 
     def kernel_args(x_, st, s_, vp_, u_, r_, bad_) -> tuple:
         """The forward kernels' arguments, arrays as the backend takes them."""
@@ -476,10 +477,10 @@ def run_backward(
         parallel = use_parallel(rows, steps)
         if g_s.dim() == 3:  # neuron-last (see neuron_last): (B, T, N) in and out
             kernel, g_in = _CPU_BACKWARD_NL[parallel], g_s.transpose(1, 2)
-            g_x = torch.empty((g_s.shape[0], steps, g_s.shape[1]), dtype=vp.dtype)
+            g_x = kept_empty("cuba input grad", (g_s.shape[0], steps, g_s.shape[1]), vp.dtype)
         else:
             kernel, g_in = _CPU_BACKWARD[True, parallel], g_s.contiguous()
-            g_x = torch.empty_like(vp)
+            g_x = kept_empty("cuba input grad", tuple(vp.shape), vp.dtype)
         kernel(
             g_in.numpy(),
             vp.numpy(),

@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 from . import _resonator_bwd, _resonator_ref
-from ._convert import scaled_sum
+from ._convert import FLOAT_TRACE, scaled_sum, spikes_float
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
 
 #: Spike-condition families: 0 = phase threshold on ``re`` (RF, ADRF), 1 = ``im >= θ``.
@@ -170,8 +171,10 @@ def run_backward(
             return empty2d(rows, re, dtype)
         return t.contiguous()
 
-    g_xre = torch.empty_like(re, dtype=out_dtype)
-    g_xim = torch.empty_like(re, dtype=out_dtype)
+    # in memory kept across steps (fresh, every page of these faults)
+    g_dt = re.dtype if out_dtype is None else out_dtype
+    g_xre = kept_empty("family input grad", tuple(re.shape), g_dt, re)
+    g_xim = kept_empty("family input grad", tuple(re.shape), g_dt, re)
     n_p = rows if want_p else 0
     g_sin = torch.zeros(n_p, dtype=torch.float64, device=re.device)
     g_cos = torch.zeros(n_p, dtype=torch.float64, device=re.device)
@@ -238,17 +241,17 @@ class ResonatorFunction(torch.autograd.Function):
         sin_q, cos_q = rotation_int(sin_decay), rotation_int(cos_decay)
         dt = x_re.dtype
         inv = 1.0 / spec.s_scale
-        re = scaled_sum(traces["re"].reshape(-1, steps), None, inv, dt)
-        im = scaled_sum(traces["im"].reshape(-1, steps), None, inv, dt)
+        re = scaled_sum(traces["re"].reshape(-1, steps), None, inv, dt, kept=FLOAT_TRACE)
+        im = scaled_sum(traces["im"].reshape(-1, steps), None, inv, dt, kept=FLOAT_TRACE)
         spk = traces["s"].reshape(-1, steps)
-        s = spk.to(dt)
+        s = spikes_float(spk, dt)
         if spec.graded:
             s = s * (re if spec.mode == PHASE else im)
         thr = None
         out_th = out_r = x_re.new_empty(0)
         if spec.adaptive:
             th_i, r_i = traces["th"].reshape(-1, steps), traces["r"].reshape(-1, steps)
-            thr = scaled_sum(th_i, r_i, inv, dt)
+            thr = scaled_sum(th_i, r_i, inv, dt, kept=FLOAT_TRACE)
             out_th = scaled_sum(th_i, None, inv, dt).reshape(shape)
             out_r = scaled_sum(r_i, None, inv, dt).reshape(shape)
         want_p = sin_decay.requires_grad or cos_decay.requires_grad

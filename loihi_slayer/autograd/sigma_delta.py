@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._recycle import kept_empty
 from ..errors import ParameterError
 from . import _cpu, reference
 from ._dispatch import (
@@ -185,14 +186,15 @@ def _sdnn_forward(
         d = torch.from_numpy(d).to(torch.float32) if want_th else empty2d(rows, x2, torch.float32)
     else:
         # y in the input dtype (payloads are exact in float32 and float64): no cast copy
-        y = torch.empty((rows, steps), dtype=x.dtype, device=x.device)
+        # (on the CPU in memory kept across steps: fresh, every page of these faults)
+        y = kept_empty("sigma-delta output", (rows, steps), x.dtype, x)
         mask = (
-            torch.empty((rows, steps), dtype=torch.uint8, device=x.device)
+            kept_empty("sigma-delta mask", (rows, steps), torch.uint8, x)
             if rec_mask
             else empty2d(rows, x2, torch.uint8)
         )
         d = (
-            torch.empty((rows, steps), dtype=torch.float32, device=x.device)
+            kept_empty("sigma-delta delta", (rows, steps), torch.float32, x)
             if want_th
             else empty2d(rows, x2, torch.float32)
         )
@@ -308,7 +310,7 @@ def _sdnn_backward(
         gb = torch.from_numpy(gb)
         gth = None if gth is None else torch.from_numpy(gth)
     else:
-        gx = torch.empty_like(g2)
+        gx = kept_empty("sigma-delta input grad", tuple(g2.shape), g2.dtype, g2)
         gb = torch.zeros(rows if want_b else 0, dtype=torch.float64, device=g.device)
         gth = torch.zeros(rows if want_th else 0, dtype=torch.float64, device=g.device)
         dd = d if want_th else empty2d(rows, g2, torch.float32)

@@ -32,10 +32,14 @@ import numpy as np
 import torch
 
 from .. import fixed
+from .._recycle import kept_empty
 from ..autograd._convert import INPUT_LIMIT, to_int
 from ..errors import ParameterError
 from ..models.base import ModelParams, NeuronModel
 from . import base
+
+#: the torch dtype of each integer trace dtype of the kernels
+_TORCH_INT = {np.dtype(np.int8): torch.int8, np.dtype(np.int64): torch.int64}
 
 __all__ = ["INPUT_LIMIT", "Decay", "FamilyNeuron"]
 
@@ -268,8 +272,10 @@ class FamilyNeuron(base.Neuron):
 
     # ------------------------------------------------------------------ input
     def int_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``rne(scale * x)`` as int64 on ``x``'s device (see the module docstring)."""
-        a, bad = to_int(x, self.w_scale, INPUT_LIMIT)
+        """``rne(scale * x)`` as int64 on ``x``'s device (see the module docstring); on the
+        CPU in memory kept across steps (the kernels read it in the same call)."""
+        out = kept_empty("family int input", tuple(x.shape), torch.int64, x)
+        a, bad = to_int(x, self.w_scale, INPUT_LIMIT, None if out.is_cuda else out)
         if bad:
             raise ParameterError(
                 f"{self._name}: input holds NaN/inf or values whose integer synaptic sum "
@@ -279,21 +285,31 @@ class FamilyNeuron(base.Neuron):
 
     def run_model(
         self,
-        a: torch.Tensor,
+        a: torch.Tensor | tuple[torch.Tensor, ...],
         params: ModelParams,
         state: Mapping[str, np.ndarray],
         record: Sequence[str],
     ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
-        """Run the model's kernels on integer input ``a`` ``(N, *shape, T)``.
+        """Run the model's kernels on integer input ``a`` ``(N, *shape, T)`` (a tuple
+        ``(re, im)`` for complex-input models).
 
-        Returns torch traces on ``a``'s device and the final state (host int64).
+        Returns torch traces on ``a``'s device and the final state (host int64). On the
+        CPU backend the traces are written into memory kept across steps (the callers
+        convert them within the step; fresh memory would fault page by page).
         """
+        first = a[0] if isinstance(a, tuple) else a
+        out = None
+        if self.backend == "cpu" or (self.backend == "auto" and first.device.type == "cpu"):
+            dtypes = {k: self.model.spike_dtype if k == "s" else np.int64 for k in record}
+            out = {
+                k: kept_empty("family traces", tuple(first.shape), _TORCH_INT[np.dtype(dt)])
+                for k, dt in dtypes.items()
+            }
         traces, final = fixed.run(
-            self.model, a, params, state=state, record=tuple(record), backend=self.backend
+            self.model, a, params, state=state, record=tuple(record), backend=self.backend, out=out
         )
-        out = {
-            k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v)
+        tr = {
+            k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).to(first.device)
             for k, v in traces.items()
         }
-        out = {k: v.to(a.device) for k, v in out.items()}
-        return out, {k: np.asarray(v, np.int64) for k, v in final.items()}
+        return tr, {k: np.asarray(v, np.int64) for k, v in final.items()}

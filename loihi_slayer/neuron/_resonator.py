@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import fixed
 from ..autograd.resonator import PHASE, ResonatorFunction, ResonatorSpec, rotation_int
 from ..errors import ParameterError
 from . import base
@@ -362,15 +361,8 @@ class ResonatorNeuron(FamilyNeuron):
             t.requires_grad for t in (re, im, self.sin_decay, self.cos_decay)
         )
         record = self.model.traces if (grad or want_trace or self.graded_spike) else ("s",)
-        traces, final = fixed.run(
-            self.model,
-            (self.int_input(re), self.int_input(im)),
-            params,
-            state=state,
-            record=record,
-            backend=self.backend,
-        )
-        traces = {k: torch.as_tensor(v).to(re.device) for k, v in traces.items()}
+        ints = (self.int_input(re), self.int_input(im))
+        traces, final = self.run_model(ints, params, state, record)
         self._keep_state(final)
         if len(record) == 1:
             return (traces["s"].to(re.dtype),)

@@ -379,25 +379,27 @@ def listed_events(q3: torch.Tensor, counts: torch.Tensor, mem: Recycled) -> np.n
 class EventDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from its int8 values ``q`` ``(I, B, T)``
     and their numbers of events per row ``counts`` ``(B, I)`` (see the module); the
-    output time-last, or a time-last view of time-major ``(T, B, O)`` memory from
-    ``z_mem`` (a :class:`~loihi_slayer._recycle.Recycled`). Backward: the weight gradient
-    event by event, the input gradient ``w^T g`` (only when the input needs one). ``top``
-    bounds ``|q| · |m|``; the event lists go into ``pos_mem``'s memory (a
+    output in ``z_mem``'s memory (a :class:`~loihi_slayer._recycle.Recycled`: kept across
+    steps, or fresh where None), time-last, or with ``time_major`` a time-last view of
+    time-major ``(T, B, O)`` memory. Backward: the weight gradient event by event, the
+    input gradient ``w^T g`` (only when the input needs one). ``top`` bounds
+    ``|q| · |m|``; the event lists go into ``pos_mem``'s memory (a
     :class:`~loihi_slayer._recycle.Recycled`), kept for the weight gradient."""
 
     @staticmethod
-    def forward(ctx, x3, w2, q, counts, m, unit, top, z_mem, pos_mem):
+    def forward(ctx, x3, w2, q, counts, m, unit, top, z_mem, pos_mem, time_major=False):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
         mt = torch.empty((m.shape[1], n_o), dtype=torch.int8)
         transposed(m.contiguous().numpy(), mt.numpy())
         pos = listed_events(q, counts, pos_mem)
-        if z_mem is not None:
-            zt = z_mem.empty((steps, n_b, n_o), torch.float32)
-            z = zt.permute(1, 2, 0)
-            out = zt
-        else:
-            z = out = torch.empty((n_b, n_o, steps), dtype=torch.float32)
+        shape = (steps, n_b, n_o) if time_major else (n_b, n_o, steps)
+        out = (
+            torch.empty(shape, dtype=torch.float32)
+            if z_mem is None
+            else z_mem.empty(shape, torch.float32)
+        )
+        z = out.permute(1, 2, 0) if time_major else out
         follow_torch_threads()
         forward_events(
             q.numpy(),
@@ -408,7 +410,7 @@ class EventDenseProduct(torch.autograd.Function):
             np.float32(unit),
             step_block(n_o),
             out.numpy(),
-            z_mem is not None,
+            time_major,
             n_b >= numba.get_num_threads(),
         )
         ctx.save_for_backward(q, w2)
@@ -420,7 +422,7 @@ class EventDenseProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         grads = product_backward(ctx, g, events_weight_grad)
-        return (*grads, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None)
 
 
 def product_backward(ctx, g, weight_grad) -> tuple:
@@ -434,6 +436,11 @@ def product_backward(ctx, g, weight_grad) -> tuple:
     if ctx.needs_input_grad[1]:
         g_w = weight_grad(ctx, q, g)
     return g_x, g_w
+
+
+#: the weight gradient's reordered copy of the output gradient (megabytes per product
+#: and step: fresh memory would fault page by page), one storage per product in flight
+_G_ROWS = Recycled(keep=4)
 
 
 def events_weight_grad(ctx, q, g):
@@ -450,13 +457,13 @@ def events_weight_grad(ctx, q, g):
     if ctx.operand_time_major:
         q3 = q.view(q.shape[0], steps, n_b)
         if not g_time_major:
-            gt = gt.contiguous()
+            gt = _G_ROWS.empty(tuple(gt.shape), g.dtype).copy_(gt)
     else:  # rows (b, i): their counts known, and their events' steps where listed
         q3, counts = q.view(q.shape[0], n_b, steps), ctx.counts.numpy()
         pos = getattr(ctx, "positions", None)
         cross = g_time_major  # (t, b) rows beside (b, t) columns
-        if not g_time_major:
-            gt = g.transpose(1, 2).contiguous()  # (B, T, O)
+        if not g_time_major:  # (B, T, O), in memory kept across steps
+            gt = _G_ROWS.empty((n_b, steps, n_o), g.dtype).copy_(g.transpose(1, 2))
     return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos).t()
 
 

@@ -279,7 +279,7 @@ def int8_operand(
 #: the weight gradient's float copy of the int8 operand, the time-major output and the
 #: event product's int8 operand (megabytes, every step), for products without an owner
 #: (see :func:`int_product`)
-_Q_FLOAT, _Z_TIME_MAJOR = Recycled(), Recycled()
+_Q_FLOAT, _Z_TIME_MAJOR, _Z_TIME_LAST = Recycled(), Recycled(), Recycled()
 _EVENT_MEM = Recycled()
 #: the event lists of the event product (see :mod:`._event_product`), for the same
 _EVENT_LISTS = Recycled()
@@ -313,13 +313,18 @@ def _event_product(x3, w2, m, unit, top_m, owner, time_major):
     if nonzero > MAX_DENSITY * q.numel():
         _DENSE_SKIPS[key] = DENSE_RETRY
         return None
-    z_mem = None
-    if time_major:
-        z_mem = _Z_TIME_MAJOR if owner is None else recycled_for(owner, "time-major output")
+    # the output in memory kept across steps (time-major or time-last, by the consumer)
+    role = "time-major output" if time_major else "output"
+    z_mem = _output_memory(time_major) if owner is None else recycled_for(owner, role)
     pos_mem = _EVENT_LISTS if owner is None else recycled_for(owner, "event lists")
     top = top_m * operand[1]
     q3 = q.view(n_i, n_b, steps)
-    return EventDenseProduct.apply(x3, w2, q3, counts, m, unit, top, z_mem, pos_mem)
+    return EventDenseProduct.apply(x3, w2, q3, counts, m, unit, top, z_mem, pos_mem, time_major)
+
+
+def _output_memory(time_major: bool) -> Recycled:
+    """The kept output memory of products without an owner."""
+    return _Z_TIME_MAJOR if time_major else _Z_TIME_LAST
 
 
 class IntDenseProduct(torch.autograd.Function):
