@@ -768,3 +768,41 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
         numba.set_num_threads(before)
     np.testing.assert_allclose(dots[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
     assert np.array_equal(dots[1], dots[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    steps=st.integers(1, 9),
+    batch=st.integers(1, 5),
+    n=st.integers(2, 24),
+    graded=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_kwta_weight_gradient_is_the_projection_onto_its_form(steps, batch, n, graded, seed):
+    r"""``feedback_weight_grad(..., kwta=True)``: the full gradient
+    :math:`G = \sum_t g_a[t] s[t-1]^\top` (float64 einsum) projected onto the matrices
+    ``o + (d - o) I``: its diagonal is ``tr G / n``, every off-diagonal entry
+    ``(ΣG - tr G) / (n² - n)``, so the gradients of ``d`` and ``o`` (the diagonal and
+    off-diagonal sums) are G's; and through a self-excitation ``a`` (``W = (1 + a) I - 1``)
+    the same gradient as the dense G."""
+    rng = np.random.default_rng(seed)
+    s = (rng.random((steps, batch, n)) < 0.4).astype(np.float32)
+    if graded:
+        s *= rng.integers(1, 9, s.shape).astype(np.float32)
+    g_a = rng.standard_normal((steps, batch, n)).astype(np.float32)
+    w = torch.zeros((n, n))
+    full = np.einsum("tbi,tbj->ij", g_a[1:].astype(np.float64), s[:-1].astype(np.float64))
+    got = fused_mod.feedback_weight_grad(torch.from_numpy(g_a), torch.from_numpy(s), w, kwta=True)
+    assert got.shape == (n, n) and got.dtype == w.dtype
+    got = got.double().numpy()
+    off = ~np.eye(n, dtype=bool)
+    tol = 1e-5 * (1 + np.abs(full).sum())
+    assert abs(np.trace(got) - np.trace(full)) <= tol
+    assert abs(got[off].sum() - full[off].sum()) <= tol
+    np.testing.assert_allclose(np.diagonal(got), np.trace(full) / n, rtol=1e-6, atol=tol)
+    np.testing.assert_allclose(got[off], full[off].sum() / (n * n - n), rtol=1e-6, atol=tol)
+    a = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    ((1 + a) * torch.eye(n, dtype=torch.float64) - 1).backward(torch.from_numpy(got))
+    assert abs(float(a.grad) - np.trace(full)) <= tol
+    dense = fused_mod.feedback_weight_grad(torch.from_numpy(g_a), torch.from_numpy(s), w)
+    np.testing.assert_allclose(dense.double().numpy(), full, rtol=1e-4, atol=tol)

@@ -447,6 +447,32 @@ def backward_compact(g_s, sigma, diag, off, g_a):
             a = total * off
 
 
+@njit(parallel=True, cache=True)
+def kwta_sums(g_a, s, out):
+    r"""``out[b] = (tr_b, Σ_b)``: batch item ``b``'s part of the trace and the sum of the
+    feedback weight gradient :math:`G = \sum_t g_a[t] s[t-1]^\top` of time-major
+    ``(T, B, n)`` arrays, in float64 (``tr = Σ_{t,i} g_a[t, b, i] s[t-1, b, i]``,
+    ``Σ = Σ_t (Σ_i g_a[t, b, i]) (Σ_j s[t-1, b, j])``), one job per batch item: all KWTA's
+    ``o + (d - o) I`` needs of ``G`` (:func:`~.recurrent.feedback_weight_grad`), in one
+    pass over both arrays instead of an ``n x n`` product."""
+    steps, batch, n = g_a.shape
+    for b in prange(batch):
+        tr = 0.0
+        total = 0.0
+        for t in range(1, steps):
+            sg = 0.0
+            ss = 0.0
+            for i in range(n):
+                g = np.float64(g_a[t, b, i])
+                p = np.float64(s[t - 1, b, i])
+                tr += g * p
+                sg += g
+                ss += p
+            total += sg * ss
+        out[b, 0] = tr
+        out[b, 1] = total
+
+
 #: neurons from which the fused backward forms the feedback product as dot products
 #: (:func:`backward_dot`) instead of row updates (:func:`backward_loop`). Measured on
 #: the Zen 3 VM (``notes``: the README's recurrence figures), dot / rows time: 0.48-0.60

@@ -159,7 +159,8 @@ _S_OUT, _V_OUT, _SIGMA, _G_A = (Recycled(keep=4) for _ in range(4))
 
 
 # ---------------------------------------------------------------- the custom op
-# config = [scale, v_th_mant, ref_delay, fb_bias_mant], rho = [tau_rho, scale_rho]
+# config = [scale, v_th_mant, ref_delay, fb_bias_mant, kwta], rho = [tau_rho, scale_rho]
+# (kwta: the feedback weight is KWTA's o + (d - o) I, see :func:`feedback_weight_grad`)
 # Outputs (time-major): s (T, B, n), vp (T, B, n), refractory (T | 0, B, n) uint8,
 # state before each step (2, T | 0, B, n) int32, end state (3, B * n) int64.
 
@@ -176,7 +177,7 @@ def _forward(
     rho: list[float],
     rec_pre: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    scale, v_th_mant, ref_delay, fb_bias = config
+    scale, v_th_mant, ref_delay, fb_bias = config[:4]
     batch, n, steps = z.shape
     zt = _time_major(z)
     s, vp = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
@@ -253,8 +254,13 @@ def _backward(
     tau = rho[0]
     sur = (v_th_mant / scale, 1.0 / tau, rho[1] / (2.0 * tau))
     return _backward_common(
-        g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale, sur, needs
+        g_s, s, vp, r_out, pre, w, current_decay, voltage_decay, scale, sur, needs, _flag(config, 4)
     )
+
+
+def _flag(config: list[int], i: int) -> bool:
+    """The op config's flag at ``i`` (False in a config made without it)."""
+    return len(config) > i and bool(config[i])
 
 
 def _backward_common(
@@ -269,6 +275,7 @@ def _backward_common(
     scale: int,
     sur: tuple[float, float, float],
     needs: list[bool],
+    kwta: bool = False,
 ):
     r"""The gradients of the recurrence (the step-by-step block's: the neuron state is
     carried between steps without gradient, the time dependence is the spike feedback):
@@ -313,7 +320,7 @@ def _backward_common(
             if t < steps - 1:  # g_a[t+1] W_fb: the feedback's gradient into s[t]
                 add_feedback_grad(g, g_a[t + 1], w_fb)
             g.mul_(sigma[t])
-    g_w = feedback_weight_grad(g_a, s, w) if needs[1] else w.new_empty(0)
+    g_w = feedback_weight_grad(g_a, s, w, kwta) if needs[1] else w.new_empty(0)
     g_dec = torch.zeros((2, n), dtype=torch.float64)
     if needs[2] or needs[3]:
         g64 = g_a.to(torch.float64)
@@ -392,8 +399,8 @@ def add_feedback_grad(g: Tensor, nxt: Tensor, w_fb: Tensor) -> None:
         g.addmm_(nxt, w_fb)
 
 
-def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
-    r""":math:`\sum_t g_a[t]\, s[t-1]^\top` of time-major ``(T, B, n)`` arrays, as ``w``'s
+def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor, kwta: bool = False) -> Tensor:
+    r""":math:`G = \sum_t g_a[t]\, s[t-1]^\top` of time-major ``(T, B, n)`` arrays, as ``w``'s
     dtype: the gradient of the feedback weight ``w`` (``(n, n)``, feedback ``w s[t-1]``).
 
     float32 spikes no denser than the machine's limit for ``n`` outputs
@@ -401,7 +408,25 @@ def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
     one gradient row added per spike
     (:func:`~loihi_slayer.synapse._event_product.event_weight_grad`, the spikes read in
     place, neuron-last), else one BLAS product.
+
+    With ``kwta`` the weight is a KWTA block's :math:`W = o\,\mathbf{1}\mathbf{1}^\top +
+    (d - o) I`, a function of :math:`(d, o)` alone, and the gradient returned is
+    :math:`G`'s projection onto the matrices of that form,
+
+    .. math::
+
+        G' = \frac{\operatorname{tr} G}{n} I
+            + \frac{\Sigma G - \operatorname{tr} G}{n^2 - n}\,(\mathbf{1}\mathbf{1}^\top - I),
+        \quad \operatorname{tr} G = \sum_{t, b, i} g_a[t, b, i]\, s[t-1, b, i], \quad
+        \Sigma G = \sum_{t, b} \Big(\sum_i g_a[t, b, i]\Big)\Big(\sum_j s[t-1, b, j]\Big)
+
+    which gives :math:`d`, :math:`o` (and whatever they are computed from, e.g. the
+    self-excitation) exactly the gradient :math:`G` gives them, from O(T B n) sums
+    instead of the O(T B n^2) product (its diagonal and off-diagonal sums are
+    :math:`G`'s). Float64 sums.
     """
+    if kwta and g_a.shape[-1] > 1:
+        return _kwta_weight_grad(g_a, s, w)
     n = g_a.shape[-1]
     prev, rows = s[:-1], g_a[1:].reshape(-1, n)
     limit = grad_max_density(n) if g_a.dtype == torch.float32 else 0.0
@@ -409,6 +434,25 @@ def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
         g_wt = event_weight_grad(prev.permute(2, 0, 1).numpy(), rows.contiguous().numpy())
         return g_wt.t().to(w.dtype)
     return (rows.t() @ prev.reshape(-1, n)).to(w.dtype)
+
+
+def _kwta_weight_grad(g_a: Tensor, s: Tensor, w: Tensor) -> Tensor:
+    """The projected gradient of :func:`feedback_weight_grad` with ``kwta``."""
+    steps, batch, n = g_a.shape
+    part = np.zeros((batch, 2))
+    if g_a.dtype == s.dtype and g_a.dtype in (torch.float32, torch.float64):
+        follow_torch_threads()
+        _kern.kwta_sums(g_a.contiguous().numpy(), s.contiguous().numpy(), part)
+        trace, total = part.sum(0)  # batch items in order: the same sums on any thread count
+    else:
+        f64 = torch.float64
+        rows, prev = g_a[1:].to(f64), s[:-1].to(f64)
+        trace = float((rows * prev).sum())
+        total = float((rows.sum(-1) * prev.sum(-1)).sum())
+    off = (total - trace) / (n * n - n)
+    g = torch.full((n, n), off, dtype=torch.float64)
+    g.diagonal().add_(trace / n - off)
+    return g.to(w.dtype)
 
 
 def _decay_grad(per_neuron: Tensor, p: Tensor) -> Tensor:
@@ -485,7 +529,7 @@ def _alif_forward(
     rho: list[float],
     rec_pre: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    scale, fb_bias = config
+    scale, fb_bias = config[:2]
     batch, n, steps = z.shape
     zt = _time_major(z)
     s, d = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
@@ -557,6 +601,7 @@ def _alif_backward(
         config[0],
         (0.0, 1.0 / rho[0], rho[1]),
         needs,
+        _flag(config, 2),
     )
 
 
@@ -605,7 +650,12 @@ def _check_bad(bad: Tensor, family: str) -> None:
 
 
 def cuba_recurrent(
-    neuron, z: Tensor, w: Tensor, b: Tensor | None, grid: tuple[np.ndarray, int]
+    neuron,
+    z: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    grid: tuple[np.ndarray, int],
+    kwta: bool = False,
 ) -> Tensor:
     """Spikes ``(B, n, T)`` of the CUBA recurrence :math:`s[t] = f(z[t] + W s[t-1] + b)`.
 
@@ -621,6 +671,9 @@ def cuba_recurrent(
         into it) and feedback bias (constant) or None.
     grid
         ``feedback_grid(w, b, neuron.w_scale)`` (must not be None).
+    kwta
+        ``w`` is a KWTA block's ``o + (d - o) I``, a function of ``(d, o)`` alone: its
+        gradient is that of a weight of this form (:func:`feedback_weight_grad`).
 
     Returns None (nothing run) when the norm computes batch statistics.
     """
@@ -635,7 +688,7 @@ def cuba_recurrent(
     bias_t = torch.zeros(1, dtype=torch.int64) if bias is None else bias.reshape(-1).cpu()
     spec = neuron._spec
     m_t, fb_bias = grid
-    config = [int(spec.scale), int(spec.v_th_mant), int(spec.ref_delay), int(fb_bias)]
+    config = [int(spec.scale), int(spec.v_th_mant), int(spec.ref_delay), int(fb_bias), int(kwta)]
     rho = [float(spec.tau_rho), float(spec.scale_rho)]
     rec_pre = bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad)
     s, _, _, _, st_end = cuba_recurrent_op(
@@ -656,7 +709,12 @@ def cuba_recurrent(
 
 
 def alif_recurrent(
-    neuron, z: Tensor, w: Tensor, b: Tensor | None, grid: tuple[np.ndarray, int]
+    neuron,
+    z: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    grid: tuple[np.ndarray, int],
+    kwta: bool = False,
 ) -> Tensor | None:
     """:func:`cuba_recurrent` for :class:`loihi_slayer.neuron.alif.Neuron` (the model's
     integer step, :func:`loihi_slayer.models.alif.step`; the surrogate at ``v - θ - r``).
@@ -688,7 +746,7 @@ def alif_recurrent(
         neuron.voltage_decay,
         torch.from_numpy(np.ascontiguousarray(table)),
         torch.from_numpy(st),
-        [int(neuron.w_scale), int(fb_bias)],
+        [int(neuron.w_scale), int(fb_bias), int(kwta)],
         [float(sur.tau), float(sur.amp)],
         bool(neuron.current_decay.requires_grad or neuron.voltage_decay.requires_grad),
     )

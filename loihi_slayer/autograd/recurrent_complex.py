@@ -112,6 +112,7 @@ class _Config:
     table: np.ndarray  # (P, n) int64 parameters
     state: np.ndarray  # (S, B * n) int64, updated in place
     shared_weight: bool  # KWTA: one weight feeds both parts
+    kwta: bool  # the weight is KWTA's o + (d - o) I (feedback_weight_grad)
     n_rot: int  # values of sin_decay and cos_decay (one, or one per channel)
 
 
@@ -171,7 +172,7 @@ class _Recurrence(torch.autograd.Function):
         g_wim = None
         if cfg.shared_weight and (need[2] or need[3]):
             both = torch.add(gx[0], gx[1], out=_kept("input grad sum", gx.shape[1:], gx.dtype))
-            g_wre = feedback_weight_grad(both, s, w_re)
+            g_wre = feedback_weight_grad(both, s, w_re, cfg.kwta)
         else:
             g_wre = feedback_weight_grad(gx[0], s, w_re) if need[2] else None
             g_wim = feedback_weight_grad(gx[1], s, w_im) if need[3] else None
@@ -306,6 +307,7 @@ def resonator_recurrent(
     w: tuple[Tensor, Tensor],
     b: Tensor | None,
     grids: tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]],
+    kwta: bool = False,
 ) -> Tensor:
     """Spikes ``(B, n, T)`` of the resonator recurrence (see the module docstring).
 
@@ -323,6 +325,10 @@ def resonator_recurrent(
         Constant feedback bias (KWTA) or None; its mantissa is in ``grids``.
     grids
         :func:`.recurrent.feedback_grid` of each part (neither None).
+    kwta
+        The weights are a KWTA block's ``o + (d - o) I`` (the same tensor twice): their
+        gradient is that of a weight of this form
+        (:func:`.recurrent.feedback_weight_grad`).
     """
     z_re, z_im = z
     for part in z:
@@ -352,6 +358,7 @@ def resonator_recurrent(
         table=_per_neuron(params.vectors((n,)), n),
         state=st,
         shared_weight=shared,
+        kwta=bool(kwta) and shared,
         n_rot=neuron.sin_decay.numel(),
     )
     s, pre = _Recurrence.apply(z_re, z_im, w[0], w[1], neuron.sin_decay, neuron.cos_decay, cfg)

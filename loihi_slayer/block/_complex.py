@@ -203,10 +203,10 @@ class KWTA(_Complex, base.AbstractKWTA):
             f = (F.linear(s, r) + b).unsqueeze(-1)
             return f, f
 
-        return _complex_loop(self, z, feedback, lambda: (r, r), b)
+        return _complex_loop(self, z, feedback, lambda: (r, r), b, kwta=True)
 
 
-def _fused_resonator(neuron, z, w, b):
+def _fused_resonator(neuron, z, w, b, kwta=False):
     """The fused loop of :mod:`loihi_slayer.autograd.recurrent_complex` behind the checks of
     :mod:`loihi_slayer.autograd.recurrent`; None where it would not reproduce the step loop."""
     from ..autograd import recurrent as fused
@@ -218,20 +218,21 @@ def _fused_resonator(neuron, z, w, b):
     grids = tuple(fused.feedback_grid(part, b, neuron.w_scale) for part in w)
     if any(g is None for g in grids):
         return None
-    return resonator_recurrent(neuron, z, w, b, grids)
+    return resonator_recurrent(neuron, z, w, b, grids, kwta)
 
 
 #: fused time loops by neuron class (exact class: a subclass may change the dynamics);
-#: ``run(neuron, (z_re, z_im), (W_re, W_im), b)`` returns the spikes or None (step loop)
+#: ``run(neuron, (z_re, z_im), (W_re, W_im), b, kwta)`` returns the spikes or None (step
+#: loop; ``kwta``: the weights are KWTA's ``o + (d - o) I``)
 FUSED_LOOPS: dict[type, Callable] = {
     cls.Neuron: _fused_resonator for cls in (rf, rf_iz, adrf, adrf_iz)
 }
 
 
-def _complex_loop(block, z, feedback, weights, bias=None):
+def _complex_loop(block, z, feedback, weights, bias=None, kwta=False):
     """Spikes of ``neuron((re[t] + f_re, im[t] + f_im))`` with ``f = feedback(s[t-1])``: fused
-    where it can be (``weights()`` gives the feedback ``(W_re, W_im)``, ``bias`` its constant),
-    else one step at a time.
+    where it can be (``weights()`` gives the feedback ``(W_re, W_im)``, ``bias`` its constant,
+    ``kwta``: KWTA's ``o + (d - o) I``), else one step at a time.
 
     The neuron carries its state between steps (reset at each call unless persistent).
     """
@@ -241,7 +242,7 @@ def _complex_loop(block, z, feedback, weights, bias=None):
     if _recurrent.FUSED and not torch.compiler.is_compiling():
         run = FUSED_LOOPS.get(type(neuron))
         if run is not None:
-            s = run(neuron, z, weights(), bias)
+            s = run(neuron, z, weights(), bias, kwta)
             if s is not None:
                 return s
     re, im = z

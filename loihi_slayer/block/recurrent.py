@@ -40,7 +40,7 @@ def _fused(name: str) -> Callable:
     """The fused loop ``autograd.recurrent.<name>`` behind the checks every family shares;
     None where it would not reproduce the step-by-step loop."""
 
-    def run(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+    def run(neuron, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, kwta: bool):
         from ..autograd import recurrent as fused
 
         if not fused.supports(neuron, z) or w.dtype != z.dtype:
@@ -48,14 +48,14 @@ def _fused(name: str) -> Callable:
         grid = fused.feedback_grid(w, b, neuron.w_scale)
         if grid is None:
             return None
-        return getattr(fused, name)(neuron, z, w, b, grid)
+        return getattr(fused, name)(neuron, z, w, b, grid, kwta)
 
     return run
 
 
 #: fused time loops by neuron class (exact class: a subclass may change the dynamics);
-#: each ``run(neuron, z, W, b)`` returns the spikes, or None to fall back to the
-#: step-by-step loop
+#: each ``run(neuron, z, W, b, kwta)`` returns the spikes, or None to fall back to the
+#: step-by-step loop (``kwta``: ``W`` is KWTA's ``o + (d - o) I``)
 FUSED_LOOPS: dict[type, Callable] = {
     _cuba_neuron.Neuron: _fused("cuba_recurrent"),
     _alif_neuron.Neuron: _fused("alif_recurrent"),
@@ -75,11 +75,14 @@ class _StepLoop:
         z: torch.Tensor,
         feedback: Callable[[torch.Tensor], torch.Tensor],
         weights: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+        kwta: bool = False,
     ) -> torch.Tensor:
         r"""Spikes of :math:`s[t] = f(z[t] + \mathrm{feedback}(s[t-1]))`, :math:`s[-1] = 0`.
 
         ``weights()`` gives the feedback as ``(W, b)`` (``feedback(s) = W s + b``) for
-        a fused loop registered in :data:`FUSED_LOOPS` for the neuron class.
+        a fused loop registered in :data:`FUSED_LOOPS` for the neuron class; ``kwta``:
+        ``W`` is KWTA's ``o + (d - o) I`` (its gradient then needs only its diagonal and
+        off-diagonal sums, see :func:`loihi_slayer.autograd.recurrent.feedback_weight_grad`).
         """
         if FUSED and not torch.compiler.is_compiling():  # traced: the loop unrolls
             run = FUSED_LOOPS.get(type(self.neuron))
@@ -87,7 +90,7 @@ class _StepLoop:
                 if not self.persistent_state:
                     self.neuron.reset_state()
                 w, b = weights()
-                s = run(self.neuron, z, w, b)
+                s = run(self.neuron, z, w, b, kwta)
                 if s is not None:
                     return s
         return self._step_loop(z, feedback)
@@ -258,7 +261,7 @@ class AbstractKWTA(_StepLoop, AbstractDense):
         self.clamp()
         r = self.recurrent_weight().to(z.dtype)
         b = self.recurrent_bias().to(z.dtype)
-        return self._loop(z, lambda s: F.linear(s, r) + b, lambda: (r, b))
+        return self._loop(z, lambda s: F.linear(s, r) + b, lambda: (r, b), kwta=True)
 
     def to_layer(self) -> hdf5.Layer:
         w = self._dense_matrix(self.synapse, "weight")
