@@ -18,23 +18,21 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from loihi_slayer import _recycle
-from loihi_slayer.block import adrf, adrf_iz, alif, cuba, rf, rf_iz, sigma_delta
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_recurrent import FAMILIES as RECURRENT_FAMILIES
 
-PARAMS = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
-ADAPT = {"threshold_step": 0.1, "threshold_decay": 0.1, "refractory_decay": 0.2}
-RES = {"threshold": 0.5, "period": 10, "decay": 0.1}
+from loihi_slayer import _recycle
+from loihi_slayer.block import sigma_delta
+
+#: the recurrent benchmark's families and parameters, and sigma-delta
 FAMILIES = {
-    "cuba": (cuba, PARAMS),
-    "alif": (alif, dict(PARAMS, **ADAPT)),
-    "rf": (rf, dict(RES, scale_grad=0.01)),
-    "rf_iz": (rf_iz, RES),
-    "adrf": (adrf, dict(RES, **ADAPT)),
-    "adrf_iz": (adrf_iz, dict(RES, **ADAPT)),
+    **RECURRENT_FAMILIES,
     "sigma_delta": (sigma_delta, {"threshold": 0.1, "activation": torch.relu}),
 }
 
