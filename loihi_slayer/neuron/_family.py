@@ -38,8 +38,11 @@ from ..errors import ParameterError
 from ..models.base import ModelParams, NeuronModel
 from . import base
 
-#: the torch dtype of each integer trace dtype of the kernels
-_TORCH_INT = {np.dtype(np.int8): torch.int8, np.dtype(np.int64): torch.int64}
+
+def _torch_dtype(dt: Any) -> torch.dtype:
+    """The torch dtype of the NumPy dtype ``dt``."""
+    return torch.from_numpy(np.empty(0, dt)).dtype
+
 
 __all__ = ["INPUT_LIMIT", "Decay", "FamilyNeuron"]
 
@@ -274,8 +277,8 @@ class FamilyNeuron(base.Neuron):
     def int_input(self, x: torch.Tensor) -> torch.Tensor:
         """``rne(scale * x)`` as int64 on ``x``'s device (see the module docstring); on the
         CPU in memory kept across steps (the kernels read it in the same call)."""
-        out = kept_empty("family int input", tuple(x.shape), torch.int64, x)
-        a, bad = to_int(x, self.w_scale, INPUT_LIMIT, None if out.is_cuda else out)
+        out = None if x.is_cuda else kept_empty("family int input", tuple(x.shape), torch.int64)
+        a, bad = to_int(x, self.w_scale, INPUT_LIMIT, out)
         if bad:
             raise ParameterError(
                 f"{self._name}: input holds NaN/inf or values whose integer synaptic sum "
@@ -302,7 +305,7 @@ class FamilyNeuron(base.Neuron):
         if self.backend == "cpu" or (self.backend == "auto" and first.device.type == "cpu"):
             dtypes = {k: self.model.spike_dtype if k == "s" else np.int64 for k in record}
             out = {
-                k: kept_empty("family traces", tuple(first.shape), _TORCH_INT[np.dtype(dt)])
+                k: kept_empty("family traces", tuple(first.shape), _torch_dtype(dt))
                 for k, dt in dtypes.items()
             }
         traces, final = fixed.run(
