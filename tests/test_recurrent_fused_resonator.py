@@ -386,3 +386,49 @@ def test_recurrence_surrogate_is_the_row_kernels(size, mode, graded, adaptive, t
     )
     assert np.array_equal(d_re.view(np.int64), g_xre[:, 0].view(np.int64))
     assert np.array_equal(d_im.view(np.int64), g_xim[:, 0].view(np.int64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    steps=st.integers(1, 8),
+    batch=st.integers(1, 5),
+    n=st.integers(1, 12),
+    shared=st.booleans(),
+    real_part=st.booleans(),
+    with_grad=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_stepped_loop_surrogate_products_are_pytorchs(
+    steps, batch, n, shared, real_part, with_grad, seed
+):
+    """The float32 stepped loop (dense feedback) takes each step's surrogate products in
+    one compiled call: bit for bit PyTorch's ``gx[k, t] = g[t].to(float64) * d[t]`` (one
+    float64 product, one rounding to float32), also at huge, tiny and zero surrogates."""
+    rng = np.random.default_rng(seed)
+    w_re, w_im = (torch.tensor(rng.normal(size=(n, n)), dtype=torch.float32) for _ in "ri")
+    d_re, d_im = (torch.tensor(rng.normal(size=(steps, batch, n))) for _ in "ri")
+    d_im.view(-1)[:: max(1, d_im.numel() // 3)] = 1e300
+    d_re.view(-1)[:: max(1, d_re.numel() // 4)] = 1e-310
+    d_im.view(-1)[1::5] = 0.0
+    g_s = torch.tensor(rng.normal(size=(steps, batch, n)), dtype=torch.float32)
+    g_s = g_s if with_grad else None
+    s = torch.zeros((steps, batch, n))
+    got = recurrent_complex._stepped_loop(g_s, s, d_re, d_im, w_re, w_im, shared, real_part)
+    got = got.clone()
+    # the loop in PyTorch ops alone
+    g = torch.zeros((steps, batch, n)) if g_s is None else g_s.clone()
+    want = torch.zeros((2, steps, batch, n))
+    for t in range(steps - 1, -1, -1):
+        if t < steps - 1:
+            if shared:
+                g[t].addmm_(want[0, t + 1] + want[1, t + 1], w_re)
+            else:
+                if real_part:
+                    g[t].addmm_(want[0, t + 1], w_re)
+                g[t].addmm_(want[1, t + 1], w_im)
+        g64 = g[t].to(torch.float64)
+        if real_part:
+            want[0, t] = g64 * d_re[t]
+        want[1, t] = g64 * d_im[t]
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(want))

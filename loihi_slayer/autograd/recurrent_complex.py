@@ -253,6 +253,9 @@ def _stepped_loop(
     if not real_part:  # the Izhikevich spike passes nothing to re
         gx[0].zero_()
     w_fb = [_compact(w.detach().to(dt)) for w in (w_re, w_im)]
+    fused = dt == torch.float32  # each step's surrogate products in one compiled call
+    if fused:
+        g_np, dre_np, dim_np, gx_np = g.numpy(), d_re.numpy(), d_im.numpy(), gx.numpy()
     for t in range(steps - 1, -1, -1):
         gt = g[t]
         if t < steps - 1:
@@ -262,6 +265,9 @@ def _stepped_loop(
                 if real_part:
                     add_feedback_grad(gt, gx[0, t + 1], w_fb[0])
                 add_feedback_grad(gt, gx[1, t + 1], w_fb[1])
+        if fused:
+            _kern.surrogate_step(g_np, dre_np, dim_np, t, real_part, gx_np)
+            continue
         g64 = gt.to(torch.float64)
         if real_part:
             gx[0, t] = g64 * d_re[t]
