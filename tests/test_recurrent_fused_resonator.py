@@ -26,6 +26,7 @@ from test_recurrent_fused import (
 )
 from test_recurrent_fused import compare as compare_blocks
 
+from loihi_slayer import _recycle
 from loihi_slayer.autograd import recurrent_complex
 from loihi_slayer.block import adrf, adrf_iz, rf, rf_iz
 from loihi_slayer.errors import ParameterError
@@ -240,7 +241,7 @@ def test_fused_parts_of_different_widths(fused_calls):
 
 
 def test_kept_memory_carries_nothing_between_blocks(fused_calls):
-    """The recurrence's arrays live in memory kept across calls (``_KEPT``). A block of
+    """The recurrence's arrays live in memory kept across calls (``kept_empty``). A block of
     another family first fills it (RF: both parts carry gradient); then an RF_IZ block
     of the same size, whose spike passes nothing to the real part (that gradient must
     be zeros again, not the RF block's values), still equals its step loop, in each
@@ -251,14 +252,19 @@ def test_kept_memory_carries_nothing_between_blocks(fused_calls):
         compare(lambda kind=kind: make("rf_iz", kind, 12, 10, requires_grad=True), x, fused_calls)
     blk = make("rf", "recurrent", 12, 10)
     run(blk, x, True)  # the kept storages now have this block's sizes
-    kept = {k: {st.data_ptr() for st in m.kept} for k, m in recurrent_complex._KEPT.items()}
+    pools = {
+        k[len(recurrent_complex.KEPT_ROLE) :]: m
+        for k, m in _recycle._ROLES.items()
+        if k.startswith(recurrent_complex.KEPT_ROLE)
+    }
+    kept = {k: {st.data_ptr() for st in m.kept} for k, m in pools.items()}
     held, _ = run(blk, x, True)  # the caller keeps this output
     want = held.clone()
     again, _ = run(blk, x, True)
     assert torch.equal(held, want)  # not overwritten by the next call
     assert torch.equal(again, want)
     for role in ("pre", "surrogate re", "input grad", "spike grad"):
-        now = {st.data_ptr() for st in recurrent_complex._KEPT[role].kept}
+        now = {st.data_ptr() for st in pools[role].kept}
         assert kept[role] <= now, role  # the same memory again, no fresh allocation
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._recycle import Recycled
+from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
 from ..fixed.codegen import PARALLEL_MIN_WORK
@@ -151,11 +151,11 @@ def _compact(m: Tensor) -> Tensor:
     return m
 
 
-#: memory kept across steps for the recurrence's arrays (each the size of the block's
-#: input): the spikes and voltages of the forward, the surrogate and the input gradient
-#: of the backward. Fresh memory would fault page by page at every step; the recurrent
-#: blocks of a network share these, one storage per block up to ``keep`` blocks.
-_S_OUT, _V_OUT, _SIGMA, _G_A = (Recycled(keep=4) for _ in range(4))
+#: the recurrence's arrays (each the size of the block's input: the spikes and voltages
+#: of the forward, the surrogate and the input gradient of the backward) live in memory
+#: kept across steps (:func:`~loihi_slayer._recycle.kept_empty`): fresh memory would
+#: fault page by page at every step. Their roles' names start with this.
+KEPT_ROLE = "recurrence: "
 
 
 # ---------------------------------------------------------------- the custom op
@@ -180,7 +180,7 @@ def _forward(
     scale, v_th_mant, ref_delay, fb_bias = config[:4]
     batch, n, steps = z.shape
     zt = _time_major(z)
-    s, vp = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
+    s, vp = (kept_empty(KEPT_ROLE + r, zt.shape, zt.dtype) for r in ("spikes", "voltage"))
     r_out = torch.empty((steps if ref_delay > 1 else 0, batch, n), dtype=torch.uint8)
     pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
@@ -304,7 +304,7 @@ def _backward_common(
     steps, batch, n = vp.shape
     sigma = surrogate(vp, r_out, *sur)
     # kept across steps, as the surrogate's (fresh, both would fault page by page)
-    g_a = _G_A.empty(tuple(vp.shape), vp.dtype)
+    g_a = kept_empty(KEPT_ROLE + "input grad", tuple(vp.shape), vp.dtype)
     w_fb = _compact(w.detach().to(vp.dtype))
     if vp.dtype == torch.float32 and w_fb.shape[0] == n:
         _fused_backward_loop(g_s, sigma, w_fb, g_a)
@@ -345,7 +345,7 @@ def surrogate(vp: Tensor, r_out: Tensor, theta: float, inv_tau: float, amp: floa
         if r_out.shape[0]:
             sigma.masked_fill_(r_out.bool(), 0.0)
         return sigma
-    sigma = _SIGMA.empty(tuple(vp.shape), vp.dtype)
+    sigma = kept_empty(KEPT_ROLE + "surrogate", tuple(vp.shape), vp.dtype)
     refr = r_out.contiguous().reshape(-1).numpy() if r_out.shape[0] else _NO_REFRACTORY
     src = vp.contiguous().reshape(-1).numpy()
     args = (src, refr, theta, inv_tau, amp, sigma.reshape(-1).numpy())
@@ -532,7 +532,7 @@ def _alif_forward(
     scale, fb_bias = config[:2]
     batch, n, steps = z.shape
     zt = _time_major(z)
-    s, d = _S_OUT.empty(zt.shape, zt.dtype), _V_OUT.empty(zt.shape, zt.dtype)
+    s, d = (kept_empty(KEPT_ROLE + r, zt.shape, zt.dtype) for r in ("spikes", "voltage"))
     pre = torch.empty((2, steps if rec_pre else 0, batch, n), dtype=torch.int32)
     st = state.clone()
     bad = torch.zeros(batch, dtype=torch.int8)

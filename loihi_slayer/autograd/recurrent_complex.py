@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._recycle import Recycled
+from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 from ..fixed.codegen import kernel_module
 from . import _recurrent_cpu as _kern
@@ -84,21 +84,19 @@ __all__ = ["resonator_recurrent"]
 #: resonator model)
 _PRE_STATES = ("re", "im")
 
-#: memory kept across steps for the recurrence's whole-sequence arrays, by role: the
-#: integer traces, the states before each step and the spikes of the forward; the float
-#: traces, the surrogate, the spike gradient and the input gradient of the backward.
-#: Fresh memory faulted page by page at every step: ``rf.Recurrent`` 512 -> 512 at batch
-#: 32, T = 200 allocated about 120 MB per step, 150 of its 450-550 ms on the Zen 3 VM
-#: (cProfile). The blocks of a network share them, one storage per block up to ``keep``.
-_KEPT: dict[str, Recycled] = {}
+#: the recurrence's whole-sequence arrays live in memory kept across steps
+#: (:func:`~loihi_slayer._recycle.kept_empty`), by role: the integer traces, the states
+#: before each step and the spikes of the forward; the float traces, the surrogate, the
+#: spike gradient and the input gradient of the backward. Fresh memory faulted page by
+#: page at every step: ``rf.Recurrent`` 512 -> 512 at batch 32, T = 200 allocated about
+#: 120 MB per step, 150 of its 450-550 ms on the Zen 3 VM (cProfile). Their roles' names
+#: start with this.
+KEPT_ROLE = "resonator recurrence: "
 
 
 def _kept(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """Uninitialised ``shape`` memory of ``role`` (see :data:`_KEPT`)."""
-    mem = _KEPT.get(role)
-    if mem is None:
-        mem = _KEPT[role] = Recycled(keep=4)
-    return mem.empty(shape, dtype)
+    """Uninitialised ``shape`` memory of ``role`` (see :data:`KEPT_ROLE`)."""
+    return kept_empty(KEPT_ROLE + role, shape, dtype)
 
 
 @dataclass

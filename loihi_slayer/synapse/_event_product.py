@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .._recycle import Recycled
+from .._recycle import Recycled, kept_empty
 from .._threads import follow_torch_threads
 
 #: largest fraction of non-zero inputs for which the event product replaces the GEMM
@@ -438,9 +438,9 @@ def product_backward(ctx, g, weight_grad) -> tuple:
     return g_x, g_w
 
 
-#: the weight gradient's reordered copy of the output gradient (megabytes per product
-#: and step: fresh memory would fault page by page), one storage per product in flight
-_G_ROWS = Recycled(keep=4)
+#: the role of the weight gradient's reordered copy of the output gradient in memory kept
+#: across steps (megabytes per product and step: fresh memory would fault page by page)
+_G_ROWS = "event weight gradient rows"
 
 
 def events_weight_grad(ctx, q, g):
@@ -457,13 +457,13 @@ def events_weight_grad(ctx, q, g):
     if ctx.operand_time_major:
         q3 = q.view(q.shape[0], steps, n_b)
         if not g_time_major:
-            gt = _G_ROWS.empty(tuple(gt.shape), g.dtype).copy_(gt)
+            gt = kept_empty(_G_ROWS, tuple(gt.shape), g.dtype).copy_(gt)
     else:  # rows (b, i): their counts known, and their events' steps where listed
         q3, counts = q.view(q.shape[0], n_b, steps), ctx.counts.numpy()
         pos = getattr(ctx, "positions", None)
         cross = g_time_major  # (t, b) rows beside (b, t) columns
         if not g_time_major:  # (B, T, O), in memory kept across steps
-            gt = _G_ROWS.empty((n_b, steps, n_o), g.dtype).copy_(g.transpose(1, 2))
+            gt = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype).copy_(g.transpose(1, 2))
     return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos).t()
 
 
