@@ -146,6 +146,48 @@ def test_time_major_gradient_is_read_in_place():
     assert torch.equal(grads[0], grads[1])  # the same sums in the same order
 
 
+@pytest.mark.parametrize("int8", ["0", "1"])
+def test_neuron_last_gradient_is_read_in_place(monkeypatch, int8):
+    """A gradient that is a time-last view of neuron-last ``(B, T, O)`` memory (a CUBA
+    neuron's input gradient) gives the weight gradient of the same gradient time-last
+    or time-major, bit for bit, without a reordering copy; the time-last one is copied."""
+    if int8 == "1" and not int8_gemm_works():
+        pytest.skip("torch._int_mm is missing or inexact here")
+    monkeypatch.setenv(INT8_GEMM_ENV, int8)
+    rng = np.random.default_rng(6)
+    b, n_in, n_out, steps = 3, 30, 16, 40
+    w = torch.tensor(rng.integers(-127, 128, (n_out, n_in)) / 32.0, dtype=torch.float32)
+    x = torch.tensor(_sparse(rng, (b, n_in, steps), 1, 60), dtype=torch.float32)
+    g_nl = torch.tensor(rng.normal(size=(b, steps, n_out)), dtype=torch.float32)
+    copies = []
+    kept = ep.kept_empty
+
+    def spy(role, *args, **kwargs):
+        copies.append(role == ep._G_ROWS)
+        return kept(role, *args, **kwargs)
+
+    monkeypatch.setattr(ep, "kept_empty", spy)
+    grads = {}
+    layouts = {
+        "neuron-last": g_nl.transpose(1, 2),
+        "time-last": g_nl.transpose(1, 2).contiguous(),
+        "time-major": g_nl.permute(1, 0, 2).contiguous().permute(1, 2, 0),
+    }
+    for name, g in layouts.items():
+        copies.clear()
+        w1 = w.clone().requires_grad_(True)
+        z = ip.int_product(x, w1)
+        events = _path(z) == "EventDenseProductBackward" or z.grad_fn.counts is not None
+        if not events:
+            pytest.skip("the weight gradient is a GEMM at this density on this machine")
+        z.backward(g)
+        grads[name] = w1.grad
+        assert any(copies) == (name == "time-last"), name
+    # the same events summed in the same order, whichever rows hold their gradients
+    assert torch.equal(grads["neuron-last"], grads["time-last"])
+    assert torch.equal(grads["time-major"], grads["time-last"])
+
+
 def test_density_decides_and_a_dense_owner_skips_the_event_pass():
     rng = np.random.default_rng(5)
     b, n_in, n_out, steps = 2, 50, 8, 40

@@ -462,8 +462,13 @@ def events_weight_grad(ctx, q, g):
         q3, counts = q.view(q.shape[0], n_b, steps), ctx.counts.numpy()
         pos = getattr(ctx, "positions", None)
         cross = g_time_major  # (t, b) rows beside (b, t) columns
-        if not g_time_major:  # (B, T, O), in memory kept across steps
-            gt = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype).copy_(g.transpose(1, 2))
+        if not g_time_major:
+            # (B, T, O) rows: free where g is a view of neuron-last memory (a CUBA
+            # neuron's backward returns its input gradient so), else one copy into memory
+            # kept across steps
+            gt = g.transpose(1, 2)
+            if not gt.is_contiguous():
+                gt = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype).copy_(gt)
     return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos).t()
 
 
