@@ -33,6 +33,7 @@ from numba import njit, prange
 from ..fixed import dynamics
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
+from ._transpose import BLOCK, block_in, block_out
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -132,11 +133,9 @@ def _tile_in_lanes(x, rows, m, t0, tl, buf, lanes):
     in turn (with views here and in :func:`_segment_out_flat` the N-MNIST pool block spent
     about a fifth of its time in numba's ``NRT_incref``/``NRT_decref``, ``perf``)."""
     u0 = np.uint64(t0)
-    if m == lanes and tl == TILE:
-        for j in range(lanes):
-            r = np.uint64(rows[j])
-            for tt in range(np.uint64(TILE)):
-                buf[tt, j] = x[r, u0 + tt]
+    if m == lanes and tl == TILE:  # whole 16 x 16 blocks, transposed in registers
+        for j0 in range(0, lanes, BLOCK):
+            block_in(x, rows, j0, t0, buf, j0)
     else:
         for j in range(m):
             r = np.uint64(rows[j])
@@ -156,11 +155,17 @@ def _segment_out_flat(out, segs, base, rows, m, g0, gl, sh=0, lanes=LANES):
     gl = min(gl, out.shape[1] - g0 - sh)
     if gl <= 0:
         return
+    # whole 16 x 16 blocks (every lane queued) transposed in registers, the rest moved
+    # one value at a time
+    full = gl // BLOCK * BLOCK if m == lanes else 0
+    for tb in range(0, full, BLOCK):
+        for j0 in range(0, lanes, BLOCK):
+            block_out(segs, base + tb * lanes + j0, lanes, out, rows, j0, g0 + sh + tb)
     u0 = np.uint64(g0 + sh)
     for j in range(m):
         r = np.uint64(rows[j])
         src = np.uint64(base + j)
-        for t in range(np.uint64(gl)):
+        for t in range(np.uint64(full), np.uint64(gl)):
             out[r, u0 + t] = segs[src + t * np.uint64(lanes)]
 
 
