@@ -1,10 +1,12 @@
-"""The 16 x 16 register transposes of the forward kernels' tiles, against NumPy.
+"""The 16 x 16 register transposes of the kernels' tiles, against NumPy.
 
 :mod:`loihi_slayer.autograd._transpose` moves blocks between time-last rows and the
 lanes the kernels step together, by vector shuffles where both arrays are C-contiguous
-of one dtype and element by element otherwise. Each move is checked against NumPy's
-fancy indexing (any dtype, any row order, repeated rows, offsets at the arrays' ends,
-strided arrays), and nothing outside the block may change.
+and the dtypes convert, element by element otherwise. Each move is checked against
+NumPy's fancy indexing and ``astype`` (which converts as a store into the destination
+does): dtype pairs that widen, narrow and wrap, row lists with repeats or consecutive
+rows from an integer, offsets at the arrays' ends, 1-D and 2-D tile buffers and
+strided arrays; nothing outside the block may change.
 """
 
 from __future__ import annotations
@@ -16,13 +18,29 @@ from numba import njit
 
 from loihi_slayer.autograd import _cpu
 from loihi_slayer.autograd._transpose import BLOCK, block_in, block_out
+from loihi_slayer.fixed import codegen
 
-DTYPES = (np.float32, np.float64, np.int8, np.int32, np.int64)
+#: (source, destination) dtypes: as they are, widened, narrowed (wrapping), to float
+PAIRS = (
+    (np.float32, np.float32),
+    (np.float64, np.float64),
+    (np.float32, np.float64),
+    (np.float64, np.float32),
+    (np.int8, np.int8),
+    (np.int32, np.int64),
+    (np.uint8, np.int64),
+    (np.int16, np.int32),
+    (np.int64, np.int32),
+    (np.int64, np.int8),
+    (np.int64, np.float32),
+    (np.int32, np.float64),
+    (np.bool_, np.int64),
+)
 
 
 @njit(cache=False)
-def _in(x, rows, j0, t0, buf, c0):
-    block_in(x, rows, j0, t0, buf, c0)
+def _in(x, rows, j0, t0, buf, base, step):
+    block_in(x, rows, j0, t0, buf, base, step)
 
 
 @njit(cache=False)
@@ -31,72 +49,86 @@ def _out(segs, base, step, out, rows, j0, col):
 
 
 def _values(rng, shape, dtype):
-    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
-    if info is not None:
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
         return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
-    return rng.normal(size=shape).astype(dtype) * 1e3
+    return (rng.normal(size=shape) * 1e3).astype(dtype)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    dtype=st.sampled_from(DTYPES),
-    n_rows=st.integers(1, 40),
-    extra_cols=st.integers(0, 20),
-    lanes=st.sampled_from((16, 32, 64)),
-    strided=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-    data=st.data(),
-)
-def test_rows_into_lanes_are_numpys_transpose(
-    dtype, n_rows, extra_cols, lanes, strided, seed, data
-):
-    rng = np.random.default_rng(seed)
-    width = BLOCK + extra_cols
-    x = _values(rng, (n_rows, 2 * width if strided else width), dtype)
-    if strided:  # every other column: not C-contiguous, the element-by-element moves
+@st.composite
+def layouts(draw):
+    src, dst = draw(st.sampled_from(PAIRS))
+    return {
+        "src": src,
+        "dst": dst,
+        "n_rows": draw(st.integers(BLOCK, 40)),
+        "extra": draw(st.integers(0, 20)),
+        "strided": draw(st.booleans()),
+        "flat": draw(st.booleans()),
+        "consecutive": draw(st.booleans()),
+        "lanes": draw(st.sampled_from((16, 32, 64))),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
+
+
+def _rows(rng, c, distinct):
+    if c["consecutive"]:
+        r0 = int(rng.integers(0, c["n_rows"] - BLOCK + 1))
+        return r0, np.arange(r0, r0 + BLOCK)
+    pick = rng.permutation(c["n_rows"])[:BLOCK] if distinct else rng.integers(0, c["n_rows"], 20)
+    rows = np.asarray(pick, np.int64)
+    return rows, rows
+
+
+@settings(max_examples=80, deadline=None)
+@given(c=layouts(), data=st.data())
+def test_rows_into_lanes_are_numpys_transpose(c, data):
+    rng = np.random.default_rng(c["seed"])
+    width = BLOCK + c["extra"]
+    x = _values(rng, (c["n_rows"], 2 * width if c["strided"] else width), c["src"])
+    if c["strided"]:  # every other column: not C-contiguous, the element moves
         x = x[:, ::2]
-    rows = rng.integers(0, n_rows, BLOCK + 5).astype(np.int64)  # repeats allowed
-    j0 = data.draw(st.integers(0, 5))
-    t0 = data.draw(st.integers(0, extra_cols))
-    c0 = data.draw(st.sampled_from(range(0, lanes, BLOCK)))
-    buf = _values(rng, (BLOCK, lanes), dtype)
+    rows, row_ids = _rows(rng, c, distinct=False)
+    j0 = 0 if c["consecutive"] else data.draw(st.integers(0, 4))
+    t0 = data.draw(st.integers(0, c["extra"]))
+    lanes = c["lanes"]
+    buf = _values(rng, (BLOCK + 2, lanes), c["dst"])
+    base = data.draw(st.integers(0, 2 * lanes - BLOCK))
     want = buf.copy()
-    want[:, c0 : c0 + BLOCK] = x[rows[j0 : j0 + BLOCK], t0 : t0 + BLOCK].T
-    _in(x, rows, j0, t0, buf, c0)
+    block = x[row_ids[j0 : j0 + BLOCK], t0 : t0 + BLOCK].T.astype(c["dst"])
+    for k in range(BLOCK):
+        want.reshape(-1)[base + lanes * k : base + lanes * k + BLOCK] = block[k]
+    _in(x, rows, j0, t0, buf.reshape(-1) if c["flat"] else buf, base, lanes)
     assert np.array_equal(buf, want)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    dtype=st.sampled_from(DTYPES),
-    n_rows=st.integers(16, 40),
-    extra_cols=st.integers(0, 20),
-    lanes=st.sampled_from((16, 64)),
-    strided=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-    data=st.data(),
-)
-def test_lanes_into_rows_are_numpys_transpose(
-    dtype, n_rows, extra_cols, lanes, strided, seed, data
-):
-    rng = np.random.default_rng(seed)
-    width = BLOCK + extra_cols
-    full = _values(rng, (n_rows, 2 * width if strided else width), dtype)
-    out = full[:, ::2] if strided else full
-    rows = rng.permutation(n_rows)[:BLOCK].astype(np.int64)  # distinct: one write each
-    segs = _values(rng, (3 * BLOCK * lanes,), dtype)
+@settings(max_examples=80, deadline=None)
+@given(c=layouts(), data=st.data())
+def test_lanes_into_rows_are_numpys_transpose(c, data):
+    rng = np.random.default_rng(c["seed"])
+    width = BLOCK + c["extra"]
+    full = _values(rng, (c["n_rows"], 2 * width if c["strided"] else width), c["dst"])
+    out = full[:, ::2] if c["strided"] else full
+    rows, row_ids = _rows(rng, c, distinct=True)  # one write per row
+    lanes = c["lanes"]
+    segs = _values(rng, (3 * BLOCK, lanes), c["src"])
     base = data.draw(st.integers(0, BLOCK * lanes))
-    col = data.draw(st.integers(0, extra_cols))
+    col = data.draw(st.integers(0, c["extra"]))
     want = out.copy()
+    flat = segs.reshape(-1)
     for j in range(BLOCK):
-        want[rows[j], col : col + BLOCK] = segs[base + lanes * np.arange(BLOCK) + j]
-    _out(segs, base, lanes, out, rows, 0, col)
+        want[row_ids[j], col : col + BLOCK] = flat[base + lanes * np.arange(BLOCK) + j].astype(
+            c["dst"]
+        )
+    _out(flat if c["flat"] else segs, base, lanes, out, rows, 0, col)
     assert np.array_equal(out, want)
 
 
 def test_kernel_tiles_are_whole_blocks():
-    """The forward kernels hand whole blocks to the transposes: a tile is one block of
-    steps, and every lane count a whole number of blocks."""
-    assert _cpu.TILE == BLOCK
+    """The kernels hand whole blocks to the transposes: every tile a whole number of
+    blocks of steps, every lane count a whole number of blocks."""
+    assert _cpu.TILE % BLOCK == 0 and _cpu.OUT_SEGMENT % BLOCK == 0
     assert _cpu.LANES % BLOCK == 0 and _cpu.SD_LANES % BLOCK == 0
-    assert _cpu.OUT_SEGMENT % BLOCK == 0
+    assert codegen.TILE % BLOCK == 0 and codegen.LANES % BLOCK == 0

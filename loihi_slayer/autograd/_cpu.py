@@ -135,7 +135,7 @@ def _tile_in_lanes(x, rows, m, t0, tl, buf, lanes):
     u0 = np.uint64(t0)
     if m == lanes and tl == TILE:  # whole 16 x 16 blocks, transposed in registers
         for j0 in range(0, lanes, BLOCK):
-            block_in(x, rows, j0, t0, buf, j0)
+            block_in(x, rows, j0, t0, buf, j0, lanes)
     else:
         for j in range(m):
             r = np.uint64(rows[j])

@@ -16,6 +16,10 @@ recursive block transpose as 64 ``shufflevector`` operations, and 16 vector stor
 
 the off-diagonal halves of each row pair exchanged at block sizes 8, 4, 2 and 1.
 Values are moved, never computed: the result is the loop's bit for bit, in any dtype.
+Where the two arrays' dtypes differ the values are converted after the transpose as a
+store into the destination would convert them (integers sign- or zero-extended or
+truncated, integers to floats rounded, floats widened or rounded); float to integer is
+left to the element moves.
 
 The intrinsics read the arrays' data pointers directly (a view of a shared array in a
 parallel region would cost atomic reference counts, see :func:`._cpu._tile_in`); the
@@ -26,7 +30,7 @@ replace did.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -56,7 +60,7 @@ def _transposed(builder: ir.IRBuilder, rows: list) -> list:
     return rows
 
 
-def _vector_at(context, builder, arr, offset):
+def _vector_at(builder, arr, offset):
     """A pointer to the 16 values of ``arr``'s data from element ``offset``."""
     elem = arr.data.type.pointee
     ptr = builder.gep(arr.data, [offset])
@@ -64,140 +68,219 @@ def _vector_at(context, builder, arr, offset):
 
 
 def _int(builder, value, ty):
-    """``value`` of numba type ``ty`` as a 64-bit integer."""
-    return builder.sext(value, ir.IntType(64)) if ty.bitwidth < 64 else value
-
-
-def _c_contiguous(*tys) -> bool:
-    return all(isinstance(t, types.Array) and t.layout == "C" for t in tys)
+    """``value`` of numba integer type ``ty`` as a 64-bit integer."""
+    if ty.bitwidth >= 64:
+        return value
+    extend = builder.sext if ty.signed else builder.zext
+    return extend(value, ir.IntType(64))
 
 
 def _i64(value: int) -> ir.Constant:
     return ir.Constant(ir.IntType(64), value)
 
 
-def _row_offset(builder, rows, j, width, column):
-    """The element offset of ``(rows[j], column)`` in a C-contiguous 2-D array of
-    ``width`` columns (``j`` a 64-bit value)."""
-    r = builder.load(builder.gep(rows.data, [j]))
-    return builder.add(builder.mul(r, width), column)
+def _c_contiguous(*tys) -> bool:
+    return all(isinstance(t, types.Array) and t.layout == "C" for t in tys)
 
 
-def _integers(*tys) -> bool:
-    return all(isinstance(t, types.Integer) for t in tys)
+def _convertible(src, dst) -> bool:
+    """Whether :func:`_converted` turns ``src`` values into ``dst`` ones (numba types)."""
+    if src == dst:
+        return True
+    if isinstance(src, types.Integer):
+        return isinstance(dst, (types.Integer, types.Float))
+    return isinstance(src, types.Float) and isinstance(dst, types.Float)
 
 
-def _row_indices(rows) -> bool:
+def _converted(builder, vec, src, dst, dst_ir):
+    """The vector ``vec`` of ``src`` values as ``dst`` values (see :func:`_convertible`)."""
+    if src == dst:
+        return vec
+    to = ir.VectorType(dst_ir, BLOCK)
+    if isinstance(src, types.Integer) and isinstance(dst, types.Integer):
+        if dst.bitwidth == src.bitwidth:
+            return vec
+        if dst.bitwidth < src.bitwidth:
+            return builder.trunc(vec, to)
+        return (builder.sext if src.signed else builder.zext)(vec, to)
+    if isinstance(src, types.Integer):
+        return (builder.sitofp if src.signed else builder.uitofp)(vec, to)
+    if dst.bitwidth > src.bitwidth:
+        return builder.fpext(vec, to)
+    return builder.fptrunc(vec, to)
+
+
+def _rows(rows) -> bool:
+    """Row indices: a 1-D int64 array, or an integer (the first of consecutive rows)."""
+    if isinstance(rows, types.Integer):
+        return True
     return isinstance(rows, types.Array) and rows.ndim == 1 and rows.dtype == types.int64
 
 
+def _row_start(context, builder, rows_ty, rows, j, width, column):
+    """The element offset of ``(row j, column)`` in a C-contiguous 2-D array of ``width``
+    columns: row ``rows[j]``, or ``rows + j`` for an integer ``rows`` (``j`` 64-bit)."""
+    if isinstance(rows_ty, types.Integer):
+        r = builder.add(_int(builder, rows, rows_ty), j)
+    else:
+        ra = context.make_array(rows_ty)(context, builder, rows)
+        r = builder.load(builder.gep(ra.data, [j]))
+    return builder.add(builder.mul(r, width), column)
+
+
 @intrinsic
-def rows_to_lanes(typingctx, x, rows, j0, t0, buf, c0):
-    """``buf[k, c0 + j] = x[rows[j0 + j], t0 + k]`` for ``j, k < 16``: runs of 16 steps
-    of 16 rows of the 2-D C-contiguous ``x`` into 16 lanes of the 2-D C-contiguous
-    ``buf`` (same dtype, a step per row); ``rows`` a 1-D int64 array of row indices."""
+def rows_to_lanes(typingctx, x, rows, j0, t0, buf, base, step):
+    """``buf.flat[base + step k + j] = x[row(j0 + j), t0 + k]`` for ``j, k < 16``: runs of
+    16 steps of 16 rows of the 2-D C-contiguous ``x`` into 16 lanes of the C-contiguous
+    ``buf`` (a step every ``step`` values), converted to ``buf``'s dtype; ``row(j)`` is
+    ``rows[j]`` (1-D int64 array) or ``rows + j`` (integer)."""
     if not (
         _c_contiguous(x, buf)
         and x.ndim == 2
-        and buf.ndim == 2
-        and x.dtype == buf.dtype
-        and _row_indices(rows)
-        and _integers(j0, t0, c0)
+        and _convertible(x.dtype, buf.dtype)
+        and _rows(rows)
+        and all(isinstance(t, types.Integer) for t in (j0, t0, base, step))
     ):
         return None
 
     def codegen(context, builder, sig, args):
-        xa = context.make_array(sig.args[0])(context, builder, args[0])
-        ra = context.make_array(sig.args[1])(context, builder, args[1])
-        ba = context.make_array(sig.args[4])(context, builder, args[4])
-        j0_, t0_, c0_ = (_int(builder, args[i], sig.args[i]) for i in (2, 3, 5))
-        x_width = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
-        b_width = cgutils.unpack_tuple(builder, ba.shape, 2)[1]
-        align = context.get_abi_alignment(xa.data.type.pointee)
+        x_ty, rows_ty, j0_ty, t0_ty, buf_ty, base_ty, step_ty = sig.args
+        xa = context.make_array(x_ty)(context, builder, args[0])
+        ba = context.make_array(buf_ty)(context, builder, args[4])
+        j0_, t0_ = _int(builder, args[2], j0_ty), _int(builder, args[3], t0_ty)
+        base_, step_ = _int(builder, args[5], base_ty), _int(builder, args[6], step_ty)
+        width = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
+        src_align = context.get_abi_alignment(xa.data.type.pointee)
+        dst_align = context.get_abi_alignment(ba.data.type.pointee)
         vecs = []
         for j in range(BLOCK):
-            off = _row_offset(builder, ra, builder.add(j0_, _i64(j)), x_width, t0_)
-            vecs.append(builder.load(_vector_at(context, builder, xa, off), align=align))
+            row_j = builder.add(j0_, _i64(j))
+            off = _row_start(context, builder, rows_ty, args[1], row_j, width, t0_)
+            vecs.append(builder.load(_vector_at(builder, xa, off), align=src_align))
+        dst_ir = ba.data.type.pointee
         for k, v in enumerate(_transposed(builder, vecs)):
-            off = builder.add(builder.mul(_i64(k), b_width), c0_)
-            builder.store(v, _vector_at(context, builder, ba, off), align=align)
+            v = _converted(builder, v, x_ty.dtype, buf_ty.dtype, dst_ir)
+            off = builder.add(base_, builder.mul(step_, _i64(k)))
+            builder.store(v, _vector_at(builder, ba, off), align=dst_align)
         return context.get_dummy_value()
 
-    return types.none(x, rows, j0, t0, buf, c0), codegen
+    return types.none(x, rows, j0, t0, buf, base, step), codegen
 
 
 @intrinsic
 def lanes_to_rows(typingctx, segs, base, step, out, rows, j0, col):
-    """``out[rows[j0 + j], col + k] = segs[base + step k + j]`` for ``j, k < 16``: 16 steps
-    of 16 lanes (each step's lanes contiguous in the 1-D C-contiguous ``segs``, ``step``
-    values apart) into runs of 16 of the rows of the 2-D C-contiguous ``out`` (same
-    dtype); ``rows`` a 1-D int64 array of row indices."""
+    """``out[row(j0 + j), col + k] = segs.flat[base + step k + j]`` for ``j, k < 16``: 16
+    steps of 16 lanes (each step's lanes contiguous in the C-contiguous ``segs``,
+    ``step`` values apart) into runs of 16 of the rows of the 2-D C-contiguous ``out``,
+    converted to ``out``'s dtype; ``row(j)`` as in :func:`rows_to_lanes`."""
     if not (
         _c_contiguous(segs, out)
-        and segs.ndim == 1
         and out.ndim == 2
-        and segs.dtype == out.dtype
-        and _row_indices(rows)
-        and _integers(base, step, j0, col)
+        and _convertible(segs.dtype, out.dtype)
+        and _rows(rows)
+        and all(isinstance(t, types.Integer) for t in (base, step, j0, col))
     ):
         return None
 
     def codegen(context, builder, sig, args):
-        sa = context.make_array(sig.args[0])(context, builder, args[0])
-        oa = context.make_array(sig.args[3])(context, builder, args[3])
-        ra = context.make_array(sig.args[4])(context, builder, args[4])
-        base_, step_, j0_, col_ = (_int(builder, args[i], sig.args[i]) for i in (1, 2, 5, 6))
+        segs_ty, base_ty, step_ty, out_ty, rows_ty, j0_ty, col_ty = sig.args
+        sa = context.make_array(segs_ty)(context, builder, args[0])
+        oa = context.make_array(out_ty)(context, builder, args[3])
+        base_, step_ = _int(builder, args[1], base_ty), _int(builder, args[2], step_ty)
+        j0_, col_ = _int(builder, args[5], j0_ty), _int(builder, args[6], col_ty)
         width = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
-        align = context.get_abi_alignment(sa.data.type.pointee)
+        src_align = context.get_abi_alignment(sa.data.type.pointee)
+        dst_align = context.get_abi_alignment(oa.data.type.pointee)
+        dst_ir = oa.data.type.pointee
         vecs = []
         for k in range(BLOCK):
             off = builder.add(base_, builder.mul(step_, _i64(k)))
-            vecs.append(builder.load(_vector_at(context, builder, sa, off), align=align))
+            vecs.append(builder.load(_vector_at(builder, sa, off), align=src_align))
         for j, v in enumerate(_transposed(builder, vecs)):
-            off = _row_offset(builder, ra, builder.add(j0_, _i64(j)), width, col_)
-            builder.store(v, _vector_at(context, builder, oa, off), align=align)
+            v = _converted(builder, v, segs_ty.dtype, out_ty.dtype, dst_ir)
+            row_j = builder.add(j0_, _i64(j))
+            off = _row_start(context, builder, rows_ty, args[4], row_j, width, col_)
+            builder.store(v, _vector_at(builder, oa, off), align=dst_align)
         return context.get_dummy_value()
 
     return types.none(segs, base, step, out, rows, j0, col), codegen
 
 
-def block_in(x, rows, j0, t0, buf, c0):  # pragma: no cover - typed by the overload below
-    """:func:`rows_to_lanes` where both arrays are C-contiguous of one dtype, else the
-    same moves element by element (any layout): for use inside ``njit`` functions."""
+def block_in(x, rows, j0, t0, buf, base, step):  # pragma: no cover - typed by its overload
+    """:func:`rows_to_lanes` where the arrays allow it (C-contiguous, a conversion it
+    makes), else the same moves element by element: for ``njit`` code (a 1-D or 2-D
+    ``buf``)."""
     raise NotImplementedError("block_in runs inside numba-compiled code only")
 
 
 def block_out(segs, base, step, out, rows, j0, col):  # pragma: no cover - see block_in
-    """:func:`lanes_to_rows` where both arrays are C-contiguous of one dtype, else the
-    same moves element by element (any layout): for use inside ``njit`` functions."""
+    """:func:`lanes_to_rows` where the arrays allow it, else the same moves element by
+    element: for ``njit`` code (a 1-D or 2-D ``segs``)."""
     raise NotImplementedError("block_out runs inside numba-compiled code only")
 
 
-@overload(block_in, inline="always")
-def _block_in(x, rows, j0, t0, buf, c0):
-    if _c_contiguous(x, buf) and x.dtype == buf.dtype:
-        return lambda x, rows, j0, t0, buf, c0: rows_to_lanes(x, rows, j0, t0, buf, c0)
+def _fast(src, dst, rows) -> bool:
+    return _c_contiguous(src, dst) and _convertible(src.dtype, dst.dtype) and _rows(rows)
 
-    def moves(x, rows, j0, t0, buf, c0):
+
+def _row(rows):
+    """``row(j)`` of :func:`rows_to_lanes` for the element moves."""
+    if isinstance(rows, types.Integer):
+        return lambda rows, j: rows + j
+    return lambda rows, j: rows[j]
+
+
+def _flat_get(arr):
+    """``arr.flat[at]`` of a 1-D or 2-D array, without a view."""
+    if arr.ndim == 1:
+        return lambda arr, at: arr[at]
+    return lambda arr, at: arr[at // arr.shape[1], at % arr.shape[1]]
+
+
+def _flat_set(arr):
+    """``arr.flat[at] = v`` of a 1-D or 2-D array, without a view."""
+    if arr.ndim == 1:
+
+        def set1(arr, at, v):
+            arr[at] = v
+
+        return set1
+
+    def set2(arr, at, v):
+        arr[at // arr.shape[1], at % arr.shape[1]] = v
+
+    return set2
+
+
+@overload(block_in, inline="always")
+def _block_in(x, rows, j0, t0, buf, base, step):
+    if _fast(x, buf, rows) and x.ndim == 2:
+        return lambda x, rows, j0, t0, buf, base, step: rows_to_lanes(
+            x, rows, j0, t0, buf, base, step
+        )
+    row, put = njit(_row(rows)), njit(_flat_set(buf))
+
+    def moves(x, rows, j0, t0, buf, base, step):
         for j in range(BLOCK):
-            r = rows[j0 + j]
+            r = row(rows, j0 + j)
             for k in range(BLOCK):
-                buf[k, c0 + j] = x[r, t0 + k]
+                put(buf, base + step * k + j, x[r, t0 + k])
 
     return moves
 
 
 @overload(block_out, inline="always")
 def _block_out(segs, base, step, out, rows, j0, col):
-    if _c_contiguous(segs, out) and segs.dtype == out.dtype:
+    if _fast(segs, out, rows):
         return lambda segs, base, step, out, rows, j0, col: lanes_to_rows(
             segs, base, step, out, rows, j0, col
         )
+    row, get = njit(_row(rows)), njit(_flat_get(segs))
 
     def moves(segs, base, step, out, rows, j0, col):
         for j in range(BLOCK):
-            r = rows[j0 + j]
+            r = row(rows, j0 + j)
             for k in range(BLOCK):
-                out[r, col + k] = segs[base + step * k + j]
+                out[r, col + k] = get(segs, base + step * k + j)
 
     return moves

@@ -311,14 +311,27 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     ]
     lines += [f"        lane[{i * LANES} + j] = st[{i}, jj]" for i in range(ns)]
     lines += [f"        lane[{(ns + i) * LANES} + j] = p[{i}, k]" for i in range(npar)]
-    # the (N, T) arrays are copied through per-lane slices indexed by the loop counter
-    # alone: LLVM then proves the indices non-negative, drops numba's wrap-around
-    # checks and vectorises the copies (``x[jj, t0 + q]`` kept them scalar; unsigned
-    # flat offsets vectorise too but tripled the compile time)
+    # a whole tile of every lane moves by 16 x 16 blocks transposed in vector registers
+    # (:mod:`loihi_slayer.autograd._transpose`, converted to int64 on the way); a partial
+    # one through per-lane slices indexed by the loop counter alone: LLVM then proves
+    # the indices non-negative, drops numba's wrap-around checks and vectorises the
+    # copies (``x[jj, t0 + q]`` kept them scalar; unsigned flat offsets vectorise too but
+    # tripled the compile time)
     lines += [
         f"    for t0 in range(t_start, t_stop, {TILE}):",
         f"        tt = min({TILE}, t_stop - t0)",
-        f"        for j in range({LANES}):",
+        f"        whole = m == {LANES} and tt == {TILE}",
+        "        if whole:",
+        f"            for q0 in range(0, {TILE}, BLOCK):",
+        f"                for j0 in range(0, {LANES}, BLOCK):",
+    ]
+    lines += [
+        f"                    block_in(x{i}, n0, j0, t0 + q0, xb, {i * tile} + q0 * {LANES} + j0,"
+        f" {LANES})"
+        for i in range(ni)
+    ]
+    lines += [
+        f"        for j in range(0 if whole else {LANES}):",
         "            jj = n0 + (j if j < m else 0)",
     ]
     lines += [f"            src{i} = x{i}[jj, t0 : t0 + tt]" for i in range(ni)]
@@ -339,7 +352,12 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     lines += ["                " + line for line in step]
     for i in range(nk):
         lines += [
-            f"        if rec{i}:",
+            f"        if rec{i} and whole:",
+            f"            for q0 in range(0, {TILE}, BLOCK):",
+            f"                for j0 in range(0, {LANES}, BLOCK):",
+            f"                    block_out(ob, {i * tile} + q0 * {LANES} + j0, {LANES}, o{i}, n0,"
+            " j0, t0 + q0)",
+            f"        elif rec{i}:",
             "            for j in range(m):",
             f"                dst = o{i}[n0 + j, t0 : t0 + tt]",
             "                for q in range(tt):",
@@ -477,6 +495,8 @@ def render(model: _Stepped, target: str) -> str:
         body = [
             "import numpy as np",
             "from numba import njit, prange",
+            "",
+            "from loihi_slayer.autograd._transpose import BLOCK, block_in, block_out",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
             "",
