@@ -1,6 +1,6 @@
 """The 16 x 16 register transposes of the kernels' tiles, against NumPy.
 
-:mod:`loihi_slayer.autograd._transpose` moves blocks between time-last rows and the
+:mod:`loihi_slayer.fixed._transpose` moves blocks between time-last rows and the
 lanes the kernels step together, by vector shuffles where both arrays are C-contiguous
 and the dtypes convert, element by element otherwise. Each move is checked against
 NumPy's fancy indexing and ``astype`` (which converts as a store into the destination
@@ -11,14 +11,17 @@ strided arrays; nothing outside the block may change.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
 from loihi_slayer.autograd import _cpu
-from loihi_slayer.autograd._transpose import BLOCK, block_in, block_out
 from loihi_slayer.fixed import codegen
+from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out
 
 #: (source, destination) dtypes: as they are, widened, narrowed (wrapping), to float
 PAIRS = (
@@ -132,3 +135,21 @@ def test_kernel_tiles_are_whole_blocks():
     assert _cpu.TILE % BLOCK == 0 and _cpu.OUT_SEGMENT % BLOCK == 0
     assert _cpu.LANES % BLOCK == 0 and _cpu.SD_LANES % BLOCK == 0
     assert codegen.TILE % BLOCK == 0 and codegen.LANES % BLOCK == 0
+
+
+def test_emulation_kernels_run_without_torch():
+    """The generated emulation kernels use the transposes and stay free of torch: a
+    process running ``fixed.cuba`` over whole tiles never imports it (start-up time)."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from loihi_slayer import fixed\n"
+        "x = np.random.default_rng(0).integers(0, 40, (64, 2 * 64), dtype=np.int32)\n"
+        "traces, _ = fixed.cuba(x, record=('s', 'u', 'v'))\n"
+        "assert traces['s'].shape == x.shape\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

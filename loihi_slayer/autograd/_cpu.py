@@ -31,9 +31,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
+from ..fixed._transpose import BLOCK, block_in, block_out
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
-from ._transpose import BLOCK, block_in, block_out
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)

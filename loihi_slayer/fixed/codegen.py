@@ -312,7 +312,7 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     lines += [f"        lane[{i * LANES} + j] = st[{i}, jj]" for i in range(ns)]
     lines += [f"        lane[{(ns + i) * LANES} + j] = p[{i}, k]" for i in range(npar)]
     # a whole tile of every lane moves by 16 x 16 blocks transposed in vector registers
-    # (:mod:`loihi_slayer.autograd._transpose`, converted to int64 on the way); a partial
+    # (:mod:`loihi_slayer.fixed._transpose`, converted to int64 on the way); a partial
     # one through per-lane slices indexed by the loop counter alone: LLVM then proves
     # the indices non-negative, drops numba's wrap-around checks and vectorises the
     # copies (``x[jj, t0 + q]`` kept them scalar; unsigned flat offsets vectorise too but
@@ -496,7 +496,7 @@ def render(model: _Stepped, target: str) -> str:
             "import numpy as np",
             "from numba import njit, prange",
             "",
-            "from loihi_slayer.autograd._transpose import BLOCK, block_in, block_out",
+            "from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
             "",

@@ -1,13 +1,16 @@
 r"""16 x 16 blocks moved between rows and lanes, transposed in vector registers.
 
 The forward kernels step :data:`BLOCK` neurons together, one per vector lane, while
-their inputs and outputs are time-last rows (:mod:`._cpu`, "SIMD tiles"). Every
-16 x 16 block of values therefore crosses between a row layout (one neuron's steps
-contiguous) and a lane layout (one step's neurons contiguous). Written as loops, the
-crossing became element-by-element loads and stores on the way in and 64-byte-stride
-gathers on the way out (``perf`` of the CUBA training forward at (32, 512, 200) on
-Zen 4: about a fifth of its samples). Here each block is 16 vector loads, the
-recursive block transpose as 64 ``shufflevector`` operations, and 16 vector stores:
+their inputs and outputs are time-last rows: the training kernels of
+:mod:`loihi_slayer.autograd._cpu` ("SIMD tiles") and the kernels
+:mod:`loihi_slayer.fixed.codegen` generates (this module lives beside those, which must
+not import torch). Every 16 x 16 block of values therefore crosses between a row layout
+(one neuron's steps contiguous) and a lane layout (one step's neurons contiguous).
+Written as loops, the crossing became element-by-element loads and stores on the way in
+and 64-byte-stride gathers on the way out (``perf`` of the CUBA training forward at
+(32, 512, 200) on Zen 4: about a fifth of its samples). Here each block is 16 vector
+loads, the recursive block transpose as 64 ``shufflevector`` operations, and 16 vector
+stores:
 
 .. math::
 
@@ -22,9 +25,9 @@ truncated, integers to floats rounded, floats widened or rounded); float to inte
 left to the element moves.
 
 The intrinsics read the arrays' data pointers directly (a view of a shared array in a
-parallel region would cost atomic reference counts, see :func:`._cpu._tile_in`); the
-callers guarantee the indices (every row and column in range), as the loops they
-replace did.
+parallel region would cost atomic reference counts, see
+:func:`loihi_slayer.autograd._cpu._tile_in`); the callers guarantee the indices (every
+row and column in range), as the loops they replace did.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from .._numba_cache import guard_cache_writes
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 #: rows and lanes of a block
 BLOCK = 16

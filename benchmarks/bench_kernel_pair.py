@@ -1,0 +1,203 @@
+"""One training kernel of this checkout against the same kernel of an older commit, paired.
+
+The machines these benchmarks run on are shared and drift by up to 2x within minutes,
+so two benchmark runs a few minutes apart cannot tell a 5 % change. Here both versions
+of the CPU forward kernels (``loihi_slayer/autograd/_cpu.py``) are compiled into one
+process: the older one from ``git show REV:loihi_slayer/autograd/_cpu.py``, imported as
+a module of its own (its relative imports made absolute, so it uses this checkout's
+other modules: the comparison is of that one file). Each case captures the arguments of
+one real call of the kernel (a training neuron's forward, or the N-MNIST pool block's),
+checks that both versions write the same outputs bit for bit, then times them in turn,
+``--rounds`` rounds of ``--calls`` calls each (the order flipped every round), and
+prints the medians and the median of the per-round ratios with its quartiles.
+
+Cases:
+
+* ``cuba``: ``neuron.cuba.Neuron`` forward at (32, 512, 200), input as in
+  ``bench_training_neuron.py`` (voltage and current recorded for the backward);
+* ``cuba-spikes``: the same under ``torch.no_grad()`` (spikes alone);
+* ``pool``: the N-MNIST example's pool block on the shipped data (batch 32, T = 60);
+* ``sigma-delta``: ``neuron.sigma_delta.Neuron`` forward at (32, 512, 200).
+
+Usage::
+
+    python benchmarks/bench_kernel_pair.py --against d2250c1 [--cases cuba,pool]
+        [--rounds 30] [--calls 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from loihi_slayer.autograd import cuba as acuba
+from loihi_slayer.autograd import sigma_delta as asd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))  # bench_training, for the pool case
+
+#: the kernel file compared, and the package its relative imports resolve in
+KERNELS = "loihi_slayer/autograd/_cpu.py"
+PACKAGE = "loihi_slayer.autograd"
+
+
+def absolute_imports(source: str, package: str = PACKAGE) -> str:
+    """``source`` with its relative ``from`` imports made absolute within ``package``."""
+
+    def resolve(m: re.Match) -> str:
+        dots, rest = m.group(1), m.group(2)
+        parts = package.split(".")
+        base = parts[: len(parts) - (len(dots) - 1)]
+        return f"from {'.'.join(base + ([rest] if rest else []))} import"
+
+    return re.sub(r"^from (\.+)([\w.]*) import", resolve, source, flags=re.M)
+
+
+def older_kernels(rev: str, folder: Path):
+    """The kernel module of commit ``rev`` (see the module docstring)."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{rev}:{KERNELS}"], cwd=ROOT, check=True, capture_output=True
+        ).stdout.decode()
+    except subprocess.CalledProcessError as err:
+        raise SystemExit(
+            f"git show {rev}:{KERNELS} failed: {err.stderr.decode().strip()}"
+        ) from None
+    name = "_cpu_" + re.sub(r"\W", "_", rev)
+    path = folder / f"{name}.py"
+    path.write_text(absolute_imports(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cuba_input() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    shape = (32, 512, 200)
+    a = torch.randint(0, 41, shape, generator=g) * (torch.rand(shape, generator=g) < 0.2)
+    return a.float()
+
+
+def _run_cuba(grad: bool) -> Callable[[], None]:
+    def run() -> None:
+        from loihi_slayer.neuron import cuba
+
+        n = cuba.Neuron(threshold=1.25, current_decay=0.25, voltage_decay=0.03)
+        x = (_cuba_input() / 64).requires_grad_(grad)
+        with torch.set_grad_enabled(grad):
+            n(x)
+
+    return run
+
+
+def _run_pool() -> None:
+    from bench_training import nmnist_case
+
+    case = nmnist_case(32)
+    with torch.no_grad():
+        case["ours"][0](case["x"])
+
+
+def _run_sigma_delta() -> None:
+    from loihi_slayer.neuron import sigma_delta
+
+    n = sigma_delta.Neuron(threshold=1 / 64, activation=torch.nn.functional.relu)
+    with torch.no_grad():
+        n(_cuba_input() * 256 / 2**18)
+
+
+#: case -> (dispatch table, its key for the parallel CPU forward, kernel name, the run)
+CASES = {
+    "cuba": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_cuba(True)),
+    "cuba-spikes": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_cuba(False)),
+    "pool": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_pool),
+    "sigma-delta": (asd._CPU_FORWARD, True, "sdnn_forward", _run_sigma_delta),
+}
+
+
+def captured_call(case: str) -> tuple[Callable, str, tuple]:
+    """The current kernel, its name and the arguments of one real call of it."""
+    table, key, name, run = CASES[case]
+    kernel = table[key]
+    calls: list[tuple] = []
+
+    def spy(*args):
+        calls.append(args)
+        return kernel(*args)
+
+    table[key] = spy
+    try:
+        run()
+    finally:
+        table[key] = kernel
+    if not calls:
+        raise SystemExit(f"{case}: the run never called {name}")
+    return kernel, name, calls[-1]
+
+
+def _copies(args: tuple) -> list:
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def pair(case: str, old_mod, rounds: int, calls: int) -> None:
+    new, name, args = captured_call(case)
+    old = getattr(old_mod, name)
+    outs = []
+    for kernel in (new, old):
+        a = _copies(args)
+        kernel(*a)
+        outs.append(a)
+    same = all(
+        np.array_equal(p, q) for p, q in zip(*outs, strict=True) if isinstance(p, np.ndarray)
+    )
+    work = {"new": _copies(args), "old": _copies(args)}
+    kernels = {"new": new, "old": old}
+    times: dict[str, list[float]] = {"new": [], "old": []}
+    for r in range(rounds):
+        for k in ("new", "old") if r % 2 else ("old", "new"):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                kernels[k](*work[k])
+            times[k].append((time.perf_counter() - t0) / calls * 1e3)
+    ratios = [n / o for n, o in zip(times["new"], times["old"], strict=True)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    print(
+        f"{case:12s} {name}: older {statistics.median(times['old']):8.3f} ms, this checkout "
+        f"{statistics.median(times['new']):8.3f} ms; this / older, median of {rounds} rounds "
+        f"{statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}); outputs equal: {same}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", required=True, help="the older commit (any git revision)")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"of {', '.join(CASES)}")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--calls", type=int, default=5)
+    args = ap.parse_args(argv)
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}: choose from {', '.join(CASES)}")
+    with tempfile.TemporaryDirectory() as folder:
+        old_mod = older_kernels(args.against, Path(folder))
+        for case in cases:
+            pair(case, old_mod, args.rounds, args.calls)
+
+
+if __name__ == "__main__":
+    main()
