@@ -1,12 +1,13 @@
 """The 16 x 16 register transposes of the kernels' tiles, against NumPy.
 
-:mod:`loihi_slayer.fixed._transpose` moves blocks between time-last rows and the
-lanes the kernels step together, by vector shuffles where both arrays are C-contiguous
-and the dtypes convert, element by element otherwise. Each move is checked against
-NumPy's fancy indexing and ``astype`` (which converts as a store into the destination
-does): dtype pairs that widen, narrow and wrap, row lists with repeats or consecutive
-rows from an integer, offsets at the arrays' ends, 1-D and 2-D tile buffers and
-strided arrays; nothing outside the block may change.
+:mod:`loihi_slayer.fixed._transpose` moves blocks between time-last rows and the lanes
+the kernels step together, by vector shuffles where both arrays are C-contiguous and
+the dtypes convert, element by element otherwise. Each move is checked against NumPy's
+fancy indexing and ``astype`` (which converts as a store into the destination does), in
+compiled code and as the plain Python functions: dtype pairs that widen, narrow and
+wrap, row lists with repeats or consecutive rows from an integer, offsets at the
+arrays' ends, 1-D and 2-D tile buffers and strided arrays; nothing outside the block
+may change.
 """
 
 from __future__ import annotations
@@ -103,8 +104,11 @@ def test_rows_into_lanes_are_numpys_transpose(c, data):
     block = x[row_ids[j0 : j0 + BLOCK], t0 : t0 + BLOCK].T.astype(c["dst"])
     for k in range(BLOCK):
         want.reshape(-1)[base + lanes * k : base + lanes * k + BLOCK] = block[k]
+    py = buf.copy()
     _in(x, rows, j0, t0, buf.reshape(-1) if c["flat"] else buf, base, lanes)
     assert np.array_equal(buf, want)
+    block_in(x, rows, j0, t0, py.reshape(-1) if c["flat"] else py, base, lanes)  # Python
+    assert np.array_equal(py, want)
 
 
 @settings(max_examples=80, deadline=None)
@@ -125,8 +129,11 @@ def test_lanes_into_rows_are_numpys_transpose(c, data):
         want[row_ids[j], col : col + BLOCK] = flat[base + lanes * np.arange(BLOCK) + j].astype(
             c["dst"]
         )
+    py = out.copy()
     _out(flat if c["flat"] else segs, base, lanes, out, rows, 0, col)
     assert np.array_equal(out, want)
+    block_out(flat if c["flat"] else segs, base, lanes, py, rows, 0, col)  # Python
+    assert np.array_equal(py, want)
 
 
 def test_kernel_tiles_are_whole_blocks():

@@ -32,6 +32,7 @@ row and column in range), as the loops they replace did.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -135,43 +136,65 @@ def _row_start(context, builder, rows_ty, rows, j, width, column):
     return builder.add(builder.mul(r, width), column)
 
 
+def _move(context, builder, src, src_ty, src_offsets, dst, dst_ty, dst_offsets):
+    """The block move both intrinsics make: 16 vectors loaded from ``src``'s data at the
+    element offsets ``src_offsets``, transposed, converted to ``dst``'s dtype and stored
+    at ``dst_offsets`` (numba arrays ``src``, ``dst`` of types ``src_ty``, ``dst_ty``)."""
+    sa = context.make_array(src_ty)(context, builder, src)
+    da = context.make_array(dst_ty)(context, builder, dst)
+    src_align = context.get_abi_alignment(sa.data.type.pointee)
+    dst_align = context.get_abi_alignment(da.data.type.pointee)
+    vecs = [builder.load(_vector_at(builder, sa, off), align=src_align) for off in src_offsets]
+    dst_ir = da.data.type.pointee
+    for v, off in zip(_transposed(builder, vecs), dst_offsets, strict=True):
+        v = _converted(builder, v, src_ty.dtype, dst_ty.dtype, dst_ir)
+        builder.store(v, _vector_at(builder, da, off), align=dst_align)
+
+
+def _strided(builder, start, step):
+    """The offsets ``start + step k`` for ``k < 16`` (64-bit values)."""
+    return [builder.add(start, builder.mul(step, _i64(k))) for k in range(BLOCK)]
+
+
+def _row_starts(context, builder, arr_ty, arr, rows_ty, rows, j0, column):
+    """The offsets of ``(row(j0 + j), column)`` for ``j < 16`` in the C-contiguous 2-D
+    array ``arr`` (see :func:`_row_start`)."""
+    a = context.make_array(arr_ty)(context, builder, arr)
+    width = cgutils.unpack_tuple(builder, a.shape, 2)[1]
+    return [
+        _row_start(context, builder, rows_ty, rows, builder.add(j0, _i64(j)), width, column)
+        for j in range(BLOCK)
+    ]
+
+
+def _typed(ok: bool, signature, codegen):
+    return (signature, codegen) if ok else None
+
+
 @intrinsic
 def rows_to_lanes(typingctx, x, rows, j0, t0, buf, base, step):
     """``buf.flat[base + step k + j] = x[row(j0 + j), t0 + k]`` for ``j, k < 16``: runs of
     16 steps of 16 rows of the 2-D C-contiguous ``x`` into 16 lanes of the C-contiguous
     ``buf`` (a step every ``step`` values), converted to ``buf``'s dtype; ``row(j)`` is
     ``rows[j]`` (1-D int64 array) or ``rows + j`` (integer)."""
-    if not (
+    ok = (
         _c_contiguous(x, buf)
         and x.ndim == 2
         and _convertible(x.dtype, buf.dtype)
         and _rows(rows)
         and all(isinstance(t, types.Integer) for t in (j0, t0, base, step))
-    ):
-        return None
+    )
 
     def codegen(context, builder, sig, args):
         x_ty, rows_ty, j0_ty, t0_ty, buf_ty, base_ty, step_ty = sig.args
-        xa = context.make_array(x_ty)(context, builder, args[0])
-        ba = context.make_array(buf_ty)(context, builder, args[4])
         j0_, t0_ = _int(builder, args[2], j0_ty), _int(builder, args[3], t0_ty)
         base_, step_ = _int(builder, args[5], base_ty), _int(builder, args[6], step_ty)
-        width = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
-        src_align = context.get_abi_alignment(xa.data.type.pointee)
-        dst_align = context.get_abi_alignment(ba.data.type.pointee)
-        vecs = []
-        for j in range(BLOCK):
-            row_j = builder.add(j0_, _i64(j))
-            off = _row_start(context, builder, rows_ty, args[1], row_j, width, t0_)
-            vecs.append(builder.load(_vector_at(builder, xa, off), align=src_align))
-        dst_ir = ba.data.type.pointee
-        for k, v in enumerate(_transposed(builder, vecs)):
-            v = _converted(builder, v, x_ty.dtype, buf_ty.dtype, dst_ir)
-            off = builder.add(base_, builder.mul(step_, _i64(k)))
-            builder.store(v, _vector_at(builder, ba, off), align=dst_align)
+        src = _row_starts(context, builder, x_ty, args[0], rows_ty, args[1], j0_, t0_)
+        dst = _strided(builder, base_, step_)
+        _move(context, builder, args[0], x_ty, src, args[4], buf_ty, dst)
         return context.get_dummy_value()
 
-    return types.none(x, rows, j0, t0, buf, base, step), codegen
+    return _typed(ok, types.none(x, rows, j0, t0, buf, base, step), codegen)
 
 
 @intrinsic
@@ -180,50 +203,57 @@ def lanes_to_rows(typingctx, segs, base, step, out, rows, j0, col):
     steps of 16 lanes (each step's lanes contiguous in the C-contiguous ``segs``,
     ``step`` values apart) into runs of 16 of the rows of the 2-D C-contiguous ``out``,
     converted to ``out``'s dtype; ``row(j)`` as in :func:`rows_to_lanes`."""
-    if not (
+    ok = (
         _c_contiguous(segs, out)
         and out.ndim == 2
         and _convertible(segs.dtype, out.dtype)
         and _rows(rows)
         and all(isinstance(t, types.Integer) for t in (base, step, j0, col))
-    ):
-        return None
+    )
 
     def codegen(context, builder, sig, args):
         segs_ty, base_ty, step_ty, out_ty, rows_ty, j0_ty, col_ty = sig.args
-        sa = context.make_array(segs_ty)(context, builder, args[0])
-        oa = context.make_array(out_ty)(context, builder, args[3])
         base_, step_ = _int(builder, args[1], base_ty), _int(builder, args[2], step_ty)
         j0_, col_ = _int(builder, args[5], j0_ty), _int(builder, args[6], col_ty)
-        width = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
-        src_align = context.get_abi_alignment(sa.data.type.pointee)
-        dst_align = context.get_abi_alignment(oa.data.type.pointee)
-        dst_ir = oa.data.type.pointee
-        vecs = []
-        for k in range(BLOCK):
-            off = builder.add(base_, builder.mul(step_, _i64(k)))
-            vecs.append(builder.load(_vector_at(builder, sa, off), align=src_align))
-        for j, v in enumerate(_transposed(builder, vecs)):
-            v = _converted(builder, v, segs_ty.dtype, out_ty.dtype, dst_ir)
-            row_j = builder.add(j0_, _i64(j))
-            off = _row_start(context, builder, rows_ty, args[4], row_j, width, col_)
-            builder.store(v, _vector_at(builder, oa, off), align=dst_align)
+        src = _strided(builder, base_, step_)
+        dst = _row_starts(context, builder, out_ty, args[3], rows_ty, args[4], j0_, col_)
+        _move(context, builder, args[0], segs_ty, src, args[3], out_ty, dst)
         return context.get_dummy_value()
 
-    return types.none(segs, base, step, out, rows, j0, col), codegen
+    return _typed(ok, types.none(segs, base, step, out, rows, j0, col), codegen)
 
 
-def block_in(x, rows, j0, t0, buf, base, step):  # pragma: no cover - typed by its overload
-    """:func:`rows_to_lanes` where the arrays allow it (C-contiguous, a conversion it
-    makes), else the same moves element by element: for ``njit`` code (a 1-D or 2-D
-    ``buf``)."""
-    raise NotImplementedError("block_in runs inside numba-compiled code only")
+def _rows_of(rows, j0: int) -> list[int]:
+    """``row(j0 + j)`` for ``j < 16`` (see :func:`rows_to_lanes`), in Python."""
+    if isinstance(rows, (int, np.integer)):
+        return [int(rows) + j0 + j for j in range(BLOCK)]
+    return [int(r) for r in rows[j0 : j0 + BLOCK]]
 
 
-def block_out(segs, base, step, out, rows, j0, col):  # pragma: no cover - see block_in
-    """:func:`lanes_to_rows` where the arrays allow it, else the same moves element by
-    element: for ``njit`` code (a 1-D or 2-D ``segs``)."""
-    raise NotImplementedError("block_out runs inside numba-compiled code only")
+def _flat_index(arr, base: int, step: int, k: int):
+    """The index of ``arr.flat[base + step k + j]`` for ``j < 16`` (1-D or 2-D ``arr``)."""
+    at = base + step * k + np.arange(BLOCK)
+    return at if arr.ndim == 1 else np.divmod(at, arr.shape[-1])
+
+
+def block_in(x, rows, j0, t0, buf, base, step) -> None:
+    """``buf.flat[base + step k + j] = x[row(j0 + j), t0 + k]`` for ``j, k < 16`` (see
+    :func:`rows_to_lanes`), in any layout (a 1-D or 2-D ``buf``). Called from ``njit``
+    code it compiles to :func:`rows_to_lanes` where the arrays allow it (C-contiguous, a
+    conversion it makes), else to the same moves value by value; in Python it makes the
+    same moves with NumPy (converting as ``astype`` does: integers wrap)."""
+    block = x[_rows_of(rows, j0), t0 : t0 + BLOCK].T.astype(buf.dtype)
+    for k in range(BLOCK):
+        buf[_flat_index(buf, base, step, k)] = block[k]
+
+
+def block_out(segs, base, step, out, rows, j0, col) -> None:
+    """``out[row(j0 + j), col + k] = segs.flat[base + step k + j]`` for ``j, k < 16`` (see
+    :func:`lanes_to_rows`), in any layout (a 1-D or 2-D ``segs``); compiled, and in
+    Python, as :func:`block_in`."""
+    block = np.stack([segs[_flat_index(segs, base, step, k)] for k in range(BLOCK)])
+    for j, r in enumerate(_rows_of(rows, j0)):
+        out[r, col : col + BLOCK] = block[:, j].astype(out.dtype)
 
 
 def _fast(src, dst, rows) -> bool:
