@@ -2,11 +2,12 @@
 
 The machines these benchmarks run on are shared and drift by up to 2x within minutes,
 so two benchmark runs a few minutes apart cannot tell a 5 % change. Here both versions
-of the CPU forward kernels (``loihi_slayer/autograd/_cpu.py``) are compiled into one
-process: the older one from ``git show REV:loihi_slayer/autograd/_cpu.py``, imported as
-a module of its own (its relative imports made absolute, so it uses this checkout's
-other modules: the comparison is of that one file). Each case captures the arguments of
-one real call of the kernel (a training neuron's forward, or the N-MNIST pool block's),
+of a case's kernel file (``loihi_slayer/autograd/_cpu.py`` for the forward kernels) are
+compiled into one process: the older one from ``git show REV:FILE``, imported as a
+module of its own (its relative imports made absolute, so it uses this checkout's other
+modules: the comparison is of that one file). Each case captures the arguments of
+one real call of the kernel (a training neuron's forward, the N-MNIST pool block's, a
+block's backward),
 checks that both versions write the same outputs bit for bit, then times them in turn,
 ``--rounds`` rounds of ``--calls`` calls each (the order flipped every round), and
 prints the medians and the median of the per-round ratios with its quartiles.
@@ -17,7 +18,13 @@ Cases:
   ``bench_training_neuron.py`` (voltage and current recorded for the backward);
 * ``cuba-spikes``: the same under ``torch.no_grad()`` (spikes alone);
 * ``pool``: the N-MNIST example's pool block on the shipped data (batch 32, T = 60);
-* ``sigma-delta``: ``neuron.sigma_delta.Neuron`` forward at (32, 512, 200).
+* ``sigma-delta``: ``neuron.sigma_delta.Neuron`` forward at (32, 512, 200);
+* ``rf-backward``: the resonator row backward (``_resonator_bwd.backward``) of an
+  ``rf.Dense`` 512 -> 512 block's training step (batch 32, T = 200, 20 % input spikes);
+* ``rf-surrogate``: the surrogate pass of an ``rf.Recurrent`` block's fused recurrence
+  (``_resonator_bwd.surrogate_steps``), the same sizes;
+* ``alif-backward``: the ALIF scan (``_li_scan.cpu``) of an ``alif.Dense`` block's step,
+  the same sizes.
 
 Usage::
 
@@ -36,24 +43,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
 
+from loihi_slayer.autograd import _li_scan, _resonator_bwd, recurrent_complex
 from loihi_slayer.autograd import cuba as acuba
 from loihi_slayer.autograd import sigma_delta as asd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))  # bench_training, for the pool case
+sys.path.insert(0, str(HERE))  # bench_training (the pool case), bench_recurrent (blocks)
 
-#: the kernel file compared, and the package its relative imports resolve in
+#: the forward kernels' file
 KERNELS = "loihi_slayer/autograd/_cpu.py"
-PACKAGE = "loihi_slayer.autograd"
 
 
-def absolute_imports(source: str, package: str = PACKAGE) -> str:
+def absolute_imports(source: str, package: str) -> str:
     """``source`` with its relative ``from`` imports made absolute within ``package``."""
 
     def resolve(m: re.Match) -> str:
@@ -65,19 +75,18 @@ def absolute_imports(source: str, package: str = PACKAGE) -> str:
     return re.sub(r"^from (\.+)([\w.]*) import", resolve, source, flags=re.M)
 
 
-def older_kernels(rev: str, folder: Path):
-    """The kernel module of commit ``rev`` (see the module docstring)."""
+def older_kernels(rev: str, file: str, folder: Path) -> ModuleType:
+    """The module ``file`` of commit ``rev`` (see the module docstring)."""
     try:
         source = subprocess.run(
-            ["git", "show", f"{rev}:{KERNELS}"], cwd=ROOT, check=True, capture_output=True
+            ["git", "show", f"{rev}:{file}"], cwd=ROOT, check=True, capture_output=True
         ).stdout.decode()
     except subprocess.CalledProcessError as err:
-        raise SystemExit(
-            f"git show {rev}:{KERNELS} failed: {err.stderr.decode().strip()}"
-        ) from None
-    name = "_cpu_" + re.sub(r"\W", "_", rev)
+        raise SystemExit(f"git show {rev}:{file} failed: {err.stderr.decode().strip()}") from None
+    package = ".".join(Path(file).parent.parts)
+    name = Path(file).stem + "_" + re.sub(r"\W", "_", rev)
     path = folder / f"{name}.py"
-    path.write_text(absolute_imports(source))
+    path.write_text(absolute_imports(source, package))
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -119,40 +128,102 @@ def _run_sigma_delta() -> None:
         n(_cuba_input() * 256 / 2**18)
 
 
-#: case -> (dispatch table, its key for the parallel CPU forward, kernel name, the run)
+def _run_block_step(family: str, kind: str = "Dense") -> Callable[[], None]:
+    """One training step (forward, backward of the spike sum) of a 512 -> 512 block
+    ``kind`` of ``family`` at batch 32, T = 200, 20 % input spikes."""
+
+    def run() -> None:
+        from bench_recurrent import FAMILIES
+
+        torch.manual_seed(0)
+        mod, params = FAMILIES[family]
+        blk = getattr(mod, kind)(params, 512, 512, weight_scale=2)
+        x = (torch.rand(32, 512, 200) < 0.2).float()
+        blk(x).sum().backward()
+
+    return run
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where a case's kernel lives and how a real call of it is made."""
+
+    file: str  # the kernel's file, compared against the older commit's
+    slot: Any  # what holds the kernel the run calls: a dict or a module
+    key: Any  # its key in the dict, or its attribute name in the module
+    name: str  # the kernel's name in ``file``
+    run: Callable[[], None]
+
+    def get(self) -> Callable:
+        return self.slot[self.key] if isinstance(self.slot, dict) else getattr(self.slot, self.key)
+
+    def put(self, kernel: Callable) -> None:
+        if isinstance(self.slot, dict):
+            self.slot[self.key] = kernel
+        else:
+            setattr(self.slot, self.key, kernel)
+
+
+_PARALLEL_CUBA = (acuba._CPU_FORWARD, (False, True))
 CASES = {
-    "cuba": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_cuba(True)),
-    "cuba-spikes": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_cuba(False)),
-    "pool": (acuba._CPU_FORWARD, (False, True), "cuba_forward", _run_pool),
-    "sigma-delta": (asd._CPU_FORWARD, True, "sdnn_forward", _run_sigma_delta),
+    "cuba": Case(KERNELS, *_PARALLEL_CUBA, "cuba_forward", _run_cuba(True)),
+    "cuba-spikes": Case(KERNELS, *_PARALLEL_CUBA, "cuba_forward", _run_cuba(False)),
+    "pool": Case(KERNELS, *_PARALLEL_CUBA, "cuba_forward", _run_pool),
+    "sigma-delta": Case(KERNELS, asd._CPU_FORWARD, True, "sdnn_forward", _run_sigma_delta),
+    "rf-backward": Case(
+        "loihi_slayer/autograd/_resonator_bwd.py",
+        _resonator_bwd,
+        "backward",
+        "backward",
+        _run_block_step("rf"),
+    ),
+    "rf-surrogate": Case(
+        "loihi_slayer/autograd/_resonator_bwd.py",
+        recurrent_complex,
+        "surrogate_steps",
+        "surrogate_steps",
+        _run_block_step("rf", "Recurrent"),
+    ),
+    "alif-backward": Case(
+        "loihi_slayer/autograd/_li_scan.py", _li_scan, "cpu", "cpu", _run_block_step("alif")
+    ),
 }
 
 
 def captured_call(case: str) -> tuple[Callable, str, tuple]:
     """The current kernel, its name and the arguments of one real call of it."""
-    table, key, name, run = CASES[case]
-    kernel = table[key]
+    spec = CASES[case]
+    kernel = spec.get()
     calls: list[tuple] = []
 
     def spy(*args):
         calls.append(args)
         return kernel(*args)
 
-    table[key] = spy
+    spec.put(spy)
     try:
-        run()
+        spec.run()
     finally:
-        table[key] = kernel
+        spec.put(kernel)
     if not calls:
-        raise SystemExit(f"{case}: the run never called {name}")
-    return kernel, name, calls[-1]
+        raise SystemExit(f"{case}: the run never called {spec.name}")
+    return kernel, spec.name, calls[-1]
 
 
 def _copies(args: tuple) -> list:
     return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
 
 
-def pair(case: str, old_mod, rounds: int, calls: int) -> None:
+def max_relative(arrays: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The largest ``|p - q| / max|q|`` over pairs of float arrays (0 for integer ones)."""
+    worst = 0.0
+    for p, q in arrays:
+        if p.dtype.kind == "f" and p.size:
+            worst = max(worst, float(np.abs(p - q).max() / max(np.abs(q).max(), 1e-300)))
+    return worst
+
+
+def pair(case: str, old_mod: ModuleType, rounds: int, calls: int) -> None:
     new, name, args = captured_call(case)
     old = getattr(old_mod, name)
     outs = []
@@ -160,9 +231,10 @@ def pair(case: str, old_mod, rounds: int, calls: int) -> None:
         a = _copies(args)
         kernel(*a)
         outs.append(a)
-    same = all(
-        np.array_equal(p, q) for p, q in zip(*outs, strict=True) if isinstance(p, np.ndarray)
-    )
+    arrays = [(p, q) for p, q in zip(*outs, strict=True) if isinstance(p, np.ndarray)]
+    same = all(np.array_equal(p, q) for p, q in arrays)
+    if not same:  # a change of float rounding (say, another exp): how far apart
+        same = f"False (largest relative difference {max_relative(arrays):.1e})"
     work = {"new": _copies(args), "old": _copies(args)}
     kernels = {"new": new, "old": old}
     times: dict[str, list[float]] = {"new": [], "old": []}
@@ -194,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown case(s) {unknown}: choose from {', '.join(CASES)}")
     with tempfile.TemporaryDirectory() as folder:
-        old_mod = older_kernels(args.against, Path(folder))
+        older: dict[str, ModuleType] = {}
         for case in cases:
-            pair(case, old_mod, args.rounds, args.calls)
+            file = CASES[case].file
+            if file not in older:
+                older[file] = older_kernels(args.against, file, Path(folder))
+            pair(case, older[file], args.rounds, args.calls)
 
 
 if __name__ == "__main__":

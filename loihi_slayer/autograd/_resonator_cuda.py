@@ -54,7 +54,7 @@ def backward(
         return
     tid = cuda.threadIdx.x
     n0, n, live, _ = block_rows(rows)
-    flags = _flags(g_s, g_re, g_im, thr, spk, g_sin)
+    flags = _flags(g_s, g_re, g_im, thr, spk, g_sin, False)
     carry = (0.0, 0.0, 0.0, 0.0)
     for k0 in range(0, steps, TILE):
         lo, hi, tl = tile_from_end(k0, steps)
