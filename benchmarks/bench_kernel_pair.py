@@ -19,6 +19,10 @@ Cases:
 * ``cuba-spikes``: the same under ``torch.no_grad()`` (spikes alone);
 * ``pool``: the N-MNIST example's pool block on the shipped data (batch 32, T = 60);
 * ``sigma-delta``: ``neuron.sigma_delta.Neuron`` forward at (32, 512, 200);
+* ``cuba-backward``: the CUBA training neuron's backward (``cuba_backward_fast``) at
+  (32, 512, 200), the ``cuba`` case's input, a gradient of ones;
+* ``nmnist-backward``: the neuron-last CUBA backward (``cuba_backward_fast_nl``) of the
+  N-MNIST example's dense-1 block in one training step (batch 32, T = 60);
 * ``rf-backward``: the resonator row backward (``_resonator_bwd.backward``) of an
   ``rf.Dense`` 512 -> 512 block's training step (batch 32, T = 200, 20 % input spikes);
 * ``rf-surrogate``: the surrogate pass of an ``rf.Recurrent`` block's fused recurrence
@@ -100,14 +104,16 @@ def _cuba_input() -> torch.Tensor:
     return a.float()
 
 
-def _run_cuba(grad: bool) -> Callable[[], None]:
+def _run_cuba(grad: bool, backward: bool = False) -> Callable[[], None]:
     def run() -> None:
         from loihi_slayer.neuron import cuba
 
         n = cuba.Neuron(threshold=1.25, current_decay=0.25, voltage_decay=0.03)
         x = (_cuba_input() / 64).requires_grad_(grad)
         with torch.set_grad_enabled(grad):
-            n(x)
+            y = n(x)
+        if backward:
+            y.backward(torch.ones_like(y))
 
     return run
 
@@ -126,6 +132,15 @@ def _run_sigma_delta() -> None:
     n = sigma_delta.Neuron(threshold=1 / 64, activation=torch.nn.functional.relu)
     with torch.no_grad():
         n(_cuba_input() * 256 / 2**18)
+
+
+def _run_nmnist_step() -> None:
+    """One training step of the N-MNIST example (batch 32, T = 60): its dense-1 neuron
+    gets its spike gradient neuron-last from the dense-2 synapse."""
+    from bench_training import nmnist_case
+
+    case = nmnist_case(32)
+    case["loss"](case["ours"](case["x"]), case["target"]).backward()
 
 
 def _run_block_step(family: str, kind: str = "Dense") -> Callable[[], None]:
@@ -170,6 +185,12 @@ CASES = {
     "cuba-spikes": Case(KERNELS, *_PARALLEL_CUBA, "cuba_forward", _run_cuba(False)),
     "pool": Case(KERNELS, *_PARALLEL_CUBA, "cuba_forward", _run_pool),
     "sigma-delta": Case(KERNELS, asd._CPU_FORWARD, True, "sdnn_forward", _run_sigma_delta),
+    "cuba-backward": Case(
+        KERNELS, acuba._CPU_BACKWARD, (True, True), "cuba_backward_fast", _run_cuba(True, True)
+    ),
+    "nmnist-backward": Case(
+        KERNELS, acuba._CPU_BACKWARD_NL, True, "cuba_backward_fast_nl", _run_nmnist_step
+    ),
     "rf-backward": Case(
         "loihi_slayer/autograd/_resonator_bwd.py",
         _resonator_bwd,

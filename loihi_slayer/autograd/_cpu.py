@@ -34,6 +34,7 @@ from ..fixed import dynamics
 from ..fixed._transpose import BLOCK, block_in, block_out
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
+from ._lane_scan import copy16, fma32, mul32, reverse_scans, scale16
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -109,6 +110,11 @@ POOL_SEGMENT = 256
 #: ((16384, 200), (4096, 200), (512, 2000)), 0.84 at (4096, 60); 128 steps did less
 #: well than 256, 1024 no better
 OUT_SEGMENT = 256
+#: fast-math flags of the fast CUBA backward: all of ``fastmath=True``'s but
+#: ``reassoc``, so a product of three factors is formed in the written order in every
+#: loop it appears in (the neuron-last and time-last layouts multiply the surrogate by
+#: the spike gradient in different loops, and must give the same bits)
+NO_REASSOC = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 #: the CUBA forward's ``pool`` argument when the input is the neuron input itself
 NO_POOL = np.zeros(0, np.int64)
 
@@ -936,18 +942,34 @@ def _times_gradient_at(sur, k, g_s, b, o, lag, amp, nl):
     """:func:`_times_gradient` of ``sur[k]`` with neuron ``o`` of batch item ``b``'s spike
     gradient: ``g_s[b, o, t + lag]``, or ``g_s[b, t + lag, o]`` when ``nl`` (neuron-last),
     indexed directly with unsigned indices: a row slice in a parallel region costs an
-    atomic reference count the threads share (the fast backward paired 0.91-0.97)."""
+    atomic reference count the threads share (the fast backward paired 0.91-0.97). The
+    products are :func:`._lane_scan.mul32`'s, as :func:`_lanes_times_gradient`'s."""
     a = np.float32(amp)
     ub, uo, ul = np.uint64(b), np.uint64(o), np.uint64(lag)
     last = np.uint64(max(sur.shape[1] - lag, 0))
     if nl:
         for t in range(last):
-            sur[k, t] = sur[k, t] * a * g_s[ub, t + ul, uo]
+            sur[k, t] = mul32(mul32(sur[k, t], a), g_s[ub, t + ul, uo])
     else:
         for t in range(last):
-            sur[k, t] = sur[k, t] * a * g_s[ub, uo, t + ul]
+            sur[k, t] = mul32(mul32(sur[k, t], a), g_s[ub, uo, t + ul])
     for t in range(last, np.uint64(sur.shape[1])):
         sur[k, t] = np.float32(0.0)
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _lanes_times_gradient(lanes, steps, g_s, b, o0, lag, amp):
+    """:func:`_times_gradient_at` of :data:`BLOCK` neurons ``o0 ..`` in the step-major
+    ``lanes`` (``lanes[16 t + j]``) with a neuron-last ``g_s`` (``(B, T, N)``), whose
+    values for one step are then contiguous: one vector product per step
+    (:func:`._lane_scan.scale16`) instead of a stride of ``N`` values per neuron."""
+    a = np.float32(amp)
+    n_t, n_n = g_s.shape[1], g_s.shape[2]
+    last = max(steps - lag, 0)
+    for t in range(last):
+        scale16(lanes, t * BLOCK, a, g_s, (b * n_t + t + lag) * n_n + o0)
+    for t in range(last * BLOCK, steps * BLOCK):
+        lanes[t] = np.float32(0.0)
 
 
 @njit(inline="always", fastmath=True, cache=True)
@@ -1176,93 +1198,155 @@ def cuba_backward_serial(
 
 
 @njit(inline="always", cache=True)
+def _scan_quad(b, o0, m, sur, steps, i_decay, v_decay, g_x, nl):
+    """The two reverse scans of :func:`cuba_backward_fast` for the ``m <= 4`` neurons
+    ``o0 ..`` of batch item ``b`` whose surrogate rows are ``sur[:m]``, four of them
+    interleaved (a neuron's scan is one dependency chain), each multiply-add rounded
+    once as in :func:`._lane_scan.reverse_scans`."""
+    ni, nv = i_decay.shape[0], v_decay.shape[0]
+    n0 = b * (g_x.shape[2] if nl else g_x.shape[1]) + o0
+    if m == 4:
+        av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
+        av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
+        av2 = np.float32(1.0 - v_decay[(n0 + 2) % nv] / 4096.0)
+        av3 = np.float32(1.0 - v_decay[(n0 + 3) % nv] / 4096.0)
+        ai0 = np.float32(1.0 - i_decay[n0 % ni] / 4096.0)
+        ai1 = np.float32(1.0 - i_decay[(n0 + 1) % ni] / 4096.0)
+        ai2 = np.float32(1.0 - i_decay[(n0 + 2) % ni] / 4096.0)
+        ai3 = np.float32(1.0 - i_decay[(n0 + 3) % ni] / 4096.0)
+        gv0 = gv1 = gv2 = gv3 = np.float32(0.0)
+        gu0 = gu1 = gu2 = gu3 = np.float32(0.0)
+        for t in range(steps - 1, -1, -1):
+            gv0 = fma32(av0, gv0, sur[0, t])
+            gv1 = fma32(av1, gv1, sur[1, t])
+            gv2 = fma32(av2, gv2, sur[2, t])
+            gv3 = fma32(av3, gv3, sur[3, t])
+            gu0 = fma32(ai0, gu0, gv0)
+            gu1 = fma32(ai1, gu1, gv1)
+            gu2 = fma32(ai2, gu2, gv2)
+            gu3 = fma32(ai3, gu3, gv3)
+            if nl:
+                g_x[b, t, o0] = gu0
+                g_x[b, t, o0 + 1] = gu1
+                g_x[b, t, o0 + 2] = gu2
+                g_x[b, t, o0 + 3] = gu3
+            else:
+                g_x[b, o0, t] = gu0
+                g_x[b, o0 + 1, t] = gu1
+                g_x[b, o0 + 2, t] = gu2
+                g_x[b, o0 + 3, t] = gu3
+        return
+    for k in range(m):
+        av = np.float32(1.0 - v_decay[(n0 + k) % nv] / 4096.0)
+        ai = np.float32(1.0 - i_decay[(n0 + k) % ni] / 4096.0)
+        gv = np.float32(0.0)
+        gu = np.float32(0.0)
+        for t in range(steps - 1, -1, -1):
+            gv = fma32(av, gv, sur[k, t])
+            gu = fma32(ai, gu, gv)
+            if nl:
+                g_x[b, t, o0 + k] = gu
+            else:
+                g_x[b, o0 + k, t] = gu
+
+
+@njit(inline="always", cache=True)
+def _scan_lanes(b, o0, sur, lanes, coef, steps, i_decay, v_decay, g_x, nl, g_s, lag, amp):
+    """The two reverse scans of :func:`cuba_backward_fast` for the :data:`BLOCK` neurons
+    ``o0 ..`` of batch item ``b``, one per vector lane
+    (:func:`._lane_scan.reverse_scans`): their surrogate rows ``sur`` (``(BLOCK, T)``)
+    move into the step-major ``lanes`` 16 x 16 blocks at a time
+    (:func:`~loihi_slayer.fixed._transpose.block_in`), and the input gradient leaves them
+    as rows again (time-last ``g_x``) or as one contiguous run per step (neuron-last).
+    A neuron-last spike gradient multiplies the surrogate here, in the lanes
+    (:func:`_lanes_times_gradient`); a time-last one did in the rows. ``coef`` receives the
+    lanes' decay factors (32 values)."""
+    ni, nv = i_decay.shape[0], v_decay.shape[0]
+    n0 = b * (g_x.shape[2] if nl else g_x.shape[1]) + o0
+    full = steps // BLOCK * BLOCK
+    for t0 in range(0, full, BLOCK):
+        block_in(sur, 0, 0, t0, lanes, t0 * BLOCK, BLOCK)
+    for j in range(BLOCK):
+        for t in range(full, steps):
+            lanes[t * BLOCK + j] = sur[j, t]
+        coef[j] = np.float32(1.0 - v_decay[(n0 + j) % nv] / 4096.0)
+        coef[BLOCK + j] = np.float32(1.0 - i_decay[(n0 + j) % ni] / 4096.0)
+    if nl:
+        _lanes_times_gradient(lanes, steps, g_s, b, o0, lag, amp)
+    reverse_scans(lanes, steps, coef)
+    if nl:
+        n_t, n_n = g_x.shape[1], g_x.shape[2]
+        for t in range(steps):
+            copy16(lanes, t * BLOCK, g_x, (b * n_t + t) * n_n + o0)
+    else:
+        out = g_x[b]
+        for t0 in range(0, full, BLOCK):
+            block_out(lanes, t0 * BLOCK, BLOCK, out, o0, 0, t0)
+        for j in range(BLOCK):
+            for t in range(full, steps):
+                out[o0 + j, t] = lanes[t * BLOCK + j]
+
+
+@njit(inline="always", cache=True)
 def _cuba_backward_fast_chunk(
     c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, nl
 ):
-    """Chunk ``c`` of ``chunks`` of :func:`cuba_backward_fast`'s quads of neurons
-    (:func:`chunk_span`), four neurons of one batch item each. ``g_s`` and ``g_x`` are
-    ``(B, N, T)``, or neuron-last ``(B, T, N)`` when ``nl`` (a constant at each call site);
-    ``vp`` is ``(B·N, T)``."""
+    """Chunk ``c`` of ``chunks`` of :func:`cuba_backward_fast`'s units of work
+    (:func:`chunk_span`): per batch item, blocks of :data:`BLOCK` neurons stepped in
+    vector lanes (:func:`_scan_lanes`), then the item's last ``N % BLOCK`` neurons in
+    quads (:func:`_scan_quad`). ``g_s`` and ``g_x`` are ``(B, N, T)``, or neuron-last
+    ``(B, T, N)`` when ``nl`` (a constant at each call site); ``vp`` is ``(B·N, T)``.
+    Every neuron's surrogate row is formed alone (:func:`_surrogate_dv`,
+    :func:`_times_gradient_at`) and both scan paths round alike, so the layouts give the
+    same bits."""
     steps = vp.shape[1]
     n_n = g_x.shape[2] if nl else g_x.shape[1]
-    ni, nv = i_decay.shape[0], v_decay.shape[0]
     nth, ntau = theta.shape[0], inv_tau.shape[0]
-    per_item = (n_n + 3) // 4
+    blocks = n_n // BLOCK
+    tail = n_n - blocks * BLOCK
+    per_item = blocks + (1 if tail else 0)
     arg = np.empty(steps, np.float32)
     ibuf = np.empty(steps, np.int32)
-    sur = np.empty((4, steps), np.float32)
-    q_lo, q_hi = chunk_span(c, chunks, g_x.shape[0] * per_item)
-    for q in range(q_lo, q_hi):
-        b = q // per_item
-        o0 = (q - b * per_item) * 4
-        n0 = b * n_n + o0  # the quad's first row of vp
-        m = min(4, n_n - o0)
+    sur = np.empty((BLOCK, steps), np.float32)
+    lanes = np.empty(steps * BLOCK, np.float32)
+    coef = np.empty(2 * BLOCK, np.float32)
+    u_lo, u_hi = chunk_span(c, chunks, g_x.shape[0] * per_item)
+    for u in range(u_lo, u_hi):
+        b = u // per_item
+        i = u - b * per_item
+        o0 = i * BLOCK
+        m = BLOCK if i < blocks else tail
+        n0 = b * n_n + o0  # the unit's first row of vp
+        in_lanes = nl and m == BLOCK  # the gradient is applied in the lanes (see _scan_lanes)
         for k in range(m):
             n = n0 + k
             _surrogate_dv(n, vp, theta[n % nth], inv_tau[n % ntau], graded, arg, sur[k], ibuf)
-            _times_gradient_at(sur, k, g_s, b, o0 + k, lag, amp, nl)
-        if m == 4:
-            av0 = np.float32(1.0 - v_decay[n0 % nv] / 4096.0)
-            av1 = np.float32(1.0 - v_decay[(n0 + 1) % nv] / 4096.0)
-            av2 = np.float32(1.0 - v_decay[(n0 + 2) % nv] / 4096.0)
-            av3 = np.float32(1.0 - v_decay[(n0 + 3) % nv] / 4096.0)
-            ai0 = np.float32(1.0 - i_decay[n0 % ni] / 4096.0)
-            ai1 = np.float32(1.0 - i_decay[(n0 + 1) % ni] / 4096.0)
-            ai2 = np.float32(1.0 - i_decay[(n0 + 2) % ni] / 4096.0)
-            ai3 = np.float32(1.0 - i_decay[(n0 + 3) % ni] / 4096.0)
-            gv0 = gv1 = gv2 = gv3 = np.float32(0.0)
-            gu0 = gu1 = gu2 = gu3 = np.float32(0.0)
-            for t in range(steps - 1, -1, -1):
-                gv0 = sur[0, t] + av0 * gv0
-                gv1 = sur[1, t] + av1 * gv1
-                gv2 = sur[2, t] + av2 * gv2
-                gv3 = sur[3, t] + av3 * gv3
-                gu0 = gv0 + ai0 * gu0
-                gu1 = gv1 + ai1 * gu1
-                gu2 = gv2 + ai2 * gu2
-                gu3 = gv3 + ai3 * gu3
-                if nl:
-                    g_x[b, t, o0] = gu0
-                    g_x[b, t, o0 + 1] = gu1
-                    g_x[b, t, o0 + 2] = gu2
-                    g_x[b, t, o0 + 3] = gu3
-                else:
-                    g_x[b, o0, t] = gu0
-                    g_x[b, o0 + 1, t] = gu1
-                    g_x[b, o0 + 2, t] = gu2
-                    g_x[b, o0 + 3, t] = gu3
-        else:
-            for k in range(m):
-                n = n0 + k
-                av = np.float32(1.0 - v_decay[n % nv] / 4096.0)
-                ai = np.float32(1.0 - i_decay[n % ni] / 4096.0)
-                gv = np.float32(0.0)
-                gu = np.float32(0.0)
-                for t in range(steps - 1, -1, -1):
-                    gv = sur[k, t] + av * gv
-                    gu = gv + ai * gu
-                    if nl:
-                        g_x[b, t, o0 + k] = gu
-                    else:
-                        g_x[b, o0 + k, t] = gu
+            if not in_lanes:
+                _times_gradient_at(sur, k, g_s, b, o0 + k, lag, amp, nl)
+        if m == BLOCK:
+            _scan_lanes(b, o0, sur, lanes, coef, steps, i_decay, v_decay, g_x, nl, g_s, lag, amp)
+            continue
+        for q in range(0, m, 4):
+            _scan_quad(b, o0 + q, min(4, m - q), sur[q:], steps, i_decay, v_decay, g_x, nl)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=NO_REASSOC, cache=True)
 def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward` specialised to the common case (spike gradient only,
-    both scans, no decay gradients), with four rows interleaved in the scan. ``lag = 1``
+    both scans, no decay gradients): 16 neurons at a time in vector lanes
+    (:func:`_scan_lanes`), the rest four at a time (:func:`_scan_quad`). ``lag = 1``
     reads the gradient of spikes shifted one step later (``g_s[:, t + 1]``, 0 at the end:
     see :func:`_surrogate_row`)."""
     rows, steps = g_x.shape
     g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
-    chunks = max(1, min((rows + 3) // 4, MAX_CHUNKS))
+    chunks = max(1, min((rows + BLOCK - 1) // BLOCK, MAX_CHUNKS))
     for c in prange(chunks):
         _cuba_backward_fast_chunk(
             c, chunks, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
         )
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=NO_REASSOC, cache=True)
 def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast` on the calling thread."""
     rows, steps = g_x.shape
@@ -1272,21 +1356,21 @@ def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_d
     )
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=NO_REASSOC, cache=True)
 def cuba_backward_fast_nl(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast` on neuron-last gradients: ``g_s`` and ``g_x`` are
     ``(B, T, N)`` (the rows of one step's ``N`` values, as a dense layer's input gradient
     and weight gradient read them), ``vp`` is ``(B·N, T)``: no transposing copy on
     either side."""
     n_b, _, n_n = g_x.shape
-    chunks = max(1, min(n_b * ((n_n + 3) // 4), MAX_CHUNKS))
+    chunks = max(1, min(n_b * ((n_n + BLOCK - 1) // BLOCK), MAX_CHUNKS))
     for c in prange(chunks):
         _cuba_backward_fast_chunk(
             c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
         )
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=NO_REASSOC, cache=True)
 def cuba_backward_fast_nl_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast_nl` on the calling thread."""
     _cuba_backward_fast_chunk(

@@ -1,0 +1,178 @@
+r"""The CUBA backward's two reverse scans on 16 neurons at once, state in vector registers.
+
+The surrogate-gradient backward of a CUBA neuron (:func:`._cpu.cuba_backward_fast`)
+is, per neuron, two first-order recurrences run backwards in time:
+
+.. math::
+
+    g_v[t] = s[t] + a_v\, g_v[t+1], \qquad g_u[t] = g_v[t] + a_u\, g_u[t+1],
+    \qquad g_v[T] = g_u[T] = 0
+
+(:math:`s` the surrogate times the spike gradient, :math:`a_v = 1 - \mathrm{vDecay}/4096`,
+:math:`a_u = 1 - \mathrm{iDecay}/4096`). One neuron's scan is a chain of dependent
+multiply-adds; interleaving four neurons (the quads of :func:`._cpu._scan_quad`) still
+left the scan at half the backward's time (``perf``, Zen 4). :func:`reverse_scans`
+steps 16 neurons, one per lane, through a step-major buffer: the two running gradients
+are 16-lane vectors carried in registers from step to step (a loop of 16 scalar lanes
+over arrays kept them in memory, where each step waited on the last one's stores).
+
+Both scans are fused multiply-adds, ``fma(a_v, g_v, s)`` and ``fma(a_u, g_u, g_v)``,
+and :func:`fma32` gives the quads the same single rounding, so a neuron's gradient has
+the same bits whichever path steps it.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._numba_cache import guard_cache_writes
+from ..fixed._transpose import BLOCK
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
+
+__all__ = ["copy16", "fma32", "mul32", "reverse_scans", "scale16"]
+
+
+def _fma(builder, ty, suffix: str):
+    """``llvm.fma`` of type ``ty`` (named by its LLVM suffix: llvmlite's
+    ``declare_intrinsic`` gives fma a wrong signature and names no vector types)."""
+    fnty = ir.FunctionType(ty, [ty, ty, ty])
+    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.{suffix}")
+
+
+@intrinsic
+def fma32(typingctx, a, b, c):
+    """``a * b + c`` rounded once (float32: ``llvm.fma.f32``)."""
+    if not all(t == types.float32 for t in (a, b, c)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_fma(builder, ir.FloatType(), "f32"), list(args))
+
+    return types.float32(a, b, c), codegen
+
+
+@intrinsic
+def mul32(typingctx, a, b):
+    """``a * b`` (float32) without fast-math flags: inside a ``fastmath`` kernel LLVM
+    may not reassociate it with the products around it, so ``mul32(mul32(s, a), g)``
+    has the same bits in every loop it is written in."""
+    if not (a == types.float32 and b == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], args[1])
+
+    return types.float32(a, b), codegen
+
+
+def _vector(builder, data, offset):
+    """A pointer to the 16 float32 values of ``data`` from element ``offset``."""
+    ptr = builder.gep(data, [offset])
+    return builder.bitcast(ptr, ir.VectorType(ir.FloatType(), BLOCK).as_pointer())
+
+
+def _f32_c(*tys) -> bool:
+    return all(
+        isinstance(t, types.Array) and t.dtype == types.float32 and t.layout == "C" for t in tys
+    )
+
+
+def _offset(builder, value, ty):
+    """An integer of numba type ``ty`` as a 64-bit offset."""
+    if ty.bitwidth >= 64:
+        return value
+    return (builder.sext if ty.signed else builder.zext)(value, ir.IntType(64))
+
+
+@intrinsic
+def copy16(typingctx, src, src_at, dst, dst_at):
+    """``dst.flat[dst_at + j] = src.flat[src_at + j]`` for ``j < 16`` (C-contiguous
+    float32 arrays of any shape): one vector load and store. (Written as a loop between
+    two arrays LLVM cannot prove apart, the 16 moves stayed scalar.)"""
+    if not _f32_c(src, dst) or not all(isinstance(t, types.Integer) for t in (src_at, dst_at)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src_ty, sat_ty, dst_ty, dat_ty = sig.args
+        sd = context.make_array(src_ty)(context, builder, args[0]).data
+        dd = context.make_array(dst_ty)(context, builder, args[2]).data
+        v = builder.load(_vector(builder, sd, _offset(builder, args[1], sat_ty)), align=4)
+        builder.store(v, _vector(builder, dd, _offset(builder, args[3], dat_ty)), align=4)
+        return context.get_dummy_value()
+
+    return types.none(src, src_at, dst, dst_at), codegen
+
+
+@intrinsic
+def scale16(typingctx, x, x_at, a, g, g_at):
+    """``x.flat[x_at + j] = (x.flat[x_at + j] * a) * g.flat[g_at + j]`` for ``j < 16``
+    (C-contiguous float32 arrays, ``a`` float32): the products of :func:`mul32`, on
+    vectors."""
+    ok = _f32_c(x, g) and a == types.float32
+    if not ok or not all(isinstance(t, types.Integer) for t in (x_at, g_at)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x_ty, xat_ty, _, g_ty, gat_ty = sig.args
+        xd = context.make_array(x_ty)(context, builder, args[0]).data
+        gd = context.make_array(g_ty)(context, builder, args[3]).data
+        xp = _vector(builder, xd, _offset(builder, args[1], xat_ty))
+        gv = builder.load(_vector(builder, gd, _offset(builder, args[4], gat_ty)), align=4)
+        vt = ir.VectorType(ir.FloatType(), BLOCK)
+        av = builder.insert_element(ir.Constant(vt, None), args[2], ir.Constant(ir.IntType(32), 0))
+        av = builder.shuffle_vector(av, av, ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), None))
+        prod = builder.fmul(builder.fmul(builder.load(xp, align=4), av), gv)
+        builder.store(prod, xp, align=4)
+        return context.get_dummy_value()
+
+    return types.none(x, x_at, a, g, g_at), codegen
+
+
+@intrinsic
+def reverse_scans(typingctx, lanes, steps, coef):
+    """The module docstring's scans for 16 neurons: ``lanes`` (C-contiguous float32,
+    ``lanes[16 t + j]`` = neuron ``j``'s :math:`s[t]`, ``t < steps``) is overwritten with
+    :math:`g_u`; ``coef`` (C-contiguous float32, 32 values) holds the lanes' :math:`a_v`,
+    then their :math:`a_u`."""
+    f32 = types.Array(types.float32, 1, "C")
+    if lanes != f32 or coef != f32 or not isinstance(steps, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes_ty, steps_ty, coef_ty = sig.args
+        data = context.make_array(lanes_ty)(context, builder, args[0]).data
+        cdata = context.make_array(coef_ty)(context, builder, args[2]).data
+        i64 = ir.IntType(64)
+        n = args[1]
+        if steps_ty.bitwidth < 64:
+            n = (builder.sext if steps_ty.signed else builder.zext)(n, i64)
+        vt = ir.VectorType(ir.FloatType(), BLOCK)
+        fma = _fma(builder, vt, f"v{BLOCK}f32")
+        av = builder.load(_vector(builder, cdata, ir.Constant(i64, 0)), align=4)
+        ai = builder.load(_vector(builder, cdata, ir.Constant(i64, BLOCK)), align=4)
+        zero = ir.Constant(vt, None)
+        entry = builder.block
+        loop = builder.append_basic_block("scan.step")
+        done = builder.append_basic_block("scan.done")
+        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        left = builder.phi(i64)  # steps not yet scanned; this step is left - 1
+        gv_next = builder.phi(vt)
+        gu_next = builder.phi(vt)
+        t = builder.sub(left, ir.Constant(i64, 1))
+        ptr = _vector(builder, data, builder.mul(t, ir.Constant(i64, BLOCK)))
+        gv = builder.call(fma, [av, gv_next, builder.load(ptr, align=4)])
+        gu = builder.call(fma, [ai, gu_next, gv])
+        builder.store(gu, ptr, align=4)
+        for phi, first, again in ((left, n, t), (gv_next, zero, gv), (gu_next, zero, gu)):
+            phi.add_incoming(first, entry)
+            phi.add_incoming(again, loop)
+        builder.cbranch(builder.icmp_signed(">", t, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return types.none(lanes, steps, coef), codegen
