@@ -23,6 +23,7 @@ Cases:
   (32, 512, 200), the ``cuba`` case's input, a gradient of ones;
 * ``nmnist-backward``: the neuron-last CUBA backward (``cuba_backward_fast_nl``) of the
   N-MNIST example's dense-1 block in one training step (batch 32, T = 60);
+* ``nl-backward``: the same kernel called directly at (32, 512, 200) on random values;
 * ``rf-backward``: the resonator row backward (``_resonator_bwd.backward``) of an
   ``rf.Dense`` 512 -> 512 block's training step (batch 32, T = 200, 20 % input spikes);
 * ``rf-surrogate``: the surrogate pass of an ``rf.Recurrent`` block's fused recurrence
@@ -143,6 +144,18 @@ def _run_nmnist_step() -> None:
     case["loss"](case["ours"](case["x"]), case["target"]).backward()
 
 
+def _run_nl_kernel() -> None:
+    """The neuron-last CUBA backward called directly at (32, 512, 200): random spike
+    gradients and voltages (normal), threshold 0.5, surrogate width 2, decays 1024."""
+    rng = np.random.default_rng(0)
+    b, n, t = 32, 512, 200
+    g = rng.standard_normal((b, t, n)).astype(np.float32)
+    vp = rng.standard_normal((b * n, t)).astype(np.float32)
+    one = np.ones(1, np.float32)
+    dec = np.array([1024], np.int64)
+    acuba._CPU_BACKWARD_NL[True](g, vp, 0.5 * one, one / 2, 0.1, False, dec, dec, 0 * g, 0)
+
+
 def _run_block_step(family: str, kind: str = "Dense") -> Callable[[], None]:
     """One training step (forward, backward of the spike sum) of a 512 -> 512 block
     ``kind`` of ``family`` at batch 32, T = 200, 20 % input spikes."""
@@ -190,6 +203,9 @@ CASES = {
     ),
     "nmnist-backward": Case(
         KERNELS, acuba._CPU_BACKWARD_NL, True, "cuba_backward_fast_nl", _run_nmnist_step
+    ),
+    "nl-backward": Case(
+        KERNELS, acuba._CPU_BACKWARD_NL, True, "cuba_backward_fast_nl", _run_nl_kernel
     ),
     "rf-backward": Case(
         "loihi_slayer/autograd/_resonator_bwd.py",
