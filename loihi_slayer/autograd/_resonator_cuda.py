@@ -2,16 +2,38 @@
 shared-memory time tiles (:mod:`._cuda_tiles`: a warp of 32 rows, tiles of 16 steps
 walked from the end, each holding the step before it for the parameter gradients).
 Imported lazily; nothing is compiled at import.
+
+The row function calls the per-step helpers :func:`._resonator_bwd.step_terms`,
+:func:`._resonator_bwd.surrogate` and :func:`._fastexp.exp_nonpos`, which are ``njit``
+functions for the CPU kernels. Here each is compiled as a CUDA device function of its
+own (:func:`_device`: the same Python function with its helpers bound to their device
+versions), rather than left to numba-cuda's retargeting of CPU dispatchers.
 """
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
+
 from numba import cuda, float64
 
 from ._cuda_tiles import ROWS, TILE, WIDTH, block_rows, load, store_from, tile_from_end
-from ._resonator_bwd import backward_span, given_flags
+from ._fastexp import exp_nonpos
+from ._resonator_bwd import backward_span, given_flags, step_terms, surrogate
 
-_span = cuda.jit(device=True)(backward_span)
+
+def _device(fn: Callable, **helpers):
+    """``fn`` (a plain Python function) compiled as a CUDA device function, with the
+    global names ``helpers`` bound to the given device functions."""
+    scope = dict(fn.__globals__, **helpers)
+    copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    return cuda.jit(device=True)(copy)
+
+
+_exp = _device(exp_nonpos.py_func)
+_surrogate = _device(surrogate.py_func, exp_nonpos=_exp)
+_terms = _device(step_terms.py_func, surrogate=_surrogate)
+_span = _device(backward_span, step_terms=_terms)
 _flags = cuda.jit(device=True)(given_flags)
 
 
