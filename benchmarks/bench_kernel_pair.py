@@ -24,6 +24,8 @@ Cases:
 * ``nmnist-backward``: the neuron-last CUBA backward (``cuba_backward_fast_nl``) of the
   N-MNIST example's dense-1 block in one training step (batch 32, T = 60);
 * ``nl-backward``: the same kernel called directly at (32, 512, 200) on random values;
+* ``sigma-delta-backward``: its backward (``sdnn_backward``, ReLU mask recorded), a
+  gradient of ones;
 * ``rf-backward``: the resonator row backward (``_resonator_bwd.backward``) of an
   ``rf.Dense`` 512 -> 512 block's training step (batch 32, T = 200, 20 % input spikes);
 * ``rf-surrogate``: the surrogate pass of an ``rf.Recurrent`` block's fused recurrence
@@ -127,12 +129,15 @@ def _run_pool() -> None:
         case["ours"][0](case["x"])
 
 
-def _run_sigma_delta() -> None:
+def _run_sigma_delta(backward: bool = False) -> None:
     from loihi_slayer.neuron import sigma_delta
 
     n = sigma_delta.Neuron(threshold=1 / 64, activation=torch.nn.functional.relu)
-    with torch.no_grad():
-        n(_cuba_input() * 256 / 2**18)
+    x = (_cuba_input() * 256 / 2**18).requires_grad_(backward)
+    with torch.set_grad_enabled(backward):
+        y = n(x)
+    if backward:
+        y.backward(torch.ones_like(y))
 
 
 def _run_nmnist_step() -> None:
@@ -206,6 +211,9 @@ CASES = {
     ),
     "nl-backward": Case(
         KERNELS, acuba._CPU_BACKWARD_NL, True, "cuba_backward_fast_nl", _run_nl_kernel
+    ),
+    "sigma-delta-backward": Case(
+        KERNELS, asd._CPU_BACKWARD, True, "sdnn_backward", lambda: _run_sigma_delta(True)
     ),
     "rf-backward": Case(
         "loihi_slayer/autograd/_resonator_bwd.py",

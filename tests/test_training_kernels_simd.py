@@ -677,7 +677,7 @@ def test_cuba_backward_fast_neuron_last(batch, neurons, steps, graded, parallel,
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    rows=st.integers(1, 23),
+    rows=st.integers(1, 40),
     steps=st.integers(1, 37),
     mode=st.sampled_from([0, 1]),
     masked=st.booleans(),
@@ -700,3 +700,32 @@ def test_sdnn_backward_equals_reference(rows, steps, mode, masked, parallel, see
     assert _close(g_x, e_x) and _close(g_th, e_th)
     if mode == 1:
         assert _close(g_b, e_b)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(16, 40),
+    steps=st.integers(1, 37),
+    masked=st.booleans(),
+    parallel=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_sdnn_backward_lanes_are_the_row_loop(rows, steps, masked, parallel, seed):
+    """Sigma mode runs whole blocks of 16 rows in vector lanes and the rest row by row:
+    every row's input and bias gradient has the bits it has alone (a one-row call takes
+    the row loop), for whole 16-step tiles and the remainder, masked or not."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((rows, steps)).astype(np.float32)
+    mask = (rng.random((rows, steps)) < 0.6).astype(np.uint8)
+    m = mask if masked else np.empty((rows, 0), np.uint8)
+    d = np.empty((rows, 0), np.float32)
+    theta = np.full(1, 0.1)
+    g_x = np.full((rows, steps), np.nan, np.float32)
+    g_b = np.zeros(rows)
+    SDNN_BACKWARD[parallel](g, m, d, theta, 0.5, 0.7, 1, g_x, g_b, np.zeros(0))
+    for n in range(rows):
+        x1, b1 = np.full((1, steps), np.nan, np.float32), np.zeros(1)
+        SDNN_BACKWARD[parallel](
+            g[n : n + 1], m[n : n + 1], d[n : n + 1], theta, 0.5, 0.7, 1, x1, b1, np.zeros(0)
+        )
+        assert np.array_equal(g_x[n], x1[0]) and g_b[n] == b1[0], n

@@ -34,7 +34,7 @@ from ..fixed import dynamics
 from ..fixed._transpose import BLOCK, block_in, block_out
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
-from ._lane_scan import copy16, fma32, mul32, reverse_scans, scale16
+from ._lane_scan import copy16, fma32, mul32, reverse_scans, scale16, sigma_scans
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -1642,7 +1642,6 @@ def _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_
     has_mask = mask.shape[1] > 0
     want_b = g_b.shape[0] > 0
     want_th = g_th.shape[0] > 0
-    nth = theta.shape[0]
     gnext = np.float32(0.0)
     acc = np.float32(0.0)
     gb = 0.0
@@ -1661,18 +1660,75 @@ def _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_
     if want_b:
         g_b[n] = gb
     if want_th:
-        th = theta[n % nth]
-        gth = 0.0
-        for t in range(steps):
-            dv = np.float64(d[n, t])
-            sub = abs(dv) - th
-            if sub > 0:
-                gth += -dv * scale_grad * np.exp(-sub / tau_grad) / th * g[n, t]
-            elif dv > 0:
-                gth -= g[n, t]
-            elif dv < 0:
-                gth += g[n, t]
-        g_th[n] = gth
+        _sdnn_threshold_row(n, g, d, theta, tau_grad, scale_grad, g_th)
+
+
+@njit(inline="always", cache=True)
+def _sdnn_threshold_row(n, g, d, theta, tau_grad, scale_grad, g_th):
+    """Row ``n``'s threshold gradient of :func:`sdnn_backward`."""
+    th = theta[n % theta.shape[0]]
+    gth = 0.0
+    for t in range(g.shape[1]):
+        dv = np.float64(d[n, t])
+        sub = abs(dv) - th
+        if sub > 0:
+            gth += -dv * scale_grad * np.exp(-sub / tau_grad) / th * g[n, t]
+        elif dv > 0:
+            gth -= g[n, t]
+        elif dv < 0:
+            gth += g[n, t]
+    g_th[n] = gth
+
+
+@njit(inline="always", cache=True)
+def _sdnn_lanes_block(n0, g, mask, g_x, g_b, lanes, lanes_m, gb):
+    """Rows ``n0 .. n0 + 15`` of :func:`sdnn_backward` in sigma mode without the
+    threshold gradient, one per vector lane (:func:`._lane_scan.sigma_scans`): the
+    gradient and the mask move into the step-major ``lanes``, ``lanes_m`` 16 x 16 blocks
+    at a time (the mask converted to float32), the input gradient leaves as rows."""
+    steps = g.shape[1]
+    full = steps // BLOCK * BLOCK
+    has_mask = mask.shape[1] > 0
+    for t0 in range(0, full, BLOCK):
+        block_in(g, n0, 0, t0, lanes, t0 * BLOCK, BLOCK)
+        if has_mask:
+            block_in(mask, n0, 0, t0, lanes_m, t0 * BLOCK, BLOCK)
+    for j in range(BLOCK):
+        for t in range(full, steps):
+            lanes[t * BLOCK + j] = g[n0 + j, t]
+            if has_mask:
+                lanes_m[t * BLOCK + j] = mask[n0 + j, t]
+    if not has_mask:
+        for k in range(steps * BLOCK):
+            lanes_m[k] = np.float32(1.0)
+    sigma_scans(lanes, lanes_m, steps, gb)
+    for t0 in range(0, full, BLOCK):
+        block_out(lanes, t0 * BLOCK, BLOCK, g_x, n0, 0, t0)
+    for j in range(BLOCK):
+        for t in range(full, steps):
+            g_x[n0 + j, t] = lanes[t * BLOCK + j]
+        if g_b.shape[0] > 0:
+            g_b[n0 + j] = gb[j]
+
+
+@njit(inline="always", cache=True)
+def _sdnn_backward_chunk(
+    c, chunks, blocks, g, mask, d, theta, tau_grad, scale_grad, g_x, g_b, g_th
+):
+    """Chunk ``c`` of ``chunks`` of :func:`sdnn_backward`'s ``blocks`` blocks of 16 rows
+    (sigma mode, float32 gradients): :func:`_sdnn_lanes_block`, then the threshold
+    gradient row by row where it is wanted."""
+    steps = g.shape[1]
+    lanes = np.empty(steps * BLOCK, np.float32)
+    lanes_m = np.empty(steps * BLOCK, np.float32)
+    gb = np.empty(BLOCK, np.float64)
+    lo, hi = chunk_span(c, chunks, blocks)
+    for blk in range(lo, hi):
+        n0 = blk * BLOCK
+        _sdnn_lanes_block(n0, g, mask, g_x, g_b, lanes, lanes_m, gb)
+        if g_th.shape[0] > 0:
+            for n in range(n0, n0 + BLOCK):
+                _sdnn_threshold_row(n, g, d, theta, tau_grad, scale_grad, g_th)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -1686,13 +1742,32 @@ def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
         g_x[t] = sum_{k >= t} gz[k]                 (sigma = cumsum; delta mode: g_x = ga)
         g_b   += sum_t gz[t]
         g_th  += sum_t g[t] * (|d| > th ? -d*scale_grad*exp(-(|d|-th)/tau_grad)/th : -sign(d))
+
+    In sigma mode with float32 gradients, whole blocks of 16 rows run in vector lanes
+    (:func:`_sdnn_backward_chunk`; one row's prefix sum is one dependency chain), the
+    same operations in the same order as the row loop; the remaining rows run one at a
+    time (:func:`_sdnn_backward_row`).
     """
-    for n in prange(g.shape[0]):
+    rows = g.shape[0]
+    lanes_ok = mode != 0 and g.itemsize == 4 and g_x.itemsize == 4
+    blocks = rows // BLOCK if lanes_ok else 0
+    chunks = max(1, min(blocks, MAX_CHUNKS))
+    if blocks:
+        for c in prange(chunks):
+            _sdnn_backward_chunk(
+                c, chunks, blocks, g, mask, d, theta, tau_grad, scale_grad, g_x, g_b, g_th
+            )
+    for n in prange(blocks * BLOCK, rows):
         _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
 
 
 @njit(fastmath=True, cache=True)
 def sdnn_backward_serial(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th):
     """:func:`sdnn_backward` on the calling thread."""
-    for n in range(g.shape[0]):
+    rows = g.shape[0]
+    lanes_ok = mode != 0 and g.itemsize == 4 and g_x.itemsize == 4
+    blocks = rows // BLOCK if lanes_ok else 0
+    if blocks:
+        _sdnn_backward_chunk(0, 1, blocks, g, mask, d, theta, tau_grad, scale_grad, g_x, g_b, g_th)
+    for n in range(blocks * BLOCK, rows):
         _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)

@@ -19,6 +19,9 @@ over arrays kept them in memory, where each step waited on the last one's stores
 Both scans are fused multiply-adds, ``fma(a_v, g_v, s)`` and ``fma(a_u, g_u, g_v)``,
 and :func:`fma32` gives the quads the same single rounding, so a neuron's gradient has
 the same bits whichever path steps it.
+
+:func:`sigma_scans` does the same for the sigma-delta backward's reverse prefix sum
+(:func:`._cpu.sdnn_backward`), with the row loop's operations in its order.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ..fixed._transpose import BLOCK
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["copy16", "fma32", "mul32", "reverse_scans", "scale16"]
+__all__ = ["copy16", "fma32", "mul32", "reverse_scans", "scale16", "sigma_scans"]
 
 
 def _fma(builder, ty, suffix: str):
@@ -176,3 +179,71 @@ def reverse_scans(typingctx, lanes, steps, coef):
         return context.get_dummy_value()
 
     return types.none(lanes, steps, coef), codegen
+
+
+@intrinsic
+def sigma_scans(typingctx, lanes, mask, steps, gb):
+    r"""The sigma-delta backward (:func:`._cpu.sdnn_backward`, sigma mode) for 16 rows, one
+    per lane: ``lanes`` (C-contiguous float32, ``lanes[16 t + j]`` = row ``j``'s output
+    gradient :math:`g[t]`, ``t < steps``) is overwritten with
+
+    .. math::
+
+        a[t] = g[t] - g[t+1], \qquad z[t] = a[t] \text{ where } m[t] \ne 0 \text{ else } 0,
+        \qquad g_x[t] = \sum_{k \ge t} z[k]
+
+    (``g[steps] = 0``; ``mask`` the same layout, float32), and ``gb`` (float64, 16
+    values) receives :math:`\sum_t z[t]` summed in float64. The same operations in the
+    same order as the row loop, with the three running values in registers."""
+    if not (_f32_c(lanes, mask) and isinstance(steps, types.Integer)):
+        return None
+    if gb != types.Array(types.float64, 1, "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes_ty, mask_ty, steps_ty, gb_ty = sig.args
+        data = context.make_array(lanes_ty)(context, builder, args[0]).data
+        mdata = context.make_array(mask_ty)(context, builder, args[1]).data
+        gdata = context.make_array(gb_ty)(context, builder, args[3]).data
+        i64 = ir.IntType(64)
+        n = _offset(builder, args[2], steps_ty)
+        vt = ir.VectorType(ir.FloatType(), BLOCK)
+        dt = ir.VectorType(ir.DoubleType(), BLOCK)
+        zero, dzero = ir.Constant(vt, None), ir.Constant(dt, None)
+        entry = builder.block
+        loop = builder.append_basic_block("sigma.step")
+        done = builder.append_basic_block("sigma.done")
+        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        left = builder.phi(i64)
+        g_next = builder.phi(vt)
+        acc_next = builder.phi(vt)
+        gb_next = builder.phi(dt)
+        t = builder.sub(left, ir.Constant(i64, 1))
+        at = builder.mul(t, ir.Constant(i64, BLOCK))
+        ptr = _vector(builder, data, at)
+        g_t = builder.load(ptr, align=4)
+        m_t = builder.load(_vector(builder, mdata, at), align=4)
+        a = builder.fsub(g_t, g_next)
+        z = builder.select(builder.fcmp_unordered("!=", m_t, zero), a, zero)
+        acc = builder.fadd(acc_next, z)
+        builder.store(acc, ptr, align=4)
+        gb_t = builder.fadd(gb_next, builder.fpext(z, dt))
+        for phi, first, again in (
+            (left, n, t),
+            (g_next, zero, g_t),
+            (acc_next, zero, acc),
+            (gb_next, dzero, gb_t),
+        ):
+            phi.add_incoming(first, entry)
+            phi.add_incoming(again, loop)
+        builder.cbranch(builder.icmp_signed(">", t, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(done)
+        gb_out = builder.phi(dt)
+        gb_out.add_incoming(dzero, entry)
+        gb_out.add_incoming(gb_t, loop)
+        gptr = builder.bitcast(builder.gep(gdata, [ir.Constant(i64, 0)]), dt.as_pointer())
+        builder.store(gb_out, gptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(lanes, mask, steps, gb), codegen
