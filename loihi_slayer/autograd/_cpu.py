@@ -34,7 +34,16 @@ from ..fixed import dynamics
 from ..fixed._transpose import BLOCK, block_in, block_out
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
-from ._lane_scan import copy16, fma32, mul32, reverse_scans, scale16, sigma_scans
+from ._lane_scan import (
+    copy16,
+    fma32,
+    lanes_to_rows,
+    mul32,
+    reverse_scans,
+    rows_to_lanes,
+    scale16,
+    sigma_scans,
+)
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -1255,20 +1264,16 @@ def _scan_lanes(b, o0, sur, lanes, coef, steps, i_decay, v_decay, g_x, nl, g_s, 
     """The two reverse scans of :func:`cuba_backward_fast` for the :data:`BLOCK` neurons
     ``o0 ..`` of batch item ``b``, one per vector lane
     (:func:`._lane_scan.reverse_scans`): their surrogate rows ``sur`` (``(BLOCK, T)``)
-    move into the step-major ``lanes`` 16 x 16 blocks at a time
-    (:func:`~loihi_slayer.fixed._transpose.block_in`), and the input gradient leaves them
-    as rows again (time-last ``g_x``) or as one contiguous run per step (neuron-last).
+    move into the step-major ``lanes`` (:func:`._lane_scan.rows_to_lanes`), and the input
+    gradient leaves them as rows again (time-last ``g_x``, :func:`._lane_scan.lanes_to_rows`)
+    or as one contiguous run per step (neuron-last).
     A neuron-last spike gradient multiplies the surrogate here, in the lanes
     (:func:`_lanes_times_gradient`); a time-last one did in the rows. ``coef`` receives the
     lanes' decay factors (32 values)."""
     ni, nv = i_decay.shape[0], v_decay.shape[0]
     n0 = b * (g_x.shape[2] if nl else g_x.shape[1]) + o0
-    full = steps // BLOCK * BLOCK
-    for t0 in range(0, full, BLOCK):
-        block_in(sur, 0, 0, t0, lanes, t0 * BLOCK, BLOCK)
+    rows_to_lanes(sur, 0, steps, lanes)
     for j in range(BLOCK):
-        for t in range(full, steps):
-            lanes[t * BLOCK + j] = sur[j, t]
         coef[j] = np.float32(1.0 - v_decay[(n0 + j) % nv] / 4096.0)
         coef[BLOCK + j] = np.float32(1.0 - i_decay[(n0 + j) % ni] / 4096.0)
     if nl:
@@ -1279,12 +1284,7 @@ def _scan_lanes(b, o0, sur, lanes, coef, steps, i_decay, v_decay, g_x, nl, g_s, 
         for t in range(steps):
             copy16(lanes, t * BLOCK, g_x, (b * n_t + t) * n_n + o0)
     else:
-        out = g_x[b]
-        for t0 in range(0, full, BLOCK):
-            block_out(lanes, t0 * BLOCK, BLOCK, out, o0, 0, t0)
-        for j in range(BLOCK):
-            for t in range(full, steps):
-                out[o0 + j, t] = lanes[t * BLOCK + j]
+        lanes_to_rows(lanes, steps, g_x[b], o0)
 
 
 @njit(inline="always", cache=True)
@@ -1684,30 +1684,20 @@ def _sdnn_threshold_row(n, g, d, theta, tau_grad, scale_grad, g_th):
 def _sdnn_lanes_block(n0, g, mask, g_x, g_b, lanes, lanes_m, gb):
     """Rows ``n0 .. n0 + 15`` of :func:`sdnn_backward` in sigma mode without the
     threshold gradient, one per vector lane (:func:`._lane_scan.sigma_scans`): the
-    gradient and the mask move into the step-major ``lanes``, ``lanes_m`` 16 x 16 blocks
-    at a time (the mask converted to float32), the input gradient leaves as rows."""
+    gradient and the mask move into the step-major ``lanes``, ``lanes_m``
+    (:func:`._lane_scan.rows_to_lanes`; the mask converted to float32), the input
+    gradient leaves as rows (:func:`._lane_scan.lanes_to_rows`)."""
     steps = g.shape[1]
-    full = steps // BLOCK * BLOCK
-    has_mask = mask.shape[1] > 0
-    for t0 in range(0, full, BLOCK):
-        block_in(g, n0, 0, t0, lanes, t0 * BLOCK, BLOCK)
-        if has_mask:
-            block_in(mask, n0, 0, t0, lanes_m, t0 * BLOCK, BLOCK)
-    for j in range(BLOCK):
-        for t in range(full, steps):
-            lanes[t * BLOCK + j] = g[n0 + j, t]
-            if has_mask:
-                lanes_m[t * BLOCK + j] = mask[n0 + j, t]
-    if not has_mask:
+    rows_to_lanes(g, n0, steps, lanes)
+    if mask.shape[1] > 0:
+        rows_to_lanes(mask, n0, steps, lanes_m)
+    else:
         for k in range(steps * BLOCK):
             lanes_m[k] = np.float32(1.0)
     sigma_scans(lanes, lanes_m, steps, gb)
-    for t0 in range(0, full, BLOCK):
-        block_out(lanes, t0 * BLOCK, BLOCK, g_x, n0, 0, t0)
-    for j in range(BLOCK):
-        for t in range(full, steps):
-            g_x[n0 + j, t] = lanes[t * BLOCK + j]
-        if g_b.shape[0] > 0:
+    lanes_to_rows(lanes, steps, g_x, n0)
+    if g_b.shape[0] > 0:
+        for j in range(BLOCK):
             g_b[n0 + j] = gb[j]
 
 

@@ -27,16 +27,50 @@ the same bits whichever path steps it.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._numba_cache import guard_cache_writes
-from ..fixed._transpose import BLOCK
+from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["copy16", "fma32", "mul32", "reverse_scans", "scale16", "sigma_scans"]
+__all__ = [
+    "copy16",
+    "fma32",
+    "lanes_to_rows",
+    "mul32",
+    "reverse_scans",
+    "rows_to_lanes",
+    "scale16",
+    "sigma_scans",
+]
+
+
+@njit(inline="always", cache=True)
+def rows_to_lanes(x, r0, steps, lanes):
+    """``lanes[t * 16 + j] = x[r0 + j, t]`` for ``j < 16``, ``t < steps``: 16 rows of
+    ``x`` into the step-major buffer the scans read, 16 x 16 blocks at a time
+    (:func:`~loihi_slayer.fixed._transpose.block_in`, converting as it does), the last
+    ``steps % 16`` steps value by value."""
+    full = steps // BLOCK * BLOCK
+    for t0 in range(0, full, BLOCK):
+        block_in(x, r0, 0, t0, lanes, t0 * BLOCK, BLOCK)
+    for j in range(BLOCK):
+        for t in range(full, steps):
+            lanes[t * BLOCK + j] = x[r0 + j, t]
+
+
+@njit(inline="always", cache=True)
+def lanes_to_rows(lanes, steps, out, r0):
+    """The inverse move of :func:`rows_to_lanes`: ``out[r0 + j, t] = lanes[t * 16 + j]``."""
+    full = steps // BLOCK * BLOCK
+    for t0 in range(0, full, BLOCK):
+        block_out(lanes, t0 * BLOCK, BLOCK, out, r0, 0, t0)
+    for j in range(BLOCK):
+        for t in range(full, steps):
+            out[r0 + j, t] = lanes[t * BLOCK + j]
 
 
 def _fma(builder, ty, suffix: str):
@@ -72,23 +106,10 @@ def mul32(typingctx, a, b):
     return types.float32(a, b), codegen
 
 
-def _vector(builder, data, offset):
-    """A pointer to the 16 float32 values of ``data`` from element ``offset``."""
-    ptr = builder.gep(data, [offset])
-    return builder.bitcast(ptr, ir.VectorType(ir.FloatType(), BLOCK).as_pointer())
-
-
 def _f32_c(*tys) -> bool:
     return all(
         isinstance(t, types.Array) and t.dtype == types.float32 and t.layout == "C" for t in tys
     )
-
-
-def _offset(builder, value, ty):
-    """An integer of numba type ``ty`` as a 64-bit offset."""
-    if ty.bitwidth >= 64:
-        return value
-    return (builder.sext if ty.signed else builder.zext)(value, ir.IntType(64))
 
 
 @intrinsic
@@ -103,8 +124,8 @@ def copy16(typingctx, src, src_at, dst, dst_at):
         src_ty, sat_ty, dst_ty, dat_ty = sig.args
         sd = context.make_array(src_ty)(context, builder, args[0]).data
         dd = context.make_array(dst_ty)(context, builder, args[2]).data
-        v = builder.load(_vector(builder, sd, _offset(builder, args[1], sat_ty)), align=4)
-        builder.store(v, _vector(builder, dd, _offset(builder, args[3], dat_ty)), align=4)
+        v = builder.load(vector_ptr(builder, sd, as_i64(builder, args[1], sat_ty)), align=4)
+        builder.store(v, vector_ptr(builder, dd, as_i64(builder, args[3], dat_ty)), align=4)
         return context.get_dummy_value()
 
     return types.none(src, src_at, dst, dst_at), codegen
@@ -123,8 +144,8 @@ def scale16(typingctx, x, x_at, a, g, g_at):
         x_ty, xat_ty, _, g_ty, gat_ty = sig.args
         xd = context.make_array(x_ty)(context, builder, args[0]).data
         gd = context.make_array(g_ty)(context, builder, args[3]).data
-        xp = _vector(builder, xd, _offset(builder, args[1], xat_ty))
-        gv = builder.load(_vector(builder, gd, _offset(builder, args[4], gat_ty)), align=4)
+        xp = vector_ptr(builder, xd, as_i64(builder, args[1], xat_ty))
+        gv = builder.load(vector_ptr(builder, gd, as_i64(builder, args[4], gat_ty)), align=4)
         vt = ir.VectorType(ir.FloatType(), BLOCK)
         av = builder.insert_element(ir.Constant(vt, None), args[2], ir.Constant(ir.IntType(32), 0))
         av = builder.shuffle_vector(av, av, ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), None))
@@ -155,8 +176,8 @@ def reverse_scans(typingctx, lanes, steps, coef):
             n = (builder.sext if steps_ty.signed else builder.zext)(n, i64)
         vt = ir.VectorType(ir.FloatType(), BLOCK)
         fma = _fma(builder, vt, f"v{BLOCK}f32")
-        av = builder.load(_vector(builder, cdata, ir.Constant(i64, 0)), align=4)
-        ai = builder.load(_vector(builder, cdata, ir.Constant(i64, BLOCK)), align=4)
+        av = builder.load(vector_ptr(builder, cdata, ir.Constant(i64, 0)), align=4)
+        ai = builder.load(vector_ptr(builder, cdata, ir.Constant(i64, BLOCK)), align=4)
         zero = ir.Constant(vt, None)
         entry = builder.block
         loop = builder.append_basic_block("scan.step")
@@ -167,7 +188,7 @@ def reverse_scans(typingctx, lanes, steps, coef):
         gv_next = builder.phi(vt)
         gu_next = builder.phi(vt)
         t = builder.sub(left, ir.Constant(i64, 1))
-        ptr = _vector(builder, data, builder.mul(t, ir.Constant(i64, BLOCK)))
+        ptr = vector_ptr(builder, data, builder.mul(t, ir.Constant(i64, BLOCK)))
         gv = builder.call(fma, [av, gv_next, builder.load(ptr, align=4)])
         gu = builder.call(fma, [ai, gu_next, gv])
         builder.store(gu, ptr, align=4)
@@ -206,7 +227,7 @@ def sigma_scans(typingctx, lanes, mask, steps, gb):
         mdata = context.make_array(mask_ty)(context, builder, args[1]).data
         gdata = context.make_array(gb_ty)(context, builder, args[3]).data
         i64 = ir.IntType(64)
-        n = _offset(builder, args[2], steps_ty)
+        n = as_i64(builder, args[2], steps_ty)
         vt = ir.VectorType(ir.FloatType(), BLOCK)
         dt = ir.VectorType(ir.DoubleType(), BLOCK)
         zero, dzero = ir.Constant(vt, None), ir.Constant(dt, None)
@@ -221,9 +242,9 @@ def sigma_scans(typingctx, lanes, mask, steps, gb):
         gb_next = builder.phi(dt)
         t = builder.sub(left, ir.Constant(i64, 1))
         at = builder.mul(t, ir.Constant(i64, BLOCK))
-        ptr = _vector(builder, data, at)
+        ptr = vector_ptr(builder, data, at)
         g_t = builder.load(ptr, align=4)
-        m_t = builder.load(_vector(builder, mdata, at), align=4)
+        m_t = builder.load(vector_ptr(builder, mdata, at), align=4)
         a = builder.fsub(g_t, g_next)
         z = builder.select(builder.fcmp_unordered("!=", m_t, zero), a, zero)
         acc = builder.fadd(acc_next, z)

@@ -68,15 +68,15 @@ def _transposed(builder: ir.IRBuilder, rows: list) -> list:
     return rows
 
 
-def _vector_at(builder, arr, offset):
-    """A pointer to the 16 values of ``arr``'s data from element ``offset``."""
-    elem = arr.data.type.pointee
-    ptr = builder.gep(arr.data, [offset])
-    return builder.bitcast(ptr, ir.VectorType(elem, BLOCK).as_pointer())
+def vector_ptr(builder, data, offset):
+    """A pointer to the 16 values from element ``offset`` of the data pointer ``data``
+    (shared with :mod:`loihi_slayer.autograd._lane_scan`)."""
+    ptr = builder.gep(data, [offset])
+    return builder.bitcast(ptr, ir.VectorType(data.type.pointee, BLOCK).as_pointer())
 
 
-def _int(builder, value, ty):
-    """``value`` of numba integer type ``ty`` as a 64-bit integer."""
+def as_i64(builder, value, ty):
+    """``value`` of numba integer type ``ty`` as a 64-bit integer (an element offset)."""
     if ty.bitwidth >= 64:
         return value
     extend = builder.sext if ty.signed else builder.zext
@@ -129,7 +129,7 @@ def _row_start(context, builder, rows_ty, rows, j, width, column):
     """The element offset of ``(row j, column)`` in a C-contiguous 2-D array of ``width``
     columns: row ``rows[j]``, or ``rows + j`` for an integer ``rows`` (``j`` 64-bit)."""
     if isinstance(rows_ty, types.Integer):
-        r = builder.add(_int(builder, rows, rows_ty), j)
+        r = builder.add(as_i64(builder, rows, rows_ty), j)
     else:
         ra = context.make_array(rows_ty)(context, builder, rows)
         r = builder.load(builder.gep(ra.data, [j]))
@@ -144,11 +144,11 @@ def _move(context, builder, src, src_ty, src_offsets, dst, dst_ty, dst_offsets):
     da = context.make_array(dst_ty)(context, builder, dst)
     src_align = context.get_abi_alignment(sa.data.type.pointee)
     dst_align = context.get_abi_alignment(da.data.type.pointee)
-    vecs = [builder.load(_vector_at(builder, sa, off), align=src_align) for off in src_offsets]
+    vecs = [builder.load(vector_ptr(builder, sa.data, off), align=src_align) for off in src_offsets]
     dst_ir = da.data.type.pointee
     for v, off in zip(_transposed(builder, vecs), dst_offsets, strict=True):
         v = _converted(builder, v, src_ty.dtype, dst_ty.dtype, dst_ir)
-        builder.store(v, _vector_at(builder, da, off), align=dst_align)
+        builder.store(v, vector_ptr(builder, da.data, off), align=dst_align)
 
 
 def _strided(builder, start, step):
@@ -187,8 +187,8 @@ def rows_to_lanes(typingctx, x, rows, j0, t0, buf, base, step):
 
     def codegen(context, builder, sig, args):
         x_ty, rows_ty, j0_ty, t0_ty, buf_ty, base_ty, step_ty = sig.args
-        j0_, t0_ = _int(builder, args[2], j0_ty), _int(builder, args[3], t0_ty)
-        base_, step_ = _int(builder, args[5], base_ty), _int(builder, args[6], step_ty)
+        j0_, t0_ = as_i64(builder, args[2], j0_ty), as_i64(builder, args[3], t0_ty)
+        base_, step_ = as_i64(builder, args[5], base_ty), as_i64(builder, args[6], step_ty)
         src = _row_starts(context, builder, x_ty, args[0], rows_ty, args[1], j0_, t0_)
         dst = _strided(builder, base_, step_)
         _move(context, builder, args[0], x_ty, src, args[4], buf_ty, dst)
@@ -213,8 +213,8 @@ def lanes_to_rows(typingctx, segs, base, step, out, rows, j0, col):
 
     def codegen(context, builder, sig, args):
         segs_ty, base_ty, step_ty, out_ty, rows_ty, j0_ty, col_ty = sig.args
-        base_, step_ = _int(builder, args[1], base_ty), _int(builder, args[2], step_ty)
-        j0_, col_ = _int(builder, args[5], j0_ty), _int(builder, args[6], col_ty)
+        base_, step_ = as_i64(builder, args[1], base_ty), as_i64(builder, args[2], step_ty)
+        j0_, col_ = as_i64(builder, args[5], j0_ty), as_i64(builder, args[6], col_ty)
         src = _strided(builder, base_, step_)
         dst = _row_starts(context, builder, out_ty, args[3], rows_ty, args[4], j0_, col_)
         _move(context, builder, args[0], segs_ty, src, args[3], out_ty, dst)
