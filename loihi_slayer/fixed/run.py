@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,7 +139,7 @@ def run(
     lead, steps = _shape(xs[0])
     n = math.prod(lead)
     st = _state(model, params, state, lead)
-    rest = _state(model, params, None, lead)
+    rest = partial(_state, model, params, None, lead)  # made only where a segment resets
     segments = _segments(reset, steps)
     dtypes = {k: (model.spike_dtype if k == "s" else np.int64) for k in model.traces}
 
@@ -148,10 +149,11 @@ def run(
         vec = params.vectors(lead)
         pv = {p.name: np.broadcast_to(vec[i], (n,)) for i, p in enumerate(model.params)}
         cur = {k: st[i].copy() for i, k in enumerate(model.states)}
+        rest_st = rest()
         outs = {k: np.zeros((n, steps), dtypes[k]) for k in model.traces}
         for t0, t1, zero in segments:
             if zero:
-                cur = {k: rest[i].copy() for i, k in enumerate(model.states)}
+                cur = {k: rest_st[i].copy() for i, k in enumerate(model.states)}
             tr, cur = model.reference([a[:, t0:t1] for a in xr], pv, cur)
             for k in model.traces:
                 outs[k][:, t0:t1] = tr[k]
