@@ -193,18 +193,26 @@ def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, worker
     density=st.floats(0, 1),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_compact_lists_each_rows_non_zero_values(rows, steps, density, seed):
+def test_compact_packs_each_rows_non_zero_values(rows, steps, density, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(-(2**20), 2**20, (rows, steps)) * (rng.random((rows, steps)) < density)
+    starts = np.full(rows, -1, np.int64)
     counts = np.full(rows, -1, np.int64)
-    times = np.full((rows, steps), -1, np.int32)
-    values = np.full((rows, steps), np.nan, np.float32)
-    event_conv.compact(x, 0, rows, counts, times, values)
+    times = np.full(rows * steps, -1, np.int32)
+    values = np.full(rows * steps, np.nan, np.float32)
+    split = rows // 2  # two calls on disjoint row ranges, as two workers make them
+    event_conv.compact(x, 0, split, starts, counts, times, values)
+    event_conv.compact(x, split, rows, starts, counts, times, values)
+    pos = 0
     for r in range(rows):
         (where,) = np.nonzero(x[r])
-        assert counts[r] == len(where)
-        assert times[r, : counts[r]].tolist() == where.tolist()
-        assert values[r, : counts[r]].tolist() == x[r, where].astype(np.float32).tolist()
+        if r == split:
+            pos = split * steps  # the second range starts at its own first row's slot
+        assert (starts[r], counts[r]) == (pos, len(where))  # packed, one row after another
+        got = slice(pos, pos + len(where))
+        assert times[got].tolist() == where.tolist()
+        assert values[got].tolist() == x[r, where].astype(np.float32).tolist()
+        pos += len(where)
 
 
 def test_input_stats_count_the_non_zero_values():

@@ -843,20 +843,22 @@ def _conv_events(
     rows compacted, then the output rows, each phase shared among the tile workers."""
     steps = x.shape[-1]
     rows = x.reshape(-1, steps)
+    starts = scratch("event starts", (rows.shape[0],), np.dtype(np.int64))
     counts = scratch("event counts", (rows.shape[0],), np.dtype(np.int64))
-    times = scratch("event times", rows.shape, np.dtype(np.int32))
-    values = scratch("event values", rows.shape, np.dtype(np.float32))
+    times = scratch("event times", (rows.size,), np.dtype(np.int32))
+    values = scratch("event values", (rows.size,), np.dtype(np.float32))
     h_out, w_out = out.shape[1:3]
     workers = max(1, min(tile_workers(), h_out))
 
     def compact(k: int) -> None:
         n = rows.shape[0]
-        event_conv.compact(rows, n * k // workers, n * (k + 1) // workers, counts, times, values)
+        lo, hi = n * k // workers, n * (k + 1) // workers
+        event_conv.compact(rows, lo, hi, starts, counts, times, values)
 
     def output_rows(k: int) -> None:
         acc = scratch(f"event sums {k}", (w_out * steps * wt.shape[-1],), np.dtype(np.float32))
         mine = np.arange(k, h_out, workers, dtype=np.int64)  # interleaved: even shares
-        event_conv.event_rows(x.shape, counts, times, values, wt, *geometry, mine, acc, out)
+        event_conv.event_rows(x.shape, starts, counts, times, values, wt, *geometry, mine, acc, out)
 
     for phase in (compact, output_rows):
         if workers == 1:
