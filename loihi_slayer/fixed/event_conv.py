@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._numba_cache import guard_cache_writes
 from . import cpu
@@ -107,20 +108,30 @@ def compact(x, r0, r1, starts, counts, times, values):
     :func:`_column_taps`, :func:`event_rows` of PilotNet SDNN's convolutions 2 / 3 / 4
     (T = 32, 9-12 % density) paired 0.53-0.71 / 0.75-0.85 / 0.63-0.82 against slots
     (five processes, 30 rounds each, thread CPU time).
-    Branch-free: every value is written, the position advances past the non-zero ones
-    (at most ``T`` values past a row's start, inside the range's ``(r1 - r0) T``).
+
+    Each run of 64 steps is first a bit mask of its non-zero values (a loop LLVM
+    vectorises), then its set bits are visited lowest first: the work follows the
+    events. (Writing every value and advancing past the non-zero ones, branch-free,
+    took 7.4-7.7 ms for a PilotNet stream of 2.4 M values at 12 % density, a branch
+    per value 3.3-3.8, the masks 2.0-2.3: thread CPU time, one thread.)
     """
     steps = x.shape[1]
-    pos = r0 * steps
+    pos = np.uint64(r0 * steps)
     for r in range(r0, r1):
-        src = x[r]
+        row = x[r]
         starts[r] = pos
         first = pos
-        for t in range(steps):
-            v = src[t]
-            times[pos] = t
-            values[pos] = np.float32(v)
-            pos += v != 0
+        for t0 in range(0, steps, 64):
+            seg = row[t0 : min(steps, t0 + 64)]
+            mask = np.uint64(0)
+            for k in range(seg.shape[0]):
+                mask |= np.uint64(seg[k] != 0) << np.uint64(k)
+            while mask:
+                k = trailing_zeros(mask)
+                times[pos] = t0 + k
+                values[pos] = np.float32(seg[k])
+                pos += np.uint64(1)
+                mask &= mask - np.uint64(1)
         counts[r] = pos - first
 
 
