@@ -193,16 +193,19 @@ def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, worker
     density=st.floats(0, 1),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_compact_packs_each_rows_non_zero_values(rows, steps, density, seed):
+def test_compact_packs_each_rows_non_zero_values_and_extremes(rows, steps, density, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(-(2**20), 2**20, (rows, steps)) * (rng.random((rows, steps)) < density)
     starts = np.full(rows, -1, np.int64)
     counts = np.full(rows, -1, np.int64)
     times = np.full(rows * steps, -1, np.int32)
     values = np.full(rows * steps, np.nan, np.float32)
+    hi, lo = np.full(rows, -7, np.int64), np.full(rows, 7, np.int64)
     split = rows // 2  # two calls on disjoint row ranges, as two workers make them
-    event_conv.compact(x, 0, split, starts, counts, times, values)
-    event_conv.compact(x, split, rows, starts, counts, times, values)
+    event_conv.compact(x, 0, split, starts, counts, times, values, hi, lo)
+    event_conv.compact(x, split, rows, starts, counts, times, values, hi, lo)
+    assert hi.tolist() == np.maximum(x.max(axis=1), 0).tolist()
+    assert lo.tolist() == np.minimum(x.min(axis=1), 0).tolist()
     pos = 0
     for r in range(rows):
         (where,) = np.nonzero(x[r])
@@ -222,3 +225,60 @@ def test_input_stats_count_the_non_zero_values():
     assert nonzero == np.count_nonzero(x)
     assert mags.tolist() == np.abs(x).reshape(5, -1).max(axis=1).tolist()
     assert synapse_fast.input_stats(x, graded=False)[1] is None  # spikes: not read
+
+
+@SETTINGS
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 70)),
+    density=st.floats(0, 1),
+    mag=st.sampled_from([1, 2**20, 2**62, 2**63 - 1]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_the_events_give_the_input_stats(shape, density, mag, seed):
+    """The magnitudes and non-zero count from the compacted events (one pass) are those
+    :func:`input_stats` reads from the stream, huge values (no float path) included."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-mag, mag, shape, dtype=np.int64, endpoint=True)
+    x = x * (rng.random(shape) < density)
+    want_mags, want_nonzero = synapse_fast.input_stats(x, graded=True)
+    events = synapse_fast._compact(x, synapse_fast.new_array)
+    mags, nonzero = synapse_fast._event_stats(events, shape[0])
+    assert nonzero == want_nonzero == np.count_nonzero(x)
+    assert (mags is None) == (want_mags is None)
+    if mags is not None:
+        assert mags.tolist() == want_mags.tolist()
+
+
+def test_a_kept_layer_reads_its_input_once(monkeypatch):
+    """Weights kept across calls (the emulator's): after a call that ran from the events,
+    the next lists the events and the magnitudes in one pass, without input_stats; when
+    that input turns out to take the GEMM (dense, or past the float32 bound), the sums are
+    still the reference's and the call after reads the magnitudes first again."""
+    stats = spy(monkeypatch, synapse_fast, "input_stats")
+    rows = spy(monkeypatch, event_conv, "event_rows")
+    rng = np.random.default_rng(5)
+    w = rng.integers(-128, 128, (20, 3, 3, 3)) * 2
+    weights = synapse_fast.conv_weights(w, 1, False)
+    geometry = ((1, 1), (1, 1), (1, 1), 1, 0, True, 1, (8, 9))
+    sparse = [rng.integers(-300, 300, (3, 8, 9, 21)) * (rng.random((3, 8, 9, 21)) < 0.05)]
+    sparse.append(sparse[0] * 3)
+    dense = rng.integers(-300, 300, (3, 8, 9, 21))
+    huge = sparse[0] * 2**20  # sums past 2**24: not float32
+    # (input, input_stats called, ran from the events)
+    calls = [
+        (sparse[0], 1, 1),  # the first call: the magnitudes first
+        (sparse[1], 0, 1),  # the last ran from the events: one pass
+        (sparse[0], 0, 1),
+        (dense, 0, 0),  # listed in vain: the GEMM
+        (dense, 1, 0),  # the last took the GEMM: the magnitudes first again
+        (sparse[1], 1, 1),
+        (huge, 0, 0),  # past the float32 bound
+        (sparse[0], 1, 1),
+    ]
+    for k, (x, read_stats, events) in enumerate(calls):
+        stats.clear()
+        rows.clear()
+        got = synapse_fast.conv2d(x, w, *geometry, weights=weights)
+        want = _reference(x, w, (1, 1), (1, 1), (1, 1), 0, 1)
+        np.testing.assert_array_equal(got, want)
+        assert (k, len(stats), bool(rows)) == (k, read_stats, bool(events))

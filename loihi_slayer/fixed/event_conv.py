@@ -96,12 +96,14 @@ def event_weights(weight: np.ndarray, sw: int = 1) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def compact(x, r0, r1, starts, counts, times, values):
+def compact(x, r0, r1, starts, counts, times, values, hi, lo):
     """The non-zero values of rows ``r0 .. r1`` of ``x`` (``(rows, T)``, C-contiguous),
     packed: row ``r``'s are ``values[starts[r] : starts[r] + counts[r]]`` (float32) at
     steps ``times[...]`` (the same slice), the rows one after another from element
     ``r0 * T`` of the flat ``times`` and ``values`` (so calls on disjoint row ranges
-    write disjoint parts).
+    write disjoint parts). ``hi[r]``, ``lo[r]``: ``max(0, max x[r])``, ``min(0,
+    min x[r])`` (int64), the magnitudes the exactness bound needs, in the same pass
+    (:func:`~loihi_slayer.fixed.synapse_fast.input_stats` would read the stream again).
 
     Packed, not one ``T``-long slot per row: the output rows read only the events, not
     a cache line or two of every row (at 10 % density a slot is mostly empty). With
@@ -121,11 +123,16 @@ def compact(x, r0, r1, starts, counts, times, values):
         row = x[r]
         starts[r] = pos
         first = pos
+        top = np.int64(0)
+        bottom = np.int64(0)
         for t0 in range(0, steps, 64):
             seg = row[t0 : min(steps, t0 + 64)]
             mask = np.uint64(0)
             for k in range(seg.shape[0]):
-                mask |= np.uint64(seg[k] != 0) << np.uint64(k)
+                v = np.int64(seg[k])
+                mask |= np.uint64(v != 0) << np.uint64(k)
+                top = max(top, v)
+                bottom = min(bottom, v)
             while mask:
                 k = trailing_zeros(mask)
                 times[pos] = t0 + k
@@ -133,6 +140,8 @@ def compact(x, r0, r1, starts, counts, times, values):
                 pos += np.uint64(1)
                 mask &= mask - np.uint64(1)
         counts[r] = pos - first
+        hi[r] = top
+        lo[r] = bottom
 
 
 @njit(nogil=True, cache=True)

@@ -205,6 +205,10 @@ class Weights:
         self.int8 = m8.astype(np.int8) if fits else None
         self._by_dtype: dict[np.dtype, np.ndarray] = {}
         self._events: dict[int, np.ndarray] = {}
+        #: whether the last convolution by these weights ran from its input's events: the
+        #: next then lists the events and the input's magnitudes in one pass
+        #: (:func:`_compact`) rather than reading the input for the magnitudes first
+        self.took_events = False
 
     def bound(self, col_mags: np.ndarray | None, binary: bool = False) -> int | None:
         """:math:`B` over all groups; ``col_mags`` ``(groups, fan_in)`` (None: unknown)."""
@@ -751,7 +755,14 @@ def conv2d(
             out4,
         )
         return out4
-    mags, nonzero = input_stats(x, graded)
+    may_take_events = graded and groups == 1 and not transpose and dilation[1] == 1
+    events = None
+    if may_take_events and weights.took_events:
+        events = _compact(x, scratch)
+        mags, nonzero = _event_stats(events, c_in)
+    else:
+        mags, nonzero = input_stats(x, graded)
+    weights.took_events = False
     taps = fan_in // (c_in // groups)
     # column (c, k_y, k_x) of a group's matrix reads channel c
     cols = None if mags is None else np.repeat(mags.reshape(groups, -1), taps, axis=1)
@@ -776,7 +787,9 @@ def conv2d(
         out4 = out.reshape(c_out, h_out, w_out, steps)
         kh, kw = weight.shape[2:]
         geometry = (kw, *stride, *padding, dilation[0], latency, plan.exp, c_out)
-        _conv_events(x, weights.event_form(kh, kw, stride[1]), geometry, out4, scratch)
+        events = _compact(x, scratch) if events is None else events
+        _conv_events(x, weights.event_form(kh, kw, stride[1]), geometry, out4, scratch, events)
+        weights.took_events = True
         return out4
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
@@ -836,36 +849,69 @@ def _events_pay(
     )
 
 
-def _conv_events(
-    x: np.ndarray, wt: np.ndarray, geometry: tuple, out: np.ndarray, scratch: Scratch
-) -> None:
-    """``out`` (``(C_out, H_out, W_out, T)``) from the non-zero values of ``x``: the input
-    rows compacted, then the output rows, each phase shared among the tile workers."""
+def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
+    """The non-zero values of ``x`` (``(C, H, W, T)``) by row ``(c, y, x)``, with each
+    row's extremes: :func:`.event_conv.compact`'s ``(starts, counts, times, values, hi,
+    lo)``, the rows shared among the tile workers."""
     steps = x.shape[-1]
     rows = x.reshape(-1, steps)
-    starts = scratch("event starts", (rows.shape[0],), np.dtype(np.int64))
-    counts = scratch("event counts", (rows.shape[0],), np.dtype(np.int64))
+    n = rows.shape[0]
+    per_row = [scratch(f"event {k}", (n,), np.dtype(np.int64)) for k in ("starts", "counts")]
     times = scratch("event times", (rows.size,), np.dtype(np.int32))
     values = scratch("event values", (rows.size,), np.dtype(np.float32))
+    extremes = [scratch(f"event {k}", (n,), np.dtype(np.int64)) for k in ("highs", "lows")]
+    events = (*per_row, times, values, *extremes)
+    workers = max(1, min(tile_workers(), n))
+
+    def part(k: int) -> None:
+        event_conv.compact(rows, n * k // workers, n * (k + 1) // workers, *events)
+
+    _in_workers(part, workers)
+    return events
+
+
+def _event_stats(events: tuple[np.ndarray, ...], channels: int) -> tuple[np.ndarray | None, int]:
+    """:func:`input_stats` of a graded input from its :func:`_compact` form: per channel
+    the largest magnitude (None when one reaches :data:`_HUGE`), and the non-zero
+    values."""
+    counts, hi, lo = events[1], events[4], events[5]
+    top, bottom = hi.reshape(channels, -1).max(axis=1), lo.reshape(channels, -1).min(axis=1)
+    nonzero = int(counts.sum())
+    if channels and (int(top.max()) >= _HUGE or int(bottom.min()) <= -_HUGE):
+        return None, nonzero
+    return np.maximum(top, -bottom), nonzero
+
+
+def _conv_events(
+    x: np.ndarray,
+    wt: np.ndarray,
+    geometry: tuple,
+    out: np.ndarray,
+    scratch: Scratch,
+    events: tuple[np.ndarray, ...],
+) -> None:
+    """``out`` (``(C_out, H_out, W_out, T)``) from the non-zero values of ``x``
+    (:func:`_compact`), its output rows shared among the tile workers."""
+    steps = x.shape[-1]
     h_out, w_out = out.shape[1:3]
     workers = max(1, min(tile_workers(), h_out))
-
-    def compact(k: int) -> None:
-        n = rows.shape[0]
-        lo, hi = n * k // workers, n * (k + 1) // workers
-        event_conv.compact(rows, lo, hi, starts, counts, times, values)
 
     def output_rows(k: int) -> None:
         acc = scratch(f"event sums {k}", (w_out * steps * wt.shape[-1],), np.dtype(np.float32))
         mine = np.arange(k, h_out, workers, dtype=np.int64)  # interleaved: even shares
-        event_conv.event_rows(x.shape, starts, counts, times, values, wt, *geometry, mine, acc, out)
+        event_conv.event_rows(x.shape, *events[:4], wt, *geometry, mine, acc, out)
 
-    for phase in (compact, output_rows):
-        if workers == 1:
-            phase(0)
-        else:
-            for job in [_pool().submit(phase, k) for k in range(workers)]:
-                job.result()
+    _in_workers(output_rows, workers)
+
+
+def _in_workers(work: Callable[[int], object], workers: int) -> None:
+    """``work(k)`` for ``k < workers`` on the tile workers (inline for one); returns
+    when all are done, raising the first exception."""
+    if workers == 1:
+        work(0)
+        return
+    for job in [_pool().submit(work, k) for k in range(workers)]:
+        job.result()
 
 
 def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype, scratch: Scratch):
