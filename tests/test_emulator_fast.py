@@ -58,6 +58,26 @@ def test_bound_weighs_each_column_by_its_input_magnitude():
     assert synapse_fast.input_magnitudes(np.array([[1, -(2**62)]]), graded=True) is None
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    fan_in=st.integers(1, 300),
+    w_max=st.sampled_from([1, 127, 255]),
+    m_log=st.integers(0, 53),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_bound_is_the_largest_weighted_row_sum(rows, fan_in, w_max, m_log, seed):
+    """The bound of any weights and magnitudes (up to sums near 2**62, the crude bound's
+    cut-off) is the largest row of sum |w| m, in Python integers."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-w_max, w_max, (rows, fan_in), endpoint=True)
+    m = rng.integers(0, 2**m_log, fan_in, endpoint=True)
+    want = max(sum(abs(int(a)) * int(b) for a, b in zip(row, m, strict=True)) for row in w)
+    crude = int(np.abs(w).sum(axis=1).max()) * int(m.max())
+    assert synapse_fast.sum_bound(w, m) == (crude if crude >= 2**62 else want)
+    assert synapse_fast.dense_weights(w).bound(m[None]) == synapse_fast.sum_bound(w, m)
+
+
 def test_inputs_beyond_the_bound_arithmetic_run_the_integer_kernel():
     x = np.array([[2**62, -(2**61), 5]])
     w = np.array([[1]])

@@ -172,7 +172,7 @@ def _abs_bound(w_abs: np.ndarray, abs_row_max: int, magnitudes: np.ndarray) -> i
     crude = abs_row_max * int(magnitudes.max())
     if crude >= _HUGE:
         return crude
-    return int((w_abs @ magnitudes.astype(np.int64)).max())
+    return int(_max_row_dot(w_abs, np.ascontiguousarray(magnitudes, np.int64)))
 
 
 class Weights:
@@ -189,7 +189,7 @@ class Weights:
 
     def __init__(self, mats: np.ndarray) -> None:
         self.mats = np.ascontiguousarray(mats, np.int64)
-        w_abs = np.abs(self.mats)
+        w_abs = self._abs = np.abs(self.mats)
         #: largest row sum of each group's magnitudes (0 without weights)
         self.abs_row_max = (
             w_abs.sum(axis=-1).max(axis=-1)
@@ -218,10 +218,9 @@ class Weights:
             return None
         if not self.mats.size:
             return 0
-        w_abs = np.abs(self.mats)
         return max(
             _abs_bound(a, int(r), m)
-            for a, r, m in zip(w_abs, self.abs_row_max, col_mags, strict=True)
+            for a, r, m in zip(self._abs, self.abs_row_max, col_mags, strict=True)
         )
 
     def event_form(self, kh: int, kw: int, sw: int) -> np.ndarray:
@@ -242,6 +241,22 @@ class Weights:
 
 
 # ----------------------------------------------------------------------------- kernels
+
+
+@njit(nogil=True, cache=True)
+def _max_row_dot(w_abs, m):
+    r""":math:`\max_o \sum_k w_{ok} m_k` of an int64 ``(rows, fan_in)`` matrix and an
+    int64 vector (the caller has bounded it below :math:`2^{62}`): one compiled pass
+    (NumPy's integer matrix product, not a BLAS one, took 0.22 ms for PilotNet's
+    2816 -> 100 dense weights)."""
+    best = np.int64(0)
+    for o in range(w_abs.shape[0]):
+        row = w_abs[o]
+        s = np.int64(0)
+        for k in range(row.shape[0]):
+            s += row[k] * m[k]
+        best = max(best, s)
+    return best
 
 
 @njit(nogil=True, cache=True)
