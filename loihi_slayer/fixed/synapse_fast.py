@@ -912,9 +912,11 @@ def _conv_events(
     workers = max(1, min(tile_workers(), h_out))
 
     def output_rows(k: int) -> None:
-        acc = scratch(f"event sums {k}", (w_out * steps * wt.shape[-1],), np.dtype(np.float32))
+        row_sums = (w_out * steps * wt.shape[-1],)
+        acc = scratch(f"event sums {k}", row_sums, np.dtype(np.float32))
+        sums = scratch(f"event ints {k}", row_sums, np.dtype(np.int32))
         mine = np.arange(k, h_out, workers, dtype=np.int64)  # interleaved: even shares
-        event_conv.event_rows(x.shape, *events[:4], wt, *geometry, mine, acc, out)
+        event_conv.event_rows(x.shape, *events[:4], wt, *geometry, mine, acc, sums, out)
 
     _in_workers(output_rows, workers)
 
