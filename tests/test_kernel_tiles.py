@@ -115,9 +115,13 @@ def test_model_tiles_equal_reference(name, data):
     )
 
 
-@pytest.mark.parametrize("shape", [(15, 63), (16, 64), (17, 65), (33, 129), (700, 100)])
+@pytest.mark.parametrize(
+    "shape", [(15, 63), (16, 64), (17, 65), (33, 129), (700, 100), (1100, 40), (2100, 7)]
+)
 def test_parallel_and_serial_kernels_agree_at_block_edges(shape):
-    """Both generated variants (the parallel one runs above PARALLEL_MIN_WORK)."""
+    """Both generated variants (the parallel one runs above PARALLEL_MIN_WORK), on
+    partial lane blocks and time blocks, and over more than one run of
+    ``codegen.PART`` lane blocks sharing their buffers (1100 and 2100 neurons)."""
     n, t = shape
     rng = np.random.default_rng(n * t)
     a = (rng.integers(-300, 3000, (n, t)) * (rng.random((n, t)) < 0.4)).astype(np.int32)

@@ -277,6 +277,11 @@ def _tiled_cuda_body(model: _Stepped) -> list[str]:
 LANES = 16
 #: time steps per tile: each lane's input and outputs pass through (TILE, LANES) buffers
 TILE = 64
+#: rows ahead of its own whose lines a block prefetches (two blocks: far enough for the
+#: lines to arrive while a 32-step tile steps, near enough to stay in L2)
+AHEAD = 2 * LANES
+#: lane blocks stepped through one set of buffers (a parallel loop's unit of work)
+PART = 64
 
 
 def _cpu_block(model: _Stepped, args: str) -> list[str]:
@@ -299,44 +304,66 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     tile = TILE * LANES
     lines = [
         '@njit(inline="always", cache=True)',
-        f"def _block(blk, {args}):",
-        f"    n0 = blk * {LANES}",
-        f"    m = min({LANES}, x0.shape[0] - n0)",
+        "def _buffers():",
         f"    lane = np.empty({max(ns + npar, 1) * LANES}, np.int64)",
         f"    xb = np.empty({max(ni, 1) * tile}, np.int64)",
         f"    ob = np.empty({max(nk, 1) * tile}, np.int64)",
+        "    return lane, xb, ob",
+        "",
+        "",
+        '@njit(inline="always", cache=True)',
+        f"def _block(lane, xb, ob, blk, {args}):",
+        f"    n0 = blk * {LANES}",
+        f"    m = min({LANES}, x0.shape[0] - n0)",
         f"    for j in range({LANES}):",
         "        jj = n0 + (j if j < m else 0)",
         "        k = jj % p.shape[1]",
     ]
     lines += [f"        lane[{i * LANES} + j] = st[{i}, jj]" for i in range(ns)]
     lines += [f"        lane[{(ns + i) * LANES} + j] = p[{i}, k]" for i in range(npar)]
-    # a whole tile of every lane moves by 16 x 16 blocks transposed in vector registers
-    # (:mod:`loihi_slayer.fixed._transpose`, converted to int64 on the way); a partial
-    # one through per-lane slices indexed by the loop counter alone: LLVM then proves
+    # with all lanes in use, a tile's whole 16-step blocks move 16 x 16 at a time,
+    # transposed in vector registers (:mod:`loihi_slayer.fixed._transpose`, converted to
+    # int64 on the way; every block of a 32-step emulator run, not only 64-step tiles);
+    # the last T % 16 steps, or fewer lanes, through per-lane slices indexed by the
+    # loop counter: LLVM then proves
     # the indices non-negative, drops numba's wrap-around checks and vectorises the
     # copies (``x[jj, t0 + q]`` kept them scalar; unsigned flat offsets vectorise too but
     # tripled the compile time)
     lines += [
         f"    for t0 in range(t_start, t_stop, {TILE}):",
         f"        tt = min({TILE}, t_stop - t0)",
-        f"        whole = m == {LANES} and tt == {TILE}",
-        "        if whole:",
-        f"            for q0 in range(0, {TILE}, BLOCK):",
-        f"                for j0 in range(0, {LANES}, BLOCK):",
+        f"        full = tt - tt % BLOCK if m == {LANES} else 0",
+        "        for q0 in range(0, full, BLOCK):",
+        f"            for j0 in range(0, {LANES}, BLOCK):",
     ]
     lines += [
-        f"                    block_in(x{i}, n0, j0, t0 + q0, xb, {i * tile} + q0 * {LANES} + j0,"
+        f"                block_in(x{i}, n0, j0, t0 + q0, xb, {i * tile} + q0 * {LANES} + j0,"
         f" {LANES})"
         for i in range(ni)
     ]
     lines += [
-        f"        for j in range(0 if whole else {LANES}):",
-        "            jj = n0 + (j if j < m else 0)",
+        "        if full < tt:",
+        f"            for j in range({LANES}):",
+        "                jj = n0 + (j if j < m else 0)",
     ]
-    lines += [f"            src{i} = x{i}[jj, t0 : t0 + tt]" for i in range(ni)]
-    lines.append("            for q in range(tt):")
-    lines += [f"                xb[{i * tile} + q * {LANES} + j] = src{i}[q]" for i in range(ni)]
+    lines += [f"                src{i} = x{i}[jj, t0 + full : t0 + tt]" for i in range(ni)]
+    lines.append("                for q in range(tt - full):")
+    lines += [
+        f"                    xb[{i * tile} + (full + q) * {LANES} + j] = src{i}[q]"
+        for i in range(ni)
+    ]
+    # while this tile steps, the lines of the next one (this block's next tile, or the
+    # first tile of the block AHEAD lanes on) come in (:mod:`._prefetch`)
+    lines += [
+        f"        if t0 + {TILE} < t_stop:",
+        f"            ahead, at = n0, t0 + {TILE}",
+        "        else:",
+        f"            ahead, at = n0 + {AHEAD}, t_start",
+        f"        cols = min({TILE}, t_stop - at)",
+    ]
+    lines += [f"        fetch_rows(x{i}, ahead, at, cols)" for i in range(ni)]
+    for i in range(nk):
+        lines += [f"        if rec{i}:", f"            fetch_rows_for_write(o{i}, ahead, at, cols)"]
     lines += [
         "        for q in range(tt):",
         f"            row = q * {LANES}",
@@ -352,16 +379,16 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     lines += ["                " + line for line in step]
     for i in range(nk):
         lines += [
-            f"        if rec{i} and whole:",
-            f"            for q0 in range(0, {TILE}, BLOCK):",
+            f"        if rec{i}:",
+            "            for q0 in range(0, full, BLOCK):",
             f"                for j0 in range(0, {LANES}, BLOCK):",
             f"                    block_out(ob, {i * tile} + q0 * {LANES} + j0, {LANES}, o{i}, n0,"
             " j0, t0 + q0)",
-            f"        elif rec{i}:",
-            "            for j in range(m):",
-            f"                dst = o{i}[n0 + j, t0 : t0 + tt]",
-            "                for q in range(tt):",
-            f"                    dst[q] = ob[{i * tile} + q * {LANES} + j]",
+            "            if full < tt:",
+            "                for j in range(m):",
+            f"                    dst = o{i}[n0 + j, t0 + full : t0 + tt]",
+            "                    for q in range(tt - full):",
+            f"                        dst[q] = ob[{i * tile} + (full + q) * {LANES} + j]",
         ]
     lines += ["    for j in range(m):"]
     lines += [f"        st[{i}, n0 + j] = lane[{i * LANES} + j]" for i in range(ns)]
@@ -496,6 +523,7 @@ def render(model: _Stepped, target: str) -> str:
             "import numpy as np",
             "from numba import njit, prange",
             "",
+            "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
             "from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
@@ -504,14 +532,19 @@ def render(model: _Stepped, target: str) -> str:
         ]
         body += _cpu_block(model, block_args)
         body += ["", ""]
+        # runs of PART lane blocks share their buffers (made per block, the three
+        # allocations and frees were a tenth of the time)
         for name, deco, loop in (
             ("kernel", "@njit(parallel=True, cache=True)", "prange"),
             ("kernel_serial", "@njit(cache=True)", "range"),
         ):
             body += [deco, f"def {name}({args}):"] + rec
             body += [
-                f"    for blk in {loop}((x0.shape[0] + {LANES - 1}) // {LANES}):",
-                f"        _block(blk, {block_args})",
+                f"    blocks = (x0.shape[0] + {LANES - 1}) // {LANES}",
+                f"    for part in {loop}((blocks + {PART - 1}) // {PART}):",
+                "        lane, xb, ob = _buffers()",
+                f"        for blk in range(part * {PART}, min((part + 1) * {PART}, blocks)):",
+                f"            _block(lane, xb, ob, blk, {block_args})",
                 "",
                 "",
             ]

@@ -1,0 +1,96 @@
+"""Software prefetch of the rows a kernel's next lane blocks read and write.
+
+The generated CPU kernels (:mod:`loihi_slayer.fixed.codegen`) step 16 neurons at a
+time: each block reads its 16 time-last input rows, steps them in cache, and writes
+16 trace rows. The hardware prefetcher does not run ahead of that pattern (a burst of
+16 rows, then compute): at PilotNet's layer sizes (76 k neurons, 32 steps, 29 MB
+moved) the sigma-delta kernel waited on memory for over half its time. Touching the
+lines of a block a few blocks ahead overlaps that wait with the stepping.
+
+A prefetch is a hint: it never faults, changes no value, and is skipped past the last
+row. Called from Python, the functions do nothing.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from .._numba_cache import guard_cache_writes
+
+guard_cache_writes()
+
+#: bytes of a cache line
+LINE = 64
+
+
+def _prefetcher(write: int):
+    """An intrinsic ``fetch(arr, at)`` prefetching the line of element ``at`` of a
+    C-contiguous array into every cache level (``llvm.prefetch``; ``write``: for a
+    store)."""
+
+    @intrinsic
+    def fetch(typingctx, arr, at):
+        ok = isinstance(arr, types.Array) and arr.layout == "C"
+        ok = ok and isinstance(at, types.Integer)
+
+        def codegen(context, builder, sig, args):
+            a = context.make_array(sig.args[0])(context, builder, args[0])
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            ptr = builder.bitcast(builder.gep(a.data, [args[1]]), i8p)
+            # (address, read 0 / write 1, locality 3: keep in all levels, data cache)
+            flags = [ir.Constant(i32, v) for v in (write, 3, 1)]
+            builder.call(fn, [ptr, *flags])
+            return context.get_dummy_value()
+
+        return (types.none(arr, at), codegen) if ok else None
+
+    return fetch
+
+
+_fetch_read = _prefetcher(0)
+_fetch_write = _prefetcher(1)
+
+
+def fetch_rows(arr, row0, col0, cols) -> None:
+    """Prefetch ``arr[row0 + j, col0 : col0 + cols]`` for ``j < 16`` (rows past the
+    array's end skipped) to be read; a no-op in Python."""
+
+
+def fetch_rows_for_write(arr, row0, col0, cols) -> None:
+    """As :func:`fetch_rows`, for the rows about to be written."""
+
+
+def _rows_overload(fetch):
+    def impl(arr, row0, col0, cols):
+        if arr.shape[1] == 0:
+            return
+        per = max(LINE // arr.itemsize, 1)
+        stop = min(row0 + 16, arr.shape[0])
+        for r in range(row0, stop):
+            at = r * arr.shape[1] + col0
+            for c in range(0, cols, per):
+                fetch(arr, at + c)
+
+    return impl
+
+
+@overload(fetch_rows, inline="always")
+def _fetch_rows(arr, row0, col0, cols):
+    if isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C":
+        return _rows_overload(_fetch_read)
+    return lambda arr, row0, col0, cols: None
+
+
+@overload(fetch_rows_for_write, inline="always")
+def _fetch_rows_for_write(arr, row0, col0, cols):
+    if isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C":
+        return _rows_overload(_fetch_write)
+    return lambda arr, row0, col0, cols: None
+
+
+__all__ = ["LINE", "fetch_rows", "fetch_rows_for_write"]
