@@ -110,6 +110,21 @@ def _param_vector(name: str, arr: np.ndarray, lead: tuple[int, ...]) -> np.ndarr
     return np.array(full, dtype=np.int64, order="C").reshape(-1)
 
 
+def _kept_table(params: Any, key: Any, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()``, the kernels' ``(P, 1 or N)`` parameter table, kept on the (frozen)
+    parameter object for the last ``key`` (mode, neuron shape) only, so repeated calls
+    skip making it (per-channel parameters broadcast to every neuron: megabytes). The
+    object's validated arrays are private copies, so a kept table never goes stale; the
+    kernels only read it."""
+    tables = params._tables
+    table = tables.get(key)
+    if table is None:
+        table = build()
+        tables.clear()
+        tables[key] = table
+    return table
+
+
 def _segments(reset: Any, steps: int) -> list[tuple[int, int, bool]]:
     """Split ``[0, steps)`` at reset steps: ``(start, stop, zero_state_first)``."""
     if reset is None:
@@ -403,16 +418,19 @@ def cuba(
         traces, final = reference.cuba(x, params, st, r)
         return {k: traces[k] for k in names}, final
 
-    vecs = [
-        _param_vector("i_decay", params.array("i_decay"), lead),
-        _param_vector("v_decay", params.array("v_decay"), lead),
-        _param_vector("v_th_mant", params.v_th, lead),
-        _param_vector("ref_delay", params.array("ref_delay"), lead),
-        _param_vector("bias (bias_mant << bias_exp)", params.bias, lead),
-        _param_vector("wgt_exp", params.array("wgt_exp"), lead),
-    ]
-    m = max(v.size for v in vecs)
-    table = np.stack([np.broadcast_to(v, (m,)) for v in vecs])  # (P, 1 or n)
+    def cuba_table() -> np.ndarray:
+        vecs = [
+            _param_vector("i_decay", params.array("i_decay"), lead),
+            _param_vector("v_decay", params.array("v_decay"), lead),
+            _param_vector("v_th_mant", params.v_th, lead),
+            _param_vector("ref_delay", params.array("ref_delay"), lead),
+            _param_vector("bias (bias_mant << bias_exp)", params.bias, lead),
+            _param_vector("wgt_exp", params.array("wgt_exp"), lead),
+        ]
+        m = max(v.size for v in vecs)
+        return np.stack([np.broadcast_to(v, (m,)) for v in vecs])  # (P, 1 or n)
+
+    table = _kept_table(params, lead, cuba_table)
     traces, final = _run_kernels(
         _cuba_model(),
         [a_in],
@@ -506,17 +524,20 @@ def sigma_delta(
         traces, final = reference.sigma_delta(x, params, mode, st, r)
         return {k: traces[k] for k in names}, final
 
-    vth = _param_vector("v_th_mant", params.v_th, lead)
-    bias = _param_vector("bias", params.bias_scaled, lead)
-    scalars = (
-        params.shift,
-        int(params.array("state_exp")),
-        int(params.activation == "relu"),
-        int(bool(params.cum_error)),
-    )
-    m = max(vth.size, bias.size)
-    rows = [SDNN_MODES[mode], vth, bias, *scalars]
-    table = np.stack([np.broadcast_to(np.asarray(r, np.int64), (m,)) for r in rows])
+    def sdnn_table() -> np.ndarray:
+        vth = _param_vector("v_th_mant", params.v_th, lead)
+        bias = _param_vector("bias", params.bias_scaled, lead)
+        scalars = (
+            params.shift,
+            int(params.array("state_exp")),
+            int(params.activation == "relu"),
+            int(bool(params.cum_error)),
+        )
+        m = max(vth.size, bias.size)
+        rows = [SDNN_MODES[mode], vth, bias, *scalars]
+        return np.stack([np.broadcast_to(np.asarray(r, np.int64), (m,)) for r in rows])
+
+    table = _kept_table(params, (mode, lead), sdnn_table)
     traces, final = _run_kernels(
         SDNN_KERNEL,
         [x_in],

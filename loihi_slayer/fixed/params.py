@@ -140,7 +140,9 @@ class CubaParams:
     bias_exp: Any = 6
     wgt_exp: Any = 0
     integrator_only: bool = False
-    _arrays: dict = field(default_factory=dict, repr=False, compare=False)
+    _arrays: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: the kernels' parameter table of the last neuron shape (see ``fixed.api``)
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checked = _validated(
@@ -152,6 +154,9 @@ class CubaParams:
     def array(self, name: str) -> np.ndarray:
         """The validated int64 array of parameter ``name``."""
         return self._arrays[name]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tables": {}}  # kept tables are made again, not pickled
 
     @property
     def bias(self) -> np.ndarray:
@@ -202,7 +207,9 @@ class SigmaDeltaParams:
     state_exp: Any = 6
     activation: str = "relu"
     cum_error: bool = False
-    _arrays: dict = field(default_factory=dict, repr=False, compare=False)
+    _arrays: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: the kernels' parameter table of the last mode and neuron shape (see ``fixed.api``)
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checked = _validated({k: getattr(self, k) for k in SDNN_RANGES}, SDNN_RANGES)
@@ -220,6 +227,9 @@ class SigmaDeltaParams:
     def array(self, name: str) -> np.ndarray:
         """The validated int64 array of parameter ``name``."""
         return self._arrays[name]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tables": {}}  # kept tables are made again, not pickled
 
     @property
     def shift(self) -> int:
