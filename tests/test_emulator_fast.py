@@ -433,19 +433,34 @@ def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
     fan_in, steps, pixels = 2 * 3 * 3, 7, 5 * 9
     monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", fan_in * steps * 3)  # 15 tiles of 3
     monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
-    submitted = []
-    real_pool = synapse_fast._pool
+    submitted, shares, copies = [], [], []
+    real_pool, real_in_workers, real_im2col = (
+        synapse_fast._pool,
+        synapse_fast._in_workers,
+        synapse_fast._im2col,
+    )
 
     class Spy:
         def submit(self, fn, *args):
-            submitted.append(len(args[1]))  # (worker, tile starts, mm)
+            submitted.append(args)
             return real_pool().submit(fn, *args)
 
+    def in_workers(work, n):
+        shares.append(n)
+        return real_in_workers(work, n)
+
+    def im2col(*args):
+        copies.append(args[-4])  # the tile's first pixel (one copy per group)
+        return real_im2col(*args)
+
     monkeypatch.setattr(synapse_fast, "_pool", Spy)
+    monkeypatch.setattr(synapse_fast, "_in_workers", in_workers)
+    monkeypatch.setattr(synapse_fast, "_im2col", im2col)
     got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 2, 0, False, 1, (5, 9))
     np.testing.assert_array_equal(got, ref)
     tiles = pixels // 3
-    assert sum(submitted) == (tiles if workers > 1 else 0)
+    assert sorted(copies) == sorted(list(range(0, pixels, 3)) * 2)  # each tile once per group
+    assert shares == [min(workers, tiles)]
     assert len(submitted) == (0 if workers == 1 else min(workers, tiles))
 
 

@@ -827,16 +827,10 @@ def conv2d(
                 mm(plan.mats[g], cols, acc)
                 _store(acc, plan.exp, True, out, g * g_out, p0 * steps)
 
+    # contiguous runs of k tiles, one per worker: the output columns are disjoint
+    k = -(-len(starts) // min(tile_workers(), len(starts)))
     with plan.gemm() as mm:
-        workers = min(tile_workers(), len(starts))
-        if workers <= 1:
-            tiles(0, starts, mm)
-        else:  # contiguous runs of tiles, one per worker; the output columns are disjoint
-            k = -(-len(starts) // workers)
-            runs = range(0, len(starts), k)
-            jobs = [_pool().submit(tiles, j, starts[i : i + k], mm) for j, i in enumerate(runs)]
-            for job in jobs:
-                job.result()
+        _in_workers(lambda j: tiles(j, starts[j * k : (j + 1) * k], mm), -(-len(starts) // k))
     return out.reshape(c_out, h_out, w_out, steps)
 
 
