@@ -19,6 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._numba_cache import guard_cache_writes
+from ._transpose import BLOCK
 
 guard_cache_writes()
 
@@ -57,7 +58,7 @@ _fetch_write = _prefetcher(1)
 
 
 def fetch_rows(arr, row0, col0, cols) -> None:
-    """Prefetch ``arr[row0 + j, col0 : col0 + cols]`` for ``j < 16`` (rows past the
+    """Prefetch ``arr[row0 + j, col0 : col0 + cols]`` for ``j < BLOCK`` (rows past the
     array's end skipped) to be read; a no-op in Python."""
 
 
@@ -70,7 +71,7 @@ def _rows_overload(fetch):
         if arr.shape[1] == 0:
             return
         per = max(LINE // arr.itemsize, 1)
-        stop = min(row0 + 16, arr.shape[0])
+        stop = min(row0 + BLOCK, arr.shape[0])
         for r in range(row0, stop):
             at = r * arr.shape[1] + col0
             for c in range(0, cols, per):
