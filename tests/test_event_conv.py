@@ -51,7 +51,11 @@ def geometries(draw):
         for kk, p, d in zip(k, padding, dilation, strict=True)
     )
     # output channels on both sides of a vector's width (the channel padding)
-    c_out = draw(st.sampled_from([1, 3, event_conv.LANES - 1, event_conv.LANES, 17, 40]))
+    c_out = draw(
+        st.sampled_from(
+            [1, 3, event_conv.LANES - 1, event_conv.LANES, 17, 40, 4 * event_conv.LANES + 1]
+        )
+    )
     return draw(st.integers(1, 4)), c_out, k, stride, padding, dilation, hw
 
 

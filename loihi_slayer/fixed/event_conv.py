@@ -34,6 +34,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._numba_cache import guard_cache_writes
 from . import cpu
+from ._scaled_add import scaled_add
 from ._transpose import BLOCK, block_out
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
@@ -48,11 +49,12 @@ __all__ = [
     "events_pay",
 ]
 
-#: the transposed weights and the row sums pad the output channels to a multiple of this:
-#: LLVM vectorises the multiply-add loop 16 float32 lanes wide, unrolled 4 times, and
-#: runs shorter trip counts in its scalar remainder (36 channels padded to 48: PilotNet
-#: SDNN's second convolution 0.30 ms/step; to 64: 0.19)
-LANES = 64
+#: the transposed weights and the row sums pad the output channels to a multiple of this,
+#: one 16-lane multiply-add (:func:`._scaled_add.scaled_add`) per 16 channels. (A loop
+#: that LLVM vectorises runs 64 channels per iteration and the rest in a scalar
+#: remainder: padded to 64, PilotNet SDNN's 36-channel convolution took 0.73x-0.80x of
+#: the time padded to 48 this way, the 64-channel ones the same either way.)
+LANES = BLOCK
 #: the largest effective density (below) that takes the event path
 EVENT_MAX_DENSITY = 0.25
 #: the most float32 sums of one output row ``(T, W_out, C_pad)`` a worker keeps (16 MiB):
@@ -66,9 +68,12 @@ def events_pay(nonzero: int, size: int, c_out: int, row_steps: int = 1) -> bool:
     padded channels) at most :data:`EVENT_MAX_DENSITY`.
 
     Measured on PilotNet SDNN's 3x3 convolutions (AVX-512 EPYC, both paths alternating
-    in one process, 9 rounds, paired medians): input density 0.07-0.10 into 64
-    channels, the events take 0.36-0.51x the GEMM's time; 0.19 into 36 channels (padded
-    to 64: 0.33 effective) 1.00x; 0.42 into 24 (1.1 effective) 1.81x.
+    in one process, 9 rounds, paired medians), the channels then padded to 64: input
+    density 0.07-0.10 into 64 channels, the events take 0.36-0.51x the GEMM's time;
+    0.19 into 36 channels (0.33 effective) 1.00x; 0.42 into 24 (1.1 effective) 1.81x.
+    Padded to 16 (:data:`LANES`; Zen 4, 19 rounds, four processes): 0.42 into 24
+    channels (0.56 effective) 0.85-1.05x, so the crossover now lies near 0.5; the limit
+    keeps a margin.
     """
     padded = -(-c_out // LANES) * LANES
     if row_steps * padded > EVENT_ROW_ELEMENTS:  # (``row_steps``: W_out * T)
@@ -260,6 +265,7 @@ def event_rows(
     row_len = np.uint64(w_out * steps * c_pad)
     wf = wt.reshape(-1)
     pad = np.uint64(c_pad)
+    lanes = np.uint64(LANES)
     line = np.uint64(w_out * c_pad)  # one step's sums of the row: (W_out, C_pad)
     col_sum, col_weight, col_span = _column_taps(wd, kernel_w, sw, pw, n_j, w_out, c_pad)
     per_tap_row = np.uint64(sw * n_j * c_pad)  # the weights of one (c, ky)
@@ -289,6 +295,6 @@ def event_rows(
                     for e in range(first, first + n_ev):
                         v = values[e]
                         a0 = a_base + np.uint64(times[e]) * line
-                        for k in range(span):
-                            acc[a0 + k] += v * wf[w0 + k]
+                        for k in range(np.uint64(0), span, lanes):
+                            scaled_add(acc, a0 + k, wf, w0 + k, v)
         _store_row(acc, sums, weight_exp, oy, lag, pad, c_out, out, flat_out, targets)
