@@ -192,34 +192,47 @@ def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, worker
 
 @SETTINGS
 @given(
-    rows=st.integers(1, 5),
-    steps=st.integers(1, 70),
+    shape=st.tuples(
+        st.sampled_from([1, 3, 63, 64, 65, 130]),  # one, two and three 64-bit words
+        st.integers(1, 4),
+        st.integers(1, 4),
+        st.integers(1, 70),
+    ),
     density=st.floats(0, 1),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_compact_packs_each_rows_non_zero_values_and_extremes(rows, steps, density, seed):
+def test_compact_lists_each_pixels_non_zero_channels_per_step(shape, density, seed):
+    """Every (pixel, step) lists its non-zero channels in ascending order with their
+    values, image rows packed one after another from their own region (two calls on
+    disjoint image rows, as two workers make them), and each input row's extremes."""
+    c_in, h, wd, steps = shape
     rng = np.random.default_rng(seed)
-    x = rng.integers(-(2**20), 2**20, (rows, steps)) * (rng.random((rows, steps)) < density)
-    starts = np.full(rows, -1, np.int64)
-    counts = np.full(rows, -1, np.int64)
-    times = np.full(rows * steps, -1, np.int32)
-    values = np.full(rows * steps, np.nan, np.float32)
-    hi, lo = np.full(rows, -7, np.int64), np.full(rows, 7, np.int64)
-    split = rows // 2  # two calls on disjoint row ranges, as two workers make them
-    event_conv.compact(x, 0, split, starts, counts, times, values, hi, lo)
-    event_conv.compact(x, split, rows, starts, counts, times, values, hi, lo)
-    assert hi.tolist() == np.maximum(x.max(axis=1), 0).tolist()
-    assert lo.tolist() == np.minimum(x.min(axis=1), 0).tolist()
+    x = rng.integers(-(2**20), 2**20, shape) * (rng.random(shape) < density)
+    groups = h * wd * steps
+    first, last = np.full(groups, -1, np.int64), np.full(groups, -1, np.int64)
+    chans = np.full(x.size, -1, np.int32)
+    values = np.full(x.size, np.nan, np.float32)
+    hi, lo = np.full(c_in * h * wd, -7, np.int64), np.full(c_in * h * wd, 7, np.int64)
+    marks = np.full(wd * steps * -(-c_in // 64), 12345, np.uint64)  # not cleared by us
+    split = h // 2
+    event_conv.compact(x, 0, split, first, last, chans, values, hi, lo, marks)
+    event_conv.compact(x, split, h, first, last, chans, values, hi, lo, marks)
+    rows = x.reshape(c_in * h * wd, steps)
+    assert hi.tolist() == np.maximum(rows.max(axis=1), 0).tolist()
+    assert lo.tolist() == np.minimum(rows.min(axis=1), 0).tolist()
     pos = 0
-    for r in range(rows):
-        (where,) = np.nonzero(x[r])
-        if r == split:
-            pos = split * steps  # the second range starts at its own first row's slot
-        assert (starts[r], counts[r]) == (pos, len(where))  # packed, one row after another
-        got = slice(pos, pos + len(where))
-        assert times[got].tolist() == where.tolist()
-        assert values[got].tolist() == x[r, where].astype(np.float32).tolist()
-        pos += len(where)
+    for y in range(h):
+        if y == split:
+            pos = split * wd * c_in * steps  # the second call's region
+        for ix in range(wd):
+            for t in range(steps):
+                g = (y * wd + ix) * steps + t
+                (where,) = np.nonzero(x[:, y, ix, t])
+                assert (first[g], last[g]) == (pos, pos + len(where))
+                assert chans[pos : last[g]].tolist() == where.tolist()
+                want = x[where, y, ix, t].astype(np.float32).tolist()
+                assert values[pos : last[g]].tolist() == want
+                pos = last[g]
 
 
 def test_input_stats_count_the_non_zero_values():

@@ -12,9 +12,10 @@ the output pixels its taps reach, all output channels at once:
 
 The work is the non-zero values times their taps times the output channels, instead
 of every input value's. One output row at a time: its sums ``(T, W_out, C_out)`` stay in
-the core's cache (the channels padded to whole vectors, so the inner loop is plain
-vector multiply-adds; the taps one input column sends to consecutive output columns lie
-side by side in the sums and in the weights, one loop for all of them), and the row is
+the core's cache (the channels padded to whole vectors; the taps one input column sends
+to consecutive output columns lie side by side in the sums and in the weights, one run
+for all of them; the non-zero channels of one input pixel at one step, listed together
+by :func:`compact`, summed in registers before the run of sums is touched), and the row is
 then shifted, wrapped to 24 bit, delayed by the synaptic latency and written out
 channel-major (``(C_out, H_out, W_out, T)``, time last, as
 :func:`~loihi_slayer.fixed.synapse_fast.conv2d` returns it).
@@ -34,7 +35,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._numba_cache import guard_cache_writes
 from . import cpu
-from ._scaled_add import scaled_add
+from ._gather_add import gather_add_16, gather_add_32, gather_add_48, gather_add_64
 from ._transpose import BLOCK, block_out
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
@@ -50,10 +51,11 @@ __all__ = [
 ]
 
 #: the transposed weights and the row sums pad the output channels to a multiple of this,
-#: one 16-lane multiply-add (:func:`._scaled_add.scaled_add`) per 16 channels. (A loop
-#: that LLVM vectorises runs 64 channels per iteration and the rest in a scalar
-#: remainder: padded to 64, PilotNet SDNN's 36-channel convolution took 0.73x-0.80x of
-#: the time padded to 48 this way, the 64-channel ones the same either way.)
+#: 16-lane multiply-adds (:mod:`._gather_add`) over the padded channels. (A loop that
+#: LLVM vectorises runs 64 channels per iteration and the rest in a scalar remainder, so
+#: the channels were padded to 64; padded to 48 with 16-lane operations instead,
+#: PilotNet SDNN's 36-channel convolution took 0.73-0.80x of the time, the 64-channel
+#: ones the same.)
 LANES = BLOCK
 #: the largest effective density (below) that takes the event path
 EVENT_MAX_DENSITY = 0.25
@@ -102,52 +104,67 @@ def event_weights(weight: np.ndarray, sw: int = 1) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def compact(x, r0, r1, starts, counts, times, values, hi, lo):
-    """The non-zero values of rows ``r0 .. r1`` of ``x`` (``(rows, T)``, C-contiguous),
-    packed: row ``r``'s are ``values[starts[r] : starts[r] + counts[r]]`` (float32) at
-    steps ``times[...]`` (the same slice), the rows one after another from element
-    ``r0 * T`` of the flat ``times`` and ``values`` (so calls on disjoint row ranges
-    write disjoint parts). ``hi[r]``, ``lo[r]``: ``max(0, max x[r])``, ``min(0,
-    min x[r])`` (int64), the magnitudes the exactness bound needs, in the same pass
-    (:func:`~loihi_slayer.fixed.synapse_fast.input_stats` would read the stream again).
+def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
+    """The non-zero values of image rows ``y0 .. y1`` of ``x`` (``(C, H, W, T)``,
+    C-contiguous) by pixel and step: the channels whose value at pixel ``(y, x)`` and step
+    ``t`` is not zero are ``chans[first[g] : last[g]]`` (ascending), their values
+    ``values[...]`` (float32), ``g = (y W + x) T + t``; the image rows one after another
+    from element ``y0 W C T`` of ``chans`` and ``values`` (so calls on disjoint image rows
+    write disjoint parts). ``hi[r]``, ``lo[r]``: ``max(0, max x[r])``, ``min(0, min
+    x[r])`` of each input row ``r = (c, y, x)`` (int64), the magnitudes the exactness
+    bound needs, in the same pass (:func:`~loihi_slayer.fixed.synapse_fast.input_stats`
+    would read the stream again). ``marks``: ``(W T ceil(C / 64),)`` uint64 scratch.
 
-    Packed, not one ``T``-long slot per row: the output rows read only the events, not
-    a cache line or two of every row (at 10 % density a slot is mostly empty). With
-    :func:`_column_taps`, :func:`event_rows` of PilotNet SDNN's convolutions 2 / 3 / 4
-    (T = 32, 9-12 % density) paired 0.53-0.71 / 0.75-0.85 / 0.63-0.82 against slots
-    (five processes, 30 rounds each, thread CPU time).
-
-    Each run of 64 steps is first a bit mask of its non-zero values (a loop LLVM
-    vectorises), then its set bits are visited lowest first: the work follows the
-    events. (Writing every value and advancing past the non-zero ones, branch-free,
-    took 7.4-7.7 ms for a PilotNet stream of 2.4 M values at 12 % density, a branch
-    per value 3.3-3.8, the masks 2.0-2.3: thread CPU time, one thread.)
+    By pixel and step, not by input row: :func:`event_rows` then adds all of a pixel's
+    channels at a step to the same run of sums, in registers (:mod:`._gather_add`).
+    Each image row is read twice: first every value, channel by channel along the
+    stream's memory, setting bit ``c`` of the mark of ``(x, t)`` where it is not zero
+    (a loop LLVM vectorises); then, pixel by pixel and step by step, the set bits
+    lowest first, their values read back from the image row (in cache), the events
+    written in order. (A first version that counted per step and scattered the events
+    into place took 1.3-1.7x the time of the row-by-row packing before it; this one
+    0.82-0.87x on PilotNet SDNN's streams, single thread, 19 rounds.)
     """
-    steps = x.shape[1]
-    pos = np.uint64(r0 * steps)
-    for r in range(r0, r1):
-        row = x[r]
-        starts[r] = pos
-        first = pos
-        top = np.int64(0)
-        bottom = np.int64(0)
-        for t0 in range(0, steps, 64):
-            seg = row[t0 : min(steps, t0 + 64)]
-            mask = np.uint64(0)
-            for k in range(seg.shape[0]):
-                v = np.int64(seg[k])
-                mask |= np.uint64(v != 0) << np.uint64(k)
-                top = max(top, v)
-                bottom = min(bottom, v)
-            while mask:
-                k = trailing_zeros(mask)
-                times[pos] = t0 + k
-                values[pos] = np.float32(seg[k])
-                pos += np.uint64(1)
-                mask &= mask - np.uint64(1)
-        counts[r] = pos - first
-        hi[r] = top
-        lo[r] = bottom
+    c_in, h, wd, steps = x.shape
+    pixels = h * wd
+    xf = x.reshape(c_in, pixels, steps)
+    words = (c_in + 63) // 64
+    pos = np.int64(y0) * wd * c_in * steps
+    stride = np.uint64(words)
+    for y in range(y0, y1):
+        for i in range(wd * steps * words):
+            marks[i] = 0
+        for c in range(c_in):
+            word = np.uint64(c // 64)
+            bit = np.uint64(c % 64)
+            for ix in range(wd):
+                p = y * wd + ix
+                row = xf[c, p]
+                top = np.int64(0)
+                bottom = np.int64(0)
+                at = np.uint64(ix * steps) * stride + word
+                for t in range(steps):
+                    v = np.int64(row[t])
+                    marks[at + np.uint64(t) * stride] |= np.uint64(v != 0) << bit
+                    top = max(top, v)
+                    bottom = min(bottom, v)
+                hi[c * pixels + p] = top
+                lo[c * pixels + p] = bottom
+        g0 = y * wd * steps
+        for ix in range(wd):
+            p = y * wd + ix
+            for t in range(steps):
+                g = ix * steps + t
+                first[g0 + g] = pos
+                for j in range(words):
+                    mask = marks[g * words + j]
+                    while mask:
+                        c = j * 64 + trailing_zeros(mask)
+                        chans[pos] = c
+                        values[pos] = np.float32(xf[c, p, t])
+                        pos += 1
+                        mask &= mask - np.uint64(1)
+                last[g0 + g] = pos
 
 
 @njit(nogil=True, cache=True)
@@ -225,12 +242,29 @@ def _store_row(acc, sums, weight_exp, oy, lag, pad, c_out, out, flat_out, target
                     row[t] = sums[src + np.uint64(t) * line]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _add_events(acc, a0, wf, w0, stride, chans, values, e0, e1, span):
+    """``acc[a0 + i] += sum_k values[k] wf[w0 + chans[k] stride + i]`` for ``i < span``
+    (a multiple of 16): runs of 64, then one of 16, 32 or 48 (:mod:`._gather_add`)."""
+    k = np.uint64(0)
+    while k + np.uint64(64) <= span:
+        gather_add_64(acc, a0 + k, wf, w0 + k, stride, chans, values, e0, e1)
+        k += np.uint64(64)
+    rest = span - k
+    if rest == np.uint64(16):
+        gather_add_16(acc, a0 + k, wf, w0 + k, stride, chans, values, e0, e1)
+    elif rest == np.uint64(32):
+        gather_add_32(acc, a0 + k, wf, w0 + k, stride, chans, values, e0, e1)
+    elif rest == np.uint64(48):
+        gather_add_48(acc, a0 + k, wf, w0 + k, stride, chans, values, e0, e1)
+
+
 @njit(nogil=True, cache=True)
 def event_rows(
     shape,
-    starts,
-    counts,
-    times,
+    first,
+    last,
+    chans,
     values,
     wt,
     kernel_w,
@@ -249,14 +283,22 @@ def event_rows(
 ):
     """Output rows ``rows`` of the convolution of an input by ``wt``, from its non-zeros.
 
-    ``shape``: the input's ``(C_in, H, W, T)``; ``starts``, ``counts``, ``times``,
-    ``values``: its non-zero values by input row ``(c, y, x)`` (:func:`compact`); ``wt``:
+    ``shape``: the input's ``(C_in, H, W, T)``; ``first``, ``last``, ``chans``,
+    ``values``: its non-zero values by pixel and step (:func:`compact`); ``wt``:
     :func:`event_weights` for column stride ``sw`` of a kernel ``kernel_w`` wide; the
     geometry is a convolution's without column dilation; ``acc``, ``sums``: float32 and
     int32 scratch of at least ``W_out * T * C_pad`` values each; ``out``:
     ``(C_out, H_out, W_out, T)`` int32, rows ``rows`` written:
     ``out[o, y, x, t] = wrap24(shift(sum, weight_exp))`` of the sum at ``t - lat``
     (0 for ``t < lat``).
+
+    For each tap row, input pixel and step, the taps of all its non-zero channels are
+    summed in registers and added to the output row's sums once (:func:`_add_events`):
+    before, each event loaded and stored the sums itself. PilotNet SDNN's convolutions
+    2 / 3 / 4 / 5 with their compaction, as the emulator runs them (two workers, kept
+    memory; eight process pairs alternating, paired medians): 1.03 / 0.84 / 0.75 / 1.05
+    of the time, their sum 0.91 (the second convolution's input has 24 channels, about
+    three events per pixel and step: little to sum in registers).
     """
     c_in, h, wd, steps = shape
     _, kh, _, n_j, c_pad = wt.shape
@@ -265,12 +307,13 @@ def event_rows(
     row_len = np.uint64(w_out * steps * c_pad)
     wf = wt.reshape(-1)
     pad = np.uint64(c_pad)
-    lanes = np.uint64(LANES)
     line = np.uint64(w_out * c_pad)  # one step's sums of the row: (W_out, C_pad)
     col_sum, col_weight, col_span = _column_taps(wd, kernel_w, sw, pw, n_j, w_out, c_pad)
     per_tap_row = np.uint64(sw * n_j * c_pad)  # the weights of one (c, ky)
+    per_channel = np.uint64(kh) * per_tap_row
     flat_out = out.reshape(-1, steps)
     targets = np.empty(c_out, np.int64)
+    width = np.uint64(steps)
     for i in range(np.uint64(lag) * line):  # the output columns before the latency
         sums[i] = 0
     for oy in rows:
@@ -280,21 +323,18 @@ def event_rows(
             iy = oy * sh - ph + ky * dh
             if iy < 0 or iy >= h:
                 continue
-            for c in range(c_in):
-                r0 = (c * h + iy) * wd
-                w_row = np.uint64(c * kh + ky) * per_tap_row
-                for ix in range(wd):
-                    r = r0 + ix
-                    n_ev = counts[r]
-                    span = col_span[ix]
-                    if n_ev == 0 or span == 0:
-                        continue
-                    a_base = col_sum[ix]
-                    w0 = w_row + col_weight[ix]
-                    first = starts[r]
-                    for e in range(first, first + n_ev):
-                        v = values[e]
-                        a0 = a_base + np.uint64(times[e]) * line
-                        for k in range(np.uint64(0), span, lanes):
-                            scaled_add(acc, a0 + k, wf, w0 + k, v)
+            w_row = np.uint64(ky) * per_tap_row
+            for ix in range(wd):
+                span = col_span[ix]
+                if span == 0:
+                    continue
+                a_base = col_sum[ix]
+                w0 = w_row + col_weight[ix]
+                g0 = np.uint64(iy * wd + ix) * width
+                for t in range(width):
+                    e0 = first[g0 + t]
+                    e1 = last[g0 + t]
+                    if e0 != e1:
+                        a0 = a_base + t * line
+                        _add_events(acc, a0, wf, w0, per_channel, chans, values, e0, e1, span)
         _store_row(acc, sums, weight_exp, oy, lag, pad, c_out, out, flat_out, targets)

@@ -859,21 +859,23 @@ def _events_pay(
 
 
 def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
-    """The non-zero values of ``x`` (``(C, H, W, T)``) by row ``(c, y, x)``, with each
-    row's extremes: :func:`.event_conv.compact`'s ``(starts, counts, times, values, hi,
-    lo)``, the rows shared among the tile workers."""
-    steps = x.shape[-1]
-    rows = x.reshape(-1, steps)
-    n = rows.shape[0]
-    per_row = [scratch(f"event {k}", (n,), np.dtype(np.int64)) for k in ("starts", "counts")]
-    times = scratch("event times", (rows.size,), np.dtype(np.int32))
-    values = scratch("event values", (rows.size,), np.dtype(np.float32))
-    extremes = [scratch(f"event {k}", (n,), np.dtype(np.int64)) for k in ("highs", "lows")]
-    events = (*per_row, times, values, *extremes)
-    workers = max(1, min(tile_workers(), n))
+    """The non-zero values of ``x`` (``(C, H, W, T)``) by pixel and step, with each input
+    row's extremes: :func:`.event_conv.compact`'s ``(first, last, chans, values, hi,
+    lo)``, the image rows shared among the tile workers."""
+    c_in, h, wd, steps = x.shape
+    groups = h * wd * steps
+    bounds = [scratch(f"event {k}", (groups,), np.dtype(np.int64)) for k in ("firsts", "lasts")]
+    chans = scratch("event channels", (x.size,), np.dtype(np.int32))
+    values = scratch("event values", (x.size,), np.dtype(np.float32))
+    rows = c_in * h * wd
+    extremes = [scratch(f"event {k}", (rows,), np.dtype(np.int64)) for k in ("highs", "lows")]
+    events = (*bounds, chans, values, *extremes)
+    workers = max(1, min(tile_workers(), h))
+    marks = wd * steps * -(-c_in // 64)
 
     def part(k: int) -> None:
-        event_conv.compact(rows, n * k // workers, n * (k + 1) // workers, *events)
+        mine = scratch(f"event marks {k}", (marks,), np.dtype(np.uint64))
+        event_conv.compact(x, h * k // workers, h * (k + 1) // workers, *events, mine)
 
     _in_workers(part, workers)
     return events
@@ -883,9 +885,9 @@ def _event_stats(events: tuple[np.ndarray, ...], channels: int) -> tuple[np.ndar
     """:func:`input_stats` of a graded input from its :func:`_compact` form: per channel
     the largest magnitude (None when one reaches :data:`_HUGE`), and the non-zero
     values."""
-    counts, hi, lo = events[1], events[4], events[5]
+    first, last, hi, lo = events[0], events[1], events[4], events[5]
     top, bottom = hi.reshape(channels, -1).max(axis=1), lo.reshape(channels, -1).min(axis=1)
-    nonzero = int(counts.sum())
+    nonzero = int(last.sum() - first.sum())
     if channels and (int(top.max()) >= _HUGE or int(bottom.min()) <= -_HUGE):
         return None, nonzero
     return np.maximum(top, -bottom), nonzero
