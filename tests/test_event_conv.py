@@ -56,7 +56,9 @@ def geometries(draw):
             [1, 3, event_conv.LANES - 1, event_conv.LANES, 17, 40, 4 * event_conv.LANES + 1]
         )
     )
-    return draw(st.integers(1, 4)), c_out, k, stride, padding, dilation, hw
+    # input channels past one 64-bit word of the compaction's marks too
+    c_in = draw(st.sampled_from([1, 2, 3, 4, 65]))
+    return c_in, c_out, k, stride, padding, dilation, hw
 
 
 @FIXTURE_SETTINGS
@@ -91,6 +93,19 @@ def test_event_conv_equals_the_reference(
     shift = (bits & -bits).bit_length() - 1 if bits else 0
     if mags.max() > 127:  # (and columns undilated: the taps reach consecutive columns)
         assert bool(event_calls) == (bound >> shift <= 2**24 and dilation[1] == 1)
+
+
+@pytest.mark.parametrize("c_in", [64, 65, 130])
+def test_inputs_of_more_than_64_channels(event_calls, c_in):
+    """Channels past the first 64 (the compaction's marks take more than one 64-bit word
+    per pixel and step): the reference's sums, on the event path."""
+    rng = np.random.default_rng(c_in)
+    w = rng.integers(-4, 5, (20, c_in, 3, 3)) * 2  # sum bound under 2**24 at |x| <= 300
+    x = rng.integers(-300, 301, (c_in, 7, 9, 19)) * (rng.random((c_in, 7, 9, 19)) < 0.1)
+    x[-1, 3, 4, :] = 300  # the last channel's events count
+    got = synapse_fast.conv2d(x, w, (1, 2), (1, 0), (1, 1), 1, -2, True, 1, (7, 4))
+    np.testing.assert_array_equal(got, _reference(x, w, (1, 2), (1, 0), (1, 1), -2, 1))
+    assert event_calls
 
 
 def test_sums_at_the_float32_limit_are_exact(event_calls):
