@@ -219,7 +219,8 @@ def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, worker
 def test_compact_lists_each_pixels_non_zero_channels_per_step(shape, density, seed):
     """Every (pixel, step) lists its non-zero channels in ascending order with their
     values, image rows packed one after another from their own region (two calls on
-    disjoint image rows, as two workers make them), and each input row's extremes."""
+    disjoint image rows, as two workers make them), and each channel's image row's
+    extremes."""
     c_in, h, wd, steps = shape
     rng = np.random.default_rng(seed)
     x = rng.integers(-(2**20), 2**20, shape) * (rng.random(shape) < density)
@@ -227,14 +228,14 @@ def test_compact_lists_each_pixels_non_zero_channels_per_step(shape, density, se
     first, last = np.full(groups, -1, np.int64), np.full(groups, -1, np.int64)
     chans = np.full(x.size, -1, np.int32)
     values = np.full(x.size, np.nan, np.float32)
-    hi, lo = np.full(c_in * h * wd, -7, np.int64), np.full(c_in * h * wd, 7, np.int64)
+    hi, lo = np.full(c_in * h, -7, np.int64), np.full(c_in * h, 7, np.int64)
     marks = np.full(wd * steps * -(-c_in // 64), 12345, np.uint64)  # not cleared by us
     split = h // 2
     event_conv.compact(x, 0, split, first, last, chans, values, hi, lo, marks)
     event_conv.compact(x, split, h, first, last, chans, values, hi, lo, marks)
-    rows = x.reshape(c_in * h * wd, steps)
-    assert hi.tolist() == np.maximum(rows.max(axis=1), 0).tolist()
-    assert lo.tolist() == np.minimum(rows.min(axis=1), 0).tolist()
+    image_rows = x.reshape(c_in * h, wd * steps)  # (c, y)
+    assert hi.tolist() == np.maximum(image_rows.max(axis=1), 0).tolist()
+    assert lo.tolist() == np.minimum(image_rows.min(axis=1), 0).tolist()
     pos = 0
     for y in range(h):
         if y == split:

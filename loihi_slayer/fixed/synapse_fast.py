@@ -859,16 +859,15 @@ def _events_pay(
 
 
 def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
-    """The non-zero values of ``x`` (``(C, H, W, T)``) by pixel and step, with each input
-    row's extremes: :func:`.event_conv.compact`'s ``(first, last, chans, values, hi,
-    lo)``, the image rows shared among the tile workers."""
+    """The non-zero values of ``x`` (``(C, H, W, T)``) by pixel and step, with the extremes
+    of each channel's image rows: :func:`.event_conv.compact`'s ``(first, last, chans,
+    values, hi, lo)``, the image rows shared among the tile workers."""
     c_in, h, wd, steps = x.shape
     groups = h * wd * steps
     bounds = [scratch(f"event {k}", (groups,), np.dtype(np.int64)) for k in ("firsts", "lasts")]
     chans = scratch("event channels", (x.size,), np.dtype(np.int32))
     values = scratch("event values", (x.size,), np.dtype(np.float32))
-    rows = c_in * h * wd
-    extremes = [scratch(f"event {k}", (rows,), np.dtype(np.int64)) for k in ("highs", "lows")]
+    extremes = [scratch(f"event {k}", (c_in * h,), np.dtype(np.int64)) for k in ("highs", "lows")]
     events = (*bounds, chans, values, *extremes)
     workers = max(1, min(tile_workers(), h))
     marks = wd * steps * -(-c_in // 64)
