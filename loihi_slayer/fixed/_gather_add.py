@@ -30,7 +30,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._numba_cache import guard_cache_writes
 from ._transpose import BLOCK, as_i64, vector_ptr
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["gather_add_16", "gather_add_32", "gather_add_48", "gather_add_64"]
 
