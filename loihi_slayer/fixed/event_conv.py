@@ -73,8 +73,8 @@ def events_pay(nonzero: int, size: int, c_out: int, row_steps: int = 1) -> bool:
     in one process, 9 rounds, paired medians), the channels then padded to 64: input
     density 0.07-0.10 into 64 channels, the events take 0.36-0.51x the GEMM's time;
     0.19 into 36 channels (0.33 effective) 1.00x; 0.42 into 24 (1.1 effective) 1.81x.
-    Padded to 16 (:data:`LANES`; Zen 4, 19 rounds, four processes): 0.42 into 24
-    channels (0.56 effective) 0.85-1.05x, so the crossover now lies near 0.5; the limit
+    Padded to 16 (:data:`LANES`; Zen 4, 19-21 rounds, four processes): 0.42 into 24
+    channels (0.56 effective) 0.77-1.05x, so the crossover now lies near 0.5; the limit
     keeps a margin.
     """
     padded = -(-c_out // LANES) * LANES
