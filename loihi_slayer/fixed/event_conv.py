@@ -44,10 +44,12 @@ __all__ = [
     "EVENT_MAX_DENSITY",
     "EVENT_ROW_ELEMENTS",
     "LANES",
+    "MARK_BITS",
     "compact",
     "event_rows",
     "event_weights",
     "events_pay",
+    "mark_words",
 ]
 
 #: the transposed weights and the row sums pad the output channels to a multiple of this,
@@ -103,6 +105,17 @@ def event_weights(weight: np.ndarray, sw: int = 1) -> np.ndarray:
     return wt
 
 
+#: channels per word of :func:`compact`'s marks (a uint64's bits)
+MARK_BITS = 64
+
+
+@njit(cache=True)
+def mark_words(channels: int) -> int:
+    """The uint64 words of one pixel and step's mark in :func:`compact`: one bit per
+    channel."""
+    return (channels + MARK_BITS - 1) // MARK_BITS
+
+
 @njit(nogil=True, cache=True)
 def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
     """The non-zero values of image rows ``y0 .. y1`` of ``x`` (``(C, H, W, T)``,
@@ -114,7 +127,7 @@ def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
     ``min(0, min x[c, y])`` of each channel's image row (int64), the magnitudes the
     exactness bound needs, in the same pass
     (:func:`~loihi_slayer.fixed.synapse_fast.input_stats` would read the stream again).
-    ``marks``: ``(W T ceil(C / 64),)`` uint64 scratch.
+    ``marks``: ``(W T mark_words(C),)`` uint64 scratch.
 
     By pixel and step, not by input row: :func:`event_rows` then adds all of a pixel's
     channels at a step to the same run of sums, in registers (:mod:`._gather_add`).
@@ -132,7 +145,7 @@ def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
     c_in, h, wd, steps = x.shape
     pixels = h * wd
     xf = x.reshape(-1)
-    words = (c_in + 63) // 64
+    words = mark_words(c_in)
     pos = np.int64(y0) * wd * c_in * steps
     stride = np.uint64(words)
     run = np.uint64(wd * steps)  # one channel's image row: contiguous, in mark order
@@ -140,8 +153,8 @@ def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
         for i in range(wd * steps * words):
             marks[i] = 0
         for c in range(c_in):
-            word = np.uint64(c // 64)
-            bit = np.uint64(c % 64)
+            word = np.uint64(c // MARK_BITS)
+            bit = np.uint64(c % MARK_BITS)
             src = np.uint64(c * pixels + y * wd) * np.uint64(steps)
             top = np.int64(0)
             bottom = np.int64(0)
@@ -161,7 +174,7 @@ def compact(x, y0, y1, first, last, chans, values, hi, lo, marks):
                 for j in range(words):
                     mask = marks[g * words + j]
                     while mask:
-                        c = j * 64 + trailing_zeros(mask)
+                        c = j * MARK_BITS + trailing_zeros(mask)
                         chans[pos] = c
                         values[pos] = np.float32(xf[(c * pixels + p) * steps + t])
                         pos += 1

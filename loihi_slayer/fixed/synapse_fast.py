@@ -870,7 +870,7 @@ def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
     extremes = [scratch(f"event {k}", (c_in * h,), np.dtype(np.int64)) for k in ("highs", "lows")]
     events = (*bounds, chans, values, *extremes)
     workers = max(1, min(tile_workers(), h))
-    marks = wd * steps * -(-c_in // 64)
+    marks = wd * steps * event_conv.mark_words(c_in)
 
     def part(k: int) -> None:
         mine = scratch(f"event marks {k}", (marks,), np.dtype(np.uint64))
