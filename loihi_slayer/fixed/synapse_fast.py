@@ -75,7 +75,8 @@ from numba import njit
 
 from .._numba_cache import guard_cache_writes
 from .._threads import follow_torch_threads, torch_threads
-from . import cpu, event_conv
+from . import cpu, direct_conv, event_conv
+from .direct_conv import tap_index
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -108,6 +109,9 @@ FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 
 #: tiles make fewer, larger GEMMs: PilotNet-size CUBA 1.93 -> 1.68 ms/step and SDNN 3.10 ->
 #: 2.86 against 1 << 18 (21 alternating runs; 1 << 20 in between)
 TILE_ELEMENTS = 1 << 19
+#: the largest fan-in (input channels per group times kernel taps) of a convolution that
+#: runs pixel by pixel (:mod:`.direct_conv`) rather than by im2col + GEMM
+DIRECT_MAX_FAN_IN = 64
 #: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
 GEMM_THREADS = 1
 #: threads that share a convolution's tiles (None: the CPUs this process may run on,
@@ -205,6 +209,7 @@ class Weights:
         self.int8 = m8.astype(np.int8) if fits else None
         self._by_dtype: dict[np.dtype, np.ndarray] = {}
         self._events: dict[int, np.ndarray] = {}
+        self._direct: np.ndarray | None = None
         #: whether the last convolution by these weights ran from its input's events: the
         #: next then lists the events and the input's magnitudes in one pass
         #: (:func:`_compact`) rather than reading the input for the magnitudes first
@@ -231,6 +236,13 @@ class Weights:
             w4 = mat.reshape(mat.shape[0], -1, kh, kw)
             self._events[sw] = event_conv.event_weights(w4, sw)
         return self._events[sw]
+
+    def direct_form(self) -> np.ndarray:
+        """The matrices divided by :math:`2^g` as :func:`.direct_conv.direct_weights`
+        (kept)."""
+        if self._direct is None:
+            self._direct = direct_conv.direct_weights(self.reduced(np.dtype(np.float32)))
+        return self._direct
 
     def reduced(self, dtype: np.dtype) -> np.ndarray:
         """The matrices divided by :math:`2^g` (``mats >> shift``, exact) as ``dtype``
@@ -284,21 +296,6 @@ def _row_extrema(x, hi, lo, nonzero):
 
 
 @njit(inline="always", cache=True)
-def _tap(o, k, stride, pad, dil, size, transpose):
-    """Input index feeding output ``o`` through kernel tap ``k`` (-1 if none)."""
-    if transpose:
-        m = o + pad - k * dil
-        if m < 0 or m % stride != 0:
-            return -1
-        i = m // stride
-    else:
-        i = o * stride - pad + k * dil
-    if i < 0 or i >= size:
-        return -1
-    return i
-
-
-@njit(inline="always", cache=True)
 def _copy_run(dst, d0, src, s0, n, lag, binary):
     """``dst[d0 : d0 + lag] = 0``, then ``dst[d0 + lag + t] = src[s0 + t]`` for ``t < n``
     (0/1 where ``binary``), on flat arrays.
@@ -345,9 +342,9 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
         ky = (k // kw) % kh
         kx = k % kw
         for oy in range(y0, y1):
-            iys[oy - y0] = _tap(oy, ky, sh, ph, dh, h, transpose)
+            iys[oy - y0] = tap_index(oy, ky, sh, ph, dh, h, transpose)
         for ox in range(w_out):
-            ixs[ox] = _tap(ox, kx, sw, pw, dw, wd, transpose)
+            ixs[ox] = tap_index(ox, kx, sw, pw, dw, wd, transpose)
         d0 = np.uint64(k * ncols)
         oy, ox = y0, p0 % w_out  # the pixel walks row-major: no division per pixel
         for _ in range(npix):
@@ -368,16 +365,20 @@ def _im2col(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, transpose, w_out, p0, lat, bi
 
 @njit(nogil=True, cache=True)
 def _delayed(x, lat, binary, out):
-    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1; both
-    C-contiguous ``(n, T)``."""
+    """``out[i, t] = x[i, t - lat]`` (0 for ``t < lat``), spikes cast to 0/1; ``x``
+    C-contiguous ``(n, T)``, ``out`` C-contiguous ``(n, T')`` with ``T' >= T``, its
+    steps past ``T`` zero."""
     n, steps = x.shape
     lag = np.uint64(min(lat, steps))
     width = np.uint64(steps)
+    wide = np.uint64(out.shape[1])
     xf = x.reshape(-1)
     of = out.reshape(-1)
     for i in range(n):
-        off = np.uint64(i) * width
-        _copy_run(of, off, xf, off, width - lag, lag, binary)
+        off = np.uint64(i) * wide
+        _copy_run(of, off, xf, np.uint64(i) * width, width - lag, lag, binary)
+        for t in range(width, wide):
+            of[off + t] = 0
 
 
 @njit(nogil=True, cache=True)
@@ -416,9 +417,9 @@ def _direct_conv(x, w, sh, sw, ph, pw, dh, dw, groups, transpose, lat, binary, w
                 acc[:] = 0
                 for cl in range(c_per_group):
                     for ky in range(kh):
-                        iy = _tap(oy, ky, sh, ph, dh, h, transpose)
+                        iy = tap_index(oy, ky, sh, ph, dh, h, transpose)
                         for kx in range(kw):
-                            ix = _tap(ox, kx, sw, pw, dw, wd, transpose)
+                            ix = tap_index(ox, kx, sw, pw, dw, wd, transpose)
                             wv = np.int64(w[co, cl, ky, kx])
                             if iy < 0 or ix < 0 or wv == 0:
                                 continue
@@ -806,6 +807,23 @@ def conv2d(
         _conv_events(x, weights.event_form(kh, kw, stride[1]), geometry, out4, scratch, events)
         weights.took_events = True
         return out4
+    if _direct_pays(plan, fan_in, steps):
+        out4 = out.reshape(c_out, h_out, w_out, steps)
+        _conv_direct(
+            x,
+            weights,
+            weight.shape[2:],
+            stride,
+            padding,
+            dilation,
+            transpose,
+            plan,
+            latency,
+            graded,
+            out4,
+            scratch,
+        )
+        return out4
     tile = max(1, TILE_ELEMENTS // max(1, fan_in * steps))
     c_per_group = c_in // groups
     geometry = (*weight.shape[2:], *stride, *padding, *dilation, transpose, w_out)
@@ -856,6 +874,70 @@ def _events_pay(
         and plan.dtype == np.float32
         and event_conv.events_pay(nonzero, size, c_out, row_steps)
     )
+
+
+def _direct_pays(plan: _Plan, fan_in: int, steps: int) -> bool:
+    """Whether a convolution runs pixel by pixel (:mod:`.direct_conv`): float32 sums, a
+    fan-in of at most :data:`DIRECT_MAX_FAN_IN`, and at most twice the steps' work in
+    the padded time axis (fewer than 8 steps are padded to 16 and take the GEMM).
+
+    PilotNet's first convolution (3 -> 24 channels, 3 x 3, stride 2, 42 % dense graded
+    input, two workers, kept memory; AVX-512 EPYC, alternating, medians of 11-31): direct
+    0.68x the GEMM's time at T = 32, 0.72-0.74x at T = 12 and 20 (padded to 16 and 32),
+    0.56x at T = 48. With fan-ins of 216 and 576 (PilotNet's next convolutions, their
+    GEMM path) 0.95-1.01x: nothing to gain, so the GEMM keeps them."""
+    return (
+        plan.dtype == np.float32
+        and fan_in <= DIRECT_MAX_FAN_IN
+        and direct_conv.padded_steps(steps) <= 2 * steps
+    )
+
+
+def _conv_direct(
+    x: np.ndarray,
+    weights: Weights,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    transpose: bool,
+    plan: _Plan,
+    latency: int,
+    graded: bool,
+    out: np.ndarray,
+    scratch: Scratch,
+) -> None:
+    """``out`` (``(C_out, H_out, W_out, T)``) by :func:`.direct_conv.direct_rows`, the
+    input delayed and converted to float32 once, the output rows shared among the tile
+    workers."""
+    steps = x.shape[-1]
+    tp = direct_conv.padded_steps(steps)
+    xp = scratch("direct input", (*x.shape[:-1], tp), np.dtype(np.float32))
+    _delayed(x.reshape(-1, steps), latency, not graded, xp.reshape(-1, tp))
+    wt = weights.direct_form()
+    h_out = out.shape[1]
+    workers = max(1, min(tile_workers(), h_out))
+
+    def output_rows(k: int) -> None:
+        offs = [scratch(f"direct taps {k} {r}", (wt.shape[1],), np.dtype(np.int64)) for r in "xw"]
+        sums = scratch(f"direct sums {k}", (wt.shape[2] * tp,), np.dtype(np.float32))
+        mine = np.arange(k, h_out, workers, dtype=np.int64)
+        direct_conv.direct_rows(
+            xp,
+            wt,
+            *kernel,
+            *stride,
+            *padding,
+            *dilation,
+            transpose,
+            plan.exp,
+            mine,
+            *offs,
+            sums,
+            out,
+        )
+
+    _in_workers(output_rows, workers)
 
 
 def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
