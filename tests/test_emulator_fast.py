@@ -8,6 +8,7 @@ holds every integer up to 2**p).
 from __future__ import annotations
 
 import os
+import time
 from unittest import mock
 
 import numpy as np
@@ -461,7 +462,25 @@ def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
     tiles = pixels // 3
     assert sorted(copies) == sorted(list(range(0, pixels, 3)) * 2)  # each tile once per group
     assert shares == [min(workers, tiles)]
-    assert len(submitted) == (0 if workers == 1 else min(workers, tiles))
+    # the calling thread takes one share itself
+    assert len(submitted) == (0 if workers == 1 else min(workers, tiles) - 1)
+
+
+@pytest.mark.parametrize("failing", [(0,), (1,), (0, 2)])
+def test_shares_all_finish_before_a_failure_is_raised(failing):
+    """A failing share (the caller's own or a worker's) is raised only once every share
+    has finished (the others write into the caller's arrays), the caller's first."""
+    done = []
+
+    def work(k):
+        time.sleep(0.02 * (k == 2))
+        done.append(k)
+        if k in failing:
+            raise ValueError(f"share {k}")
+
+    with pytest.raises(ValueError, match=f"share {failing[0]}"):
+        synapse_fast._in_workers(work, 3)
+    assert sorted(done) == [0, 1, 2]
 
 
 def _conv_in_child(_):
