@@ -163,7 +163,7 @@ def _guarded_step(
     return [indent + line for line in step]
 
 
-_TEMPLATE_VERSION = "9"
+_TEMPLATE_VERSION = "10"
 #: generated files kept per model and target, the newest first (:func:`_prune`)
 KEPT_VERSIONS = 4
 _lock = threading.Lock()
@@ -298,16 +298,19 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     (every trace is an integer; the copy-out casts to the trace's dtype, as a store into
     it would): three arrays whose rows LLVM proves disjoint. Separate 2-D arrays, with
     row strides known only at run time, made it compare every pair of rows' address
-    ranges before each time step's lane loop (about 60 compares on 16 lanes).
+    ranges before each time step's lane loop (about 60 compares on 16 lanes). The three
+    live on the kernel's stack (:mod:`._stack`), where nothing else can alias them: the
+    states and parameters then stay in vector registers through the time loop. Only
+    the recorded traces are written to the trace tile.
     """
     ns, npar, ni, nk = len(model.states), len(model.params), len(model.inputs), len(model.traces)
     tile = TILE * LANES
     lines = [
         '@njit(inline="always", cache=True)',
         "def _buffers():",
-        f"    lane = np.empty({max(ns + npar, 1) * LANES}, np.int64)",
-        f"    xb = np.empty({max(ni, 1) * tile}, np.int64)",
-        f"    ob = np.empty({max(nk, 1) * tile}, np.int64)",
+        f"    lane = stack_empty_i64({max(ns + npar, 1) * LANES})",
+        f"    xb = stack_empty_i64({max(ni, 1) * tile})",
+        f"    ob = stack_empty_i64({max(nk, 1) * tile})",
         "    return lane, xb, ob",
         "",
         "",
@@ -384,6 +387,7 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
         lambda i: f"xb[{i * tile} + row + j]",
         lambda i: f"lane[{(ns + i) * LANES} + j]",
         lambda i: f"ob[{i * tile} + row + j]",
+        guarded=True,
     )
     lines += ["                " + line for line in step]
     for i in range(nk):
@@ -533,6 +537,7 @@ def render(model: _Stepped, target: str) -> str:
             "from numba import njit, prange",
             "",
             "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
+            "from loihi_slayer.fixed._stack import stack_empty_i64",
             "from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
