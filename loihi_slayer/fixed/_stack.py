@@ -26,30 +26,55 @@ from .._numba_cache import guard_cache_writes
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["stack_empty_i64"]
+__all__ = ["stack_empty_i64", "stack_empty_like"]
+
+
+def _stack_array(dtype, size: int):
+    """The codegen of an uninitialised 1-D ``dtype`` array of ``size`` values on the stack."""
+    array_type = types.Array(dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        item = context.get_data_type(dtype)
+        width = context.get_abi_sizeof(item)
+        memory = cgutils.alloca_once(builder, ir.ArrayType(item, size))
+        array = context.make_array(array_type)(context, builder)
+        populate_array(
+            array,
+            data=builder.bitcast(memory, item.as_pointer()),
+            shape=[context.get_constant(types.intp, size)],
+            strides=[context.get_constant(types.intp, width)],
+            itemsize=context.get_constant(types.intp, width),
+            meminfo=None,
+        )
+        return array._getvalue()
+
+    return array_type, codegen
+
+
+def _literal_size(n) -> bool:
+    return isinstance(n, types.IntegerLiteral) and n.literal_value >= 1
 
 
 @intrinsic
 def stack_empty_i64(typingctx, n):
     """An uninitialised 1-D int64 array of ``n`` values (an integer literal) on the
     calling function's stack."""
-    if not isinstance(n, types.IntegerLiteral) or n.literal_value < 1:
+    if not _literal_size(n):
         return None
-    size = n.literal_value
-    array_type = types.Array(types.int64, 1, "C")
-
-    def codegen(context, builder, sig, args):
-        i64 = ir.IntType(64)
-        memory = cgutils.alloca_once(builder, ir.ArrayType(i64, size))
-        array = context.make_array(array_type)(context, builder)
-        populate_array(
-            array,
-            data=builder.bitcast(memory, i64.as_pointer()),
-            shape=[context.get_constant(types.intp, size)],
-            strides=[context.get_constant(types.intp, 8)],
-            itemsize=context.get_constant(types.intp, 8),
-            meminfo=None,
-        )
-        return array._getvalue()
-
+    array_type, codegen = _stack_array(types.int64, n.literal_value)
     return array_type(n), codegen
+
+
+@intrinsic
+def stack_empty_like(typingctx, like, n):
+    """:func:`stack_empty_i64` of the signed integer dtype of the array ``like``; int64
+    for unsigned ones (numba widens an unsigned value's shift to uint64, and uint64
+    with int64 arithmetic gives float64)."""
+    ok = isinstance(like, types.Array) and isinstance(like.dtype, types.Integer)
+    if not (ok and _literal_size(n)):
+        return None
+    dtype = like.dtype
+    if not dtype.signed:
+        dtype = types.int64
+    array_type, codegen = _stack_array(dtype, n.literal_value)
+    return array_type(like, n), codegen

@@ -163,7 +163,7 @@ def _guarded_step(
     return [indent + line for line in step]
 
 
-_TEMPLATE_VERSION = "10"
+_TEMPLATE_VERSION = "11"
 #: generated files kept per model and target, the newest first (:func:`_prune`)
 KEPT_VERSIONS = 4
 _lock = threading.Lock()
@@ -294,9 +294,11 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     copy lane 0's parameters and state and are never written out.
 
     The lanes' states and parameters share one flat int64 array, each a row of
-    ``LANES`` at a constant offset, and so do the input tiles and the trace tiles
-    (every trace is an integer; the copy-out casts to the trace's dtype, as a store into
-    it would): three arrays whose rows LLVM proves disjoint. Separate 2-D arrays, with
+    ``LANES`` at a constant offset, and so do the input tiles (in the input's own dtype
+    where there is one input: the transposes then move int32 sums unconverted, and the
+    step widens them) and the trace tiles (every trace is an integer; the copy-out
+    casts to the trace's dtype, as a store into it would): three arrays whose rows LLVM
+    proves disjoint. Separate 2-D arrays, with
     row strides known only at run time, made it compare every pair of rows' address
     ranges before each time step's lane loop (about 60 compares on 16 lanes). The three
     live on the kernel's stack (:mod:`._stack`), where nothing else can alias them: the
@@ -307,9 +309,13 @@ def _cpu_block(model: _Stepped, args: str) -> list[str]:
     tile = TILE * LANES
     lines = [
         '@njit(inline="always", cache=True)',
-        "def _buffers():",
+        "def _buffers(x0):",
         f"    lane = stack_empty_i64({max(ns + npar, 1) * LANES})",
-        f"    xb = stack_empty_i64({max(ni, 1) * tile})",
+        # one input: its tile in its own dtype (the transposes move half the bytes of
+        # int32 sums, no conversion; the step widens); several: int64 holds any of them
+        f"    xb = stack_empty_like(x0, {tile})"
+        if ni == 1
+        else f"    xb = stack_empty_i64({max(ni, 1) * tile})",
         f"    ob = stack_empty_i64({max(nk, 1) * tile})",
         "    return lane, xb, ob",
         "",
@@ -537,7 +543,7 @@ def render(model: _Stepped, target: str) -> str:
             "from numba import njit, prange",
             "",
             "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
-            "from loihi_slayer.fixed._stack import stack_empty_i64",
+            "from loihi_slayer.fixed._stack import stack_empty_i64, stack_empty_like",
             "from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
@@ -556,7 +562,7 @@ def render(model: _Stepped, target: str) -> str:
             body += [
                 f"    blocks = (x0.shape[0] + {LANES - 1}) // {LANES}",
                 f"    for part in {loop}((blocks + {PART - 1}) // {PART}):",
-                "        lane, xb, ob = _buffers()",
+                "        lane, xb, ob = _buffers(x0)",
                 f"        for blk in range(part * {PART}, min((part + 1) * {PART}, blocks)):",
                 f"            _block(lane, xb, ob, blk, {block_args})",
                 "",
