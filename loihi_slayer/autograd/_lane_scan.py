@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._numba_cache import guard_cache_writes
-from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, vector_ptr
+from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, splat, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -146,9 +146,7 @@ def scale16(typingctx, x, x_at, a, g, g_at):
         gd = context.make_array(g_ty)(context, builder, args[3]).data
         xp = vector_ptr(builder, xd, as_i64(builder, args[1], xat_ty))
         gv = builder.load(vector_ptr(builder, gd, as_i64(builder, args[4], gat_ty)), align=4)
-        vt = ir.VectorType(ir.FloatType(), BLOCK)
-        av = builder.insert_element(ir.Constant(vt, None), args[2], ir.Constant(ir.IntType(32), 0))
-        av = builder.shuffle_vector(av, av, ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), None))
+        av = splat(builder, args[2])
         prod = builder.fmul(builder.fmul(builder.load(xp, align=4), av), gv)
         builder.store(prod, xp, align=4)
         return context.get_dummy_value()

@@ -31,22 +31,22 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._numba_cache import guard_cache_writes
-from ._transpose import BLOCK, as_i64, vector_ptr
+from ._transpose import BLOCK, as_i64, flat_array, splat, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["gather_add_16", "gather_add_32", "gather_add_48", "gather_add_64"]
 
 
-def _flat(t, dtype) -> bool:
-    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == dtype
-
-
 def _operands(acc, a0, w, w0, stride, chans, vals, e0, e1) -> bool:
-    arrays = _flat(acc, types.float32) and _flat(w, types.float32) and _flat(vals, types.float32)
+    arrays = (
+        flat_array(acc, types.float32)
+        and flat_array(w, types.float32)
+        and flat_array(vals, types.float32)
+    )
     index = isinstance(chans, types.Array) and isinstance(chans.dtype, types.Integer)
     scalars = all(isinstance(t, types.Integer) for t in (a0, w0, stride, e0, e1))
-    return arrays and index and _flat(chans, chans.dtype) and scalars
+    return arrays and index and flat_array(chans, chans.dtype) and scalars
 
 
 def _gather_add(blocks: int):
@@ -68,16 +68,10 @@ def _gather_add(blocks: int):
             cgutils.alloca_once_value(builder, ir.Constant(lanes, [0.0] * BLOCK))
             for _ in range(blocks)
         ]
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)
         with cgutils.for_range(builder, builder.sub(stop, first), intp=i64) as loop:
             k = builder.add(loop.index, first)
             chan = as_i64(builder, builder.load(builder.gep(chan_data, [k])), tys[5].dtype)
-            one = builder.insert_element(
-                ir.Constant(lanes, ir.Undefined),
-                builder.load(builder.gep(val_data, [k])),
-                ir.IntType(32)(0),
-            )
-            scale = builder.shuffle_vector(one, ir.Constant(lanes, ir.Undefined), splat)
+            scale = splat(builder, builder.load(builder.gep(val_data, [k])))
             base = builder.add(w_first, builder.mul(chan, step))
             for b, total in enumerate(totals):
                 at = builder.add(base, ir.Constant(i64, BLOCK * b))

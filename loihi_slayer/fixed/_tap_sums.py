@@ -30,7 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._numba_cache import guard_cache_writes
-from ._transpose import BLOCK, as_i64, vector_ptr
+from ._transpose import BLOCK, as_i64, flat_array, splat, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -40,16 +40,16 @@ __all__ = ["OUTPUTS", "tap_sums_16", "tap_sums_32"]
 OUTPUTS = 8
 
 
-def _flat(t, dtype) -> bool:
-    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == dtype
-
-
 def _index(t) -> bool:
     return isinstance(t, types.Array) and t.ndim == 1 and isinstance(t.dtype, types.Integer)
 
 
 def _operands(sums, s0, stride, x, xoffs, xt, w, woffs, wt, k0, k1) -> bool:
-    arrays = _flat(sums, types.float32) and _flat(x, types.float32) and _flat(w, types.float32)
+    arrays = (
+        flat_array(sums, types.float32)
+        and flat_array(x, types.float32)
+        and flat_array(w, types.float32)
+    )
     index = _index(xoffs) and _index(woffs) and xoffs.layout == woffs.layout == "C"
     scalars = all(isinstance(t, types.Integer) for t in (s0, stride, xt, wt, k0, k1))
     return arrays and index and scalars
@@ -79,7 +79,6 @@ def _tap_sums(vectors: int):
             ]
             for _ in range(OUTPUTS)
         ]
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), BLOCK), [0] * BLOCK)
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(lanes, [lanes] * 3), f"llvm.fma.v{BLOCK}f32"
         )
@@ -97,12 +96,8 @@ def _tap_sums(vectors: int):
                 for v in range(vectors)
             ]
             for o in range(OUTPUTS):
-                one = builder.insert_element(
-                    ir.Constant(lanes, ir.Undefined),
-                    builder.load(builder.gep(w_data, [builder.add(w_at, ir.Constant(i64, o))])),
-                    ir.IntType(32)(0),
-                )
-                weight = builder.shuffle_vector(one, ir.Constant(lanes, ir.Undefined), splat)
+                at = builder.add(w_at, ir.Constant(i64, o))
+                weight = splat(builder, builder.load(builder.gep(w_data, [at])))
                 for v in range(vectors):
                     total = totals[o][v]
                     builder.store(

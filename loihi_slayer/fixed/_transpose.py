@@ -88,6 +88,20 @@ def as_i64(builder, value, ty):
     return extend(value, ir.IntType(64))
 
 
+def flat_array(ty, dtype) -> bool:
+    """Whether the numba type ``ty`` is a 1-D C-contiguous array of ``dtype`` (the
+    intrinsics' flat operands)."""
+    return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype == dtype
+
+
+def splat(builder, value, lanes: int = BLOCK):
+    """A vector of ``lanes`` copies of the scalar ``value`` (a broadcast)."""
+    vector = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.IntType(32)(0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
+
+
 def _i64(value: int) -> ir.Constant:
     return ir.Constant(ir.IntType(64), value)
 
