@@ -745,15 +745,15 @@ def _garbage_scratch(roles: list[str]):
     return scratch
 
 
-@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("pixels", [False, True])
 @pytest.mark.parametrize("graded", [False, True])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_conv_arrays_from_a_scratch_of_garbage(monkeypatch, graded, workers, direct):
+def test_conv_arrays_from_a_scratch_of_garbage(monkeypatch, graded, workers, pixels):
     """conv2d with every array from a scratch full of garbage: the reference's sums, on
     the int8 (spikes) and float (graded) GEMM paths, several tiles over several workers,
     and pixel by pixel (graded: float32 sums, 8 steps padded to 16)."""
     monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
-    monkeypatch.setattr(synapse_fast, "DIRECT_MAX_FAN_IN", 64 if direct else 0)
+    monkeypatch.setattr(synapse_fast, "PIXEL_MAX_FAN_IN", 64 if pixels else 0)
     monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", 2 * 9 * 8 * 4)  # tiles of 4 pixels
     rng = np.random.default_rng(12)
     w = rng.integers(-128, 128, (6, 2, 3, 3)) * 2
@@ -773,9 +773,9 @@ def test_conv_arrays_from_a_scratch_of_garbage(monkeypatch, graded, workers, dir
         backend="reference",
     )
     np.testing.assert_array_equal(got, ref)
-    if direct and graded:
-        assert "direct input" in roles and "cols 0" not in roles
-        assert ("direct sums 1" in roles) == (workers > 1)
+    if pixels and graded:
+        assert "pixel input" in roles and "cols 0" not in roles
+        assert ("pixel sums 1" in roles) == (workers > 1)
         return
     assert "out" in roles and "cols 0" in roles and "sums 0" in roles
     assert ("cols 1" in roles) == (workers > 1)

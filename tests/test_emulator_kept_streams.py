@@ -228,7 +228,7 @@ def test_synapse_arrays_reuse_their_memory(kind, monkeypatch):
         # T = 12: int8 spikes fill words, so the stream is converted for im2col
         assert {"out", "operand", "cols 0", "sums 0"} <= roles
     else:  # float32 payloads into small fan-ins: pixel by pixel (the dense layer: GEMM)
-        assert {"out", "direct input", "direct taps 0 x", "direct sums 0", "operand"} <= roles
+        assert {"out", "pixel input", "pixel taps 0 x", "pixel sums 0", "operand"} <= roles
     assert seen[1] == seen[0] and seen[2] == seen[0]
 
 

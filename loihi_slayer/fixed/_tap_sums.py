@@ -1,7 +1,7 @@
 r"""One output pixel's sums over its kernel taps, eight output channels at a time, in
 vector registers.
 
-The direct convolution (:mod:`.direct_conv`) computes, for one output pixel, the sums
+The pixel-by-pixel convolution (:mod:`.pixel_conv`) computes, for one output pixel, the sums
 of eight output channels over a run of :math:`16 V` time steps:
 
 .. math::
@@ -36,7 +36,7 @@ guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["OUTPUTS", "tap_sums_16", "tap_sums_32"]
 
-#: output channels per call (the weights' padding unit in :mod:`.direct_conv`)
+#: output channels per call (the weights' padding unit in :mod:`.pixel_conv`)
 OUTPUTS = 8
 
 

@@ -75,8 +75,8 @@ from numba import njit
 
 from .._numba_cache import guard_cache_writes
 from .._threads import follow_torch_threads, torch_threads
-from . import cpu, direct_conv, event_conv
-from .direct_conv import tap_index
+from . import cpu, event_conv, pixel_conv
+from .pixel_conv import tap_index
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -110,8 +110,8 @@ FLOAT_EXACT_LIMITS = ((np.dtype(np.float32), 1 << 24), (np.dtype(np.float64), 1 
 #: 2.86 against 1 << 18 (21 alternating runs; 1 << 20 in between)
 TILE_ELEMENTS = 1 << 19
 #: the largest fan-in (input channels per group times kernel taps) of a convolution that
-#: runs pixel by pixel (:mod:`.direct_conv`) rather than by im2col + GEMM
-DIRECT_MAX_FAN_IN = 64
+#: runs pixel by pixel (:mod:`.pixel_conv`) rather than by im2col + GEMM
+PIXEL_MAX_FAN_IN = 64
 #: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
 GEMM_THREADS = 1
 #: threads that share a convolution's tiles (None: the CPUs this process may run on,
@@ -209,7 +209,7 @@ class Weights:
         self.int8 = m8.astype(np.int8) if fits else None
         self._by_dtype: dict[np.dtype, np.ndarray] = {}
         self._events: dict[int, np.ndarray] = {}
-        self._direct: np.ndarray | None = None
+        self._pixel: np.ndarray | None = None
         #: whether the last convolution by these weights ran from its input's events: the
         #: next then lists the events and the input's magnitudes in one pass
         #: (:func:`_compact`) rather than reading the input for the magnitudes first
@@ -237,12 +237,12 @@ class Weights:
             self._events[sw] = event_conv.event_weights(w4, sw)
         return self._events[sw]
 
-    def direct_form(self) -> np.ndarray:
-        """The matrices divided by :math:`2^g` as :func:`.direct_conv.direct_weights`
+    def pixel_form(self) -> np.ndarray:
+        """The matrices divided by :math:`2^g` as :func:`.pixel_conv.pixel_weights`
         (kept)."""
-        if self._direct is None:
-            self._direct = direct_conv.direct_weights(self.reduced(np.dtype(np.float32)))
-        return self._direct
+        if self._pixel is None:
+            self._pixel = pixel_conv.pixel_weights(self.reduced(np.dtype(np.float32)))
+        return self._pixel
 
     def reduced(self, dtype: np.dtype) -> np.ndarray:
         """The matrices divided by :math:`2^g` (``mats >> shift``, exact) as ``dtype``
@@ -807,9 +807,9 @@ def conv2d(
         _conv_events(x, weights.event_form(kh, kw, stride[1]), geometry, out4, scratch, events)
         weights.took_events = True
         return out4
-    if _direct_pays(plan, fan_in, steps):
+    if _pixels_pay(plan, fan_in, steps):
         out4 = out.reshape(c_out, h_out, w_out, steps)
-        _conv_direct(
+        _conv_pixels(
             x,
             weights,
             weight.shape[2:],
@@ -876,24 +876,24 @@ def _events_pay(
     )
 
 
-def _direct_pays(plan: _Plan, fan_in: int, steps: int) -> bool:
-    """Whether a convolution runs pixel by pixel (:mod:`.direct_conv`): float32 sums, a
-    fan-in of at most :data:`DIRECT_MAX_FAN_IN`, and at most twice the steps' work in
+def _pixels_pay(plan: _Plan, fan_in: int, steps: int) -> bool:
+    """Whether a convolution runs pixel by pixel (:mod:`.pixel_conv`): float32 sums, a
+    fan-in of at most :data:`PIXEL_MAX_FAN_IN`, and at most twice the steps' work in
     the padded time axis (fewer than 8 steps are padded to 16 and take the GEMM).
 
     PilotNet's first convolution (3 -> 24 channels, 3 x 3, stride 2, 42 % dense graded
-    input, two workers, kept memory; AVX-512 EPYC, alternating, medians of 11-31): direct
-    0.68x the GEMM's time at T = 32, 0.72-0.74x at T = 12 and 20 (padded to 16 and 32),
+    input, two workers, kept memory; AVX-512 EPYC, alternating, medians of 11-31): pixel
+    by pixel 0.68x the GEMM's time at T = 32, 0.72-0.74x at T = 12 and 20 (padded to 16 and 32),
     0.56x at T = 48. With fan-ins of 216 and 576 (PilotNet's next convolutions, their
     GEMM path) 0.95-1.01x: nothing to gain, so the GEMM keeps them."""
     return (
         plan.dtype == np.float32
-        and fan_in <= DIRECT_MAX_FAN_IN
-        and direct_conv.padded_steps(steps) <= 2 * steps
+        and fan_in <= PIXEL_MAX_FAN_IN
+        and pixel_conv.padded_steps(steps) <= 2 * steps
     )
 
 
-def _conv_direct(
+def _conv_pixels(
     x: np.ndarray,
     weights: Weights,
     kernel: tuple[int, int],
@@ -907,22 +907,22 @@ def _conv_direct(
     out: np.ndarray,
     scratch: Scratch,
 ) -> None:
-    """``out`` (``(C_out, H_out, W_out, T)``) by :func:`.direct_conv.direct_rows`, the
+    """``out`` (``(C_out, H_out, W_out, T)``) by :func:`.pixel_conv.pixel_rows`, the
     input delayed and converted to float32 once, the output rows shared among the tile
     workers."""
     steps = x.shape[-1]
-    tp = direct_conv.padded_steps(steps)
-    xp = scratch("direct input", (*x.shape[:-1], tp), np.dtype(np.float32))
+    tp = pixel_conv.padded_steps(steps)
+    xp = scratch("pixel input", (*x.shape[:-1], tp), np.dtype(np.float32))
     _delayed(x.reshape(-1, steps), latency, not graded, xp.reshape(-1, tp))
-    wt = weights.direct_form()
+    wt = weights.pixel_form()
     h_out = out.shape[1]
     workers = max(1, min(tile_workers(), h_out))
 
     def output_rows(k: int) -> None:
-        offs = [scratch(f"direct taps {k} {r}", (wt.shape[1],), np.dtype(np.int64)) for r in "xw"]
-        sums = scratch(f"direct sums {k}", (wt.shape[2] * tp,), np.dtype(np.float32))
+        offs = [scratch(f"pixel taps {k} {r}", (wt.shape[1],), np.dtype(np.int64)) for r in "xw"]
+        sums = scratch(f"pixel sums {k}", (wt.shape[2] * tp,), np.dtype(np.float32))
         mine = np.arange(k, h_out, workers, dtype=np.int64)
-        direct_conv.direct_rows(
+        pixel_conv.pixel_rows(
             xp,
             wt,
             *kernel,

@@ -34,7 +34,7 @@ from ._tap_sums import OUTPUTS, tap_sums_16, tap_sums_32
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["OUTPUTS", "STEP_BLOCK", "direct_rows", "direct_weights", "padded_steps", "tap_index"]
+__all__ = ["OUTPUTS", "STEP_BLOCK", "pixel_rows", "pixel_weights", "padded_steps", "tap_index"]
 
 #: the padded time axis is a multiple of this (the intrinsics' vector width)
 STEP_BLOCK = 16
@@ -49,7 +49,7 @@ def padded_steps(steps: int) -> int:
     return -(-steps // STEP_BLOCK) * STEP_BLOCK
 
 
-def direct_weights(mats: np.ndarray) -> np.ndarray:
+def pixel_weights(mats: np.ndarray) -> np.ndarray:
     """``(groups, fan_in, O_pad)`` float32 copy of the ``(groups, g_out, fan_in)`` weight
     matrices: one tap's output channels side by side, padded with zeros to a multiple
     of :data:`OUTPUTS`."""
@@ -77,7 +77,7 @@ def tap_index(o, k, stride, pad, dil, size, transpose):
 
 
 @njit(nogil=True, cache=True)
-def direct_rows(
+def pixel_rows(
     xp,
     wt,
     kh,
@@ -99,7 +99,7 @@ def direct_rows(
     """Output rows ``rows`` of a convolution, pixel by pixel (see the module docstring).
 
     ``xp``: the input delayed by the latency, ``(C_in, H, W, T_pad)`` float32 (C order,
-    ``T_pad`` :func:`padded_steps`, zeros past ``T``); ``wt``: :func:`direct_weights`;
+    ``T_pad`` :func:`padded_steps`, zeros past ``T``); ``wt``: :func:`pixel_weights`;
     the geometry as :func:`~.synapse_fast.conv2d`'s; ``xoffs``, ``woffs``: int64
     scratch of at least the fan-in; ``sums``: float32 scratch of ``O_pad * T_pad``;
     ``out``: ``(C_out, H_out, W_out, T)`` int32, rows ``rows`` written with the sums

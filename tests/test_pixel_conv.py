@@ -1,4 +1,4 @@
-"""The pixel-by-pixel convolution (:mod:`loihi_slayer.fixed.direct_conv`) and its register
+"""The pixel-by-pixel convolution (:mod:`loihi_slayer.fixed.pixel_conv`) and its register
 sums (:mod:`loihi_slayer.fixed._tap_sums`): against NumPy's float arithmetic and the
 NumPy int64 reference convolution (``backend='reference'``)."""
 
@@ -13,7 +13,7 @@ from numba import njit
 from numba.core.errors import TypingError
 
 from loihi_slayer import fixed
-from loihi_slayer.fixed import direct_conv, synapse_fast
+from loihi_slayer.fixed import pixel_conv, synapse_fast
 from loihi_slayer.fixed._tap_sums import OUTPUTS, tap_sums_16, tap_sums_32
 
 
@@ -119,13 +119,13 @@ def _run(case, steps, exp, latency, graded, seed, magnitude=2**9):
 
 
 @pytest.fixture
-def direct_calls(monkeypatch):
+def pixel_calls(monkeypatch):
     """Every convolution with at least 8 steps whose sums fit float32 runs pixel by
-    pixel (no int8 GEMM for spikes); the record of :func:`direct_conv.direct_rows`
+    pixel (no int8 GEMM for spikes); the record of :func:`pixel_conv.pixel_rows`
     calls."""
-    monkeypatch.setattr(synapse_fast, "DIRECT_MAX_FAN_IN", 10**9)
+    monkeypatch.setattr(synapse_fast, "PIXEL_MAX_FAN_IN", 10**9)
     monkeypatch.setattr(synapse_fast, "int8_gemm_pays", lambda: False)
-    return spy(monkeypatch, direct_conv, "direct_rows")
+    return spy(monkeypatch, pixel_conv, "pixel_rows")
 
 
 @settings(
@@ -139,49 +139,49 @@ def direct_calls(monkeypatch):
     graded=st.booleans(),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_direct_conv_matches_reference(direct_calls, case, steps, exp, latency, graded, seed):
+def test_pixel_conv_matches_reference(pixel_calls, case, steps, exp, latency, graded, seed):
     """Any geometry (groups, strides, padding, dilation, transposed), spikes or graded
     values, latency, weight exponent, steps that are and are not multiples of 16: the
-    sums shifted and wrapped equal the int64 reference's, and the direct path ran
+    sums shifted and wrapped equal the int64 reference's, and the pixel path ran
     (but for pooling, one output per group: its own integer kernel)."""
     if min(case[-1]) < 1:
         return
-    before = len(direct_calls)
+    before = len(pixel_calls)
     got, ref = _run(case, steps, exp, latency, graded, seed)
     np.testing.assert_array_equal(got, ref)
     groups, c_out = case[1], case[3]
-    assert (len(direct_calls) > before) is not (groups > 1 and c_out == groups)
+    assert (len(pixel_calls) > before) is not (groups > 1 and c_out == groups)
 
 
-def test_pilotnet_first_layer_takes_the_direct_path_by_default(monkeypatch):
-    """3 -> 24 channels, 3 x 3, stride 2 (fan-in 27), graded, 32 steps: direct, exact."""
-    calls = spy(monkeypatch, direct_conv, "direct_rows")
+def test_pilotnet_first_layer_runs_pixel_by_pixel_by_default(monkeypatch):
+    """3 -> 24 channels, 3 x 3, stride 2 (fan-in 27), graded, 32 steps: pixel by pixel, exact."""
+    calls = spy(monkeypatch, pixel_conv, "pixel_rows")
     case = (False, 1, 3, 24, (3, 3), (2, 2), (0, 0), (1, 1), (9, 13), (4, 6))
     got, ref = _run(case, 32, -3, 1, True, seed=5, magnitude=300)
     np.testing.assert_array_equal(got, ref)
     assert calls
 
 
-@pytest.mark.parametrize(("steps", "direct"), [(4, False), (7, False), (8, True), (40, True)])
-def test_short_runs_take_the_gemm(monkeypatch, steps, direct):
+@pytest.mark.parametrize(("steps", "pixels"), [(4, False), (7, False), (8, True), (40, True)])
+def test_short_runs_take_the_gemm(monkeypatch, steps, pixels):
     """Fewer than 8 steps would be padded to 16 (over twice the work): the GEMM runs."""
-    calls = spy(monkeypatch, direct_conv, "direct_rows")
+    calls = spy(monkeypatch, pixel_conv, "pixel_rows")
     case = (False, 1, 3, 5, (3, 3), (1, 1), (1, 1), (1, 1), (5, 6), (5, 6))
     got, ref = _run(case, steps, 0, 1, True, seed=2)
     np.testing.assert_array_equal(got, ref)
-    assert bool(calls) is direct
+    assert bool(calls) is pixels
 
 
 def test_large_fan_ins_take_the_gemm(monkeypatch):
-    """A fan-in over DIRECT_MAX_FAN_IN (8 channels x 3 x 3 = 72 > 64) runs im2col + GEMM."""
-    calls = spy(monkeypatch, direct_conv, "direct_rows")
+    """A fan-in over PIXEL_MAX_FAN_IN (8 channels x 3 x 3 = 72 > 64) runs im2col + GEMM."""
+    calls = spy(monkeypatch, pixel_conv, "pixel_rows")
     case = (False, 1, 8, 5, (3, 3), (1, 1), (1, 1), (1, 1), (5, 6), (5, 6))
     got, ref = _run(case, 32, 0, 1, True, seed=3)
     np.testing.assert_array_equal(got, ref)
     assert not calls
 
 
-def test_a_sum_at_the_float32_limit_is_exact(direct_calls):
+def test_a_sum_at_the_float32_limit_is_exact(pixel_calls):
     """Odd weights (no common power of two) 255 and 1, inputs 2**16 + 257 and 1: the
     bound and the sum are exactly 2**24, the float32 plan's edge; the sums are the
     reference's to the last bit (2**24 wraps to 0 in 24 bit)."""
@@ -195,14 +195,14 @@ def test_a_sum_at_the_float32_limit_is_exact(direct_calls):
     got = synapse_fast.conv2d(x, w, (1, 1), (0, 0), (1, 1), 1, 0, True, 0, (3, 3))
     ref = conv_reference(x, w, (1, 1), (0, 0), (1, 1), 1, 0, True, 0, False)
     np.testing.assert_array_equal(got, ref)
-    assert direct_calls
+    assert pixel_calls
 
 
-def test_direct_weights_pad_the_outputs_to_whole_blocks():
+def test_pixel_weights_pad_the_outputs_to_whole_blocks():
     """``(groups, fan_in, O_pad)``: each tap's outputs side by side, zeros past them."""
     mats = np.arange(2 * 3 * 5, dtype=np.int64).reshape(2, 3, 5)
-    wt = direct_conv.direct_weights(mats.astype(np.float32))
+    wt = pixel_conv.pixel_weights(mats.astype(np.float32))
     assert wt.shape == (2, 5, OUTPUTS)
     np.testing.assert_array_equal(wt[:, :, :3], np.swapaxes(mats, 1, 2))
     assert not wt[:, :, 3:].any()
-    assert [direct_conv.padded_steps(t) for t in (1, 16, 17, 32)] == [16, 16, 32, 32]
+    assert [pixel_conv.padded_steps(t) for t in (1, 16, 17, 32)] == [16, 16, 32, 32]
