@@ -15,6 +15,12 @@ from .._numba_cache import guard_cache_writes
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 
+#: the synaptic sums' signed 24-bit wrap (lava-nc's Conv): ``((s + WRAP_HALF) & WRAP_MASK) -
+#: WRAP_HALF`` lies in ``[-2**23, 2**23)``; the one source for every convolution kernel
+WRAP_HALF = 1 << 23
+WRAP_MASK = (1 << 24) - 1
+
+
 @njit(inline="always", cache=True)
 def _shifted(acc, weight_exp):
     """The synaptic sum scaled by ``2**weight_exp`` (floor for a negative exponent)."""
@@ -41,7 +47,7 @@ def _add_pixel(acc, w, x, b, ci, iy, ix, graded):
 def _store_wrapped(out, acc, b, co, oy, ox, weight_exp):
     """Shift by the exponent and wrap to signed 24 bit (lava-nc's Conv)."""
     for t in range(acc.shape[0]):
-        out[b, co, oy, ox, t] = ((_shifted(acc[t], weight_exp) + 8388608) & 16777215) - 8388608
+        out[b, co, oy, ox, t] = ((_shifted(acc[t], weight_exp) + WRAP_HALF) & WRAP_MASK) - WRAP_HALF
 
 
 @njit(parallel=True, cache=True)

@@ -85,8 +85,8 @@ def events_pay(nonzero: int, size: int, c_out: int, row_steps: int = 1) -> bool:
     return nonzero * padded <= EVENT_MAX_DENSITY * size * c_out
 
 
-_WRAP_HALF = 1 << 23
-_WRAP_MASK = (1 << 24) - 1
+_WRAP_HALF = cpu.WRAP_HALF
+_WRAP_MASK = cpu.WRAP_MASK
 
 
 def event_weights(weight: np.ndarray, sw: int = 1) -> np.ndarray:

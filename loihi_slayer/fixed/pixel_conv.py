@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .._numba_cache import guard_cache_writes
+from . import cpu
 from ._tap_sums import OUTPUTS, tap_sums_16, tap_sums_32
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
@@ -39,8 +40,8 @@ __all__ = ["OUTPUTS", "STEP_BLOCK", "pixel_rows", "pixel_weights", "padded_steps
 #: the padded time axis is a multiple of this (the intrinsics' vector width)
 STEP_BLOCK = 16
 
-_WRAP_HALF = 1 << 23
-_WRAP_MASK = (1 << 24) - 1
+_WRAP_HALF = cpu.WRAP_HALF
+_WRAP_MASK = cpu.WRAP_MASK
 
 
 def padded_steps(steps: int) -> int:

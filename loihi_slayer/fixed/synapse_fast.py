@@ -123,8 +123,8 @@ MAX_TILE_WORKERS = 8
 #: ``"cols <k>"``/``"sums <k>"`` worker ``k``'s tile buffers); a caller that runs the same
 #: layer again (the emulator) hands out memory it keeps (see :mod:`loihi_slayer._recycle`)
 Scratch = Callable[[str, tuple[int, ...], np.dtype], np.ndarray]
-_WRAP_HALF = 1 << 23
-_WRAP_MASK = (1 << 24) - 1
+_WRAP_HALF = cpu.WRAP_HALF
+_WRAP_MASK = cpu.WRAP_MASK
 _HUGE = 1 << 62
 
 
