@@ -22,6 +22,7 @@ from loihi_slayer import fixed
 from loihi_slayer.emulate import Emulator
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import reference, synapse_fast
+from loihi_slayer.fixed import workers as workers_mod
 from loihi_slayer.hdf5 import (
     ConvLayer,
     ConvTransposeLayer,
@@ -433,11 +434,11 @@ def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
     ref = fixed.conv2d(x, w, stride=(2, 1), padding=(1, 0), groups=2, backend="reference")
     fan_in, steps, pixels = 2 * 3 * 3, 7, 5 * 9
     monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", fan_in * steps * 3)  # 15 tiles of 3
-    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    monkeypatch.setattr(workers_mod, "TILE_WORKERS", workers)
     submitted, shares, copies = [], [], []
     real_pool, real_in_workers, real_im2col = (
-        synapse_fast._pool,
-        synapse_fast._in_workers,
+        workers_mod.pool,
+        workers_mod.in_workers,
         synapse_fast._im2col,
     )
 
@@ -454,8 +455,8 @@ def test_tiles_shared_among_threads_give_the_same_sums(monkeypatch, workers):
         copies.append(args[-4])  # the tile's first pixel (one copy per group)
         return real_im2col(*args)
 
-    monkeypatch.setattr(synapse_fast, "_pool", Spy)
-    monkeypatch.setattr(synapse_fast, "_in_workers", in_workers)
+    monkeypatch.setattr(workers_mod, "pool", Spy)
+    monkeypatch.setattr(workers_mod, "in_workers", in_workers)
     monkeypatch.setattr(synapse_fast, "_im2col", im2col)
     got = synapse_fast.conv2d(x, w, (2, 1), (1, 0), (1, 1), 2, 0, False, 1, (5, 9))
     np.testing.assert_array_equal(got, ref)
@@ -479,7 +480,7 @@ def test_shares_all_finish_before_a_failure_is_raised(failing):
             raise ValueError(f"share {k}")
 
     with pytest.raises(ValueError, match=f"share {failing[0]}"):
-        synapse_fast._in_workers(work, 3)
+        workers_mod.in_workers(work, 3)
     assert sorted(done) == [0, 1, 2]
 
 
@@ -487,12 +488,12 @@ def _conv_in_child(_):
     rng = np.random.default_rng(6)
     w = rng.integers(-256, 256, (4, 3, 3, 3))
     x = (rng.random((3, 12, 12, 5)) < 0.3).astype(np.int8)
-    saved = synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS
-    synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS = 64, 2  # many tiles, 2 threads
+    saved = synapse_fast.TILE_ELEMENTS, workers_mod.TILE_WORKERS
+    synapse_fast.TILE_ELEMENTS, workers_mod.TILE_WORKERS = 64, 2  # many tiles, 2 threads
     try:
         out = synapse_fast.conv2d(x, w, (1, 1), (0, 0), (1, 1), 1, 0, False, 0, (10, 10))
     finally:
-        synapse_fast.TILE_ELEMENTS, synapse_fast.TILE_WORKERS = saved
+        synapse_fast.TILE_ELEMENTS, workers_mod.TILE_WORKERS = saved
     return int(out.astype(np.int64).sum())
 
 
@@ -752,7 +753,7 @@ def test_conv_arrays_from_a_scratch_of_garbage(monkeypatch, graded, workers, pix
     """conv2d with every array from a scratch full of garbage: the reference's sums, on
     the int8 (spikes) and float (graded) GEMM paths, several tiles over several workers,
     and pixel by pixel (graded: float32 sums, 8 steps padded to 16)."""
-    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    monkeypatch.setattr(workers_mod, "TILE_WORKERS", workers)
     monkeypatch.setattr(synapse_fast, "PIXEL_MAX_FAN_IN", 64 if pixels else 0)
     monkeypatch.setattr(synapse_fast, "TILE_ELEMENTS", 2 * 9 * 8 * 4)  # tiles of 4 pixels
     rng = np.random.default_rng(12)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer.fixed import event_conv, synapse_fast
+from loihi_slayer.fixed import workers as workers_mod
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: for tests whose fixture only patches module state (each example clears what it reads)
@@ -186,7 +187,7 @@ def test_a_row_of_sums_past_the_bound_takes_the_gemm(monkeypatch):
 def test_event_arrays_from_a_scratch_of_garbage(event_calls, monkeypatch, workers):
     """Every array from a scratch full of garbage (as kept memory may hold): the kernels
     write every value they read, over one worker or several."""
-    monkeypatch.setattr(synapse_fast, "TILE_WORKERS", workers)
+    monkeypatch.setattr(workers_mod, "TILE_WORKERS", workers)
     rng = np.random.default_rng(8)
     w = rng.integers(-128, 128, (20, 3, 3, 3)) * 2
     x = rng.integers(128, 300, (3, 11, 13, 37)) * (rng.random((3, 11, 13, 37)) < 0.1)

@@ -24,7 +24,7 @@ from test_models_kernels import PROPERTY_MODELS, cases
 
 from loihi_slayer import fixed, models
 from loihi_slayer.errors import ParameterError
-from loihi_slayer.fixed import codegen
+from loihi_slayer.fixed import codegen, workers
 from loihi_slayer.models.sigma_delta import ModeParams
 
 SETTINGS = settings(
@@ -118,10 +118,10 @@ def test_model_tiles_equal_reference(name, data):
 @pytest.mark.parametrize(
     "shape", [(15, 63), (16, 64), (17, 65), (33, 129), (700, 100), (1100, 40), (2100, 7)]
 )
-def test_parallel_and_serial_kernels_agree_at_block_edges(shape):
-    """Both generated variants (the parallel one runs above PARALLEL_MIN_WORK), on
-    partial lane blocks and time blocks, and over more than one run of
-    ``codegen.PART`` lane blocks sharing their buffers (1100 and 2100 neurons)."""
+def test_kernel_shares_of_lane_blocks_agree_at_block_edges(shape):
+    """The generated kernel over all lane blocks in one call and over the shares of 2-5
+    workers (run last share first), on partial lane blocks and time blocks: the
+    reference's traces and final state each time."""
     n, t = shape
     rng = np.random.default_rng(n * t)
     a = (rng.integers(-300, 3000, (n, t)) * (rng.random((n, t)) < 0.4)).astype(np.int32)
@@ -144,13 +144,39 @@ def test_parallel_and_serial_kernels_agree_at_block_edges(shape):
     )
     mod = codegen.kernel_module(models.get("cuba"), "cpu")
     dtypes = {"s": np.int8, "u": np.int32, "v": np.int32, "v_pre": np.int32}
-    for kern in (mod.kernel, mod.kernel_serial):
+    blocks = -(-n // codegen.LANES)
+    for count in (1, 2, 3, 5):
         st_ = np.zeros((3, n), np.int64)
-        outs = [np.zeros((n, t), dtypes[k]) for k in ALL_CUBA]
-        kern(a, table, 0, t, st_, *outs)
+        outs = [np.full((n, t), 77, dtypes[k]) for k in ALL_CUBA]
+        for lo, hi in reversed(workers.shares(blocks, count)):
+            mod.kernel(a, table, 0, t, st_, *outs, lo, hi)
         for k, o in zip(ALL_CUBA, outs, strict=True):
-            np.testing.assert_array_equal(o, ref[k], err_msg=k)
+            np.testing.assert_array_equal(o, ref[k], err_msg=f"{k}, {count} shares")
         np.testing.assert_array_equal(st_[0], rst["u"])
+        np.testing.assert_array_equal(st_[1], rst["v"])
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 8])
+def test_neuron_kernels_run_on_the_worker_threads(count, monkeypatch):
+    """Above PARALLEL_MIN_WORK a model's kernel runs in ``min(workers, blocks)`` shares
+    of :func:`.workers.in_workers` (1-8 workers, more than there are lane blocks too),
+    below it in one; the reference's traces either way."""
+    monkeypatch.setattr(workers, "TILE_WORKERS", count)
+    shares: list[int] = []
+    real = workers.in_workers
+    monkeypatch.setattr(workers, "in_workers", lambda w, k: (shares.append(k), real(w, k)))
+    rng = np.random.default_rng(count)
+    sp = fixed.SigmaDeltaParams(v_th_mant=3, bias=rng.integers(-200, 200, 100))
+    for n, t in ((100, workers.PARALLEL_MIN_WORK // 100 + 1), (100, 20)):
+        x = rng.integers(-5000, 5000, (n, t))
+        ref, rst = fixed.sigma_delta(x, sp, record=("s", "sigma"), backend="reference")
+        got, gst = fixed.sigma_delta(x, sp, record=("s", "sigma"), backend="cpu")
+        for k in ("s", "sigma"):
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+        for k in rst:
+            np.testing.assert_array_equal(gst[k], rst[k], err_msg=k)
+    blocks = -(-100 // codegen.LANES)
+    assert shares == [min(count, blocks), 1]
 
 
 # ------------------------------------------------------------------------ out=

@@ -98,23 +98,22 @@ def test_examples_import_loihi_slayer_before_torch():
 
 _FOLLOW = """
 import json, numpy as np, torch, numba
-from loihi_slayer import fixed
 from loihi_slayer.neuron import cuba
 
-params = fixed.CubaParams(i_decay=1024, v_decay=128, v_th_mant=10)
-a = np.ones((4096, 64), np.int64)  # above the parallel threshold
+neuron = cuba.Neuron(threshold=0.5, current_decay=0.25, voltage_decay=0.03)
+z = torch.rand(4, 4096, 64)  # above the parallel threshold
 torch.set_num_threads(1)
-fixed.cuba(a, params)  # the first parallel kernel starts numba's pool
+neuron(z)  # the first parallel kernel starts numba's pool
 seen = [(torch.get_num_threads(), numba.get_num_threads())]
-cuba.Neuron(threshold=0.5, current_decay=0.25, voltage_decay=0.03)(torch.rand(4, 4096, 64))
+neuron(z)
 seen.append((torch.get_num_threads(), numba.get_num_threads()))
 torch.set_num_threads(2)
-fixed.cuba(a, params)
+neuron(z)
 seen.append((torch.get_num_threads(), numba.get_num_threads()))
 from loihi_slayer._threads import torch_threads
-with torch_threads(1):  # single-threaded GEMMs (the emulator's) beside parallel neurons
+with torch_threads(1):  # single-threaded GEMMs beside parallel neurons
     numba.set_num_threads(1)
-    fixed.cuba(a, params)
+    neuron(z)
     seen.append((torch.get_num_threads(), numba.get_num_threads()))
 seen.append((torch.get_num_threads(), numba.get_num_threads()))
 print(json.dumps([seen, numba.config.NUMBA_NUM_THREADS]))
@@ -122,9 +121,10 @@ print(json.dumps([seen, numba.config.NUMBA_NUM_THREADS]))
 
 
 def test_kernels_keep_and_follow_torchs_thread_count():
-    """``torch.set_num_threads(1)`` survives the first parallel kernel (which starts
-    numba's OpenMP pool), numba's regions follow torch's count (capped by numba's), and
-    inside ``torch_threads(1)`` they keep the count set outside it."""
+    """``torch.set_num_threads(1)`` survives the first parallel kernel (a training
+    neuron's, which starts numba's OpenMP pool), numba's regions follow torch's count
+    (capped by numba's), and inside ``torch_threads(1)`` they keep the count set outside
+    it."""
     import json
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))

@@ -1,4 +1,4 @@
-"""``fixed._widen.as_int64``: the emulator's int64 traces, widened on torch's threads.
+"""``fixed._widen.as_int64``: the emulator's int64 traces, widened on the worker threads.
 Expected values: NumPy's own ``astype(np.int64)`` (C's integer conversion)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loihi_slayer.fixed import _widen
+from loihi_slayer.fixed import _widen, workers
 
 DTYPES = [np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32, np.bool_]
 
@@ -38,15 +38,20 @@ def test_small_arrays_widen_exactly(dtype, rows, steps, seed):
     np.testing.assert_array_equal(got, a.astype(np.int64))
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_large_arrays_take_the_parallel_copy_and_widen_exactly(dtype, monkeypatch):
+def test_large_arrays_take_the_parallel_copy_and_widen_exactly(dtype, count, monkeypatch):
+    """Shared among 1-3 workers: the shares cover the array once, each value widened."""
     calls = []
     real = _widen._widen
-    monkeypatch.setattr(_widen, "_widen", lambda s, o: (calls.append(s.size), real(s, o)))
-    # an odd size: the last of the copy's blocks is short
+    monkeypatch.setattr(workers, "TILE_WORKERS", count)
+    monkeypatch.setattr(
+        _widen, "_widen", lambda s, o, lo, hi: (calls.append((lo, hi)), real(s, o, lo, hi))
+    )
+    # an odd size: the shares differ in length
     a = _values(dtype, (_widen.PARALLEL_MIN // 32 + 3, 33), 5)
     got = _widen.as_int64(a)
-    assert calls == [a.size]
+    assert sorted(calls) == workers.shares(a.size, count)
     assert got.dtype == np.int64 and not np.shares_memory(got, a)
     np.testing.assert_array_equal(got, a.astype(np.int64))
 

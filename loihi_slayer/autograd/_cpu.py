@@ -15,7 +15,7 @@ The forward kernels step :data:`LANES` neurons together through
 :data:`TILE`-step tiles (see the section "SIMD tiles"), so that the shared step
 compiles to vector code across neurons. Every kernel has a parallel version
 (``prange`` over blocks of rows) and a ``*_serial`` one for the calling thread;
-the callers pick the serial one below ``fixed.codegen.PARALLEL_MIN_WORK``
+the callers pick the serial one below ``fixed.workers.PARALLEL_MIN_WORK``
 neuron-steps, where a parallel region costs more than it saves.
 
 The surrogate gradient needs ``exp``; numba has no vector ``exp`` without

@@ -9,7 +9,7 @@ import torch
 
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
-from ..fixed.codegen import PARALLEL_MIN_WORK
+from ..fixed.workers import PARALLEL_MIN_WORK
 
 BACKENDS = ("auto", "cpu", "cuda", "reference")
 
@@ -52,7 +52,7 @@ def stack_small(parts: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def use_parallel(rows: int, steps: int) -> bool:
     """Whether a CPU kernel call on ``(rows, steps)`` is worth a parallel region: below
-    ``fixed.codegen.PARALLEL_MIN_WORK`` neuron-steps it costs more than it saves."""
+    ``fixed.workers.PARALLEL_MIN_WORK`` neuron-steps it costs more than it saves."""
     if rows * steps >= PARALLEL_MIN_WORK and rows > 1:
         follow_torch_threads()
         return True

@@ -36,7 +36,7 @@ from torch import Tensor
 from .._recycle import kept_empty
 from .._threads import follow_torch_threads
 from ..errors import ParameterError
-from ..fixed.codegen import PARALLEL_MIN_WORK
+from ..fixed.workers import PARALLEL_MIN_WORK
 from ..synapse._event_product import event_weight_grad, nonzero_count
 from ..synapse._grad_calibration import grad_max_density
 from . import _recurrent_cpu as _kern

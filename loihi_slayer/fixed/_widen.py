@@ -1,46 +1,39 @@
-"""int64 copies of large integer arrays on torch's threads.
+"""int64 copies of large integer arrays on the worker threads (:mod:`.workers`).
 
 The emulator hands recorded traces out as int64 while its kernels keep spikes in
 int8: every recorded layer is widened once per run. For large arrays that copy is
 bound by the first touch of the fresh int64 memory (the kernel zeroes each new page),
 which one thread does at about half the rate two do: PilotNet-size spikes, 6 M values
-per run, took 11.5 ms through ``ndarray.astype`` and 6.6 ms here on 2 threads.
+per run, took 11.5 ms through ``ndarray.astype`` and 6.6 ms on 2 threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._numba_cache import guard_cache_writes
-from .._threads import follow_torch_threads
+from . import workers
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-#: values below which the copy stays on one thread (``astype``): a parallel region
-#: costs more than it saves on small arrays, and wakes threads other processes may need
+#: values below which the copy stays on one thread (``astype``): waking a worker costs
+#: more than it saves on small arrays
 PARALLEL_MIN = 1 << 20
-#: blocks of the flat copy shared among the threads
-_BLOCKS = 64
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _widen(src, out):
-    """``out[i] = src[i]`` over the flat C-contiguous arrays, in contiguous blocks."""
+@njit(nogil=True, cache=True)
+def _widen(src, out, lo, hi):
+    """``out[i] = src[i]`` for ``lo <= i < hi`` over the flat C-contiguous arrays."""
     s = src.reshape(-1)
     o = out.reshape(-1)
-    size = s.size
-    per = (size + _BLOCKS - 1) // _BLOCKS
-    for b in prange(_BLOCKS):
-        lo = np.uint64(min(size, b * per))
-        hi = np.uint64(min(size, (b + 1) * per))
-        for i in range(lo, hi):  # unsigned: no negative-index checks, the loop vectorises
-            o[i] = s[i]
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: the loop vectorises
+        o[i] = s[i]
 
 
 def as_int64(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a`` as int64: ``a`` itself when it is already, a copy otherwise (large
-    C-contiguous integer arrays copied on torch's thread count), into ``out`` where
+    C-contiguous integer arrays copied on the worker threads), into ``out`` where
     given (an int64 array of ``a``'s shape, e.g. kept memory: no fresh pages)."""
     if a.dtype == np.int64:
         return a
@@ -61,6 +54,7 @@ def as_int64(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if not parallel:
         np.copyto(out, a, casting="unsafe")
         return out
-    follow_torch_threads()
-    _widen(a, out)
+    count = workers.tile_workers()
+    parts = workers.shares(a.size, count)
+    workers.in_workers(lambda k: _widen(a, out, *parts[k]), count)
     return out

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .._threads import follow_torch_threads
 from ..errors import ParameterError, ParameterTypeError
-from . import dynamics, reference
+from . import dynamics, reference, workers
 from ._arrays import (
     check_integer_array,
     dtype_kind,
@@ -304,19 +303,14 @@ def _run_kernels(
     arrays to write into (see :func:`_out_arrays`). Returns the recorded traces
     (in the inputs' library, ``(*neurons, T)``) and the final ``(S, N)`` state.
     """
-    from .codegen import LANES, PARALLEL_MIN_WORK, kernel_module
+    from .codegen import LANES, kernel_module
 
     lead, steps = _shape(xs[0])
     n = math.prod(lead)
     shapes = {k: (n, steps if k in names else 0) for k in spec.traces}
     given = _out_arrays(out, names, lead + (steps,), dtypes, backend)
     if backend == "cpu":
-        mod = kernel_module(spec, "cpu")
-        # a parallel region pays only with work for more than one lane block
-        parallel = n * steps >= PARALLEL_MIN_WORK and n > LANES
-        if parallel:
-            follow_torch_threads()
-        kern = mod.kernel if parallel else mod.kernel_serial
+        kern = kernel_module(spec, "cpu").kernel
         xk = [_kernel_input(host_view(a, label), (n, steps)) for a in xs]
         # the kernels write every recorded value (the segments cover [0, T)): uninitialised
         # memory, which NumPy maps on huge pages where it can; np.zeros' calloc maps 4 KB
@@ -330,7 +324,8 @@ def _run_kernels(
             if zero:
                 rest_st = rest() if rest_st is None else rest_st
                 st[:] = rest_st
-            kern(*xk, table, t0, t1, st, *outs.values())
+            args = (*xk, table, t0, t1, st, *outs.values())
+            workers.run_shared(kern, -(-n // LANES), n * (t1 - t0), *args)
         full = lead + (steps,)
         traces = {
             k: given[k][0] if k in given else from_numpy_like(xs[0], outs[k].reshape(full))
@@ -666,8 +661,8 @@ def dense(
 
         xv = _kernel_input(host_view(x, "x"), (nb, n_in, steps))
         out = np.zeros((nb, w.shape[0], steps), np.int64)
-        follow_torch_threads()
-        cpu.dense_kernel(xv, w, exp, bool(graded), out)
+        jobs = nb * w.shape[0]
+        workers.run_shared(cpu.dense_kernel, jobs, jobs * steps, xv, w, exp, bool(graded), out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
     dev = _Device(x)
@@ -894,8 +889,7 @@ def _conv(
         xv = _kernel_input(host_view(x, "x"), shape5)
         out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
         kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
-        follow_torch_threads()
-        kernel(xv, w, *flat, out)
+        workers.run_shared(kernel, b * c_out, out.size, xv, w, *flat, out)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
     dev = _Device(x)

@@ -4,13 +4,13 @@ A :class:`~loihi_slayer.models.base.NeuronModel` declares its integer step once.
 This module writes, for each model, a small Python module holding an ``njit``
 kernel and ``numba.cuda`` kernels (tiled: a warp per 32 neurons, time tiles through
 shared memory; and one thread per neuron on the global arrays) that call that step,
-then imports it. The CPU kernel steps ``LANES`` neurons together (``prange``
-over lane blocks, time inside): the lane loop over a branch-free step is
-vectorised by LLVM, and the time-last input reaches it through small transposed
-tiles, so every memory access is contiguous. The source is generated because
-numba cannot cache a kernel that receives its step as a closure or argument; a
-real file can be cached (``cache=True``), so a second process reuses the
-compiled code.
+then imports it. The CPU kernel steps ``LANES`` neurons together (lane blocks,
+time inside; shares of the blocks run on :mod:`.workers`' threads): the lane loop
+over a branch-free step is vectorised by LLVM, and the time-last input reaches it
+through small transposed tiles, so every memory access is contiguous. The source
+is generated because numba cannot cache a kernel that receives its step as a
+closure or argument; a real file can be cached (``cache=True``), so a second
+process reuses the compiled code.
 
 Generated files live in the user's cache directory
 (``$LOIHI_SLAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME/loihi_slayer``, else
@@ -24,8 +24,10 @@ Kernel signature (CPU and CUDA alike)::
 
     kernel(x_0, ..., x_{I-1}, p, t_start, t_stop, st, o_0, ..., o_{K-1})
 
-``x_i`` are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter
-table (column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
+(the CPU kernel takes two more, ``blk0, blk1``: it steps the neurons
+``LANES * blk0`` to ``LANES * blk1``, the last block clipped to ``N``). ``x_i``
+are the ``(N, T)`` integer inputs, ``p`` the ``(P, M)`` int64 parameter table
+(column ``n % M``), ``st`` the ``(S, N)`` int64 state (updated in place),
 ``o_k`` the ``(N, T)`` trace outputs, or ``(N, 0)`` for traces not recorded.
 
 The ``'recurrent'`` target is the training-side fused recurrence of a
@@ -163,15 +165,11 @@ def _guarded_step(
     return [indent + line for line in step]
 
 
-_TEMPLATE_VERSION = "11"
+_TEMPLATE_VERSION = "12"
 #: generated files kept per model and target, the newest first (:func:`_prune`)
 KEPT_VERSIONS = 4
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], ModuleType] = {}
-
-#: below this many neuron-steps the serial kernel runs: a parallel region costs more
-#: than it saves on small work, and its spinning workers hurt when the CPU is shared
-PARALLEL_MIN_WORK = 1 << 16
 
 
 def cache_dir(kind: str = "kernels") -> Path:
@@ -280,8 +278,6 @@ TILE = 64
 #: rows ahead of its own whose lines a block prefetches (two blocks: far enough for the
 #: lines to arrive while a 32-step tile steps, near enough to stay in L2)
 AHEAD = 2 * LANES
-#: lane blocks stepped through one set of buffers (a parallel loop's unit of work)
-PART = 64
 
 
 def _cpu_block(model: _Stepped, args: str) -> list[str]:
@@ -540,7 +536,7 @@ def render(model: _Stepped, target: str) -> str:
         block_args = ", ".join([args] + recs)
         body = [
             "import numpy as np",
-            "from numba import njit, prange",
+            "from numba import njit",
             "",
             "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
             "from loihi_slayer.fixed._stack import stack_empty_i64, stack_empty_like",
@@ -552,22 +548,16 @@ def render(model: _Stepped, target: str) -> str:
         ]
         body += _cpu_block(model, block_args)
         body += ["", ""]
-        # runs of PART lane blocks share their buffers (made per block, the three
-        # allocations and frees were a tenth of the time)
-        for name, deco, loop in (
-            ("kernel", "@njit(parallel=True, cache=True)", "prange"),
-            ("kernel_serial", "@njit(cache=True)", "range"),
-        ):
-            body += [deco, f"def {name}({args}):"] + rec
-            body += [
-                f"    blocks = (x0.shape[0] + {LANES - 1}) // {LANES}",
-                f"    for part in {loop}((blocks + {PART - 1}) // {PART}):",
-                "        lane, xb, ob = _buffers(x0)",
-                f"        for blk in range(part * {PART}, min((part + 1) * {PART}, blocks)):",
-                f"            _block(lane, xb, ob, blk, {block_args})",
-                "",
-                "",
-            ]
+        # one share of the lane blocks, the GIL released: the shares run on
+        # fixed.workers' threads (not prange: see fixed.workers), one set of buffers each
+        body += ["@njit(nogil=True, cache=True)", f"def kernel({args}, blk0, blk1):"] + rec
+        body += [
+            "    lane, xb, ob = _buffers(x0)",
+            "    for blk in range(blk0, blk1):",
+            f"        _block(lane, xb, ob, blk, {block_args})",
+            "",
+            "",
+        ]
     elif target == "recurrent":
         body = _render_recurrent(model)
     elif target == "cuda":
@@ -632,7 +622,8 @@ def _prune(path: Path, prefix: str) -> None:
 def kernel_module(model: _Stepped, target: str = "cpu") -> ModuleType:
     """The generated kernel module of ``model`` for ``target`` (written and imported once).
 
-    The module has ``kernel`` (and ``kernel_serial`` on CPU).
+    The module has ``kernel`` (on CPU: the lane blocks ``[blk0, blk1)``; on the
+    ``'recurrent'`` target also ``kernel_serial``).
     """
     key = (model.name, target)
     mod = _loaded.get(key)

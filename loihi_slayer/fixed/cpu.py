@@ -1,14 +1,17 @@
-"""numba ``njit`` CPU synapse kernels: parallel over output rows, time innermost.
+"""numba ``njit`` CPU integer synapse kernels: over output rows, time innermost.
 
 The neuron kernels (CUBA and sigma-delta included) are generated from their
 step functions (:mod:`.codegen`); this module holds the synapses. Arrays are
-time-last; compilation is lazy and cached on disk (``cache=True``).
+time-last; compilation is lazy and cached on disk (``cache=True``). Each kernel
+computes the jobs (batch item and output neuron or channel) ``[job0, job1)`` with
+the GIL released: :func:`.workers.run_shared` shares the jobs among the worker
+threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._numba_cache import guard_cache_writes
 
@@ -50,12 +53,13 @@ def _store_wrapped(out, acc, b, co, oy, ox, weight_exp):
         out[b, co, oy, ox, t] = ((_shifted(acc[t], weight_exp) + WRAP_HALF) & WRAP_MASK) - WRAP_HALF
 
 
-@njit(parallel=True, cache=True)
-def dense_kernel(x, weight, weight_exp, graded, out):
-    """``out[b, o, t] = shift(sum_i weight[o, i] * x[b, i, t], weight_exp)``."""
-    batch, n_in, steps = x.shape
+@njit(nogil=True, cache=True)
+def dense_kernel(x, weight, weight_exp, graded, out, job0, job1):
+    """``out[b, o, t] = shift(sum_i weight[o, i] * x[b, i, t], weight_exp)`` for the jobs
+    ``b n_out + o`` in ``[job0, job1)``."""
+    _, n_in, steps = x.shape
     n_out = weight.shape[0]
-    for job in prange(batch * n_out):
+    for job in range(job0, job1):
         b = job // n_out
         o = job % n_out
         acc = np.zeros(steps, np.int64)
@@ -74,14 +78,15 @@ def dense_kernel(x, weight, weight_exp, graded, out):
             out[b, o, t] = _shifted(acc[t], weight_exp)
 
 
-@njit(parallel=True, cache=True)
-def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out):
-    """Integer cross-correlation, time-last; sum shifted by the exponent, wrapped to 24 bit."""
-    batch, c_in, h, wd, steps = x.shape
+@njit(nogil=True, cache=True)
+def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, job0, job1):
+    """Integer cross-correlation, time-last; sum shifted by the exponent, wrapped to 24 bit;
+    the jobs ``b C_out + c_o`` in ``[job0, job1)``."""
+    _, _, h, wd, steps = x.shape
     c_out, c_per_group, kh, kw = weight.shape
     h_out, w_out = out.shape[2], out.shape[3]
     out_per_group = c_out // groups
-    for job in prange(batch * c_out):
+    for job in range(job0, job1):
         b = job // c_out
         co = job % c_out
         g = co // out_per_group
@@ -104,14 +109,17 @@ def conv2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded,
                 _store_wrapped(out, acc, b, co, oy, ox, weight_exp)
 
 
-@njit(parallel=True, cache=True)
-def conv_transpose2d_kernel(x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out):
-    """Integer transposed convolution as a gather, time-last; wrapped to 24 bit."""
-    batch, c_in, h, wd, steps = x.shape
+@njit(nogil=True, cache=True)
+def conv_transpose2d_kernel(
+    x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, job0, job1
+):
+    """Integer transposed convolution as a gather, time-last; wrapped to 24 bit; the jobs
+    ``b C_out + c_o`` in ``[job0, job1)``."""
+    _, c_in, h, wd, steps = x.shape
     _, out_per_group, kh, kw = weight.shape
     c_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3]
     in_per_group = c_in // groups
-    for job in prange(batch * c_out):
+    for job in range(job0, job1):
         b = job // c_out
         co = job % c_out
         g = co // out_per_group

@@ -57,7 +57,7 @@ runs on one torch thread (:data:`GEMM_THREADS`): a tile's GEMM takes about a
 millisecond, and a parallel region per tile cost more than it saved when
 other processes shared the CPU (PilotNet-size network on 2 shared cores:
 5.8 ms per step on one thread, 11-23 ms on two). Instead, a convolution's
-tiles are shared among plain threads (:func:`tile_workers`, one per CPU), each
+tiles are shared among plain threads (:func:`.workers.tile_workers`, one per CPU), each
 with its own buffers: the kernels release the GIL and idle threads sleep.
 """
 
@@ -66,7 +66,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -74,8 +73,9 @@ import torch
 from numba import njit
 
 from .._numba_cache import guard_cache_writes
-from .._threads import follow_torch_threads, torch_threads
+from .._threads import torch_threads
 from . import cpu, event_conv, pixel_conv
+from . import workers as _workers
 from .pixel_conv import tap_index
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
@@ -89,9 +89,7 @@ __all__ = [
     "dense",
     "dense_weights",
     "exact_float_dtype",
-    "MAX_TILE_WORKERS",
     "Scratch",
-    "TILE_WORKERS",
     "gemm_threads",
     "input_magnitudes",
     "input_stats",
@@ -100,7 +98,6 @@ __all__ = [
     "int8_gemm_pays",
     "new_array",
     "sum_bound",
-    "tile_workers",
 ]
 
 #: (dtype, largest integer magnitude B such that all integers in [-B, B] are exact)
@@ -114,10 +111,6 @@ TILE_ELEMENTS = 1 << 19
 PIXEL_MAX_FAN_IN = 64
 #: torch threads of the GEMMs (set for a synapse call or an Emulator run, then restored)
 GEMM_THREADS = 1
-#: threads that share a convolution's tiles (None: the CPUs this process may run on,
-#: at most :data:`MAX_TILE_WORKERS`); see :func:`tile_workers`
-TILE_WORKERS: int | None = None
-MAX_TILE_WORKERS = 8
 #: ``scratch(role, shape, dtype)``: an uninitialised C-contiguous array for one of a call's
 #: arrays (``role``: ``"out"`` the returned sums, ``"operand"`` the converted input,
 #: ``"cols <k>"``/``"sums <k>"`` worker ``k``'s tile buffers); a caller that runs the same
@@ -439,36 +432,6 @@ def _direct_conv(x, w, sh, sw, ph, pw, dh, dw, groups, transpose, lat, binary, w
 # ----------------------------------------------------------------------------- drivers
 
 
-def tile_workers() -> int:
-    """Threads for a convolution's tiles: :data:`TILE_WORKERS`, else the CPUs available
-    to this process (at most :data:`MAX_TILE_WORKERS`)."""
-    if TILE_WORKERS is not None:
-        return max(1, int(TILE_WORKERS))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_TILE_WORKERS))
-
-
-_POOL: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The worker threads of the tiles, created on first use in each process (a forked
-    child, e.g. a DataLoader worker, does not inherit the parent's threads). The kernels
-    release the GIL, and an idle worker sleeps on a queue: no spinning when other
-    processes want the CPU, unlike a parallel region's team."""
-    pid = os.getpid()
-    pool = _POOL.get(pid)
-    if pool is None:
-        _POOL.clear()
-        pool = _POOL[pid] = ThreadPoolExecutor(
-            MAX_TILE_WORKERS, thread_name_prefix="loihi_slayer-tiles"
-        )
-    return pool
-
-
 def full_precision_torch() -> bool:
     """True if ``torch.mm`` keeps IEEE float32 products and sums (no TF32/bf16)."""
     mkldnn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
@@ -698,8 +661,9 @@ def conv_weights(weight: np.ndarray, groups: int, transpose: bool = False) -> We
 
 def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
     out = np.zeros((1, weight.shape[0], x.shape[1]), np.int64)
-    follow_torch_threads()
-    cpu.dense_kernel(x[None], np.ascontiguousarray(weight, np.int64), weight_exp, graded, out)
+    w = np.ascontiguousarray(weight, np.int64)
+    n_out = out.shape[1]
+    _workers.run_shared(cpu.dense_kernel, n_out, out.size, x[None], w, weight_exp, graded, out)
     return _delay_int(out[0], latency)
 
 
@@ -846,9 +810,11 @@ def conv2d(
                 _store(acc, plan.exp, True, out, g * g_out, p0 * steps)
 
     # contiguous runs of k tiles, one per worker: the output columns are disjoint
-    k = -(-len(starts) // min(tile_workers(), len(starts)))
+    k = -(-len(starts) // min(_workers.tile_workers(), len(starts)))
     with plan.gemm() as mm:
-        _in_workers(lambda j: tiles(j, starts[j * k : (j + 1) * k], mm), -(-len(starts) // k))
+        _workers.in_workers(
+            lambda j: tiles(j, starts[j * k : (j + 1) * k], mm), -(-len(starts) // k)
+        )
     return out.reshape(c_out, h_out, w_out, steps)
 
 
@@ -916,7 +882,7 @@ def _conv_pixels(
     _delayed(x.reshape(-1, steps), latency, not graded, xp.reshape(-1, tp))
     wt = weights.pixel_form()
     h_out = out.shape[1]
-    workers = max(1, min(tile_workers(), h_out))
+    workers = max(1, min(_workers.tile_workers(), h_out))
 
     def output_rows(k: int) -> None:
         offs = [scratch(f"pixel taps {k} {r}", (wt.shape[1],), np.dtype(np.int64)) for r in "xw"]
@@ -937,7 +903,7 @@ def _conv_pixels(
             out,
         )
 
-    _in_workers(output_rows, workers)
+    _workers.in_workers(output_rows, workers)
 
 
 def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
@@ -951,14 +917,14 @@ def _compact(x: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, ...]:
     values = scratch("event values", (x.size,), np.dtype(np.float32))
     extremes = [scratch(f"event {k}", (c_in * h,), np.dtype(np.int64)) for k in ("highs", "lows")]
     events = (*bounds, chans, values, *extremes)
-    workers = max(1, min(tile_workers(), h))
+    workers = max(1, min(_workers.tile_workers(), h))
     marks = wd * steps * event_conv.mark_words(c_in)
 
     def part(k: int) -> None:
         mine = scratch(f"event marks {k}", (marks,), np.dtype(np.uint64))
         event_conv.compact(x, h * k // workers, h * (k + 1) // workers, *events, mine)
 
-    _in_workers(part, workers)
+    _workers.in_workers(part, workers)
     return events
 
 
@@ -986,7 +952,7 @@ def _conv_events(
     (:func:`_compact`), its output rows shared among the tile workers."""
     steps = x.shape[-1]
     h_out, w_out = out.shape[1:3]
-    workers = max(1, min(tile_workers(), h_out))
+    workers = max(1, min(_workers.tile_workers(), h_out))
 
     def output_rows(k: int) -> None:
         row_sums = (w_out * steps * wt.shape[-1],)
@@ -995,33 +961,7 @@ def _conv_events(
         mine = np.arange(k, h_out, workers, dtype=np.int64)  # interleaved: even shares
         event_conv.event_rows(x.shape, *events[:4], wt, *geometry, mine, acc, sums, out)
 
-    _in_workers(output_rows, workers)
-
-
-def _in_workers(work: Callable[[int], object], workers: int) -> None:
-    """``work(k)`` for ``k < workers``: ``work(0)`` in the calling thread, the others on
-    the tile workers; returns when all are done (also when one fails), raising the
-    first exception (the calling thread's first).
-
-    The calling thread would otherwise only wait while its share waits for a worker to
-    wake up (about 45 us here for a call with nothing to do, either way): PilotNet SDNN
-    emulation 0.99x (21 alternating runs, about ten calls a run)."""
-    if workers == 1:
-        work(0)
-        return
-    jobs = [_pool().submit(work, k) for k in range(1, workers)]
-    failed: BaseException | None = None
-    try:
-        work(0)
-    except BaseException as exc:  # the others still write into the caller's arrays: wait
-        failed = exc
-    for job in jobs:
-        try:
-            job.result()
-        except BaseException as exc:
-            failed = exc if failed is None else failed
-    if failed is not None:
-        raise failed
+    _workers.in_workers(output_rows, workers)
 
 
 def _gemm_stream(x: np.ndarray, latency: int, graded: bool, dtype: np.dtype, scratch: Scratch):
@@ -1053,16 +993,7 @@ def _conv_integer(
     c_out = weight.shape[1] * groups if transpose else weight.shape[0]
     out = np.zeros((1, c_out, *out_hw, x.shape[-1]), np.int64)
     kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
-    follow_torch_threads()
-    kernel(
-        x[None],
-        np.ascontiguousarray(weight, np.int64),
-        *stride,
-        *padding,
-        *dilation,
-        groups,
-        weight_exp,
-        graded,
-        out,
-    )
+    w = np.ascontiguousarray(weight, np.int64)
+    geometry = (*stride, *padding, *dilation, groups, weight_exp, graded)
+    _workers.run_shared(kernel, c_out, out.size, x[None], w, *geometry, out)
     return _delay_int(out[0], latency)

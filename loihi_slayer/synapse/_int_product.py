@@ -53,13 +53,13 @@ from numba import njit, prange
 
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
-from ..fixed.codegen import PARALLEL_MIN_WORK
 from ..fixed.synapse_fast import (
     full_precision_torch,
     int8_gemm_pays,
     int8_gemm_works,
     int8_mm,
 )
+from ..fixed.workers import PARALLEL_MIN_WORK
 from ._event_product import (
     DENSE_RETRY,
     MAX_DENSITY,

@@ -1,0 +1,114 @@
+"""The threads that share the emulator's CPU kernels: plain threads that sleep when idle.
+
+Every parallel CPU kernel of :mod:`loihi_slayer.fixed` (the synapses' tiles and rows,
+the neuron kernels' lane blocks, the widening of recorded traces) runs its shares on
+one pool of threads, :func:`in_workers`: each share is a call of a ``nogil`` kernel,
+so the shares run side by side, and a worker with nothing to do sleeps on a queue.
+
+Not numba's ``prange``: its parallel regions run on the OpenMP runtime that PyTorch
+loaded, whose threads, unless ``OMP_WAIT_POLICY=PASSIVE`` was in the environment before
+``import torch`` (:mod:`loihi_slayer._threads` sets it only when ``loihi_slayer`` is
+imported first), spin for milliseconds after every region (GNU OpenMP's default spin
+count). Beside these workers, on a machine with as many threads as cores, a spinning
+OpenMP thread holds a core while the shares wait for it: measured on 2 cores with
+``import torch`` first, a PilotNet SDNN emulator run's two synapse shares ran one after
+the other after each layer's neurons (a parallel region), and two workers took 1.06x the
+time of one; with the neurons on these workers as well, nothing spins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = [
+    "MAX_TILE_WORKERS",
+    "PARALLEL_MIN_WORK",
+    "TILE_WORKERS",
+    "in_workers",
+    "run_shared",
+    "shares",
+    "tile_workers",
+]
+
+#: threads that share a kernel's work (None: the CPUs this process may run on, at most
+#: :data:`MAX_TILE_WORKERS`); see :func:`tile_workers`
+TILE_WORKERS: int | None = None
+MAX_TILE_WORKERS = 8
+#: below this much work (neuron-steps, output values) a kernel runs in one share: waking
+#: a worker costs more than it saves on small work (the training kernels' parallel
+#: regions follow the same limit)
+PARALLEL_MIN_WORK = 1 << 16
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def tile_workers() -> int:
+    """Threads for a kernel's shares: :data:`TILE_WORKERS`, else the CPUs available to
+    this process (at most :data:`MAX_TILE_WORKERS`)."""
+    if TILE_WORKERS is not None:
+        return max(1, int(TILE_WORKERS))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_TILE_WORKERS))
+
+
+def pool() -> ThreadPoolExecutor:
+    """The worker threads, created on first use in each process (a forked child, e.g. a
+    DataLoader worker, does not inherit the parent's threads). An idle worker sleeps
+    on a queue: no spinning when other processes want the CPU, unlike a parallel
+    region's team."""
+    pid = os.getpid()
+    executor = _POOL.get(pid)
+    if executor is None:
+        _POOL.clear()
+        executor = _POOL[pid] = ThreadPoolExecutor(
+            MAX_TILE_WORKERS, thread_name_prefix="loihi_slayer-tiles"
+        )
+    return executor
+
+
+def in_workers(work: Callable[[int], object], workers: int) -> None:
+    """``work(k)`` for ``k < workers``: ``work(0)`` in the calling thread, the others on
+    the worker threads; returns when all are done (also when one fails), raising the
+    first exception (the calling thread's first).
+
+    The calling thread would otherwise only wait while its share waits for a worker to
+    wake up (about 45 us here for a call with nothing to do, either way): PilotNet SDNN
+    emulation 0.99x (21 alternating runs, about ten calls a run)."""
+    if workers == 1:
+        work(0)
+        return
+    jobs = [pool().submit(work, k) for k in range(1, workers)]
+    failed: BaseException | None = None
+    try:
+        work(0)
+    except BaseException as exc:  # the others still write into the caller's arrays: wait
+        failed = exc
+    for job in jobs:
+        try:
+            job.result()
+        except BaseException as exc:
+            failed = exc if failed is None else failed
+    if failed is not None:
+        raise failed
+
+
+def shares(n: int, workers: int) -> list[tuple[int, int]]:
+    """``workers`` contiguous ranges ``[lo, hi)`` covering ``range(n)``, in order, their
+    sizes differing by at most one (empty ones where ``n < workers``)."""
+    return [(n * k // workers, n * (k + 1) // workers) for k in range(workers)]
+
+
+def run_shared(kernel: Callable[..., object], units: int, work: int, *args: object) -> None:
+    """``kernel(*args, lo, hi)`` over :func:`shares` of ``range(units)``: one share per
+    worker (at most one per unit) where ``work`` reaches :data:`PARALLEL_MIN_WORK`, else
+    one call of them all; nothing where ``units`` is 0."""
+    if units <= 0:
+        return
+    count = min(tile_workers(), units) if work >= PARALLEL_MIN_WORK else 1
+    parts = shares(units, count)
+    in_workers(lambda k: kernel(*args, *parts[k]), count)
