@@ -156,6 +156,46 @@ def test_kernel_shares_of_lane_blocks_agree_at_block_edges(shape):
         np.testing.assert_array_equal(st_[1], rst["v"])
 
 
+@pytest.mark.parametrize("columns", [1, 3, 40, 41])
+def test_kernel_parameter_tables_of_any_width(columns):
+    """The kernel's table of ``M`` columns gives neuron ``n`` column ``n % M``: shared
+    (one column, loaded once per call), per neuron (``M = N``, whole blocks read as
+    runs) and the general case (3 columns; 41 with 40 neurons), on whole and partial
+    lane blocks: the reference's traces with each neuron's parameters spelled out."""
+    n, t = 40, 21
+    rng = np.random.default_rng(columns)
+    a = rng.integers(-500, 3000, (n, t)).astype(np.int32)
+    cols = np.stack(
+        [
+            rng.integers(0, 4097, columns),  # i_decay
+            rng.integers(0, 4097, columns),  # v_decay
+            rng.integers(1, 200, columns) * 64,  # v_th
+            rng.integers(1, 4, columns),  # ref_delay
+            rng.integers(-300, 300, columns) * 64,  # bias
+            rng.integers(-3, 3, columns),  # wgt_exp
+        ]
+    ).astype(np.int64)
+    per = cols[:, np.arange(n) % columns]
+    params = fixed.CubaParams(
+        i_decay=per[0],
+        v_decay=per[1],
+        v_th_mant=per[2] // 64,
+        ref_delay=per[3],
+        bias_mant=per[4] // 64,
+        bias_exp=6,
+        wgt_exp=per[5],
+    )
+    ref, rst = fixed.cuba(a, params, record=ALL_CUBA, backend="reference")
+    mod = codegen.kernel_module(models.get("cuba"), "cpu")
+    dtypes = {"s": np.int8, "u": np.int32, "v": np.int32, "v_pre": np.int32}
+    st_ = np.zeros((3, n), np.int64)
+    outs = [np.zeros((n, t), dtypes[k]) for k in ALL_CUBA]
+    mod.kernel(a, cols, 0, t, st_, *outs, 0, -(-n // codegen.LANES))
+    for k, o in zip(ALL_CUBA, outs, strict=True):
+        np.testing.assert_array_equal(o, ref[k], err_msg=k)
+    np.testing.assert_array_equal(st_[1], rst["v"])
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 8])
 def test_neuron_kernels_run_on_the_worker_threads(count, monkeypatch):
     """Above PARALLEL_MIN_WORK a model's kernel runs in ``min(workers, blocks)`` shares
