@@ -367,6 +367,23 @@ def _delayed(x, lat, binary, out):
     wide = np.uint64(out.shape[1])
     xf = x.reshape(-1)
     of = out.reshape(-1)
+    if wide == width:
+        # one flat run, ``out[k] = x[k - lag]``, then each row's first ``lag`` values
+        # zeroed (they received the row before's last ones): a long vector loop, where
+        # row by row the runs of T = 32 int8 spikes had cost ~8 ns each (CUBA PilotNet:
+        # 1.4 ms a run)
+        total = np.uint64(n) * width
+        if binary:
+            for k in range(lag, total):
+                of[k] = xf[k - lag] != 0
+        else:
+            for k in range(lag, total):
+                of[k] = xf[k - lag]
+        for i in range(n):
+            row = np.uint64(i) * width
+            for t in range(lag):
+                of[row + t] = 0
+        return
     for i in range(n):
         off = np.uint64(i) * wide
         _copy_run(of, off, xf, np.uint64(i) * width, width - lag, lag, binary)
