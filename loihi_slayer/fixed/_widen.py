@@ -44,17 +44,18 @@ def as_int64(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             f"as_int64: out has shape {out.shape} and dtype {out.dtype}; expected "
             f"{a.shape} and int64"
         )
-    parallel = (
-        a.size >= PARALLEL_MIN
-        and a.flags.c_contiguous
+    compiled = (
+        a.flags.c_contiguous
         and out.flags.c_contiguous
         and a.dtype.kind in "iub"
         and a.dtype.itemsize < 8
     )
-    if not parallel:
+    if not compiled:
         np.copyto(out, a, casting="unsafe")
         return out
-    count = workers.tile_workers()
+    # one thread below PARALLEL_MIN: still the compiled copy (int8 -> int64 into kept
+    # memory, 846 720 values: 81 us, np.copyto 157 us; two workers 100 us)
+    count = workers.tile_workers() if a.size >= PARALLEL_MIN else 1
     parts = workers.shares(a.size, count)
     workers.in_workers(lambda k: _widen(a, out, *parts[k]), count)
     return out
