@@ -114,6 +114,15 @@ def torch_threads(n: int) -> Iterator[None]:
         _SAVED_TORCH_THREADS.pop()
 
 
+def user_torch_threads() -> int | None:
+    """The torch thread count the user chose (``torch.set_num_threads``, or torch's
+    default), also inside :func:`torch_threads`; None while torch is not imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    return _SAVED_TORCH_THREADS[0] if _SAVED_TORCH_THREADS else torch.get_num_threads()
+
+
 def follow_torch_threads() -> None:
     """Before a parallel numba kernel: run it on torch's thread count, and start numba's
     thread pool without undoing that count.
@@ -125,12 +134,12 @@ def follow_torch_threads() -> None:
     use ``min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` threads, following later
     ``torch.set_num_threads`` calls too. Without torch loaded, numba keeps its own.
     """
-    torch = sys.modules.get("torch")
-    if torch is None:
+    wanted = user_torch_threads()
+    if wanted is None:
         return
     import numba
+    import torch
 
-    wanted = _SAVED_TORCH_THREADS[0] if _SAVED_TORCH_THREADS else torch.get_num_threads()
     if not _NUMBA_POOL:
         from numba.np.ufunc import parallel
 

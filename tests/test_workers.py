@@ -99,3 +99,29 @@ def test_integer_synapse_kernels_in_shares_give_the_reference_sums(count, graded
     ref = fixed.conv_transpose2d(xc, wt, backend="reference", **geo)
     np.testing.assert_array_equal(fixed.conv_transpose2d(xc, wt, backend="cpu", **geo), ref)
     assert shared == [count] * 5
+
+
+def test_tile_workers_follow_the_users_torch_thread_count(monkeypatch):
+    """On 8 CPUs: torch's count caps the workers (``set_num_threads(3)``: 3), the
+    emulator's own single-threaded GEMM block (``torch_threads(1)``) does not, and
+    ``TILE_WORKERS`` overrides both; at most MAX_TILE_WORKERS."""
+    import os
+
+    import torch
+
+    from loihi_slayer._threads import torch_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(workers, "TILE_WORKERS", None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert workers.tile_workers() == 3
+        with torch_threads(1):
+            assert workers.tile_workers() == 3
+        torch.set_num_threads(16)
+        assert workers.tile_workers() == min(8, workers.MAX_TILE_WORKERS)
+        monkeypatch.setattr(workers, "TILE_WORKERS", 5)
+        assert workers.tile_workers() == 5
+    finally:
+        torch.set_num_threads(before)

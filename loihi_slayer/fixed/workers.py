@@ -22,6 +22,8 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from .._threads import user_torch_threads
+
 __all__ = [
     "MAX_TILE_WORKERS",
     "PARALLEL_MIN_WORK",
@@ -46,13 +48,19 @@ _POOL: dict[int, ThreadPoolExecutor] = {}
 
 def tile_workers() -> int:
     """Threads for a kernel's shares: :data:`TILE_WORKERS`, else the CPUs available to
-    this process (at most :data:`MAX_TILE_WORKERS`)."""
+    this process, at most :data:`MAX_TILE_WORKERS` and at most torch's thread count
+    where torch is imported (a ``torch.set_num_threads(1)`` keeps the emulator on one
+    thread too, as the training kernels; the emulator's own single-threaded GEMMs do
+    not count: :func:`loihi_slayer._threads.user_torch_threads`)."""
     if TILE_WORKERS is not None:
         return max(1, int(TILE_WORKERS))
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
+    torch_count = user_torch_threads()
+    if torch_count is not None:
+        cpus = min(cpus, torch_count)
     return max(1, min(cpus, MAX_TILE_WORKERS))
 
 
