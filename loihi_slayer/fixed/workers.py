@@ -111,12 +111,20 @@ def shares(n: int, workers: int) -> list[tuple[int, int]]:
     return [(n * k // workers, n * (k + 1) // workers) for k in range(workers)]
 
 
-def run_shared(kernel: Callable[..., object], units: int, work: int, *args: object) -> None:
+def run_shared(
+    kernel: Callable[..., object],
+    units: int,
+    work: int,
+    *args: object,
+    min_work: int | None = None,
+) -> None:
     """``kernel(*args, lo, hi)`` over :func:`shares` of ``range(units)``: one share per
-    worker (at most one per unit) where ``work`` reaches :data:`PARALLEL_MIN_WORK`, else
-    one call of them all; nothing where ``units`` is 0."""
+    worker (at most one per unit) where ``work`` reaches ``min_work`` (default
+    :data:`PARALLEL_MIN_WORK`, read at the call), else one call of them all; nothing
+    where ``units`` is 0."""
     if units <= 0:
         return
-    count = min(tile_workers(), units) if work >= PARALLEL_MIN_WORK else 1
+    limit = PARALLEL_MIN_WORK if min_work is None else min_work
+    count = min(tile_workers(), units) if work >= limit else 1
     parts = shares(units, count)
     in_workers(lambda k: kernel(*args, *parts[k]), count)
