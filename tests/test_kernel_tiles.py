@@ -12,6 +12,7 @@ reference. ``out=`` (caller-owned trace arrays) is checked the same way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -196,27 +197,43 @@ def test_kernel_parameter_tables_of_any_width(columns):
     np.testing.assert_array_equal(st_[1], rst["v"])
 
 
+@pytest.mark.parametrize("pool", [True, False])
 @pytest.mark.parametrize("count", [1, 2, 3, 8])
-def test_neuron_kernels_run_on_the_worker_threads(count, monkeypatch):
+def test_neuron_kernels_run_in_shares(count, pool, monkeypatch):
     """Above PARALLEL_MIN_WORK a model's kernel runs in ``min(workers, blocks)`` shares
-    of :func:`.workers.in_workers` (1-8 workers, more than there are lane blocks too),
-    below it in one; the reference's traces either way."""
+    (1-8 workers, more than there are lane blocks too): on :func:`.workers.in_workers`
+    inside ``on_pool`` (an emulator run), else as the ``prange`` form's ranges; below
+    it in one call. The reference's traces and state every way."""
     monkeypatch.setattr(workers, "TILE_WORKERS", count)
     shares: list[int] = []
     real = workers.in_workers
     monkeypatch.setattr(workers, "in_workers", lambda w, k: (shares.append(k), real(w, k)))
+    mod = codegen.kernel_module(fixed.api.SDNN_KERNEL, "cpu")
+    ranges: list[list[list[int]]] = []
+    real_par = mod.kernel_parallel
+
+    def parallel(*args):
+        ranges.append(args[-1].tolist())
+        return real_par(*args)
+
+    monkeypatch.setattr(mod, "kernel_parallel", parallel)
     rng = np.random.default_rng(count)
     sp = fixed.SigmaDeltaParams(v_th_mant=3, bias=rng.integers(-200, 200, 100))
     for n, t in ((100, workers.PARALLEL_MIN_WORK // 100 + 1), (100, 20)):
         x = rng.integers(-5000, 5000, (n, t))
         ref, rst = fixed.sigma_delta(x, sp, record=("s", "sigma"), backend="reference")
-        got, gst = fixed.sigma_delta(x, sp, record=("s", "sigma"), backend="cpu")
+        with workers.on_pool() if pool else contextlib.nullcontext():
+            got, gst = fixed.sigma_delta(x, sp, record=("s", "sigma"), backend="cpu")
         for k in ("s", "sigma"):
             np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
         for k in rst:
             np.testing.assert_array_equal(gst[k], rst[k], err_msg=k)
     blocks = -(-100 // codegen.LANES)
-    assert shares == [min(count, blocks), 1]
+    split = min(count, blocks)
+    if pool or split == 1:
+        assert shares == [split, 1] and ranges == []
+    else:
+        assert shares == [1] and ranges == [[list(r) for r in workers.shares(blocks, split)]]
 
 
 # ------------------------------------------------------------------------ out=

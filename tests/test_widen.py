@@ -41,7 +41,8 @@ def test_small_arrays_widen_exactly(dtype, rows, steps, seed):
 @pytest.mark.parametrize("count", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_arrays_take_the_parallel_copy_and_widen_exactly(dtype, count, monkeypatch):
-    """Shared among 1-3 workers: the shares cover the array once, each value widened."""
+    """Shared among 1-3 workers (inside ``on_pool``, as in an emulator run): the shares
+    cover the array once, each value widened; outside, the ``prange`` form."""
     calls = []
     real = _widen._widen
     monkeypatch.setattr(workers, "TILE_WORKERS", count)
@@ -50,10 +51,20 @@ def test_large_arrays_take_the_parallel_copy_and_widen_exactly(dtype, count, mon
     )
     # an odd size: the shares differ in length
     a = _values(dtype, (_widen.PARALLEL_MIN // 32 + 3, 33), 5)
-    got = _widen.as_int64(a)
+    with workers.on_pool():
+        got = _widen.as_int64(a)
     assert sorted(calls) == workers.shares(a.size, count)
     assert got.dtype == np.int64 and not np.shares_memory(got, a)
     np.testing.assert_array_equal(got, a.astype(np.int64))
+    # outside an emulator run: the prange form over the same ranges, the same values
+    monkeypatch.setattr(_widen, "_widen", real)  # (the prange form compiles against it)
+    ranges = []
+    par = _widen._widen_parallel
+    monkeypatch.setattr(
+        _widen, "_widen_parallel", lambda s, o, p: (ranges.append(p.tolist()), par(s, o, p))
+    )
+    np.testing.assert_array_equal(_widen.as_int64(a), a.astype(np.int64))
+    assert ranges == ([] if count == 1 else [[list(r) for r in workers.shares(a.size, count)]])
 
 
 def test_int64_is_returned_as_it_is_and_strided_input_is_copied():

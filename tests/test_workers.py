@@ -5,6 +5,7 @@ kernels (``backend='reference'``) for the integer synapses run in shares."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loihi_slayer import fixed
-from loihi_slayer.fixed import synapse_fast, workers
+from loihi_slayer.fixed import cpu, synapse_fast, workers
 
 
 @given(n=st.integers(0, 10_000), count=st.integers(1, 40))
@@ -54,18 +55,35 @@ def test_run_shared_shares_only_enough_work(count, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.parametrize("pool", [True, False])
 @pytest.mark.parametrize("count", [1, 3])
 @pytest.mark.parametrize("graded", [False, True])
-def test_integer_synapse_kernels_in_shares_give_the_reference_sums(count, graded, monkeypatch):
+def test_integer_synapse_kernels_in_shares_give_the_reference_sums(
+    count, graded, pool, monkeypatch
+):
     """``fixed.dense``, ``conv2d`` and ``conv_transpose2d`` (``backend='cpu'``, the
     integer kernels) shared among 1 and 3 workers (every call shared: the work limit
-    lowered to 1; uneven splits of the jobs): the NumPy reference's sums; the emulator's
-    integer fallbacks (``synapse_fast._dense_integer``, ``_conv_integer``) too."""
+    lowered to 1; uneven splits of the jobs), on the pool (``on_pool``) or as their
+    ``prange`` forms: the NumPy reference's sums; the emulator's integer fallbacks
+    (``synapse_fast._dense_integer``, ``_conv_integer``) too."""
     monkeypatch.setattr(workers, "TILE_WORKERS", count)
     monkeypatch.setattr(workers, "PARALLEL_MIN_WORK", 1)
     shared: list[int] = []
     real = workers.in_workers
     monkeypatch.setattr(workers, "in_workers", lambda f, k: (shared.append(k), real(f, k)))
+    ranged: list[int] = []
+    for kern, par in list(cpu.PARALLEL.items()):
+        spy = (lambda p: lambda *a: (ranged.append(len(a[-1])), p(*a)))(par)
+        monkeypatch.setitem(cpu.PARALLEL, kern, spy)
+    with workers.on_pool() if pool else contextlib.nullcontext():
+        _integer_synapses(count, graded)
+    if pool or count == 1:
+        assert shared == [count] * 5 and ranged == []
+    else:
+        assert shared == [] and ranged == [count] * 5
+
+
+def _integer_synapses(count, graded):
     rng = np.random.default_rng(count + 2 * graded)
     steps = 40
 
@@ -98,7 +116,6 @@ def test_integer_synapse_kernels_in_shares_give_the_reference_sums(count, graded
     geo = dict(stride=(2, 2), padding=(1, 1), groups=2, **kw)
     ref = fixed.conv_transpose2d(xc, wt, backend="reference", **geo)
     np.testing.assert_array_equal(fixed.conv_transpose2d(xc, wt, backend="cpu", **geo), ref)
-    assert shared == [count] * 5
 
 
 def test_tile_workers_follow_the_users_torch_thread_count(monkeypatch):

@@ -49,7 +49,7 @@ import torch
 from .. import fixed, models
 from .._recycle import recycled_for
 from ..errors import FormatError, ParameterError, UnsupportedLayerError
-from ..fixed import synapse_fast
+from ..fixed import synapse_fast, workers
 from ..fixed._arrays import host_view
 from ..fixed._widen import as_int64
 from ..fixed.api import _depthwise, _kernel_input, _pair, _weights
@@ -564,9 +564,11 @@ class Emulator:
         stream: np.ndarray | None = None  # output of the previous layer, (*shape, T)
         graded = graded_input
         layer_steps = self.layer_steps(steps)
-        # one GEMM thread setting for the whole run (see synapse_fast.GEMM_THREADS)
+        # one GEMM thread setting for the whole run (see synapse_fast.GEMM_THREADS), and
+        # every kernel's shares on the worker pool, where the synapses' are (no OpenMP
+        # region whose spinning threads would hold the cores they need: fixed.workers)
         threads = synapse_fast.gemm_threads() if self.fast_synapse else nullcontext()
-        with threads:
+        with threads, workers.on_pool():
             for i, layer in enumerate(layers):
                 shape = self.shapes[i]
                 model = self._neuron_model(i, layer)

@@ -310,7 +310,7 @@ def _run_kernels(
     shapes = {k: (n, steps if k in names else 0) for k in spec.traces}
     given = _out_arrays(out, names, lead + (steps,), dtypes, backend)
     if backend == "cpu":
-        kern = kernel_module(spec, "cpu").kernel
+        mod = kernel_module(spec, "cpu")
         xk = [_kernel_input(host_view(a, label), (n, steps)) for a in xs]
         # the kernels write every recorded value (the segments cover [0, T)): uninitialised
         # memory, which NumPy maps on huge pages where it can; np.zeros' calloc maps 4 KB
@@ -325,7 +325,9 @@ def _run_kernels(
                 rest_st = rest() if rest_st is None else rest_st
                 st[:] = rest_st
             args = (*xk, table, t0, t1, st, *outs.values())
-            workers.run_shared(kern, -(-n // LANES), n * (t1 - t0), *args)
+            blocks = -(-n // LANES)
+            work = n * (t1 - t0)
+            workers.run_shared(mod.kernel, blocks, work, *args, parallel=mod.kernel_parallel)
         full = lead + (steps,)
         traces = {
             k: given[k][0] if k in given else from_numpy_like(xs[0], outs[k].reshape(full))
@@ -662,7 +664,9 @@ def dense(
         xv = _kernel_input(host_view(x, "x"), (nb, n_in, steps))
         out = np.zeros((nb, w.shape[0], steps), np.int64)
         jobs = nb * w.shape[0]
-        workers.run_shared(cpu.dense_kernel, jobs, jobs * steps, xv, w, exp, bool(graded), out)
+        kern = cpu.dense_kernel
+        par = cpu.PARALLEL[kern]
+        workers.run_shared(kern, jobs, jobs * steps, xv, w, exp, bool(graded), out, parallel=par)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
     dev = _Device(x)
@@ -889,7 +893,8 @@ def _conv(
         xv = _kernel_input(host_view(x, "x"), shape5)
         out = np.zeros((b, c_out, h_out, w_out, steps), np.int64)
         kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
-        workers.run_shared(kernel, b * c_out, out.size, xv, w, *flat, out)
+        par = cpu.PARALLEL[kernel]
+        workers.run_shared(kernel, b * c_out, out.size, xv, w, *flat, out, parallel=par)
         return _latency(from_numpy_like(x, out.reshape(out_shape)), lat)
     gpu = _gpu()
     dev = _Device(x)

@@ -5,7 +5,8 @@ This module writes, for each model, a small Python module holding an ``njit``
 kernel and ``numba.cuda`` kernels (tiled: a warp per 32 neurons, time tiles through
 shared memory; and one thread per neuron on the global arrays) that call that step,
 then imports it. The CPU kernel steps ``LANES`` neurons together (lane blocks,
-time inside; shares of the blocks run on :mod:`.workers`' threads): the lane loop
+time inside; shares of the blocks run on :mod:`.workers`' threads in an emulator run,
+else in one ``prange`` region): the lane loop
 over a branch-free step is vectorised by LLVM, and the time-last input reaches it
 through small transposed tiles, so every memory access is contiguous. The source
 is generated because numba cannot cache a kernel that receives its step as a
@@ -165,7 +166,7 @@ def _guarded_step(
     return [indent + line for line in step]
 
 
-_TEMPLATE_VERSION = "13"
+_TEMPLATE_VERSION = "14"
 #: generated files kept per model and target, the newest first (:func:`_prune`)
 KEPT_VERSIONS = 4
 _lock = threading.Lock()
@@ -574,7 +575,7 @@ def render(model: _Stepped, target: str) -> str:
         block_args = ", ".join([args] + recs)
         body = [
             "import numpy as np",
-            "from numba import njit",
+            "from numba import njit, prange",
             "",
             "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
             "from loihi_slayer.fixed._stack import stack_empty_i64, stack_empty_like",
@@ -587,12 +588,20 @@ def render(model: _Stepped, target: str) -> str:
         body += _cpu_block(model, block_args)
         body += ["", ""]
         # one share of the lane blocks, the GIL released: the shares run on
-        # fixed.workers' threads (not prange: see fixed.workers), one set of buffers each
+        # fixed.workers' threads in an emulator run, else as one prange region
+        # (kernel_parallel, beside torch's ops: see workers.run_shared); one set of
+        # buffers each
         body += ["@njit(nogil=True, cache=True)", f"def kernel({args}, blk0, blk1):"] + rec
         body += ["    lane, xb, ob = _buffers(x0)", *_shared_params(model)]
         body += [
             "    for blk in range(blk0, blk1):",
             f"        _block(lane, xb, ob, blk, {block_args})",
+            "",
+            "",
+            "@njit(parallel=True, cache=True)",
+            f"def kernel_parallel({args}, parts):",
+            "    for k in prange(parts.shape[0]):",
+            f"        kernel({args}, parts[k, 0], parts[k, 1])",
             "",
             "",
         ]
@@ -660,8 +669,9 @@ def _prune(path: Path, prefix: str) -> None:
 def kernel_module(model: _Stepped, target: str = "cpu") -> ModuleType:
     """The generated kernel module of ``model`` for ``target`` (written and imported once).
 
-    The module has ``kernel`` (on CPU: the lane blocks ``[blk0, blk1)``; on the
-    ``'recurrent'`` target also ``kernel_serial``).
+    The module has ``kernel`` (on CPU: the lane blocks ``[blk0, blk1)``, and
+    ``kernel_parallel`` running ranges of them in a ``prange``; on the ``'recurrent'``
+    target also ``kernel_serial``).
     """
     key = (model.name, target)
     mod = _loaded.get(key)

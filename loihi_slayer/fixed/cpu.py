@@ -4,14 +4,15 @@ The neuron kernels (CUBA and sigma-delta included) are generated from their
 step functions (:mod:`.codegen`); this module holds the synapses. Arrays are
 time-last; compilation is lazy and cached on disk (``cache=True``). Each kernel
 computes the jobs (batch item and output neuron or channel) ``[job0, job1)`` with
-the GIL released: :func:`.workers.run_shared` shares the jobs among the worker
-threads.
+the GIL released, and its ``*_parallel`` form runs ranges of them in a ``prange``:
+:func:`.workers.run_shared` shares the jobs among the worker threads (an emulator run)
+or runs that form.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .._numba_cache import guard_cache_writes
 
@@ -143,3 +144,66 @@ def conv_transpose2d_kernel(
                             w = np.int64(weight[ci, col, ky, kx])
                             _add_pixel(acc, w, x, b, ci, iy, ix, graded)
                 _store_wrapped(out, acc, b, co, oy, ox, weight_exp)
+
+
+@njit(parallel=True, cache=True)
+def dense_kernel_parallel(x, weight, weight_exp, graded, out, parts):
+    """:func:`dense_kernel` over the job ranges ``parts`` (``(k, 2)``) in a ``prange``."""
+    for k in prange(parts.shape[0]):
+        dense_kernel(x, weight, weight_exp, graded, out, parts[k, 0], parts[k, 1])
+
+
+@njit(parallel=True, cache=True)
+def conv2d_kernel_parallel(
+    x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, parts
+):
+    """:func:`conv2d_kernel` over the job ranges ``parts`` in a ``prange``."""
+    for k in prange(parts.shape[0]):
+        conv2d_kernel(
+            x,
+            weight,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            groups,
+            weight_exp,
+            graded,
+            out,
+            parts[k, 0],
+            parts[k, 1],
+        )
+
+
+@njit(parallel=True, cache=True)
+def conv_transpose2d_kernel_parallel(
+    x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, parts
+):
+    """:func:`conv_transpose2d_kernel` over the job ranges ``parts`` in a ``prange``."""
+    for k in prange(parts.shape[0]):
+        conv_transpose2d_kernel(
+            x,
+            weight,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            groups,
+            weight_exp,
+            graded,
+            out,
+            parts[k, 0],
+            parts[k, 1],
+        )
+
+
+#: each range kernel's ``prange`` form, for :func:`.workers.run_shared`
+PARALLEL = {
+    dense_kernel: dense_kernel_parallel,
+    conv2d_kernel: conv2d_kernel_parallel,
+    conv_transpose2d_kernel: conv_transpose2d_kernel_parallel,
+}

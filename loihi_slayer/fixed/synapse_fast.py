@@ -680,7 +680,8 @@ def _dense_integer(x, weight, weight_exp, graded, latency) -> np.ndarray:
     out = np.zeros((1, weight.shape[0], x.shape[1]), np.int64)
     w = np.ascontiguousarray(weight, np.int64)
     n_out = out.shape[1]
-    _workers.run_shared(cpu.dense_kernel, n_out, out.size, x[None], w, weight_exp, graded, out)
+    kern, par = cpu.dense_kernel, cpu.PARALLEL[cpu.dense_kernel]
+    _workers.run_shared(kern, n_out, out.size, x[None], w, weight_exp, graded, out, parallel=par)
     return _delay_int(out[0], latency)
 
 
@@ -1012,5 +1013,6 @@ def _conv_integer(
     kernel = cpu.conv_transpose2d_kernel if transpose else cpu.conv2d_kernel
     w = np.ascontiguousarray(weight, np.int64)
     geometry = (*stride, *padding, *dilation, groups, weight_exp, graded)
-    _workers.run_shared(kernel, c_out, out.size, x[None], w, *geometry, out)
+    par = cpu.PARALLEL[kernel]
+    _workers.run_shared(kernel, c_out, out.size, x[None], w, *geometry, out, parallel=par)
     return _delay_int(out[0], latency)
