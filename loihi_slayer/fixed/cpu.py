@@ -11,6 +11,8 @@ or runs that form.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -154,56 +156,22 @@ def dense_kernel_parallel(x, weight, weight_exp, graded, out, parts):
 
 
 @njit(parallel=True, cache=True)
-def conv2d_kernel_parallel(
-    x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, parts
+def _conv_parallel(
+    transpose, x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, parts
 ):
-    """:func:`conv2d_kernel` over the job ranges ``parts`` in a ``prange``."""
+    """:func:`conv2d_kernel` (or :func:`conv_transpose2d_kernel`) over the job ranges
+    ``parts`` in a ``prange``."""
+    geometry = (sh, sw, ph, pw, dh, dw, groups, weight_exp, graded)
     for k in prange(parts.shape[0]):
-        conv2d_kernel(
-            x,
-            weight,
-            sh,
-            sw,
-            ph,
-            pw,
-            dh,
-            dw,
-            groups,
-            weight_exp,
-            graded,
-            out,
-            parts[k, 0],
-            parts[k, 1],
-        )
-
-
-@njit(parallel=True, cache=True)
-def conv_transpose2d_kernel_parallel(
-    x, weight, sh, sw, ph, pw, dh, dw, groups, weight_exp, graded, out, parts
-):
-    """:func:`conv_transpose2d_kernel` over the job ranges ``parts`` in a ``prange``."""
-    for k in prange(parts.shape[0]):
-        conv_transpose2d_kernel(
-            x,
-            weight,
-            sh,
-            sw,
-            ph,
-            pw,
-            dh,
-            dw,
-            groups,
-            weight_exp,
-            graded,
-            out,
-            parts[k, 0],
-            parts[k, 1],
-        )
+        if transpose:
+            conv_transpose2d_kernel(x, weight, *geometry, out, parts[k, 0], parts[k, 1])
+        else:
+            conv2d_kernel(x, weight, *geometry, out, parts[k, 0], parts[k, 1])
 
 
 #: each range kernel's ``prange`` form, for :func:`.workers.run_shared`
 PARALLEL = {
     dense_kernel: dense_kernel_parallel,
-    conv2d_kernel: conv2d_kernel_parallel,
-    conv_transpose2d_kernel: conv_transpose2d_kernel_parallel,
+    conv2d_kernel: functools.partial(_conv_parallel, False),
+    conv_transpose2d_kernel: functools.partial(_conv_parallel, True),
 }
