@@ -79,14 +79,15 @@ def test_measured_once_then_read_from_disk(unpinned):
     [
         b"\x00\xffnot json",
         b"[1, 2]",
-        b'{"version": 1}',
-        b'{"version": 1, "key": "KEY", "scan": -3.0, "slope": 1.0}',
-        b'{"version": 1, "key": "KEY", "scan": "64", "slope": 1.0}',
-        b'{"version": 1, "key": "KEY", "scan": 1e999, "slope": 1.0}',
+        b'{"version": VERSION}',
+        b'{"version": VERSION, "key": "KEY", "scan": -3.0, "slope": 1.0}',
+        b'{"version": VERSION, "key": "KEY", "scan": "64", "slope": 1.0}',
+        b'{"version": VERSION, "key": "KEY", "scan": 1e999, "slope": 1.0}',
     ],
 )
 def test_a_file_that_is_not_a_calibration_is_measured_anew(unpinned, caplog, content):
     path = gc._path()
+    content = content.replace(b"VERSION", str(gc.VERSION).encode())  # this version's file
     path.write_bytes(content.replace(b"KEY", json.dumps(gc.machine_key())[1:-1].encode()))
     with caplog.at_level(logging.WARNING, logger=gc.__name__):
         assert gc.grad_max_density(128) == pytest.approx(0.4)

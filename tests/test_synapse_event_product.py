@@ -384,9 +384,11 @@ def _layout(q3: np.ndarray, g3: np.ndarray, cross: bool) -> tuple[np.ndarray, np
 @given(
     n_i=st.integers(1, 12),
     n_a=st.integers(1, 9),
-    n_c=st.integers(1, 40),
-    n_o=st.integers(1, 40),
-    block=st.integers(1, 70),
+    # rows longer than one scan mask (64 values), and outputs past the register passes
+    # (128, then 16, then one column at a time)
+    n_c=st.integers(1, 150),
+    n_o=st.integers(1, 300),
+    block=st.integers(1, 200),
     density=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
     cross=st.booleans(),
     seed=st.integers(0, 2**31 - 1),

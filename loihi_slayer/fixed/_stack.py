@@ -26,7 +26,7 @@ from .._numba_cache import guard_cache_writes
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["stack_empty_i64", "stack_empty_like"]
+__all__ = ["stack_empty_f32", "stack_empty_i64", "stack_empty_like"]
 
 
 def _stack_array(dtype, size: int):
@@ -62,6 +62,16 @@ def stack_empty_i64(typingctx, n):
     if not _literal_size(n):
         return None
     array_type, codegen = _stack_array(types.int64, n.literal_value)
+    return array_type(n), codegen
+
+
+@intrinsic
+def stack_empty_f32(typingctx, n):
+    """An uninitialised 1-D float32 array of ``n`` values (an integer literal) on the
+    calling function's stack (accumulators LLVM keeps in vector registers)."""
+    if not _literal_size(n):
+        return None
+    array_type, codegen = _stack_array(types.float32, n.literal_value)
     return array_type(n), codegen
 
 

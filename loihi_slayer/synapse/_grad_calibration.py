@@ -72,7 +72,7 @@ SHAPE = (512, 100, 32, 256)
 DENSITIES = (0.05, 0.25)
 REPEATS = 7
 #: format of the file kept on disk (a file of another version is measured anew)
-VERSION = 1
+VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
