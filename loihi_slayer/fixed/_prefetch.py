@@ -66,6 +66,14 @@ def fetch_rows_for_write(arr, row0, col0, cols) -> None:
     """As :func:`fetch_rows`, for the rows about to be written."""
 
 
+def fetch_run(arr, at, count) -> None:
+    """Prefetch the ``count`` consecutive values of a C-contiguous ``arr`` from its flat
+    element ``at`` on (a run that may span rows), to be read; a no-op in Python. The
+    sum-pool training kernel asks so for the window rows of a neuron a few ahead
+    (:func:`loihi_slayer.autograd._cpu._cuba_chunk`): the all-quiet pass over the N-MNIST
+    pool block's 17.8 MB input took 0.65-0.69 of its time on one thread."""
+
+
 def _rows_overload(fetch):
     def impl(arr, row0, col0, cols):
         if arr.shape[1] == 0:
@@ -94,4 +102,17 @@ def _fetch_rows_for_write(arr, row0, col0, cols):
     return lambda arr, row0, col0, cols: None
 
 
-__all__ = ["LINE", "fetch_rows", "fetch_rows_for_write"]
+@overload(fetch_run, inline="always")
+def _fetch_run(arr, at, count):
+    if isinstance(arr, types.Array) and arr.layout == "C":
+
+        def impl(arr, at, count):
+            per = max(LINE // arr.itemsize, 1)
+            for c in range(0, count, per):
+                _fetch_read(arr, at + c)
+
+        return impl
+    return lambda arr, at, count: None
+
+
+__all__ = ["LINE", "fetch_rows", "fetch_rows_for_write", "fetch_run"]
