@@ -99,43 +99,71 @@ def _one_pass(weight: torch.Tensor, step: float) -> bool:
 
 
 @njit(cache=True)
-def _quantize_pass(w, step, lo, hi, q, inside):
-    """``q = clamp(rne(w / step) * step, lo, hi)`` and ``inside = lo <= rne(w / step) * step
-    <= hi`` (where the clamp passes gradient) in one pass; returns the number of NaN/inf
-    weights. ``step``, ``lo``, ``hi`` have ``w``'s dtype, so the arithmetic is the
-    composite's."""
+def _quantize_pass(w, step, lo, hi, q, inside, m):
+    """``q = clamp(rne(w / step) * step, lo, hi)``, ``inside = lo <= rne(w / step) * step
+    <= hi`` (where the clamp passes gradient) and the mantissas ``m = q / step`` (int8:
+    ``lo`` and ``hi`` are -128 and 127 steps) in one pass; returns the number of NaN/inf
+    weights and the largest ``|m|``. ``step``, ``lo``, ``hi`` have ``w``'s dtype, so the
+    arithmetic is the composite's."""
     bad = 0
+    top = 0
+    m_lo, m_hi = lo / step, hi / step
     for i in range(w.shape[0]):
         x = w[i]
         if not np.isfinite(x):
             bad += 1
-        r = np.rint(x / step) * step
+            continue
+        k = np.rint(x / step)
+        r = k * step
         inside[i] = r >= lo and r <= hi
         r = r if r >= lo else lo
         q[i] = r if r <= hi else hi
-    return bad
+        k = k if k >= m_lo else m_lo
+        k = k if k <= m_hi else m_hi
+        m[i] = np.int8(k)
+        top = max(top, abs(np.int64(k)))
+    return bad, top
+
+
+#: the attribute of a quantized weight that holds its int8 grid (see :func:`int8_grid`)
+_GRID = "_loihi_slayer_int8_grid"
 
 
 def _quantized(
     w: torch.Tensor, step: float, lo: float, hi: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(clamp(quantize(w, step), lo, hi), where the clamp passes gradient)`` by
-    :func:`_quantize_pass`; a :class:`ParameterError` for NaN/inf weights."""
+    :func:`_quantize_pass`; a :class:`ParameterError` for NaN/inf weights. The result
+    carries its int8 mantissas for :func:`int8_grid` (an int8 product then skips finding
+    the grid again: 75 us a step for N-MNIST's 578 -> 128 weight)."""
     src = w.detach().contiguous()
     q = torch.empty_like(src)
     inside = torch.empty(src.shape, dtype=torch.bool)
+    m = torch.empty(src.shape, dtype=torch.int8)
     typed = src.numpy().dtype.type
-    bad = _quantize_pass(
+    bad, top = _quantize_pass(
         src.reshape(-1).numpy(),
         typed(step),
         typed(lo),
         typed(hi),
         q.reshape(-1).numpy(),
         inside.reshape(-1).numpy(),
+        m.reshape(-1).numpy(),
     )
     if bad:
         raise ParameterError("quantize_8bit: weight contains NaN/inf")
+    setattr(q, _GRID, (m, step, int(top), q._version))
     return q, inside
+
+
+def int8_grid(q: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
+    """``(m, unit, max |m|)`` with ``q == unit * m`` exactly (``m`` int8 of ``q``'s shape,
+    ``unit`` a power of two) where ``q`` is an output of :func:`quantize_8bit` (eager CPU)
+    not changed in place since, else None."""
+    grid = getattr(q, _GRID, None)
+    if grid is None or grid[3] != q._version:
+        return None
+    return grid[:3]
 
 
 class _Quantize8bit(torch.autograd.Function):

@@ -414,3 +414,75 @@ def test_refused_input_raises_the_unfused_error_and_keeps_the_state(value, match
         with pytest.raises(ParameterError, match=match):
             blk(bad)
     assert torch.equal(blk.neuron.voltage_state, before)
+
+
+def test_the_pool_weight_is_hooked_again_only_when_it_may_have_changed(monkeypatch):
+    """The fused path remembers the hooked tap of a fixed pool weight; an in-place change,
+    a new weight parameter, a new hook or a neuron scale change are seen (each output equals
+    the unfused path's, which hooks the weight on every call)."""
+    import copy
+    import pickle
+
+    blk = cuba.Pool(PARAMS, 2, weight_scale=2)
+    hooked = spy(monkeypatch, type(blk.synapse), "_weight")
+    x = _input((2, 2, 8, 8, 30), amp=2)
+
+    def check(expect_hook: bool) -> None:
+        n = len(hooked)
+        with torch.no_grad():
+            fused = blk(x)
+            hooks = len(hooked) - n
+            assert torch.equal(fused, _SpatialBlock.forward(blk, x))
+        assert hooks == (1 if expect_hook else 0)
+
+    check(True)
+    check(False)  # remembered
+    with torch.no_grad():
+        blk.synapse.weight.fill_(3.0)  # in place: a new version
+    check(True)
+    blk.synapse.weight = torch.nn.Parameter(torch.full_like(blk.synapse.weight, 1.0), False)
+    check(True)
+    blk.neuron.w_scale = 32  # the quantizer's grid (also the threshold's scale)
+    check(True)
+    # a saved or copied block hooks its weight again (the memo's weak reference is not
+    # pickled, and refers to no weight of the copy)
+    for other in (pickle.loads(pickle.dumps(blk)), copy.deepcopy(blk)):
+        n = len(hooked)
+        with torch.no_grad():
+            assert torch.equal(other(x), _SpatialBlock.forward(other, x))
+        assert len(hooked) == n + 2
+    blk.synapse.pre_hook_fx = lambda w: w * 0.5  # the user's own hook: never remembered
+    check(True)
+    check(True)
+
+
+def test_a_scratch_state_is_advanced_in_place():
+    """A neuron without persistent state hands the pooled kernel a scratch zero state,
+    advanced in its own memory; the end state equals that of a state kept unchanged
+    (advanced in a copy), and a refused input leaves a kept state untouched."""
+    from loihi_slayer.autograd.cuba import CubaState, cuba_pooled_spikes
+
+    blk = cuba.Pool(PARAMS, 2)
+    nrn = blk.neuron
+    x = _input((2, 2, 6, 6, 25), amp=3)
+    rows = 2 * 2 * 3 * 3
+
+    def run(state, x=x):
+        args = (nrn.current_decay, nrn.voltage_decay, nrn._spec, state, None, True)
+        return cuba_pooled_spikes(x, (2, 2), 1.0, *args)
+
+    scratch = CubaState.zeros(rows, torch.device("cpu"), scratch=True)
+    memory = scratch.stacked()
+    kept = CubaState.zeros(rows, torch.device("cpu"))
+    before = kept.stacked()
+    assert torch.equal(run(scratch), run(kept))
+    assert scratch.stacked() is memory  # advanced in place
+    assert kept.stacked() is not before and not before.any()  # a copy advanced
+    assert torch.equal(scratch.stacked(), kept.stacked()) and scratch.stacked().any()
+    # the default (kept) state is unchanged by a refused input
+    bad = x.clone()
+    bad[0, 0, 0, 0, 3] = float("nan")
+    end = kept.stacked().clone()
+    with pytest.raises(ParameterError):
+        run(kept, bad)
+    assert torch.equal(kept.stacked(), end)

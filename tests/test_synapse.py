@@ -57,6 +57,19 @@ def test_quantize_8bit_one_pass_is_the_composite(scale, dtype, spread, seed):
     (gr,) = torch.autograd.grad(ref, w, grad)
     assert torch.equal(gq, gr)
     assert (gq == 0).any() and (gq != 0).any()  # both sides of the clamp were reached
+    # the int8 grid the result carries: the reference's values over the step
+    m, unit, top = quantize.int8_grid(q)
+    assert unit == step and m.dtype == torch.int8
+    assert torch.equal(m.to(torch.float64), ref.detach().double() / step)
+    assert top == int((ref.detach().double() / step).abs().max())
+
+
+def test_quantized_weight_grid_is_dropped_when_the_weight_changes():
+    q = quantize_8bit(torch.tensor([0.1, -0.2, 3.0]))
+    assert quantize.int8_grid(q)[0].tolist() == [3, -6, 96]
+    q.mul_(2)  # in place: the grid no longer holds
+    assert quantize.int8_grid(q) is None
+    assert quantize.int8_grid(torch.ones(2)) is None  # not a quantizer's output
 
 
 def test_quantize_8bit_one_pass_runs_and_refuses_nan(monkeypatch):

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import spy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,21 +194,14 @@ def test_gradients_are_the_float_products(any_size):
 
 
 def test_dense_synapse_takes_the_int8_path_for_spikes(any_size, monkeypatch):
-    calls = []
-    real = ip.IntDenseProduct.apply
-
-    def spy(*args):
-        calls.append(args[0].shape)
-        return real(*args)
-
-    monkeypatch.setattr(ip.IntDenseProduct, "apply", spy)
+    calls = spy(monkeypatch, ip.IntDenseProduct, "apply")
     torch.manual_seed(0)
     dense = synapse.Dense(24, 8, weight_scale=2, weight_norm=True, pre_hook_fx=quantize_8bit)
     # denser than the event product takes (see test_synapse_event_product): the GEMM
     x = (torch.rand(4, 24, 11) < 0.5).float().requires_grad_(True)
     assert float((x != 0).float().mean()) > ep.MAX_DENSITY
     y = dense(x)
-    assert calls == [(4, 24, 11)]
+    assert [c[0].shape for c in calls] == [(4, 24, 11)]
     w = quantize_8bit(dense.weight).reshape(8, 24)
     assert torch.equal(y, _float_path(x.detach(), w.detach()))
     y.square().sum().backward()
@@ -223,6 +217,22 @@ def test_dense_synapse_takes_the_int8_path_for_spikes(any_size, monkeypatch):
     torch.testing.assert_close(x.grad, gx)
     for p, ref in zip(dense.parameters(), (gg, gv), strict=True):
         torch.testing.assert_close(p.grad, ref)
+
+
+def test_dense_synapse_takes_the_quantizers_grid(any_size, monkeypatch):
+    """A quantized weight's int8 mantissas reach the product: the grid is not found again,
+    and the output is the exact sum."""
+    found = spy(monkeypatch, ip, "weight_grid")
+    dense = synapse.Dense(40, 6, weight_scale=3, weight_norm=True, pre_hook_fx=quantize_8bit)
+    x = (torch.rand(3, 40, 9, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    y = dense(x)
+    w = quantize_8bit(dense.weight).reshape(6, 40).detach()
+    assert torch.equal(y.double(), _exact(x, w))
+    assert found == []
+    # a hook without a grid: found here
+    dense.pre_hook_fx = lambda w: quantize_8bit(w) * 1.0
+    assert torch.equal(dense(x), y)
+    assert len(found) == 1
 
 
 def test_graded_input_falls_back(any_size):

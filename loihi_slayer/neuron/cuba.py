@@ -302,7 +302,7 @@ class Neuron(base.Neuron):
             rc = self.refractory_state.detach().to(device=x.device, dtype=torch.int64)
             rc = rc.reshape(rows).clone() if rc.numel() == rows else rc.new_zeros(rows)
             return CubaState(to_int(self.current_state), to_int(self.voltage_state), rc)
-        return CubaState.zeros(rows, x.device)
+        return CubaState.zeros(rows, x.device, scratch=True)
 
     def _keep_state(self, st: CubaState, x: torch.Tensor) -> None:
         if self.persistent_state:

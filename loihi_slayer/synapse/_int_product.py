@@ -393,7 +393,11 @@ def _gemm_weight_grad(ctx, q, g):
 
 
 def int_product(
-    x3: torch.Tensor, w2: torch.Tensor, owner: object | None = None, time_major: bool = False
+    x3: torch.Tensor,
+    w2: torch.Tensor,
+    owner: object | None = None,
+    time_major: bool = False,
+    grid: tuple[torch.Tensor, float, int] | None = None,
 ) -> torch.Tensor | None:
     """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) from the int8 operand when that
     is exact and worth it (CPU float32, both on integer grids, the bound of the module
@@ -406,7 +410,10 @@ def int_product(
     :mod:`loihi_slayer._recycle`), or into one buffer shared by products without one.
     ``time_major``: the output is a time-last view of time-major ``(T, B, O)`` memory, for
     a consumer that steps through time (the recurrent blocks): one GEMM makes it, and a
-    gradient arriving in that layout reaches the weight gradient without a copy."""
+    gradient arriving in that layout reaches the weight gradient without a copy.
+    ``grid``: ``w2``'s int8 grid where the caller knows it (``(m, unit, max |m|)`` of
+    :func:`weight_grid`, ``m`` shaped as ``w2``; a quantizer's output carries it, see
+    :func:`~loihi_slayer.quantize.int8_grid`), else it is found here."""
     n_b, n_i, steps = x3.shape
     n_o = w2.shape[0]
     if (
@@ -418,7 +425,8 @@ def int_product(
         or torch.compiler.is_compiling()
     ):
         return None
-    grid = weight_grid(w2)
+    if grid is None:
+        grid = weight_grid(w2)
     if grid is None:
         return None
     m, unit, top_m = grid
