@@ -445,8 +445,8 @@ class Pool(_Synapse, torch.nn.Conv3d):
         tap = self._tap_memo[1]
         return None if tap is None else (kernel, tap)
 
-    #: the last :meth:`tiled_sum`'s weight key and tap (the hook and the check of the taps
-    #: took 75 us a call, as long as a 4096-neuron CUBA step)
+    #: the last :meth:`tiled_sum`'s weight key and tap (hooking the weight and checking
+    #: its taps took 75 us a call)
     _tap_memo: tuple = (None, None)
 
     def _fixed_weight_key(self) -> tuple | None:
