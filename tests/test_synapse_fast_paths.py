@@ -124,6 +124,28 @@ def test_finite_check_catches_one_bad_value(bad):
         dense(x)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_dense_finite_check_on_its_smaller_output_sees_every_input_value(bad, time_major):
+    """A dense synapse with fewer outputs than inputs checks its output sum: one bad input
+    value anywhere is refused, also under zero and masked weights (0 * inf is NaN); a
+    finite input whose sums overflow passes."""
+    n_in, n_out = 9, 2
+    for scale, mask in ((1.0, None), (0.0, None), (1.0, torch.zeros(n_out, n_in))):
+        dense = synapse.Dense(n_in, n_out, weight_scale=scale, mask=mask)
+        dense.time_major_output = time_major
+        for b, i, t in ((0, 0, 0), (1, n_in - 1, 4), (1, 4, 2)):
+            x = torch.zeros(2, n_in, 5)
+            x[b, i, t] = bad
+            with pytest.raises(ParameterError, match="synapse.Dense: input contains NaN/inf"):
+                dense(x)
+    dense = synapse.Dense(n_in, n_out)
+    with torch.no_grad():
+        dense.weight.fill_(1.0)
+    x = torch.full((1, n_in, 3), 3e38)
+    assert torch.isinf(dense(x)).all()
+
+
 def test_finite_check_accepts_finite_values_whose_sum_overflows():
     # the one-reduction check sums the input: 3e38 + 3e38 is inf in float32, yet every
     # value is finite, so the full check must run and accept it
