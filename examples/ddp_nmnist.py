@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> dict | None:
             f"emulator gap: {'zero' if gap.ok else gap}"
         )
         result = {"test_accuracy": accuracy, "gap_zero": gap.ok, "network": str(net_path)}
+    # every process leaves together: a rank that tore its group down while rank 0 was
+    # still evaluating and exporting was aborted at exit in a loaded CI run ("terminate
+    # called without an active exception", gloo)
+    dist.barrier()
     dist.destroy_process_group()
     return result
 
