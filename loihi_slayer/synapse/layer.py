@@ -46,10 +46,16 @@ def _pair(v, name: str) -> tuple[int, int]:
     return a, b
 
 
-def _check_finite(module: str, what: str, t: torch.Tensor) -> None:
-    # one reduction instead of isfinite's four passes: a sum is finite only if every term
-    # is (NaN and inf propagate); an overflowing finite sum falls through to the full check
-    if not torch.compiler.is_compiling() and bool(torch.isfinite(t.detach().sum())):
+def _check_finite(
+    module: str, what: str, t: torch.Tensor, reaches: torch.Tensor | None = None
+) -> None:
+    """Refuse NaN/inf in ``t``. One reduction instead of isfinite's four passes: a sum is
+    finite only if every term is (NaN and inf propagate); an overflowing finite sum falls
+    through to the full check of ``t``. ``reaches``: a result that every NaN/inf of ``t``
+    reaches (a synapse's output: 0 * inf is NaN, and the weights are finite); the smaller
+    of the two is summed."""
+    small = t if reaches is None or reaches.numel() >= t.numel() else reaches
+    if not torch.compiler.is_compiling() and bool(torch.isfinite(small.detach().sum())):
         return
     check_finite(t, f"{module}: {what} contains NaN/inf")
 
@@ -303,14 +309,9 @@ class Dense(_Synapse, torch.nn.Conv3d):
         else:
             rows = x3.transpose(1, 2).reshape(n_b * steps, n_i)
             z = (rows @ w2.t()).view(n_b, steps, n_o).transpose(1, 2)
-        # NaN/inf in an input row reaches every output of its row (0 * inf is NaN, and the
-        # weights are finite), so the smaller of input and output is checked (the check of
-        # N-MNIST's dense 128 -> 10 input took 60-100 us a step); a non-finite output of a
-        # finite input (an overflowing sum) passes the input's full check
-        small = z if z.numel() < x3.numel() else x3
-        if not torch.compiler.is_compiling() and bool(torch.isfinite(small.detach().sum())):
-            return z
-        _check_finite(f"synapse.{type(self).__name__}", "input", x3)
+        # NaN/inf in an input row reaches every output of its row: the smaller is summed
+        # (the check of N-MNIST's dense 128 -> 10 input took 60-100 us a step)
+        _check_finite(f"synapse.{type(self).__name__}", "input", x3, reaches=z)
         return z
 
 
@@ -420,8 +421,8 @@ class Pool(_Synapse, torch.nn.Conv3d):
             y = F.conv3d(x5, w, None, self.stride, self.padding, self.dilation)
         else:
             y = _slice_pool(x5, w, self.stride, self.padding, self.dilation)
-        if tiled and not bool(torch.isfinite(y.detach().sum())):  # or a finite overflow
-            check_finite(x, f"synapse.{type(self).__name__}: input contains NaN/inf")
+        if tiled:
+            _check_finite(f"synapse.{type(self).__name__}", "input", x, reaches=y)
         return y.reshape(n, c, *y.shape[2:])
 
     def tiled_sum(self, x: torch.Tensor) -> tuple[tuple[int, int], float] | None:
