@@ -51,7 +51,8 @@ from bench_neurons import plain_cuba
 from loihi_slayer import loss
 from loihi_slayer.demo import oxford_data
 from loihi_slayer.fixed.synapse_fast import int8_gemm_pays
-from loihi_slayer.synapse._int_product import int_product
+from loihi_slayer.synapse._int_product import int_product, weight_grid
+from loihi_slayer.synapse._narrow_product import narrow_product
 
 
 def load_example(name: str):
@@ -310,8 +311,9 @@ def nmnist_parts(case: dict, reps: int) -> None:
     backward), and the step's products (the dense synapse's forward product and weight
     gradient as the layer runs them: on CPUs with int8 dot products the int8 GEMM forward
     and, on sparse spikes, the weight gradient event by event; elsewhere both event by
-    event on sparse spikes, else sgemm on the operand; PyTorch's sgemm on the other
-    shapes). Their sum is what the step would take with no
+    event on sparse spikes, else sgemm on the operand; the dense-2 synapse's product of
+    few outputs, :mod:`loihi_slayer.synapse._narrow_product`, forward and both
+    gradients). Their sum is what the step would take with no
     other cost (copies, checks, autograd, optimizer). The gradients come in the layouts
     the step hands over: neuron-last ``(B, T, N)`` memory into the dense-1 neuron and its
     product's weight gradient (the input gradient of the dense-2 synapse's float
@@ -324,7 +326,8 @@ def nmnist_parts(case: dict, reps: int) -> None:
     with torch.no_grad():
         h1 = flat(pool(x))
         z1 = d1.synapse(h1)
-        z2 = d2.synapse(d1(h1))
+        s1 = d1(h1)
+        z2 = d2.synapse(s1)
     b, t = x.shape[0], x.shape[-1]
     n_in, n1, n2 = h1.shape[1], z1.shape[1], z2.shape[1]
     with torch.no_grad():
@@ -362,16 +365,24 @@ def nmnist_parts(case: dict, reps: int) -> None:
 
         return run
 
-    def gemm(*shapes: tuple[int, int, int]):
-        pairs = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
-        return lambda: [torch.mm(a, c) for a, c in pairs]
+    # the dense-2 product as the layer runs it: few outputs, on the time-last spikes
+    with torch.no_grad():
+        w2 = d2.synapse.pre_hook_weight.reshape(n2, n1)
+    w2g = w2.detach().clone().requires_grad_(True)
+    s1g = s1.detach().clone().requires_grad_(True)
+    grid2 = weight_grid(w2)
+    if narrow_product(s1g, w2g, grid2) is None:
+        raise SystemExit(f"the dense {n1}->{n2} product did not take the narrow path")
+    g2 = torch.ones_like(z2)
 
     parts = {
         "pool block: sums, neuron, shift in one pass": no_grad(lambda: pool(x)),
         f"dense {n_in}->{n1} neuron (fwd+bwd)": fwd_bwd(d1.neuron, z1, g1),
         f"dense {n1}->{n2} neuron (fwd+bwd)": fwd_bwd(d2.neuron, z2, torch.ones_like(z2)),
         product[0]: product[1],
-        f"GEMMs of dense {n1}->{n2} (3)": gemm((b * t, n1, n2), (n2, b * t, n1), (b * t, n2, n1)),
+        f"narrow {n2}x{n1}x{b * t} (fwd + both grads)": (
+            lambda: narrow_product(s1g, w2g, grid2).backward(g2)
+        ),
     }
     total = 0.0
     print("  our step's parts, each alone (median):")

@@ -37,6 +37,7 @@ from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, splat, vector
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = [
+    "axpy16",
     "copy16",
     "fma32",
     "lanes_to_rows",
@@ -129,6 +130,29 @@ def copy16(typingctx, src, src_at, dst, dst_at):
         return context.get_dummy_value()
 
     return types.none(src, src_at, dst, dst_at), codegen
+
+
+@intrinsic
+def axpy16(typingctx, y, y_at, a, x, x_at):
+    """``y.flat[y_at + j] += a * x.flat[x_at + j]`` for ``j < 16`` (C-contiguous float32
+    arrays, ``a`` float32; a product, then a sum, each rounded, as the scalar loop):
+    one vector load of each, one store. (As a loop of 16 between arrays LLVM cannot
+    prove apart it stayed scalar.)"""
+    ok = _f32_c(y, x) and a == types.float32
+    if not ok or not all(isinstance(t, types.Integer) for t in (y_at, x_at)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        y_ty, yat_ty, _, x_ty, xat_ty = sig.args
+        yd = context.make_array(y_ty)(context, builder, args[0]).data
+        xd = context.make_array(x_ty)(context, builder, args[3]).data
+        yp = vector_ptr(builder, yd, as_i64(builder, args[1], yat_ty))
+        xv = builder.load(vector_ptr(builder, xd, as_i64(builder, args[4], xat_ty)), align=4)
+        prod = builder.fmul(splat(builder, args[2]), xv)
+        builder.store(builder.fadd(builder.load(yp, align=4), prod), yp, align=4)
+        return context.get_dummy_value()
+
+    return types.none(y, y_at, a, x, x_at), codegen
 
 
 @intrinsic
