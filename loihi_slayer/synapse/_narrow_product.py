@@ -60,7 +60,8 @@ _LO, _HI = np.float32(-128), np.float32(127)
 
 @njit(inline="always", cache=True)
 def _forward_item(x, wt, z, b, acc):
-    """Batch item ``b``: ``z[b, :, t] = Σ_i x[b, i, t] · wt[i, :O]``, ``i`` in order, each
+    """Batch item ``b``: ``z[b, :, t] = Σ_i x[b, i, t] · wt[i, :O]`` (``wt`` from
+    :func:`_lane_columns`), ``i`` in order, each
     term one :data:`LANE`-wide multiply-add (:func:`~loihi_slayer.autograd._lane_scan.axpy16`)
     into the flat ``(T, LANE)`` accumulator ``acc``; rows without a non-zero value are
     skipped (their terms are zeros). Returns ``(refused, max |x|)``, ``refused`` 1 where
@@ -93,10 +94,23 @@ def _forward_item(x, wt, z, b, acc):
     return bad, top
 
 
+@njit(inline="always", cache=True)
+def _lane_columns(w2):
+    """The weight columns ``w2[:, i]`` as rows of :data:`LANE` values, zero-padded: the
+    flat ``(I, LANE)`` operand of :func:`_forward_item`."""
+    n_o, n_i = w2.shape
+    wt = np.zeros(n_i * LANE, np.float32)
+    for o in range(n_o):
+        for i in range(n_i):
+            wt[i * LANE + o] = w2[o, i]
+    return wt
+
+
 @njit(parallel=True, cache=True)
-def _forward_parallel(x, wt, z):
+def _forward_parallel(x, w2, z):
     """:func:`_forward_item` for every batch item, one job each; returns ``(refused,
     max |x|)``."""
+    wt = _lane_columns(w2)
     n_b, steps = x.shape[0], x.shape[2]
     bad = np.zeros(n_b, np.int32)
     top = np.zeros(n_b, np.int32)
@@ -107,8 +121,9 @@ def _forward_parallel(x, wt, z):
 
 
 @njit(cache=True)
-def _forward_serial(x, wt, z):
+def _forward_serial(x, w2, z):
     """:func:`_forward_parallel` on the calling thread."""
+    wt = _lane_columns(w2)
     bad, top = np.int32(0), np.int32(0)
     acc = np.empty(x.shape[2] * LANE, np.float32)
     for b in range(x.shape[0]):
@@ -182,20 +197,23 @@ def _grad_w_part(x, g, parts, p, gt):
 
 @njit(inline="always", cache=True)
 def _sum_parts(parts, n_parts, out):
-    """``out = Σ_p parts[p]`` (flat ``(I, LANE)`` blocks), the parts in order."""
-    size = np.uint64(out.shape[0])
-    for j in range(size):
-        out[j] = parts[j]
-    for p in range(np.uint64(1), np.uint64(n_parts)):
-        for j in range(size):
-            out[j] += parts[p * size + j]
+    """``out[o, i] = Σ_p parts[p, i, o]`` (flat ``(I, LANE)`` blocks), the parts in
+    order: the weight gradient ``(O, I)``."""
+    n_o, n_i = out.shape
+    size = n_i * LANE
+    for o in range(n_o):
+        for i in range(n_i):
+            a = parts[i * LANE + o]
+            for p in range(1, n_parts):
+                a += parts[p * size + i * LANE + o]
+            out[o, i] = a
 
 
 @njit(parallel=True, cache=True)
 def _grad_w_parallel(x, g, parts, out):
-    """:func:`_grad_w_part` for every part, one job each, then their sum into ``out``
-    (flat ``(I, LANE)``)."""
-    n_parts = parts.shape[0] // out.shape[0]
+    """:func:`_grad_w_part` for every part, one job each, then their sum into the weight
+    gradient ``out`` ``(O, I)``."""
+    n_parts = parts.shape[0] // (x.shape[1] * LANE)
     for p in prange(n_parts):
         gt = np.empty(x.shape[2] * LANE, np.float32)
         _grad_w_part(x, g, parts, p, gt)
@@ -205,7 +223,7 @@ def _grad_w_parallel(x, g, parts, out):
 @njit(cache=True)
 def _grad_w_serial(x, g, parts, out):
     """:func:`_grad_w_parallel` on the calling thread."""
-    n_parts = parts.shape[0] // out.shape[0]
+    n_parts = parts.shape[0] // (x.shape[1] * LANE)
     gt = np.empty(x.shape[2] * LANE, np.float32)
     for p in range(n_parts):
         _grad_w_part(x, g, parts, p, gt)
@@ -239,12 +257,9 @@ class NarrowDenseProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x3, w2, top_m):
         n_b, n_i, steps = x3.shape
-        n_o = w2.shape[0]
-        wt = torch.zeros((n_i, LANE), dtype=torch.float32)
-        wt[:, :n_o] = w2.detach().t()
-        z = torch.empty((n_b, n_o, steps), dtype=torch.float32)
+        z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
         kernel = _FORWARD[_parallel(x3.numel())]
-        bad, top = kernel(x3.detach().numpy(), wt.numpy(), z.numpy())
+        bad, top = kernel(x3.detach().numpy(), w2.detach().contiguous().numpy(), z.numpy())
         if bad or n_i * top_m * int(top) >= FLOAT32_EXACT:
             raise _Refused
         ctx.save_for_backward(x3, w2)
@@ -268,10 +283,9 @@ class NarrowDenseProduct(torch.autograd.Function):
             g_x = out.transpose(1, 2)
         if ctx.needs_input_grad[1]:
             parts = np.empty(min(GRAD_PARTS, n_b) * n_i * LANE, np.float32)
-            gwt = torch.empty((n_i, LANE), dtype=torch.float32)
+            g_w = torch.empty(tuple(w2.shape), dtype=torch.float32)
             kernel = _GRAD_W[_parallel(x3.numel())]
-            kernel(x3.detach().numpy(), gn, parts, gwt.reshape(-1).numpy())
-            g_w = gwt[:, : w2.shape[0]].t()
+            kernel(x3.detach().numpy(), gn, parts, g_w.numpy())
         return g_x, g_w, None
 
 
