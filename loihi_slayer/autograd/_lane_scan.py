@@ -132,12 +132,11 @@ def copy16(typingctx, src, src_at, dst, dst_at):
     return types.none(src, src_at, dst, dst_at), codegen
 
 
-@intrinsic
-def axpy16(typingctx, y, y_at, a, x, x_at):
-    """``y.flat[y_at + j] += a * x.flat[x_at + j]`` for ``j < 16`` (C-contiguous float32
-    arrays, ``a`` float32; a product, then a sum, each rounded, as the scalar loop):
-    one vector load of each, one store. (As a loop of 16 between arrays LLVM cannot
-    prove apart it stayed scalar.)"""
+def _update16(y, y_at, a, x, x_at, combine):
+    """Typing and code of an intrinsic ``f(y, y_at, a, x, x_at)`` that stores
+    ``combine(builder, yv, av, xv)`` into ``y.flat[y_at : y_at + 16]`` (``yv`` those 16
+    values, ``xv`` ``x.flat[x_at : x_at + 16]``, ``av`` the float32 ``a`` in every lane;
+    C-contiguous float32 arrays): one vector load of each, one store."""
     ok = _f32_c(y, x) and a == types.float32
     if not ok or not all(isinstance(t, types.Integer) for t in (y_at, x_at)):
         return None
@@ -148,11 +147,19 @@ def axpy16(typingctx, y, y_at, a, x, x_at):
         xd = context.make_array(x_ty)(context, builder, args[3]).data
         yp = vector_ptr(builder, yd, as_i64(builder, args[1], yat_ty))
         xv = builder.load(vector_ptr(builder, xd, as_i64(builder, args[4], xat_ty)), align=4)
-        prod = builder.fmul(splat(builder, args[2]), xv)
-        builder.store(builder.fadd(builder.load(yp, align=4), prod), yp, align=4)
+        yv = builder.load(yp, align=4)
+        builder.store(combine(builder, yv, splat(builder, args[2]), xv), yp, align=4)
         return context.get_dummy_value()
 
     return types.none(y, y_at, a, x, x_at), codegen
+
+
+@intrinsic
+def axpy16(typingctx, y, y_at, a, x, x_at):
+    """``y.flat[y_at + j] += a * x.flat[x_at + j]`` for ``j < 16`` (C-contiguous float32
+    arrays, ``a`` float32; a product, then a sum, each rounded, as the scalar loop), on
+    vectors. (As a loop of 16 between arrays LLVM cannot prove apart it stayed scalar.)"""
+    return _update16(y, y_at, a, x, x_at, lambda b, yv, av, xv: b.fadd(yv, b.fmul(av, xv)))
 
 
 @intrinsic
@@ -160,22 +167,7 @@ def scale16(typingctx, x, x_at, a, g, g_at):
     """``x.flat[x_at + j] = (x.flat[x_at + j] * a) * g.flat[g_at + j]`` for ``j < 16``
     (C-contiguous float32 arrays, ``a`` float32): the products of :func:`mul32`, on
     vectors."""
-    ok = _f32_c(x, g) and a == types.float32
-    if not ok or not all(isinstance(t, types.Integer) for t in (x_at, g_at)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        x_ty, xat_ty, _, g_ty, gat_ty = sig.args
-        xd = context.make_array(x_ty)(context, builder, args[0]).data
-        gd = context.make_array(g_ty)(context, builder, args[3]).data
-        xp = vector_ptr(builder, xd, as_i64(builder, args[1], xat_ty))
-        gv = builder.load(vector_ptr(builder, gd, as_i64(builder, args[4], gat_ty)), align=4)
-        av = splat(builder, args[2])
-        prod = builder.fmul(builder.fmul(builder.load(xp, align=4), av), gv)
-        builder.store(prod, xp, align=4)
-        return context.get_dummy_value()
-
-    return types.none(x, x_at, a, g, g_at), codegen
+    return _update16(x, x_at, a, g, g_at, lambda b, xv, av, gv: b.fmul(b.fmul(xv, av), gv))
 
 
 @intrinsic
