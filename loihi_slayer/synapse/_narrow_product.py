@@ -14,16 +14,18 @@ direction is one kernel on the layouts as they are:
     \frac{\partial L}{\partial x[b, i, t]} = \sum_o w[o, i]\, g[b, o, t], \qquad
     \frac{\partial L}{\partial w[o, i]} = \sum_{b, t} x[b, i, t]\, g[b, o, t].
 
-The outputs are padded to :data:`LANE` (one AVX-512 vector): the forward adds
-``x[b, i, t]`` times the weight column ``w[:, i]`` into row ``t`` of a ``(T, LANE)``
-accumulator per batch item, the weight gradient ``x[b, i, t]`` times the output
-gradient's row ``g[b, :, t]`` into row ``i`` of a ``(I, LANE)`` one, each term one
-vector multiply and add (:func:`~loihi_slayer.autograd._lane_scan.axpy16`; as loops of
-16 they stayed scalar), and both skip input rows without a non-zero value (spikes). The
-input gradient is written neuron-last ``(B, T, I)`` (loops over ``I``, whole vectors; a
-CUBA neuron's backward reads that layout without a copy) and returned as a time-last
-view. On N-MNIST's 128 -> 10 layer (32 x 128 x 60 spikes, 12 % ones) inside training
-steps: forward 93 us, input gradient 75 us, weight gradient 66 us.
+The outputs are padded to :data:`LANE` (one AVX-512 vector). The work goes in jobs of
+one batch item and :data:`STEP_BLOCK` steps (so one long sequence spreads over the
+threads too): the forward adds ``x[b, i, t]`` times the weight column ``w[:, i]`` into
+row ``t`` of a job's ``(STEP_BLOCK, LANE)`` accumulator, the weight gradient
+``x[b, i, t]`` times the output gradient's row ``g[b, :, t]`` into row ``i`` of an
+``(I, LANE)`` one, each term one vector multiply and add
+(:func:`~loihi_slayer.autograd._lane_scan.axpy16`; as loops of 16 they stayed scalar),
+and both skip runs of an input row without a non-zero value (spikes). The input
+gradient is written neuron-last ``(B, T, I)`` (loops over ``I``, whole vectors; a CUBA
+neuron's backward reads that layout without a copy) and returned as a time-last view.
+On N-MNIST's 128 -> 10 layer (32 x 128 x 60 spikes, 12 % ones) inside training steps:
+forward 93 us, input gradient 75 us, weight gradient 70 us.
 
 Exactness: the forward applies where the weights lie on a power-of-two grid and every
 input is an integer in ``[-128, 127]`` with ``I · max|m| · max|x| < 2^{24}`` (the bound
@@ -31,9 +33,9 @@ of :mod:`~loihi_slayer.synapse._int_product`): every partial sum is then an inte
 multiple of the grid step that float32 holds exactly, so the output is the float GEMM's
 bit for bit, whatever the order. Elsewhere (a non-integer, NaN or inf input) the
 forward says so and the caller keeps the float GEMM. The gradients are float sums in a
-fixed order (the input gradient over ``o``; the weight gradient over ``(b, t)`` within
-each of :data:`GRAD_PARTS` batch ranges, then the ranges in order), the same bits on
-any number of threads; they equal the GEMMs' up to that order.
+fixed order (the input gradient over ``o``; the weight gradient over the jobs and their
+steps in order within each of :data:`GRAD_PARTS` ranges of jobs, then the ranges in
+order), the same bits on any number of threads; they equal the GEMMs' up to that order.
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ from ._int_product import FLOAT32_EXACT, UNIT_MIN, weight_grid
 #: outputs of one accumulator vector: the most this product takes
 LANE = 16
 NARROW_MAX = LANE
-#: batch ranges of the weight gradient, summed in order (fixed: the same bits on any
+#: steps of one job (a batch item's steps in blocks: a single long sequence spreads
+#: over the threads too; a block's accumulator, 8 KB, stays in the L1 cache)
+STEP_BLOCK = 128
+#: job ranges of the weight gradient, summed in order (fixed: the same bits on any
 #: number of threads)
 GRAD_PARTS = 4
 #: the int8 range of an exact event
@@ -59,26 +64,42 @@ _LO, _HI = np.float32(-128), np.float32(127)
 
 
 @njit(inline="always", cache=True)
-def _forward_item(x, wt, z, b, acc):
-    """Batch item ``b``: ``z[b, :, t] = Σ_i x[b, i, t] · wt[i, :O]`` (``wt`` from
-    :func:`_lane_columns`), ``i`` in order, each
-    term one :data:`LANE`-wide multiply-add (:func:`~loihi_slayer.autograd._lane_scan.axpy16`)
-    into the flat ``(T, LANE)`` accumulator ``acc``; rows without a non-zero value are
-    skipped (their terms are zeros). Returns ``(refused, max |x|)``, ``refused`` 1 where
-    a value is not an integer in ``[-128, 127]`` (NaN and inf included). Unsigned
-    indices: no wrap-around checks, so the row tests vectorise."""
+def _job_span(job, steps):
+    """Job ``job``'s batch item and steps ``[t0, t1)``: each item's steps in blocks of
+    :data:`STEP_BLOCK`, so that a single long sequence spreads over the threads too."""
+    blocks = (steps + STEP_BLOCK - 1) // STEP_BLOCK
+    b, k = job // blocks, job % blocks
+    return b, k * STEP_BLOCK, min(steps, (k + 1) * STEP_BLOCK)
+
+
+@njit(inline="always", cache=True)
+def _n_jobs(n_b, steps):
+    return n_b * ((steps + STEP_BLOCK - 1) // STEP_BLOCK)
+
+
+@njit(inline="always", cache=True)
+def _forward_job(x, wt, z, job, acc):
+    """Job ``job`` (:func:`_job_span`: item ``b``, steps ``t0 .. t1``): ``z[b, :, t] =
+    Σ_i x[b, i, t] · wt[i, :O]`` (``wt`` from :func:`_lane_columns`), ``i`` in order,
+    each term one :data:`LANE`-wide multiply-add
+    (:func:`~loihi_slayer.autograd._lane_scan.axpy16`) into the flat ``(t1 - t0, LANE)``
+    accumulator ``acc``; runs of an input row without a non-zero value are skipped
+    (their terms are zeros). Returns ``(refused, max |x|)``, ``refused`` 1 where a value
+    is not an integer in ``[-128, 127]`` (NaN and inf included). Unsigned indices: no
+    wrap-around checks, so the run tests vectorise."""
     n_i, steps = x.shape[1], x.shape[2]
     n_o = z.shape[1]
-    ub = np.uint64(b)
+    b, t0, t1 = _job_span(job, steps)
+    ub, u0, span = np.uint64(b), np.uint64(t0), np.uint64(t1 - t0)
     lane = np.uint64(LANE)
-    for j in range(np.uint64(steps) * lane):
+    for j in range(span * lane):
         acc[j] = 0.0
     bad = np.int32(0)
     top = np.int32(0)
     for i in range(np.uint64(n_i)):
         nz = np.int32(0)
-        for t in range(np.uint64(steps)):  # integer reductions: vectorised (float max is not)
-            v = x[ub, i, t]
+        for t in range(span):  # integer reductions: vectorised (a float max is not)
+            v = x[ub, i, u0 + t]
             q = np.int32(min(max(v, _LO), _HI))
             bad |= np.int32(np.float32(q) != v)
             a = abs(q)
@@ -86,18 +107,18 @@ def _forward_item(x, wt, z, b, acc):
             nz += np.int32(a > 0)
         if nz == 0:
             continue
-        for t in range(np.uint64(steps)):
-            axpy16(acc, t * lane, x[ub, i, t], wt, i * lane)
+        for t in range(span):
+            axpy16(acc, t * lane, x[ub, i, u0 + t], wt, i * lane)
     for o in range(np.uint64(n_o)):
-        for t in range(np.uint64(steps)):
-            z[ub, o, t] = acc[t * lane + o]
+        for t in range(span):
+            z[ub, o, u0 + t] = acc[t * lane + o]
     return bad, top
 
 
 @njit(inline="always", cache=True)
 def _lane_columns(w2):
     """The weight columns ``w2[:, i]`` as rows of :data:`LANE` values, zero-padded: the
-    flat ``(I, LANE)`` operand of :func:`_forward_item`."""
+    flat ``(I, LANE)`` operand of :func:`_forward_job`."""
     n_o, n_i = w2.shape
     wt = np.zeros(n_i * LANE, np.float32)
     for o in range(n_o):
@@ -108,15 +129,14 @@ def _lane_columns(w2):
 
 @njit(parallel=True, cache=True)
 def _forward_parallel(x, w2, z):
-    """:func:`_forward_item` for every batch item, one job each; returns ``(refused,
-    max |x|)``."""
+    """:func:`_forward_job` for every job; returns ``(refused, max |x|)``."""
     wt = _lane_columns(w2)
-    n_b, steps = x.shape[0], x.shape[2]
-    bad = np.zeros(n_b, np.int32)
-    top = np.zeros(n_b, np.int32)
-    for b in prange(n_b):
-        acc = np.empty(steps * LANE, np.float32)
-        bad[b], top[b] = _forward_item(x, wt, z, b, acc)
+    jobs = _n_jobs(x.shape[0], x.shape[2])
+    bad = np.zeros(jobs, np.int32)
+    top = np.zeros(jobs, np.int32)
+    for job in prange(jobs):
+        acc = np.empty(STEP_BLOCK * LANE, np.float32)
+        bad[job], top[job] = _forward_job(x, wt, z, job, acc)
     return bad.max(), top.max()
 
 
@@ -125,9 +145,9 @@ def _forward_serial(x, w2, z):
     """:func:`_forward_parallel` on the calling thread."""
     wt = _lane_columns(w2)
     bad, top = np.int32(0), np.int32(0)
-    acc = np.empty(x.shape[2] * LANE, np.float32)
-    for b in range(x.shape[0]):
-        e, m = _forward_item(x, wt, z, b, acc)
+    acc = np.empty(STEP_BLOCK * LANE, np.float32)
+    for job in range(_n_jobs(x.shape[0], x.shape[2])):
+        e, m = _forward_job(x, wt, z, job, acc)
         bad |= e
         top = max(top, m)
     return bad, top
@@ -166,33 +186,35 @@ def _grad_x_serial(g, w, out):
 
 @njit(inline="always", cache=True)
 def _grad_w_part(x, g, parts, p, gt):
-    """Part ``p`` of the weight gradient: ``parts[p, i, :O] = Σ_{b, t} x[b, i, t] ·
-    g[b, :, t]`` over batch items ``p·B/P .. (p+1)·B/P`` (``P`` parts), in ``(b, t)``
-    order, each term one :data:`LANE`-wide multiply-add of the step's output gradient
-    row ``gt[t] = g[b, :, t]`` (padded with zeros; flat ``(T, LANE)``); rows of ``x``
-    without a non-zero value are skipped."""
+    """Part ``p`` of the weight gradient: ``parts[p, i, :O] = Σ x[b, i, t] · g[b, :, t]``
+    over the jobs ``p·J/P .. (p+1)·J/P`` of :func:`_job_span` (``P`` parts of ``J``
+    jobs), jobs and their steps in order, each term one :data:`LANE`-wide multiply-add
+    of the step's output-gradient row ``gt[t] = g[b, :, t]`` (padded with zeros; flat
+    ``(STEP_BLOCK, LANE)``); runs of an input row without a non-zero value are skipped."""
     n_b, n_i, steps = x.shape
     n_o = g.shape[1]
     n_parts = parts.shape[0] // (n_i * LANE)
+    jobs = _n_jobs(n_b, steps)
     lane = np.uint64(LANE)
     base = np.uint64(p) * np.uint64(n_i) * lane
     for j in range(np.uint64(n_i) * lane):
         parts[base + j] = 0.0
-    for j in range(np.uint64(steps) * lane):
+    for j in range(np.uint64(STEP_BLOCK) * lane):
         gt[j] = 0.0
-    for b in range(p * n_b // n_parts, (p + 1) * n_b // n_parts):
-        ub = np.uint64(b)
+    for job in range(p * jobs // n_parts, (p + 1) * jobs // n_parts):
+        b, t0, t1 = _job_span(job, steps)
+        ub, u0, span = np.uint64(b), np.uint64(t0), np.uint64(t1 - t0)
         for o in range(np.uint64(n_o)):
-            for t in range(np.uint64(steps)):
-                gt[t * lane + o] = g[ub, o, t]
+            for t in range(span):
+                gt[t * lane + o] = g[ub, o, u0 + t]
         for i in range(np.uint64(n_i)):
             nz = np.int32(0)
-            for t in range(np.uint64(steps)):
-                nz += np.int32(x[ub, i, t] != 0)
+            for t in range(span):
+                nz += np.int32(x[ub, i, u0 + t] != 0)
             if nz == 0:
                 continue
-            for t in range(np.uint64(steps)):
-                axpy16(parts, base + i * lane, x[ub, i, t], gt, t * lane)
+            for t in range(span):
+                axpy16(parts, base + i * lane, x[ub, i, u0 + t], gt, t * lane)
 
 
 @njit(inline="always", cache=True)
@@ -215,7 +237,7 @@ def _grad_w_parallel(x, g, parts, out):
     gradient ``out`` ``(O, I)``."""
     n_parts = parts.shape[0] // (x.shape[1] * LANE)
     for p in prange(n_parts):
-        gt = np.empty(x.shape[2] * LANE, np.float32)
+        gt = np.empty(STEP_BLOCK * LANE, np.float32)
         _grad_w_part(x, g, parts, p, gt)
     _sum_parts(parts, n_parts, out)
 
@@ -224,7 +246,7 @@ def _grad_w_parallel(x, g, parts, out):
 def _grad_w_serial(x, g, parts, out):
     """:func:`_grad_w_parallel` on the calling thread."""
     n_parts = parts.shape[0] // (x.shape[1] * LANE)
-    gt = np.empty(x.shape[2] * LANE, np.float32)
+    gt = np.empty(STEP_BLOCK * LANE, np.float32)
     for p in range(n_parts):
         _grad_w_part(x, g, parts, p, gt)
     _sum_parts(parts, n_parts, out)
@@ -282,7 +304,8 @@ class NarrowDenseProduct(torch.autograd.Function):
             kernel(gn, w2.detach().contiguous().numpy(), out.numpy())
             g_x = out.transpose(1, 2)
         if ctx.needs_input_grad[1]:
-            parts = np.empty(min(GRAD_PARTS, n_b) * n_i * LANE, np.float32)
+            jobs = n_b * -(-steps // STEP_BLOCK)
+            parts = np.empty(min(GRAD_PARTS, jobs) * n_i * LANE, np.float32)
             g_w = torch.empty(tuple(w2.shape), dtype=torch.float32)
             kernel = _GRAD_W[_parallel(x3.numel())]
             kernel(x3.detach().numpy(), gn, parts, g_w.numpy())
