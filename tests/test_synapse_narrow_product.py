@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer import synapse
+from loihi_slayer.autograd import _dispatch
 from loihi_slayer.errors import ParameterError
-from loihi_slayer.fixed import workers
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _narrow_product as npr
 from loihi_slayer.synapse import layer
@@ -42,7 +42,8 @@ def _case(rng, b, n_in, n_out, steps, exp=-6, w_top=127, x_top=1, density=0.2):
 def kernels(request, monkeypatch):
     """Every test with both kernel flavours: the parallel ones above
     ``PARALLEL_MIN_WORK``, the serial ones below it (forced by the limit)."""
-    monkeypatch.setattr(npr, "PARALLEL_MIN_WORK", 0 if request.param == "parallel" else 1 << 62)
+    limit = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(_dispatch, "PARALLEL_MIN_WORK", limit)
     return request.param
 
 
@@ -64,12 +65,12 @@ def test_forward_is_the_exact_sum(
 ):
     rng = np.random.default_rng(seed)
     x3, w2 = _case(rng, b, n_in, n_out, steps, exp, w_top, x_top, density)
-    before = npr.PARALLEL_MIN_WORK
-    npr.PARALLEL_MIN_WORK = 0 if parallel else 1 << 62
+    before = _dispatch.PARALLEL_MIN_WORK
+    _dispatch.PARALLEL_MIN_WORK = 0 if parallel else 1 << 62
     try:
         z = npr.narrow_product(x3, w2, weight_grid(w2))
     finally:
-        npr.PARALLEL_MIN_WORK = before
+        _dispatch.PARALLEL_MIN_WORK = before
     exact = _exact(x3, w2)
     assert z is not None and z.dtype == torch.float32 and z.is_contiguous()
     assert z.shape == (b, n_out, steps)
@@ -217,7 +218,3 @@ def test_dense_synapse_refuses_a_bad_input_with_its_error(bad):
     x[1, 3, 4] = bad
     with pytest.raises(ParameterError, match="NaN/inf"):
         dense(x)
-
-
-def test_parallel_limit_is_the_workers():
-    assert npr.PARALLEL_MIN_WORK == workers.PARALLEL_MIN_WORK

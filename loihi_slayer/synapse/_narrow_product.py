@@ -45,10 +45,9 @@ import torch
 from numba import njit, prange
 
 from .._recycle import kept_empty
-from .._threads import follow_torch_threads
+from ..autograd._dispatch import use_parallel
 from ..autograd._lane_scan import axpy16
-from ..fixed.workers import PARALLEL_MIN_WORK
-from ._int_product import FLOAT32_EXACT, UNIT_MIN, weight_grid
+from ._int_product import FLOAT32_EXACT, INT8_MAX, INT8_MIN, UNIT_MIN, weight_grid
 
 #: outputs of one accumulator vector: the most this product takes
 LANE = 16
@@ -59,8 +58,8 @@ STEP_BLOCK = 128
 #: job ranges of the weight gradient, summed in order (fixed: the same bits on any
 #: number of threads)
 GRAD_PARTS = 4
-#: the int8 range of an exact event
-_LO, _HI = np.float32(-128), np.float32(127)
+#: the int8 range of an exact input (as float32, the kernels' compares)
+_LO, _HI = np.float32(INT8_MIN), np.float32(INT8_MAX)
 
 
 @njit(inline="always", cache=True)
@@ -258,13 +257,6 @@ _GRAD_X = {True: _grad_x_parallel, False: _grad_x_serial}
 _GRAD_W = {True: _grad_w_parallel, False: _grad_w_serial}
 
 
-def _parallel(work: int) -> bool:
-    if work < PARALLEL_MIN_WORK:
-        return False
-    follow_torch_threads()
-    return True
-
-
 class _Refused(Exception):
     """An input the exact product cannot take (see the module): the caller's float GEMM."""
 
@@ -280,7 +272,7 @@ class NarrowDenseProduct(torch.autograd.Function):
     def forward(ctx, x3, w2, top_m):
         n_b, n_i, steps = x3.shape
         z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
-        kernel = _FORWARD[_parallel(x3.numel())]
+        kernel = _FORWARD[use_parallel(n_b * n_i, steps)]
         bad, top = kernel(x3.detach().numpy(), w2.detach().contiguous().numpy(), z.numpy())
         if bad or n_i * top_m * int(top) >= FLOAT32_EXACT:
             raise _Refused
@@ -300,14 +292,14 @@ class NarrowDenseProduct(torch.autograd.Function):
         gn = g.detach().numpy()
         if ctx.needs_input_grad[0]:
             out = kept_empty("narrow product input gradient", (n_b, steps, n_i), g.dtype)
-            kernel = _GRAD_X[_parallel(out.numel())]
+            kernel = _GRAD_X[use_parallel(n_b * steps, n_i)]
             kernel(gn, w2.detach().contiguous().numpy(), out.numpy())
             g_x = out.transpose(1, 2)
         if ctx.needs_input_grad[1]:
             jobs = n_b * -(-steps // STEP_BLOCK)
             parts = np.empty(min(GRAD_PARTS, jobs) * n_i * LANE, np.float32)
             g_w = torch.empty(tuple(w2.shape), dtype=torch.float32)
-            kernel = _GRAD_W[_parallel(x3.numel())]
+            kernel = _GRAD_W[use_parallel(n_b * n_i, steps)]
             kernel(x3.detach().numpy(), gn, parts, g_w.numpy())
         return g_x, g_w, None
 
