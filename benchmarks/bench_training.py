@@ -1,7 +1,7 @@
 """Time whole training steps of the example networks against plain PyTorch.
 
 Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]
-[--parts] [--consecutive K]``
+[--parts] [--phases] [--consecutive K]``
 
 One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
 Two networks, each built by its example script:
@@ -25,7 +25,9 @@ large tensors fault again every step; ``MALLOC_MMAP_THRESHOLD_=33554432
 MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole process).
 ``--profile`` adds a ``torch.profiler`` table of our step; ``--parts`` times the N-MNIST
 step's kernels and GEMMs each alone (their sum: the step with no other
-cost) beside the time 10x needs.
+cost) beside the time 10x needs; ``--phases`` times the N-MNIST step phase by phase as it
+runs (each block's forward, the loss, backward, the optimizer), its first step after the
+plain loop's apart from the later ones.
 """
 
 from __future__ import annotations
@@ -404,6 +406,67 @@ def nmnist_parts(case: dict, reps: int) -> None:
     print(f"    {'(per-call costs: our whole step at batch 2)':42s} {fixed:7.2f} ms")
 
 
+def phased_step(
+    net: torch.nn.Sequential, x, target, error
+) -> tuple[list[str], Callable[[], np.ndarray]]:
+    """The training step of :func:`make_step` on a ``Sequential``, with a clock read
+    between its phases: ``zero_grad``, each child's forward, the loss, backward and the
+    optimizer step. Returns the phase names and the step, which returns each phase's
+    time in ms."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    names = ["zero_grad"]
+    names += [f"forward [{i}] {type(m).__name__}" for i, m in enumerate(net)]
+    names += ["loss", "backward", "optimizer step"]
+
+    def step() -> np.ndarray:
+        clock = [time.perf_counter()]
+        opt.zero_grad()
+        clock.append(time.perf_counter())
+        h = x
+        for module in net:
+            h = module(h)
+            clock.append(time.perf_counter())
+        err = error(h, target)
+        clock.append(time.perf_counter())
+        err.backward()
+        clock.append(time.perf_counter())
+        opt.step()
+        clock.append(time.perf_counter())
+        return np.diff(clock) * 1e3
+
+    return names, step
+
+
+def nmnist_phases(case: dict, reps: int, consecutive: int) -> None:
+    """Where our N-MNIST step's own time goes, phase by phase, in the rounds of
+    :func:`run_case`: each round runs the plain loop's ``K = max(consecutive, 2)`` steps,
+    then ours; the first of ours after the plain loop (its memory out of the caches) and
+    the later ones (a training loop's steady state) are reported apart. Unlike
+    ``--parts`` (each kernel alone, its memory hot), these are the step's phases as it
+    runs: kernels, the Python and autograd around them, and the optimizer."""
+    k = max(consecutive, 2)
+    plain = make_step(case["plain"], case["x"], case["target"], case["loss"])
+    names, ours = phased_step(case["ours"], case["x"], case["target"], case["loss"])
+    for _ in range(2):
+        plain()
+        ours()
+    first, later = [], []
+    for _ in range(reps):
+        for _ in range(k):
+            plain()
+        first.append(ours())
+        later.extend(ours() for _ in range(k - 1))
+    cold, warm = np.median(first, axis=0), np.median(later, axis=0)
+    print(
+        f"  our step's phases as it runs (median of {reps} rounds of {k} steps after the "
+        "plain loop's; ms):"
+    )
+    print(f"    {'phase':42s} {'first':>7s} {'later':>7s}")
+    for name, a, b in zip(names, cold, warm, strict=True):
+        print(f"    {name:42s} {a:7.2f} {b:7.2f}")
+    print(f"    {'sum':42s} {cold.sum():7.2f} {warm.sum():7.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -416,6 +479,12 @@ def main(argv: list[str] | None = None) -> None:
         help="steps each variant runs in a row per round (a step's time: their mean)",
     )
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time the N-MNIST step phase by phase as it runs (first step after the "
+        "plain loop, later steps)",
+    )
     ap.add_argument(
         "--parts", action="store_true", help="also time the N-MNIST step's kernels and GEMMs alone"
     )
@@ -436,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
             nmnist_parts(case, args.reps)
             plain = med["plain: neuron loop over time"]
             print(f"  10x the plain neuron loop needs <= {plain / 10:.2f} ms per step")
+        if args.phases and case is cases[0] and args.only != "oxford":
+            nmnist_phases(case, args.reps, args.consecutive)
 
 
 if __name__ == "__main__":
