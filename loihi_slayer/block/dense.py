@@ -12,6 +12,7 @@ from ..axon import MAX_DELAY, Delay
 from ..dendrite import Sigma
 from ..errors import ParameterError
 from ..synapse import Dense as _DenseSyn
+from ._fused_dense import fused_dense
 from .core import (
     AFFINE_V_TH_MANT,
     Block,
@@ -146,6 +147,15 @@ class AbstractDense(_SynapseBlock):
                 f"{tuple(input_shape)}"
             )
         return tuple(self.neuron.shape)
+
+    def forward(self, x: torch.Tensor):
+        """synapse -> neuron -> shift -> delay; a CUBA block with weight norm and its
+        neuron's quantizer as one autograd node where nothing could tell the difference
+        (:mod:`._fused_dense`: the same kernels, the same bits, less Python a step)."""
+        s = fused_dense(self, x)
+        if s is None:
+            return super().forward(x)
+        return self._log(s if self.delay is None else self.delay(s))
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         self._check_tensor(x)

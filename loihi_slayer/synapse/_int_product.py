@@ -296,9 +296,10 @@ _DENSE_SKIPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _event_product(x3, w2, m, unit, top_m, owner, time_major):
     """The event-driven product (:mod:`._event_product`) where the input is sparse
-    enough, else None; ``False`` when an input value is not an integer in range (no
-    exact product at all). An owner whose input was too dense skips the event pass for
-    its next :data:`DENSE_RETRY` products (the pass reads the whole input)."""
+    enough, as ``(EventDenseProduct, its arguments)``, else None; ``False`` when an
+    input value is not an integer in range (no exact product at all). An owner whose
+    input was too dense skips the event pass for its next :data:`DENSE_RETRY` products
+    (the pass reads the whole input)."""
     key = _NO_OWNER if owner is None else owner
     skips = _DENSE_SKIPS.get(key, 0)
     if skips:
@@ -319,7 +320,7 @@ def _event_product(x3, w2, m, unit, top_m, owner, time_major):
     pos_mem = _EVENT_LISTS if owner is None else recycled_for(owner, "event lists")
     top = top_m * operand[1]
     q3 = q.view(n_i, n_b, steps)
-    return EventDenseProduct.apply(x3, w2, q3, counts, m, unit, top, z_mem, pos_mem, time_major)
+    return EventDenseProduct, (x3, w2, q3, counts, m, unit, top, z_mem, pos_mem, time_major)
 
 
 def _output_memory(time_major: bool) -> Recycled:
@@ -399,9 +400,24 @@ def int_product(
     time_major: bool = False,
     grid: tuple[torch.Tensor, float, int] | None = None,
 ) -> torch.Tensor | None:
-    """``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``) from the int8 operand when that
-    is exact and worth it (CPU float32, both on integer grids, the bound of the module
-    docstring), else None (the caller keeps the float GEMM). The GEMM is int8 where the
+    """``w2 @ x3`` by the product :func:`int_product_plan` chooses, or None where it
+    chooses none (the caller keeps the float GEMM)."""
+    plan = int_product_plan(x3, w2, owner, time_major, grid)
+    return None if plan is None else plan[0].apply(*plan[1])
+
+
+def int_product_plan(
+    x3: torch.Tensor,
+    w2: torch.Tensor,
+    owner: object | None = None,
+    time_major: bool = False,
+    grid: tuple[torch.Tensor, float, int] | None = None,
+) -> tuple[type[torch.autograd.Function], tuple] | None:
+    """The exact product of ``w2 @ x3`` as ``(Function, its arguments)`` (its input
+    operand already built), or None. ``w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``)
+    from the int8 operand when that is exact and worth it (CPU float32, both on integer
+    grids, the bound of the module docstring), else None (the caller keeps the float
+    GEMM). The GEMM is int8 where the
     CPU has int8 dot products (:func:`~loihi_slayer.fixed.synapse_fast.int8_gemm_pays`),
     else sgemm on the operand's float copy: either way the operand is built in one pass
     in the weight gradient's layout, and the output written time-last (the float GEMM of
@@ -434,9 +450,9 @@ def int_product(
         return None
     int8 = int8_gemm_pays() and int8_gemm_works()
     if not int8:
-        z = _event_product(x3, w2, m, unit, top_m, owner, time_major)
-        if z is not None:
-            return None if z is False else z
+        plan = _event_product(x3, w2, m, unit, top_m, owner, time_major)
+        if plan is not None:
+            return None if plan is False else plan
         if not full_precision_torch():  # sgemm would round (TF32/bf16): not exact
             return None
     q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
@@ -457,4 +473,4 @@ def int_product(
     # the weight gradient event by event where the input is sparse enough
     sparse = nonzero <= grad_max_density(n_o) * q.numel()
     events = counts if int8 and sparse else None
-    return IntDenseProduct.apply(x3, w2, q, m, unit, q_float, int8, z_mem, events)
+    return IntDenseProduct, (x3, w2, q, m, unit, q_float, int8, z_mem, events)

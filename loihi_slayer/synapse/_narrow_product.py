@@ -313,6 +313,20 @@ def narrow_product(
     else None: the caller keeps the float GEMM. ``grid``: ``w2``'s ``(m, unit, max |m|)``
     where the caller knows it (a quantizer's, :func:`~loihi_slayer.quantize.int8_grid`),
     else found here (:func:`~loihi_slayer.synapse._int_product.weight_grid`)."""
+    plan = narrow_plan(x3, w2, grid)
+    if plan is None:
+        return None
+    try:
+        return plan[0].apply(*plan[1])
+    except _Refused:
+        return None
+
+
+def narrow_plan(
+    x3: torch.Tensor, w2: torch.Tensor, grid: tuple[torch.Tensor, float, int] | None = None
+) -> tuple[type[torch.autograd.Function], tuple] | None:
+    """``(NarrowDenseProduct, its arguments)`` where :func:`narrow_product` would run it,
+    else None; its forward still raises :class:`_Refused` on an input it cannot take."""
     if (
         w2.shape[0] > NARROW_MAX
         or x3.device.type != "cpu"
@@ -328,10 +342,7 @@ def narrow_product(
         grid = weight_grid(w2)
     if grid is None or grid[1] < UNIT_MIN:
         return None
-    try:
-        return NarrowDenseProduct.apply(x3, w2, grid[2])
-    except _Refused:
-        return None
+    return NarrowDenseProduct, (x3, w2, grid[2])
 
 
-__all__ = ["NARROW_MAX", "NarrowDenseProduct", "narrow_product"]
+__all__ = ["NARROW_MAX", "NarrowDenseProduct", "narrow_plan", "narrow_product"]

@@ -1,0 +1,206 @@
+"""A CUBA dense block's training step as one autograd node (CPU).
+
+A ``cuba.Dense`` block with weight norm and the default quantizer builds four autograd
+nodes a step: the weight norm, the quantizer, the exact product and the neuron, each
+with its Python around the kernels. :func:`fused_dense` runs the same kernels in one
+node, :class:`FusedDense`:
+
+.. math::
+
+    w = g \\frac{v}{\\lVert v \\rVert}, \\quad q = Q_8(w), \\quad z = q\\,x,
+    \\quad s = \\operatorname{shift}(\\operatorname{CUBA}(z))
+
+forward, and backward the neuron's surrogate gradient, the product's input and weight
+gradients, the quantizer's straight-through mask and the weight norm's gradient
+(``aten::_weight_norm_interface_backward``), in that order. Every value and gradient
+is the four nodes' bit for bit: the same functions compute them (the quantizer pass,
+the products chosen by :func:`~loihi_slayer.synapse._int_product.int_product_plan` and
+:func:`~loihi_slayer.synapse._narrow_product.narrow_plan`, the neuron op's
+``_cuba_forward``/``_cuba_backward``). The N-MNIST training step (578 -> 128 -> 10)
+took 0.964-0.966 of its time (this path on and off in one process, 50 rounds of 10
+steps, paired medians; Zen 4, 2 threads).
+
+The path is taken only where nothing could tell the difference (:func:`_eligible`):
+eager CPU float32, gradients wanted for both weight-norm parameters, no hooks on the
+block's modules (they would not run) nor global ones, the default quantizer of the
+block's own neuron, no mask, no persistent neuron state, batch norm, dropout or
+learnable decays, the spikes shifted one step in the kernels. Elsewhere, and where a
+product refuses the input, the block runs its four nodes as before. The node is
+differentiable once (``once_differentiable``): a gradient of its gradient raises.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+from torch.nn.utils.parametrizations import _WeightNorm
+
+from ..autograd import cuba as _cuba_op
+from ..autograd._dispatch import resolve_backend
+from ..autograd.cuba import CubaState, op_config
+from ..errors import ParameterError
+from ..neuron import base as _neuron_base
+from ..neuron import cuba as _cuba_neuron
+from ..quantize import _quantized, int8_grid
+from ..synapse import Dense as _DenseSynapse
+from ..synapse._int_product import int_product_plan
+from ..synapse._narrow_product import NARROW_MAX, _Refused, narrow_plan
+from .core import no_global_hooks
+
+#: take the fused path where it applies (``False``: always the four nodes; for
+#: comparisons)
+ENABLED = True
+
+
+class _Ctx:
+    """The parts of autograd's ``ctx`` that the products' bodies use, for calling their
+    ``forward``/``backward`` inside :class:`FusedDense`."""
+
+    saved_tensors: tuple = ()
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
+        self.needs_input_grad = needs_input_grad
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None:
+        self.saved_tensors = tensors
+
+
+def _has_hooks(module: torch.nn.Module) -> bool:
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+    )
+
+
+def _eligible(block, x: torch.Tensor) -> bool:
+    """Whether :func:`fused_dense` may stand in for the block's four nodes (see the
+    module): the checks that need no pass over the data."""
+    syn, neu = block.synapse, block.neuron
+    if (
+        not ENABLED
+        or not isinstance(x, torch.Tensor)
+        or not torch.is_grad_enabled()
+        or torch.compiler.is_compiling()
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or type(neu) is not _cuba_neuron.Neuron
+        or not isinstance(syn, _DenseSynapse)
+        or type(syn).forward is not _DenseSynapse.forward
+        or not block.delay_shift
+        or not getattr(syn, "_weight_norm", False)
+        or syn.mask is not None
+        or syn.exact
+        or syn.time_major_output
+        or neu.persistent_state
+        or neu.norm is not None
+        or neu.drop is not None
+        or neu.requires_grad
+        or neu.current_decay.requires_grad
+        or neu.voltage_decay.requires_grad
+        or resolve_backend(neu.backend, x) != "cpu"
+        or not no_global_hooks()
+    ):
+        return False
+    hook = syn.pre_hook_fx
+    if (
+        getattr(hook, "__self__", None) is not neu
+        or getattr(hook, "__func__", None) is not _neuron_base.Neuron.quantize_8bit
+    ):
+        return False
+    norms = syn.parametrizations.weight
+    if len(syn.parametrizations) != 1 or len(norms) != 1:
+        return False
+    norm = norms[0]
+    if type(norm) is not _WeightNorm or norm.dim != 0:
+        return False
+    g, v = norms.original0, norms.original1
+    if not (g.requires_grad and v.requires_grad) or torch.float32 != g.dtype or v.dtype != g.dtype:
+        return False
+    # the modules the four nodes call (the block's own hooks run around its forward);
+    # listed, not walked: ``block.modules()`` cost more than the rest of these checks
+    return not any(_has_hooks(m) for m in (syn, neu, syn.parametrizations, norms, norm))
+
+
+def fused_dense(block, x: torch.Tensor) -> torch.Tensor | None:
+    """The shifted spikes of ``block`` (a ``cuba.Dense``) on ``x`` from one autograd node
+    (:class:`FusedDense`), or None where that path does not apply: the caller then runs
+    the block's synapse and neuron as modules (which also raise the errors of bad input
+    or weights)."""
+    if not _eligible(block, x):
+        return None
+    syn, neu = block.synapse, block.neuron
+    x = block._check_input(x)
+    x3 = x.reshape(x.shape[0], syn.in_neurons, x.shape[-1])
+    norms = syn.parametrizations.weight
+    g, v = norms.original0, norms.original1
+    scale = neu.w_scale
+    with torch.no_grad():
+        w, norm = torch._weight_norm_interface(v, g, 0)
+    try:  # the quantizer's pass; NaN/inf weights: the module path says so
+        q, inside = _quantized(w, 2.0 / scale, -256.0 / scale, 254.0 / scale)
+    except ParameterError:
+        return None
+    m, unit, top = int8_grid(q)
+    n_out = v.shape[0]
+    w2 = q.reshape(n_out, syn.in_neurons)
+    grid = (m.reshape(w2.shape), unit, top)
+    plan = int_product_plan(x3, w2, syn, False, grid)
+    if plan is None and n_out <= NARROW_MAX:
+        plan = narrow_plan(x3, w2, grid)
+    if plan is None:
+        return None
+    carrier = x3.new_empty(1).expand(x3.shape[0], n_out, x3.shape[-1])
+    neu._check_input(carrier)
+    state = neu._get_state(carrier)
+    try:
+        return FusedDense.apply(x3, g, v, neu, state, plan, (norm, inside))
+    except _Refused:
+        return None
+
+
+class FusedDense(torch.autograd.Function):
+    """``(x3, g, v) -> s``: the product ``plan`` (``(Function, arguments)``, whose
+    weight is the quantized weight norm of ``(g, v)``), then the CUBA neuron ``neuron``
+    from ``state`` with its spikes shifted one step; ``weight_path`` holds the weight
+    norm's norms and the quantizer's mask for the backward. See the module."""
+
+    @staticmethod
+    def forward(ctx, x3, g, v, neuron, state: CubaState, plan, weight_path):
+        product, args = plan
+        inner = _Ctx((x3.requires_grad, True) + (False,) * (len(args) - 2))
+        z = product.forward(inner, *args)
+        spec = neuron._spec
+        bias = torch.zeros(1, dtype=torch.int64)
+        config, rho = op_config(spec, False, False, True, True)
+        inputs = (
+            z,
+            neuron.current_decay,
+            neuron.voltage_decay,
+            bias,
+            state.stacked(),
+            config,
+            rho,
+            spec.backend,
+        )
+        outputs = _cuba_op._cuba_forward(*inputs)
+        state.assign(outputs[4])
+        ctx.product, ctx.inner = product, inner
+        ctx.neuron_saved = _cuba_op._cuba_save(inputs, outputs)
+        norm, inside = weight_path
+        ctx.save_for_backward(g, v, norm, inside)
+        return outputs[0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_s):
+        g, v, norm, inside = ctx.saved_tensors
+        tensors, config = ctx.neuron_saved
+        g_z = _cuba_op._cuba_backward(
+            g_s, None, None, None, None, None, *tensors, *config, [True, False, False]
+        )[0]
+        g_x, g_w2 = ctx.product.backward(ctx.inner, g_z)[:2]
+        g_w = torch.where(inside, g_w2.reshape(v.shape), 0.0)
+        g_v, g_g = torch.ops.aten._weight_norm_interface_backward(g_w, v, g, norm, 0)
+        return g_x, g_g, g_v, None, None, None, None
