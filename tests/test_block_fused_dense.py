@@ -37,13 +37,19 @@ def fused_calls(monkeypatch):
     return calls
 
 
-@pytest.fixture(params=["int8", "float"])
+@pytest.fixture(params=["int8", "float", "narrow"])
 def products(request, monkeypatch):
-    """Every product the dense block can take at small sizes: the int8 GEMM (forced, and
-    the int product's work floor lifted), else the event product or sgemm by density."""
+    """Every product the dense block can take at small sizes; returns how many of
+    :func:`network`'s two blocks take the fused path. ``int8``, ``float``: the int
+    product's work floor lifted, and its GEMM int8 (forced) or, without, the event
+    product or sgemm by density, for both blocks. ``narrow``: the floor kept, so the
+    int product declines these sizes and the 5-output block takes the narrow product
+    (the 24-output block, with no exact product, its four nodes)."""
+    if request.param == "narrow":
+        return 1
     monkeypatch.setenv("LOIHI_SLAYER_INT8_GEMM", "1" if request.param == "int8" else "0")
     monkeypatch.setattr(ip, "MIN_WORK", 0)
-    return request.param
+    return 2
 
 
 def network(n_in=40, hidden=24, n_out=5, seed=0, **kw) -> torch.nn.Sequential:
@@ -88,7 +94,7 @@ def test_fused_equals_the_four_nodes(products, fused_calls, monkeypatch, density
     ref_s, ref_g = run(net, x, False, monkeypatch)
     assert fused_calls["n"] == 0
     s, g = run(net, x, True, monkeypatch)
-    assert fused_calls["n"] == 2
+    assert fused_calls["n"] == products
     assert torch.equal(s, ref_s) and same(g, ref_g)
     assert len(g) == 4 and all(bool(t.abs().sum() > 0) for t in g)  # gradients reached
 
@@ -99,7 +105,7 @@ def test_input_gradient(products, fused_calls, monkeypatch):
     x = spikes().requires_grad_(True)
     ref_s, ref_g = run(net, x, False, monkeypatch)
     s, g = run(net, x, True, monkeypatch)
-    assert fused_calls["n"] == 2
+    assert fused_calls["n"] == products
     assert torch.equal(s, ref_s) and same(g, ref_g)
 
 
@@ -217,3 +223,18 @@ def test_no_gradient_of_the_gradient(monkeypatch, fused_calls):
     )
     with pytest.raises(RuntimeError):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_input_changed_in_place_is_refused(monkeypatch, fused_calls, fused):
+    """The narrow product keeps its input for the weight gradient: changing the input
+    in place before the backward raises, fused as with the four nodes (the fused node
+    saves every tensor through ``save_for_backward``)."""
+    monkeypatch.setattr(fd, "ENABLED", fused)
+    narrow = network(hidden=5, n_out=3)[:1]  # 40 -> 5: the narrow product (small work)
+    x = spikes()
+    out = narrow(x)
+    assert fused_calls["n"] == int(fused)
+    x.mul_(2)
+    with pytest.raises(RuntimeError, match="inplace"):
+        out.sum().backward()

@@ -186,17 +186,24 @@ class FusedDense(torch.autograd.Function):
         )
         outputs = _cuba_op._cuba_forward(*inputs)
         state.assign(outputs[4])
+        neuron_tensors, ctx.neuron_config = _cuba_op._cuba_save(inputs, outputs)
+        # every tensor through save_for_backward (not kept on ctx): autograd then checks
+        # them for in-place changes (the narrow product keeps the input) and saved-tensor
+        # hooks see them, as with the four nodes
         ctx.product, ctx.inner = product, inner
-        ctx.neuron_saved = _cuba_op._cuba_save(inputs, outputs)
+        ctx.counts = len(inner.saved_tensors), len(neuron_tensors)
         norm, inside = weight_path
-        ctx.save_for_backward(g, v, norm, inside)
+        ctx.save_for_backward(g, v, norm, inside, *inner.saved_tensors, *neuron_tensors)
+        inner.saved_tensors = ()
         return outputs[0]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s):
-        g, v, norm, inside = ctx.saved_tensors
-        tensors, config = ctx.neuron_saved
+        g, v, norm, inside, *rest = ctx.saved_tensors
+        n_inner = ctx.counts[0]
+        ctx.inner.saved_tensors = tuple(rest[:n_inner])
+        tensors, config = rest[n_inner:], ctx.neuron_config
         g_z = _cuba_op._cuba_backward(
             g_s, None, None, None, None, None, *tensors, *config, [True, False, False]
         )[0]
