@@ -37,6 +37,12 @@ def quantize(x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
     return _RoundSTE.apply(x, step)
 
 
+def grid_8bit(scale: int = 1 << 6) -> tuple[float, float, float]:
+    """``(step, lo, hi)`` of the 8-bit MIXED weight grid of scale ``s``: ``2 / s``,
+    ``-256 / s``, ``254 / s`` (see :func:`quantize_8bit`)."""
+    return 2.0 / scale, -256.0 / scale, 254.0 / scale
+
+
 def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = False) -> torch.Tensor:
     r"""Quantize to the Loihi 8-bit MIXED weight grid.
 
@@ -62,7 +68,7 @@ def quantize_8bit(weight: torch.Tensor, scale: int = 1 << 6, descale: bool = Fal
     ParameterError
         If the weight contains NaN/inf.
     """
-    step, lo, hi = 2.0 / scale, -256.0 / scale, 254.0 / scale
+    step, lo, hi = grid_8bit(scale)
     if _one_pass(weight, step):
         if torch.is_grad_enabled() and weight.requires_grad:
             q = _Quantize8bit.apply(weight, step, lo, hi)

@@ -41,7 +41,7 @@ from ..autograd.cuba import CubaState, op_config
 from ..errors import ParameterError
 from ..neuron import base as _neuron_base
 from ..neuron import cuba as _cuba_neuron
-from ..quantize import _quantized, int8_grid
+from ..quantize import _quantized, grid_8bit, int8_grid
 from ..synapse import Dense as _DenseSynapse
 from ..synapse._int_product import int_product_plan
 from ..synapse._narrow_product import NARROW_MAX, _Refused, narrow_plan
@@ -135,11 +135,10 @@ def fused_dense(block, x: torch.Tensor) -> torch.Tensor | None:
     x3 = x.reshape(x.shape[0], syn.in_neurons, x.shape[-1])
     norms = syn.parametrizations.weight
     g, v = norms.original0, norms.original1
-    scale = neu.w_scale
     with torch.no_grad():
         w, norm = torch._weight_norm_interface(v, g, 0)
     try:  # the quantizer's pass; NaN/inf weights: the module path says so
-        q, inside = _quantized(w, 2.0 / scale, -256.0 / scale, 254.0 / scale)
+        q, inside = _quantized(w, *grid_8bit(neu.w_scale))
     except ParameterError:
         return None
     m, unit, top = int8_grid(q)
