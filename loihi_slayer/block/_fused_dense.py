@@ -14,9 +14,8 @@ forward, and backward the neuron's surrogate gradient, the product's input and w
 gradients, the quantizer's straight-through mask and the weight norm's gradient
 (``aten::_weight_norm_interface_backward``), in that order. Every value and gradient
 is the four nodes' bit for bit: the same functions compute them (the quantizer pass,
-the products chosen by :func:`~loihi_slayer.synapse._int_product.int_product_plan` and
-:func:`~loihi_slayer.synapse._narrow_product.narrow_plan`, the neuron op's
-``_cuba_forward``/``_cuba_backward``). The N-MNIST training step (578 -> 128 -> 10)
+the product the synapse takes, :func:`~loihi_slayer.synapse.layer.exact_dense_plan`,
+the neuron op's ``_cuba_forward``/``_cuba_backward``). The N-MNIST training step (578 -> 128 -> 10)
 took 0.964-0.966 of its time (this path on and off in one process, 50 rounds of 10
 steps, paired medians; Zen 4, 2 threads).
 
@@ -43,8 +42,8 @@ from ..neuron import base as _neuron_base
 from ..neuron import cuba as _cuba_neuron
 from ..quantize import _quantized, grid_8bit, int8_grid
 from ..synapse import Dense as _DenseSynapse
-from ..synapse._int_product import int_product_plan
-from ..synapse._narrow_product import NARROW_MAX, _Refused, narrow_plan
+from ..synapse._narrow_product import Refused
+from ..synapse.layer import exact_dense_plan
 from .core import no_global_hooks
 
 #: take the fused path where it applies (``False``: always the four nodes; for
@@ -145,9 +144,7 @@ def fused_dense(block, x: torch.Tensor) -> torch.Tensor | None:
     n_out = v.shape[0]
     w2 = q.reshape(n_out, syn.in_neurons)
     grid = (m.reshape(w2.shape), unit, top)
-    plan = int_product_plan(x3, w2, syn, False, grid)
-    if plan is None and n_out <= NARROW_MAX:
-        plan = narrow_plan(x3, w2, grid)
+    plan = exact_dense_plan(x3, w2, syn, False, grid)
     if plan is None:
         return None
     carrier = x3.new_empty(1).expand(x3.shape[0], n_out, x3.shape[-1])
@@ -155,7 +152,7 @@ def fused_dense(block, x: torch.Tensor) -> torch.Tensor | None:
     state = neu._get_state(carrier)
     try:
         return FusedDense.apply(x3, g, v, neu, state, plan, (norm, inside))
-    except _Refused:
+    except Refused:
         return None
 
 

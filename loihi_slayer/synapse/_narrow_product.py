@@ -257,13 +257,13 @@ _GRAD_X = {True: _grad_x_parallel, False: _grad_x_serial}
 _GRAD_W = {True: _grad_w_parallel, False: _grad_w_serial}
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """An input the exact product cannot take (see the module): the caller's float GEMM."""
 
 
 class NarrowDenseProduct(torch.autograd.Function):
     """``z = w2 @ x3`` (``(O, I)`` by time-last ``(B, I, T)``, ``O <=`` :data:`LANE`),
-    raising :class:`_Refused` where an input is not exact (see the module; ``top_m``
+    raising :class:`Refused` where an input is not exact (see the module; ``top_m``
     bounds the weights' grid mantissas); backward: the input gradient neuron-last (a
     time-last view) and the weight gradient by the kernels, or, with ``create_graph``
     (a gradient of the gradient), by differentiable PyTorch products."""
@@ -275,7 +275,7 @@ class NarrowDenseProduct(torch.autograd.Function):
         kernel = _FORWARD[use_parallel(n_b * n_i, steps)]
         bad, top = kernel(x3.detach().numpy(), w2.detach().contiguous().numpy(), z.numpy())
         if bad or n_i * top_m * int(top) >= FLOAT32_EXACT:
-            raise _Refused
+            raise Refused
         ctx.save_for_backward(x3, w2)
         return z
 
@@ -318,7 +318,7 @@ def narrow_product(
         return None
     try:
         return plan[0].apply(*plan[1])
-    except _Refused:
+    except Refused:
         return None
 
 
@@ -326,7 +326,7 @@ def narrow_plan(
     x3: torch.Tensor, w2: torch.Tensor, grid: tuple[torch.Tensor, float, int] | None = None
 ) -> tuple[type[torch.autograd.Function], tuple] | None:
     """``(NarrowDenseProduct, its arguments)`` where :func:`narrow_product` would run it,
-    else None; its forward still raises :class:`_Refused` on an input it cannot take."""
+    else None; its forward still raises :class:`Refused` on an input it cannot take."""
     if (
         w2.shape[0] > NARROW_MAX
         or x3.device.type != "cpu"
@@ -345,4 +345,4 @@ def narrow_plan(
     return NarrowDenseProduct, (x3, w2, grid[2])
 
 
-__all__ = ["NARROW_MAX", "NarrowDenseProduct", "narrow_plan", "narrow_product"]
+__all__ = ["NARROW_MAX", "NarrowDenseProduct", "Refused", "narrow_plan", "narrow_product"]

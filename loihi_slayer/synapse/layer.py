@@ -33,8 +33,8 @@ from ..safety.arguments import (
     neurons_arg,
     size_arg,
 )
-from ._int_product import int_product
-from ._narrow_product import NARROW_MAX, narrow_product
+from ._int_product import int_product_plan
+from ._narrow_product import NARROW_MAX, Refused, narrow_plan
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -224,6 +224,25 @@ def _require_5d(x: torch.Tensor, name: str, channels: Any) -> None:
         )
 
 
+def exact_dense_plan(
+    x3: torch.Tensor,
+    w2: torch.Tensor,
+    owner: object | None = None,
+    time_major: bool = False,
+    grid: tuple[torch.Tensor, float, int] | None = None,
+) -> tuple[type[torch.autograd.Function], tuple] | None:
+    """The exact product a dense synapse takes for ``w2 @ x3`` (``(O, I)`` by time-last
+    ``(B, I, T)``), as ``(Function, its arguments)``, or None (the float GEMM): the int8
+    operand's product (:func:`~._int_product.int_product_plan`), else, for few outputs (a
+    classifier layer) on the time-last layout, the narrow product
+    (:func:`~._narrow_product.narrow_plan`, whose forward may still raise
+    :class:`~._narrow_product.Refused`). ``grid``: ``w2``'s int8 grid where known."""
+    plan = int_product_plan(x3, w2, owner, time_major, grid)
+    if plan is None and w2.shape[0] <= NARROW_MAX and not time_major:
+        plan = narrow_plan(x3, w2, grid)
+    return plan
+
+
 class Dense(_Synapse, torch.nn.Conv3d):
     """Dense synapse ``y[n, o, t] = Σ_i w[o, i] x[n, i, t]`` (no bias).
 
@@ -296,14 +315,12 @@ class Dense(_Synapse, torch.nn.Conv3d):
         grid = int8_grid(w)  # the quantizer's mantissas, where it made w
         if grid is not None:
             grid = (grid[0].reshape(w2.shape), *grid[1:])
-        z = int_product(x3, w2, self, self.time_major_output, grid)
-        if z is not None:
-            return z
-        # few outputs (a classifier layer): events on the time-last layout, no copies
-        if w2.shape[0] <= NARROW_MAX and not self.time_major_output:
-            z = narrow_product(x3, w2, grid)
-            if z is not None:
-                return z
+        plan = exact_dense_plan(x3, w2, self, self.time_major_output, grid)
+        if plan is not None:
+            try:
+                return plan[0].apply(*plan[1])
+            except Refused:  # an input the narrow product cannot take: the float GEMM
+                pass
         # one GEMM on the rows of all batch items and steps, in a copy: matmul would take a
         # transposed 3-D operand as a batch of small GEMMs (N-MNIST's dense 128 -> 10 at
         # batch 32: 1.1-2.5 ms against 0.25 ms for the copy and one GEMM)
