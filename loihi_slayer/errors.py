@@ -58,6 +58,12 @@ class UnsupportedLayerError(LoihiSlayerError, NotImplementedError):
     """A network contains a layer type that this part of the library cannot run."""
 
 
+class DoubleBackwardError(LoihiSlayerError, RuntimeError):
+    """A gradient computed by a compiled kernel was differentiated again (a backward
+    through the result of ``create_graph=True``): the kernels give first-order
+    gradients only (see :mod:`loihi_slayer.autograd._first_order`)."""
+
+
 def describe(value: Any) -> str:
     """Short printable form of a scalar or array value for error messages."""
     try:

@@ -11,7 +11,7 @@ import torch
 import loihi_slayer.block._fused_dense as fd
 import loihi_slayer.synapse._int_product as ip
 from loihi_slayer.block import cuba
-from loihi_slayer.errors import ParameterError
+from loihi_slayer.errors import DoubleBackwardError, ParameterError
 
 NEURON = {
     "threshold": 1.25,
@@ -212,8 +212,8 @@ def test_bad_input_shape_keeps_the_blocks_error(monkeypatch):
 
 def test_no_gradient_of_the_gradient(monkeypatch, fused_calls):
     """``create_graph`` through the fused node gives the gradient, and differentiating it
-    again raises (the node is differentiable once; the four nodes' CUBA op already fails
-    at the first ``create_graph`` backward, see the issue-8 note of stop 50)."""
+    again raises the library's error (the node is differentiable once, as the four nodes'
+    CUBA op: see ``test_double_backward.py``)."""
     monkeypatch.setattr(ip, "MIN_WORK", 0)
     net = network()
     out = net(spikes())
@@ -221,7 +221,7 @@ def test_no_gradient_of_the_gradient(monkeypatch, fused_calls):
     (g,) = torch.autograd.grad(
         out.sum(), net[0].synapse.parametrizations.weight.original1, create_graph=True
     )
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DoubleBackwardError, match="block.cuba.Dense"):
         g.sum().backward()
 
 

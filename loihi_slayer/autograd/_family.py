@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ._first_order import first_order
+
 __all__ = ["FamilyFunction", "FamilyOp", "apply"]
 
 
@@ -42,11 +44,14 @@ class FamilyFunction(torch.autograd.Function):
         outs, saved = op.forward(x, want_trace)
         ctx.op, ctx.saved = op, saved
         ctx.n_params = len(params)
+        # the gradient's dependencies, for a create_graph backward (``first_order``)
+        ctx.save_for_backward(x, *params)
         if not want_trace:
             ctx.mark_non_differentiable(*outs[1:])
         return outs
 
     @staticmethod
+    @first_order(lambda ctx: f"{type(ctx.op).__name__} (a neuron family's kernels)")
     def backward(ctx, *grads):
         if all(g is None for g in grads):
             return (None, None, None) + (None,) * ctx.n_params

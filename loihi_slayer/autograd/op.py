@@ -41,7 +41,10 @@ dispatch modes and functorch transforms it calls the registered custom op
 (``op.op``, also ``torch.ops.loihi_slayer.<name>``), which is what
 ``torch.library.opcheck`` tests. Both run the same functions, saved tensors and
 gradient routing. The backward op is itself not differentiable (no double
-backward), as the kernels it wraps.
+backward), as the kernels it wraps: with ``create_graph=True`` the first-order
+gradients come as without, and a backward through them raises
+:class:`~loihi_slayer.errors.DoubleBackwardError` (:mod:`._first_order`), unless the op
+declares its backward differentiable (``differentiable_backward=True``: PyTorch ops).
 
 :func:`check_finite` raises a :class:`~loihi_slayer.errors.ParameterError`
 for NaN/inf in eager mode and keeps the check (as an ordered side-effect op)
@@ -59,6 +62,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ParameterError
+from ._first_order import first_order
 
 NAMESPACE = "loihi_slayer"
 
@@ -128,6 +132,7 @@ def kernel_op(
     *,
     save: Callable[[tuple, Any], tuple[Sequence[Tensor | None], Sequence[Any]]] | None = None,
     grad_inputs: Sequence[str] = (),
+    differentiable_backward: bool = False,
 ) -> KernelOp:
     """Register ``forward`` (and ``backward``) as the custom op ``loihi_slayer::<name>``.
 
@@ -144,6 +149,11 @@ def kernel_op(
         after the output gradients.
     grad_inputs
         Names of the forward parameters the backward returns gradients for, in order.
+    differentiable_backward
+        Whether ``backward`` is written in differentiable PyTorch ops (a gradient of its
+        gradient is then PyTorch's); else it runs kernels and is first-order only: with
+        ``create_graph=True`` it runs on detached tensors and a further backward through
+        its result raises (:func:`~loihi_slayer.autograd._first_order.first_order`).
 
     Returns
     -------
@@ -180,6 +190,9 @@ def kernel_op(
                 out[i] = g
         return tuple(out)
 
+    once = (lambda fn: fn) if differentiable_backward else first_order(f"{NAMESPACE}::{name}")
+
+    @once
     def backward_fn(ctx, *grads):
         return route(ctx, grads, bop)
 
@@ -195,6 +208,7 @@ def kernel_op(
             return output
 
         @staticmethod
+        @once
         def backward(ctx, *grads):
             return route(ctx, grads, backward_impl)
 

@@ -65,6 +65,7 @@ from .._threads import follow_torch_threads
 from ..fixed.codegen import kernel_module
 from . import _recurrent_cpu as _kern
 from ._convert import scaled_sum
+from ._first_order import first_order
 from ._resonator_bwd import surrogate_steps
 from .recurrent import (
     _check_bad,
@@ -152,6 +153,7 @@ class _Recurrence(torch.autograd.Function):
         return s, pre
 
     @staticmethod
+    @first_order("the complex recurrence (resonator Recurrent block)")
     def backward(ctx, g_s, _g_pre):
         s, re_i, im_i, th_i, r_i, pre, w_re, w_im = ctx.saved_tensors
         cfg = ctx.cfg

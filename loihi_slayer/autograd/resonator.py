@@ -45,6 +45,7 @@ from .._threads import follow_torch_threads
 from . import _resonator_bwd, _resonator_ref
 from ._convert import FLOAT_TRACE, scaled_sum, spikes_float
 from ._dispatch import empty2d, kernel_array, launch, resolve_backend
+from ._first_order import first_order
 
 #: Spike-condition families: 0 = phase threshold on ``re`` (RF, ADRF), 1 = ``im >= θ``.
 PHASE, IMAG = 0, 1
@@ -263,16 +264,23 @@ class ResonatorFunction(torch.autograd.Function):
             )
         ctx.spec, ctx.backend, ctx.shape = spec, backend, shape
         ctx.rot = (sin_q, cos_q, sin_decay.numel(), cos_decay.numel(), want_p)
-        ctx.save_for_backward(re, im, thr, spk if (spec.reset and want_p) else None, re0, im0)
+        # the traces saved as the outputs they are (the same memory): a create_graph
+        # backward then reaches the inputs through them (``first_order``)
+        re_out, im_out = re.reshape(shape), im.reshape(shape)
+        ctx.save_for_backward(
+            re_out, im_out, thr, spk if (spec.reset and want_p) else None, re0, im0
+        )
         ctx.mark_non_differentiable(out_th, out_r)
-        return s.reshape(shape), re.reshape(shape), im.reshape(shape), out_th, out_r
+        return s.reshape(shape), re_out, im_out, out_th, out_r
 
     @staticmethod
+    @first_order("ResonatorFunction (the resonator kernels)")
     def backward(ctx, g_s, g_re, g_im, _g_th, _g_r):
         re, im, thr, spk, re0, im0 = ctx.saved_tensors
         spec, backend, shape = ctx.spec, ctx.backend, ctx.shape
         sin_q, cos_q, n_sin, n_cos, want_p = ctx.rot
         steps = shape[-1]
+        re, im = re.reshape(-1, steps), im.reshape(-1, steps)
 
         def flat(g):
             return None if g is None else g.reshape(-1, steps).contiguous()

@@ -76,6 +76,7 @@ spike_op = kernel_op(
     _spike_backward_fake,
     save=_spike_save,
     grad_inputs=("v",),
+    differentiable_backward=True,
 )
 spike_op.__doc__ = (
     "``spike_op(v, threshold, s_scale, theta, tau_rho, scale_rho, graded)``: spikes of ``v`` "

@@ -25,17 +25,19 @@ block's modules (they would not run) nor global ones, the default quantizer of t
 block's own neuron, no mask, no persistent neuron state, batch norm, dropout or
 learnable decays, the spikes shifted one step in the kernels. Elsewhere, and where a
 product refuses the input, the block runs its four nodes as before. The node is
-differentiable once (``once_differentiable``): a gradient of its gradient raises.
+differentiable once, as the four nodes' kernels: with ``create_graph=True`` its
+first-order gradients are the same, and a gradient of them raises
+(:func:`~loihi_slayer.autograd._first_order.first_order`).
 """
 
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.nn.utils.parametrizations import _WeightNorm
 
 from ..autograd import cuba as _cuba_op
 from ..autograd._dispatch import resolve_backend
+from ..autograd._first_order import first_order
 from ..autograd.cuba import CubaState, op_config
 from ..errors import ParameterError
 from ..neuron import base as _neuron_base
@@ -189,14 +191,18 @@ class FusedDense(torch.autograd.Function):
         ctx.product, ctx.inner = product, inner
         ctx.counts = len(inner.saved_tensors), len(neuron_tensors)
         norm, inside = weight_path
-        ctx.save_for_backward(g, v, norm, inside, *inner.saved_tensors, *neuron_tensors)
+        # the input too where it requires grad: unread, but a create_graph backward reaches
+        # it through this node's saved tensors (``first_order``), as through the four
+        # nodes' (the CUBA op saves its outputs)
+        anchor = x3 if x3.requires_grad else None
+        ctx.save_for_backward(g, v, norm, inside, anchor, *inner.saved_tensors, *neuron_tensors)
         inner.saved_tensors = ()
         return outputs[0]
 
     @staticmethod
-    @once_differentiable
+    @first_order("block.cuba.Dense (its fused training node)")
     def backward(ctx, g_s):
-        g, v, norm, inside, *rest = ctx.saved_tensors
+        g, v, norm, inside, _, *rest = ctx.saved_tensors
         n_inner = ctx.counts[0]
         ctx.inner.saved_tensors = tuple(rest[:n_inner])
         tensors, config = rest[n_inner:], ctx.neuron_config

@@ -41,6 +41,7 @@ from numba.extending import intrinsic
 
 from .._recycle import Recycled, kept_empty
 from .._threads import follow_torch_threads
+from ..autograd._first_order import first_order
 from ..fixed._stack import stack_empty_f32
 
 #: largest fraction of non-zero inputs for which the event product replaces the GEMM
@@ -483,6 +484,7 @@ class EventDenseProduct(torch.autograd.Function):
         return z
 
     @staticmethod
+    @first_order("EventDenseProduct (an exact dense product's kernels)")
     def backward(ctx, g):
         grads = product_backward(ctx, g, events_weight_grad)
         return (*grads, None, None, None, None, None, None, None, None)

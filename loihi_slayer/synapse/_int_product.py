@@ -53,6 +53,7 @@ from numba import njit, prange
 
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import follow_torch_threads
+from ..autograd._first_order import first_order
 from ..fixed.synapse_fast import (
     full_precision_torch,
     int8_gemm_pays,
@@ -373,6 +374,7 @@ class IntDenseProduct(torch.autograd.Function):
         return z
 
     @staticmethod
+    @first_order("IntDenseProduct (an exact dense product's kernels)")
     def backward(ctx, g):
         weight_grad = _gemm_weight_grad if ctx.counts is None else events_weight_grad
         grads = product_backward(ctx, g, weight_grad)
