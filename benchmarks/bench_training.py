@@ -229,14 +229,33 @@ def oxford_case() -> dict:
     }
 
 
-def make_step(net: torch.nn.Module, x, target, error) -> Callable[[], float]:
+def make_step(
+    net: torch.nn.Module, x, target, error, tick: Callable[[], None] | None = None
+) -> Callable[[], float]:
+    """One training step (``zero_grad``, forward, loss, backward, Adam) as a function
+    returning the loss. With ``tick`` (``net`` a ``Sequential``) its children run one by
+    one and ``tick()`` is called after ``zero_grad``, each child, the loss, backward and
+    the optimizer step (:func:`phased_step`)."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    mark = tick if tick is not None else (lambda: None)
+
+    def forward(h: torch.Tensor) -> torch.Tensor:
+        if tick is None:
+            return net(h)
+        for module in net:
+            h = module(h)
+            tick()
+        return h
 
     def step() -> float:
         opt.zero_grad()
-        err = error(net(x), target)
+        mark()
+        err = error(forward(x), target)
+        mark()
         err.backward()
+        mark()
         opt.step()
+        mark()
         return float(err.detach())
 
     return step
@@ -413,25 +432,15 @@ def phased_step(
     between its phases: ``zero_grad``, each child's forward, the loss, backward and the
     optimizer step. Returns the phase names and the step, which returns each phase's
     time in ms."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     names = ["zero_grad"]
     names += [f"forward [{i}] {type(m).__name__}" for i, m in enumerate(net)]
     names += ["loss", "backward", "optimizer step"]
+    clock: list[float] = []
+    inner = make_step(net, x, target, error, tick=lambda: clock.append(time.perf_counter()))
 
     def step() -> np.ndarray:
-        clock = [time.perf_counter()]
-        opt.zero_grad()
-        clock.append(time.perf_counter())
-        h = x
-        for module in net:
-            h = module(h)
-            clock.append(time.perf_counter())
-        err = error(h, target)
-        clock.append(time.perf_counter())
-        err.backward()
-        clock.append(time.perf_counter())
-        opt.step()
-        clock.append(time.perf_counter())
+        clock[:] = [time.perf_counter()]
+        inner()
         return np.diff(clock) * 1e3
 
     return names, step
