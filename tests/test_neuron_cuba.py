@@ -147,3 +147,39 @@ def test_bad_inputs_are_reported():
         n(x)
     with pytest.raises(ParameterError, match="2\\*\\*31"):
         n(torch.full((1, 4, 5), 1e12))
+
+
+def test_decays_changed_after_a_forward_reach_the_next_forward():
+    """Each way of changing a decay between forwards (in place, ``.data =``,
+    ``load_state_dict``, an optimizer step on learnable decays) gives the next forward the
+    fixed-point reference's dynamics with the new decays: nothing of the old ones is
+    kept (the neuron remembers its integer decays between calls)."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(-40, 200, size=(2, 3, 30))
+    x = torch.tensor(a / 64.0, dtype=torch.float32)
+    n = cuba.Neuron(80 / 64, 1024 / 4096, 128 / 4096, requires_grad=True)
+
+    def expect(di, dv):
+        assert n.cx_current_decay == di and n.cx_voltage_decay == dv
+        cur, vol = n.dynamics(x)
+        tr, _ = _ref(a, di, dv, 80)
+        assert np.array_equal(vol.detach().numpy() * 4096, tr["v_pre"])
+        assert np.array_equal(cur.detach().numpy() * 4096, tr["u"])
+        assert np.array_equal(n(x).detach().numpy(), tr["s"])
+
+    expect(1024, 128)
+    with torch.no_grad():
+        n.current_decay.fill_(2000)
+    expect(2000, 128)
+    n.voltage_decay.data = torch.full_like(n.voltage_decay, 3000.0)
+    expect(2000, 3000)
+    n.load_state_dict({**n.state_dict(), "current_decay": torch.full((1,), 7.0)})
+    expect(7, 3000)
+    n(x).sum().backward()
+    grads = [p.grad.abs().max() for p in n.parameters() if p.grad is not None]
+    opt = torch.optim.SGD(n.parameters(), lr=float(50 / max(grads)))  # some decay moves 50
+    before = (n.cx_current_decay, n.cx_voltage_decay)
+    opt.step()
+    after = (n.cx_current_decay, n.cx_voltage_decay)
+    assert after != before  # the step moved a decay past a rounding boundary
+    expect(*after)

@@ -64,6 +64,56 @@ def test_quantize_8bit_one_pass_is_the_composite(scale, dtype, spread, seed):
     assert top == int((ref.detach().double() / step).abs().max())
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    spread=st.sampled_from([1e-3, 0.05, 1.0, 1e30]),
+    n=st.integers(0, 300),
+    n_bad=st.integers(0, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_quantize_pass_counts_against_numpy(dtype, spread, n, n_bad, seed):
+    """The pass's returned counts against NumPy on the same values: NaN/inf weights, the
+    weights the clamp cut and (all finite) the largest mantissa ``|m|``; its outputs at
+    finite weights; ties at half steps and both bounds reached."""
+    rng = np.random.default_rng(seed)
+    step, lo, hi = (dtype(v) for v in quantize.grid_8bit(64))
+    w = (rng.standard_normal(n) * spread).astype(dtype)
+    ties = np.array([0.5, -2.5, 126.5, 127.5, -128.5, 254.0], dtype) * step
+    w[: min(n, ties.size)] = ties[: min(n, ties.size)]
+    bad_at = rng.choice(n, min(n, n_bad), replace=False) if n else []
+    w[bad_at] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype), len(bad_at))
+    q, m = np.empty_like(w), np.empty(n, np.int8)
+    inside = np.empty(n, np.bool_)
+    bad, top, cut = quantize._quantize_pass(w, step, lo, hi, q, inside, m)
+    finite = np.isfinite(w)
+    with np.errstate(invalid="ignore"):
+        r = np.rint(w / step) * step
+        ref_inside = (r >= lo) & (r <= hi)
+    ref_q = np.clip(r, lo, hi)
+    assert bad == np.count_nonzero(~finite)
+    assert cut == np.count_nonzero(~ref_inside)
+    assert np.array_equal(inside, ref_inside)
+    assert np.array_equal(q[finite], ref_q[finite])
+    assert np.array_equal(m[finite], (ref_q[finite] / step).astype(np.int8))
+    if not bad:  # (at NaN/inf weights the pass is refused, its range unspecified)
+        assert top == (int(np.abs(ref_q / step).max()) if n else 0)
+
+
+def test_quantize_8bit_gradient_where_no_weight_is_cut():
+    """With every weight inside the clamp the straight-through gradient is the incoming
+    one, bit for bit (signed zeros, NaN, subnormals), as the composite's."""
+    w = (torch.arange(-40, 40, dtype=torch.float32) / 23).requires_grad_(True)
+    grad = torch.randn(80)
+    grad[:4] = torch.tensor([-0.0, 0.0, float("nan"), 1e-42])
+    q = quantize_8bit(w)
+    ref = quantize.quantize(w, 2 / 64).clamp(-4.0, 254 / 64)
+    (gq,) = torch.autograd.grad(q, w, grad)
+    (gr,) = torch.autograd.grad(ref, w, grad)
+    assert torch.equal(gq.view(torch.int32), gr.view(torch.int32))
+    assert torch.equal(gq.view(torch.int32), grad.view(torch.int32))
+
+
 def test_quantized_weight_grid_is_dropped_when_the_weight_changes():
     q = quantize_8bit(torch.tensor([0.1, -0.2, 3.0]))
     assert quantize.int8_grid(q)[0].tolist() == [3, -6, 96]

@@ -225,14 +225,39 @@ class BatchMean:
     extra: dict = field(default_factory=dict)
 
 
+#: the attribute of a decay parameter that holds its last :func:`decay_int` and the key
+#: it was computed for
+_DECAY_MEMO = "_loihi_slayer_decay_int"
+
+
 def decay_int(param: torch.Tensor) -> np.ndarray:
-    """``rne(clamp(p, 0, 4096))`` as int64 (``p`` is the decay stored x4096)."""
+    """``rne(clamp(p, 0, 4096))`` as int64 (``p`` is the decay stored x4096).
+
+    Kept on ``param`` until its version, memory or shape may have changed (an optimizer
+    step, ``load_state_dict``, ``.data =``): a neuron's forward and backward read it
+    four times a step, about 3 us each. The array is shared: read it, never write it.
+    """
+    try:
+        key = (param._version, param.data_ptr(), param.shape, param.device)
+    except RuntimeError:  # a tensor without plain memory (functorch, fake): no memo
+        key = None
+    memo = getattr(param, _DECAY_MEMO, None)
+    if key is not None and memo is not None and memo[0] == key:
+        return memo[1]
     p = param.detach()
+    value = None
     if p.numel() == 1 and p.device.type == "cpu":  # a shared decay: no tensor operations
         f = float(p)
         if f == f:  # Python's round is half to even, as torch.round; NaN takes torch's path
-            return np.array([round(min(max(f, 0.0), 4096.0))], np.int64)
-    return torch.round(p.clamp(0, 4096)).to(torch.int64).cpu().numpy().reshape(-1)
+            value = np.array([round(min(max(f, 0.0), 4096.0))], np.int64)
+    if value is None:
+        value = torch.round(p.clamp(0, 4096)).to(torch.int64).cpu().numpy().reshape(-1)
+    if key is not None:
+        try:
+            setattr(param, _DECAY_MEMO, (key, value))
+        except (AttributeError, RuntimeError):  # a tensor that takes no attributes
+            pass
+    return value
 
 
 def batch_mean_bias(mean: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,7 +42,7 @@ from ..autograd.cuba import CubaState, op_config
 from ..errors import ParameterError
 from ..neuron import base as _neuron_base
 from ..neuron import cuba as _cuba_neuron
-from ..quantize import _quantized, grid_8bit, int8_grid
+from ..quantize import _quantized, clamp_gradient, grid_8bit, int8_grid
 from ..synapse import Dense as _DenseSynapse
 from ..synapse._narrow_product import Refused
 from ..synapse.layer import exact_dense_plan
@@ -210,6 +210,9 @@ class FusedDense(torch.autograd.Function):
             g_s, None, None, None, None, None, *tensors, *config, [True, False, False]
         )[0]
         g_x, g_w2 = ctx.product.backward(ctx.inner, g_z)[:2]
-        g_w = torch.where(inside, g_w2.reshape(v.shape), 0.0)
+        # contiguous, as autograd's own weight-norm node passes it: the aten kernel reads a
+        # strided gradient (the product's transposed weight gradient) as if it were not
+        # (torch 2.13, CPU: wrong values, no error)
+        g_w = clamp_gradient(g_w2.reshape(v.shape), inside).contiguous()
         g_v, g_g = torch.ops.aten._weight_norm_interface_backward(g_w, v, g, norm, 0)
         return g_x, g_g, g_v, None, None, None, None
