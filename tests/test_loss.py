@@ -89,6 +89,39 @@ def test_spike_rate_hand_example():
     assert spikes.grad[0, 0, 0].item() == pytest.approx(2 * (0.5 - 0.8) / 4)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spike_rate_is_the_composite_bit_for_bit(reduction, dtype):
+    """The loss, its gradient and (``create_graph``) a gradient of its gradient equal the
+    plain composite ``mse_loss(mean_t(s), true·onehot + false·(1 - onehot))`` bit for
+    bit, for spikes (a 4-d input too) and graded values."""
+    gen = torch.Generator().manual_seed(5)
+    for shape in ((6, 10, 37), (4, 2, 5, 9)):
+        x = (torch.rand(shape, generator=gen) < 0.3).to(dtype) * torch.rand(shape, generator=gen)
+        x.requires_grad_(True)
+        label = torch.randint(0, math.prod(shape[1:-1]), (shape[0],), generator=gen)
+        loss = SpikeRate(0.7, 0.05, reduction=reduction)(x, label)
+        one_hot = torch.nn.functional.one_hot(label, math.prod(shape[1:-1])).to(dtype)
+        target = 0.7 * one_hot + 0.05 * (1 - one_hot)
+        rate = x.reshape(shape[0], -1, shape[-1]).mean(-1)
+        ref = torch.nn.functional.mse_loss(rate.flatten(), target.flatten(), reduction=reduction)
+        bits = torch.int32 if dtype == torch.float32 else torch.int64
+        assert torch.equal(loss.detach().view(bits), ref.detach().view(bits))
+        with torch.no_grad():  # no graph: the composite's ops alone
+            plain = SpikeRate(0.7, 0.05, reduction=reduction)(x, label)
+        assert torch.equal(plain.view(bits), ref.detach().view(bits))
+        (g,) = torch.autograd.grad(loss, x, create_graph=True)
+        (g_ref,) = torch.autograd.grad(ref, x, create_graph=True)
+        assert torch.equal(g.detach().view(bits), g_ref.detach().view(bits))
+        (h,) = torch.autograd.grad((g * g).sum(), x)
+        (h_ref,) = torch.autograd.grad((g_ref * g_ref).sum(), x)
+        assert torch.equal(h.view(bits), h_ref.view(bits)) and bool(h.abs().sum() > 0)
+        (g_plain,) = torch.autograd.grad(
+            SpikeRate(0.7, 0.05, reduction=reduction)(x, label), x
+        )  # without create_graph: the replaced nodes' ops
+        assert torch.equal(g_plain.view(bits), g_ref.detach().view(bits))
+
+
 def test_spike_rate_moving_window():
     spikes = t([[[1.0, 0, 1], [0, 1, 1]]])
     # W = 2: r0 = [0.5, 0.5, 0.5], r1 = [0, 0.5, 1]; labels [0, 1, 1]
