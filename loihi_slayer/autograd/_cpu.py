@@ -174,7 +174,7 @@ def _tile_span(start, tl):
     end of a time axis that is no multiple of :data:`TILE`) reads the whole tile ending at
     its last step where the source holds one (``start >= TILE - tl``): a 16 x 16 block
     transposed in registers instead of value by value, its first ``back`` rows already
-    stepped and skipped. The CUBA forward at (4096, 60) took 1.10-1.18x its time at
+    stepped and skipped. The CUBA forward at (4096, 60) took 1.08-1.10x its time at
     (4096, 64) with short tiles read value by value."""
     back = TILE - tl
     if back > 0 and start >= back:
