@@ -1427,12 +1427,13 @@ def cuba_backward_fast_nl_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, 
 
 
 @njit(inline="always", cache=True)
-def _tile_below(xt, tl, scale, limit):
-    """Whether every value of the tile's first ``tl`` steps has ``|x * scale| < limit``."""
+def _tile_below(xt, x0, tl, scale, limit):
+    """Whether every value of the tile's ``tl`` steps from row ``x0`` has
+    ``|x * scale| < limit``."""
     n = 0
     for tt in range(tl):
         for j in range(SD_LANES):
-            n += abs(xt[tt, j] * scale) < limit
+            n += abs(xt[x0 + tt, j] * scale) < limit
     return n == tl * SD_LANES
 
 
@@ -1551,19 +1552,20 @@ def _sdnn_chunk(
         for t0 in range(0, steps, TILE):
             tl = min(TILE, steps - t0)
             so = t0 % OUT_SEGMENT
-            _tile_in_lanes(x, lane_rows, m, t0, tl, xt, SD_LANES)
+            first, count, back = _tile_span(t0, tl)  # a short last tile as a whole one
+            _tile_in_lanes(x, lane_rows, m, first, count, xt, SD_LANES)
             # the integer inputs: one int32 conversion each where the whole tile is below
             # 2**31 (AVX2 has no vector double -> int64), else the exact 64-bit split
-            if _tile_below(xt, tl, in_scale, INPUT_LIMIT):
+            if _tile_below(xt, back, tl, in_scale, INPUT_LIMIT):
                 for tt in range(tl):
                     for j in range(SD_LANES):
-                        a, refused = chip_int(xt[tt, j], in_scale, INPUT_LIMIT)
+                        a, refused = chip_int(xt[back + tt, j], in_scale, INPUT_LIMIT)
                         at[tt * SD_LANES + j] = a
                         nbad[j] += refused
             else:
                 for tt in range(tl):
                     for j in range(SD_LANES):
-                        a, refused = chip_int(xt[tt, j], in_scale, limit)
+                        a, refused = chip_int(xt[back + tt, j], in_scale, limit)
                         at[tt * SD_LANES + j] = a
                         nbad[j] += refused
             wide = _sdnn_steps(mode, relu, cum_error, tl, so, sl, at, ot)
