@@ -114,3 +114,31 @@ def test_fma32_rounds_once_and_mul32_is_the_float32_product(a, b, c, shift):
     exact = np.float32(np.float64(fa) * np.float64(fb) + np.float64(fc))
     assert _fma(fa, fb, fc) == exact
     assert _mul(fa, fb) == np.float32(fa * fb)
+
+
+def test_f32x16_values_are_the_scalar_statements_bit_for_bit():
+    # _f32x16: a sum kept in a vector register has the scalar loop's roundings (a
+    # product, then a sum; no fused multiply-add), at NaN, inf, -0.0 and subnormals
+    from loihi_slayer.autograd._f32x16 import vaxpy, vload, vscale, vstore, vzero
+
+    @njit
+    def vector_sums(a, x, out):
+        acc = vscale(a[0], vload(x, 0))
+        for k in range(1, a.shape[0]):
+            acc = vaxpy(acc, a[k], vload(x, 16 * k))
+        vstore(out, 0, acc)
+        vstore(out, 16, vaxpy(vzero(), np.float32(1.0), vzero()))
+
+    rng = np.random.default_rng(11)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-45, 3e38, -3e38], np.float32)
+    a = rng.standard_normal(40).astype(np.float32)
+    x = (rng.standard_normal((40, 16)) * 1e3).astype(np.float32)
+    x[5, :7], a[9] = special, -0.0
+    x[30, 3:10] = special
+    out = np.full(32, 7.0, np.float32)
+    vector_sums(a, x.reshape(-1), out)
+    expect = a[0] * x[0]
+    for k in range(1, 40):
+        expect = expect + a[k] * x[k]
+    assert np.array_equal(out[:16].view(np.int32), expect.view(np.int32))
+    assert np.array_equal(out[16:].view(np.int32), np.zeros(16, np.int32))  # +0.0

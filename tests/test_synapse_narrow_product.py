@@ -137,6 +137,60 @@ def test_gradients_are_the_products(kernels, b, n_in, n_out, steps):
     assert x3.grad.shape == x3.shape
 
 
+def _ordered_grad_x(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The module's input gradient order in float32 NumPy: ``Σ_o g[b, o, t] · w[o, :]``,
+    ``o`` in order, each product and sum rounded; ``(B, T, I)``."""
+    acc = g[:, 0, :, None] * w[0]
+    for o in range(1, w.shape[0]):
+        acc = acc + g[:, o, :, None] * w[o]
+    return acc
+
+
+def _ordered_grad_w(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The module's weight gradient order in float32 NumPy: within each of ``GRAD_PARTS``
+    ranges of jobs (a batch item's steps in blocks of ``STEP_BLOCK``), the jobs and
+    their steps in order, a job's all-zero input rows skipped; then the ranges in
+    order."""
+    n_b, n_i, steps = x.shape
+    blocks = -(-steps // npr.STEP_BLOCK)
+    jobs = n_b * blocks
+    n_parts = min(npr.GRAD_PARTS, jobs)
+    parts = np.zeros((n_parts, n_i, g.shape[1]), np.float32)
+    for p in range(n_parts):
+        for job in range(p * jobs // n_parts, (p + 1) * jobs // n_parts):
+            b, k = divmod(job, blocks)
+            t0, t1 = k * npr.STEP_BLOCK, min(steps, (k + 1) * npr.STEP_BLOCK)
+            live = np.any(x[b, :, t0:t1] != 0, axis=1)
+            for t in range(t0, t1):
+                term = x[b, :, t, None] * g[b, :, t]
+                parts[p][live] = parts[p][live] + term[live]
+    out = parts[0]
+    for p in range(1, n_parts):
+        out = out + parts[p]
+    return out.T
+
+
+@pytest.mark.parametrize(
+    ("b", "n_in", "n_out", "steps"),
+    [(3, 165, 10, 70), (2, 37, 16, 5), (1, 9, 1, 300), (4, 64, 3, 129)],
+)
+def test_gradients_have_the_documented_order_bit_for_bit(kernels, b, n_in, n_out, steps):
+    # 165 inputs: the input gradient's groups of 64, of 16 and the last 5 values; rows
+    # without a spike, skipped by the weight gradient, in every job
+    rng = np.random.default_rng(7)
+    x3, w2 = _case(rng, b, n_in, n_out, steps, x_top=127, density=0.3)
+    x3[:, ::7] = 0
+    x3.requires_grad_(True)
+    w2.requires_grad_(True)
+    g = torch.tensor(rng.standard_normal((b, n_out, steps)) * 1e3, dtype=torch.float32)
+    z = npr.narrow_product(x3, w2, weight_grid(w2.detach()))
+    g_x, g_w = torch.autograd.grad(z, (x3, w2), g)
+    x, w, gn = x3.detach().numpy(), w2.detach().numpy(), g.numpy()
+    bits = np.int32
+    assert np.array_equal(g_x.transpose(1, 2).numpy().view(bits), _ordered_grad_x(gn, w).view(bits))
+    assert np.array_equal(g_w.numpy().view(bits), _ordered_grad_w(x, gn).view(bits))
+
+
 def test_input_gradient_layout_and_every_value_written(kernels):
     x3, w2 = _case(np.random.default_rng(4), 2, 19, 3, 5)
     x3.requires_grad_(True)

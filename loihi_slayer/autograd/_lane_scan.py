@@ -37,7 +37,6 @@ from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, splat, vector
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = [
-    "axpy16",
     "copy16",
     "fma32",
     "lanes_to_rows",
@@ -152,14 +151,6 @@ def _update16(y, y_at, a, x, x_at, combine):
         return context.get_dummy_value()
 
     return types.none(y, y_at, a, x, x_at), codegen
-
-
-@intrinsic
-def axpy16(typingctx, y, y_at, a, x, x_at):
-    """``y.flat[y_at + j] += a * x.flat[x_at + j]`` for ``j < 16`` (C-contiguous float32
-    arrays, ``a`` float32; a product, then a sum, each rounded, as the scalar loop), on
-    vectors. (As a loop of 16 between arrays LLVM cannot prove apart it stayed scalar.)"""
-    return _update16(y, y_at, a, x, x_at, lambda b, yv, av, xv: b.fadd(yv, b.fmul(av, xv)))
 
 
 @intrinsic

@@ -1,0 +1,135 @@
+r"""Sixteen float32 lanes as a numba value: sums kept in vector registers across a loop.
+
+A numba kernel written with scalars vectorises only its innermost loop, and only where
+LLVM can prove the arrays apart. A sum of rows, ``acc[j] += a[k] * x[k, j]`` over ``k``
+for ``j < 16``, therefore either stayed scalar or, with one vector multiply-add a term
+(the narrow product's kernels until stop 53), loaded and stored its 16 sums at every
+term: a store a term, each term waiting on the last one's store. :data:`f32x16` is a numba type whose value is an LLVM ``<16 x float>``, so a
+kernel can keep such sums in local variables (vector registers) for a whole loop and
+store them once:
+
+.. code-block:: python
+
+    acc = vscale(a[0], vload(x, 0))
+    for k in range(1, n):
+        acc = vaxpy(acc, a[k], vload(x, k * 16))
+    vstore(out, 0, acc)
+
+computes :math:`\mathrm{acc}_j = (\ldots(a_0 x_{0j} + a_1 x_{1j}) + \ldots) + a_{n-1}
+x_{n-1,j}` with each product and each sum rounded, in that order: the same bits as the
+scalar loop. No fused multiply-add and no reassociation (the operations carry no
+fast-math flags).
+
+The loads and stores read the arrays' data pointers (C-contiguous float32, any shape,
+flat element offsets): the callers guarantee the 16 elements lie in the array.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+from .._numba_cache import guard_cache_writes
+from ..fixed._transpose import BLOCK, as_i64, splat, vector_ptr
+
+guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
+
+__all__ = ["F32x16", "f32x16", "vaxpy", "vload", "vscale", "vstore", "vzero"]
+
+_VECTOR = ir.VectorType(ir.FloatType(), BLOCK)
+
+
+class F32x16(types.Type):
+    """The numba type of :data:`BLOCK` (16) float32 lanes held as one LLVM vector."""
+
+    def __init__(self) -> None:
+        super().__init__(name="F32x16")
+
+
+#: the type's one instance (the intrinsics' argument and result type)
+f32x16 = F32x16()
+
+
+@register_model(F32x16)
+class _F32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type) -> None:
+        super().__init__(dmm, fe_type, _VECTOR)
+
+
+def _flat_f32(array, at) -> bool:
+    return (
+        isinstance(array, types.Array)
+        and array.dtype == types.float32
+        and array.layout == "C"
+        and isinstance(at, types.Integer)
+    )
+
+
+def _data(context, builder, array_ty, array):
+    return context.make_array(array_ty)(context, builder, array).data
+
+
+@intrinsic
+def vload(typingctx, array, at):
+    """``array.flat[at : at + 16]`` as an :data:`f32x16` (one vector load)."""
+    if not _flat_f32(array, at):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        return builder.load(
+            vector_ptr(builder, data, as_i64(builder, args[1], sig.args[1])), align=4
+        )
+
+    return f32x16(array, at), codegen
+
+
+@intrinsic
+def vstore(typingctx, array, at, value):
+    """``array.flat[at : at + 16] = value`` (one vector store)."""
+    if not (_flat_f32(array, at) and value == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        ptr = vector_ptr(builder, data, as_i64(builder, args[1], sig.args[1]))
+        builder.store(args[2], ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(array, at, value), codegen
+
+
+@intrinsic
+def vzero(typingctx):
+    """Sixteen ``+0.0``."""
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_VECTOR, None)
+
+    return f32x16(), codegen
+
+
+@intrinsic
+def vscale(typingctx, a, x):
+    """``a * x`` lane by lane (``a`` a float32 scalar in every lane), rounded once."""
+    if not (a == types.float32 and x == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(splat(builder, args[0]), args[1])
+
+    return f32x16(a, x), codegen
+
+
+@intrinsic
+def vaxpy(typingctx, y, a, x):
+    """``y + a * x`` lane by lane (``a`` a float32 scalar): the product rounded, then the
+    sum, as the scalar statement ``y += a * x``."""
+    if not (y == f32x16 and a == types.float32 and x == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], builder.fmul(splat(builder, args[1]), args[2]))
+
+    return f32x16(y, a, x), codegen
