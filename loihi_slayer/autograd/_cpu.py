@@ -45,6 +45,7 @@ from ._lane_scan import (
     scale16,
     sigma_scans,
 )
+from ._row_runs import any_nonzero, pool2x2_run, zero_row
 
 _cuba_step = njit(inline="always", cache=True)(dynamics.cuba_step)
 _cuba_rests = njit(inline="always", cache=True)(dynamics.cuba_rests)
@@ -212,14 +213,6 @@ def _segment_out_flat(out, segs, base, rows, m, g0, gl, sh=0, lanes=LANES):
 
 
 @njit(inline="always", cache=True)
-def _zero_row(out, n):
-    """``out[n, :] = 0``, indexed directly (see :func:`_tile_in`)."""
-    r = np.uint64(n)
-    for t in range(np.uint64(out.shape[1])):
-        out[r, t] = 0
-
-
-@njit(inline="always", cache=True)
 def _at(n, k):
     """Neuron ``n``'s index into a parameter array of ``k`` values (one shared value, or
     one per neuron of a batch entry): no division for a shared value."""
@@ -312,14 +305,7 @@ def _pool_row(x, pool, w, base, t0, tn, seg, j):
     kh, kw = pool[0], pool[1]
     width = pool[3] * kw
     if kh == 2 and kw == 2:
-        r0 = np.uint64(base)
-        r1 = r0 + np.uint64(1)
-        r2 = r0 + np.uint64(width)
-        r3 = r2 + np.uint64(1)
-        u0 = np.uint64(t0)
-        for tt in range(np.uint64(tn)):
-            t = u0 + tt
-            seg[j, tt] = ((x[r0, t] + x[r1, t]) + (x[r2, t] + x[r3, t])) * w
+        pool2x2_run(x, base, base + width, t0, tn, w, seg, j)
         return
     _window_row(x, base, kw, t0, tn, seg, j)
     for a in range(1, kh):
@@ -347,15 +333,6 @@ def _pool_segment(x, pool, w, bases, m, t0, tn, seg):
     buffer, its last row the scratch row), input rows from ``bases[j]``."""
     for j in range(m):
         _pool_row(x, pool, w, bases[j], t0, tn, seg, j)
-
-
-@njit(inline="always", cache=True)
-def _all_zero(seg, j, tn):
-    """Whether ``seg[j, :tn]`` is all 0 (NaN is not): one vectorised count, no early exit."""
-    nz = 0
-    for t in range(np.uint64(tn)):
-        nz += seg[j, t] != 0
-    return nz == 0
 
 
 @njit(inline="always", cache=True)
@@ -515,17 +492,17 @@ def _cuba_chunk(
             rests = _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[_at(n, nb)], v_th[_at(n, nt)])
             if fused:  # the pooled row into lane m: a quiet neuron's sums are all 0
                 _pool_row(x, pool, pool_w, base, 0, steps, pseg, m)
-                quiet = rests and _all_zero(pseg, m, steps)
+                quiet = rests and not any_nonzero(pseg, m, steps)
             else:
                 quiet = rests and _quiet_input(x, pool, n, base)
             if quiet:
-                _zero_row(s_out, n)
+                zero_row(s_out, n)
                 if rec_v:
-                    _zero_row(vp_out, n)
+                    zero_row(vp_out, n)
                 if rec_u:
-                    _zero_row(u_out, n)
+                    zero_row(u_out, n)
                 if rec_r:
-                    _zero_row(r_out, n)
+                    zero_row(r_out, n)
                 continue
             lane_rows[m] = n
             bases[m] = base

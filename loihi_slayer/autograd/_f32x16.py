@@ -4,9 +4,9 @@ A numba kernel written with scalars vectorises only its innermost loop, and only
 LLVM can prove the arrays apart. A sum of rows, ``acc[j] += a[k] * x[k, j]`` over ``k``
 for ``j < 16``, therefore either stayed scalar or, with one vector multiply-add a term
 (the narrow product's kernels until stop 53), loaded and stored its 16 sums at every
-term: a store a term, each term waiting on the last one's store. :data:`f32x16` is a numba type whose value is an LLVM ``<16 x float>``, so a
-kernel can keep such sums in local variables (vector registers) for a whole loop and
-store them once:
+term: a store a term, each term waiting on the last one's store. :data:`f32x16` is a
+numba type whose value is an LLVM ``<16 x float>``, so a kernel can keep such sums in
+local variables (vector registers) for a whole loop and store them once:
 
 .. code-block:: python
 
@@ -35,7 +35,7 @@ from ..fixed._transpose import BLOCK, as_i64, splat, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["F32x16", "f32x16", "vaxpy", "vload", "vscale", "vstore", "vzero"]
+__all__ = ["F32x16", "f32x16", "vadd", "vany", "vaxpy", "vload", "vscale", "vstore", "vzero"]
 
 _VECTOR = ir.VectorType(ir.FloatType(), BLOCK)
 
@@ -133,3 +133,30 @@ def vaxpy(typingctx, y, a, x):
         return builder.fadd(args[0], builder.fmul(splat(builder, args[1]), args[2]))
 
     return f32x16(y, a, x), codegen
+
+
+@intrinsic
+def vadd(typingctx, a, b):
+    """``a + b`` lane by lane, rounded once."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return f32x16(a, b), codegen
+
+
+@intrinsic
+def vany(typingctx, v):
+    """Whether any lane is not 0 (NaN is not 0, as in ``x != 0``): one compare and a
+    test of its mask."""
+    if v != f32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ne = builder.fcmp_unordered("!=", args[0], ir.Constant(_VECTOR, None))
+        bits = builder.bitcast(ne, ir.IntType(BLOCK))
+        return builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(BLOCK), 0))
+
+    return types.boolean(v), codegen
