@@ -675,6 +675,36 @@ def test_cuba_backward_fast_neuron_last(batch, neurons, steps, graded, parallel,
     assert _close(got, e_x)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 40),
+    steps=st.integers(1, 80),
+    graded=st.booleans(),
+    parallel=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_cuba_backward_block_surrogate_run_is_the_row_loop(rows, steps, graded, parallel, seed):
+    """A block of 16 rows sharing theta and tau forms its surrogate rows in one run over
+    ``16·T`` values (``_surrogate_dv_run``); per-row parameters (the same values, one per
+    row) take the row-by-row loop. Both give the same bits, at every row length (whole
+    vectors, vectors and a remainder, shorter than a vector) and at voltages far from
+    the threshold (the exponent's clamp)."""
+    rng = np.random.default_rng(seed)
+    i_dec = rng.choice([0, 411, 4096], size=rows).astype(np.int64)
+    v_dec = rng.choice([0, 205, 4096], size=rows).astype(np.int64)
+    vp = (rng.standard_normal((rows, steps)) * rng.choice([0.1, 1.0, 1e3])).astype(np.float32)
+    theta, tau, rho = 30 / 64, 100 * 30 / 64, 0.1
+    amp = rho if graded else rho / (2 * tau)
+    g_s = rng.standard_normal((rows, steps)).astype(np.float32)
+    kernel = CUBA_BACKWARD[True, parallel]
+    shared = np.full((rows, steps), np.nan, np.float32)
+    kernel(g_s, vp, np.array([theta]), np.array([1 / tau]), amp, graded, i_dec, v_dec, shared, 0)
+    per_row = np.full((rows, steps), np.nan, np.float32)
+    thetas, inv_taus = np.full(rows, theta), np.full(rows, 1 / tau)
+    kernel(g_s, vp, thetas, inv_taus, amp, graded, i_dec, v_dec, per_row, 0)
+    np.testing.assert_array_equal(shared, per_row)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.integers(1, 40),
