@@ -238,19 +238,14 @@ QUIET_BLOCK = 64
 
 @njit(inline="always", cache=True)
 def _quiet_row(x, n):
-    """Whether every value of row ``n`` of ``x`` is 0 (NaN is not). Counted block by block
-    (a count vectorises), stopping at the first block with a non-zero value. Indexed
-    with unsigned indices: with signed ones numba kept its wrap-around check for negative
-    indices and the count stayed scalar (2.6-3.6x slower); no row views (see
-    :func:`_tile_in`)."""
-    r = np.uint64(n)
+    """Whether every value of row ``n`` of ``x`` is 0 (NaN is not), block by block of
+    :data:`QUIET_BLOCK` values (:func:`~._row_runs.any_nonzero`: whole vectors, the last
+    one overlapping), stopping at the first block with a non-zero value. (With signed
+    indices numba kept its wrap-around check for negative indices and the count stayed
+    scalar; a loop over a row of T = 60 ran mostly value by value.)"""
     steps = x.shape[1]
     for t0 in range(0, steps, QUIET_BLOCK):
-        u0 = np.uint64(t0)
-        nz = 0
-        for t in range(np.uint64(min(QUIET_BLOCK, steps - t0))):
-            nz += x[r, u0 + t] != 0
-        if nz != 0:
+        if any_nonzero(x, n, t0, min(QUIET_BLOCK, steps - t0)):
             return False
     return True
 
@@ -492,7 +487,7 @@ def _cuba_chunk(
             rests = _cuba_rests(u_st[n], v_st[n], rc_st[n], bias[_at(n, nb)], v_th[_at(n, nt)])
             if fused:  # the pooled row into lane m: a quiet neuron's sums are all 0
                 _pool_row(x, pool, pool_w, base, 0, steps, pseg, m)
-                quiet = rests and not any_nonzero(pseg, m, steps)
+                quiet = rests and not any_nonzero(pseg, m, 0, steps)
             else:
                 quiet = rests and _quiet_input(x, pool, n, base)
             if quiet:

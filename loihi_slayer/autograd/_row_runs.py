@@ -42,9 +42,9 @@ def pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
         seg[j, tt] = ((x[r0, t] + x[r0 + 1, t]) + (x[r2, t] + x[r2 + 1, t])) * w
 
 
-def any_nonzero(a, j, tn):
-    """Whether any of ``a[j, :tn]`` is not 0 (NaN is not 0)."""
-    return bool(np.any(a[j, :tn] != 0))
+def any_nonzero(a, j, t0, tn):
+    """Whether any of ``a[j, t0 : t0 + tn]`` is not 0 (NaN is not 0)."""
+    return bool(np.any(a[j, t0 : t0 + tn] != 0))
 
 
 def zero_row(out, n):
@@ -63,12 +63,12 @@ def _pool2x2_loop(x, r0, r2, t0, tn, w, seg, j):
 
 
 @njit(inline="always", cache=True)
-def _nonzero_loop(a, j, tn):
+def _nonzero_loop(a, j, t0, tn):
     """:func:`any_nonzero` as one vectorised count, no early exit."""
     nz = 0
-    r = np.uint64(j)
+    r, u0 = np.uint64(j), np.uint64(t0)
     for t in range(np.uint64(tn)):
-        nz += a[r, t] != 0
+        nz += a[r, u0 + t] != 0
     return nz != 0
 
 
@@ -105,15 +105,15 @@ def _pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
 
 
 @overload(any_nonzero, inline="always")
-def _any_nonzero(a, j, tn):
+def _any_nonzero(a, j, t0, tn):
     scalar = _nonzero_loop
     if not _f32_c2(a):
-        return lambda a, j, tn: _nonzero_loop(a, j, tn)
+        return lambda a, j, t0, tn: _nonzero_loop(a, j, t0, tn)
 
-    def vectors(a, j, tn):
+    def vectors(a, j, t0, tn):
         if tn < BLOCK:
-            return scalar(a, j, tn)
-        at = np.uint64(j * a.shape[1])
+            return scalar(a, j, t0, tn)
+        at = np.uint64(j * a.shape[1] + t0)
         last = np.uint64(tn - BLOCK)
         found = False
         for k in range(np.uint64(0), np.uint64(tn), np.uint64(BLOCK)):
