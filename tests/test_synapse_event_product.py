@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from loihi_slayer import synapse
 from loihi_slayer._recycle import recycled_for
@@ -478,3 +479,32 @@ def test_event_lists_of_products_in_flight_are_not_shared():
         )
     kept = recycled_for(syn, "event lists").kept
     assert len(kept) == 1  # the second product's lists took new memory, now kept
+
+
+@njit
+def _mask_of(q, i, a, c0, width):
+    return ep._event_mask(q, i, a, c0, width)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 140)),
+    density=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    strided=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_event_mask_is_the_rows_nonzero_bits(shape, density, strided, seed):
+    # the 64-byte load ending at the run (the array's first 64 bytes: the loop), and the
+    # loop on a strided view: bit k for every non-zero value (-128 included)
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-128, 128, shape).astype(np.int8)
+    q[rng.random(shape) >= density] = 0
+    if strided:
+        q = np.ascontiguousarray(np.repeat(q, 2, axis=2))[:, :, ::2]
+    n_i, n_a, n_c = q.shape
+    for _ in range(20):
+        i, a = rng.integers(n_i), rng.integers(n_a)
+        c0 = int(rng.integers(n_c))
+        width = int(rng.integers(1, min(64, n_c - c0) + 1))
+        expect = sum(1 << k for k in range(width) if q[i, a, c0 + k] != 0)
+        assert int(_mask_of(q, i, a, c0, width)) == expect
