@@ -122,7 +122,7 @@ def _forward_steps8(xf, row0, steps, n_i, s, wt, acc, at):
 
 
 @njit(inline="always", cache=True)
-def _forward_job(xf, n_b, n_i, steps, wt, z, job, acc):
+def _forward_job(xf, n_i, steps, wt, z, job, acc):
     """Job ``job`` (:func:`_job_span`: item ``b``, steps ``t0 .. t1``): ``z[b, :, t] =
     Σ_i x[b, i, t] · wt[i, :O]`` (``xf`` the input ``(B, I, T)`` flat, ``wt`` from
     :func:`_lane_columns`), eight steps at a time (:func:`_forward_steps8`; a last block
@@ -179,7 +179,7 @@ def _forward_parallel(x, w2, z):
     top = np.zeros(jobs, np.int32)
     for job in prange(jobs):
         acc = np.empty(STEP_BLOCK * LANE, np.float32)
-        bad[job], top[job] = _forward_job(xf, n_b, n_i, steps, wt, z, job, acc)
+        bad[job], top[job] = _forward_job(xf, n_i, steps, wt, z, job, acc)
     return bad.max(), top.max()
 
 
@@ -192,7 +192,7 @@ def _forward_serial(x, w2, z):
     bad, top = np.int32(0), np.int32(0)
     acc = np.empty(STEP_BLOCK * LANE, np.float32)
     for job in range(_n_jobs(n_b, steps)):
-        e, m = _forward_job(xf, n_b, n_i, steps, wt, z, job, acc)
+        e, m = _forward_job(xf, n_i, steps, wt, z, job, acc)
         bad |= e
         top = max(top, m)
     return bad, top
