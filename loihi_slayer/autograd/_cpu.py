@@ -959,9 +959,9 @@ def _surrogate_dv_run(vpf, at, theta, inv_tau, graded, arg, sur, ibuf):
     """:func:`_surrogate_dv` of a run of whole rows at once: ``sur[k]`` from the flat
     voltage ``vpf[at + k]``, ``k`` below the flat buffers' length (a block's
     :data:`BLOCK` rows sharing ``theta`` and ``tau``). One loop over the block's
-    ``16·T`` values: a row of T = 60 alone ran its vector loop over 48 values and the
-    rest one by one (0.83 ns a value against 0.58 at T = 64 and 0.32 at T = 128, one
-    thread, Zen 4)."""
+    ``16·T`` values: a row of T = 60 alone ran partly value by value, past the vector
+    loop's unrolled width (0.83 ns a value against 0.58 at T = 64 and 0.32 at T = 128,
+    one thread, Zen 4)."""
     th = np.float32(theta)
     it = np.float32(inv_tau)
     u0 = np.uint64(at)

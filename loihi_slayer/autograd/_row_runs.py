@@ -104,7 +104,7 @@ def _pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
     return vectors
 
 
-@overload(any_nonzero, inline="always")
+@overload(any_nonzero)
 def _any_nonzero(a, j, t0, tn):
     scalar = _nonzero_loop
     if not _f32_c2(a):
@@ -119,6 +119,10 @@ def _any_nonzero(a, j, t0, tn):
         for k in range(np.uint64(0), np.uint64(tn), np.uint64(BLOCK)):
             found |= vany(vload(a, at + min(k, last)))
         return found
+
+    # not inlined by numba: inlined into a loop that returns early (``_cpu._quiet_row``)
+    # its variables failed numba's SSA scope check (NumbaIRAssumptionWarning); LLVM
+    # inlines the compiled function instead
 
     return vectors
 
