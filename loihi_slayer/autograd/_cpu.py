@@ -1359,13 +1359,14 @@ def _cuba_backward_fast_chunk(
         m = BLOCK if i < blocks else tail
         n0 = b * n_n + o0  # the unit's first row of vp
         in_lanes = nl and m == BLOCK  # the gradient is applied in the lanes (see _scan_lanes)
-        if shared and m == BLOCK:
+        run = shared and m == BLOCK  # the block's surrogate rows in one run
+        if run:
             _surrogate_dv_run(
                 vpf, n0 * steps, theta[0], inv_tau[0], graded, run_arg, sur_flat, run_ibuf
             )
         for k in range(m):
             n = n0 + k
-            if not (shared and m == BLOCK):
+            if not run:
                 _surrogate_dv(n, vp, theta[n % nth], inv_tau[n % ntau], graded, arg, sur[k], ibuf)
             if not in_lanes:
                 _times_gradient_at(sur, k, g_s, b, o0 + k, lag, amp, nl)

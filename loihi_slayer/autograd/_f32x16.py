@@ -35,7 +35,18 @@ from ..fixed._transpose import BLOCK, as_i64, splat, vector_ptr
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["F32x16", "f32x16", "vadd", "vany", "vaxpy", "vload", "vscale", "vstore", "vzero"]
+__all__ = [
+    "F32x16",
+    "f32_c",
+    "f32x16",
+    "vadd",
+    "vany",
+    "vaxpy",
+    "vload",
+    "vscale",
+    "vstore",
+    "vzero",
+]
 
 _VECTOR = ir.VectorType(ir.FloatType(), BLOCK)
 
@@ -57,13 +68,21 @@ class _F32x16Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _VECTOR)
 
 
-def _flat_f32(array, at) -> bool:
-    return (
-        isinstance(array, types.Array)
-        and array.dtype == types.float32
-        and array.layout == "C"
-        and isinstance(at, types.Integer)
+def f32_c(*arrays, ndim: int | None = None) -> bool:
+    """Whether every numba type in ``arrays`` is a C-contiguous float32 array (of
+    ``ndim`` dimensions where given): the operands the vector intrinsics read by flat
+    offset (shared with :mod:`._lane_scan` and :mod:`._row_runs`)."""
+    return all(
+        isinstance(a, types.Array)
+        and a.dtype == types.float32
+        and a.layout == "C"
+        and (ndim is None or a.ndim == ndim)
+        for a in arrays
     )
+
+
+def _flat_f32(array, at) -> bool:
+    return f32_c(array) and isinstance(at, types.Integer)
 
 
 def _data(context, builder, array_ty, array):

@@ -33,6 +33,7 @@ from numba.extending import intrinsic
 
 from .._numba_cache import guard_cache_writes
 from ..fixed._transpose import BLOCK, as_i64, block_in, block_out, splat, vector_ptr
+from ._f32x16 import f32_c
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -106,18 +107,12 @@ def mul32(typingctx, a, b):
     return types.float32(a, b), codegen
 
 
-def _f32_c(*tys) -> bool:
-    return all(
-        isinstance(t, types.Array) and t.dtype == types.float32 and t.layout == "C" for t in tys
-    )
-
-
 @intrinsic
 def copy16(typingctx, src, src_at, dst, dst_at):
     """``dst.flat[dst_at + j] = src.flat[src_at + j]`` for ``j < 16`` (C-contiguous
     float32 arrays of any shape): one vector load and store. (Written as a loop between
     two arrays LLVM cannot prove apart, the 16 moves stayed scalar.)"""
-    if not _f32_c(src, dst) or not all(isinstance(t, types.Integer) for t in (src_at, dst_at)):
+    if not f32_c(src, dst) or not all(isinstance(t, types.Integer) for t in (src_at, dst_at)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -136,7 +131,7 @@ def _update16(y, y_at, a, x, x_at, combine):
     ``combine(builder, yv, av, xv)`` into ``y.flat[y_at : y_at + 16]`` (``yv`` those 16
     values, ``xv`` ``x.flat[x_at : x_at + 16]``, ``av`` the float32 ``a`` in every lane;
     C-contiguous float32 arrays): one vector load of each, one store."""
-    ok = _f32_c(y, x) and a == types.float32
+    ok = f32_c(y, x) and a == types.float32
     if not ok or not all(isinstance(t, types.Integer) for t in (y_at, x_at)):
         return None
 
@@ -221,7 +216,7 @@ def sigma_scans(typingctx, lanes, mask, steps, gb):
     (``g[steps] = 0``; ``mask`` the same layout, float32), and ``gb`` (float64, 16
     values) receives :math:`\sum_t z[t]` summed in float64. The same operations in the
     same order as the row loop, with the three running values in registers."""
-    if not (_f32_c(lanes, mask) and isinstance(steps, types.Integer)):
+    if not (f32_c(lanes, mask) and isinstance(steps, types.Integer)):
         return None
     if gb != types.Array(types.float64, 1, "C"):
         return None

@@ -19,18 +19,11 @@ from numba.extending import overload
 
 from .._numba_cache import guard_cache_writes
 from ..fixed._transpose import BLOCK
-from ._f32x16 import vadd, vany, vload, vscale, vstore, vzero
+from ._f32x16 import f32_c, vadd, vany, vload, vscale, vstore, vzero
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["any_nonzero", "pool2x2_run", "zero_row"]
-
-
-def _f32_c2(*arrays) -> bool:
-    return all(
-        isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C" and a.ndim == 2
-        for a in arrays
-    )
 
 
 def pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
@@ -83,7 +76,7 @@ def _zero_loop(out, n):
 @overload(pool2x2_run, inline="always")
 def _pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
     scalar = _pool2x2_loop
-    if not (_f32_c2(x, seg) and w == types.float32):
+    if not (f32_c(x, seg, ndim=2) and w == types.float32):
         return lambda x, r0, r2, t0, tn, w, seg, j: _pool2x2_loop(x, r0, r2, t0, tn, w, seg, j)
 
     def vectors(x, r0, r2, t0, tn, w, seg, j):
@@ -107,7 +100,7 @@ def _pool2x2_run(x, r0, r2, t0, tn, w, seg, j):
 @overload(any_nonzero)
 def _any_nonzero(a, j, t0, tn):
     scalar = _nonzero_loop
-    if not _f32_c2(a):
+    if not f32_c(a, ndim=2):
         return lambda a, j, t0, tn: _nonzero_loop(a, j, t0, tn)
 
     def vectors(a, j, t0, tn):
@@ -130,7 +123,7 @@ def _any_nonzero(a, j, t0, tn):
 @overload(zero_row, inline="always")
 def _zero_row(out, n):
     scalar = _zero_loop
-    if not _f32_c2(out):
+    if not f32_c(out, ndim=2):
         return lambda out, n: _zero_loop(out, n)
 
     def vectors(out, n):
