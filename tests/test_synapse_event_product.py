@@ -423,13 +423,29 @@ def test_event_weight_gradient_any_layout_and_block(
         (1, counts, pos),
         (n_i, counts, pos),
     ):
-        gwt = np.full((n_i, n_o), np.nan, np.float32)  # every value written
-        ep.weight_grad_events(q, g2, cross, block, chunk, rows, lists, gwt)
-        outs.append(gwt)
+        gw = np.full((n_o, n_i), np.nan, np.float32)  # every value written
+        ep.weight_grad_events(q, g2, cross, block, chunk, rows, lists, gw)
+        outs.append(gw.T)
     scale = np.abs(q3.astype(np.float64)).sum() * np.abs(g3).max() + 1.0  # int8 abs(-128) wraps
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)
     for other in outs[1:]:
         assert np.array_equal(other, outs[0])
+
+
+def test_event_weight_gradient_is_contiguous_output_by_input():
+    """``event_weight_grad`` returns the weight gradient as a contiguous ``(O, I)``
+    tensor, the layout of the weight it belongs to (the weight norm's backward misreads
+    a strided one), with the float64 product's values; more inputs than threads, so
+    every job writes its own columns."""
+    rng = np.random.default_rng(7)
+    n_i, n_a, n_c, n_o = 37, 3, 60, 130
+    q3 = rng.integers(-3, 4, (n_i, n_a, n_c)).astype(np.int8)
+    q3[rng.random(q3.shape) >= 0.2] = 0
+    g3 = rng.normal(size=(n_a, n_c, n_o)).astype(np.float32)
+    gw = ep.event_weight_grad(q3, np.ascontiguousarray(g3).reshape(-1, n_o))
+    assert gw.shape == (n_o, n_i) and gw.is_contiguous()
+    ref = np.einsum("iac,aco->oi", q3.astype(np.float64), g3.astype(np.float64))
+    np.testing.assert_allclose(gw.numpy(), ref, rtol=1e-5, atol=1e-4)
 
 
 @settings(max_examples=30, deadline=None)

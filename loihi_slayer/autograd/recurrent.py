@@ -431,8 +431,8 @@ def feedback_weight_grad(g_a: Tensor, s: Tensor, w: Tensor, kwta: bool = False) 
     prev, rows = s[:-1], g_a[1:].reshape(-1, n)
     limit = grad_max_density(n) if g_a.dtype == torch.float32 else 0.0
     if limit > 0 and prev.numel() and nonzero_count(prev) <= limit * prev.numel():
-        g_wt = event_weight_grad(prev.permute(2, 0, 1).numpy(), rows.contiguous().numpy())
-        return g_wt.t().to(w.dtype)
+        g_w = event_weight_grad(prev.permute(2, 0, 1).numpy(), rows.contiguous().numpy())
+        return g_w.to(w.dtype)
     return (rows.t() @ prev.reshape(-1, n)).to(w.dtype)
 
 

@@ -346,9 +346,9 @@ def _block_list_events(q, i, a0, a1, c0, c1, cross, counts, pos, rows, vals):
 
 
 @njit(parallel=True, cache=True)
-def weight_grad_events(q, g, cross, block, chunk, counts, pos, gwt):
-    r"""``gwt[i] = Σ_events q · g[row]`` (the transposed weight gradient, ``(I, O)``
-    float32): ``q`` the int8 input as ``(I, A, C)`` (``A, C`` = batch, time or time,
+def weight_grad_events(q, g, cross, block, chunk, counts, pos, gw):
+    r"""``gw[:, i] = Σ_events q · g[row]`` (the weight gradient, ``(O, I)`` float32):
+    ``q`` the int8 input as ``(I, A, C)`` (``A, C`` = batch, time or time,
     batch: the operand's column order), ``g`` ``(A·C, O)`` C-contiguous, the ``O``
     gradients of each column ``(a, c)`` in row ``a·C + c``, or ``c·A + a`` when ``cross``
     (a time-major gradient beside a ``(b, t)`` operand). ``counts`` ``(A, I)``: the
@@ -367,11 +367,15 @@ def weight_grad_events(q, g, cross, block, chunk, counts, pos, gwt):
     gradient row once (four events per pass summed into the row in memory took 1.25-1.35x
     the time on the N-MNIST dense-1 gradient). One job per ``chunk`` inputs, each owning
     its gradient rows: every sum's order (blocks, then ``(a, c)`` within one) is fixed by
-    the block size alone, whatever the thread count. On the 512 -> 512 feed-forward
+    the block size alone, whatever the thread count. A job sums its inputs' rows
+    ``(I, O)`` in memory of its own and writes them into ``gw``'s columns at its end:
+    returned transposed, the N-MNIST dense-1 gradient took a 32 us copy into the
+    contiguous ``(O, I)`` layout that the weight norm's backward reads (it misreads a
+    strided one). On the 512 -> 512 feed-forward
     weight gradient at batch 32, T = 200, density 0.2 (Zen 5): 0.49 of the float32 GEMM's
     time against 0.60 unblocked (one job per input sweeping all rows)all rows)."""
     n_i, n_a, n_c = q.shape
-    n_o = gwt.shape[1]
+    n_o = gw.shape[0]
     listed = pos.shape[0] > 0
     span_c = min(n_c, block)
     span_a = max(1, block // n_c)
@@ -381,9 +385,7 @@ def weight_grad_events(q, g, cross, block, chunk, counts, pos, gwt):
         rows = np.empty(span_a * span_c, np.uint64)
         vals = np.empty(span_a * span_c, np.float32)
         acc = stack_empty_f32(ACC_WIDTH)
-        for i in range(i0, i1):
-            for o in range(n_o):
-                gwt[i, o] = 0.0
+        gwt = np.zeros((max(i1 - i0, 0), n_o), np.float32)  # this job's rows (i - i0)
         for a0 in range(0, n_a, span_a):
             a1 = min(a0 + span_a, n_a)
             for c0 in range(0, n_c, span_c):
@@ -394,7 +396,10 @@ def weight_grad_events(q, g, cross, block, chunk, counts, pos, gwt):
                     else:
                         n = _block_events(q, i, a0, a1, c0, c1, cross, counts, rows, vals)
                     if n > 0:
-                        _add_gradient_rows(g, rows, vals, n, gwt, i, acc)
+                        _add_gradient_rows(g, rows, vals, n, gwt, i - i0, acc)
+        for o in range(n_o):
+            for k in range(gwt.shape[0]):
+                gw[o, i0 + k] = gwt[k, o]
 
 
 @njit(inline="always", cache=True)
@@ -581,7 +586,7 @@ def events_weight_grad(ctx, q, g):
             gt = g.transpose(1, 2)
             if not gt.is_contiguous():
                 gt = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype).copy_(gt)
-    return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos).t()
+    return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos)
 
 
 def event_weight_grad(
@@ -592,20 +597,20 @@ def event_weight_grad(
     pos: np.ndarray | None = None,
 ) -> torch.Tensor:
     """:func:`weight_grad_events` on torch's thread count, one job per thread, blocks of
-    :data:`GRAD_BLOCK_BYTES` of gradient rows: the transposed weight gradient ``(I, O)``
-    float32 of the input ``q3`` ``(I, A, C)`` (any dtype and strides: its non-zero values
+    :data:`GRAD_BLOCK_BYTES` of gradient rows: the weight gradient ``(O, I)`` float32
+    (contiguous) of the input ``q3`` ``(I, A, C)`` (any dtype and strides: its non-zero values
     are the events), the float32 gradient rows ``g2`` ``(A·C, O)`` and, where known, the
     events per row ``counts`` ``(A, I)`` and their positions ``pos`` (with ``counts``)."""
     n_i, n_o = q3.shape[0], g2.shape[1]
-    gwt = torch.empty((n_i, n_o), dtype=torch.float32)
+    gw = torch.empty((n_o, n_i), dtype=torch.float32)
     follow_torch_threads()
     chunk = -(-n_i // numba.get_num_threads())
     block = max(16, GRAD_BLOCK_BYTES // (4 * max(n_o, 1)))
     if counts is None:
         counts, pos = _NO_COUNTS, None
     lists = _NO_LISTS if pos is None else pos
-    weight_grad_events(q3, g2, cross, block, chunk, counts, lists, gwt.numpy())
-    return gwt
+    weight_grad_events(q3, g2, cross, block, chunk, counts, lists, gw.numpy())
+    return gw
 
 
 _NO_COUNTS = np.zeros((0, 0), np.int32)
