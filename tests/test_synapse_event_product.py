@@ -383,7 +383,8 @@ def _layout(q3: np.ndarray, g3: np.ndarray, cross: bool) -> tuple[np.ndarray, np
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n_i=st.integers(1, 12),
+    # jobs of 16 inputs and more write their columns as 16 x 16 blocks, the rest one by one
+    n_i=st.integers(1, 40),
     n_a=st.integers(1, 9),
     # rows longer than one scan mask (64 values), and outputs past the register passes
     # (128, then 16, then one column at a time)
