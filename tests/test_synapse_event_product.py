@@ -403,7 +403,8 @@ def test_event_weight_gradient_any_layout_and_block(
     density (none to all), values from -128 to 127, gradient rows in either order, with
     rows without events skipped by their counts or read, and the events scanned or
     read from their lists; bit for bit the same whatever the inputs per job (the thread
-    split) and whether listed or scanned (the same order)."""
+    split), the inputs whose rows a job sums at a time, and whether listed or scanned
+    (the same order)."""
     rng = np.random.default_rng(seed)
     q3 = rng.integers(-128, 128, (n_i, n_a, n_c)).astype(np.int8)
     q3[rng.random(q3.shape) >= density] = 0
@@ -417,15 +418,18 @@ def test_event_weight_gradient_any_layout_and_block(
     pos = np.zeros((n_a, n_i, n_c), ep.position_dtype(n_c))
     ep.event_lists(q3, counts, pos)
     outs = []
-    for chunk, rows, lists in (
-        (1, counts, ep._NO_LISTS),
-        (5, ep._NO_COUNTS, ep._NO_LISTS),
-        (n_i, counts, ep._NO_LISTS),
-        (1, counts, pos),
-        (n_i, counts, pos),
+    # (inputs a job, their rows summed this many at a time): parts of 16 and 17 inputs
+    # split a job of up to 40, and write its columns as blocks and one by one
+    for (chunk, part), rows, lists in (
+        ((1, 16), counts, ep._NO_LISTS),
+        ((5, 16), ep._NO_COUNTS, ep._NO_LISTS),
+        ((n_i, n_i), counts, ep._NO_LISTS),
+        ((n_i, 17), counts, ep._NO_LISTS),
+        ((1, 16), counts, pos),
+        ((n_i, 16), counts, pos),
     ):
         gw = np.full((n_o, n_i), np.nan, np.float32)  # every value written
-        ep.weight_grad_events(q, g2, cross, block, chunk, rows, lists, gw)
+        ep.weight_grad_events(q, g2, cross, block, chunk, rows, lists, gw, part)
         outs.append(gw.T)
     scale = np.abs(q3.astype(np.float64)).sum() * np.abs(g3).max() + 1.0  # int8 abs(-128) wraps
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)

@@ -58,6 +58,10 @@ MAX_DENSITY = 0.22
 #: bytes of the gradient rows one block of the event weight gradient reads (L2-sized:
 #: 64 rows of 512 took 0.85-0.95 of 128-1024 rows' time, Zen 5, ``weight_grad_events``)
 GRAD_BLOCK_BYTES = 1 << 17
+#: bytes of the gradient rows one job of the event weight gradient sums at a time before
+#: writing them into the output's columns (its transient memory; N-MNIST's 289 inputs
+#: a job take 148 KB)
+JOB_ROWS_BYTES = 1 << 20
 #: gradient columns one pass of the event weight gradient sums in registers (four
 #: AVX-512 vectors), and the narrower pass for what is left
 ACC_WIDTH, ACC_TAIL = 128, 16
@@ -347,7 +351,7 @@ def _block_list_events(q, i, a0, a1, c0, c1, cross, counts, pos, rows, vals):
 
 
 @njit(parallel=True, cache=True)
-def weight_grad_events(q, g, cross, block, chunk, counts, pos, gw):
+def weight_grad_events(q, g, cross, block, chunk, counts, pos, gw, part):
     r"""``gw[:, i] = Σ_events q · g[row]`` (the weight gradient, ``(O, I)`` float32):
     ``q`` the int8 input as ``(I, A, C)`` (``A, C`` = batch, time or time,
     batch: the operand's column order), ``g`` ``(A·C, O)`` C-contiguous, the ``O``
@@ -369,12 +373,13 @@ def weight_grad_events(q, g, cross, block, chunk, counts, pos, gw):
     the time on the N-MNIST dense-1 gradient). One job per ``chunk`` inputs, each owning
     its gradient rows: every sum's order (blocks, then ``(a, c)`` within one) is fixed by
     the block size alone, whatever the thread count. A job sums its inputs' rows
-    ``(I, O)`` in memory of its own and writes them into ``gw``'s columns at its end:
-    returned transposed, the N-MNIST dense-1 gradient took a 32 us copy into the
-    contiguous ``(O, I)`` layout that the weight norm's backward reads (it misreads a
-    strided one). On the 512 -> 512 feed-forward
-    weight gradient at batch 32, T = 200, density 0.2 (Zen 5): 0.49 of the float32 GEMM's
-    time against 0.60 unblocked (one job per input sweeping all rows)all rows)."""
+    ``(I, O)`` in memory of its own, ``part`` inputs at a time (a pass over the gradient
+    rows for each part; :data:`JOB_ROWS_BYTES` of rows), and writes them into ``gw``'s
+    columns: returned transposed, the N-MNIST dense-1 gradient took a 32 us copy into
+    the contiguous ``(O, I)`` layout that the weight norm's backward reads (it misreads a
+    strided one). On the 512 -> 512 feed-forward weight gradient at batch 32, T = 200,
+    density 0.2 (Zen 5): 0.49 of the float32 GEMM's time against 0.60 unblocked (one job
+    per input sweeping all rows)."""
     n_i, n_a, n_c = q.shape
     n_o = gw.shape[0]
     listed = pos.shape[0] > 0
@@ -386,27 +391,33 @@ def weight_grad_events(q, g, cross, block, chunk, counts, pos, gw):
         rows = np.empty(span_a * span_c, np.uint64)
         vals = np.empty(span_a * span_c, np.float32)
         acc = stack_empty_f32(ACC_WIDTH)
-        gwt = np.zeros((max(i1 - i0, 0), n_o), np.float32)  # this job's rows (i - i0)
-        for a0 in range(0, n_a, span_a):
-            a1 = min(a0 + span_a, n_a)
-            for c0 in range(0, n_c, span_c):
-                c1 = min(c0 + span_c, n_c)
-                for i in range(i0, i1):
-                    if listed:
-                        n = _block_list_events(q, i, a0, a1, c0, c1, cross, counts, pos, rows, vals)
-                    else:
-                        n = _block_events(q, i, a0, a1, c0, c1, cross, counts, rows, vals)
-                    if n > 0:
-                        _add_gradient_rows(g, rows, vals, n, gwt, i - i0, acc)
-        _columns_out(gwt, gw, i0)
+        # the rows of up to `part` of the job's inputs at a time (row i - s0)
+        gwt = np.empty((max(min(part, i1 - i0), 0), n_o), np.float32)
+        for s0 in range(i0, i1, part):
+            s1 = min(s0 + part, i1)
+            gwt[:] = 0.0
+            for a0 in range(0, n_a, span_a):
+                a1 = min(a0 + span_a, n_a)
+                for c0 in range(0, n_c, span_c):
+                    c1 = min(c0 + span_c, n_c)
+                    for i in range(s0, s1):
+                        if listed:
+                            n = _block_list_events(
+                                q, i, a0, a1, c0, c1, cross, counts, pos, rows, vals
+                            )
+                        else:
+                            n = _block_events(q, i, a0, a1, c0, c1, cross, counts, rows, vals)
+                        if n > 0:
+                            _add_gradient_rows(g, rows, vals, n, gwt, i - s0, acc)
+            _columns_out(gwt, s1 - s0, gw, s0)
 
 
 @njit(inline="always", cache=True)
-def _columns_out(gwt, gw, i0):
-    """``gw[o, i0 + k] = gwt[k, o]``: a job's gradient rows into the columns of the
-    weight gradient, 16 x 16 blocks transposed in registers (value by value the N-MNIST
-    dense-1 gradient took 30 us more), the edges value by value."""
-    n_k, n_o = gwt.shape
+def _columns_out(gwt, n_k, gw, i0):
+    """``gw[o, i0 + k] = gwt[k, o]`` for ``k < n_k``: a job's gradient rows into the
+    columns of the weight gradient, 16 x 16 blocks transposed in registers (value by value
+    the N-MNIST dense-1 gradient took 30 us more), the edges value by value."""
+    n_o = gwt.shape[1]
     full_k, full_o = n_k // BLOCK * BLOCK, n_o // BLOCK * BLOCK
     for o0 in range(0, full_o, BLOCK):
         for k0 in range(0, full_k, BLOCK):
@@ -623,7 +634,8 @@ def event_weight_grad(
     if counts is None:
         counts, pos = _NO_COUNTS, None
     lists = _NO_LISTS if pos is None else pos
-    weight_grad_events(q3, g2, cross, block, chunk, counts, lists, gw.numpy())
+    part = max(BLOCK, JOB_ROWS_BYTES // (4 * max(n_o, 1)))
+    weight_grad_events(q3, g2, cross, block, chunk, counts, lists, gw.numpy(), part)
     return gw
 
 
