@@ -19,7 +19,8 @@ autograd through the loop over time) with the same surrogate width and scale, an
 same one-step output shift, loss and optimizer. Both are timed alternately in the same
 run; the script prints medians, the spread (min-max) and the ratio plain / ours
 (issue 8 target: >= 10x; ``--consecutive K``: each variant's ``K`` steps in a row per
-round, the steady state of a training loop), and each variant's minor page faults per
+round, the steady state of a training loop; by default 10 for N-MNIST, 1 for Oxford),
+and each variant's minor page faults per
 step (fresh memory touched: where glibc hands freed heap memory back between steps, our
 large tensors fault again every step; ``MALLOC_MMAP_THRESHOLD_=33554432
 MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole process).
@@ -28,6 +29,13 @@ step's kernels and GEMMs each alone (their sum: the step with no other
 cost) beside the time 10x needs; ``--phases`` times the N-MNIST step phase by phase as it
 runs (each block's forward, the loss, backward, the optimizer), its first step after the
 plain loop's apart from the later ones.
+
+Why ``K`` steps a round: on the 2-core VM a step that follows a pause of 20 ms or more
+(another variant's turn, but equally a ``time.sleep`` or a Python loop touching nothing)
+runs slower, the first by 1.3-1.5 ms and the next four by 0.1-0.4 ms each (scratch
+``pen3.py``, ``pen5.py`` of stop 54); a numba compute loop shows it only in its first
+call. At one step a round the N-MNIST figure (3 ms steps) is that first step's; the
+Oxford step (10-20 ms, the plain one a second) hardly feels it.
 """
 
 from __future__ import annotations
@@ -205,6 +213,7 @@ def nmnist_case(batch: int) -> dict:
     error = loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
     return {
         "name": f"N-MNIST pool->dense->dense, batch {batch}, T=60",
+        "consecutive": 10,
         "x": x,
         "target": y,
         "ours": ours,
@@ -221,6 +230,7 @@ def oxford_case() -> dict:
     error = loss.SpikeTime(time_constant=2, length=100, filter_order=2, reduction="sum")
     return {
         "name": "Oxford dense 200->256->200, batch 1, T=2000",
+        "consecutive": 1,
         "x": x,
         "target": target,
         "ours": ours,
@@ -484,8 +494,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--consecutive",
         type=int,
-        default=1,
-        help="steps each variant runs in a row per round (a step's time: their mean)",
+        default=None,
+        help="steps each variant runs in a row per round (a step's time: their mean); "
+        "default 10 for N-MNIST, 1 for Oxford",
     )
     ap.add_argument("--profile", action="store_true")
     ap.add_argument(
@@ -509,13 +520,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "oxford"):
         cases.append(oxford_case())
     for case in cases:
-        med = run_case(case, args.reps, args.profile, max(1, args.consecutive))
+        consecutive = case["consecutive"] if args.consecutive is None else args.consecutive
+        med = run_case(case, args.reps, args.profile, max(1, consecutive))
         if args.parts and case is cases[0] and args.only != "oxford":
             nmnist_parts(case, args.reps)
             plain = med["plain: neuron loop over time"]
             print(f"  10x the plain neuron loop needs <= {plain / 10:.2f} ms per step")
         if args.phases and case is cases[0] and args.only != "oxford":
-            nmnist_phases(case, args.reps, args.consecutive)
+            nmnist_phases(case, args.reps, consecutive)
 
 
 if __name__ == "__main__":
