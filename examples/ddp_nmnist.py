@@ -2,8 +2,9 @@
 
 The network, data and loss of ``examples/nmnist.py``, trained data-parallel: every
 process takes its slice of each global batch, DDP averages the gradients, so the
-result is the one-process training on the global batch. Rank 0 evaluates, exports
-the network and checks the zero train-to-chip gap on the emulator.
+result is the one-process training on the global batch. When every process has left
+the process group, rank 0 evaluates, exports the network and checks the zero
+train-to-chip gap on the emulator.
 
 Usage (CPU, gloo backend; one thread per process)::
 
@@ -90,27 +91,29 @@ def main(argv: list[str] | None = None) -> dict | None:
             opt.step()
             total += err.item()
         logging.info("epoch %d: train loss (this process) %.2f", epoch, total)
-    result = None
-    if rank == 0:
-        x_te, y_te = nm.load_split(args.data, "test100.txt", args.steps, args.sampling_time, n_test)
-        net.eval()
-        with torch.no_grad():
-            out = net(torch.from_numpy(x_te).float())
-        accuracy = float((classifier.Rate().predict(out) == torch.from_numpy(y_te)).float().mean())
-        args.out.mkdir(parents=True, exist_ok=True)
-        net_path = args.out / "nmnist_ddp.net"
-        export_network(net, net_path)
-        gap = compare_with_emulator(net, torch.from_numpy(x_te[:4]).float(), net_path)
-        print(
-            f"{world} processes: test accuracy {accuracy:.3f}; exported {net_path}; "
-            f"emulator gap: {'zero' if gap.ok else gap}"
-        )
-        result = {"test_accuracy": accuracy, "gap_zero": gap.ok, "network": str(net_path)}
-    # every process leaves together: a rank that tore its group down while rank 0 was
-    # still evaluating and exporting was aborted at exit in a loaded CI run ("terminate
-    # called without an active exception", gloo)
+    # every process leaves the group together, before rank 0's evaluation and export
+    # (which need no communication): in a loaded CI run rank 1, waiting at a barrier
+    # while rank 0 evaluated and exported, was aborted ("terminate called without an
+    # active exception", gloo), and before that a rank that tore its group down while
+    # rank 0 still used it was too
     dist.barrier()
     dist.destroy_process_group()
+    if rank != 0:
+        return None
+    x_te, y_te = nm.load_split(args.data, "test100.txt", args.steps, args.sampling_time, n_test)
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.from_numpy(x_te).float())
+    accuracy = float((classifier.Rate().predict(out) == torch.from_numpy(y_te)).float().mean())
+    args.out.mkdir(parents=True, exist_ok=True)
+    net_path = args.out / "nmnist_ddp.net"
+    export_network(net, net_path)
+    gap = compare_with_emulator(net, torch.from_numpy(x_te[:4]).float(), net_path)
+    print(
+        f"{world} processes: test accuracy {accuracy:.3f}; exported {net_path}; "
+        f"emulator gap: {'zero' if gap.ok else gap}"
+    )
+    result = {"test_accuracy": accuracy, "gap_zero": gap.ok, "network": str(net_path)}
     return result
 
 
