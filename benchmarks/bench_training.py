@@ -214,6 +214,7 @@ def nmnist_case(batch: int) -> dict:
     return {
         "name": f"N-MNIST pool->dense->dense, batch {batch}, T=60",
         "consecutive": 10,
+        "adam": "fused",
         "x": x,
         "target": y,
         "ours": ours,
@@ -231,6 +232,7 @@ def oxford_case() -> dict:
     return {
         "name": "Oxford dense 200->256->200, batch 1, T=2000",
         "consecutive": 1,
+        "adam": "fused",
         "x": x,
         "target": target,
         "ours": ours,
@@ -239,14 +241,24 @@ def oxford_case() -> dict:
     }
 
 
+#: Adam's implementations (``--optimizer``): the examples' fused one (one pass per
+#: parameter) and PyTorch's default, a multi-tensor op per formula term
+ADAM = {"fused": {"fused": True}, "foreach": {"foreach": True}}
+
+
 def make_step(
-    net: torch.nn.Module, x, target, error, tick: Callable[[], None] | None = None
+    net: torch.nn.Module,
+    x,
+    target,
+    error,
+    tick: Callable[[], None] | None = None,
+    adam: str = "fused",
 ) -> Callable[[], float]:
     """One training step (``zero_grad``, forward, loss, backward, Adam) as a function
     returning the loss. With ``tick`` (``net`` a ``Sequential``) its children run one by
     one and ``tick()`` is called after ``zero_grad``, each child, the loss, backward and
-    the optimizer step (:func:`phased_step`)."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    the optimizer step (:func:`phased_step`). ``adam``: a key of :data:`ADAM`."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, **ADAM[adam])
     mark = tick if tick is not None else (lambda: None)
 
     def forward(h: torch.Tensor) -> torch.Tensor:
@@ -299,7 +311,8 @@ def run_case(case: dict, reps: int, profile: bool, consecutive: int = 1) -> dict
     is their mean: a training loop's steady state (a step right after another variant's
     runs with caches holding that variant's memory)."""
     steps = {
-        k: make_step(f(case), case["x"], case["target"], case["loss"]) for k, f in VARIANTS.items()
+        k: make_step(f(case), case["x"], case["target"], case["loss"], adam=case["adam"])
+        for k, f in VARIANTS.items()
     }
     for fn in steps.values():  # compile / warm caches
         fn()
@@ -430,13 +443,13 @@ def nmnist_parts(case: dict, reps: int) -> None:
     # data (the first two samples are 13 % spikes after the pool, over the event product's
     # 12 %: the dense-1 product runs as a GEMM there, about 1 ms of this time)
     small = nmnist_case(2)
-    step2 = make_step(small["ours"], small["x"], small["target"], small["loss"])
+    step2 = make_step(small["ours"], small["x"], small["target"], small["loss"], adam=case["adam"])
     fixed = _median_ms(step2, 3 * reps)
     print(f"    {'(per-call costs: our whole step at batch 2)':42s} {fixed:7.2f} ms")
 
 
 def phased_step(
-    net: torch.nn.Sequential, x, target, error
+    net: torch.nn.Sequential, x, target, error, adam: str = "fused"
 ) -> tuple[list[str], Callable[[], np.ndarray]]:
     """The training step of :func:`make_step` on a ``Sequential``, with a clock read
     between its phases: ``zero_grad``, each child's forward, the loss, backward and the
@@ -446,7 +459,9 @@ def phased_step(
     names += [f"forward [{i}] {type(m).__name__}" for i, m in enumerate(net)]
     names += ["loss", "backward", "optimizer step"]
     clock: list[float] = []
-    inner = make_step(net, x, target, error, tick=lambda: clock.append(time.perf_counter()))
+    inner = make_step(
+        net, x, target, error, tick=lambda: clock.append(time.perf_counter()), adam=adam
+    )
 
     def step() -> np.ndarray:
         clock[:] = [time.perf_counter()]
@@ -464,8 +479,10 @@ def nmnist_phases(case: dict, reps: int, consecutive: int) -> None:
     ``--parts`` (each kernel alone, its memory hot), these are the step's phases as it
     runs: kernels, the Python and autograd around them, and the optimizer."""
     k = max(consecutive, 2)
-    plain = make_step(case["plain"], case["x"], case["target"], case["loss"])
-    names, ours = phased_step(case["ours"], case["x"], case["target"], case["loss"])
+    plain = make_step(case["plain"], case["x"], case["target"], case["loss"], adam=case["adam"])
+    names, ours = phased_step(
+        case["ours"], case["x"], case["target"], case["loss"], adam=case["adam"]
+    )
     for _ in range(2):
         plain()
         ours()
@@ -498,6 +515,13 @@ def main(argv: list[str] | None = None) -> None:
         help="steps each variant runs in a row per round (a step's time: their mean); "
         "default 10 for N-MNIST, 1 for Oxford",
     )
+    ap.add_argument(
+        "--optimizer",
+        choices=tuple(ADAM),
+        default="fused",
+        help="Adam's implementation, for every variant: fused (the examples') or foreach "
+        "(PyTorch's default)",
+    )
     ap.add_argument("--profile", action="store_true")
     ap.add_argument(
         "--phases",
@@ -510,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     print(
-        f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
+        f"Adam {args.optimizer}, torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
         f"{os.environ.get('OMP_WAIT_POLICY', '-')}, load avg "
         f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
@@ -520,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "oxford"):
         cases.append(oxford_case())
     for case in cases:
+        case["adam"] = args.optimizer
         consecutive = case["consecutive"] if args.consecutive is None else args.consecutive
         med = run_case(case, args.reps, args.profile, max(1, consecutive))
         if args.parts and case is cases[0] and args.only != "oxford":

@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
 
     net = Network()
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    # fused: one pass per parameter (see examples/nmnist.py)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, fused=True)
 
     input = slayer.io.read_1d_spikes(data_path("input.bs1"))
     target = slayer.io.read_1d_spikes(data_path("output.bs1"))
