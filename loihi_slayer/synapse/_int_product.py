@@ -69,9 +69,9 @@ from ._event_product import (
     product_backward,
 )
 from ._grad_calibration import grad_max_density
+from ._int8_rows import INT8_MAX, int8_row
 
 #: the int8 operands' range
-INT8_MIN, INT8_MAX = -128, 127
 #: float32 holds every integer below this exactly
 FLOAT32_EXACT = 1 << 24
 #: smallest product (B·T·I·O multiply-adds) worth the conversions
@@ -87,28 +87,6 @@ BATCH_GEMM_STEPS = 128
 UNIT_MIN = 2.0**-126
 
 
-@njit(inline="always", cache=True)
-def _to_int8_row(x, b, i, out):
-    """``out[i, b, t] = x[b, i, t]`` as int8; returns ``(flag, max |q|, non-zero values)``,
-    flag 1 where a value is not an integer in ``[-128, 127]`` (NaN and inf included). The
-    count comes with the pass (the event product's density test; a separate
-    ``count_nonzero`` of the operand took 0.17-0.26 ms at N-MNIST's size). Indexed
-    directly, with an unsigned step: row slices in a parallel region cost atomic
-    reference counts that the threads share (the N-MNIST operand pass paired 0.80)."""
-    bad = np.int32(0)
-    top = np.int32(0)
-    nz = np.int32(0)
-    for t in range(np.uint64(x.shape[2])):
-        v = x[b, i, t]
-        q = np.int32(min(max(v, np.float32(INT8_MIN)), np.float32(INT8_MAX)))
-        out[i, b, t] = q
-        bad |= np.int32(np.float32(q) != v)
-        a = abs(q)
-        top = max(top, a)
-        nz += np.int32(a > 0)  # (``q != 0`` here kept the loop scalar: 1.7x the time)
-    return bad, top, nz
-
-
 #: the operand pass splits each batch item's inputs into blocks until there are this many
 #: jobs (a job per row instead: 1.5x the time on the N-MNIST operand, 32 x 578 rows of 60)
 OPERAND_JOBS = 8
@@ -116,13 +94,13 @@ OPERAND_JOBS = 8
 
 @njit(inline="always", cache=True)
 def _to_int8_rows(x, b, i0, i1, out, counts):
-    """:func:`_to_int8_row` for rows ``(b, i0 .. i1)``, their counts into ``counts[b]``;
+    """:func:`~._int8_rows.int8_row` for rows ``(b, i0 .. i1)``, their counts into ``counts[b]``;
     returns ``(flag, max |q|)``. Unsigned row indices: no negative-index wrap-around on
     the row's accesses (signed: 1.2x the time)."""
     bad = np.int32(0)
     top = np.int32(0)
     for i in range(np.uint64(i0), np.uint64(i1)):
-        e, m, nz = _to_int8_row(x, b, i, out)
+        e, m, nz = int8_row(x, b, i, out)
         bad |= e
         top = max(top, m)
         counts[b, i] = nz
@@ -167,7 +145,7 @@ def _to_int8_tm_parallel(x, out, counts):
     for i in prange(n_i):
         e, m = 0, 0
         for b in range(n_b):
-            eb, mb, nz = _to_int8_row(x, b, i, out)
+            eb, mb, nz = int8_row(x, b, i, out)
             e |= eb
             m = max(m, mb)
             counts[b, i] = nz

@@ -49,7 +49,8 @@ from numba import njit, prange
 from .._recycle import kept_empty
 from ..autograd._dispatch import use_parallel
 from ..autograd._f32x16 import vaxpy, vload, vscale, vstore, vzero
-from ._int_product import FLOAT32_EXACT, INT8_MAX, INT8_MIN, UNIT_MIN, weight_grid
+from ._int8_rows import INT8_MAX, INT8_MIN
+from ._int_product import FLOAT32_EXACT, UNIT_MIN, weight_grid
 
 #: outputs of one accumulator vector: the most this product takes
 LANE = 16
