@@ -12,7 +12,9 @@ are not zero:
     m = \max_t |q_t|, \qquad n = \#\{t : q_t \ne 0\}
 
 (a NaN compares unequal to everything, so it is always flagged; its ``q`` is then
--128, and the caller discards the operand). As a numba loop LLVM vectorised this 64
+-128, and the caller discards the operand). The count comes with the pass: it is the
+event product's density test, and a separate ``count_nonzero`` of the operand took
+0.17-0.26 ms at N-MNIST's size. As a numba loop LLVM vectorised this 64
 values at a time (16 lanes, four interleaved), so a row shorter than 64 steps, and the
 last ``T mod 64`` values of any row, ran one value at a time: N-MNIST's rows of 60 steps
 took 121-125 us for the (32, 578) input against 91-101 us for rows of 64 (stop 55,
@@ -38,6 +40,7 @@ guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
 __all__ = ["INT8_MAX", "INT8_MIN", "int8_row"]
 
+#: the int8 operands' range
 INT8_MIN, INT8_MAX = -128, 127
 
 _I32 = ir.IntType(32)

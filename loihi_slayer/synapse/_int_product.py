@@ -71,7 +71,6 @@ from ._event_product import (
 from ._grad_calibration import grad_max_density
 from ._int8_rows import INT8_MAX, int8_row
 
-#: the int8 operands' range
 #: float32 holds every integer below this exactly
 FLOAT32_EXACT = 1 << 24
 #: smallest product (B·T·I·O multiply-adds) worth the conversions
@@ -94,9 +93,9 @@ OPERAND_JOBS = 8
 
 @njit(inline="always", cache=True)
 def _to_int8_rows(x, b, i0, i1, out, counts):
-    """:func:`~._int8_rows.int8_row` for rows ``(b, i0 .. i1)``, their counts into ``counts[b]``;
-    returns ``(flag, max |q|)``. Unsigned row indices: no negative-index wrap-around on
-    the row's accesses (signed: 1.2x the time)."""
+    """:func:`~._int8_rows.int8_row` for rows ``(b, i0 .. i1)``, their counts into
+    ``counts[b]``; returns ``(flag, max |q|)``. Unsigned row indices: no negative-index
+    wrap-around on the row's accesses (signed: 1.2x the time)."""
     bad = np.int32(0)
     top = np.int32(0)
     for i in range(np.uint64(i0), np.uint64(i1)):
