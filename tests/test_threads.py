@@ -133,3 +133,39 @@ def test_kernels_keep_and_follow_torchs_thread_count():
     seen, numba_max = json.loads(out.strip().splitlines()[-1])
     two = min(2, numba_max)
     assert seen == [[1, 1], [1, 1], [2, two], [1, two], [2, two]]
+
+
+@pytest.mark.parametrize(
+    ("env", "passive"),
+    [
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, True),
+        ({"OMP_WAIT_POLICY": " passive "}, True),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, False),
+        ({"GOMP_SPINCOUNT": "3000"}, False),
+        ({}, False),
+    ],
+)
+def test_waits_passively_reads_the_policy(env, passive):
+    assert _threads.waits_passively(env) is passive
+
+
+@pytest.mark.parametrize("policy", ["PASSIVE", "ACTIVE", None])
+def test_light_kernels_need_more_work_for_a_region_only_where_workers_sleep(monkeypatch, policy):
+    """A light kernel's work counts an eighth where idle workers sleep (N-MNIST's narrow
+    product, 32 x 128 rows of 60 steps, then runs on the calling thread); a neuron
+    kernel's limit, and every limit with spinning workers, stay the same."""
+    from loihi_slayer.autograd import _dispatch
+
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    limit = _dispatch.PARALLEL_MIN_WORK
+    assert _dispatch.LIGHT_COST == 8
+    assert _dispatch.use_parallel(32 * 128, 60)  # 245 760 >= 65 536
+    assert _dispatch.use_parallel(32 * 128, 60, light=True) is (policy != "PASSIVE")
+    assert _dispatch.use_parallel(limit // 60 + 1, 60)
+    assert not _dispatch.use_parallel(limit // 60 - 1, 60)
+    # light work at eight times the limit takes a region with sleeping workers too
+    assert _dispatch.use_parallel(8 * limit, 1, light=True)
+    assert _dispatch.use_parallel(8 * limit - 8, 1, light=True) is (policy != "PASSIVE")

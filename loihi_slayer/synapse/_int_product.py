@@ -52,7 +52,7 @@ import torch
 from numba import njit, prange
 
 from .._recycle import Recycled, recycled_for
-from ..autograd._dispatch import follow_torch_threads
+from ..autograd._dispatch import follow_torch_threads, use_parallel
 from ..autograd._first_order import first_order
 from ..fixed.synapse_fast import (
     full_precision_torch,
@@ -340,7 +340,7 @@ class IntDenseProduct(torch.autograd.Function):
                     torch.mm(w2, q3[:, b], out=z[b])
             else:
                 r = int8_mm(m, q) if int8 else torch.mm(w2, q)  # (O, B*T), exact
-                big = z.numel() >= PARALLEL_MIN_WORK
+                big = use_parallel(n_b * n_o, steps, light=True)
                 kernel = _scale_out_parallel if big else _scale_out_serial
                 kernel(r.numpy(), np.float32(unit if int8 else 1.0), z.numpy())
         # the operand is the input in the weight gradient's layout (int8: a quarter its size)

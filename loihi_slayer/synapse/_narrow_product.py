@@ -388,7 +388,7 @@ class NarrowDenseProduct(torch.autograd.Function):
     def forward(ctx, x3, w2, top_m):
         n_b, n_i, steps = x3.shape
         z = torch.empty((n_b, w2.shape[0], steps), dtype=torch.float32)
-        kernel = _FORWARD[use_parallel(n_b * n_i, steps)]
+        kernel = _FORWARD[use_parallel(n_b * n_i, steps, light=True)]
         bad, top = kernel(x3.detach().numpy(), w2.detach().contiguous().numpy(), z.numpy())
         if bad or n_i * top_m * int(top) >= FLOAT32_EXACT:
             raise Refused
@@ -408,14 +408,14 @@ class NarrowDenseProduct(torch.autograd.Function):
         gn = g.detach().numpy()
         if ctx.needs_input_grad[0]:
             out = kept_empty("narrow product input gradient", (n_b, steps, n_i), g.dtype)
-            kernel = _GRAD_X[use_parallel(n_b * steps, n_i)]
+            kernel = _GRAD_X[use_parallel(n_b * steps, n_i, light=True)]
             kernel(gn, w2.detach().contiguous().numpy(), out.numpy())
             g_x = out.transpose(1, 2)
         if ctx.needs_input_grad[1]:
             jobs = n_b * -(-steps // STEP_BLOCK)
             parts = np.empty(min(GRAD_PARTS, jobs) * n_i * LANE, np.float32)
             g_w = torch.empty(tuple(w2.shape), dtype=torch.float32)
-            kernel = _GRAD_W[use_parallel(n_b * n_i, steps)]
+            kernel = _GRAD_W[use_parallel(n_b * n_i, steps, light=True)]
             kernel(x3.detach().numpy(), gn, parts, g_w.numpy())
         return g_x, g_w, None
 
