@@ -17,6 +17,7 @@ from loihi_slayer import synapse
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import synapse_fast
 from loihi_slayer.fixed.synapse_fast import INT8_GEMM_ENV, int8_gemm_works, int8_mm
+from loihi_slayer.fixed.workers import PARALLEL_MIN_WORK
 from loihi_slayer.quantize import quantize_8bit
 from loihi_slayer.synapse import _event_product as ep
 from loihi_slayer.synapse import _int_product as ip
@@ -35,6 +36,14 @@ def int8_gemm(request):
 def any_size(monkeypatch):
     """Take the int8 path at test sizes (it normally waits for 2**22 multiply-adds)."""
     monkeypatch.setattr(ip, "MIN_WORK", 0)
+
+
+@pytest.fixture
+def spinning(monkeypatch):
+    """The limits of spinning workers: the test process waits passively (``import
+    loihi_slayer`` sets it), where the light kernels, the operand pass among them, take
+    a parallel region only from ``_dispatch.LIGHT_COST`` times the limit."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
 
 
 def _float_path(x3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
@@ -243,7 +252,7 @@ def test_graded_input_falls_back(any_size):
 
 
 @pytest.mark.parametrize("time_major", [False, True])
-def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size, time_major):
+def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size, spinning, time_major):
     """Inputs large enough for the parallel conversion (its reductions: a refusal count
     and the largest magnitude, which decides the float32 bound), for either column
     order."""
@@ -251,7 +260,8 @@ def test_parallel_conversion_finds_the_largest_value_and_refusals(any_size, time
     w2 = torch.full((2, n_in), 127.0)
     x3 = torch.zeros(2, n_in, steps)
     x3[:, ::3, ::2] = 1.0
-    assert x3.numel() >= ip.PARALLEL_MIN_WORK
+    assert x3.numel() >= PARALLEL_MIN_WORK
+    assert ip.use_parallel(2 * n_in, steps, light=True)  # the parallel operand builder
     z = ip.int_product(x3, w2, time_major=time_major)  # 1040 * 127 * 1 < 2**24: taken
     assert z is not None and torch.equal(z.double(), _exact(x3, w2))
     for where in ((0, 0, 0), (1, n_in - 1, steps - 1), (1, 517, 20)):
@@ -304,12 +314,12 @@ def test_sgemm_flavour_only_at_full_float32_precision(any_size, monkeypatch):
 
 
 @pytest.mark.parametrize(("b", "n_in", "steps"), [(3, 11, 7), (3, 11, 200), (4, 64, 300)])
-def test_time_major_output_and_its_gradients(any_size, b, n_in, steps):
+def test_time_major_output_and_its_gradients(any_size, spinning, b, n_in, steps):
     """``time_major``: the same exact sums as a time-last view of ``(T, B, O)`` memory;
     the weight gradient (as the float product's) from a gradient in that layout or in
     any other, the input gradient too. The last case is large enough for the parallel
     operand builder."""
-    assert (b * n_in * steps >= ip.PARALLEL_MIN_WORK) == (n_in == 64)
+    assert (b * n_in * steps >= PARALLEL_MIN_WORK) == (n_in == 64)
     g = torch.Generator().manual_seed(steps)
     x3 = (torch.rand(b, n_in, steps, generator=g) < 0.3).float()
     x3 = (x3 * torch.randint(-3, 4, x3.shape, generator=g)).requires_grad_(True)

@@ -151,9 +151,10 @@ def test_waits_passively_reads_the_policy(env, passive):
 
 @pytest.mark.parametrize("policy", ["PASSIVE", "ACTIVE", None])
 def test_light_kernels_need_more_work_for_a_region_only_where_workers_sleep(monkeypatch, policy):
-    """A light kernel's work counts an eighth where idle workers sleep (N-MNIST's narrow
-    product, 32 x 128 rows of 60 steps, then runs on the calling thread); a neuron
-    kernel's limit, and every limit with spinning workers, stay the same."""
+    """A light kernel's work counts ``LIGHT_COST`` times less where idle workers sleep
+    (N-MNIST's narrow product, 32 x 128 rows of 60 steps, and its operand pass, 32 x 578
+    rows, then run on the calling thread); a neuron kernel's limit, and every limit with
+    spinning workers, stay the same."""
     from loihi_slayer.autograd import _dispatch
 
     if policy is None:
@@ -161,11 +162,13 @@ def test_light_kernels_need_more_work_for_a_region_only_where_workers_sleep(monk
     else:
         monkeypatch.setenv("OMP_WAIT_POLICY", policy)
     limit = _dispatch.PARALLEL_MIN_WORK
-    assert _dispatch.LIGHT_COST == 8
+    light = _dispatch.LIGHT_COST
+    assert light == 32
     assert _dispatch.use_parallel(32 * 128, 60)  # 245 760 >= 65 536
     assert _dispatch.use_parallel(32 * 128, 60, light=True) is (policy != "PASSIVE")
+    assert _dispatch.use_parallel(32 * 578, 60, light=True) is (policy != "PASSIVE")
     assert _dispatch.use_parallel(limit // 60 + 1, 60)
     assert not _dispatch.use_parallel(limit // 60 - 1, 60)
-    # light work at eight times the limit takes a region with sleeping workers too
-    assert _dispatch.use_parallel(8 * limit, 1, light=True)
-    assert _dispatch.use_parallel(8 * limit - 8, 1, light=True) is (policy != "PASSIVE")
+    # light work at LIGHT_COST times the limit takes a region with sleeping workers too
+    assert _dispatch.use_parallel(light * limit, 1, light=True)
+    assert _dispatch.use_parallel(light * limit - light, 1, light=True) is (policy != "PASSIVE")

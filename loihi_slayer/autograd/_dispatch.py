@@ -50,24 +50,26 @@ def stack_small(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.from_numpy(np.stack([t.numpy() for t in parts]))
 
 
-#: a light kernel's unit of work against a neuron step (see :func:`use_parallel`): the
-#: N-MNIST step's narrow product forward took 54 us and its scale-out 27 us for 245 760
-#: units, the CUBA forward 200 us for as many neuron-steps (2 threads, Zen 4)
-LIGHT_COST = 8
+#: where idle workers sleep, a light kernel's work counts this much less (see
+#: :func:`use_parallel`): it runs on the calling thread below about 2 M units
+LIGHT_COST = 32
 
 
 def use_parallel(rows: int, steps: int, light: bool = False) -> bool:
     """Whether a CPU kernel call on ``(rows, steps)`` is worth a parallel region: below
     ``fixed.workers.PARALLEL_MIN_WORK`` neuron-steps it costs more than it saves.
 
-    ``light``: the kernel does a few vector operations per unit (the narrow product's
-    multiply-adds into 16 output lanes, the int8 product's scale-out), about
-    :data:`LIGHT_COST` units in a neuron step's time. Where idle workers sleep
-    (:func:`~loihi_slayer._threads.waits_passively`, the examples' setting) its work
-    counts that much less, as waking a worker costs about as much as the region saves:
-    the N-MNIST step (examples' waiting) paired 0.94 with its narrow product and
-    scale-out on the calling thread, against 1.03 with workers spinning, where the limit
-    stays as it was."""
+    ``light``: the kernel does a few vector operations per unit (the int8 operand's
+    conversion, the narrow product's multiply-adds into 16 output lanes, the int8
+    product's scale-out: 0.2-0.35 ns a unit on one thread, a CUBA step 1.6 ns). Where
+    idle workers sleep (:func:`~loihi_slayer._threads.waits_passively`, the examples'
+    setting) a region first wakes one, which took 40-200 us on the 2-core Zen 4 VM (the
+    N-MNIST operand pass: 297 us against 98 spinning), so a light kernel goes parallel
+    only from :data:`LIGHT_COST` times the limit (about 2 M units), where half its
+    serial time outweighs that. The N-MNIST step there paired 0.927 with its narrow
+    product and scale-out on the calling thread and 0.967 more with the operand pass too
+    (in-process toggles, 30 rounds of 10 steps); with spinning workers, where the limit
+    stays as it was, those kernels on one thread cost 1.03 each."""
     work = rows * steps
     if light and waits_passively():
         work //= LIGHT_COST

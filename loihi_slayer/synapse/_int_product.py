@@ -52,7 +52,7 @@ import torch
 from numba import njit, prange
 
 from .._recycle import Recycled, recycled_for
-from ..autograd._dispatch import follow_torch_threads, use_parallel
+from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
 from ..fixed.synapse_fast import (
     full_precision_torch,
@@ -60,7 +60,6 @@ from ..fixed.synapse_fast import (
     int8_gemm_works,
     int8_mm,
 )
-from ..fixed.workers import PARALLEL_MIN_WORK
 from ._event_product import (
     DENSE_RETRY,
     MAX_DENSITY,
@@ -244,9 +243,7 @@ def int8_operand(
     else:
         dst = out.numpy().reshape(n_i, n_b, steps)
     src = x3.detach().contiguous().numpy()
-    parallel = x3.numel() >= PARALLEL_MIN_WORK
-    if parallel:
-        follow_torch_threads()
+    parallel = use_parallel(n_b * n_i, steps, light=True)
     counts = torch.empty((n_b, n_i), dtype=torch.int32)
     bad, top, nonzero = _TO_OPERAND[time_major, parallel](src, dst, counts.numpy())
     if bad:
