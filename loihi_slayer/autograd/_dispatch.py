@@ -61,7 +61,7 @@ def use_parallel(rows: int, steps: int, light: bool = False) -> bool:
 
     ``light``: the kernel does a few vector operations per unit (the int8 operand's
     conversion, the narrow product's multiply-adds into 16 output lanes, the int8
-    product's scale-out: 0.2-0.35 ns a unit on one thread, a CUBA step 1.6 ns). Where
+    product's scale-out: 0.15-0.35 ns a unit on one thread, a CUBA step 1.6 ns). Where
     idle workers sleep (:func:`~loihi_slayer._threads.waits_passively`, the examples'
     setting) a region first wakes one, which took 40-200 us on the 2-core Zen 4 VM (the
     N-MNIST operand pass: 297 us against 98 spinning), so a light kernel goes parallel
