@@ -122,6 +122,21 @@ def torch_threads(n: int) -> Iterator[None]:
         _SAVED_TORCH_THREADS.pop()
 
 
+@contextmanager
+def small_torch_ops() -> Iterator[None]:
+    """Run the torch ops inside on the calling thread where idle workers sleep
+    (:func:`waits_passively`), as they are elsewhere. For ops on some 10^5 values (a
+    dense layer's weight norm), whose parallel region first waits for a sleeping worker:
+    the N-MNIST step paired 0.956-0.968 with its weight norms (forward and backward) inside,
+    under passive waiting; with spinning workers the thread-count switch cost 1.048, so
+    there nothing changes."""
+    if waits_passively():
+        with torch_threads(1):
+            yield
+    else:
+        yield
+
+
 def user_torch_threads() -> int | None:
     """The torch thread count the user chose (``torch.set_num_threads``, or torch's
     default), also inside :func:`torch_threads`; None while torch is not imported."""

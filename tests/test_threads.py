@@ -172,3 +172,18 @@ def test_light_kernels_need_more_work_for_a_region_only_where_workers_sleep(monk
     # light work at LIGHT_COST times the limit takes a region with sleeping workers too
     assert _dispatch.use_parallel(light * limit, 1, light=True)
     assert _dispatch.use_parallel(light * limit - light, 1, light=True) is (policy != "PASSIVE")
+
+
+@pytest.mark.parametrize("policy", ["PASSIVE", None])
+def test_small_torch_ops_run_on_one_thread_only_where_workers_sleep(monkeypatch, policy):
+    import torch
+
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    before = torch.get_num_threads()
+    with _threads.small_torch_ops():
+        inside = torch.get_num_threads()
+    assert inside == (1 if policy == "PASSIVE" else before)
+    assert torch.get_num_threads() == before

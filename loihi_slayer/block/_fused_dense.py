@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.parametrizations import _WeightNorm
 
+from .._threads import small_torch_ops
 from ..autograd import cuba as _cuba_op
 from ..autograd._dispatch import resolve_backend
 from ..autograd._first_order import first_order
@@ -136,7 +137,7 @@ def fused_dense(block, x: torch.Tensor) -> torch.Tensor | None:
     x3 = x.reshape(x.shape[0], syn.in_neurons, x.shape[-1])
     norms = syn.parametrizations.weight
     g, v = norms.original0, norms.original1
-    with torch.no_grad():
+    with torch.no_grad(), small_torch_ops():
         w, norm = torch._weight_norm_interface(v, g, 0)
     try:  # the quantizer's pass; NaN/inf weights: the module path says so
         q, inside = _quantized(w, *grid_8bit(neu.w_scale))
@@ -215,5 +216,6 @@ class FusedDense(torch.autograd.Function):
         # products return contiguous weight gradients (the event one since stop 54, when
         # this copy took 32 us a step), so this only guards and costs nothing
         g_w = clamp_gradient(g_w2.reshape(v.shape), inside).contiguous()
-        g_v, g_g = torch.ops.aten._weight_norm_interface_backward(g_w, v, g, norm, 0)
+        with small_torch_ops():
+            g_v, g_g = torch.ops.aten._weight_norm_interface_backward(g_w, v, g, norm, 0)
         return g_x, g_g, g_v, None, None, None, None
