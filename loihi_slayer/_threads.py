@@ -90,7 +90,7 @@ def configure(
 
 def waits_passively(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the OpenMP runtime's idle workers sleep (``OMP_WAIT_POLICY=PASSIVE``, which
-    :func:`configure` sets): each parallel region then first wakes them, 40-180 us on the
+    :func:`configure` sets): each parallel region then first wakes them, 40-200 us on the
     2-core Zen 4 VM (README, "Shared CPUs"), so small work pays for a region less often."""
     environ = os.environ if environ is None else environ
     return environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
