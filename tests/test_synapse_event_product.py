@@ -529,3 +529,20 @@ def test_event_mask_is_the_rows_nonzero_bits(shape, density, strided, seed):
         width = int(rng.integers(1, min(64, n_c - c0) + 1))
         expect = sum(1 << k for k in range(width) if q[i, a, c0 + k] != 0)
         assert int(_mask_of(q, i, a, c0, width)) == expect
+
+
+@given(
+    n_b=st.integers(1, 3),
+    n_o=st.integers(1, 40),
+    steps=st.integers(1, 70),
+    seed=st.integers(0, 2**31 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_gradient_rows_transpose_every_value(n_b, n_o, steps, seed):
+    """The event weight gradient's ``(B·T, O)`` rows of a time-last gradient: every value
+    moved, whatever the sizes (below 16, partial last blocks), on one thread and two."""
+    g = np.random.default_rng(seed).normal(size=(n_b, n_o, steps)).astype(np.float32)
+    for kernel in (ep.gradient_rows, ep.gradient_rows_serial):
+        out = np.full((n_b * steps, n_o), np.nan, np.float32)
+        kernel(g, out)
+        np.testing.assert_array_equal(out, g.transpose(0, 2, 1).reshape(-1, n_o))

@@ -415,11 +415,16 @@ def run_forward(
 
 def _time_shifted(a: torch.Tensor, by: int) -> torch.Tensor:
     """``(rows, T)`` ``a`` moved ``by = ±1`` steps along time, zeros where nothing arrives:
-    ``+1`` is the block's shift of the spikes, ``-1`` the shift of their gradient back."""
-    out = torch.zeros_like(a)
+    ``+1`` is the block's shift of the spikes, ``-1`` the shift of their gradient back.
+    In memory kept across steps (:func:`~loihi_slayer._recycle.kept_empty`), only the
+    steps nothing arrives at zeroed: fresh zeroed memory took 0.3-0.4 ms a call on the
+    Oxford network's (256, 2000) gradient, page by page."""
+    out = kept_empty("time-shifted", tuple(a.shape), a.dtype, a)
     if by > 0:
+        out[:, :by] = 0
         out[:, by:] = a[:, :-by]
     else:
+        out[:, by:] = 0
         out[:, :by] = a[:, -by:]
     return out
 
@@ -526,7 +531,7 @@ def run_backward(
             lag,
         )
         return (g_x.transpose(1, 2) if g_s.dim() == 3 else g_x), None, None
-    g_x = torch.empty_like(vp)
+    g_x = kept_empty("cuba input grad", tuple(vp.shape), vp.dtype, vp)
     if lag and g_s is not None:  # the other kernels read the unshifted gradient
         g_s = _time_shifted(g_s, -1)
     dt = vp.dtype

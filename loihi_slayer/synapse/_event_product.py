@@ -41,6 +41,7 @@ from numba.extending import intrinsic, overload
 
 from .._recycle import Recycled, kept_empty
 from .._threads import follow_torch_threads
+from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
 from ..fixed._stack import stack_empty_f32
 from ..fixed._transpose import BLOCK, block_out
@@ -499,6 +500,53 @@ def transposed(m, out):
             out[i, o] = m[o, i]
 
 
+@njit(inline="always", cache=True)
+def _gradient_rows_job(g, job, out):
+    """Job ``job`` of :func:`gradient_rows`: batch item ``job // J`` and its outputs'
+    block ``job % J`` of 16 (``J`` blocks per item), every step: 16 x 16 blocks
+    transposed in registers, a partial last block as the whole block ending at the last
+    output or step (its first values written twice, the same); below 16 outputs or
+    steps the item element by element (one job per item then)."""
+    n_o, steps = g.shape[1], g.shape[2]
+    if n_o < BLOCK or steps < BLOCK:
+        for o in range(n_o):
+            for t in range(steps):
+                out[job * steps + t, o] = g[job, o, t]
+        return
+    per = (n_o + BLOCK - 1) // BLOCK
+    b = job // per
+    o0 = min((job % per) * BLOCK, n_o - BLOCK)
+    flat = g.reshape(-1)
+    for t in range(0, steps, BLOCK):
+        t0 = min(t, steps - BLOCK)
+        block_out(flat, (b * n_o + o0) * steps + t0, steps, out, b * steps + t0, 0, o0)
+
+
+@njit(inline="always", cache=True)
+def _gradient_rows_jobs(g):
+    n_b, n_o, steps = g.shape
+    if n_o < BLOCK or steps < BLOCK:
+        return n_b
+    return n_b * ((n_o + BLOCK - 1) // BLOCK)
+
+
+@njit(parallel=True, cache=True)
+def gradient_rows(g, out):
+    """``out[b·T + t, o] = g[b, o, t]``: the time-last ``(B, O, T)`` gradient (C-contiguous)
+    as the ``(B·T, O)`` rows the event weight gradient reads: 32-48 us on Oxford's
+    ``(1, 200 | 256, 2000)`` float32 alone against 121-154 for ``Tensor.copy_`` of the
+    transposed view, 20 against 74 on ``(32, 128, 60)`` (Zen 4, 2 threads)."""
+    for job in prange(_gradient_rows_jobs(g)):
+        _gradient_rows_job(g, job, out)
+
+
+@njit(cache=True)
+def gradient_rows_serial(g, out):
+    """:func:`gradient_rows` on the calling thread."""
+    for job in range(_gradient_rows_jobs(g)):
+        _gradient_rows_job(g, job, out)
+
+
 def step_block(n_o: int) -> int:
     """Steps per forward job: ``block · O`` int32 sums in :data:`SUMS_BYTES`."""
     return max(8, SUMS_BYTES // (4 * max(n_o, 1)))
@@ -574,7 +622,12 @@ def product_backward(ctx, g, weight_grad) -> tuple:
     q, w2 = ctx.saved_tensors
     g_x = g_w = None
     if ctx.needs_input_grad[0]:
-        g_x = torch.matmul(w2.t(), g)  # (I, O) @ (B, O, T): time-last, no transpose
+        # (I, O) @ (B, O, T) per batch item, time-last into memory kept across steps: the
+        # same products as ``torch.matmul``, whose output (fresh memory, a transposed copy)
+        # took 0.6-0.8 ms of the Oxford step for its (1, 256, 2000) gradient
+        n_b, n_i = g.shape[0], w2.shape[1]
+        out = kept_empty(_G_INPUT, (n_b, n_i, g.shape[2]), g.dtype, g)
+        g_x = torch.bmm(w2.t().unsqueeze(0).expand(n_b, n_i, w2.shape[0]), g, out=out)
     if ctx.needs_input_grad[1]:
         g_w = weight_grad(ctx, q, g)
     return g_x, g_w
@@ -583,6 +636,8 @@ def product_backward(ctx, g, weight_grad) -> tuple:
 #: the role of the weight gradient's reordered copy of the output gradient in memory kept
 #: across steps (megabytes per product and step: fresh memory would fault page by page)
 _G_ROWS = "event weight gradient rows"
+#: the role of the input gradient's memory, kept across steps for the same reason
+_G_INPUT = "product input gradient"
 
 
 def events_weight_grad(ctx, q, g):
@@ -610,7 +665,14 @@ def events_weight_grad(ctx, q, g):
             # kept across steps
             gt = g.transpose(1, 2)
             if not gt.is_contiguous():
-                gt = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype).copy_(gt)
+                rows = kept_empty(_G_ROWS, (n_b, steps, n_o), g.dtype)
+                if g.is_contiguous() and g.dtype == torch.float32:
+                    parallel = use_parallel(n_b * n_o, steps, light=True)
+                    kernel = gradient_rows if parallel else gradient_rows_serial
+                    kernel(g.numpy(), rows.numpy().reshape(-1, n_o))
+                    gt = rows
+                else:
+                    gt = rows.copy_(gt)
     return event_weight_grad(q3.numpy(), gt.reshape(-1, n_o).numpy(), cross, counts, pos)
 
 
