@@ -190,10 +190,10 @@ class SpikeTime(torch.nn.Module):
                 f"and {tuple(desired.shape)}"
             )
         desired = desired.to(dtype=input.dtype)
-        return squared_error(self.filter(input), self.filter(desired), self.reduction)
+        return _squared_error(self.filter(input), self.filter(desired), self.reduction)
 
 
-def squared_error(a: torch.Tensor, b: torch.Tensor, reduction: str) -> torch.Tensor:
+def _squared_error(a: torch.Tensor, b: torch.Tensor, reduction: str) -> torch.Tensor:
     r"""``F.mse_loss(a.flatten(), b.flatten(), reduction)``:
 
     .. math:: L = \sum_i (a_i - b_i)^2 \quad (\text{divided by the count for 'mean'})
@@ -218,7 +218,7 @@ def squared_error(a: torch.Tensor, b: torch.Tensor, reduction: str) -> torch.Ten
 
 
 class _SquaredError(torch.autograd.Function):
-    """:func:`squared_error` as one node: ``d = a - b`` kept for the backward, the
+    """:func:`_squared_error` as one node: ``d = a - b`` kept for the backward, the
     gradient ``2 d g`` (over the count for ``'mean'``) into kept memory. Under
     ``create_graph`` the backward is the composite's own, differentiable again."""
 

@@ -215,7 +215,7 @@ def test_squared_error_as_mse_loss(reduction):
     gradients, and the gradient of a gradient."""
     import torch.nn.functional as F
 
-    from loihi_slayer.loss import squared_error
+    from loihi_slayer.loss import _squared_error as squared_error
 
     rng = np.random.default_rng(7)
     a_np, b_np = (rng.normal(size=(2, 30, 50)).astype(np.float32) for _ in range(2))
