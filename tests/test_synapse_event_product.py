@@ -130,6 +130,39 @@ def test_event_gradients_are_the_float_products(time_major, x_grad):
     _assert_float64_gradients(w, x, g, w1, x1, x_grad)
 
 
+@pytest.mark.parametrize("steps", [1, 2, ep.FOLD_STEPS - 1, ep.FOLD_STEPS, 40])
+@pytest.mark.parametrize("n_b", [1, 3])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_input_gradient_both_ways_is_the_float64_product(steps, n_b, time_major):
+    """The input gradient :math:`w^\\top g`, one GEMM over all columns below
+    ``FOLD_STEPS`` steps and one per batch item from there on, is the float64 product's
+    to float rounding, time-last and contiguous, for a time-last gradient and for a
+    time-last view of time-major memory."""
+    rng = np.random.default_rng(steps * 10 + n_b)
+    n_o, n_i = 24, 40
+    w = torch.tensor(rng.normal(size=(n_o, n_i)), dtype=torch.float32)
+    g = torch.tensor(rng.normal(size=(n_b, n_o, steps)), dtype=torch.float32)
+    if time_major:
+        g = g.permute(2, 0, 1).contiguous().permute(1, 2, 0)
+    g_x = ep.input_grad(w, g)
+    assert g_x.shape == (n_b, n_i, steps) and g_x.is_contiguous()
+    want = torch.einsum("oi,bot->bit", w.double(), g.double())
+    torch.testing.assert_close(g_x.double(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 50])
+def test_one_step_product_gradients_are_the_float_products(steps):
+    """A product of one step (a block stepped through time) and of many, through the
+    autograd node: both gradients are the float64 product's."""
+    w, x, g = _gradient_case(5)
+    x, g = x[..., :steps].contiguous(), g[..., :steps].contiguous()
+    w1 = w.clone().requires_grad_(True)
+    x1 = x.clone().requires_grad_(True)
+    z = ip.int_product(x1, w1)
+    z.backward(g)
+    _assert_float64_gradients(w, x, g, w1, x1, True)
+
+
 def test_time_major_gradient_is_read_in_place():
     """A gradient that is a time-last view of time-major memory (the fused recurrence's)
     reaches the weight gradient as it is; the same gradient time-last gives the same

@@ -70,6 +70,12 @@ ACC_WIDTH, ACC_TAIL = 128, 16
 SUMS_BYTES = 1 << 16
 #: after a dense input, an owner's next products skip the event pass this many times
 DENSE_RETRY = 16
+#: fewest steps for which the input gradient runs one GEMM per batch item
+#: (:func:`input_grad`): below one AVX-512 vector of float32 columns, per-item GEMMs ran
+#: 1.2-5x slower than one folded GEMM and its transposed copy (``(B, O, T)`` 4 or 32 by
+#: 512 x 512, 578 x 128, 256 x 256 at T = 8, 2-core Zen 4); at T = 16-100 they ran
+#: 0.7-1.3x its time
+FOLD_STEPS = 16
 
 
 @njit(parallel=True, cache=True)
@@ -622,15 +628,33 @@ def product_backward(ctx, g, weight_grad) -> tuple:
     q, w2 = ctx.saved_tensors
     g_x = g_w = None
     if ctx.needs_input_grad[0]:
-        # (I, O) @ (B, O, T) per batch item, time-last into memory kept across steps: the
-        # same products as ``torch.matmul``, whose output (fresh memory, a transposed copy)
-        # took 0.6-0.8 ms of the Oxford step for its (1, 256, 2000) gradient
-        n_b, n_i = g.shape[0], w2.shape[1]
-        out = kept_empty(_G_INPUT, (n_b, n_i, g.shape[2]), g.dtype, g)
-        g_x = torch.bmm(w2.t().unsqueeze(0).expand(n_b, n_i, w2.shape[0]), g, out=out)
+        g_x = input_grad(w2, g)
     if ctx.needs_input_grad[1]:
         g_w = weight_grad(ctx, q, g)
     return g_x, g_w
+
+
+def input_grad(w2: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    r"""The input gradient :math:`w^\top g` of a dense product, ``(B, I, T)`` time-last
+    from ``w2`` ``(O, I)`` and ``g`` ``(B, O, T)``, into memory kept across steps (fresh
+    memory, a transposed copy of ``torch.matmul``'s output, took 0.6-0.8 ms of the Oxford
+    step for its ``(1, 256, 2000)`` gradient).
+
+    From :data:`FOLD_STEPS` steps on, one GEMM per batch item (``(I, O) @ (O, T)``, the
+    output in place). Below, one GEMM over all ``B·T`` columns (``(B·T, O) @ (O, I)``)
+    and a transposed copy: per-item GEMMs that narrow re-read the weight for a few
+    columns (``torch.bmm`` at T = 1, batch 32, 512 x 512: 8.9 ms against 0.16 ms),
+    which made a Recurrent block stepped one step at a time 3.4x slower."""
+    n_b, n_o, steps = g.shape
+    n_i = w2.shape[1]
+    out = kept_empty(_G_INPUT, (n_b, n_i, steps), g.dtype, g)
+    if steps >= FOLD_STEPS:
+        return torch.bmm(w2.t().unsqueeze(0).expand(n_b, n_i, n_o), g, out=out)
+    rows = g.transpose(1, 2).reshape(n_b * steps, n_o)  # a view where steps == 1
+    if steps == 1:
+        torch.mm(rows, w2, out=out.view(n_b, n_i))
+        return out
+    return out.copy_(torch.mm(rows, w2).view(n_b, steps, n_i).transpose(1, 2))
 
 
 #: the role of the weight gradient's reordered copy of the output gradient in memory kept
