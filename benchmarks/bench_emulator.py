@@ -45,9 +45,7 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,6 +53,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _revision import RevisionProcess, unpack_commit
 
 from loihi_slayer.block import cuba, export_network, init_shapes, sigma_delta
 from loihi_slayer.emulate import Emulator
@@ -213,20 +214,7 @@ for _ in sys.stdin:
 """
 
 
-def unpack_commit(rev: str, folder: str) -> str:
-    """``git archive rev`` of this repository unpacked under ``folder``; returns its root."""
-    root = os.path.join(folder, f"rev-{rev}")
-    repo = str(Path(__file__).resolve().parents[1])  # archive the whole tree, not benchmarks/
-    git = ["git", "-C", repo, "archive", "--format=tar", rev]
-    archive = subprocess.run(git, check=True, capture_output=True).stdout
-    tar_path = root + ".tar"
-    Path(tar_path).write_bytes(archive)
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(root, filter="data")
-    return root
-
-
-class Baseline:
+class Baseline(RevisionProcess):
     """The older commit's emulator in its own process, on one file and input."""
 
     def __init__(
@@ -241,11 +229,7 @@ class Baseline:
     ) -> None:
         x_path = path + ".input.npy"
         np.save(x_path, x)
-        env = dict(os.environ, PYTHONPATH=root)
         args = [
-            sys.executable,
-            "-c",
-            _BASELINE,
             path,
             x_path,
             str(steps),
@@ -253,19 +237,8 @@ class Baseline:
             str(-1 if last is None else last),
             json.dumps(input_shape),
         ]
-        self.proc = subprocess.Popen(
-            args, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        self.checksums = {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}
-
-    def run(self) -> float:
-        self.proc.stdin.write("run\n")
-        self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
+        super().__init__(root, _BASELINE, args)
+        self.checksums = {int(k): v for k, v in self.first.items()}
 
 
 def timed(fn: Callable[[], object]) -> float:

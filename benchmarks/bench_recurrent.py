@@ -10,17 +10,32 @@ what is left of the fused step besides the recurrence. ``--alif`` adds the ALIF 
 ``--family NAME ...`` chooses families (``--family all``: CUBA, ALIF and the four
 resonators, whose feed-forward synapse is complex).
 
+``--against REV`` also times the same block (the same weights and input) as the code of
+commit ``REV`` runs it, in its own process (``_revision``), alternately with the other
+two; its spikes must equal the fused ones. The issue names the target against the code
+of its day, ``--against e816652`` (the commit the other benchmarks' ``--against`` use:
+step by step, before the fused kernel); the step-by-step loop of today runs on today's
+kernels and is the stricter baseline.
+
 Run: ``PYTHONPATH=$PWD python3 benchmarks/bench_recurrent.py [--repeat 5] [--batch 32]
-[--steps 200] [--neurons 512] [--alif] [--family cuba rf ...]``
+[--steps 200] [--neurons 512] [--alif] [--family cuba rf ...] [--against REV]``
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _revision import RevisionProcess, unpack_commit
 
 from loihi_slayer.block import adrf, adrf_iz, alif, cuba, rf, rf_iz
 from loihi_slayer.block import recurrent as rec
@@ -41,12 +56,72 @@ FAMILIES = {
 }
 
 
+def block_kwargs(kind: str, n: int) -> dict:
+    """The keyword arguments of a ``kind`` block of ``n -> n`` besides the neuron's."""
+    if kind == "Recurrent":
+        return {"weight_scale": 2}
+    return {"num_winners": n // 8, "weight_scale": 2}
+
+
 def make(family: str, kind: str, n: int) -> torch.nn.Module:
     torch.manual_seed(0)
     mod, params = FAMILIES[family]
-    if kind == "Recurrent":
-        return mod.Recurrent(params, n, n, weight_scale=2)
-    return mod.KWTA(params, n, n, num_winners=n // 8, weight_scale=2)
+    return getattr(mod, kind)(params, n, n, **block_kwargs(kind, n))
+
+
+def spikes_digest(y: torch.Tensor) -> str:
+    return hashlib.sha1(y.numpy().tobytes()).hexdigest()
+
+
+#: the older commit's side of ``--against``: the block built by its code with the weights
+#: given, one step (forward, backward of the sum of spikes) whose spikes' digest it
+#: prints, then one timed step per line read from stdin
+_AGAINST = """
+import hashlib, json, os, sys, time
+from importlib import import_module
+from importlib.util import find_spec
+import torch
+family, kind, n, kwargs, params, state_path, x_path = sys.argv[1:8]
+name = "loihi_slayer.block." + family
+try:  # each level found here first: an editable install's finder would serve a module
+    # this commit lacks from today's tree
+    for level in ("loihi_slayer.block", name):
+        spec = find_spec(level)
+        if spec is None or not os.path.abspath(spec.origin).startswith(os.getcwd() + os.sep):
+            raise ImportError(f"{level} is not in this commit")
+    block = getattr(import_module(name), kind)
+except (ImportError, AttributeError) as err:
+    print(json.dumps({"missing": str(err)}), flush=True)
+    sys.exit(0)
+net = block(json.loads(params), int(n), int(n), **json.loads(kwargs))
+net.load_state_dict(torch.load(state_path))
+x = torch.load(x_path)
+def step():
+    net.zero_grad(set_to_none=True)
+    y = net(x)
+    y.sum().backward()
+    return y.detach()
+y = step()
+print(json.dumps({"spikes": hashlib.sha1(y.numpy().tobytes()).hexdigest()}), flush=True)
+for _ in sys.stdin:
+    t0 = time.perf_counter()
+    step()
+    print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def against_process(
+    root: str, folder: str, family: str, kind: str, net: torch.nn.Module, x: torch.Tensor
+) -> RevisionProcess:
+    """The block as the code unpacked at ``root`` runs it, with ``net``'s weights."""
+    n = x.shape[1]
+    state_path, x_path = f"{folder}/state.pt", f"{folder}/x.pt"
+    torch.save(net.state_dict(), state_path)
+    torch.save(x, x_path)
+    params = json.dumps(FAMILIES[family][1])
+    kwargs = json.dumps(block_kwargs(kind, n))
+    args = [family, kind, str(n), kwargs, params, state_path, x_path]
+    return RevisionProcess(root, _AGAINST, args)
 
 
 def step(net: torch.nn.Module, x: torch.Tensor, fused: bool):
@@ -85,6 +160,48 @@ def timed_synapse(net, x) -> float:
     return time.perf_counter() - t0
 
 
+def bench(family: str, kind: str, args, root: str | None, folder: str) -> None:
+    """Time one block's training step fused, step by step and (``root``) as the older
+    code runs it, alternately, and print the medians."""
+    n = args.neurons
+    net = make(family, kind, n)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(args.batch, n, args.steps, generator=g) < 0.2).float()
+    y_f, g_f = step(net, x, True)  # also compiles the kernels
+    y_s, g_s = step(net, x, False)
+    same = torch.equal(y_f, y_s)
+    finite = all(bool(torch.isfinite(g).all()) for g in g_f + g_s)
+    close = finite and len(g_f) == len(g_s) and grads_close(g_f, g_s)
+    old = None if root is None else against_process(root, folder, family, kind, net, x)
+    if old is not None and "missing" in old.first:
+        print(f"{family} {kind}: {args.against} has no such block ({old.first['missing']})")
+        old.close()
+        old = None
+    fused, loop, syn, then = [], [], [], []
+    for _ in range(args.repeat):
+        fused.append(timed(net, x, True))
+        loop.append(timed(net, x, False))
+        syn.append(timed_synapse(net, x))
+        if old is not None:
+            then.append(old.run())
+    tf, ts = statistics.median(fused), statistics.median(loop)
+    rate = float(y_f.mean())
+    print(
+        f"{family} {kind:9s} {n} -> {n}, batch {args.batch}, T {args.steps}, spike rate "
+        f"{rate:.3f}: fused {tf * 1e3:8.1f} ms  step-by-step {ts * 1e3:8.1f} ms  "
+        f"ratio {ts / tf:5.1f}x  (spikes equal: {same}, gradients finite: {finite}, "
+        f"close: {close}; "
+        f"feed-forward synapse fwd+bwd alone {statistics.median(syn) * 1e3:.1f} ms)"
+    )
+    if old is not None:
+        old.close()
+        tt = statistics.median(then)
+        print(
+            f"{family} {kind:9s} as {args.against} runs it: {tt * 1e3:8.1f} ms, fused ratio "
+            f"{tt / tf:5.1f}x (spikes equal: {old.first['spikes'] == spikes_digest(y_f)})"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -93,6 +210,12 @@ def main() -> None:
     ap.add_argument("--neurons", type=int, default=512)
     ap.add_argument("--alif", action="store_true", help="also the ALIF blocks")
     ap.add_argument(
+        "--against",
+        metavar="REV",
+        default=None,
+        help="also time the blocks as commit REV's code runs them (e.g. e816652)",
+    )
+    ap.add_argument(
         "--family",
         nargs="+",
         default=["cuba"],
@@ -100,33 +223,13 @@ def main() -> None:
         help="neuron families to time (default cuba; 'all': every family)",
     )
     args = ap.parse_args()
-    n = args.neurons
     families = list(FAMILIES) if "all" in args.family else list(args.family)
     if args.alif and "alif" not in families:
         families.append("alif")
-    for family, kind in ((f, k) for f in families for k in ("Recurrent", "KWTA")):
-        net = make(family, kind, n)
-        g = torch.Generator().manual_seed(1)
-        x = (torch.rand(args.batch, n, args.steps, generator=g) < 0.2).float()
-        y_f, g_f = step(net, x, True)  # also compiles the kernels
-        y_s, g_s = step(net, x, False)
-        same = torch.equal(y_f, y_s)
-        finite = all(bool(torch.isfinite(g).all()) for g in g_f + g_s)
-        close = finite and len(g_f) == len(g_s) and grads_close(g_f, g_s)
-        fused, loop, syn = [], [], []
-        for _ in range(args.repeat):
-            fused.append(timed(net, x, True))
-            loop.append(timed(net, x, False))
-            syn.append(timed_synapse(net, x))
-        tf, ts = statistics.median(fused), statistics.median(loop)
-        rate = float(y_f.mean())
-        print(
-            f"{family} {kind:9s} {n} -> {n}, batch {args.batch}, T {args.steps}, spike rate "
-            f"{rate:.3f}: fused {tf * 1e3:8.1f} ms  step-by-step {ts * 1e3:8.1f} ms  "
-            f"ratio {ts / tf:5.1f}x  (spikes equal: {same}, gradients finite: {finite}, "
-            f"close: {close}; "
-            f"feed-forward synapse fwd+bwd alone {statistics.median(syn) * 1e3:.1f} ms)"
-        )
+    with tempfile.TemporaryDirectory() as folder:
+        root = None if args.against is None else unpack_commit(args.against, folder)
+        for family, kind in ((f, k) for f in families for k in ("Recurrent", "KWTA")):
+            bench(family, kind, args, root, folder)
     rec.FUSED = True
 
 
