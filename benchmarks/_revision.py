@@ -67,7 +67,14 @@ class RevisionProcess:
         """Seconds of one run in the older code's process."""
         self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError(
+                f"the older code's process stopped (exit status {self.proc.returncode}; "
+                "its error is printed above)"
+            )
+        return float(line)
 
     def close(self) -> None:
         self.proc.stdin.close()

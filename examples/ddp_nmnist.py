@@ -95,8 +95,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     # (which need no communication): in a loaded CI run rank 1, waiting at a barrier
     # while rank 0 evaluated and exported, was aborted ("terminate called without an
     # active exception", gloo), and before that a rank that tore its group down while
-    # rank 0 still used it was too
+    # rank 0 still used it was too. The DDP wrapper goes first: its reducer holds the
+    # group, which would otherwise outlive its shutdown until the function returns
+    # (rank 1 was aborted at exit once more in a CI run of stop 57; the abort did not
+    # recur in 27 local runs beside busy processes, so this order is the principled
+    # one, not a proven cure)
     dist.barrier()
+    del model
     dist.destroy_process_group()
     if rank != 0:
         return None
