@@ -71,10 +71,11 @@ SUMS_BYTES = 1 << 16
 #: after a dense input, an owner's next products skip the event pass this many times
 DENSE_RETRY = 16
 #: fewest steps for which the input gradient runs one GEMM per batch item
-#: (:func:`input_grad`): below one AVX-512 vector of float32 columns, per-item GEMMs ran
-#: 1.2-5x slower than one folded GEMM and its transposed copy (``(B, O, T)`` 4 or 32 by
-#: 512 x 512, 578 x 128, 256 x 256 at T = 8, 2-core Zen 4); at T = 16-100 they ran
-#: 0.7-1.3x its time
+#: (:func:`input_grad`). Against one folded GEMM and its transposed copy, per-item GEMMs
+#: took 2.8-6.8x the time at T = 8 (batch 4 and 32; weights 512 x 512, 578 x 128,
+#: 128 x 578, 256 x 256; 2-core Zen 4) and 0.63-1.42x at T = 16-100 for the three
+#: weights that fit L2; the 1 MB one favoured the fold up to T = 32 (1.4-2.3x), as
+#: each item's GEMM reads it again
 FOLD_STEPS = 16
 
 
