@@ -35,6 +35,29 @@ def warm_library():
         for run in (fixed.cuba, fixed.sigma_delta):
             with contextlib.suppress(Exception):
                 run(np.zeros((2, 3), dtype), backend="cpu")
+    _warm_blocks()
+
+
+def _warm_blocks() -> None:
+    """The parameter fuzz's training blocks on their zero inputs, on one torch thread as
+    in the children (serial kernels, and no OpenMP pool started before the forks): a
+    forked input that compiled them itself took over the 120 s limit in a loaded CI run
+    (stop 57) and the retry, on a warm cache, passed (hypothesis: flaky)."""
+    import torch
+
+    from loihi_slayer.block import cuba
+    from loihi_slayer.errors import LoihiSlayerError
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for cls, (kwargs, shape) in fuzzlib.BLOCK_CASES.items():
+            block = getattr(cuba, cls)(dict(fuzzlib.BLOCK_NEURON), **kwargs)
+            for steps in fuzzlib.BLOCK_STEPS:
+                with contextlib.suppress(LoihiSlayerError):  # no steps: refused, clean
+                    block(torch.zeros((*shape, steps)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pytest_terminal_summary(terminalreporter):

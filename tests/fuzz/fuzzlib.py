@@ -56,6 +56,18 @@ os.environ.setdefault("LOIHI_SLAYER_HDF5_TIMEOUT", "5")
 #: Allocations the library makes on a user's behalf stay well under the child's limit.
 os.environ.setdefault("LOIHI_SLAYER_MAX_BYTES", str(1 << 30))
 
+#: The training blocks the parameter fuzz builds (``block.cuba``): the neuron, and per
+#: block its constructor keywords and input shape (time steps appended). The session's
+#: warm-up runs them too, so no forked input compiles their kernels against the limit.
+BLOCK_NEURON = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
+BLOCK_CASES = {
+    "Dense": ({"in_neurons": 6, "out_neurons": 4}, (1, 6)),
+    "Conv": ({"in_features": 2, "out_features": 4, "kernel_size": 3}, (1, 2, 6, 6)),
+    "Pool": ({"kernel_size": 2}, (1, 2, 6, 6)),
+}
+#: The time steps the block inputs have.
+BLOCK_STEPS = (5, 0)
+
 FAILURES = ("raw", "hang", "crash", "memory")
 #: target -> outcome -> count, over the whole session (printed by conftest).
 TALLY: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)

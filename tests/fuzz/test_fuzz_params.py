@@ -11,7 +11,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from fuzzlib import CheckFailed, fuzz_settings, record, run_isolated
+from fuzzlib import (
+    BLOCK_CASES,
+    BLOCK_NEURON,
+    BLOCK_STEPS,
+    CheckFailed,
+    fuzz_settings,
+    record,
+    run_isolated,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,7 +131,7 @@ _NEURON_KEYS = ("threshold", "current_decay", "voltage_decay", "tau_grad", "scal
 @given(
     cls=st.sampled_from(sorted(_BLOCK_ARGS)),
     data=st.data(),
-    time_steps=st.sampled_from([5, 0]),
+    time_steps=st.sampled_from(BLOCK_STEPS),
 )
 def test_block_parameter_surface(cls, data, time_steps):
     arg = data.draw(st.sampled_from(_BLOCK_ARGS[cls] + _NEURON_KEYS))
@@ -134,12 +142,8 @@ def test_block_parameter_surface(cls, data, time_steps):
 
         from loihi_slayer.block import cuba
 
-        neuron = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
-        kwargs = {
-            "Dense": {"in_neurons": 6, "out_neurons": 4},
-            "Conv": {"in_features": 2, "out_features": 4, "kernel_size": 3},
-            "Pool": {"kernel_size": 2},
-        }[cls]
+        neuron = dict(BLOCK_NEURON)
+        kwargs = dict(BLOCK_CASES[cls][0])
         if arg in _NEURON_KEYS:
             neuron[arg] = value
         else:
@@ -150,10 +154,7 @@ def test_block_parameter_surface(cls, data, time_steps):
             if arg not in str(exc) and type(exc).__module__.startswith("loihi_slayer"):
                 raise CheckFailed(f"refusal does not name {arg!r}: {exc}") from None
             raise
-        shape = (1, 6, time_steps) if cls == "Dense" else (1, 2, 6, 6, time_steps)
-        if cls == "Pool":
-            shape = (1, 2, 6, 6, time_steps)
-        y = blk(torch.zeros(shape))
+        y = blk(torch.zeros((*BLOCK_CASES[cls][1], time_steps)))
         if not torch.isfinite(y).all():
             raise CheckFailed("non-finite block output for a zero input")
 
