@@ -11,6 +11,7 @@ equal to float rounding. Every comparison also checks that the fused kernel real
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
 
 import numba
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loihi_slayer import block, gap
+from loihi_slayer.autograd import _recurrent_gemm
 from loihi_slayer.autograd import recurrent as fused_mod
 from loihi_slayer.block import alif, cuba
 from loihi_slayer.block import recurrent as rec
@@ -179,15 +181,17 @@ def test_fused_parallel_kernels(kind, fused_calls):
 
 
 @pytest.mark.parametrize("kind", ["cuba_recurrent", "alif_recurrent"])
-def test_fused_backward_dot_products(kind, fused_calls):
-    """From ``DOT_MIN_NEURONS`` neurons the backward's feedback product runs as dot
-    products with the transposed weights: an odd neuron count (a last output without
-    its pair) and a batch that is not a multiple of the 4-row blocks."""
-    from loihi_slayer.autograd import _recurrent_cpu
-
-    n = _recurrent_cpu.DOT_MIN_NEURONS + 1
+@pytest.mark.parametrize(
+    ("n", "batch"),
+    [(_recurrent_gemm.GEMM_MIN_NEURONS + 1, 5), (_recurrent_gemm.TILE_OUTPUTS + 17, 6)],
+)
+def test_fused_backward_register_tiles(kind, n, batch, fused_calls):
+    """From ``GEMM_MIN_NEURONS`` neurons the backward's feedback product runs in register
+    tiles (``backward_gemm``): neuron counts with a last vector of fewer than 16 outputs,
+    with and without whole 64-output tile columns, and batches that are not a multiple
+    of the 4-row tiles (a last item alone, a last tile of two)."""
     torch.manual_seed(5)
-    x = spikes((5, 16, 12), p=0.4, seed=5)
+    x = spikes((batch, 16, 12), p=0.4, seed=5)
     compare(lambda: CASES[kind]({"requires_grad": True}, 16, n), x, fused_calls)
 
 
@@ -731,8 +735,8 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     r"""The compiled backward time loop :math:`g_a[t] = (g_s[t] + g_a[t+1] W)\sigma[t]`
     against the float64 recurrence (float32 rounding over ``n`` terms per step), zero
     surrogates (refractory steps) included; bit for bit the same for any batch items per
-    job (the thread split). The same for the dot-product form (``backward_dot``, the
-    transposed weights) on one thread and on all."""
+    job (the thread split). The same for the register-tiled form (``backward_gemm``) on
+    one thread and on all."""
     from loihi_slayer.autograd import _recurrent_cpu
 
     rng = np.random.default_rng(seed)
@@ -754,20 +758,76 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     np.testing.assert_allclose(outs[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
     for other in outs[1:]:
         assert np.array_equal(other, outs[0])
-    # the dot-product form (large n), on one thread and on all
-    wt = np.ascontiguousarray(w.T)
-    dots = []
+    # the register-tiled form, on one thread and on all
+    _assert_gemm_is(want[:steps], gs_arg, sigma, w, scale)
+
+
+def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    """``a * b + c`` rounded once to float32 (nearest, ties to even), from the exact
+    rational value: the float32 nearest to float64's rounding or one of its neighbours."""
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    near = np.float32(float(exact))
+    cands = [np.nextafter(near, np.float32(-np.inf)), near, np.nextafter(near, np.float32(np.inf))]
+    return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(v.view(np.int32)) & 1))
+
+
+def _assert_gemm_is(want, gs_arg, sigma, w, scale):
+    """``backward_gemm`` on one thread and on all: within float32 rounding of ``want``,
+    and the same bits either way."""
+    outs = []
     before = numba.get_num_threads()
     try:
         for threads in (1, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(threads)
-            g_a = np.full((steps, batch, n), np.nan, np.float32)
-            _recurrent_cpu.backward_dot(gs_arg, sigma, wt, g_a)
-            dots.append(g_a)
+            g_a = np.full(sigma.shape, np.nan, np.float32)  # every value written
+            padded = _recurrent_gemm.padded_weights(w)
+            _recurrent_gemm.backward_gemm(gs_arg, sigma, padded, threads, g_a)
+            outs.append(g_a)
     finally:
         numba.set_num_threads(before)
-    np.testing.assert_allclose(dots[0], want[:steps], rtol=1e-4, atol=1e-5 * scale)
-    assert np.array_equal(dots[1], dots[0])
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-5 * scale)
+    assert np.array_equal(outs[1], outs[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    steps=st.integers(1, 4),
+    batch=st.integers(1, 9),
+    n=st.integers(60, 140),
+    with_gs=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_backward_gemm_tiles_are_the_recurrence(steps, batch, n, with_gs, seed):
+    r"""``backward_gemm`` where whole 64-output tile columns, 16-output columns and a last
+    partial vector meet, against the float64 recurrence :math:`g_a[t] = (g_s[t] + g_a[t+1]
+    W)\sigma[t]`, with weights and gradients spanning many magnitudes (each sum's
+    rounding then depends on its order: one fused multiply-add a term, ``j`` ascending,
+    in every tile shape)."""
+    rng = np.random.default_rng(seed)
+    g_s = (rng.standard_normal((steps, batch, n)) * 10.0 ** rng.integers(-3, 4, n)).astype(
+        np.float32
+    )
+    sigma = rng.random((steps, batch, n)).astype(np.float32)
+    sigma[rng.random(sigma.shape) < 0.2] = 0.0
+    w = (rng.integers(-127, 128, (n, n)) * 2.0 ** rng.integers(-12, 0, (n, 1))).astype(np.float32)
+    want = np.zeros((steps + 1, batch, n))
+    for t in range(steps - 1, -1, -1):
+        src = g_s[t].astype(np.float64) if with_gs else 0.0
+        want[t] = (src + want[t + 1] @ w.astype(np.float64)) * sigma[t]
+    gs_arg = g_s if with_gs else np.zeros((0, 0, 0), np.float32)
+    # float32 rounding of sums of n terms each up to the largest |g_a w| product
+    scale = np.abs(want).max() + np.abs(g_s).max() + 1.0
+    _assert_gemm_is(want[:steps], gs_arg, sigma, w, scale)
+    # one output by hand: the fused multiply-add chain, term by term, as the tiles run it
+    g_a = np.full(sigma.shape, np.nan, np.float32)
+    _recurrent_gemm.backward_gemm(gs_arg, sigma, _recurrent_gemm.padded_weights(w), 2, g_a)
+    if steps > 1:
+        b, o = batch - 1, n - 1
+        acc = np.float32(0.0)
+        for j in range(n):
+            acc = _fma32(g_a[1, b, j], w[j, o], acc)
+        src = g_s[0, b, o] if with_gs else np.float32(0.0)
+        assert g_a[0, b, o] == np.float32((src + acc) * sigma[0, b, o])
 
 
 @settings(max_examples=30, deadline=None)

@@ -17,8 +17,9 @@ local variables (vector registers) for a whole loop and store them once:
 
 computes :math:`\mathrm{acc}_j = (\ldots(a_0 x_{0j} + a_1 x_{1j}) + \ldots) + a_{n-1}
 x_{n-1,j}` with each product and each sum rounded, in that order: the same bits as the
-scalar loop. No fused multiply-add and no reassociation (the operations carry no
-fast-math flags).
+scalar loop. No reassociation (the operations carry no fast-math flags), and no fused
+multiply-add but the one that says so, :func:`vfma` (one rounding a term: the
+recurrence's feedback gradient, :mod:`._recurrent_gemm`).
 
 The loads and stores read the arrays' data pointers (C-contiguous float32, any shape,
 flat element offsets): the callers guarantee the 16 elements lie in the array.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 from .._numba_cache import guard_cache_writes
@@ -42,7 +44,10 @@ __all__ = [
     "vadd",
     "vany",
     "vaxpy",
+    "vbroadcast",
+    "vfma",
     "vload",
+    "vmul",
     "vscale",
     "vstore",
     "vzero",
@@ -120,6 +125,20 @@ def vstore(typingctx, array, at, value):
 
 
 @intrinsic
+def vbroadcast(typingctx, array, at):
+    """``array.flat[at]`` in all 16 lanes (one broadcast load)."""
+    if not _flat_f32(array, at):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        ptr = builder.gep(data, [as_i64(builder, args[1], sig.args[1])])
+        return splat(builder, builder.load(ptr, align=4))
+
+    return f32x16(array, at), codegen
+
+
+@intrinsic
 def vzero(typingctx):
     """Sixteen ``+0.0``."""
 
@@ -152,6 +171,34 @@ def vaxpy(typingctx, y, a, x):
         return builder.fadd(args[0], builder.fmul(splat(builder, args[1]), args[2]))
 
     return f32x16(y, a, x), codegen
+
+
+@intrinsic
+def vfma(typingctx, y, a, x):
+    """``y + a * x`` lane by lane, fused: rounded once (``llvm.fma``; one ``vfmadd``
+    where the CPU has FMA)."""
+    if not (y == f32x16 and a == f32x16 and x == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3), "llvm.fma.v16f32"
+        )
+        return builder.call(fma, [args[1], args[2], args[0]])
+
+    return f32x16(y, a, x), codegen
+
+
+@intrinsic
+def vmul(typingctx, a, b):
+    """``a * b`` lane by lane, rounded once."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], args[1])
+
+    return f32x16(a, b), codegen
 
 
 @intrinsic

@@ -40,6 +40,7 @@ from ..fixed.workers import PARALLEL_MIN_WORK
 from ..synapse._event_product import event_weight_grad, nonzero_count
 from ..synapse._grad_calibration import grad_max_density
 from . import _recurrent_cpu as _kern
+from . import _recurrent_gemm as _gemm
 from .cuba import BatchMean, decay_int
 from .op import kernel_op
 
@@ -362,17 +363,19 @@ _NO_REFRACTORY = np.zeros(0, np.uint8)
 
 def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: Tensor) -> None:
     """The time loop of :func:`_backward_common` in one parallel call into ``g_a``: from
-    :data:`._recurrent_cpu.DOT_MIN_NEURONS` neurons on as dot products with the
-    transposed weights (:func:`._recurrent_cpu.backward_dot`), below as row updates
+    :data:`._recurrent_gemm.GEMM_MIN_NEURONS` neurons on as register-tiled products
+    (:func:`._recurrent_gemm.backward_gemm`), below as row updates
     (:func:`._recurrent_cpu.backward_loop`, a job per
     :data:`._recurrent_cpu.BACKWARD_ROWS` batch items at most, at least one per thread)."""
     batch, n = sigma.shape[1], sigma.shape[2]
     g_src = _NO_GRAD if g_s is None else g_s.contiguous().numpy()
     follow_torch_threads()
-    if n >= _kern.DOT_MIN_NEURONS:
-        _kern.backward_dot(g_src, sigma.numpy(), w_fb.t().contiguous().numpy(), g_a.numpy())
+    threads = numba.get_num_threads()
+    if n >= _gemm.GEMM_MIN_NEURONS:
+        w_rows = _gemm.padded_weights(w_fb.numpy())
+        _gemm.backward_gemm(g_src, sigma.contiguous().numpy(), w_rows, threads, g_a.numpy())
         return
-    rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // numba.get_num_threads())))
+    rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // threads)))
     _kern.backward_loop(g_src, sigma.numpy(), w_fb.contiguous().numpy(), rows, g_a.numpy())
 
 
