@@ -762,6 +762,21 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     _assert_gemm_is(want[:steps], gs_arg, sigma, w, scale)
 
 
+@pytest.mark.parametrize(
+    ("features", "wide"),
+    [("+avx2,+fma,+avx512f,+avx512vl", True), ("+avx2,+fma,-avx512f", False), ("", False)],
+)
+def test_wide_tiles_follow_numba_target(monkeypatch, features, wide):
+    """The 64-output tiles only where numba compiles for AVX-512: its target's features
+    (``NUMBA_CPU_FEATURES`` where set) decide, not the machine's."""
+    monkeypatch.setattr(numba.core.config, "CPU_FEATURES", features)
+    _recurrent_gemm.wide_tiles.cache_clear()
+    try:
+        assert _recurrent_gemm.wide_tiles() is wide
+    finally:
+        _recurrent_gemm.wide_tiles.cache_clear()
+
+
 def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
     """``a * b + c`` rounded once to float32 (nearest, ties to even), from the exact
     rational value: the float32 nearest to float64's rounding or one of its neighbours."""
@@ -772,21 +787,22 @@ def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
 
 
 def _assert_gemm_is(want, gs_arg, sigma, w, scale):
-    """``backward_gemm`` on one thread and on all: within float32 rounding of ``want``,
-    and the same bits either way."""
+    """``backward_gemm`` on one thread and on all, and with 16-output tiles only (AVX2's
+    form): within float32 rounding of ``want``, and the same bits every way."""
     outs = []
     before = numba.get_num_threads()
+    padded = _recurrent_gemm.padded_weights(w)
     try:
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        for threads, wide in ((1, True), (numba.config.NUMBA_NUM_THREADS, True), (1, False)):
             numba.set_num_threads(threads)
             g_a = np.full(sigma.shape, np.nan, np.float32)  # every value written
-            padded = _recurrent_gemm.padded_weights(w)
-            _recurrent_gemm.backward_gemm(gs_arg, sigma, padded, threads, g_a)
+            _recurrent_gemm.backward_gemm(gs_arg, sigma, padded, threads, wide, g_a)
             outs.append(g_a)
     finally:
         numba.set_num_threads(before)
     np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-5 * scale)
     assert np.array_equal(outs[1], outs[0])
+    assert np.array_equal(outs[2], outs[0])
 
 
 @settings(max_examples=25, deadline=None)
@@ -820,7 +836,7 @@ def test_backward_gemm_tiles_are_the_recurrence(steps, batch, n, with_gs, seed):
     _assert_gemm_is(want[:steps], gs_arg, sigma, w, scale)
     # one output by hand: the fused multiply-add chain, term by term, as the tiles run it
     g_a = np.full(sigma.shape, np.nan, np.float32)
-    _recurrent_gemm.backward_gemm(gs_arg, sigma, _recurrent_gemm.padded_weights(w), 2, g_a)
+    _recurrent_gemm.backward_gemm(gs_arg, sigma, _recurrent_gemm.padded_weights(w), 2, True, g_a)
     if steps > 1:
         b, o = batch - 1, n - 1
         acc = np.float32(0.0)

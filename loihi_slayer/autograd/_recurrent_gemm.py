@@ -36,8 +36,11 @@ of their time from 64 to 1024 neurons, 0.74-0.82 at 32, 1.23-1.28 at 8 and 24 (h
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
+from numba.core import codegen, config
 
 from .._numba_cache import guard_cache_writes
 from ..fixed._transpose import BLOCK
@@ -45,7 +48,14 @@ from ._f32x16 import vadd, vbroadcast, vfma, vload, vmul, vstore, vzero
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
-__all__ = ["GEMM_MIN_NEURONS", "TILE_OUTPUTS", "TILE_ROWS", "backward_gemm", "padded_weights"]
+__all__ = [
+    "GEMM_MIN_NEURONS",
+    "TILE_OUTPUTS",
+    "TILE_ROWS",
+    "backward_gemm",
+    "padded_weights",
+    "wide_tiles",
+]
 
 #: batch items of one register tile
 TILE_ROWS = 4
@@ -57,6 +67,18 @@ TILE_OUTPUTS = TILE_VECTORS * BLOCK
 #: neurons from which the fused backward runs :func:`backward_gemm` (below it the row
 #: updates of :func:`._recurrent_cpu.backward_loop`, which skip zero gradients)
 GEMM_MIN_NEURONS = 32
+
+
+@functools.cache
+def wide_tiles() -> bool:
+    """Whether numba compiles for AVX-512 (``+avx512f`` among its target's features,
+    ``NUMBA_CPU_FEATURES`` where set): 32 registers of 16 floats hold :func:`_tile`'s 16
+    sums beside its operands. AVX2's 16 registers of 8 floats would spill them, so there
+    every output goes by :func:`_column`'s 4 x 16 tiles (8 registers of sums)."""
+    features = config.CPU_FEATURES
+    if features is None:
+        features = codegen.get_host_cpu_features()
+    return "+avx512f" in features.split(",")
 
 
 def padded_weights(w: np.ndarray) -> np.ndarray:
@@ -194,12 +216,14 @@ def _column(g_a, src, dst, batch, n, b0, w, width, o0, g_s, sigma, has_gs, tmp):
 
 
 @njit(parallel=True, cache=True)
-def backward_gemm(g_s, sigma, w, threads, g_a):
+def backward_gemm(g_s, sigma, w, threads, wide, g_a):
     """The recurrence of the module into ``g_a``: C-contiguous float32 time-major
     ``(T, B, n)`` arrays ``sigma`` and ``g_a`` (every value written), ``g_s`` the same
     or with no steps (no gradient arrives at the spikes: 0), ``w`` the feedback weights
     as :func:`padded_weights` gives them; at most ``threads`` jobs (numba's thread count,
-    passed in: read inside, it would keep the kernel from numba's cache)."""
+    passed in: read inside, it would keep the kernel from numba's cache); ``wide``:
+    :func:`_tile`'s 64-output tiles where they fit (:func:`wide_tiles`), else 16-output
+    ones only. Either way each output's sum is the same chain of fused multiply-adds."""
     steps, batch, n = sigma.shape
     if steps == 0 or batch == 0 or n == 0:
         return
@@ -209,7 +233,7 @@ def backward_gemm(g_s, sigma, w, threads, g_a):
     slab = batch * n
     tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
     jobs = max(1, min(threads, tiles))
-    full = n // TILE_OUTPUTS * TILE_OUTPUTS
+    full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
     for job in prange(jobs):
         k0 = job * tiles // jobs
         k1 = (job + 1) * tiles // jobs

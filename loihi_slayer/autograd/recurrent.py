@@ -373,7 +373,8 @@ def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: T
     threads = numba.get_num_threads()
     if n >= _gemm.GEMM_MIN_NEURONS:
         w_rows = _gemm.padded_weights(w_fb.numpy())
-        _gemm.backward_gemm(g_src, sigma.contiguous().numpy(), w_rows, threads, g_a.numpy())
+        sig = sigma.contiguous().numpy()
+        _gemm.backward_gemm(g_src, sig, w_rows, threads, _gemm.wide_tiles(), g_a.numpy())
         return
     rows = max(1, min(_kern.BACKWARD_ROWS, -(-batch // threads)))
     _kern.backward_loop(g_src, sigma.numpy(), w_fb.contiguous().numpy(), rows, g_a.numpy())
