@@ -11,6 +11,7 @@ fused kernel really ran.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -27,7 +28,7 @@ from test_recurrent_fused import (
 from test_recurrent_fused import compare as compare_blocks
 
 from loihi_slayer import _recycle
-from loihi_slayer.autograd import recurrent_complex
+from loihi_slayer.autograd import _recurrent_gemm, recurrent_complex
 from loihi_slayer.block import adrf, adrf_iz, rf, rf_iz
 from loihi_slayer.errors import ParameterError
 from loihi_slayer.fixed import codegen
@@ -97,6 +98,17 @@ def test_fused_parallel_kernels(family, kind, fused_calls):
     """Work above PARALLEL_MIN_WORK: batch items on threads."""
     x = spikes((11, 40, 100), p=0.4, seed=11)
     compare(lambda: make(family, kind, 40, 64, requires_grad=True), x, fused_calls)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_fused_backward_register_tiles(family, fused_calls):
+    """From ``GEMM_MIN_NEURONS`` neurons a Recurrent block's backward (dense feedback: a
+    weight per part, or the imaginary part's alone for the Izhikevich resonators) runs
+    in register tiles: a neuron count with a last vector of fewer than 16 outputs, and a
+    batch with a last item alone after whole 4-row tiles."""
+    n = _recurrent_gemm.GEMM_MIN_NEURONS + 1
+    x = spikes((5, 12, 16), p=0.4, seed=7)
+    compare(lambda: make(family, "recurrent", 12, n, requires_grad=True), x, fused_calls)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -392,6 +404,67 @@ def test_recurrence_surrogate_is_the_row_kernels(size, mode, graded, adaptive, t
     )
     assert np.array_equal(d_re.view(np.int64), g_xre[:, 0].view(np.int64))
     assert np.array_equal(d_im.view(np.int64), g_xim[:, 0].view(np.int64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    steps=st.integers(1, 5),
+    batch=st.integers(1, 9),
+    n=st.integers(_recurrent_gemm.GEMM_MIN_NEURONS, 90),
+    shared=st.booleans(),
+    real_part=st.booleans(),
+    with_grad=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_tiled_backward_loop_is_the_stepped_loop(
+    steps, batch, n, shared, real_part, with_grad, seed
+):
+    """Dense feedback from ``GEMM_MIN_NEURONS`` neurons: the register-tiled time loop
+    (``_recurrent_gemm.complex_backward_gemm``) gives the PyTorch step loop's input
+    gradients up to float32 summation order, for each form of the feedback (the parts'
+    sum through one weight, each part through its own as one sum over both, the
+    imaginary part alone); with 64-output tiles and with 16-output ones only (AVX2's),
+    the same bits, on one thread and on all. At the last step (no feedback) the
+    surrogate products are PyTorch's bit for bit, at huge, tiny and zero surrogates."""
+    rng = np.random.default_rng(seed)
+    w_re, w_im = (torch.tensor(rng.normal(size=(n, n)) / n, dtype=torch.float32) for _ in "ri")
+    d_re, d_im = (torch.tensor(rng.normal(size=(steps, batch, n))) for _ in "ri")
+    last_re, last_im = d_re[-1].reshape(-1), d_im[-1].reshape(-1)
+    last_im[:: max(1, last_im.numel() // 3)] = 1e300
+    last_re[:: max(1, last_re.numel() // 4)] = 1e-310
+    last_im[1::5] = 0.0
+    g_s = torch.tensor(rng.normal(size=(steps, batch, n)), dtype=torch.float32)
+    g_s = g_s if with_grad else None
+    s = torch.zeros((steps, batch, n))
+    want = recurrent_complex._stepped_loop(g_s, s, d_re, d_im, w_re, w_im, shared, real_part)
+    want = want.clone()
+    before = numba.get_num_threads()
+    wide = _recurrent_gemm.wide_tiles
+    outs = []
+    try:
+        for threads, tiles in ((1, True), (numba.config.NUMBA_NUM_THREADS, True), (1, False)):
+            numba.set_num_threads(threads)
+            _recurrent_gemm.wide_tiles = lambda tiles=tiles: tiles
+            got = recurrent_complex._tiled_loop(g_s, d_re, d_im, w_re, w_im, shared, real_part)
+            outs.append(got.clone())
+    finally:
+        numba.set_num_threads(before)
+        _recurrent_gemm.wide_tiles = wide
+    got = outs[0]
+    # the last step exactly (inf, subnormal and zero products included)
+    assert torch.equal(torch.nan_to_num(got[:, -1]), torch.nan_to_num(want[:, -1]))
+    if not real_part:
+        assert not got[0].any()  # the real part gets no gradient
+    # earlier steps: the feedback summed in another order (huge surrogates make inf
+    # there, which both propagate alike)
+    if steps > 1:
+        a, b = got[:, :-1], want[:, :-1]
+        assert torch.equal(a.isfinite(), b.isfinite())
+        fin = b.isfinite()
+        scale = 1.0 + float(b[fin].abs().max()) if fin.any() else 1.0
+        torch.testing.assert_close(a[fin], b[fin], rtol=1e-4, atol=1e-5 * scale)
+    for other in outs[1:]:
+        assert torch.equal(torch.nan_to_num(other), torch.nan_to_num(got))
 
 
 @settings(max_examples=30, deadline=None)

@@ -50,6 +50,7 @@ __all__ = [
     "vmul",
     "vscale",
     "vstore",
+    "vstore_f64_product",
     "vzero",
 ]
 
@@ -136,6 +137,32 @@ def vbroadcast(typingctx, array, at):
         return splat(builder, builder.load(ptr, align=4))
 
     return f32x16(array, at), codegen
+
+
+_DOUBLES = ir.VectorType(ir.DoubleType(), BLOCK)
+
+
+@intrinsic
+def vstore_f64_product(typingctx, out, at, g, d, d_at):
+    """``out.flat[at : at+16] = float32(float64(g) * d.flat[d_at : d_at+16])`` with ``d``
+    a C-contiguous float64 array: each lane widened exactly, one float64 product, one
+    rounding to float32 (PyTorch's ``g.to(torch.float64) * d`` stored into float32)."""
+    wide = isinstance(d, types.Array) and d.dtype == types.float64 and d.layout == "C"
+    if not (_flat_f32(out, at) and g == f32x16 and wide and isinstance(d_at, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src = _data(context, builder, sig.args[3], args[3])
+        factor = builder.load(
+            vector_ptr(builder, src, as_i64(builder, args[4], sig.args[4])), align=8
+        )
+        product = builder.fmul(builder.fpext(args[2], _DOUBLES), factor)
+        dst = _data(context, builder, sig.args[0], args[0])
+        ptr = vector_ptr(builder, dst, as_i64(builder, args[1], sig.args[1]))
+        builder.store(builder.fptrunc(product, _VECTOR), ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(out, at, g, d, d_at), codegen
 
 
 @intrinsic

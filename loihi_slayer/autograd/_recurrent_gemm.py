@@ -48,7 +48,17 @@ from numba.core import codegen, config
 
 from .._numba_cache import guard_cache_writes
 from ..fixed._transpose import BLOCK
-from ._f32x16 import vadd, vbroadcast, vfma, vload, vmul, vstore, vzero
+from ._f32x16 import (
+    vadd,
+    vbroadcast,
+    vfma,
+    vload,
+    vmul,
+    vstore,
+    vstore_f64_product,
+    vzero,
+)
+from ._recurrent_cpu import FB_BOTH, FB_SUM
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
 
@@ -56,7 +66,10 @@ __all__ = [
     "GEMM_MIN_NEURONS",
     "TILE_OUTPUTS",
     "TILE_ROWS",
+    "OUT_COMPLEX",
+    "OUT_SIGMA",
     "backward_gemm",
+    "complex_backward_gemm",
     "padded_weights",
     "wide_tiles",
 ]
@@ -97,126 +110,198 @@ def padded_weights(w: np.ndarray) -> np.ndarray:
     return out
 
 
+#: what a tile writes from its sums ``acc`` (:func:`_store`): the CUBA and ALIF
+#: recurrence's ``g_a = (g_s + acc) * sigma`` (float32), or the resonators' ``g = g_s +
+#: acc`` (float32) into ``gx[1] = float32(float64(g) * d_im)`` and, for a real part,
+#: ``gx[0] = float32(float64(g) * d_re)``, the roundings of the PyTorch ops of their
+#: stepped loop (:func:`._recurrent_cpu.surrogate_step`)
+OUT_SIGMA, OUT_COMPLEX = 0, 1
+
+
 @njit(inline="always", cache=True)
-def _put(g_a, g_s, sigma, at, acc, has_gs):
-    """``g_a.flat[at : at+16] = (g_s.flat[at : at+16] + acc) * sigma.flat[at : at+16]``
-    (``g_s`` left out without ``has_gs``)."""
+def _store_one(o, at, v):
+    """:func:`_store` of one value ``v`` (float32) at flat offset ``at``."""
+    kind, out, part, g_s, sigma, d_re, d_im, has_gs, real, _ = o
     if has_gs:
-        acc = vadd(vload(g_s, at), acc)
-    vstore(g_a, at, vmul(acc, vload(sigma, at)))
+        v = g_s[at] + v
+    if kind == OUT_SIGMA:
+        out[at] = v * sigma[at]
+    else:
+        g64 = np.float64(v)
+        out[part + at] = np.float32(g64 * d_im[at])
+        if real:
+            out[at] = np.float32(g64 * d_re[at])
 
 
 @njit(inline="always", cache=True)
-def _put_lanes(g_a, g_s, sigma, at, acc, has_gs, lanes, tmp):
-    """:func:`_put` of the first ``lanes`` (< 16) values only, one at a time through
-    ``tmp``: the same two roundings."""
+def _store(o, at, acc, lanes):
+    """The first ``lanes`` of the 16 sums ``acc`` of the outputs at flat offset ``at``,
+    by ``o = (kind, out, part, g_s, sigma, d_re, d_im, has_gs, real, tmp)``: ``kind`` of
+    :data:`OUT_SIGMA` (``out`` = ``g_a``) or :data:`OUT_COMPLEX` (``out`` = ``gx``, its
+    imaginary part ``part`` values on); ``tmp`` 16 float32 of scratch. A whole vector in
+    vector operations (scalar stores of the resonators' float64 products had taken 35 of
+    54 ms at 512 neurons), a partial one value by value (the same
+    roundings: float32 sum and product, or the float64 products rounded once)."""
+    kind, out, part, g_s, sigma, d_re, d_im, has_gs, real, tmp = o
+    if lanes == BLOCK:
+        if has_gs:
+            acc = vadd(vload(g_s, at), acc)
+        if kind == OUT_SIGMA:
+            vstore(out, at, vmul(acc, vload(sigma, at)))
+        else:
+            vstore_f64_product(out, part + at, acc, d_im, at)
+            if real:
+                vstore_f64_product(out, at, acc, d_re, at)
+        return
     vstore(tmp, 0, acc)
     for k in range(lanes):
-        v = tmp[k]
-        if has_gs:
-            v = g_s[at + k] + v
-        g_a[at + k] = v * sigma[at + k]
+        _store_one(o, at + k, tmp[k])
 
 
 @njit(cache=True)
-def _tile(g_a, src, dst, batch, n, b0, w, width, o0, g_s, sigma, has_gs):
-    """Outputs ``o0 .. o0+63`` of batch items ``b0 .. b0+3`` (rows past the batch's last
-    are computed as the last one and not stored): the flat step slabs of ``g_a`` start
-    at ``src`` (step ``t+1``, read) and ``dst`` (step ``t``, written); ``w`` flat with
-    rows of ``width`` values."""
-    last = batch - 1
-    r0 = src + b0 * n
-    r1 = src + min(b0 + 1, last) * n
-    r2 = src + min(b0 + 2, last) * n
-    r3 = src + min(b0 + 3, last) * n
+def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
+    """Outputs ``o0 .. o0+63`` of :data:`TILE_ROWS` rows: row ``q`` sums ``terms`` values
+    of ``src`` from ``base + q·stride`` times the rows of ``w`` (flat, ``width`` values a
+    row) and is stored (:func:`_store`) at ``dst + q·n``; rows ``q >= rows`` are computed
+    as the last valid one and not stored."""
+    r0 = base
+    r1 = base + min(1, rows - 1) * stride
+    r2 = base + min(2, rows - 1) * stride
+    r3 = base + min(3, rows - 1) * stride
     a00 = a01 = a02 = a03 = vzero()
     a10 = a11 = a12 = a13 = vzero()
     a20 = a21 = a22 = a23 = vzero()
     a30 = a31 = a32 = a33 = vzero()
-    for j in range(n):
+    for j in range(terms):
         at = j * width + o0
         w0 = vload(w, at)
         w1 = vload(w, at + BLOCK)
         w2 = vload(w, at + 2 * BLOCK)
         w3 = vload(w, at + 3 * BLOCK)
-        x = vbroadcast(g_a, r0 + j)
+        x = vbroadcast(src, r0 + j)
         a00, a01, a02, a03 = vfma(a00, x, w0), vfma(a01, x, w1), vfma(a02, x, w2), vfma(a03, x, w3)
-        x = vbroadcast(g_a, r1 + j)
+        x = vbroadcast(src, r1 + j)
         a10, a11, a12, a13 = vfma(a10, x, w0), vfma(a11, x, w1), vfma(a12, x, w2), vfma(a13, x, w3)
-        x = vbroadcast(g_a, r2 + j)
+        x = vbroadcast(src, r2 + j)
         a20, a21, a22, a23 = vfma(a20, x, w0), vfma(a21, x, w1), vfma(a22, x, w2), vfma(a23, x, w3)
-        x = vbroadcast(g_a, r3 + j)
+        x = vbroadcast(src, r3 + j)
         a30, a31, a32, a33 = vfma(a30, x, w0), vfma(a31, x, w1), vfma(a32, x, w2), vfma(a33, x, w3)
-    rows = min(TILE_ROWS, batch - b0)
-    at = dst + b0 * n + o0
-    _put(g_a, g_s, sigma, at, a00, has_gs)
-    _put(g_a, g_s, sigma, at + BLOCK, a01, has_gs)
-    _put(g_a, g_s, sigma, at + 2 * BLOCK, a02, has_gs)
-    _put(g_a, g_s, sigma, at + 3 * BLOCK, a03, has_gs)
+    _store(o, dst, a00, BLOCK)
+    _store(o, dst + BLOCK, a01, BLOCK)
+    _store(o, dst + 2 * BLOCK, a02, BLOCK)
+    _store(o, dst + 3 * BLOCK, a03, BLOCK)
     if rows > 1:
-        at += n
-        _put(g_a, g_s, sigma, at, a10, has_gs)
-        _put(g_a, g_s, sigma, at + BLOCK, a11, has_gs)
-        _put(g_a, g_s, sigma, at + 2 * BLOCK, a12, has_gs)
-        _put(g_a, g_s, sigma, at + 3 * BLOCK, a13, has_gs)
+        at = dst + n
+        _store(o, at, a10, BLOCK)
+        _store(o, at + BLOCK, a11, BLOCK)
+        _store(o, at + 2 * BLOCK, a12, BLOCK)
+        _store(o, at + 3 * BLOCK, a13, BLOCK)
     if rows > 2:
-        at += n
-        _put(g_a, g_s, sigma, at, a20, has_gs)
-        _put(g_a, g_s, sigma, at + BLOCK, a21, has_gs)
-        _put(g_a, g_s, sigma, at + 2 * BLOCK, a22, has_gs)
-        _put(g_a, g_s, sigma, at + 3 * BLOCK, a23, has_gs)
+        at = dst + 2 * n
+        _store(o, at, a20, BLOCK)
+        _store(o, at + BLOCK, a21, BLOCK)
+        _store(o, at + 2 * BLOCK, a22, BLOCK)
+        _store(o, at + 3 * BLOCK, a23, BLOCK)
     if rows > 3:
-        at += n
-        _put(g_a, g_s, sigma, at, a30, has_gs)
-        _put(g_a, g_s, sigma, at + BLOCK, a31, has_gs)
-        _put(g_a, g_s, sigma, at + 2 * BLOCK, a32, has_gs)
-        _put(g_a, g_s, sigma, at + 3 * BLOCK, a33, has_gs)
+        at = dst + 3 * n
+        _store(o, at, a30, BLOCK)
+        _store(o, at + BLOCK, a31, BLOCK)
+        _store(o, at + 2 * BLOCK, a32, BLOCK)
+        _store(o, at + 3 * BLOCK, a33, BLOCK)
 
 
 @njit(cache=True)
-def _row(g_a, src, dst, n, b0, w, width, o0, g_s, sigma, has_gs):
-    """:func:`_tile` of batch item ``b0`` alone (a batch's last item after whole tiles:
-    a tile would repeat it three times)."""
-    r0 = src + b0 * n
+def _row(src, base, terms, w, width, o0, o, dst):
+    """:func:`_tile` of one row alone (a batch's last item after whole tiles: a tile
+    would repeat it three times)."""
     a0 = a1 = a2 = a3 = vzero()
-    for j in range(n):
+    for j in range(terms):
         at = j * width + o0
-        x = vbroadcast(g_a, r0 + j)
+        x = vbroadcast(src, base + j)
         a0 = vfma(a0, x, vload(w, at))
         a1 = vfma(a1, x, vload(w, at + BLOCK))
         a2 = vfma(a2, x, vload(w, at + 2 * BLOCK))
         a3 = vfma(a3, x, vload(w, at + 3 * BLOCK))
-    at = dst + b0 * n + o0
-    _put(g_a, g_s, sigma, at, a0, has_gs)
-    _put(g_a, g_s, sigma, at + BLOCK, a1, has_gs)
-    _put(g_a, g_s, sigma, at + 2 * BLOCK, a2, has_gs)
-    _put(g_a, g_s, sigma, at + 3 * BLOCK, a3, has_gs)
+    _store(o, dst, a0, BLOCK)
+    _store(o, dst + BLOCK, a1, BLOCK)
+    _store(o, dst + 2 * BLOCK, a2, BLOCK)
+    _store(o, dst + 3 * BLOCK, a3, BLOCK)
 
 
 @njit(cache=True)
-def _column(g_a, src, dst, batch, n, b0, w, width, o0, g_s, sigma, has_gs, tmp):
-    """:func:`_tile` of one vector of outputs ``o0 ..``: 16, or the ``n - o0`` left."""
-    last = batch - 1
-    r0 = src + b0 * n
-    r1 = src + min(b0 + 1, last) * n
-    r2 = src + min(b0 + 2, last) * n
-    r3 = src + min(b0 + 3, last) * n
+def _column(src, base, stride, rows, terms, w, width, o0, o, dst, n, lanes):
+    """:func:`_tile` of one vector of outputs ``o0 ..``, its first ``lanes`` stored."""
+    r0 = base
+    r1 = base + min(1, rows - 1) * stride
+    r2 = base + min(2, rows - 1) * stride
+    r3 = base + min(3, rows - 1) * stride
     a0 = a1 = a2 = a3 = vzero()
-    for j in range(n):
+    for j in range(terms):
         w0 = vload(w, j * width + o0)
-        a0 = vfma(a0, vbroadcast(g_a, r0 + j), w0)
-        a1 = vfma(a1, vbroadcast(g_a, r1 + j), w0)
-        a2 = vfma(a2, vbroadcast(g_a, r2 + j), w0)
-        a3 = vfma(a3, vbroadcast(g_a, r3 + j), w0)
-    rows = min(TILE_ROWS, batch - b0)
-    lanes = min(BLOCK, n - o0)
-    at = dst + b0 * n + o0
-    for q in range(rows):
-        acc = a0 if q == 0 else (a1 if q == 1 else (a2 if q == 2 else a3))
-        if lanes == BLOCK:
-            _put(g_a, g_s, sigma, at + q * n, acc, has_gs)
-        else:
-            _put_lanes(g_a, g_s, sigma, at + q * n, acc, has_gs, lanes, tmp)
+        a0 = vfma(a0, vbroadcast(src, r0 + j), w0)
+        a1 = vfma(a1, vbroadcast(src, r1 + j), w0)
+        a2 = vfma(a2, vbroadcast(src, r2 + j), w0)
+        a3 = vfma(a3, vbroadcast(src, r3 + j), w0)
+    _store(o, dst, a0, lanes)
+    if rows > 1:
+        _store(o, dst + n, a1, lanes)
+    if rows > 2:
+        _store(o, dst + 2 * n, a2, lanes)
+    if rows > 3:
+        _store(o, dst + 3 * n, a3, lanes)
+
+
+@njit(inline="always", cache=True)
+def _step(src, base, stride, terms, w, o, dst, batch, n, k0, k1, full):
+    """One step's products for the row tiles ``k0 .. k1`` of a job: row ``b`` of the
+    source at ``base + (b - k0·TILE_ROWS)·stride``, its outputs at ``dst + b·n``; tile
+    columns of 64 outputs up to ``full``, then vectors of 16 (the last one partial)."""
+    width = w.shape[1]
+    wf = w.reshape(-1)
+    first = k0 * TILE_ROWS
+    for o0 in range(0, full, TILE_OUTPUTS):
+        for k in range(k0, k1):
+            b0 = k * TILE_ROWS
+            rows = min(TILE_ROWS, batch - b0)
+            at = base + (b0 - first) * stride
+            if rows == 1:
+                _row(src, at, terms, wf, width, o0, o, dst + b0 * n + o0)
+            else:
+                _tile(src, at, stride, rows, terms, wf, width, o0, o, dst + b0 * n + o0, n)
+    for o0 in range(full, n, BLOCK):
+        lanes = min(BLOCK, n - o0)
+        for k in range(k0, k1):
+            b0 = k * TILE_ROWS
+            rows = min(TILE_ROWS, batch - b0)
+            at = base + (b0 - first) * stride
+            _column(src, at, stride, rows, terms, wf, width, o0, o, dst + b0 * n + o0, n, lanes)
+
+
+@njit(inline="always", cache=True)
+def _job_tiles(job, jobs, tiles):
+    """The row tiles ``k0 .. k1`` of job ``job`` of ``jobs`` (contiguous, as even as can be)."""
+    return job * tiles // jobs, (job + 1) * tiles // jobs
+
+
+_NO_F32 = np.zeros(0, np.float32)
+_NO_F64 = np.zeros(0, np.float64)
+
+
+@njit(cache=True)
+def _sigma_job(k0, k1, g_a, g_s, sigma, w, has_gs, full):
+    """:func:`backward_gemm`'s job of row tiles ``k0 .. k1`` through all of time (its
+    own function: a tuple of arrays built in a parallel loop's body lost its writes)."""
+    steps, batch, n = sigma.shape
+    ga, gs, sg = g_a.reshape(-1), g_s.reshape(-1), sigma.reshape(-1)
+    slab = batch * n
+    o = (OUT_SIGMA, ga, 0, gs, sg, _NO_F64, _NO_F64, has_gs, False, np.empty(BLOCK, np.float32))
+    top = (steps - 1) * slab
+    for at in range(top + k0 * TILE_ROWS * n, top + min(k1 * TILE_ROWS, batch) * n):
+        _store_one(o, at, np.float32(0.0))
+    for t in range(steps - 2, -1, -1):
+        # the source rows: step t+1 of g_a itself
+        src = (t + 1) * slab + k0 * TILE_ROWS * n
+        _step(ga, src, n, n, w, o, t * slab, batch, n, k0, k1, full)
 
 
 @njit(parallel=True, cache=True)
@@ -231,30 +316,68 @@ def backward_gemm(g_s, sigma, w, threads, wide, g_a):
     steps, batch, n = sigma.shape
     if steps == 0 or batch == 0 or n == 0:
         return
-    width = w.shape[1]
     has_gs = g_s.shape[0] > 0
-    ga, gs, sg, wf = g_a.reshape(-1), g_s.reshape(-1), sigma.reshape(-1), w.reshape(-1)
-    slab = batch * n
     tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
     jobs = max(1, min(threads, tiles))
     full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
     for job in prange(jobs):
-        k0 = job * tiles // jobs
-        k1 = (job + 1) * tiles // jobs
-        tmp = np.empty(BLOCK, np.float32)
-        top = (steps - 1) * slab
-        for at in range(top + k0 * TILE_ROWS * n, top + min(k1 * TILE_ROWS, batch) * n):
-            ga[at] = (gs[at] if has_gs else np.float32(0.0)) * sg[at]
-        for t in range(steps - 2, -1, -1):
-            src, dst = (t + 1) * slab, t * slab
-            for o0 in range(0, full, TILE_OUTPUTS):
-                for k in range(k0, k1):
-                    b0 = k * TILE_ROWS
-                    if batch - b0 == 1:
-                        _row(ga, src, dst, n, b0, wf, width, o0, gs, sg, has_gs)
-                    else:
-                        _tile(ga, src, dst, batch, n, b0, wf, width, o0, gs, sg, has_gs)
-            for o0 in range(full, n, BLOCK):
-                for k in range(k0, k1):
-                    b0 = k * TILE_ROWS
-                    _column(ga, src, dst, batch, n, b0, wf, width, o0, gs, sg, has_gs, tmp)
+        k0, k1 = _job_tiles(job, jobs, tiles)
+        _sigma_job(k0, k1, g_a, g_s, sigma, w, has_gs, full)
+
+
+@njit(cache=True)
+def _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx):
+    """:func:`complex_backward_gemm`'s job of row tiles ``k0 .. k1`` through all of time."""
+    steps, batch, n = d_im.shape
+    gxf, gs, dre, dim = gx.reshape(-1), g_s.reshape(-1), d_re.reshape(-1), d_im.reshape(-1)
+    slab = batch * n
+    part = steps * slab
+    terms = 2 * n if form == FB_BOTH else n
+    lo, hi = k0 * TILE_ROWS, min(k1 * TILE_ROWS, batch)
+    o = (OUT_COMPLEX, gxf, part, gs, _NO_F32, dre, dim, has_gs, real, np.empty(BLOCK, np.float32))
+    nx = np.empty(max(hi - lo, 0) * terms, np.float32)
+    top = (steps - 1) * slab
+    for at in range(top + lo * n, top + hi * n):
+        _store_one(o, at, np.float32(0.0))
+    for t in range(steps - 2, -1, -1):
+        nxt = (t + 1) * slab
+        for b in range(lo, hi):
+            row, at = (b - lo) * terms, nxt + b * n
+            for j in range(n):
+                re, im = gxf[at + j], gxf[part + at + j]
+                if form == FB_SUM:
+                    nx[row + j] = re + im
+                elif form == FB_BOTH:
+                    nx[row + j] = re
+                    nx[row + n + j] = im
+                else:
+                    nx[row + j] = im
+        _step(nx, 0, terms, terms, w, o, t * slab, batch, n, k0, k1, full)
+
+
+@njit(parallel=True, cache=True)
+def complex_backward_gemm(g_s, d_re, d_im, w, form, real, threads, wide, gx):
+    r"""The time loop of a resonator Recurrent block's backward with dense feedback
+    (:func:`.recurrent_complex._stepped_loop`, float32) in one call::
+
+        g[t]     = g_s[t] + feedback(gx[:, t+1])          (t < T-1; g[T-1] = g_s[T-1])
+        gx[1, t] = float32(float64(g[t]) * d_im[t])
+        gx[0, t] = float32(float64(g[t]) * d_re[t])       (where ``real``)
+
+    ``feedback`` by ``form`` (:data:`._recurrent_cpu.FB_SUM`: ``(gx[0] + gx[1]) @ w``,
+    the sum in float32; ``FB_BOTH``: ``gx[0] @ w_0 + gx[1] @ w_1``, one sum over both
+    parts' ``2n`` terms with ``w`` their weights stacked, ``(2n, width)``; ``FB_IMAG``:
+    ``gx[1] @ w``), ``w`` padded as :func:`padded_weights` does. ``d_re``, ``d_im`` the
+    float64 surrogates ``(T, B, n)``, ``gx`` ``(2, T, B, n)`` (``gx[0]`` not written
+    unless ``real``), ``g_s`` as in :func:`backward_gemm`. Each job copies (or sums) its
+    rows' source at every step into rows of its own, which its tiles read."""
+    steps, batch, n = d_im.shape
+    if steps == 0 or batch == 0 or n == 0:
+        return
+    has_gs = g_s.shape[0] > 0
+    tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
+    jobs = max(1, min(threads, tiles))
+    full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
+    for job in prange(jobs):
+        k0, k1 = _job_tiles(job, jobs, tiles)
+        _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx)
