@@ -8,7 +8,8 @@ backwards through time, one ``(B, n) @ (n, n)`` product a step, each needing the
     g_a[t] = \bigl(g_s[t] + g_a[t+1]\, w\bigr) \odot \sigma[t],
     \qquad t = T-1, \dots, 0, \quad g_a[T] = 0
 
-(:func:`._recurrent_cpu.backward_loop` is the same recurrence as row updates).
+(:func:`._recurrent_cpu.backward_loop` is the same recurrence as row updates; a
+resonator block's, with two parts and float64 surrogates, is :func:`complex_backward_gemm`).
 :func:`backward_gemm` forms each product as a GEMM's inner kernel does: a tile of
 :data:`TILE_ROWS` batch items by :data:`TILE_VECTORS` vectors of 16 outputs keeps its
 16 sums in vector registers over the whole sum over ``j``; a term loads the tile's
@@ -99,9 +100,10 @@ def wide_tiles() -> bool:
 
 
 def padded_weights(w: np.ndarray) -> np.ndarray:
-    """``w`` ``(n, n)`` as :func:`backward_gemm` reads it: C-contiguous float32 with its
-    rows padded by zero columns to a multiple of 16 (a vector load of a row's last
-    outputs then stays inside it; the padding's sums are never stored)."""
+    """``w`` ``(K, n)`` (``K`` source values by ``n`` outputs) as the kernels read it:
+    C-contiguous float32 with its rows padded by zero columns to a multiple of 16 (a
+    vector load of a row's last outputs then stays inside it; the padding's sums are
+    never stored)."""
     n, width = w.shape[0], -(-w.shape[1] // BLOCK) * BLOCK
     if width == w.shape[1]:
         return np.ascontiguousarray(w, np.float32)
