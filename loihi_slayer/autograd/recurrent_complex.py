@@ -168,10 +168,10 @@ class _Recurrence(torch.autograd.Function):
         real_part = spec.mode != IMAG  # the Izhikevich spike passes nothing to re
         args = (d_re, d_im, w_re, w_im, cfg.shared_weight, real_part)
         gx = None
-        if dt == torch.float32:
+        if dt == torch.float32:  # compiled: KWTA's compact feedback, else dense in tiles
             gx = _compiled_loop(g_s, *args)
-        if gx is None and dt == torch.float32:
-            gx = _tiled_loop(g_s, *args)
+            if gx is None:
+                gx = _tiled_loop(g_s, *args)
         if gx is None:
             gx = _stepped_loop(g_s, s, *args)
         need = ctx.needs_input_grad
@@ -195,6 +195,13 @@ class _Recurrence(torch.autograd.Function):
         return gx[0].permute(1, 2, 0), gx[1].permute(1, 2, 0), g_wre, g_wim, g_sin, g_cos, None
 
 
+def _feedback_form(shared: bool, real_part: bool) -> int:
+    """How the feedback's gradient is formed (``_recurrent_cpu.FB_*``): the parts' sum
+    through one shared weight, each part through its own, or the imaginary part alone
+    (the Izhikevich spike passes nothing to ``re``)."""
+    return _kern.FB_SUM if shared else (_kern.FB_BOTH if real_part else _kern.FB_IMAG)
+
+
 def _compiled_loop(
     g_s: Tensor | None,
     d_re: Tensor,
@@ -209,7 +216,7 @@ def _compiled_loop(
     row): float32 ``(2, T, B, n)`` input gradients of the two parts; else None (dense
     feedback: :func:`_tiled_loop`, or the step loop below its size)."""
     steps, batch, n = d_im.shape
-    form = _kern.FB_SUM if shared else (_kern.FB_BOTH if real_part else _kern.FB_IMAG)
+    form = _feedback_form(shared, real_part)
     parts = {_kern.FB_SUM: (0,), _kern.FB_BOTH: (0, 1), _kern.FB_IMAG: (1,)}[form]
     compact = {k: _compact(w.detach().to(torch.float32)) for k, w in enumerate((w_re, w_im))}
     if n < 2 or any(compact[k].shape[0] != 1 for k in parts):
@@ -248,7 +255,7 @@ def _tiled_loop(
     with a weight per part, 22.3 against 31.8 with the imaginary part's alone. (4 x 2
     dot-product blocks had paired 0.97-1.17 against the step loop on the Zen 3 VM.)"""
     steps, batch, n = d_im.shape
-    form = _kern.FB_SUM if shared else (_kern.FB_BOTH if real_part else _kern.FB_IMAG)
+    form = _feedback_form(shared, real_part)
     used = {_kern.FB_SUM: (w_re,), _kern.FB_BOTH: (w_re, w_im), _kern.FB_IMAG: (w_im,)}[form]
     dense = [_compact(w.detach().to(torch.float32)) for w in used]
     if n < _gemm.GEMM_MIN_NEURONS or any(w.shape[0] != n for w in dense):
