@@ -160,6 +160,15 @@ def _store(o, at, acc, lanes):
         _store_one(o, at + k, tmp[k])
 
 
+@njit(inline="always", cache=True)
+def _store_four(o, at, v0, v1, v2, v3):
+    """:func:`_store` of four whole vectors of sums, the outputs ``at .. at+63``."""
+    _store(o, at, v0, BLOCK)
+    _store(o, at + BLOCK, v1, BLOCK)
+    _store(o, at + 2 * BLOCK, v2, BLOCK)
+    _store(o, at + 3 * BLOCK, v3, BLOCK)
+
+
 @njit(cache=True)
 def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
     """Outputs ``o0 .. o0+63`` of :data:`TILE_ROWS` rows: row ``q`` sums ``terms`` values
@@ -188,28 +197,13 @@ def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
         a20, a21, a22, a23 = vfma(a20, x, w0), vfma(a21, x, w1), vfma(a22, x, w2), vfma(a23, x, w3)
         x = vbroadcast(src, r3 + j)
         a30, a31, a32, a33 = vfma(a30, x, w0), vfma(a31, x, w1), vfma(a32, x, w2), vfma(a33, x, w3)
-    _store(o, dst, a00, BLOCK)
-    _store(o, dst + BLOCK, a01, BLOCK)
-    _store(o, dst + 2 * BLOCK, a02, BLOCK)
-    _store(o, dst + 3 * BLOCK, a03, BLOCK)
+    _store_four(o, dst, a00, a01, a02, a03)
     if rows > 1:
-        at = dst + n
-        _store(o, at, a10, BLOCK)
-        _store(o, at + BLOCK, a11, BLOCK)
-        _store(o, at + 2 * BLOCK, a12, BLOCK)
-        _store(o, at + 3 * BLOCK, a13, BLOCK)
+        _store_four(o, dst + n, a10, a11, a12, a13)
     if rows > 2:
-        at = dst + 2 * n
-        _store(o, at, a20, BLOCK)
-        _store(o, at + BLOCK, a21, BLOCK)
-        _store(o, at + 2 * BLOCK, a22, BLOCK)
-        _store(o, at + 3 * BLOCK, a23, BLOCK)
+        _store_four(o, dst + 2 * n, a20, a21, a22, a23)
     if rows > 3:
-        at = dst + 3 * n
-        _store(o, at, a30, BLOCK)
-        _store(o, at + BLOCK, a31, BLOCK)
-        _store(o, at + 2 * BLOCK, a32, BLOCK)
-        _store(o, at + 3 * BLOCK, a33, BLOCK)
+        _store_four(o, dst + 3 * n, a30, a31, a32, a33)
 
 
 @njit(cache=True)
@@ -224,10 +218,7 @@ def _row(src, base, terms, w, width, o0, o, dst):
         a1 = vfma(a1, x, vload(w, at + BLOCK))
         a2 = vfma(a2, x, vload(w, at + 2 * BLOCK))
         a3 = vfma(a3, x, vload(w, at + 3 * BLOCK))
-    _store(o, dst, a0, BLOCK)
-    _store(o, dst + BLOCK, a1, BLOCK)
-    _store(o, dst + 2 * BLOCK, a2, BLOCK)
-    _store(o, dst + 3 * BLOCK, a3, BLOCK)
+    _store_four(o, dst, a0, a1, a2, a3)
 
 
 @njit(cache=True)
