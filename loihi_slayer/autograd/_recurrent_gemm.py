@@ -271,6 +271,15 @@ def _step(src, base, stride, terms, w, o, dst, batch, n, k0, k1, full):
 
 
 @njit(inline="always", cache=True)
+def _split(batch, n, threads, wide):
+    """``(row tiles, jobs, outputs in 64-output tile columns)`` of a kernel call: a job
+    per thread at most, whole tile columns only with ``wide``."""
+    tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
+    full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
+    return tiles, max(1, min(threads, tiles)), full
+
+
+@njit(inline="always", cache=True)
 def _job_tiles(job, jobs, tiles):
     """The row tiles ``k0 .. k1`` of job ``job`` of ``jobs`` (contiguous, as even as can be)."""
     return job * tiles // jobs, (job + 1) * tiles // jobs
@@ -310,9 +319,7 @@ def backward_gemm(g_s, sigma, w, threads, wide, g_a):
     if steps == 0 or batch == 0 or n == 0:
         return
     has_gs = g_s.shape[0] > 0
-    tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
-    jobs = max(1, min(threads, tiles))
-    full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
+    tiles, jobs, full = _split(batch, n, threads, wide)
     for job in prange(jobs):
         k0, k1 = _job_tiles(job, jobs, tiles)
         _sigma_job(k0, k1, g_a, g_s, sigma, w, has_gs, full)
@@ -368,9 +375,7 @@ def complex_backward_gemm(g_s, d_re, d_im, w, form, real, threads, wide, gx):
     if steps == 0 or batch == 0 or n == 0:
         return
     has_gs = g_s.shape[0] > 0
-    tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
-    jobs = max(1, min(threads, tiles))
-    full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
+    tiles, jobs, full = _split(batch, n, threads, wide)
     for job in prange(jobs):
         k0, k1 = _job_tiles(job, jobs, tiles)
         _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx)
