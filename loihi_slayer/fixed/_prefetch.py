@@ -27,10 +27,10 @@ guard_cache_writes()
 LINE = 64
 
 
-def _prefetcher(write: int):
+def _prefetcher(write: int, locality: int = 3):
     """An intrinsic ``fetch(arr, at)`` prefetching the line of element ``at`` of a
-    C-contiguous array into every cache level (``llvm.prefetch``; ``write``: for a
-    store)."""
+    C-contiguous array (``llvm.prefetch``; ``write``: for a store) into every cache level
+    (``locality`` 3), or into L2 and L3 but not L1 (2: x86 ``prefetcht1``)."""
 
     @intrinsic
     def fetch(typingctx, arr, at):
@@ -43,8 +43,8 @@ def _prefetcher(write: int):
             fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
             ptr = builder.bitcast(builder.gep(a.data, [args[1]]), i8p)
-            # (address, read 0 / write 1, locality 3: keep in all levels, data cache)
-            flags = [ir.Constant(i32, v) for v in (write, 3, 1)]
+            # (address, read 0 / write 1, locality, data cache)
+            flags = [ir.Constant(i32, v) for v in (write, locality, 1)]
             builder.call(fn, [ptr, *flags])
             return context.get_dummy_value()
 
@@ -55,6 +55,8 @@ def _prefetcher(write: int):
 
 _fetch_read = _prefetcher(0)
 _fetch_write = _prefetcher(1)
+#: a run's lines into L2 only (``prefetcht1``): see :func:`fetch_run`
+_fetch_read_l2 = _prefetcher(0, 2)
 
 
 def fetch_rows(arr, row0, col0, cols) -> None:
@@ -71,7 +73,11 @@ def fetch_run(arr, at, count) -> None:
     element ``at`` on (a run that may span rows), to be read; a no-op in Python. The
     sum-pool training kernel asks so for the window rows of a neuron a few ahead
     (:func:`loihi_slayer.autograd._cpu._cuba_chunk`): the all-quiet pass over the N-MNIST
-    pool block's 17.8 MB input took 0.65-0.69 of its time on one thread."""
+    pool block's 17.8 MB input took 0.65-0.69 of its time on one thread. The lines go to
+    L2, not L1 (``prefetcht1``): eight windows ahead are 120 lines, more than L1 has miss
+    buffers or room for beside the lanes' buffers; the N-MNIST training step paired
+    0.90 and 0.93 (medians of 10 alternating process pairs each, Zen 4) against
+    prefetching into L1."""
 
 
 def _rows_overload(fetch):
@@ -109,7 +115,7 @@ def _fetch_run(arr, at, count):
         def impl(arr, at, count):
             per = max(LINE // arr.itemsize, 1)
             for c in range(0, count, per):
-                _fetch_read(arr, at + c)
+                _fetch_read_l2(arr, at + c)
 
         return impl
     return lambda arr, at, count: None
