@@ -141,10 +141,41 @@ def _mask(net):
     net[0].synapse.mask = torch.ones(24, 40, 1, 1, 1)
 
 
+def _norm_pre_hook(net):
+    net[0].synapse.parametrizations.weight[0].register_forward_pre_hook(lambda *a: None)
+
+
+def _neuron_backward_hook(net):
+    net[0].neuron.register_full_backward_hook(lambda *a: None)
+
+
+class _Same(torch.nn.Module):
+    def forward(self, w):
+        return w
+
+
+def _second_parametrization(net):
+    torch.nn.utils.parametrize.register_parametrization(net[0].synapse, "weight", _Same())
+
+
 @pytest.mark.parametrize(
     "change",
-    [_forward_hook, _persistent, _mask],
-    ids=["synapse forward hook", "persistent state", "mask"],
+    [
+        _forward_hook,
+        _persistent,
+        _mask,
+        _norm_pre_hook,
+        _neuron_backward_hook,
+        _second_parametrization,
+    ],
+    ids=[
+        "synapse forward hook",
+        "persistent state",
+        "mask",
+        "weight norm pre-hook",
+        "neuron backward hook",
+        "second parametrization",
+    ],
 )
 def test_not_fused_where_it_would_differ(monkeypatch, fused_calls, change):
     """The first block runs its four nodes (the second, untouched, is fused)."""
