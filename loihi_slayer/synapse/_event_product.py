@@ -206,11 +206,16 @@ def forward_events(q, counts, pos, mt, top, unit, block, z, time_major, by_item)
             b = job
             for t0 in range(0, steps, block):
                 t1 = min(t0 + block, steps)
-                for i in range(n_i):  # the cursor: each list's events before t1
-                    lo[i] = k = hi[i]
-                    while k < counts[b, i] and pos[b, i, k] < t1:
-                        k += 1
-                    hi[i] = k
+                if t1 == steps:  # the last block takes every event left: no cursor walk
+                    for i in range(n_i):
+                        lo[i] = hi[i]
+                        hi[i] = counts[b, i]
+                else:
+                    for i in range(n_i):  # the cursor: each list's events before t1
+                        lo[i] = k = hi[i]
+                        while k < counts[b, i] and pos[b, i, k] < t1:
+                            k += 1
+                        hi[i] = k
                 _block_of_events(q, counts, pos, mt, most, b, t0, t1, lo, hi, unit, z, time_major)
         else:
             b, t0 = job // n_blocks, (job % n_blocks) * block
