@@ -19,6 +19,10 @@ the neuron op's ``_cuba_forward``/``_cuba_backward``). The N-MNIST training step
 took 0.964-0.966 of its time (this path on and off in one process, 50 rounds of 10
 steps, paired medians; Zen 4, 2 threads).
 
+Where the product goes event by event and the neuron has no refractory period, one
+kernel pass sums each batch item's events and steps its neurons on the sums
+(:mod:`._event_cuba`).
+
 The path is taken only where nothing could tell the difference (:func:`_eligible`):
 eager CPU float32, gradients wanted for both weight-norm parameters, no hooks on the
 block's modules (they would not run) nor global ones, the default quantizer of the
@@ -47,6 +51,7 @@ from ..quantize import _quantized, clamp_gradient, grid_8bit, int8_grid
 from ..synapse import Dense as _DenseSynapse
 from ..synapse._narrow_product import Refused
 from ..synapse.layer import exact_dense_plan
+from . import _event_cuba
 from .core import no_global_hooks
 
 #: take the fused path where it applies (``False``: always the four nodes; for
@@ -174,20 +179,18 @@ class FusedDense(torch.autograd.Function):
     def forward(ctx, x3, g, v, neuron, state: CubaState, plan, weight_path):
         product, args = plan
         inner = _Ctx((x3.requires_grad, True) + (False,) * (len(args) - 2))
-        z = product.forward(inner, *args)
         spec = neuron._spec
         config, rho = op_config(spec, False, False, True, True)
-        inputs = (
-            z,
-            neuron.current_decay,
-            neuron.voltage_decay,
-            _NO_BIAS,
-            state.stacked(),
-            config,
-            rho,
-            spec.backend,
-        )
-        outputs = _cuba_op._cuba_forward(*inputs)
+        decays = neuron.current_decay, neuron.voltage_decay
+        start = state.stacked()
+        outputs = None
+        if _event_cuba.applies(plan, spec, x3.shape[0]):  # product and neuron in one pass
+            outputs = _event_cuba.event_cuba(inner, args, spec, *decays, _NO_BIAS, start)
+        # the neuron's input (in the one pass, only its shape is read: the spikes')
+        z = product.forward(inner, *args) if outputs is None else outputs[0]
+        inputs = (z, *decays, _NO_BIAS, start, config, rho, spec.backend)
+        if outputs is None:
+            outputs = _cuba_op._cuba_forward(*inputs)
         state.assign(outputs[4])
         neuron_tensors, ctx.neuron_config = _cuba_op._cuba_save(inputs, outputs)
         # every tensor through save_for_backward (not kept on ctx): autograd then checks

@@ -577,6 +577,26 @@ def listed_events(q3: torch.Tensor, counts: torch.Tensor, mem: Recycled) -> np.n
     return pos
 
 
+def event_inputs(
+    m: torch.Tensor, n_o: int, q3: torch.Tensor, counts: torch.Tensor, pos_mem: Recycled
+) -> tuple[torch.Tensor, np.ndarray]:
+    """What the event forward reads beside the operand: the ``(I, O)`` int8 transposed
+    mantissas of ``m`` ``(O, I)`` and the event lists of ``q3`` (:func:`listed_events`)."""
+    mt = torch.empty((m.shape[1], n_o), dtype=torch.int8)
+    transposed(m.contiguous().numpy(), mt.numpy())
+    return mt, listed_events(q3, counts, pos_mem)
+
+
+def remember_operand(ctx, q3: torch.Tensor, w2: torch.Tensor, counts, pos) -> None:
+    """Save what the event product's backward reads (:func:`product_backward` with
+    :func:`events_weight_grad`) on ``ctx``: the operand ``q3`` with its counts and event
+    lists (their memory stays in use while the graph holds them), the weight ``w2``."""
+    ctx.save_for_backward(q3, w2)
+    ctx.counts = counts
+    ctx.positions = pos
+    ctx.operand_time_major = False  # q's columns (b, t), whatever the output's layout
+
+
 class EventDenseProduct(torch.autograd.Function):
     """``z = w @ x`` on time-last ``x (B, I, T)`` from its int8 values ``q`` ``(I, B, T)``
     and their numbers of events per row ``counts`` ``(B, I)`` (see the module); the
@@ -591,9 +611,7 @@ class EventDenseProduct(torch.autograd.Function):
     def forward(ctx, x3, w2, q, counts, m, unit, top, z_mem, pos_mem, time_major=False):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
-        mt = torch.empty((m.shape[1], n_o), dtype=torch.int8)
-        transposed(m.contiguous().numpy(), mt.numpy())
-        pos = listed_events(q, counts, pos_mem)
+        mt, pos = event_inputs(m, n_o, q, counts, pos_mem)
         shape = (steps, n_b, n_o) if time_major else (n_b, n_o, steps)
         out = (
             torch.empty(shape, dtype=torch.float32)
@@ -614,10 +632,7 @@ class EventDenseProduct(torch.autograd.Function):
             time_major,
             n_b >= numba.get_num_threads(),
         )
-        ctx.save_for_backward(q, w2)
-        ctx.counts = counts
-        ctx.positions = pos  # (its memory stays in use while the graph holds it)
-        ctx.operand_time_major = False  # q's columns (b, t), whatever z's layout
+        remember_operand(ctx, q, w2, counts, pos)
         return z
 
     @staticmethod
