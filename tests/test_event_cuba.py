@@ -224,7 +224,7 @@ def test_dense_block_takes_it_with_the_four_nodes_results(monkeypatch, sums_byte
 
 def test_not_taken_below_a_batch_item_per_thread(monkeypatch):
     """One job per batch item: with fewer items than threads the two kernels run."""
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(ec, "numba_threads", lambda: 4)
     plan = (ep.EventDenseProduct, (None,) * 9 + (False,))
     spec = cuba.Dense(NEURON, 4, 3).neuron._spec
     assert not ec.applies(plan, spec, 3)

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from .._recycle import kept_empty
-from .._threads import follow_torch_threads
+from .._threads import follow_torch_threads, numba_threads
 from ..errors import ParameterError
 from ..fixed.workers import PARALLEL_MIN_WORK
 from ..synapse._event_product import event_weight_grad, nonzero_count
@@ -370,7 +369,7 @@ def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: T
     batch, n = sigma.shape[1], sigma.shape[2]
     g_src = _NO_GRAD if g_s is None else g_s.contiguous().numpy()
     follow_torch_threads()
-    threads = numba.get_num_threads()
+    threads = numba_threads()
     if n >= _gemm.GEMM_MIN_NEURONS:
         w_rows = _gemm.padded_weights(w_fb.numpy())
         sig = sigma.contiguous().numpy()

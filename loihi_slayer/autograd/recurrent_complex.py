@@ -56,13 +56,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from .._recycle import kept_empty
-from .._threads import follow_torch_threads
+from .._threads import follow_torch_threads, numba_threads
 from ..fixed.codegen import kernel_module
 from . import _recurrent_cpu as _kern
 from . import _recurrent_gemm as _gemm
@@ -273,7 +272,7 @@ def _tiled_loop(
         _gemm.padded_weights(rows),
         form,
         real_part,
-        numba.get_num_threads(),
+        numba_threads(),
         _gemm.wide_tiles(),
         gx.numpy(),
     )

@@ -34,14 +34,13 @@ neuron kernel.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
 from .._numba_cache import guard_cache_writes
 from .._recycle import kept_empty
-from .._threads import follow_torch_threads
+from .._threads import follow_torch_threads, numba_threads
 from ..autograd._cpu import (
     LANES,
     LN_BAD,
@@ -243,7 +242,7 @@ def applies(plan, spec: CubaSpec, n_b: int) -> bool:
         and product is EventDenseProduct
         and not args[-1]  # time_major
         and spec.ref_delay <= 1
-        and n_b >= numba.get_num_threads()
+        and n_b >= numba_threads()
     )
 
 

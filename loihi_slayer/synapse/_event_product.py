@@ -32,7 +32,6 @@ its gradient row.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from llvmlite import ir
@@ -40,7 +39,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from .._recycle import Recycled, kept_empty
-from .._threads import follow_torch_threads
+from .._threads import follow_torch_threads, numba_threads
 from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
 from ..fixed._stack import stack_empty_f32
@@ -630,7 +629,7 @@ class EventDenseProduct(torch.autograd.Function):
             step_block(n_o),
             out.numpy(),
             time_major,
-            n_b >= numba.get_num_threads(),
+            n_b >= numba_threads(),
         )
         remember_operand(ctx, q, w2, counts, pos)
         return z
@@ -736,7 +735,7 @@ def event_weight_grad(
     n_i, n_o = q3.shape[0], g2.shape[1]
     gw = torch.empty((n_o, n_i), dtype=torch.float32)
     follow_torch_threads()
-    chunk = -(-n_i // numba.get_num_threads())
+    chunk = -(-n_i // numba_threads())
     block = max(16, GRAD_BLOCK_BYTES // (4 * max(n_o, 1)))
     if counts is None:
         counts, pos = _NO_COUNTS, None
