@@ -68,7 +68,6 @@ from ..synapse._event_product import (
     _add_events,
     event_inputs,
     remember_operand,
-    step_block,
 )
 
 guard_cache_writes()  # numba's failed cache writes: warnings (see _numba_cache)
@@ -262,8 +261,8 @@ def event_cuba(inner, args, spec: CubaSpec, current_decay, voltage_decay, bias, 
     x3, w2, q, counts, m, unit, top, _z_mem, pos_mem, _ = args
     n_b, _, steps = x3.shape
     n_o = w2.shape[0]
-    mt, pos = event_inputs(m, n_o, q, counts, pos_mem)
-    remember_operand(inner, q, w2, counts, pos)
+    lead = event_inputs(m, n_o, q, counts, top, unit, pos_mem)
+    remember_operand(inner, q, w2, counts, lead[2])
     rows = n_b * n_o
     bias_np = bias.numpy()
     bias_vec = _expand(bias_np if bias_np.dtype == np.int64 else bias_np.astype(np.int64), spec)
@@ -272,13 +271,7 @@ def event_cuba(inner, args, spec: CubaSpec, current_decay, voltage_decay, bias, 
     bad = np.zeros(rows, np.int8)
     follow_torch_threads()
     event_cuba_forward(
-        q.numpy(),
-        counts.numpy(),
-        pos,
-        mt.numpy(),
-        int(top),
-        np.float32(unit),
-        step_block(n_o),
+        *lead,
         float(spec.scale),
         1.0 / spec.s_scale,
         i_dec,

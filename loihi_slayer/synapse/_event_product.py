@@ -577,13 +577,23 @@ def listed_events(q3: torch.Tensor, counts: torch.Tensor, mem: Recycled) -> np.n
 
 
 def event_inputs(
-    m: torch.Tensor, n_o: int, q3: torch.Tensor, counts: torch.Tensor, pos_mem: Recycled
-) -> tuple[torch.Tensor, np.ndarray]:
-    """What the event forward reads beside the operand: the ``(I, O)`` int8 transposed
-    mantissas of ``m`` ``(O, I)`` and the event lists of ``q3`` (:func:`listed_events`)."""
-    mt = torch.empty((m.shape[1], n_o), dtype=torch.int8)
-    transposed(m.contiguous().numpy(), mt.numpy())
-    return mt, listed_events(q3, counts, pos_mem)
+    m: torch.Tensor,
+    n_o: int,
+    q3: torch.Tensor,
+    counts: torch.Tensor,
+    top: int,
+    unit: float,
+    pos_mem: Recycled,
+) -> tuple:
+    """The leading arguments of the event forward kernels (:func:`forward_events`, the
+    fused dense block's one pass): the operand ``q3``, its ``counts``, its event lists
+    (:func:`listed_events`), the ``(I, O)`` int8 transposed mantissas of ``m`` ``(O, I)``,
+    the bound ``top``, the grid step ``unit`` and the steps per block
+    (:func:`step_block`)."""
+    mt = np.empty((m.shape[1], n_o), np.int8)
+    transposed(m.contiguous().numpy(), mt)
+    pos = listed_events(q3, counts, pos_mem)
+    return q3.numpy(), counts.numpy(), pos, mt, int(top), np.float32(unit), step_block(n_o)
 
 
 def remember_operand(ctx, q3: torch.Tensor, w2: torch.Tensor, counts, pos) -> None:
@@ -610,7 +620,7 @@ class EventDenseProduct(torch.autograd.Function):
     def forward(ctx, x3, w2, q, counts, m, unit, top, z_mem, pos_mem, time_major=False):
         n_b, _, steps = x3.shape
         n_o = w2.shape[0]
-        mt, pos = event_inputs(m, n_o, q, counts, pos_mem)
+        lead = event_inputs(m, n_o, q, counts, top, unit, pos_mem)
         shape = (steps, n_b, n_o) if time_major else (n_b, n_o, steps)
         out = (
             torch.empty(shape, dtype=torch.float32)
@@ -619,19 +629,8 @@ class EventDenseProduct(torch.autograd.Function):
         )
         z = out.permute(1, 2, 0) if time_major else out
         follow_torch_threads()
-        forward_events(
-            q.numpy(),
-            counts.numpy(),
-            pos,
-            mt.numpy(),
-            int(top),
-            np.float32(unit),
-            step_block(n_o),
-            out.numpy(),
-            time_major,
-            n_b >= numba_threads(),
-        )
-        remember_operand(ctx, q, w2, counts, pos)
+        forward_events(*lead, out.numpy(), time_major, n_b >= numba_threads())
+        remember_operand(ctx, q, w2, counts, lead[2])
         return z
 
     @staticmethod
