@@ -278,6 +278,21 @@ def _expand(values: np.ndarray, spec: CubaSpec) -> np.ndarray:
     return np.repeat(values, spec.per_channel)
 
 
+def lane_decays(
+    spec: CubaSpec, current_decay: torch.Tensor, voltage_decay: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' integer decays ``(iDecay, vDecay)``: :func:`decay_int` of each, one
+    value or one per neuron of a batch entry (:func:`_expand`)."""
+    return _expand(decay_int(current_decay), spec), _expand(decay_int(voltage_decay), spec)
+
+
+def hardware_bias(bias: torch.Tensor, spec: CubaSpec) -> np.ndarray:
+    """The kernels' int64 hardware biases from the op's ``bias`` tensor (integer already,
+    or converted), one value or one per neuron of a batch entry."""
+    values = bias.detach().cpu().numpy()
+    return _expand(values if values.dtype == np.int64 else values.astype(np.int64), spec)
+
+
 def _check_bad(bad, name: str = "input") -> None:
     bad_np = bad.cpu().numpy() if isinstance(bad, torch.Tensor) else np.asarray(bad)
     if bad_np.any():
@@ -647,8 +662,7 @@ def _cuba_forward(
     rows = x2.shape[0]
     channels, per_channel = spec.channels, spec.per_channel
     batch = rows // (channels * per_channel)
-    i_dec = _expand(decay_int(current_decay), spec)
-    v_dec = _expand(decay_int(voltage_decay), spec)
+    i_dec, v_dec = lane_decays(spec, current_decay, voltage_decay)
     mean = torch.empty(0, dtype=torch.float64, device=x.device)
     if batch_mean:
         tmp = copy_small(state)
@@ -659,8 +673,7 @@ def _cuba_forward(
             u_pre.to(torch.float64).reshape(batch, channels, per_channel * steps).mean(dim=(0, 2))
         )
         bias = batch_mean_bias(mean, spec.scale)[0]
-    bias_np = bias.detach().cpu().numpy()
-    bias_vec = _expand(bias_np if bias_np.dtype == np.int64 else bias_np.astype(np.int64), spec)
+    bias_vec = hardware_bias(bias, spec)
     state_end = copy_small(state)
     fused = shift and backend == "cpu"  # the CPU kernel writes the spikes shifted
     s, vp, u, refr = run_forward(
@@ -735,8 +748,7 @@ def _cuba_backward(
     g_s = g_s if g_s is not None and g_s.numel() and neuron_last(g_s) else flat(g_s)
     g_vp, g_u = flat(g_vp), flat(g_u)
     _, want_di, want_dv = needs
-    i_dec = _expand(decay_int(current_decay), spec)
-    v_dec = _expand(decay_int(voltage_decay), spec)
+    i_dec, v_dec = lane_decays(spec, current_decay, voltage_decay)
     u_rec = u if u.shape[1] else None
     if want_di and u_rec is None:  # the kernels would read past the (rows, 0) placeholder
         raise ParameterError(
@@ -948,8 +960,7 @@ def cuba_pooled_spikes(
     s, _, _, _ = run_forward(
         x2,
         spec,
-        _expand(decay_int(current_decay), spec),
-        _expand(decay_int(voltage_decay), spec),
+        *lane_decays(spec, current_decay, voltage_decay),
         _expand(bias_vec, spec),
         state_end,
         False,

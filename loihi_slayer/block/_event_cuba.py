@@ -60,7 +60,7 @@ from ..autograd._cpu import (
     _segment_out_flat,
 )
 from ..autograd._dispatch import copy_small, empty2d
-from ..autograd.cuba import CubaSpec, _check_bad, _expand, decay_int
+from ..autograd.cuba import CubaSpec, _check_bad, hardware_bias, lane_decays
 from ..fixed.params import DECAY_MAX
 from ..synapse._event_product import (
     INT16_MAX,
@@ -252,8 +252,7 @@ def event_cuba(inner, args, spec: CubaSpec, current_decay, voltage_decay, bias, 
     current, no batch norm; the product's tensors saved on ``inner`` as its own forward
     saves them. ``args`` are the product's (:func:`applies`). None, with nothing done,
     where the state or the decays do not fit the int32 lanes."""
-    i_dec = _expand(decay_int(current_decay), spec)
-    v_dec = _expand(decay_int(voltage_decay), spec)
+    i_dec, v_dec = lane_decays(spec, current_decay, voltage_decay)
     state_end = copy_small(state)
     st = state_end.numpy()
     if not _narrow_lanes(st[0], st[1], st[2], i_dec, v_dec, 1, False):
@@ -264,8 +263,7 @@ def event_cuba(inner, args, spec: CubaSpec, current_decay, voltage_decay, bias, 
     lead = event_inputs(m, n_o, q, counts, top, unit, pos_mem)
     remember_operand(inner, q, w2, counts, lead[2])
     rows = n_b * n_o
-    bias_np = bias.numpy()
-    bias_vec = _expand(bias_np if bias_np.dtype == np.int64 else bias_np.astype(np.int64), spec)
+    bias_vec = hardware_bias(bias, spec)
     s_out = kept_empty("cuba spikes", (rows, steps), x3.dtype, x3)
     vp_out = kept_empty("cuba voltage", (rows, steps), x3.dtype, x3)
     bad = np.zeros(rows, np.int8)
