@@ -240,6 +240,8 @@ def _training_case(a, runs: int, peak: float | None) -> None:
         train_cpu.NO_POOL,
         np.float32(1),
         0,
+        train_cpu.NO_OPERAND,
+        train_cpu.NO_COUNTS,
     )
     if not (
         np.array_equal(s_out[:k].copy_to_host(), s_cpu)

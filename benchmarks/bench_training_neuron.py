@@ -210,6 +210,8 @@ def _profile_cases(x: torch.Tensor, g: torch.Tensor, rows: int, steps: int) -> d
                 _cpu.NO_POOL,
                 np.float32(1),
                 0,
+                _cpu.NO_OPERAND,
+                _cpu.NO_COUNTS,
             )
 
         return run

@@ -19,6 +19,8 @@ import weakref
 
 import torch
 
+from . import _operand_handoff as handoff
+
 __all__ = ["Recycled", "kept_empty", "recycled_for", "release_kept_memory"]
 
 #: the storage's use count (private torch API; without it nothing is reused)
@@ -128,6 +130,7 @@ def release_kept_memory() -> int:
     int
         The bytes that were kept.
     """
+    handoff.clear()  # the int8 operand it holds is a pool block's kept memory
     with _ALL_LOCK:
         every = list(_ALL)
     total = 0

@@ -32,9 +32,14 @@ def shared_golden() -> Path:
 
 
 def pytest_configure(config):
-    """Drop numba cache files compiled against sources changed since the last run (an
-    editable checkout; see :mod:`loihi_slayer._numba_cache`), once per run: in the
-    controller, before any worker process starts."""
+    """numba's IR-assumption warnings as errors (here, not in ``pyproject.toml``: a
+    ``filterwarnings`` entry naming a numba class imports numba before this module sets
+    ``NUMBA_ENABLE_CUDASIM``, and numba's config, read at its import, would then miss it
+    in a run without worker processes). Then drop numba cache files compiled against
+    sources changed since the last run (an editable checkout; see
+    :mod:`loihi_slayer._numba_cache`), once per run: in the controller, before any worker
+    process starts."""
+    config.addinivalue_line("filterwarnings", "error::numba.core.errors.NumbaIRAssumptionWarning")
     if hasattr(config, "workerinput"):
         return
     from loihi_slayer import _numba_cache

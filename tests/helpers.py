@@ -127,7 +127,8 @@ def run_cuba_kernel(
     ``(s, v_pre, u, refractory, state, bad)``. ``opts`` may give ``records=False`` (the
     spikes alone: ``v_pre`` and ``u`` then ``(rows, 0)``, as the layers pass them when
     nothing needs them), ``pool`` (the ``(kH, kW, H', W')`` geometry; the rows are then
-    ``u0``'s), ``pool_w`` and ``shift``."""
+    ``u0``'s), ``pool_w``, ``shift`` and ``operand`` (the int8 operand's ``(q, counts)``
+    arrays the kernel fills)."""
     import numpy as np
 
     from loihi_slayer.autograd import _cpu
@@ -162,5 +163,6 @@ def run_cuba_kernel(
         _cpu.NO_POOL if pool is None else np.asarray(pool, np.int64),
         np.float32(opts.get("pool_w", 1.0)),
         int(opts.get("shift", 0)),
+        *opts.get("operand", (_cpu.NO_OPERAND, _cpu.NO_COUNTS)),
     )
     return s, vp, u, r, state, bad

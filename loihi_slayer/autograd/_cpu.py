@@ -407,6 +407,29 @@ def _lane_tile(
             ln[LN_V + j] = v
 
 
+#: the forward kernels' ``q_out`` and ``q_counts`` where no int8 operand is wanted
+NO_OPERAND = np.zeros((0, 0, 0), np.int8)
+NO_COUNTS = np.zeros((0, 0), np.int32)
+
+
+@njit(inline="always", cache=True)
+def _operand_row(s_out, n, q_out, q_counts):
+    """Spike row ``n = b·I + i`` of ``s_out`` (0/1 values) into the int8 operand of the
+    next dense product: ``q_out[i, b, :] = s_out[n, :]`` (``(I, B, T)``) and
+    ``q_counts[b, i]`` its non-zero values, as
+    :func:`~loihi_slayer.synapse._int_product.int8_operand` makes them from the spikes.
+    Unsigned indices (see :func:`_tile_in`), so the row converts in vectors."""
+    n_i = q_out.shape[0]
+    b, i = n // n_i, n % n_i
+    r, ub, ui = np.uint64(n), np.uint64(b), np.uint64(i)
+    nz = np.int32(0)
+    for t in range(np.uint64(s_out.shape[1])):
+        v = s_out[r, t]
+        q_out[ui, ub, t] = np.int8(v)
+        nz += v != 0
+    q_counts[ub, ui] = nz
+
+
 @njit(inline="always", cache=True)
 def _cuba_chunk(
     c,
@@ -431,6 +454,8 @@ def _cuba_chunk(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
     refractory,
     lane_int,
 ):
@@ -492,6 +517,8 @@ def _cuba_chunk(
                 quiet = rests and _quiet_input(x, pool, n, base)
             if quiet:
                 zero_row(s_out, n)
+                if q_out.shape[0] > 0:
+                    _operand_row(s_out, n, q_out, q_counts)
                 if rec_v:
                     zero_row(vp_out, n)
                 if rec_u:
@@ -549,6 +576,8 @@ def _cuba_chunk(
                     _segment_out_flat(r_out, ot, 3 * OT_ROW, lane_rows, m, g0, gl)
         for j in range(m):
             n = lane_rows[j]
+            if q_out.shape[0] > 0:  # the row just written, from the cache
+                _operand_row(s_out, n, q_out, q_counts)
             u_st[n] = ln[LN_U + j]
             v_st[n] = ln[LN_V + j]
             rc_st[n] = ln[LN_RC + j]
@@ -603,6 +632,8 @@ def _cuba_forward_wide(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
     refractory,
 ):
     """:func:`cuba_forward` (:func:`cuba_forward_refractory` when ``refractory``) on the
@@ -631,6 +662,8 @@ def _cuba_forward_wide(
         pool,
         pool_w,
         shift,
+        q_out,
+        q_counts,
         refractory,
         np.int64,
     )
@@ -659,6 +692,8 @@ def _cuba_rows(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
     refractory,
 ):
     """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``: parallel in a
@@ -687,6 +722,8 @@ def _cuba_rows(
             pool,
             pool_w,
             shift,
+            q_out,
+            q_counts,
             refractory,
         )
         return
@@ -715,6 +752,8 @@ def _cuba_rows(
             pool,
             pool_w,
             shift,
+            q_out,
+            q_counts,
             refractory,
             np.int32,
         )
@@ -742,6 +781,8 @@ def cuba_forward(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
 ):
     """Fused CUBA forward: ``A = rint(x * in_scale)``, integer step, float outputs.
 
@@ -755,7 +796,11 @@ def cuba_forward(
     (``(C·H·W, T)``, windows tiling it exactly) times the float32 ``pool_w``, summed
     on the way in (:func:`_pool_segment`); the rows are then ``s_out``'s. ``shift = 1``
     writes the spikes one step later (``s_out[:, 0] = 0``, the last step dropped): the
-    block's one-step delay without a pass of its own. Quiet neurons (zero state, bias
+    block's one-step delay without a pass of its own. A non-empty int8 ``q_out``
+    ``(I, B, T)`` (rows ``n = b·I + i``; spikes of 0/1 only) gets each row's spikes as
+    the int8 operand of the next dense product, and ``q_counts`` ``(B, I)`` int32 their
+    non-zero counts, as each row is finished (:func:`_operand_row`); else pass
+    :data:`NO_OPERAND`, :data:`NO_COUNTS`. Quiet neurons (zero state, bias
     and input, see :func:`_cuba_chunk`) only get their zero outputs written.
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
@@ -782,6 +827,8 @@ def cuba_forward(
         pool,
         pool_w,
         shift,
+        q_out,
+        q_counts,
         False,
     )
 
@@ -808,6 +855,8 @@ def cuba_forward_serial(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
 ):
     """:func:`cuba_forward` on the calling thread."""
     _cuba_rows(
@@ -832,6 +881,8 @@ def cuba_forward_serial(
         pool,
         pool_w,
         shift,
+        q_out,
+        q_counts,
         False,
     )
 
@@ -858,6 +909,8 @@ def cuba_forward_refractory(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
 ):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
     _cuba_rows(
@@ -882,6 +935,8 @@ def cuba_forward_refractory(
         pool,
         pool_w,
         shift,
+        q_out,
+        q_counts,
         True,
     )
 
@@ -908,6 +963,8 @@ def cuba_forward_refractory_serial(
     pool,
     pool_w,
     shift,
+    q_out,
+    q_counts,
 ):
     """:func:`cuba_forward_refractory` on the calling thread."""
     _cuba_rows(
@@ -932,6 +989,8 @@ def cuba_forward_refractory_serial(
         pool,
         pool_w,
         shift,
+        q_out,
+        q_counts,
         True,
     )
 

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import _operand_handoff as handoff
 from .._recycle import Recycled, kept_empty
 from ..errors import ParameterError
 from . import _cpu, reference
@@ -316,6 +317,7 @@ def run_forward(
     pool: tuple[np.ndarray, np.float32] | None = None,
     shift: bool = False,
     spikes_into: Recycled | None = None,
+    operand_into: tuple[np.ndarray, np.ndarray] | None = None,
 ):
     """Run the fused forward kernel on a ``(rows, T)`` tensor; updates ``state`` ``(3, rows)``.
 
@@ -324,12 +326,16 @@ def run_forward(
     CPU only: ``pool = ((kH, kW, H', W'), w)`` makes the neuron input the sum pool of
     ``x2`` (see :func:`._cpu.cuba_forward`; ``rows`` is then ``state``'s), and ``shift``
     delays the spikes by one step; the spikes go into ``spikes_into``'s memory where that
-    is free (:mod:`loihi_slayer._recycle`).
+    is free (:mod:`loihi_slayer._recycle`). ``operand_into = (q, counts)`` (CPU, spikes
+    of 0/1): the kernel also writes the spikes as the next dense product's int8 operand
+    ``q`` ``(I, B, T)`` and their counts ``(B, I)`` (see :func:`._cpu.cuba_forward`).
     """
     rows, steps = state.shape[1], x2.shape[1]
-    if (pool is not None or shift or spikes_into is not None) and backend != "cpu":
+    cpu_only = pool is not None or shift or spikes_into is not None or operand_into is not None
+    if cpu_only and backend != "cpu":
         raise ValueError(
-            f"run_forward: pooled, shifted or recycled spikes need the cpu backend, got {backend}"
+            "run_forward: pooled, shifted or recycled spikes and the int8 operand need the "
+            f"cpu backend, got {backend}"
         )
     v_th = np.array([spec.v_th_mant << 6], np.int64)
     in_scale = float(spec.scale)
@@ -398,6 +404,7 @@ def run_forward(
             geometry,
             weight,
             int(shift),
+            *((_cpu.NO_OPERAND, _cpu.NO_COUNTS) if operand_into is None else operand_into),
         )
         if np.count_nonzero(bad):  # (a third of ndarray.any's cost on small arrays)
             _check_bad(bad)
@@ -931,6 +938,7 @@ def cuba_pooled_spikes(
     bias,
     shift: bool,
     spikes_into: Recycled | None = None,
+    operand_into: Recycled | None = None,
 ) -> Tensor:
     r"""Spikes of a CUBA neuron fed by a sum pool, pooled inside the forward kernel.
 
@@ -946,7 +954,10 @@ def cuba_pooled_spikes(
     ``state`` is advanced. A NaN/inf or out-of-range input raises the neuron's
     :class:`ParameterError` with ``state`` unchanged (unless it is a ``scratch`` state,
     advanced in place: see :meth:`CubaState.zeros`). The spikes go into
-    ``spikes_into``'s memory where that is free (see :func:`run_forward`).
+    ``spikes_into``'s memory where that is free (see :func:`run_forward`). With
+    ``operand_into`` (spikes of 0/1, not graded) the kernel also writes them as a dense
+    product's int8 operand, in that memory, and offers it for them
+    (:mod:`loihi_slayer.synapse._operand_handoff`).
     """
     n, c, h, w, steps = x.shape
     kh, kw = kernel
@@ -957,6 +968,13 @@ def cuba_pooled_spikes(
     bias_vec = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
     state_end = state.stacked() if state.scratch else copy_small(state.stacked())
     geometry = np.array([kh, kw, h // kh, w // kw], np.int64)
+    operand = None
+    if operand_into is not None and not spec.graded:
+        handoff.clear()  # the last offer's memory, free again unless still in use
+        n_in = c * (h // kh) * (w // kw)
+        q = operand_into.empty((n_in, n * steps), torch.int8)
+        counts = torch.empty((n, n_in), dtype=torch.int32)
+        operand = (q.numpy().reshape(n_in, n, steps), counts.numpy())
     s, _, _, _ = run_forward(
         x2,
         spec,
@@ -969,8 +987,11 @@ def cuba_pooled_spikes(
         pool=(geometry, np.float32(weight)),
         shift=shift,
         spikes_into=spikes_into,
+        operand_into=operand,
     )
     state.assign(state_end)
+    if operand is not None:
+        handoff.offer(s, q, counts)
     return s.reshape(out_shape)
 
 

@@ -417,6 +417,7 @@ class Neuron(base.Neuron):
                 None,
                 shift,
                 recycled_for(self, "pooled spikes"),
+                recycled_for(self, "pooled operand"),
             )
         except ParameterError:
             return None

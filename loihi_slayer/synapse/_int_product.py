@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .. import _operand_handoff as handoff
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
@@ -281,8 +282,10 @@ def _event_product(x3, w2, m, unit, top_m, owner, time_major):
         _DENSE_SKIPS[key] = skips - 1
         return None
     n_b, n_i, steps = x3.shape
-    mem = _EVENT_MEM if owner is None else recycled_for(owner, "event operand")
-    operand = int8_operand(x3, mem.empty((n_i, n_b * steps), torch.int8))
+    operand = handoff.take(x3)  # made by the kernel that made x3, where it did
+    if operand is None:
+        mem = _EVENT_MEM if owner is None else recycled_for(owner, "event operand")
+        operand = int8_operand(x3, mem.empty((n_i, n_b * steps), torch.int8))
     if operand is None or n_i * top_m * operand[1] >= FLOAT32_EXACT:
         return False
     q, _, nonzero, counts = operand
@@ -432,12 +435,15 @@ def int_product_plan(
         if not full_precision_torch():  # sgemm would round (TF32/bf16): not exact
             return None
     q_float = _Q_FLOAT if owner is None else recycled_for(owner, "weight-gradient operand")
-    if int8:  # int8 memory kept across steps (the event gradient may read it)
-        mem = _EVENT_MEM if owner is None else recycled_for(owner, "event operand")
-        dst = mem.empty((n_i, n_b * steps), torch.int8)
-    else:  # sgemm: the operand written as float32 at once, into memory kept across steps
-        dst = q_float.empty((n_i, n_b * steps), torch.float32)
-    operand = int8_operand(x3, dst, time_major)
+    # int8: made by the kernel that made x3, where it did
+    operand = handoff.take(x3) if int8 and not time_major else None
+    if operand is None:
+        if int8:  # int8 memory kept across steps (the event gradient may read it)
+            mem = _EVENT_MEM if owner is None else recycled_for(owner, "event operand")
+            dst = mem.empty((n_i, n_b * steps), torch.int8)
+        else:  # sgemm: the operand written as float32 at once, in memory kept across steps
+            dst = q_float.empty((n_i, n_b * steps), torch.float32)
+        operand = int8_operand(x3, dst, time_major)
     if operand is None:
         return None
     q, top, nonzero, counts = operand
