@@ -9,7 +9,7 @@ operand row and its count there too
 (:func:`~loihi_slayer.autograd.cuba.cuba_pooled_spikes`); it then :func:`offer`\\ s
 them here, and the product :func:`take`\\ s them instead of converting. The N-MNIST
 step (pool -> dense 578 -> 128 -> dense 10) no longer runs the 0.27 ms operand pass
-(Sapphire Rapids VM, 2 threads; see the README).
+(2-core Intel Xeon VM with AMX; the README, stop 61).
 
 An offer holds for exactly the tensor it was made for: the spikes' own memory (the root
 of every view of them) and the version counter that every in-place change of that
