@@ -14,7 +14,11 @@ step (pool -> dense 578 -> 128 -> dense 10) no longer runs the 0.27 ms operand p
 An offer holds for exactly the tensor it was made for: the spikes' own memory (the root
 of every view of them) and the version counter that every in-place change of that
 memory, through any view, advances. A product's input that is another tensor, a copy,
-or the spikes changed since, takes nothing and converts as before. One offer is kept (a
+or the spikes changed since, takes nothing and converts as before. The counter does not
+see writes through ``.data`` or a NumPy view of the spikes (PyTorch's autograd does not
+see them either, and its documentation warns against them): spikes changed that way
+between the pool block and the product would not be converted again, so a module that
+edits them in place should use tensor operations (or a copy). One offer is kept (a
 pool block's next forward :func:`clear`\\ s it first, so its operand memory is free to
 be used again); the operand is read only, by the product and its backward.
 """
