@@ -1,7 +1,7 @@
 """Time whole training steps of the example networks against plain PyTorch.
 
 Run: ``python benchmarks/bench_training.py [--reps 7] [--only nmnist|oxford] [--profile]
-[--parts] [--phases] [--consecutive K] [--optimizer fused|foreach]``
+[--parts] [--phases] [--kernels] [--consecutive K] [--optimizer fused|foreach]``
 
 One training step is ``zero_grad``, forward, loss, backward and ``optimizer.step``.
 Two networks, each built by its example script:
@@ -33,7 +33,9 @@ MALLOC_TRIM_THRESHOLD_=268435456`` in the environment stop that for the whole pr
 step's kernels and GEMMs each alone (their sum: the step with no other
 cost) beside the time 10x needs; ``--phases`` times the N-MNIST step phase by phase as it
 runs (each block's forward, the loss, backward, the optimizer), its first step after the
-plain loop's apart from the later ones.
+plain loop's apart from the later ones; ``--kernels`` times each compiled kernel and int8
+GEMM call inside the running step beside the same call alone (what the step's memory
+traffic costs each).
 
 Why ``K`` steps a round: on the 2-core VM a step that follows a pause of 20 ms or more
 (another variant's turn, but equally a ``time.sleep`` or a Python loop touching nothing)
@@ -52,6 +54,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -508,6 +511,86 @@ def nmnist_phases(case: dict, reps: int, consecutive: int) -> None:
     print(f"    {'sum':42s} {cold.sum():7.2f} {warm.sum():7.2f}")
 
 
+def _call(call: tuple) -> object:
+    """Run a recorded call ``(function, args, kwargs)``."""
+    fn, args, kwargs = call
+    return fn(*args, **kwargs)
+
+
+def _kernel_key(kernel: object, args: tuple) -> str:
+    """A kernel call's label: the function's name and its first array argument's shape."""
+    name = getattr(getattr(kernel, "py_func", kernel), "__qualname__", str(kernel))
+    shape = next((tuple(a.shape) for a in args if hasattr(a, "shape")), ())
+    return f"{name}{shape}"
+
+
+def nmnist_kernels(case: dict, reps: int) -> None:
+    """Each compiled kernel (numba's CPU dispatchers) and int8 GEMM (``torch._int_mm``)
+    call of our N-MNIST step, timed inside the running step (``10 * reps`` steps in a
+    row) and then alone, repeated on the arguments of its last call in the step, its
+    memory hot. The difference is what the step's own memory traffic and pauses cost
+    each kernel: the data a kernel reads was written by another kernel, on another core,
+    or pushed out of the caches since. Last, the int8 GEMM right after the pool block's
+    kernel (which streams the whole input) against right after another GEMM, in
+    alternating rounds."""
+    from numba.core.registry import CPUDispatcher
+
+    step = make_step(case["ours"], case["x"], case["target"], case["loss"], adam=case["adam"])
+    for _ in range(3):
+        step()
+    inside: dict[str, list[float]] = {}
+    last: dict[str, tuple] = {}
+    dispatch, int_mm = CPUDispatcher.__call__, torch._int_mm
+
+    def record(key: str, run: Callable[[], object], call: tuple) -> object:
+        t0 = time.perf_counter()
+        out = run()
+        inside.setdefault(key, []).append((time.perf_counter() - t0) * 1e3)
+        last[key] = call
+        return out
+
+    def timed_dispatch(self, *args, **kwargs):
+        key = _kernel_key(self, args)
+        return record(key, lambda: dispatch(self, *args, **kwargs), (self, args, kwargs))
+
+    def timed_mm(a, b, *args, **kwargs):
+        key = _kernel_key("torch._int_mm", (a, b))
+        return record(key, lambda: int_mm(a, b, *args, **kwargs), (int_mm, (a, b), kwargs))
+
+    n_steps = 10 * reps
+    CPUDispatcher.__call__, torch._int_mm = timed_dispatch, timed_mm
+    try:
+        for _ in range(n_steps):
+            step()
+    finally:
+        CPUDispatcher.__call__, torch._int_mm = dispatch, int_mm
+    print(f"  our step's kernels inside the step ({n_steps} steps) and alone (ms, medians):")
+    print(f"    {'kernel (first array argument)':52s} {'calls':>5s} {'inside':>7s} {'alone':>7s}")
+    total_in = total_alone = 0.0
+    for key in sorted(inside, key=lambda k: -sum(inside[k])):
+        calls = len(inside[key]) / n_steps
+        alone = float(np.median([timed(partial(_call, last[key])) for _ in range(5 * reps)]))
+        here = float(np.median(inside[key]))
+        total_in += calls * here
+        total_alone += calls * alone
+        print(f"    {key[:52]:52s} {calls:5.1f} {here:7.3f} {alone:7.3f}")
+    print(f"    {'sum (the calls of a step)':52s} {'':5s} {total_in:7.3f} {total_alone:7.3f}")
+    pools = [k for k in last if k.startswith("cuba_forward(") and len(inside[k]) == n_steps]
+    gemms = [k for k in last if k.startswith("torch._int_mm")]
+    if not (pools and gemms):
+        return
+    pool = max(pools, key=lambda k: float(np.median(inside[k])))  # the pool block's pass
+    gemm = partial(_call, last[gemms[0]])
+    after = {"after the pool kernel": partial(_call, last[pool]), "after another GEMM": gemm}
+    times: dict[str, list[float]] = {label: [] for label in after}
+    for _ in range(5 * reps):
+        for label, before in after.items():
+            before()
+            times[label].append(timed(gemm))
+    for label, ms in times.items():
+        print(f"    {'int8 GEMM ' + label:52s} {'':5s} {float(np.median(ms)):7.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -537,6 +620,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--parts", action="store_true", help="also time the N-MNIST step's kernels and GEMMs alone"
     )
+    ap.add_argument(
+        "--kernels",
+        action="store_true",
+        help="also time each compiled kernel and int8 GEMM call of the N-MNIST step inside "
+        "the running step and alone",
+    )
     args = ap.parse_args(argv)
     print(
         f"Adam {args.optimizer}, torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY "
@@ -558,6 +647,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  10x the plain neuron loop needs <= {plain / 10:.2f} ms per step")
         if args.phases and case is cases[0] and args.only != "oxford":
             nmnist_phases(case, args.reps, consecutive)
+        if args.kernels and case is cases[0] and args.only != "oxford":
+            nmnist_kernels(case, args.reps)
 
 
 if __name__ == "__main__":
