@@ -35,13 +35,10 @@ cuba_case = st.fixed_dictionaries(
     {
         "rows": st.integers(1, 40),
         "steps": st.integers(1, 40),
-        "ref_delay": st.sampled_from([1, 1, 2, 3, 7]),
         "per_neuron": st.booleans(),
         "graded": st.booleans(),
         "amp": st.sampled_from([8, 300, 1 << 17, (1 << 31) - 1]),
         "scale": st.sampled_from([64, 64, 100, 1]),
-        "dtype": st.sampled_from([np.float32, np.float64]),
-        "parallel": st.booleans(),
         "off_grid": st.booleans(),
         "records": st.booleans(),
         "wide_state": st.sampled_from([False, False, True]),
@@ -50,11 +47,23 @@ cuba_case = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=cuba_case)
-def test_cuba_forward_equals_reference(case):
+#: refractory periods of the refractory kernels (refDelay 1: none, the other kernels)
+REF_DELAYS = (2, 3, 7)
+
+
+# one test item per compiled kernel and input type: each first call compiles for about a
+# minute (2-core CI VM), so the eight compiles spread over the test workers, and every
+# kernel meets its cases in every run
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("refractory", [False, True])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cuba_case, ref_pick=st.sampled_from(REF_DELAYS))
+def test_cuba_forward_equals_reference(refractory, parallel, dtype, case, ref_pick):
+    case = {**case, "dtype": dtype, "parallel": parallel}
     rng = np.random.default_rng(case["seed"])
-    rows, steps, ref, pn = case["rows"], case["steps"], case["ref_delay"], case["per_neuron"]
+    rows, steps, pn = case["rows"], case["steps"], case["per_neuron"]
+    ref = ref_pick if refractory else 1
     i_dec = _per_neuron(rng, rows, [0, 1, 411, 2048, 4095, 4096], pn)
     v_dec = _per_neuron(rng, rows, [0, 1, 205, 4095, 4096], pn)
     vth_mant = _per_neuron(rng, rows, [0, 1, 200, 5000, 131071], pn)
