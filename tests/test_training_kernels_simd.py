@@ -60,7 +60,6 @@ REF_DELAYS = (2, 3, 7)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cuba_case, ref_pick=st.sampled_from(REF_DELAYS))
 def test_cuba_forward_equals_reference(refractory, parallel, dtype, case, ref_pick):
-    case = {**case, "dtype": dtype, "parallel": parallel}
     rng = np.random.default_rng(case["seed"])
     rows, steps, pn = case["rows"], case["steps"], case["per_neuron"]
     ref = ref_pick if refractory else 1
@@ -76,7 +75,7 @@ def test_cuba_forward_equals_reference(refractory, parallel, dtype, case, ref_pi
         i_dec[-1] = v_dec[-1] = 4096
         bias[-1] = 0
         a[-1] = vth_mant[-1] + rng.integers(-1, 2, size=steps)
-    x = (a / scale).astype(case["dtype"])
+    x = (a / scale).astype(dtype)
     if case["off_grid"]:  # rint half to even, and values between the grid points
         x = x + (rng.integers(-2, 3, size=x.shape) / (4 * scale)).astype(x.dtype)
     # a state set by hand may lie beyond 32 bits (the kernels' lanes then step in int64)
@@ -87,7 +86,7 @@ def test_cuba_forward_equals_reference(refractory, parallel, dtype, case, ref_pi
     rc0 = rng.integers(0, top if case["wide_state"] and ref > 1 else ref, size=rows)
     out_scale = 1.0 / (64 * scale)
     args = (float(scale), out_scale, i_dec, v_dec, vth_mant << 6)
-    kernel = CUBA_KERNELS[ref > 1, case["parallel"]]
+    kernel = CUBA_KERNELS[refractory, parallel]
     s, vp, u, r, state, bad = run_cuba_kernel(
         kernel, x, *args, ref, bias, u0, v0, rc0, case["graded"], records=case["records"]
     )
