@@ -12,9 +12,14 @@ Run: ``python benchmarks/bench_startup.py [--reps 3] [--skip-cold]``
    (pool -> dense -> dense, N-MNIST shape), then ``verify`` of the golden case it wrote
    and ``inspect``; the sum is the cold compile cost (target < 30 s). The same commands
    are then timed again on the now-warm caches.
+4. Cold-cache first training step: with empty caches again, a fresh process builds the
+   N-MNIST example's network (``examples/nmnist.py``: pool -> dense 578 -> 128 -> dense
+   10) and times its first training step (batch 32, T = 60, random input spikes,
+   ``SpikeRate`` loss, Adam): the kernels a user's first training step compiles. Then a
+   second process on the warm caches.
 
-Set ``--numba-report`` to list, for the cold ``emulate``, the numba functions compiled
-and the seconds each took (numba's compile events).
+Set ``--numba-report`` to list, for the cold ``emulate`` and the cold training step, the
+numba functions compiled and the seconds each took (numba's compile events).
 """
 
 from __future__ import annotations
@@ -58,8 +63,28 @@ export_network(net, sys.argv[1])
 rng = np.random.default_rng(0)
 np.save(sys.argv[2], (rng.random((2 * 34 * 34, 300)) < 0.05).astype(np.int32))
 """
+# the first training step of the N-MNIST example's network (argv[1]: the examples folder)
+_TRAIN = """
+import sys, time
+t0 = time.perf_counter()
+import torch
+from loihi_slayer import loss
+sys.path.insert(0, sys.argv[1])
+import nmnist
+torch.manual_seed(0)
+net = nmnist.build(128)
+x = (torch.rand(32, 2, 34, 34, 60) < 0.05).float()
+y = torch.randint(0, 10, (32,))
+error = loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+t1 = time.perf_counter()
+opt.zero_grad()
+error(net(x), y).backward()
+opt.step()
+print(t1 - t0, time.perf_counter() - t1)
+"""
 # numba's compile events (numba >= 0.57): print every compiled function and its time
-_REPORT = """
+_LISTEN = """
 import sys, time
 from numba.core.event import install_listener, Listener
 class L(Listener):  # exclusive seconds per compiled signature (nested compiles subtracted)
@@ -73,14 +98,27 @@ class L(Listener):  # exclusive seconds per compiled signature (nested compiles 
         f = ev.data['dispatcher'].py_func
         self.rows.append((incl - inner, f.__module__ + '.' + f.__qualname__))
 lis = L()
+def report():
+    for sec, name in sorted(lis.rows, reverse=True)[:25]:
+        print(f'  {sec:6.2f} s  {name}', file=sys.stderr)
+    print(f'  {len(lis.rows)} compiles, {sum(r[0] for r in lis.rows):.1f} s', file=sys.stderr)
+"""
+_REPORT = (
+    _LISTEN
+    + """
 with install_listener('numba:compile', lis):
     from loihi_slayer import cli
     code = cli.main(sys.argv[1:], supervise=False)  # in this process, not a forked child
-for sec, name in sorted(lis.rows, reverse=True)[:25]:
-    print(f'  {sec:6.2f} s  {name}', file=sys.stderr)
-print(f'  {len(lis.rows)} compiles, {sum(r[0] for r in lis.rows):.1f} s', file=sys.stderr)
+report()
 sys.exit(code)
 """
+)
+_TRAIN_REPORT = (
+    _LISTEN
+    + "with install_listener('numba:compile', lis):\n"
+    + "".join("    " + line + "\n" for line in _TRAIN.strip().splitlines())
+    + "report()\n"
+)
 
 
 def _env(**extra: str) -> dict:
@@ -166,6 +204,19 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{label} CLI {name:8s}        {wall:6.2f} s")
             target = "   target < 30 s" if label == "cold" else ""
             print(f"{label} CLI path total      {total:6.2f} s{target}")
+
+    with tempfile.TemporaryDirectory(prefix="ls-startup-") as tmp:
+        cold = _env(
+            NUMBA_CACHE_DIR=str(Path(tmp) / "numba"), LOIHI_SLAYER_CACHE_DIR=str(Path(tmp) / "ls")
+        )
+        for label in ("cold", "warm"):
+            code = _TRAIN_REPORT if args.numba_report and label == "cold" else _TRAIN
+            wall, out = _run([py, "-c", code, str(ROOT / "examples")], cold)
+            setup, step = (float(v) for v in out.split()[-2:])
+            print(
+                f"{label} first N-MNIST training step {step:6.2f} s"
+                f"   (imports and network {setup:.2f} s, process wall {wall:.2f} s)"
+            )
 
 
 if __name__ == "__main__":

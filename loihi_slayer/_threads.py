@@ -168,6 +168,32 @@ def follow_torch_threads() -> None:
         numba.set_num_threads(n)
 
 
+def on_one_thread(kernel, *args):
+    """``kernel(*args)`` for a ``parallel=True`` numba kernel, run by the calling thread
+    alone: numba's thread count for this thread is 1 during the call (its count is per
+    calling thread), so the kernel's ``prange`` loops in order and wakes no worker. The
+    serial twin of a parallel kernel this way is the same compiled code (no compile of
+    its own). numba's pool is started first as :func:`follow_torch_threads` starts it,
+    keeping torch's thread count."""
+    if not _NUMBA_POOL:
+        if "torch" in sys.modules:
+            _start_numba_pool()
+        else:
+            import numba
+
+            numba.get_num_threads()  # starts the pool
+    n = numba_threads()
+    if n == 1:
+        return kernel(*args)
+    from numba.np.ufunc import parallel
+
+    parallel._set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        parallel._set_num_threads(n)
+
+
 #: numba's own reader of the calling thread's count, once its pool runs (see
 #: :func:`numba_threads`)
 _NUMBA_COUNT: list = []

@@ -142,7 +142,8 @@ def run_cuba_kernel(
     state = np.stack([u0, v0, rc0]).astype(np.int64)
     bad = np.zeros(rows, np.int8)
     pool = opts.get("pool")
-    kernel(
+    _cpu.run_cuba_forward(
+        kernel,
         x,
         in_scale,
         out_scale,

@@ -135,6 +135,47 @@ def test_kernels_keep_and_follow_torchs_thread_count():
     assert seen == [[1, 1], [1, 1], [2, two], [1, two], [2, two]]
 
 
+_ONE = """
+import json, numpy as np, torch, numba
+from numba import njit, prange
+from loihi_slayer._threads import on_one_thread
+
+@njit(parallel=True)
+def where(ids):  # each iteration's thread and the region's thread count
+    for i in prange(ids.shape[0]):
+        ids[i] = numba.get_thread_id() + 100 * numba.get_num_threads()
+    return ids
+
+torch.set_num_threads(1)
+one = on_one_thread(where, np.zeros(4096, np.int64))  # starts numba's pool
+after_first = [torch.get_num_threads(), numba.get_num_threads()]
+torch.set_num_threads(2)
+numba.set_num_threads(2)
+again = on_one_thread(where, np.zeros(4096, np.int64))
+after = [torch.get_num_threads(), numba.get_num_threads()]
+both = where(np.zeros(4096, np.int64))
+print(json.dumps([sorted(set(one.tolist())), after_first, sorted(set(again.tolist())), after,
+                  sorted(set(both.tolist()))]))
+"""
+
+
+def test_on_one_thread_runs_a_parallel_kernel_alone_and_restores_the_count():
+    """``on_one_thread`` (the serial twin of a parallel kernel, the same compiled code)
+    runs every ``prange`` iteration on the calling thread with a region of one thread,
+    then restores numba's count; its first call starts numba's pool without undoing
+    ``torch.set_num_threads``. The same kernel called directly uses both threads."""
+    import json
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env["NUMBA_NUM_THREADS"] = "2"
+    out = run_python(_ONE, env=env, check=True).stdout
+    one, after_first, again, after, both = json.loads(out.strip().splitlines()[-1])
+    assert one == [100] and again == [100]  # thread 0, a region of one thread
+    assert after_first == [1, 2]  # torch's count kept, numba's (its default) restored
+    assert after == [2, 2]
+    assert both == [200, 201]
+
+
 @pytest.mark.parametrize(
     ("env", "passive"),
     [

@@ -51,9 +51,10 @@ cuba_case = st.fixed_dictionaries(
 REF_DELAYS = (2, 3, 7)
 
 
-# one test item per compiled kernel and input type: each first call compiles for about a
-# minute (2-core CI VM), so the eight compiles spread over the test workers, and every
-# kernel meets its cases in every run
+# one test item per kernel entry and input type: each parallel kernel's first call
+# compiles for about a minute (2-core CI VM; its serial entry runs the same code on one
+# thread), so the four compiles spread over the test workers, and every entry meets its
+# cases in every run
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("refractory", [False, True])
@@ -142,6 +143,55 @@ def test_cuba_forward_state_on_either_side_of_int32(beyond, ref_delay, parallel)
     assert not bad.any()
     if ref_delay > 1:
         assert np.array_equal(r, e_r.astype(np.uint8))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("ref_delay", [1, 3])
+@pytest.mark.parametrize("beyond", [False, True])
+def test_cuba_forward_kernel_declines_what_int32_lanes_cannot_hold(beyond, ref_delay, parallel):
+    """A forward kernel called on its own steps int32 lanes only: given a state past
+    int32 it returns False with every output and the state untouched (the int64 kernel,
+    which ``_cpu.run_cuba_forward`` then calls, compiles only when a state needs it);
+    given states that fit, it returns True having written every output."""
+    rows, steps = 19, 9
+    u0 = np.arange(rows, dtype=np.int64)
+    if beyond:
+        u0[rows // 2] = 1 << 31
+    v0, rc0 = u0 * 0, u0 * 0
+    state = np.stack([u0, v0, rc0])
+    s, vp, u = (np.full((rows, steps), np.nan, np.float32) for _ in range(3))
+    r = np.full((rows, steps), 7, np.uint8)
+    bad = np.zeros(rows, np.int8)
+    decays = np.array([411], np.int64), np.array([205], np.int64)
+    x = np.ones((rows, steps), np.float32)
+    done = CUBA_KERNELS[ref_delay > 1, parallel](
+        x,
+        64.0,
+        1.0 / 4096,
+        *decays,
+        np.array([200 << 6], np.int64),
+        ref_delay,
+        np.zeros(1, np.int64),
+        state[0],
+        state[1],
+        state[2],
+        False,
+        s,
+        vp,
+        u,
+        r,
+        bad,
+        _cpu.NO_POOL,
+        np.float32(1),
+        0,
+        _cpu.NO_OPERAND,
+        _cpu.NO_COUNTS,
+    )
+    assert bool(done) is not beyond
+    assert bool(np.isnan(s).all()) is beyond
+    assert bool(np.isnan(vp).any()) is beyond
+    assert np.array_equal(state, np.stack([u0, v0, rc0])) is beyond
+    assert not bad.any()
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._threads import on_one_thread
 from ..fixed import dynamics
 from ..fixed._prefetch import fetch_run
 from ..fixed._transpose import BLOCK, block_in, block_out
@@ -696,37 +697,12 @@ def _cuba_rows(
     q_counts,
     refractory,
 ):
-    """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``: parallel in a
-    ``parallel=True`` kernel, a plain loop in a serial one) with int32 lanes, or every row
-    with int64 lanes (:func:`_cuba_forward_wide`) where :func:`_narrow_lanes` fails.
-    ``refractory`` is a constant at each call site."""
+    """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``) with int32
+    lanes; True. Where :func:`_narrow_lanes` fails, False with nothing written
+    (:func:`run_cuba_forward` then steps the rows in int64 lanes). ``refractory`` is a
+    constant at each call site."""
     if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, refractory):
-        _cuba_forward_wide(
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref_delay,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            q_out,
-            q_counts,
-            refractory,
-        )
-        return
+        return False
     ref = ref_delay if refractory else 1
     for c in prange(chunks):
         _cuba_chunk(
@@ -757,6 +733,7 @@ def _cuba_rows(
             refractory,
             np.int32,
         )
+    return True
 
 
 @njit(parallel=True, cache=True)
@@ -805,62 +782,8 @@ def cuba_forward(
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
     """
-    _cuba_rows(
+    return _cuba_rows(
         n_chunks(s_out.shape[0]),
-        x,
-        in_scale,
-        out_scale,
-        i_decay,
-        v_decay,
-        v_th,
-        ref_delay,
-        bias,
-        u_st,
-        v_st,
-        rc_st,
-        graded,
-        s_out,
-        vp_out,
-        u_out,
-        r_out,
-        bad,
-        pool,
-        pool_w,
-        shift,
-        q_out,
-        q_counts,
-        False,
-    )
-
-
-@njit(cache=True)
-def cuba_forward_serial(
-    x,
-    in_scale,
-    out_scale,
-    i_decay,
-    v_decay,
-    v_th,
-    ref_delay,
-    bias,
-    u_st,
-    v_st,
-    rc_st,
-    graded,
-    s_out,
-    vp_out,
-    u_out,
-    r_out,
-    bad,
-    pool,
-    pool_w,
-    shift,
-    q_out,
-    q_counts,
-):
-    """:func:`cuba_forward` on the calling thread."""
-    _cuba_rows(
-        1,
         x,
         in_scale,
         out_scale,
@@ -913,7 +836,7 @@ def cuba_forward_refractory(
     q_counts,
 ):
     """:func:`cuba_forward` with a refractory period (``ref_delay > 1``)."""
-    _cuba_rows(
+    return _cuba_rows(
         n_chunks(s_out.shape[0]),
         x,
         in_scale,
@@ -941,58 +864,41 @@ def cuba_forward_refractory(
     )
 
 
-@njit(cache=True)
-def cuba_forward_refractory_serial(
-    x,
-    in_scale,
-    out_scale,
-    i_decay,
-    v_decay,
-    v_th,
-    ref_delay,
-    bias,
-    u_st,
-    v_st,
-    rc_st,
-    graded,
-    s_out,
-    vp_out,
-    u_out,
-    r_out,
-    bad,
-    pool,
-    pool_w,
-    shift,
-    q_out,
-    q_counts,
-):
-    """:func:`cuba_forward_refractory` on the calling thread."""
-    _cuba_rows(
-        1,
-        x,
-        in_scale,
-        out_scale,
-        i_decay,
-        v_decay,
-        v_th,
-        ref_delay,
-        bias,
-        u_st,
-        v_st,
-        rc_st,
-        graded,
-        s_out,
-        vp_out,
-        u_out,
-        r_out,
-        bad,
-        pool,
-        pool_w,
-        shift,
-        q_out,
-        q_counts,
-        True,
-    )
+def cuba_forward_serial(*args):
+    """:func:`cuba_forward` on the calling thread alone: the same compiled kernel, run
+    with one numba thread (:func:`~loihi_slayer._threads.on_one_thread`). A separate
+    serial kernel had cost a compile of its own (27 s of a new process's first N-MNIST
+    training step) and ran slower: numba compiles a ``prange`` body with ``noalias``
+    arrays and without zero tests before integer division, which a plain ``njit``
+    function does not get (N-MNIST's dense 128 -> 10 neuron: 50 against 54-71 us)."""
+    return on_one_thread(cuba_forward, *args)
+
+
+def cuba_forward_refractory_serial(*args):
+    """:func:`cuba_forward_refractory` on the calling thread alone (see
+    :func:`cuba_forward_serial`)."""
+    return on_one_thread(cuba_forward_refractory, *args)
+
+
+#: the refractory flag of each training CUBA forward kernel (for its int64 fallback)
+_REFRACTORY = {
+    cuba_forward: False,
+    cuba_forward_serial: False,
+    cuba_forward_refractory: True,
+    cuba_forward_refractory_serial: True,
+}
+
+
+def run_cuba_forward(kernel, *args) -> None:
+    """Run the training CUBA forward ``kernel`` (:func:`cuba_forward`, its serial or
+    refractory variants) on its arguments ``args``. Where the kernel declines (a state or
+    decay beyond its int32 lanes, :func:`_narrow_lanes`; it has then written nothing) the
+    rows step in int64 lanes (:func:`_cuba_forward_wide`). That kernel is called from
+    here, not from inside the others, so it compiles only when some state needs it: as
+    their callee it had added 21 s to the first N-MNIST training step of a new process
+    (every kernel-made state fits int32)."""
+    if not kernel(*args):
+        _cuba_forward_wide(*args, _REFRACTORY[kernel])
 
 
 @njit(inline="always", fastmath=True, cache=True)

@@ -391,7 +391,8 @@ def run_forward(
         unused = np.empty((rows, 0), xn.dtype)
         bad = np.zeros(rows, np.int8)
         geometry, weight = (_cpu.NO_POOL, np.float32(1)) if pool is None else pool
-        _CPU_FORWARD[rec_r, use_parallel(rows, steps)](
+        _cpu.run_cuba_forward(
+            _CPU_FORWARD[rec_r, use_parallel(rows, steps)],
             *kernel_args(
                 xn,
                 state.numpy(),
