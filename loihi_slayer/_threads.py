@@ -30,8 +30,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,11 @@ def follow_torch_threads() -> None:
         numba.set_num_threads(n)
 
 
-def on_one_thread(kernel, *args):
+#: a kernel's return type
+_R = TypeVar("_R")
+
+
+def on_one_thread(kernel: Callable[..., _R], *args: object) -> _R:
     """``kernel(*args)`` for a ``parallel=True`` numba kernel, run by the calling thread
     alone: numba's thread count for this thread is 1 during the call (its count is per
     calling thread), so the kernel's ``prange`` loops in order and wakes no worker. The

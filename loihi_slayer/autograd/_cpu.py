@@ -26,6 +26,8 @@ vectorizes (relative error below ``4e-7`` in float32).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -781,6 +783,10 @@ def cuba_forward(
     and input, see :func:`_cuba_chunk`) only get their zero outputs written.
     Parallel over blocks of :data:`LANES` neurons; :func:`cuba_forward_serial`
     is the same on the calling thread (for small work).
+
+    Returns True; False, with nothing written, where a state or decay does not fit the
+    int32 lanes (:func:`_narrow_lanes`): call it through :func:`run_cuba_forward`,
+    which then steps the rows in int64 lanes.
     """
     return _cuba_rows(
         n_chunks(s_out.shape[0]),
@@ -864,7 +870,7 @@ def cuba_forward_refractory(
     )
 
 
-def cuba_forward_serial(*args):
+def cuba_forward_serial(*args: object) -> bool:
     """:func:`cuba_forward` on the calling thread alone: the same compiled kernel, run
     with one numba thread (:func:`~loihi_slayer._threads.on_one_thread`). A separate
     serial kernel had cost a compile of its own (27 s of a new process's first N-MNIST
@@ -874,7 +880,7 @@ def cuba_forward_serial(*args):
     return on_one_thread(cuba_forward, *args)
 
 
-def cuba_forward_refractory_serial(*args):
+def cuba_forward_refractory_serial(*args: object) -> bool:
     """:func:`cuba_forward_refractory` on the calling thread alone (see
     :func:`cuba_forward_serial`)."""
     return on_one_thread(cuba_forward_refractory, *args)
@@ -889,7 +895,7 @@ _REFRACTORY = {
 }
 
 
-def run_cuba_forward(kernel, *args) -> None:
+def run_cuba_forward(kernel: Callable[..., bool], *args: object) -> None:
     """Run the training CUBA forward ``kernel`` (:func:`cuba_forward`, its serial or
     refractory variants) on its arguments ``args``. Where the kernel declines (a state or
     decay beyond its int32 lanes, :func:`_narrow_lanes`; it has then written nothing) the
