@@ -181,40 +181,45 @@ def on_one_thread(kernel: Callable[..., _R], *args: object) -> _R:
     its own). numba's pool is started first as :func:`follow_torch_threads` starts it,
     keeping torch's thread count."""
     if not _NUMBA_POOL:
-        if "torch" in sys.modules:
-            _start_numba_pool()
-        else:
-            import numba
-
-            numba.get_num_threads()  # starts the pool
+        _start_numba_pool()
     n = numba_threads()
     if n == 1:
         return kernel(*args)
-    from numba.np.ufunc import parallel
-
-    parallel._set_num_threads(1)
+    set_count = _NUMBA_SET[0]
+    set_count(1)
     try:
         return kernel(*args)
     finally:
-        parallel._set_num_threads(n)
+        set_count(n)
 
 
+def numba_set_threads() -> Callable[[int], None]:
+    """numba's public setter of the calling thread's count (where its unchecked one,
+    which :func:`_start_numba_pool` keeps, is missing)."""
+    import numba
+
+    return numba.set_num_threads
+
+
+#: numba's setter of the calling thread's count without its checks, once its pool runs
+#: (see :func:`on_one_thread`)
+_NUMBA_SET: list = []
 #: numba's own reader of the calling thread's count, once its pool runs (see
 #: :func:`numba_threads`)
 _NUMBA_COUNT: list = []
 
 
 def _start_numba_pool() -> None:
-    """Start numba's thread pool, keeping torch's thread count (see
-    :func:`follow_torch_threads`)."""
-    import torch
+    """Start numba's thread pool, keeping torch's thread count where torch is loaded
+    (see :func:`follow_torch_threads`)."""
     from numba.np.ufunc import parallel
 
-    current = torch.get_num_threads()
+    torch = sys.modules.get("torch")
+    current = None if torch is None else torch.get_num_threads()
     launch = getattr(parallel, "_launch_threads", None)
     if launch is not None:
         launch()
-    if torch.get_num_threads() != current:
+    if current is not None and torch.get_num_threads() != current:
         torch.set_num_threads(current)
     # the count's reader without numba.get_num_threads's pool check, which takes a
     # multiprocessing lock each call (1.7 us against 0.2 here, 2-core Zen 3; 10-20 us
@@ -222,6 +227,7 @@ def _start_numba_pool() -> None:
     reader = getattr(parallel, "_get_num_threads", None)
     if reader is not None:
         _NUMBA_COUNT.append(reader)
+    _NUMBA_SET.append(getattr(parallel, "_set_num_threads", None) or numba_set_threads())
     _NUMBA_POOL.append(True)
 
 
