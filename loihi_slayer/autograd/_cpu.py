@@ -36,6 +36,7 @@ from .._threads import on_one_thread
 from ..fixed import dynamics
 from ..fixed._prefetch import fetch_run
 from ..fixed._transpose import BLOCK, block_in, block_out
+from ..fixed._unowned import keep, unowned
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
 from ._lane_scan import (
@@ -479,21 +480,38 @@ def _cuba_chunk(
     the counter is the constant 0 and its branch in the step folds away. ``lane_int``
     (``np.int32`` or ``np.int64``) is the integer type of the lanes' state and decay
     factors: int32 where :func:`_narrow_lanes` holds, else int64 (every value exact).
+
+    Every array is used through a view without an owner (:mod:`~loihi_slayer.fixed._unowned`):
+    compiled apart from a ``prange`` body (:func:`_narrow_chunk`), the loops below had
+    otherwise counted references with atomic instructions at every helper they inline.
     """
+    x, i_decay, v_decay, v_th, bias = (
+        unowned(x),
+        unowned(i_decay),
+        unowned(v_decay),
+        unowned(v_th),
+        unowned(bias),
+    )
+    u_st, v_st, rc_st, bad = unowned(u_st), unowned(v_st), unowned(rc_st), unowned(bad)
+    s_out, vp_out, u_out, r_out = unowned(s_out), unowned(vp_out), unowned(u_out), unowned(r_out)
+    pool, q_out, q_counts = unowned(pool), unowned(q_out), unowned(q_counts)
     rows, steps = s_out.shape
     pooled = pool.shape[0] > 0
     ni, nv, nt, nb = i_decay.shape[0], v_decay.shape[0], v_th.shape[0], bias.shape[0]
     rec_v = vp_out.shape[1] > 0
     rec_u = u_out.shape[1] > 0
     rec_r = r_out.shape[1] > 0
-    xt = np.zeros((TILE, LANES), x.dtype)
+    # the buffers (owners, kept to the end) and the views the loops use
+    xt_own = np.zeros((TILE, LANES), x.dtype)
     # pooled input: each lane's row (written before it is read), the last row scratch
-    pseg = np.empty((LANES + 1, min(steps, POOL_SEGMENT) if pooled else 0), x.dtype)
-    bases = np.zeros(LANES, np.int64)  # pooled input: each lane's first window row
-    lane_rows = np.zeros(LANES, np.int64)  # each lane's neuron
+    pseg_own = np.empty((LANES + 1, min(steps, POOL_SEGMENT) if pooled else 0), x.dtype)
+    bases_own = np.zeros(LANES, np.int64)  # pooled input: each lane's first window row
+    lane_rows_own = np.zeros(LANES, np.int64)  # each lane's neuron
     # spike, v_pre, u, refractory of OUT_SEGMENT steps (rows of OT_ROW values)
-    ot = np.empty(4 * OT_ROW, s_out.dtype)
-    ln = np.zeros(LN_ROWS * LANES, np.int64)  # the lanes' state and parameters (LN_*)
+    ot_own = np.empty(4 * OT_ROW, s_out.dtype)
+    ln_own = np.zeros(LN_ROWS * LANES, np.int64)  # the lanes' state and parameters (LN_*)
+    xt, pseg, bases = unowned(xt_own), unowned(pseg_own), unowned(bases_own)
+    lane_rows, ot, ln = unowned(lane_rows_own), unowned(ot_own), unowned(ln_own)
     # a pooled input that fits one segment is pooled as each neuron is queued: the lane's
     # row is formed once, and the quiet test reads it instead of every tap
     fused = pooled and steps <= POOL_SEGMENT
@@ -586,6 +604,12 @@ def _cuba_chunk(
             rc_st[n] = ln[LN_RC + j]
             if ln[LN_BAD + j] != 0:
                 bad[n] = 1
+    keep(xt_own)
+    keep(pseg_own)
+    keep(bases_own)
+    keep(lane_rows_own)
+    keep(ot_own)
+    keep(ln_own)
 
 
 @njit(inline="always", cache=True)
@@ -672,6 +696,132 @@ def _cuba_forward_wide(
     )
 
 
+@njit(cache=True, error_model="numpy")
+def _narrow_chunk(
+    c,
+    chunks,
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+    q_out,
+    q_counts,
+):
+    """:func:`_cuba_chunk` with int32 lanes and no refractory period, compiled as a
+    function of its own that the parallel kernel's ``prange`` body calls. Inlined into
+    that body, the chunk went through numba's parallel passes too: :func:`cuba_forward`
+    took 59 s to compile, 29 s with the chunk apart (numba's compile events), and a new
+    process's first N-MNIST training step 89 s, now 61 s (``bench_startup.py``). It
+    runs as fast (N-MNIST's three forward calls, alternating in one process: the pool
+    block 1.09 ms against 1.09 with its input in cache, 1.23 against 1.25 out of cache)
+    because of its views without an owner (see :func:`_cuba_chunk`; without them,
+    1.14-1.22x the time) and NumPy's error model, which numba gives a ``prange`` body
+    (no zero test before integer ``//`` and ``%``; every divisor here is a length or a
+    pool size, never 0)."""
+    _cuba_chunk(
+        c,
+        chunks,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        q_out,
+        q_counts,
+        False,
+        np.int32,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _narrow_chunk_refractory(
+    c,
+    chunks,
+    x,
+    in_scale,
+    out_scale,
+    i_decay,
+    v_decay,
+    v_th,
+    ref,
+    bias,
+    u_st,
+    v_st,
+    rc_st,
+    graded,
+    s_out,
+    vp_out,
+    u_out,
+    r_out,
+    bad,
+    pool,
+    pool_w,
+    shift,
+    q_out,
+    q_counts,
+):
+    """:func:`_narrow_chunk` with a refractory period (``ref > 1``)."""
+    _cuba_chunk(
+        c,
+        chunks,
+        x,
+        in_scale,
+        out_scale,
+        i_decay,
+        v_decay,
+        v_th,
+        ref,
+        bias,
+        u_st,
+        v_st,
+        rc_st,
+        graded,
+        s_out,
+        vp_out,
+        u_out,
+        r_out,
+        bad,
+        pool,
+        pool_w,
+        shift,
+        q_out,
+        q_counts,
+        True,
+        np.int32,
+    )
+
+
 @njit(inline="always", cache=True)
 def _cuba_rows(
     chunks,
@@ -700,41 +850,68 @@ def _cuba_rows(
     refractory,
 ):
     """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``) with int32
-    lanes; True. Where :func:`_narrow_lanes` fails, False with nothing written
+    lanes, each by :func:`_narrow_chunk` (:func:`_narrow_chunk_refractory`); True.
+    Where :func:`_narrow_lanes` fails, False with nothing written
     (:func:`run_cuba_forward` then steps the rows in int64 lanes). ``refractory`` is a
     constant at each call site."""
     if not _narrow_lanes(u_st, v_st, rc_st, i_decay, v_decay, ref_delay, refractory):
         return False
     ref = ref_delay if refractory else 1
-    for c in prange(chunks):
-        _cuba_chunk(
-            c,
-            chunks,
-            x,
-            in_scale,
-            out_scale,
-            i_decay,
-            v_decay,
-            v_th,
-            ref,
-            bias,
-            u_st,
-            v_st,
-            rc_st,
-            graded,
-            s_out,
-            vp_out,
-            u_out,
-            r_out,
-            bad,
-            pool,
-            pool_w,
-            shift,
-            q_out,
-            q_counts,
-            refractory,
-            np.int32,
-        )
+    for c in prange(chunks):  # np.int64: one compile of the chunk (the index is unsigned)
+        if refractory:
+            _narrow_chunk_refractory(
+                np.int64(c),
+                chunks,
+                x,
+                in_scale,
+                out_scale,
+                i_decay,
+                v_decay,
+                v_th,
+                ref,
+                bias,
+                u_st,
+                v_st,
+                rc_st,
+                graded,
+                s_out,
+                vp_out,
+                u_out,
+                r_out,
+                bad,
+                pool,
+                pool_w,
+                shift,
+                q_out,
+                q_counts,
+            )
+        else:
+            _narrow_chunk(
+                np.int64(c),
+                chunks,
+                x,
+                in_scale,
+                out_scale,
+                i_decay,
+                v_decay,
+                v_th,
+                ref,
+                bias,
+                u_st,
+                v_st,
+                rc_st,
+                graded,
+                s_out,
+                vp_out,
+                u_out,
+                r_out,
+                bad,
+                pool,
+                pool_w,
+                shift,
+                q_out,
+                q_counts,
+            )
     return True
 
 
@@ -874,9 +1051,10 @@ def cuba_forward_serial(*args: object) -> bool:
     """:func:`cuba_forward` on the calling thread alone: the same compiled kernel, run
     with one numba thread (:func:`~loihi_slayer._threads.on_one_thread`). A separate
     serial kernel had cost a compile of its own (27 s of a new process's first N-MNIST
-    training step) and ran slower: numba compiles a ``prange`` body with ``noalias``
-    arrays and without zero tests before integer division, which a plain ``njit``
-    function does not get (N-MNIST's dense 128 -> 10 neuron: 50 against 54-71 us)."""
+    training step) and ran slower (N-MNIST's dense 128 -> 10 neuron: 54-71 against 50
+    us): a plain ``njit`` function of the same code, it counted references at the
+    helpers it inlined and tested every divisor for zero, as the chunk function did
+    before its views without an owner (:func:`_narrow_chunk`)."""
     return on_one_thread(cuba_forward, *args)
 
 
