@@ -2,22 +2,23 @@
 
 numba counts the references to every array that has an owner (its ``meminfo``): each
 new variable holding the array, each argument binding of an inlined helper and each
-view adds one with an atomic instruction and drops it again. A ``prange`` body is
-compiled through numba's parallel passes, whose copy propagation removes most of these;
-a plain ``njit`` function keeps them, and where the pairs span loops LLVM's reference
-pruning cannot remove them either. In the training CUBA forward's chunk, compiled as a
-function of its own (:func:`loihi_slayer.autograd._cpu._narrow_chunk`), they took 17-20 %
-of the N-MNIST pool block's time (``perf`` over the kernel: the atomic increments and
-decrements of the chunk's own buffers and of its input), and the pass ran 1.14-1.22x
-slower than the same code inside the ``prange`` body.
+view adds one with an atomic instruction and drops it again. Inside a ``prange`` body
+they did not show in the profile (numba's parallel passes, which simplify the body's
+variables, are the likely reason); a plain ``njit`` function keeps them, and where the
+pairs span loops LLVM's reference pruning does not remove them either. In the training
+CUBA forward's chunk, compiled as a function of its own
+(:func:`loihi_slayer.autograd._cpu._narrow_chunk`), they took 17-20 % of the N-MNIST
+pool block's time (``perf`` over the kernel: the atomic increments and decrements of
+the chunk's own buffers and of its input), and the pass ran 1.14-1.22x slower than the
+same code inside the ``prange`` body.
 
 :func:`unowned` returns a view of the same memory with no owner (``meminfo`` NULL, as
-numba's own stack arrays and views of foreign memory have): counting its references is
-a test of a null pointer, and so is counting those of every view taken from it.
-The memory stays the owner's: the owner must outlive the view. A function argument
-does (its caller holds it for the call); an array made in the function needs
-:func:`keep` after the view's last use, since numba frees an array after the last use
-of its variable.
+the stack arrays of :mod:`._stack` and numba's arrays over foreign memory have):
+counting its references is a test of a null pointer, and so is counting those of every
+view taken from it. The memory stays the owner's: the owner must outlive the view. A
+function argument does (its caller holds it for the call); an array made in the function
+needs :func:`keep` after the view's last use, since numba frees an array after the last
+use of its variable.
 """
 
 from __future__ import annotations
