@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange
 
 from .._threads import on_one_thread
 from ..fixed import dynamics
@@ -728,9 +728,11 @@ def _narrow_chunk(
     shift,
     q_out,
     q_counts,
+    refractory,
 ):
-    """:func:`_cuba_chunk` with int32 lanes and no refractory period, compiled as a
-    function of its own that the parallel kernel's ``prange`` body calls. Inlined into
+    """:func:`_cuba_chunk` with int32 lanes, compiled as a function of its own that the
+    parallel kernels' ``prange`` body calls; ``refractory`` is taken as a literal, one
+    compile for each value, so that its branches fold as they did inlined. Inlined into
     that body, the chunk went through numba's parallel passes too: :func:`cuba_forward`
     took 59 s to compile, 29 s with the chunk apart (numba's compile events), and a new
     process's first N-MNIST training step 89 s, now 61 s (``bench_startup.py``). It
@@ -740,6 +742,7 @@ def _narrow_chunk(
     1.14-1.22x the time) and NumPy's error model, which numba gives a ``prange`` body
     (no zero test before integer ``//`` and ``%``; every divisor here is a length or a
     pool size, never 0)."""
+    literally(refractory)
     _cuba_chunk(
         c,
         chunks,
@@ -765,65 +768,7 @@ def _narrow_chunk(
         shift,
         q_out,
         q_counts,
-        False,
-        np.int32,
-    )
-
-
-@njit(cache=True, error_model="numpy")
-def _narrow_chunk_refractory(
-    c,
-    chunks,
-    x,
-    in_scale,
-    out_scale,
-    i_decay,
-    v_decay,
-    v_th,
-    ref,
-    bias,
-    u_st,
-    v_st,
-    rc_st,
-    graded,
-    s_out,
-    vp_out,
-    u_out,
-    r_out,
-    bad,
-    pool,
-    pool_w,
-    shift,
-    q_out,
-    q_counts,
-):
-    """:func:`_narrow_chunk` with a refractory period (``ref > 1``)."""
-    _cuba_chunk(
-        c,
-        chunks,
-        x,
-        in_scale,
-        out_scale,
-        i_decay,
-        v_decay,
-        v_th,
-        ref,
-        bias,
-        u_st,
-        v_st,
-        rc_st,
-        graded,
-        s_out,
-        vp_out,
-        u_out,
-        r_out,
-        bad,
-        pool,
-        pool_w,
-        shift,
-        q_out,
-        q_counts,
-        True,
+        refractory,
         np.int32,
     )
 
@@ -856,7 +801,7 @@ def _cuba_rows(
     refractory,
 ):
     """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``) with int32
-    lanes, each by :func:`_narrow_chunk` (:func:`_narrow_chunk_refractory`); True.
+    lanes, each by :func:`_narrow_chunk`; True.
     Where :func:`_narrow_lanes` fails, False with nothing written
     (:func:`run_cuba_forward` then steps the rows in int64 lanes). ``refractory`` is a
     constant at each call site."""
@@ -864,60 +809,33 @@ def _cuba_rows(
         return False
     ref = ref_delay if refractory else 1
     for c in prange(chunks):  # np.int64: one compile of the chunk (the index is unsigned)
-        if refractory:
-            _narrow_chunk_refractory(
-                np.int64(c),
-                chunks,
-                x,
-                in_scale,
-                out_scale,
-                i_decay,
-                v_decay,
-                v_th,
-                ref,
-                bias,
-                u_st,
-                v_st,
-                rc_st,
-                graded,
-                s_out,
-                vp_out,
-                u_out,
-                r_out,
-                bad,
-                pool,
-                pool_w,
-                shift,
-                q_out,
-                q_counts,
-            )
-        else:
-            _narrow_chunk(
-                np.int64(c),
-                chunks,
-                x,
-                in_scale,
-                out_scale,
-                i_decay,
-                v_decay,
-                v_th,
-                ref,
-                bias,
-                u_st,
-                v_st,
-                rc_st,
-                graded,
-                s_out,
-                vp_out,
-                u_out,
-                r_out,
-                bad,
-                pool,
-                pool_w,
-                shift,
-                q_out,
-                q_counts,
-            )
+        _narrow_chunk(
+            np.int64(c),
+            chunks,
+            x,
+            in_scale,
+            out_scale,
+            i_decay,
+            v_decay,
+            v_th,
+            ref,
+            bias,
+            u_st,
+            v_st,
+            rc_st,
+            graded,
+            s_out,
+            vp_out,
+            u_out,
+            r_out,
+            bad,
+            pool,
+            pool_w,
+            shift,
+            q_out,
+            q_counts,
+            refractory,
+        )
     return True
 
 
