@@ -260,7 +260,7 @@ def _quiet_input(x, pool, n, base):
     tap of its window (then so is the sum, whatever the weight).
 
     Compiled apart, not inlined (as :func:`_pool_segment`): called once a neuron where the
-    input is not pooled as the neuron is queued, it left the chunk (:func:`_narrow_chunk`)
+    input is not pooled as the neuron is queued, it left the chunk (:func:`_cuba_chunk`)
     smaller, which compiled 4 s sooner (29 against 33 s for the pool block's first call)
     at no time measurable on the N-MNIST calls."""
     if pool.shape[0] == 0:
@@ -440,7 +440,7 @@ def _operand_row(s_out, n, q_out, q_counts):
     q_counts[ub, ui] = nz
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True, error_model="numpy")
 def _cuba_chunk(
     c,
     chunks,
@@ -487,10 +487,24 @@ def _cuba_chunk(
     (``np.int32`` or ``np.int64``) is the integer type of the lanes' state and decay
     factors: int32 where :func:`_narrow_lanes` holds, else int64 (every value exact).
 
+    Compiled as a function of its own (NumPy's error model, as numba gives a ``prange``
+    body: no zero test before integer ``//`` and ``%``; every divisor here is a length
+    or a pool size, never 0), which the parallel kernels' ``prange`` body calls
+    (:func:`_cuba_rows`). Inlined into that body, the chunk went through numba's parallel
+    passes too: :func:`cuba_forward` took 59 s to compile, 29 s with the chunk in a
+    function of its own. That function had inlined this one, and numba copies an
+    inlined function's IR block by block (each block with its own copy of the variable
+    scope, then the whole once more): 6 s of copying for this function's 390 blocks,
+    which a call does not make (the pool block's first call, empty caches, 29 s -> 2x s).
+    ``refractory`` is taken as a literal (one compile for each value), so its branches
+    fold as they did inlined.
+
     Every array is used through a view without an owner (:mod:`~loihi_slayer.fixed._unowned`):
-    compiled apart from a ``prange`` body (:func:`_narrow_chunk`), the loops below had
-    otherwise counted references with atomic instructions at every helper they inline.
+    compiled apart from a ``prange`` body, the loops below had otherwise counted
+    references with atomic instructions at every helper they inline (1.14-1.22x the
+    time); the kernels run as fast as with the chunk inlined into the ``prange`` body.
     """
+    literally(refractory)
     x, i_decay, v_decay, v_th, bias = (
         unowned(x),
         unowned(i_decay),
@@ -702,77 +716,6 @@ def _cuba_forward_wide(
     )
 
 
-@njit(cache=True, error_model="numpy")
-def _narrow_chunk(
-    c,
-    chunks,
-    x,
-    in_scale,
-    out_scale,
-    i_decay,
-    v_decay,
-    v_th,
-    ref,
-    bias,
-    u_st,
-    v_st,
-    rc_st,
-    graded,
-    s_out,
-    vp_out,
-    u_out,
-    r_out,
-    bad,
-    pool,
-    pool_w,
-    shift,
-    q_out,
-    q_counts,
-    refractory,
-):
-    """:func:`_cuba_chunk` with int32 lanes, compiled as a function of its own that the
-    parallel kernels' ``prange`` body calls; ``refractory`` is taken as a literal, one
-    compile for each value, so that its branches fold as they did inlined. Inlined into
-    that body, the chunk went through numba's parallel passes too: :func:`cuba_forward`
-    took 59 s to compile, 29 s with the chunk apart (numba's compile events), and a new
-    process's first N-MNIST training step 89 s, now 61 s (``bench_startup.py``). It
-    runs as fast (N-MNIST's three forward calls, alternating in one process: the pool
-    block 1.09 ms against 1.09 with its input in cache, 1.23 against 1.25 out of cache)
-    because of its views without an owner (see :func:`_cuba_chunk`; without them,
-    1.14-1.22x the time) and NumPy's error model, which numba gives a ``prange`` body
-    (no zero test before integer ``//`` and ``%``; every divisor here is a length or a
-    pool size, never 0)."""
-    literally(refractory)
-    _cuba_chunk(
-        c,
-        chunks,
-        x,
-        in_scale,
-        out_scale,
-        i_decay,
-        v_decay,
-        v_th,
-        ref,
-        bias,
-        u_st,
-        v_st,
-        rc_st,
-        graded,
-        s_out,
-        vp_out,
-        u_out,
-        r_out,
-        bad,
-        pool,
-        pool_w,
-        shift,
-        q_out,
-        q_counts,
-        refractory,
-        np.int32,
-    )
-
-
 @njit(inline="always", cache=True)
 def _cuba_rows(
     chunks,
@@ -801,7 +744,7 @@ def _cuba_rows(
     refractory,
 ):
     """The forward kernels' body: ``chunks`` chunks of rows (a ``prange``) with int32
-    lanes, each by :func:`_narrow_chunk`; True.
+    lanes, each by :func:`_cuba_chunk`; True.
     Where :func:`_narrow_lanes` fails, False with nothing written
     (:func:`run_cuba_forward` then steps the rows in int64 lanes). ``refractory`` is a
     constant at each call site."""
@@ -809,7 +752,7 @@ def _cuba_rows(
         return False
     ref = ref_delay if refractory else 1
     for c in prange(chunks):  # np.int64: one compile of the chunk (the index is unsigned)
-        _narrow_chunk(
+        _cuba_chunk(
             np.int64(c),
             chunks,
             x,
@@ -835,6 +778,7 @@ def _cuba_rows(
             q_out,
             q_counts,
             refractory,
+            np.int32,
         )
     return True
 
@@ -978,7 +922,7 @@ def cuba_forward_serial(*args: object) -> bool:
     training step) and ran slower (N-MNIST's dense 128 -> 10 neuron: 54-71 against 50
     us): a plain ``njit`` function of the same code, it counted references at the
     helpers it inlined and tested every divisor for zero, as the chunk function did
-    before its views without an owner (:func:`_narrow_chunk`)."""
+    before its views without an owner (:func:`_cuba_chunk`)."""
     return on_one_thread(cuba_forward, *args)
 
 
@@ -1395,7 +1339,7 @@ def _scan_lanes(b, o0, sur, lanes, coef, steps, i_decay, v_decay, g_x, nl, g_s, 
         lanes_to_rows(lanes, steps, g_x[b], o0)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True, fastmath=NO_REASSOC, error_model="numpy")
 def _cuba_backward_fast_chunk(
     c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, nl
 ):
@@ -1403,27 +1347,41 @@ def _cuba_backward_fast_chunk(
     (:func:`chunk_span`): per batch item, blocks of :data:`BLOCK` neurons stepped in
     vector lanes (:func:`_scan_lanes`), then the item's last ``N % BLOCK`` neurons in
     quads (:func:`_scan_quad`). ``g_s`` and ``g_x`` are ``(B, N, T)``, or neuron-last
-    ``(B, T, N)`` when ``nl`` (a constant at each call site); ``vp`` is ``(B·N, T)``.
-    Every neuron's surrogate row is formed alone (:func:`_surrogate_dv`,
+    ``(B, T, N)`` when ``nl`` (a literal: one compile for each layout); ``vp`` is
+    ``(B·N, T)``. Every neuron's surrogate row is formed alone (:func:`_surrogate_dv`,
     :func:`_times_gradient_at`) and both scan paths round alike, so the layouts give the
-    same bits."""
+    same bits.
+
+    A function of its own that the kernels call, as :func:`_cuba_chunk` and for the same
+    reason: inlined into each kernel, its 134 blocks of IR were copied as
+    :func:`_cuba_chunk`'s were (1.6 s a kernel). Its arrays are used through views
+    without an owner, so that the helpers it inlines count no references; NumPy's error
+    model (every divisor is a count of rows, parameters or units, at least 1 wherever a
+    division runs)."""
+    literally(nl)
+    g_s, vp, theta, inv_tau = unowned(g_s), unowned(vp), unowned(theta), unowned(inv_tau)
+    i_decay, v_decay, g_x = unowned(i_decay), unowned(v_decay), unowned(g_x)
     steps = vp.shape[1]
     n_n = g_x.shape[2] if nl else g_x.shape[1]
     nth, ntau = theta.shape[0], inv_tau.shape[0]
     blocks = n_n // BLOCK
     tail = n_n - blocks * BLOCK
     per_item = blocks + (1 if tail else 0)
-    arg = np.empty(steps, np.float32)
-    ibuf = np.empty(steps, np.int32)
-    sur_flat = np.empty(BLOCK * steps, np.float32)
-    sur = sur_flat.reshape((BLOCK, steps))
+    # the buffers (owners, kept to the end) and the views the loops use
+    arg_own = np.empty(steps, np.float32)
+    ibuf_own = np.empty(steps, np.int32)
+    sur_own = np.empty(BLOCK * steps, np.float32)
     # a whole block of rows sharing theta and tau: its surrogate rows in one run
     shared = nth == 1 and ntau == 1
-    run_arg = np.empty(BLOCK * steps if shared else 0, np.float32)
-    run_ibuf = np.empty(BLOCK * steps if shared else 0, np.int32)
+    run_arg_own = np.empty(BLOCK * steps if shared else 0, np.float32)
+    run_ibuf_own = np.empty(BLOCK * steps if shared else 0, np.int32)
+    lanes_own = np.empty(steps * BLOCK, np.float32)
+    coef_own = np.empty(2 * BLOCK, np.float32)
+    arg, ibuf, sur_flat = unowned(arg_own), unowned(ibuf_own), unowned(sur_own)
+    run_arg, run_ibuf = unowned(run_arg_own), unowned(run_ibuf_own)
+    lanes, coef = unowned(lanes_own), unowned(coef_own)
+    sur = sur_flat.reshape((BLOCK, steps))
     vpf = vp.reshape(vp.size)
-    lanes = np.empty(steps * BLOCK, np.float32)
-    coef = np.empty(2 * BLOCK, np.float32)
     u_lo, u_hi = chunk_span(c, chunks, g_x.shape[0] * per_item)
     for u in range(u_lo, u_hi):
         b = u // per_item
@@ -1448,6 +1406,13 @@ def _cuba_backward_fast_chunk(
             continue
         for q in range(0, m, 4):
             _scan_quad(b, o0 + q, min(4, m - q), sur[q:], steps, i_decay, v_decay, g_x, nl)
+    keep(arg_own)
+    keep(ibuf_own)
+    keep(sur_own)
+    keep(run_arg_own)
+    keep(run_ibuf_own)
+    keep(lanes_own)
+    keep(coef_own)
 
 
 @njit(parallel=True, fastmath=NO_REASSOC, cache=True)
@@ -1460,9 +1425,21 @@ def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g
     rows, steps = g_x.shape
     g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
     chunks = max(1, min((rows + BLOCK - 1) // BLOCK, MAX_CHUNKS))
-    for c in prange(chunks):
+    for c in prange(chunks):  # np.int64: the serial kernel's compile of the chunk
         _cuba_backward_fast_chunk(
-            c, chunks, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
+            np.int64(c),
+            chunks,
+            g_s3,
+            vp,
+            theta,
+            inv_tau,
+            amp,
+            graded,
+            i_decay,
+            v_decay,
+            g_x3,
+            lag,
+            False,
         )
 
 
@@ -1484,9 +1461,21 @@ def cuba_backward_fast_nl(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay
     either side."""
     n_b, _, n_n = g_x.shape
     chunks = max(1, min(n_b * ((n_n + BLOCK - 1) // BLOCK), MAX_CHUNKS))
-    for c in prange(chunks):
+    for c in prange(chunks):  # np.int64: the serial kernel's compile of the chunk
         _cuba_backward_fast_chunk(
-            c, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
+            np.int64(c),
+            chunks,
+            g_s,
+            vp,
+            theta,
+            inv_tau,
+            amp,
+            graded,
+            i_decay,
+            v_decay,
+            g_x,
+            lag,
+            True,
         )
 
 
@@ -1574,7 +1563,7 @@ def _sdnn_steps(mode, relu, cum_error, tl, so, sl, at, ot):
     return wide
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True, error_model="numpy")
 def _sdnn_chunk(
     c,
     chunks,
@@ -1595,19 +1584,36 @@ def _sdnn_chunk(
     bad,
 ):
     """Chunk ``c`` of ``chunks`` of :func:`sdnn_forward`'s blocks of :data:`SD_LANES` rows
-    (:func:`chunk_span`)."""
+    (:func:`chunk_span`).
+
+    A function of its own that the kernels call, as :func:`_cuba_chunk` and for the same
+    reasons: inlined into each kernel, numba copied its 234 blocks of IR at every
+    inlining (6.7 s of a first sigma-delta training step's compile); its arrays are used
+    through views without an owner; NumPy's error model (the divisors are parameter
+    counts, at least 1)."""
+    x, v_th, bias, bad = unowned(x), unowned(v_th), unowned(bias), unowned(bad)
+    sigma_st, act_st, res_st, err_st = (
+        unowned(sigma_st),
+        unowned(act_st),
+        unowned(res_st),
+        unowned(err_st),
+    )
+    y_out, mask_out, d_out = unowned(y_out), unowned(mask_out), unowned(d_out)
     rows, steps = x.shape
     rec_mask = mask_out.shape[1] > 0
     rec_d = d_out.shape[1] > 0
     nt, nb = v_th.shape[0], bias.shape[0]
-    xt = np.zeros((TILE, SD_LANES), x.dtype)
+    # the buffers (owners, kept to the end) and the views the loops use
+    xt_own = np.zeros((TILE, SD_LANES), x.dtype)
     # payload, mask, delta (rows of SD_OT_ROW; every value is written before it is read,
     # and zeroing the whole buffer cost 1.03-1.09x at (4096, 60))
-    ot = np.empty(3 * SD_OT_ROW, y_out.dtype)
-    at = np.zeros(3 * SD_TILE, np.int64)  # integer inputs, payload, delta (rows of SD_TILE)
-    sl = np.zeros(SL_ROWS * SD_LANES, np.int64)  # the lanes' state and parameters (SL_*)
-    nbad = np.zeros(SD_LANES, np.int64)
-    lane_rows = np.zeros(SD_LANES, np.int64)
+    ot_own = np.empty(3 * SD_OT_ROW, y_out.dtype)
+    at_own = np.zeros(3 * SD_TILE, np.int64)  # integer inputs, payload, delta (rows of SD_TILE)
+    sl_own = np.zeros(SL_ROWS * SD_LANES, np.int64)  # the lanes' state and parameters (SL_*)
+    nbad_own = np.zeros(SD_LANES, np.int64)
+    lane_rows_own = np.zeros(SD_LANES, np.int64)
+    xt, ot, at, sl = unowned(xt_own), unowned(ot_own), unowned(at_own), unowned(sl_own)
+    nbad, lane_rows = unowned(nbad_own), unowned(lane_rows_own)
     limit = INPUT_LIMIT * 1024.0
     b_lo, b_hi = chunk_span(c, chunks, (rows + SD_LANES - 1) // SD_LANES)
     for blk in range(b_lo, b_hi):
@@ -1664,6 +1670,12 @@ def _sdnn_chunk(
             err_st[n0 + j] = sl[SL_ERR + j]
             if nbad[j] != 0:
                 bad[n0 + j] = 1
+    keep(xt_own)
+    keep(ot_own)
+    keep(at_own)
+    keep(sl_own)
+    keep(nbad_own)
+    keep(lane_rows_own)
 
 
 @njit(parallel=True, cache=True)
@@ -1695,9 +1707,9 @@ def sdnn_forward(
     :func:`sdnn_forward_serial` is the same on the calling thread.
     """
     chunks = n_chunks(x.shape[0], SD_LANES)
-    for c in prange(chunks):
+    for c in prange(chunks):  # np.int64: the serial kernel's compile of the chunk
         _sdnn_chunk(
-            c,
+            np.int64(c),
             chunks,
             mode,
             x,
