@@ -1350,7 +1350,8 @@ def _cuba_backward_fast_chunk(
     ``(B, T, N)`` when ``nl`` (a literal: one compile for each layout); ``vp`` is
     ``(B·N, T)``. Every neuron's surrogate row is formed alone (:func:`_surrogate_dv`,
     :func:`_times_gradient_at`) and both scan paths round alike, so the layouts give the
-    same bits.
+    same bits. The kernels pass ``c`` and ``chunks`` as int64 values (literal 0 and 1
+    from the serial kernels would make a compile of their own).
 
     A function of its own that the kernels call, as :func:`_cuba_chunk` and for the same
     reason: inlined into each kernel, its 134 blocks of IR were copied as
@@ -1449,7 +1450,19 @@ def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_d
     rows, steps = g_x.shape
     g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
     _cuba_backward_fast_chunk(
-        0, 1, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
+        np.int64(0),
+        np.int64(1),
+        g_s3,
+        vp,
+        theta,
+        inv_tau,
+        amp,
+        graded,
+        i_decay,
+        v_decay,
+        g_x3,
+        lag,
+        False,
     )
 
 
@@ -1483,7 +1496,19 @@ def cuba_backward_fast_nl(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay
 def cuba_backward_fast_nl_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast_nl` on the calling thread."""
     _cuba_backward_fast_chunk(
-        0, 1, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
+        np.int64(0),
+        np.int64(1),
+        g_s,
+        vp,
+        theta,
+        inv_tau,
+        amp,
+        graded,
+        i_decay,
+        v_decay,
+        g_x,
+        lag,
+        True,
     )
 
 
@@ -1748,9 +1773,11 @@ def sdnn_forward_serial(
     bad,
 ):
     """:func:`sdnn_forward` on the calling thread."""
+    # int64 chunk numbers, as the parallel kernel passes: one compile of the chunk for
+    # both kernels (literal 0 and 1 made a second)
     _sdnn_chunk(
-        0,
-        1,
+        np.int64(0),
+        np.int64(1),
         mode,
         x,
         in_scale,
