@@ -1426,21 +1426,10 @@ def cuba_backward_fast(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g
     rows, steps = g_x.shape
     g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
     chunks = max(1, min((rows + BLOCK - 1) // BLOCK, MAX_CHUNKS))
-    for c in prange(chunks):  # np.int64, as the serial kernel passes: one compile
+    for c in prange(chunks):
+        c64 = np.int64(c)  # as the serial kernel passes: one compile of the chunk
         _cuba_backward_fast_chunk(
-            np.int64(c),
-            chunks,
-            g_s3,
-            vp,
-            theta,
-            inv_tau,
-            amp,
-            graded,
-            i_decay,
-            v_decay,
-            g_x3,
-            lag,
-            False,
+            c64, chunks, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
         )
 
 
@@ -1449,20 +1438,9 @@ def cuba_backward_fast_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_d
     """:func:`cuba_backward_fast` on the calling thread."""
     rows, steps = g_x.shape
     g_s3, g_x3 = g_s.reshape((1, rows, steps)), g_x.reshape((1, rows, steps))
+    first, count = np.int64(0), np.int64(1)  # as the parallel kernel's: one compile
     _cuba_backward_fast_chunk(
-        np.int64(0),
-        np.int64(1),
-        g_s3,
-        vp,
-        theta,
-        inv_tau,
-        amp,
-        graded,
-        i_decay,
-        v_decay,
-        g_x3,
-        lag,
-        False,
+        first, count, g_s3, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x3, lag, False
     )
 
 
@@ -1474,41 +1452,19 @@ def cuba_backward_fast_nl(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay
     either side."""
     n_b, _, n_n = g_x.shape
     chunks = max(1, min(n_b * ((n_n + BLOCK - 1) // BLOCK), MAX_CHUNKS))
-    for c in prange(chunks):  # np.int64, as the serial kernel passes: one compile
+    for c in prange(chunks):
+        c64 = np.int64(c)  # as the serial kernel passes: one compile of the chunk
         _cuba_backward_fast_chunk(
-            np.int64(c),
-            chunks,
-            g_s,
-            vp,
-            theta,
-            inv_tau,
-            amp,
-            graded,
-            i_decay,
-            v_decay,
-            g_x,
-            lag,
-            True,
+            c64, chunks, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
         )
 
 
 @njit(fastmath=NO_REASSOC, cache=True)
 def cuba_backward_fast_nl_serial(g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag):
     """:func:`cuba_backward_fast_nl` on the calling thread."""
+    first, count = np.int64(0), np.int64(1)  # as the parallel kernel's: one compile
     _cuba_backward_fast_chunk(
-        np.int64(0),
-        np.int64(1),
-        g_s,
-        vp,
-        theta,
-        inv_tau,
-        amp,
-        graded,
-        i_decay,
-        v_decay,
-        g_x,
-        lag,
-        True,
+        first, count, g_s, vp, theta, inv_tau, amp, graded, i_decay, v_decay, g_x, lag, True
     )
 
 
