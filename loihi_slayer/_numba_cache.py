@@ -22,6 +22,11 @@ in the next process. Every module that imports numba calls it at import, itself 
 its package's ``__init__`` (a test checks), as does the loader of generated kernels.
 (numba's ``numba_extensions`` entry point would run it with no call site, but in every
 program that uses numba, importing this package there, with its side effects.)
+
+The same call makes the first compile of this package's kernels in a process say so in
+the log (:class:`CompileNotice`): on a new machine or after an upgrade a network's first
+training step compiles for up to a minute (41-50 s for the N-MNIST example's on the
+2-core VMs) and would otherwise look like a hang.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -175,14 +181,86 @@ _OWN_MODULES = ("loihi_slayer.", "_loihi_slayer_gen_")
 _guarded = False
 
 
+def _own_kernel(data: dict) -> str | None:
+    """The qualified name of the function a ``numba:compile`` event compiles where it is
+    one of this package's kernels (its module in :data:`_OWN_MODULES`), else None."""
+    func = getattr(data.get("dispatcher"), "py_func", None)
+    module = getattr(func, "__module__", None) or ""
+    if not module.startswith(_OWN_MODULES):
+        return None
+    return f"{module}.{getattr(func, '__qualname__', '?')}"
+
+
+class CompileNotice:
+    """A listener of numba's ``numba:compile`` events (numba sends them for real
+    compiles only, not for kernels loaded from its cache) that logs this package's:
+
+    * at the first compile in the process, one ``INFO`` line saying what is happening
+      and that it happens once;
+    * at the end of each compile not nested in another of ours (a kernel compiles the
+      kernels it calls inside its own compile), a ``DEBUG`` line with its time.
+
+    numba compiles under one process-wide lock, so the events of nested compiles come
+    in order (a stack). Other packages' compiles are ignored. A ``numba.core.event``
+    listener is built from this by :func:`_listener` (numba is imported late).
+    """
+
+    def __init__(self) -> None:
+        self.announced = False
+        self._open: list[tuple[str, float]] = []
+
+    def start(self, data: dict) -> None:
+        name = _own_kernel(data)
+        if name is None:
+            return
+        self._open.append((name, time.perf_counter()))
+        if not self.announced:
+            self.announced = True
+            logger.info(
+                "compiling loihi_slayer's kernels for this CPU, starting with %s: each "
+                "compiles at its first use (up to a minute in all for a new network's "
+                "first training step); numba caches them on disk for later processes",
+                name,
+            )
+
+    def end(self, data: dict) -> None:
+        name = _own_kernel(data)
+        if name is None or not self._open:
+            return
+        opened, t0 = self._open.pop()
+        if not self._open:
+            logger.debug("compiled %s in %.1f s", opened, time.perf_counter() - t0)
+
+
+def _listener(notice: CompileNotice):
+    """``notice`` as a ``numba.core.event.Listener`` (imports numba)."""
+    from numba.core import event
+
+    class _Listener(event.Listener):
+        def on_start(self, ev) -> None:
+            notice.start(ev.data or {})
+
+        def on_end(self, ev) -> None:
+            notice.end(ev.data or {})
+
+    return _Listener()
+
+
+#: the process's :class:`CompileNotice`, registered by :func:`guard_cache_writes`
+COMPILE_NOTICE = CompileNotice()
+
+
 def guard_cache_writes() -> None:
     """Make numba's cache writes of this package's kernels best effort (an ``OSError``
     is logged as a warning, the compiled kernel kept); other packages' kernels keep
-    numba's behaviour. Idempotent; imports numba."""
+    numba's behaviour. Also registers :data:`COMPILE_NOTICE` for numba's compile events.
+    Idempotent; imports numba."""
     global _guarded
     if _guarded:
         return
-    from numba.core import caching
+    from numba.core import caching, event
+
+    event.register("numba:compile", _listener(COMPILE_NOTICE))
 
     save = caching.Cache.save_overload
 

@@ -7,6 +7,7 @@ function of another module must lose its cache when that module changes
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -170,3 +171,67 @@ def test_every_module_that_imports_numba_guards_its_cache_writes():
         if not any(p.is_file() and "\nguard_cache_writes()" in p.read_text() for p in places):
             unguarded.append(str(path.relative_to(ROOT)))
     assert unguarded == []
+
+
+def _jit_in(module: str, source: str, name: str, env: dict):
+    """``njit`` (no cache) of function ``name`` defined by ``source`` as if in ``module``."""
+    from numba import njit
+
+    exec(source, env)
+    func = env[name]
+    func.__module__ = module
+    env[name] = njit(func)
+    return env[name]
+
+
+def test_compile_notice_logs_our_first_compile_once(caplog, monkeypatch):
+    """The listener logs the first compile of this package's kernels at INFO (once), the
+    time of each outermost compile at DEBUG (a callee compiled inside its caller's compile
+    is not reported apart), also after a compile that failed, and nothing of others'."""
+    from numba.core import event
+
+    importlib.import_module("loihi_slayer.quantize")  # registers the process's notice
+
+    for hook in ("start", "end"):  # the process's own notice stays out of this test's log
+        monkeypatch.setattr(_numba_cache.COMPILE_NOTICE, hook, lambda data: None)
+    notice = _numba_cache.CompileNotice()
+    env: dict = {}
+    _jit_in("loihi_slayer._probe", "def inner(x):\n    return x * 3\n", "inner", env)
+    outer = _jit_in("loihi_slayer._probe", "def outer(x):\n    return inner(x) + 1\n", "outer", env)
+    other = _jit_in("loihi_slayer._probe", "def other(x):\n    return x - 1\n", "other", env)
+    broken = _jit_in("loihi_slayer._probe", "def broken(x):\n    return x.nope\n", "broken", env)
+    foreign = _jit_in("someone_else.kernels", "def foreign(x):\n    return x + 2\n", "foreign", env)
+    with caplog.at_level("DEBUG", logger=_numba_cache.logger.name):
+        with event.install_listener("numba:compile", _numba_cache._listener(notice)):
+            assert foreign(1) == 3
+            assert not caplog.records and not notice.announced
+            assert outer(2) == 7
+            with pytest.raises(Exception, match="nope"):
+                broken(1)
+            assert other(5) == 4
+    got = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in got] == ["INFO", "DEBUG", "DEBUG", "DEBUG"]
+    assert got[0][1].startswith(
+        "compiling loihi_slayer's kernels for this CPU, starting with loihi_slayer._probe.outer:"
+    )
+    assert got[1][1].startswith("compiled loihi_slayer._probe.outer in ")
+    assert got[2][1].startswith("compiled loihi_slayer._probe.broken in ")
+    assert got[3][1].startswith("compiled loihi_slayer._probe.other in ")
+    assert not any("foreign" in message or "inner" in message for _, message in got)
+
+
+def test_first_compile_is_announced_and_a_cache_load_is_not(tmp_path):
+    """End to end: importing a kernel module registers the notice; a process with an
+    empty numba cache logs that it compiles, the next one loads the kernel silently."""
+    code = (
+        "import logging, torch\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from loihi_slayer.quantize import quantize_8bit\n"
+        "print(quantize_8bit(torch.tensor([0.1, -0.5], dtype=torch.float64)).tolist())\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    first, second = (run_python(code, env=env, cwd=tmp_path) for _ in range(2))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout) == [0.09375, -0.5]
+    assert "starting with loihi_slayer.quantize._quantize_pass:" in first.stderr
+    assert "compiling" not in second.stderr
