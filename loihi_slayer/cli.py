@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._numba_cache import logger as _compile_log
 from ._version import __version__
 from .errors import FormatError, LoihiSlayerError
 from .safety.npy import load_array
@@ -627,6 +628,9 @@ def main(argv: Sequence[str] | None = None, *, supervise: bool | None = None) ->
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # the first compile's notice shows without --verbose (a new machine's first demo
+    # otherwise waits up to a minute at epoch 0 in silence); -v adds each compile's time
+    _compile_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     sig = getattr(signal, "SIGXFSZ", None)
     if sig is not None:  # a file size limit must give an error, not kill the process
         with contextlib.suppress(ValueError, OSError):

@@ -18,6 +18,7 @@ the CLI reports it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -109,6 +110,7 @@ def train(
 ) -> list[float]:
     """Train with SpikeTime and Adam until ``epochs`` or ``seconds`` runs out (whichever first)."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if epochs is None and seconds is None:
         raise ValueError("train: give epochs or seconds")
@@ -119,7 +121,11 @@ def train(
     bar = tqdm(total=epochs, disable=not progress, unit="epoch", desc="training")
     epoch = 0
     net.train()
-    try:
+    # log records (the first epoch's compile notice) go above the bar, not into it
+    with contextlib.ExitStack() as scope:
+        if progress:
+            scope.enter_context(logging_redirect_tqdm())
+        scope.callback(bar.close)
         while (epochs is None or epoch < epochs) and (
             seconds is None or time.monotonic() - start < seconds
         ):
@@ -132,8 +138,6 @@ def train(
             epoch += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.1f}", spikes=int(out.detach().sum()))
-    finally:
-        bar.close()
     log.info("trained %d epochs in %.1f s, loss %.2f", epoch, time.monotonic() - start, losses[-1])
     return losses
 

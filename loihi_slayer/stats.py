@@ -21,6 +21,7 @@ or ends with a separator is joined as a directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -616,14 +617,16 @@ def progress(
         the items of ``iterable``.
     """
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if desc is None and epoch is not None:
         desc = f"Epoch {epoch:4d}"
     bar = tqdm(iterable, desc=desc, **tqdm_kwargs)
-    try:
+    with contextlib.ExitStack() as scope:
+        if not bar.disable:  # log records (a first compile's notice) above the bar
+            scope.enter_context(logging_redirect_tqdm(tqdm_class=tqdm))
+        scope.callback(bar.close)
         for item in bar:
             yield item
             if stats is not None:
                 bar.set_postfix_str(str(stats), refresh=False)
-    finally:
-        bar.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import logging
 
 import numpy as np
 import pytest
+import torch
 
 from loihi_slayer import cli, demo
 from loihi_slayer.golden import load_case, verify_case
@@ -54,3 +56,44 @@ def test_oxford_data_shapes():
 def test_train_needs_a_budget():
     with pytest.raises(ValueError):
         demo.train(demo.Network(), *demo.oxford_data(50), epochs=None, seconds=None)
+
+
+def test_cli_shows_the_compile_notice_without_verbose(monkeypatch):
+    """The CLI logs at WARNING unless ``-v``, but the first compile's notice (INFO) shows
+    either way, and ``-v`` adds each compile's time (DEBUG)."""
+    from loihi_slayer import _numba_cache
+
+    monkeypatch.setattr(_numba_cache.logger, "level", _numba_cache.logger.level)  # restored
+    assert cli.main(["doctor", "--no-self-test"]) == 0
+    assert _numba_cache.logger.getEffectiveLevel() == logging.INFO
+    assert cli.main(["-v", "doctor", "--no-self-test"]) == 0
+    assert _numba_cache.logger.getEffectiveLevel() == logging.DEBUG
+
+
+def test_train_writes_log_records_above_its_bar(capsys):
+    """A record logged during training (the first epoch's compile notice) is written on a
+    line of its own, not glued to the progress bar's text."""
+    import sys
+
+    class Noisy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = demo.Network()
+
+        def forward(self, x):
+            logging.getLogger("loihi_slayer.probe").warning("notice during training")
+            return self.net(x)
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    root.addHandler(handler)
+    try:
+        demo.train(Noisy(), *demo.oxford_data(50), epochs=2, seconds=None)
+        assert handler in root.handlers
+    finally:
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    segments = [part for line in err.split("\n") for part in line.split("\r")]
+    hits = [part for part in segments if "notice during training" in part]
+    assert len(hits) == 2 and all(part.strip() == "notice during training" for part in hits)
+    assert any(part.startswith("training: 100%") for part in segments)

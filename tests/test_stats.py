@@ -174,3 +174,27 @@ def test_progress_bar_yields_all_items():
         seen.append(item)
     assert seen == list(range(5))
     assert math.isclose(stats.training.loss, 2.0)
+
+
+def test_progress_bar_writes_log_records_above_itself(capsys):
+    """A record logged inside the loop (a first compile's notice) is written on a line of
+    its own by tqdm, not glued to the bar's text; the root logger's handler is its own
+    again after the loop."""
+    import sys
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    try:
+        for item in progress(range(3), epoch=0, file=sys.stderr, mininterval=0):
+            if item == 1:
+                logging.getLogger("loihi_slayer.probe").warning("notice from the loop")
+        assert handler in root.handlers
+    finally:
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    segments = [part for line in err.split("\n") for part in line.split("\r")]
+    hits = [part for part in segments if "notice from the loop" in part]
+    assert hits and all(part.strip() == "notice from the loop" for part in hits)
+    assert any(part.startswith("Epoch    0") and "3/3" in part for part in segments)
