@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import block
+from ._bar_logging import logs_above_bars
 from .block import cuba
 from .io import data_path, read_1d_spikes
 from .loss import SpikeTime
@@ -110,7 +111,6 @@ def train(
 ) -> list[float]:
     """Train with SpikeTime and Adam until ``epochs`` or ``seconds`` runs out (whichever first)."""
     from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if epochs is None and seconds is None:
         raise ValueError("train: give epochs or seconds")
@@ -124,7 +124,7 @@ def train(
     # log records (the first epoch's compile notice) go above the bar, not into it
     with contextlib.ExitStack() as scope:
         if progress:
-            scope.enter_context(logging_redirect_tqdm())
+            scope.enter_context(logs_above_bars(tqdm))
         scope.callback(bar.close)
         while (epochs is None or epoch < epochs) and (
             seconds is None or time.monotonic() - start < seconds

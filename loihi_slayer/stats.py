@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ._bar_logging import logs_above_bars
 from .errors import FormatError, ParameterError
 
 __all__ = ["LearningStat", "LearningStats", "Assistant", "progress", "stdout_printer"]
@@ -617,14 +618,13 @@ def progress(
         the items of ``iterable``.
     """
     from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if desc is None and epoch is not None:
         desc = f"Epoch {epoch:4d}"
     bar = tqdm(iterable, desc=desc, **tqdm_kwargs)
     with contextlib.ExitStack() as scope:
         if not bar.disable:  # log records (a first compile's notice) above the bar
-            scope.enter_context(logging_redirect_tqdm(tqdm_class=tqdm))
+            scope.enter_context(logs_above_bars(tqdm))
         scope.callback(bar.close)
         for item in bar:
             yield item
