@@ -1859,13 +1859,17 @@ def sdnn_backward(g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
     lanes_ok = mode != 0 and g.itemsize == 4 and g_x.itemsize == 4
     blocks = rows // BLOCK if lanes_ok else 0
     chunks = max(1, min(blocks, MAX_CHUNKS))
-    if blocks:
-        for c in prange(chunks):
+    # one parallel loop over the chunks of blocks, then the rows left: a loop of its own
+    # for the rows was a second parallel region at every call (see fixed._serial)
+    n_chunks = chunks if blocks else 0
+    for job in prange(n_chunks + rows - blocks * BLOCK):
+        if job < n_chunks:
             _sdnn_backward_chunk(
-                c, chunks, blocks, g, mask, d, theta, tau_grad, scale_grad, g_x, g_b, g_th
+                job, chunks, blocks, g, mask, d, theta, tau_grad, scale_grad, g_x, g_b, g_th
             )
-    for n in prange(blocks * BLOCK, rows):
-        _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
+        else:
+            n = blocks * BLOCK + job - n_chunks
+            _sdnn_backward_row(n, g, mask, d, theta, tau_grad, scale_grad, mode, g_x, g_b, g_th)
 
 
 @njit(fastmath=True, cache=True)

@@ -42,6 +42,7 @@ from .._recycle import Recycled, kept_empty
 from .._threads import follow_torch_threads, numba_threads
 from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
+from ..fixed._serial import serial_sum
 from ..fixed._stack import stack_empty_f32
 from ..fixed._transpose import BLOCK, block_out
 
@@ -479,7 +480,7 @@ COUNT_BLOCK = 1 << 16
 @njit(parallel=True, cache=True)
 def _nonzero_count(a, block):
     jobs = (a.shape[0] + block - 1) // block
-    part = np.zeros(jobs, np.int64)
+    part = np.empty(jobs, np.int64)  # every job writes its slot (see fixed._serial)
     for job in prange(jobs):
         lo = job * block
         seg = a[lo : min(lo + block, a.shape[0])]
@@ -487,7 +488,7 @@ def _nonzero_count(a, block):
         for k in range(seg.shape[0]):
             n += seg[k] != 0
         part[job] = n
-    return part.sum()
+    return serial_sum(part)
 
 
 def nonzero_count(a: torch.Tensor) -> int:

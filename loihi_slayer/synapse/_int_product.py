@@ -55,6 +55,7 @@ from .. import _operand_handoff as handoff
 from .._recycle import Recycled, recycled_for
 from ..autograd._dispatch import use_parallel
 from ..autograd._first_order import first_order
+from ..fixed._serial import serial_max, serial_sum
 from ..fixed.synapse_fast import (
     full_precision_torch,
     int8_gemm_pays,
@@ -119,7 +120,8 @@ def _to_int8_parallel(x, out, counts):
     for job in prange(n_b * per_b):
         b, i0 = job // per_b, (job % per_b) * size
         flags[job, 0], flags[job, 1] = _to_int8_rows(x, b, i0, min(i0 + size, n_i), out, counts)
-    return flags[:, 0].sum(), flags[:, 1].max(), counts.sum()
+    # reduced by loops (see fixed._serial): one parallel region a call
+    return serial_sum(flags[:, 0]), serial_max(flags[:, 1], np.int32(0)), serial_sum(counts)
 
 
 @njit(cache=True)
@@ -150,7 +152,7 @@ def _to_int8_tm_parallel(x, out, counts):
             counts[b, i] = nz
         flags[i, 0] = e
         flags[i, 1] = m
-    return flags[:, 0].sum(), flags[:, 1].max(), counts.sum()
+    return serial_sum(flags[:, 0]), serial_max(flags[:, 1], np.int64(0)), serial_sum(counts)
 
 
 #: operand builders by (time-major columns, parallel); each writes an ``(I, B, T)`` view

@@ -49,6 +49,7 @@ from numba import njit, prange
 from .._recycle import kept_empty
 from ..autograd._dispatch import use_parallel
 from ..autograd._f32x16 import vaxpy, vload, vscale, vstore, vzero
+from ..fixed._serial import serial_max
 from ._int8_rows import INT8_MAX, INT8_MIN
 from ._int_product import FLOAT32_EXACT, UNIT_MIN, weight_grid
 
@@ -162,7 +163,9 @@ def _lane_columns(w2):
     """The weight columns ``w2[:, i]`` as rows of :data:`LANE` values, zero-padded: the
     flat ``(I, LANE)`` operand of :func:`_forward_job`."""
     n_o, n_i = w2.shape
-    wt = np.zeros(n_i * LANE, np.float32)
+    wt = np.empty(n_i * LANE, np.float32)
+    for k in range(n_i * LANE):  # a loop: np.zeros is a parallel region in a parallel kernel
+        wt[k] = 0.0
     for o in range(n_o):
         for i in range(n_i):
             wt[i * LANE + o] = w2[o, i]
@@ -176,12 +179,13 @@ def _forward_parallel(x, w2, z):
     n_b, n_i, steps = x.shape
     xf = x.reshape(x.size)  # views made here, not in the parallel region
     jobs = _n_jobs(n_b, steps)
-    bad = np.zeros(jobs, np.int32)
-    top = np.zeros(jobs, np.int32)
+    # every job writes its slot; reduced by loops (see fixed._serial): one parallel region
+    bad = np.empty(jobs, np.int32)
+    top = np.empty(jobs, np.int32)
     for job in prange(jobs):
         acc = np.empty(STEP_BLOCK * LANE, np.float32)
         bad[job], top[job] = _forward_job(xf, n_i, steps, wt, z, job, acc)
-    return bad.max(), top.max()
+    return serial_max(bad, np.int32(0)), serial_max(top, np.int32(0))
 
 
 @njit(cache=True)
