@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +169,31 @@ def run_cuba_kernel(
         *opts.get("operand", (_cpu.NO_OPERAND, _cpu.NO_COUNTS)),
     )
     return s, vp, u, r, state, bad
+
+
+@contextlib.contextmanager
+def root_console_handler(fmt: str | None = None):
+    """A ``StreamHandler`` on ``sys.stderr`` (with format ``fmt``) on the root logger for
+    the block, removed after; yields it."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt is not None:
+        handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+def bar_pieces(text: str) -> list[str]:
+    """The pieces a terminal draws of ``text``: split at newlines and at the carriage
+    returns with which progress bars redraw themselves."""
+    return [part for line in text.split("\n") for part in line.split("\r")]
+
+
+def own_lines(text: str, message: str) -> int | None:
+    """How many times ``message`` stands on a line of its own in the terminal output
+    ``text``, or None where it once shares a line (glued to a progress bar's text)."""
+    hits = [part for part in bar_pieces(text) if message in part]
+    return len(hits) if all(part.strip() == message for part in hits) else None

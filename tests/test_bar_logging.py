@@ -7,6 +7,7 @@ import logging
 import sys
 
 import pytest
+from helpers import own_lines
 from tqdm import tqdm
 
 from loihi_slayer._bar_logging import logs_above_bars
@@ -21,10 +22,6 @@ def root_at_debug():
     yield root
     root.setLevel(level)
     root.handlers[:] = handlers
-
-
-def _segments(text: str) -> list[str]:
-    return [part for line in text.split("\n") for part in line.split("\r")]
 
 
 def test_console_handler_keeps_its_level_format_and_stream(root_at_debug, capsys):
@@ -46,7 +43,7 @@ def test_console_handler_keeps_its_level_format_and_stream(root_at_debug, capsys
     log.warning("after the bar")
     err = capsys.readouterr().err
     assert "quiet detail" not in err
-    assert [p for p in _segments(err) if "loud notice" in p] == ["[WARNING] loud notice"]
+    assert own_lines(err, "[WARNING] loud notice") == 1
     assert err.endswith("[WARNING] after the bar\n")
 
 

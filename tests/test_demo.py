@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from helpers import bar_pieces, own_lines, root_console_handler
 
 from loihi_slayer import cli, demo
 from loihi_slayer.golden import load_case, verify_case
@@ -73,7 +74,6 @@ def test_cli_shows_the_compile_notice_without_verbose(monkeypatch):
 def test_train_writes_log_records_above_its_bar(capsys):
     """A record logged during training (the first epoch's compile notice) is written on a
     line of its own, not glued to the progress bar's text."""
-    import sys
 
     class Noisy(torch.nn.Module):
         def __init__(self) -> None:
@@ -84,16 +84,9 @@ def test_train_writes_log_records_above_its_bar(capsys):
             logging.getLogger("loihi_slayer.probe").warning("notice during training")
             return self.net(x)
 
-    root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
-    root.addHandler(handler)
-    try:
+    with root_console_handler() as handler:
         demo.train(Noisy(), *demo.oxford_data(50), epochs=2, seconds=None)
-        assert handler in root.handlers
-    finally:
-        root.removeHandler(handler)
+        assert handler in logging.getLogger().handlers
     err = capsys.readouterr().err
-    segments = [part for line in err.split("\n") for part in line.split("\r")]
-    hits = [part for part in segments if "notice during training" in part]
-    assert len(hits) == 2 and all(part.strip() == "notice during training" for part in hits)
-    assert any(part.startswith("training: 100%") for part in segments)
+    assert own_lines(err, "notice during training") == 2
+    assert any(part.startswith("training: 100%") for part in bar_pieces(err))

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import bar_pieces, own_lines, root_console_handler
 
 from loihi_slayer.classifier import Rate
 from loihi_slayer.loss import SpikeRate
@@ -182,19 +183,11 @@ def test_progress_bar_writes_log_records_above_itself(capsys):
     again after the loop."""
     import sys
 
-    root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root.addHandler(handler)
-    try:
+    with root_console_handler("%(message)s") as handler:
         for item in progress(range(3), epoch=0, file=sys.stderr, mininterval=0):
             if item == 1:
                 logging.getLogger("loihi_slayer.probe").warning("notice from the loop")
-        assert handler in root.handlers
-    finally:
-        root.removeHandler(handler)
+        assert handler in logging.getLogger().handlers
     err = capsys.readouterr().err
-    segments = [part for line in err.split("\n") for part in line.split("\r")]
-    hits = [part for part in segments if "notice from the loop" in part]
-    assert hits and all(part.strip() == "notice from the loop" for part in hits)
-    assert any(part.startswith("Epoch    0") and "3/3" in part for part in segments)
+    assert own_lines(err, "notice from the loop") == 1
+    assert any(part.startswith("Epoch    0") and "3/3" in part for part in bar_pieces(err))
