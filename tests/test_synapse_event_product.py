@@ -420,7 +420,7 @@ def _layout(q3: np.ndarray, g3: np.ndarray, cross: bool) -> tuple[np.ndarray, np
     n_i=st.integers(1, 40),
     n_a=st.integers(1, 9),
     # rows longer than one scan mask (64 values), and outputs past the register passes
-    # (128, then 16, then one column at a time)
+    # (128, then 64, 32 or 16 reaching back, one column at a time under 16)
     n_c=st.integers(1, 150),
     n_o=st.integers(1, 300),
     block=st.integers(1, 200),
@@ -468,6 +468,36 @@ def test_event_weight_gradient_any_layout_and_block(
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-6 * scale)
     for other in outs[1:]:
         assert np.array_equal(other, outs[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 300), min_size=1, max_size=6),
+    density=st.sampled_from([0.05, 0.5]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_event_weight_gradient_columns_do_not_depend_on_the_width(widths, density, seed):
+    """A gradient column's value is its events summed in order, whatever pass of
+    :func:`_add_gradient_rows` sums it: the first ``k`` columns of a gradient ``n_o``
+    wide are, bit for bit, the gradient of its first ``k`` columns alone, for widths that
+    take every pass (128, 64, 32, 16 columns, passes reaching back over columns already
+    summed, one column at a time). A column summed twice, or left out, would differ."""
+    rng = np.random.default_rng(seed)
+    n_i, n_a, n_c, n_o = 20, 3, 70, 300
+    q3 = rng.integers(-128, 128, (n_i, n_a, n_c)).astype(np.int8)
+    q3[rng.random(q3.shape) >= density] = 0
+    g3 = rng.normal(size=(n_a, n_c, n_o)).astype(np.float32)
+    counts = np.ascontiguousarray((q3 != 0).sum(axis=2).T, dtype=np.int32)
+
+    def grad(width: int) -> np.ndarray:
+        q, g2 = _layout(q3, np.ascontiguousarray(g3[..., :width]), False)
+        gw = np.full((width, n_i), np.nan, np.float32)
+        ep.weight_grad_events(q, g2, False, 64, 7, counts, ep._NO_LISTS, gw, 16)
+        return gw
+
+    full = grad(n_o)
+    for width in widths:
+        np.testing.assert_array_equal(grad(width), full[:width])
 
 
 def test_event_weight_gradient_is_contiguous_output_by_input():
