@@ -64,7 +64,7 @@ GRAD_BLOCK_BYTES = 1 << 17
 #: a job take 148 KB)
 JOB_ROWS_BYTES = 1 << 20
 #: gradient columns one pass of the event weight gradient sums in registers (eight
-#: AVX-512 vectors); narrower passes (64, 32, 16) take the rest (:func:`_add_gradient_rows`)
+#: AVX-512 vectors); narrower passes (64, 16) take the rest (:func:`_add_gradient_rows`)
 ACC_WIDTH = 128
 #: bytes of one forward job's int32 sums (a block of steps times the outputs): L2-sized
 SUMS_BYTES = 1 << 16
@@ -464,15 +464,17 @@ def _add_columns(g, rows, vals, n, gwt, i, acc, o0, width, skip):
 @njit(inline="always", cache=True)
 def _add_gradient_rows(g, rows, vals, n, gwt, i, acc):
     """One block's ``n`` events of input ``i`` into its gradient row ``gwt[i]``, in
-    passes over the events of :data:`ACC_WIDTH` columns, then of the narrowest of 64,
-    32 or 16 that covers what is left, reaching back over columns already summed where
-    the row is that wide (their sums are not added twice); rows under 16 columns one
-    column a pass. A pass costs about as much per event for its row index, value and
-    loop as for its columns (Ice Lake VM, 512 inputs x 3200 columns at 10 %: 1.0 ms a
-    16-column pass, 2.0 ms a 128-column one), so the fewest passes win: 96 columns took
-    5.1 ms in a 64-column pass and two of 16, and 200 columns 6.1 ms in one of 128, four
-    of 16 and eight of one. Every column's sum is the same whatever pass makes it: its
-    events in order from 0, then added to the row."""
+    passes over the events of :data:`ACC_WIDTH` columns, then of 64 or 16 columns
+    (the narrower where it covers what is left), reaching back over columns already
+    summed where the row is that wide (their sums are not added twice); rows under 16
+    columns one column a pass. A pass costs about as much per event for its row index,
+    value and loop as for its columns (Ice Lake VM, 512 inputs x 3200 columns at 10 %:
+    1.0-1.5 ms a 16-column pass, 2.0 ms a 128-column one), so the fewest passes win: 96
+    columns took 5.1 ms in a 64-column pass and two of 16, 2.1-2.3 ms in two of 64; 200
+    columns 6.1 ms in one of 128, four of 16 and eight of one, 3.2-3.8 ms in two of 128.
+    A 32-column pass took as long as two of 16, and is not used. Every column's sum is
+    the same whatever pass makes it: its events in order from 0, then added to the
+    row."""
     n_o = gwt.shape[1]
     o = 0
     while o < n_o:
