@@ -41,6 +41,7 @@ from numba.extending import intrinsic, overload
 from .._recycle import Recycled, kept_empty
 from .._threads import follow_torch_threads, numba_threads
 from ..autograd._dispatch import use_parallel
+from ..autograd._f32x16 import vaxpy, vload, vstore, vzero
 from ..autograd._first_order import first_order
 from ..fixed._serial import serial_sum
 from ..fixed._stack import stack_empty_f32
@@ -64,7 +65,7 @@ GRAD_BLOCK_BYTES = 1 << 17
 #: a job take 148 KB)
 JOB_ROWS_BYTES = 1 << 20
 #: gradient columns one pass of the event weight gradient sums in registers (eight
-#: AVX-512 vectors); narrower passes (64, 16) take the rest (:func:`_add_gradient_rows`)
+#: AVX-512 vectors); passes of 64 and 16 take the rest (:func:`_add_gradient_rows`)
 ACC_WIDTH = 128
 #: bytes of one forward job's int32 sums (a block of steps times the outputs): L2-sized
 SUMS_BYTES = 1 << 16
@@ -462,19 +463,36 @@ def _add_columns(g, rows, vals, n, gwt, i, acc, o0, width, skip):
 
 
 @njit(inline="always", cache=True)
+def _add_columns16(g, rows, vals, n, gwt, i, acc, o0, skip):
+    """:func:`_add_columns` of 16 columns, their sums in one vector
+    (:mod:`~loihi_slayer.autograd._f32x16`; ``g`` C-contiguous float32): LLVM unrolled
+    the 16-column loop before vectorising it and left it 16 scalar multiply-adds an event
+    (1.0-1.5 ms of a 10 % density gradient of 512 inputs x 3200 columns, as long as half
+    a 128-column pass). The same products and sums in the same order: the same bits."""
+    n_o = np.uint64(g.shape[1])
+    u0 = np.uint64(o0)
+    v = vzero()
+    for e in range(np.uint64(n)):
+        v = vaxpy(v, vals[e], vload(g, rows[e] * n_o + u0))
+    vstore(acc, 0, v)
+    for k in range(np.uint64(16)):
+        if k >= skip:
+            gwt[i, u0 + k] += acc[k]
+
+
+@njit(inline="always", cache=True)
 def _add_gradient_rows(g, rows, vals, n, gwt, i, acc):
     """One block's ``n`` events of input ``i`` into its gradient row ``gwt[i]``, in
     passes over the events of :data:`ACC_WIDTH` columns, then of 64 or 16 columns
     (the narrower where it covers what is left), reaching back over columns already
     summed where the row is that wide (their sums are not added twice); rows under 16
-    columns one column a pass. A pass costs about as much per event for its row index,
-    value and loop as for its columns (Ice Lake VM, 512 inputs x 3200 columns at 10 %:
-    1.0-1.5 ms a 16-column pass, 2.0 ms a 128-column one), so the fewest passes win: 96
-    columns took 5.1 ms in a 64-column pass and two of 16, 2.1-2.3 ms in two of 64; 200
-    columns 6.1 ms in one of 128, four of 16 and eight of one, 3.2-3.8 ms in two of 128.
-    A 32-column pass took as long as two of 16, and is not used. Every column's sum is
-    the same whatever pass makes it: its events in order from 0, then added to the
-    row."""
+    columns one column a pass. A pass costs per event its row index, value and loop
+    besides its columns, so the fewest passes win (Ice Lake VM, 512 inputs x 3200
+    columns at 10 %, old and new code in alternating processes): 96 columns took 4.0
+    ms in a 64-column pass and two of 16 (then scalar, see :func:`_add_columns16`),
+    1.3-1.5 ms in two of 64; 200 columns 4.2-4.5 ms in one of 128, four of 16 and eight
+    of one, 2.1-2.9 ms in two of 128. Every column's sum is the same whatever pass
+    makes it: its events in order from 0, then added to the row."""
     n_o = gwt.shape[1]
     o = 0
     while o < n_o:
@@ -491,7 +509,7 @@ def _add_gradient_rows(g, rows, vals, n, gwt, i, acc):
             o = start + 64
         elif n_o >= 16:
             start = min(o, n_o - 16)
-            _add_columns(g, rows, vals, n, gwt, i, acc, start, 16, o - start)
+            _add_columns16(g, rows, vals, n, gwt, i, acc, start, o - start)
             o = start + 16
         else:
             _add_columns(g, rows, vals, n, gwt, i, acc, o, 1, 0)
