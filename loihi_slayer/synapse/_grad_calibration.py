@@ -23,7 +23,7 @@ floor was 0.38 of the GEMM's time at 128 outputs, 0.33 at 256 and 0.25 at 512, w
 floor fitted at 256 outputs and scaled as :math:`1/O` had put 128 outputs at 0.61 and
 kept the N-MNIST dense-1 gradient (11 % density, break-even 19 %) on the GEMM, 0.6-1.3
 ms of a 12 ms step. So each width of :data:`WIDTHS` is measured once per machine
-(:func:`measure`, about 0.4 s: both paths on one synthetic product per width at two
+(:func:`measure`, 0.4-0.9 s there: both paths on one synthetic product per width at two
 densities, alternating), :math:`d_{max}` is interpolated between them in
 :math:`\log_2 O` (the last width's beyond it; below the first, the GEMM) and the
 measurement is kept in the cache directory as JSON, so that every later process chooses
