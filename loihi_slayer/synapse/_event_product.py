@@ -482,21 +482,33 @@ def _add_columns16(g, rows, vals, n, gwt, i, acc, o0, skip):
 
 
 @njit(inline="always", cache=True)
+def _axpy4(v, a, g, at):
+    """The four vectors ``v`` plus ``a`` times the 64 values of ``g`` from flat offset
+    ``at`` (:func:`~loihi_slayer.autograd._f32x16.vaxpy`, lane by lane)."""
+    return (
+        vaxpy(v[0], a, vload(g, at)),
+        vaxpy(v[1], a, vload(g, at + np.uint64(16))),
+        vaxpy(v[2], a, vload(g, at + np.uint64(32))),
+        vaxpy(v[3], a, vload(g, at + np.uint64(48))),
+    )
+
+
+@njit(inline="always", cache=True)
+def _store4(acc, at, v):
+    """The four vectors ``v`` into ``acc[at : at + 64]``."""
+    for k in range(4):
+        vstore(acc, at + 16 * k, v[k])
+
+
+@njit(inline="always", cache=True)
 def _add_columns64(g, rows, vals, n, gwt, i, acc, o0, skip):
     """:func:`_add_columns16` of 64 columns in four vectors."""
     n_o = np.uint64(g.shape[1])
     u0 = np.uint64(o0)
-    v0, v1, v2, v3 = vzero(), vzero(), vzero(), vzero()
+    v = (vzero(), vzero(), vzero(), vzero())
     for e in range(np.uint64(n)):
-        at, a = rows[e] * n_o + u0, vals[e]
-        v0 = vaxpy(v0, a, vload(g, at))
-        v1 = vaxpy(v1, a, vload(g, at + np.uint64(16)))
-        v2 = vaxpy(v2, a, vload(g, at + np.uint64(32)))
-        v3 = vaxpy(v3, a, vload(g, at + np.uint64(48)))
-    vstore(acc, 0, v0)
-    vstore(acc, 16, v1)
-    vstore(acc, 32, v2)
-    vstore(acc, 48, v3)
+        v = _axpy4(v, vals[e], g, rows[e] * n_o + u0)
+    _store4(acc, 0, v)
     _add_sums(acc, gwt, i, o0, 64, skip)
 
 
@@ -509,26 +521,14 @@ def _add_columns128(g, rows, vals, n, gwt, i, acc, o0, skip):
     N-MNIST's dense-1 shape at 10 %)."""
     n_o = np.uint64(g.shape[1])
     u0 = np.uint64(o0)
-    v0, v1, v2, v3 = vzero(), vzero(), vzero(), vzero()
-    v4, v5, v6, v7 = vzero(), vzero(), vzero(), vzero()
+    lo = (vzero(), vzero(), vzero(), vzero())
+    hi = (vzero(), vzero(), vzero(), vzero())
     for e in range(np.uint64(n)):
         at, a = rows[e] * n_o + u0, vals[e]
-        v0 = vaxpy(v0, a, vload(g, at))
-        v1 = vaxpy(v1, a, vload(g, at + np.uint64(16)))
-        v2 = vaxpy(v2, a, vload(g, at + np.uint64(32)))
-        v3 = vaxpy(v3, a, vload(g, at + np.uint64(48)))
-        v4 = vaxpy(v4, a, vload(g, at + np.uint64(64)))
-        v5 = vaxpy(v5, a, vload(g, at + np.uint64(80)))
-        v6 = vaxpy(v6, a, vload(g, at + np.uint64(96)))
-        v7 = vaxpy(v7, a, vload(g, at + np.uint64(112)))
-    vstore(acc, 0, v0)
-    vstore(acc, 16, v1)
-    vstore(acc, 32, v2)
-    vstore(acc, 48, v3)
-    vstore(acc, 64, v4)
-    vstore(acc, 80, v5)
-    vstore(acc, 96, v6)
-    vstore(acc, 112, v7)
+        lo = _axpy4(lo, a, g, at)
+        hi = _axpy4(hi, a, g, at + np.uint64(64))
+    _store4(acc, 0, lo)
+    _store4(acc, 64, hi)
     _add_sums(acc, gwt, i, o0, 128, skip)
 
 
