@@ -53,3 +53,17 @@ def logs_above_bars(tqdm_class: Any) -> Iterator[None]:
     finally:
         for handler, stream in swapped:
             handler.setStream(stream)
+
+
+@contextmanager
+def showing(bar: Any) -> Iterator[Any]:
+    """The tqdm ``bar`` for the block, closed on exit; while it is drawn (not
+    ``bar.disable``) log records go above it (:func:`logs_above_bars` of its class)."""
+    try:
+        if bar.disable:
+            yield bar
+        else:
+            with logs_above_bars(type(bar)):
+                yield bar
+    finally:
+        bar.close()

@@ -18,7 +18,6 @@ the CLI reports it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from . import block
-from ._bar_logging import logs_above_bars
+from ._bar_logging import showing
 from .block import cuba
 from .io import data_path, read_1d_spikes
 from .loss import SpikeTime
@@ -122,10 +121,7 @@ def train(
     epoch = 0
     net.train()
     # log records (the first epoch's compile notice) go above the bar, not into it
-    with contextlib.ExitStack() as scope:
-        if progress:
-            scope.enter_context(logs_above_bars(tqdm))
-        scope.callback(bar.close)
+    with showing(bar):
         while (epochs is None or epoch < epochs) and (
             seconds is None or time.monotonic() - start < seconds
         ):

@@ -21,7 +21,6 @@ or ends with a separator is joined as a directory.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -31,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ._bar_logging import logs_above_bars
+from ._bar_logging import showing
 from .errors import FormatError, ParameterError
 
 __all__ = ["LearningStat", "LearningStats", "Assistant", "progress", "stdout_printer"]
@@ -622,10 +621,7 @@ def progress(
     if desc is None and epoch is not None:
         desc = f"Epoch {epoch:4d}"
     bar = tqdm(iterable, desc=desc, **tqdm_kwargs)
-    with contextlib.ExitStack() as scope:
-        if not bar.disable:  # log records (a first compile's notice) above the bar
-            scope.enter_context(logs_above_bars(tqdm))
-        scope.callback(bar.close)
+    with showing(bar):  # log records (a first compile's notice) above the bar
         for item in bar:
             yield item
             if stats is not None:
