@@ -37,6 +37,7 @@ from ..fixed import dynamics
 from ..fixed._prefetch import fetch_run
 from ..fixed._transpose import BLOCK, block_in, block_out
 from ..fixed._unowned import keep, unowned
+from ..fixed._vector_width import prefer_wide_vectors
 from ..fixed.params import DECAY_MAX
 from ._convert import INPUT_LIMIT, chip_int, int_float, state_float
 from ._lane_scan import (
@@ -505,6 +506,7 @@ def _cuba_chunk(
     time); the kernels run as fast as with the chunk inlined into the ``prange`` body.
     """
     literally(refractory)
+    prefer_wide_vectors()
     x, i_decay, v_decay, v_th, bias = (
         unowned(x),
         unowned(i_decay),
@@ -1572,6 +1574,7 @@ def _sdnn_chunk(
     inlining (6.7 s of a first sigma-delta training step's compile); its arrays are used
     through views without an owner; NumPy's error model (the divisors are parameter
     counts, at least 1)."""
+    prefer_wide_vectors()
     x, v_th, bias, bad = unowned(x), unowned(v_th), unowned(bias), unowned(bad)
     sigma_st, act_st, res_st, err_st = (
         unowned(sigma_st),

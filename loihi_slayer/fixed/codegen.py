@@ -580,6 +580,7 @@ def render(model: _Stepped, target: str) -> str:
             "from loihi_slayer.fixed._prefetch import fetch_rows, fetch_rows_for_write",
             "from loihi_slayer.fixed._stack import stack_empty_i64, stack_empty_like",
             "from loihi_slayer.fixed._transpose import BLOCK, block_in, block_out",
+            "from loihi_slayer.fixed._vector_width import prefer_wide_vectors",
             "",
             '_step = njit(inline="always", cache=True)(_py_step)',
             "",
@@ -592,6 +593,7 @@ def render(model: _Stepped, target: str) -> str:
         # (kernel_parallel, beside torch's ops: see workers.run_shared); one set of
         # buffers each
         body += ["@njit(nogil=True, cache=True)", f"def kernel({args}, blk0, blk1):"] + rec
+        body += ["    prefer_wide_vectors()  # 512-bit lanes where they pay (fixed._vector_width)"]
         body += ["    lane, xb, ob = _buffers(x0)", *_shared_params(model)]
         body += [
             "    for blk in range(blk0, blk1):",
