@@ -265,9 +265,11 @@ def self_test(backends: tuple[str, ...] = ("cpu",), seed: int = 0) -> list[Kerne
 
 
 def _cpu_info() -> str:
-    """PyTorch's vector level and the GEMM of the exact int8 paths on this CPU."""
+    """PyTorch's vector level, the GEMM of the exact int8 paths and the neuron kernels'
+    vector width (:mod:`~loihi_slayer.fixed._vector_width`) on this CPU."""
     import torch
 
+    from .fixed._vector_width import wide_vectors_wanted
     from .fixed.synapse_fast import INT8_DOT_FEATURES, INT8_GEMM_ENV, int8_gemm_pays
 
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
@@ -281,7 +283,8 @@ def _cpu_info() -> str:
     setting = os.environ.get(INT8_GEMM_ENV, "auto")
     return (
         f"{name}, {level}; int8 dot products: {', '.join(dots) or 'none'}; exact spike "
-        f"products use the {gemm} ({INT8_GEMM_ENV}={setting})"
+        f"products use the {gemm} ({INT8_GEMM_ENV}={setting}); neuron kernels: "
+        f"{'512-bit vectors (a listed CPU)' if wide_vectors_wanted() else 'LLVM-chosen vectors'}"
     )
 
 

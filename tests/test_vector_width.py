@@ -82,3 +82,12 @@ def test_generated_cpu_kernels_are_marked():
     source = codegen.render(models.get("cuba"), "cpu")
     kernel = source.split("def kernel(", 1)[1].split("\n\n", 1)[0]
     assert "prefer_wide_vectors()" in kernel
+
+
+@pytest.mark.parametrize(("wanted", "text"), [(True, "512-bit"), (False, "LLVM-chosen")])
+def test_doctor_says_which_width_the_kernels_use(monkeypatch, wanted, text):
+    """``loihi-slayer doctor``'s CPU line names the neuron kernels' vector width."""
+    from loihi_slayer import doctor
+
+    monkeypatch.setattr(vw, "wide_vectors_wanted", lambda: wanted)
+    assert f"neuron kernels: {text}" in doctor._cpu_info()
