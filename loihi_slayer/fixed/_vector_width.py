@@ -5,11 +5,13 @@ LLVM tunes its loop vectoriser for Intel's AVX-512 server and client cores to pr
 successors): on Skylake-SP a 512-bit multiply lowers the core's clock for every
 instruction around it. So on those CPUs numba's kernels step 16 neurons in four
 ``ymm`` registers of int64 where two ``zmm`` would do, and twice the instructions
-run. On Ice Lake server the clock penalty is small and the wider vectors won:
-``benchmarks/bench_training_neuron.py`` (ours against the C kernel, same run) gave
-the CUBA forward 0.86 / 0.81 -> 0.73 / 0.68 of the C kernel's time and the sigma-delta
-forward 0.82 / 0.88 -> 0.71 / 0.71, with the whole process compiled for 512-bit
-vectors (``NUMBA_CPU_FEATURES``) against the default, in alternating processes.
+run. On Ice Lake server the clock penalty is small and the wider vectors won (stop 69,
+old and new code in alternating processes, each against the C kernel in the same run):
+``benchmarks/bench_c_baseline.py`` CUBA spikes 1.41-1.66x -> 1.93-2.03x the C kernel's
+speed, sigma-delta 1.22-1.83x -> 1.50-2.04x; ``bench_training_neuron.py`` CUBA forward
+0.74-0.90 -> 0.54-0.76 of the C kernel's time, sigma-delta forward 0.84-0.99 ->
+0.68-0.82. The CUBA backward's chunk did not gain (forward+backward 1.56-1.72 ->
+1.60-1.74 marked) and keeps LLVM's width.
 
 :func:`prefer_wide_vectors` asks LLVM for 512-bit vectors in the one function that
 calls it (the function attribute ``"prefer-vector-width"="512"``, read by LLVM's x86
@@ -43,8 +45,9 @@ log = logging.getLogger(__name__)
 #: measurement; numba's cache keys include the CPU name, so a kernel cached for one
 #: CPU is never loaded on another
 WIDE_VECTOR_CPUS = {
-    "icelake-server": "Xeon @ 2.80GHz model 106, 2 vCPUs (stop 69): CUBA forward "
-    "0.84x, sigma-delta forward 0.84x the time (bench_training_neuron.py ours/C)",
+    "icelake-server": "Xeon @ 2.80GHz model 106, 2 vCPUs (stop 69): emulation CUBA spikes "
+    "1.22x the speed (bench_c_baseline.py), training forward CUBA 0.88x, sigma-delta 0.86x "
+    "the time (bench_training_neuron.py, medians of ours/C)",
 }
 
 #: the LLVM function attribute (its value: the preferred vector width in bits)
