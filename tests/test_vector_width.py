@@ -77,11 +77,13 @@ def test_the_marked_lane_loop_keeps_the_values(monkeypatch):
     np.testing.assert_array_equal(out[False], expected)
 
 
-def test_generated_cpu_kernels_are_marked():
-    """The generated emulator kernels ask for wide vectors in their stepping function."""
-    source = codegen.render(models.get("cuba"), "cpu")
-    kernel = source.split("def kernel(", 1)[1].split("\n\n", 1)[0]
-    assert "prefer_wide_vectors()" in kernel
+@pytest.mark.parametrize(("target", "function"), [("cpu", "kernel"), ("recurrent", "_item")])
+def test_generated_kernels_are_marked(target, function):
+    """The generated emulator kernels ask for wide vectors in their stepping function, and
+    the fused recurrence in its (inlined) batch item."""
+    source = codegen.render(models.get("cuba"), target)
+    body = source.split(f"def {function}(", 1)[1].split("\n\n", 1)[0]
+    assert "prefer_wide_vectors()" in body
 
 
 @pytest.mark.parametrize(("wanted", "text"), [(True, "512-bit"), (False, "LLVM-chosen")])

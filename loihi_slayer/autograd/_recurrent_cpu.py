@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..fixed import dynamics
+from ..fixed._vector_width import prefer_wide_vectors
 from ..models import alif as _alif_model
 from ._convert import INPUT_LIMIT, chip_int, state_float
 from ._cpu import _vexp_neg
@@ -151,6 +152,7 @@ def _forward_item(
     voltage ``vp_out * out_scale``, refractory flags ``r_out`` (uint8) and the
     state before each step ``pre_out`` ``(2, T, B, n)`` (u, v; int32).
     """
+    prefer_wide_vectors()
     steps, n = z.shape[0], z.shape[2]
     rec_r = r_out.shape[0] > 0
     rec_p = pre_out.shape[1] > 0
@@ -222,6 +224,7 @@ def _alif_item(
     argument ``(v - th - r) * out_scale`` (reported voltage, threshold and refractory
     state before a spike's update).
     """
+    prefer_wide_vectors()
     steps, n = z.shape[0], z.shape[2]
     rec_p = pre_out.shape[1] > 0
     acc = np.empty(n, np.int32)

@@ -464,6 +464,7 @@ def _recurrent_item(model: _Stepped) -> list[str]:
         '@njit(inline="always", cache=True)',
         f"def _item(b, {', '.join(zs + ms)}, fb_bias, grid, in_scale, p, st, "
         f"{', '.join(outs)}, pre, bad):",
+        "    prefer_wide_vectors()  # marks the caller (fixed._vector_width)",
         "    steps, n = z0.shape[0], z0.shape[2]",
         "    acc = np.empty(n, np.int32)",
         "    part = np.empty(n, np.int16)",
@@ -528,6 +529,7 @@ def _render_recurrent(model: _Stepped) -> list[str]:
         "",
         "from loihi_slayer.autograd._convert import INPUT_LIMIT, chip_int",
         "from loihi_slayer.autograd._recurrent_cpu import _feedback, _spike_list",
+        "from loihi_slayer.fixed._vector_width import prefer_wide_vectors",
         "",
         '_step = njit(inline="always", cache=True)(_py_step)',
         "",
