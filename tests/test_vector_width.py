@@ -38,11 +38,23 @@ def test_the_attribute_is_on_the_calling_function_only_where_wanted(monkeypatch,
     assert (vw.ATTRIBUTE in ir) is wanted
 
 
-@pytest.mark.parametrize(("cpu", "wanted"), [("icelake-server", True), ("haswell", False)])
-def test_the_cpu_table_decides(monkeypatch, cpu, wanted):
-    """numba's ``NUMBA_CPU_NAME`` (where set) is the CPU the table is asked about, as
-    numba's own target uses it."""
+@pytest.mark.parametrize(
+    ("cpu", "host", "wanted"),
+    [
+        ("icelake-server", "haswell", True),
+        ("haswell", "icelake-server", False),
+        (None, "icelake-server", True),
+        ("host", "icelake-server", True),
+        (None, "znver4", False),
+    ],
+)
+def test_the_cpu_table_decides(monkeypatch, cpu, host, wanted):
+    """numba's ``NUMBA_CPU_NAME`` (where set, ``host`` meaning the host) is the CPU the
+    table is asked about, as numba's own target uses it; else the host's name."""
+    import llvmlite.binding as ll
+
     monkeypatch.setattr(config, "CPU_NAME", cpu)
+    monkeypatch.setattr(ll, "get_host_cpu_name", lambda: host)
     vw.wide_vectors_wanted.cache_clear()
     try:
         assert vw.wide_vectors_wanted() is wanted

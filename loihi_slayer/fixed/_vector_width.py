@@ -57,10 +57,13 @@ ATTRIBUTE = '"prefer-vector-width"="512"'
 @functools.cache
 def wide_vectors_wanted() -> bool:
     """Whether this process compiles for a CPU of :data:`WIDE_VECTOR_CPUS` (numba's
-    ``NUMBA_CPU_NAME`` where set, as numba's own target does, else the host)."""
+    ``NUMBA_CPU_NAME`` where set, as numba's own target does, else the host; LLVM reads
+    the name ``host`` as the host too)."""
     import llvmlite.binding as ll
 
-    name = config.CPU_NAME or ll.get_host_cpu_name()
+    name = config.CPU_NAME
+    if not name or name == "host":
+        name = ll.get_host_cpu_name()
     return name in WIDE_VECTOR_CPUS
 
 
