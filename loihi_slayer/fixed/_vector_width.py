@@ -20,6 +20,11 @@ added once measured there, not by family. Elsewhere it does nothing. Only this
 package's kernels change: numba's target, and the user's own numba code, keep LLVM's
 choice (setting ``NUMBA_CPU_FEATURES`` would change them for the whole process).
 
+Kernels that hold their sums across a loop in explicit 16-lane float32 vectors
+(:mod:`loihi_slayer.autograd._f32x16`: the event weight gradient's column passes, the
+narrow product, the backward's lane scans) get full vectors on every AVX-512 CPU
+already; this attribute is for the loops LLVM vectorises by itself.
+
 The width changes no value: the kernels' integer arithmetic is exact, and their float
 sums run in a written order (no ``reassoc`` fast-math flag where the order could show).
 The bit-exactness tests decide, on whatever CPU runs them.
