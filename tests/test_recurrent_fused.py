@@ -777,6 +777,23 @@ def test_wide_tiles_follow_numba_target(monkeypatch, features, wide):
         _recurrent_gemm.wide_tiles.cache_clear()
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (5, 64), (7, 70), (130, 129), (3, 200)])
+def test_packed_weights_are_panels_of_columns(shape):
+    """``packed_weights``: panel ``p`` holds output columns ``64 p .. 64 p + 63`` of
+    every row, contiguous, zeros past the last output (read value by value here)."""
+    k, n = shape
+    w = np.arange(k * n, dtype=np.float32).reshape(k, n) + 1.0
+    packed = _recurrent_gemm.packed_weights(w)
+    width = _recurrent_gemm.TILE_OUTPUTS
+    assert packed.dtype == np.float32 and packed.flags.c_contiguous
+    assert packed.shape == (-(-n // width), k, width)
+    for p in range(packed.shape[0]):
+        for j in range(k):
+            for c in range(width):
+                o = p * width + c
+                assert packed[p, j, c] == (w[j, o] if o < n else 0.0)
+
+
 def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
     """``a * b + c`` rounded once to float32 (nearest, ties to even), from the exact
     rational value: the float32 nearest to float64's rounding or one of its neighbours."""
@@ -791,7 +808,7 @@ def _assert_gemm_is(want, gs_arg, sigma, w, scale):
     form): within float32 rounding of ``want``, and the same bits every way."""
     outs = []
     before = numba.get_num_threads()
-    padded = _recurrent_gemm.padded_weights(w)
+    padded = _recurrent_gemm.packed_weights(w)
     try:
         for threads, wide in ((1, True), (numba.config.NUMBA_NUM_THREADS, True), (1, False)):
             numba.set_num_threads(threads)
@@ -836,7 +853,7 @@ def test_backward_gemm_tiles_are_the_recurrence(steps, batch, n, with_gs, seed):
     _assert_gemm_is(want[:steps], gs_arg, sigma, w, scale)
     # one output by hand: the fused multiply-add chain, term by term, as the tiles run it
     g_a = np.full(sigma.shape, np.nan, np.float32)
-    _recurrent_gemm.backward_gemm(gs_arg, sigma, _recurrent_gemm.padded_weights(w), 2, True, g_a)
+    _recurrent_gemm.backward_gemm(gs_arg, sigma, _recurrent_gemm.packed_weights(w), 2, True, g_a)
     if steps > 1:
         b, o = batch - 1, n - 1
         acc = np.float32(0.0)

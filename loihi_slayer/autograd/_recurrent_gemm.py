@@ -37,6 +37,16 @@ Compiled for AVX2 on the same machine (``NUMBA_CPU_NAME=znver3``, the AVX-512 fe
 off; scratch ``avx2.py``, 15 rounds), the 16-output tiles against the dot products:
 25.7 against 29.4 ms at 512 neurons, 20.0 against 21.1 at 384, 9.6 against 12.5 at 256;
 the 64-output tiles there: 49.6 ms (their sums spill).
+
+The weights are read from panels (:func:`packed_weights`): each tile column's weights
+one contiguous run. Read in place, a column's rows lay ``n`` floats apart, and at
+``n = 512`` (a 2 KB stride) they filled only a sixteenth of the L1 sets and an eighth of
+the L2's: a resonator block's ``2n`` rows (256 KB a column) no longer stayed in L2 for
+the job's next row tile. On the 2-core Ice Lake VM (stop 70, scratch ``cbg2.py``: the
+``rf.Recurrent`` backward's own arguments, median of 7): both parts' weights 118.8 ->
+70.8 ms, the imaginary part's alone 39.7 -> 37.5; the whole ``rf.Recurrent`` training
+step 274.8 -> 213.2 ms (``bench_recurrent.py --family rf adrf cuba --against HEAD``),
+``adrf`` 242.8 -> 203.5, ``cuba`` 83.4 -> 78.0.
 """
 
 from __future__ import annotations
@@ -71,7 +81,7 @@ __all__ = [
     "OUT_SIGMA",
     "backward_gemm",
     "complex_backward_gemm",
-    "padded_weights",
+    "packed_weights",
     "wide_tiles",
 ]
 
@@ -99,16 +109,21 @@ def wide_tiles() -> bool:
     return "+avx512f" in features.split(",")
 
 
-def padded_weights(w: np.ndarray) -> np.ndarray:
+def packed_weights(w: np.ndarray) -> np.ndarray:
     """``w`` ``(K, n)`` (``K`` source values by ``n`` outputs) as the kernels read it:
-    C-contiguous float32 with its rows padded by zero columns to a multiple of 16 (a
-    vector load of a row's last outputs then stays inside it; the padding's sums are
-    never stored)."""
-    n, width = w.shape[0], -(-w.shape[1] // BLOCK) * BLOCK
-    if width == w.shape[1]:
-        return np.ascontiguousarray(w, np.float32)
-    out = np.zeros((n, width), np.float32)
-    out[:, : w.shape[1]] = w
+    panels of :data:`TILE_OUTPUTS` output columns, ``(P, K, 64)`` C-contiguous float32,
+    panel ``p`` holding columns ``64 p .. 64 p + 63`` of every row (zeros past ``n``: a
+    vector load of the last outputs stays inside the panel; the padding's sums are never
+    stored). A tile column then reads its weights as one contiguous run, which the
+    caches hold whole (see the module docstring)."""
+    k, n = w.shape
+    panels, full = -(-n // TILE_OUTPUTS), n // TILE_OUTPUTS
+    out = np.zeros((panels, k, TILE_OUTPUTS), np.float32)
+    cut = full * TILE_OUTPUTS
+    columns = np.asarray(w[:, :cut], np.float32).reshape(k, full, TILE_OUTPUTS)
+    out[:full] = columns.transpose(1, 0, 2)
+    if cut < n:
+        out[full, :, : n - cut] = w[:, cut:]
     return out
 
 
@@ -170,10 +185,11 @@ def _store_four(o, at, v0, v1, v2, v3):
 
 
 @njit(cache=True)
-def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
+def _tile(src, base, stride, rows, terms, w, wb, o, dst, n):
     """Outputs ``o0 .. o0+63`` of :data:`TILE_ROWS` rows: row ``q`` sums ``terms`` values
-    of ``src`` from ``base + q·stride`` times the rows of ``w`` (flat, ``width`` values a
-    row) and is stored (:func:`_store`) at ``dst + q·n``; rows ``q >= rows`` are computed
+    of ``src`` from ``base + q·stride`` times the weights of one panel of ``w`` (flat,
+    :func:`packed_weights`; the tile's 64 weights of row ``j`` at ``wb + 64 j``) and is
+    stored (:func:`_store`) at ``dst + q·n``; rows ``q >= rows`` are computed
     as the last valid one and not stored."""
     r0 = base
     r1 = base + min(1, rows - 1) * stride
@@ -184,7 +200,7 @@ def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
     a20 = a21 = a22 = a23 = vzero()
     a30 = a31 = a32 = a33 = vzero()
     for j in range(terms):
-        at = j * width + o0
+        at = wb + j * TILE_OUTPUTS
         w0 = vload(w, at)
         w1 = vload(w, at + BLOCK)
         w2 = vload(w, at + 2 * BLOCK)
@@ -207,12 +223,12 @@ def _tile(src, base, stride, rows, terms, w, width, o0, o, dst, n):
 
 
 @njit(cache=True)
-def _row(src, base, terms, w, width, o0, o, dst):
+def _row(src, base, terms, w, wb, o, dst):
     """:func:`_tile` of one row alone (a batch's last item after whole tiles: a tile
     would repeat it three times)."""
     a0 = a1 = a2 = a3 = vzero()
     for j in range(terms):
-        at = j * width + o0
+        at = wb + j * TILE_OUTPUTS
         x = vbroadcast(src, base + j)
         a0 = vfma(a0, x, vload(w, at))
         a1 = vfma(a1, x, vload(w, at + BLOCK))
@@ -222,15 +238,16 @@ def _row(src, base, terms, w, width, o0, o, dst):
 
 
 @njit(cache=True)
-def _column(src, base, stride, rows, terms, w, width, o0, o, dst, n, lanes):
-    """:func:`_tile` of one vector of outputs ``o0 ..``, its first ``lanes`` stored."""
+def _column(src, base, stride, rows, terms, w, wb, o, dst, n, lanes):
+    """:func:`_tile` of one vector of outputs (its weights of row ``j`` at ``wb + 64 j``),
+    its first ``lanes`` stored."""
     r0 = base
     r1 = base + min(1, rows - 1) * stride
     r2 = base + min(2, rows - 1) * stride
     r3 = base + min(3, rows - 1) * stride
     a0 = a1 = a2 = a3 = vzero()
     for j in range(terms):
-        w0 = vload(w, j * width + o0)
+        w0 = vload(w, wb + j * TILE_OUTPUTS)
         a0 = vfma(a0, vbroadcast(src, r0 + j), w0)
         a1 = vfma(a1, vbroadcast(src, r1 + j), w0)
         a2 = vfma(a2, vbroadcast(src, r2 + j), w0)
@@ -249,25 +266,27 @@ def _step(src, base, stride, terms, w, o, dst, batch, n, k0, k1, full):
     """One step's products for the row tiles ``k0 .. k1`` of a job: row ``b`` of the
     source at ``base + (b - k0·TILE_ROWS)·stride``, its outputs at ``dst + b·n``; tile
     columns of 64 outputs up to ``full``, then vectors of 16 (the last one partial)."""
-    width = w.shape[1]
+    panel = w.shape[1] * TILE_OUTPUTS  # one panel of packed weights (packed_weights)
     wf = w.reshape(-1)
     first = k0 * TILE_ROWS
     for o0 in range(0, full, TILE_OUTPUTS):
+        wb = o0 // TILE_OUTPUTS * panel
         for k in range(k0, k1):
             b0 = k * TILE_ROWS
             rows = min(TILE_ROWS, batch - b0)
             at = base + (b0 - first) * stride
             if rows == 1:
-                _row(src, at, terms, wf, width, o0, o, dst + b0 * n + o0)
+                _row(src, at, terms, wf, wb, o, dst + b0 * n + o0)
             else:
-                _tile(src, at, stride, rows, terms, wf, width, o0, o, dst + b0 * n + o0, n)
+                _tile(src, at, stride, rows, terms, wf, wb, o, dst + b0 * n + o0, n)
     for o0 in range(full, n, BLOCK):
         lanes = min(BLOCK, n - o0)
+        wb = o0 // TILE_OUTPUTS * panel + o0 % TILE_OUTPUTS
         for k in range(k0, k1):
             b0 = k * TILE_ROWS
             rows = min(TILE_ROWS, batch - b0)
             at = base + (b0 - first) * stride
-            _column(src, at, stride, rows, terms, wf, width, o0, o, dst + b0 * n + o0, n, lanes)
+            _column(src, at, stride, rows, terms, wf, wb, o, dst + b0 * n + o0, n, lanes)
 
 
 @njit(inline="always", cache=True)
@@ -311,7 +330,7 @@ def backward_gemm(g_s, sigma, w, threads, wide, g_a):
     """The recurrence of the module into ``g_a``: C-contiguous float32 time-major
     ``(T, B, n)`` arrays ``sigma`` and ``g_a`` (every value written), ``g_s`` the same
     or with no steps (no gradient arrives at the spikes: 0), ``w`` the feedback weights
-    as :func:`padded_weights` gives them; at most ``threads`` jobs (numba's thread count,
+    as :func:`packed_weights` gives them; at most ``threads`` jobs (numba's thread count,
     passed in: read inside, it would keep the kernel from numba's cache); ``wide``:
     :func:`_tile`'s 64-output tiles where they fit (:func:`wide_tiles`), else 16-output
     ones only. Either way each output's sum is the same chain of fused multiply-adds."""
@@ -366,8 +385,8 @@ def complex_backward_gemm(g_s, d_re, d_im, w, form, real, threads, wide, gx):
 
     ``feedback`` by ``form`` (:data:`._recurrent_cpu.FB_SUM`: ``(gx[0] + gx[1]) @ w``,
     the sum in float32; ``FB_BOTH``: ``gx[0] @ w_0 + gx[1] @ w_1``, one sum over both
-    parts' ``2n`` terms with ``w`` their weights stacked, ``(2n, width)``; ``FB_IMAG``:
-    ``gx[1] @ w``), ``w`` padded as :func:`padded_weights` does. ``d_re``, ``d_im`` the
+    parts' ``2n`` terms with ``w`` their weights stacked, ``(2n, n)``; ``FB_IMAG``:
+    ``gx[1] @ w``), ``w`` packed by :func:`packed_weights`. ``d_re``, ``d_im`` the
     float64 surrogates ``(T, B, n)``, ``gx`` ``(2, T, B, n)`` (``gx[0]`` not written
     unless ``real``), ``g_s`` as in :func:`backward_gemm`. Each job copies (or sums) its
     rows' source at every step into rows of its own, which its tiles read."""

@@ -371,7 +371,7 @@ def _fused_backward_loop(g_s: Tensor | None, sigma: Tensor, w_fb: Tensor, g_a: T
     follow_torch_threads()
     threads = numba_threads()
     if n >= _gemm.GEMM_MIN_NEURONS:
-        w_rows = _gemm.padded_weights(w_fb.numpy())
+        w_rows = _gemm.packed_weights(w_fb.numpy())
         sig = sigma.contiguous().numpy()
         _gemm.backward_gemm(g_src, sig, w_rows, threads, _gemm.wide_tiles(), g_a.numpy())
         return

@@ -269,7 +269,7 @@ def _tiled_loop(
         g_src,
         d_re.contiguous().numpy(),
         d_im.contiguous().numpy(),
-        _gemm.padded_weights(rows),
+        _gemm.packed_weights(rows),
         form,
         real_part,
         numba_threads(),
