@@ -188,8 +188,8 @@ def test_fused_parallel_kernels(kind, fused_calls):
 def test_fused_backward_register_tiles(kind, n, batch, fused_calls):
     """From ``GEMM_MIN_NEURONS`` neurons the backward's feedback product runs in register
     tiles (``backward_gemm``): neuron counts with a last vector of fewer than 16 outputs,
-    with and without whole 64-output tile columns, and batches that are not a multiple
-    of the 4-row tiles (a last item alone, a last tile of two)."""
+    with and without whole 32-output tile columns, and batches that are not a multiple
+    of the 8-row tiles (a last group of one row or of two)."""
     torch.manual_seed(5)
     x = spikes((batch, 16, 12), p=0.4, seed=5)
     compare(lambda: CASES[kind]({"requires_grad": True}, 16, n), x, fused_calls)
@@ -767,7 +767,7 @@ def test_backward_loop_is_the_recurrence(steps, batch, n, with_gs, seed):
     [("+avx2,+fma,+avx512f,+avx512vl", True), ("+avx2,+fma,-avx512f", False), ("", False)],
 )
 def test_wide_tiles_follow_numba_target(monkeypatch, features, wide):
-    """The 64-output tiles only where numba compiles for AVX-512: its target's features
+    """The 32-output tiles only where numba compiles for AVX-512: its target's features
     (``NUMBA_CPU_FEATURES`` where set) decide, not the machine's."""
     monkeypatch.setattr(numba.core.config, "CPU_FEATURES", features)
     _recurrent_gemm.wide_tiles.cache_clear()
@@ -831,11 +831,25 @@ def _assert_gemm_is(want, gs_arg, sigma, w, scale):
     seed=st.integers(0, 2**31 - 1),
 )
 def test_backward_gemm_tiles_are_the_recurrence(steps, batch, n, with_gs, seed):
-    r"""``backward_gemm`` where whole 64-output tile columns, 16-output columns and a last
+    r"""``backward_gemm`` where whole 32-output tile columns, 16-output columns and a last
     partial vector meet, against the float64 recurrence :math:`g_a[t] = (g_s[t] + g_a[t+1]
     W)\sigma[t]`, with weights and gradients spanning many magnitudes (each sum's
     rounding then depends on its order: one fused multiply-add a term, ``j`` ascending,
     in every tile shape)."""
+    _check_backward_gemm(steps, batch, n, with_gs, seed)
+
+
+@pytest.mark.parametrize("batch", range(1, 19))
+def test_backward_gemm_every_row_split(batch):
+    """Every way a batch falls into jobs of four-row groups and those into tiles: eight
+    rows, a last tile of five to seven (its missing rows repeated), of two to four
+    (``_tile4``) or one lone row (``_row``, two panels at a time and an odd one), at 96
+    outputs (three panels) plus a partial vector."""
+    _check_backward_gemm(3, batch, 3 * _recurrent_gemm.TILE_OUTPUTS + 5, True, 1000 + batch)
+
+
+def _check_backward_gemm(steps, batch, n, with_gs, seed):
+    """The body of the two tests above."""
     rng = np.random.default_rng(seed)
     g_s = (rng.standard_normal((steps, batch, n)) * 10.0 ** rng.integers(-3, 4, n)).astype(
         np.float32

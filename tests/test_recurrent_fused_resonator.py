@@ -423,7 +423,7 @@ def test_tiled_backward_loop_is_the_stepped_loop(
     (``_recurrent_gemm.complex_backward_gemm``) gives the PyTorch step loop's input
     gradients up to float32 summation order, for each form of the feedback (the parts'
     sum through one weight, each part through its own as one sum over both, the
-    imaginary part alone); with 64-output tiles and with 16-output ones only (AVX2's),
+    imaginary part alone); with 32-output tiles and with 16-output ones only (AVX2's),
     the same bits, on one thread and on all. At the last step (no feedback) the
     surrogate products are PyTorch's bit for bit, at huge, tiny and zero surrogates."""
     rng = np.random.default_rng(seed)

@@ -13,40 +13,50 @@ resonator block's, with two parts and float64 surrogates, is :func:`complex_back
 :func:`backward_gemm` forms each product as a GEMM's inner kernel does: a tile of
 :data:`TILE_ROWS` batch items by :data:`TILE_VECTORS` vectors of 16 outputs keeps its
 16 sums in vector registers over the whole sum over ``j``; a term loads the tile's
-slices of the weight row ``w[j]`` and broadcasts its rows' ``g_a[t+1, b, j]``, 8 loads
+slices of the weight row ``w[j]`` and broadcasts its rows' ``g_a[t+1, b, j]``, 10 loads
 for 16 fused multiply-adds, and no sum is reduced across lanes. Each sum runs over
 ``j`` in order, one rounding a term (:func:`~._f32x16.vfma`), so an output's value
 does not depend on its place in a tile, on the split into jobs or on the thread count.
 
-One parallel region for the whole loop: the batch's row tiles split into one
-contiguous run per thread, each stepping through all of time (where OpenMP's idle
+One parallel region for the whole loop: the batch's rows, in groups of four, split into
+one contiguous run per thread, each stepping through all of time (where OpenMP's idle
 workers sleep, a region a step would wake them 200 times). Within a step a job walks
 the outputs one tile column at a time with its row tiles inner, so a column's weights
-(``n`` x 64 floats, 128 KB at ``n = 512``) are reused from the core's cache by every
-row tile.
+are reused from the core's cache by every row tile. They are read from panels
+(:func:`packed_weights`): each tile column's weights one contiguous run (``n`` x 32
+floats, 64 KB at ``n = 512``). A job's last rows go by :func:`_tile4` (up to four rows,
+two panels at a time) or :func:`_row` (one).
 
-Measured at ``(T, B, n) = (200, 32, 512)`` on the 2-core Zen 4 VM (AVX-512; scratch
-``gemm.py`` of stop 58, 9 alternating rounds): 17.3-17.9 ms against 25-27 ms for the
-dot products it replaced (4 x 2 blocks of horizontal sums, a job per 4 batch items
+Two things held the kernel at a third of the FMA units' rate, and were changed in stop 70
+(the 2-core Ice Lake VM):
+
+* the weights were read in place, a column's rows ``n`` floats apart: at ``n = 512`` (a
+  2 KB stride) their lines fall into a sixteenth of the L1 sets and an eighth of the
+  L2's, so a resonator block's ``2n`` rows (256 KB a column) were fetched again for
+  every row tile. Its backward took 3.0x the time of the imaginary part's ``n`` rows
+  alone (118.8 against 39.7 ms; scratch ``cbg2.py`` on the ``rf.Recurrent`` backward's
+  own arguments, median of 7), 1.9x with the panels (70.8 against 37.5);
+* tiles of 4 rows by 64 outputs load 256 bytes of weights a term for 16 multiply-adds,
+  more than the L2 delivers beside them; 8 rows by 32 outputs load half of that for the
+  same 16. A resonator job copies its source rows into rows of its own
+  :data:`ROW_PAD` floats longer than a multiple of 2 KB.
+
+Against the code before both (a5b3710; scratch ``ab.py``: the two modules in one
+process, 25 alternating rounds, the same bits out): ``rf.Recurrent``'s both parts 117.8
+-> 50.8 ms (paired 0.43), ``cuba.Recurrent`` at ``(T, B, n) = (200, 32, 512)`` 32.5 ->
+17.9 ms (paired 0.55). Against the panels with the old tiles (8946405): 0.87 and 0.67.
+
+Stop 58 (2-core Zen 4 VM; scratch ``gemm.py``, 9 alternating rounds), the 4 x 64 tiles
+on weights in place: 17.3-17.9 ms at ``(200, 32, 512)`` against 25-27 ms for the dot
+products they replaced (4 x 2 blocks of horizontal sums, a job per 4 batch items
 re-reading all 1 MB of ``w`` from L3 each step) and 35 ms for a loop of
-``torch.addmm`` calls: 3.4 GFLOP at 188 GFLOP/s, the rate of one large sgemm here.
-Against the row updates (scratch ``speed.py``, 7 rounds, batch 32, T = 200): 0.30-0.37
-of their time from 64 to 1024 neurons, 0.74-0.82 at 32, 1.23-1.28 at 8 and 24 (hence
-:data:`GEMM_MIN_NEURONS`); batch 1 at 512: 0.88 (its lone row in :func:`_row`).
-Compiled for AVX2 on the same machine (``NUMBA_CPU_NAME=znver3``, the AVX-512 features
-off; scratch ``avx2.py``, 15 rounds), the 16-output tiles against the dot products:
-25.7 against 29.4 ms at 512 neurons, 20.0 against 21.1 at 384, 9.6 against 12.5 at 256;
-the 64-output tiles there: 49.6 ms (their sums spill).
-
-The weights are read from panels (:func:`packed_weights`): each tile column's weights
-one contiguous run. Read in place, a column's rows lay ``n`` floats apart, and at
-``n = 512`` (a 2 KB stride) they filled only a sixteenth of the L1 sets and an eighth of
-the L2's: a resonator block's ``2n`` rows (256 KB a column) no longer stayed in L2 for
-the job's next row tile. On the 2-core Ice Lake VM (stop 70, scratch ``cbg2.py``: the
-``rf.Recurrent`` backward's own arguments, median of 7): both parts' weights 118.8 ->
-70.8 ms, the imaginary part's alone 39.7 -> 37.5; the whole ``rf.Recurrent`` training
-step 274.8 -> 213.2 ms (``bench_recurrent.py --family rf adrf cuba --against HEAD``),
-``adrf`` 242.8 -> 203.5, ``cuba`` 83.4 -> 78.0.
+``torch.addmm`` calls. Against the row updates (scratch ``speed.py``, 7 rounds, batch
+32, T = 200): 0.30-0.37 of their time from 64 to 1024 neurons, 0.74-0.82 at 32,
+1.23-1.28 at 8 and 24 (hence :data:`GEMM_MIN_NEURONS`); batch 1 at 512: 0.88 (its lone
+row in :func:`_row`). Compiled for AVX2 on the same machine (``NUMBA_CPU_NAME=znver3``,
+the AVX-512 features off; scratch ``avx2.py``, 15 rounds), the 16-output columns
+against the dot products: 25.7 against 29.4 ms at 512 neurons, 20.0 against 21.1 at
+384, 9.6 against 12.5 at 256; the 64-output tiles there: 49.6 ms (their sums spill).
 """
 
 from __future__ import annotations
@@ -86,12 +96,16 @@ __all__ = [
 ]
 
 #: batch items of one register tile
-TILE_ROWS = 4
+TILE_ROWS = 8
 #: vectors of 16 outputs of one register tile (16 sums with :data:`TILE_ROWS`: half the
 #: 32 vector registers of AVX-512, the rest for the weight slices and broadcasts)
-TILE_VECTORS = 4
-#: outputs of one full tile column; the last ``n % 64`` outputs go a vector at a time
+TILE_VECTORS = 2
+#: outputs of one full tile column; the last ``n % 32`` outputs go a vector at a time
 TILE_OUTPUTS = TILE_VECTORS * BLOCK
+#: floats between the rows of a resonator job's source beyond their length: rows a
+#: multiple of 2 KB apart share a few L1 sets, and a tile reads :data:`TILE_ROWS` of
+#: them at once (the imaginary part's backward alone 25.7 -> 21.7 ms, scratch ``cbg2.py``)
+ROW_PAD = 16
 #: neurons from which the fused backward runs :func:`backward_gemm` (below it the row
 #: updates of :func:`._recurrent_cpu.backward_loop`, which skip zero gradients)
 GEMM_MIN_NEURONS = 32
@@ -176,71 +190,180 @@ def _store(o, at, acc, lanes):
 
 
 @njit(inline="always", cache=True)
-def _store_four(o, at, v0, v1, v2, v3):
-    """:func:`_store` of four whole vectors of sums, the outputs ``at .. at+63``."""
+def _store_two(o, at, v0, v1):
+    """:func:`_store` of two whole vectors of sums, the outputs ``at .. at+31``."""
     _store(o, at, v0, BLOCK)
     _store(o, at + BLOCK, v1, BLOCK)
-    _store(o, at + 2 * BLOCK, v2, BLOCK)
-    _store(o, at + 3 * BLOCK, v3, BLOCK)
 
 
 @njit(cache=True)
 def _tile(src, base, stride, rows, terms, w, wb, o, dst, n):
-    """Outputs ``o0 .. o0+63`` of :data:`TILE_ROWS` rows: row ``q`` sums ``terms`` values
+    """Outputs ``o0 .. o0+31`` of :data:`TILE_ROWS` rows: row ``q`` sums ``terms`` values
     of ``src`` from ``base + q·stride`` times the weights of one panel of ``w`` (flat,
-    :func:`packed_weights`; the tile's 64 weights of row ``j`` at ``wb + 64 j``) and is
+    :func:`packed_weights`; the tile's 32 weights of row ``j`` at ``wb + 32 j``) and is
     stored (:func:`_store`) at ``dst + q·n``; rows ``q >= rows`` are computed
     as the last valid one and not stored."""
     r0 = base
     r1 = base + min(1, rows - 1) * stride
     r2 = base + min(2, rows - 1) * stride
     r3 = base + min(3, rows - 1) * stride
-    a00 = a01 = a02 = a03 = vzero()
-    a10 = a11 = a12 = a13 = vzero()
-    a20 = a21 = a22 = a23 = vzero()
-    a30 = a31 = a32 = a33 = vzero()
+    r4 = base + min(4, rows - 1) * stride
+    r5 = base + min(5, rows - 1) * stride
+    r6 = base + min(6, rows - 1) * stride
+    r7 = base + min(7, rows - 1) * stride
+    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = vzero()
+    a40 = a41 = a50 = a51 = a60 = a61 = a70 = a71 = vzero()
     for j in range(terms):
         at = wb + j * TILE_OUTPUTS
         w0 = vload(w, at)
         w1 = vload(w, at + BLOCK)
-        w2 = vload(w, at + 2 * BLOCK)
-        w3 = vload(w, at + 3 * BLOCK)
         x = vbroadcast(src, r0 + j)
-        a00, a01, a02, a03 = vfma(a00, x, w0), vfma(a01, x, w1), vfma(a02, x, w2), vfma(a03, x, w3)
+        a00, a01 = vfma(a00, x, w0), vfma(a01, x, w1)
         x = vbroadcast(src, r1 + j)
-        a10, a11, a12, a13 = vfma(a10, x, w0), vfma(a11, x, w1), vfma(a12, x, w2), vfma(a13, x, w3)
+        a10, a11 = vfma(a10, x, w0), vfma(a11, x, w1)
         x = vbroadcast(src, r2 + j)
-        a20, a21, a22, a23 = vfma(a20, x, w0), vfma(a21, x, w1), vfma(a22, x, w2), vfma(a23, x, w3)
+        a20, a21 = vfma(a20, x, w0), vfma(a21, x, w1)
         x = vbroadcast(src, r3 + j)
-        a30, a31, a32, a33 = vfma(a30, x, w0), vfma(a31, x, w1), vfma(a32, x, w2), vfma(a33, x, w3)
-    _store_four(o, dst, a00, a01, a02, a03)
+        a30, a31 = vfma(a30, x, w0), vfma(a31, x, w1)
+        x = vbroadcast(src, r4 + j)
+        a40, a41 = vfma(a40, x, w0), vfma(a41, x, w1)
+        x = vbroadcast(src, r5 + j)
+        a50, a51 = vfma(a50, x, w0), vfma(a51, x, w1)
+        x = vbroadcast(src, r6 + j)
+        a60, a61 = vfma(a60, x, w0), vfma(a61, x, w1)
+        x = vbroadcast(src, r7 + j)
+        a70, a71 = vfma(a70, x, w0), vfma(a71, x, w1)
+    _store_two(o, dst, a00, a01)
     if rows > 1:
-        _store_four(o, dst + n, a10, a11, a12, a13)
+        _store_two(o, dst + n, a10, a11)
     if rows > 2:
-        _store_four(o, dst + 2 * n, a20, a21, a22, a23)
+        _store_two(o, dst + 2 * n, a20, a21)
     if rows > 3:
-        _store_four(o, dst + 3 * n, a30, a31, a32, a33)
+        _store_two(o, dst + 3 * n, a30, a31)
+    if rows > 4:
+        _store_two(o, dst + 4 * n, a40, a41)
+    if rows > 5:
+        _store_two(o, dst + 5 * n, a50, a51)
+    if rows > 6:
+        _store_two(o, dst + 6 * n, a60, a61)
+    if rows > 7:
+        _store_two(o, dst + 7 * n, a70, a71)
+
+
+@njit(inline="always", cache=True)
+def _fma4(a0, a1, a2, a3, x, w0, w1, w2, w3):
+    """Four sums' next terms: ``a_k + x · w_k``, each one fused multiply-add."""
+    return vfma(a0, x, w0), vfma(a1, x, w1), vfma(a2, x, w2), vfma(a3, x, w3)
 
 
 @njit(cache=True)
-def _row(src, base, terms, w, wb, o, dst):
+def _tile4(src, base, stride, rows, terms, w, wb, wb2, pair, o, dst, n):
+    """:func:`_tile` of at most four rows (a job's last ones), over the panel at ``wb``
+    and, where ``pair``, the next one at ``wb2`` too (outputs ``dst .. dst+63`` of each
+    row): 16 sums as in a whole tile, 8 for a last odd panel."""
+    r0 = base
+    r1 = base + min(1, rows - 1) * stride
+    r2 = base + min(2, rows - 1) * stride
+    r3 = base + min(3, rows - 1) * stride
+    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = vzero()
+    a02 = a03 = a12 = a13 = a22 = a23 = a32 = a33 = vzero()
+    if pair:
+        for j in range(terms):
+            at, at2 = wb + j * TILE_OUTPUTS, wb2 + j * TILE_OUTPUTS
+            w0, w1, w2, w3 = (
+                vload(w, at),
+                vload(w, at + BLOCK),
+                vload(w, at2),
+                vload(w, at2 + BLOCK),
+            )
+            x = vbroadcast(src, r0 + j)
+            a00, a01, a02, a03 = (
+                vfma(a00, x, w0),
+                vfma(a01, x, w1),
+                vfma(a02, x, w2),
+                vfma(a03, x, w3),
+            )
+            x = vbroadcast(src, r1 + j)
+            a10, a11, a12, a13 = (
+                vfma(a10, x, w0),
+                vfma(a11, x, w1),
+                vfma(a12, x, w2),
+                vfma(a13, x, w3),
+            )
+            x = vbroadcast(src, r2 + j)
+            a20, a21, a22, a23 = (
+                vfma(a20, x, w0),
+                vfma(a21, x, w1),
+                vfma(a22, x, w2),
+                vfma(a23, x, w3),
+            )
+            x = vbroadcast(src, r3 + j)
+            a30, a31, a32, a33 = (
+                vfma(a30, x, w0),
+                vfma(a31, x, w1),
+                vfma(a32, x, w2),
+                vfma(a33, x, w3),
+            )
+    else:
+        for j in range(terms):
+            at = wb + j * TILE_OUTPUTS
+            w0, w1 = vload(w, at), vload(w, at + BLOCK)
+            x = vbroadcast(src, r0 + j)
+            a00, a01 = vfma(a00, x, w0), vfma(a01, x, w1)
+            x = vbroadcast(src, r1 + j)
+            a10, a11 = vfma(a10, x, w0), vfma(a11, x, w1)
+            x = vbroadcast(src, r2 + j)
+            a20, a21 = vfma(a20, x, w0), vfma(a21, x, w1)
+            x = vbroadcast(src, r3 + j)
+            a30, a31 = vfma(a30, x, w0), vfma(a31, x, w1)
+    _store_two(o, dst, a00, a01)
+    if rows > 1:
+        _store_two(o, dst + n, a10, a11)
+    if rows > 2:
+        _store_two(o, dst + 2 * n, a20, a21)
+    if rows > 3:
+        _store_two(o, dst + 3 * n, a30, a31)
+    if pair:
+        dst += TILE_OUTPUTS
+        _store_two(o, dst, a02, a03)
+        if rows > 1:
+            _store_two(o, dst + n, a12, a13)
+        if rows > 2:
+            _store_two(o, dst + 2 * n, a22, a23)
+        if rows > 3:
+            _store_two(o, dst + 3 * n, a32, a33)
+
+
+@njit(cache=True)
+def _row(src, base, terms, w, wb, wb2, pair, o, dst):
     """:func:`_tile` of one row alone (a batch's last item after whole tiles: a tile
-    would repeat it three times)."""
+    would repeat it seven times), over the panel at ``wb`` and, where ``pair``, the next
+    one at ``wb2`` too (outputs ``dst .. dst+63``): four sums in flight, not two."""
     a0 = a1 = a2 = a3 = vzero()
+    if pair:
+        for j in range(terms):
+            at, at2 = wb + j * TILE_OUTPUTS, wb2 + j * TILE_OUTPUTS
+            x = vbroadcast(src, base + j)
+            a0 = vfma(a0, x, vload(w, at))
+            a1 = vfma(a1, x, vload(w, at + BLOCK))
+            a2 = vfma(a2, x, vload(w, at2))
+            a3 = vfma(a3, x, vload(w, at2 + BLOCK))
+        _store_two(o, dst, a0, a1)
+        _store_two(o, dst + TILE_OUTPUTS, a2, a3)
+        return
     for j in range(terms):
         at = wb + j * TILE_OUTPUTS
         x = vbroadcast(src, base + j)
         a0 = vfma(a0, x, vload(w, at))
         a1 = vfma(a1, x, vload(w, at + BLOCK))
-        a2 = vfma(a2, x, vload(w, at + 2 * BLOCK))
-        a3 = vfma(a3, x, vload(w, at + 3 * BLOCK))
-    _store_four(o, dst, a0, a1, a2, a3)
+    _store_two(o, dst, a0, a1)
 
 
 @njit(cache=True)
 def _column(src, base, stride, rows, terms, w, wb, o, dst, n, lanes):
-    """:func:`_tile` of one vector of outputs (its weights of row ``j`` at ``wb + 64 j``),
-    its first ``lanes`` stored."""
+    """One vector of outputs (its weights of row ``j`` at ``wb + 32 j``) of up to four
+    rows (``rows`` of them stored, as :func:`_tile`'s), its first ``lanes`` stored: four
+    sums, which AVX2's 16 registers hold too (as eight vectors of 8 floats)."""
     r0 = base
     r1 = base + min(1, rows - 1) * stride
     r2 = base + min(2, rows - 1) * stride
@@ -262,46 +385,57 @@ def _column(src, base, stride, rows, terms, w, wb, o, dst, n, lanes):
 
 
 @njit(inline="always", cache=True)
-def _step(src, base, stride, terms, w, o, dst, batch, n, k0, k1, full):
-    """One step's products for the row tiles ``k0 .. k1`` of a job: row ``b`` of the
-    source at ``base + (b - k0·TILE_ROWS)·stride``, its outputs at ``dst + b·n``; tile
-    columns of 64 outputs up to ``full``, then vectors of 16 (the last one partial)."""
+def _step(src, base, stride, terms, w, o, dst, n, lo, hi, full):
+    """One step's products for the rows ``lo .. hi`` of a job: row ``b`` of the source
+    at ``base + (b - lo)·stride``, its outputs at ``dst + b·n``. Tile columns of 32
+    outputs up to ``full``, each for tiles of :data:`TILE_ROWS` rows, the last up to
+    four rows by :func:`_tile4` and a lone last row by :func:`_row` (two panels at a
+    time); then vectors of 16 (the last one partial), four rows at a time."""
     panel = w.shape[1] * TILE_OUTPUTS  # one panel of packed weights (packed_weights)
     wf = w.reshape(-1)
-    first = k0 * TILE_ROWS
+    whole = lo + (hi - lo) // TILE_ROWS * TILE_ROWS  # rows of whole tiles end here
+    rest = hi - whole
+    if rest > 4:  # a last tile of 5-7 rows: one tile, its missing rows repeated
+        whole, rest = hi, 0
     for o0 in range(0, full, TILE_OUTPUTS):
         wb = o0 // TILE_OUTPUTS * panel
-        for k in range(k0, k1):
-            b0 = k * TILE_ROWS
-            rows = min(TILE_ROWS, batch - b0)
-            at = base + (b0 - first) * stride
-            if rows == 1:
-                _row(src, at, terms, wf, wb, o, dst + b0 * n + o0)
+        for b0 in range(lo, whole, TILE_ROWS):
+            rows = min(TILE_ROWS, hi - b0)
+            at = base + (b0 - lo) * stride
+            _tile(src, at, stride, rows, terms, wf, wb, o, dst + b0 * n + o0, n)
+    if rest > 0:  # the last rows, two panels at a time
+        at = base + (whole - lo) * stride
+        for o0 in range(0, full, 2 * TILE_OUTPUTS):
+            wb = o0 // TILE_OUTPUTS * panel
+            pair = o0 + TILE_OUTPUTS < full
+            out = dst + whole * n + o0
+            if rest == 1:
+                _row(src, at, terms, wf, wb, wb + panel, pair, o, out)
             else:
-                _tile(src, at, stride, rows, terms, wf, wb, o, dst + b0 * n + o0, n)
+                _tile4(src, at, stride, rest, terms, wf, wb, wb + panel, pair, o, out, n)
     for o0 in range(full, n, BLOCK):
         lanes = min(BLOCK, n - o0)
         wb = o0 // TILE_OUTPUTS * panel + o0 % TILE_OUTPUTS
-        for k in range(k0, k1):
-            b0 = k * TILE_ROWS
-            rows = min(TILE_ROWS, batch - b0)
-            at = base + (b0 - first) * stride
+        for b0 in range(lo, hi, 4):
+            at = base + (b0 - lo) * stride
+            rows = min(4, hi - b0)
             _column(src, at, stride, rows, terms, wf, wb, o, dst + b0 * n + o0, n, lanes)
 
 
 @njit(inline="always", cache=True)
 def _split(batch, n, threads, wide):
-    """``(row tiles, jobs, outputs in 64-output tile columns)`` of a kernel call: a job
-    per thread at most, whole tile columns only with ``wide``."""
-    tiles = (batch + TILE_ROWS - 1) // TILE_ROWS
+    """``(groups of four rows, jobs, outputs in 32-output tile columns)`` of a kernel
+    call: a job per thread at most, whole tile columns only with ``wide``."""
+    quads = (batch + 3) // 4
     full = n // TILE_OUTPUTS * TILE_OUTPUTS if wide else 0
-    return tiles, max(1, min(threads, tiles)), full
+    return quads, max(1, min(threads, quads)), full
 
 
 @njit(inline="always", cache=True)
-def _job_tiles(job, jobs, tiles):
-    """The row tiles ``k0 .. k1`` of job ``job`` of ``jobs`` (contiguous, as even as can be)."""
-    return job * tiles // jobs, (job + 1) * tiles // jobs
+def _job_rows(job, jobs, quads, batch):
+    """The rows ``lo .. hi`` of job ``job`` of ``jobs``: contiguous groups of four rows,
+    as even as can be."""
+    return 4 * (job * quads // jobs), min(4 * ((job + 1) * quads // jobs), batch)
 
 
 _NO_F32 = np.zeros(0, np.float32)
@@ -309,20 +443,20 @@ _NO_F64 = np.zeros(0, np.float64)
 
 
 @njit(cache=True)
-def _sigma_job(k0, k1, g_a, g_s, sigma, w, has_gs, full):
-    """:func:`backward_gemm`'s job of row tiles ``k0 .. k1`` through all of time (its
+def _sigma_job(lo, hi, g_a, g_s, sigma, w, has_gs, full):
+    """:func:`backward_gemm`'s job of rows ``lo .. hi`` through all of time (its
     own function: a tuple of arrays built in a parallel loop's body lost its writes)."""
     steps, batch, n = sigma.shape
     ga, gs, sg = g_a.reshape(-1), g_s.reshape(-1), sigma.reshape(-1)
     slab = batch * n
     o = (OUT_SIGMA, ga, 0, gs, sg, _NO_F64, _NO_F64, has_gs, False, np.empty(BLOCK, np.float32))
     top = (steps - 1) * slab
-    for at in range(top + k0 * TILE_ROWS * n, top + min(k1 * TILE_ROWS, batch) * n):
+    for at in range(top + lo * n, top + hi * n):
         _store_one(o, at, np.float32(0.0))
     for t in range(steps - 2, -1, -1):
         # the source rows: step t+1 of g_a itself
-        src = (t + 1) * slab + k0 * TILE_ROWS * n
-        _step(ga, src, n, n, w, o, t * slab, batch, n, k0, k1, full)
+        src = (t + 1) * slab + lo * n
+        _step(ga, src, n, n, w, o, t * slab, n, lo, hi, full)
 
 
 @njit(parallel=True, cache=True)
@@ -332,36 +466,36 @@ def backward_gemm(g_s, sigma, w, threads, wide, g_a):
     or with no steps (no gradient arrives at the spikes: 0), ``w`` the feedback weights
     as :func:`packed_weights` gives them; at most ``threads`` jobs (numba's thread count,
     passed in: read inside, it would keep the kernel from numba's cache); ``wide``:
-    :func:`_tile`'s 64-output tiles where they fit (:func:`wide_tiles`), else 16-output
+    :func:`_tile`'s 32-output tiles where they fit (:func:`wide_tiles`), else 16-output
     ones only. Either way each output's sum is the same chain of fused multiply-adds."""
     steps, batch, n = sigma.shape
     if steps == 0 or batch == 0 or n == 0:
         return
     has_gs = g_s.shape[0] > 0
-    tiles, jobs, full = _split(batch, n, threads, wide)
+    quads, jobs, full = _split(batch, n, threads, wide)
     for job in prange(jobs):
-        k0, k1 = _job_tiles(job, jobs, tiles)
-        _sigma_job(k0, k1, g_a, g_s, sigma, w, has_gs, full)
+        lo, hi = _job_rows(job, jobs, quads, batch)
+        _sigma_job(lo, hi, g_a, g_s, sigma, w, has_gs, full)
 
 
 @njit(cache=True)
-def _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx):
-    """:func:`complex_backward_gemm`'s job of row tiles ``k0 .. k1`` through all of time."""
+def _complex_job(lo, hi, g_s, d_re, d_im, w, form, real, has_gs, full, gx):
+    """:func:`complex_backward_gemm`'s job of rows ``lo .. hi`` through all of time."""
     steps, batch, n = d_im.shape
     gxf, gs, dre, dim = gx.reshape(-1), g_s.reshape(-1), d_re.reshape(-1), d_im.reshape(-1)
     slab = batch * n
     part = steps * slab
     terms = 2 * n if form == FB_BOTH else n
-    lo, hi = k0 * TILE_ROWS, min(k1 * TILE_ROWS, batch)
     o = (OUT_COMPLEX, gxf, part, gs, _NO_F32, dre, dim, has_gs, real, np.empty(BLOCK, np.float32))
-    nx = np.empty(max(hi - lo, 0) * terms, np.float32)
+    stride = terms + ROW_PAD
+    nx = np.empty(max(hi - lo, 0) * stride, np.float32)
     top = (steps - 1) * slab
     for at in range(top + lo * n, top + hi * n):
         _store_one(o, at, np.float32(0.0))
     for t in range(steps - 2, -1, -1):
         nxt = (t + 1) * slab
         for b in range(lo, hi):
-            row, at = (b - lo) * terms, nxt + b * n
+            row, at = (b - lo) * stride, nxt + b * n
             for j in range(n):
                 re, im = gxf[at + j], gxf[part + at + j]
                 if form == FB_SUM:
@@ -371,7 +505,7 @@ def _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx):
                     nx[row + n + j] = im
                 else:
                     nx[row + j] = im
-        _step(nx, 0, terms, terms, w, o, t * slab, batch, n, k0, k1, full)
+        _step(nx, 0, stride, terms, w, o, t * slab, n, lo, hi, full)
 
 
 @njit(parallel=True, cache=True)
@@ -394,7 +528,7 @@ def complex_backward_gemm(g_s, d_re, d_im, w, form, real, threads, wide, gx):
     if steps == 0 or batch == 0 or n == 0:
         return
     has_gs = g_s.shape[0] > 0
-    tiles, jobs, full = _split(batch, n, threads, wide)
+    quads, jobs, full = _split(batch, n, threads, wide)
     for job in prange(jobs):
-        k0, k1 = _job_tiles(job, jobs, tiles)
-        _complex_job(k0, k1, g_s, d_re, d_im, w, form, real, has_gs, full, gx)
+        lo, hi = _job_rows(job, jobs, quads, batch)
+        _complex_job(lo, hi, g_s, d_re, d_im, w, form, real, has_gs, full, gx)
