@@ -131,15 +131,22 @@ def recurrence(draw):
     saturation, ties at the threshold (``re == vThMant * 64``) and every rotation."""
     family = draw(st.sampled_from(sorted(FAMILIES)))
     scale = draw(st.sampled_from([16, 64]))
-    n = draw(st.integers(1, 6))
+    # up to 6 neurons (the kernel's lanes past the last neuron), or whole 16-neuron
+    # lane blocks and a partial one (their values from a drawn seed)
+    n = draw(st.one_of(st.integers(1, 6), st.integers(16, 35)))
     batch = draw(st.integers(1, 3))
     steps = draw(st.integers(1, 12))
     th_mant = draw(st.integers(1, 12))  # a resonator needs a positive threshold
     big = draw(st.booleans())
     lim = (1 << 20) if big else 16
     size = 2 * batch * n * steps
-    a_ff = draw(st.lists(st.integers(-lim, lim), min_size=size, max_size=size))
-    w = draw(st.lists(st.integers(-128, 127), min_size=2 * n * n, max_size=2 * n * n))
+    if n <= 6:
+        a_ff = draw(st.lists(st.integers(-lim, lim), min_size=size, max_size=size))
+        w = draw(st.lists(st.integers(-128, 127), min_size=2 * n * n, max_size=2 * n * n))
+    else:
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        a_ff = rng.integers(-lim, lim, size, endpoint=True).tolist()
+        w = rng.integers(-128, 127, 2 * n * n, endpoint=True).tolist()
     neuron = params(
         family,
         th_mant / scale,
@@ -302,7 +309,7 @@ def test_generated_recurrent_module_names_every_trace(family):
     model = get_model(family)
     src = codegen.render(model, "recurrent")
     for i in range(len(model.traces)):
-        assert f"or{i}[j] = " in src
+        assert f"or{i}[j0 + j] = lane[" in src
     assert f"_spike_list(idx, or{model.traces.index('s')})" in src
     assert np.all([f"x{i}, e{i} = chip_int" in src for i in range(len(model.inputs))])
 
