@@ -309,7 +309,7 @@ def test_generated_recurrent_module_names_every_trace(family):
     model = get_model(family)
     src = codegen.render(model, "recurrent")
     for i in range(len(model.traces)):
-        assert f"or{i}[j0 + j] = lane[" in src
+        assert f"os{i}[j] = lane[" in src and f"or{i}[j0 + j] = lane[" in src
     assert f"_spike_list(idx, or{model.traces.index('s')})" in src
     assert np.all([f"x{i}, e{i} = chip_int" in src for i in range(len(model.inputs))])
 
