@@ -257,81 +257,39 @@ def _fma4(a0, a1, a2, a3, x, w0, w1, w2, w3):
 
 
 @njit(cache=True)
-def _tile4(src, base, stride, rows, terms, w, wb, wb2, pair, o, dst, n):
-    """:func:`_tile` of at most four rows (a job's last ones), over the panel at ``wb``
-    and, where ``pair``, the next one at ``wb2`` too (outputs ``dst .. dst+63`` of each
-    row): 16 sums as in a whole tile, 8 for a last odd panel."""
+def _tile4(src, base, stride, rows, terms, w, wb, wb2, o, dst, n):
+    """:func:`_tile` of at most four rows (a job's last ones) over two panels, at ``wb``
+    and ``wb2`` (outputs ``dst .. dst+63`` of each row): 16 sums, as in a whole tile,
+    without computing four rows more. (A last odd panel goes by :func:`_tile`.)"""
     r0 = base
     r1 = base + min(1, rows - 1) * stride
     r2 = base + min(2, rows - 1) * stride
     r3 = base + min(3, rows - 1) * stride
-    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = vzero()
-    a02 = a03 = a12 = a13 = a22 = a23 = a32 = a33 = vzero()
-    if pair:
-        for j in range(terms):
-            at, at2 = wb + j * TILE_OUTPUTS, wb2 + j * TILE_OUTPUTS
-            w0, w1, w2, w3 = (
-                vload(w, at),
-                vload(w, at + BLOCK),
-                vload(w, at2),
-                vload(w, at2 + BLOCK),
-            )
-            x = vbroadcast(src, r0 + j)
-            a00, a01, a02, a03 = (
-                vfma(a00, x, w0),
-                vfma(a01, x, w1),
-                vfma(a02, x, w2),
-                vfma(a03, x, w3),
-            )
-            x = vbroadcast(src, r1 + j)
-            a10, a11, a12, a13 = (
-                vfma(a10, x, w0),
-                vfma(a11, x, w1),
-                vfma(a12, x, w2),
-                vfma(a13, x, w3),
-            )
-            x = vbroadcast(src, r2 + j)
-            a20, a21, a22, a23 = (
-                vfma(a20, x, w0),
-                vfma(a21, x, w1),
-                vfma(a22, x, w2),
-                vfma(a23, x, w3),
-            )
-            x = vbroadcast(src, r3 + j)
-            a30, a31, a32, a33 = (
-                vfma(a30, x, w0),
-                vfma(a31, x, w1),
-                vfma(a32, x, w2),
-                vfma(a33, x, w3),
-            )
-    else:
-        for j in range(terms):
-            at = wb + j * TILE_OUTPUTS
-            w0, w1 = vload(w, at), vload(w, at + BLOCK)
-            x = vbroadcast(src, r0 + j)
-            a00, a01 = vfma(a00, x, w0), vfma(a01, x, w1)
-            x = vbroadcast(src, r1 + j)
-            a10, a11 = vfma(a10, x, w0), vfma(a11, x, w1)
-            x = vbroadcast(src, r2 + j)
-            a20, a21 = vfma(a20, x, w0), vfma(a21, x, w1)
-            x = vbroadcast(src, r3 + j)
-            a30, a31 = vfma(a30, x, w0), vfma(a31, x, w1)
+    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = vzero()
+    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = vzero()
+    for j in range(terms):
+        at, at2 = wb + j * TILE_OUTPUTS, wb2 + j * TILE_OUTPUTS
+        w0, w1 = vload(w, at), vload(w, at + BLOCK)
+        w2, w3 = vload(w, at2), vload(w, at2 + BLOCK)
+        x = vbroadcast(src, r0 + j)
+        a00, a01, a02, a03 = _fma4(a00, a01, a02, a03, x, w0, w1, w2, w3)
+        x = vbroadcast(src, r1 + j)
+        a10, a11, a12, a13 = _fma4(a10, a11, a12, a13, x, w0, w1, w2, w3)
+        x = vbroadcast(src, r2 + j)
+        a20, a21, a22, a23 = _fma4(a20, a21, a22, a23, x, w0, w1, w2, w3)
+        x = vbroadcast(src, r3 + j)
+        a30, a31, a32, a33 = _fma4(a30, a31, a32, a33, x, w0, w1, w2, w3)
     _store_two(o, dst, a00, a01)
+    _store_two(o, dst + TILE_OUTPUTS, a02, a03)
     if rows > 1:
         _store_two(o, dst + n, a10, a11)
+        _store_two(o, dst + n + TILE_OUTPUTS, a12, a13)
     if rows > 2:
         _store_two(o, dst + 2 * n, a20, a21)
+        _store_two(o, dst + 2 * n + TILE_OUTPUTS, a22, a23)
     if rows > 3:
         _store_two(o, dst + 3 * n, a30, a31)
-    if pair:
-        dst += TILE_OUTPUTS
-        _store_two(o, dst, a02, a03)
-        if rows > 1:
-            _store_two(o, dst + n, a12, a13)
-        if rows > 2:
-            _store_two(o, dst + 2 * n, a22, a23)
-        if rows > 3:
-            _store_two(o, dst + 3 * n, a32, a33)
+        _store_two(o, dst + 3 * n + TILE_OUTPUTS, a32, a33)
 
 
 @njit(cache=True)
@@ -411,8 +369,10 @@ def _step(src, base, stride, terms, w, o, dst, n, lo, hi, full):
             out = dst + whole * n + o0
             if rest == 1:
                 _row(src, at, terms, wf, wb, wb + panel, pair, o, out)
-            else:
-                _tile4(src, at, stride, rest, terms, wf, wb, wb + panel, pair, o, out, n)
+            elif pair:
+                _tile4(src, at, stride, rest, terms, wf, wb, wb + panel, o, out, n)
+            else:  # a last odd panel: one tile, its missing rows repeated
+                _tile(src, at, stride, rest, terms, wf, wb, o, out, n)
     for o0 in range(full, n, BLOCK):
         lanes = min(BLOCK, n - o0)
         wb = o0 // TILE_OUTPUTS * panel + o0 % TILE_OUTPUTS
